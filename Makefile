@@ -1,0 +1,33 @@
+# Every target installs what it needs into .venv/ on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test lint demo clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+	$(BIN)/mlops-sfn validate dynamodb_items
+
+# Until the local AWS runtime lands, the demo previews the demo pipeline.
+demo: $(STAMP)
+	$(BIN)/mlops-sfn validate dynamodb_items
+	$(BIN)/mlops-sfn plan dynamodb_items/demo-dev-domain-cal-house-price.json
+	$(BIN)/mlops-sfn plan --graph dynamodb_items/demo-dev-domain-cal-house-price.json
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
