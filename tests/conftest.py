@@ -1,0 +1,54 @@
+"""Shared helpers: the repository's items and event fixtures, loaded one way everywhere."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ITEMS = ROOT / "dynamodb_items"
+EVENTS = Path(__file__).parent / "events"
+DEMO = "demo-dev-domain-cal-house-price"
+
+
+def load_item(name: str = DEMO) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads((ITEMS / f"{name}.json").read_text())
+    return result
+
+
+def load_event(name: str) -> Any:
+    return json.loads((EVENTS / f"{name}.json").read_text())
+
+
+DELETE = object()
+
+
+def edited(item: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """A copy of item with dotted paths set (or removed with DELETE); "a.b[0].c" indexes lists."""
+    result = copy.deepcopy(item)
+    for path, value in changes.items():
+        keys: list[str | int] = []
+        for part in path.split("."):
+            name, _, rest = part.partition("[")
+            keys.append(name)
+            while rest:
+                index, _, rest = rest.partition("]")
+                keys.append(int(index))
+                rest = rest.removeprefix("[")
+        node: Any = result
+        for key in keys[:-1]:
+            node = node.setdefault(key, {}) if isinstance(node, dict) else node[key]
+        if value is DELETE:
+            del node[keys[-1]]
+        else:
+            node[keys[-1]] = value
+    return result
+
+
+@pytest.fixture
+def demo_item() -> dict[str, Any]:
+    return load_item()
