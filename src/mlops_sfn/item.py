@@ -1,0 +1,284 @@
+"""Reading pipeline items and checking every rule they must obey before a run can start."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from . import dynamodb_json, sagemaker_api, schema, stages
+from .problems import Problem, join
+from .stages import OPERATIONS, STAGES, runs
+
+# Placeholders an item may use in any string; plan.py fills them for each execution.
+PLACEHOLDERS = {
+    "bucket": "the framework's S3 bucket",
+    "pipeline": "the pipeline name (consumption_pipeline_name)",
+    "execution": "the execution name",
+    "dataset_date": "the dataset date: from the event, else the day of the event (UTC), e.g. 2024-05-31",
+    "upload_prefix": "the key prefix of the upload that started the run (the trigger prefix for other runs)",
+    "region": "the AWS region",
+    "role_arn": "the SageMaker execution role's ARN",
+    "image": "the default container image URI",
+    "model_data_url": "the run's model.tar.gz: from training, from tuning's best job (copied to "
+    "s3://{bucket}/runs/{pipeline}/{execution}/tuning/best/model.tar.gz), or create_model.model_data_url",
+}
+
+# Environment variables end up in the execution input and the Step Functions history.
+SECRET_NAME = re.compile(r"(?i)(password|passwd|secret|token|api_?key|access_?key|private_?key|credential)")
+
+
+class ItemFileError(ValueError):
+    """A file that is not a readable JSON item."""
+
+
+def load_item_file(path: Path) -> dict[str, Any]:
+    """A plain item from a file holding plain or DynamoDB-typed JSON (or a GetItem {"Item": ...})."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ItemFileError(f"cannot read: {error}") from error
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ItemFileError(f"line {error.lineno} column {error.colno}: not valid JSON: {error.msg}") from error
+    return parse_item(document)
+
+
+def parse_item(document: Any) -> dict[str, Any]:
+    if isinstance(document, dict) and set(document) == {"Item"} and isinstance(document["Item"], dict):
+        document = document["Item"]
+    if not isinstance(document, dict):
+        raise ItemFileError("expected a JSON object holding one pipeline item")
+    if dynamodb_json.is_typed_item(document):
+        try:
+            return dynamodb_json.from_typed(document)
+        except dynamodb_json.NotDynamoDBJson as error:
+            raise ItemFileError(f"DynamoDB JSON: {error}") from error
+    result: dict[str, Any] = dynamodb_json.plain(document)
+    return result
+
+
+def check_item(item: Any) -> list[Problem]:
+    """Every problem in an item, before placeholders are filled (plan.py checks the filled requests)."""
+    problems = schema.check(item)
+    if problems:
+        return problems  # deeper checks on a malformed structure would only add noise
+    problems += _check_placeholders(item)
+    problems += _check_requests(item)
+    problems += _check_rules(item)
+    return sorted(set(problems), key=lambda p: (_order(p.path), p.path, p.message))
+
+
+def _order(path: str) -> int:
+    for index, stage in enumerate(STAGES):
+        if path.startswith(f"stages.{stage}"):
+            return index + 1
+    return 0 if not path.startswith("stages") else len(STAGES) + 1
+
+
+def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Every string in a JSON value, with its field path."""
+    if isinstance(value, dict):
+        for key, entry in value.items():
+            yield from _strings(entry, join(path, key))
+    elif isinstance(value, list):
+        for index, entry in enumerate(value):
+            yield from _strings(entry, join(path, index))
+    elif isinstance(value, str):
+        yield path, value
+
+
+def _check_placeholders(item: dict[str, Any]) -> list[Problem]:
+    problems = []
+    allowed = ", ".join("{" + name + "}" for name in PLACEHOLDERS)
+    has_model = bool(model_sources(item))
+    for path, text in _strings(item, ""):
+        used = sagemaker_api.PLACEHOLDER.findall(text)
+        unknown = [name for name in used if name not in PLACEHOLDERS]
+        if unknown:
+            problems.append(Problem(path, f"unknown placeholder {{{unknown[0]}}}; allowed: {allowed}"))
+        elif "model_data_url" in used and not has_model:
+            problems.append(
+                Problem(
+                    path,
+                    "{model_data_url} needs a model: run training or tuning, or set stages.create_model.model_data_url",
+                )
+            )
+    return problems
+
+
+def _check_requests(item: dict[str, Any]) -> list[Problem]:
+    problems: list[Problem] = []
+    for stage, operation in OPERATIONS.items():
+        block = item["stages"].get(stage)
+        if block is None:
+            continue
+        path = f"stages.{stage}.request"
+        own = block.get("request", {})
+        for name in stages.FRAMEWORK_FIELDS[stage]:
+            if name in own:
+                problems.append(Problem(join(path, name), _framework_field_message(stage, name)))
+        if stage == "create_model" and "ModelDataUrl" in own.get("PrimaryContainer", {}):
+            problems.append(
+                Problem(
+                    f"{path}.PrimaryContainer.ModelDataUrl",
+                    "set stages.create_model.model_data_url instead, so the rules about the model's source apply",
+                )
+            )
+        request = stages.merged_request(stage, item, "check")
+        problems += sagemaker_api.check_request(operation, request, path)
+        problems += _check_environment(request, path)
+    deploy = item["stages"].get("deploy")
+    if deploy and "instance_type" in deploy:
+        shape = sagemaker_api.shape_at("CreateEndpointConfig", "ProductionVariants", "member", "InstanceType")
+        problems += sagemaker_api.check_value(shape, deploy["instance_type"], "stages.deploy.instance_type")
+    return problems
+
+
+def _framework_field_message(stage: str, name: str) -> str:
+    if name == "ModelApprovalStatus":
+        return "set by the framework: Approved, or PendingManualApproval when the approval stage runs; remove it"
+    if name == "ModelPackageName":
+        return "packages in a model package group are versioned, not named; remove it"
+    return "set by the framework for each execution (SageMaker names are unique for ever); remove it"
+
+
+def _check_environment(request: dict[str, Any], path: str) -> list[Problem]:
+    problems = []
+    environments = [("Environment", request.get("Environment"))]
+    environments.append(("PrimaryContainer.Environment", request.get("PrimaryContainer", {}).get("Environment")))
+    for where, environment in environments:
+        for name in environment or {}:
+            if SECRET_NAME.search(name):
+                problems.append(
+                    Problem(
+                        f"{path}.{where}.{name}",
+                        "looks like a secret, and the execution input and history would show it; "
+                        "read it in the job from Secrets Manager or SSM Parameter Store instead",
+                    )
+                )
+    return problems
+
+
+def model_sources(item: dict[str, Any]) -> list[str]:
+    """Where the model comes from: the running training or tuning stage, or a model data URL."""
+    sources = [stage for stage in ("training", "tuning") if runs(item, stage)]
+    if item["stages"].get("create_model", {}).get("model_data_url"):
+        sources.append("model_data_url")
+    return sources
+
+
+def _check_rules(item: dict[str, Any]) -> list[Problem]:
+    problems: list[Problem] = []
+    blocks = item["stages"]
+    trigger = item.get("trigger", {})
+    if "prefix" in trigger and "complete_on" not in trigger:
+        problems.append(
+            Problem(
+                "trigger.complete_on",
+                "is required with a prefix, or every uploaded object starts its own run; "
+                'name the object that completes an upload: {"suffix": "_SUCCESS"} or {"manifest": "manifest.json"}',
+            )
+        )
+    if "complete_on" in trigger and "prefix" not in trigger:
+        problems.append(Problem("trigger.prefix", "is required with complete_on: the key prefix of the uploads"))
+
+    sources = model_sources(item)
+    if runs(item, "create_model"):
+        if not sources:
+            problems.append(
+                Problem(
+                    "stages.create_model.model_data_url",
+                    "is required when neither training nor tuning runs: the s3:// URI of a model.tar.gz",
+                )
+            )
+        elif len(sources) > 1:
+            problems.append(
+                Problem(
+                    "stages.create_model",
+                    f"the model would come from {' and '.join(sources)}; it comes from one source only: "
+                    "switch one off (or remove model_data_url)",
+                )
+            )
+    elif runs(item, "tuning") and runs(item, "training") and runs(item, "register"):
+        problems.append(
+            Problem(
+                "stages.register",
+                "training and tuning both run; the registered model comes from one source only",
+            )
+        )
+
+    for stage, field in (("deploy", "model_name"), ("batch_transform", "request.ModelName")):
+        if not runs(item, stage):
+            continue
+        block = blocks[stage]
+        named = block.get("model_name") if stage == "deploy" else block.get("request", {}).get("ModelName")
+        path = f"stages.{stage}.{field}"
+        if named and runs(item, "create_model"):
+            problems.append(Problem(path, "names an existing model, but create_model also runs; remove one of the two"))
+        elif not named and not runs(item, "create_model"):
+            problems.append(
+                Problem(
+                    f"stages.{stage}",
+                    f"needs a model: switch create_model on, or set {field} to an existing model",
+                )
+            )
+
+    if runs(item, "approval") and not runs(item, "register"):
+        problems.append(Problem("stages.approval", "needs the register stage: approval acts on the registered model"))
+    if runs(item, "register") and not sources:
+        problems.append(
+            Problem(
+                "stages.register",
+                "needs a model: run training or tuning, or set stages.create_model.model_data_url",
+            )
+        )
+    if "quality_gate" in item and not runs(item, "evaluation"):
+        problems.append(
+            Problem(
+                "quality_gate",
+                "needs the evaluation stage (its report holds the metric): switch evaluation on or remove the gate",
+            )
+        )
+    deploy = blocks.get("deploy", {})
+    if deploy.get("rollback_alarms") and deploy.get("strategy", "all_at_once") != "blue_green":
+        problems.append(
+            Problem(
+                "stages.deploy.rollback_alarms",
+                'roll back only a blue/green update: set strategy to "blue_green" or remove the alarms',
+            )
+        )
+    return problems
+
+
+def check_unique(items: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, Problem]]:
+    """Rules across items of one table: unique names, and trigger prefixes that do not overlap."""
+    problems: list[tuple[str, Problem]] = []
+    seen: dict[str, str] = {}
+    prefixes: list[tuple[str, str]] = []
+    for source, item in items:
+        name = item.get("consumption_pipeline_name")
+        if isinstance(name, str):
+            if name in seen:
+                problems.append(
+                    (source, Problem("consumption_pipeline_name", f"{name!r} is also used by {seen[name]}"))
+                )
+            seen.setdefault(name, source)
+        prefix = item.get("trigger", {}).get("prefix") if isinstance(item.get("trigger"), dict) else None
+        if isinstance(prefix, str):
+            for other_source, other in prefixes:
+                if prefix.startswith(other) or other.startswith(prefix):
+                    problems.append(
+                        (
+                            source,
+                            Problem(
+                                "trigger.prefix",
+                                f"{prefix!r} overlaps {other!r} of {other_source}: an upload would match two pipelines",
+                            ),
+                        )
+                    )
+            prefixes.append((source, prefix))
+    return problems

@@ -1,0 +1,53 @@
+"""Execution and SageMaker resource names: deterministic, unique per trigger, within AWS limits.
+
+Names are derived from the trigger, never from random ids (a warm Lambda reused those), and when
+a name must be shortened the pipeline part is cut, never the unique hash at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+EXECUTION_NAME_MAX = 80  # Step Functions; [A-Za-z0-9_-] keeps CloudWatch Logs happy
+SAGEMAKER_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")
+EXECUTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
+
+# Short stage tags keep room for the pipeline name inside SageMaker's 63 (tuning: 32) characters.
+STAGE_TAGS = {
+    "preprocessing": "prep",
+    "training": "train",
+    "tuning": "tune",
+    "evaluation": "eval",
+    "create_model": "model",
+    "batch_transform": "transform",
+    "endpoint_config": "config",
+}
+
+
+def digest(text: str, length: int) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+
+
+def slug(pipeline: str) -> str:
+    """The pipeline name in SageMaker's name alphabet: letters, digits and inner hyphens."""
+    cleaned = re.sub(r"[^A-Za-z0-9]+", "-", pipeline).strip("-")
+    return cleaned or "pipeline"
+
+
+def execution_name(pipeline: str, trigger_identity: str) -> str:
+    """<pipeline>-<16 hex>: the same trigger always gives the same name (so StartExecution is idempotent)."""
+    unique = digest(f"{pipeline}\n{trigger_identity}", 16)
+    return f"{pipeline[: EXECUTION_NAME_MAX - len(unique) - 1]}-{unique}"
+
+
+def resource_name(pipeline: str, stage: str, execution: str, max_length: int = 63) -> str:
+    """<pipeline slug>-<stage tag>-<10 hex of the execution name>, cut to max_length from the slug."""
+    tail = f"-{STAGE_TAGS[stage]}-{digest(execution, 10)}"
+    head = slug(pipeline)[: max(1, max_length - len(tail))].rstrip("-")
+    return f"{head}{tail}"
+
+
+def stable_name(pipeline: str) -> str:
+    """A per-pipeline SageMaker name (endpoint, model package group): the slug, at most 63 characters."""
+    return slug(pipeline)[:63].rstrip("-")

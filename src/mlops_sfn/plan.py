@@ -1,0 +1,225 @@
+"""The execution input: built here, and only here, for `mlops-sfn plan` and for the router Lambda."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import names, sagemaker_api, stages
+from .item import check_item, model_sources
+from .problems import InvalidItem, Problem
+from .stages import OPERATIONS, STAGES, runs
+from .triggers import Trigger, completes_upload
+
+EXECUTION_INPUT_VERSION = 1
+
+
+# Settings field -> the environment variable the router Lambda reads it from.
+SETTINGS_ENVIRONMENT = {
+    "bucket": "ARTIFACT_BUCKET",
+    "sagemaker_role_arn": "SAGEMAKER_ROLE_ARN",
+    "default_image_uri": "DEFAULT_IMAGE_URI",
+    "region": "AWS_REGION",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the deployment provides: the router reads it from its environment (set by Terraform)."""
+
+    bucket: str
+    sagemaker_role_arn: str
+    default_image_uri: str
+    region: str
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from environment variables; raises KeyError naming those missing."""
+        environ = os.environ if environ is None else environ
+        missing = [var for var in SETTINGS_ENVIRONMENT.values() if not environ.get(var)]
+        if missing:
+            raise KeyError(", ".join(missing))
+        return cls(**{field: environ[var] for field, var in SETTINGS_ENVIRONMENT.items()})
+
+
+# Used by `plan` and `validate` when the environment does not name a deployment.
+EXAMPLE_SETTINGS = Settings(
+    bucket="example-mlops-bucket",
+    sagemaker_role_arn="arn:aws:iam::123456789012:role/example-sagemaker-execution",
+    default_image_uri="683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3",
+    region="us-east-1",
+)
+
+# A trigger used to check filled requests when no event is at hand.
+SAMPLE_TRIGGER = Trigger(source="manual", run_id="preview", dataset_date="2024-01-31")
+
+
+def apply_overrides(item: dict[str, Any], trigger: Trigger) -> dict[str, Any]:
+    merged: dict[str, Any] = stages.merge(item, trigger.overrides) if trigger.overrides else item
+    return merged
+
+
+def plan_execution(item: dict[str, Any], trigger: Trigger, settings: Settings) -> dict[str, Any]:
+    """The execution input for one trigger of one item; raises InvalidItem listing every problem."""
+    item = apply_overrides(item, trigger)
+    problems = check_item(item)
+    if problems:
+        raise InvalidItem(problems)
+    pipeline = item["consumption_pipeline_name"]
+    execution = names.execution_name(pipeline, trigger.identity())
+    values = _placeholder_values(item, trigger, settings, execution)
+    run = {stage: runs(item, stage) for stage in STAGES}
+    blocks = {stage: fill(_stage_input(item, stage, execution), values) for stage in STAGES if run[stage]}
+    problems = _check_filled(blocks)
+    if problems:
+        raise InvalidItem(problems)
+    notify = item.get("notifications", {}).get("on", ["failure"])
+    execution_input: dict[str, Any] = {
+        "version": EXECUTION_INPUT_VERSION,
+        "pipeline": pipeline,
+        "execution_name": execution,
+        "dataset_date": values["dataset_date"],
+        "trigger": trigger.as_dict(),
+        "run_folder": fill(stages.RUN_FOLDER + "/", values),
+        "run": run,
+        "stages": blocks,
+        "notify": {"on_failure": "failure" in notify, "on_success": "success" in notify},
+    }
+    if "quality_gate" in item:
+        execution_input["quality_gate"] = item["quality_gate"]
+    return execution_input
+
+
+def _placeholder_values(item: dict[str, Any], trigger: Trigger, settings: Settings, execution: str) -> dict[str, str]:
+    upload_prefix = item.get("trigger", {}).get("prefix", "")
+    if trigger.source == "s3" and trigger.key:
+        upload_prefix = trigger.key.rsplit("/", 1)[0] + "/" if "/" in trigger.key else ""
+    values = {
+        "bucket": settings.bucket,
+        "pipeline": item["consumption_pipeline_name"],
+        "execution": execution,
+        "dataset_date": trigger.day(),
+        "upload_prefix": upload_prefix,
+        "region": settings.region,
+        "role_arn": settings.sagemaker_role_arn,
+        "image": settings.default_image_uri,
+    }
+    sources = model_sources(item)
+    if sources:
+        values["model_data_url"] = fill(stages.model_data_url(item, sources[0], execution), values)
+    return values
+
+
+def _stage_input(item: dict[str, Any], stage: str, execution: str) -> dict[str, Any]:
+    """What the state machine needs for one running stage."""
+    block = item["stages"][stage]
+    if stage == "approval":
+        return {"timeout_seconds": block.get("timeout_hours", 24) * 3600}
+    if stage == "deploy":
+        return _deploy_input(item, execution)
+    result: dict[str, Any] = {"request": stages.merged_request(stage, item, execution)}
+    if stage == "evaluation":
+        uri = block.get("report_uri", stages.RUN_FOLDER + "/evaluation/evaluation.json")
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        result["report"] = {"Bucket": bucket, "Key": key}
+    if stage == "register":
+        approved = "PendingManualApproval" if runs(item, "approval") else "Approved"
+        result["request"]["ModelApprovalStatus"] = approved
+        result["model_source"] = model_sources(item)[0]
+    if stage == "create_model":
+        result["model_source"] = model_sources(item)[0]
+    return result
+
+
+def _deploy_input(item: dict[str, Any], execution: str) -> dict[str, Any]:
+    block = item["stages"]["deploy"]
+    pipeline = item["consumption_pipeline_name"]
+    model = block.get("model_name") or stages.model_name(item, execution)
+    config_name = names.resource_name(pipeline, "endpoint_config", execution)
+    result: dict[str, Any] = {
+        "endpoint_name": block.get("endpoint_name") or names.stable_name(pipeline),
+        "endpoint_config_request": {
+            "EndpointConfigName": config_name,
+            "ProductionVariants": [
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": model,
+                    "InstanceType": block.get("instance_type", stages.DEFAULT_INSTANCE_TYPE),
+                    "InitialInstanceCount": block.get("instance_count", 1),
+                }
+            ],
+        },
+        "strategy": block.get("strategy", "all_at_once"),
+    }
+    if result["strategy"] == "blue_green":
+        bake = block.get("bake_minutes", 5) * 60
+        config: dict[str, Any] = {
+            "BlueGreenUpdatePolicy": {
+                "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": bake},
+                "TerminationWaitInSeconds": bake,
+            }
+        }
+        if block.get("rollback_alarms"):
+            config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": a} for a in block["rollback_alarms"]]}
+        result["deployment_config"] = config
+    if "smoke_test" in block:
+        result["smoke_test"] = {"content_type": "text/csv"} | block["smoke_test"]
+    return result
+
+
+def fill(value: Any, values: Mapping[str, str]) -> Any:
+    """Replace {placeholders} in every string ({model_data_url} only exists when the pipeline has a model)."""
+    if isinstance(value, dict):
+        return {key: fill(entry, values) for key, entry in value.items()}
+    if isinstance(value, list):
+        return [fill(entry, values) for entry in value]
+    if isinstance(value, str):
+        return sagemaker_api.PLACEHOLDER.sub(lambda match: values.get(match.group(1), match.group(0)), value)
+    return value
+
+
+def _check_filled(blocks: dict[str, Any]) -> list[Problem]:
+    """Patterns and lengths, once placeholders hold real values (e.g. a '_' from {pipeline} in a name)."""
+    problems: list[Problem] = []
+    for stage, block in blocks.items():
+        if stage in OPERATIONS:
+            found = sagemaker_api.check_request(OPERATIONS[stage], block["request"], f"stages.{stage}.request")
+            problems += [Problem(p.path, f"after placeholders are filled: {p.message}") for p in found]
+    if "deploy" in blocks:
+        deploy = blocks["deploy"]
+        found = sagemaker_api.check_request("CreateEndpointConfig", deploy["endpoint_config_request"], "stages.deploy")
+        update = {"EndpointName": deploy["endpoint_name"], "EndpointConfigName": "x"}
+        if "deployment_config" in deploy:
+            update["DeploymentConfig"] = deploy["deployment_config"]
+        found += sagemaker_api.check_request("UpdateEndpoint", update, "stages.deploy")
+        problems += found
+    return problems
+
+
+def check_with_sample(item: Any) -> list[Problem]:
+    """All problems `validate` reports: the item's own, then those of its requests once filled."""
+    try:
+        plan_execution(item, SAMPLE_TRIGGER, EXAMPLE_SETTINGS)
+    except InvalidItem as error:
+        return error.problems
+    return []
+
+
+def mismatch(item: dict[str, Any], trigger: Trigger) -> str | None:
+    """Why this trigger does not start this item's pipeline, or None when it does."""
+    name = item["consumption_pipeline_name"]
+    if trigger.source != "s3":
+        if trigger.pipeline != name:
+            return f"the event names pipeline {trigger.pipeline!r}, not {name!r}"
+        return None
+    config = item.get("trigger", {})
+    key = trigger.key or ""
+    if not config.get("prefix"):
+        return f"pipeline {name!r} has no trigger.prefix, so uploads do not start it"
+    if not key.startswith(config["prefix"]):
+        return f"{key!r} is not under the trigger prefix {config['prefix']!r}"
+    if not completes_upload(config, key):
+        return f"{key!r} is part of an upload; only the object named by trigger.complete_on starts a run"
+    return None

@@ -1,0 +1,94 @@
+"""Human views of a planned execution: the stage list and a Mermaid flowchart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .stages import STAGES
+
+_WHAT = {
+    "preprocessing": ("processing job", "ProcessingJobName"),
+    "training": ("training job", "TrainingJobName"),
+    "tuning": ("tuning job", "HyperParameterTuningJobName"),
+    "evaluation": ("processing job", "ProcessingJobName"),
+    "create_model": ("model", "ModelName"),
+    "batch_transform": ("transform job", "TransformJobName"),
+}
+
+_COMPARISONS = {
+    "less_than": "<",
+    "less_than_or_equal": "<=",
+    "greater_than": ">",
+    "greater_than_or_equal": ">=",
+}
+
+
+def stage_summary(stage: str, block: dict[str, Any], execution_input: dict[str, Any]) -> str:
+    if stage in _WHAT:
+        kind, field = _WHAT[stage]
+        return f"{kind} {block['request'][field]}"
+    if stage == "register":
+        request = block["request"]
+        return f"model package group {request['ModelPackageGroupName']} ({request['ModelApprovalStatus']})"
+    if stage == "approval":
+        return f"manual approval, timeout {block['timeout_seconds'] // 3600} h"
+    config = block["endpoint_config_request"]["ProductionVariants"][0]
+    return (
+        f"endpoint {block['endpoint_name']} ({block['strategy']}, {config['InitialInstanceCount']} x "
+        f"{config['InstanceType']}){', smoke test' if 'smoke_test' in block else ''}"
+    )
+
+
+def gate_text(gate: dict[str, Any]) -> str:
+    return f"{gate['metric']} {_COMPARISONS[gate['comparison']]} {gate['threshold']}"
+
+
+def text(execution_input: dict[str, Any], enabled: bool) -> str:
+    lines = [
+        f"pipeline:   {execution_input['pipeline']}{'' if enabled else ' (disabled: triggers start nothing)'}",
+        f"execution:  {execution_input['execution_name']}",
+        f"dataset:    {execution_input['dataset_date']}",
+        f"outputs:    {execution_input['run_folder']}",
+        "stages:",
+    ]
+    number = 0
+    for stage in STAGES:
+        if execution_input["run"][stage]:
+            number += 1
+            detail = stage_summary(stage, execution_input["stages"][stage], execution_input)
+            lines.append(f"  {number}. {stage:<16} {detail}")
+            if stage == "evaluation" and "quality_gate" in execution_input:
+                lines.append(f"     {'quality gate':<16} pass when {gate_text(execution_input['quality_gate'])}")
+        else:
+            lines.append(f"  -  {stage:<16} skipped")
+    return "\n".join(lines)
+
+
+def mermaid(execution_input: dict[str, Any]) -> str:
+    """A flowchart of the stages in order; skipped stages are dashed and labelled."""
+    run = execution_input["run"]
+    lines = ["flowchart TD", "  start([trigger])"]
+
+    def node(stage: str) -> str:
+        label = stage if run[stage] else f"{stage}<br/>(skipped)"
+        return f'  {stage}["{label}"]' + ("" if run[stage] else ":::skipped")
+
+    sequential = [s for s in STAGES if s not in ("batch_transform", "deploy")]
+    previous = "start"
+    for stage in sequential:
+        lines.append(node(stage))
+        lines.append(f"  {previous} --> {stage}")
+        previous = stage
+        if stage == "evaluation" and "quality_gate" in execution_input:
+            lines.append(f'  gate{{"quality gate<br/>{gate_text(execution_input["quality_gate"])}"}}')
+            lines.append("  evaluation --> gate")
+            lines.append("  gate -- fails --> failed([failed])")
+            previous = "gate"
+    # Batch transform and deploy run side by side once the model exists.
+    lines.append("  finished([succeeded])")
+    for stage in ("batch_transform", "deploy"):
+        lines.append(node(stage))
+        lines.append(f"  {previous} --> {stage}")
+        lines.append(f"  {stage} --> finished")
+    lines.append("  classDef skipped stroke-dasharray: 5 5,color:#888,fill:#f4f4f4")
+    return "\n".join(lines)

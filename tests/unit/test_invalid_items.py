@@ -1,0 +1,297 @@
+"""A corpus of invalid items: each names the exact field reported and what the message says."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mlops_sfn.plan import check_with_sample
+from tests.conftest import DELETE, edited, load_item
+
+TRAINING = "stages.training.request"
+
+# (case, base item, changes, field reported, words in the message)
+CASES: list[tuple[str, str, dict[str, Any], str, str]] = [
+    # the item's own fields
+    (
+        "name with a space",
+        "demo",
+        {"consumption_pipeline_name": "my pipeline"},
+        "consumption_pipeline_name",
+        "letters, digits",
+    ),
+    ("name too long", "demo", {"consumption_pipeline_name": "p" * 65}, "consumption_pipeline_name", "1-64"),
+    (
+        "missing name",
+        "demo",
+        {"consumption_pipeline_name": DELETE},
+        "consumption_pipeline_name",
+        "is required",
+    ),
+    ("schema version 2", "demo", {"schema_version": 2}, "schema_version", "allowed: 1"),
+    ("Y/N flag", "demo", {"stages.training.run": "Y"}, "stages.training.run", "boolean (true or false)"),
+    ("run missing", "demo", {"stages.training.run": DELETE}, "stages.training.run", "is required"),
+    ("typo in a stage", "demo", {"stages.transform": {"run": True}}, "stages.transform", "allowed: approval"),
+    ("unknown top-level field", "demo", {"owner": "me"}, "owner", "unknown field"),
+    (
+        "two completion markers",
+        "demo",
+        {"trigger.complete_on": {"suffix": "x", "manifest": "m.json"}},
+        "trigger.complete_on",
+        "exactly one of suffix or manifest",
+    ),
+    ("bad schedule", "demo", {"trigger.schedule": "daily"}, "trigger.schedule", "rate(N minutes"),
+    ("gate comparison", "demo", {"quality_gate.comparison": "<"}, "quality_gate.comparison", "less_than"),
+    (
+        "approval timeout",
+        "demo",
+        {"stages.approval.timeout_hours": 0},
+        "stages.approval.timeout_hours",
+        "1 to 8760",
+    ),
+    (
+        "alarm given as ARN",
+        "demo",
+        {"stages.deploy.rollback_alarms": ["arn:aws:cloudwatch:us-east-1:123456789012:alarm:x"]},
+        "stages.deploy.rollback_alarms[0]",
+        "not an ARN",
+    ),
+    (
+        "endpoint name with underscore",
+        "demo",
+        {"stages.deploy.endpoint_name": "my_endpoint"},
+        "stages.deploy.endpoint_name",
+        "SageMaker name",
+    ),
+    # SageMaker requests, checked against botocore's model
+    (
+        "unknown request field",
+        "demo",
+        {f"{TRAINING}.HyperParameter": {}},
+        f"{TRAINING}.HyperParameter",
+        "did you mean 'HyperParameters'?",
+    ),
+    (
+        "number where SageMaker wants a string",
+        "demo",
+        {f"{TRAINING}.HyperParameters.max_depth": 12},
+        f"{TRAINING}.HyperParameters.max_depth",
+        'write "12"',
+    ),
+    (
+        "wrong type",
+        "demo",
+        {f"{TRAINING}.ResourceConfig": {"InstanceCount": "2"}},
+        f"{TRAINING}.ResourceConfig.InstanceCount",
+        "expected integer",
+    ),
+    (
+        "unknown instance type",
+        "demo",
+        {f"{TRAINING}.ResourceConfig": {"InstanceType": "ml.m5.huge"}},
+        f"{TRAINING}.ResourceConfig.InstanceType",
+        "allowed: ml.",
+    ),
+    (
+        "out of range",
+        "demo",
+        {"stages.preprocessing.request.ProcessingResources": {"ClusterConfig": {"VolumeSizeInGB": 20000}}},
+        "stages.preprocessing.request.ProcessingResources.ClusterConfig.VolumeSizeInGB",
+        "allowed: 1 to 16384",
+    ),
+    (
+        "missing required member",
+        "demo",
+        {"stages.preprocessing.request.ProcessingInputs[0].S3Input.S3Uri": DELETE},
+        "stages.preprocessing.request.ProcessingInputs[0].S3Input.S3Uri",
+        "is required",
+    ),
+    (
+        "required request member with no default",
+        "train-and-batch-score",
+        {"stages.batch_transform.request.TransformInput": DELETE},
+        "stages.batch_transform.request.TransformInput",
+        "is required",
+    ),
+    (
+        "pattern",
+        "demo",
+        {f"{TRAINING}.InputDataConfig[0].DataSource.S3DataSource.S3Uri": "http//nope"},
+        f"{TRAINING}.InputDataConfig[0].DataSource.S3DataSource.S3Uri",
+        "pattern",
+    ),
+    (
+        "too many tags",
+        "demo",
+        {f"{TRAINING}.Tags": [{"Key": f"k{i}", "Value": "v"} for i in range(51)]},
+        f"{TRAINING}.Tags",
+        "at most 50",
+    ),
+    (
+        "job name set by the item",
+        "demo",
+        {f"{TRAINING}.TrainingJobName": "fixed-name"},
+        f"{TRAINING}.TrainingJobName",
+        "set by the framework",
+    ),
+    (
+        "approval status set by the item",
+        "demo",
+        {"stages.register.request.ModelApprovalStatus": "Approved"},
+        "stages.register.request.ModelApprovalStatus",
+        "approval stage",
+    ),
+    (
+        "secret in environment",
+        "demo",
+        {f"{TRAINING}.Environment": {"DB_PASSWORD": "hunter2"}},
+        f"{TRAINING}.Environment.DB_PASSWORD",
+        "Secrets Manager",
+    ),
+    (
+        "deploy instance type",
+        "demo",
+        {"stages.deploy.instance_type": "ml.m5.huge"},
+        "stages.deploy.instance_type",
+        "allowed: ml.",
+    ),
+    # placeholders
+    (
+        "unknown placeholder",
+        "demo",
+        {f"{TRAINING}.HyperParameters.sagemaker_program": "{script}"},
+        f"{TRAINING}.HyperParameters.sagemaker_program",
+        "unknown placeholder {script}; allowed: {bucket}",
+    ),
+    (
+        "name invalid once filled",
+        "demo",
+        {
+            "stages.register.request.ModelPackageDescription": DELETE,
+            f"{TRAINING}.OutputDataConfig": {"S3OutputPath": "{pipeline}"},
+        },
+        f"{TRAINING}.OutputDataConfig.S3OutputPath",
+        "after placeholders are filled",
+    ),
+    # rules across fields
+    (
+        "create_model without a model source",
+        "deploy-existing-model",
+        {"stages.create_model.model_data_url": DELETE},
+        "stages.create_model.model_data_url",
+        "neither training nor tuning runs",
+    ),
+    (
+        "model from two sources",
+        "demo",
+        {"stages.tuning.run": True},
+        "stages.create_model",
+        "training and tuning",
+    ),
+    (
+        "model from training and a URL",
+        "demo",
+        {"stages.create_model.model_data_url": "s3://b/model.tar.gz"},
+        "stages.create_model",
+        "training and model_data_url",
+    ),
+    (
+        "deploy without a model",
+        "deploy-existing-model",
+        {"stages.create_model.run": False},
+        "stages.deploy",
+        "needs a model",
+    ),
+    (
+        "batch transform without a model",
+        "train-and-batch-score",
+        {"stages.create_model.run": False},
+        "stages.batch_transform",
+        "needs a model",
+    ),
+    (
+        "deploy names a model and creates one",
+        "demo",
+        {"stages.deploy.model_name": "other-model"},
+        "stages.deploy.model_name",
+        "create_model also runs",
+    ),
+    (
+        "approval without register",
+        "demo",
+        {"stages.register.run": False},
+        "stages.approval",
+        "needs the register stage",
+    ),
+    (
+        "gate without evaluation",
+        "demo",
+        {"stages.evaluation.run": False},
+        "quality_gate",
+        "needs the evaluation stage",
+    ),
+    (
+        "alarms without blue/green",
+        "demo",
+        {"stages.deploy.strategy": "all_at_once"},
+        "stages.deploy.rollback_alarms",
+        "blue_green",
+    ),
+    (
+        "prefix without completion marker",
+        "demo",
+        {"trigger.complete_on": DELETE},
+        "trigger.complete_on",
+        "every uploaded object starts its own run",
+    ),
+    (
+        "model placeholder without a model",
+        "deploy-existing-model",
+        {
+            "stages.create_model.model_data_url": DELETE,
+            "stages.create_model.run": False,
+            "stages.deploy.run": False,
+            "description": "{model_data_url}",
+        },
+        "description",
+        "{model_data_url} needs a model",
+    ),
+    (
+        "ModelDataUrl inside the request",
+        "deploy-existing-model",
+        {"stages.create_model.request.PrimaryContainer.ModelDataUrl": "s3://b/m.tar.gz"},
+        "stages.create_model.request.PrimaryContainer.ModelDataUrl",
+        "model_data_url instead",
+    ),
+]
+
+BASES = {"demo": "demo-dev-domain-cal-house-price"}
+
+
+@pytest.mark.parametrize(("base", "changes", "path", "words"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_reports_the_exact_field(base: str, changes: dict[str, Any], path: str, words: str) -> None:
+    item = edited(load_item(BASES.get(base, f"demo-dev-{base}")), changes)
+    problems = check_with_sample(item)
+    assert path in [p.path for p in problems], problems
+    messages = [p.message for p in problems if p.path == path]
+    assert any(words in message for message in messages), messages
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["demo-dev-domain-cal-house-price", "demo-dev-train-and-batch-score", "demo-dev-deploy-existing-model"],
+)
+def test_shipped_items_are_valid(name: str) -> None:
+    assert check_with_sample(load_item(name)) == []
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    item = edited(load_item(), {f"{TRAINING}.TrainingJobName": "x", "stages.register.run": False})
+    paths = {p.path for p in check_with_sample(item)}
+    assert {f"{TRAINING}.TrainingJobName", "stages.approval"} <= paths
+
+
+def test_a_disabled_stage_is_still_checked() -> None:
+    item = edited(load_item(), {"stages.tuning.request.HyperParameterTuningJobConfig.Strategy": "Guess"})
+    assert [p.path for p in check_with_sample(item)] == ["stages.tuning.request.HyperParameterTuningJobConfig.Strategy"]

@@ -1,0 +1,144 @@
+"""The execution input: which stages run, and the same input for the same item and event."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mlops_sfn.plan import EXAMPLE_SETTINGS, Settings, mismatch, plan_execution
+from mlops_sfn.problems import InvalidItem
+from mlops_sfn.sagemaker_api import PLACEHOLDER
+from mlops_sfn.stages import STAGES
+from mlops_sfn.triggers import InvalidEvent, Trigger, parse_event
+from tests.conftest import edited, load_event, load_item
+
+EVENT_FIXTURES = [
+    "s3_object_created",
+    "records_legacy",
+    "records_legacy_string_body",
+    "sqs_s3_object_created",
+    "sqs_records_legacy",
+    "scheduled",
+    "manual",
+]
+
+
+@pytest.mark.parametrize("fixture", EVENT_FIXTURES)
+def test_every_event_shape_plans_the_demo_pipeline(fixture: str) -> None:
+    (trigger,) = parse_event(load_event(fixture), invocation_id="req-1")
+    item = load_item()
+    assert mismatch(item, trigger) is None
+    first = plan_execution(item, trigger, EXAMPLE_SETTINGS)
+    again = plan_execution(load_item(), parse_event(load_event(fixture), invocation_id="req-1")[0], EXAMPLE_SETTINGS)
+    assert json.dumps(first, sort_keys=True) == json.dumps(again, sort_keys=True)
+    assert first["pipeline"] == "demo-dev-domain-cal-house-price"
+
+
+def test_sqs_wrapping_does_not_change_the_execution() -> None:
+    def name(fixture: str) -> str:
+        (trigger,) = parse_event(load_event(fixture))
+        return str(plan_execution(load_item(), trigger, EXAMPLE_SETTINGS)["execution_name"])
+
+    assert name("s3_object_created") == name("sqs_s3_object_created")
+    assert name("records_legacy") == name("records_legacy_string_body") == name("sqs_records_legacy")
+
+
+def test_a_new_upload_of_other_content_is_a_new_execution() -> None:
+    event = load_event("s3_object_created")
+    (first,) = parse_event(event)
+    event["detail"]["object"]["etag"] = "another-etag"
+    (second,) = parse_event(event)
+    names = {plan_execution(load_item(), t, EXAMPLE_SETTINGS)["execution_name"] for t in (first, second)}
+    assert len(names) == 2
+
+
+def test_stages_and_run_flags() -> None:
+    (trigger,) = parse_event(load_event("s3_object_created"))
+    execution_input = plan_execution(load_item(), trigger, EXAMPLE_SETTINGS)
+    assert list(execution_input["run"]) == list(STAGES)
+    assert [s for s, on in execution_input["run"].items() if not on] == ["tuning"]
+    assert "tuning" not in execution_input["stages"]
+    assert execution_input["dataset_date"] == "2024-05-31"
+
+
+def test_placeholders_are_filled_from_settings_and_trigger() -> None:
+    (trigger,) = parse_event(load_event("s3_object_created"))
+    execution_input = plan_execution(load_item(), trigger, EXAMPLE_SETTINGS)
+    assert not PLACEHOLDER.search(json.dumps(execution_input))
+    preprocessing = execution_input["stages"]["preprocessing"]["request"]
+    assert preprocessing["RoleArn"] == EXAMPLE_SETTINGS.sagemaker_role_arn
+    code = preprocessing["ProcessingInputs"][0]["S3Input"]["S3Uri"]
+    assert code == "s3://example-mlops-bucket/input/demo-dev-domain-cal-house-price/code/preprocessing.py"
+
+
+def test_evaluation_reads_the_model_training_writes() -> None:
+    (trigger,) = parse_event(load_event("s3_object_created"))
+    execution_input = plan_execution(load_item(), trigger, EXAMPLE_SETTINGS)
+    training = execution_input["stages"]["training"]["request"]
+    model = execution_input["stages"]["evaluation"]["request"]["ProcessingInputs"][1]["S3Input"]["S3Uri"]
+    expected = f"{training['OutputDataConfig']['S3OutputPath']}{training['TrainingJobName']}/output/model.tar.gz"
+    assert model == expected
+
+
+def test_manual_overrides_apply_to_that_run_only() -> None:
+    (trigger,) = parse_event(load_event("manual"))
+    execution_input = plan_execution(load_item(), trigger, EXAMPLE_SETTINGS)
+    assert execution_input["run"]["deploy"] is False
+    assert execution_input["dataset_date"] == "2024-06-01"
+
+
+def test_overrides_that_break_the_item_are_rejected() -> None:
+    trigger = Trigger(source="manual", pipeline="p", run_id="r", overrides={"stages": {"register": {"run": False}}})
+    with pytest.raises(InvalidItem) as error:
+        plan_execution(load_item(), trigger, EXAMPLE_SETTINGS)
+    assert [p.path for p in error.value.problems] == ["stages.approval"]
+
+
+def test_register_approval_status_follows_the_approval_stage() -> None:
+    trigger = Trigger(source="manual", run_id="r")
+    manual = plan_execution(load_item(), trigger, EXAMPLE_SETTINGS)
+    automatic = plan_execution(edited(load_item(), {"stages.approval.run": False}), trigger, EXAMPLE_SETTINGS)
+    assert manual["stages"]["register"]["request"]["ModelApprovalStatus"] == "PendingManualApproval"
+    assert automatic["stages"]["register"]["request"]["ModelApprovalStatus"] == "Approved"
+
+
+def test_blue_green_deployment_config() -> None:
+    execution_input = plan_execution(load_item(), Trigger(source="manual", run_id="r"), EXAMPLE_SETTINGS)
+    config = execution_input["stages"]["deploy"]["deployment_config"]
+    assert config["AutoRollbackConfiguration"] == {"Alarms": [{"AlarmName": "demo-dev-cal-house-price-5xx"}]}
+    assert config["BlueGreenUpdatePolicy"]["TerminationWaitInSeconds"] == 300
+
+
+def test_upload_parts_and_other_prefixes_start_nothing() -> None:
+    item = load_item()
+    (part,) = parse_event(load_event("s3_object_created_part_of_upload"))
+    assert "only the object named by trigger.complete_on" in (mismatch(item, part) or "")
+    (other,) = parse_event(load_event("scheduled"))
+    assert mismatch(load_item("demo-dev-train-and-batch-score"), other) is not None
+
+
+def test_settings_from_environment_name_what_is_missing() -> None:
+    with pytest.raises(KeyError, match="SAGEMAKER_ROLE_ARN"):
+        Settings.from_environment({"ARTIFACT_BUCKET": "b", "DEFAULT_IMAGE_URI": "i", "AWS_REGION": "r"})
+
+
+@pytest.mark.parametrize(
+    ("event", "words"),
+    [
+        ([], "expected a JSON object"),
+        ({"Records": []}, "non-empty list"),
+        ({"Records": [{"body": "{not json"}]}, "not JSON"),
+        ({"detail-type": "Object Created", "source": "aws.s3", "detail": {}}, "detail.bucket.name"),
+        (
+            {"detail-type": "Scheduled Event", "time": "2024-01-01T00:00:00Z", "detail": {}},
+            "consumption_pipeline",
+        ),
+        ({"consumption_pipeline_name": "bad name!"}, "expected a pipeline name"),
+        ({"consumption_pipeline_name": "p", "overrides": []}, "overrides"),
+        ({"hello": "world"}, "unrecognised event"),
+    ],
+)
+def test_malformed_events_are_rejected_with_the_reason(event: object, words: str) -> None:
+    with pytest.raises(InvalidEvent, match=words):
+        parse_event(event)
