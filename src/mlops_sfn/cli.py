@@ -1,0 +1,195 @@
+"""mlops-sfn: check, preview and import pipeline items.
+
+Exit codes: 0 success, 1 invalid input (each problem printed), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import dynamodb_json, importers, preview
+from .item import ItemFileError, check_unique, load_item_file
+from .plan import EXAMPLE_SETTINGS, Settings, check_with_sample, mismatch, plan_execution
+from .problems import InvalidItem, Problem
+from .triggers import InvalidEvent, Trigger, parse_event
+
+DEFAULT_ITEMS = Path("dynamodb_items")
+
+
+class UsageError(Exception):
+    pass
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlops-sfn", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = commands.add_parser("validate", help="check pipeline items (files or folders)")
+    validate.add_argument("paths", nargs="*", type=Path, metavar="PATH", help=f"default: {DEFAULT_ITEMS}/")
+
+    plan = commands.add_parser("plan", help="show the stages an item runs and the execution input")
+    plan.add_argument("item", type=Path, metavar="ITEM")
+    plan.add_argument("--event", type=Path, metavar="EVENT.json", help="the triggering event (default: a manual run)")
+    shown = plan.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="print the execution input the router would build")
+    shown.add_argument("--graph", action="store_true", help="print a Mermaid flowchart")
+
+    imports = commands.add_parser("import", help="convert an item of an earlier framework")
+    imports.add_argument("format", choices=["aiops", "reusable-framework"])
+    imports.add_argument("source", type=Path, metavar="FILE")
+    imports.add_argument("--dynamodb-json", action="store_true", help="print DynamoDB-typed JSON")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "validate":
+            return validate(args.paths or [DEFAULT_ITEMS])
+        if args.command == "plan":
+            return plan(args.item, args.event, args.json, args.graph)
+        return import_item(args.format, args.source, args.dynamodb_json)
+    except UsageError as error:
+        print(f"mlops-sfn: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _item_files(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(path.rglob("*.json"))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UsageError(f"{path}: no such file or folder")
+    if not files:
+        raise UsageError(f"no .json items found in {', '.join(map(str, paths))}")
+    return files
+
+
+def validate(paths: list[Path]) -> int:
+    files = _item_files(paths)
+    failed: set[str] = set()
+    loaded: list[tuple[str, dict[str, Any]]] = []
+    for file in files:
+        try:
+            item = load_item_file(file)
+        except ItemFileError as error:
+            print(f"{file}: {error}")
+            failed.add(str(file))
+            continue
+        problems = check_with_sample(item)
+        for problem in problems:
+            print(f"{file}: {problem}")
+        if problems:
+            failed.add(str(file))
+        loaded.append((str(file), item))
+    for source, problem in check_unique(loaded):
+        print(f"{source}: {problem}")
+        failed.add(source)
+    if failed:
+        print(f"{len(failed)} of {len(files)} file(s) invalid", file=sys.stderr)
+        return 1
+    print(f"{len(files)} item(s) valid")
+    return 0
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_environment()
+    except KeyError:
+        return EXAMPLE_SETTINGS
+
+
+def plan(item_path: Path, event_path: Path | None, as_json: bool, as_graph: bool) -> int:
+    if not item_path.is_file():
+        raise UsageError(f"{item_path}: no such file")
+    try:
+        item = load_item_file(item_path)
+    except ItemFileError as error:
+        print(f"{item_path}: {error}")
+        return 1
+    name = item.get("consumption_pipeline_name")
+    trigger = Trigger(source="manual", pipeline=str(name), run_id="preview")
+    if event_path is not None:
+        if not event_path.is_file():
+            raise UsageError(f"{event_path}: no such file")
+        try:
+            triggers = parse_event(json.loads(event_path.read_text(encoding="utf-8")), invocation_id="plan")
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            print(f"{event_path}: not valid JSON: {error}")
+            return 1
+        except InvalidEvent as error:
+            print(f"{event_path}: {error}")
+            return 1
+        if len(triggers) != 1:
+            print(f"{event_path}: holds {len(triggers)} triggers; plan takes an event with one")
+            return 1
+        trigger = triggers[0]
+    try:
+        execution_input = plan_execution(item, trigger, _settings())
+    except InvalidItem as error:
+        _print_problems(item_path, error.problems)
+        return 1
+    reason = mismatch(item, trigger)
+    if reason:
+        print(f"{event_path}: this event starts nothing: {reason}")
+        return 1
+    if as_json:
+        print(json.dumps(execution_input, indent=2))
+    elif as_graph:
+        print(preview.mermaid(execution_input))
+    else:
+        print(preview.text(execution_input, enabled=item.get("enabled", True)))
+    return 0
+
+
+def _print_problems(source: Path, problems: list[Problem]) -> None:
+    for problem in problems:
+        print(f"{source}: {problem}")
+
+
+def import_item(kind: str, source: Path, typed: bool) -> int:
+    if not source.is_file():
+        raise UsageError(f"{source}: no such file")
+    try:
+        text = source.read_text(encoding="utf-8")
+        if kind == "aiops":
+            import yaml  # only this command needs PyYAML
+
+            try:
+                document = yaml.safe_load(text)
+            except yaml.YAMLError as error:
+                raise ItemFileError(f"not valid YAML: {error}") from error
+            item, notes = importers.from_aiops(document)
+        else:
+            try:
+                document = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise ItemFileError(f"line {error.lineno} column {error.colno}: not valid JSON: {error.msg}") from error
+            item, notes = importers.from_reusable_framework(document)
+    except (ItemFileError, UnicodeDecodeError) as error:
+        print(f"{source}: {error}", file=sys.stderr)
+        return 1
+    for note in notes:
+        print(f"{source}: note: {note}", file=sys.stderr)
+    print(json.dumps(dynamodb_json.to_typed(item) if typed else item, indent=2))
+    problems = check_with_sample(item)
+    if problems:
+        print(
+            f"{source}: the imported item is not valid yet; fix these, then run mlops-sfn validate:",
+            file=sys.stderr,
+        )
+        for problem in problems:
+            print(f"{source}: {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""The mlops-sfn command: exit codes and output, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlops_sfn import dynamodb_json
+from mlops_sfn.plan import EXAMPLE_SETTINGS, plan_execution
+from mlops_sfn.triggers import parse_event
+from tests.conftest import EVENTS, ITEMS, ROOT, edited, load_event, load_item
+
+DEMO_FILE = ITEMS / "demo-dev-domain-cal-house-price.json"
+
+
+def run(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "mlops_sfn.cli", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, check=False, env={"PATH": ""})
+
+
+def write(path: Path, document: object) -> Path:
+    path.write_text(json.dumps(document) if not isinstance(document, str) else document)
+    return path
+
+
+def test_validate_defaults_to_the_items_folder() -> None:
+    result = run("validate")
+    assert result.returncode == 0, result.stdout
+    assert "3 item(s) valid" in result.stdout
+
+
+def test_validate_prints_one_line_per_problem(tmp_path: Path) -> None:
+    bad = write(tmp_path / "bad.json", edited(load_item(), {"stages.training.run": "Y", "owner": "me"}))
+    result = run("validate", bad)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert f"{bad}: owner: unknown field" in lines[0] or f"{bad}: owner: unknown field" in lines[1]
+    assert any(line.startswith(f"{bad}: stages.training.run: expected boolean") for line in lines)
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ("{not json", "line 1 column 2: not valid JSON"),
+        ("[1, 2]", "expected a JSON object"),
+        (
+            '{"consumption_pipeline_name": {"S": "x"}, "stages": {"M": {"a": {"Q": 1}}}}',
+            "stages.a: expected a DynamoDB-typed value",
+        ),
+        ("", "not valid JSON"),
+    ],
+)
+def test_validate_never_tracebacks_on_bad_files(tmp_path: Path, content: str, words: str) -> None:
+    result = run("validate", write(tmp_path / "item.json", content))
+    assert result.returncode == 1
+    assert words in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_validate_accepts_dynamodb_json_and_folders(tmp_path: Path) -> None:
+    write(tmp_path / "typed.json", dynamodb_json.to_typed(load_item()))
+    (tmp_path / "nested").mkdir()
+    write(tmp_path / "nested" / "plain.json", load_item("demo-dev-deploy-existing-model"))
+    result = run("validate", tmp_path)
+    assert result.returncode == 0, result.stdout
+    assert "2 item(s) valid" in result.stdout
+
+
+def test_validate_finds_clashes_between_items(tmp_path: Path) -> None:
+    shutil.copy(DEMO_FILE, tmp_path / "a.json")
+    write(tmp_path / "b.json", edited(load_item(), {"consumption_pipeline_name": "other"}))
+    result = run("validate", tmp_path)
+    assert result.returncode == 1
+    assert f"{tmp_path / 'b.json'}: trigger.prefix: 'input/demo-dev-domain-cal-house-price/' overlaps" in result.stdout
+
+
+@pytest.mark.parametrize("args", [("validate", "no/such/path"), ("plan",), ("frobnicate",), ("plan", "missing.json")])
+def test_usage_errors_exit_2(args: tuple[str, ...]) -> None:
+    result = run(*args)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+
+
+def test_plan_lists_stages_in_order() -> None:
+    result = run("plan", DEMO_FILE)
+    assert result.returncode == 0, result.stdout
+    stage_lines = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("  ")]
+    assert stage_lines[:4] == ["preprocessing", "training", "tuning", "evaluation"]
+    assert "-  tuning           skipped" in result.stdout
+
+
+def test_plan_json_is_what_the_router_builds() -> None:
+    result = run("plan", DEMO_FILE, "--event", EVENTS / "s3_object_created.json", "--json")
+    assert result.returncode == 0, result.stdout
+    (trigger,) = parse_event(load_event("s3_object_created"), invocation_id="plan")
+    assert json.loads(result.stdout) == plan_execution(load_item(), trigger, EXAMPLE_SETTINGS)
+
+
+def test_plan_graph_marks_skipped_stages() -> None:
+    result = run("plan", DEMO_FILE, "--graph")
+    assert result.returncode == 0
+    assert result.stdout.startswith("flowchart TD")
+    assert 'tuning["tuning<br/>(skipped)"]:::skipped' in result.stdout
+    assert 'training["training"]\n' in result.stdout
+
+
+def test_plan_of_an_invalid_item_names_the_field(tmp_path: Path) -> None:
+    bad = write(tmp_path / "bad.json", edited(load_item(), {"stages.register.run": False}))
+    result = run("plan", bad)
+    assert result.returncode == 1
+    assert f"{bad}: stages.approval: needs the register stage" in result.stdout
+
+
+def test_plan_of_an_event_that_starts_nothing() -> None:
+    result = run("plan", DEMO_FILE, "--event", EVENTS / "s3_object_created_part_of_upload.json")
+    assert result.returncode == 1
+    assert "this event starts nothing" in result.stdout
+
+
+def test_import_aiops() -> None:
+    result = run("import", "aiops", ROOT / "tests/import/aiops_input.yaml")
+    assert result.returncode == 0, result.stderr
+    item = json.loads(result.stdout)
+    assert item["consumption_pipeline_name"] == "housing-rf-regressor"
+    assert item["stages"]["batch_transform"]["request"]["TransformOutput"]["S3OutputPath"].endswith(
+        "/{execution}/scores/"
+    )
+    assert "job_prefix 'mlops': not carried over" in result.stderr
+
+
+def test_import_reusable_framework_as_dynamodb_json() -> None:
+    result = run("import", "reusable-framework", ROOT / "tests/import/reusable_framework_item.json", "--dynamodb-json")
+    assert result.returncode == 0, result.stderr
+    item = dynamodb_json.from_typed(json.loads(result.stdout))
+    assert item["stages"]["training"]["run"] is True and item["stages"]["tuning"]["run"] is False
+    assert item["stages"]["deploy"]["endpoint_name"] == "housing-price-dev"
+    assert "postprocessing" not in result.stderr
+
+
+def test_import_reports_what_cannot_be_carried_over(tmp_path: Path) -> None:
+    old = json.loads((ROOT / "tests/import/reusable_framework_item.json").read_text())
+    old["preprocessing"]["M"]["job_type"] = {"S": "glue-spark"}
+    old["postprocessing_job"] = {"S": "Y"}
+    result = run("import", "reusable-framework", write(tmp_path / "old.json", old))
+    assert "preprocessing.job_type 'glue-spark': cannot be carried over" in result.stderr
+    assert "postprocessing_job: cannot be carried over" in result.stderr
+
+
+def test_import_of_an_item_that_does_not_validate_exits_1(tmp_path: Path) -> None:
+    source = write(tmp_path / "in.yaml", "app_id: a\nCreateModel:\n  run: true\n  input: {}\n")
+    result = run("import", "aiops", source)
+    assert result.returncode == 1
+    assert "stages.create_model.model_data_url: is required when neither training nor tuning runs" in result.stderr
+
+
+def test_import_of_bad_yaml_is_a_clear_error(tmp_path: Path) -> None:
+    result = run("import", "aiops", write(tmp_path / "in.yaml", "a: [unclosed"))
+    assert result.returncode == 1
+    assert "not valid YAML" in result.stderr and "Traceback" not in result.stderr
