@@ -242,22 +242,28 @@ def _train_channel(pre: dict[str, Any] | None) -> list[dict[str, Any]]:
     ]
 
 
-def _old_training(training: dict[str, Any], pre: dict[str, Any] | None) -> dict[str, Any]:
+def _old_job(block: dict[str, Any], image: str | None, pre: dict[str, Any] | None) -> dict[str, Any]:
+    """The fields a training job and a tuning job's training definition share in the earlier item."""
     algorithm: dict[str, Any] = {"TrainingInputMode": "File"}
-    if training.get("image_url"):
-        algorithm["TrainingImage"] = training["image_url"]
-    if training.get("metricdefinitions"):
-        algorithm["MetricDefinitions"] = list(training["metricdefinitions"])
-    request: dict[str, Any] = {"AlgorithmSpecification": algorithm}
-    if training.get("hyperparameters"):
-        request["HyperParameters"] = {k: str(v) for k, v in training["hyperparameters"].items()}
-    if training.get("instance_type"):
-        request["ResourceConfig"] = {"InstanceType": training["instance_type"]}
-    if training.get("output_path"):
-        request["OutputDataConfig"] = {"S3OutputPath": training["output_path"]}
+    if image:
+        algorithm["TrainingImage"] = image
+    if block.get("metricdefinitions"):
+        algorithm["MetricDefinitions"] = list(block["metricdefinitions"])
+    job: dict[str, Any] = {"AlgorithmSpecification": algorithm}
+    if block.get("instance_type"):
+        job["ResourceConfig"] = {"InstanceType": block["instance_type"]}
+    if block.get("output_path"):
+        job["OutputDataConfig"] = {"S3OutputPath": block["output_path"]}
     channels = _train_channel(pre)
     if channels:
-        request["InputDataConfig"] = channels
+        job["InputDataConfig"] = channels
+    return job
+
+
+def _old_training(training: dict[str, Any], pre: dict[str, Any] | None) -> dict[str, Any]:
+    request = _old_job(training, training.get("image_url"), pre)
+    if training.get("hyperparameters"):
+        request["HyperParameters"] = {k: str(v) for k, v in training["hyperparameters"].items()}
     return request
 
 
@@ -265,22 +271,8 @@ def _old_tuning(
     tuning: dict[str, Any], training: dict[str, Any] | None, pre: dict[str, Any] | None, notes: list[str]
 ) -> dict[str, Any]:
     objective = tuning.get("hyperparametejobobjective") or {}
-    definition: dict[str, Any] = {
-        "AlgorithmSpecification": {"TrainingInputMode": "File"},
-        "StaticHyperParameters": {k: str(v) for k, v in (tuning.get("statichyperparameters") or {}).items()},
-    }
-    image = tuning.get("image_url") or (training or {}).get("image_url")
-    if image:
-        definition["AlgorithmSpecification"]["TrainingImage"] = image
-    if tuning.get("metricdefinitions"):
-        definition["AlgorithmSpecification"]["MetricDefinitions"] = list(tuning["metricdefinitions"])
-    if tuning.get("instance_type"):
-        definition["ResourceConfig"] = {"InstanceType": tuning["instance_type"]}
-    if tuning.get("output_path"):
-        definition["OutputDataConfig"] = {"S3OutputPath": tuning["output_path"]}
-    channels = _train_channel(pre)
-    if channels:
-        definition["InputDataConfig"] = channels
+    definition = _old_job(tuning, tuning.get("image_url") or (training or {}).get("image_url"), pre)
+    definition["StaticHyperParameters"] = {k: str(v) for k, v in (tuning.get("statichyperparameters") or {}).items()}
     ranges = tuning.get("parameterranges") or {}
     config: dict[str, Any] = {
         "Strategy": "Bayesian",
