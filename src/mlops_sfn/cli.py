@@ -84,8 +84,7 @@ def validate(paths: list[Path]) -> int:
             failed.add(str(file))
             continue
         problems = check_with_sample(item)
-        for problem in problems:
-            print(f"{file}: {problem}")
+        _print_problems(file, problems)
         if problems:
             failed.add(str(file))
         loaded.append((str(file), item))

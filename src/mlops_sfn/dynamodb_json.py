@@ -17,13 +17,14 @@ class NotDynamoDBJson(ValueError):
     """A value that is not DynamoDB-typed JSON."""
 
 
+def is_typed_value(value: Any) -> bool:
+    """True for a one-key {"<type>": value} wrapper."""
+    return isinstance(value, dict) and len(value) == 1 and next(iter(value)) in TYPE_KEYS
+
+
 def is_typed_item(document: Any) -> bool:
-    """True when every attribute of document is a one-key {"<type>": value} wrapper."""
-    return (
-        isinstance(document, dict)
-        and bool(document)
-        and all(isinstance(v, dict) and len(v) == 1 and next(iter(v)) in TYPE_KEYS for v in document.values())
-    )
+    """True when every attribute of document is a typed wrapper."""
+    return isinstance(document, dict) and bool(document) and all(map(is_typed_value, document.values()))
 
 
 def number(text: str | Decimal) -> int | float:
@@ -39,7 +40,7 @@ def from_typed(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def from_typed_value(value: Any, path: str = "") -> Any:
-    if not (isinstance(value, dict) and len(value) == 1 and next(iter(value)) in TYPE_KEYS):
+    if not is_typed_value(value):
         shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
         raise NotDynamoDBJson(f"{path}: expected a DynamoDB-typed value like {{'S': 'text'}}, got {shown}")
     kind, inner = next(iter(value.items()))

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from .stages import STAGES
+from .stages import NAME_FIELDS, STAGES
 
-_WHAT = {
-    "preprocessing": ("processing job", "ProcessingJobName"),
-    "training": ("training job", "TrainingJobName"),
-    "tuning": ("tuning job", "HyperParameterTuningJobName"),
-    "evaluation": ("processing job", "ProcessingJobName"),
-    "create_model": ("model", "ModelName"),
-    "batch_transform": ("transform job", "TransformJobName"),
+_KIND = {
+    "preprocessing": "processing job",
+    "training": "training job",
+    "tuning": "tuning job",
+    "evaluation": "processing job",
+    "create_model": "model",
+    "batch_transform": "transform job",
 }
 
 _COMPARISONS = {
@@ -23,10 +23,9 @@ _COMPARISONS = {
 }
 
 
-def stage_summary(stage: str, block: dict[str, Any], execution_input: dict[str, Any]) -> str:
-    if stage in _WHAT:
-        kind, field = _WHAT[stage]
-        return f"{kind} {block['request'][field]}"
+def stage_summary(stage: str, block: dict[str, Any]) -> str:
+    if stage in NAME_FIELDS:
+        return f"{_KIND[stage]} {block['request'][NAME_FIELDS[stage]]}"
     if stage == "register":
         request = block["request"]
         return f"model package group {request['ModelPackageGroupName']} ({request['ModelApprovalStatus']})"
@@ -55,7 +54,7 @@ def text(execution_input: dict[str, Any], enabled: bool) -> str:
     for stage in STAGES:
         if execution_input["run"][stage]:
             number += 1
-            detail = stage_summary(stage, execution_input["stages"][stage], execution_input)
+            detail = stage_summary(stage, execution_input["stages"][stage])
             lines.append(f"  {number}. {stage:<16} {detail}")
             if stage == "evaluation" and "quality_gate" in execution_input:
                 lines.append(f"     {'quality gate':<16} pass when {gate_text(execution_input['quality_gate'])}")

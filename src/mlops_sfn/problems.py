@@ -32,10 +32,10 @@ def join(path: str, key: str | int) -> str:
 def describe(value: object) -> str:
     """A short rendering of a value of the wrong type, for messages."""
     kind = json_type(value)
-    text = repr(value) if not isinstance(value, dict | list) else kind
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{kind} {text}" if kind not in ("object", "array") else kind
+    if kind in ("object", "array"):
+        return kind
+    text = repr(value)
+    return f"{kind} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
 def json_type(value: object) -> str:

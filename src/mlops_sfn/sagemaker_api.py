@@ -8,6 +8,7 @@ length and pattern checks; they are checked again once the placeholders are fill
 
 from __future__ import annotations
 
+import json
 import re
 from functools import cache
 from typing import Any
@@ -69,9 +70,8 @@ def check_value(shape: Any, value: Any, path: str) -> list[Problem]:
     wanted, words = _EXPECTED.get(shape.type_name, ("", shape.type_name))
     actual = json_type(value)
     if wanted and actual != wanted and not (wanted == "number" and actual == "integer"):
-        hint = f'; write "{value}"' if wanted == "string" and actual in ("integer", "number", "boolean") else ""
-        if isinstance(value, bool) and wanted == "string":
-            hint = f'; write "{str(value).lower()}"'
+        quotable = wanted == "string" and actual in ("integer", "number", "boolean")
+        hint = f'; write "{json.dumps(value)}"' if quotable else ""
         return [Problem(path, f"expected {words}, got {describe(value)}{hint}")]
     if shape.type_name == "structure":
         return _check_structure(shape, value, path)

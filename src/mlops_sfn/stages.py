@@ -33,16 +33,19 @@ OPERATIONS = {
     "batch_transform": "CreateTransformJob",
 }
 
-# Fields the framework sets for every execution; an item that sets them would reuse a name that
-# SageMaker keeps unique for ever, or contradict the approval stage.
-FRAMEWORK_FIELDS = {
-    "preprocessing": ("ProcessingJobName",),
-    "training": ("TrainingJobName",),
-    "tuning": ("HyperParameterTuningJobName",),
-    "evaluation": ("ProcessingJobName",),
+# The name field the framework fills for each execution (SageMaker keeps names unique for ever).
+NAME_FIELDS = {
+    "preprocessing": "ProcessingJobName",
+    "training": "TrainingJobName",
+    "tuning": "HyperParameterTuningJobName",
+    "evaluation": "ProcessingJobName",
+    "create_model": "ModelName",
+    "batch_transform": "TransformJobName",
+}
+
+# Fields an item may not set: the generated names, and register's fields that the approval stage decides.
+FRAMEWORK_FIELDS = {stage: (field,) for stage, field in NAME_FIELDS.items()} | {
     "register": ("ModelApprovalStatus", "ModelPackageName"),
-    "create_model": ("ModelName",),
-    "batch_transform": ("TransformJobName",),
 }
 
 NAME_LIMITS = {"tuning": 32}  # HyperParameterTuningJobName; the rest allow 63
@@ -110,9 +113,8 @@ def merged_request(stage: str, item: dict[str, Any], execution: str) -> dict[str
     """Defaults, then the item's request over them, then the per-execution names."""
     request: dict[str, Any] = merge(defaults(stage, item), item.get("stages", {}).get(stage, {}).get("request", {}))
     pipeline = item["consumption_pipeline_name"]
-    for name_field in FRAMEWORK_FIELDS.get(stage, ()):
-        if name_field.endswith("Name") and name_field != "ModelPackageName":
-            request[name_field] = names.resource_name(pipeline, stage, execution, NAME_LIMITS.get(stage, 63))
+    if stage in NAME_FIELDS:
+        request[NAME_FIELDS[stage]] = names.resource_name(pipeline, stage, execution, NAME_LIMITS.get(stage, 63))
     if stage == "batch_transform" and "ModelName" not in request:
         request["ModelName"] = model_name(item, execution)
     return request
