@@ -133,16 +133,14 @@ def _from_s3(event: dict[str, Any]) -> Trigger:
     if not isinstance(key, str) or not key:
         raise InvalidEvent("detail.object.key: missing in the S3 event")
     etag = _get(detail, "object", "etag")
+    if etag is not None and not isinstance(etag, str):
+        raise InvalidEvent("detail.object.etag: expected a string")
     time = event.get("time")
     if time is not None:
-        parse_time(str(time))
-    return Trigger(
-        source="s3",
-        bucket=bucket,
-        key=key,
-        etag=str(etag) if etag is not None else None,
-        time=str(time) if time is not None else None,
-    )
+        if not isinstance(time, str):
+            raise InvalidEvent("time: expected an ISO 8601 timestamp string")
+        parse_time(time)
+    return Trigger(source="s3", bucket=bucket, key=key, etag=etag, time=time)
 
 
 def _from_schedule(event: dict[str, Any]) -> Trigger:
@@ -184,7 +182,7 @@ def _pipeline_name(value: Any, where: str) -> str:
 def _dataset_date(value: Any, where: str) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str | int) or not DATASET_DATE.fullmatch(str(value)):
+    if isinstance(value, bool) or not isinstance(value, str | int) or not DATASET_DATE.fullmatch(str(value)):
         raise InvalidEvent(f"{where}: expected 1-64 characters of letters, digits and _.- (e.g. 2024-05-31)")
     return str(value)
 

@@ -137,6 +137,24 @@ def test_settings_from_environment_name_what_is_missing() -> None:
         ({"consumption_pipeline_name": "bad name!"}, "expected a pipeline name"),
         ({"consumption_pipeline_name": "p", "overrides": []}, "overrides"),
         ({"hello": "world"}, "unrecognised event"),
+        ({"consumption_pipeline_name": "p", "dataset_date": True}, "dataset_date"),
+        (
+            {
+                "detail-type": "Object Created",
+                "source": "aws.s3",
+                "detail": {"bucket": {"name": "b"}, "object": {"key": "k", "etag": {}}},
+            },
+            "detail.object.etag",
+        ),
+        (
+            {
+                "detail-type": "Object Created",
+                "source": "aws.s3",
+                "time": 5,
+                "detail": {"bucket": {"name": "b"}, "object": {"key": "k"}},
+            },
+            "time",
+        ),
     ],
 )
 def test_malformed_events_are_rejected_with_the_reason(event: object, words: str) -> None:
