@@ -1,0 +1,332 @@
+"""The router: from one Lambda event to at most one execution per trigger.
+
+lambdas/router/handler.py is the Lambda entry point; everything it does lives here so the CLI,
+the tests and the local runtime run the same code. Only the standard library and boto3 are needed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from . import dynamodb_json
+from .plan import SETTINGS_ENVIRONMENT, Settings, mismatch, plan_execution, trigger_prefix
+from .problems import InvalidItem
+from .triggers import InvalidEvent, Trigger, parse_event
+
+# Environment variable -> what it holds. Read and checked once, when the Lambda starts.
+ENVIRONMENT = {
+    "PIPELINE_TABLE": "name of the DynamoDB table holding one item per pipeline",
+    "STATE_MACHINE_ARN": "ARN of the state machine every run starts",
+    SETTINGS_ENVIRONMENT["bucket"]: "the framework's S3 bucket (uploads, code, run outputs)",
+    SETTINGS_ENVIRONMENT["sagemaker_role_arn"]: "ARN of the role SageMaker jobs run as",
+    SETTINGS_ENVIRONMENT["default_image_uri"]: "container image used where an item names none",
+    SETTINGS_ENVIRONMENT["region"]: "AWS region (set by the Lambda runtime itself)",
+}
+OPTIONAL_ENVIRONMENT = {
+    "PREFIX_CACHE_SECONDS": "how long the trigger-prefix -> pipeline map is kept before it is read again (default 60)",
+}
+
+# Botocore's standard mode retries throttling, 5xx and connection errors with jittered exponential backoff.
+RETRIES = {"mode": "standard", "total_max_attempts": 5}
+
+_PATTERNS = {
+    "PIPELINE_TABLE": re.compile(r"[A-Za-z0-9_.-]{3,255}"),
+    "STATE_MACHINE_ARN": re.compile(r"arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}"),
+    "SAGEMAKER_ROLE_ARN": re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+"),
+    "ARTIFACT_BUCKET": re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"),
+}
+
+
+class ConfigurationError(RuntimeError):
+    """The Lambda's environment is incomplete or malformed: fix the deployment, no event is processed."""
+
+
+class RejectedEvent(Exception):
+    """The router's documented error: an event (or part of a batch) that must not start a run.
+
+    Raised for an unparseable event, an unknown pipeline or an invalid item, after every valid
+    trigger in the same event has been handled. Lambda then sends the event to its failure
+    destination (the dead-letter queue), from which it can be replayed once the cause is fixed;
+    replaying is safe because execution names are deterministic.
+    """
+
+    def __init__(self, rejections: list[dict[str, Any]]) -> None:
+        self.rejections = rejections
+        super().__init__("; ".join(f"{r.get('pipeline') or '?'}: {r['field']}: {r['reason']}" for r in rejections))
+
+
+@dataclass(frozen=True)
+class Config:
+    table: str
+    state_machine_arn: str
+    settings: Settings
+    prefix_cache_seconds: float = 60.0
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Config:
+        environ = os.environ if environ is None else environ
+        problems = [f"{name} is not set ({what})" for name, what in ENVIRONMENT.items() if not environ.get(name)]
+        for name, pattern in _PATTERNS.items():
+            value = environ.get(name)
+            if value and not pattern.fullmatch(value):
+                problems.append(f"{name}={value!r} is not a valid {ENVIRONMENT[name]}")
+        ttl_text = environ.get("PREFIX_CACHE_SECONDS", "60")
+        try:
+            ttl = float(ttl_text)
+            if ttl < 0:
+                raise ValueError
+        except ValueError:
+            problems.append(f"PREFIX_CACHE_SECONDS={ttl_text!r}: expected a number of seconds >= 0")
+            ttl = 0.0
+        if problems:
+            raise ConfigurationError("router configuration: " + "; ".join(problems))
+        return cls(
+            table=environ["PIPELINE_TABLE"],
+            state_machine_arn=environ["STATE_MACHINE_ARN"],
+            settings=Settings.from_environment(environ),
+            prefix_cache_seconds=ttl,
+        )
+
+
+def aws_clients(region: str) -> tuple[Any, Any]:
+    """DynamoDB and Step Functions clients with retries; boto3 is imported here, off the cold-import path."""
+    import boto3
+    from botocore.config import Config as BotoConfig
+
+    config = BotoConfig(retries=RETRIES, connect_timeout=5, read_timeout=10)  # type: ignore[arg-type]
+    session = boto3.session.Session(region_name=region)
+    return session.client("dynamodb", config=config), session.client("stepfunctions", config=config)
+
+
+def log(**fields: Any) -> None:
+    """One JSON line on stdout: CloudWatch Logs keeps it as one event, Logs Insights parses its fields."""
+    record = {"time": datetime.now(UTC).isoformat(timespec="milliseconds"), **fields}
+    sys.stdout.write(json.dumps(record, default=str, sort_keys=False) + "\n")
+    sys.stdout.flush()
+
+
+@dataclass
+class PrefixIndex:
+    """Which pipeline an uploaded key belongs to, from every item's trigger.prefix.
+
+    Read with one Scan and kept for `ttl` seconds; a key no prefix holds, or whose item no longer
+    holds it, makes the router read it again at once, so a new or edited item is seen immediately.
+    """
+
+    ttl: float
+    clock: Callable[[], float] = time.monotonic
+    prefixes: dict[str, list[str]] = field(default_factory=dict)  # prefix -> pipelines declaring it
+    read_at: float | None = None
+
+    def stale(self) -> bool:
+        return self.read_at is None or self.clock() - self.read_at >= self.ttl
+
+    def load(self, dynamodb: Any, table: str) -> None:
+        prefixes: dict[str, list[str]] = {}
+        request: dict[str, Any] = {
+            "TableName": table,
+            # The whole (small) trigger map: moto fails on a nested path through a non-map value.
+            "ProjectionExpression": "#name, #trigger",
+            "ExpressionAttributeNames": {"#name": "consumption_pipeline_name", "#trigger": "trigger"},  # reserved
+        }
+        while True:
+            page = dynamodb.scan(**request)
+            for raw in page.get("Items", []):
+                pipeline = raw.get("consumption_pipeline_name", {}).get("S")
+                prefix = raw.get("trigger", {}).get("M", {}).get("prefix", {}).get("S")
+                if pipeline and prefix:
+                    prefixes.setdefault(prefix, []).append(pipeline)
+            if "LastEvaluatedKey" not in page:
+                break
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        self.prefixes = prefixes
+        self.read_at = self.clock()
+
+    def owners(self, key: str) -> list[str]:
+        """Every pipeline whose prefix holds the key; more than one means the items overlap."""
+        return sorted({p for prefix, pipelines in self.prefixes.items() if key.startswith(prefix) for p in pipelines})
+
+
+class Router:
+    """Handles Lambda events; one instance per Lambda container, so the prefix index is reused warm."""
+
+    def __init__(self, config: Config, clients: tuple[Any, Any] | None = None) -> None:
+        self.config = config
+        self._clients = clients
+        self.index = PrefixIndex(ttl=config.prefix_cache_seconds)
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Router:
+        return cls(Config.from_environment(environ))
+
+    @property
+    def dynamodb(self) -> Any:
+        return self.clients[0]
+
+    @property
+    def stepfunctions(self) -> Any:
+        return self.clients[1]
+
+    @property
+    def clients(self) -> tuple[Any, Any]:
+        if self._clients is None:  # created on the first event: creating them costs ~90 ms
+            self._clients = aws_clients(self.config.settings.region)
+        return self._clients
+
+    def handle(self, event: Any, request_id: str | None = None) -> dict[str, Any]:
+        """Start one execution per new trigger in the event; returns counts, raises RejectedEvent."""
+        request_id = request_id or str(uuid.uuid4())
+        summary: dict[str, Any] = {"started": 0, "duplicates": 0, "skipped": 0, "executions": []}
+        rejections: list[dict[str, Any]] = []
+        try:
+            triggers = parse_event(event, request_id)
+        except InvalidEvent as error:
+            rejections.append(self._reject(None, None, _field_of(str(error)), str(error), request_id))
+            raise RejectedEvent(rejections) from None
+        handled: set[str] = set()  # execution names seen in this event: a batch may repeat a message
+        for trigger in triggers:
+            try:
+                outcome, execution = self._route(trigger, request_id, handled)
+            except _Rejected as rejected:
+                rejections.append(rejected.record)
+                continue
+            summary[{"started": "started", "duplicate": "duplicates"}.get(outcome, "skipped")] += 1
+            if outcome == "started":
+                summary["executions"].append(execution)
+        if rejections:
+            raise RejectedEvent(rejections)
+        return summary
+
+    def _route(self, trigger: Trigger, request_id: str | None, handled: set[str]) -> tuple[str, str | None]:
+        """The decision for one trigger: ("started"|"duplicate"|"skipped", execution name)."""
+        context = {"request_id": request_id, "pipeline": trigger.pipeline, "trigger": _describe(trigger)}
+        pipeline, item = self._find(trigger, context)
+        context["pipeline"] = pipeline
+        if item.get("enabled") is False:
+            log(level="info", **context, outcome="skipped", reason="the pipeline is disabled (enabled: false)")
+            return "skipped", None
+        reason = mismatch(item, trigger)
+        if reason is not None:  # an object that is part of an upload, not the one completing it
+            log(level="info", **context, outcome="skipped", reason=reason)
+            return "skipped", None
+        try:
+            execution_input = plan_execution(item, trigger, self.config.settings)
+        except InvalidItem as error:
+            first = error.problems[0]
+            problems = [{"field": p.path, "reason": p.message} for p in error.problems]
+            raise _Rejected(self._reject(pipeline, trigger, first.path, first.message, request_id, problems)) from None
+        # Per delivery, so a repeat of a running execution is refused (ExecutionAlreadyExists) rather than
+        # answered with the original; names, not inputs, carry the idempotency.
+        execution_input["delivery"] = {"request_id": request_id}
+        name = execution_input["execution_name"]
+        outcome = "duplicate" if name in handled else self._start(name, execution_input)
+        handled.add(name)
+        log(level="info", **context, execution_name=name, outcome=outcome)
+        return outcome, name
+
+    def _find(self, trigger: Trigger, context: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The pipeline a trigger names (or whose prefix holds its key) and its item, read consistently."""
+        if trigger.source != "s3":
+            pipeline = trigger.pipeline or ""
+            item = self._get_item(pipeline)
+            if item is None:
+                raise _Rejected(self._unknown(pipeline, trigger, context))
+            return pipeline, item
+        key = trigger.key or ""
+        if trigger.bucket != self.config.settings.bucket:
+            reason = f"bucket {trigger.bucket!r} is not the framework's bucket {self.config.settings.bucket!r}"
+            raise _Rejected(self._reject(None, trigger, "detail.bucket.name", reason, context["request_id"]))
+        refreshed = self.index.stale()
+        if refreshed:
+            self.index.load(self.dynamodb, self.config.table)
+        while True:
+            owners = self.index.owners(key)
+            if len(owners) > 1:
+                reason = f"the trigger prefixes of pipelines {', '.join(owners)} overlap; give each its own prefix"
+                raise _Rejected(self._reject(owners[0], trigger, "trigger.prefix", reason, context["request_id"]))
+            if owners:
+                item = self._get_item(owners[0])
+                prefix = trigger_prefix(item) if item is not None else None
+                if item is not None and prefix is not None and key.startswith(prefix):
+                    return owners[0], item
+            if refreshed:
+                break
+            self.index.load(self.dynamodb, self.config.table)  # the cached map may predate an edit
+            refreshed = True
+        reason = f"no pipeline's trigger.prefix holds {key!r}; add an item whose trigger.prefix covers it"
+        raise _Rejected(self._reject(None, trigger, "detail.object.key", reason, context["request_id"]))
+
+    def _get_item(self, pipeline: str) -> dict[str, Any] | None:
+        response = self.dynamodb.get_item(
+            TableName=self.config.table, Key={"consumption_pipeline_name": {"S": pipeline}}, ConsistentRead=True
+        )
+        if "Item" not in response:
+            return None
+        return dynamodb_json.from_typed(response["Item"])  # numbers become int/float, never Decimal
+
+    def _start(self, name: str, execution_input: dict[str, Any]) -> str:
+        """StartExecution; a name already used means this trigger was handled before."""
+        try:
+            self.stepfunctions.start_execution(
+                stateMachineArn=self.config.state_machine_arn, name=name, input=json.dumps(execution_input)
+            )
+        except self.stepfunctions.exceptions.ExecutionAlreadyExists:
+            return "duplicate"
+        return "started"
+
+    def _unknown(self, pipeline: str, trigger: Trigger, context: dict[str, Any]) -> dict[str, Any]:
+        reason = f"no item named {pipeline!r} in table {self.config.table}; check the name or add the item"
+        return self._reject(pipeline, trigger, "consumption_pipeline_name", reason, context["request_id"])
+
+    @staticmethod
+    def _reject(
+        pipeline: str | None,
+        trigger: Trigger | None,
+        field_path: str,
+        reason: str,
+        request_id: str | None,
+        problems: list[dict[str, str]] | None = None,
+    ) -> dict[str, Any]:
+        record: dict[str, Any] = {"pipeline": pipeline, "field": field_path or "(item)", "reason": reason}
+        log(
+            level="error",
+            request_id=request_id,
+            pipeline=pipeline,
+            trigger=_describe(trigger) if trigger else None,
+            outcome="rejected",
+            field=record["field"],
+            reason=reason,
+            **({"problems": problems} if problems and len(problems) > 1 else {}),
+        )
+        return record
+
+
+class _Rejected(Exception):
+    def __init__(self, record: dict[str, Any]) -> None:
+        self.record = record
+
+
+def _describe(trigger: Trigger) -> dict[str, Any]:
+    """The trigger for logs: what started it, never the override values (they may hold anything)."""
+    described = trigger.as_dict()
+    if trigger.bucket and trigger.key:
+        described["object"] = f"s3://{trigger.bucket}/{trigger.key}"
+        del described["bucket"], described["key"]
+    if trigger.overrides:
+        described["overrides"] = sorted(trigger.overrides)
+    return described
+
+
+def _field_of(message: str) -> str:
+    """InvalidEvent messages start with the field they are about ("detail.object.key: missing ...")."""
+    head, sep, _ = message.partition(": ")
+    return head if sep and " " not in head else "(event)"

@@ -1,0 +1,79 @@
+"""A router deployment inside moto (in-process), shared by the router tests and benchmarks."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from mlops_sfn.dynamodb_json import to_typed
+from mlops_sfn.router import Config, Router
+
+REGION = "us-east-1"
+TABLE = "mlops-test-pipelines"
+BUCKET = "example-mlops-bucket"  # the bucket the event fixtures name
+ROLE_ARN = "arn:aws:iam::123456789012:role/mlops-test-sagemaker"
+IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+
+
+@dataclass
+class Stack:
+    dynamodb: Any
+    stepfunctions: Any
+    environment: dict[str, str]
+
+    @property
+    def state_machine_arn(self) -> str:
+        return self.environment["STATE_MACHINE_ARN"]
+
+    def router(self) -> Router:
+        """A router as a fresh Lambda container would build it."""
+        return Router(Config.from_environment(self.environment))
+
+    def put_item(self, item: dict[str, Any]) -> None:
+        self.dynamodb.put_item(TableName=TABLE, Item=to_typed(item))
+
+    def executions(self) -> list[dict[str, Any]]:
+        pages = self.stepfunctions.get_paginator("list_executions").paginate(stateMachineArn=self.state_machine_arn)
+        return [execution for page in pages for execution in page["executions"]]
+
+    def execution_input(self, name: str) -> dict[str, Any]:
+        arn = self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+        result: dict[str, Any] = json.loads(self.stepfunctions.describe_execution(executionArn=arn)["input"])
+        return result
+
+
+def deploy(items: list[dict[str, Any]]) -> Stack:
+    """Table, items and a state machine; call inside moto's mock_aws."""
+    session = boto3.session.Session(region_name=REGION)
+    dynamodb = session.client("dynamodb")
+    stepfunctions = session.client("stepfunctions")
+    dynamodb.create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "consumption_pipeline_name", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "consumption_pipeline_name", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    definition = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}
+    arn = stepfunctions.create_state_machine(
+        name="mlops-test-pipeline",
+        definition=json.dumps(definition),
+        roleArn="arn:aws:iam::123456789012:role/mlops-test-states",
+    )["stateMachineArn"]
+    stack = Stack(
+        dynamodb,
+        stepfunctions,
+        {
+            "PIPELINE_TABLE": TABLE,
+            "STATE_MACHINE_ARN": arn,
+            "ARTIFACT_BUCKET": BUCKET,
+            "SAGEMAKER_ROLE_ARN": ROLE_ARN,
+            "DEFAULT_IMAGE_URI": IMAGE,
+            "AWS_REGION": REGION,
+        },
+    )
+    for item in items:
+        stack.put_item(item)
+    return stack

@@ -1,0 +1,382 @@
+"""The router against moto: every event shape, exactly one execution per upload, nothing lost."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import random
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import botocore.endpoint
+import pytest
+from moto import mock_aws
+from moto.core.exceptions import AWSError
+from moto.dynamodb.models import DynamoDBBackend
+from moto.stepfunctions.models import StepFunctionBackend
+
+from mlops_sfn.plan import Settings, plan_execution
+from mlops_sfn.router import ConfigurationError, RejectedEvent
+from mlops_sfn.triggers import parse_event
+from tests.aws import BUCKET, Stack, deploy
+from tests.conftest import DEMO, ROOT, edited, load_event, load_item
+
+pytestmark = pytest.mark.functional
+
+STARTING_EVENTS = [
+    "s3_object_created",
+    "records_legacy",
+    "records_legacy_string_body",
+    "sqs_s3_object_created",
+    "sqs_records_legacy",
+    "scheduled",
+    "manual",
+]
+PREFIX = "input/demo-dev-domain-cal-house-price/"
+
+
+@pytest.fixture
+def stack() -> Iterator[Stack]:
+    with mock_aws():
+        yield deploy([load_item(), load_item("demo-dev-train-and-batch-score")])
+
+
+def s3_event(key: str, etag: str = "e1", bucket: str = BUCKET) -> dict[str, Any]:
+    event = load_event("s3_object_created")
+    event["detail"]["object"].update(key=key, etag=etag)
+    event["detail"]["bucket"]["name"] = bucket
+    return event
+
+
+def log_lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.parametrize("fixture", STARTING_EVENTS)
+def test_each_event_shape_starts_one_execution_with_the_planned_input(stack: Stack, fixture: str) -> None:
+    event = load_event(fixture)
+    summary = stack.router().handle(event, "req-1")
+
+    assert summary["started"] == 1 and summary["duplicates"] == 0 and summary["skipped"] == 0
+    (execution,) = stack.executions()
+    assert summary["executions"] == [execution["name"]]
+    # The same code as `mlops-sfn plan` built it: only the delivery stamp is added.
+    (trigger,) = parse_event(event, "req-1")
+    expected = plan_execution(load_item(), trigger, Settings.from_environment(stack.environment))
+    assert stack.execution_input(execution["name"]) == expected | {"delivery": {"request_id": "req-1"}}
+
+
+def test_an_upload_runs_from_the_folder_it_was_uploaded_to(stack: Stack) -> None:
+    key = "input/demo-dev-train-and-batch-score/2024-06-01/_SUCCESS"
+    stack.router().handle(s3_event(key), "req-1")
+    (execution,) = stack.executions()
+    training = stack.execution_input(execution["name"])["stages"]["training"]["request"]
+    channel = training["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"]
+    assert channel == f"s3://{BUCKET}/input/demo-dev-train-and-batch-score/2024-06-01/train/"
+
+
+def test_burst_of_1000_events_for_one_upload_starts_one_execution(stack: Stack) -> None:
+    # An upload of many files plus its manifest, every object delivered several times, in any order.
+    parts = [s3_event(f"{PREFIX}data/part-{n:04d}.csv", etag=f"p{n}") for n in range(200)]
+    events = parts * 4 + [s3_event(f"{PREFIX}manifest.json", etag="m1")] * 200
+    random.Random(7).shuffle(events)
+    assert len(events) == 1000
+    router = stack.router()
+
+    totals = {"started": 0, "duplicates": 0, "skipped": 0}
+    for number, event in enumerate(events):
+        summary = router.handle(event, f"req-{number}")
+        for key in totals:
+            totals[key] += summary[key]
+
+    assert len(stack.executions()) == 1
+    assert totals == {"started": 1, "duplicates": 199, "skipped": 800}
+
+
+def test_redelivery_and_lambda_retry_start_nothing_new(stack: Stack) -> None:
+    event = load_event("s3_object_created")
+    assert stack.router().handle(event, "req-1")["started"] == 1
+    # A redelivery (new request id) in a fresh container, and a batch holding the same message twice.
+    assert stack.router().handle(copy.deepcopy(event), "req-2")["duplicates"] == 1
+    batch = load_event("sqs_s3_object_created")
+    batch["Records"] *= 2
+    assert stack.router().handle(batch, "req-3") == {"started": 0, "duplicates": 2, "skipped": 0, "executions": []}
+    assert len(stack.executions()) == 1
+
+
+def test_a_new_upload_of_the_same_files_starts_a_new_run(stack: Stack) -> None:
+    router = stack.router()
+    router.handle(s3_event(f"{PREFIX}manifest.json", etag="first"), "req-1")
+    router.handle(s3_event(f"{PREFIX}manifest.json", etag="second"), "req-2")
+    assert len(stack.executions()) == 2
+
+
+def test_numbers_stored_in_dynamodb_reach_the_execution_as_json_numbers(stack: Stack) -> None:
+    stored = stack.dynamodb.get_item(TableName="mlops-test-pipelines", Key={"consumption_pipeline_name": {"S": DEMO}})
+    assert stored["Item"]["quality_gate"]["M"]["threshold"] == {"N": "0.75"}  # DynamoDB holds them as N
+
+    stack.router().handle(load_event("manual"), "req-1")
+    (execution,) = stack.executions()
+    execution_input = stack.execution_input(execution["name"])
+    assert execution_input["quality_gate"]["threshold"] == 0.75
+    count = execution_input["stages"]["training"]["request"]["ResourceConfig"]["InstanceCount"]
+    assert count == 1 and isinstance(count, int)
+
+
+def test_part_of_an_upload_is_skipped_with_a_log_line(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    summary = stack.router().handle(load_event("s3_object_created_part_of_upload"), "req-1")
+    assert summary == {"started": 0, "duplicates": 0, "skipped": 1, "executions": []}
+    assert stack.executions() == []
+    (line,) = log_lines(capsys)
+    assert line["outcome"] == "skipped" and line["pipeline"] == DEMO
+    assert "complete_on" in line["reason"]
+
+
+def test_disabled_pipeline_is_skipped_with_a_log_line(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    stack.put_item(edited(load_item(), {"enabled": False}))
+    summary = stack.router().handle(load_event("s3_object_created"), "req-1")
+    assert summary["skipped"] == 1 and stack.executions() == []
+    (line,) = log_lines(capsys)
+    assert line["outcome"] == "skipped" and "disabled" in line["reason"]
+
+
+def test_one_json_log_line_per_decision(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    stack.router().handle(load_event("s3_object_created"), "req-1")
+    (line,) = log_lines(capsys)
+    assert line["outcome"] == "started"
+    assert line["pipeline"] == DEMO
+    assert line["trigger"]["object"] == f"s3://{BUCKET}/{PREFIX}manifest.json"
+    assert line["execution_name"] == stack.executions()[0]["name"]
+    assert line["request_id"] == "req-1"
+
+
+def test_unknown_pipeline_starts_nothing_and_raises_the_documented_error(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    event = load_event("manual") | {"consumption_pipeline_name": "no-such-pipeline"}
+    with pytest.raises(RejectedEvent) as raised:
+        stack.router().handle(event, "req-1")
+    (rejection,) = raised.value.rejections
+    assert rejection["pipeline"] == "no-such-pipeline" and rejection["field"] == "consumption_pipeline_name"
+    assert stack.executions() == []
+    (line,) = log_lines(capsys)
+    assert line["outcome"] == "rejected" and line["pipeline"] == "no-such-pipeline" and line["level"] == "error"
+
+
+def test_upload_outside_every_prefix_is_rejected(stack: Stack) -> None:
+    with pytest.raises(RejectedEvent, match=r"no pipeline's trigger\.prefix holds 'input/stray/manifest\.json'"):
+        stack.router().handle(s3_event("input/stray/manifest.json"), "req-1")
+    assert stack.executions() == []
+
+
+def test_upload_to_another_bucket_is_rejected(stack: Stack) -> None:
+    with pytest.raises(RejectedEvent, match=r"detail\.bucket\.name"):
+        stack.router().handle(s3_event(f"{PREFIX}manifest.json", bucket="someone-elses-bucket"), "req-1")
+    assert stack.executions() == []
+
+
+def test_invalid_item_starts_nothing_and_the_error_names_the_field(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack.put_item(edited(load_item(), {"stages.training.request.ResourceConfig.InstanceType": "ml.m5.huge"}))
+    with pytest.raises(RejectedEvent) as raised:
+        stack.router().handle(load_event("s3_object_created"), "req-1")
+    (rejection,) = raised.value.rejections
+    assert rejection["pipeline"] == DEMO
+    assert rejection["field"] == "stages.training.request.ResourceConfig.InstanceType"
+    assert "ml.m5.huge" in str(raised.value)
+    assert stack.executions() == []
+    (line,) = log_lines(capsys)
+    assert line["field"] == "stages.training.request.ResourceConfig.InstanceType" and line["outcome"] == "rejected"
+
+
+def test_a_batch_starts_its_valid_triggers_then_rejects_the_rest(stack: Stack) -> None:
+    good = load_event("records_legacy")["Records"][0]
+    bad = copy.deepcopy(good)
+    bad["body"]["consumption_pipeline_name"] = "no-such-pipeline"
+    with pytest.raises(RejectedEvent) as raised:
+        stack.router().handle({"Records": [bad, good]}, "req-1")
+    assert [r["pipeline"] for r in raised.value.rejections] == ["no-such-pipeline"]
+    assert len(stack.executions()) == 1
+    # Replaying the whole event from the dead-letter queue once the item exists starts only the missing run.
+    stack.put_item(edited(load_item(), {"consumption_pipeline_name": "no-such-pipeline", "trigger.prefix": "input/x/"}))
+    summary = stack.router().handle({"Records": [bad, good]}, "req-2")
+    assert (summary["started"], summary["duplicates"]) == (1, 1)
+
+
+def test_an_item_added_after_the_prefix_map_was_read_is_found(stack: Stack) -> None:
+    router = stack.router()
+    router.handle(load_event("s3_object_created"), "req-1")  # reads the prefix map
+    new = edited(load_item(), {"consumption_pipeline_name": "demo-dev-new", "trigger.prefix": "input/new/"})
+    stack.put_item(new)
+    assert router.handle(s3_event("input/new/manifest.json"), "req-2")["started"] == 1
+
+
+def test_an_item_whose_prefix_moved_is_read_again(stack: Stack) -> None:
+    router = stack.router()
+    router.handle(load_event("s3_object_created"), "req-1")
+    stack.put_item(edited(load_item(), {"trigger.prefix": "input/moved/"}))
+    with pytest.raises(RejectedEvent, match=r"no pipeline's trigger\.prefix holds"):
+        router.handle(s3_event(f"{PREFIX}manifest.json", etag="e2"), "req-2")
+    assert router.handle(s3_event("input/moved/manifest.json", etag="e3"), "req-3")["started"] == 1
+
+
+def test_overlapping_prefixes_are_rejected_naming_both_pipelines(stack: Stack) -> None:
+    stack.put_item(
+        edited(load_item(), {"consumption_pipeline_name": "demo-dev-inner", "trigger.prefix": PREFIX + "a/"})
+    )
+    with pytest.raises(RejectedEvent, match="demo-dev-domain-cal-house-price, demo-dev-inner overlap"):
+        stack.router().handle(s3_event(f"{PREFIX}a/manifest.json"), "req-1")
+    assert stack.executions() == []
+
+
+def throttle(monkeypatch: pytest.MonkeyPatch, backend: type, method: str, times: int, code: str) -> list[int]:
+    """Make AWS refuse the next `times` calls of an operation with a throttling error, doing nothing."""
+    original = getattr(backend, method)
+    calls: list[int] = []
+
+    def refuse(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) <= times:
+            raise AWSError("Rate exceeded", exception_type=code)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(backend, method, refuse)
+    return calls
+
+
+def test_throttling_is_retried_with_backoff_then_succeeds(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    sleeps: list[float] = []
+    monkeypatch.setattr(botocore.endpoint.time, "sleep", sleeps.append)
+    router = stack.router()
+    throughput = "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException"
+    get_item = throttle(monkeypatch, DynamoDBBackend, "get_item", 2, throughput)
+    start = throttle(monkeypatch, StepFunctionBackend, "start_execution", 2, "ThrottlingException")
+
+    assert router.handle(load_event("manual"), "req-1")["started"] == 1
+    assert (len(get_item), len(start)) == (3, 3)  # two refusals, then the call that reached AWS
+    assert len(sleeps) == 4 and all(delay > 0 for delay in sleeps)
+    assert len(stack.executions()) == 1
+
+
+def test_throttling_that_outlasts_the_retries_raises_for_lambda_to_retry(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(botocore.endpoint.time, "sleep", lambda _: None)
+    router = stack.router()
+    calls = throttle(monkeypatch, StepFunctionBackend, "start_execution", 99, "ThrottlingException")
+    with pytest.raises(router.stepfunctions.exceptions.ClientError, match="Throttling"):
+        router.handle(load_event("manual"), "req-1")
+    assert len(calls) == 5  # botocore's standard mode: five attempts in all
+    assert stack.executions() == []
+
+
+def test_two_aws_calls_per_started_execution_when_warm(stack: Stack) -> None:
+    router = stack.router()
+    router.handle(load_event("s3_object_created"), "req-0")  # cold: also reads the prefix map once
+    calls: list[str] = []
+    for client in router.clients:
+        client.meta.events.register("before-call", lambda model, **_: calls.append(model.name))
+    for n in range(1, 4):
+        router.handle(s3_event(f"{PREFIX}manifest.json", etag=f"e{n}"), f"req-{n}")
+    assert calls == ["GetItem", "StartExecution"] * 3
+
+
+# --- the Lambda entry point ---------------------------------------------------------------------
+
+
+def load_handler() -> Any:
+    spec = importlib.util.spec_from_file_location("router_handler", ROOT / "lambdas" / "router" / "handler.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_lambda_handler_routes_an_event(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in stack.environment.items():
+        monkeypatch.setenv(name, value)
+    handler = load_handler()
+    summary = handler.handler(load_event("scheduled"), SimpleNamespace(aws_request_id="lambda-req"))
+    assert summary["started"] == 1
+    assert stack.execution_input(summary["executions"][0])["delivery"] == {"request_id": "lambda-req"}
+
+
+def test_lambda_cold_start_names_every_missing_or_malformed_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PIPELINE_TABLE", raising=False)
+    monkeypatch.delenv("DEFAULT_IMAGE_URI", raising=False)
+    monkeypatch.setenv("STATE_MACHINE_ARN", "my-state-machine")
+    monkeypatch.setenv("ARTIFACT_BUCKET", BUCKET)
+    monkeypatch.setenv("SAGEMAKER_ROLE_ARN", "arn:aws:iam::123456789012:role/r")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("PREFIX_CACHE_SECONDS", "soon")
+    with pytest.raises(ConfigurationError) as raised:
+        load_handler()
+    message = str(raised.value)
+    for expected in ("PIPELINE_TABLE is not set", "DEFAULT_IMAGE_URI is not set", "STATE_MACHINE_ARN='my-state"):
+        assert expected in message
+    assert "PREFIX_CACHE_SECONDS='soon'" in message
+
+
+IMPORT_GUARD = """
+import importlib.abc, json, sys
+# What the Lambda runtime provides besides the standard library: boto3 and its dependencies.
+ALLOWED = {"mlops_sfn", "router_handler", "boto3", "botocore", "jmespath", "dateutil", "urllib3", "s3transfer", "six"}
+class Guard(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        top = name.split(".")[0]
+        if top not in ALLOWED and top not in sys.stdlib_module_names:
+            raise ImportError(f"the router imported {name}, which the Lambda zip does not hold")
+        return None
+sys.meta_path.insert(0, Guard())
+import importlib.util
+spec = importlib.util.spec_from_file_location("router_handler", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+from mlops_sfn.plan import check_with_sample
+from mlops_sfn.router import aws_clients
+item = json.load(open(sys.argv[2]))
+assert check_with_sample(item) == []  # loads the lazily imported SageMaker model too
+aws_clients("us-east-1")
+print("ok")
+"""
+
+
+def test_the_router_imports_only_what_the_lambda_runtime_has(tmp_path: Path) -> None:
+    environment = {
+        "PIPELINE_TABLE": "t-able",
+        "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:m",
+        "ARTIFACT_BUCKET": BUCKET,
+        "SAGEMAKER_ROLE_ARN": "arn:aws:iam::123456789012:role/r",
+        "DEFAULT_IMAGE_URI": "image",
+        "AWS_REGION": "us-east-1",
+        "PATH": "/usr/bin:/bin",
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            IMPORT_GUARD,
+            str(ROOT / "lambdas/router/handler.py"),
+            str(ROOT / f"dynamodb_items/{DEMO}.json"),
+        ],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_router_needs_only_the_settings_it_documents() -> None:
+    from mlops_sfn.router import ENVIRONMENT
+
+    readme = (ROOT / "README.md").read_text()
+    for name in [*ENVIRONMENT, "PREFIX_CACHE_SECONDS"]:
+        assert f"`{name}`" in readme, f"README does not document {name}"
