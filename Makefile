@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint demo clean
+.PHONY: install test lint demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,8 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests lambdas benchmarks
+	$(BIN)/ruff format --check src tests lambdas benchmarks
 	$(BIN)/mypy
 	$(BIN)/mlops-sfn validate dynamodb_items
 
@@ -28,6 +28,10 @@ demo: $(STAMP)
 	$(BIN)/mlops-sfn validate dynamodb_items
 	$(BIN)/mlops-sfn plan dynamodb_items/demo-dev-domain-cal-house-price.json
 	$(BIN)/mlops-sfn plan --graph dynamodb_items/demo-dev-domain-cal-house-price.json
+
+# Figures only, nothing asserted: the machines are shared and noisy.
+bench: $(STAMP)
+	@for bench in benchmarks/*.py; do $(BIN)/python $$bench || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,169 @@
+"""Router benchmarks: cold import, time per event against moto, AWS calls per execution, a 1,000-event burst.
+
+Prints figures and asserts nothing (the machines are shared and noisy). Run with `make bench`.
+Targets from the router issue: the handler adds < 25 ms to `import boto3`; 2 AWS calls per started execution.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from moto import mock_aws  # noqa: E402
+
+from tests.aws import BUCKET, deploy  # noqa: E402
+from tests.conftest import load_event, load_item  # noqa: E402
+
+PREFIX = "input/demo-dev-domain-cal-house-price/"
+IMPORT_RUNS = 15
+
+COLD_IMPORT = """
+import importlib.util, sys, time
+t0 = time.perf_counter()
+import boto3
+t1 = time.perf_counter()
+spec = importlib.util.spec_from_file_location("router_handler", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+t2 = time.perf_counter()
+print(t1 - t0, t2 - t1)
+"""
+
+
+def cold_import() -> tuple[float, float]:
+    """Median seconds for `import boto3`, and what loading handler.py adds, each in a fresh interpreter."""
+    environment = dict(os.environ) | {
+        "PIPELINE_TABLE": "bench-table",
+        "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:bench",
+        "ARTIFACT_BUCKET": BUCKET,
+        "SAGEMAKER_ROLE_ARN": "arn:aws:iam::123456789012:role/bench",
+        "DEFAULT_IMAGE_URI": "image",
+        "AWS_REGION": "us-east-1",
+    }
+    boto3_times, handler_times = [], []
+    for _ in range(IMPORT_RUNS):
+        out = subprocess.run(
+            [sys.executable, "-c", COLD_IMPORT, str(ROOT / "lambdas/router/handler.py")],
+            env=environment,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        boto3_times.append(float(out[0]))
+        handler_times.append(float(out[1]))
+    return statistics.median(boto3_times), statistics.median(handler_times)
+
+
+def s3_event(key: str, etag: str) -> dict[str, Any]:
+    event = load_event("s3_object_created")
+    event["detail"]["object"].update(key=key, etag=etag)
+    return event
+
+
+class CallCounter:
+    """AWS calls made by a router and the time spent inside them (moto answers in-process)."""
+
+    def __init__(self, router: Any) -> None:
+        self.calls: list[str] = []
+        self.seconds = 0.0
+        self._began = 0.0
+        for client in router.clients:
+            client.meta.events.register("before-call", self._before)
+            client.meta.events.register("after-call", self._after)
+
+    def _before(self, model: Any, **_: Any) -> None:
+        self.calls.append(model.name)
+        self._began = time.perf_counter()
+
+    def _after(self, **_: Any) -> None:
+        self.seconds += time.perf_counter() - self._began
+
+
+def per_event() -> dict[str, Any]:
+    with mock_aws():
+        stack = deploy([load_item(), load_item("demo-dev-train-and-batch-score")])
+        router = stack.router()
+        began = time.perf_counter()
+        router.handle(s3_event(f"{PREFIX}manifest.json", "cold"), "cold")
+        first = time.perf_counter() - began
+        counter = CallCounter(router)
+        figures: dict[str, Any] = {"first event (cold container), ms": first * 1000}
+        for label, make in [
+            ("started", lambda n: s3_event(f"{PREFIX}manifest.json", f"warm-{n}")),
+            ("skipped (part of an upload)", lambda n: s3_event(f"{PREFIX}data/part-{n}.csv", f"p{n}")),
+            ("duplicate", lambda n: s3_event(f"{PREFIX}manifest.json", "warm-0")),
+        ]:
+            counter.calls.clear()
+            counter.seconds = 0.0
+            runs = 50
+            began = time.perf_counter()
+            for n in range(runs):
+                router.handle(make(n), f"{label}-{n}")
+            total = time.perf_counter() - began
+            figures[f"{label}: per event, ms"] = total / runs * 1000
+            figures[f"{label}: router's own share, ms"] = (total - counter.seconds) / runs * 1000
+            figures[f"{label}: AWS calls per event"] = len(counter.calls) / runs
+        figures["AWS calls per started execution (warm)"] = figures.pop("started: AWS calls per event")
+        return figures
+
+
+def burst(events_total: int = 1000) -> dict[str, Any]:
+    """One upload of 200 files plus its manifest, every object delivered several times, shuffled."""
+    parts = [s3_event(f"{PREFIX}data/part-{n:04d}.csv", f"p{n}") for n in range(200)]
+    events = parts * 4 + [s3_event(f"{PREFIX}manifest.json", "m1")] * (events_total - 800)
+    random.Random(7).shuffle(events)
+    with mock_aws():
+        stack = deploy([load_item()])
+        router = stack.router()
+        counter = CallCounter(router)
+        totals = {"started": 0, "duplicates": 0, "skipped": 0}
+        began = time.perf_counter()
+        for number, event in enumerate(events):
+            summary = router.handle(event, f"burst-{number}")
+            for key in totals:
+                totals[key] += summary[key]
+        seconds = time.perf_counter() - began
+        return {
+            "burst: events": len(events),
+            "burst: executions started": len(stack.executions()),
+            "burst: summaries (started/duplicates/skipped)": "/".join(str(totals[k]) for k in totals),
+            "burst: total, s": seconds,
+            "burst: AWS calls": len(counter.calls),
+            "burst: Scan calls (prefix map)": counter.calls.count("Scan"),
+        }
+
+
+def main() -> None:
+    sys.stdout = open(os.devnull, "w")  # the router's JSON decision lines  # noqa: SIM115
+    try:
+        boto3_seconds, handler_seconds = cold_import()
+        figures: dict[str, Any] = {
+            "cold import: boto3 alone, ms (median of 15)": boto3_seconds * 1000,
+            "cold import: handler.py adds, ms (target < 25)": handler_seconds * 1000,
+        }
+        figures |= per_event()
+        figures |= burst()
+    finally:
+        sys.stdout.close()
+        sys.stdout = sys.__stdout__
+    width = max(len(name) for name in figures)
+    print("router benchmark (moto in-process; figures include moto's own time unless marked 'own share')")
+    for name, value in figures.items():
+        shown = f"{value:.1f}" if isinstance(value, float) else str(value)
+        print(f"  {name:<{width}}  {shown}")
+    if "--json" in sys.argv:
+        print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
