@@ -36,7 +36,7 @@ OPTIONAL_ENVIRONMENT = {
 }
 
 # Botocore's standard mode retries throttling, 5xx and connection errors with jittered exponential backoff.
-RETRIES = {"mode": "standard", "total_max_attempts": 5}
+RETRIES: Any = {"mode": "standard", "total_max_attempts": 5}
 
 _PATTERNS = {
     "PIPELINE_TABLE": re.compile(r"[A-Za-z0-9_.-]{3,255}"),
@@ -102,7 +102,7 @@ def aws_clients(region: str) -> tuple[Any, Any]:
     import boto3
     from botocore.config import Config as BotoConfig
 
-    config = BotoConfig(retries=RETRIES, connect_timeout=5, read_timeout=10)  # type: ignore[arg-type]
+    config = BotoConfig(retries=RETRIES, connect_timeout=5, read_timeout=10)
     session = boto3.session.Session(region_name=region)
     return session.client("dynamodb", config=config), session.client("stepfunctions", config=config)
 
