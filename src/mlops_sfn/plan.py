@@ -14,6 +14,8 @@ from .stages import OPERATIONS, STAGES, runs
 from .triggers import Trigger, completes_upload
 
 EXECUTION_INPUT_VERSION = 1
+ENDPOINT_WAIT_SECONDS = 30
+ENDPOINT_PROVISIONING_SECONDS = 3600  # SageMaker's own limit for an endpoint to come up
 
 
 # Settings field -> the environment variable the router Lambda reads it from.
@@ -86,6 +88,7 @@ def plan_execution(item: dict[str, Any], trigger: Trigger, settings: Settings) -
         "run": run,
         "stages": blocks,
         "notify": {"on_failure": "failure" in notify, "on_success": "success" in notify},
+        "results": {},  # each stage writes its trimmed result here; present even when no stage runs
     }
     if "quality_gate" in item:
         execution_input["quality_gate"] = item["quality_gate"]
@@ -124,13 +127,27 @@ def _stage_input(item: dict[str, Any], stage: str, execution: str) -> dict[str, 
         uri = block.get("report_uri", stages.RUN_FOLDER + "/evaluation/evaluation.json")
         bucket, _, key = uri.removeprefix("s3://").partition("/")
         result["report"] = {"Bucket": bucket, "Key": key}
+    if stage == "tuning":
+        # Step Functions copies the best job's model.tar.gz to where {model_data_url} points.
+        output = result["request"]["TrainingJobDefinition"]["OutputDataConfig"]["S3OutputPath"].rstrip("/")
+        bucket, _, key = (stages.RUN_FOLDER + "/tuning/best/model.tar.gz").removeprefix("s3://").partition("/")
+        result["best_model"] = {"source_prefix": output.removeprefix("s3://"), "Bucket": bucket, "Key": key}
     if stage == "register":
         approved = "PendingManualApproval" if runs(item, "approval") else "Approved"
         result["request"]["ModelApprovalStatus"] = approved
+        _add_model_data(result["request"].get("InferenceSpecification", {}).get("Containers", []))
         result["model_source"] = model_sources(item)[0]
     if stage == "create_model":
+        request = result["request"]
+        _add_model_data([request["PrimaryContainer"]] if "PrimaryContainer" in request else request["Containers"])
         result["model_source"] = model_sources(item)[0]
     return result
+
+
+def _add_model_data(containers: list[dict[str, Any]]) -> None:
+    """Containers without a ModelDataUrl serve the run's model (its URL is known before the run starts)."""
+    for container in containers:
+        container.setdefault("ModelDataUrl", "{model_data_url}")
 
 
 def _deploy_input(item: dict[str, Any], execution: str) -> dict[str, Any]:
@@ -166,6 +183,18 @@ def _deploy_input(item: dict[str, Any], execution: str) -> dict[str, Any]:
         result["deployment_config"] = config
     if "smoke_test" in block:
         result["smoke_test"] = {"content_type": "text/csv"} | block["smoke_test"]
+    # What the state machine sends: CreateEndpoint when the endpoint is new, UpdateEndpoint otherwise.
+    names_only = {"EndpointName": result["endpoint_name"], "EndpointConfigName": config_name}
+    result["create_request"] = names_only
+    result["update_request"] = names_only | (
+        {"DeploymentConfig": result["deployment_config"]} if "deployment_config" in result else {}
+    )
+    # The bounded wait: every ENDPOINT_WAIT_SECONDS, long enough for provisioning plus a blue/green bake.
+    budget = ENDPOINT_PROVISIONING_SECONDS + 2 * block.get("bake_minutes", 5) * 60 * (
+        result["strategy"] == "blue_green"
+    )
+    result["wait_seconds"] = ENDPOINT_WAIT_SECONDS
+    result["max_checks"] = -(-budget // ENDPOINT_WAIT_SECONDS)
     return result
 
 
@@ -189,12 +218,12 @@ def _check_filled(blocks: dict[str, Any]) -> list[Problem]:
             problems += [Problem(p.path, f"after placeholders are filled: {p.message}") for p in found]
     if "deploy" in blocks:
         deploy = blocks["deploy"]
-        found = sagemaker_api.check_request("CreateEndpointConfig", deploy["endpoint_config_request"], "stages.deploy")
-        update = {"EndpointName": deploy["endpoint_name"], "EndpointConfigName": "x"}
-        if "deployment_config" in deploy:
-            update["DeploymentConfig"] = deploy["deployment_config"]
-        found += sagemaker_api.check_request("UpdateEndpoint", update, "stages.deploy")
-        problems += found
+        for operation, request in [
+            ("CreateEndpointConfig", deploy["endpoint_config_request"]),
+            ("CreateEndpoint", deploy["create_request"]),
+            ("UpdateEndpoint", deploy["update_request"]),
+        ]:
+            problems += sagemaker_api.check_request(operation, request, "stages.deploy")
     return problems
 
 
