@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import dynamodb_json, importers, preview
+from . import dynamodb_json, importers, preview, statemachine
 from .item import ItemFileError, check_unique, load_item_file
 from .plan import EXAMPLE_SETTINGS, Settings, check_with_sample, mismatch, plan_execution
 from .problems import InvalidItem, Problem
@@ -42,6 +42,13 @@ def _parser() -> argparse.ArgumentParser:
     imports.add_argument("format", choices=["aiops", "reusable-framework"])
     imports.add_argument("source", type=Path, metavar="FILE")
     imports.add_argument("--dynamodb-json", action="store_true", help="print DynamoDB-typed JSON")
+
+    machine = commands.add_parser("statemachine", help="print the state machine template (or write/check the file)")
+    action = machine.add_mutually_exclusive_group()
+    action.add_argument(
+        "--write", action="store_true", help=f"write {statemachine.TEMPLATE.relative_to(statemachine.ROOT)}"
+    )
+    action.add_argument("--check", action="store_true", help="exit 1 when the committed template is out of date")
     return parser
 
 
@@ -52,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
             return validate(args.paths or [DEFAULT_ITEMS])
         if args.command == "plan":
             return plan(args.item, args.event, args.json, args.graph)
+        if args.command == "statemachine":
+            return state_machine(args.write, args.check)
         return import_item(args.format, args.source, args.dynamodb_json)
     except UsageError as error:
         print(f"mlops-sfn: error: {error}", file=sys.stderr)
@@ -192,3 +201,19 @@ def import_item(kind: str, source: Path, typed: bool) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def state_machine(write: bool, check: bool) -> int:
+    text = statemachine.template_text()
+    if write:
+        statemachine.TEMPLATE.parent.mkdir(parents=True, exist_ok=True)
+        statemachine.TEMPLATE.write_text(text, encoding="utf-8")
+        return 0
+    if check:
+        current = statemachine.TEMPLATE.read_text(encoding="utf-8") if statemachine.TEMPLATE.exists() else ""
+        if current != text:
+            print(f"{statemachine.TEMPLATE}: out of date; run `mlops-sfn statemachine --write`", file=sys.stderr)
+            return 1
+        return 0
+    print(text, end="")
+    return 0

@@ -1,0 +1,656 @@
+"""The one generic state machine: its definition, the template file, and the role policy it needs.
+
+`build()` writes the Amazon States Language (JSONPath) for every pipeline; every stage is switched
+by the execution input's `run` flags, so a skipped stage costs one Choice transition. The result is
+committed as `statemachine/pipeline.asl.json`, a template with `${...}` variables that Terraform
+renders with `templatefile` and `render()` renders the same way; a test keeps the file current.
+`policy()` derives the state machine role's statements from the same definition.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "statemachine" / "pipeline.asl.json"
+
+# Template variables: Terraform passes the same names to templatefile().
+VARIABLES = {
+    "notification_topic_arn": "SNS topic for failure and success summaries",
+    "approval_topic_arn": "SNS topic that carries approval requests (with their task tokens)",
+    "quality_gate_function_arn": "Lambda function that compares the evaluation metric with the threshold",
+}
+
+SAGEMAKER = "arn:aws:states:::sagemaker:"
+SDK = "arn:aws:states:::aws-sdk:"
+
+# API errors worth another attempt: throttling, capacity quotas, SageMaker's generic 5xx wrapper.
+# A job that ran and failed (States.TaskFailed) is not retried: its cause goes to the notification.
+TRANSIENT_ERRORS = [
+    "ThrottlingException",
+    "SageMaker.ThrottlingException",
+    "SageMaker.AmazonSageMakerException",
+    "SageMaker.ResourceLimitExceededException",
+]
+RETRY = [{"ErrorEquals": TRANSIENT_ERRORS, "IntervalSeconds": 15, "BackoffRate": 2.0, "MaxAttempts": 4}]
+
+
+def _title(stage: str) -> str:
+    return stage.replace("_", " ").capitalize()
+
+
+def _choice(flag: str, then: str, otherwise: str) -> dict[str, Any]:
+    return {
+        "Type": "Choice",
+        "Choices": [{"Variable": f"$.run.{flag}", "BooleanEquals": True, "Next": then}],
+        "Default": otherwise,
+    }
+
+
+class _Builder:
+    """Collects states; every task gets the same retry and a catch that records the failed stage."""
+
+    def __init__(self, failure_target: str) -> None:
+        self.states: dict[str, Any] = {}
+        self.failure_target = failure_target
+
+    def add(self, name: str, state: dict[str, Any]) -> str:
+        assert name not in self.states, name
+        self.states[name] = state
+        return name
+
+    def task(self, name: str, stage: str, state: dict[str, Any], retry: bool = True) -> str:
+        """A Task whose errors go to "<stage> failed", which records {stage, error, cause}."""
+        recorder = f"{_title(stage)} failed"
+        if recorder not in self.states:
+            self.add(
+                recorder,
+                {
+                    "Type": "Pass",
+                    "Parameters": {"stage": stage, "error.$": "$.caught.Error", "cause.$": "$.caught.Cause"},
+                    "ResultPath": "$.failure",
+                    "Next": self.failure_target,
+                },
+            )
+        state = {"Type": "Task", **state}
+        if retry:
+            state["Retry"] = RETRY
+        state["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.caught", "Next": recorder}]
+        return self.add(name, state)
+
+
+def _sagemaker_job(api: str, stage: str, selector: dict[str, str]) -> dict[str, Any]:
+    return {
+        "Resource": f"{SAGEMAKER}{api}.sync",
+        "InputPath": f"$.stages.{stage}.request",
+        "ResultSelector": selector,
+        "ResultPath": f"$.results.{stage}",
+    }
+
+
+def _pipeline(b: _Builder) -> None:
+    """The stages in order; each "Run X?" Choice skips X in one transition."""
+    b.add("Run preprocessing?", _choice("preprocessing", "Preprocessing", "Run training?"))
+    b.task(
+        "Preprocessing",
+        "preprocessing",
+        _sagemaker_job("createProcessingJob", "preprocessing", {"job_name.$": "$.ProcessingJobName"})
+        | {"Next": "Run training?"},
+    )
+
+    b.add("Run training?", _choice("training", "Training", "Run tuning?"))
+    b.task(
+        "Training",
+        "training",
+        _sagemaker_job(
+            "createTrainingJob",
+            "training",
+            {"job_name.$": "$.TrainingJobName", "model_data_url.$": "$.ModelArtifacts.S3ModelArtifacts"},
+        )
+        | {"Next": "Run tuning?"},
+    )
+
+    b.add("Run tuning?", _choice("tuning", "Tuning", "Run evaluation?"))
+    b.task(
+        "Tuning",
+        "tuning",
+        _sagemaker_job(
+            "createHyperParameterTuningJob", "tuning", {"best_training_job.$": "$.BestTrainingJob.TrainingJobName"}
+        )
+        | {"Next": "Copy best model"},
+    )
+    b.task(
+        "Copy best model",
+        "tuning",
+        {
+            "Resource": f"{SDK}s3:copyObject",
+            "Parameters": {
+                "Bucket.$": "$.stages.tuning.best_model.Bucket",
+                "Key.$": "$.stages.tuning.best_model.Key",
+                "CopySource.$": "States.Format('{}/{}/output/model.tar.gz', "
+                "$.stages.tuning.best_model.source_prefix, $.results.tuning.best_training_job)",
+            },
+            "ResultPath": None,
+            "Next": "Run evaluation?",
+        },
+    )
+
+    b.add("Run evaluation?", _choice("evaluation", "Evaluation", "Run register?"))
+    b.task(
+        "Evaluation",
+        "evaluation",
+        _sagemaker_job("createProcessingJob", "evaluation", {"job_name.$": "$.ProcessingJobName"})
+        | {"Next": "Read evaluation report"},
+    )
+    b.task(
+        "Read evaluation report",
+        "evaluation",
+        {
+            "Resource": f"{SDK}s3:getObject",
+            "Parameters": {"Bucket.$": "$.stages.evaluation.report.Bucket", "Key.$": "$.stages.evaluation.report.Key"},
+            "ResultSelector": {"report.$": "States.StringToJson($.Body)"},
+            "ResultPath": "$.results.evaluation",
+            "Next": "Quality gate?",
+        },
+    )
+    b.add(
+        "Quality gate?",
+        {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.quality_gate", "IsPresent": True, "Next": "Check quality gate"}],
+            "Default": "Run register?",
+        },
+    )
+    # JSONPath cannot follow a metric path held in data, so a small function reads the metric.
+    b.task(
+        "Check quality gate",
+        "quality_gate",
+        {
+            "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {
+                "FunctionName": "${quality_gate_function_arn}",
+                "Payload": {"report.$": "$.results.evaluation.report", "gate.$": "$.quality_gate"},
+            },
+            "ResultSelector": {
+                "met.$": "$.Payload.met",
+                "value.$": "$.Payload.value",
+                "message.$": "$.Payload.message",
+            },
+            "ResultPath": "$.results.quality_gate",
+            "Retry": [
+                {
+                    "ErrorEquals": ["Lambda.ServiceException", "Lambda.TooManyRequestsException"],
+                    "IntervalSeconds": 2,
+                    "BackoffRate": 2.0,
+                    "MaxAttempts": 4,
+                }
+            ],
+            "Next": "Quality gate met?",
+        },
+        retry=False,
+    )
+    b.add(
+        "Quality gate met?",
+        {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.results.quality_gate.met", "BooleanEquals": True, "Next": "Run register?"}],
+            "Default": "Quality gate not met",
+        },
+    )
+    b.add(
+        "Quality gate not met",
+        {
+            "Type": "Pass",
+            "Parameters": {
+                "stage": "quality_gate",
+                "error": "QualityGateNotMet",
+                "cause.$": "$.results.quality_gate.message",
+            },
+            "ResultPath": "$.failure",
+            "Next": b.failure_target,
+        },
+    )
+
+    b.add("Run register?", _choice("register", "Create model package group", "Run approval?"))
+    # An existing group is the usual case; any real problem resurfaces in "Register model".
+    b.add(
+        "Create model package group",
+        {
+            "Type": "Task",
+            "Resource": f"{SDK}sagemaker:createModelPackageGroup",
+            "Parameters": {"ModelPackageGroupName.$": "$.stages.register.request.ModelPackageGroupName"},
+            "ResultPath": None,
+            "Retry": RETRY,
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "Register model"}],
+            "Next": "Register model",
+        },
+    )
+    b.task(
+        "Register model",
+        "register",
+        {
+            "Resource": f"{SDK}sagemaker:createModelPackage",
+            "InputPath": "$.stages.register.request",
+            "ResultSelector": {"model_package_arn.$": "$.ModelPackageArn"},
+            "ResultPath": "$.results.register",
+            "Next": "Run approval?",
+        },
+    )
+
+    b.add("Run approval?", _choice("approval", "Ask for approval", "Run create model?"))
+    b.add(
+        "Ask for approval",
+        {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::sns:publish.waitForTaskToken",
+            "Parameters": {
+                "TopicArn": "${approval_topic_arn}",
+                "Subject": "Model approval requested",
+                "Message": {
+                    "pipeline.$": "$.pipeline",
+                    "execution_name.$": "$.execution_name",
+                    "model_package_arn.$": "$.results.register.model_package_arn",
+                    "evaluation.$": "$.results.evaluation",
+                    "task_token.$": "$$.Task.Token",
+                    "answer": "mlops-sfn approve|reject <task_token or execution name>",
+                },
+            },
+            "TimeoutSecondsPath": "$.stages.approval.timeout_seconds",
+            "ResultPath": "$.results.approval",
+            "Catch": [
+                {"ErrorEquals": ["Rejected"], "ResultPath": "$.caught", "Next": "Reject model package"},
+                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.caught", "Next": "Approval failed"},
+            ],
+            "Next": "Approve model package",
+        },
+    )
+    b.add(
+        "Approval failed",
+        {
+            "Type": "Pass",
+            "Parameters": {"stage": "approval", "error.$": "$.caught.Error", "cause.$": "$.caught.Cause"},
+            "ResultPath": "$.failure",
+            "Next": b.failure_target,
+        },
+    )
+    for answer, status, then in [
+        ("Approve", "Approved", "Run create model?"),
+        ("Reject", "Rejected", "Approval failed"),
+    ]:
+        b.task(
+            f"{answer} model package",
+            "approval",
+            {
+                "Resource": f"{SDK}sagemaker:updateModelPackage",
+                "Parameters": {
+                    "ModelPackageArn.$": "$.results.register.model_package_arn",
+                    "ModelApprovalStatus": status,
+                },
+                "ResultPath": None,
+                "Next": then,
+            },
+        )
+
+    b.add("Run create model?", _choice("create_model", "Create model", "Serve model?"))
+    b.task(
+        "Create model",
+        "create_model",
+        {
+            "Resource": f"{SAGEMAKER}createModel",
+            "InputPath": "$.stages.create_model.request",
+            "ResultSelector": {"model_arn.$": "$.ModelArn"},
+            "ResultPath": "$.results.create_model",
+            "Next": "Serve model?",
+        },
+    )
+
+    b.add(
+        "Serve model?",
+        {
+            "Type": "Choice",
+            "Choices": [
+                {
+                    "Or": [
+                        {"Variable": "$.run.batch_transform", "BooleanEquals": True},
+                        {"Variable": "$.run.deploy", "BooleanEquals": True},
+                    ],
+                    "Next": "Serve",
+                }
+            ],
+            "Default": "Notify success?",
+        },
+    )
+    b.add(
+        "Serve",
+        {
+            "Type": "Parallel",
+            "Branches": [_batch_transform_branch(), _deploy_branch()],
+            "ResultSelector": {"batch_transform.$": "$[0]", "deploy.$": "$[1]"},
+            "ResultPath": "$.results.serve",
+            "Catch": [
+                {"ErrorEquals": ["StageFailed"], "ResultPath": "$.caught", "Next": "Unpack serving failure"},
+                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.caught", "Next": "Serve failed"},
+            ],
+            "Next": "Notify success?",
+        },
+    )
+    # A branch reports its failed stage as JSON in the cause of a StageFailed error.
+    b.add(
+        "Unpack serving failure",
+        {
+            "Type": "Pass",
+            "Parameters": {"record.$": "States.StringToJson($.caught.Cause)"},
+            "ResultPath": "$.caught",
+            "Next": "Serving stage failed",
+        },
+    )
+    b.add(
+        "Serving stage failed",
+        {
+            "Type": "Pass",
+            "Parameters": {
+                "stage.$": "$.caught.record.stage",
+                "error.$": "$.caught.record.error",
+                "cause.$": "$.caught.record.cause",
+            },
+            "ResultPath": "$.failure",
+            "Next": b.failure_target,
+        },
+    )
+    b.add(
+        "Serve failed",
+        {
+            "Type": "Pass",
+            "Parameters": {"stage": "serve", "error.$": "$.caught.Error", "cause.$": "$.caught.Cause"},
+            "ResultPath": "$.failure",
+            "Next": b.failure_target,
+        },
+    )
+
+    b.add(
+        "Notify success?",
+        {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.notify.on_success", "BooleanEquals": True, "Next": "Notify success"}],
+            "Default": "Succeeded",
+        },
+    )
+    b.add(
+        "Notify success",
+        {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::sns:publish",
+            "Parameters": {
+                "TopicArn": "${notification_topic_arn}",
+                "Subject": "Pipeline run succeeded",
+                "Message": {
+                    "status": "SUCCEEDED",
+                    "pipeline.$": "$.pipeline",
+                    "execution_name.$": "$.execution_name",
+                    "run_folder.$": "$.run_folder",
+                    "stages_run.$": "$.run",
+                    "results.$": "$.results",
+                },
+            },
+            "ResultPath": None,
+            "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 2, "BackoffRate": 2.0, "MaxAttempts": 3}],
+            "Next": "Succeeded",
+        },
+    )
+    b.add("Succeeded", {"Type": "Succeed"})
+
+    b.add(
+        "Notify failure?",
+        {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.notify.on_failure", "BooleanEquals": True, "Next": "Notify failure"}],
+            "Default": "Failed",
+        },
+    )
+    b.add(
+        "Notify failure",
+        {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::sns:publish",
+            "Parameters": {
+                "TopicArn": "${notification_topic_arn}",
+                "Subject": "Pipeline run failed",
+                "Message": {
+                    "status": "FAILED",
+                    "pipeline.$": "$.pipeline",
+                    "execution_name.$": "$.execution_name",
+                    "failed_stage.$": "$.failure.stage",
+                    "error.$": "$.failure.error",
+                    "cause.$": "$.failure.cause",
+                    "run_folder.$": "$.run_folder",
+                },
+            },
+            "ResultPath": None,
+            "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 2, "BackoffRate": 2.0, "MaxAttempts": 3}],
+            # A notification that cannot be sent must not hide the failure it reports.
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "Failed"}],
+            "Next": "Failed",
+        },
+    )
+    b.add("Failed", {"Type": "Fail", "ErrorPath": "$.failure.error", "CausePath": "$.failure.cause"})
+
+
+def _branch_failure(b: _Builder) -> None:
+    """Inside a Parallel branch: end the branch with StageFailed, its cause the failure record."""
+    b.add(
+        b.failure_target,
+        {"Type": "Fail", "Error": "StageFailed", "CausePath": "States.JsonToString($.failure)"},
+    )
+
+
+def _batch_transform_branch() -> dict[str, Any]:
+    b = _Builder("Stop serving: batch transform failed")
+    b.add("Run batch transform?", _choice("batch_transform", "Batch transform", "No batch transform"))
+    b.task(
+        "Batch transform",
+        "batch_transform",
+        _sagemaker_job("createTransformJob", "batch_transform", {"job_name.$": "$.TransformJobName"})
+        | {"OutputPath": "$.results.batch_transform", "End": True},
+    )
+    b.add("No batch transform", {"Type": "Pass", "Result": {"skipped": True}, "End": True})
+    _branch_failure(b)
+    return {"StartAt": "Run batch transform?", "States": b.states}
+
+
+def _deploy_branch() -> dict[str, Any]:
+    b = _Builder("Stop serving: deploy failed")
+    deploy = "$.stages.deploy"
+    b.add("Run deploy?", _choice("deploy", "Create endpoint config", "No deploy"))
+    b.task(
+        "Create endpoint config",
+        "deploy",
+        {
+            "Resource": f"{SAGEMAKER}createEndpointConfig",
+            "InputPath": f"{deploy}.endpoint_config_request",
+            "ResultSelector": {"wait": {"count": 0}},
+            "ResultPath": "$.results.deploy",
+            "Next": "Find endpoint",
+        },
+    )
+    # DescribeEndpoint fails for an endpoint that does not exist yet: that is the cue to create it.
+    b.add(
+        "Find endpoint",
+        {
+            "Type": "Task",
+            "Resource": f"{SDK}sagemaker:describeEndpoint",
+            "Parameters": {"EndpointName.$": f"{deploy}.endpoint_name"},
+            "ResultSelector": {"status.$": "$.EndpointStatus"},
+            "ResultPath": "$.results.deploy.existing",
+            "Retry": RETRY,
+            "Catch": [{"ErrorEquals": ["States.TaskFailed"], "ResultPath": None, "Next": "Create endpoint"}],
+            "Next": "Update endpoint",
+        },
+    )
+    for verb in ("create", "update"):
+        b.task(
+            f"{verb.capitalize()} endpoint",
+            "deploy",
+            {
+                "Resource": f"{SAGEMAKER}{verb}Endpoint",
+                "InputPath": f"{deploy}.{verb}_request",
+                "ResultPath": None,
+                "Next": "Wait for endpoint",
+            },
+        )
+    b.add("Wait for endpoint", {"Type": "Wait", "SecondsPath": f"{deploy}.wait_seconds", "Next": "Check endpoint"})
+    b.task(
+        "Check endpoint",
+        "deploy",
+        {
+            "Resource": f"{SDK}sagemaker:describeEndpoint",
+            "Parameters": {"EndpointName.$": f"{deploy}.endpoint_name"},
+            "ResultSelector": {"status.$": "$.EndpointStatus", "config.$": "$.EndpointConfigName"},
+            "ResultPath": "$.results.deploy.endpoint",
+            "Next": "Endpoint status?",
+        },
+    )
+    b.add(
+        "Endpoint status?",
+        {
+            "Type": "Choice",
+            "Choices": [
+                {
+                    "Variable": "$.results.deploy.endpoint.status",
+                    "StringEquals": "InService",
+                    "Next": "Runs new config?",
+                },
+                {"Variable": "$.results.deploy.endpoint.status", "StringEquals": "Failed", "Next": "Endpoint failed"},
+                {
+                    "Variable": "$.results.deploy.wait.count",
+                    "NumericGreaterThanEqualsPath": f"{deploy}.max_checks",
+                    "Next": "Endpoint wait timed out",
+                },
+            ],
+            "Default": "Count endpoint check",
+        },
+    )
+    b.add(
+        "Count endpoint check",
+        {
+            "Type": "Pass",
+            "Parameters": {"count.$": "States.MathAdd($.results.deploy.wait.count, 1)"},
+            "ResultPath": "$.results.deploy.wait",
+            "Next": "Wait for endpoint",
+        },
+    )
+    # SageMaker can roll an update back and still report InService: the config in use must be ours.
+    b.add(
+        "Runs new config?",
+        {
+            "Type": "Choice",
+            "Choices": [
+                {
+                    "Variable": "$.results.deploy.endpoint.config",
+                    "StringEqualsPath": f"{deploy}.endpoint_config_request.EndpointConfigName",
+                    "Next": "Smoke test?",
+                }
+            ],
+            "Default": "Endpoint rolled back",
+        },
+    )
+    for name, error, cause in [
+        ("Endpoint failed", "EndpointFailed", "States.Format('Endpoint {} is Failed', $.stages.deploy.endpoint_name)"),
+        (
+            "Endpoint wait timed out",
+            "EndpointWaitTimedOut",
+            "States.Format('Endpoint {} was not InService after {} checks', "
+            "$.stages.deploy.endpoint_name, $.results.deploy.wait.count)",
+        ),
+        (
+            "Endpoint rolled back",
+            "EndpointRolledBack",
+            "States.Format('Endpoint {} runs {}, not the new {}: the update was rolled back', "
+            "$.stages.deploy.endpoint_name, $.results.deploy.endpoint.config, "
+            "$.stages.deploy.endpoint_config_request.EndpointConfigName)",
+        ),
+    ]:
+        b.add(
+            name,
+            {
+                "Type": "Pass",
+                "Parameters": {"stage": "deploy", "error": error, "cause.$": cause},
+                "ResultPath": "$.failure",
+                "Next": b.failure_target,
+            },
+        )
+    b.add(
+        "Smoke test?",
+        {
+            "Type": "Choice",
+            "Choices": [{"Variable": f"{deploy}.smoke_test", "IsPresent": True, "Next": "Smoke test"}],
+            "Default": "Deployed",
+        },
+    )
+    b.task(
+        "Smoke test",
+        "deploy",
+        {
+            "Resource": f"{SDK}sagemakerruntime:invokeEndpoint",
+            "Parameters": {
+                "EndpointName.$": f"{deploy}.endpoint_name",
+                "ContentType.$": f"{deploy}.smoke_test.content_type",
+                "Body.$": f"{deploy}.smoke_test.body",
+            },
+            "ResultSelector": {"response.$": "$.Body"},
+            "ResultPath": "$.results.deploy.smoke_test",
+            "Next": "Deployed",
+        },
+    )
+    b.add("Deployed", {"Type": "Pass", "OutputPath": "$.results.deploy", "End": True})
+    b.add("No deploy", {"Type": "Pass", "Result": {"skipped": True}, "End": True})
+    _branch_failure(b)
+    return {"StartAt": "Run deploy?", "States": b.states}
+
+
+def build() -> dict[str, Any]:
+    """The definition template, with ${...} template variables still in it."""
+    b = _Builder("Notify failure?")
+    _pipeline(b)
+    return {
+        "Comment": "mlops-sfn: one generic pipeline; the execution input's `run` flags choose the stages. "
+        "Generated by mlops_sfn.statemachine.build(): edit that, then run `mlops-sfn statemachine --write`.",
+        "StartAt": "Run preprocessing?",
+        "States": b.states,
+    }
+
+
+def template_text() -> str:
+    return json.dumps(build(), indent=2) + "\n"
+
+
+_VARIABLE = re.compile(r"\$\{([^}]*)\}")
+
+
+def render(variables: dict[str, str], text: str | None = None) -> dict[str, Any]:
+    """The template with its variables filled, as Terraform's templatefile() does for this file."""
+    text = TEMPLATE.read_text(encoding="utf-8") if text is None else text
+    missing = sorted(set(VARIABLES) - set(variables))
+    if missing:
+        raise KeyError(f"state machine template variables not given: {', '.join(missing)}")
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in variables:
+            raise KeyError(f"unknown template variable ${{{name}}}")
+        return json.dumps(variables[name])[1:-1]  # the value sits inside a JSON string
+
+    result: dict[str, Any] = json.loads(_VARIABLE.sub(substitute, text))
+    return result
+
+
+def states(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every state by name, branches included (state names are unique across the machine)."""
+    found: dict[str, dict[str, Any]] = {}
+    for name, state in definition["States"].items():
+        found[name] = state
+        for branch in state.get("Branches", []):
+            found |= states(branch)
+    return found

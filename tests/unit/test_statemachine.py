@@ -1,0 +1,169 @@
+"""The state machine template: current, renderable, well-formed, and cheap for disabled stages."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from mlops_sfn import cli, statemachine
+from mlops_sfn.gate import evaluate
+from mlops_sfn.plan import EXAMPLE_SETTINGS, SAMPLE_TRIGGER, plan_execution
+from mlops_sfn.stages import STAGES
+from tests.conftest import load_item
+
+VARIABLES = {
+    "notification_topic_arn": "arn:aws:sns:us-east-1:123456789012:mlops-notifications",
+    "approval_topic_arn": "arn:aws:sns:us-east-1:123456789012:mlops-approvals",
+    "quality_gate_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:mlops-quality-gate",
+}
+
+
+@pytest.fixture(scope="module")
+def definition() -> dict[str, Any]:
+    return statemachine.render(VARIABLES)
+
+
+def test_committed_template_is_what_the_generator_writes() -> None:
+    assert statemachine.TEMPLATE.read_text() == statemachine.template_text(), "run `mlops-sfn statemachine --write`"
+    assert cli.main(["statemachine", "--check"]) == 0
+
+
+def test_render_fills_every_variable_and_only_known_ones(definition: dict[str, Any]) -> None:
+    text = json.dumps(definition)
+    assert "${" not in text
+    for value in VARIABLES.values():
+        assert value in text
+    with pytest.raises(KeyError, match="approval_topic_arn"):
+        statemachine.render({k: v for k, v in VARIABLES.items() if k != "approval_topic_arn"})
+    with pytest.raises(KeyError, match="unknown template variable"):
+        statemachine.render(VARIABLES, text='{"a": "${typo}"}')
+
+
+def test_template_uses_only_terraform_safe_interpolation() -> None:
+    text = statemachine.TEMPLATE.read_text()
+    # templatefile() also treats %{ as a directive; every ${...} must be a declared variable.
+    assert "%{" not in text
+    assert set(re.findall(r"\$\{([^}]*)\}", text)) == set(statemachine.VARIABLES)
+
+
+def _targets(state: dict[str, Any]) -> list[str]:
+    found = [state["Next"]] if "Next" in state else []
+    found += [choice["Next"] for choice in state.get("Choices", [])]
+    found += [state["Default"]] if "Default" in state else []
+    found += [catch["Next"] for catch in state.get("Catch", [])]
+    return found
+
+
+def _check_scope(scope: dict[str, Any]) -> None:
+    names = set(scope["States"])
+    reached, queue = set(), [scope["StartAt"]]
+    while queue:
+        name = queue.pop()
+        if name in reached:
+            continue
+        assert name in names, f"{name!r} is a target but not a state of this scope"
+        reached.add(name)
+        state = scope["States"][name]
+        ends = state.get("End") or state["Type"] in ("Succeed", "Fail")
+        assert ends or _targets(state), f"{name!r} neither ends nor moves on"
+        queue += _targets(state)
+        for branch in state.get("Branches", []):
+            _check_scope(branch)
+    assert reached == names, f"unreachable states: {sorted(names - reached)}"
+
+
+def test_every_transition_resolves_and_every_state_is_reachable(definition: dict[str, Any]) -> None:
+    _check_scope(definition)
+    all_states = statemachine.states(definition)
+    total = len(definition["States"]) + sum(
+        len(b["States"]) for s in definition["States"].values() for b in s.get("Branches", [])
+    )
+    assert len(all_states) == total, "state names must be unique across the machine"
+
+
+def test_every_sagemaker_task_retries_transient_errors_and_catches_to_the_failure_path(
+    definition: dict[str, Any],
+) -> None:
+    # Where a failed call is expected, its Catch leads on instead of to the failure path.
+    expected_to_fail = {"Create model package group": "the group usually exists", "Find endpoint": "a new endpoint"}
+    for name, state in statemachine.states(definition).items():
+        if state["Type"] != "Task" or ":sagemaker" not in state["Resource"]:
+            continue
+        assert state.get("Retry") == statemachine.RETRY, name
+        if name in expected_to_fail:
+            continue
+        (catch,) = state["Catch"]
+        assert catch["ErrorEquals"] == ["States.ALL"], name
+        recorder = statemachine.states(definition)[catch["Next"]]
+        assert recorder["ResultPath"] == "$.failure" and "stage" in recorder["Parameters"], name
+
+
+def test_failures_publish_a_real_notification_and_end_in_fail(definition: dict[str, Any]) -> None:
+    notify = definition["States"]["Notify failure"]
+    assert notify["Resource"] == "arn:aws:states:::sns:publish"
+    assert notify["Parameters"]["TopicArn"] == VARIABLES["notification_topic_arn"]
+    assert {"failed_stage.$", "error.$", "cause.$", "pipeline.$"} <= set(notify["Parameters"]["Message"])
+    assert definition["States"]["Failed"]["Type"] == "Fail"
+    # A gate that is not met fails the run; it never reaches Succeeded.
+    assert definition["States"]["Quality gate not met"]["Next"] == "Notify failure?"
+
+
+def test_every_stage_has_a_switch_that_skips_it_in_one_transition(definition: dict[str, Any]) -> None:
+    choices = {
+        rule["Variable"].removeprefix("$.run.")
+        for state in statemachine.states(definition).values()
+        if state["Type"] == "Choice"
+        for rule in state["Choices"]
+        if rule.get("Variable", "").startswith("$.run.")
+    }
+    assert choices == set(STAGES)
+
+
+def _paths(state: dict[str, Any]) -> list[str]:
+    """Every $.stages... path a state reads: InputPath, Parameters and Choice variables."""
+    text = json.dumps({key: state.get(key) for key in ("InputPath", "Parameters", "Choices", "SecondsPath")})
+    text += json.dumps(state.get("TimeoutSecondsPath"))
+    return re.findall(r"\$\.stages\.[A-Za-z_.]+", text)
+
+
+def test_states_read_only_what_the_planner_writes(definition: dict[str, Any]) -> None:
+    tuned = load_item() | {
+        "stages": load_item()["stages"] | {"tuning": load_item()["stages"]["tuning"] | {"run": True}}
+    }
+    tuned["stages"]["training"] = tuned["stages"]["training"] | {"run": False}
+    inputs = [plan_execution(item, SAMPLE_TRIGGER, EXAMPLE_SETTINGS) for item in (load_item(), tuned)]
+    read = 0
+    for name, state in statemachine.states(definition).items():
+        for path in _paths(state):
+            keys = path.removeprefix("$.").split(".")
+            execution_input = next(i for i in inputs if i["run"][keys[1]])
+            node: Any = execution_input
+            for key in keys:
+                assert isinstance(node, dict) and key in node, f"{name}: {path} is not in the execution input"
+                node = node[key]
+            read += 1
+    assert read > 20
+
+
+@pytest.mark.parametrize(
+    ("report", "gate", "met", "words"),
+    [
+        ({"regression_metrics": {"rmse": {"value": 0.5}}}, "<= 0.75", True, "= 0.5 (required <= 0.75)"),
+        ({"regression_metrics": {"rmse": {"value": 0.91}}}, "<= 0.75", False, "not met: regression_metrics.rmse"),
+        ({"regression_metrics": {"rmse": {"value": 0.75}}}, "< 0.75", False, "= 0.75 (required < 0.75)"),
+        ({"regression_metrics": {"mae": {"value": 0.1}}}, "<= 0.75", False, "regression_metrics holds: mae"),
+        ({"regression_metrics": {"rmse": {"value": "0.5"}}}, "<= 0.75", False, "not a number"),
+        ({"regression_metrics": {"rmse": {"value": True}}}, "<= 0.75", False, "not a number"),
+        ([], "<= 0.75", False, "a list, not an object"),
+    ],
+)
+def test_quality_gate_verdict_names_metric_value_and_threshold(report: Any, gate: str, met: bool, words: str) -> None:
+    symbol, threshold = gate.split()
+    comparison = {"<=": "less_than_or_equal", "<": "less_than"}[symbol]
+    verdict = evaluate(report, {"metric": "regression_metrics.rmse.value", "comparison": comparison, "threshold": 0.75})
+    assert verdict["met"] is met
+    assert words in verdict["message"]
+    assert verdict["threshold"] == float(threshold)
