@@ -13,6 +13,16 @@ ROOT = Path(__file__).resolve().parents[1]
 ITEMS = ROOT / "dynamodb_items"
 EVENTS = Path(__file__).parent / "events"
 DEMO = "demo-dev-domain-cal-house-price"
+# Event fixtures that start the demo pipeline (every shape the router accepts).
+STARTING_EVENTS = [
+    "s3_object_created",
+    "records_legacy",
+    "records_legacy_string_body",
+    "sqs_s3_object_created",
+    "sqs_records_legacy",
+    "scheduled",
+    "manual",
+]
 
 
 def load_item(name: str = DEMO) -> dict[str, Any]:

@@ -62,12 +62,12 @@ class _Builder:
         self.states[name] = state
         return name
 
-    def task(self, name: str, stage: str, state: dict[str, Any], retry: bool = True) -> str:
-        """A Task whose errors go to "<stage> failed", which records {stage, error, cause}."""
-        recorder = f"{_title(stage)} failed"
-        if recorder not in self.states:
+    def recorder(self, stage: str) -> str:
+        """ "<stage> failed": turns the error caught at $.caught into the failure record {stage, error, cause}."""
+        name = f"{_title(stage)} failed"
+        if name not in self.states:
             self.add(
-                recorder,
+                name,
                 {
                     "Type": "Pass",
                     "Parameters": {"stage": stage, "error.$": "$.caught.Error", "cause.$": "$.caught.Cause"},
@@ -75,6 +75,11 @@ class _Builder:
                     "Next": self.failure_target,
                 },
             )
+        return name
+
+    def task(self, name: str, stage: str, state: dict[str, Any], retry: bool = True) -> str:
+        """A Task whose errors go to its stage's recorder, then to the failure path."""
+        recorder = self.recorder(stage)
         state = {"Type": "Task", **state}
         if retry:
             state["Retry"] = RETRY
@@ -262,18 +267,9 @@ def _pipeline(b: _Builder) -> None:
             "ResultPath": "$.results.approval",
             "Catch": [
                 {"ErrorEquals": ["Rejected"], "ResultPath": "$.caught", "Next": "Reject model package"},
-                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.caught", "Next": "Approval failed"},
+                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.caught", "Next": b.recorder("approval")},
             ],
             "Next": "Approve model package",
-        },
-    )
-    b.add(
-        "Approval failed",
-        {
-            "Type": "Pass",
-            "Parameters": {"stage": "approval", "error.$": "$.caught.Error", "cause.$": "$.caught.Cause"},
-            "ResultPath": "$.failure",
-            "Next": b.failure_target,
         },
     )
     for answer, status, then in [
@@ -332,7 +328,7 @@ def _pipeline(b: _Builder) -> None:
             "ResultPath": "$.results.serve",
             "Catch": [
                 {"ErrorEquals": ["StageFailed"], "ResultPath": "$.caught", "Next": "Unpack serving failure"},
-                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.caught", "Next": "Serve failed"},
+                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.caught", "Next": b.recorder("serve")},
             ],
             "Next": "Notify success?",
         },
@@ -356,15 +352,6 @@ def _pipeline(b: _Builder) -> None:
                 "error.$": "$.caught.record.error",
                 "cause.$": "$.caught.record.cause",
             },
-            "ResultPath": "$.failure",
-            "Next": b.failure_target,
-        },
-    )
-    b.add(
-        "Serve failed",
-        {
-            "Type": "Pass",
-            "Parameters": {"stage": "serve", "error.$": "$.caught.Error", "cause.$": "$.caught.Cause"},
             "ResultPath": "$.failure",
             "Next": b.failure_target,
         },

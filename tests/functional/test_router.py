@@ -24,19 +24,10 @@ from mlops_sfn.plan import Settings, plan_execution
 from mlops_sfn.router import ConfigurationError, RejectedEvent
 from mlops_sfn.triggers import parse_event
 from tests.aws import BUCKET, Stack, deploy
-from tests.conftest import DEMO, ROOT, edited, load_event, load_item
+from tests.conftest import DEMO, ROOT, STARTING_EVENTS, edited, load_event, load_item
 
 pytestmark = pytest.mark.functional
 
-STARTING_EVENTS = [
-    "s3_object_created",
-    "records_legacy",
-    "records_legacy_string_body",
-    "sqs_s3_object_created",
-    "sqs_records_legacy",
-    "scheduled",
-    "manual",
-]
 PREFIX = "input/demo-dev-domain-cal-house-price/"
 
 

@@ -11,20 +11,10 @@ from mlops_sfn.problems import InvalidItem
 from mlops_sfn.sagemaker_api import PLACEHOLDER
 from mlops_sfn.stages import STAGES
 from mlops_sfn.triggers import InvalidEvent, Trigger, parse_event
-from tests.conftest import edited, load_event, load_item
-
-EVENT_FIXTURES = [
-    "s3_object_created",
-    "records_legacy",
-    "records_legacy_string_body",
-    "sqs_s3_object_created",
-    "sqs_records_legacy",
-    "scheduled",
-    "manual",
-]
+from tests.conftest import STARTING_EVENTS, edited, load_event, load_item
 
 
-@pytest.mark.parametrize("fixture", EVENT_FIXTURES)
+@pytest.mark.parametrize("fixture", STARTING_EVENTS)
 def test_every_event_shape_plans_the_demo_pipeline(fixture: str) -> None:
     (trigger,) = parse_event(load_event(fixture), invocation_id="req-1")
     item = load_item()
