@@ -209,7 +209,7 @@ class Router:
     def _route(self, trigger: Trigger, request_id: str | None, handled: set[str]) -> tuple[str, str | None]:
         """The decision for one trigger: ("started"|"duplicate"|"skipped", execution name)."""
         context = {"request_id": request_id, "pipeline": trigger.pipeline, "trigger": _describe(trigger)}
-        pipeline, item = self._find(trigger, context)
+        pipeline, item = self._find(trigger, request_id)
         context["pipeline"] = pipeline
         if item.get("enabled") is False:
             log(level="info", **context, outcome="skipped", reason="the pipeline is disabled (enabled: false)")
@@ -233,18 +233,19 @@ class Router:
         log(level="info", **context, execution_name=name, outcome=outcome)
         return outcome, name
 
-    def _find(self, trigger: Trigger, context: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    def _find(self, trigger: Trigger, request_id: str | None) -> tuple[str, dict[str, Any]]:
         """The pipeline a trigger names (or whose prefix holds its key) and its item, read consistently."""
         if trigger.source != "s3":
             pipeline = trigger.pipeline or ""
             item = self._get_item(pipeline)
             if item is None:
-                raise _Rejected(self._unknown(pipeline, trigger, context))
+                reason = f"no item named {pipeline!r} in table {self.config.table}; check the name or add the item"
+                raise _Rejected(self._reject(pipeline, trigger, "consumption_pipeline_name", reason, request_id))
             return pipeline, item
         key = trigger.key or ""
         if trigger.bucket != self.config.settings.bucket:
             reason = f"bucket {trigger.bucket!r} is not the framework's bucket {self.config.settings.bucket!r}"
-            raise _Rejected(self._reject(None, trigger, "detail.bucket.name", reason, context["request_id"]))
+            raise _Rejected(self._reject(None, trigger, "detail.bucket.name", reason, request_id))
         refreshed = self.index.stale()
         if refreshed:
             self.index.load(self.dynamodb, self.config.table)
@@ -252,7 +253,7 @@ class Router:
             owners = self.index.owners(key)
             if len(owners) > 1:
                 reason = f"the trigger prefixes of pipelines {', '.join(owners)} overlap; give each its own prefix"
-                raise _Rejected(self._reject(owners[0], trigger, "trigger.prefix", reason, context["request_id"]))
+                raise _Rejected(self._reject(owners[0], trigger, "trigger.prefix", reason, request_id))
             if owners:
                 item = self._get_item(owners[0])
                 prefix = trigger_prefix(item) if item is not None else None
@@ -263,7 +264,7 @@ class Router:
             self.index.load(self.dynamodb, self.config.table)  # the cached map may predate an edit
             refreshed = True
         reason = f"no pipeline's trigger.prefix holds {key!r}; add an item whose trigger.prefix covers it"
-        raise _Rejected(self._reject(None, trigger, "detail.object.key", reason, context["request_id"]))
+        raise _Rejected(self._reject(None, trigger, "detail.object.key", reason, request_id))
 
     def _get_item(self, pipeline: str) -> dict[str, Any] | None:
         response = self.dynamodb.get_item(
@@ -282,10 +283,6 @@ class Router:
         except self.stepfunctions.exceptions.ExecutionAlreadyExists:
             return "duplicate"
         return "started"
-
-    def _unknown(self, pipeline: str, trigger: Trigger, context: dict[str, Any]) -> dict[str, Any]:
-        reason = f"no item named {pipeline!r} in table {self.config.table}; check the name or add the item"
-        return self._reject(pipeline, trigger, "consumption_pipeline_name", reason, context["request_id"])
 
     @staticmethod
     def _reject(
