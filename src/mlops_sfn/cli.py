@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from . import dynamodb_json, importers, preview, statemachine
+from . import approval, dynamodb_json, importers, preview, statemachine
 from .item import ItemFileError, check_unique, load_item_file
+from .local.sagemaker import ENDPOINT_OUTCOMES
 from .plan import EXAMPLE_SETTINGS, Settings, check_with_sample, mismatch, plan_execution
 from .problems import InvalidItem, Problem
+from .stages import STAGES
 from .triggers import InvalidEvent, Trigger, parse_event
 
 DEFAULT_ITEMS = Path("dynamodb_items")
@@ -49,6 +52,48 @@ def _parser() -> argparse.ArgumentParser:
         "--write", action="store_true", help=f"write {statemachine.TEMPLATE.relative_to(statemachine.ROOT)}"
     )
     action.add_argument("--check", action="store_true", help="exit 1 when the committed template is out of date")
+
+    local = commands.add_parser("local", help="run the framework on this machine (no AWS account needed)")
+    local_commands = local.add_subparsers(dest="local_command", required=True, metavar="COMMAND")
+    run = local_commands.add_parser(
+        "run", help="execute ITEM's pipeline in the real state machine, on a local AWS with simulated SageMaker jobs"
+    )
+    run.add_argument("item", type=Path, metavar="ITEM")
+    run.add_argument(
+        "--fail", action="append", default=[], choices=STAGES, metavar="STAGE", help="make STAGE fail (repeatable)"
+    )
+    run.add_argument(
+        "--metric", type=float, metavar="VALUE", help="the quality-gate metric's value in the evaluation report"
+    )
+    answer = run.add_mutually_exclusive_group()
+    answer.add_argument("--approve", dest="answer", action="store_const", const="approve", help="approve the model")
+    answer.add_argument("--reject", dest="answer", action="store_const", const="reject", help="reject the model")
+    run.add_argument(
+        "--endpoint",
+        choices=list(ENDPOINT_OUTCOMES),
+        default="in_service",
+        help="what the endpoint does after create/update: "
+        + "; ".join(f"{name}: {meaning}" for name, meaning in ENDPOINT_OUTCOMES.items()),
+    )
+    run.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    for verb, meaning in [
+        ("approve", "approve the model a run waits on"),
+        ("reject", "reject the model a run waits on"),
+    ]:
+        answering = commands.add_parser(verb, help=meaning)
+        answering.add_argument(
+            "target", metavar="TOKEN_OR_EXECUTION", help="task token, execution ARN, or execution name"
+        )
+        answering.add_argument("--comment", help="recorded in the run's results (approve) or as the cause (reject)")
+        answering.add_argument(
+            "--state-machine",
+            metavar="ARN",
+            default=os.environ.get("MLOPS_STATE_MACHINE_ARN"),
+            help="needed for an execution name (default: $MLOPS_STATE_MACHINE_ARN)",
+        )
+        answering.add_argument("--region", help="default: the AWS SDK's")
+        answering.add_argument("--endpoint-url", metavar="URL", help="an AWS endpoint, e.g. a local one")
     return parser
 
 
@@ -61,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
             return plan(args.item, args.event, args.json, args.graph)
         if args.command == "statemachine":
             return state_machine(args.write, args.check)
+        if args.command == "local":
+            return local_run(args.item, args.fail, args.metric, args.answer, args.endpoint, args.json)
+        if args.command in ("approve", "reject"):
+            return answer_approval(args)
         return import_item(args.format, args.source, args.dynamodb_json)
     except UsageError as error:
         print(f"mlops-sfn: error: {error}", file=sys.stderr)
@@ -199,10 +248,6 @@ def import_item(kind: str, source: Path, typed: bool) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def state_machine(write: bool, check: bool) -> int:
     text = statemachine.template_text()
     if write:
@@ -217,3 +262,70 @@ def state_machine(write: bool, check: bool) -> int:
         return 0
     print(text, end="")
     return 0
+
+
+def local_run(
+    item_path: Path, fail: list[str], metric: float | None, answer: str | None, endpoint: str, as_json: bool
+) -> int:
+    if not item_path.is_file():
+        raise UsageError(f"{item_path}: no such file")
+    try:
+        item = load_item_file(item_path)
+    except ItemFileError as error:
+        print(f"{item_path}: {error}")
+        return 1
+    try:
+        from .local.harness import LocalRuns  # moto is imported only by the local commands
+    except ModuleNotFoundError as error:
+        raise UsageError(f"the local runtime needs {error.name}: pip install 'mlops-sfn[local]'") from error
+
+    try:
+        with LocalRuns() as local:
+            report = local.run(item, fail=fail, metric=metric, answer=answer, endpoint=endpoint)
+    except InvalidItem as error:
+        _print_problems(item_path, error.problems)
+        return 1
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    if as_json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print(
+            f"{report.execution_name}: {report.status} in {report.seconds:.1f} s, "
+            f"{report.transitions} state transitions"
+        )
+        if report.error:
+            print(f"error: {report.error}\ncause: {_short_cause(report.cause)}")
+        print("states: " + " -> ".join(report.states))
+        for note in report.notifications:
+            print(f"notification [{note['topic']}] {note['subject']}: {json.dumps(note['message'])}")
+        if "Ask for approval" in report.states and answer is None:
+            print("nobody answered the approval request: pass --approve or --reject")
+    return 0 if report.status == "SUCCEEDED" else 1
+
+
+def _short_cause(cause: str | None) -> str | None:
+    """A failed job's cause is its whole description: show its FailureReason (--json has the rest)."""
+    try:
+        description = json.loads(cause or "")
+    except json.JSONDecodeError:
+        return cause
+    reason = description.get("FailureReason") if isinstance(description, dict) else None
+    return f"{reason} (the job's description is in --json)" if reason else cause
+
+
+def answer_approval(args: argparse.Namespace) -> int:
+    import boto3
+
+    sfn = boto3.client("stepfunctions", region_name=args.region, endpoint_url=args.endpoint_url)
+    try:
+        token = approval.answer(sfn, args.target, args.command == "approve", args.comment, args.state_machine)
+    except approval.ApprovalError as error:
+        print(f"mlops-sfn {args.command}: {error}", file=sys.stderr)
+        return 1
+    print(f"{args.command}d: answered task token {token[:16]}...")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -422,7 +422,16 @@ def _pipeline(b: _Builder) -> None:
             "Next": "Failed",
         },
     )
-    b.add("Failed", {"Type": "Fail", "ErrorPath": "$.failure.error", "CausePath": "$.failure.cause"})
+    # The error names the stage, then what went wrong there: "training.States.TaskFailed",
+    # "quality_gate.QualityGateNotMet". (A Fail error may not start with "States.".)
+    b.add(
+        "Failed",
+        {
+            "Type": "Fail",
+            "ErrorPath": "States.Format('{}.{}', $.failure.stage, $.failure.error)",
+            "CausePath": "$.failure.cause",
+        },
+    )
 
 
 def _branch_failure(b: _Builder) -> None:
@@ -640,4 +649,16 @@ def states(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
         found[name] = state
         for branch in state.get("Branches", []):
             found |= states(branch)
+    return found
+
+
+def stage_tasks(definition: dict[str, Any]) -> dict[str, list[str]]:
+    """Each stage's Task states, in definition order: those whose catch-all records a failure of that stage."""
+    every = states(definition)
+    found: dict[str, list[str]] = {}
+    for name, state in every.items():
+        for catch in state.get("Catch", []) if state["Type"] == "Task" else []:
+            record = every[catch["Next"]].get("Parameters", {})
+            if "States.ALL" in catch["ErrorEquals"] and "stage" in record:
+                found.setdefault(record["stage"], []).append(name)
     return found

@@ -1,0 +1,63 @@
+"""Answering a manual approval: `mlops-sfn approve|reject TOKEN_OR_EXECUTION`.
+
+The "Ask for approval" state publishes the task token to the approval topic and waits. An approver
+answers with the token from that message, or with the execution (ARN, or name plus the state
+machine ARN), whose history holds the token of the request still waiting.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+APPROVAL_RESOURCE = ("sns", "publish.waitForTaskToken")
+REJECTED_ERROR = "Rejected"  # the state machine catches this error name and rejects the model package
+
+
+class ApprovalError(Exception):
+    pass
+
+
+def execution_arn(target: str, state_machine_arn: str | None) -> str | None:
+    """The execution ARN `target` names, or None when target is a task token."""
+    if target.startswith("arn:") and ":execution:" in target:
+        return target
+    if state_machine_arn and ":stateMachine:" in state_machine_arn and not target.startswith("arn:"):
+        return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{target}"
+    return None
+
+
+def waiting_token(sfn: Any, execution: str) -> str:
+    """The task token of the approval request `execution` is waiting on."""
+    try:
+        status = sfn.describe_execution(executionArn=execution)["status"]
+    except sfn.exceptions.ExecutionDoesNotExist:
+        raise ApprovalError(f"no execution {execution}") from None
+    if status != "RUNNING":
+        raise ApprovalError(f"execution {execution} is {status}: nothing waits for an answer")
+    token = None
+    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution):
+        for event in page["events"]:
+            details = event.get("taskScheduledEventDetails")
+            if details and (details["resourceType"], details["resource"]) == APPROVAL_RESOURCE:
+                token = json.loads(details["parameters"])["Message"]["task_token"]
+    if token is None:
+        raise ApprovalError(f"execution {execution} has not asked for an approval (yet)")
+    return str(token)
+
+
+def answer(
+    sfn: Any, target: str, approved: bool, comment: str | None = None, state_machine_arn: str | None = None
+) -> str:
+    """Approve or reject; returns the task token answered. Raises ApprovalError saying why not."""
+    execution = execution_arn(target, state_machine_arn)
+    token = waiting_token(sfn, execution) if execution else target
+    try:
+        if approved:
+            sfn.send_task_success(taskToken=token, output=json.dumps({"approved": True, "comment": comment or ""}))
+        else:
+            cause = comment or "rejected with mlops-sfn reject"
+            sfn.send_task_failure(taskToken=token, error=REJECTED_ERROR, cause=cause)
+    except (sfn.exceptions.TaskDoesNotExist, sfn.exceptions.InvalidToken, sfn.exceptions.TaskTimedOut) as error:
+        raise ApprovalError(f"the approval request is no longer waiting ({error.response['Error']['Code']})") from None
+    return token

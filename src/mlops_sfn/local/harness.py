@@ -1,0 +1,272 @@
+"""Run a pipeline item's execution on this machine: the real definition in moto's interpreter.
+
+    with LocalRuns() as local:
+        report = local.run(item, fail={"training"})
+
+`LocalRuns` sets up an in-process local AWS holding what the Terraform stack would (bucket,
+notification and approval topics, the state machine rendered from the template, the quality-gate
+function) and keeps it across runs, so a second run sees the endpoint the first one created. Each
+run plans its input exactly as the router does, then shortens the waits that only cost time here
+(`LOCAL_TIMINGS`), starts the execution, answers the approval when asked to, and reports the
+states passed, the transitions and the notifications.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from itertools import count
+from typing import Any
+
+import boto3
+from moto import mock_aws
+from moto.sagemaker.models import sagemaker_backends
+from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+
+from .. import approval, statemachine
+from ..plan import EXAMPLE_SETTINGS, Settings, plan_execution
+from ..stages import STAGES
+from ..triggers import Trigger
+from .integrations import Local, installed
+from .sagemaker import ENDPOINT_OUTCOMES, LocalSageMaker, SimulatedJobs
+
+REGION = "us-east-1"
+DEFAULT_ACCOUNT_ID = "123456789012"  # the account moto serves by default
+PREFIX = "mlops-sfn-local"
+SETTINGS = Settings(
+    bucket=f"{PREFIX}-artifacts",
+    sagemaker_role_arn=f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/{PREFIX}-sagemaker",
+    default_image_uri=EXAMPLE_SETTINGS.default_image_uri,
+    region=REGION,
+)
+QUALITY_GATE_ARN = f"arn:aws:lambda:{REGION}:{DEFAULT_ACCOUNT_ID}:function:{PREFIX}-quality-gate"
+
+# Waits shortened for local runs (the definition is unchanged; these come from the execution input).
+LOCAL_TIMINGS = {
+    "endpoint_wait_seconds": 0,  # AWS: 30 s between endpoint checks
+    "endpoint_max_checks": 4,  # local endpoints settle at the first check
+    "unanswered_approval_seconds": 1,  # without --approve/--reject nobody answers: the request times out
+}
+APPROVAL_ANSWERS = ("approve", "reject")
+_JOB_STAGES = {
+    stage for stage in STAGES if stage in ("preprocessing", "training", "tuning", "evaluation", "batch_transform")
+}
+
+
+@dataclass
+class RunReport:
+    pipeline: str
+    execution_name: str
+    status: str  # SUCCEEDED, FAILED, TIMED_OUT, ABORTED, or RUNNING when the harness gave up waiting
+    error: str | None
+    cause: str | None
+    states: list[str]  # every state entered, in order (a Parallel's branches interleave)
+    transitions: int  # states entered: what Step Functions bills
+    notifications: list[dict[str, Any]]  # {"topic", "subject", "message"}
+    seconds: float
+    history: list[dict[str, Any]] = field(repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        result = asdict(self)
+        del result["history"]
+        return result
+
+
+def _quality_gate_handler() -> Callable[[Any, Any], Any]:
+    """The quality-gate Lambda's own handler file, loaded as the Lambda runtime would load it."""
+    path = statemachine.ROOT / "lambdas" / "quality_gate" / "handler.py"
+    spec = importlib.util.spec_from_file_location("quality_gate_handler", path)
+    assert spec and spec.loader, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    handler: Callable[[Any, Any], Any] = module.handler
+    return handler
+
+
+class LocalRuns:
+    """An in-process local AWS with the pipeline's resources; `run()` executes one item."""
+
+    def __init__(self, settings: Settings = SETTINGS) -> None:
+        self.settings = settings
+        self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+        self._runs = count(1)
+
+    def __enter__(self) -> LocalRuns:
+        # moto's interpreter logs every caught task error; the report carries what matters.
+        self._quiet = logging.getLogger("moto.stepfunctions")
+        self._level = self._quiet.level
+        self._quiet.setLevel(logging.CRITICAL)
+        self._mock.start()
+        try:
+            self._set_up()
+        except BaseException:
+            self._mock.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._installed.__exit__(None, None, None)
+        self._mock.stop()
+        self._quiet.setLevel(self._level)
+
+    def _set_up(self) -> None:
+        session = boto3.session.Session(region_name=self.settings.region)
+        self.s3, self.sns, self.sqs = session.client("s3"), session.client("sns"), session.client("sqs")
+        self.sfn, self.sagemaker = session.client("stepfunctions"), session.client("sagemaker")
+        self.s3.create_bucket(Bucket=self.settings.bucket)
+        self.topics = {
+            topic: self.sns.create_topic(Name=f"{PREFIX}-{topic}")["TopicArn"]
+            for topic in ("notifications", "approvals")
+        }
+        self._inboxes = {topic: self._subscribe(topic, arn) for topic, arn in self.topics.items()}
+        self.local = Local(
+            sagemaker=LocalSageMaker(
+                SimulatedJobs(self.s3),
+                boto_client_for_region,
+                lambda account, region: sagemaker_backends[account][region],
+            ),
+            functions={QUALITY_GATE_ARN: _quality_gate_handler()},
+        )
+        self._installed = installed(self.local)
+        self._installed.__enter__()
+        self.definition = statemachine.render(
+            {
+                "notification_topic_arn": self.topics["notifications"],
+                "approval_topic_arn": self.topics["approvals"],
+                "quality_gate_function_arn": QUALITY_GATE_ARN,
+            }
+        )
+        self.state_machine_arn = self.sfn.create_state_machine(
+            name=f"{PREFIX}-pipeline",
+            definition=json.dumps(self.definition),
+            roleArn=f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/{PREFIX}-states",
+        )["stateMachineArn"]
+        self._stage_tasks = statemachine.stage_tasks(self.definition)
+
+    def _subscribe(self, topic: str, topic_arn: str) -> str:
+        queue = self.sqs.create_queue(QueueName=f"{PREFIX}-{topic}-inbox")["QueueUrl"]
+        queue_arn = self.sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+        return str(queue)
+
+    def _receive(self, topic: str) -> list[dict[str, Any]]:
+        received: list[dict[str, Any]] = []
+        while True:
+            messages = self.sqs.receive_message(QueueUrl=self._inboxes[topic], MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
+            if not messages:
+                return received
+            for message in messages:
+                envelope = json.loads(message["Body"])
+                try:
+                    body = json.loads(envelope["Message"])
+                except json.JSONDecodeError:
+                    body = envelope["Message"]
+                received.append({"topic": topic, "subject": envelope.get("Subject"), "message": body})
+                self.sqs.delete_message(QueueUrl=self._inboxes[topic], ReceiptHandle=message["ReceiptHandle"])
+
+    def plan(self, item: dict[str, Any], trigger: Trigger | None = None, answer: str | None = None) -> dict[str, Any]:
+        """The execution input the router would start, with LOCAL_TIMINGS applied."""
+        trigger = trigger or Trigger(
+            source="manual", pipeline=item.get("consumption_pipeline_name"), run_id=f"local-{next(self._runs)}"
+        )
+        execution_input = plan_execution(item, trigger, self.settings)
+        stages = execution_input["stages"]
+        if "deploy" in stages:
+            stages["deploy"]["wait_seconds"] = LOCAL_TIMINGS["endpoint_wait_seconds"]
+            stages["deploy"]["max_checks"] = LOCAL_TIMINGS["endpoint_max_checks"]
+        if "approval" in stages and answer is None:
+            stages["approval"]["timeout_seconds"] = LOCAL_TIMINGS["unanswered_approval_seconds"]
+        return execution_input
+
+    def run(
+        self,
+        item: dict[str, Any],
+        *,
+        trigger: Trigger | None = None,
+        fail: Iterable[str] = (),
+        metric: float | None = None,
+        answer: str | None = None,
+        endpoint: str = "in_service",
+        timeout: float = 120.0,
+    ) -> RunReport:
+        """Execute one run of `item`; raises InvalidItem as the router would, ValueError for a bad option."""
+        fail = set(fail)
+        if answer not in (None, *APPROVAL_ANSWERS):
+            raise ValueError(f"answer {answer!r}: use approve, reject or None (nobody answers)")
+        if endpoint not in ENDPOINT_OUTCOMES:
+            raise ValueError(f"endpoint {endpoint!r}: use one of {', '.join(ENDPOINT_OUTCOMES)}")
+        execution_input = self.plan(item, trigger, answer)
+        not_run = sorted(stage for stage in fail if not execution_input["run"].get(stage))
+        if not_run:
+            raise ValueError(
+                f"--fail {', '.join(not_run)}: not a stage this item runs ({self._running(execution_input)})"
+            )
+        self.local.sagemaker.runner = SimulatedJobs.for_execution(self.s3, execution_input, fail & _JOB_STAGES, metric)
+        self.local.sagemaker.endpoint_outcome = endpoint
+        self.local.fail_states = {self._stage_tasks[stage][0]: stage for stage in fail - _JOB_STAGES}
+
+        self._answered: list[dict[str, Any]] = []
+        started = time.monotonic()
+        execution = self.sfn.start_execution(
+            stateMachineArn=self.state_machine_arn,
+            name=execution_input["execution_name"],
+            input=json.dumps(execution_input),
+        )["executionArn"]
+        described = self._follow(execution, answer, started + timeout)
+        seconds = round(time.monotonic() - started, 3)
+        history = self._history(execution)
+        entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+        return RunReport(
+            pipeline=execution_input["pipeline"],
+            execution_name=execution_input["execution_name"],
+            status=described["status"],
+            error=described.get("error"),
+            cause=described.get("cause"),
+            states=entered,
+            transitions=len(entered),
+            notifications=self._answered + self._receive("approvals") + self._receive("notifications"),
+            seconds=seconds,
+            history=history,
+        )
+
+    @staticmethod
+    def _running(execution_input: dict[str, Any]) -> str:
+        running = [stage for stage, on in execution_input["run"].items() if on]
+        return "it runs " + ", ".join(running) if running else "it runs no stage"
+
+    def _follow(self, execution: str, answer: str | None, deadline: float) -> dict[str, Any]:
+        """Wait for the end; answer the approval request as an approver would, from its message."""
+        while True:
+            described: dict[str, Any] = self.sfn.describe_execution(executionArn=execution)
+            if described["status"] != "RUNNING":
+                return described
+            if time.monotonic() > deadline:
+                self.sfn.stop_execution(
+                    executionArn=execution, error="LocalTimeout", cause="the local harness stopped waiting"
+                )
+                return described
+            if answer is not None:
+                self._answer(answer)
+            time.sleep(0.02)
+
+    def _answer(self, answer: str) -> None:
+        for note in self._receive("approvals"):
+            token = note["message"]["task_token"]
+            approval.answer(self.sfn, token, approved=answer == "approve", comment="answered by mlops-sfn local run")
+            self._answered.append(note)
+
+    def _history(self, execution: str) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        for page in self.sfn.get_paginator("get_execution_history").paginate(executionArn=execution):
+            events += page["events"]
+        return events
+
+
+def boto_client_for_region(service: str, region: str) -> Any:
+    return boto_client_for(region=region, service=service)

@@ -1,0 +1,282 @@
+"""The Step Functions integrations moto's interpreter lacks, plugged in while a local run executes.
+
+moto picks a Task's service integration with `state_task_service_for(service_name)`. While
+`installed(local)` is active that choice goes through `_service_for`, which adds:
+- `arn:aws:states:::sagemaker:*`: the optimised SageMaker integration (moto has none), `.sync`
+  included, answered by `LocalSageMaker`;
+- `aws-sdk:*`: a local endpoint settles before DescribeEndpoint sees it; streamed bodies become
+  strings, as on AWS;
+- `arn:aws:states:::lambda:invoke`: functions run in this process (moto would need Docker);
+- Tasks without Parameters send their effective input, as on AWS;
+- on every Task: the failure a caller asked for (`Local.fail_states`), raised before the call.
+Retry intervals are shortened by `retry_sleep_scale`, since moto's retrier really sleeps.
+moto's interpreter runs states in its own threads, so the active run is a module global.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from botocore.exceptions import ClientError
+from botocore.response import StreamingBody
+from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+    FailureEvent,
+    FailureEventException,
+)
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import StatesErrorNameType
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils import (
+    LambdaFunctionErrorException,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
+    StateTaskServiceAwsSdk,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
+    StateTaskServiceCallback,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (
+    StateTaskServiceLambda,
+)
+from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+from .sagemaker import ACTIONS, JOBS, JobFailed, LocalSageMaker
+
+# SageMaker errors Step Functions names after the SDK's exception classes; the rest are AmazonSageMakerException.
+_MODELED_ERRORS = {"ResourceLimitExceeded", "ResourceInUse", "ResourceNotFound", "ConflictException"}
+
+
+@dataclass
+class Local:
+    """What the interpreter is wired to during one local run."""
+
+    sagemaker: LocalSageMaker
+    functions: dict[str, Callable[[Any, Any], Any]] = field(default_factory=dict)  # function ARN -> handler
+    fail_states: dict[str, str] = field(default_factory=dict)  # Task state -> the stage failing there
+    retry_sleep_scale: float = 0.0
+
+
+_ACTIVE: Local | None = None
+_LOCK = threading.Lock()
+
+
+def _local() -> Local:
+    if _ACTIVE is None:
+        raise RuntimeError("no local run is active")
+    return _ACTIVE
+
+
+def _state_name(env: Any) -> str:
+    return str(env.states.context_object.context_object_data["State"]["Name"])
+
+
+def _failure(env: Any, resource: str, resource_type: str, error: str, cause: str) -> FailureEventException:
+    name = StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed) if error == "States.TaskFailed" else None
+    return FailureEventException(
+        FailureEvent(
+            env=env,
+            error_name=name or CustomErrorName(error),
+            event_type=HistoryEventType.TaskFailed,
+            event_details=cast(
+                EventDetails,
+                {
+                    "taskFailedEventDetails": TaskFailedEventDetails(
+                        error=error, cause=cause, resource=resource, resourceType=resource_type
+                    )
+                },
+            ),
+        )
+    )
+
+
+class _InputAsRequest:
+    """A Task without Parameters sends its effective input (after InputPath) as the request, as on AWS
+    (moto's interpreter would send an empty request)."""
+
+    parargs: Any
+
+    def _eval_parameters(self, env: Any) -> dict[str, Any]:
+        if self.parargs is None:
+            return copy.deepcopy(env.stack[-1])
+        result: dict[str, Any] = super()._eval_parameters(env)  # type: ignore[misc]
+        return result
+
+
+class SageMakerTask(_InputAsRequest, StateTaskServiceCallback):
+    """arn:aws:states:::sagemaker:<action>[.sync]."""
+
+    def __init__(self) -> None:
+        # WaitForTaskToken is listed only because moto's engine interrupts a callback endpoint
+        # unconditionally; SageMaker tasks never wait for a token (on AWS either).
+        patterns: set[Any] = {ResourceCondition.Sync, ResourceCondition.WaitForTaskToken}
+        super().__init__(supported_integration_patterns=patterns)
+
+    def _validate_service_integration_is_supported(self) -> None:
+        action = self.resource.api_action
+        if action not in ACTIONS or (self.resource.condition == ResourceCondition.Sync and action not in JOBS):
+            raise ValueError(f"{self.resource.resource_arn}: not a SageMaker integration this framework uses")
+
+    def _eval_service_task(
+        self, env: Any, resource_runtime_part: Any, normalised_parameters: dict[str, Any], state_credentials: Any
+    ) -> None:
+        part = resource_runtime_part
+        env.stack.append(
+            _local().sagemaker.call(self.resource.api_action, normalised_parameters, part.region, part.account)
+        )
+
+    def _build_sync_resolver(
+        self, env: Any, resource_runtime_part: Any, normalised_parameters: dict[str, Any], state_credentials: Any
+    ) -> Callable[[], Any]:
+        env.stack.pop()  # the create response: the task's result is the job's description
+        action, part = self.resource.api_action, resource_runtime_part
+
+        def resolve() -> Any:
+            try:
+                return _local().sagemaker.run_job(action, normalised_parameters, part.region, part.account)
+            except JobFailed as failed:  # as on AWS: States.TaskFailed, the description as the cause
+                raise _failure(
+                    env,
+                    self._get_sfn_resource(),
+                    self._get_sfn_resource_type(),
+                    "States.TaskFailed",
+                    json.dumps(failed.description),
+                ) from None
+
+        return resolve
+
+    def _from_error(self, env: Any, ex: Exception) -> FailureEvent:
+        if isinstance(ex, ClientError):
+            code = ex.response["Error"]["Code"]
+            error = (
+                f"SageMaker.{code.removesuffix('Exception')}Exception"
+                if code in _MODELED_ERRORS
+                else "SageMaker.AmazonSageMakerException"
+            )
+            cause = (
+                f"{ex.response['Error']['Message']} (Service: AmazonSageMaker; Status Code: 400; Error Code: {code})"
+            )
+            failure: FailureEvent = _failure(
+                env, self._get_sfn_resource(), self._get_sfn_resource_type(), error, cause
+            ).failure_event
+            return failure
+        result: FailureEvent = super()._from_error(env=env, ex=ex)
+        return result
+
+
+class SdkTask(_InputAsRequest, StateTaskServiceAwsSdk):
+    """aws-sdk:*: moto's, except that a local endpoint settles before DescribeEndpoint sees it,
+    and a streamed body (s3:getObject) comes back as a string, as on AWS."""
+
+    def _get_boto_service_name(self, boto_service_name: str | None = None) -> str:
+        name: str = super()._get_boto_service_name(boto_service_name)
+        return "sagemaker-runtime" if name == "sagemakerruntime" else name  # moto lacks Step Functions' name
+
+    def _eval_service_task(
+        self, env: Any, resource_runtime_part: Any, normalised_parameters: dict[str, Any], state_credentials: Any
+    ) -> None:
+        if (self.resource.api_name, self.resource.api_action) == ("sagemaker", "describeEndpoint"):
+            part = resource_runtime_part
+            _local().sagemaker.advance_endpoint(normalised_parameters["EndpointName"], part.region, part.account)
+        super()._eval_service_task(env, resource_runtime_part, normalised_parameters, state_credentials)
+        response = env.stack[-1]
+        for key, value in response.items():
+            if isinstance(value, StreamingBody):
+                response[key] = value.read().decode("utf-8")
+
+
+class LambdaTask(StateTaskServiceLambda):
+    """lambda:invoke, with the function's handler run in this process."""
+
+    def _eval_service_task(
+        self, env: Any, resource_runtime_part: Any, normalised_parameters: dict[str, Any], state_credentials: Any
+    ) -> None:
+        name = normalised_parameters["FunctionName"]
+        handler = _local().functions.get(name)
+        if handler is None:
+            raise ClientError(
+                {
+                    "Error": {"Code": "ResourceNotFoundException", "Message": f"Function not found: {name}"},
+                    "ResponseMetadata": {"HTTPStatusCode": 404, "RequestId": "local"},
+                },
+                "Invoke",
+            )
+        event = json.loads(normalised_parameters.get("Payload") or b"{}")
+        try:
+            payload = json.loads(json.dumps(handler(event, None)))
+        except Exception as error:  # reported as Lambda reports an unhandled error
+            detail = {"errorType": type(error).__name__, "errorMessage": str(error)}
+            raise LambdaFunctionErrorException("Unhandled", json.dumps(detail)) from error
+        env.stack.append({"ExecutedVersion": "$LATEST", "Payload": payload, "StatusCode": 200})
+
+
+def _with_faults(service: Any) -> Any:
+    """Make the Task fail before its call when the caller asked for its stage to fail."""
+    call = service._eval_service_task
+
+    def evaluate(
+        env: Any, resource_runtime_part: Any, normalised_parameters: dict[str, Any], state_credentials: Any
+    ) -> None:
+        state = _state_name(env)
+        stage = _local().fail_states.get(state)
+        if stage is not None:
+            cause = f"{state}: simulated failure of {stage} (mlops-sfn local run --fail {stage})"
+            raise _failure(
+                env, service._get_sfn_resource(), service._get_sfn_resource_type(), "SimulatedFailure", cause
+            )
+        call(env, resource_runtime_part, normalised_parameters, state_credentials)
+
+    service._eval_service_task = evaluate
+    return service
+
+
+# The two moto module attributes this replaces while a run is active.
+_FACTORY: Any = state_task_factory
+_RETRIER: Any = retrier_decl
+_ORIGINAL = _FACTORY.state_task_service_for
+_SERVICES: dict[str, Callable[[], Any]] = {"sagemaker": SageMakerTask, "aws-sdk": SdkTask, "lambda": LambdaTask}
+
+
+def _service_for(service_name: str) -> Any:
+    make = _SERVICES.get(service_name)
+    return _with_faults(make() if make else _ORIGINAL(service_name))
+
+
+class _ScaledClock:
+    """Stands in for the `time` module in moto's retrier: sleeps scaled by the active run."""
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        scale = _ACTIVE.retry_sleep_scale if _ACTIVE else 1.0
+        time.sleep(seconds * scale)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+@contextmanager
+def installed(local: Local) -> Iterator[Local]:
+    """Wire moto's interpreter to `local` for the duration (one run at a time per process)."""
+    global _ACTIVE
+    if not _LOCK.acquire(blocking=False):
+        raise RuntimeError("another local run is active in this process")
+    _ACTIVE = local
+    _FACTORY.state_task_service_for = _service_for
+    _RETRIER.time = _ScaledClock()
+    try:
+        yield local
+    finally:
+        _FACTORY.state_task_service_for = _ORIGINAL
+        _RETRIER.time = time
+        _ACTIVE = None
+        _LOCK.release()

@@ -1,0 +1,304 @@
+"""SageMaker on this machine, as far as the state machine uses it.
+
+moto keeps the records (jobs, models, endpoint configs, endpoints, model packages), so anything
+that inspects the local AWS sees what a run created. What moto lacks is added here: jobs that do
+their work through a job runner and can fail, `UpdateEndpoint`, endpoints that take a check to come
+up (and can fail, never come up, or roll back), and AWS's request checks (patterns and lengths from
+botocore's service model), which moto does not enforce.
+
+Status fields are set on moto's backend objects directly (`_backend`), the one place this module
+reaches into moto's internals; moto 5.2 is pinned in pyproject.toml for that reason.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from botocore.exceptions import ClientError
+
+from .. import names, sagemaker_api
+from ..gate import COMPARISONS
+from ..stages import NAME_FIELDS
+
+# What a local endpoint does after CreateEndpoint or UpdateEndpoint, seen at the next describe.
+ENDPOINT_OUTCOMES = {
+    "in_service": "comes up with the new config",
+    "failed": "goes to Failed",
+    "stuck": "stays Creating/Updating for ever",
+    "rolled_back": "an update ends InService on the previous config (a silent rollback)",
+}
+
+
+@dataclass(frozen=True)
+class JobKind:
+    name_field: str
+    status_field: str
+    describe: str  # boto3 method
+    records: str  # moto backend dict of this kind
+    status_attribute: str  # moto object attribute
+
+
+JOBS = {
+    "createProcessingJob": JobKind(
+        "ProcessingJobName",
+        "ProcessingJobStatus",
+        "describe_processing_job",
+        "processing_jobs",
+        "processing_job_status",
+    ),
+    "createTrainingJob": JobKind(
+        "TrainingJobName", "TrainingJobStatus", "describe_training_job", "training_jobs", "training_job_status"
+    ),
+    "createHyperParameterTuningJob": JobKind(
+        "HyperParameterTuningJobName",
+        "HyperParameterTuningJobStatus",
+        "describe_hyper_parameter_tuning_job",
+        "hyper_parameter_tuning_jobs",
+        "hyper_parameter_tuning_job_status",
+    ),
+    "createTransformJob": JobKind(
+        "TransformJobName", "TransformJobStatus", "describe_transform_job", "transform_jobs", "transform_job_status"
+    ),
+}
+REQUEST_RESPONSE = ("createModel", "createEndpointConfig", "createEndpoint", "updateEndpoint")
+ACTIONS = (*JOBS, *REQUEST_RESPONSE)
+
+
+@dataclass(frozen=True)
+class JobResult:
+    failure_reason: str | None = None  # None: Completed
+    best_training_job: str | None = None  # tuning jobs only
+
+
+class JobRunner(Protocol):
+    """Does a job's work. `kind` is the create action, e.g. "createTrainingJob"."""
+
+    def run(self, kind: str, request: dict[str, Any]) -> JobResult: ...
+
+
+class JobFailed(Exception):
+    def __init__(self, description: dict[str, Any]) -> None:
+        super().__init__(description.get("FailureReason"))
+        self.description = description
+
+
+def client_error(code: str, message: str, operation: str) -> ClientError:
+    return ClientError(
+        {
+            "Error": {"Code": code, "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": 400, "RequestId": "local"},
+        },
+        operation,
+    )
+
+
+def operation(action: str) -> str:
+    """ "createTrainingJob" -> "CreateTrainingJob"."""
+    return action[0].upper() + action[1:]
+
+
+def snake(action: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in action)
+
+
+def json_safe(value: Any) -> Any:
+    """A boto3 response as Step Functions passes it on: timestamps as epoch milliseconds."""
+
+    def default(item: Any) -> Any:
+        if isinstance(item, datetime):
+            return int(item.timestamp() * 1000)
+        raise TypeError(f"{type(item).__name__} is not JSON")
+
+    return json.loads(json.dumps(value, default=default))
+
+
+class LocalSageMaker:
+    """Answers the state machine's SageMaker calls. `client(service, region)` gives a boto3 client of the local AWS."""
+
+    def __init__(
+        self,
+        runner: JobRunner,
+        client: Callable[[str, str], Any],
+        backend: Callable[[str, str], Any],
+        endpoint_outcome: str = "in_service",
+    ) -> None:
+        if endpoint_outcome not in ENDPOINT_OUTCOMES:
+            raise ValueError(f"endpoint outcome {endpoint_outcome!r}: use one of {', '.join(ENDPOINT_OUTCOMES)}")
+        self.runner = runner
+        self.client = client
+        self._backend = backend
+        self.endpoint_outcome = endpoint_outcome
+        self._rolling_out: dict[str, str] = {}  # endpoint -> the config a create/update is bringing up
+
+    def call(self, action: str, request: dict[str, Any], region: str, account: str) -> dict[str, Any]:
+        """A create call (request/response part): checked as AWS would, then recorded in moto."""
+        if action not in ACTIONS:
+            raise client_error("UnknownOperationException", f"sagemaker:{action} is not served locally", action)
+        problems = sagemaker_api.check_request(operation(action), request, "")
+        if problems:
+            detail = "; ".join(f"{p.path or 'request'}: {p.message}" for p in problems)
+            raise client_error("ValidationException", f"{len(problems)} validation error(s) detected: {detail}", action)
+        if action == "updateEndpoint":
+            return self._update_endpoint(request, region, account)
+        response: dict[str, Any] = getattr(self.client("sagemaker", region), snake(action))(**request)
+        response.pop("ResponseMetadata", None)
+        if action == "createEndpoint":
+            endpoint = self._backend(account, region).endpoints[request["EndpointName"]]
+            endpoint.endpoint_status = "Creating"
+            self._rolling_out[request["EndpointName"]] = request["EndpointConfigName"]
+        return response
+
+    def run_job(self, action: str, request: dict[str, Any], region: str, account: str) -> dict[str, Any]:
+        """The .sync part: run the job, record its outcome, return its Describe* response; JobFailed when it failed."""
+        kind = JOBS[action]
+        name = request[kind.name_field]
+        result = self.runner.run(action, request)
+        record = getattr(self._backend(account, region), kind.records)[name]
+        setattr(record, kind.status_attribute, "Failed" if result.failure_reason else "Completed")
+        record.failure_reason = result.failure_reason
+        if result.best_training_job:
+            record.best_training_job = dict(record.best_training_job, TrainingJobName=result.best_training_job)
+        client = self.client("sagemaker", region)
+        description: dict[str, Any] = getattr(client, kind.describe)(**{kind.name_field: name})
+        description.pop("ResponseMetadata", None)
+        # moto leaves fields out or keeps canned ones; the describe must say what the runner did.
+        description[kind.status_field] = "Failed" if result.failure_reason else "Completed"
+        if result.failure_reason:
+            description["FailureReason"] = result.failure_reason
+            raise JobFailed(json_safe(description))
+        if result.best_training_job:
+            description["BestTrainingJob"] = dict(
+                description["BestTrainingJob"], TrainingJobName=result.best_training_job
+            )
+        return dict(json_safe(description))
+
+    def _update_endpoint(self, request: dict[str, Any], region: str, account: str) -> dict[str, Any]:
+        backend = self._backend(account, region)
+        name, config = request["EndpointName"], request["EndpointConfigName"]
+        endpoint = backend.endpoints.get(name)
+        if endpoint is None:
+            raise client_error("ValidationException", f"Could not find endpoint {name!r}.", "UpdateEndpoint")
+        if config not in backend.endpoint_configs:
+            raise client_error(
+                "ValidationException", f"Could not find endpoint configuration {config!r}.", "UpdateEndpoint"
+            )
+        if endpoint.endpoint_status not in ("InService", "Failed"):
+            raise client_error(
+                "ValidationException",
+                f"Cannot update endpoint {name!r} while it is {endpoint.endpoint_status}.",
+                "UpdateEndpoint",
+            )
+        endpoint.endpoint_status = "Updating"
+        self._rolling_out[name] = config
+        return {"EndpointArn": endpoint.arn}
+
+    def advance_endpoint(self, name: str, region: str, account: str) -> None:
+        """Called before each DescribeEndpoint: a Creating or Updating endpoint settles as endpoint_outcome says."""
+        endpoint = self._backend(account, region).endpoints.get(name)
+        if endpoint is None or name not in self._rolling_out or self.endpoint_outcome == "stuck":
+            return
+        config = self._rolling_out.pop(name)
+        if self.endpoint_outcome == "failed":
+            endpoint.endpoint_status = "Failed"
+            endpoint.failure_reason = (
+                "The primary container for production variant AllTraffic did not pass the ping health check "
+                "(local simulation)."
+            )
+            return
+        creating = endpoint.endpoint_status == "Creating"  # a new endpoint has nothing to roll back to
+        endpoint.endpoint_status = "InService"
+        if self.endpoint_outcome == "in_service" or creating:
+            endpoint.endpoint_config_name = config
+
+
+# --- A job runner that does no work ---------------------------------------------------------------
+
+
+@dataclass
+class SimulatedJobs:
+    """Jobs that write only what later states read: model artifacts and the evaluation report.
+
+    `failing` holds job names that end Failed; `report` is the evaluation report, keyed by the
+    evaluation job's name with its S3 location. The real runner (scripts run as processes) replaces
+    this in `mlops-sfn local demo`.
+    """
+
+    s3: Any
+    failing: dict[str, str] = field(default_factory=dict)  # job name -> failure reason
+    reports: dict[str, tuple[str, str, dict[str, Any]]] = field(default_factory=dict)  # job -> bucket, key, report
+
+    def run(self, kind: str, request: dict[str, Any]) -> JobResult:
+        name = request[JOBS[kind].name_field]
+        if name in self.failing:
+            return JobResult(failure_reason=self.failing[name])
+        if kind == "createTrainingJob":
+            self._write_model(request["OutputDataConfig"]["S3OutputPath"], name)
+        if kind == "createHyperParameterTuningJob":
+            best = f"{name}-001-{names.digest(name, 8)}"
+            self._write_model(request["TrainingJobDefinition"]["OutputDataConfig"]["S3OutputPath"], best)
+            return JobResult(best_training_job=best)
+        if name in self.reports:
+            bucket, key, report = self.reports[name]
+            self.s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(report).encode())
+        return JobResult()
+
+    def _write_model(self, output_path: str, job: str) -> None:
+        bucket, _, prefix = output_path.removeprefix("s3://").partition("/")
+        key = f"{prefix.rstrip('/')}/{job}/output/model.tar.gz".lstrip("/")
+        self.s3.put_object(Bucket=bucket, Key=key, Body=model_archive({"simulated": True, "training_job": job}))
+
+    @classmethod
+    def for_execution(
+        cls, s3: Any, execution_input: dict[str, Any], fail: set[str], metric: float | None
+    ) -> SimulatedJobs:
+        """Failures and the evaluation report for this execution's job names."""
+        jobs = cls(s3)
+        for stage, block in execution_input["stages"].items():
+            name = block.get("request", {}).get(NAME_FIELDS.get(stage, ""))
+            if name and stage in fail:
+                jobs.failing[name] = (
+                    f"AlgorithmError: simulated failure of {stage} (mlops-sfn local run --fail {stage})"
+                )
+        evaluation = execution_input["stages"].get("evaluation")
+        if evaluation:
+            report = simulated_report(execution_input.get("quality_gate"), metric)
+            location = evaluation["report"]
+            jobs.reports[evaluation["request"]["ProcessingJobName"]] = (location["Bucket"], location["Key"], report)
+        return jobs
+
+
+def simulated_report(gate: dict[str, Any] | None, metric: float | None) -> dict[str, Any]:
+    """An evaluation report holding the gate's metric: `metric` when given, else a value that passes the gate."""
+    if gate is None:
+        return {"simulated": True}
+    value = metric
+    if value is None:
+        threshold = gate["threshold"]
+        symbol, _ = COMPARISONS[gate["comparison"]]
+        step = {"<": -1, ">": 1}.get(symbol, 0) * max(1.0, abs(threshold)) * 0.01
+        value = threshold + step
+    report: dict[str, Any] = {"simulated": True}
+    node = report
+    *parents, last = gate["metric"].split(".")
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = value
+    return report
+
+
+def model_archive(content: dict[str, Any]) -> bytes:
+    """A model.tar.gz with one model.json, byte-for-byte the same for the same content."""
+    data = json.dumps(content, sort_keys=True).encode()
+    tar_bytes = io.BytesIO()
+    with tarfile.open(fileobj=tar_bytes, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        info = tarfile.TarInfo("model.json")
+        info.size, info.mtime, info.mode = len(data), 0, 0o644
+        archive.addfile(info, io.BytesIO(data))
+    return gzip.compress(tar_bytes.getvalue(), mtime=0)
