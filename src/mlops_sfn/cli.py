@@ -14,10 +14,9 @@ from typing import Any
 
 from . import approval, dynamodb_json, importers, preview, statemachine
 from .item import ItemFileError, check_unique, load_item_file
-from .local.sagemaker import ENDPOINT_OUTCOMES
+from .local.sagemaker import ENDPOINT_OUTCOMES, FAILABLE
 from .plan import EXAMPLE_SETTINGS, Settings, check_with_sample, mismatch, plan_execution
 from .problems import InvalidItem, Problem
-from .stages import STAGES
 from .triggers import InvalidEvent, Trigger, parse_event
 
 DEFAULT_ITEMS = Path("dynamodb_items")
@@ -60,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("item", type=Path, metavar="ITEM")
     run.add_argument(
-        "--fail", action="append", default=[], choices=STAGES, metavar="STAGE", help="make STAGE fail (repeatable)"
+        "--fail", action="append", default=[], choices=FAILABLE, metavar="STAGE", help="make STAGE fail (repeatable)"
     )
     run.add_argument(
         "--metric", type=float, metavar="VALUE", help="the quality-gate metric's value in the evaluation report"

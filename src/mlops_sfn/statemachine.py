@@ -258,7 +258,7 @@ def _pipeline(b: _Builder) -> None:
                     "pipeline.$": "$.pipeline",
                     "execution_name.$": "$.execution_name",
                     "model_package_arn.$": "$.results.register.model_package_arn",
-                    "evaluation.$": "$.results.evaluation",
+                    "results.$": "$.results",  # the evaluation and gate verdict, when they ran
                     "task_token.$": "$$.Task.Token",
                     "answer": "mlops-sfn approve|reject <task_token or execution name>",
                 },
@@ -326,10 +326,9 @@ def _pipeline(b: _Builder) -> None:
             "Branches": [_batch_transform_branch(), _deploy_branch()],
             "ResultSelector": {"batch_transform.$": "$[0]", "deploy.$": "$[1]"},
             "ResultPath": "$.results.serve",
-            "Catch": [
-                {"ErrorEquals": ["StageFailed"], "ResultPath": "$.caught", "Next": "Unpack serving failure"},
-                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.caught", "Next": b.recorder("serve")},
-            ],
+            # Every Task in a branch catches all errors and ends its branch with StageFailed; what
+            # else could fail there (States.Runtime, States.DataLimitExceeded) no Catch can handle.
+            "Catch": [{"ErrorEquals": ["StageFailed"], "ResultPath": "$.caught", "Next": "Unpack serving failure"}],
             "Next": "Notify success?",
         },
     )

@@ -29,10 +29,10 @@ from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 
 from .. import approval, statemachine
 from ..plan import EXAMPLE_SETTINGS, Settings, plan_execution
-from ..stages import STAGES
+from ..stages import OPERATIONS
 from ..triggers import Trigger
 from .integrations import Local, installed
-from .sagemaker import ENDPOINT_OUTCOMES, LocalSageMaker, SimulatedJobs
+from .sagemaker import ENDPOINT_OUTCOMES, FAILABLE, JOBS, LocalSageMaker, SimulatedJobs
 
 REGION = "us-east-1"
 DEFAULT_ACCOUNT_ID = "123456789012"  # the account moto serves by default
@@ -52,9 +52,8 @@ LOCAL_TIMINGS = {
     "unanswered_approval_seconds": 1,  # without --approve/--reject nobody answers: the request times out
 }
 APPROVAL_ANSWERS = ("approve", "reject")
-_JOB_STAGES = {
-    stage for stage in STAGES if stage in ("preprocessing", "training", "tuning", "evaluation", "batch_transform")
-}
+# Stages that run a SageMaker job: asked to fail, the job itself ends Failed (as a broken script would).
+_JOB_STAGES = {stage for stage, api in OPERATIONS.items() if api[0].lower() + api[1:] in JOBS}
 
 
 @dataclass
@@ -184,7 +183,7 @@ class LocalRuns:
             stages["approval"]["timeout_seconds"] = LOCAL_TIMINGS["unanswered_approval_seconds"]
         return execution_input
 
-    def run(
+    def start(
         self,
         item: dict[str, Any],
         *,
@@ -193,31 +192,42 @@ class LocalRuns:
         metric: float | None = None,
         answer: str | None = None,
         endpoint: str = "in_service",
-        timeout: float = 120.0,
-    ) -> RunReport:
-        """Execute one run of `item`; raises InvalidItem as the router would, ValueError for a bad option."""
+    ) -> tuple[str, dict[str, Any]]:
+        """Start one run of `item` and return (execution ARN, input) at once; `answer` only sets the approval
+        timeout here (None: nobody will answer). Raises InvalidItem as the router would, ValueError for a bad option.
+        """
         fail = set(fail)
         if answer not in (None, *APPROVAL_ANSWERS):
             raise ValueError(f"answer {answer!r}: use approve, reject or None (nobody answers)")
         if endpoint not in ENDPOINT_OUTCOMES:
             raise ValueError(f"endpoint {endpoint!r}: use one of {', '.join(ENDPOINT_OUTCOMES)}")
         execution_input = self.plan(item, trigger, answer)
-        not_run = sorted(stage for stage in fail if not execution_input["run"].get(stage))
+        unknown = sorted(fail - set(FAILABLE))
+        if unknown:
+            raise ValueError(f"--fail {', '.join(unknown)}: use one of {', '.join(FAILABLE)}")
+        runs = {stage for stage, on in execution_input["run"].items() if on} | (
+            {"quality_gate"} if "quality_gate" in execution_input else set()
+        )
+        not_run = sorted(fail - runs)
         if not_run:
-            raise ValueError(
-                f"--fail {', '.join(not_run)}: not a stage this item runs ({self._running(execution_input)})"
-            )
+            raise ValueError(f"--fail {', '.join(not_run)}: not a stage this item runs ({self._running(runs)})")
         self.local.sagemaker.runner = SimulatedJobs.for_execution(self.s3, execution_input, fail & _JOB_STAGES, metric)
         self.local.sagemaker.endpoint_outcome = endpoint
         self.local.fail_states = {self._stage_tasks[stage][0]: stage for stage in fail - _JOB_STAGES}
-
-        self._answered: list[dict[str, Any]] = []
-        started = time.monotonic()
         execution = self.sfn.start_execution(
             stateMachineArn=self.state_machine_arn,
             name=execution_input["execution_name"],
             input=json.dumps(execution_input),
         )["executionArn"]
+        return str(execution), execution_input
+
+    def run(
+        self, item: dict[str, Any], *, answer: str | None = None, timeout: float = 120.0, **options: Any
+    ) -> RunReport:
+        """Start one run (options as for start()), answer its approval request if asked to, report its end."""
+        started = time.monotonic()
+        self._answered: list[dict[str, Any]] = []
+        execution, execution_input = self.start(item, answer=answer, **options)
         described = self._follow(execution, answer, started + timeout)
         seconds = round(time.monotonic() - started, 3)
         history = self._history(execution)
@@ -236,9 +246,8 @@ class LocalRuns:
         )
 
     @staticmethod
-    def _running(execution_input: dict[str, Any]) -> str:
-        running = [stage for stage, on in execution_input["run"].items() if on]
-        return "it runs " + ", ".join(running) if running else "it runs no stage"
+    def _running(runs: set[str]) -> str:
+        return "it runs " + ", ".join(sorted(runs)) if runs else "it runs no stage"
 
     def _follow(self, execution: str, answer: str | None, deadline: float) -> dict[str, Any]:
         """Wait for the end; answer the approval request as an approver would, from its message."""

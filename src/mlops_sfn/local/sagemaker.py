@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 
 from .. import names, sagemaker_api
 from ..gate import COMPARISONS
-from ..stages import NAME_FIELDS
+from ..stages import NAME_FIELDS, STAGES
 
 # What a local endpoint does after CreateEndpoint or UpdateEndpoint, seen at the next describe.
 ENDPOINT_OUTCOMES = {
@@ -34,6 +34,9 @@ ENDPOINT_OUTCOMES = {
     "stuck": "stays Creating/Updating for ever",
     "rolled_back": "an update ends InService on the previous config (a silent rollback)",
 }
+
+# What `mlops-sfn local run --fail` accepts: every stage, and the quality-gate check itself.
+FAILABLE = (*STAGES, "quality_gate")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,352 @@
+"""Every path of the state machine, executed: the real definition in moto's interpreter, SageMaker local.
+
+Each scenario runs once (cached) in a fresh local AWS; the tests read its reports and what it left
+behind. The last test checks that the scenarios together enter every state of the definition.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import pytest
+
+from mlops_sfn import cli, statemachine
+from mlops_sfn.local.harness import LocalRuns, RunReport
+from mlops_sfn.local.sagemaker import FAILABLE
+from mlops_sfn.stages import STAGES
+from tests.conftest import load_item
+
+pytestmark = pytest.mark.functional
+
+DEMO = load_item()  # every stage but tuning: training is its model source
+EXISTING_MODEL = "existing-house-price-model"
+GATE_MESSAGE = "quality gate not met: regression_metrics.rmse.value = 0.9 (required <= 0.75)"
+
+
+def with_stages(item: dict[str, Any], running: set[str]) -> dict[str, Any]:
+    item = copy.deepcopy(item)
+    for stage in STAGES:
+        item["stages"][stage]["run"] = stage in running
+    return item
+
+
+def tuned() -> dict[str, Any]:
+    """Every stage but training: the model comes from tuning's best job."""
+    return with_stages(DEMO, set(STAGES) - {"training"})
+
+
+def alone(stage: str) -> dict[str, Any]:
+    """Only `stage` (approval needs register), with an existing model where the stage needs one."""
+    item = with_stages(DEMO, {stage, "register"} if stage == "approval" else {stage})
+    if stage != "evaluation":
+        del item["quality_gate"]
+    if stage not in ("training", "tuning"):
+        item["stages"]["create_model"]["model_data_url"] = "s3://{bucket}/models/existing/model.tar.gz"
+    item["stages"]["batch_transform"]["request"]["ModelName"] = EXISTING_MODEL
+    item["stages"]["deploy"]["model_name"] = EXISTING_MODEL
+    return item
+
+
+def quiet(item: dict[str, Any]) -> dict[str, Any]:
+    """No notifications, no quality gate, no smoke test: the Choices' other ways."""
+    item = copy.deepcopy(item)
+    item["notifications"] = {"on": []}
+    del item["quality_gate"]
+    del item["stages"]["deploy"]["smoke_test"]
+    return item
+
+
+def first_task(stage: str) -> str:
+    return TASKS[stage][0]
+
+
+DEFINITION = statemachine.build()
+TASKS = statemachine.stage_tasks(DEFINITION)
+ALL_STATES = set(statemachine.states(DEFINITION))
+
+# name -> the runs, in order, in one local AWS: (item, options of LocalRuns.run)
+SCENARIOS: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
+    "all stages, model from training": [(DEMO, {"answer": "approve"})],
+    "all stages, model from tuning": [(tuned(), {"answer": "approve"})],
+    **{f"{stage} alone": [(alone(stage), {"answer": "approve"})] for stage in STAGES},
+    **{
+        f"{stage} fails": [(tuned() if stage == "tuning" else DEMO, {"answer": "approve", "fail": {stage}})]
+        for stage in FAILABLE
+    },
+    "gate not met": [(DEMO, {"answer": "approve", "metric": 0.9})],
+    "approval rejected": [(DEMO, {"answer": "reject"})],
+    "approval timed out": [(DEMO, {})],
+    "endpoint created, then updated": [(DEMO, {"answer": "approve"}), (DEMO, {"answer": "approve"})],
+    "endpoint fails": [(DEMO, {"answer": "approve", "endpoint": "failed"})],
+    "endpoint never ready": [(DEMO, {"answer": "approve", "endpoint": "stuck"})],
+    "endpoint rolled back": [(DEMO, {"answer": "approve"}), (DEMO, {"answer": "approve", "endpoint": "rolled_back"})],
+    "quiet success": [(quiet(DEMO), {"answer": "approve"})],
+    "quiet failure": [(quiet(DEMO), {"fail": {"training"}})],
+}
+
+
+@dataclass
+class Outcome:
+    reports: list[RunReport]
+    endpoints: dict[str, tuple[str, str]]  # name -> status, config
+    package_statuses: list[str]
+    keys: set[str]
+
+    @property
+    def report(self) -> RunReport:
+        return self.reports[-1]
+
+    def notification(self, subject: str) -> dict[str, Any]:
+        (found,) = [n["message"] for n in self.report.notifications if n["subject"] == subject]
+        return found
+
+
+@cache
+def scenario(name: str) -> Outcome:
+    with LocalRuns() as local:
+        local.sagemaker.create_model(
+            ModelName=EXISTING_MODEL,
+            ExecutionRoleArn=local.settings.sagemaker_role_arn,
+            PrimaryContainer={"Image": local.settings.default_image_uri},
+        )
+        reports = [local.run(item, **options) for item, options in SCENARIOS[name]]
+        endpoints = {
+            e["EndpointName"]: local.sagemaker.describe_endpoint(EndpointName=e["EndpointName"])
+            for e in local.sagemaker.list_endpoints()["Endpoints"]
+        }
+        packages = [
+            package
+            for group in local.sagemaker.list_model_package_groups()["ModelPackageGroupSummaryList"]
+            for package in local.sagemaker.list_model_packages(ModelPackageGroupName=group["ModelPackageGroupName"])[
+                "ModelPackageSummaryList"
+            ]
+        ]
+        objects = local.s3.list_objects_v2(Bucket=local.settings.bucket).get("Contents", [])
+    return Outcome(
+        reports=reports,
+        endpoints={name: (e["EndpointStatus"], e["EndpointConfigName"]) for name, e in endpoints.items()},
+        package_statuses=[p["ModelApprovalStatus"] for p in packages],
+        keys={o["Key"] for o in objects},
+    )
+
+
+def tasks_entered(report: RunReport) -> set[str]:
+    return {state for state in report.states if statemachine.states(DEFINITION)[state]["Type"] == "Task"}
+
+
+@pytest.mark.parametrize("name", ["all stages, model from training", "all stages, model from tuning"])
+def test_all_stages_run_in_order_and_the_success_summary_carries_every_result(name: str) -> None:
+    outcome = scenario(name)
+    report = outcome.report
+    running = [stage for stage in STAGES if SCENARIOS[name][0][0]["stages"][stage]["run"]]
+
+    assert report.status == "SUCCEEDED", report.cause
+    positions = [report.states.index(first_task(stage)) for stage in running if stage != "deploy"]
+    assert positions == sorted(positions)  # batch transform and deploy run in parallel, after create model
+    summary = outcome.notification("Pipeline run succeeded")
+    assert summary["execution_name"] == report.execution_name
+    results = summary["results"]
+    assert results["quality_gate"]["met"] is True
+    assert results["approval"]["approved"] is True
+    assert "-transform-" in results["serve"]["batch_transform"]["job_name"]
+    assert results["serve"]["deploy"]["endpoint"]["status"] == "InService"
+    if "training" in running:  # the trained model is in S3 where create model and register point
+        assert results["training"]["model_data_url"].split("/", 3)[3] in outcome.keys
+    (endpoint,) = outcome.endpoints.values()
+    assert endpoint == ("InService", results["serve"]["deploy"]["endpoint"]["config"])
+    assert outcome.package_statuses == ["Approved"]
+
+
+def test_tuning_copies_the_best_jobs_model_to_where_the_model_is_created_from() -> None:
+    outcome = scenario("all stages, model from tuning")
+    best = outcome.notification("Pipeline run succeeded")["results"]["tuning"]["best_training_job"]
+    run_folder = f"runs/{DEMO['consumption_pipeline_name']}/{outcome.report.execution_name}"
+    assert f"{run_folder}/tuning/{best}/output/model.tar.gz" in outcome.keys
+    assert f"{run_folder}/tuning/best/model.tar.gz" in outcome.keys
+
+
+def test_batch_transform_and_deploy_run_together_in_one_parallel_state() -> None:
+    report = scenario("all stages, model from training").report
+    serve = report.states.index("Serve")
+    assert {"Batch transform", "Create endpoint config"} <= set(report.states[serve:])
+    results = scenario("all stages, model from training").notification("Pipeline run succeeded")["results"]["serve"]
+    assert results["batch_transform"]["job_name"] and results["deploy"]["endpoint"]["status"] == "InService"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_each_stage_alone_enters_only_its_own_tasks(stage: str) -> None:
+    outcome = scenario(f"{stage} alone")
+    with_it = {"approval": {"register"}, "evaluation": {"quality_gate"}}.get(stage, set())
+    own = {task for s in {stage} | with_it for task in TASKS[s]}
+    own |= {"Create model package group", "Find endpoint", "Notify success"}  # the stage's own helpers
+    assert outcome.report.status == "SUCCEEDED", outcome.report.cause
+    entered = tasks_entered(outcome.report)
+    assert first_task(stage) in entered
+    assert entered <= own, entered - own
+
+
+@pytest.mark.parametrize("stage", FAILABLE)
+def test_a_failing_stage_fails_the_run_notifies_and_runs_nothing_after_it(stage: str) -> None:
+    outcome = scenario(f"{stage} fails")
+    report = outcome.report
+
+    assert report.status == "FAILED"
+    assert report.error is not None and report.error.startswith(f"{stage}.")
+    assert f"simulated failure of {stage}" in (report.cause or "")
+    failure = outcome.notification("Pipeline run failed")
+    assert failure["failed_stage"] == stage and failure["execution_name"] == report.execution_name
+    assert f"simulated failure of {stage}" in failure["cause"]
+    assert "Notify success" not in report.states
+    order = [*STAGES[: STAGES.index("create_model") + 1], "batch_transform", "deploy"]
+    if stage == "quality_gate":
+        later = order[order.index("register") :]
+    elif stage in ("batch_transform", "deploy"):
+        later = []  # the other serving branch runs in parallel and may finish
+    else:
+        later = order[order.index(stage) + 1 :]
+    assert not {first_task(s) for s in later} & set(report.states)
+    if stage != "batch_transform":  # (deploy fails at its first call, before any endpoint exists)
+        assert outcome.endpoints == {}
+
+
+def test_a_gate_not_met_fails_naming_metric_value_and_threshold_before_anything_is_registered() -> None:
+    outcome = scenario("gate not met")
+    assert outcome.report.status == "FAILED"
+    assert (outcome.report.error, outcome.report.cause) == ("quality_gate.QualityGateNotMet", GATE_MESSAGE)
+    assert outcome.notification("Pipeline run failed")["cause"] == GATE_MESSAGE
+    assert "Run register?" not in outcome.report.states and outcome.package_statuses == []
+
+
+def test_a_gate_met_passes_on_to_register() -> None:
+    report = scenario("all stages, model from training").report
+    assert report.states.index("Quality gate met?") < report.states.index("Register model")
+
+
+def test_approval_answers_set_the_model_package_status() -> None:
+    approved, rejected, timed_out = (
+        scenario(name) for name in ("all stages, model from training", "approval rejected", "approval timed out")
+    )
+    assert approved.package_statuses == ["Approved"]
+    assert approved.reports[0].notifications[0]["subject"] == "Model approval requested"
+
+    assert (rejected.report.status, rejected.report.error) == ("FAILED", "approval.Rejected")
+    assert rejected.package_statuses == ["Rejected"] and "Create model" not in rejected.report.states
+
+    assert (timed_out.report.status, timed_out.report.error) == ("FAILED", "approval.States.Timeout")
+    assert timed_out.package_statuses == ["PendingManualApproval"] and timed_out.endpoints == {}
+
+
+def test_the_approval_request_carries_the_token_and_what_the_approver_needs() -> None:
+    request = scenario("approval timed out").notification("Model approval requested")
+    assert request["task_token"] and request["model_package_arn"].startswith("arn:aws:sagemaker:")
+    assert request["results"]["evaluation"]["report"]["regression_metrics"]["rmse"]["value"] == 0.75
+    assert request["results"]["quality_gate"]["met"] is True
+
+
+def test_an_endpoint_created_by_one_run_is_updated_by_the_next() -> None:
+    outcome = scenario("endpoint created, then updated")
+    first, second = outcome.reports
+    assert "Create endpoint" in first.states and "Update endpoint" not in first.states
+    assert "Update endpoint" in second.states and "Create endpoint" not in second.states
+    assert second.status == "SUCCEEDED", second.cause
+    configs = [
+        r.notifications[-1]["message"]["results"]["serve"]["deploy"]["endpoint"]["config"] for r in (first, second)
+    ]
+    assert configs[0] != configs[1]
+    assert outcome.endpoints[DEMO["stages"]["deploy"]["endpoint_name"]] == ("InService", configs[1])
+    assert outcome.package_statuses == ["Approved", "Approved"]  # the group existed on the second run
+
+
+@pytest.mark.parametrize(
+    ("name", "error", "cause"),
+    [
+        ("endpoint fails", "deploy.EndpointFailed", "Endpoint demo-dev-cal-house-price is Failed"),
+        ("endpoint never ready", "deploy.EndpointWaitTimedOut", "was not InService after 4 checks"),
+        ("endpoint rolled back", "deploy.EndpointRolledBack", "the update was rolled back"),
+    ],
+)
+def test_an_endpoint_that_does_not_end_in_service_on_the_new_config_fails_the_run(
+    name: str, error: str, cause: str
+) -> None:
+    report = scenario(name).report
+    assert (report.status, report.error) == ("FAILED", error)
+    assert cause in (report.cause or "")
+    assert scenario(name).notification("Pipeline run failed")["failed_stage"] == "deploy"
+
+
+def test_runs_without_notifications_gate_or_smoke_test_take_the_choices_other_way() -> None:
+    success, failure = scenario("quiet success").report, scenario("quiet failure").report
+    assert success.status == "SUCCEEDED" and success.notifications[0]["subject"] == "Model approval requested"
+    assert len(success.notifications) == 1 and "Check quality gate" not in success.states
+    assert "Smoke test" not in success.states
+    assert failure.status == "FAILED" and failure.notifications == []
+
+
+def test_a_disabled_stage_costs_one_transition() -> None:
+    """Every stage off: one Choice per stage, then the success path."""
+    report = scenario("training alone").report
+    choices = [s for s in report.states if s.startswith("Run ") or s == "Serve model?"]
+    assert len(choices) == len(STAGES) - 1  # batch transform and deploy share "Serve model?"
+    assert report.transitions == len(choices) + 1 + 3  # + Training + Notify success?, Notify success, Succeeded
+
+
+def test_bad_options_are_refused_before_anything_starts() -> None:
+    with LocalRuns() as local:
+        with pytest.raises(ValueError, match="--fail tuning: not a stage this item runs"):
+            local.run(DEMO, fail={"tuning"})
+        with pytest.raises(ValueError, match="--fail nonsense: use one of"):
+            local.run(DEMO, fail={"nonsense"})
+        with pytest.raises(ValueError, match="answer 'maybe'"):
+            local.run(DEMO, answer="maybe")
+        assert local.sfn.list_executions(stateMachineArn=local.state_machine_arn)["executions"] == []
+
+
+def test_approve_and_reject_find_the_waiting_token_from_the_execution() -> None:
+    with LocalRuns() as local:
+        arns = []
+        for verb in ("approve", "reject"):
+            arn, execution_input = local.start(DEMO, answer=verb)  # nobody answers but the CLI below
+            wait_for(lambda: "Ask for approval" in entered(local, arn))  # noqa: B023
+            target = execution_input["execution_name"] if verb == "approve" else arn
+            assert cli.main([verb, target, "--state-machine", local.state_machine_arn, "--region", "us-east-1"]) == 0
+            arns.append(arn)
+        wait_for(lambda: all(status(local, arn) != "RUNNING" for arn in arns))
+        assert [status(local, arn) for arn in arns] == ["SUCCEEDED", "FAILED"]
+        assert cli.main(["approve", arns[0], "--region", "us-east-1"]) == 1  # nothing waits any more
+
+
+def entered(local: LocalRuns, arn: str) -> list[str]:
+    events = local.sfn.get_execution_history(executionArn=arn)["events"]
+    return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+
+
+def status(local: LocalRuns, arn: str) -> str:
+    return str(local.sfn.describe_execution(executionArn=arn)["status"])
+
+
+def wait_for(condition: Any, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_local_run_command_prints_the_report_and_exits_by_status(capsys: pytest.CaptureFixture[str]) -> None:
+    item = "dynamodb_items/demo-dev-domain-cal-house-price.json"
+    assert cli.main(["local", "run", item, "--approve", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["status"] == "SUCCEEDED" and report["transitions"] == len(report["states"])
+    assert cli.main(["local", "run", item, "--fail", "training"]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "error: training.States.TaskFailed" in out
+    assert "cause: AlgorithmError: simulated failure of training" in out
+
+
+def test_every_state_is_entered_by_some_scenario() -> None:
+    entered_states = {state for name in SCENARIOS for report in scenario(name).reports for state in report.states}
+    assert ALL_STATES - entered_states == set()
