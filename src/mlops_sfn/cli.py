@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import approval, dynamodb_json, importers, preview, statemachine
+from . import approval, dynamodb_json, importers, policy, preview, statemachine
 from .item import ItemFileError, check_unique, load_item_file
 from .local.sagemaker import ENDPOINT_OUTCOMES, FAILABLE
 from .plan import EXAMPLE_SETTINGS, Settings, check_with_sample, mismatch, plan_execution
@@ -45,12 +45,17 @@ def _parser() -> argparse.ArgumentParser:
     imports.add_argument("source", type=Path, metavar="FILE")
     imports.add_argument("--dynamodb-json", action="store_true", help="print DynamoDB-typed JSON")
 
-    machine = commands.add_parser("statemachine", help="print the state machine template (or write/check the file)")
+    machine = commands.add_parser(
+        "statemachine", help="print the state machine template (or write/check it and its role policy template)"
+    )
     action = machine.add_mutually_exclusive_group()
     action.add_argument(
-        "--write", action="store_true", help=f"write {statemachine.TEMPLATE.relative_to(statemachine.ROOT)}"
+        "--write",
+        action="store_true",
+        help=f"write {statemachine.TEMPLATE.relative_to(statemachine.ROOT)} and "
+        f"{policy.POLICY_TEMPLATE.relative_to(statemachine.ROOT)}",
     )
-    action.add_argument("--check", action="store_true", help="exit 1 when the committed template is out of date")
+    action.add_argument("--check", action="store_true", help="exit 1 when a committed template is out of date")
 
     local = commands.add_parser("local", help="run the framework on this machine (no AWS account needed)")
     local_commands = local.add_subparsers(dest="local_command", required=True, metavar="COMMAND")
@@ -248,18 +253,20 @@ def import_item(kind: str, source: Path, typed: bool) -> int:
 
 
 def state_machine(write: bool, check: bool) -> int:
-    text = statemachine.template_text()
+    generated = {statemachine.TEMPLATE: statemachine.template_text(), policy.POLICY_TEMPLATE: policy.policy_text()}
     if write:
-        statemachine.TEMPLATE.parent.mkdir(parents=True, exist_ok=True)
-        statemachine.TEMPLATE.write_text(text, encoding="utf-8")
+        for path, text in generated.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
         return 0
     if check:
-        current = statemachine.TEMPLATE.read_text(encoding="utf-8") if statemachine.TEMPLATE.exists() else ""
-        if current != text:
-            print(f"{statemachine.TEMPLATE}: out of date; run `mlops-sfn statemachine --write`", file=sys.stderr)
-            return 1
-        return 0
-    print(text, end="")
+        stale = [
+            path for path, text in generated.items() if not path.exists() or path.read_text(encoding="utf-8") != text
+        ]
+        for path in stale:
+            print(f"{path}: out of date; run `mlops-sfn statemachine --write`", file=sys.stderr)
+        return 1 if stale else 0
+    print(generated[statemachine.TEMPLATE], end="")
     return 0
 
 

@@ -4,7 +4,7 @@
 by the execution input's `run` flags, so a skipped stage costs one Choice transition. The result is
 committed as `statemachine/pipeline.asl.json`, a template with `${...}` variables that Terraform
 renders with `templatefile` and `render()` renders the same way; a test keeps the file current.
-`policy()` derives the state machine role's statements from the same definition.
+policy.py derives the state machine role's policy from the same definition.
 """
 
 from __future__ import annotations
@@ -627,13 +627,18 @@ _VARIABLE = re.compile(r"\$\{([^}]*)\}")
 def render(variables: dict[str, str], text: str | None = None) -> dict[str, Any]:
     """The template with its variables filled, as Terraform's templatefile() does for this file."""
     text = TEMPLATE.read_text(encoding="utf-8") if text is None else text
-    missing = sorted(set(VARIABLES) - set(variables))
+    return fill_template(text, variables, VARIABLES)
+
+
+def fill_template(text: str, variables: dict[str, str], declared: dict[str, str]) -> dict[str, Any]:
+    """A JSON template's ${...} variables filled; every declared variable must be given, no other may appear."""
+    missing = sorted(set(declared) - set(variables))
     if missing:
-        raise KeyError(f"state machine template variables not given: {', '.join(missing)}")
+        raise KeyError(f"template variables not given: {', '.join(missing)}")
 
     def substitute(match: re.Match[str]) -> str:
         name = match.group(1)
-        if name not in variables:
+        if name not in declared or name not in variables:
             raise KeyError(f"unknown template variable ${{{name}}}")
         return json.dumps(variables[name])[1:-1]  # the value sits inside a JSON string
 

@@ -7,6 +7,7 @@ behind. The last test checks that the scenarios together enter every state of th
 from __future__ import annotations
 
 import copy
+import fnmatch
 import json
 import time
 from dataclasses import dataclass
@@ -350,3 +351,106 @@ def test_local_run_command_prints_the_report_and_exits_by_status(capsys: pytest.
 def test_every_state_is_entered_by_some_scenario() -> None:
     entered_states = {state for name in SCENARIOS for report in scenario(name).reports for state in report.states}
     assert ALL_STATES - entered_states == set()
+
+
+# --- The role policy against the calls the scenarios made -------------------------------------------
+
+SAGEMAKER_ARN = "arn:aws:sagemaker:us-east-1:123456789012"
+SAGEMAKER_KINDS = {  # what the optimised integration creates -> (ARN resource type, name field)
+    "ProcessingJob": ("processing-job", "ProcessingJobName"),
+    "TrainingJob": ("training-job", "TrainingJobName"),
+    "HyperParameterTuningJob": ("hyper-parameter-tuning-job", "HyperParameterTuningJobName"),
+    "TransformJob": ("transform-job", "TransformJobName"),
+    "Model": ("model", "ModelName"),
+    "EndpointConfig": ("endpoint-config", "EndpointConfigName"),
+    "Endpoint": ("endpoint", "EndpointName"),
+}
+SYNC_RULES = {"ProcessingJob": "ProcessingJobs", "TrainingJob": "TrainingJobs", "HyperParameterTuningJob": "TuningJobs"}
+# Permitted though no local call shows them: tagging (requests may carry Tags) and what AWS's
+# tuning poller reads (reference.md section 1).
+NOT_SEEN_LOCALLY = {"sagemaker:AddTags", "sagemaker:ListTags", "sagemaker:ListTrainingJobsForHyperParameterTuningJob"}
+
+
+def needed(details: dict[str, Any], local: dict[str, str]) -> list[tuple[str, str]]:
+    """(IAM action, resource ARN) pairs one scheduled task needs, written out from AWS's documentation."""
+    params = json.loads(details["parameters"])
+    kind, resource = details["resourceType"], details["resource"]
+    if kind == "sagemaker":
+        api, _, pattern = resource.partition(".")
+        verb, noun = ("Update", api[6:]) if api.startswith("update") else ("Create", api[6:])
+        arn_type, field = SAGEMAKER_KINDS[noun]
+        arn = f"{SAGEMAKER_ARN}:{arn_type}/{params[field].lower()}"
+        calls = [(f"sagemaker:{verb}{noun}", arn)]
+        if pattern == "sync":
+            rule = "arn:aws:events:us-east-1:123456789012:rule/StepFunctionsGetEventsForSageMaker"
+            rule += f"{SYNC_RULES.get(noun, 'TransformJobs')}Rule"
+            calls += [(f"sagemaker:Describe{noun}", arn), (f"sagemaker:Stop{noun}", arn)]
+            calls += [(f"events:{action}", rule) for action in ("PutTargets", "PutRule", "DescribeRule")]
+        if noun == "Endpoint":
+            calls.append(
+                (f"sagemaker:{verb}Endpoint", f"{SAGEMAKER_ARN}:endpoint-config/{params['EndpointConfigName']}")
+            )
+        role = (
+            params.get("RoleArn")
+            or params.get("ExecutionRoleArn")
+            or params.get("TrainingJobDefinition", {}).get("RoleArn")
+        )
+        if role or noun == "TransformJob":
+            calls.append(("iam:PassRole", local["sagemaker_role_arn"]))
+        return calls
+    if kind == "aws-sdk:sagemaker":
+        targets = {
+            "describeEndpoint": f"endpoint/{params.get('EndpointName', '').lower()}",
+            "createModelPackageGroup": f"model-package-group/{params.get('ModelPackageGroupName', '').lower()}",
+            "createModelPackage": f"model-package-group/{params.get('ModelPackageGroupName', '').lower()}",
+        }
+        arn = params["ModelPackageArn"] if resource == "updateModelPackage" else f"{SAGEMAKER_ARN}:{targets[resource]}"
+        return [(f"sagemaker:{resource[0].upper()}{resource[1:]}", arn)]
+    if kind == "aws-sdk:sagemakerruntime":
+        return [("sagemaker:InvokeEndpoint", f"{SAGEMAKER_ARN}:endpoint/{params['EndpointName'].lower()}")]
+    if kind == "aws-sdk:s3" and resource == "getObject":
+        return [("s3:GetObject", f"arn:aws:s3:::{params['Bucket']}/{params['Key']}")]
+    if kind == "aws-sdk:s3" and resource == "copyObject":
+        return [
+            ("s3:GetObject", f"arn:aws:s3:::{params['CopySource']}"),
+            ("s3:PutObject", f"arn:aws:s3:::{params['Bucket']}/{params['Key']}"),
+        ]
+    if kind == "lambda":
+        return [("lambda:InvokeFunction", params["FunctionName"])]
+    assert kind == "sns", kind
+    return [("sns:Publish", params["TopicArn"])]
+
+
+def allows(document: dict[str, Any], action: str, arn: str) -> bool:
+    return any(
+        action in statement["Action"] and any(fnmatch.fnmatchcase(arn, pattern) for pattern in statement["Resource"])
+        for statement in document["Statement"]
+    )
+
+
+def test_the_role_policy_allows_every_call_the_scenarios_made_and_nothing_beyond_them() -> None:
+    from mlops_sfn import policy
+    from mlops_sfn.local import harness
+
+    local = {
+        "partition": "aws",
+        "region": "us-east-1",
+        "account_id": "123456789012",
+        "sagemaker_role_arn": harness.SETTINGS.sagemaker_role_arn,
+        "bucket": harness.SETTINGS.bucket,
+        "notification_topic_arn": f"arn:aws:sns:us-east-1:123456789012:{harness.PREFIX}-notifications",
+        "approval_topic_arn": f"arn:aws:sns:us-east-1:123456789012:{harness.PREFIX}-approvals",
+        "quality_gate_function_arn": harness.QUALITY_GATE_ARN,
+    }
+    document = policy.render_policy(local)
+    calls = {
+        call
+        for name in SCENARIOS
+        for report in scenario(name).reports
+        for event in report.history
+        if "taskScheduledEventDetails" in event
+        for call in needed(event["taskScheduledEventDetails"], local)
+    }
+    assert [call for call in sorted(calls) if not allows(document, *call)] == []
+    granted = {action for statement in document["Statement"] for action in statement["Action"]}
+    assert granted - {action for action, _ in calls} == NOT_SEEN_LOCALLY

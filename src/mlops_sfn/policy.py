@@ -1,0 +1,204 @@
+"""The state machine role's policy, derived from the Task states of the definition.
+
+Each integration the definition uses maps to the IAM actions Step Functions needs for it
+(reference.md section 1: a `.sync` job also needs Describe*/Stop* on the job and the managed
+EventBridge rule it polls with). Resources are scoped to what the framework names:
+- jobs, models and endpoint configs by their stage tag (`<pipeline>-train-<hash>`, see names.py);
+- endpoints and model package groups by type only, because items choose those names;
+- the artifact bucket, the two topics, the quality-gate function and the SageMaker role by ARN.
+`policy_text()` is committed as `statemachine/role-policy.json`, a template Terraform renders with
+the same variables as `render_policy()`; a test keeps it current, another checks it against the
+calls the executed scenarios made.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from . import statemachine
+from .names import STAGE_TAGS
+
+POLICY_TEMPLATE = statemachine.ROOT / "statemachine" / "role-policy.json"
+
+POLICY_VARIABLES = {
+    "partition": "aws, aws-cn or aws-us-gov",
+    "region": "the region the pipeline runs in",
+    "account_id": "the account the pipeline runs in",
+    "sagemaker_role_arn": "the role SageMaker jobs and models run as (passed with iam:PassRole)",
+    "bucket": "the artifact bucket",
+    **statemachine.VARIABLES,
+}
+
+_SAGEMAKER = "arn:${partition}:sagemaker:${region}:${account_id}"
+
+
+def _named(kind: str, *stages: str) -> list[str]:
+    return [f"{_SAGEMAKER}:{kind}/*-{STAGE_TAGS[stage]}-*" for stage in stages]
+
+
+def _sync_job(kind: str, api: str, rule: str, stages: tuple[str, ...], *extra: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "Sid": f"{api}Sync",
+            # Tags in a request need AddTags; Step Functions' poller reads ListTags.
+            "Actions": [
+                f"sagemaker:Create{api}",
+                f"sagemaker:Describe{api}",
+                f"sagemaker:Stop{api}",
+                "sagemaker:AddTags",
+                "sagemaker:ListTags",
+                *extra,
+            ],
+            "Resources": _named(kind, *stages),
+        },
+        {
+            "Sid": f"{api}SyncEvents",
+            "Actions": ["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+            "Resources": [f"arn:${{partition}}:events:${{region}}:${{account_id}}:rule/{rule}"],
+        },
+    ]
+
+
+_ENDPOINTS = [f"{_SAGEMAKER}:endpoint/*"]  # items name their endpoints
+_CONFIGS = _named("endpoint-config", "endpoint_config")
+_BUCKET_OBJECTS = ["arn:${partition}:s3:::${bucket}/*"]
+
+# Task resource (after arn:aws:states:::) -> the statements it needs.
+PERMISSIONS: dict[str, list[dict[str, Any]]] = {
+    "sagemaker:createProcessingJob.sync": _sync_job(
+        "processing-job",
+        "ProcessingJob",
+        "StepFunctionsGetEventsForSageMakerProcessingJobsRule",
+        ("preprocessing", "evaluation"),
+    ),
+    "sagemaker:createTrainingJob.sync": _sync_job(
+        "training-job", "TrainingJob", "StepFunctionsGetEventsForSageMakerTrainingJobsRule", ("training",)
+    ),
+    "sagemaker:createHyperParameterTuningJob.sync": _sync_job(
+        "hyper-parameter-tuning-job",
+        "HyperParameterTuningJob",
+        "StepFunctionsGetEventsForSageMakerTuningJobsRule",
+        ("tuning",),
+        "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+    ),
+    "sagemaker:createTransformJob.sync": _sync_job(
+        "transform-job", "TransformJob", "StepFunctionsGetEventsForSageMakerTransformJobsRule", ("batch_transform",)
+    ),
+    "sagemaker:createModel": [
+        {
+            "Sid": "CreateModel",
+            "Actions": ["sagemaker:CreateModel", "sagemaker:AddTags"],
+            "Resources": _named("model", "create_model"),
+        }
+    ],
+    "sagemaker:createEndpointConfig": [
+        {
+            "Sid": "CreateEndpointConfig",
+            "Actions": ["sagemaker:CreateEndpointConfig", "sagemaker:AddTags"],
+            "Resources": _CONFIGS,
+        }
+    ],
+    "sagemaker:createEndpoint": [
+        {
+            "Sid": "CreateEndpoint",
+            "Actions": ["sagemaker:CreateEndpoint", "sagemaker:AddTags"],
+            "Resources": _ENDPOINTS + _CONFIGS,
+        }
+    ],
+    "sagemaker:updateEndpoint": [
+        {"Sid": "UpdateEndpoint", "Actions": ["sagemaker:UpdateEndpoint"], "Resources": _ENDPOINTS + _CONFIGS}
+    ],
+    "aws-sdk:sagemaker:describeEndpoint": [
+        {"Sid": "DescribeEndpoint", "Actions": ["sagemaker:DescribeEndpoint"], "Resources": _ENDPOINTS}
+    ],
+    "aws-sdk:sagemakerruntime:invokeEndpoint": [
+        {"Sid": "SmokeTest", "Actions": ["sagemaker:InvokeEndpoint"], "Resources": _ENDPOINTS}
+    ],
+    "aws-sdk:sagemaker:createModelPackageGroup": [
+        {
+            "Sid": "CreateModelPackageGroup",
+            "Actions": ["sagemaker:CreateModelPackageGroup"],
+            "Resources": [f"{_SAGEMAKER}:model-package-group/*"],  # items name their groups
+        }
+    ],
+    "aws-sdk:sagemaker:createModelPackage": [
+        {
+            "Sid": "RegisterModel",
+            "Actions": ["sagemaker:CreateModelPackage"],
+            "Resources": [f"{_SAGEMAKER}:model-package/*", f"{_SAGEMAKER}:model-package-group/*"],
+        }
+    ],
+    "aws-sdk:sagemaker:updateModelPackage": [
+        {
+            "Sid": "ApproveOrReject",
+            "Actions": ["sagemaker:UpdateModelPackage"],
+            "Resources": [f"{_SAGEMAKER}:model-package/*"],
+        }
+    ],
+    "aws-sdk:s3:getObject": [{"Sid": "ReadReport", "Actions": ["s3:GetObject"], "Resources": _BUCKET_OBJECTS}],
+    "aws-sdk:s3:copyObject": [
+        {"Sid": "CopyBestModel", "Actions": ["s3:GetObject", "s3:PutObject"], "Resources": _BUCKET_OBJECTS}
+    ],
+    "lambda:invoke": [
+        {
+            "Sid": "QualityGate",
+            "Actions": ["lambda:InvokeFunction"],
+            "Resources": ["${quality_gate_function_arn}", "${quality_gate_function_arn}:*"],
+        }
+    ],
+    "sns:publish": [{"Sid": "Notify", "Actions": ["sns:Publish"], "Resources": ["${notification_topic_arn}"]}],
+    "sns:publish.waitForTaskToken": [
+        {"Sid": "AskForApproval", "Actions": ["sns:Publish"], "Resources": ["${approval_topic_arn}"]}
+    ],
+}
+
+# Integrations that start SageMaker work as the SageMaker role.
+_PASSES_ROLE = {
+    resource for resource in PERMISSIONS if resource.startswith("sagemaker:create") and "Endpoint" not in resource
+}
+
+
+def task_resources(definition: dict[str, Any]) -> list[str]:
+    """The integrations the definition's Task states call, e.g. "sagemaker:createTrainingJob.sync"."""
+    found = {
+        state["Resource"].removeprefix("arn:aws:states:::")
+        for state in statemachine.states(definition).values()
+        if state["Type"] == "Task"
+    }
+    return sorted(found)
+
+
+def build(definition: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The policy document (with ${...} template variables) for the definition's integrations."""
+    resources = task_resources(definition or statemachine.build())
+    unknown = [resource for resource in resources if resource not in PERMISSIONS]
+    if unknown:
+        raise KeyError(f"no IAM permissions known for {', '.join(unknown)}: add them to PERMISSIONS")
+    statements: dict[str, dict[str, Any]] = {}
+    for resource in resources:
+        for statement in PERMISSIONS[resource]:
+            statements[statement["Sid"]] = {
+                "Sid": statement["Sid"],
+                "Effect": "Allow",
+                "Action": sorted(statement["Actions"]),
+                "Resource": statement["Resources"],
+            }
+    if set(resources) & _PASSES_ROLE:
+        statements["PassSageMakerRole"] = {
+            "Sid": "PassSageMakerRole",
+            "Effect": "Allow",
+            "Action": ["iam:PassRole"],
+            "Resource": ["${sagemaker_role_arn}"],
+            "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        }
+    return {"Version": "2012-10-17", "Statement": list(statements.values())}
+
+
+def policy_text() -> str:
+    return json.dumps(build(), indent=2) + "\n"
+
+
+def render_policy(variables: dict[str, str], text: str | None = None) -> dict[str, Any]:
+    text = POLICY_TEMPLATE.read_text(encoding="utf-8") if text is None else text
+    return statemachine.fill_template(text, variables, POLICY_VARIABLES)

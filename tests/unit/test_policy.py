@@ -1,0 +1,64 @@
+"""The state machine role's policy template: current, complete for the definition, and narrow."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from mlops_sfn import cli, policy, statemachine
+
+VARIABLES = {
+    "partition": "aws",
+    "region": "eu-west-1",
+    "account_id": "111122223333",
+    "sagemaker_role_arn": "arn:aws:iam::111122223333:role/mlops-sagemaker",
+    "bucket": "mlops-artifacts",
+    "notification_topic_arn": "arn:aws:sns:eu-west-1:111122223333:mlops-notifications",
+    "approval_topic_arn": "arn:aws:sns:eu-west-1:111122223333:mlops-approvals",
+    "quality_gate_function_arn": "arn:aws:lambda:eu-west-1:111122223333:function:mlops-quality-gate",
+}
+
+
+def test_committed_policy_template_is_what_the_generator_writes() -> None:
+    assert policy.POLICY_TEMPLATE.read_text() == policy.policy_text(), "run `mlops-sfn statemachine --write`"
+    assert cli.main(["statemachine", "--check"]) == 0
+
+
+def test_every_integration_the_definition_calls_has_its_permissions() -> None:
+    called = policy.task_resources(statemachine.build())
+    assert called and set(called) == set(policy.PERMISSIONS)  # nothing missing, nothing left over
+    definition = statemachine.build()
+    definition["States"]["Extra"] = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::aws-sdk:s3:deleteObject",
+        "End": True,
+    }
+    with pytest.raises(KeyError, match="aws-sdk:s3:deleteObject"):
+        policy.build(definition)
+
+
+def test_no_wildcard_action_and_no_resource_that_is_only_a_wildcard() -> None:
+    document = policy.render_policy(VARIABLES)
+    for statement in document["Statement"]:
+        assert statement["Effect"] == "Allow"
+        assert all("*" not in action for action in statement["Action"]), statement["Sid"]
+        for resource in statement["Resource"]:
+            assert resource != "*" and resource.startswith("arn:aws:"), (statement["Sid"], resource)
+            assert ":111122223333:" in resource or resource.startswith("arn:aws:s3:::mlops-artifacts/")
+
+
+def test_the_sagemaker_role_can_be_passed_to_sagemaker_only() -> None:
+    (passing,) = [s for s in policy.render_policy(VARIABLES)["Statement"] if "iam:PassRole" in s["Action"]]
+    assert passing["Resource"] == [VARIABLES["sagemaker_role_arn"]]
+    assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+
+
+def test_the_template_declares_its_variables_and_fits_an_iam_policy() -> None:
+    text = policy.POLICY_TEMPLATE.read_text()
+    assert set(re.findall(r"\$\{([^}]*)\}", text)) == set(policy.POLICY_VARIABLES)
+    with pytest.raises(KeyError, match="bucket"):
+        policy.render_policy({k: v for k, v in VARIABLES.items() if k != "bucket"})
+    # A managed policy holds 6,144 characters without whitespace; an inline role policy 10,240.
+    assert len(json.dumps(policy.render_policy(VARIABLES), separators=(",", ":"))) < 6144
