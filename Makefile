@@ -23,11 +23,13 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/mlops-sfn validate dynamodb_items
 
-# Until the local AWS runtime lands, the demo previews the demo pipeline.
+# Until the Terraform-deployed local AWS lands, the demo runs the demo pipeline in the local
+# state machine with simulated SageMaker jobs.
 demo: $(STAMP)
 	$(BIN)/mlops-sfn validate dynamodb_items
 	$(BIN)/mlops-sfn plan dynamodb_items/demo-dev-domain-cal-house-price.json
 	$(BIN)/mlops-sfn plan --graph dynamodb_items/demo-dev-domain-cal-house-price.json
+	$(BIN)/mlops-sfn local run dynamodb_items/demo-dev-domain-cal-house-price.json --approve
 
 # Figures only, nothing asserted: the machines are shared and noisy.
 bench: $(STAMP)

@@ -1,0 +1,81 @@
+"""State machine benchmarks: state transitions per run (what Step Functions bills) and local run time.
+
+Prints figures and asserts nothing. Run with `make bench`. Targets from the state machine issue:
+a disabled stage costs at most one transition; no polling loop except the endpoint wait.
+Runs use the local harness (real definition, moto's interpreter, simulated SageMaker jobs).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mlops_sfn.local.harness import LocalRuns, RunReport  # noqa: E402
+from mlops_sfn.stages import STAGES  # noqa: E402
+from tests.conftest import load_item  # noqa: E402
+
+LOOP = {"Wait for endpoint", "Check endpoint", "Endpoint status?", "Count endpoint check"}
+
+
+def only(item: dict[str, Any], running: set[str]) -> dict[str, Any]:
+    item = copy.deepcopy(item)
+    for stage in STAGES:
+        item["stages"][stage]["run"] = stage in running
+    if "evaluation" not in running:
+        item.pop("quality_gate", None)
+    if not running & {"training", "tuning"}:  # the (unused) evaluation request still names a model
+        item["stages"]["create_model"]["model_data_url"] = "s3://{bucket}/models/existing/model.tar.gz"
+    return item
+
+
+def repeated(report: RunReport) -> set[str]:
+    """States entered more than once: polling loops and retries."""
+    return {state for state, times in Counter(report.states).items() if times > 1}
+
+
+def main() -> None:
+    logging.disable(logging.WARNING)
+    demo = load_item()
+    runs = {
+        "full run, model from training (8 stages)": (demo, {"answer": "approve"}),
+        "full run, model from tuning (8 stages)": (only(demo, set(STAGES) - {"training"}), {"answer": "approve"}),
+        "training only": (only(demo, {"training"}), {}),
+        "every stage off": (only(demo, set()), {}),
+    }
+    print("State machine: transitions per run (local harness; the endpoint comes up at its first check)")
+    print(f"{'run':<44}{'transitions':>12}{'local s':>9}  repeated states")
+    with LocalRuns() as local:
+        reports = {}
+        for name, (item, options) in runs.items():
+            report = local.run(item, **options)
+            reports[name] = report
+            assert report.status == "SUCCEEDED", (name, report.cause)
+            print(f"{name:<44}{report.transitions:>12}{report.seconds:>9.2f}  {sorted(repeated(report)) or 'none'}")
+
+        off = reports["every stage off"]
+        baseline = len([s for s in off.states if s.startswith("Run ") or s == "Serve model?"])
+        print(f"\nCost of a disabled stage: {baseline} Choice transitions for {len(STAGES)} stages switched off")
+        for stage in STAGES:
+            choice = "Serve model?" if stage in ("batch_transform", "deploy") else f"Run {stage.replace('_', ' ')}?"
+            shared = " (shared with the other serving stage)" if choice == "Serve model?" else ""
+            print(f"  {stage:<16} {off.states.count(choice)} transition{shared}")
+
+        stuck = local.run(demo, answer="approve", endpoint="stuck")
+        checks = stuck.states.count("Check endpoint")
+        in_loop = sum(stuck.states.count(state) for state in LOOP)
+        print(
+            f"\nEndpoint wait (the one polling loop): {in_loop} transitions for {checks} checks in a run whose endpoint "
+            f"never comes up, {(in_loop - 1) / max(1, checks - 1):.0f} per further check; on AWS a check every "
+            "30 s, bounded by the planned max_checks"
+        )
+
+
+if __name__ == "__main__":
+    main()
