@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .names import EXECUTION_NAME
+
 APPROVAL_RESOURCE = ("sns", "publish.waitForTaskToken")
 REJECTED_ERROR = "Rejected"  # the state machine catches this error name and rejects the model package
 
@@ -22,7 +24,8 @@ def execution_arn(target: str, state_machine_arn: str | None) -> str | None:
     """The execution ARN `target` names, or None when target is a task token."""
     if target.startswith("arn:") and ":execution:" in target:
         return target
-    if state_machine_arn and ":stateMachine:" in state_machine_arn and not target.startswith("arn:"):
+    # AWS task tokens are long and use characters execution names cannot hold.
+    if state_machine_arn and ":stateMachine:" in state_machine_arn and EXECUTION_NAME.fullmatch(target):
         return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{target}"
     return None
 

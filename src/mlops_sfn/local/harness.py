@@ -99,16 +99,18 @@ class LocalRuns:
         self._quiet = logging.getLogger("moto.stepfunctions")
         self._level = self._quiet.level
         self._quiet.setLevel(logging.CRITICAL)
+        self._installed: Any = None
         self._mock.start()
         try:
             self._set_up()
         except BaseException:
-            self._mock.stop()
+            self.__exit__()
             raise
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._installed.__exit__(None, None, None)
+        if self._installed is not None:
+            self._installed.__exit__(None, None, None)
         self._mock.stop()
         self._quiet.setLevel(self._level)
 
