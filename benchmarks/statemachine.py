@@ -72,8 +72,8 @@ def main() -> None:
         in_loop = sum(stuck.states.count(state) for state in LOOP)
         print(
             f"\nEndpoint wait (the one polling loop): {in_loop} transitions for {checks} checks in a run whose "
-            f"endpoint never comes up, {(in_loop - 1) / max(1, checks - 1):.0f} per further check; on AWS a check every "
-            "30 s, bounded by the planned max_checks"
+            f"endpoint never comes up, {(in_loop - 1) / max(1, checks - 1):.0f} per further check; "
+            "on AWS a check every 30 s, bounded by the planned max_checks"
         )
 
 
