@@ -175,13 +175,20 @@ def _settings() -> Settings:
         return EXAMPLE_SETTINGS
 
 
-def plan(item_path: Path, event_path: Path | None, as_json: bool, as_graph: bool) -> int:
-    if not item_path.is_file():
-        raise UsageError(f"{item_path}: no such file")
+def _read_item(path: Path) -> dict[str, Any] | None:
+    """The item in `path`, or None once the reason it cannot be read is printed; a missing file is a usage error."""
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
     try:
-        item = load_item_file(item_path)
+        return load_item_file(path)
     except ItemFileError as error:
-        print(f"{item_path}: {error}")
+        print(f"{path}: {error}")
+        return None
+
+
+def plan(item_path: Path, event_path: Path | None, as_json: bool, as_graph: bool) -> int:
+    item = _read_item(item_path)
+    if item is None:
         return 1
     name = item.get("consumption_pipeline_name")
     trigger = Trigger(source="manual", pipeline=str(name), run_id="preview")
@@ -281,12 +288,8 @@ def state_machine(write: bool, check: bool) -> int:
 def local_run(
     item_path: Path, fail: list[str], metric: float | None, answer: str | None, endpoint: str, as_json: bool
 ) -> int:
-    if not item_path.is_file():
-        raise UsageError(f"{item_path}: no such file")
-    try:
-        item = load_item_file(item_path)
-    except ItemFileError as error:
-        print(f"{item_path}: {error}")
+    item = _read_item(item_path)
+    if item is None:
         return 1
     try:
         from .local.harness import LocalRuns  # moto is imported only by the local commands
