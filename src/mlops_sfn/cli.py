@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import approval, dynamodb_json, importers, policy, preview, statemachine
-from .item import ItemFileError, check_unique, load_item_file
+from . import approval, dynamodb_json, generated, importers, preview, statemachine
+from .item import ItemFileError, check_unique, item_files, load_item_file
 from .local.sagemaker import ENDPOINT_OUTCOMES, FAILABLE
 from .plan import EXAMPLE_SETTINGS, Settings, check_with_sample, mismatch, plan_execution
 from .problems import InvalidItem, Problem
@@ -45,17 +45,14 @@ def _parser() -> argparse.ArgumentParser:
     imports.add_argument("source", type=Path, metavar="FILE")
     imports.add_argument("--dynamodb-json", action="store_true", help="print DynamoDB-typed JSON")
 
-    machine = commands.add_parser(
-        "statemachine", help="print the state machine template (or write/check it and its role policy template)"
+    commands.add_parser("statemachine", help="print the state machine template")
+
+    generate = commands.add_parser(
+        "generate",
+        help="write the files derived from code: state machine and role-policy templates, "
+        "DynamoDB JSON items, the Lambda zip",
     )
-    action = machine.add_mutually_exclusive_group()
-    action.add_argument(
-        "--write",
-        action="store_true",
-        help=f"write {statemachine.TEMPLATE.relative_to(statemachine.ROOT)} and "
-        f"{policy.POLICY_TEMPLATE.relative_to(statemachine.ROOT)}",
-    )
-    action.add_argument("--check", action="store_true", help="exit 1 when a committed template is out of date")
+    generate.add_argument("--check", action="store_true", help="write nothing; exit 1 when a file is out of date")
 
     local = commands.add_parser("local", help="run the framework on this machine (no AWS account needed)")
     local_commands = local.add_subparsers(dest="local_command", required=True, metavar="COMMAND")
@@ -113,7 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "plan":
             return plan(args.item, args.event, args.json, args.graph)
         if args.command == "statemachine":
-            return state_machine(args.write, args.check)
+            print(statemachine.template_text(), end="")
+            return 0
+        if args.command == "generate":
+            return generate(args.check)
         if args.command == "local":
             return local_run(args.item, args.fail, args.metric, args.answer, args.endpoint, args.json)
         if args.command == "toolchain":
@@ -132,7 +132,7 @@ def _item_files(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files += sorted(path.rglob("*.json"))
+            files += item_files(path)
         elif path.is_file():
             files.append(path)
         else:
@@ -267,22 +267,16 @@ def import_item(kind: str, source: Path, typed: bool) -> int:
     return 0
 
 
-def state_machine(write: bool, check: bool) -> int:
-    generated = {statemachine.TEMPLATE: statemachine.template_text(), policy.POLICY_TEMPLATE: policy.policy_text()}
-    if write:
-        for path, text in generated.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-        return 0
-    if check:
-        stale = [
-            path for path, text in generated.items() if not path.exists() or path.read_text(encoding="utf-8") != text
-        ]
-        for path in stale:
-            print(f"{path}: out of date; run `mlops-sfn statemachine --write`", file=sys.stderr)
-        return 1 if stale else 0
-    print(generated[statemachine.TEMPLATE], end="")
-    return 0
+def generate(check: bool) -> int:
+    try:
+        paths = generated.stale() if check else generated.write()
+    except ItemFileError as error:
+        print(f"mlops-sfn: {error}", file=sys.stderr)
+        return 1
+    for path in paths:
+        shown = path.relative_to(statemachine.ROOT)
+        print(f"{shown}: out of date; run `mlops-sfn generate`" if check else f"wrote {shown}", file=sys.stderr)
+    return 1 if check and paths else 0
 
 
 def local_run(

@@ -30,6 +30,15 @@ PLACEHOLDERS = {
 SECRET_NAME = re.compile(r"(?i)(password|passwd|secret|token|api_?key|access_?key|private_?key|credential)")
 
 
+# `mlops-sfn generate` writes each item of a folder as DynamoDB JSON into this subfolder, for Terraform.
+TYPED_FOLDER = "typed"
+
+
+def item_files(folder: Path) -> list[Path]:
+    """The item files of a folder and its subfolders, without the generated DynamoDB JSON copies."""
+    return sorted(path for path in folder.rglob("*.json") if TYPED_FOLDER not in path.relative_to(folder).parts[:-1])
+
+
 class ItemFileError(ValueError):
     """A file that is not a readable JSON item."""
 

@@ -1,0 +1,103 @@
+"""Files derived from code: committed current, and `mlops-sfn generate` finds and fixes any that drift."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from mlops_sfn import cli, dynamodb_json, generated, package, policy, statemachine
+from mlops_sfn.item import TYPED_FOLDER
+from tests.conftest import ITEMS, load_item
+
+
+def test_every_committed_generated_file_is_current() -> None:
+    assert generated.stale() == [], "run `mlops-sfn generate`"
+    assert cli.main(["generate", "--check"]) == 0
+
+
+def test_generated_files_cover_both_templates_every_item_and_the_zip() -> None:
+    paths = set(generated.files())
+    assert {statemachine.TEMPLATE, policy.POLICY_TEMPLATE, package.PACKAGE} <= paths
+    plain = {path.name for path in ITEMS.glob("*.json")}
+    assert {path.name for path in paths if path.parent == ITEMS / TYPED_FOLDER} == plain
+
+
+def test_a_typed_item_is_its_plain_item_as_dynamodb_json(tmp_path: Path) -> None:
+    shutil.copy(ITEMS / "demo-dev-domain-cal-house-price.json", tmp_path)
+    assert generated.write(tmp_path) == [tmp_path / TYPED_FOLDER / "demo-dev-domain-cal-house-price.json"]
+    typed = json.loads((tmp_path / TYPED_FOLDER / "demo-dev-domain-cal-house-price.json").read_text())
+    assert typed["consumption_pipeline_name"] == {"S": "demo-dev-domain-cal-house-price"}
+    assert dynamodb_json.from_typed(typed) == load_item()
+
+
+def test_check_names_an_edited_item_and_a_leftover_typed_copy(tmp_path: Path) -> None:
+    shutil.copy(ITEMS / "demo-dev-domain-cal-house-price.json", tmp_path)
+    generated.write(tmp_path)
+    item = load_item()
+    item["description"] = "edited"
+    (tmp_path / "demo-dev-domain-cal-house-price.json").write_text(json.dumps(item))
+    (tmp_path / TYPED_FOLDER / "removed.json").write_text("{}")
+    stale = generated.stale(tmp_path)
+    assert tmp_path / TYPED_FOLDER / "demo-dev-domain-cal-house-price.json" in stale
+    assert tmp_path / TYPED_FOLDER / "removed.json" in stale
+    generated.write(tmp_path)
+    assert not (tmp_path / TYPED_FOLDER / "removed.json").exists()
+    assert tmp_path / TYPED_FOLDER / "demo-dev-domain-cal-house-price.json" not in generated.stale(tmp_path)
+
+
+def test_validate_skips_the_typed_copies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copy(ITEMS / "demo-dev-domain-cal-house-price.json", tmp_path)
+    generated.write(tmp_path)
+    assert cli.main(["validate", str(tmp_path)]) == 0
+    assert "1 item(s) valid" in capsys.readouterr().out
+
+
+def test_the_zip_is_deterministic_and_holds_only_what_the_handlers_import() -> None:
+    assert package.build() == package.build()
+    names = set(package.read(package.build()))
+    assert {"router/handler.py", "quality_gate/handler.py", "mlops_sfn/router.py", "mlops_sfn/gate.py"} <= names
+    assert "mlops_sfn/pipeline_item.schema.json" in names  # read at run time by the item checks
+    for tooling in ("cli", "importers", "toolchain", "statemachine", "policy", "package", "generated"):
+        assert f"mlops_sfn/{tooling}.py" not in names
+    assert not [name for name in names if name.startswith("mlops_sfn/local/")]
+
+
+def test_the_committed_zip_runs_both_handlers_on_its_own(tmp_path: Path) -> None:
+    """Lambda unpacks the zip into /var/task and imports the handler from there, with boto3 from the runtime."""
+    task = tmp_path / "task"
+    with zipfile.ZipFile(package.PACKAGE) as archive:
+        archive.extractall(task)
+    script = f"""
+import json, sys
+sys.path.insert(0, {str(task)!r})
+import router.handler, quality_gate.handler
+verdict = quality_gate.handler.handler(
+    {{"report": {{"rmse": 0.5}}, "gate": {{"metric": "rmse", "comparison": "less_than", "threshold": 1}}}}, None)
+outside = sorted(name for name, module in sys.modules.items()
+                 if name.startswith("mlops_sfn")
+                 and not (getattr(module, "__file__", "") or "").startswith({str(task)!r}))
+loaded = {{"yaml": "yaml" in sys.modules, "moto": "moto" in sys.modules}}
+print(json.dumps({{"verdict": verdict, "outside": outside, **loaded}}))
+"""
+    environment = {
+        **os.environ,
+        "PIPELINE_TABLE": "mlops-dev-pipelines",
+        "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:mlops-dev-pipeline",
+        "ARTIFACT_BUCKET": "mlops-dev-artifacts",
+        "SAGEMAKER_ROLE_ARN": "arn:aws:iam::123456789012:role/mlops-dev-sagemaker",
+        "DEFAULT_IMAGE_URI": "123456789012.dkr.ecr.us-east-1.amazonaws.com/sklearn:1",
+        "AWS_REGION": "us-east-1",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=environment, cwd=tmp_path, check=True
+    )
+    report = json.loads(result.stdout)
+    assert report["verdict"]["met"] is True
+    assert report == {**report, "outside": [], "yaml": False, "moto": False}
