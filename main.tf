@@ -1,0 +1,147 @@
+# The framework: one pipeline-config table, one router, one state machine, and what they need.
+# No provider block: the caller configures the AWS provider (examples/, or the local stack).
+
+data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
+
+locals {
+  # Every per-environment switch, in one map, so no two of them can disagree.
+  environments = {
+    dev = {
+      force_destroy_bucket    = true
+      noncurrent_version_days = 7
+      point_in_time_recovery  = false
+      schedules_enabled       = false
+      log_retention_days      = 14
+      state_machine_log_level = "ALL"
+    }
+    uat = {
+      force_destroy_bucket    = false
+      noncurrent_version_days = 30
+      point_in_time_recovery  = true
+      schedules_enabled       = true
+      log_retention_days      = 90
+      state_machine_log_level = "ERROR"
+    }
+    prod = {
+      force_destroy_bucket    = false
+      noncurrent_version_days = 90
+      point_in_time_recovery  = true
+      schedules_enabled       = true
+      log_retention_days      = 365
+      state_machine_log_level = "ERROR"
+    }
+  }
+  settings = local.environments[var.environment]
+
+  name               = "${var.name_prefix}-${var.environment}"
+  bucket             = var.bucket_name == null ? module.bucket[0].name : var.bucket_name
+  log_retention_days = coalesce(var.log_retention_days, local.settings.log_retention_days)
+  items_folder       = coalesce(var.items_folder, "${path.module}/dynamodb_items")
+  artifacts_folder   = coalesce(var.artifacts_folder, "${path.module}/sagemaker-artifacts")
+  package            = "${path.module}/lambdas/functions.zip"
+  tags               = merge({ "mlops-sfn:environment" = var.environment }, var.tags)
+}
+
+module "bucket" {
+  source                  = "./modules/bucket"
+  count                   = var.bucket_name == null ? 1 : 0
+  name                    = "${local.name}-${data.aws_caller_identity.current.account_id}-${data.aws_region.current.name}"
+  force_destroy           = local.settings.force_destroy_bucket
+  noncurrent_version_days = local.settings.noncurrent_version_days
+  kms_key_arn             = var.kms_key_arn
+  tags                    = local.tags
+}
+
+# Needs AWS provider >= 4.0: the test suite's local stack swaps it out (README, "Terraform").
+module "bucket_events" {
+  source = "./modules/bucket-events"
+  count  = var.create_bucket_notification ? 1 : 0
+  bucket = local.bucket
+}
+
+module "pipeline_config" {
+  source                 = "./modules/pipeline-config"
+  name                   = "${local.name}-pipelines"
+  items_folder           = local.items_folder
+  items_pattern          = var.items_pattern
+  items_ownership        = var.items_ownership
+  point_in_time_recovery = local.settings.point_in_time_recovery
+  kms_key_arn            = var.kms_key_arn
+  tags                   = local.tags
+}
+
+module "notifications" {
+  source              = "./modules/notifications"
+  name                = local.name
+  notification_emails = var.notification_emails
+  approval_emails     = var.approval_emails
+  kms_key_arn         = var.kms_key_arn
+  tags                = local.tags
+}
+
+module "sagemaker_role" {
+  source      = "./modules/sagemaker-role"
+  name        = "${local.name}-sagemaker"
+  bucket      = local.bucket
+  kms_key_arn = var.kms_key_arn
+  tags        = local.tags
+}
+
+module "state_machine" {
+  source                 = "./modules/state-machine"
+  name                   = local.name
+  definition_template    = "${path.module}/statemachine/pipeline.asl.json"
+  policy_template        = "${path.module}/statemachine/role-policy.json"
+  package                = local.package
+  lambda_runtime         = var.lambda_runtime
+  bucket                 = local.bucket
+  sagemaker_role_arn     = module.sagemaker_role.role_arn
+  notification_topic_arn = module.notifications.notification_topic_arn
+  approval_topic_arn     = module.notifications.approval_topic_arn
+  log_level              = local.settings.state_machine_log_level
+  log_retention_days     = local.log_retention_days
+  kms_key_arn            = var.kms_key_arn
+  tags                   = local.tags
+}
+
+module "router" {
+  source             = "./modules/router"
+  name               = local.name
+  package            = local.package
+  lambda_runtime     = var.lambda_runtime
+  table_name         = module.pipeline_config.table_name
+  table_arn          = module.pipeline_config.table_arn
+  state_machine_arn  = module.state_machine.state_machine_arn
+  bucket             = local.bucket
+  sagemaker_role_arn = module.sagemaker_role.role_arn
+  default_image_uri  = var.default_image_uri
+  alarm_topic_arn    = module.notifications.notification_topic_arn
+  log_retention_days = local.log_retention_days
+  kms_key_arn        = var.kms_key_arn
+  tags               = local.tags
+}
+
+module "triggers" {
+  source                = "./modules/triggers"
+  name                  = local.name
+  bucket                = local.bucket
+  input_prefix          = var.input_prefix
+  schedules             = merge(module.pipeline_config.schedules, var.schedules)
+  schedules_enabled     = local.settings.schedules_enabled
+  function_arn          = module.router.function_arn
+  function_name         = module.router.function_name
+  dead_letter_queue_arn = module.router.dead_letter_queue_arn
+  dead_letter_queue_url = module.router.dead_letter_queue_url
+  tags                  = local.tags
+}
+
+# Uploaded after the rule and the items exist, so an upload that completes a pipeline's input starts a run.
+module "artifacts" {
+  source     = "./modules/artifacts"
+  bucket     = local.bucket
+  folder     = local.artifacts_folder
+  prefix     = var.input_prefix
+  tags       = local.tags
+  depends_on = [module.triggers, module.pipeline_config, module.bucket_events]
+}

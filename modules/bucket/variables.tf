@@ -1,0 +1,28 @@
+variable "name" {
+  description = "Bucket name (globally unique)."
+  type        = string
+}
+
+variable "force_destroy" {
+  description = "Let `terraform destroy` delete a bucket that still holds objects (dev only)."
+  type        = bool
+  default     = false
+}
+
+variable "noncurrent_version_days" {
+  description = "Days an overwritten or deleted object version is kept before it expires."
+  type        = number
+  default     = 90
+}
+
+variable "kms_key_arn" {
+  description = "Customer-managed KMS key for default encryption; null uses SSE-S3 (AES256)."
+  type        = string
+  default     = null
+}
+
+variable "tags" {
+  description = "Tags for the bucket."
+  type        = map(string)
+  default     = {}
+}

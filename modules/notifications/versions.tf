@@ -1,0 +1,9 @@
+terraform {
+  required_version = ">= 1.0.3"
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 3.39"
+    }
+  }
+}

@@ -1,0 +1,151 @@
+locals {
+  function_name = "${var.name}-router"
+}
+
+# Events the router rejected (unknown pipeline, invalid item, unparseable event) and events
+# EventBridge could not deliver: kept 14 days to be fixed and replayed (see README, Operations).
+resource "aws_sqs_queue" "dead_letters" {
+  name                      = "${local.function_name}-dead-letters"
+  message_retention_seconds = 1209600
+  kms_master_key_id         = var.kms_key_arn
+  tags                      = var.tags
+}
+
+resource "aws_iam_role" "this" {
+  name = local.function_name
+  tags = var.tags
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "lambda.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+    }]
+  })
+}
+
+resource "aws_iam_role_policy" "this" {
+  name = "router"
+  role = aws_iam_role.this.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = concat([
+      {
+        Sid      = "Logs"
+        Effect   = "Allow"
+        Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+        Resource = "${aws_cloudwatch_log_group.this.arn}:*"
+      },
+      {
+        # GetItem for the pipeline, Scan for the trigger-prefix map.
+        Sid      = "ReadItems"
+        Effect   = "Allow"
+        Action   = ["dynamodb:GetItem", "dynamodb:Scan"]
+        Resource = var.table_arn
+      },
+      {
+        Sid      = "StartRuns"
+        Effect   = "Allow"
+        Action   = "states:StartExecution"
+        Resource = var.state_machine_arn
+      },
+      {
+        Sid      = "KeepRejectedEvents"
+        Effect   = "Allow"
+        Action   = "sqs:SendMessage"
+        Resource = aws_sqs_queue.dead_letters.arn
+      },
+      ], var.kms_key_arn == null ? [] : [{
+        Sid      = "EncryptedQueueAndTable"
+        Effect   = "Allow"
+        Action   = ["kms:Decrypt", "kms:GenerateDataKey"]
+        Resource = var.kms_key_arn
+    }])
+  })
+}
+
+resource "aws_cloudwatch_log_group" "this" {
+  name              = "/aws/lambda/${local.function_name}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = var.tags
+}
+
+resource "aws_lambda_function" "this" {
+  # checkov:skip=CKV_AWS_115: a reservation takes from the account's pool; throttled events are retried by Lambda for up to 6 hours
+  # checkov:skip=CKV_AWS_116: failures go to the on-failure destination (aws_lambda_function_event_invoke_config), which keeps the error with the event
+  # checkov:skip=CKV_AWS_117: calls only AWS APIs, so no VPC
+  # checkov:skip=CKV_AWS_272: code signing needs a signing profile, which is the account's choice
+  function_name    = local.function_name
+  role             = aws_iam_role.this.arn
+  filename         = var.package
+  source_code_hash = filebase64sha256(var.package)
+  handler          = "router.handler.handler"
+  runtime          = var.lambda_runtime
+  timeout          = var.timeout_seconds
+  memory_size      = 256
+  kms_key_arn      = var.kms_key_arn
+  tags             = var.tags
+
+  # What `mlops_sfn.router.ENVIRONMENT` reads (AWS_REGION comes from the runtime).
+  environment {
+    variables = {
+      PIPELINE_TABLE     = var.table_name
+      STATE_MACHINE_ARN  = var.state_machine_arn
+      ARTIFACT_BUCKET    = var.bucket
+      SAGEMAKER_ROLE_ARN = var.sagemaker_role_arn
+      DEFAULT_IMAGE_URI  = var.default_image_uri
+    }
+  }
+
+  tracing_config {
+    mode = "PassThrough"
+  }
+
+  depends_on = [aws_cloudwatch_log_group.this, aws_iam_role_policy.this]
+}
+
+# Asynchronous invocations (EventBridge) that still fail after two retries land in the queue.
+resource "aws_lambda_function_event_invoke_config" "this" {
+  function_name                = aws_lambda_function.this.function_name
+  maximum_retry_attempts       = 2
+  maximum_event_age_in_seconds = 21600
+
+  destination_config {
+    on_failure {
+      destination = aws_sqs_queue.dead_letters.arn
+    }
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "errors" {
+  alarm_name          = "${local.function_name}-errors"
+  alarm_description   = "The router failed or rejected an event; the event is in the dead-letter queue."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  dimensions          = { FunctionName = aws_lambda_function.this.function_name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [var.alarm_topic_arn]
+  tags                = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "dead_letters" {
+  alarm_name          = "${local.function_name}-dead-letters"
+  alarm_description   = "Events wait in the dead-letter queue: fix the cause, then replay them (README, Operations)."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = aws_sqs_queue.dead_letters.name }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [var.alarm_topic_arn]
+  tags                = var.tags
+}

@@ -1,0 +1,19 @@
+output "function_arn" {
+  description = "ARN of the router function."
+  value       = aws_lambda_function.this.arn
+}
+
+output "function_name" {
+  description = "Name of the router function."
+  value       = aws_lambda_function.this.function_name
+}
+
+output "dead_letter_queue_url" {
+  description = "URL of the queue holding rejected and undeliverable events."
+  value       = aws_sqs_queue.dead_letters.id
+}
+
+output "dead_letter_queue_arn" {
+  description = "ARN of that queue."
+  value       = aws_sqs_queue.dead_letters.arn
+}

@@ -1,0 +1,74 @@
+variable "name" {
+  description = "Name prefix: the function is <name>-router."
+  type        = string
+}
+
+variable "package" {
+  description = "Path of the Lambda zip holding router/handler.py (lambdas/functions.zip)."
+  type        = string
+}
+
+variable "lambda_runtime" {
+  description = "Python runtime of the router."
+  type        = string
+  default     = "python3.12"
+}
+
+variable "timeout_seconds" {
+  description = "Router timeout: one DynamoDB read and one StartExecution per trigger, with retries."
+  type        = number
+  default     = 60
+}
+
+variable "table_name" {
+  description = "Pipeline-config table."
+  type        = string
+}
+
+variable "table_arn" {
+  description = "ARN of that table."
+  type        = string
+}
+
+variable "state_machine_arn" {
+  description = "State machine every run starts."
+  type        = string
+}
+
+variable "bucket" {
+  description = "The framework's bucket."
+  type        = string
+}
+
+variable "sagemaker_role_arn" {
+  description = "Role SageMaker jobs run as (written into each run's requests)."
+  type        = string
+}
+
+variable "default_image_uri" {
+  description = "Container image for stages whose item names none."
+  type        = string
+}
+
+variable "alarm_topic_arn" {
+  description = "Topic the router's alarms publish to."
+  type        = string
+}
+
+variable "log_retention_days" {
+  description = "Days the router's logs are kept."
+  type        = number
+  default     = 365
+}
+
+variable "kms_key_arn" {
+  description = "Customer-managed KMS key for the dead-letter queue, logs and environment, if any."
+  type        = string
+  default     = null
+}
+
+variable "tags" {
+  description = "Tags for every resource."
+  type        = map(string)
+  default     = {}
+}

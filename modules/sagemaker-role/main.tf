@@ -1,0 +1,79 @@
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+
+locals {
+  partition = data.aws_partition.current.partition
+  region    = data.aws_region.current.name
+  account   = data.aws_caller_identity.current.account_id
+}
+
+# The role processing, training, tuning and transform jobs, models and endpoints run as.
+resource "aws_iam_role" "this" {
+  name = var.name
+  tags = var.tags
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "sagemaker.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+      Condition = { StringEquals = { "aws:SourceAccount" = local.account } }
+    }]
+  })
+}
+
+resource "aws_iam_role_policy" "this" {
+  name = "jobs"
+  role = aws_iam_role.this.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = concat([
+      {
+        Sid      = "ListBucket"
+        Effect   = "Allow"
+        Action   = ["s3:ListBucket", "s3:GetBucketLocation"]
+        Resource = "arn:${local.partition}:s3:::${var.bucket}"
+      },
+      {
+        Sid      = "ReadWriteObjects"
+        Effect   = "Allow"
+        Action   = ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"]
+        Resource = "arn:${local.partition}:s3:::${var.bucket}/*"
+      },
+      {
+        # Containers come from any account's repository (AWS publishes the framework images from its own).
+        Sid      = "PullImages"
+        Effect   = "Allow"
+        Action   = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
+        Resource = "arn:${local.partition}:ecr:${local.region}:*:repository/*"
+      },
+      {
+        # ecr:GetAuthorizationToken has no resource-level permissions: AWS requires "*".
+        Sid      = "EcrLogin"
+        Effect   = "Allow"
+        Action   = "ecr:GetAuthorizationToken"
+        Resource = "*"
+      },
+      {
+        Sid      = "JobLogs"
+        Effect   = "Allow"
+        Action   = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+        Resource = "arn:${local.partition}:logs:${local.region}:${local.account}:log-group:/aws/sagemaker/*"
+      },
+      {
+        # cloudwatch:PutMetricData has no resource-level permissions: AWS requires "*", narrowed by namespace.
+        Sid       = "JobMetrics"
+        Effect    = "Allow"
+        Action    = "cloudwatch:PutMetricData"
+        Resource  = "*"
+        Condition = { StringLike = { "cloudwatch:namespace" = "/aws/sagemaker/*" } }
+      },
+      ], var.kms_key_arn == null ? [] : [{
+        Sid      = "BucketKey"
+        Effect   = "Allow"
+        Action   = ["kms:Decrypt", "kms:GenerateDataKey"]
+        Resource = var.kms_key_arn
+    }])
+  })
+}

@@ -1,0 +1,175 @@
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+
+locals {
+  partition = data.aws_partition.current.partition
+  region    = data.aws_region.current.name
+  account   = data.aws_caller_identity.current.account_id
+  # The same variables `mlops_sfn.statemachine.render` and `mlops_sfn.policy.render_policy` take.
+  definition_variables = {
+    notification_topic_arn    = var.notification_topic_arn
+    approval_topic_arn        = var.approval_topic_arn
+    quality_gate_function_arn = aws_lambda_function.quality_gate.arn
+  }
+  policy_variables = merge(local.definition_variables, {
+    partition          = local.partition
+    region             = local.region
+    account_id         = local.account
+    sagemaker_role_arn = var.sagemaker_role_arn
+    bucket             = var.bucket
+  })
+}
+
+# --- The quality gate: compares the evaluation metric with the item's threshold ---
+
+resource "aws_iam_role" "quality_gate" {
+  name = "${var.name}-quality-gate"
+  tags = var.tags
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "lambda.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+    }]
+  })
+}
+
+resource "aws_iam_role_policy" "quality_gate" {
+  name = "logs"
+  role = aws_iam_role.quality_gate.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect   = "Allow"
+      Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+      Resource = "${aws_cloudwatch_log_group.quality_gate.arn}:*"
+    }]
+  })
+}
+
+resource "aws_cloudwatch_log_group" "quality_gate" {
+  name              = "/aws/lambda/${var.name}-quality-gate"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = var.tags
+}
+
+resource "aws_lambda_function" "quality_gate" {
+  # checkov:skip=CKV_AWS_115: a pure function called once per run; a reservation would take from the account's pool
+  # checkov:skip=CKV_AWS_116: invoked synchronously by the state machine, which retries it and records failures
+  # checkov:skip=CKV_AWS_117: calls no network resource, so no VPC
+  # checkov:skip=CKV_AWS_272: code signing needs a signing profile, which is the account's choice
+  function_name    = "${var.name}-quality-gate"
+  role             = aws_iam_role.quality_gate.arn
+  filename         = var.package
+  source_code_hash = filebase64sha256(var.package)
+  handler          = "quality_gate.handler.handler"
+  runtime          = var.lambda_runtime
+  timeout          = 10
+  memory_size      = 128
+  tags             = var.tags
+
+  tracing_config {
+    mode = "PassThrough"
+  }
+
+  depends_on = [aws_cloudwatch_log_group.quality_gate, aws_iam_role_policy.quality_gate]
+}
+
+# --- The state machine ---
+
+resource "aws_iam_role" "state_machine" {
+  name = "${var.name}-pipeline"
+  tags = var.tags
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "states.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+      Condition = { StringEquals = { "aws:SourceAccount" = local.account } }
+    }]
+  })
+}
+
+# What the definition's Task states call, derived from them (mlops_sfn.policy).
+resource "aws_iam_role_policy" "pipeline" {
+  name   = "pipeline"
+  role   = aws_iam_role.state_machine.id
+  policy = templatefile(var.policy_template, local.policy_variables)
+}
+
+resource "aws_iam_role_policy" "observability" {
+  name = "logs-and-tracing"
+  role = aws_iam_role.state_machine.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = concat([
+      {
+        # Log delivery and X-Ray actions have no resource-level permissions: AWS requires "*".
+        Sid    = "LogDeliveryAndTracing"
+        Effect = "Allow"
+        Action = [
+          "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+          "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
+          "logs:DescribeLogGroups", "xray:PutTraceSegments", "xray:PutTelemetryRecords",
+          "xray:GetSamplingRules", "xray:GetSamplingTargets",
+        ]
+        Resource = "*"
+      },
+      ], var.kms_key_arn == null ? [] : [{
+        Sid      = "EncryptedTopicsAndObjects"
+        Effect   = "Allow"
+        Action   = ["kms:Decrypt", "kms:GenerateDataKey"]
+        Resource = var.kms_key_arn
+    }])
+  })
+}
+
+resource "aws_cloudwatch_log_group" "state_machine" {
+  name              = "/aws/vendedlogs/states/${var.name}-pipeline"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = var.tags
+}
+
+resource "aws_sfn_state_machine" "this" {
+  # checkov:skip=CKV_AWS_285: execution history is logged (log_level) without execution data, which may hold item values
+  name       = "${var.name}-pipeline"
+  role_arn   = aws_iam_role.state_machine.arn
+  definition = templatefile(var.definition_template, local.definition_variables)
+  tags       = var.tags
+
+  logging_configuration {
+    log_destination        = "${aws_cloudwatch_log_group.state_machine.arn}:*"
+    include_execution_data = false # inputs and outputs stay in the execution history only
+    level                  = var.log_level
+  }
+
+  tracing_configuration {
+    enabled = true
+  }
+
+  depends_on = [aws_iam_role_policy.pipeline, aws_iam_role_policy.observability]
+}
+
+# --- Alarms: any failed or timed-out run in five minutes ---
+
+resource "aws_cloudwatch_metric_alarm" "runs" {
+  for_each            = toset(["ExecutionsFailed", "ExecutionsTimedOut"])
+  alarm_name          = "${var.name}-pipeline-${each.value}"
+  alarm_description   = "A pipeline run ended ${each.value == "ExecutionsFailed" ? "failed" : "timed out"}: see the run summary on the notification topic."
+  namespace           = "AWS/States"
+  metric_name         = each.value
+  dimensions          = { StateMachineArn = aws_sfn_state_machine.this.arn }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [var.notification_topic_arn]
+  tags                = var.tags
+}

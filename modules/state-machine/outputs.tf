@@ -1,0 +1,19 @@
+output "state_machine_arn" {
+  description = "ARN of the pipeline state machine."
+  value       = aws_sfn_state_machine.this.arn
+}
+
+output "state_machine_role_arn" {
+  description = "ARN of the state machine's role."
+  value       = aws_iam_role.state_machine.arn
+}
+
+output "quality_gate_function_arn" {
+  description = "ARN of the quality-gate function."
+  value       = aws_lambda_function.quality_gate.arn
+}
+
+output "log_group_name" {
+  description = "Log group of the execution history."
+  value       = aws_cloudwatch_log_group.state_machine.name
+}

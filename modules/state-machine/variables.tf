@@ -1,0 +1,74 @@
+variable "name" {
+  description = "Name prefix: the state machine is <name>-pipeline, the quality gate <name>-quality-gate."
+  type        = string
+}
+
+variable "definition_template" {
+  description = "Path of the state machine template (statemachine/pipeline.asl.json)."
+  type        = string
+}
+
+variable "policy_template" {
+  description = "Path of the role-policy template derived from the definition (statemachine/role-policy.json)."
+  type        = string
+}
+
+variable "package" {
+  description = "Path of the Lambda zip holding quality_gate/handler.py (lambdas/functions.zip)."
+  type        = string
+}
+
+variable "lambda_runtime" {
+  description = "Python runtime of the quality-gate function."
+  type        = string
+  default     = "python3.12"
+}
+
+variable "bucket" {
+  description = "The framework's bucket (evaluation reports, model copies)."
+  type        = string
+}
+
+variable "sagemaker_role_arn" {
+  description = "Role the SageMaker jobs and models run as; the state machine passes it."
+  type        = string
+}
+
+variable "notification_topic_arn" {
+  description = "Topic for run summaries; alarms publish there too."
+  type        = string
+}
+
+variable "approval_topic_arn" {
+  description = "Topic for approval requests."
+  type        = string
+}
+
+variable "log_level" {
+  description = "Execution history sent to CloudWatch Logs: ALL, ERROR, FATAL or OFF (execution data is never included)."
+  type        = string
+  default     = "ERROR"
+
+  validation {
+    condition     = contains(["ALL", "ERROR", "FATAL", "OFF"], var.log_level)
+    error_message = "The log_level must be one of ALL, ERROR, FATAL, OFF."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Days the state machine's and the quality gate's logs are kept."
+  type        = number
+  default     = 365
+}
+
+variable "kms_key_arn" {
+  description = "Customer-managed KMS key of the bucket, topics and logs, if any."
+  type        = string
+  default     = null
+}
+
+variable "tags" {
+  description = "Tags for every resource."
+  type        = map(string)
+  default     = {}
+}

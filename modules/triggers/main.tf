@@ -1,0 +1,106 @@
+locals {
+  # Rule names are at most 64 characters: long pipeline names are cut and made unique with a hash.
+  schedule_rules = {
+    for pipeline, expression in var.schedules : pipeline => {
+      expression = expression
+      name = (length("${var.name}-${pipeline}-schedule") <= 64 ? "${var.name}-${pipeline}-schedule"
+      : "${substr("${var.name}-${pipeline}", 0, 46)}-${substr(sha1(pipeline), 0, 8)}-schedule")
+    }
+  }
+  rule_arns = concat([aws_cloudwatch_event_rule.uploads.arn], [for rule in aws_cloudwatch_event_rule.schedules : rule.arn])
+}
+
+# Every object created under the input prefix; the router finds the pipeline from the key.
+resource "aws_cloudwatch_event_rule" "uploads" {
+  name        = "${var.name}-uploads"
+  description = "Objects created under s3://${var.bucket}/${var.input_prefix}"
+  tags        = var.tags
+  event_pattern = jsonencode({
+    source        = ["aws.s3"]
+    "detail-type" = ["Object Created"]
+    detail = {
+      bucket = { name = [var.bucket] }
+      object = { key = [{ prefix = var.input_prefix }] }
+    }
+  })
+}
+
+resource "aws_cloudwatch_event_target" "uploads" {
+  rule = aws_cloudwatch_event_rule.uploads.name
+  arn  = var.function_arn
+
+  retry_policy {
+    maximum_event_age_in_seconds = 86400
+    maximum_retry_attempts       = 185
+  }
+
+  dead_letter_config {
+    arn = var.dead_letter_queue_arn
+  }
+}
+
+resource "aws_cloudwatch_event_rule" "schedules" {
+  for_each            = local.schedule_rules
+  name                = each.value.name
+  description         = "Runs pipeline ${each.key} on ${each.value.expression}"
+  schedule_expression = each.value.expression
+  is_enabled          = var.schedules_enabled
+  tags                = var.tags
+}
+
+# The router reads the pipeline from detail.consumption_pipeline_name, the time and rule from the event.
+resource "aws_cloudwatch_event_target" "schedules" {
+  for_each = local.schedule_rules
+  rule     = aws_cloudwatch_event_rule.schedules[each.key].name
+  arn      = var.function_arn
+
+  input_transformer {
+    input_paths = {
+      time      = "$.time"
+      resources = "$.resources"
+    }
+    input_template = "{\"detail-type\": \"Scheduled Event\", \"source\": \"aws.events\", \"time\": <time>, \"resources\": <resources>, \"detail\": {\"consumption_pipeline_name\": ${jsonencode(each.key)}}}"
+  }
+
+  retry_policy {
+    maximum_event_age_in_seconds = 86400
+    maximum_retry_attempts       = 185
+  }
+
+  dead_letter_config {
+    arn = var.dead_letter_queue_arn
+  }
+}
+
+resource "aws_lambda_permission" "uploads" {
+  statement_id  = "uploads"
+  action        = "lambda:InvokeFunction"
+  function_name = var.function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.uploads.arn
+}
+
+resource "aws_lambda_permission" "schedules" {
+  for_each      = local.schedule_rules
+  statement_id  = "schedule-${substr(sha1(each.key), 0, 16)}"
+  action        = "lambda:InvokeFunction"
+  function_name = var.function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.schedules[each.key].arn
+}
+
+# EventBridge may put undeliverable events in the queue, for these rules only.
+resource "aws_sqs_queue_policy" "dead_letters" {
+  queue_url = var.dead_letter_queue_url
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "UndeliverableEvents"
+      Effect    = "Allow"
+      Principal = { Service = "events.amazonaws.com" }
+      Action    = "sqs:SendMessage"
+      Resource  = var.dead_letter_queue_arn
+      Condition = { ArnEquals = { "aws:SourceArn" = local.rule_arns } }
+    }]
+  })
+}

@@ -1,0 +1,52 @@
+variable "name" {
+  description = "Name prefix of the rules."
+  type        = string
+}
+
+variable "bucket" {
+  description = "Bucket whose uploads start runs."
+  type        = string
+}
+
+variable "input_prefix" {
+  description = "Key prefix under which an upload starts a run (each item's trigger.prefix lies under it)."
+  type        = string
+}
+
+variable "schedules" {
+  description = "Pipeline name -> EventBridge schedule expression, e.g. \"cron(0 6 ? * MON *)\" or \"rate(1 day)\"."
+  type        = map(string)
+  default     = {}
+}
+
+variable "schedules_enabled" {
+  description = "Whether the schedule rules fire (false keeps them, disabled)."
+  type        = bool
+  default     = true
+}
+
+variable "function_arn" {
+  description = "Router function every rule targets."
+  type        = string
+}
+
+variable "function_name" {
+  description = "Name of that function."
+  type        = string
+}
+
+variable "dead_letter_queue_arn" {
+  description = "Queue for events EventBridge cannot deliver to the router."
+  type        = string
+}
+
+variable "dead_letter_queue_url" {
+  description = "URL of that queue (its policy is set here, where the rules are known)."
+  type        = string
+}
+
+variable "tags" {
+  description = "Tags for the rules."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,54 @@
+output "bucket_name" {
+  description = "The framework's bucket: uploads under input_prefix, code, run outputs."
+  value       = local.bucket
+}
+
+output "sagemaker_role_arn" {
+  description = "Role SageMaker jobs and models run as."
+  value       = module.sagemaker_role.role_arn
+}
+
+output "image_uri" {
+  description = "Default container image of stages whose item names none."
+  value       = var.default_image_uri
+}
+
+output "state_machine_arn" {
+  description = "The pipeline state machine (MLOPS_STATE_MACHINE_ARN for `mlops-sfn approve`)."
+  value       = module.state_machine.state_machine_arn
+}
+
+output "router_function_arn" {
+  description = "The router Lambda function."
+  value       = module.router.function_arn
+}
+
+output "table_name" {
+  description = "The pipeline-config table (one item per pipeline)."
+  value       = module.pipeline_config.table_name
+}
+
+output "pipelines" {
+  description = "Pipelines whose items were loaded."
+  value       = module.pipeline_config.pipelines
+}
+
+output "notification_topic_arn" {
+  description = "Topic for run summaries and alarms."
+  value       = module.notifications.notification_topic_arn
+}
+
+output "approval_topic_arn" {
+  description = "Topic for approval requests."
+  value       = module.notifications.approval_topic_arn
+}
+
+output "dead_letter_queue_url" {
+  description = "Queue of rejected and undeliverable events, to fix and replay."
+  value       = module.router.dead_letter_queue_url
+}
+
+output "input_prefix" {
+  description = "Key prefix whose uploads start runs."
+  value       = var.input_prefix
+}

@@ -1,0 +1,129 @@
+variable "environment" {
+  description = "Deployment environment; it selects the switches in locals.environments (main.tf)."
+  type        = string
+
+  validation {
+    condition     = contains(["dev", "uat", "prod"], var.environment)
+    error_message = "The environment must be one of dev, uat, prod."
+  }
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name: <name_prefix>-<environment>-..."
+  type        = string
+  default     = "mlops"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,18}[a-z0-9]$", var.name_prefix))
+    error_message = "The name_prefix must be 2-20 lowercase letters, digits and '-', starting with a letter, e.g. \"mlops\"."
+  }
+}
+
+variable "bucket_name" {
+  description = "An existing bucket to use; null creates one named <name_prefix>-<environment>-<account>-<region> (versioned, encrypted, public access blocked, TLS only)."
+  type        = string
+  default     = null
+}
+
+variable "create_bucket_notification" {
+  description = "Turn on S3 -> EventBridge delivery for the bucket. It owns the bucket's whole notification configuration: set false for an existing bucket that has notifications of its own, and turn EventBridge on there yourself."
+  type        = bool
+  default     = true
+}
+
+variable "input_prefix" {
+  description = "Key prefix whose uploads start runs; every item's trigger.prefix lies under it."
+  type        = string
+  default     = "input/"
+
+  validation {
+    condition     = can(regex("^([A-Za-z0-9!_.*'()-]+/)+$", var.input_prefix))
+    error_message = "The input_prefix must be a key prefix ending in '/', without a leading '/', e.g. \"input/\"."
+  }
+}
+
+variable "items_folder" {
+  description = "Folder of the pipeline items and their typed/ copies (run `mlops-sfn generate` after editing an item); null is ./dynamodb_items."
+  type        = string
+  default     = null
+}
+
+variable "items_pattern" {
+  description = "Which item files to load, as a glob in items_folder, e.g. \"*-prod-*.json\"."
+  type        = string
+  default     = "*.json"
+}
+
+variable "items_ownership" {
+  description = "\"seeded\": items are written once, then owned by console and API edits, which an apply never reverts; \"terraform\": every apply makes the table match the files."
+  type        = string
+  default     = "seeded"
+
+  validation {
+    condition     = contains(["seeded", "terraform"], var.items_ownership)
+    error_message = "The items_ownership must be \"seeded\" or \"terraform\"."
+  }
+}
+
+variable "schedules" {
+  description = "Pipeline name -> EventBridge schedule expression; added to (and overriding) the trigger.schedule of the item files."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for expression in values(var.schedules) : can(regex("^(rate|cron)\\(.+\\)$", expression))])
+    error_message = "Each schedule must be an EventBridge expression, e.g. \"rate(1 day)\" or \"cron(0 6 * * ? *)\"."
+  }
+}
+
+variable "artifacts_folder" {
+  description = "Folder uploaded under input_prefix (code and data, keys keeping their relative paths); null is ./sagemaker-artifacts."
+  type        = string
+  default     = null
+}
+
+variable "notification_emails" {
+  description = "Addresses for run summaries and alarms (each confirms by email)."
+  type        = list(string)
+  default     = []
+}
+
+variable "approval_emails" {
+  description = "Addresses for model approval requests (each confirms by email)."
+  type        = list(string)
+  default     = []
+}
+
+variable "default_image_uri" {
+  description = "Container image for stages whose item names none, e.g. a SageMaker scikit-learn image of your region."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[^\\s]+/[^\\s]+(:[^\\s]+|@sha256:[0-9a-f]{64})$", var.default_image_uri))
+    error_message = "The default_image_uri must be an image URI with a tag or digest, e.g. \"<account>.dkr.ecr.<region>.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3\"."
+  }
+}
+
+variable "kms_key_arn" {
+  description = "Customer-managed KMS key for the bucket, table, topics, queue and logs; null uses AWS-managed encryption. Its key policy must let logs, cloudwatch and events use it."
+  type        = string
+  default     = null
+}
+
+variable "log_retention_days" {
+  description = "Days logs are kept; null takes the environment's (dev 14, uat 90, prod 365)."
+  type        = number
+  default     = null
+}
+
+variable "lambda_runtime" {
+  description = "Python runtime of the router and quality-gate functions."
+  type        = string
+  default     = "python3.12"
+}
+
+variable "tags" {
+  description = "Tags for every resource."
+  type        = map(string)
+  default     = {}
+}
