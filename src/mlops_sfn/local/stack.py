@@ -1,0 +1,199 @@
+"""A local AWS (a moto server on 127.0.0.1) and the framework's Terraform root staged to deploy into it.
+
+`stage()` builds a folder that *is* the repository's root module (its files and folders linked,
+not copied) plus three local files:
+- `local_provider.tf`: the AWS provider pointed at the local endpoint, with fake credentials;
+- `local_override.tf`: swaps `module.bucket_events` for an empty module, because its `eventbridge`
+  argument needs a newer AWS provider than the offline toolchain's 3.39 (README, "Terraform");
+  `enable_bucket_events()` does the same with one S3 call after the apply;
+- `local.auto.tfvars.json`: the root's variables for a local deployment (a Lambda runtime 3.39
+  accepts; the router never runs in that runtime here).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from ..statemachine import ROOT
+
+REGION = "us-east-1"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
+ROOT_FILES = ("main.tf", "variables.tf", "outputs.tf", "versions.tf")
+ROOT_FOLDERS = ("modules", "statemachine", "lambdas", "dynamodb_items", "sagemaker-artifacts")
+# Provider 3.39's names for the endpoints of every service the root uses.
+ENDPOINTS = (
+    "cloudwatch",
+    "cloudwatchevents",
+    "cloudwatchlogs",
+    "dynamodb",
+    "iam",
+    "kms",
+    "lambda",
+    "s3",
+    "sns",
+    "sqs",
+    "stepfunctions",
+    "sts",
+)
+VARIABLES: dict[str, Any] = {
+    "environment": "dev",
+    "name_prefix": "mlops-local",
+    "default_image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3",
+    "lambda_runtime": "python3.8",  # the newest provider 3.39 accepts
+}
+
+_PROVIDER = """variable "local_endpoint" {
+  description = "URL of the local AWS."
+  type        = string
+}
+
+provider "aws" {
+  region                      = "%(region)s"
+  access_key                  = "testing"
+  secret_key                  = "testing"
+  s3_force_path_style         = true
+  insecure                    = true # the local AWS's certificate is self-signed (loopback only)
+  skip_credentials_validation = true
+  skip_metadata_api_check     = true
+  skip_get_ec2_platforms      = true # otherwise it looks for EC2 and stalls
+
+  endpoints {
+%(endpoints)s
+  }
+}
+"""
+
+_OVERRIDE = """# The local AWS gets EventBridge delivery from one S3 call instead (mlops_sfn.local.stack).
+module "bucket_events" {
+  source = "./local-bucket-events"
+}
+"""
+
+_EMPTY_BUCKET_EVENTS = """variable "bucket" {
+  description = "Unused: see local_override.tf."
+  type        = string
+}
+"""
+
+
+def stage(into: Path, variables: dict[str, Any] | None = None, root: Path = ROOT) -> Path:
+    """The root module, linked into `into`, with the local provider, override and variables."""
+    into.mkdir(parents=True, exist_ok=True)
+    for name in (*ROOT_FILES, *ROOT_FOLDERS):
+        link = into / name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(root / name)
+    endpoints = "\n".join(f"    {name} = var.local_endpoint" for name in ENDPOINTS)
+    (into / "local_provider.tf").write_text(_PROVIDER % {"region": REGION, "endpoints": endpoints})
+    (into / "local_override.tf").write_text(_OVERRIDE)
+    (into / "local-bucket-events").mkdir(exist_ok=True)
+    (into / "local-bucket-events" / "main.tf").write_text(_EMPTY_BUCKET_EVENTS)
+    (into / "local.auto.tfvars.json").write_text(json.dumps({**VARIABLES, **(variables or {})}, indent=2) + "\n")
+    return into
+
+
+_UNVERIFIED = ssl._create_unverified_context()  # see MotoServer
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class MotoServer:
+    """A moto server in its own process, on https://127.0.0.1 and a free port; its log goes to `log`.
+
+    HTTPS because the bucket policy denies requests without TLS, and moto enforces it. The
+    certificate is self-signed, so clients skip verification: the server listens on loopback only.
+    """
+
+    def __init__(self, log: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.endpoint = f"https://127.0.0.1:{self.port}"
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> MotoServer:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "mlops_sfn.local.server", "-H", "127.0.0.1", "-p", str(self.port), "--ssl"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **CREDENTIALS},
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=2, context=_UNVERIFIED):
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"the moto server did not start; see {self.log}") from None
+                time.sleep(0.2)
+        # Lambda functions are created without Docker (the local runtime runs them in-process).
+        self.configure({"lambda": {"use_docker": False}})
+        return self
+
+    def configure(self, settings: dict[str, Any]) -> None:
+        request = urllib.request.Request(
+            f"{self.endpoint}/moto-api/config",
+            data=json.dumps(settings).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10, context=_UNVERIFIED):
+            pass
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def client(self, service: str) -> Any:
+        import boto3
+        import urllib3
+
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # see the class docstring
+        return boto3.client(
+            service,
+            region_name=REGION,
+            endpoint_url=self.endpoint,
+            verify=False,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def __enter__(self) -> MotoServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def enable_bucket_events(s3: Any, bucket: str) -> None:
+    """What modules/bucket-events does on AWS, keeping the bucket's other notifications."""
+    current = s3.get_bucket_notification_configuration(Bucket=bucket)
+    current.pop("ResponseMetadata", None)
+    s3.put_bucket_notification_configuration(
+        Bucket=bucket, NotificationConfiguration={**current, "EventBridgeConfiguration": {}}
+    )

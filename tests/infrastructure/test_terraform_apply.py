@@ -1,0 +1,331 @@
+"""The root module applied for real: Terraform (offline toolchain) into a local AWS (moto server), driven by tftest.
+
+One apply serves every test in this file; they read what was deployed with boto3. The last test
+plans again (no changes) and destroys.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tftest
+
+from mlops_sfn import dynamodb_json, package, policy, statemachine, toolchain
+from mlops_sfn.local import stack
+from mlops_sfn.router import Config
+from mlops_sfn.triggers import parse_event
+from tests.conftest import DEMO, ITEMS, load_event, load_item
+
+pytestmark = pytest.mark.terraform
+
+EXTRA_SCHEDULE = {"demo-dev-train-and-batch-score": "rate(1 day)"}
+ARTIFACTS = {"demo/code/train.py": "print('train')\n", "demo/data/train.csv": "x,y\n1,2\n"}
+# Statements that need Resource "*" because the actions have no resource-level permissions.
+STAR_RESOURCES = {"EcrLogin", "JobMetrics", "LogDeliveryAndTracing"}
+
+
+@dataclass
+class Deployment:
+    tf: tftest.TerraformTest
+    server: stack.MotoServer
+    outputs: dict[str, Any]
+    artifacts: Path
+
+    def client(self, service: str) -> Any:
+        return self.server.client(service)
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    folder = tmp_path_factory.mktemp("stack")
+    artifacts = folder / "artifacts"
+    for key, text in ARTIFACTS.items():
+        (artifacts / key).parent.mkdir(parents=True, exist_ok=True)
+        (artifacts / key).write_text(text)
+    tools = toolchain.ensure()
+    root = stack.stage(
+        folder / "root",
+        {
+            "artifacts_folder": str(artifacts),
+            "schedules": EXTRA_SCHEDULE,
+            "notification_emails": ["ml-team@example.com"],
+            "tags": {"team": "ml-platform"},
+        },
+    )
+    with stack.MotoServer(folder / "moto.log") as server:
+        environment = {
+            **os.environ,
+            **tools.environment(),
+            **stack.CREDENTIALS,
+            "TF_VAR_local_endpoint": server.endpoint,
+        }
+        tf = tftest.TerraformTest(str(root), binary=str(tools.terraform), env=environment)
+        tf.setup(cleanup_on_exit=False)
+        tf.apply()
+        outputs = {name: value for name, value in tf.output().items()}
+        try:
+            yield Deployment(tf, server, outputs, artifacts)
+        finally:
+            tf.destroy()
+
+
+def test_outputs_name_what_users_and_the_cli_need(deployed: Deployment) -> None:
+    outputs = deployed.outputs
+    assert outputs["bucket_name"] == "mlops-local-dev-123456789012-us-east-1"
+    assert outputs["state_machine_arn"] == "arn:aws:states:us-east-1:123456789012:stateMachine:mlops-local-dev-pipeline"
+    assert outputs["router_function_arn"].endswith(":function:mlops-local-dev-router")
+    assert outputs["sagemaker_role_arn"] == "arn:aws:iam::123456789012:role/mlops-local-dev-sagemaker"
+    assert outputs["image_uri"] == stack.VARIABLES["default_image_uri"]
+    assert outputs["table_name"] == "mlops-local-dev-pipelines"
+    assert outputs["notification_topic_arn"].endswith(":mlops-local-dev-notifications")
+    assert outputs["approval_topic_arn"].endswith(":mlops-local-dev-approvals")
+    assert outputs["dead_letter_queue_url"].endswith("/mlops-local-dev-router-dead-letters")
+    assert outputs["pipelines"] == sorted(path.stem for path in ITEMS.glob("*.json"))
+
+
+def test_the_table_holds_every_item_as_its_file_says(deployed: Deployment) -> None:
+    dynamodb = deployed.client("dynamodb")
+    table = dynamodb.describe_table(TableName=deployed.outputs["table_name"])["Table"]
+    assert table["KeySchema"] == [{"AttributeName": "consumption_pipeline_name", "KeyType": "HASH"}]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["SSEDescription"]["Status"] == "ENABLED"
+    items = {
+        item["consumption_pipeline_name"]["S"]: dynamodb_json.from_typed(item)
+        for item in dynamodb.scan(TableName=deployed.outputs["table_name"])["Items"]
+    }
+    assert items == {path.stem: load_item(path.stem) for path in ITEMS.glob("*.json")}
+
+
+def test_the_bucket_is_versioned_encrypted_private_and_tls_only(deployed: Deployment) -> None:
+    s3, bucket = deployed.client("s3"), deployed.outputs["bucket_name"]
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert all(block.values()) and len(block) == 4
+    (statement,) = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]
+    assert statement["Effect"] == "Deny"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_artifacts_are_uploaded_under_the_input_prefix(deployed: Deployment) -> None:
+    s3, bucket = deployed.client("s3"), deployed.outputs["bucket_name"]
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="input/")["Contents"]
+    assert sorted(entry["Key"] for entry in listed) == sorted(f"input/{key}" for key in ARTIFACTS)
+    body = s3.get_object(Bucket=bucket, Key="input/demo/code/train.py")
+    assert body["Body"].read().decode() == ARTIFACTS["demo/code/train.py"]
+    assert body["ContentType"] == "text/x-python"
+
+
+def test_the_upload_rule_matches_object_created_under_the_input_prefix_and_targets_the_router(
+    deployed: Deployment,
+) -> None:
+    events = deployed.client("events")
+    rule = events.describe_rule(Name="mlops-local-dev-uploads")
+    assert json.loads(rule["EventPattern"]) == {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {"bucket": {"name": [deployed.outputs["bucket_name"]]}, "object": {"key": [{"prefix": "input/"}]}},
+    }
+    (target,) = events.list_targets_by_rule(Rule="mlops-local-dev-uploads")["Targets"]
+    assert target["Arn"] == deployed.outputs["router_function_arn"]
+    assert target["DeadLetterConfig"]["Arn"].endswith(":mlops-local-dev-router-dead-letters")
+    event = load_event("s3_object_created")  # an upload as S3 sends it reaches the router unchanged
+    assert parse_event(event)[0].source == "s3"
+
+
+def fill(template: str, paths: dict[str, str], event: dict[str, Any]) -> Any:
+    """EventBridge's input transformer: each <name> becomes the JSON value at its path in the event."""
+    values = {name: event[path.removeprefix("$.")] for name, path in paths.items()}
+    return json.loads(re.sub(r"<(\w+)>", lambda match: json.dumps(values[match.group(1)]), template))
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "expression"),
+    [(DEMO, load_item()["trigger"]["schedule"]), *EXTRA_SCHEDULE.items()],
+    ids=["from-the-item-file", "from-the-schedules-variable"],
+)
+def test_each_schedule_rule_sends_an_event_the_router_reads_as_that_pipelines_schedule(
+    deployed: Deployment, pipeline: str, expression: str
+) -> None:
+    events = deployed.client("events")
+    name = f"mlops-local-dev-{pipeline}-schedule"
+    rule = events.describe_rule(Name=name)
+    assert rule["ScheduleExpression"] == expression
+    assert rule["State"] == "DISABLED"  # dev: schedules are deployed switched off
+    (target,) = events.list_targets_by_rule(Rule=name)["Targets"]
+    assert target["Arn"] == deployed.outputs["router_function_arn"]
+    transformer = target["InputTransformer"]
+    tick = {**load_event("scheduled"), "resources": [rule["Arn"]]}
+    (trigger,) = parse_event(fill(transformer["InputTemplate"], transformer["InputPathsMap"], tick))
+    assert (trigger.source, trigger.pipeline, trigger.time, trigger.rule) == (
+        "schedule",
+        pipeline,
+        tick["time"],
+        rule["Arn"],
+    )
+
+
+def test_the_router_is_deployed_with_the_environment_it_reads(deployed: Deployment) -> None:
+    function = deployed.client("lambda").get_function_configuration(FunctionName="mlops-local-dev-router")
+    assert function["Handler"] == "router.handler.handler"
+    assert function["CodeSha256"] == package.code_sha256(package.PACKAGE.read_bytes())
+    variables = function["Environment"]["Variables"]
+    assert variables == {
+        "PIPELINE_TABLE": deployed.outputs["table_name"],
+        "STATE_MACHINE_ARN": deployed.outputs["state_machine_arn"],
+        "ARTIFACT_BUCKET": deployed.outputs["bucket_name"],
+        "SAGEMAKER_ROLE_ARN": deployed.outputs["sagemaker_role_arn"],
+        "DEFAULT_IMAGE_URI": stack.VARIABLES["default_image_uri"],
+    }
+    config = Config.from_environment({**variables, "AWS_REGION": stack.REGION})  # what the router checks at start
+    assert config.state_machine_arn == deployed.outputs["state_machine_arn"]
+    invoke = deployed.client("lambda").get_function_event_invoke_config(FunctionName="mlops-local-dev-router")
+    assert invoke["MaximumRetryAttempts"] == 2
+    assert invoke["DestinationConfig"]["OnFailure"]["Destination"].endswith(":mlops-local-dev-router-dead-letters")
+
+
+def definition_variables(deployed: Deployment) -> dict[str, str]:
+    return {
+        "notification_topic_arn": deployed.outputs["notification_topic_arn"],
+        "approval_topic_arn": deployed.outputs["approval_topic_arn"],
+        "quality_gate_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:mlops-local-dev-quality-gate",
+    }
+
+
+def test_the_state_machine_definition_is_the_rendered_template(deployed: Deployment) -> None:
+    machine = deployed.client("stepfunctions").describe_state_machine(
+        stateMachineArn=deployed.outputs["state_machine_arn"]
+    )
+    assert json.loads(machine["definition"]) == statemachine.render(definition_variables(deployed))
+    assert machine["roleArn"] == "arn:aws:iam::123456789012:role/mlops-local-dev-pipeline"
+
+
+def test_the_state_machine_role_policy_is_the_rendered_policy_template(deployed: Deployment) -> None:
+    iam = deployed.client("iam")
+    document = iam.get_role_policy(RoleName="mlops-local-dev-pipeline", PolicyName="pipeline")["PolicyDocument"]
+    expected = policy.render_policy(
+        {
+            **definition_variables(deployed),
+            "partition": "aws",
+            "region": stack.REGION,
+            "account_id": "123456789012",
+            "sagemaker_role_arn": deployed.outputs["sagemaker_role_arn"],
+            "bucket": deployed.outputs["bucket_name"],
+        }
+    )
+    assert document == expected
+
+
+def role_statements(iam: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    for role in iam.list_roles()["Roles"]:
+        for name in iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]:
+            document = iam.get_role_policy(RoleName=role["RoleName"], PolicyName=name)["PolicyDocument"]
+            for statement in document["Statement"]:
+                yield f"{role['RoleName']}/{name}", statement
+
+
+def test_no_role_allows_every_action_and_only_unscopable_actions_get_every_resource(deployed: Deployment) -> None:
+    statements = list(role_statements(deployed.client("iam")))
+    assert (
+        len({where for where, _ in statements}) == 5
+    )  # pipeline, logs-and-tracing, router, quality gate, SageMaker jobs
+    for where, statement in statements:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert "*" not in actions and not any(action.endswith(":*") for action in actions), where
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        if "*" in resources:
+            assert statement.get("Sid") in STAR_RESOURCES, f"{where}: {statement}"
+
+
+def test_topics_queue_and_alarms_exist_and_alarms_publish_to_the_notification_topic(deployed: Deployment) -> None:
+    sns = deployed.client("sns")
+    approvals = sns.get_topic_attributes(TopicArn=deployed.outputs["approval_topic_arn"])["Attributes"]
+    assert approvals["KmsMasterKeyId"] == "alias/aws/sns"
+    (subscription,) = sns.list_subscriptions_by_topic(TopicArn=deployed.outputs["notification_topic_arn"])[
+        "Subscriptions"
+    ]
+    assert (subscription["Protocol"], subscription["Endpoint"]) == ("email", "ml-team@example.com")
+    alarms = deployed.client("cloudwatch").describe_alarms(AlarmNamePrefix="mlops-local-dev-")["MetricAlarms"]
+    assert sorted(alarm["AlarmName"] for alarm in alarms) == [
+        "mlops-local-dev-pipeline-ExecutionsFailed",
+        "mlops-local-dev-pipeline-ExecutionsTimedOut",
+        "mlops-local-dev-router-dead-letters",
+        "mlops-local-dev-router-errors",
+    ]
+    assert {action for alarm in alarms for action in alarm["AlarmActions"]} == {
+        deployed.outputs["notification_topic_arn"]
+    }
+    sqs = deployed.client("sqs")
+    attributes = sqs.get_queue_attributes(QueueUrl=deployed.outputs["dead_letter_queue_url"], AttributeNames=["All"])
+    (statement,) = json.loads(attributes["Attributes"]["Policy"])["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert len(statement["Condition"]["ArnEquals"]["aws:SourceArn"]) == 3  # uploads + two schedules
+
+
+def test_with_bucket_events_on_an_upload_under_the_input_prefix_is_matched_by_the_upload_rule(
+    deployed: Deployment,
+) -> None:
+    """The local fill for modules/bucket-events, then S3 -> EventBridge -> the deployed upload rule.
+
+    moto 5.2 never invokes a Lambda target, and its schedule rules match every event and stop the
+    delivery, so for this test every target is taken off, a queue observes the upload rule, and the
+    targets are put back exactly as Terraform made them.
+    """
+    s3, events, sqs = deployed.client("s3"), deployed.client("events"), deployed.client("sqs")
+    bucket, rule = deployed.outputs["bucket_name"], "mlops-local-dev-uploads"
+    stack.enable_bucket_events(s3, bucket)
+    queue = sqs.create_queue(QueueName="observer")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    targets = {
+        name["Name"]: events.list_targets_by_rule(Rule=name["Name"])["Targets"] for name in events.list_rules()["Rules"]
+    }
+    for name, taken in targets.items():
+        events.remove_targets(Rule=name, Ids=[target["Id"] for target in taken])
+    events.put_targets(Rule=rule, Targets=[{"Id": "observer", "Arn": queue_arn}])
+    try:
+        s3.put_object(Bucket=bucket, Key="elsewhere/ignored.csv", Body=b"x")
+        s3.put_object(Bucket=bucket, Key="input/demo/manifest.json", Body=b"{}")
+        messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        assert [json.loads(message["Body"])["detail"]["object"]["key"] for message in messages] == [
+            "input/demo/manifest.json"
+        ]
+    finally:
+        events.remove_targets(Rule=rule, Ids=["observer"])
+        for name, taken in targets.items():
+            events.put_targets(Rule=name, Targets=taken)
+        sqs.delete_queue(QueueUrl=queue)
+        for key in ("elsewhere/ignored.csv", "input/demo/manifest.json"):
+            versions = s3.list_object_versions(Bucket=bucket, Prefix=key)
+            for version in versions.get("Versions", []) + versions.get("DeleteMarkers", []):
+                s3.delete_object(Bucket=bucket, Key=key, VersionId=version["VersionId"])
+
+
+def test_a_console_edit_of_a_seeded_item_survives_the_next_plan(deployed: Deployment) -> None:
+    dynamodb, table = deployed.client("dynamodb"), deployed.outputs["table_name"]
+    dynamodb.update_item(
+        TableName=table,
+        Key={"consumption_pipeline_name": {"S": DEMO}},
+        UpdateExpression="SET description = :d",
+        ExpressionAttributeValues={":d": {"S": "edited in the console"}},
+    )
+    plan = deployed.tf.plan(output=True)
+    changes = {address: change["change"]["actions"] for address, change in plan.resource_changes.items()}
+    assert all(actions == ["no-op"] for actions in changes.values()), changes
+
+
+def test_a_second_plan_reports_no_changes_and_destroy_removes_everything(deployed: Deployment) -> None:
+    result = deployed.tf.execute_command("plan", "-detailed-exitcode", "-input=false", "-no-color")
+    assert result.retcode == 0, result.out  # 2 would mean changes
+    deployed.tf.destroy()
+    state = deployed.tf.execute_command("state", "list")
+    assert state.out.strip() == ""
+    assert deployed.client("dynamodb").list_tables()["TableNames"] == []
+    assert deployed.client("stepfunctions").list_state_machines()["stateMachines"] == []

@@ -1,0 +1,65 @@
+"""Every module and the root: formatted (`terraform fmt -check`) and valid (`terraform validate`) offline."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mlops_sfn import toolchain
+from mlops_sfn.local import stack
+from mlops_sfn.statemachine import ROOT
+
+pytestmark = pytest.mark.terraform
+
+MODULES = sorted(path.name for path in (ROOT / "modules").iterdir() if (path / "main.tf").exists())
+# Needs a newer AWS provider than the offline toolchain's 3.39 (README, "Terraform").
+NEEDS_NEWER_PROVIDER = {"bucket-events": "eventbridge"}
+
+
+def terraform(folder: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    tools = toolchain.ensure()
+    return subprocess.run(
+        [str(tools.terraform), *arguments, "-no-color"],
+        cwd=folder,
+        env=os.environ | tools.environment() | stack.CREDENTIALS,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def init_and_validate(folder: Path) -> subprocess.CompletedProcess[str]:
+    initialised = terraform(folder, "init", "-input=false", "-backend=false")
+    assert initialised.returncode == 0, initialised.stdout + initialised.stderr
+    return terraform(folder, "validate")
+
+
+def test_every_terraform_file_is_formatted() -> None:
+    result = terraform(ROOT, "fmt", "-check", "-recursive", "-diff")
+    assert result.returncode == 0, f"run `terraform fmt -recursive`:\n{result.stdout}{result.stderr}"
+
+
+@pytest.mark.parametrize("module", [m for m in MODULES if m not in NEEDS_NEWER_PROVIDER])
+def test_module_is_valid(module: str, tmp_path: Path) -> None:
+    folder = shutil.copytree(ROOT / "modules" / module, tmp_path / module)
+    result = init_and_validate(folder)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("module", sorted(NEEDS_NEWER_PROVIDER))
+def test_a_module_needing_a_newer_provider_fails_only_on_that_argument(module: str, tmp_path: Path) -> None:
+    folder = shutil.copytree(ROOT / "modules" / module, tmp_path / module)
+    (folder / "versions.tf").unlink()  # its constraint (>= 4.0) cannot be met offline
+    result = init_and_validate(folder)
+    assert result.returncode == 1
+    assert f'An argument named "{NEEDS_NEWER_PROVIDER[module]}" is not expected here' in result.stderr
+    assert result.stderr.count("Error:") == 1, result.stderr
+
+
+def test_the_root_as_the_local_stack_stages_it_is_valid(tmp_path: Path) -> None:
+    result = init_and_validate(stack.stage(tmp_path / "root"))
+    assert result.returncode == 0, result.stdout + result.stderr
