@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
+CHECKOV := .venv-checkov/bin/checkov
+
 .PHONY: install test lint demo bench clean
 
 $(STAMP): pyproject.toml
@@ -14,14 +16,22 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# checkov pins its own boto3, so it lives in a virtual environment of its own.
+$(CHECKOV):
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install --quiet --upgrade pip
+	.venv-checkov/bin/python -m pip install --quiet 'checkov==3.3.30'
+
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)
+lint: $(STAMP) $(CHECKOV)
 	$(BIN)/ruff check src tests lambdas benchmarks
 	$(BIN)/ruff format --check src tests lambdas benchmarks
 	$(BIN)/mypy
 	$(BIN)/mlops-sfn validate dynamodb_items
+	$(BIN)/mlops-sfn generate --check
+	$(CHECKOV) --directory . --framework terraform --quiet --compact --skip-download
 
 # Until the Terraform-deployed local AWS lands, the demo runs the demo pipeline in the local
 # state machine with simulated SageMaker jobs.
@@ -36,4 +46,4 @@ bench: $(STAMP)
 	@for bench in benchmarks/*.py; do $(BIN)/python $$bench || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-checkov .pytest_cache .mypy_cache .ruff_cache
