@@ -1,14 +1,13 @@
 locals {
+  # Each selected item file, read once.
+  plain = { for file in fileset(var.items_folder, var.items_pattern) : file => jsondecode(file("${var.items_folder}/${file}")) }
   # Pipeline name -> item file. Two files naming one pipeline fail here ("Duplicate object key").
-  files = {
-    for file in fileset(var.items_folder, var.items_pattern) :
-    jsondecode(file("${var.items_folder}/${file}")).consumption_pipeline_name => file
-  }
+  files = { for file, item in local.plain : item.consumption_pipeline_name => file }
   # HCL cannot turn nested JSON into DynamoDB JSON, so the generated typed copy is loaded.
   items = { for name, file in local.files : name => file("${var.items_folder}/typed/${file}") }
   schedules = {
-    for name, file in local.files : name => jsondecode(file("${var.items_folder}/${file}")).trigger.schedule
-    if can(jsondecode(file("${var.items_folder}/${file}")).trigger.schedule)
+    for file, item in local.plain : item.consumption_pipeline_name => item.trigger.schedule
+    if can(item.trigger.schedule)
   }
 }
 

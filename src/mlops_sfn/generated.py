@@ -51,17 +51,20 @@ def _same(path: Path, data: bytes) -> bool:
     return path.read_bytes() == data
 
 
-def stale(items: Path = ITEMS) -> list[Path]:
-    """Generated files that are missing or differ from what the code produces, and typed items left over."""
-    wanted = files(items)
+def _stale(wanted: dict[Path, bytes], items: Path) -> list[Path]:
     leftovers = set((items / TYPED_FOLDER).rglob("*.json")) - set(wanted)
     return sorted([path for path, data in wanted.items() if not _same(path, data)] + list(leftovers))
+
+
+def stale(items: Path = ITEMS) -> list[Path]:
+    """Generated files that are missing or differ from what the code produces, and typed items left over."""
+    return _stale(files(items), items)
 
 
 def write(items: Path = ITEMS) -> list[Path]:
     """Writes what is stale, removes typed items whose source is gone; returns the paths touched."""
     wanted = files(items)
-    touched = stale(items)
+    touched = _stale(wanted, items)
     for path in touched:
         if path in wanted:
             path.parent.mkdir(parents=True, exist_ok=True)
