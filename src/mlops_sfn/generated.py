@@ -4,7 +4,9 @@
 - dynamodb_items/typed/*.json: each item as DynamoDB JSON, because Terraform's table item takes
   that form and HCL cannot convert nested JSON to it;
 - lambdas/functions.zip: the Lambda deployment package (compared by content, not by bytes, so a
-  different zlib does not make it stale).
+  different zlib does not make it stale);
+- sagemaker-artifacts/<pipeline>/code/sourcedir.tar.gz: the scripts as SageMaker's script mode
+  takes them (compared by content too).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ def files(items: Path = ITEMS) -> dict[Path, bytes]:
         policy.POLICY_TEMPLATE: policy.policy_text().encode(),
         **typed_items(items),
         package.PACKAGE: package.build(),
+        **package.source_archives(),
     }
 
 
@@ -48,6 +51,8 @@ def _same(path: Path, data: bytes) -> bool:
         return False
     if path == package.PACKAGE:
         return package.read(path.read_bytes()) == package.read(data)
+    if path.name == package.SOURCE_ARCHIVE:
+        return package.read_tar(path.read_bytes()) == package.read_tar(data)
     return path.read_bytes() == data
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import ast
 import base64
+import gzip
 import hashlib
 import io
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -88,3 +90,40 @@ def code_sha256(data: bytes) -> str:
 def read(data: bytes) -> dict[str, bytes]:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         return {name: archive.read(name) for name in archive.namelist()}
+
+
+# --- SageMaker source archives --------------------------------------------------------------------
+
+ARTIFACTS = ROOT / "sagemaker-artifacts"
+SOURCE_ARCHIVE = "sourcedir.tar.gz"
+
+
+def source_archives(artifacts: Path = ARTIFACTS) -> dict[Path, bytes]:
+    """`<pipeline>/code/sourcedir.tar.gz` for every code folder with scripts: what training's
+    sagemaker_submit_directory and a model's SAGEMAKER_SUBMIT_DIRECTORY point at (SageMaker's script
+    mode takes a tar.gz). It holds the folder's *.py files, like the SageMaker SDK's source_dir."""
+    archives = {}
+    for code in sorted(path.parent for path in artifacts.glob("*/code/*.py")):
+        files = {path.name: path.read_bytes() for path in sorted(code.glob("*.py"))}
+        archives[code / SOURCE_ARCHIVE] = build_tar(files)
+    return archives
+
+
+def build_tar(files: dict[str, bytes]) -> bytes:
+    """A deterministic tar.gz: sorted entries, no times, owners or build-machine modes."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for name, data in sorted(files.items()):
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            archive.addfile(info, io.BytesIO(data))
+    return gzip.compress(buffer.getvalue(), mtime=0)
+
+
+def read_tar(data: bytes) -> dict[str, bytes]:
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+        return {
+            member.name: archive.extractfile(member).read()  # type: ignore[union-attr]
+            for member in archive.getmembers()
+            if member.isfile()
+        }

@@ -101,3 +101,16 @@ print(json.dumps({{"verdict": verdict, "outside": outside, **loaded}}))
     report = json.loads(result.stdout)
     assert report["verdict"]["met"] is True
     assert report == {**report, "outside": [], "yaml": False, "moto": False}
+
+
+def test_each_code_folder_gets_a_deterministic_source_archive_of_its_scripts(tmp_path: Path) -> None:
+    code = tmp_path / "pipeline-a" / "code"
+    code.mkdir(parents=True)
+    (code / "train.py").write_text("print('train')\n")
+    (code / "inference.py").write_text("def model_fn(d): ...\n")
+    (code / "notes.txt").write_text("not a script\n")
+    archives = package.source_archives(tmp_path)
+    assert list(archives) == [code / package.SOURCE_ARCHIVE]
+    data = archives[code / package.SOURCE_ARCHIVE]
+    assert package.read_tar(data) == {"inference.py": b"def model_fn(d): ...\n", "train.py": b"print('train')\n"}
+    assert package.source_archives(tmp_path)[code / package.SOURCE_ARCHIVE] == data  # byte for byte
