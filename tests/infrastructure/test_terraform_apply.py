@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import tftest
 
 from mlops_sfn import dynamodb_json, package, policy, statemachine, toolchain
 from mlops_sfn.local import stack
+from mlops_sfn.local.events import transform
 from mlops_sfn.router import Config
 from mlops_sfn.triggers import parse_event
 from tests.conftest import DEMO, ITEMS, load_event, load_item
@@ -141,12 +141,6 @@ def test_the_upload_rule_matches_object_created_under_the_input_prefix_and_targe
     assert parse_event(event)[0].source == "s3"
 
 
-def fill(template: str, paths: dict[str, str], event: dict[str, Any]) -> Any:
-    """EventBridge's input transformer: each <name> becomes the JSON value at its path in the event."""
-    values = {name: event[path.removeprefix("$.")] for name, path in paths.items()}
-    return json.loads(re.sub(r"<(\w+)>", lambda match: json.dumps(values[match.group(1)]), template))
-
-
 @pytest.mark.parametrize(
     ("pipeline", "expression"),
     [(DEMO, load_item()["trigger"]["schedule"]), *EXTRA_SCHEDULE.items()],
@@ -164,7 +158,7 @@ def test_each_schedule_rule_sends_an_event_the_router_reads_as_that_pipelines_sc
     assert target["Arn"] == deployed.outputs["router_function_arn"]
     transformer = target["InputTransformer"]
     tick = {**load_event("scheduled"), "resources": [rule["Arn"]]}
-    (trigger,) = parse_event(fill(transformer["InputTemplate"], transformer["InputPathsMap"], tick))
+    (trigger,) = parse_event(transform(transformer["InputTemplate"], transformer["InputPathsMap"], tick))
     assert (trigger.source, trigger.pipeline, trigger.time, trigger.rule) == (
         "schedule",
         pipeline,

@@ -9,7 +9,8 @@ moto picks a Task's service integration with `state_task_service_for(service_nam
 - `arn:aws:states:::lambda:invoke`: functions run in this process (moto would need Docker);
 - Tasks without Parameters send their effective input, as on AWS;
 - on every Task: the failure a caller asked for (`Local.fail_states`), raised before the call.
-Retry intervals are shortened by `retry_sleep_scale`, since moto's retrier really sleeps.
+Retry intervals are shortened by `retry_sleep_scale`, and Wait states by `wait_scale`, since moto's
+interpreter really sleeps.
 moto's interpreter runs states in its own threads, so the active run is a module global.
 """
 
@@ -19,7 +20,7 @@ import copy
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -49,6 +50,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (
     StateTaskServiceLambda,
 )
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
 from .sagemaker import ACTIONS, JOBS, JobFailed, LocalSageMaker
@@ -62,9 +64,11 @@ class Local:
     """What the interpreter is wired to during one local run."""
 
     sagemaker: LocalSageMaker
-    functions: dict[str, Callable[[Any, Any], Any]] = field(default_factory=dict)  # function ARN -> handler
+    # function ARN -> handler; the local stack's is a view of the deployed functions (server.Deployed)
+    functions: Mapping[str, Callable[[Any, Any], Any]] = field(default_factory=dict)
     fail_states: dict[str, str] = field(default_factory=dict)  # Task state -> the stage failing there
     retry_sleep_scale: float = 0.0
+    wait_scale: float = 1.0  # Wait states: the local stack waits for nothing (its endpoints settle at once)
 
 
 _ACTIVE: Local | None = None
@@ -215,7 +219,8 @@ class LambdaTask(StateTaskServiceLambda):
         try:
             payload = json.loads(json.dumps(handler(event, None)))
         except Exception as error:  # reported as Lambda reports an unhandled error
-            detail = {"errorType": type(error).__name__, "errorMessage": str(error)}
+            error_type = getattr(error, "error_type", None) or type(error).__name__  # a worker's: the handler's
+            detail = {"errorType": error_type, "errorMessage": str(error)}
             raise LambdaFunctionErrorException("Unhandled", json.dumps(detail)) from error
         env.stack.append({"ExecutedVersion": "$LATEST", "Payload": payload, "StatusCode": 200})
 
@@ -264,6 +269,14 @@ class _ScaledClock:
         return getattr(time, name)
 
 
+_WAIT = WaitFunction._wait_interval
+
+
+def _scaled_wait(self: Any, env: Any, wait_seconds: int) -> None:
+    scale = _ACTIVE.wait_scale if _ACTIVE else 1.0
+    _WAIT(self, env, int(wait_seconds * scale))
+
+
 @contextmanager
 def installed(local: Local) -> Iterator[Local]:
     """Wire moto's interpreter to `local` for the duration (one run at a time per process)."""
@@ -273,10 +286,12 @@ def installed(local: Local) -> Iterator[Local]:
     _ACTIVE = local
     _FACTORY.state_task_service_for = _service_for
     _RETRIER.time = _ScaledClock()
+    WaitFunction._wait_interval = _scaled_wait  # type: ignore[method-assign]
     try:
         yield local
     finally:
         _FACTORY.state_task_service_for = _ORIGINAL
         _RETRIER.time = time
+        WaitFunction._wait_interval = _WAIT  # type: ignore[method-assign]
         _ACTIVE = None
         _LOCK.release()

@@ -78,6 +78,7 @@ ACTIONS = (*JOBS, *REQUEST_RESPONSE)
 class JobResult:
     failure_reason: str | None = None  # None: Completed
     best_training_job: str | None = None  # tuning jobs only
+    metrics: dict[str, float] = field(default_factory=dict)  # training and tuning: FinalMetricDataList
 
 
 class JobRunner(Protocol):
@@ -168,6 +169,11 @@ class LocalSageMaker:
         record.failure_reason = result.failure_reason
         if result.best_training_job:
             record.best_training_job = dict(record.best_training_job, TrainingJobName=result.best_training_job)
+        if result.metrics and kind.name_field == "TrainingJobName":  # moto keeps a canned train:progress
+            record.final_metric_data_list = [
+                {"MetricName": name, "Value": value, "Timestamp": record.creation_time}
+                for name, value in result.metrics.items()
+            ]
         client = self.client("sagemaker", region)
         description: dict[str, Any] = getattr(client, kind.describe)(**{kind.name_field: name})
         description.pop("ResponseMetadata", None)
@@ -176,6 +182,11 @@ class LocalSageMaker:
         if result.failure_reason:
             description["FailureReason"] = result.failure_reason
             raise JobFailed(json_safe(description))
+        if result.metrics and kind.name_field == "TrainingJobName":
+            description["FinalMetricDataList"] = [
+                {"MetricName": name, "Value": value, "Timestamp": datetime.now()}
+                for name, value in result.metrics.items()
+            ]
         if result.best_training_job:
             description["BestTrainingJob"] = dict(
                 description["BestTrainingJob"], TrainingJobName=result.best_training_job

@@ -1,19 +1,34 @@
 """The local AWS's server process: moto's server plus the fills the framework needs inside it.
 
-Run as `python -m mlops_sfn.local.server -H 127.0.0.1 -p PORT --ssl` (MotoServer does).
-
-Fill: moto 5.2 evaluates a bucket policy's Deny statements without their conditions, so the
-bucket's TLS-only statement (Deny when aws:SecureTransport is false) would deny every request.
-This server only speaks TLS, so a statement that applies only without TLS never applies here.
+Run as `python -m mlops_sfn.local.server [--home DIR] -H 127.0.0.1 -p PORT -c CERT -k KEY`
+(`MotoServer` does). Every fill is small, documented where it lives, and tested:
+- bucket policies (here): moto 5.2 evaluates a bucket policy's Deny statements without their
+  conditions, so the bucket's TLS-only statement (Deny when aws:SecureTransport is false) would
+  deny every request. This server only speaks TLS, so a statement that applies only without TLS
+  never applies here.
+With `--home` (the runtime of `mlops-sfn local up`), also:
+- EventBridge delivery as AWS does it (`events`), Lambda targets included;
+- Lambda functions that run their deployment package (`functions.LocalLambda`), for EventBridge,
+  `lambda:invoke` from the state machine and the Invoke API (`aws lambda invoke`);
+- executions run by moto's Step Functions interpreter with the integrations it lacks
+  (`integrations`), SageMaker jobs that run the scripts (`jobs.ScriptJobs`) and endpoints that
+  answer InvokeEndpoint with the real model (`jobs.LocalEndpoints`).
+The server's own calls (the state machine's tasks, the job runner) go straight to its backends
+(moto's in-process mock); the processes it starts (functions, scripts) call it over HTTPS.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import sys
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 WITHOUT_TLS = {"Bool": {"aws:SecureTransport": "false"}}
+REGION = "us-east-1"
 
 
 def applies_only_without_tls(statement: dict[str, Any]) -> bool:
@@ -37,11 +52,138 @@ def install() -> None:
     FakeBucket.get_permission = get_permission  # type: ignore[method-assign,assignment]
 
 
+def process_environment(endpoint: str, ca_bundle: str) -> dict[str, str]:
+    """What a function's or a script's process gets: this local AWS as its AWS, and nothing of ours."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "LANG": "C.UTF-8",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_CA_BUNDLE": ca_bundle,
+    }
+
+
+class Deployed(Mapping[str, Callable[[Any, Any], Any]]):
+    """The state machine's view of the deployed functions (integrations.Local.functions): a function
+    ARN gives a callable that invokes it in the local Lambda."""
+
+    def __init__(self, lambdas: Any) -> None:
+        self.lambdas = lambdas
+
+    def __getitem__(self, arn: str) -> Callable[[Any, Any], Any]:
+        parts = arn.split(":")
+        if len(parts) < 7 or parts[2] != "lambda":
+            raise KeyError(arn)
+        account, region = parts[4], parts[3]
+        try:
+            self.lambdas._function(arn, account, region)
+        except Exception:
+            raise KeyError(arn) from None
+        return lambda event, context: self.lambdas.invoke(arn, event, account, region)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())  # looked up by ARN only
+
+    def __len__(self) -> int:
+        return 0
+
+
+def install_runtime(home: Path, endpoint: str, ca_bundle: str) -> Any:
+    """The fills of `mlops-sfn local up`; returns the active integrations context (kept for the process)."""
+    import boto3
+    from moto import mock_aws
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+    from moto.core.exceptions import JsonRESTError
+    from moto.sagemaker.models import sagemaker_backends
+    from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
+
+    from . import events
+    from .functions import LocalLambda
+    from .integrations import Local, installed
+    from .jobs import LocalEndpoints, ScriptJobs
+    from .sagemaker import LocalSageMaker
+    from .worker import WorkerError
+
+    mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}).start()
+    environment = process_environment(endpoint, ca_bundle)
+    lambdas = LocalLambda(home, environment)
+    events.install(lambdas.invoke_async)
+
+    def invoke(
+        backend: Any, function_name: str, qualifier: str | None, body: Any, headers: Any, response_headers: Any
+    ) -> bytes:
+        function = backend.get_function(function_name, qualifier)
+        event = json.loads(body or b"{}")
+        if headers.get("X-Amz-Invocation-Type") == "Event":
+            lambdas.invoke_async(function.function_arn, event, backend.account_id, backend.region_name)
+            return b""
+        try:
+            payload = json.dumps(lambdas.invoke(function.function_arn, event, backend.account_id, backend.region_name))
+        except WorkerError as error:
+            response_headers["x-amz-function-error"] = "Unhandled"
+            payload = json.dumps({"errorMessage": str(error), "errorType": error.error_type, "stackTrace": error.trace})
+        response_headers["Content-Length"] = str(len(payload))
+        return payload.encode()
+
+    LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign,assignment]
+
+    def client(service: str, region: str = REGION) -> Any:
+        return boto3.client(service, region_name=region)  # intercepted by the mock: served in-process
+
+    jobs = ScriptJobs(home, client, environment)
+    endpoints = LocalEndpoints(jobs)
+
+    class ModelError(JsonRESTError):
+        code = 424
+
+    def invoke_endpoint(self: Any) -> Any:
+        name = self._get_param("EndpointName") or self.path.split("/")[2]
+        body = self.body.decode("utf-8") if isinstance(self.body, bytes) else self.body
+        try:
+            answer, content_type = endpoints.invoke(
+                name, body, self.headers.get("Content-Type"), self.headers.get("Accept")
+            )
+        except LookupError as error:
+            raise JsonRESTError("ValidationError", str(error)) from None
+        except WorkerError as error:
+            raise ModelError(
+                "ModelError", f"Received client error from the model: {error.error_type}: {error}"
+            ) from None
+        return 200, {"Content-Type": content_type}, answer
+
+    SageMakerRuntimeResponse.invoke_endpoint = invoke_endpoint  # type: ignore[method-assign]
+
+    local = Local(
+        sagemaker=LocalSageMaker(jobs, client, lambda account, region: sagemaker_backends[account][region]),
+        functions=Deployed(lambdas),
+        wait_scale=0.0,  # the execution input keeps AWS's waits; here nothing needs them
+    )
+    active = installed(local)
+    active.__enter__()
+    return active
+
+
 def main(argv: list[str] | None = None) -> None:
     from moto.server import main as moto_main
 
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--home", type=Path)
+    ours, rest = parser.parse_known_args(argv)
     install()
-    moto_main(argv)
+    if ours.home:
+        settings = argparse.ArgumentParser(add_help=False)
+        settings.add_argument("-p", "--port", type=int, default=5000)
+        settings.add_argument("-c", "--ssl-cert")
+        known, _ = settings.parse_known_args(rest)
+        # Held for the process's life: a collected context manager would undo the integrations.
+        runtime = install_runtime(ours.home, f"https://127.0.0.1:{known.port}", known.ssl_cert)
+    moto_main(rest)
+    if ours.home:
+        runtime.__exit__(None, None, None)
 
 
 if __name__ == "__main__":

@@ -103,7 +103,47 @@ def stage(into: Path, variables: dict[str, Any] | None = None, root: Path = ROOT
     return into
 
 
-_UNVERIFIED = ssl._create_unverified_context()  # see MotoServer
+def certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (made once per folder): the local AWS speaks TLS, and
+    clients verify it against this file (boto3's verify=, AWS_CA_BUNDLE for processes)."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    if cert.exists() and key.exists():
+        return cert, key
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mlops-sfn local AWS")])
+    now = datetime.datetime.now(datetime.UTC)
+    issued = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=365))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(private, hashes.SHA256())
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    key.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    key.chmod(0o600)
+    cert.write_bytes(issued.public_bytes(serialization.Encoding.PEM))
+    return cert, key
 
 
 def free_port() -> int:
@@ -116,29 +156,41 @@ def free_port() -> int:
 class MotoServer:
     """A moto server in its own process, on https://127.0.0.1 and a free port; its log goes to `log`.
 
-    HTTPS because the bucket policy denies requests without TLS, and moto enforces it. The
-    certificate is self-signed, so clients skip verification: the server listens on loopback only.
+    HTTPS because the bucket policy denies requests without TLS, and moto enforces it; the
+    certificate is made for this folder (`certificate()`). With `home`, the server also runs the
+    local runtime (functions, executions, jobs: `mlops_sfn.local.server`), keeping its work there.
+    `detach` starts it in a session of its own, so it outlives this process (`mlops-sfn local up`).
     """
 
-    def __init__(self, log: Path, port: int | None = None) -> None:
+    def __init__(self, log: Path, port: int | None = None, home: Path | None = None, detach: bool = False) -> None:
         self.port = port or free_port()
         self.endpoint = f"https://127.0.0.1:{self.port}"
         self.log = log
+        self.home = home
+        self.detach = detach
+        self.cert, self.key = certificate(log.parent / "tls")
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> MotoServer:
         self.log.parent.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "mlops_sfn.local.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        command += ["-c", str(self.cert), "-k", str(self.key)]
+        if self.home:
+            command += ["--home", str(self.home)]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "mlops_sfn.local.server", "-H", "127.0.0.1", "-p", str(self.port), "--ssl"],
+                command,
+                stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **CREDENTIALS},
+                start_new_session=self.detach,
             )
+        context = ssl.create_default_context(cafile=str(self.cert))
         deadline = time.monotonic() + timeout
         while True:
             try:
-                with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=2, context=_UNVERIFIED):
+                with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=2, context=context):
                     break
             except (urllib.error.URLError, ConnectionError):
                 if self.process.poll() is not None or time.monotonic() > deadline:
@@ -156,7 +208,7 @@ class MotoServer:
             headers={"Content-Type": "application/json"},
             method="POST",
         )
-        with urllib.request.urlopen(request, timeout=10, context=_UNVERIFIED):
+        with urllib.request.urlopen(request, timeout=10, context=ssl.create_default_context(cafile=str(self.cert))):
             pass
 
     def stop(self) -> None:
@@ -170,24 +222,26 @@ class MotoServer:
         self.process = None
 
     def client(self, service: str) -> Any:
-        import boto3
-        import urllib3
-
-        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # see the class docstring
-        return boto3.client(
-            service,
-            region_name=REGION,
-            endpoint_url=self.endpoint,
-            verify=False,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        return client(service, self.endpoint, self.cert)
 
     def __enter__(self) -> MotoServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def client(service: str, endpoint: str, cert: Path) -> Any:
+    import boto3
+
+    return boto3.client(
+        service,
+        region_name=REGION,
+        endpoint_url=endpoint,
+        verify=str(cert),
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
 
 
 def enable_bucket_events(s3: Any, bucket: str) -> None:

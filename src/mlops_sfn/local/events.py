@@ -1,0 +1,136 @@
+"""EventBridge delivery in the local AWS, as AWS delivers; where moto 5.2 differs, filled here.
+
+`install(invoke_async)` replaces moto's `Rule.send_to_targets` (moto calls it for every S3 event
+and every PutEvents entry) with `deliver`, which fills these gaps:
+- S3 "Object Created" events carry `detail.object.etag` and an ISO 8601 `time` on AWS; moto sends
+  `eTag` and epoch seconds;
+- a rule with a schedule and no event pattern matches no event on AWS; moto matches every event;
+- a disabled rule delivers nothing;
+- a target's input transformer (or `Input`, `InputPath`) applies to S3 events too; moto skips it;
+- a Lambda target is invoked asynchronously (`invoke_async`, i.e. `LocalLambda`: retries, then the
+  on-failure destination); moto never invokes it and stops delivering to the targets after it;
+- SQS and SNS targets get the same input as on AWS (moto's transformer quotes no strings).
+Other targets (log groups, buses, archives) still go through moto's own delivery.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from .functions import send
+
+InvokeAsync = Callable[[str, Any, str, str], None]  # (function ARN, event, account, region)
+
+
+def as_delivered(event: dict[str, Any]) -> dict[str, Any]:
+    """The event with AWS's field names and time format (moto's S3 events differ)."""
+    event = copy.deepcopy(event)
+    if isinstance(event.get("time"), int | float):
+        event["time"] = datetime.fromtimestamp(event["time"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    obj = event.get("detail", {}).get("object") if isinstance(event.get("detail"), dict) else None
+    if isinstance(obj, dict) and "eTag" in obj:
+        obj["etag"] = obj.pop("eTag")
+    return event
+
+
+def value_at(path: str, event: dict[str, Any]) -> Any:
+    """An InputPathsMap path ($, $.a.b) in the event; None when absent."""
+    node: Any = event
+    for part in path.removeprefix("$").lstrip(".").split(".") if path != "$" else []:
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def transform(template: str, paths: dict[str, str], event: dict[str, Any]) -> Any:
+    """EventBridge's input transformer: a <name> inside a JSON string takes the value's text, anywhere
+    else its JSON (so an unquoted string placeholder becomes a quoted string, as on AWS). The result
+    is parsed when it is JSON, else delivered as text."""
+    values = {name: value_at(path, event) for name, path in paths.items()}
+    values.setdefault("aws.events.event.json", event)
+    out, in_string, index = [], False, 0
+    while index < len(template):
+        char = template[index]
+        match = re.match(r"<([\w.\-]+)>", template[index:]) if char == "<" else None
+        if match and match.group(1) in values:
+            value = values[match.group(1)]
+            if in_string:
+                text = value if isinstance(value, str) else json.dumps(value)
+                out.append(json.dumps(text)[1:-1])
+            else:
+                out.append(json.dumps(value))
+            index += match.end()
+            continue
+        if char == '"' and (index == 0 or template[index - 1] != "\\"):
+            in_string = not in_string
+        out.append(char)
+        index += 1
+    text = "".join(out)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def target_input(target: dict[str, Any], event: dict[str, Any]) -> Any:
+    """What the target receives: Input, InputPath, InputTransformer, or the whole event."""
+    if "Input" in target:
+        return json.loads(target["Input"])
+    if "InputPath" in target:
+        return value_at(target["InputPath"], event)
+    transformer = target.get("InputTransformer")
+    if transformer:
+        return transform(transformer["InputTemplate"], transformer.get("InputPathsMap", {}), event)
+    return event
+
+
+def deliver(rule: Any, original: Callable[..., None], event: dict[str, Any], invoke_async: InvokeAsync) -> None:
+    if rule.state != "ENABLED":
+        return
+    if rule.scheduled_expression and not rule.event_pattern.get_pattern():
+        return
+    delivered = as_delivered(event)
+    if not rule.event_pattern.matches_event(delivered):
+        return
+    others = []
+    for target in rule.targets:
+        service = target["Arn"].split(":")[2]
+        payload = target_input(target, delivered)
+        if service == "lambda":
+            invoke_async(target["Arn"], payload, rule.account_id, rule.region_name)
+        elif service in ("sqs", "sns"):
+            send(target["Arn"], json.dumps(payload), rule.account_id, rule.region_name)
+        else:
+            others.append(target)
+    if others:  # log groups, buses, archives: moto's own delivery
+        rest = copy.copy(rule)
+        rest.targets = others
+        original(rest, event, transform_input=False)
+
+
+def install(invoke_async: InvokeAsync) -> Callable[[], None]:
+    """Replace moto's delivery; returns what puts moto's back."""
+    from moto.events.models import Rule
+
+    original = Rule.send_to_targets
+
+    def send_to_targets(self: Any, event: dict[str, Any], transform_input: bool = True) -> None:
+        try:
+            deliver(self, original, event, invoke_async)
+        except Exception:  # moto swallows errors here; the server log must show them
+            traceback.print_exc()
+            raise
+
+    Rule.send_to_targets = send_to_targets  # type: ignore[method-assign,assignment]
+
+    def uninstall() -> None:
+        Rule.send_to_targets = original  # type: ignore[method-assign]
+
+    return uninstall

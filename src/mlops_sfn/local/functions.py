@@ -1,0 +1,177 @@
+"""Lambda on this machine: the functions Terraform deployed into the local AWS, run as Lambda runs them.
+
+moto records functions but, without Docker, never runs them. `LocalLambda` runs a function's
+deployment package (its zip, as moto stored it) in a warm `Worker` process with the function's
+handler, environment variables and timeout, one container per function and code version:
+- `invoke()`: a synchronous invocation (Step Functions' lambda:invoke, `aws lambda invoke`);
+- `invoke_async()`: an asynchronous one (EventBridge targets, `--invocation-type Event`): queued,
+  retried as the function's event invoke config says (MaximumRetryAttempts, default 2; AWS waits
+  about 1 then 2 minutes between attempts, this runtime does not wait), then sent to its on-failure
+  destination as Lambda's invocation record, so a rejected event lands in the dead-letter queue.
+Each function's output (its JSON log lines) goes to `HOME/logs/lambda/<function>.log`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import queue
+import sys
+import threading
+import traceback
+import uuid
+import zipfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .worker import Worker, WorkerError
+
+DEFAULT_RETRIES = 2  # Lambda's default MaximumRetryAttempts for asynchronous invocations
+
+
+@dataclass(frozen=True)
+class Invocation:
+    function: str  # name or ARN
+    event: Any
+    account: str
+    region: str
+
+
+class LocalLambda:
+    """`environment`: what every function's process gets besides its own variables (endpoint, credentials)."""
+
+    def __init__(self, home: Path, environment: dict[str, str]) -> None:
+        self.home = home
+        self.environment = environment
+        self._containers: dict[str, tuple[str, Worker]] = {}  # function ARN -> (code sha, worker)
+        self._locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[Invocation | None] = queue.Queue()
+        self._pending = 0
+        self._idle = threading.Condition()
+        self._thread = threading.Thread(target=self._deliver, name="local-lambda-async", daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _function(name: str, account: str, region: str) -> Any:
+        # Without Docker (the local AWS's setting) moto keeps functions in its "simple" Lambda backend.
+        from moto.awslambda_simple.models import lambda_simple_backends
+
+        backend = lambda_simple_backends[account][region]
+        parts = name.split(":")  # moto's lookup by ARN fails without a qualifier: look up by name
+        if len(parts) >= 7 and parts[5] == "function":
+            return backend.get_function(parts[6], parts[7] if len(parts) > 7 else None)
+        return backend.get_function(name)
+
+    def invoke(self, name: str, event: Any, account: str, region: str) -> Any:
+        """The handler's result; WorkerError (errorType, errorMessage) when it raised, timed out or could not start."""
+        function = self._function(name, account, region)
+        with self._lock:
+            lock = self._locks.setdefault(function.function_arn, threading.Lock())
+        with lock:
+            worker = self._container(function)
+            request = {"event": event, "request_id": str(uuid.uuid4()), "function_arn": function.function_arn}
+            return worker.call(request, timeout=float(function.timeout))
+
+    def _container(self, function: Any) -> Worker:
+        current = self._containers.get(function.function_arn)
+        if current and current[0] == function.code_sha_256:
+            return current[1]
+        if current:
+            current[1].stop()  # new code: the old container is retired
+        code = self.home / "lambda" / function.function_name / function.code_sha_256.replace("/", "_")[:16]
+        if not code.exists():
+            with zipfile.ZipFile(io.BytesIO(function.code_bytes)) as package:
+                package.extractall(code)
+        env = {
+            **self.environment,
+            **{key: str(value) for key, value in function.environment_vars.items()},
+            "AWS_LAMBDA_FUNCTION_NAME": function.function_name,
+            "AWS_LAMBDA_FUNCTION_TIMEOUT": str(function.timeout),
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_size),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+        log = self.home / "logs" / "lambda" / f"{function.function_name}.log"
+        worker = Worker(["lambda", str(code), function.handler], env, log, cwd=code)
+        self._containers[function.function_arn] = (function.code_sha_256, worker)
+        return worker
+
+    def invoke_async(self, name: str, event: Any, account: str, region: str) -> None:
+        with self._idle:
+            self._pending += 1
+        self._queue.put(Invocation(name, event, account, region))
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Until every queued asynchronous invocation has finished (tests and the demo use it)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+
+    def _deliver(self) -> None:
+        while (invocation := self._queue.get()) is not None:
+            try:
+                self._attempt(invocation)
+            except Exception:  # a fault of this runtime, not of the function: the server log shows it
+                traceback.print_exc()
+            finally:
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()
+
+    def _attempt(self, invocation: Invocation) -> None:
+        try:
+            function = self._function(invocation.function, invocation.account, invocation.region)
+        except Exception as missing:  # deleted since: AWS drops the event too
+            print(f"[local lambda] {invocation.function}: {missing}; event dropped", file=sys.stderr)
+            return
+        config = function.event_invoke_config[0].config if function.event_invoke_config else {}
+        attempts = 1 + int(config.get("MaximumRetryAttempts", DEFAULT_RETRIES))
+        failures: list[WorkerError] = []
+        for _ in range(attempts):
+            try:
+                self.invoke(function.function_arn, invocation.event, invocation.account, invocation.region)
+                return
+            except WorkerError as failed:
+                failures.append(failed)
+        destination = config.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+        if destination:
+            record = failure_record(function.function_arn, invocation.event, failures[-1], attempts)
+            send(destination, json.dumps(record), invocation.account, invocation.region)
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        for _, worker in self._containers.values():
+            worker.stop()
+
+
+def failure_record(function_arn: str, event: Any, error: WorkerError, attempts: int) -> dict[str, Any]:
+    """What Lambda sends to an on-failure destination after the last attempt."""
+    return {
+        "version": "1.0",
+        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "functionArn": f"{function_arn}:$LATEST",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": attempts,
+        },
+        "requestPayload": event,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": {"errorMessage": str(error), "errorType": error.error_type, "stackTrace": error.trace},
+    }
+
+
+def send(destination: str, message: str, account: str, region: str) -> None:
+    """Deliver to an SQS queue or SNS topic ARN of the local AWS."""
+    service, name = destination.split(":")[2], destination.rsplit(":", 1)[1]
+    if service == "sqs":
+        from moto.sqs.models import sqs_backends
+
+        sqs_backends[account][region].send_message(queue_name=name, message_body=message)
+    elif service == "sns":
+        from moto.sns.models import sns_backends
+
+        sns_backends[account][region].publish(message=message, arn=destination)
+    else:
+        raise ValueError(f"{destination}: only SQS and SNS destinations are served locally")

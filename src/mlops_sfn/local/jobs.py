@@ -1,0 +1,374 @@
+"""SageMaker jobs and endpoints that do real work on this machine: the scripts run as Python processes.
+
+`ScriptJobs` is the job runner `mlops-sfn local up/demo` plugs into `LocalSageMaker`. It follows
+SageMaker's conventions so the same scripts run here and on SageMaker unchanged:
+- every job gets its own folder standing in for the container's `/` (`HOME/jobs/<job>/`); any
+  `/opt/ml/...` path in a request (LocalPath, entry point, arguments) points into it;
+- processing: each S3Input is downloaded to its LocalPath, ContainerEntrypoint +
+  ContainerArguments run (`python3` is this interpreter), each output's LocalPath is uploaded to
+  its S3Uri;
+- training (script mode, as SageMaker's scikit-learn container runs it): sagemaker_submit_directory
+  is unpacked into /opt/ml/code, each channel downloaded to /opt/ml/input/data/<channel>, the SM_*
+  variables set, `python <sagemaker_program> --<hyperparameter> <value>...` run, /opt/ml/model
+  archived to `<S3OutputPath>/<job>/output/model.tar.gz`, and MetricDefinitions read off the log;
+- tuning: one training job, at the middle of every range (a search is not worth it on one machine);
+- batch transform and endpoints: the model's `inference.py` (SAGEMAKER_PROGRAM in its
+  sagemaker_submit_directory) is served by a `Worker`: model_fn once, then input_fn, predict_fn
+  and output_fn per request; batch transform sends each input file as one request and writes
+  `<file>.out` under S3OutputPath.
+A script's exit status decides the job's; a failed job's FailureReason carries its last error line.
+Each job's output is in `HOME/jobs/<job>/log.txt`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .. import names
+from .sagemaker import JOBS, JobResult
+from .worker import Worker, WorkerError
+
+CONTAINER_ROOT = "/opt/ml/"
+DEFAULT_MAX_RUNTIME = 86400  # SageMaker's default StoppingCondition
+
+
+class JobError(Exception):
+    """The job cannot run as asked; the message becomes its FailureReason."""
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://"):
+        raise JobError(f"{uri}: expected an s3:// URI")
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+class ScriptJobs:
+    """A JobRunner. `client(service)` gives a boto3 client of the local AWS; `environment` is what each
+    script's process gets besides the job's own variables (the local AWS endpoint, credentials, PATH)."""
+
+    def __init__(self, home: Path, client: Callable[[str], Any], environment: dict[str, str]) -> None:
+        self.home = home
+        self.client = client
+        self.environment = environment
+
+    # --- S3 ---------------------------------------------------------------------------------------
+
+    def download(self, uri: str, into: Path) -> list[Path]:
+        """An S3 prefix (or one object) into a folder, keeping paths below the prefix's last '/'."""
+        bucket, prefix = split_uri(uri)
+        folder = prefix[: prefix.rfind("/") + 1]
+        s3, written = self.client("s3"), []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for entry in page.get("Contents", []):
+                if entry["Key"].endswith("/"):
+                    continue
+                target = into / entry["Key"][len(folder) :]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                s3.download_file(bucket, entry["Key"], str(target))
+                written.append(target)
+        if not written:
+            raise JobError(f"ClientError: No S3 objects found under S3 URL {uri!r}")
+        return written
+
+    def upload(self, folder: Path, uri: str) -> None:
+        bucket, prefix = split_uri(uri)
+        s3 = self.client("s3")
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            key = f"{prefix.rstrip('/')}/{path.relative_to(folder).as_posix()}".lstrip("/")
+            s3.upload_file(str(path), bucket, key)
+
+    def _put(self, uri: str, body: bytes) -> None:
+        bucket, key = split_uri(uri)
+        self.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+
+    # --- Running ----------------------------------------------------------------------------------
+
+    def run(self, kind: str, request: dict[str, Any]) -> JobResult:
+        name = request[JOBS[kind].name_field]
+        folder = self.home / "jobs" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            if kind == "createProcessingJob":
+                return self._processing(request, folder)
+            if kind == "createTrainingJob":
+                return self._training(request, folder, name)
+            if kind == "createHyperParameterTuningJob":
+                return self._tuning(request, name)
+            return self._transform(request, folder)
+        except JobError as error:
+            return JobResult(failure_reason=str(error))
+
+    @staticmethod
+    def _inside(folder: Path, value: str) -> str:
+        """A container path (/opt/ml/...) as the path in the job's folder; anything else unchanged."""
+        return str(folder / value.lstrip("/")) if value.startswith(CONTAINER_ROOT) else value
+
+    def _execute(self, command: list[str], env: dict[str, str], cwd: Path, folder: Path, timeout: float) -> str:
+        """Run the script; its output goes to log.txt and is returned. JobError when it fails."""
+        if command and command[0] in ("python", "python3"):
+            command = [sys.executable, *command[1:]]
+        log = folder / "log.txt"
+        with log.open("ab") as output:
+            try:
+                finished = subprocess.run(
+                    command,
+                    env={**self.environment, **env},
+                    cwd=cwd,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    timeout=timeout,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired:
+                raise JobError(f"MaxRuntimeExceeded: the job ran longer than {timeout:g} s (log: {log})") from None
+            except OSError as error:
+                raise JobError(f"ClientError: cannot run {command[0]!r}: {error}") from None
+        text = log.read_text(errors="replace")
+        if finished.returncode != 0:
+            lines = [line for line in text.splitlines() if line.strip()]
+            last = lines[-1].strip() if lines else "no output"
+            raise JobError(f'AlgorithmError: ExitCode {finished.returncode}, ErrorMessage "{last}" (log: {log})')
+        return text
+
+    @staticmethod
+    def _timeout(request: dict[str, Any]) -> float:
+        return float(request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", DEFAULT_MAX_RUNTIME))
+
+    def _processing(self, request: dict[str, Any], folder: Path) -> JobResult:
+        for index, entry in enumerate(request.get("ProcessingInputs", [])):
+            source = entry.get("S3Input")
+            if source is None:
+                raise JobError(f"ClientError: ProcessingInputs[{index}]: only S3Input inputs run locally")
+            self.download(source["S3Uri"], Path(self._inside(folder, source["LocalPath"])))
+        app = request["AppSpecification"]
+        command = [*app.get("ContainerEntrypoint", []), *app.get("ContainerArguments", [])]
+        if not app.get("ContainerEntrypoint"):
+            raise JobError(
+                "ClientError: AppSpecification.ContainerEntrypoint is empty: a local job cannot run an image's own "
+                'entry point; name the script, e.g. ["python3", "/opt/ml/processing/input/code/script.py"]'
+            )
+        command = [self._inside(folder, part) for part in command]
+        outputs = request.get("ProcessingOutputConfig", {}).get("Outputs", [])
+        for entry in outputs:
+            Path(self._inside(folder, entry["S3Output"]["LocalPath"])).mkdir(parents=True, exist_ok=True)
+        self._execute(command, request.get("Environment", {}), folder, folder, self._timeout(request))
+        for entry in outputs:
+            self.upload(Path(self._inside(folder, entry["S3Output"]["LocalPath"])), entry["S3Output"]["S3Uri"])
+        return JobResult()
+
+    def _training(self, request: dict[str, Any], folder: Path, name: str) -> JobResult:
+        hyperparameters = {key: _unquoted(value) for key, value in request.get("HyperParameters", {}).items()}
+        program = hyperparameters.get("sagemaker_program")
+        submit = hyperparameters.get("sagemaker_submit_directory")
+        if not program or not submit:
+            raise JobError(
+                "ClientError: a local training job runs script mode only: set HyperParameters.sagemaker_program "
+                "and HyperParameters.sagemaker_submit_directory (an s3:// URI of a .tar.gz holding the script)"
+            )
+        ml = folder / "opt" / "ml"
+        code, model, output_data = ml / "code", ml / "model", ml / "output" / "data"
+        for path in (code, model, output_data, ml / "input" / "config"):
+            path.mkdir(parents=True, exist_ok=True)
+        _extract(self._fetch(submit), code)
+        channels = []
+        for channel in request.get("InputDataConfig", []):
+            source = channel["DataSource"]["S3DataSource"]
+            self.download(source["S3Uri"], ml / "input" / "data" / channel["ChannelName"])
+            channels.append(channel["ChannelName"])
+        user = {key: value for key, value in hyperparameters.items() if not key.startswith("sagemaker_")}
+        (ml / "input" / "config" / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+        env = {
+            "SM_MODEL_DIR": str(model),
+            "SM_OUTPUT_DATA_DIR": str(output_data),
+            "SM_INPUT_DIR": str(ml / "input"),
+            "SM_OUTPUT_DIR": str(ml / "output"),
+            "SM_CHANNELS": json.dumps(channels),
+            "SM_HPS": json.dumps(user),
+            "SM_USER_ARGS": json.dumps([part for key, value in user.items() for part in (f"--{key}", value)]),
+            "SM_HOSTS": json.dumps(["algo-1"]),
+            "SM_CURRENT_HOST": "algo-1",
+            "SM_NUM_CPUS": str(os.cpu_count() or 1),
+            "SM_NUM_GPUS": "0",
+            "SM_MODULE_DIR": submit,
+            "SM_MODULE_NAME": Path(program).stem,
+            "SM_TRAINING_JOB_NAME": name,
+            **{f"SM_CHANNEL_{channel.upper()}": str(ml / "input" / "data" / channel) for channel in channels},
+            **{f"SM_HP_{key.upper()}": value for key, value in user.items()},
+            **request.get("Environment", {}),
+        }
+        command = ["python", program, *json.loads(env["SM_USER_ARGS"])]
+        try:
+            log = self._execute(command, env, code, folder, self._timeout(request))
+        except JobError:
+            failure = ml / "output" / "failure"  # a script may explain itself, as on SageMaker
+            if failure.exists() and failure.read_text().strip():
+                raise JobError(f"AlgorithmError: {failure.read_text().strip()}") from None
+            raise
+        output = request["OutputDataConfig"]["S3OutputPath"].rstrip("/")
+        self._put(f"{output}/{name}/output/model.tar.gz", _archive(model))
+        if any(output_data.iterdir()):
+            self._put(f"{output}/{name}/output/output.tar.gz", _archive(output_data))
+        metrics = read_metrics(log, request.get("AlgorithmSpecification", {}).get("MetricDefinitions", []))
+        return JobResult(metrics=metrics)
+
+    def _tuning(self, request: dict[str, Any], name: str) -> JobResult:
+        definition = request["TrainingJobDefinition"]
+        ranges = request["HyperParameterTuningJobConfig"].get("ParameterRanges", {})
+        candidate = f"{name}-001-{names.digest(name, 8)}"
+        training = {
+            "TrainingJobName": candidate,
+            "HyperParameters": {**definition.get("StaticHyperParameters", {}), **middle_of(ranges)},
+            **{key: value for key, value in definition.items() if key != "StaticHyperParameters"},
+        }
+        result = self._training(training, self.home / "jobs" / candidate, candidate)
+        return JobResult(best_training_job=candidate, metrics=result.metrics)
+
+    def _transform(self, request: dict[str, Any], folder: Path) -> JobResult:
+        model = self.client("sagemaker").describe_model(ModelName=request["ModelName"])
+        worker = self.model_server(model, folder, folder / "log.txt")
+        source = request["TransformInput"]["DataSource"]["S3DataSource"]
+        inputs = self.download(source["S3Uri"], folder / "input")
+        output = request["TransformOutput"]["S3OutputPath"].rstrip("/")
+        content_type = request["TransformInput"].get("ContentType", "text/csv")
+        accept = request["TransformOutput"].get("Accept", content_type)
+        try:
+            for path in inputs:
+                answer = worker.call(
+                    {"body": path.read_text(), "content_type": content_type, "accept": accept}, timeout=600
+                )
+                relative = path.relative_to(folder / "input").as_posix()
+                self._put(f"{output}/{relative}.out", answer["body"].encode())
+        except WorkerError as error:
+            raise JobError(f"ClientError: {error.error_type}: {error} (log: {folder / 'log.txt'})") from None
+        finally:
+            worker.stop()
+        return JobResult()
+
+    def _fetch(self, uri: str) -> bytes:
+        bucket, key = split_uri(uri)
+        try:
+            body: bytes = self.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        except Exception as error:
+            raise JobError(f"ClientError: cannot read {uri}: {error}") from None
+        return body
+
+    def model_server(self, model: dict[str, Any], folder: Path, log: Path) -> Worker:
+        """A Worker serving a DescribeModel response's container: its model.tar.gz and inference script."""
+        container = model.get("PrimaryContainer") or model["Containers"][0]
+        environment = container.get("Environment", {})
+        program, submit = environment.get("SAGEMAKER_PROGRAM"), environment.get("SAGEMAKER_SUBMIT_DIRECTORY")
+        if not program or not submit or "ModelDataUrl" not in container:
+            raise JobError(
+                "ClientError: a local model needs ModelDataUrl and the Environment variables SAGEMAKER_PROGRAM and "
+                "SAGEMAKER_SUBMIT_DIRECTORY (the scikit-learn serving convention)"
+            )
+        model_dir, code = folder / "opt" / "ml" / "model", folder / "opt" / "ml" / "code"
+        model_dir.mkdir(parents=True, exist_ok=True)
+        code.mkdir(parents=True, exist_ok=True)
+        _extract(self._fetch(container["ModelDataUrl"]), model_dir)
+        _extract(self._fetch(submit), code)
+        env = {**self.environment, **environment, "SM_MODEL_DIR": str(model_dir)}
+        return Worker(["model", str(model_dir), str(code), program], env, log, cwd=code)
+
+
+class LocalEndpoints:
+    """InService endpoints answer InvokeEndpoint with their model: one model server per endpoint,
+    restarted when an update brings another endpoint config."""
+
+    def __init__(self, jobs: ScriptJobs) -> None:
+        self.jobs = jobs
+        self._servers: dict[str, tuple[str, Worker]] = {}  # endpoint -> (config, worker)
+        self._lock = threading.Lock()
+
+    def invoke(self, endpoint: str, body: str, content_type: str | None, accept: str | None) -> tuple[str, str]:
+        """(body, content type); LookupError if the endpoint is not InService, WorkerError if the model fails."""
+        sagemaker = self.jobs.client("sagemaker")
+        try:
+            described = sagemaker.describe_endpoint(EndpointName=endpoint)
+        except Exception:
+            raise LookupError(f"Endpoint {endpoint} not found.") from None
+        if described["EndpointStatus"] not in ("InService", "Updating"):
+            raise LookupError(f"Endpoint {endpoint} is {described['EndpointStatus']}, not InService.")
+        config = described["EndpointConfigName"]
+        with self._lock:
+            current = self._servers.get(endpoint)
+            if current is None or current[0] != config:
+                if current:
+                    current[1].stop()
+                variant = sagemaker.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"][0]
+                model = sagemaker.describe_model(ModelName=variant["ModelName"])
+                folder = self.jobs.home / "endpoints" / endpoint / config
+                try:
+                    worker = self.jobs.model_server(
+                        model, folder, self.jobs.home / "logs" / "endpoints" / f"{endpoint}.log"
+                    )
+                except JobError as error:
+                    raise WorkerError("ModelError", str(error)) from None
+                self._servers[endpoint] = (config, worker)
+            worker = self._servers[endpoint][1]
+            answer = worker.call({"body": body, "content_type": content_type, "accept": accept}, timeout=60)
+        return answer["body"], answer["content_type"]
+
+    def stop(self) -> None:
+        for _, worker in self._servers.values():
+            worker.stop()
+
+
+def _unquoted(value: str) -> str:
+    """The SageMaker SDK JSON-encodes hyperparameters ('"train.py"'); the framework's items need not."""
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        try:
+            decoded = json.loads(value)
+            return decoded if isinstance(decoded, str) else value
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def read_metrics(log: str, definitions: list[dict[str, str]]) -> dict[str, float]:
+    """Each MetricDefinition's last value in the log, as SageMaker reports FinalMetricDataList."""
+    found: dict[str, float] = {}
+    for definition in definitions:
+        matches = re.findall(definition["Regex"], log)
+        if matches:
+            last = matches[-1]
+            found[definition["Name"]] = float(last[0] if isinstance(last, tuple) else last)
+    return found
+
+
+def middle_of(ranges: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for entry in ranges.get("IntegerParameterRanges", []):
+        values[entry["Name"]] = str((int(entry["MinValue"]) + int(entry["MaxValue"])) // 2)
+    for entry in ranges.get("ContinuousParameterRanges", []):
+        values[entry["Name"]] = str((float(entry["MinValue"]) + float(entry["MaxValue"])) / 2)
+    for entry in ranges.get("CategoricalParameterRanges", []):
+        values[entry["Name"]] = str(entry["Values"][0])
+    return values
+
+
+def _archive(folder: Path) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for path in sorted(folder.rglob("*")):
+            archive.add(path, arcname=path.relative_to(folder).as_posix(), recursive=False)
+    return buffer.getvalue()
+
+
+def _extract(data: bytes, into: Path) -> None:
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as archive:
+            archive.extractall(into, filter="data")
+    except tarfile.TarError as error:
+        raise JobError(f"ClientError: not a tar.gz archive: {error}") from None

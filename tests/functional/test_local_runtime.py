@@ -1,0 +1,504 @@
+"""The local runtime's fills, each on its own (moto in-process): EventBridge delivery, Lambda
+containers and asynchronous invocations, the worker protocol, script jobs and local endpoints."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import textwrap
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.sagemaker.models import sagemaker_backends
+
+from mlops_sfn import package
+from mlops_sfn.local import demo_data, events
+from mlops_sfn.local.functions import LocalLambda
+from mlops_sfn.local.jobs import JobError, LocalEndpoints, ScriptJobs, middle_of, read_metrics
+from mlops_sfn.local.worker import Worker, WorkerError
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.functional
+
+REGION, ACCOUNT = "us-east-1", "123456789012"
+BUCKET = "local-runtime-tests"
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    with mock_aws(config={"lambda": {"use_docker": False}}):
+        yield
+
+
+def client(service: str, region: str = REGION) -> Any:
+    return boto3.client(service, region_name=region)
+
+
+# --- EventBridge ----------------------------------------------------------------------------------
+
+
+def test_s3_events_are_delivered_with_awss_field_names_and_time_format() -> None:
+    moto_event = {"time": 1717181028.0, "detail": {"object": {"key": "a.csv", "eTag": "abc"}}}
+    delivered = events.as_delivered(moto_event)
+    assert delivered["time"] == "2024-05-31T18:43:48Z"
+    assert delivered["detail"]["object"] == {"key": "a.csv", "etag": "abc"}
+    assert moto_event["detail"]["object"] == {"key": "a.csv", "eTag": "abc"}  # the original is left alone
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ('{"key": <key>}', {"key": "in/a.csv"}),  # unquoted string: quoted, as on AWS
+        ('{"msg": "got <key> (<size> bytes)"}', {"msg": "got in/a.csv (12 bytes)"}),  # inside a string: its text
+        ('{"size": <size>, "missing": <nothing>}', {"size": 12, "missing": None}),
+        ('{"object": <object>}', {"object": {"key": "in/a.csv", "size": 12}}),
+        ('"<key> arrived"', "in/a.csv arrived"),
+    ],
+)
+def test_input_transformer_fills_placeholders_as_eventbridge_does(template: str, expected: Any) -> None:
+    event = {"detail": {"object": {"key": "in/a.csv", "size": 12}}}
+    paths = {
+        "key": "$.detail.object.key",
+        "size": "$.detail.object.size",
+        "object": "$.detail.object",
+        "nothing": "$.detail.absent",
+    }
+    assert events.transform(template, paths, event) == expected
+
+
+def test_rules_deliver_s3_events_to_lambda_and_sqs_targets_transformed_and_skip_schedules(aws: None) -> None:
+    invoked: list[tuple[str, Any]] = []
+    uninstall = events.install(lambda arn, event, account, region: invoked.append((arn.rsplit(":", 1)[1], event)))
+    try:
+        deliver_an_upload(invoked)
+    finally:
+        uninstall()
+
+
+def deliver_an_upload(invoked: list[tuple[str, Any]]) -> None:
+    s3, bus, sqs = client("s3"), client("events"), client("sqs")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_bucket_notification_configuration(Bucket=BUCKET, NotificationConfiguration={"EventBridgeConfiguration": {}})
+    queue = sqs.create_queue(QueueName="copies")["QueueUrl"]
+    transformer = {"InputPathsMap": {"key": "$.detail.object.key"}, "InputTemplate": '{"key": <key>}'}
+    bus.put_rule(Name="uploads", EventPattern=json.dumps({"source": ["aws.s3"], "detail-type": ["Object Created"]}))
+    bus.put_targets(
+        Rule="uploads",
+        Targets=[
+            {"Id": "router", "Arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:router"},
+            {"Id": "copy", "Arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:copies", "InputTransformer": transformer},
+            {
+                "Id": "after",
+                "Arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:after",
+                "InputTransformer": transformer,
+            },
+        ],
+    )
+    bus.put_rule(Name="nightly", ScheduleExpression="rate(1 day)")
+    bus.put_targets(Rule="nightly", Targets=[{"Id": "t", "Arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:sched"}])
+    bus.put_rule(Name="off", EventPattern=json.dumps({"source": ["aws.s3"]}), State="DISABLED")
+    bus.put_targets(Rule="off", Targets=[{"Id": "t", "Arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:off"}])
+
+    s3.put_object(Bucket=BUCKET, Key="input/a.csv", Body=b"x,y\n")
+
+    assert [name for name, _ in invoked] == ["router", "after"]  # not the schedule's, not the disabled rule's
+    full = invoked[0][1]
+    assert full["detail"]["object"]["etag"] and "eTag" not in full["detail"]["object"]
+    assert full["time"].endswith("Z")
+    assert invoked[1][1] == {"key": "input/a.csv"}
+    (message,) = sqs.receive_message(QueueUrl=queue)["Messages"]
+    assert json.loads(message["Body"]) == {"key": "input/a.csv"}
+
+
+# --- Workers and Lambda ---------------------------------------------------------------------------
+
+HANDLER = """
+import os, time
+calls = 0
+
+def handler(event, context):
+    global calls
+    calls += 1
+    print("log line from the handler")
+    if event.get("fail"):
+        raise ValueError("asked to fail")
+    if event.get("sleep"):
+        time.sleep(event["sleep"])
+    return {"calls": calls, "env": os.environ.get("GREETING"), "request_id": context.aws_request_id}
+"""
+
+
+def lambda_worker(tmp_path: Path, source: str = HANDLER, env: dict[str, str] | None = None) -> Worker:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "app.py").write_text(source)
+    return Worker(["lambda", str(code), "app.handler"], {"PATH": "/usr/bin:/bin", **(env or {})}, tmp_path / "log")
+
+
+def test_a_lambda_worker_stays_warm_keeps_logs_apart_and_reports_errors_by_type(tmp_path: Path) -> None:
+    worker = lambda_worker(tmp_path, env={"GREETING": "hello"})
+    try:
+        first = worker.call({"event": {}, "request_id": "r1"}, timeout=30)
+        second = worker.call({"event": {}, "request_id": "r2"}, timeout=30)
+        assert (first, second) == (
+            {"calls": 1, "env": "hello", "request_id": "r1"},
+            {"calls": 2, "env": "hello", "request_id": "r2"},  # the same process: a warm container
+        )
+        with pytest.raises(WorkerError) as raised:
+            worker.call({"event": {"fail": True}, "request_id": "r3"}, timeout=30)
+        assert (raised.value.error_type, str(raised.value)) == ("ValueError", "asked to fail")
+        assert worker.call({"event": {}, "request_id": "r4"}, timeout=30)["calls"] == 4
+    finally:
+        worker.stop()
+    assert (tmp_path / "log").read_text().count("log line from the handler") == 4
+
+
+def test_a_timed_out_invocation_ends_the_container_and_the_next_one_starts_cold(tmp_path: Path) -> None:
+    worker = lambda_worker(tmp_path)
+    try:
+        with pytest.raises(WorkerError) as raised:
+            worker.call({"event": {"sleep": 5}, "request_id": "slow"}, timeout=0.5)
+        assert raised.value.error_type == "Sandbox.Timedout"
+        assert worker.call({"event": {}, "request_id": "next"}, timeout=30)["calls"] == 1
+    finally:
+        worker.stop()
+
+
+def test_an_import_error_is_reported_on_every_invocation(tmp_path: Path) -> None:
+    worker = lambda_worker(tmp_path, source="import not_a_module\n")
+    try:
+        for _ in range(2):
+            with pytest.raises(WorkerError) as raised:
+                worker.call({"event": {}, "request_id": "r"}, timeout=30)
+            assert raised.value.error_type == "Runtime.ImportModuleError: ModuleNotFoundError"
+    finally:
+        worker.stop()
+
+
+def deploy_function(source: str, name: str = "f", destination: str | None = None, retries: int | None = None) -> str:
+    role = client("iam").create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as package_zip:
+        package_zip.writestr("app.py", source)
+    lam = client("lambda")
+    arn: str = lam.create_function(
+        FunctionName=name,
+        Runtime="python3.12",
+        Role=role,
+        Handler="app.handler",
+        Code={"ZipFile": archive.getvalue()},
+        Timeout=10,
+        Environment={"Variables": {"GREETING": "from the function"}},
+    )["FunctionArn"]
+    if destination or retries is not None:
+        config: dict[str, Any] = {}
+        if retries is not None:
+            config["MaximumRetryAttempts"] = retries
+        if destination:
+            config["DestinationConfig"] = {"OnFailure": {"Destination": destination}}
+        lam.put_function_event_invoke_config(FunctionName=name, **config)
+    return arn
+
+
+def test_local_lambda_runs_the_deployed_package_with_its_environment(aws: None, tmp_path: Path) -> None:
+    arn = deploy_function(HANDLER)
+    lambdas = LocalLambda(tmp_path, {"PATH": "/usr/bin:/bin"})
+    try:
+        result = lambdas.invoke(arn, {}, ACCOUNT, REGION)
+        assert (result["calls"], result["env"]) == (1, "from the function")
+        assert lambdas.invoke("f", {}, ACCOUNT, REGION)["calls"] == 2  # by name: the same container
+    finally:
+        lambdas.stop()
+    assert "log line from the handler" in (tmp_path / "logs" / "lambda" / "f.log").read_text()
+
+
+def test_an_async_invocation_that_keeps_failing_is_retried_then_sent_to_the_failure_destination(
+    aws: None, tmp_path: Path
+) -> None:
+    sqs = client("sqs")
+    queue = sqs.create_queue(QueueName="dead-letters")["QueueUrl"]
+    arn = deploy_function(HANDLER, destination=f"arn:aws:sqs:{REGION}:{ACCOUNT}:dead-letters", retries=1)
+    lambdas = LocalLambda(tmp_path, {"PATH": "/usr/bin:/bin"})
+    try:
+        lambdas.invoke_async(arn, {"fail": True, "id": 7}, ACCOUNT, REGION)
+        lambdas.invoke_async(arn, {"id": 8}, ACCOUNT, REGION)
+        assert lambdas.wait_idle(60)
+        (message,) = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+        record = json.loads(message["Body"])
+        assert record["requestPayload"] == {"fail": True, "id": 7}  # as sent: replayable
+        assert record["requestContext"]["condition"] == "RetriesExhausted"
+        assert record["requestContext"]["approximateInvokeCount"] == 2  # 1 + MaximumRetryAttempts
+        assert record["responsePayload"]["errorType"] == "ValueError"
+        assert lambdas.invoke(arn, {}, ACCOUNT, REGION)["calls"] == 4  # 2 failed attempts, 1 success, this
+    finally:
+        lambdas.stop()
+
+
+# --- Jobs -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def jobs(aws: None, tmp_path: Path) -> ScriptJobs:
+    client("s3").create_bucket(Bucket=BUCKET)
+    return ScriptJobs(tmp_path / "home", lambda service: client(service), {"PATH": "/usr/bin:/bin"})
+
+
+def put(key: str, body: bytes | str) -> None:
+    client("s3").put_object(Bucket=BUCKET, Key=key, Body=body.encode() if isinstance(body, str) else body)
+
+
+def get(key: str) -> bytes:
+    body: bytes = client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    return body
+
+
+def processing_request(name: str, script: str, arguments: list[str]) -> dict[str, Any]:
+    put(f"code/{name}.py", script)
+    return {
+        "ProcessingJobName": name,
+        "AppSpecification": {
+            "ContainerEntrypoint": ["python3", f"/opt/ml/processing/input/code/{name}.py"],
+            "ContainerArguments": arguments,
+        },
+        "ProcessingInputs": [
+            {
+                "InputName": "code",
+                "S3Input": {"S3Uri": f"s3://{BUCKET}/code/{name}.py", "LocalPath": "/opt/ml/processing/input/code"},
+            },
+            {
+                "InputName": "data",
+                "S3Input": {"S3Uri": f"s3://{BUCKET}/data/", "LocalPath": "/opt/ml/processing/input/data"},
+            },
+        ],
+        "ProcessingOutputConfig": {
+            "Outputs": [
+                {
+                    "OutputName": "out",
+                    "S3Output": {"S3Uri": f"s3://{BUCKET}/out/{name}/", "LocalPath": "/opt/ml/processing/output"},
+                }
+            ]
+        },
+    }
+
+
+COUNT_ROWS = textwrap.dedent(
+    """
+    import pathlib, sys
+    source, target = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+    rows = sum(len(p.read_text().splitlines()) for p in sorted(source.rglob("*.csv")))
+    (target / "nested").mkdir(parents=True)
+    (target / "nested" / "count.txt").write_text(str(rows))
+    """
+)
+
+
+def test_a_processing_job_downloads_its_inputs_to_their_local_paths_and_uploads_its_outputs(jobs: ScriptJobs) -> None:
+    put("data/a.csv", "1\n2\n")
+    put("data/more/b.csv", "3\n")
+    request = processing_request("count", COUNT_ROWS, ["/opt/ml/processing/input/data", "/opt/ml/processing/output"])
+    assert jobs.run("createProcessingJob", request).failure_reason is None
+    assert get("out/count/nested/count.txt") == b"3"
+    folder = jobs.home / "jobs" / "count" / "opt" / "ml" / "processing" / "input" / "data"
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.csv")) == ["a.csv", "more/b.csv"]
+
+
+def test_a_failing_script_fails_its_job_with_its_last_error_line(jobs: ScriptJobs) -> None:
+    put("data/a.csv", "1\n")
+    request = processing_request("boom", "raise RuntimeError('the data is wrong')\n", [])
+    reason = jobs.run("createProcessingJob", request).failure_reason
+    assert reason is not None
+    assert reason.startswith('AlgorithmError: ExitCode 1, ErrorMessage "RuntimeError: the data is wrong"')
+
+
+def test_a_processing_input_with_no_objects_fails_the_job_as_sagemaker_does(jobs: ScriptJobs) -> None:
+    request = processing_request("empty", "print('never runs')\n", [])
+    reason = jobs.run("createProcessingJob", request).failure_reason
+    assert reason is not None and "No S3 objects found under S3 URL" in reason and "data/" in reason
+
+
+TRAIN = textwrap.dedent(
+    """
+    import json, os, pathlib, sys
+    args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+    rows = pathlib.Path(os.environ["SM_CHANNEL_TRAIN"], "t.csv").read_text().splitlines()
+    pathlib.Path(os.environ["SM_MODEL_DIR"], "model.json").write_text(json.dumps({"args": args, "rows": len(rows)}))
+    print(f"validation rmse: {0.5 if args['--depth'] == '3' else 0.25}")
+    print("env", json.loads(os.environ["SM_HPS"]), os.environ["SM_CHANNELS"])
+    """
+)
+
+
+def training_request(name: str, hyperparameters: dict[str, str]) -> dict[str, Any]:
+    put("code/sourcedir.tar.gz", package.build_tar({"train.py": TRAIN.encode()}))
+    put("train/t.csv", "1\n2\n3\n")
+    return {
+        "TrainingJobName": name,
+        "HyperParameters": {
+            "sagemaker_program": '"train.py"',  # as the SageMaker SDK writes it
+            "sagemaker_submit_directory": f"s3://{BUCKET}/code/sourcedir.tar.gz",
+            **hyperparameters,
+        },
+        "AlgorithmSpecification": {
+            "MetricDefinitions": [{"Name": "validation:rmse", "Regex": "validation rmse: ([0-9.]+)"}]
+        },
+        "InputDataConfig": [
+            {"ChannelName": "train", "DataSource": {"S3DataSource": {"S3Uri": f"s3://{BUCKET}/train/"}}}
+        ],
+        "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/models/"},
+    }
+
+
+def model_json(key: str) -> Any:
+    with tarfile.open(fileobj=io.BytesIO(get(key)), mode="r:gz") as archive:
+        member = archive.extractfile("model.json")
+        assert member is not None
+        return json.loads(member.read())
+
+
+def test_a_training_job_runs_script_mode_and_archives_the_model_where_sagemaker_does(jobs: ScriptJobs) -> None:
+    result = jobs.run("createTrainingJob", training_request("fit", {"depth": "3"}))
+    assert result.failure_reason is None
+    assert result.metrics == {"validation:rmse": 0.5}
+    assert model_json("models/fit/output/model.tar.gz") == {"args": {"--depth": "3"}, "rows": 3}
+    log = (jobs.home / "jobs" / "fit" / "log.txt").read_text()
+    assert "env {'depth': '3'} [\"train\"]" in log  # SM_HPS without the sagemaker_ keys, SM_CHANNELS
+
+
+def test_a_training_job_without_script_mode_fails_saying_what_to_set(jobs: ScriptJobs) -> None:
+    request = training_request("builtin", {})
+    del request["HyperParameters"]["sagemaker_program"]
+    reason = jobs.run("createTrainingJob", request).failure_reason
+    assert reason is not None and "HyperParameters.sagemaker_program" in reason
+
+
+def test_a_tuning_job_trains_one_candidate_at_the_middle_of_the_ranges(jobs: ScriptJobs) -> None:
+    training = training_request("unused", {})
+    request = {
+        "HyperParameterTuningJobName": "tune",
+        "HyperParameterTuningJobConfig": {
+            "ParameterRanges": {"IntegerParameterRanges": [{"Name": "depth", "MinValue": "2", "MaxValue": "4"}]}
+        },
+        "TrainingJobDefinition": {
+            "StaticHyperParameters": training["HyperParameters"],
+            **{key: training[key] for key in ("AlgorithmSpecification", "InputDataConfig", "OutputDataConfig")},
+        },
+    }
+    result = jobs.run("createHyperParameterTuningJob", request)
+    assert result.best_training_job and result.best_training_job.startswith("tune-001-")
+    assert result.metrics == {"validation:rmse": 0.5}
+    assert model_json(f"models/{result.best_training_job}/output/model.tar.gz")["args"] == {"--depth": "3"}
+
+
+INFERENCE = textwrap.dedent(
+    """
+    import json, pathlib
+
+    def model_fn(model_dir):
+        return json.loads(pathlib.Path(model_dir, "model.json").read_text())
+
+    def input_fn(body, content_type):
+        return [float(line) for line in body.splitlines() if line]
+
+    def predict_fn(data, model):
+        return [value * model["scale"] for value in data]
+
+    def output_fn(prediction, accept):
+        return "\\n".join(str(value) for value in prediction) + "\\n", "text/csv"
+    """
+)
+
+
+def create_model(name: str, scale: float) -> None:
+    model = io.BytesIO()
+    with tarfile.open(fileobj=model, mode="w:gz") as archive:
+        data = json.dumps({"scale": scale}).encode()
+        info = tarfile.TarInfo("model.json")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    put(f"models/{name}/model.tar.gz", model.getvalue())
+    put("code/serve.tar.gz", package.build_tar({"inference.py": INFERENCE.encode()}))
+    client("sagemaker").create_model(
+        ModelName=name,
+        ExecutionRoleArn=f"arn:aws:iam::{ACCOUNT}:role/sagemaker",
+        PrimaryContainer={
+            "Image": "image",
+            "ModelDataUrl": f"s3://{BUCKET}/models/{name}/model.tar.gz",
+            "Environment": {
+                "SAGEMAKER_PROGRAM": "inference.py",
+                "SAGEMAKER_SUBMIT_DIRECTORY": f"s3://{BUCKET}/code/serve.tar.gz",
+            },
+        },
+    )
+
+
+def test_batch_transform_serves_the_model_over_each_input_file(jobs: ScriptJobs) -> None:
+    create_model("double", 2.0)
+    put("score/part-1.csv", "1\n2\n")
+    put("score/part-2.csv", "5\n")
+    request = {
+        "TransformJobName": "score",
+        "ModelName": "double",
+        "TransformInput": {
+            "DataSource": {"S3DataSource": {"S3Uri": f"s3://{BUCKET}/score/"}},
+            "ContentType": "text/csv",
+        },
+        "TransformOutput": {"S3OutputPath": f"s3://{BUCKET}/scored/"},
+    }
+    assert jobs.run("createTransformJob", request).failure_reason is None
+    assert (get("scored/part-1.csv.out"), get("scored/part-2.csv.out")) == (b"2.0\n4.0\n", b"10.0\n")
+
+
+def test_an_endpoint_answers_with_the_model_of_its_current_config(jobs: ScriptJobs) -> None:
+    sagemaker = client("sagemaker")
+    endpoints = LocalEndpoints(jobs)
+    try:
+        for name, scale in (("v1", 2.0), ("v2", 3.0)):
+            create_model(name, scale)
+            sagemaker.create_endpoint_config(
+                EndpointConfigName=f"config-{name}",
+                ProductionVariants=[
+                    {
+                        "VariantName": "AllTraffic",
+                        "ModelName": name,
+                        "InitialInstanceCount": 1,
+                        "InstanceType": "ml.m5.large",
+                    }
+                ],
+            )
+        sagemaker.create_endpoint(EndpointName="prices", EndpointConfigName="config-v1")
+        assert endpoints.invoke("prices", "1\n", "text/csv", None) == ("2.0\n", "text/csv")
+        # moto has no UpdateEndpoint; LocalSageMaker settles an update the same way
+        sagemaker_backends[ACCOUNT][REGION].endpoints["prices"].endpoint_config_name = "config-v2"
+        assert endpoints.invoke("prices", "1\n", "text/csv", None) == ("3.0\n", "text/csv")
+        with pytest.raises(LookupError, match="Endpoint absent not found"):
+            endpoints.invoke("absent", "1\n", "text/csv", None)
+    finally:
+        endpoints.stop()
+
+
+def test_metrics_and_ranges_are_read_as_sagemaker_reads_them() -> None:
+    log = "epoch 1 validation rmse: 0.9\nepoch 2 validation rmse: 0.4\n"
+    assert read_metrics(log, [{"Name": "rmse", "Regex": "validation rmse: ([0-9.]+)"}]) == {"rmse": 0.4}
+    ranges = {
+        "IntegerParameterRanges": [{"Name": "n", "MinValue": "10", "MaxValue": "21"}],
+        "ContinuousParameterRanges": [{"Name": "lr", "MinValue": "0.1", "MaxValue": "0.3"}],
+        "CategoricalParameterRanges": [{"Name": "kind", "Values": ["gini", "entropy"]}],
+    }
+    assert middle_of(ranges) == {"n": "15", "lr": str((0.1 + 0.3) / 2), "kind": "gini"}
+    with pytest.raises(JobError):
+        ScriptJobs(Path("unused"), client, {}).download("not-s3://x", Path("unused"))
+
+
+def test_the_shipped_demo_data_is_the_documented_synthetic_set_within_the_size_limit() -> None:
+    path = ROOT / "sagemaker-artifacts" / "demo-dev-domain-cal-house-price" / "data" / "houses.csv"
+    lines = path.read_text().splitlines()
+    assert lines[0].split(",") == list(demo_data.COLUMNS)
+    assert len(lines) == demo_data.ROWS + 1
+    assert path.stat().st_size <= 1024 * 1024
+    assert [float(value) for value in lines[1].split(",")] == pytest.approx(demo_data.rows()[0], abs=1e-3)
