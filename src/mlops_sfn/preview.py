@@ -63,14 +63,20 @@ def text(execution_input: dict[str, Any], enabled: bool) -> str:
     return "\n".join(lines)
 
 
-def mermaid(execution_input: dict[str, Any]) -> str:
-    """A flowchart of the stages in order; skipped stages are dashed and labelled."""
+def mermaid(execution_input: dict[str, Any], outcomes: dict[str, tuple[str, float | None]] | None = None) -> str:
+    """A flowchart of the stages in order; skipped stages are dashed and labelled. With `outcomes`
+    (stage -> (status, seconds), from a finished run) each stage shows how it went."""
     run = execution_input["run"]
     lines = ["flowchart TD", "  start([trigger])"]
 
     def node(stage: str) -> str:
-        label = stage if run[stage] else f"{stage}<br/>(skipped)"
-        return f'  {stage}["{label}"]' + ("" if run[stage] else ":::skipped")
+        if not run[stage]:
+            return f'  {stage}["{stage}<br/>(skipped)"]:::skipped'
+        if outcomes and stage in outcomes:
+            status, seconds = outcomes[stage]
+            took = f" {seconds:.1f} s" if seconds is not None else ""
+            return f'  {stage}["{stage}<br/>{status}{took}"]:::{status.replace(" ", "_")}'
+        return f'  {stage}["{stage}"]'
 
     sequential = [s for s in STAGES if s not in ("batch_transform", "deploy")]
     previous = "start"
@@ -79,7 +85,10 @@ def mermaid(execution_input: dict[str, Any]) -> str:
         lines.append(f"  {previous} --> {stage}")
         previous = stage
         if stage == "evaluation" and "quality_gate" in execution_input:
-            lines.append(f'  gate{{"quality gate<br/>{gate_text(execution_input["quality_gate"])}"}}')
+            verdict = outcomes.get("quality_gate") if outcomes else None
+            label = f"quality gate<br/>{gate_text(execution_input['quality_gate'])}"
+            label += f"<br/>{verdict[0]}" if verdict else ""
+            lines.append(f'  gate{{"{label}"}}' + (f":::{verdict[0].replace(' ', '_')}" if verdict else ""))
             lines.append("  evaluation --> gate")
             lines.append("  gate -- fails --> failed([failed])")
             previous = "gate"
@@ -90,4 +99,10 @@ def mermaid(execution_input: dict[str, Any]) -> str:
         lines.append(f"  {previous} --> {stage}")
         lines.append(f"  {stage} --> finished")
     lines.append("  classDef skipped stroke-dasharray: 5 5,color:#888,fill:#f4f4f4")
+    if outcomes:
+        lines.append("  classDef succeeded fill:#e6f4ea,stroke:#1e8e3e")
+        lines.append("  classDef failed fill:#fce8e6,stroke:#d93025")
+        lines.append("  classDef not_reached color:#888,fill:#fff")
+        lines.append("  classDef met fill:#e6f4ea,stroke:#1e8e3e")
+        lines.append("  classDef not_met fill:#fce8e6,stroke:#d93025")
     return "\n".join(lines)

@@ -1,0 +1,50 @@
+"""`mlops-sfn local demo` benchmark: wall time of each phase and of each stage (target: under 60 s on 2 cores).
+
+Prints figures and asserts nothing. Run with `make bench` (or `python benchmarks/demo.py`). It uses
+its own folder, so a deployment `make demo` left running is not touched:
+  up      moto server start + terraform init/apply into it (the offline toolchain, already installed)
+  run     from the first upload to the end of the execution (router, jobs, approval, endpoint)
+  down    stopping the server and removing the folder
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from mlops_sfn import toolchain
+from mlops_sfn.local import deployment
+from mlops_sfn.local.demo import Demo
+
+
+def main() -> int:
+    toolchain.ensure()  # a download on a fresh machine is not what this measures
+    with tempfile.TemporaryDirectory() as scratch:
+        home = Path(scratch) / ".mlops-local"
+        started = time.monotonic()
+        running = deployment.up(home, say=lambda _: None)
+        up = time.monotonic() - started
+        try:
+            result = Demo(running, say=lambda _: None).run()
+        finally:
+            stopping = time.monotonic()
+            deployment.down(home, say=lambda _: None)
+            down = time.monotonic() - stopping
+    total = time.monotonic() - started
+    print(f"local demo ({result.status}), this machine:")
+    print(f"  {'phase':<18} {'seconds':>8}")
+    print(f"  {'up (apply)':<18} {up:8.1f}")
+    print(f"  {'run':<18} {result.seconds:8.1f}")
+    print(f"  {'down':<18} {down:8.1f}")
+    print(f"  {'total':<18} {total:8.1f}   (target < 60)")
+    print(f"  {'stage':<18} {'seconds':>8}")
+    for stage, run in result.stages.items():
+        took = f"{run.seconds:8.1f}" if run.seconds is not None else f"{'-':>8}"
+        print(f"  {stage:<18} {took}   {run.status}")
+    return 0 if result.status == "SUCCEEDED" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,387 @@
+"""`mlops-sfn local demo`: a user's upload to the local deployment, followed to the end of its run.
+
+The demo does what a user and an approver do, through the local AWS's APIs only:
+1. uploads `sagemaker-artifacts/<pipeline>/` under the item's trigger prefix, then the manifest its
+   `complete_on` names (a list of the files and their ETags: the same files give the same manifest,
+   so uploading them again starts nothing new);
+2. waits for the execution the router starts (the name is the router's, from the manifest's ETag);
+3. prints every Task state as it ends, with its stage and duration; when the run asks for
+   approval, reads the request from the approval topic (an SQS inbox stands in for the approvers'
+   email) and answers it as `mlops-sfn approve <execution>` does;
+4. reports the status, each stage, the metrics, the gate, the model package, the endpoint and its
+   smoke test, where the outputs are, and writes the executed graph as Mermaid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .. import approval, dynamodb_json, names, preview, statemachine
+from ..stages import STAGES
+from ..statemachine import ROOT
+from ..triggers import Trigger
+from .deployment import Deployment
+
+PIPELINE = "demo-dev-domain-cal-house-price"
+ARTIFACTS = ROOT / "sagemaker-artifacts"
+INBOXES = ("approvals", "notifications")
+
+
+class DemoError(Exception):
+    """The demo cannot go on; the message says why and where to look."""
+
+
+@dataclass
+class StageRun:
+    status: str  # succeeded, failed, skipped, not reached
+    seconds: float | None = None
+
+
+@dataclass
+class DemoResult:
+    pipeline: str
+    execution_name: str
+    execution_arn: str
+    new_run: bool  # False: the upload was the same as an earlier one, whose run this reports
+    status: str
+    seconds: float
+    stages: dict[str, StageRun]
+    execution_input: dict[str, Any]
+    output: dict[str, Any]
+    error: str | None = None
+    cause: str | None = None
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+    graph: Path | None = None
+
+
+class Demo:
+    def __init__(self, deployment: Deployment, say: Callable[[str], None] = print) -> None:
+        self.deployment = deployment
+        self.say = say
+        self.s3 = deployment.client("s3")
+        self.sfn = deployment.client("stepfunctions")
+        self.sqs = deployment.client("sqs")
+        self.sns = deployment.client("sns")
+        self.outputs = deployment.outputs
+        self._inboxes = {topic: self._inbox(topic) for topic in INBOXES}
+
+    # --- the user's side -------------------------------------------------------------------------
+
+    def item(self, pipeline: str) -> dict[str, Any]:
+        table = self.deployment.client("dynamodb")
+        found = table.get_item(TableName=self.outputs["table_name"], Key={"consumption_pipeline_name": {"S": pipeline}})
+        if "Item" not in found:
+            raise DemoError(f"no item {pipeline!r} in {self.outputs['table_name']}: is it in dynamodb_items/?")
+        return dynamodb_json.from_typed(found["Item"])
+
+    def upload(self, pipeline: str, folder: Path) -> tuple[str, str]:
+        """The folder's files under the item's prefix, the manifest last; returns (manifest key, its ETag)."""
+        trigger = self.item(pipeline).get("trigger", {})
+        manifest = trigger.get("complete_on", {}).get("manifest")
+        if not manifest:
+            raise DemoError(f"{pipeline}: the demo needs trigger.complete_on.manifest, so one upload starts one run")
+        prefix, bucket = trigger["prefix"], self.outputs["bucket_name"]
+        files = sorted(path for path in folder.rglob("*") if path.is_file())
+        if not files:
+            raise DemoError(f"nothing to upload in {folder}")
+        listed = []
+        for path in files:
+            data = path.read_bytes()
+            key = prefix + path.relative_to(folder).as_posix()
+            self.s3.put_object(Bucket=bucket, Key=key, Body=data)
+            listed.append(
+                {"key": key, "etag": hashlib.md5(data, usedforsecurity=False).hexdigest(), "bytes": len(data)}
+            )
+        body = (json.dumps({"pipeline": pipeline, "files": listed}, indent=2) + "\n").encode()
+        etag = self.s3.put_object(Bucket=bucket, Key=prefix + manifest, Body=body)["ETag"].strip('"')
+        size = sum(entry["bytes"] for entry in listed)
+        self.say(f"uploaded {len(listed)} files ({size / 1024:.0f} KiB) to s3://{bucket}/{prefix}, then {manifest}")
+        return prefix + manifest, etag
+
+    # --- inboxes: what the approvers' and the team's email would receive ------------------------
+
+    def _inbox(self, topic: str) -> str:
+        name = f"{self.outputs['state_machine_arn'].rsplit(':', 1)[1]}-demo-{topic}"
+        url: str = self.sqs.create_queue(QueueName=name)["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        topic_arn = self.outputs["approval_topic_arn" if topic == "approvals" else "notification_topic_arn"]
+        subscribed = self.sns.list_subscriptions_by_topic(TopicArn=topic_arn)["Subscriptions"]
+        if not any(subscription["Endpoint"] == arn for subscription in subscribed):
+            self.sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
+        return url
+
+    def receive(self, topic: str) -> list[dict[str, Any]]:
+        received = []
+        while messages := self.sqs.receive_message(QueueUrl=self._inboxes[topic], MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            for message in messages:
+                envelope = json.loads(message["Body"])
+                try:
+                    body = json.loads(envelope["Message"])
+                except json.JSONDecodeError:
+                    body = envelope["Message"]
+                received.append({"topic": topic, "subject": envelope.get("Subject"), "message": body})
+                self.sqs.delete_message(QueueUrl=self._inboxes[topic], ReceiptHandle=message["ReceiptHandle"])
+        return received
+
+    # --- the run ----------------------------------------------------------------------------------
+
+    def run(
+        self, pipeline: str = PIPELINE, artifacts: Path = ARTIFACTS, answer: str = "approve", timeout: float = 600
+    ) -> DemoResult:
+        for topic in INBOXES:
+            self.receive(topic)  # what earlier runs left
+        started = time.monotonic()
+        uploaded_at = datetime.now().astimezone()
+        key, etag = self.upload(pipeline, artifacts / pipeline)
+        trigger = Trigger(source="s3", bucket=self.outputs["bucket_name"], key=key, etag=etag)
+        name = names.execution_name(pipeline, trigger.identity())
+        arn = self.outputs["state_machine_arn"].replace(":stateMachine:", ":execution:", 1) + f":{name}"
+        described = self._wait_for(arn, name, started + 60)
+        new_run = described["startDate"] >= uploaded_at.replace(microsecond=0)
+        if new_run:
+            self.say(f"the router started {name} {time.monotonic() - started:.1f} s after the upload began")
+        else:
+            self.say(f"the same files as {name} (started {described['startDate']:%H:%M:%S}): nothing new started")
+        definition = json.loads(
+            self.sfn.describe_state_machine(stateMachineArn=self.outputs["state_machine_arn"])["definition"]
+        )
+        execution_input = json.loads(described["input"])
+        described, history = self._follow(arn, definition, answer, started + timeout)
+        stages = stage_runs(history, execution_input, definition)
+        result = DemoResult(
+            pipeline=pipeline,
+            execution_name=name,
+            execution_arn=arn,
+            new_run=new_run,
+            status=described["status"],
+            seconds=round(time.monotonic() - started, 1),
+            stages=stages,
+            execution_input=execution_input,
+            output=json.loads(described.get("output") or "{}"),
+            error=described.get("error"),
+            cause=described.get("cause"),
+        )
+        time.sleep(0.2)  # SNS to SQS delivery is synchronous in the local AWS; this is margin
+        result.notifications = self.receive("notifications")
+        result.graph = write_graph(Path(self.deployment.home) / "runs", result)
+        return result
+
+    def _wait_for(self, arn: str, name: str, deadline: float) -> dict[str, Any]:
+        while True:
+            try:
+                described: dict[str, Any] = self.sfn.describe_execution(executionArn=arn)
+                return described
+            except self.sfn.exceptions.ExecutionDoesNotExist:
+                if time.monotonic() > deadline:
+                    raise DemoError(self._why_not_started(name)) from None
+                time.sleep(0.1)
+
+    def _why_not_started(self, name: str) -> str:
+        waiting = self.sqs.get_queue_attributes(
+            QueueUrl=self.outputs["dead_letter_queue_url"], AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]["ApproximateNumberOfMessages"]
+        log = self.deployment.runtime / "logs" / "lambda"
+        return (
+            f"no execution {name} after 60 s. Dead-letter queue: {waiting} message(s) "
+            f"({self.outputs['dead_letter_queue_url']}); the router's log: {log}/"
+        )
+
+    def _follow(
+        self, arn: str, definition: dict[str, Any], answer: str, deadline: float
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        task_stage = {task: stage for stage, tasks in statemachine.stage_tasks(definition).items() for task in tasks}
+        entered: dict[str, datetime] = {}
+        seen = 0
+        answered = False
+        while True:
+            described: dict[str, Any] = self.sfn.describe_execution(executionArn=arn)
+            history = self._history(arn)
+            for event in history[seen:]:
+                if "stateEnteredEventDetails" in event:
+                    entered[event["stateEnteredEventDetails"]["name"]] = event["timestamp"]
+                details = event.get("stateExitedEventDetails")
+                if details and details["name"] in task_stage and event["type"] == "TaskStateExited":
+                    state = details["name"]
+                    took = (event["timestamp"] - entered.get(state, event["timestamp"])).total_seconds()
+                    self.say(f"  {task_stage[state]:<16} {state:<32} {took:6.1f} s")
+            seen = len(history)
+            if described["status"] != "RUNNING":
+                return described, history
+            if not answered:
+                answered = self._answer_approval(answer, described)
+            if time.monotonic() > deadline:
+                self.sfn.stop_execution(
+                    executionArn=arn, error="DemoTimeout", cause="mlops-sfn local demo stopped waiting"
+                )
+                raise DemoError(f"{arn} still running after the demo's timeout: stopped")
+            time.sleep(0.2)
+
+    def _answer_approval(self, answer: str, described: dict[str, Any]) -> bool:
+        for request in self.receive("approvals"):
+            message = request["message"]
+            self.say(f'  approval requested: "{request["subject"]}" for {message.get("model_package_arn")}')
+            self.say(f"  answering as an approver: mlops-sfn {answer} {message['execution_name']}")
+            approval.answer(
+                self.sfn,
+                message["execution_name"],
+                approved=answer == "approve",
+                comment=f"{answer}d by mlops-sfn local demo",
+                state_machine_arn=described["stateMachineArn"],
+            )
+            return True
+        return False
+
+    def _history(self, arn: str) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        for page in self.sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
+            events += page["events"]
+        return events
+
+
+def short(cause: str | None, limit: int = 300) -> str:
+    """A failed job's cause is its whole description: its FailureReason says what matters."""
+    try:
+        described = json.loads(cause or "")
+    except json.JSONDecodeError:
+        described = None
+    text = described.get("FailureReason", cause) if isinstance(described, dict) else cause
+    text = str(text or "")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def stage_runs(
+    history: list[dict[str, Any]], execution_input: dict[str, Any], definition: dict[str, Any]
+) -> dict[str, StageRun]:
+    """Each stage's outcome and time (first of its tasks entered to last exited). A stage failed when
+    the state its catch-all leads to (the one recording which stage failed) was entered."""
+    every = statemachine.states(definition)
+    task_stage = {task: stage for stage, tasks in statemachine.stage_tasks(definition).items() for task in tasks}
+    records = {
+        catch["Next"]: task_stage[name]
+        for name in task_stage
+        for catch in every[name].get("Catch", [])
+        if "States.ALL" in catch["ErrorEquals"]
+    }
+    first: dict[str, datetime] = {}
+    last: dict[str, datetime] = {}
+    failed: set[str] = set()
+    for event in history:
+        entered = event.get("stateEnteredEventDetails")
+        if entered and entered["name"] in task_stage:
+            first.setdefault(task_stage[entered["name"]], event["timestamp"])
+        if entered and entered["name"] in records:
+            failed.add(records[entered["name"]])
+        exited = event.get("stateExitedEventDetails")
+        if exited and exited["name"] in task_stage:
+            last[task_stage[exited["name"]]] = event["timestamp"]
+    runs: dict[str, StageRun] = {}
+    for stage in STAGES:
+        if not execution_input["run"].get(stage):
+            runs[stage] = StageRun("skipped")
+        elif stage not in first:
+            runs[stage] = StageRun("not reached")
+        else:
+            end = last.get(stage, history[-1]["timestamp"])
+            seconds = round((end - first[stage]).total_seconds(), 1)
+            runs[stage] = StageRun("failed" if stage in failed else "succeeded", seconds)
+    return runs
+
+
+def write_graph(folder: Path, result: DemoResult) -> Path:
+    """The executed graph as Mermaid (and as SVG when a Mermaid renderer, mmdc, is on PATH)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    outcomes = {stage: (run.status, run.seconds) for stage, run in result.stages.items()}
+    gate = result.output.get("results", {}).get("quality_gate")
+    if isinstance(gate, dict) and "met" in gate:
+        outcomes["quality_gate"] = ("met" if gate["met"] else "not met", None)
+    path = folder / f"{result.execution_name}.mmd"
+    path.write_text(preview.mermaid(result.execution_input, outcomes) + "\n")
+    renderer = shutil.which("mmdc")
+    if renderer:
+        subprocess.run(
+            [renderer, "-i", str(path), "-o", str(path.with_suffix(".svg"))], check=False, capture_output=True
+        )
+    return path
+
+
+def report(result: DemoResult, demo: Demo) -> list[str]:
+    """The end-of-run summary, read from the execution's input and output and the local AWS."""
+    results = result.output.get("results", {})
+    results = {**results, **results.get("serve", {})}  # batch transform and deploy run side by side
+    lines = [f"execution {result.execution_name}: {result.status} ({result.seconds:.1f} s since the upload began)"]
+    if result.error:
+        lines.append(f"  error: {result.error}: {short(result.cause)}")
+    lines.append("stages:")
+    for stage, run in result.stages.items():
+        took = f"{run.seconds:6.1f} s" if run.seconds is not None else " " * 8
+        detail = (
+            stage_detail(stage, results.get(stage), result.execution_input, demo) if run.status == "succeeded" else ""
+        )
+        lines.append(f"  {stage:<16} {run.status:<12} {took}  {detail}".rstrip())
+    gate = results.get("quality_gate")
+    if isinstance(gate, dict) and gate.get("message"):
+        lines.append(f"quality gate: {gate['message']}")
+    report_location = result.execution_input.get("stages", {}).get("evaluation", {}).get("report")
+    evaluation = results.get("evaluation", {}).get("report") if isinstance(results.get("evaluation"), dict) else None
+    if isinstance(evaluation, dict):
+        metrics = ", ".join(
+            f"{name} {value['value']:.4f}"
+            for name, value in evaluation.get("regression_metrics", {}).items()
+            if isinstance(value, dict) and "value" in value
+        )
+        where = f" (s3://{report_location['Bucket']}/{report_location['Key']})" if report_location else ""
+        lines.append(f"metrics: {metrics or json.dumps(evaluation)[:200]}{where}")
+    lines.append(f"outputs: {result.execution_input.get('run_folder')}")
+    for note in result.notifications:
+        message = note["message"]
+        text = message.get("error") or message.get("status") if isinstance(message, dict) else str(message)
+        lines.append(f"notification [{note['topic']}] {note['subject']}: {short(str(text))}")
+    if result.graph:
+        svg = result.graph.with_suffix(".svg")
+        lines.append(f"graph: {result.graph}" + (f" and {svg}" if svg.exists() else " (Mermaid)"))
+    return lines
+
+
+def stage_detail(stage: str, result: Any, execution_input: dict[str, Any], demo: Demo) -> str:
+    """One line on what a stage produced."""
+    if not isinstance(result, dict):
+        return ""
+    request = execution_input.get("stages", {}).get(stage, {}).get("request", {})
+    run_folder = str(execution_input.get("run_folder", ""))
+
+    def where(uri: str) -> str:  # inside the run folder (the report's "outputs" line names it)
+        return uri.removeprefix(run_folder) if run_folder and uri.startswith(run_folder) else uri
+
+    if stage in ("preprocessing", "evaluation"):
+        outputs = request.get("ProcessingOutputConfig", {}).get("Outputs", [])
+        return "wrote " + ", ".join(where(entry["S3Output"]["S3Uri"]) for entry in outputs)
+    if stage in ("training", "tuning"):
+        described = demo.deployment.client("sagemaker").describe_training_job(TrainingJobName=result["job_name"])
+        metrics = ", ".join(f"{m['MetricName']} {m['Value']:.4f}" for m in described.get("FinalMetricDataList", []))
+        return where(str(result.get("model_data_url", ""))) + (f" ({metrics})" if metrics else "")
+    if stage == "register":
+        return str(result.get("model_package_arn", ""))
+    if stage == "approval":
+        return f"approved ({result.get('comment', '')})" if result.get("approved") else ""
+    if stage == "create_model":
+        return str(result.get("model_arn", ""))
+    if stage == "batch_transform":
+        return "wrote " + where(str(request.get("TransformOutput", {}).get("S3OutputPath", "")))
+    if stage == "deploy":
+        block = execution_input.get("stages", {}).get("deploy", {})
+        endpoint = result.get("endpoint", {})
+        line = f"endpoint {block.get('endpoint_name', '')} {endpoint.get('status', '')} on {endpoint.get('config', '')}"
+        smoke = result.get("smoke_test", {}).get("response")
+        return line + (f"; smoke test answered {smoke.strip()!r}" if isinstance(smoke, str) else "")
+    return ""

@@ -1,0 +1,152 @@
+"""`mlops-sfn local up | down`: the framework's Terraform applied into a local AWS that keeps running.
+
+Everything lives under one folder (`HOME`, `.mlops-local/` in the project; `down` removes it):
+  server.log, tls/         the local AWS (a moto server with the local runtime) and its certificate
+  terraform/               the staged root (`stack.stage`) and its state
+  runtime/                 the functions' containers, the jobs' folders, their logs
+  deployment.json          endpoint, certificate, server pid and the Terraform outputs
+`up` starts the server in a session of its own, so it outlives the command, and applies the real
+root with the offline toolchain; a second `up` finds it running and does nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import toolchain
+from ..statemachine import ROOT
+from . import stack
+
+HOME = ROOT / ".mlops-local"
+
+
+class DeploymentError(Exception):
+    """`up` failed, or nothing is up; the message says where to look."""
+
+
+@dataclass
+class Deployment:
+    home: str
+    endpoint: str
+    cert: str
+    pid: int
+    outputs: dict[str, Any]
+
+    def client(self, service: str) -> Any:
+        return stack.client(service, self.endpoint, Path(self.cert))
+
+    @property
+    def runtime(self) -> Path:
+        return Path(self.home) / "runtime"
+
+    def running(self) -> bool:
+        try:
+            os.kill(self.pid, 0)
+        except OSError:
+            return False
+        try:
+            self.client("sts").get_caller_identity()
+        except Exception:
+            return False
+        return True
+
+
+def _record(home: Path) -> Path:
+    return home / "deployment.json"
+
+
+def load(home: Path = HOME) -> Deployment | None:
+    """The deployment `up` made in `home`, if its server still runs."""
+    try:
+        deployment = Deployment(**json.loads(_record(home).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+    return deployment if deployment.running() else None
+
+
+def _terraform(tools: toolchain.Toolchain, folder: Path, log: Path, *args: str) -> str:
+    environment = {**os.environ, **tools.environment(), **stack.CREDENTIALS}
+    with log.open("ab") as output:
+        output.write(f"$ terraform {' '.join(args)}\n".encode())
+        finished = subprocess.run(
+            [str(tools.terraform), *args], cwd=folder, env=environment, capture_output=True, check=False
+        )
+        output.write(finished.stdout + finished.stderr)
+    if finished.returncode != 0:
+        tail = "\n".join(finished.stderr.decode(errors="replace").strip().splitlines()[-15:])
+        raise DeploymentError(f"terraform {args[0]} failed (full output: {log}):\n{tail}")
+    return finished.stdout.decode()
+
+
+def up(home: Path = HOME, say: Callable[[str], None] = print, variables: dict[str, Any] | None = None) -> Deployment:
+    """Start the local AWS and apply the root into it; returns the running deployment."""
+    existing = load(home)
+    if existing:
+        say(f"already up: {existing.endpoint} (mlops-sfn local down to remove it)")
+        return existing
+    if _record(home).exists():
+        down(home, say=lambda _: None)  # a previous server died: start clean
+    started = time.monotonic()
+    tools = toolchain.ensure()
+    server = stack.MotoServer(home / "server.log", home=home / "runtime", detach=True).start()
+    try:
+        say(f"local AWS: {server.endpoint} (log: {server.log})")
+        folder = stack.stage(home / "terraform", variables)
+        (folder / "endpoint.auto.tfvars.json").write_text(json.dumps({"local_endpoint": server.endpoint}) + "\n")
+        log = home / "terraform.log"
+        _terraform(tools, folder, log, "init", "-input=false", "-no-color")
+        applied = time.monotonic()
+        _terraform(tools, folder, log, "apply", "-auto-approve", "-input=false", "-no-color")
+        say(f"terraform apply: {time.monotonic() - applied:.1f} s (Terraform {tools.version}, log: {log})")
+        outputs = {
+            name: entry["value"]
+            for name, entry in json.loads(_terraform(tools, folder, log, "output", "-json")).items()
+        }
+        stack.enable_bucket_events(server.client("s3"), outputs["bucket_name"])
+    except BaseException:
+        server.stop()
+        raise
+    assert server.process is not None
+    deployment = Deployment(str(home), server.endpoint, str(server.cert), server.process.pid, outputs)
+    _record(home).write_text(json.dumps(asdict(deployment), indent=2) + "\n")
+    say(f"up in {time.monotonic() - started:.1f} s: bucket {outputs['bucket_name']}, table {outputs['table_name']}")
+    return deployment
+
+
+def down(home: Path = HOME, say: Callable[[str], None] = print) -> None:
+    """Stop the server (and every process it started) and remove `home`."""
+    try:
+        pid = json.loads(_record(home).read_text())["pid"]
+    except (OSError, ValueError, KeyError):
+        pid = None
+    if pid:
+        try:
+            os.killpg(pid, signal.SIGTERM)  # the server leads its own session: its workers go too
+            for _ in range(50):
+                _reap(pid)
+                os.kill(pid, 0)
+                time.sleep(0.1)
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    if home.exists():
+        shutil.rmtree(home)
+        say(f"removed {home}")
+    else:
+        say("nothing is up")
+
+
+def _reap(pid: int) -> None:
+    """Collect the server if this process started it (otherwise it is not our child: nothing to do)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)

@@ -1,0 +1,202 @@
+"""The whole framework on one machine: `mlops-sfn local up` (real Terraform into a local AWS), then
+uploads as a user makes them, routed by the real router, run by the real state machine and scripts.
+
+One deployment serves the file; the tests run in order, each upload a new one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlops_sfn import dynamodb_json, package
+from mlops_sfn.local import deployment
+from mlops_sfn.local.demo import ARTIFACTS, PIPELINE, Demo, DemoResult, report
+from mlops_sfn.stages import STAGES
+
+pytestmark = pytest.mark.terraform
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[deployment.Deployment]:
+    home = tmp_path_factory.mktemp("local") / ".mlops-local"
+    running = deployment.up(home, say=lambda _: None)
+    try:
+        yield running
+    finally:
+        deployment.down(home, say=lambda _: None)
+    assert not home.exists()
+
+
+@pytest.fixture(scope="module")
+def demo(stack: deployment.Deployment) -> Demo:
+    return Demo(stack, say=lambda _: None)
+
+
+@pytest.fixture(scope="module")
+def first(demo: Demo) -> DemoResult:
+    return demo.run()
+
+
+def objects(demo: Demo, run_folder: str) -> dict[str, bytes]:
+    bucket, _, prefix = run_folder.removeprefix("s3://").partition("/")
+    found = {}
+    for page in demo.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for entry in page.get("Contents", []):
+            found[entry["Key"][len(prefix) :]] = demo.s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read()
+    return found
+
+
+def router_log(stack: deployment.Deployment) -> list[dict[str, Any]]:
+    name = stack.outputs["router_function_arn"].rsplit(":", 1)[1]
+    text = (stack.runtime / "logs" / "lambda" / f"{name}.log").read_text()
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def copy_artifacts(into: Path) -> Path:
+    """The demo's files in another folder, to change them; returns the pipeline's folder."""
+    shutil.copytree(ARTIFACTS / PIPELINE, into / PIPELINE)
+    return into / PIPELINE
+
+
+def rebuild_source_archive(folder: Path) -> None:
+    code = folder / "code"
+    (code / "sourcedir.tar.gz").write_bytes(package.build_tar({p.name: p.read_bytes() for p in code.glob("*.py")}))
+
+
+def test_an_upload_runs_every_switched_on_stage(first: DemoResult, demo: Demo) -> None:
+    assert first.new_run and first.status == "SUCCEEDED", report(first, demo)
+    expected = {stage: "skipped" if stage == "tuning" else "succeeded" for stage in STAGES}
+    assert {stage: run.status for stage, run in first.stages.items()} == expected
+
+
+def test_the_jobs_ran_the_scripts_and_left_their_outputs_where_sagemaker_would(first: DemoResult, demo: Demo) -> None:
+    found = objects(demo, first.execution_input["run_folder"])
+    assert len(found["preprocessing/train/train.csv"].splitlines()) == 4800
+    assert len(found["preprocessing/test/test.csv"].splitlines()) == 1200
+    features = found["preprocessing/test/features/features.csv"].decode().splitlines()
+    (model_key,) = [key for key in found if key.startswith("training/") and key.endswith("/output/model.tar.gz")]
+    with tarfile.open(fileobj=io.BytesIO(found[model_key]), mode="r:gz") as archive:
+        assert archive.getnames() == ["model.joblib"]
+    report_ = json.loads(found["evaluation/evaluation.json"])
+    rmse = report_["regression_metrics"]["rmse"]["value"]
+    gate = first.output["results"]["quality_gate"]
+    assert gate["met"] and gate["value"] == rmse and 0.2 < rmse < 0.75
+    predictions = found["batch-transform/features.csv.out"].decode().splitlines()
+    assert len(predictions) == len(features) == 1200
+    assert all(0.0 < float(value) < 6.0 for value in predictions)
+
+
+def test_the_router_ran_as_the_lambda_on_every_upload_event(first: DemoResult, stack: deployment.Deployment) -> None:
+    decisions = {
+        entry["trigger"]["object"].rsplit("/", 1)[1]: entry["outcome"]
+        for entry in router_log(stack)
+        if entry.get("execution_name") == first.execution_name or entry["outcome"] == "skipped"
+    }
+    assert decisions["manifest.json"] == "started"
+    assert decisions["houses.csv"] == decisions["train.py"] == "skipped"  # part of the upload
+
+
+def test_the_approval_was_answered_and_the_endpoint_serves_the_trained_model(
+    first: DemoResult, stack: deployment.Deployment
+) -> None:
+    results = first.output["results"]
+    assert results["approval"] == {"approved": True, "comment": "approved by mlops-sfn local demo"}
+    smoke = first.execution_input["stages"]["deploy"]["smoke_test"]
+    answered = stack.client("sagemaker-runtime").invoke_endpoint(
+        EndpointName=first.execution_input["stages"]["deploy"]["endpoint_name"],
+        ContentType=smoke["content_type"],
+        Body=smoke["body"],
+    )
+    prediction = answered["Body"].read().decode()
+    assert prediction == results["serve"]["deploy"]["smoke_test"]["response"]
+    assert 0.0 < float(prediction) < 6.0
+    assert [note["subject"] for note in first.notifications] == ["Pipeline run succeeded"]
+    assert first.graph is not None and "classDef succeeded" in first.graph.read_text()
+
+
+def test_uploading_the_same_files_again_starts_nothing_new(
+    first: DemoResult, demo: Demo, stack: deployment.Deployment
+) -> None:
+    executions = demo.sfn.list_executions(stateMachineArn=stack.outputs["state_machine_arn"])["executions"]
+    again = demo.run()
+    assert (again.new_run, again.execution_name, again.status) == (False, first.execution_name, "SUCCEEDED")
+    after = demo.sfn.list_executions(stateMachineArn=stack.outputs["state_machine_arn"])["executions"]
+    assert len(after) == len(executions)
+    assert router_log(stack)[-1]["outcome"] == "duplicate"
+
+
+def test_an_item_edited_in_the_table_changes_the_next_run_without_redeploying(
+    first: DemoResult, demo: Demo, stack: deployment.Deployment, tmp_path: Path
+) -> None:
+    table, key = stack.outputs["table_name"], {"consumption_pipeline_name": {"S": PIPELINE}}
+    dynamodb = stack.client("dynamodb")
+    item = dynamodb_json.from_typed(dynamodb.get_item(TableName=table, Key=key)["Item"])
+    for stage in ("approval", "batch_transform", "deploy"):
+        item["stages"][stage]["run"] = False
+    dynamodb.put_item(TableName=table, Item=dynamodb_json.to_typed(item))  # an operator's edit
+    folder = copy_artifacts(tmp_path)
+    with (folder / "data" / "houses.csv").open("a") as data:
+        data.write("3.0,20,5.0,1.1,1000,3.0,34.0,-118.3,2.1\n")  # new data: a new upload
+
+    edited = demo.run(artifacts=tmp_path)
+
+    assert edited.new_run and edited.status == "SUCCEEDED"
+    assert {stage for stage, run in edited.stages.items() if run.status == "skipped"} == {
+        "tuning",
+        "approval",
+        "batch_transform",
+        "deploy",
+    }
+    assert edited.execution_input["run"]["deploy"] is False
+
+
+def test_a_failing_script_fails_the_run_and_its_error_reaches_the_failure_notification(
+    demo: Demo, tmp_path: Path
+) -> None:
+    folder = copy_artifacts(tmp_path)
+    with (folder / "code" / "train.py").open("a") as script:
+        script.write('\nraise ValueError("the training data has no target column")\n')
+    rebuild_source_archive(folder)
+
+    failed = demo.run(artifacts=tmp_path)
+
+    assert failed.status == "FAILED"
+    assert failed.stages["training"].status == "failed"
+    assert failed.stages["evaluation"].status == "not reached"
+    (note,) = failed.notifications
+    assert note["subject"] == "Pipeline run failed"
+    assert note["message"]["failed_stage"] == "training"
+    reason = json.loads(note["message"]["cause"])["FailureReason"]
+    assert 'ErrorMessage "ValueError: the training data has no target column"' in reason
+
+
+def test_a_rejected_upload_lands_in_the_dead_letter_queue_ready_to_replay(
+    demo: Demo, stack: deployment.Deployment
+) -> None:
+    bucket, key = stack.outputs["bucket_name"], "input/no-such-pipeline/data.csv"
+    demo.s3.put_object(Bucket=bucket, Key=key, Body=b"a,b\n")
+    queue = stack.outputs["dead_letter_queue_url"]
+    messages: list[dict[str, Any]] = []
+    for _ in range(60):
+        messages = demo.sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1).get("Messages", [])
+        if messages:
+            break
+    (message,) = messages
+    record = json.loads(message["Body"])
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestPayload"]["detail"]["object"]["key"] == key
+    assert record["responsePayload"]["errorType"] == "RejectedEvent"
+
+    replayed = stack.client("lambda").invoke(
+        FunctionName=stack.outputs["router_function_arn"], Payload=json.dumps(record["requestPayload"])
+    )
+    assert replayed["FunctionError"] == "Unhandled"
+    assert json.loads(replayed["Payload"].read())["errorType"] == "RejectedEvent"
