@@ -21,6 +21,7 @@ from mlops_sfn import package
 from mlops_sfn.local import demo_data, events
 from mlops_sfn.local.functions import LocalLambda
 from mlops_sfn.local.jobs import JobError, LocalEndpoints, ScriptJobs, middle_of, read_metrics
+from mlops_sfn.local.stack import MotoServer
 from mlops_sfn.local.worker import Worker, WorkerError
 from tests.conftest import ROOT
 
@@ -502,3 +503,32 @@ def test_the_shipped_demo_data_is_the_documented_synthetic_set_within_the_size_l
     assert len(lines) == demo_data.ROWS + 1
     assert path.stat().st_size <= 1024 * 1024
     assert [float(value) for value in lines[1].split(",")] == pytest.approx(demo_data.rows()[0], abs=1e-3)
+
+
+def test_the_local_aws_keeps_the_type_of_a_value_put_by_update_item(tmp_path: Path) -> None:
+    """The server's DynamoDB fill: Terraform's provider updates items with AttributeUpdates."""
+    with MotoServer(tmp_path / "server.log") as server:
+        dynamodb = server.client("dynamodb")
+        dynamodb.create_table(
+            TableName="items",
+            KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        dynamodb.put_item(TableName="items", Item={"k": {"S": "a"}, "enabled": {"BOOL": False}, "note": {"S": "x"}})
+        updates = {
+            "enabled": {"Action": "PUT", "Value": {"BOOL": True}},
+            "blob": {"Action": "PUT", "Value": {"B": b"\x00\x01"}},
+            "nothing": {"Action": "PUT", "Value": {"NULL": True}},
+            "count": {"Action": "ADD", "Value": {"N": "2"}},
+            "note": {"Action": "DELETE"},
+        }
+        dynamodb.update_item(TableName="items", Key={"k": {"S": "a"}}, AttributeUpdates=updates)
+        item = dynamodb.get_item(TableName="items", Key={"k": {"S": "a"}})["Item"]
+    assert item == {
+        "k": {"S": "a"},
+        "enabled": {"BOOL": True},
+        "blob": {"B": b"\x00\x01"},
+        "nothing": {"NULL": True},
+        "count": {"N": "2"},
+    }

@@ -6,6 +6,9 @@ Run as `python -m mlops_sfn.local.server [--home DIR] -H 127.0.0.1 -p PORT -c CE
   conditions, so the bucket's TLS-only statement (Deny when aws:SecureTransport is false) would
   deny every request. This server only speaks TLS, so a statement that applies only without TLS
   never applies here.
+- UpdateItem's AttributeUpdates (here): moto 5.2 stores a PUT of a BOOL (or B, BS) as a string
+  and drops a NULL; AWS stores the value as given. Terraform's provider updates a table item
+  this way, so a Terraform-owned item would come back with "enabled": "True".
 With `--home` (the runtime of `mlops-sfn local up`), also:
 - EventBridge delivery as AWS does it (`events`), Lambda targets included;
 - Lambda functions that run their deployment package (`functions.LocalLambda`), for EventBridge,
@@ -50,6 +53,21 @@ def install() -> None:
         return IAMPolicy(json.dumps({**document, "Statement": kept})).is_action_permitted(action, resource)
 
     FakeBucket.get_permission = get_permission  # type: ignore[method-assign,assignment]
+
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    original_updates = Item.update_with_attribute_updates
+
+    def update_with_attribute_updates(item: Any, attribute_updates: dict[str, Any]) -> None:
+        rest = {}
+        for name, update in attribute_updates.items():
+            if update.get("Action", "PUT") == "PUT" and "Value" in update:
+                item.attrs[name] = DynamoType(update["Value"])  # as given, whatever its type
+            else:
+                rest[name] = update
+        original_updates(item, rest)
+
+    Item.update_with_attribute_updates = update_with_attribute_updates  # type: ignore[method-assign,assignment]
 
 
 def process_environment(endpoint: str, ca_bundle: str) -> dict[str, str]:

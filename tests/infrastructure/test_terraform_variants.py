@@ -1,0 +1,134 @@
+"""The root applied a second way: prod, an existing bucket, a customer-managed KMS key, and items
+owned by Terraform. Checks what those inputs change in the deployed resources."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tftest
+
+from mlops_sfn import dynamodb_json, toolchain
+from mlops_sfn.local import stack
+from tests.conftest import DEMO, ITEMS, load_item
+
+pytestmark = pytest.mark.terraform
+
+EXISTING_BUCKET = "team-owned-ml-bucket"
+
+
+@dataclass
+class Variant:
+    tf: tftest.TerraformTest
+    server: stack.MotoServer
+    outputs: dict[str, Any]
+    key_arn: str
+
+    def client(self, service: str) -> Any:
+        return self.server.client(service)
+
+
+@pytest.fixture(scope="module")
+def variant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Variant]:
+    folder = tmp_path_factory.mktemp("variant")
+    tools = toolchain.ensure()
+    with stack.MotoServer(folder / "moto.log") as server:
+        key_arn = server.client("kms").create_key(Description="the team's key")["KeyMetadata"]["Arn"]
+        server.client("s3").create_bucket(Bucket=EXISTING_BUCKET)
+        root = stack.stage(
+            folder / "root",
+            {
+                "environment": "prod",
+                "bucket_name": EXISTING_BUCKET,
+                "kms_key_arn": key_arn,
+                "items_ownership": "terraform",
+            },
+        )
+        environment = {
+            **os.environ,
+            **tools.environment(),
+            **stack.CREDENTIALS,
+            "TF_VAR_local_endpoint": server.endpoint,
+        }
+        tf = tftest.TerraformTest(str(root), binary=str(tools.terraform), env=environment)
+        tf.setup(cleanup_on_exit=False)
+        tf.apply()
+        try:
+            yield Variant(tf, server, dict(tf.output().items()), key_arn)
+        finally:
+            tf.destroy()
+
+
+def test_an_existing_bucket_is_used_and_not_managed(variant: Variant) -> None:
+    assert variant.outputs["bucket_name"] == EXISTING_BUCKET
+    state = variant.tf.execute_command("state", "list").out.split()
+    assert not [address for address in state if address.startswith("module.bucket[")]
+    keys = [o["Key"] for o in variant.client("s3").list_objects_v2(Bucket=EXISTING_BUCKET).get("Contents", [])]
+    assert f"input/{DEMO}/code/train.py" in keys  # the artifacts went to the given bucket
+
+
+def test_the_customer_managed_key_encrypts_the_table_topics_queue_and_logs(variant: Variant) -> None:
+    key = variant.key_arn
+    table = variant.client("dynamodb").describe_table(TableName=variant.outputs["table_name"])["Table"]
+    assert table["SSEDescription"]["KMSMasterKeyArn"] == key
+    sns = variant.client("sns")
+    for topic in ("notification_topic_arn", "approval_topic_arn"):
+        attributes = sns.get_topic_attributes(TopicArn=variant.outputs[topic])["Attributes"]
+        assert attributes["KmsMasterKeyId"] == key, topic
+    queue = variant.client("sqs").get_queue_attributes(
+        QueueUrl=variant.outputs["dead_letter_queue_url"], AttributeNames=["KmsMasterKeyId"]
+    )
+    assert queue["Attributes"]["KmsMasterKeyId"] == key
+    groups = variant.client("logs").describe_log_groups()["logGroups"]
+    assert groups and all(group.get("kmsKeyId") == key for group in groups), groups
+
+
+def test_each_role_that_reads_encrypted_data_may_use_that_key_and_no_other(variant: Variant) -> None:
+    iam = variant.client("iam")
+    allowed = {}
+    for role in iam.list_roles()["Roles"]:
+        for name in iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]:
+            document = iam.get_role_policy(RoleName=role["RoleName"], PolicyName=name)["PolicyDocument"]
+            for statement in document["Statement"]:
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                if any(action.startswith("kms:") for action in actions):
+                    allowed[role["RoleName"]] = statement["Resource"]
+    assert set(allowed) == {"mlops-local-prod-router", "mlops-local-prod-pipeline", "mlops-local-prod-sagemaker"}
+    assert set(allowed.values()) == {variant.key_arn}
+
+
+def test_prod_switches_come_from_the_environment_map(variant: Variant) -> None:
+    backups = variant.client("dynamodb").describe_continuous_backups(TableName=variant.outputs["table_name"])
+    recovery = backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
+    assert recovery["PointInTimeRecoveryStatus"] == "ENABLED"
+    rule = variant.client("events").describe_rule(Name=f"mlops-local-prod-{DEMO}-schedule")
+    assert rule["State"] == "ENABLED"  # dev deploys schedules switched off
+    groups = variant.client("logs").describe_log_groups()["logGroups"]
+    assert {group["retentionInDays"] for group in groups} == {365}
+
+
+def test_terraform_owned_items_are_put_back_by_the_next_apply(variant: Variant) -> None:
+    dynamodb, table = variant.client("dynamodb"), variant.outputs["table_name"]
+    key = {"consumption_pipeline_name": {"S": DEMO}}
+    dynamodb.update_item(
+        TableName=table,
+        Key=key,
+        UpdateExpression="SET description = :d",
+        ExpressionAttributeValues={":d": {"S": "edited in the console"}},
+    )
+    drift = variant.tf.execute_command("plan", "-detailed-exitcode", "-input=false", "-no-color")
+    assert drift.retcode == 2 and f'module.pipeline_config.aws_dynamodb_table_item.owned["{DEMO}"]' in drift.out
+    variant.tf.apply()
+    restored = dynamodb_json.from_typed(dynamodb.get_item(TableName=table, Key=key)["Item"])
+    assert restored == load_item()
+    assert len(dynamodb.scan(TableName=table)["Items"]) == len(list(Path(ITEMS).glob("*.json")))
+    clean = variant.tf.execute_command("plan", "-detailed-exitcode", "-input=false", "-no-color")
+    assert clean.retcode == 0, clean.out
+    assert json.loads(variant.tf.execute_command("output", "-json", "pipelines").out) == sorted(
+        path.stem for path in Path(ITEMS).glob("*.json")
+    )
