@@ -86,16 +86,18 @@ _EMPTY_BUCKET_EVENTS = """variable "bucket" {
 """
 
 
-def stage(into: Path, variables: dict[str, Any] | None = None, root: Path = ROOT) -> Path:
-    """The root module, linked into `into`, with the local provider, override and variables."""
+def stage(into: Path, variables: dict[str, Any] | None = None, root: Path = ROOT, provider: bool = True) -> Path:
+    """The root module, linked into `into`, with the local provider, override and variables.
+    Without `provider`, only the override: the folder is then a module for another root (an example)."""
     into.mkdir(parents=True, exist_ok=True)
     for name in (*ROOT_FILES, *ROOT_FOLDERS):
         link = into / name
         if link.is_symlink() or link.exists():
             link.unlink()
         link.symlink_to(root / name)
-    endpoints = "\n".join(f"    {name} = var.local_endpoint" for name in ENDPOINTS)
-    (into / "local_provider.tf").write_text(_PROVIDER % {"region": REGION, "endpoints": endpoints})
+    if provider:
+        endpoints = "\n".join(f"    {name} = var.local_endpoint" for name in ENDPOINTS)
+        (into / "local_provider.tf").write_text(_PROVIDER % {"region": REGION, "endpoints": endpoints})
     (into / "local_override.tf").write_text(_OVERRIDE)
     (into / "local-bucket-events").mkdir(exist_ok=True)
     (into / "local-bucket-events" / "main.tf").write_text(_EMPTY_BUCKET_EVENTS)
