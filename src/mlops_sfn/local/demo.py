@@ -299,7 +299,7 @@ def stage_runs(
 
 
 def write_graph(folder: Path, result: DemoResult) -> Path:
-    """The executed graph as Mermaid (and as SVG when a Mermaid renderer, mmdc, is on PATH)."""
+    """The executed graph as Mermaid, and as PNG when a Mermaid renderer is installed (`render`)."""
     folder.mkdir(parents=True, exist_ok=True)
     outcomes = {stage: (run.status, run.seconds) for stage, run in result.stages.items()}
     gate = result.output.get("results", {}).get("quality_gate")
@@ -307,12 +307,28 @@ def write_graph(folder: Path, result: DemoResult) -> Path:
         outcomes["quality_gate"] = ("met" if gate["met"] else "not met", None)
     path = folder / f"{result.execution_name}.mmd"
     path.write_text(preview.mermaid(result.execution_input, outcomes) + "\n")
-    renderer = shutil.which("mmdc")
-    if renderer:
-        subprocess.run(
-            [renderer, "-i", str(path), "-o", str(path.with_suffix(".svg"))], check=False, capture_output=True
-        )
+    render(path)
     return path
+
+
+def render(path: Path) -> Path | None:
+    """`mmdc` (npm's @mermaid-js/mermaid-cli) draws the graph with a headless browser; given a
+    system Chromium (Debian's package), it uses that instead of downloading one."""
+    renderer = shutil.which("mmdc")
+    if renderer is None:
+        return None
+    image = path.with_suffix(".png")
+    command = [renderer, "-i", str(path), "-o", str(image), "--quiet"]
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser:
+        config = path.parent / "puppeteer.json"
+        config.write_text(json.dumps({"executablePath": browser, "args": ["--no-sandbox"]}))
+        command += ["-p", str(config)]
+    try:
+        subprocess.run(command, check=False, capture_output=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return image if image.exists() else None
 
 
 def report(result: DemoResult, demo: Demo) -> list[str]:
@@ -348,8 +364,8 @@ def report(result: DemoResult, demo: Demo) -> list[str]:
         text = message.get("error") or message.get("status") if isinstance(message, dict) else str(message)
         lines.append(f"notification [{note['topic']}] {note['subject']}: {short(str(text))}")
     if result.graph:
-        svg = result.graph.with_suffix(".svg")
-        lines.append(f"graph: {result.graph}" + (f" and {svg}" if svg.exists() else " (Mermaid)"))
+        image = result.graph.with_suffix(".png")
+        lines.append(f"graph: {result.graph}" + (f" and {image}" if image.exists() else " (Mermaid)"))
     return lines
 
 
