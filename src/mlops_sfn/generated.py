@@ -6,7 +6,8 @@
 - lambdas/functions.zip: the Lambda deployment package (compared by content, not by bytes, so a
   different zlib does not make it stale);
 - sagemaker-artifacts/<pipeline>/code/sourcedir.tar.gz: the scripts as SageMaker's script mode
-  takes them (compared by content too).
+  takes them (compared by content too);
+- README.md: its generated sections (the item reference, the Terraform inputs and outputs; see docs.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import dynamodb_json, package, policy, statemachine
+from . import docs, dynamodb_json, package, policy, statemachine
 from .item import TYPED_FOLDER, ItemFileError, item_files, load_item_file
 
 ITEMS = statemachine.ROOT / "dynamodb_items"
@@ -43,6 +44,7 @@ def files(items: Path = ITEMS) -> dict[Path, bytes]:
         **typed_items(items),
         package.PACKAGE: package.build(),
         **package.source_archives(),
+        docs.README: docs.readme(docs.README.read_text()).encode(),
     }
 
 
