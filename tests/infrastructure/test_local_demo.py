@@ -19,6 +19,7 @@ import pytest
 from mlops_sfn import dynamodb_json, package
 from mlops_sfn.local import deployment
 from mlops_sfn.local.demo import ARTIFACTS, PIPELINE, Demo, DemoResult, report
+from mlops_sfn.replay import replay
 from mlops_sfn.stages import STAGES
 
 pytestmark = pytest.mark.terraform
@@ -178,7 +179,7 @@ def test_a_failing_script_fails_the_run_and_its_error_reaches_the_failure_notifi
     assert 'ErrorMessage "ValueError: the training data has no target column"' in reason
 
 
-def test_a_rejected_upload_lands_in_the_dead_letter_queue_ready_to_replay(
+def test_a_rejected_upload_lands_in_the_dead_letter_queue_and_replays_once_fixed(
     demo: Demo, stack: deployment.Deployment
 ) -> None:
     bucket, key = stack.outputs["bucket_name"], "input/no-such-pipeline/data.csv"
@@ -195,8 +196,25 @@ def test_a_rejected_upload_lands_in_the_dead_letter_queue_ready_to_replay(
     assert record["requestPayload"]["detail"]["object"]["key"] == key
     assert record["responsePayload"]["errorType"] == "RejectedEvent"
 
-    replayed = stack.client("lambda").invoke(
-        FunctionName=stack.outputs["router_function_arn"], Payload=json.dumps(record["requestPayload"])
+    demo.sqs.change_message_visibility(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+
+    # Replayed before the fix: still rejected, and kept.
+    functions, router = stack.client("lambda"), stack.outputs["router_function_arn"]
+    before = replay(demo.sqs, functions, queue, router, say=lambda _: None)
+    assert (before.handled, before.still_failing) == (0, 1)
+
+    # The fix: an item for that prefix (a copy of the demo's that starts on data.csv), then replay.
+    dynamodb, table = stack.client("dynamodb"), stack.outputs["table_name"]
+    item = dynamodb_json.from_typed(
+        dynamodb.get_item(TableName=table, Key={"consumption_pipeline_name": {"S": PIPELINE}})["Item"]
     )
-    assert replayed["FunctionError"] == "Unhandled"
-    assert json.loads(replayed["Payload"].read())["errorType"] == "RejectedEvent"
+    item["consumption_pipeline_name"] = "no-such-pipeline"
+    item["trigger"] = {"prefix": "input/no-such-pipeline/", "complete_on": {"suffix": "data.csv"}}
+    item["stages"] = {"preprocessing": {**item["stages"]["preprocessing"], "run": False}}
+    item.pop("quality_gate", None)
+    dynamodb.put_item(TableName=table, Item=dynamodb_json.to_typed(item))
+    after = replay(demo.sqs, functions, queue, router, say=lambda _: None)
+    assert (after.handled, after.still_failing) == (1, 0)
+    assert demo.sqs.receive_message(QueueUrl=queue).get("Messages", []) == []
+    started = demo.sfn.list_executions(stateMachineArn=stack.outputs["state_machine_arn"])["executions"]
+    assert any(execution["name"].startswith("no-such-pipeline-") for execution in started)

@@ -1,0 +1,106 @@
+# The deployment root: the framework with a provider, one state per environment.
+# - Terraform Cloud (what GitLab CI drives): one workspace per environment, working directory
+#   "deploy", its variables set in the workspace (environment, region, default_image_uri, ...)
+#   and AWS credentials from dynamic provider credentials (TFC_AWS_PROVIDER_AUTH = true,
+#   TFC_AWS_RUN_ROLE_ARN); no organisation or workspace is written here.
+# - Plain Terraform: a backend of your choice (backend.tf), then per environment
+#   terraform -chdir=deploy apply -var-file=../examples/environments/dev.tfvars   (uat, prod)
+# Every per-environment switch follows `environment` from one map in the root module.
+
+terraform {
+  required_version = ">= 1.0.3"
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 5.0, < 6.0.0"
+    }
+  }
+}
+
+provider "aws" {
+  region = var.region
+  default_tags {
+    tags = { environment = var.environment }
+  }
+}
+
+variable "region" {
+  description = "AWS region of this environment."
+  type        = string
+}
+
+variable "environment" {
+  description = "dev, uat or prod."
+  type        = string
+}
+
+variable "default_image_uri" {
+  description = "Image for stages whose item names none."
+  type        = string
+}
+
+variable "items_pattern" {
+  description = "Which files of dynamodb_items/ this environment loads."
+  type        = string
+}
+
+variable "notification_emails" {
+  description = "Who hears about finished and failed runs."
+  type        = list(string)
+  default     = []
+}
+
+variable "approval_emails" {
+  description = "Who is asked to approve models."
+  type        = list(string)
+  default     = []
+}
+
+variable "bucket_name" {
+  description = "An existing bucket; null creates one."
+  type        = string
+  default     = null
+}
+
+variable "kms_key_arn" {
+  description = "A customer-managed KMS key; null uses AWS-managed encryption."
+  type        = string
+  default     = null
+}
+
+module "mlops" {
+  source = "../"
+
+  environment         = var.environment
+  default_image_uri   = var.default_image_uri
+  items_pattern       = var.items_pattern
+  notification_emails = var.notification_emails
+  approval_emails     = var.approval_emails
+  bucket_name         = var.bucket_name
+  kms_key_arn         = var.kms_key_arn
+}
+
+output "bucket_name" {
+  description = "This environment's bucket."
+  value       = module.mlops.bucket_name
+}
+
+output "pipelines" {
+  description = "The pipelines this environment loaded."
+  value       = module.mlops.pipelines
+}
+
+output "state_machine_arn" {
+  description = "The pipeline state machine (MLOPS_STATE_MACHINE_ARN for mlops-sfn approve)."
+  value       = module.mlops.state_machine_arn
+}
+
+output "table_name" {
+  description = "The pipeline-config table."
+  value       = module.mlops.table_name
+}
+
+output "dead_letter_queue_url" {
+  description = "Rejected events wait here for a fix and a replay."
+  value       = module.mlops.dead_letter_queue_url
+}
