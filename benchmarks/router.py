@@ -1,6 +1,7 @@
 """Router benchmarks: cold import, time per event against moto, AWS calls per execution, a 1,000-event burst.
 
-Prints figures and asserts nothing (the machines are shared and noisy). Run with `make bench`.
+Prints figures and asserts nothing (the machines are shared and noisy). Run with `make bench` (all
+benchmarks, one table) or `python benchmarks/router.py`.
 Targets from the router issue: the handler adds < 25 ms to `import boto3`; 2 AWS calls per started execution.
 """
 
@@ -143,7 +144,8 @@ def burst(events_total: int = 1000) -> dict[str, Any]:
         }
 
 
-def main() -> None:
+def main() -> list[tuple[str, str, str]]:
+    """Prints the figures; returns them as (benchmark, measure, value) rows for `make bench`'s table."""
     sys.stdout = open(os.devnull, "w")  # the router's JSON decision lines  # noqa: SIM115
     try:
         boto3_seconds, handler_seconds = cold_import()
@@ -163,6 +165,9 @@ def main() -> None:
         print(f"  {name:<{width}}  {shown}")
     if "--json" in sys.argv:
         print(json.dumps(figures))
+    return [
+        ("router", name, f"{value:.1f}" if isinstance(value, float) else str(value)) for name, value in figures.items()
+    ]
 
 
 if __name__ == "__main__":

@@ -40,7 +40,9 @@ def repeated(report: RunReport) -> set[str]:
     return {state for state, times in Counter(report.states).items() if times > 1}
 
 
-def main() -> None:
+def main() -> list[tuple[str, str, str]]:
+    """Prints the figures; returns them as (benchmark, measure, value) rows for `make bench`'s table."""
+    rows: list[tuple[str, str, str]] = []
     logging.disable(logging.WARNING)
     demo = load_item()
     runs = {
@@ -58,6 +60,8 @@ def main() -> None:
             reports[name] = report
             assert report.status == "SUCCEEDED", (name, report.cause)
             print(f"{name:<44}{report.transitions:>12}{report.seconds:>9.2f}  {sorted(repeated(report)) or 'none'}")
+            rows.append(("state machine", f"{name}: transitions", str(report.transitions)))
+            rows.append(("state machine", f"{name}: local s", f"{report.seconds:.2f}"))
 
         off = reports["every stage off"]
         baseline = len([s for s in off.states if s.startswith("Run ") or s == "Serve model?"])
@@ -70,11 +74,16 @@ def main() -> None:
         stuck = local.run(demo, answer="approve", endpoint="stuck")
         checks = stuck.states.count("Check endpoint")
         in_loop = sum(stuck.states.count(state) for state in LOOP)
+        rows.append(("state machine", "transitions per disabled stage", str(off.states.count("Run training?"))))
+        rows.append(
+            ("state machine", "transitions per further endpoint check", f"{(in_loop - 1) / max(1, checks - 1):.0f}")
+        )
         print(
             f"\nEndpoint wait (the one polling loop): {in_loop} transitions for {checks} checks in a run whose "
             f"endpoint never comes up, {(in_loop - 1) / max(1, checks - 1):.0f} per further check; "
             "on AWS a check every 30 s, bounded by the planned max_checks"
         )
+    return rows
 
 
 if __name__ == "__main__":
