@@ -29,6 +29,7 @@ from .. import approval, dynamodb_json, names, preview, statemachine
 from ..stages import STAGES
 from ..statemachine import ROOT
 from ..triggers import Trigger
+from . import inbox
 from .deployment import Deployment
 
 PIPELINE = "demo-dev-domain-cal-house-price"
@@ -111,28 +112,11 @@ class Demo:
 
     def _inbox(self, topic: str) -> str:
         name = f"{self.outputs['state_machine_arn'].rsplit(':', 1)[1]}-demo-{topic}"
-        url: str = self.sqs.create_queue(QueueName=name)["QueueUrl"]
-        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         topic_arn = self.outputs["approval_topic_arn" if topic == "approvals" else "notification_topic_arn"]
-        subscribed = self.sns.list_subscriptions_by_topic(TopicArn=topic_arn)["Subscriptions"]
-        if not any(subscription["Endpoint"] == arn for subscription in subscribed):
-            self.sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
-        return url
+        return inbox.subscribe(self.sqs, self.sns, topic_arn, name)
 
     def receive(self, topic: str) -> list[dict[str, Any]]:
-        received = []
-        while messages := self.sqs.receive_message(QueueUrl=self._inboxes[topic], MaxNumberOfMessages=10).get(
-            "Messages", []
-        ):
-            for message in messages:
-                envelope = json.loads(message["Body"])
-                try:
-                    body = json.loads(envelope["Message"])
-                except json.JSONDecodeError:
-                    body = envelope["Message"]
-                received.append({"topic": topic, "subject": envelope.get("Subject"), "message": body})
-                self.sqs.delete_message(QueueUrl=self._inboxes[topic], ReceiptHandle=message["ReceiptHandle"])
-        return received
+        return inbox.drain(self.sqs, self._inboxes[topic], topic)
 
     # --- the run ----------------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from .. import approval, statemachine
 from ..plan import EXAMPLE_SETTINGS, Settings, plan_execution
 from ..stages import OPERATIONS
 from ..triggers import Trigger
+from . import inbox
 from .integrations import Local, installed
 from .sagemaker import ENDPOINT_OUTCOMES, FAILABLE, JOBS, LocalSageMaker, SimulatedJobs
 
@@ -149,27 +150,10 @@ class LocalRuns:
         self._stage_tasks = statemachine.stage_tasks(self.definition)
 
     def _subscribe(self, topic: str, topic_arn: str) -> str:
-        queue = self.sqs.create_queue(QueueName=f"{PREFIX}-{topic}-inbox")["QueueUrl"]
-        queue_arn = self.sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        self.sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
-        return str(queue)
+        return inbox.subscribe(self.sqs, self.sns, topic_arn, f"{PREFIX}-{topic}-inbox")
 
     def _receive(self, topic: str) -> list[dict[str, Any]]:
-        received: list[dict[str, Any]] = []
-        while True:
-            messages = self.sqs.receive_message(QueueUrl=self._inboxes[topic], MaxNumberOfMessages=10).get(
-                "Messages", []
-            )
-            if not messages:
-                return received
-            for message in messages:
-                envelope = json.loads(message["Body"])
-                try:
-                    body = json.loads(envelope["Message"])
-                except json.JSONDecodeError:
-                    body = envelope["Message"]
-                received.append({"topic": topic, "subject": envelope.get("Subject"), "message": body})
-                self.sqs.delete_message(QueueUrl=self._inboxes[topic], ReceiptHandle=message["ReceiptHandle"])
+        return inbox.drain(self.sqs, self._inboxes[topic], topic)
 
     def plan(self, item: dict[str, Any], trigger: Trigger | None = None, answer: str | None = None) -> dict[str, Any]:
         """The execution input the router would start, with LOCAL_TIMINGS applied."""
