@@ -182,11 +182,6 @@ class LocalSageMaker:
         if result.failure_reason:
             description["FailureReason"] = result.failure_reason
             raise JobFailed(json_safe(description))
-        if result.metrics and kind.name_field == "TrainingJobName":
-            description["FinalMetricDataList"] = [
-                {"MetricName": name, "Value": value, "Timestamp": datetime.now()}
-                for name, value in result.metrics.items()
-            ]
         if result.best_training_job:
             description["BestTrainingJob"] = dict(
                 description["BestTrainingJob"], TrainingJobName=result.best_training_job
