@@ -7,7 +7,6 @@ plans again (no changes) and destroys.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +15,13 @@ from typing import Any
 import pytest
 import tftest
 
-from mlops_sfn import dynamodb_json, package, policy, statemachine, toolchain
+from mlops_sfn import dynamodb_json, package, policy, statemachine
 from mlops_sfn.local import stack
 from mlops_sfn.local.events import transform
 from mlops_sfn.router import Config
 from mlops_sfn.triggers import parse_event
 from tests.conftest import DEMO, ITEMS, load_event, load_item
+from tests.infrastructure.applied import apply
 
 pytestmark = pytest.mark.terraform
 
@@ -49,7 +49,6 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     for key, text in ARTIFACTS.items():
         (artifacts / key).parent.mkdir(parents=True, exist_ok=True)
         (artifacts / key).write_text(text)
-    tools = toolchain.ensure()
     root = stack.stage(
         folder / "root",
         {
@@ -60,15 +59,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
         },
     )
     with stack.MotoServer(folder / "moto.log") as server:
-        environment = {
-            **os.environ,
-            **tools.environment(),
-            **stack.CREDENTIALS,
-            "TF_VAR_local_endpoint": server.endpoint,
-        }
-        tf = tftest.TerraformTest(str(root), binary=str(tools.terraform), env=environment)
-        tf.setup(cleanup_on_exit=False)
-        tf.apply()
+        tf = apply(root, server)
         outputs = {name: value for name, value in tf.output().items()}
         try:
             yield Deployment(tf, server, outputs, artifacts)

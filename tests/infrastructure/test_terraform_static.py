@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -37,7 +36,7 @@ def terraform(folder: Path, *arguments: str) -> subprocess.CompletedProcess[str]
     return subprocess.run(
         [str(tools.terraform), *arguments, "-no-color"],
         cwd=folder,
-        env=os.environ | tools.environment() | stack.CREDENTIALS,
+        env=stack.terraform_environment(tools),
         capture_output=True,
         text=True,
         timeout=600,

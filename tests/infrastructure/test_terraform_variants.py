@@ -4,7 +4,6 @@ owned by Terraform. Checks what those inputs change in the deployed resources.""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +12,10 @@ from typing import Any
 import pytest
 import tftest
 
-from mlops_sfn import dynamodb_json, toolchain
+from mlops_sfn import dynamodb_json
 from mlops_sfn.local import stack
 from tests.conftest import DEMO, ITEMS, load_item
+from tests.infrastructure.applied import apply
 
 pytestmark = pytest.mark.terraform
 
@@ -36,7 +36,6 @@ class Variant:
 @pytest.fixture(scope="module")
 def variant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Variant]:
     folder = tmp_path_factory.mktemp("variant")
-    tools = toolchain.ensure()
     with stack.MotoServer(folder / "moto.log") as server:
         key_arn = server.client("kms").create_key(Description="the team's key")["KeyMetadata"]["Arn"]
         server.client("s3").create_bucket(Bucket=EXISTING_BUCKET)
@@ -49,15 +48,7 @@ def variant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Variant]:
                 "items_ownership": "terraform",
             },
         )
-        environment = {
-            **os.environ,
-            **tools.environment(),
-            **stack.CREDENTIALS,
-            "TF_VAR_local_endpoint": server.endpoint,
-        }
-        tf = tftest.TerraformTest(str(root), binary=str(tools.terraform), env=environment)
-        tf.setup(cleanup_on_exit=False)
-        tf.apply()
+        tf = apply(root, server)
         try:
             yield Variant(tf, server, dict(tf.output().items()), key_arn)
         finally:

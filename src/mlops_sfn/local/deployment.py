@@ -75,7 +75,7 @@ def load(home: Path = HOME) -> Deployment | None:
 
 
 def _terraform(tools: toolchain.Toolchain, folder: Path, log: Path, *args: str) -> str:
-    environment = {**os.environ, **tools.environment(), **stack.CREDENTIALS}
+    environment = stack.terraform_environment(tools)
     with log.open("ab") as output:
         output.write(f"$ terraform {' '.join(args)}\n".encode())
         finished = subprocess.run(

@@ -86,6 +86,15 @@ _EMPTY_BUCKET_EVENTS = """variable "bucket" {
 """
 
 
+def terraform_environment(tools: Any, endpoint: str | None = None) -> dict[str, str]:
+    """What Terraform runs with here: the offline toolchain's CLI config, fake credentials, and
+    (for a staged root) the local AWS's endpoint."""
+    environment = {**os.environ, **tools.environment(), **CREDENTIALS}
+    if endpoint:
+        environment["TF_VAR_local_endpoint"] = endpoint
+    return environment
+
+
 def stage(into: Path, variables: dict[str, Any] | None = None, root: Path = ROOT, provider: bool = True) -> Path:
     """The root module, linked into `into`, with the local provider, override and variables.
     Without `provider`, only the override: the folder is then a module for another root (an example)."""

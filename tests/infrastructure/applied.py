@@ -1,0 +1,20 @@
+"""The staged root applied into a local AWS with tftest: what the apply tests share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import tftest
+
+from mlops_sfn import toolchain
+from mlops_sfn.local import stack
+
+
+def apply(root: Path, server: stack.MotoServer) -> tftest.TerraformTest:
+    """init and apply `root` (from `stack.stage`) into `server`; the caller destroys."""
+    tools = toolchain.ensure()
+    environment = stack.terraform_environment(tools, server.endpoint)
+    tf = tftest.TerraformTest(str(root), binary=str(tools.terraform), env=environment)
+    tf.setup(cleanup_on_exit=False)
+    tf.apply()
+    return tf
