@@ -106,20 +106,21 @@ module "state_machine" {
 }
 
 module "router" {
-  source             = "./modules/router"
-  name               = local.name
-  package            = local.package
-  lambda_runtime     = var.lambda_runtime
-  table_name         = module.pipeline_config.table_name
-  table_arn          = module.pipeline_config.table_arn
-  state_machine_arn  = module.state_machine.state_machine_arn
-  bucket             = local.bucket
-  sagemaker_role_arn = module.sagemaker_role.role_arn
-  default_image_uri  = var.default_image_uri
-  alarm_topic_arn    = module.notifications.notification_topic_arn
-  log_retention_days = local.log_retention_days
-  kms_key_arn        = var.kms_key_arn
-  tags               = local.tags
+  source                     = "./modules/router"
+  name                       = local.name
+  package                    = local.package
+  lambda_runtime             = var.lambda_runtime
+  table_name                 = module.pipeline_config.table_name
+  table_arn                  = module.pipeline_config.table_arn
+  state_machine_arn          = module.state_machine.state_machine_arn
+  bucket                     = local.bucket
+  sagemaker_role_arn         = module.sagemaker_role.role_arn
+  default_image_uri          = var.default_image_uri
+  alarm_topic_arn            = module.notifications.notification_topic_arn
+  report_batch_item_failures = var.report_batch_item_failures
+  log_retention_days         = local.log_retention_days
+  kms_key_arn                = var.kms_key_arn
+  tags                       = local.tags
 }
 
 module "triggers" {

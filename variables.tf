@@ -37,8 +37,9 @@ variable "input_prefix" {
   default     = "input/"
 
   validation {
-    condition     = can(regex("^([A-Za-z0-9!_.*'()-]+/)+$", var.input_prefix))
-    error_message = "The input_prefix must be a key prefix ending in '/', without a leading '/', e.g. \"input/\"."
+    # Characters S3 does not URL-encode in its events: the rule's prefix filter sees the encoded key.
+    condition     = can(regex("^([A-Za-z0-9._-]+/)+$", var.input_prefix))
+    error_message = "The input_prefix must be a key prefix ending in '/', without a leading '/', of letters, digits and ._- (S3 URL-encodes other characters in its events, so the rule would not match), e.g. \"input/\"."
   }
 }
 
@@ -120,6 +121,12 @@ variable "lambda_runtime" {
   description = "Python runtime of the router and quality-gate functions."
   type        = string
   default     = "python3.12"
+}
+
+variable "report_batch_item_failures" {
+  description = "Set true only if you connect an SQS queue to the router with an event source mapping whose function_response_types is [\"ReportBatchItemFailures\"] (README, Triggers): failed records are then returned to SQS one by one. The framework itself wires no SQS source."
+  type        = bool
+  default     = false
 }
 
 variable "tags" {

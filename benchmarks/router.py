@@ -1,4 +1,5 @@
-"""Router benchmarks: cold import, time per event against moto, AWS calls per execution, a 1,000-event burst.
+"""Router benchmarks: cold import, time per event against moto, AWS calls per execution, a 1,000-event burst,
+an SQS batch of 10 records with one poisoned.
 
 Prints figures and asserts nothing (the machines are shared and noisy). Run with `make bench` (all
 benchmarks, one table) or `python benchmarks/router.py`.
@@ -22,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from moto import mock_aws  # noqa: E402
 
+from mlops_sfn.router import Config, Router  # noqa: E402
 from tests.aws import BUCKET, deploy  # noqa: E402
 from tests.conftest import load_event, load_item  # noqa: E402
 
@@ -144,6 +146,34 @@ def burst(events_total: int = 1000) -> dict[str, Any]:
         }
 
 
+def poisoned_batch(batches: int = 20) -> dict[str, Any]:
+    """SQS batches of 10 manual triggers, the 6th unreadable, through a mapping that reports partial failures."""
+    with mock_aws():
+        stack = deploy([load_item()])
+        router = Router(Config.from_environment(stack.environment | {"REPORT_BATCH_ITEM_FAILURES": "true"}))
+        router.handle(load_event("manual") | {"run_id": "warm-up"}, "warm-up")  # clients, not counted
+        counter = CallCounter(router)
+        template = load_event("sqs_records_legacy")["Records"][0]
+        reported, seconds = 0, 0.0
+        for number in range(batches):
+            records = []
+            for n in range(10):
+                body = {"consumption_pipeline_name": "demo-dev-domain-cal-house-price", "run_id": f"b{number}-{n}"}
+                records.append(template | {"messageId": f"m{number}-{n}", "body": json.dumps(body)})
+            records[5]["body"] = "{not json"
+            began = time.perf_counter()
+            summary = router.handle({"Records": records}, f"batch-{number}")
+            seconds += time.perf_counter() - began
+            reported += len(summary.get("batchItemFailures", []))
+        started = len(stack.executions()) - 1
+        return {
+            "batch of 10 SQS records, 1 poisoned: executions started per batch": started / batches,
+            "batch of 10 SQS records, 1 poisoned: records reported failed per batch": reported / batches,
+            "batch of 10 SQS records, 1 poisoned: per batch, ms": seconds / batches * 1000,
+            "batch of 10 SQS records, 1 poisoned: AWS calls per started execution": len(counter.calls) / started,
+        }
+
+
 def main() -> list[tuple[str, str, str]]:
     """Prints the figures; returns them as (benchmark, measure, value) rows for `make bench`'s table."""
     sys.stdout = open(os.devnull, "w")  # the router's JSON decision lines  # noqa: SIM115
@@ -155,6 +185,7 @@ def main() -> list[tuple[str, str, str]]:
         }
         figures |= per_event()
         figures |= burst()
+        figures |= poisoned_batch()
     finally:
         sys.stdout.close()
         sys.stdout = sys.__stdout__

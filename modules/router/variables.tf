@@ -14,6 +14,12 @@ variable "lambda_runtime" {
   default     = "python3.12"
 }
 
+variable "report_batch_item_failures" {
+  description = "true when every SQS event source mapping you add for the router sets function_response_types = [\"ReportBatchItemFailures\"]: the router then returns the failed records of a batch instead of failing the whole batch. This module adds no SQS source."
+  type        = bool
+  default     = false
+}
+
 variable "timeout_seconds" {
   description = "Router timeout: one DynamoDB read and one StartExecution per trigger, with retries."
   type        = number

@@ -394,12 +394,14 @@ def _short_cause(cause: str | None) -> str | None:
 
 def replay_dead_letters(args: argparse.Namespace) -> int:
     import boto3
+    from botocore.config import Config
 
     from .replay import replay
 
     session = boto3.session.Session(region_name=args.region)
     sqs = session.client("sqs", endpoint_url=args.endpoint_url)
-    functions = session.client("lambda", endpoint_url=args.endpoint_url)
+    # A synchronous invoke lasts up to the router's timeout (at most 900 s), longer than botocore's 60 s default.
+    functions = session.client("lambda", endpoint_url=args.endpoint_url, config=Config(read_timeout=910))
     result = replay(sqs, functions, args.queue_url, args.function, args.limit)
     return 0 if result.still_failing == 0 and result.unreadable == 0 else 1
 

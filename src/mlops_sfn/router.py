@@ -20,7 +20,7 @@ from typing import Any
 from . import dynamodb_json
 from .plan import SETTINGS_ENVIRONMENT, Settings, mismatch, plan_execution, trigger_prefix
 from .problems import InvalidItem
-from .triggers import InvalidEvent, Trigger, parse_event
+from .triggers import InvalidEvent, Trigger, parse_parts, shorten
 
 # Environment variable -> what it holds. Read and checked once, when the Lambda starts.
 ENVIRONMENT = {
@@ -33,7 +33,10 @@ ENVIRONMENT = {
 }
 OPTIONAL_ENVIRONMENT = {
     "PREFIX_CACHE_SECONDS": "how long the trigger-prefix -> pipeline map is kept before it is read again (default 60)",
+    "REPORT_BATCH_ITEM_FAILURES": "true when every SQS event source mapping of the router has "
+    "FunctionResponseTypes ReportBatchItemFailures: failed SQS records are then returned, not raised (default false)",
 }
+REASON_LIMIT = 1000  # characters of a rejection reason: every failure record must fit SQS's 256 KiB
 
 # Botocore's standard mode retries throttling, 5xx and connection errors with jittered exponential backoff.
 RETRIES: Any = {"mode": "standard", "total_max_attempts": 5}
@@ -70,6 +73,7 @@ class Config:
     state_machine_arn: str
     settings: Settings
     prefix_cache_seconds: float = 60.0
+    report_batch_item_failures: bool = False
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -87,6 +91,9 @@ class Config:
         except ValueError:
             problems.append(f"PREFIX_CACHE_SECONDS={ttl_text!r}: expected a number of seconds >= 0")
             ttl = 0.0
+        partial = environ.get("REPORT_BATCH_ITEM_FAILURES", "false")
+        if partial not in ("true", "false"):
+            problems.append(f"REPORT_BATCH_ITEM_FAILURES={partial!r}: expected true or false")
         if problems:
             raise ConfigurationError("router configuration: " + "; ".join(problems))
         return cls(
@@ -94,6 +101,7 @@ class Config:
             state_machine_arn=environ["STATE_MACHINE_ARN"],
             settings=Settings.from_environment(environ),
             prefix_cache_seconds=ttl,
+            report_batch_item_failures=partial == "true",
         )
 
 
@@ -134,6 +142,9 @@ class PrefixIndex:
         prefixes: dict[str, list[str]] = {}
         request: dict[str, Any] = {
             "TableName": table,
+            # A Scan is eventually consistent by default and could miss the item just added that made
+            # the router read the map again (DynamoDB Developer Guide, "Read consistency for scan").
+            "ConsistentRead": True,
             # The whole (small) trigger map: moto fails on a nested path through a non-map value.
             "ProjectionExpression": "#name, #trigger",
             "ExpressionAttributeNames": {"#name": "consumption_pipeline_name", "#trigger": "trigger"},  # reserved
@@ -183,25 +194,52 @@ class Router:
         return self._clients
 
     def handle(self, event: Any, request_id: str | None = None) -> dict[str, Any]:
-        """Start one execution per new trigger in the event; returns counts, raises RejectedEvent."""
+        """Start one execution per new trigger in the event; returns counts, raises RejectedEvent.
+
+        Every record of a batch is handled on its own. The records that fail are raised together
+        (RejectedEvent) after the others were handled, so Lambda keeps the event for replay; from an
+        SQS event source mapping that reports partial failures (REPORT_BATCH_ITEM_FAILURES) they are
+        returned as `batchItemFailures` instead, so SQS retries and dead-letters only them.
+        """
         request_id = request_id or str(uuid.uuid4())
         summary: dict[str, Any] = {"started": 0, "duplicates": 0, "skipped": 0, "executions": []}
-        rejections: list[dict[str, Any]] = []
         try:
-            triggers = parse_event(event, request_id)
+            parts = parse_parts(event, request_id)
         except InvalidEvent as error:
-            rejections.append(self._reject(None, None, _field_of(str(error)), str(error), request_id))
-            raise RejectedEvent(rejections) from None
+            raise RejectedEvent([self._reject(None, None, _field_of(str(error)), str(error), request_id)]) from None
+        partial = self.config.report_batch_item_failures and all(part.message_id for part in parts)
+        rejections: list[dict[str, Any]] = []
+        failed: list[str] = []  # message ids of SQS records to hand back to the queue
         handled: set[str] = set()  # execution names seen in this event: a batch may repeat a message
-        for trigger in triggers:
+        for part in parts:
             try:
-                outcome, execution = self._route(trigger, request_id, handled)
+                if part.problem is not None:
+                    message = str(part.problem)
+                    raise _Rejected(self._reject(None, None, _field_of(message), message, request_id))
+                assert part.trigger is not None
+                outcome, execution = self._route(part.trigger, request_id, handled)
             except _Rejected as rejected:
-                rejections.append(rejected.record)
+                rejections.append(rejected.record | ({"message_id": part.message_id} if part.message_id else {}))
+                failed.append(part.message_id or "")
+                continue
+            except Exception as error:  # an AWS error outlasting botocore's retries
+                if not partial:
+                    raise
+                log(
+                    level="error",
+                    request_id=request_id,
+                    message_id=part.message_id,
+                    outcome="failed",
+                    error=shorten(repr(error), REASON_LIMIT),
+                )
+                failed.append(part.message_id or "")
                 continue
             summary[{"started": "started", "duplicate": "duplicates"}.get(outcome, "skipped")] += 1
             if outcome == "started":
                 summary["executions"].append(execution)
+        if failed and partial:
+            # https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html
+            return summary | {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
         if rejections:
             raise RejectedEvent(rejections)
         return summary
@@ -230,7 +268,10 @@ class Router:
         name = execution_input["execution_name"]
         outcome = "duplicate" if name in handled else self._start(name, execution_input)
         handled.add(name)
-        log(level="info", **context, execution_name=name, outcome=outcome)
+        if outcome == "duplicate":
+            log(level="info", **context, execution_name=name, outcome=outcome, reason=DUPLICATE)
+        else:
+            log(level="info", **context, execution_name=name, outcome=outcome)
         return outcome, name
 
     def _find(self, trigger: Trigger, request_id: str | None) -> tuple[str, dict[str, Any]]:
@@ -293,7 +334,13 @@ class Router:
         request_id: str | None,
         problems: list[dict[str, str]] | None = None,
     ) -> dict[str, Any]:
-        record: dict[str, Any] = {"pipeline": pipeline, "field": field_path or "(item)", "reason": reason}
+        reason = shorten(reason, REASON_LIMIT)
+        field_path = shorten(field_path or "(item)", 300)
+        record: dict[str, Any] = {"pipeline": pipeline, "field": field_path, "reason": reason}
+        problems = [
+            {"field": shorten(p["field"], 300), "reason": shorten(p["reason"], REASON_LIMIT)}
+            for p in (problems or [])[:20]
+        ]
         log(
             level="error",
             request_id=request_id,
@@ -307,6 +354,14 @@ class Router:
         return record
 
 
+# Step Functions lets a Standard execution's name be reused 90 days after the execution closed
+# (API reference, StartExecution), so name-based idempotency holds for 90 days.
+DUPLICATE = (
+    "an execution of this name exists: this trigger was handled before "
+    "(names are kept 90 days after a run ends; the same trigger delivered later starts a new run)"
+)
+
+
 class _Rejected(Exception):
     def __init__(self, record: dict[str, Any]) -> None:
         self.record = record
@@ -314,12 +369,14 @@ class _Rejected(Exception):
 
 def _describe(trigger: Trigger) -> dict[str, Any]:
     """The trigger for logs: what started it, never the override values (they may hold anything)."""
-    described = trigger.as_dict()
+    described: dict[str, Any] = {
+        name: shorten(value, 300) if isinstance(value, str) else value for name, value in trigger.as_dict().items()
+    }
     if trigger.bucket and trigger.key:
-        described["object"] = f"s3://{trigger.bucket}/{trigger.key}"
+        described["object"] = shorten(f"s3://{trigger.bucket}/{trigger.key}", 1100)  # keys are at most 1,024 bytes
         del described["bucket"], described["key"]
     if trigger.overrides:
-        described["overrides"] = sorted(trigger.overrides)
+        described["overrides"] = [shorten(name, 64) for name in sorted(trigger.overrides)[:20]]
     return described
 
 

@@ -3,6 +3,9 @@
 Shapes: EventBridge S3 "Object Created"; the earlier framework's {"Records":[{"body": ...}]};
 SQS messages carrying either; EventBridge scheduled events whose detail names the pipeline;
 a direct invocation {"consumption_pipeline_name": ..., "overrides": {...}}.
+
+Values are normalised here, once, so nothing downstream sees how a sender wrote them: S3 keys are
+URL-decoded, and an ISO 8601 timestamp given as a dataset date becomes its (UTC) date.
 """
 
 from __future__ import annotations
@@ -10,11 +13,16 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
+from urllib.parse import unquote_plus
 
-DATASET_DATE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 PIPELINE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# Characters S3 leaves as they are when it URL-encodes a key in an event (form encoding: letters, digits,
+# '-', '_', '.'; '/' is not encoded). A trigger prefix or marker made of these matches the key whichever
+# way AWS writes it, including the EventBridge rule's prefix filter, which sees the encoded key.
+KEY_SAFE = re.compile(r"[A-Za-z0-9/._-]*")
+ECHO_LIMIT = 80  # characters of an event's value quoted back in a reason or a log line
 
 
 class InvalidEvent(ValueError):
@@ -29,7 +37,7 @@ class Trigger:
     key: str | None = None
     etag: str | None = None
     time: str | None = None  # ISO 8601, from the event
-    dataset_date: str | None = None
+    dataset_date: str | None = None  # YYYY-MM-DD
     run_id: str | None = None
     rule: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -41,9 +49,9 @@ class Trigger:
         elif self.source == "schedule":
             parts = [self.rule, self.time]
         elif self.source == "records":
-            parts = [self.dataset_date]
+            parts = [self.dataset_date, self.time]
         else:
-            parts = [self.run_id, self.dataset_date, json.dumps(self.overrides, sort_keys=True)]
+            parts = [self.run_id, self.dataset_date, self.time, json.dumps(self.overrides, sort_keys=True)]
         return f"{self.source}:" + "|".join(p or "" for p in parts)
 
     def day(self) -> str:
@@ -62,23 +70,59 @@ def parse_time(text: str) -> datetime:
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as error:
-        raise InvalidEvent(f"time: {text!r} is not an ISO 8601 timestamp") from error
+        raise InvalidEvent(f"time: {echo(text)} is not an ISO 8601 timestamp") from error
+
+
+@dataclass(frozen=True)
+class Part:
+    """One record of an event (the event itself when it is no batch): its trigger, or why it is none."""
+
+    trigger: Trigger | None = None
+    problem: InvalidEvent | None = None
+    message_id: str | None = None  # an SQS record's messageId: what a partial batch failure names
 
 
 def parse_event(event: Any, invocation_id: str | None = None) -> list[Trigger]:
-    """The triggers in one Lambda event (SQS and Records batches hold several).
+    """The triggers in one Lambda event; the first record that is not one raises InvalidEvent."""
+    parts = parse_parts(event, invocation_id)
+    for part in parts:
+        if part.problem is not None:
+            raise part.problem
+    return [part.trigger for part in parts if part.trigger is not None]
 
-    invocation_id (the Lambda request id, stable across the Lambda's own retries) names a
-    manual run that gives no run_id of its own.
+
+def parse_parts(event: Any, invocation_id: str | None = None) -> list[Part]:
+    """Each record of one Lambda event parsed on its own, so one bad record spoils no other.
+
+    An event that is not an object, or whose Records is no list, raises InvalidEvent: it has no parts.
+    invocation_id (the Lambda request id, stable across the Lambda's own retries) names a manual run
+    that gives no run_id of its own.
     """
     if not isinstance(event, dict):
         raise InvalidEvent(f"expected a JSON object, got {type(event).__name__}")
-    if "Records" in event:
-        records = event["Records"]
-        if not isinstance(records, list) or not records:
-            raise InvalidEvent("Records: expected a non-empty list")
-        return [_from_record(record, index) for index, record in enumerate(records)]
-    return [_from_message(event, invocation_id)]
+    if "Records" not in event:
+        try:
+            return [Part(trigger=_from_message(event, invocation_id))]
+        except InvalidEvent as problem:
+            return [Part(problem=problem)]
+    records = event["Records"]
+    if not isinstance(records, list) or not records:
+        raise InvalidEvent("Records: expected a non-empty list")
+    parts = []
+    for index, record in enumerate(records):
+        message_id = _message_id(record)
+        try:
+            parts.append(Part(trigger=_from_record(record, index), message_id=message_id))
+        except InvalidEvent as problem:
+            parts.append(Part(problem=problem, message_id=message_id))
+    return parts
+
+
+def _message_id(record: Any) -> str | None:
+    if isinstance(record, dict) and record.get("eventSource") == "aws:sqs":
+        message_id = record.get("messageId")
+        return message_id if isinstance(message_id, str) and message_id else None
+    return None
 
 
 def _from_record(record: Any, index: int) -> Trigger:
@@ -102,11 +146,8 @@ def _from_record(record: Any, index: int) -> Trigger:
 
 def _from_records_body(body: dict[str, Any], where: str) -> Trigger:
     pipeline = _pipeline_name(body.get("consumption_pipeline_name"), f"{where}.body.consumption_pipeline_name")
-    return Trigger(
-        source="records",
-        pipeline=pipeline,
-        dataset_date=_dataset_date(body.get("dataset_date"), f"{where}.body.dataset_date"),
-    )
+    day, time = _dataset_date(body.get("dataset_date"), f"{where}.body.dataset_date")
+    return Trigger(source="records", pipeline=pipeline, dataset_date=day, time=time)
 
 
 def _from_message(event: dict[str, Any], invocation_id: str | None) -> Trigger:
@@ -132,6 +173,9 @@ def _from_s3(event: dict[str, Any]) -> Trigger:
         raise InvalidEvent("detail.bucket.name: missing in the S3 event")
     if not isinstance(key, str) or not key:
         raise InvalidEvent("detail.object.key: missing in the S3 event")
+    # S3 URL-encodes keys in its events ("dt=2024-05-31/a b.csv" arrives as "dt%3D2024-05-31/a+b.csv").
+    # https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html
+    key = unquote_plus(key)
     etag = _get(detail, "object", "etag")
     if etag is not None and not isinstance(etag, str):
         raise InvalidEvent("detail.object.etag: expected a string")
@@ -164,27 +208,51 @@ def _from_manual(event: dict[str, Any], invocation_id: str | None) -> Trigger:
     run_id = event.get("run_id", invocation_id)
     if run_id is not None and (not isinstance(run_id, str) or not PIPELINE_NAME.fullmatch(run_id)):
         raise InvalidEvent("run_id: expected 1-64 characters of letters, digits, '_' and '-'")
-    return Trigger(
-        source="manual",
-        pipeline=pipeline,
-        run_id=run_id,
-        dataset_date=_dataset_date(event.get("dataset_date"), "dataset_date"),
-        overrides=overrides,
-    )
+    day, time = _dataset_date(event.get("dataset_date"), "dataset_date")
+    return Trigger(source="manual", pipeline=pipeline, run_id=run_id, dataset_date=day, time=time, overrides=overrides)
 
 
 def _pipeline_name(value: Any, where: str) -> str:
     if not isinstance(value, str) or not PIPELINE_NAME.fullmatch(value):
-        raise InvalidEvent(f"{where}: expected a pipeline name of 1-64 letters, digits, '_' and '-', got {value!r}")
+        raise InvalidEvent(f"{where}: expected a pipeline name of 1-64 letters, digits, '_' and '-', got {echo(value)}")
     return value
 
 
-def _dataset_date(value: Any, where: str) -> str | None:
+def _dataset_date(value: Any, where: str) -> tuple[str | None, str | None]:
+    """(the date as YYYY-MM-DD, the timestamp it came from if it was one).
+
+    Senders write a date (2024-05-31, 20240531) or, like the earlier framework's input transformer
+    (<aws.events.event.ingestion-time>), an ISO 8601 timestamp, whose UTC date is taken.
+    """
     if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int) or not DATASET_DATE.fullmatch(str(value)):
-        raise InvalidEvent(f"{where}: expected 1-64 characters of letters, digits and _.- (e.g. 2024-05-31)")
-    return str(value)
+        return None, None
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if isinstance(text, str) and len(text) <= 64:
+        try:
+            return date.fromisoformat(text).isoformat(), None
+        except ValueError:
+            pass
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            if moment.tzinfo is not None:
+                moment = moment.astimezone(UTC)
+            return moment.date().isoformat(), text
+    raise InvalidEvent(
+        f"{where}: expected a date (2024-05-31) or an ISO 8601 timestamp (2024-05-31T14:00:03Z), got {echo(value)}"
+    )
+
+
+def echo(value: Any) -> str:
+    """A value quoted back to the sender, short whatever its size: the length and a prefix of a long one."""
+    return shorten(repr(value), ECHO_LIMIT)
+
+
+def shorten(text: str, limit: int) -> str:
+    """text, or its first `limit` characters and its length: what logs and dead letters may repeat of an input."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _get(node: Any, *keys: str) -> Any:

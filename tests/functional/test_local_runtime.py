@@ -52,6 +52,34 @@ def test_s3_events_are_delivered_with_awss_field_names_and_time_format() -> None
     assert moto_event["detail"]["object"] == {"key": "a.csv", "eTag": "abc"}  # the original is left alone
 
 
+def test_s3_event_keys_are_url_encoded_as_s3_writes_them_and_rules_match_the_encoded_key(aws: None) -> None:
+    # S3 form-encodes the key in its events ('/' kept); a rule's prefix filter sees that encoded key, so a
+    # prefix holding a character S3 encodes would never match. A permissive local AWS would hide both.
+    invoked: list[tuple[str, Any]] = []
+    uninstall = events.install(lambda arn, event, account, region: invoked.append((arn.rsplit(":", 1)[1], event)))
+    try:
+        s3, bus = client("s3"), client("events")
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_bucket_notification_configuration(
+            Bucket=BUCKET, NotificationConfiguration={"EventBridgeConfiguration": {}}
+        )
+        for name, prefix in [("encoded", "input/dt%3D2024-05-31/"), ("raw", "input/dt=2024-05-31/")]:
+            pattern = {
+                "source": ["aws.s3"],
+                "detail-type": ["Object Created"],
+                "detail": {"object": {"key": [{"prefix": prefix}]}},
+            }
+            bus.put_rule(Name=name, EventPattern=json.dumps(pattern))
+            bus.put_targets(
+                Rule=name, Targets=[{"Id": "t", "Arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"}]
+            )
+        s3.put_object(Bucket=BUCKET, Key="input/dt=2024-05-31/a b+c é%.csv", Body=b"x\n")
+    finally:
+        uninstall()
+    assert [name for name, _ in invoked] == ["encoded"]
+    assert invoked[0][1]["detail"]["object"]["key"] == "input/dt%3D2024-05-31/a+b%2Bc+%C3%A9%25.csv"
+
+
 @pytest.mark.parametrize(
     ("template", "expected"),
     [
@@ -239,6 +267,31 @@ def test_an_async_invocation_that_keeps_failing_is_retried_then_sent_to_the_fail
         assert lambdas.invoke(arn, {}, ACCOUNT, REGION)["calls"] == 4  # 2 failed attempts, 1 success, this
     finally:
         lambdas.stop()
+
+
+def test_an_event_whose_lambda_target_is_gone_goes_to_the_targets_dead_letter_queue_at_once(
+    aws: None, tmp_path: Path
+) -> None:
+    # EventBridge does not retry a missing target: the event goes to the target's DLQ with why (NO_RESOURCE).
+    sqs, bus = client("sqs"), client("events")
+    queue = sqs.create_queue(QueueName="dead-letters")["QueueUrl"]
+    pattern = {"source": ["mlops.test"]}
+    rule = bus.put_rule(Name="gone", EventPattern=json.dumps(pattern))["RuleArn"]
+    target = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:no-such-function"
+    dead_letters = {"Arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:dead-letters"}
+    bus.put_targets(Rule="gone", Targets=[{"Id": "t", "Arn": target, "DeadLetterConfig": dead_letters}])
+    lambdas = LocalLambda(tmp_path, {"PATH": "/usr/bin:/bin"})
+    uninstall = events.install(lambdas.invoke_async)
+    try:
+        bus.put_events(Entries=[{"Source": "mlops.test", "DetailType": "t", "Detail": json.dumps({"n": 1})}])
+    finally:
+        uninstall()
+        lambdas.stop()
+    (message,) = sqs.receive_message(QueueUrl=queue, MessageAttributeNames=["All"])["Messages"]
+    assert json.loads(message["Body"])["detail"] == {"n": 1}
+    attributes = {name: value["StringValue"] for name, value in message["MessageAttributes"].items()}
+    assert attributes["RULE_ARN"] == rule and attributes["TARGET_ARN"] == target
+    assert attributes["ERROR_CODE"] == "NO_RESOURCE" and "no-such-function" in attributes["ERROR_MESSAGE"]
 
 
 # --- Jobs -----------------------------------------------------------------------------------------

@@ -134,6 +134,19 @@ def test_uploading_the_same_files_again_starts_nothing_new(
     assert router_log(stack)[-1]["outcome"] == "duplicate"
 
 
+def test_an_upload_into_a_folder_whose_name_s3_encodes_runs_on_that_folder(
+    first: DemoResult, demo: Demo, stack: deployment.Deployment
+) -> None:
+    # The local EventBridge writes the key URL-encoded, as S3 does ("dt%3D2024-05-31/batch+1%2B%C3%A9%25/...").
+    folder = "dt=2024-05-31/batch 1+é%/"
+    result = demo.run(into=folder)
+    assert result.new_run and result.status == "SUCCEEDED", report(result, demo)
+    data = result.execution_input["stages"]["preprocessing"]["request"]["ProcessingInputs"][1]["S3Input"]["S3Uri"]
+    prefix = demo.item(PIPELINE)["trigger"]["prefix"]
+    assert data == f"s3://{stack.outputs['bucket_name']}/{prefix}{folder}data/"
+    assert result.execution_input["trigger"]["key"] == f"{prefix}{folder}manifest.json"
+
+
 def test_an_item_edited_in_the_table_changes_the_next_run_without_redeploying(
     first: DemoResult, demo: Demo, stack: deployment.Deployment, tmp_path: Path
 ) -> None:

@@ -169,6 +169,7 @@ def test_the_router_is_deployed_with_the_environment_it_reads(deployed: Deployme
         "ARTIFACT_BUCKET": deployed.outputs["bucket_name"],
         "SAGEMAKER_ROLE_ARN": deployed.outputs["sagemaker_role_arn"],
         "DEFAULT_IMAGE_URI": stack.VARIABLES["default_image_uri"],
+        "REPORT_BATCH_ITEM_FAILURES": "false",  # the framework wires no SQS source
     }
     config = Config.from_environment({**variables, "AWS_REGION": stack.REGION})  # what the router checks at start
     assert config.state_machine_arn == deployed.outputs["state_machine_arn"]

@@ -42,6 +42,24 @@ CASES: list[tuple[str, str, dict[str, Any], str, str]] = [
         "exactly one of suffix or manifest",
     ),
     ("bad schedule", "demo", {"trigger.schedule": "daily"}, "trigger.schedule", "rate(N minutes"),
+    # S3 URL-encodes other characters in its events, and the EventBridge rule filters on the encoded key.
+    ("prefix S3 encodes", "demo", {"trigger.prefix": "input/dt=2024/"}, "trigger.prefix", "does not URL-encode"),
+    ("prefix with a space", "demo", {"trigger.prefix": "input/my data/"}, "trigger.prefix", "does not URL-encode"),
+    ("prefix with a leading slash", "demo", {"trigger.prefix": "/input/x/"}, "trigger.prefix", "without a leading"),
+    (
+        "marker S3 encodes",
+        "demo",
+        {"trigger.complete_on": {"manifest": "manifest (1).json"}},
+        "trigger.complete_on.manifest",
+        "does not URL-encode",
+    ),
+    (
+        "suffix S3 encodes",
+        "demo",
+        {"trigger.complete_on": {"suffix": "_SUCCESS+"}},
+        "trigger.complete_on.suffix",
+        "does not URL-encode",
+    ),
     ("gate comparison", "demo", {"quality_gate.comparison": "<"}, "quality_gate.comparison", "less_than"),
     (
         "approval timeout",

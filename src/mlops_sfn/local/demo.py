@@ -84,13 +84,14 @@ class Demo:
             raise DemoError(f"no item {pipeline!r} in {self.outputs['table_name']}: is it in dynamodb_items/?")
         return dynamodb_json.from_typed(found["Item"])
 
-    def upload(self, pipeline: str, folder: Path) -> tuple[str, str]:
-        """The folder's files under the item's prefix, the manifest last; returns (manifest key, its ETag)."""
+    def upload(self, pipeline: str, folder: Path, into: str = "") -> tuple[str, str]:
+        """The folder's files under the item's prefix (in its subfolder `into`, e.g. "dt=2024-05-31/"),
+        the manifest last; returns (manifest key, its ETag)."""
         trigger = self.item(pipeline).get("trigger", {})
         manifest = trigger.get("complete_on", {}).get("manifest")
         if not manifest:
             raise DemoError(f"{pipeline}: the demo needs trigger.complete_on.manifest, so one upload starts one run")
-        prefix, bucket = trigger["prefix"], self.outputs["bucket_name"]
+        prefix, bucket = trigger["prefix"] + into, self.outputs["bucket_name"]
         files = sorted(path for path in folder.rglob("*") if path.is_file())
         if not files:
             raise DemoError(f"nothing to upload in {folder}")
@@ -121,13 +122,18 @@ class Demo:
     # --- the run ----------------------------------------------------------------------------------
 
     def run(
-        self, pipeline: str = PIPELINE, artifacts: Path = ARTIFACTS, answer: str = "approve", timeout: float = 600
+        self,
+        pipeline: str = PIPELINE,
+        artifacts: Path = ARTIFACTS,
+        answer: str = "approve",
+        timeout: float = 600,
+        into: str = "",
     ) -> DemoResult:
         for topic in INBOXES:
             self.receive(topic)  # what earlier runs left
         started = time.monotonic()
         uploaded_at = datetime.now().astimezone()
-        key, etag = self.upload(pipeline, artifacts / pipeline)
+        key, etag = self.upload(pipeline, artifacts / pipeline, into)
         trigger = Trigger(source="s3", bucket=self.outputs["bucket_name"], key=key, etag=etag)
         name = names.execution_name(pipeline, trigger.identity())
         arn = self.outputs["state_machine_arn"].replace(":stateMachine:", ":execution:", 1) + f":{name}"

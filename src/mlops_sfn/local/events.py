@@ -4,11 +4,15 @@
 and every PutEvents entry) with `deliver`, which fills these gaps:
 - S3 "Object Created" events carry `detail.object.etag` and an ISO 8601 `time` on AWS; moto sends
   `eTag` and epoch seconds;
+- S3 writes the object key URL-encoded in its events (form encoding, '/' kept: "dt=1/a b.csv" is
+  "dt%3D1/a+b.csv"), and rules match that encoded key; moto sends the key as stored;
 - a rule with a schedule and no event pattern matches no event on AWS; moto matches every event;
 - a disabled rule delivers nothing;
 - a target's input transformer (or `Input`, `InputPath`) applies to S3 events too; moto skips it;
 - a Lambda target is invoked asynchronously (`invoke_async`, i.e. `LocalLambda`: retries, then the
   on-failure destination); moto never invokes it and stops delivering to the targets after it;
+- an event whose Lambda target does not exist goes to the target's dead-letter queue at once, with
+  EventBridge's message attributes (RULE_ARN, TARGET_ARN, ERROR_CODE NO_RESOURCE, ...);
 - SQS and SNS targets get the same input as on AWS (moto's transformer quotes no strings).
 Other targets (log groups, buses, archives) still go through moto's own delivery.
 """
@@ -22,8 +26,9 @@ import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote_plus
 
-from .functions import send
+from .functions import FunctionNotFound, send
 
 InvokeAsync = Callable[[str, Any, str, str], None]  # (function ARN, event, account, region)
 
@@ -36,6 +41,9 @@ def as_delivered(event: dict[str, Any]) -> dict[str, Any]:
     obj = event.get("detail", {}).get("object") if isinstance(event.get("detail"), dict) else None
     if isinstance(obj, dict) and "eTag" in obj:
         obj["etag"] = obj.pop("eTag")
+        # https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html:
+        # "The object key name value is URL encoded. For example, 'red flower.jpg' becomes 'red+flower.jpg'."
+        obj["key"] = quote_plus(obj["key"], safe="/")
     return event
 
 
@@ -104,7 +112,10 @@ def deliver(rule: Any, original: Callable[..., None], event: dict[str, Any], inv
         service = target["Arn"].split(":")[2]
         payload = target_input(target, delivered)
         if service == "lambda":
-            invoke_async(target["Arn"], payload, rule.account_id, rule.region_name)
+            try:
+                invoke_async(target["Arn"], payload, rule.account_id, rule.region_name)
+            except FunctionNotFound as missing:
+                dead_letter(rule, target, payload, "NO_RESOURCE", str(missing))
         elif service in ("sqs", "sns"):
             send(target["Arn"], json.dumps(payload), rule.account_id, rule.region_name)
         else:
@@ -113,6 +124,24 @@ def deliver(rule: Any, original: Callable[..., None], event: dict[str, Any], inv
         rest = copy.copy(rule)
         rest.targets = others
         original(rest, event, transform_input=False)
+
+
+def dead_letter(rule: Any, target: dict[str, Any], payload: Any, code: str, message: str) -> None:
+    """What EventBridge puts in a target's dead-letter queue: the event as the target would have received it,
+    and why. Missing permissions or a deleted target are not retried: the event goes there at once.
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html
+    Without a dead-letter queue, EventBridge drops the event."""
+    queue = target.get("DeadLetterConfig", {}).get("Arn")
+    if not queue:
+        return
+    attributes = {
+        "RULE_ARN": rule.arn,
+        "TARGET_ARN": target["Arn"],
+        "ERROR_CODE": code,
+        "ERROR_MESSAGE": message,
+        "RETRY_ATTEMPTS": "0",
+    }
+    send(queue, json.dumps(payload), rule.account_id, rule.region_name, attributes)
 
 
 def install(invoke_async: InvokeAsync) -> Callable[[], None]:

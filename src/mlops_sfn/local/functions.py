@@ -99,6 +99,12 @@ class LocalLambda:
         return worker
 
     def invoke_async(self, name: str, event: Any, account: str, region: str) -> None:
+        """Queued as Lambda queues an asynchronous invocation; a function that does not exist is refused at
+        once (ResourceNotFoundException), as the Invoke API refuses it, so the caller learns of it."""
+        try:
+            self._function(name, account, region)
+        except Exception as missing:
+            raise FunctionNotFound(f"Function not found: {name}") from missing
         with self._idle:
             self._pending += 1
         self._queue.put(Invocation(name, event, account, region))
@@ -145,6 +151,10 @@ class LocalLambda:
             worker.stop()
 
 
+class FunctionNotFound(LookupError):
+    """The Invoke API's ResourceNotFoundException."""
+
+
 def failure_record(function_arn: str, event: Any, error: WorkerError, attempts: int) -> dict[str, Any]:
     """What Lambda sends to an on-failure destination after the last attempt."""
     return {
@@ -162,13 +172,14 @@ def failure_record(function_arn: str, event: Any, error: WorkerError, attempts: 
     }
 
 
-def send(destination: str, message: str, account: str, region: str) -> None:
-    """Deliver to an SQS queue or SNS topic ARN of the local AWS."""
+def send(destination: str, message: str, account: str, region: str, attributes: dict[str, str] | None = None) -> None:
+    """Deliver to an SQS queue (with string message attributes) or SNS topic ARN of the local AWS."""
     service, name = destination.split(":")[2], destination.rsplit(":", 1)[1]
     if service == "sqs":
         from moto.sqs.models import sqs_backends
 
-        sqs_backends[account][region].send_message(queue_name=name, message_body=message)
+        typed = {key: {"DataType": "String", "StringValue": value} for key, value in (attributes or {}).items()}
+        sqs_backends[account][region].send_message(queue_name=name, message_body=message, message_attributes=typed)
     elif service == "sns":
         from moto.sns.models import sns_backends
 
