@@ -263,11 +263,36 @@ def _check_rules(item: dict[str, Any]) -> list[Problem]:
     return problems
 
 
+def prefix_owner(item: Any) -> tuple[str | None, str]:
+    """(the trigger.prefix this item owns, or None; why not). Only an enabled item whose name and trigger
+    are valid owns its prefix: a disabled, half-written or junk item can never take uploads from another."""
+    if not isinstance(item, dict):
+        return None, "not an item"
+    name, trigger = item.get("consumption_pipeline_name"), item.get("trigger")
+    if not isinstance(trigger, dict) or "prefix" not in trigger:
+        return None, "it has no trigger.prefix"
+    if item.get("enabled", True) is not True:
+        return None, "it is disabled (enabled: false)" if item.get("enabled") is False else "its enabled is no boolean"
+    problems = schema.check(name, schema.resolve(schema.item_schema()["properties"]["consumption_pipeline_name"]))
+    problems += schema.check(trigger, schema.resolve({"$ref": "#/$defs/trigger"}), "trigger")
+    if not problems and "complete_on" not in trigger:
+        problems = [Problem("trigger.complete_on", "is required with a prefix")]
+    if problems:
+        return (
+            None,
+            f"its trigger is invalid ({problems[0].path or 'consumption_pipeline_name'}: {problems[0].message})",
+        )
+    return str(trigger["prefix"]), ""
+
+
 def check_unique(items: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, Problem]]:
-    """Rules across items of one table: unique names, and trigger prefixes that do not overlap."""
+    """Rules across items of one table: unique names, and no two owners of one trigger prefix.
+
+    Nested prefixes are allowed, as in the router: an upload belongs to the longest prefix holding it.
+    """
     problems: list[tuple[str, Problem]] = []
     seen: dict[str, str] = {}
-    prefixes: list[tuple[str, str]] = []
+    owners: dict[str, str] = {}
     for source, item in items:
         name = item.get("consumption_pipeline_name")
         if isinstance(name, str):
@@ -276,18 +301,10 @@ def check_unique(items: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, Pro
                     (source, Problem("consumption_pipeline_name", f"{name!r} is also used by {seen[name]}"))
                 )
             seen.setdefault(name, source)
-        prefix = item.get("trigger", {}).get("prefix") if isinstance(item.get("trigger"), dict) else None
-        if isinstance(prefix, str):
-            for other_source, other in prefixes:
-                if prefix.startswith(other) or other.startswith(prefix):
-                    problems.append(
-                        (
-                            source,
-                            Problem(
-                                "trigger.prefix",
-                                f"{prefix!r} overlaps {other!r} of {other_source}: an upload would match two pipelines",
-                            ),
-                        )
-                    )
-            prefixes.append((source, prefix))
+        prefix, _ = prefix_owner(item)
+        if prefix is not None:
+            if prefix in owners:
+                reason = f"{prefix!r} is also the prefix of {owners[prefix]}: an upload would match two pipelines"
+                problems.append((source, Problem("trigger.prefix", reason)))
+            owners.setdefault(prefix, source)
     return problems

@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import dynamodb_json
-from .plan import SETTINGS_ENVIRONMENT, Settings, mismatch, plan_execution, trigger_prefix
+from .item import prefix_owner
+from .plan import SETTINGS_ENVIRONMENT, Settings, mismatch, plan_execution
 from .problems import InvalidItem
 from .triggers import InvalidEvent, Trigger, parse_parts, shorten
 
@@ -126,13 +127,17 @@ def log(**fields: Any) -> None:
 class PrefixIndex:
     """Which pipeline an uploaded key belongs to, from every item's trigger.prefix.
 
-    Read with one Scan and kept for `ttl` seconds; a key no prefix holds, or whose item no longer
-    holds it, makes the router read it again at once, so a new or edited item is seen immediately.
+    Only an enabled item with a valid name and trigger owns its prefix (item.prefix_owner), so a
+    disabled, half-written or junk item never takes uploads from another pipeline; the others are
+    kept aside to say why a key has no owner. Read with one Scan and kept for `ttl` seconds; any
+    rejection makes the router read it again at once, so an added, edited or deleted item counts
+    immediately.
     """
 
     ttl: float
     clock: Callable[[], float] = time.monotonic
-    prefixes: dict[str, list[str]] = field(default_factory=dict)  # prefix -> pipelines declaring it
+    prefixes: dict[str, list[str]] = field(default_factory=dict)  # prefix -> pipelines owning it
+    ignored: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # prefix -> (pipeline, why not)
     read_at: float | None = None
 
     def stale(self) -> bool:
@@ -140,31 +145,55 @@ class PrefixIndex:
 
     def load(self, dynamodb: Any, table: str) -> None:
         prefixes: dict[str, list[str]] = {}
+        ignored: dict[str, list[tuple[str, str]]] = {}
         request: dict[str, Any] = {
             "TableName": table,
             # A Scan is eventually consistent by default and could miss the item just added that made
             # the router read the map again (DynamoDB Developer Guide, "Read consistency for scan").
             "ConsistentRead": True,
             # The whole (small) trigger map: moto fails on a nested path through a non-map value.
-            "ProjectionExpression": "#name, #trigger",
-            "ExpressionAttributeNames": {"#name": "consumption_pipeline_name", "#trigger": "trigger"},  # reserved
+            "ProjectionExpression": "#name, #trigger, #enabled",
+            "ExpressionAttributeNames": {  # reserved words
+                "#name": "consumption_pipeline_name",
+                "#trigger": "trigger",
+                "#enabled": "enabled",
+            },
         }
         while True:
             page = dynamodb.scan(**request)
             for raw in page.get("Items", []):
                 pipeline = raw.get("consumption_pipeline_name", {}).get("S")
-                prefix = raw.get("trigger", {}).get("M", {}).get("prefix", {}).get("S")
+                try:
+                    item = dynamodb_json.from_typed(raw)
+                except dynamodb_json.NotDynamoDBJson:
+                    continue
+                prefix, why_not = prefix_owner(item)
                 if pipeline and prefix:
                     prefixes.setdefault(prefix, []).append(pipeline)
+                elif pipeline and isinstance(trigger := item.get("trigger"), dict):
+                    if isinstance(declared := trigger.get("prefix"), str):
+                        ignored.setdefault(declared, []).append((pipeline, why_not))
             if "LastEvaluatedKey" not in page:
                 break
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        self.prefixes = prefixes
+        self.prefixes, self.ignored = prefixes, ignored
         self.read_at = self.clock()
 
-    def owners(self, key: str) -> list[str]:
-        """Every pipeline whose prefix holds the key; more than one means the items overlap."""
-        return sorted({p for prefix, pipelines in self.prefixes.items() if key.startswith(prefix) for p in pipelines})
+    def matches(self, key: str) -> list[tuple[str, list[str]]]:
+        """The owned prefixes holding the key with their pipelines, longest first: the first one wins."""
+        found = [(prefix, sorted(pipelines)) for prefix, pipelines in self.prefixes.items() if key.startswith(prefix)]
+        return sorted(found, key=lambda match: -len(match[0]))
+
+    def why_unowned(self, key: str) -> tuple[str | None, str]:
+        """What the table says of a key no owned prefix holds: (the first item declaring a prefix holding it
+        without owning it, and why each such item does not own it)."""
+        declared = [
+            (pipeline, f"{pipeline} declares {prefix!r} but {why_not}")
+            for prefix, entries in sorted(self.ignored.items(), key=lambda entry: -len(entry[0]))
+            if key.startswith(prefix)
+            for pipeline, why_not in entries
+        ]
+        return (declared[0][0] if declared else None), "; ".join(text for _, text in declared[:5])
 
 
 class Router:
@@ -291,21 +320,43 @@ class Router:
         if refreshed:
             self.index.load(self.dynamodb, self.config.table)
         while True:
-            owners = self.index.owners(key)
-            if len(owners) > 1:
-                reason = f"the trigger prefixes of pipelines {', '.join(owners)} overlap; give each its own prefix"
-                raise _Rejected(self._reject(owners[0], trigger, "trigger.prefix", reason, request_id))
-            if owners:
-                item = self._get_item(owners[0])
-                prefix = trigger_prefix(item) if item is not None else None
-                if item is not None and prefix is not None and key.startswith(prefix):
-                    return owners[0], item
-            if refreshed:
-                break
-            self.index.load(self.dynamodb, self.config.table)  # the cached map may predate an edit
-            refreshed = True
-        reason = f"no pipeline's trigger.prefix holds {key!r}; add an item whose trigger.prefix covers it"
-        raise _Rejected(self._reject(None, trigger, "detail.object.key", reason, request_id))
+            found = self._owner(key)
+            if isinstance(found, _Unowned):
+                if refreshed:
+                    raise _Rejected(self._reject(found.pipeline, trigger, found.field, found.reason, request_id))
+                self.index.load(self.dynamodb, self.config.table)  # the cached map may predate an edit
+                refreshed = True
+                continue
+            return found
+
+    def _owner(self, key: str) -> tuple[str, dict[str, Any]] | _Unowned:
+        """(pipeline, item) owning the key by the index, confirmed by a consistent read; else why none does."""
+        matches = self.index.matches(key)
+        if matches and len(matches[0][1]) > 1:
+            prefix, pipelines = matches[0]
+            reason = (
+                f"pipelines {', '.join(pipelines)} all have trigger.prefix {prefix!r}; "
+                "give each its own prefix (or disable one), then replay"
+            )
+            return _Unowned(pipelines[0], "trigger.prefix", reason)
+        if matches:
+            prefix, (pipeline,) = matches[0]
+            item = self._get_item(pipeline)
+            if item is not None and prefix_owner(item)[0] == prefix:
+                if len(matches) > 1:  # nested prefixes: the longest wins; said, so a surprise can be traced
+                    outer = ", ".join(f"{other} ({shorter!r})" for shorter, others in matches[1:] for other in others)
+                    log(
+                        level="warning",
+                        pipeline=pipeline,
+                        key=shorten(key, 300),
+                        outcome="nested prefixes",
+                        reason=f"{prefix!r} is the longest prefix holding the key; also held by {outer}",
+                    )
+                return pipeline, item
+        reason = f"no enabled, valid pipeline's trigger.prefix holds {shorten(key, 300)!r}"
+        declaring, why = self.index.why_unowned(key)
+        reason += f"; {why}" if why else "; add an item whose trigger.prefix covers it"
+        return _Unowned(declaring, "detail.object.key", reason)
 
     def _get_item(self, pipeline: str) -> dict[str, Any] | None:
         response = self.dynamodb.get_item(
@@ -360,6 +411,15 @@ DUPLICATE = (
     "an execution of this name exists: this trigger was handled before "
     "(names are kept 90 days after a run ends; the same trigger delivered later starts a new run)"
 )
+
+
+@dataclass(frozen=True)
+class _Unowned:
+    """Why no pipeline takes an uploaded key: what its rejection names."""
+
+    pipeline: str | None
+    field: str
+    reason: str
 
 
 class _Rejected(Exception):

@@ -128,12 +128,25 @@ def test_part_of_an_upload_is_skipped_with_a_log_line(stack: Stack, capsys: pyte
     assert "complete_on" in line["reason"]
 
 
-def test_disabled_pipeline_is_skipped_with_a_log_line(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("fixture", ["manual", "scheduled", "records_legacy"])
+def test_a_run_named_for_a_disabled_pipeline_is_skipped_with_a_log_line(
+    stack: Stack, capsys: pytest.CaptureFixture[str], fixture: str
+) -> None:
     stack.put_item(edited(load_item(), {"enabled": False}))
-    summary = stack.router().handle(load_event("s3_object_created"), "req-1")
+    summary = stack.router().handle(load_event(fixture), "req-1")
     assert summary["skipped"] == 1 and stack.executions() == []
     (line,) = log_lines(capsys)
     assert line["outcome"] == "skipped" and "disabled" in line["reason"]
+
+
+def test_an_upload_for_a_disabled_pipeline_is_kept_for_replay(stack: Stack) -> None:
+    # A disabled item owns no prefix: its upload is dead-lettered with the reason, and replays once enabled.
+    stack.put_item(edited(load_item(), {"enabled": False}))
+    with pytest.raises(RejectedEvent, match=f"{DEMO} declares '{PREFIX}' but it is disabled") as raised:
+        stack.router().handle(load_event("s3_object_created"), "req-1")
+    assert raised.value.rejections[0]["pipeline"] == DEMO and stack.executions() == []
+    stack.put_item(load_item())
+    assert stack.router().handle(load_event("s3_object_created"), "req-2")["started"] == 1
 
 
 def test_one_json_log_line_per_decision(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
@@ -160,7 +173,9 @@ def test_unknown_pipeline_starts_nothing_and_raises_the_documented_error(
 
 
 def test_upload_outside_every_prefix_is_rejected(stack: Stack) -> None:
-    with pytest.raises(RejectedEvent, match=r"no pipeline's trigger\.prefix holds 'input/stray/manifest\.json'"):
+    with pytest.raises(
+        RejectedEvent, match=r"no enabled, valid pipeline's trigger\.prefix holds 'input/stray/manifest\.json'"
+    ):
         stack.router().handle(s3_event("input/stray/manifest.json"), "req-1")
     assert stack.executions() == []
 
@@ -212,18 +227,29 @@ def test_an_item_whose_prefix_moved_is_read_again(stack: Stack) -> None:
     router = stack.router()
     router.handle(load_event("s3_object_created"), "req-1")
     stack.put_item(edited(load_item(), {"trigger.prefix": "input/moved/"}))
-    with pytest.raises(RejectedEvent, match=r"no pipeline's trigger\.prefix holds"):
+    with pytest.raises(RejectedEvent, match=r"no enabled, valid pipeline's trigger\.prefix holds"):
         router.handle(s3_event(f"{PREFIX}manifest.json", etag="e2"), "req-2")
     assert router.handle(s3_event("input/moved/manifest.json", etag="e3"), "req-3")["started"] == 1
 
 
-def test_overlapping_prefixes_are_rejected_naming_both_pipelines(stack: Stack) -> None:
-    stack.put_item(
-        edited(load_item(), {"consumption_pipeline_name": "demo-dev-inner", "trigger.prefix": PREFIX + "a/"})
-    )
-    with pytest.raises(RejectedEvent, match="demo-dev-domain-cal-house-price, demo-dev-inner overlap"):
-        stack.router().handle(s3_event(f"{PREFIX}a/manifest.json"), "req-1")
+def test_two_valid_items_with_one_prefix_are_rejected_naming_both_pipelines(stack: Stack) -> None:
+    stack.put_item(edited(load_item(), {"consumption_pipeline_name": "demo-dev-twin"}))
+    with pytest.raises(RejectedEvent, match=f"pipelines {DEMO}, demo-dev-twin all have trigger.prefix '{PREFIX}'"):
+        stack.router().handle(s3_event(f"{PREFIX}manifest.json"), "req-1")
     assert stack.executions() == []
+
+
+def test_nested_prefixes_send_an_upload_to_the_longest_with_a_warning(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inner = edited(load_item(), {"consumption_pipeline_name": "demo-dev-inner", "trigger.prefix": PREFIX + "a/"})
+    stack.put_item(inner)
+    router = stack.router()
+    (inner_run,) = router.handle(s3_event(f"{PREFIX}a/manifest.json"), "req-1")["executions"]
+    (outer_run,) = router.handle(s3_event(f"{PREFIX}b/manifest.json"), "req-2")["executions"]
+    assert inner_run.startswith("demo-dev-inner-") and outer_run.startswith(f"{DEMO}-")
+    warning = next(line for line in log_lines(capsys) if line["level"] == "warning")
+    assert warning["pipeline"] == "demo-dev-inner" and DEMO in warning["reason"]
 
 
 def throttle(monkeypatch: pytest.MonkeyPatch, backend: type, method: str, times: int, code: str) -> list[int]:

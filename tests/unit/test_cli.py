@@ -77,7 +77,21 @@ def test_validate_finds_clashes_between_items(tmp_path: Path) -> None:
     write(tmp_path / "b.json", edited(load_item(), {"consumption_pipeline_name": "other"}))
     result = run("validate", tmp_path)
     assert result.returncode == 1
-    assert f"{tmp_path / 'b.json'}: trigger.prefix: 'input/demo-dev-domain-cal-house-price/' overlaps" in result.stdout
+    prefix = "'input/demo-dev-domain-cal-house-price/'"
+    assert (
+        f"{tmp_path / 'b.json'}: trigger.prefix: {prefix} is also the prefix of {tmp_path / 'a.json'}" in result.stdout
+    )
+
+
+def test_validate_lets_only_enabled_valid_items_own_a_prefix_and_allows_nesting(tmp_path: Path) -> None:
+    # As in the router: a disabled item owns no prefix, and an upload belongs to the longest prefix holding it.
+    shutil.copy(DEMO_FILE, tmp_path / "a.json")
+    write(tmp_path / "off.json", edited(load_item(), {"consumption_pipeline_name": "off", "enabled": False}))
+    inner = {"consumption_pipeline_name": "inner", "trigger.prefix": "input/demo-dev-domain-cal-house-price/a/"}
+    write(tmp_path / "inner.json", edited(load_item(), inner))
+    result = run("validate", tmp_path)
+    assert result.returncode == 0, result.stdout
+    assert "3 item(s) valid" in result.stdout
 
 
 @pytest.mark.parametrize("args", [("validate", "no/such/path"), ("plan",), ("frobnicate",), ("plan", "missing.json")])
