@@ -114,6 +114,7 @@ module "router" {
   table_arn                  = module.pipeline_config.table_arn
   state_machine_arn          = module.state_machine.state_machine_arn
   bucket                     = local.bucket
+  input_prefix               = var.input_prefix
   sagemaker_role_arn         = module.sagemaker_role.role_arn
   default_image_uri          = var.default_image_uri
   alarm_topic_arn            = module.notifications.notification_topic_arn

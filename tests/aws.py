@@ -3,26 +3,36 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote_plus
 
 import boto3
 
 from mlops_sfn.dynamodb_json import to_typed
 from mlops_sfn.router import Config, Router
+from tests.conftest import load_event
 
 REGION = "us-east-1"
 TABLE = "mlops-test-pipelines"
 BUCKET = "example-mlops-bucket"  # the bucket the event fixtures name
 ROLE_ARN = "arn:aws:iam::123456789012:role/mlops-test-sagemaker"
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+# The manifest the S3 event fixtures announce (their etag is its MD5): it lists no files.
+FIXTURE_MANIFEST = b'{"files": []}\n'
+FIXTURE_MANIFEST_KEYS = [
+    "input/demo-dev-domain-cal-house-price/manifest.json",
+    "input/demo-dev-domain-cal-house-price/dt=2024-05-31/batch 1+é%/manifest.json",
+]
 
 
 @dataclass
 class Stack:
     dynamodb: Any
     stepfunctions: Any
+    s3: Any
     environment: dict[str, str]
+    _uploaded: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @property
     def state_machine_arn(self) -> str:
@@ -31,6 +41,22 @@ class Stack:
     def router(self) -> Router:
         """A router as a fresh Lambda container would build it."""
         return Router(Config.from_environment(self.environment))
+
+    def s3_event(self, key: str, upload: str = "e1", bucket: str = BUCKET) -> dict[str, Any]:
+        """The EventBridge event of an object put at `key` now, as S3 sends it (key URL-encoded, real ETag).
+
+        The object is a manifest listing no files; `upload` fixes its content, so the same `upload` is
+        the same object (same ETag) and another is a new upload. Another bucket gets no object."""
+        etag = upload
+        if bucket == BUCKET:
+            if (key, upload) not in self._uploaded:
+                body = json.dumps({"files": [], "upload": upload}).encode()
+                self._uploaded[key, upload] = self.s3.put_object(Bucket=BUCKET, Key=key, Body=body)["ETag"].strip('"')
+            etag = self._uploaded[key, upload]
+        event: dict[str, Any] = load_event("s3_object_created")
+        event["detail"]["object"].update(key=quote_plus(key, safe="/"), etag=etag)
+        event["detail"]["bucket"]["name"] = bucket
+        return event
 
     def put_item(self, item: dict[str, Any]) -> None:
         self.dynamodb.put_item(TableName=TABLE, Item=to_typed(item))
@@ -50,6 +76,10 @@ def deploy(items: list[dict[str, Any]]) -> Stack:
     session = boto3.session.Session(region_name=REGION)
     dynamodb = session.client("dynamodb")
     stepfunctions = session.client("stepfunctions")
+    s3 = session.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    for key in FIXTURE_MANIFEST_KEYS:
+        s3.put_object(Bucket=BUCKET, Key=key, Body=FIXTURE_MANIFEST)
     dynamodb.create_table(
         TableName=TABLE,
         KeySchema=[{"AttributeName": "consumption_pipeline_name", "KeyType": "HASH"}],
@@ -65,6 +95,7 @@ def deploy(items: list[dict[str, Any]]) -> Stack:
     stack = Stack(
         dynamodb,
         stepfunctions,
+        s3,
         {
             "PIPELINE_TABLE": TABLE,
             "STATE_MACHINE_ARN": arn,

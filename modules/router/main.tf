@@ -1,5 +1,8 @@
+data "aws_partition" "current" {}
+
 locals {
   function_name = "${var.name}-router"
+  bucket_arn    = "arn:${data.aws_partition.current.partition}:s3:::${var.bucket}"
 }
 
 # Events the router rejected (unknown pipeline, invalid item, unparseable event) and events
@@ -44,10 +47,31 @@ resource "aws_iam_role_policy" "this" {
         Resource = var.table_arn
       },
       {
+        # A manifest is read, and its upload's folder listed, before its run starts (README, Triggers).
+        Sid      = "CheckUploads"
+        Effect   = "Allow"
+        Action   = "s3:GetObject"
+        Resource = "${local.bucket_arn}/${var.input_prefix}*"
+      },
+      {
+        Sid       = "ListUploads"
+        Effect    = "Allow"
+        Action    = "s3:ListBucket"
+        Resource  = local.bucket_arn
+        Condition = { StringLike = { "s3:prefix" = "${var.input_prefix}*" } }
+      },
+      {
         Sid      = "StartRuns"
         Effect   = "Allow"
         Action   = "states:StartExecution"
         Resource = var.state_machine_arn
+      },
+      {
+        # Whether a redelivered upload whose manifest has changed since already started its run.
+        Sid      = "FindRuns"
+        Effect   = "Allow"
+        Action   = "states:DescribeExecution"
+        Resource = "${replace(var.state_machine_arn, ":stateMachine:", ":execution:")}:*"
       },
       {
         Sid      = "KeepRejectedEvents"

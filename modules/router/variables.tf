@@ -14,6 +14,11 @@ variable "lambda_runtime" {
   default     = "python3.12"
 }
 
+variable "input_prefix" {
+  description = "Key prefix of the uploads: the router reads manifests and lists upload folders under it."
+  type        = string
+}
+
 variable "report_batch_item_failures" {
   description = "true when every SQS event source mapping you add for the router sets function_response_types = [\"ReportBatchItemFailures\"]: the router then returns the failed records of a batch instead of failing the whole batch. This module adds no SQS source."
   type        = bool

@@ -106,14 +106,14 @@ class Config:
         )
 
 
-def aws_clients(region: str) -> tuple[Any, Any]:
-    """DynamoDB and Step Functions clients with retries; boto3 is imported here, off the cold-import path."""
+def aws_clients(region: str) -> tuple[Any, Any, Any]:
+    """DynamoDB, Step Functions and S3 clients with retries; boto3 is imported here, off the cold-import path."""
     import boto3
     from botocore.config import Config as BotoConfig
 
     config = BotoConfig(retries=RETRIES, connect_timeout=5, read_timeout=10)
     session = boto3.session.Session(region_name=region)
-    return session.client("dynamodb", config=config), session.client("stepfunctions", config=config)
+    return tuple(session.client(service, config=config) for service in ("dynamodb", "stepfunctions", "s3"))
 
 
 def log(**fields: Any) -> None:
@@ -168,11 +168,12 @@ class PrefixIndex:
                 except dynamodb_json.NotDynamoDBJson:
                     continue
                 prefix, why_not = prefix_owner(item)
+                trigger = item.get("trigger")
+                declared = trigger.get("prefix") if isinstance(trigger, dict) else None
                 if pipeline and prefix:
                     prefixes.setdefault(prefix, []).append(pipeline)
-                elif pipeline and isinstance(trigger := item.get("trigger"), dict):
-                    if isinstance(declared := trigger.get("prefix"), str):
-                        ignored.setdefault(declared, []).append((pipeline, why_not))
+                elif pipeline and isinstance(declared, str):
+                    ignored.setdefault(declared, []).append((pipeline, why_not))
             if "LastEvaluatedKey" not in page:
                 break
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -199,7 +200,7 @@ class PrefixIndex:
 class Router:
     """Handles Lambda events; one instance per Lambda container, so the prefix index is reused warm."""
 
-    def __init__(self, config: Config, clients: tuple[Any, Any] | None = None) -> None:
+    def __init__(self, config: Config, clients: tuple[Any, Any, Any] | None = None) -> None:
         self.config = config
         self._clients = clients
         self.index = PrefixIndex(ttl=config.prefix_cache_seconds)
@@ -217,7 +218,11 @@ class Router:
         return self.clients[1]
 
     @property
-    def clients(self) -> tuple[Any, Any]:
+    def s3(self) -> Any:
+        return self.clients[2]
+
+    @property
+    def clients(self) -> tuple[Any, Any, Any]:
         if self._clients is None:  # created on the first event: creating them costs ~90 ms
             self._clients = aws_clients(self.config.settings.region)
         return self._clients
@@ -295,7 +300,16 @@ class Router:
         # answered with the original; names, not inputs, carry the idempotency.
         execution_input["delivery"] = {"request_id": request_id}
         name = execution_input["execution_name"]
-        outcome = "duplicate" if name in handled else self._start(name, execution_input)
+        manifest = trigger.source == "s3" and "manifest" in item["trigger"]["complete_on"]
+        if name in handled:
+            outcome = "duplicate"
+        elif manifest and (reason := self._upload_problem(trigger)) is not None:
+            # A redelivery may find the upload replaced or gone since its run started: still a duplicate.
+            if not self._exists(name):
+                raise _Rejected(self._reject(pipeline, trigger, "trigger.complete_on.manifest", reason, request_id))
+            outcome = "duplicate"
+        else:
+            outcome = self._start(name, execution_input)
         handled.add(name)
         if outcome == "duplicate":
             log(level="info", **context, execution_name=name, outcome=outcome, reason=DUPLICATE)
@@ -358,6 +372,53 @@ class Router:
         reason += f"; {why}" if why else "; add an item whose trigger.prefix covers it"
         return _Unowned(declaring, "detail.object.key", reason)
 
+    def _upload_problem(self, trigger: Trigger) -> str | None:
+        """Why the upload a manifest completes is not there as listed, or None when every listed object
+        exists with its listed ETag: a marker that arrives before its data (or over an older upload's)
+        must not start a run on what happens to be in the folder."""
+        from botocore.exceptions import ClientError
+
+        key = trigger.key or ""
+        folder, _, name = key.rpartition("/")
+        folder = folder + "/" if folder else ""
+        request = {"Bucket": trigger.bucket, "Key": key} | ({"IfMatch": trigger.etag} if trigger.etag else {})
+        try:
+            manifest = self.s3.get_object(**request)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code")
+            if code in ("NoSuchKey", "404"):
+                return f"the manifest {name} is no longer in the bucket; upload it again"
+            if code in ("PreconditionFailed", "412"):
+                return f"{name} was replaced after this event; the newer upload's own event starts its run"
+            raise
+        if manifest.get("ContentLength", 0) > MANIFEST_LIMIT:
+            return f"{name} is {manifest['ContentLength']} bytes; a manifest may be at most {MANIFEST_LIMIT} bytes"
+        listed = _manifest_files(manifest["Body"].read(), folder)
+        if isinstance(listed, str):
+            return f"{name}: {listed}"
+        stored: dict[str, str] = {}
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=trigger.bucket, Prefix=folder):
+            stored |= {entry["Key"]: entry["ETag"].strip('"').lower() for entry in page.get("Contents", [])}
+        wrong = [
+            f"{shorten(listed_key, 200)} ({'missing' if listed_key not in stored else 'ETag differs'})"
+            for listed_key, etag in listed.items()
+            if stored.get(listed_key) != etag
+        ]
+        if not wrong:
+            return None
+        return (
+            f"{name} lists {len(wrong)} object(s) not in the bucket as listed: {'; '.join(wrong[:5])}"
+            f"{'; ...' if len(wrong) > 5 else ''}. Upload them, then replay this event"
+        )
+
+    def _exists(self, name: str) -> bool:
+        arn = self.config.state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
+        try:
+            self.stepfunctions.describe_execution(executionArn=arn)
+        except self.stepfunctions.exceptions.ExecutionDoesNotExist:
+            return False
+        return True
+
     def _get_item(self, pipeline: str) -> dict[str, Any] | None:
         response = self.dynamodb.get_item(
             TableName=self.config.table, Key={"consumption_pipeline_name": {"S": pipeline}}, ConsistentRead=True
@@ -403,6 +464,32 @@ class Router:
             **({"problems": problems} if problems and len(problems) > 1 else {}),
         )
         return record
+
+
+MANIFEST_LIMIT = 1 << 20  # bytes: a manifest listing about 10,000 objects
+
+
+def _manifest_files(body: bytes, folder: str) -> dict[str, str] | str:
+    """{key: ETag} of the objects a manifest lists, or what is wrong with it.
+
+    A manifest is {"files": [{"key": ..., "etag": ...}, ...]}; a key is the object's key in the bucket
+    or its path relative to the manifest's folder.
+    """
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        document = None
+    files = document.get("files") if isinstance(document, dict) else None
+    shape = 'expected JSON {"files": [{"key": "<key>", "etag": "<ETag>"}, ...]}'
+    if not isinstance(files, list):
+        return f"not a manifest: {shape}"
+    listed: dict[str, str] = {}
+    for index, entry in enumerate(files):
+        if not isinstance(entry, dict) or not all(isinstance(entry.get(name), str) for name in ("key", "etag")):
+            return f"files[{index}]: {shape}"
+        key = entry["key"] if entry["key"].startswith(folder) else folder + entry["key"]
+        listed[key] = entry["etag"].strip('"').lower()
+    return listed
 
 
 # Step Functions lets a Standard execution's name be reused 90 days after the execution closed

@@ -37,13 +37,6 @@ def stack() -> Iterator[Stack]:
         yield deploy([load_item(), load_item("demo-dev-train-and-batch-score")])
 
 
-def s3_event(key: str, etag: str = "e1", bucket: str = BUCKET) -> dict[str, Any]:
-    event = load_event("s3_object_created")
-    event["detail"]["object"].update(key=key, etag=etag)
-    event["detail"]["bucket"]["name"] = bucket
-    return event
-
-
 def log_lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
     return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
 
@@ -64,7 +57,7 @@ def test_each_event_shape_starts_one_execution_with_the_planned_input(stack: Sta
 
 def test_an_upload_runs_from_the_folder_it_was_uploaded_to(stack: Stack) -> None:
     key = "input/demo-dev-train-and-batch-score/2024-06-01/_SUCCESS"
-    stack.router().handle(s3_event(key), "req-1")
+    stack.router().handle(stack.s3_event(key), "req-1")
     (execution,) = stack.executions()
     training = stack.execution_input(execution["name"])["stages"]["training"]["request"]
     channel = training["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"]
@@ -73,8 +66,8 @@ def test_an_upload_runs_from_the_folder_it_was_uploaded_to(stack: Stack) -> None
 
 def test_burst_of_1000_events_for_one_upload_starts_one_execution(stack: Stack) -> None:
     # An upload of many files plus its manifest, every object delivered several times, in any order.
-    parts = [s3_event(f"{PREFIX}data/part-{n:04d}.csv", etag=f"p{n}") for n in range(200)]
-    events = parts * 4 + [s3_event(f"{PREFIX}manifest.json", etag="m1")] * 200
+    parts = [stack.s3_event(f"{PREFIX}data/part-{n:04d}.csv", upload=f"p{n}") for n in range(200)]
+    events = parts * 4 + [stack.s3_event(f"{PREFIX}manifest.json", upload="m1")] * 200
     random.Random(7).shuffle(events)
     assert len(events) == 1000
     router = stack.router()
@@ -102,8 +95,8 @@ def test_redelivery_and_lambda_retry_start_nothing_new(stack: Stack) -> None:
 
 def test_a_new_upload_of_the_same_files_starts_a_new_run(stack: Stack) -> None:
     router = stack.router()
-    router.handle(s3_event(f"{PREFIX}manifest.json", etag="first"), "req-1")
-    router.handle(s3_event(f"{PREFIX}manifest.json", etag="second"), "req-2")
+    router.handle(stack.s3_event(f"{PREFIX}manifest.json", upload="first"), "req-1")
+    router.handle(stack.s3_event(f"{PREFIX}manifest.json", upload="second"), "req-2")
     assert len(stack.executions()) == 2
 
 
@@ -176,13 +169,13 @@ def test_upload_outside_every_prefix_is_rejected(stack: Stack) -> None:
     with pytest.raises(
         RejectedEvent, match=r"no enabled, valid pipeline's trigger\.prefix holds 'input/stray/manifest\.json'"
     ):
-        stack.router().handle(s3_event("input/stray/manifest.json"), "req-1")
+        stack.router().handle(stack.s3_event("input/stray/manifest.json"), "req-1")
     assert stack.executions() == []
 
 
 def test_upload_to_another_bucket_is_rejected(stack: Stack) -> None:
     with pytest.raises(RejectedEvent, match=r"detail\.bucket\.name"):
-        stack.router().handle(s3_event(f"{PREFIX}manifest.json", bucket="someone-elses-bucket"), "req-1")
+        stack.router().handle(stack.s3_event(f"{PREFIX}manifest.json", bucket="someone-elses-bucket"), "req-1")
     assert stack.executions() == []
 
 
@@ -220,7 +213,7 @@ def test_an_item_added_after_the_prefix_map_was_read_is_found(stack: Stack) -> N
     router.handle(load_event("s3_object_created"), "req-1")  # reads the prefix map
     new = edited(load_item(), {"consumption_pipeline_name": "demo-dev-new", "trigger.prefix": "input/new/"})
     stack.put_item(new)
-    assert router.handle(s3_event("input/new/manifest.json"), "req-2")["started"] == 1
+    assert router.handle(stack.s3_event("input/new/manifest.json"), "req-2")["started"] == 1
 
 
 def test_an_item_whose_prefix_moved_is_read_again(stack: Stack) -> None:
@@ -228,14 +221,14 @@ def test_an_item_whose_prefix_moved_is_read_again(stack: Stack) -> None:
     router.handle(load_event("s3_object_created"), "req-1")
     stack.put_item(edited(load_item(), {"trigger.prefix": "input/moved/"}))
     with pytest.raises(RejectedEvent, match=r"no enabled, valid pipeline's trigger\.prefix holds"):
-        router.handle(s3_event(f"{PREFIX}manifest.json", etag="e2"), "req-2")
-    assert router.handle(s3_event("input/moved/manifest.json", etag="e3"), "req-3")["started"] == 1
+        router.handle(stack.s3_event(f"{PREFIX}manifest.json", upload="e2"), "req-2")
+    assert router.handle(stack.s3_event("input/moved/manifest.json", upload="e3"), "req-3")["started"] == 1
 
 
 def test_two_valid_items_with_one_prefix_are_rejected_naming_both_pipelines(stack: Stack) -> None:
     stack.put_item(edited(load_item(), {"consumption_pipeline_name": "demo-dev-twin"}))
     with pytest.raises(RejectedEvent, match=f"pipelines {DEMO}, demo-dev-twin all have trigger.prefix '{PREFIX}'"):
-        stack.router().handle(s3_event(f"{PREFIX}manifest.json"), "req-1")
+        stack.router().handle(stack.s3_event(f"{PREFIX}manifest.json"), "req-1")
     assert stack.executions() == []
 
 
@@ -245,8 +238,8 @@ def test_nested_prefixes_send_an_upload_to_the_longest_with_a_warning(
     inner = edited(load_item(), {"consumption_pipeline_name": "demo-dev-inner", "trigger.prefix": PREFIX + "a/"})
     stack.put_item(inner)
     router = stack.router()
-    (inner_run,) = router.handle(s3_event(f"{PREFIX}a/manifest.json"), "req-1")["executions"]
-    (outer_run,) = router.handle(s3_event(f"{PREFIX}b/manifest.json"), "req-2")["executions"]
+    (inner_run,) = router.handle(stack.s3_event(f"{PREFIX}a/manifest.json"), "req-1")["executions"]
+    (outer_run,) = router.handle(stack.s3_event(f"{PREFIX}b/manifest.json"), "req-2")["executions"]
     assert inner_run.startswith("demo-dev-inner-") and outer_run.startswith(f"{DEMO}-")
     warning = next(line for line in log_lines(capsys) if line["level"] == "warning")
     assert warning["pipeline"] == "demo-dev-inner" and DEMO in warning["reason"]
@@ -293,15 +286,32 @@ def test_throttling_that_outlasts_the_retries_raises_for_lambda_to_retry(
     assert stack.executions() == []
 
 
-def test_two_aws_calls_per_started_execution_when_warm(stack: Stack) -> None:
-    router = stack.router()
-    router.handle(load_event("s3_object_created"), "req-0")  # cold: also reads the prefix map once
+def counted_calls(router: Any) -> list[str]:
     calls: list[str] = []
     for client in router.clients:
         client.meta.events.register("before-call", lambda model, **_: calls.append(model.name))
+    return calls
+
+
+def test_two_aws_calls_per_started_execution_when_warm(stack: Stack) -> None:
+    # A suffix marker: the item, then the start.
+    router = stack.router()
+    folder = "input/demo-dev-train-and-batch-score/"
+    router.handle(stack.s3_event(f"{folder}0/_SUCCESS"), "req-0")  # cold: also reads the prefix map once
+    calls = counted_calls(router)
     for n in range(1, 4):
-        router.handle(s3_event(f"{PREFIX}manifest.json", etag=f"e{n}"), f"req-{n}")
+        router.handle(stack.s3_event(f"{folder}{n}/_SUCCESS"), f"req-{n}")
     assert calls == ["GetItem", "StartExecution"] * 3
+
+
+def test_four_aws_calls_per_started_execution_with_a_manifest(stack: Stack) -> None:
+    # A manifest is read and the upload's folder listed (one call per 1,000 objects) before the start.
+    router = stack.router()
+    router.handle(load_event("s3_object_created"), "req-0")
+    calls = counted_calls(router)
+    for n in range(1, 4):
+        router.handle(stack.s3_event(f"{PREFIX}manifest.json", upload=f"e{n}"), f"req-{n}")
+    assert calls == ["GetItem", "GetObject", "ListObjectsV2", "StartExecution"] * 3
 
 
 # --- the Lambda entry point ---------------------------------------------------------------------

@@ -11,7 +11,7 @@ from moto import mock_aws
 
 from mlops_sfn.router import RejectedEvent
 from tests.aws import TABLE, Stack, deploy
-from tests.conftest import DEMO, edited, load_event, load_item
+from tests.conftest import DEMO, edited, load_item
 
 pytestmark = pytest.mark.functional
 
@@ -22,12 +22,6 @@ PREFIX = "input/demo-dev-domain-cal-house-price/"
 def stack() -> Iterator[Stack]:
     with mock_aws():
         yield deploy([load_item()])
-
-
-def s3_event(key: str, etag: str) -> dict[str, Any]:
-    event = load_event("s3_object_created")
-    event["detail"]["object"].update(key=key, etag=etag)
-    return event
 
 
 def put_raw(stack: Stack, item: dict[str, Any]) -> None:
@@ -55,14 +49,14 @@ OFFENDERS = {
 def test_an_item_that_owns_no_prefix_never_stops_a_healthy_pipeline(stack: Stack, offender: str) -> None:
     stack.put_item(OFFENDERS[offender]())
     router = stack.router()
-    assert router.handle(s3_event(PREFIX + "data/part-1.csv", "p1"), "req-1")["skipped"] == 1  # a data file
-    assert router.handle(s3_event(PREFIX + "manifest.json", "m1"), "req-2")["started"] == 1
+    assert router.handle(stack.s3_event(PREFIX + "data/part-1.csv", "p1"), "req-1")["skipped"] == 1  # a data file
+    assert router.handle(stack.s3_event(PREFIX + "manifest.json", "m1"), "req-2")["started"] == 1
 
 
 def test_a_two_attribute_junk_item_repeating_a_prefix_is_ignored(stack: Stack) -> None:
     put_raw(stack, {"consumption_pipeline_name": {"S": "junk"}, "trigger": {"M": {"prefix": {"S": PREFIX}}}})
     put_raw(stack, {"consumption_pipeline_name": {"S": "junk-2"}, "trigger": {"S": "input/"}})
-    assert stack.router().handle(s3_event(PREFIX + "manifest.json", "m1"), "req-1")["started"] == 1
+    assert stack.router().handle(stack.s3_event(PREFIX + "manifest.json", "m1"), "req-1")["started"] == 1
 
 
 def test_an_upload_under_an_invalid_items_prefix_is_dead_lettered_naming_why(stack: Stack) -> None:
@@ -78,7 +72,7 @@ def test_an_upload_under_an_invalid_items_prefix_is_dead_lettered_naming_why(sta
     stack.put_item(broken)
     for number, key in enumerate(["input/broken/data.csv", "input/broken/m.json"]):
         with pytest.raises(RejectedEvent) as raised:
-            stack.router().handle(s3_event(key, f"e{number}"), f"req-{number}")
+            stack.router().handle(stack.s3_event(key, f"e{number}"), f"req-{number}")
         (rejection,) = raised.value.rejections
         assert rejection["pipeline"] == "broken"
         assert "broken declares 'input/broken/' but its trigger is invalid (trigger.complete_on" in rejection["reason"]
@@ -88,16 +82,16 @@ def test_an_upload_under_an_invalid_items_prefix_is_dead_lettered_naming_why(sta
 def test_a_conflict_clears_as_soon_as_the_offending_item_is_removed(stack: Stack) -> None:
     stack.put_item(edited(load_item(), {"consumption_pipeline_name": "demo-dev-twin"}))
     router = stack.router()  # one warm container, prefix map cached for 60 s
-    with pytest.raises(RejectedEvent, match="demo-dev-twin all have trigger.prefix"):
-        router.handle(s3_event(PREFIX + "manifest.json", "m2"), "req-2")
+    with pytest.raises(RejectedEvent, match=r"demo-dev-twin all have trigger\.prefix"):
+        router.handle(stack.s3_event(PREFIX + "manifest.json", "m2"), "req-2")
     stack.dynamodb.delete_item(TableName=TABLE, Key={"consumption_pipeline_name": {"S": "demo-dev-twin"}})
     # The replay of the rejected event: started at once, without waiting for the cache to expire.
-    assert router.handle(s3_event(PREFIX + "manifest.json", "m2"), "req-3")["started"] == 1
+    assert router.handle(stack.s3_event(PREFIX + "manifest.json", "m2"), "req-3")["started"] == 1
 
 
 def test_an_item_disabled_after_the_map_was_read_takes_no_upload(stack: Stack) -> None:
     router = stack.router()
-    router.handle(s3_event(PREFIX + "manifest.json", "m1"), "req-1")
+    router.handle(stack.s3_event(PREFIX + "manifest.json", "m1"), "req-1")
     stack.put_item(edited(load_item(), {"enabled": False}))
     with pytest.raises(RejectedEvent, match=f"{DEMO} declares '{PREFIX}' but it is disabled"):
-        router.handle(s3_event(PREFIX + "manifest.json", "m2"), "req-2")
+        router.handle(stack.s3_event(PREFIX + "manifest.json", "m2"), "req-2")

@@ -45,12 +45,6 @@ def as_s3_writes(key: str) -> str:
     return quote_plus(key, safe="/")
 
 
-def s3_event(key: str, etag: str = "e1") -> dict[str, Any]:
-    event = load_event("s3_object_created")
-    event["detail"]["object"].update(key=as_s3_writes(key), etag=etag)
-    return event
-
-
 def sqs_record(body: Any, message_id: str) -> dict[str, Any]:
     """One record of an SQS event (Lambda's shape, from the fixture) carrying `body`."""
     record: dict[str, Any] = load_event("sqs_records_legacy")["Records"][0]
@@ -81,7 +75,7 @@ def test_the_aws_fixture_with_an_encoded_key_runs_on_the_real_folder(stack: Stac
 @pytest.mark.parametrize("delivery", ["eventbridge", "sqs"])
 def test_keys_are_decoded_for_every_shape_that_carries_one(stack: Stack, folder: str, delivery: str) -> None:
     key = PREFIX + folder + "manifest.json"
-    event = s3_event(key)
+    event = stack.s3_event(key)
     if delivery == "sqs":
         event = {"Records": [sqs_record(event, "m-1")]}
     summary = stack.router().handle(event, "req-1")
@@ -94,8 +88,8 @@ def test_keys_are_decoded_for_every_shape_that_carries_one(stack: Stack, folder:
 def test_a_suffix_marker_is_recognised_after_decoding(stack: Stack) -> None:
     router = stack.router()
     folder = "input/demo-dev-train-and-batch-score/dt=2024-06-01 full/"
-    assert router.handle(s3_event(folder + "train/part 1.csv"), "req-1")["skipped"] == 1
-    (name,) = router.handle(s3_event(folder + "_SUCCESS"), "req-2")["executions"]
+    assert router.handle(stack.s3_event(folder + "train/part 1.csv"), "req-1")["skipped"] == 1
+    (name,) = router.handle(stack.s3_event(folder + "_SUCCESS"), "req-2")["executions"]
     training = stack.execution_input(name)["stages"]["training"]["request"]
     assert training["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == f"s3://{BUCKET}/{folder}train/"
 
@@ -104,8 +98,8 @@ def test_the_same_upload_encoded_or_decoded_is_one_trigger(stack: Stack) -> None
     # A replayed or re-sent event names the same object: the run is named after the real key.
     router = stack.router()
     key = PREFIX + "dt=2024-05-31/manifest.json"
-    assert router.handle(s3_event(key), "req-1")["started"] == 1
-    assert router.handle(s3_event(key), "req-2")["duplicates"] == 1
+    assert router.handle(stack.s3_event(key), "req-1")["started"] == 1
+    assert router.handle(stack.s3_event(key), "req-2")["duplicates"] == 1
 
 
 # --- dataset dates as senders write them -----------------------------------------------------------
@@ -262,7 +256,7 @@ def test_the_prefix_map_is_read_with_a_strongly_consistent_scan(stack: Stack) ->
     router.dynamodb.meta.events.register(
         "provide-client-params.dynamodb.Scan", lambda params, **_: scans.append(params)
     )
-    router.handle(s3_event(PREFIX + "manifest.json"), "req-1")
+    router.handle(stack.s3_event(PREFIX + "manifest.json"), "req-1")
     assert scans and all(scan["ConsistentRead"] is True and scan["TableName"] == TABLE for scan in scans)
 
 
@@ -276,7 +270,7 @@ PROPERTIES = settings(max_examples=60, deadline=None, suppress_health_check=[Hea
 @given(folder=st.text(st.characters(blacklist_categories=["Cs", "Cc"]), min_size=1, max_size=60))
 def test_any_key_s3_can_hold_reaches_the_run_as_written(stack: Stack, folder: str) -> None:
     key = f"{PREFIX}{folder}/manifest.json"
-    summary = stack.router().handle(s3_event(key, etag=str(abs(hash(folder)))), "req")
+    summary = stack.router().handle(stack.s3_event(key, upload=folder), "req")
     assert summary["started"] + summary["duplicates"] == 1, summary
     name = summary["executions"][0] if summary["executions"] else None
     if name:

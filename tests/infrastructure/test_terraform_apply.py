@@ -231,6 +231,30 @@ def test_no_role_allows_every_action_and_only_unscopable_actions_get_every_resou
             assert statement.get("Sid") in STAR_RESOURCES, f"{where}: {statement}"
 
 
+def test_the_router_may_read_uploads_under_the_input_prefix_and_look_up_its_own_runs(
+    deployed: Deployment,
+) -> None:
+    router = {
+        statement["Sid"]: statement
+        for where, statement in role_statements(deployed.client("iam"))
+        if where.startswith("mlops-local-dev-router/")
+    }
+    bucket = f"arn:aws:s3:::{deployed.outputs['bucket_name']}"
+    assert router["CheckUploads"]["Action"] == "s3:GetObject"
+    assert router["CheckUploads"]["Resource"] == f"{bucket}/input/*"
+    assert router["ListUploads"]["Resource"] == bucket
+    assert router["ListUploads"]["Condition"] == {"StringLike": {"s3:prefix": "input/*"}}
+    s3_actions = [s["Action"] for s in router.values() if str(s["Action"]).startswith("s3:")]
+    assert sorted(s3_actions) == ["s3:GetObject", "s3:ListBucket"]
+    executions = deployed.outputs["state_machine_arn"].replace(":stateMachine:", ":execution:")
+    assert router["FindRuns"] == {
+        "Sid": "FindRuns",
+        "Effect": "Allow",
+        "Action": "states:DescribeExecution",
+        "Resource": f"{executions}:*",
+    }
+
+
 def test_topics_queue_and_alarms_exist_and_alarms_publish_to_the_notification_topic(deployed: Deployment) -> None:
     sns = deployed.client("sns")
     approvals = sns.get_topic_attributes(TopicArn=deployed.outputs["approval_topic_arn"])["Attributes"]
