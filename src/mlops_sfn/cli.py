@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import approval, dynamodb_json, generated, importers, preview, statemachine
+from botocore.exceptions import BotoCoreError, ClientError
+
+from . import approval, bounds, dynamodb_json, generated, importers, preview, statemachine
 from .item import ItemFileError, check_unique, item_files, load_item_file
 from .local.sagemaker import ENDPOINT_OUTCOMES, FAILABLE
 from .plan import EXAMPLE_SETTINGS, Settings, check_with_sample, mismatch, plan_execution
@@ -167,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as error:
         print(f"mlops-sfn: error: {error}", file=sys.stderr)
         return 2
+    except (BotoCoreError, ClientError) as error:  # no credentials, no endpoint, no such queue, a refusal
+        print(f"mlops-sfn: error: {error}", file=sys.stderr)
+        return 1
 
 
 def _item_files(paths: list[Path]) -> list[Path]:
@@ -174,8 +179,8 @@ def _item_files(paths: list[Path]) -> list[Path]:
     for path in paths:
         if path.is_dir():
             files += item_files(path)
-        elif path.is_file():
-            files.append(path)
+        elif path.exists():
+            files.append(path)  # a FIFO or device is reported by load_item_file, never read
         else:
             raise UsageError(f"{path}: no such file or folder")
     if not files:
@@ -218,7 +223,7 @@ def _settings() -> Settings:
 
 def _read_item(path: Path) -> dict[str, Any] | None:
     """The item in `path`, or None once the reason it cannot be read is printed; a missing file is a usage error."""
-    if not path.is_file():
+    if not path.exists():
         raise UsageError(f"{path}: no such file")
     try:
         return load_item_file(path)
@@ -234,12 +239,15 @@ def plan(item_path: Path, event_path: Path | None, as_json: bool, as_graph: bool
     name = item.get("consumption_pipeline_name")
     trigger = Trigger(source="manual", pipeline=str(name), run_id="preview")
     if event_path is not None:
-        if not event_path.is_file():
+        if not event_path.exists():
             raise UsageError(f"{event_path}: no such file")
         try:
-            triggers = parse_event(json.loads(event_path.read_text(encoding="utf-8")), invocation_id="plan")
+            triggers = parse_event(bounds.read_json(event_path), invocation_id="plan")
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             print(f"{event_path}: not valid JSON: {error}")
+            return 1
+        except bounds.InputRefused as error:
+            print(f"{event_path}: {error}")
             return 1
         except InvalidEvent as error:
             print(f"{event_path}: {error}")
@@ -272,9 +280,13 @@ def _print_problems(source: Path, problems: list[Problem]) -> None:
 
 
 def import_item(kind: str, source: Path, typed: bool) -> int:
-    if not source.is_file():
+    if not source.exists():
         raise UsageError(f"{source}: no such file")
     try:
+        if not source.is_file():
+            raise ItemFileError("not a regular file (a FIFO, device or socket is never read)")
+        if source.stat().st_size > bounds.FILE_BYTES:
+            raise ItemFileError(f"{source.stat().st_size} bytes; at most {bounds.FILE_BYTES} bytes are read")
         text = source.read_text(encoding="utf-8")
         if kind == "aiops":
             import yaml  # only this command needs PyYAML
@@ -290,6 +302,9 @@ def import_item(kind: str, source: Path, typed: bool) -> int:
             except json.JSONDecodeError as error:
                 raise ItemFileError(f"line {error.lineno} column {error.colno}: not valid JSON: {error.msg}") from error
             item, notes = importers.from_reusable_framework(document)
+    except RecursionError:
+        print(f"{source}: nested more than {bounds.EVENT_DEPTH} levels deep", file=sys.stderr)
+        return 1
     except (ItemFileError, UnicodeDecodeError) as error:
         print(f"{source}: {error}", file=sys.stderr)
         return 1
@@ -408,6 +423,9 @@ def replay_dead_letters(args: argparse.Namespace) -> int:
 
 def answer_approval(args: argparse.Namespace) -> int:
     import boto3
+
+    if not args.target.strip():
+        raise UsageError("TOKEN_OR_EXECUTION is empty: give a task token, an execution ARN or an execution name")
 
     sfn = boto3.client("stepfunctions", region_name=args.region, endpoint_url=args.endpoint_url)
     try:

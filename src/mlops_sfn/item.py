@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import dynamodb_json, sagemaker_api, schema, stages
+from . import bounds, dynamodb_json, sagemaker_api, schema, stages
 from .problems import Problem, join
 from .stages import OPERATIONS, STAGES, runs
 
@@ -46,14 +46,24 @@ class ItemFileError(ValueError):
 def load_item_file(path: Path) -> dict[str, Any]:
     """A plain item from a file holding plain or DynamoDB-typed JSON (or a GetItem {"Item": ...})."""
     try:
-        text = path.read_text(encoding="utf-8")
+        document = bounds.read_json(path)
+        # DynamoDB-typed JSON nests two levels per level of the item.
+        depth = 2 * bounds.ITEM_DEPTH + 2
+        bounds.check_nesting(
+            document, depth, f"the file (an item nests at most {bounds.ITEM_DEPTH}, as DynamoDB JSON {depth})"
+        )
+    except bounds.InputRefused as error:
+        raise ItemFileError(str(error)) from error
     except (OSError, UnicodeDecodeError) as error:
         raise ItemFileError(f"cannot read: {error}") from error
-    try:
-        document = json.loads(text)
     except json.JSONDecodeError as error:
         raise ItemFileError(f"line {error.lineno} column {error.colno}: not valid JSON: {error.msg}") from error
-    return parse_item(document)
+    item = parse_item(document)
+    try:
+        bounds.check_nesting(item, bounds.ITEM_DEPTH, "the item")
+    except bounds.InputRefused as error:
+        raise ItemFileError(f"{error}; DynamoDB stores at most {bounds.ITEM_DEPTH}") from error
+    return item
 
 
 def parse_item(document: Any) -> dict[str, Any]:

@@ -17,6 +17,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import unquote_plus
 
+from .bounds import EVENT_DEPTH, InputRefused, check_nesting
+
 PIPELINE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # Characters S3 leaves as they are when it URL-encodes a key in an event (form encoding: letters, digits,
 # '-', '_', '.'; '/' is not encoded). A trigger prefix or marker made of these matches the key whichever
@@ -100,6 +102,10 @@ def parse_parts(event: Any, invocation_id: str | None = None) -> list[Part]:
     """
     if not isinstance(event, dict):
         raise InvalidEvent(f"expected a JSON object, got {type(event).__name__}")
+    try:
+        check_nesting(event, EVENT_DEPTH, "the event")
+    except InputRefused as refused:
+        raise InvalidEvent(str(refused)) from None
     if "Records" not in event:
         try:
             return [Part(trigger=_from_message(event, invocation_id))]

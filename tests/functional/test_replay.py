@@ -154,3 +154,12 @@ def test_a_replay_the_router_answers_with_batch_item_failures_is_still_failing(s
     function = RouterFunction(Router(replace(stack.router().config, report_batch_item_failures=True)))
     result = replay(sqs, function, queue, "router", say=lambda _: None)
     assert (result.handled, result.still_failing) == (0, 1)
+
+
+def test_replay_from_a_queue_that_does_not_exist_is_one_line(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    from mlops_sfn import cli
+
+    url = "https://sqs.us-east-1.amazonaws.com/123456789012/no-such-queue"
+    assert cli.main(["replay", "--queue-url", url, "--function", "router", "--region", REGION]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("mlops-sfn: error:") and len(error.splitlines()) == 1

@@ -1,0 +1,55 @@
+"""Limits on what the framework reads from outside (events, item files, manifests), checked before
+anything recurses into it, so a hostile or broken input gets one line naming the limit, never a crash."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+from typing import Any
+
+# DynamoDB stores attributes nested at most 32 levels deep (Developer Guide, "Quotas in Amazon
+# DynamoDB", Attributes): a deeper item could never be in the table.
+ITEM_DEPTH = 32
+# An event nests its payload a few levels (SQS record, body, overrides): twice an item's depth is ample.
+EVENT_DEPTH = 64
+FILE_BYTES = 4 << 20  # an item file, typed JSON included (a DynamoDB item is at most 400 KB)
+
+
+class InputRefused(ValueError):
+    """An input beyond one of these limits; the message names the limit."""
+
+
+def nesting(value: Any) -> int:
+    """How deeply lists and objects nest in a JSON value (a scalar is 0), without recursing."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        node, level = pending.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, level)
+        pending.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def check_nesting(value: Any, limit: int, what: str) -> None:
+    if nesting(value) > limit:
+        raise InputRefused(f"{what} is nested more than {limit} levels deep")
+
+
+def read_json(path: Path, limit: int = FILE_BYTES) -> Any:
+    """A regular file's JSON (never a FIFO or device, which could block for ever), at most `limit` bytes."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as error:
+        raise InputRefused(f"cannot read: {error.strerror or error}") from error
+    if not stat.S_ISREG(mode):
+        raise InputRefused("not a regular file (a FIFO, device or socket is never read)")
+    if path.stat().st_size > limit:
+        raise InputRefused(f"{path.stat().st_size} bytes; at most {limit} bytes are read")
+    text = path.read_text(encoding="utf-8")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise InputRefused(f"nested more than {EVENT_DEPTH} levels deep") from None

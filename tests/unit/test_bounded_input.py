@@ -1,0 +1,145 @@
+"""Bounded input: deep, huge or unreadable inputs get exit 1 and one line naming the limit, never a
+traceback or a hang; AWS errors in the CLI too."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlops_sfn.bounds import FILE_BYTES, nesting
+from mlops_sfn.triggers import InvalidEvent, parse_parts
+from tests.conftest import ITEMS, ROOT
+
+DEMO_FILE = ITEMS / "demo-dev-domain-cal-house-price.json"
+
+
+def run(*args: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    environment = {
+        "PATH": "",
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "y",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    command = [sys.executable, "-m", "mlops_sfn.cli", *map(str, args)]
+    return subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        env=environment | {"AWS_MAX_ATTEMPTS": "1"},
+        timeout=timeout,
+    )
+
+
+def deep(levels: int) -> dict[str, object]:
+    item: dict[str, object] = {"consumption_pipeline_name": "deep"}
+    node = item
+    for _ in range(levels):
+        node["a"] = {}
+        node = node["a"]  # type: ignore[assignment]
+    return item
+
+
+def one_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line]
+    assert 1 <= len(lines) <= 2, lines  # the reason, and validate's count
+    return lines[0]
+
+
+def test_nesting_is_measured_without_recursion() -> None:
+    assert nesting(deep(100_000)) == 100_001
+    assert (nesting(1), nesting([]), nesting({"a": [1, {"b": []}]})) == (0, 1, 4)
+
+
+def test_a_900_level_event_is_rejected_before_anything_recurses() -> None:
+    event = {"consumption_pipeline_name": "p", "overrides": deep(900)}
+    with pytest.raises(InvalidEvent, match="the event is nested more than 64 levels deep"):
+        parse_parts(event)
+
+
+@pytest.mark.parametrize("command", ["validate", "plan"])
+@pytest.mark.parametrize("levels", [40, 900, 5000])
+def test_a_deeply_nested_item_file_is_one_line(tmp_path: Path, command: str, levels: int) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text(json.dumps(deep(levels)) if levels < 1000 else '{"a":' * levels + "1" + "}" * levels)
+    result = run(command, path)
+    assert result.returncode == 1
+    assert "levels deep" in one_line(result)
+
+
+def test_validate_reports_a_deep_file_and_goes_on_with_the_folder(tmp_path: Path) -> None:
+    (tmp_path / "deep.json").write_text(json.dumps(deep(900)))
+    (tmp_path / "demo.json").write_text(DEMO_FILE.read_text())
+    result = run("validate", tmp_path)
+    assert result.returncode == 1 and "1 of 2 file(s) invalid" in result.stderr
+
+
+def test_a_huge_item_file_is_not_read(tmp_path: Path) -> None:
+    path = tmp_path / "huge.json"
+    path.write_text(" " * (FILE_BYTES + 1))
+    assert f"at most {FILE_BYTES} bytes" in one_line(run("validate", path))
+
+
+def test_plan_refuses_a_deep_event(tmp_path: Path) -> None:
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"consumption_pipeline_name": "p", "overrides": deep(900)}))
+    result = run("plan", DEMO_FILE, "--event", event)
+    assert result.returncode == 1 and "nested more than 64 levels deep" in one_line(result)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+@pytest.mark.parametrize("command", [["validate"], ["plan"], ["import", "reusable-framework"]])
+def test_no_command_reads_a_fifo(tmp_path: Path, command: list[str]) -> None:
+    fifo = tmp_path / "x.json"
+    os.mkfifo(fifo)
+    result = run(*command, fifo, timeout=20)  # before the fix, validate blocked here for ever
+    assert result.returncode == 1 and "not a regular file" in one_line(result)
+
+
+def test_validate_of_a_folder_holding_a_fifo_reports_it_and_goes_on(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "x.json")
+    (tmp_path / "demo.json").write_text(DEMO_FILE.read_text())
+    result = run("validate", tmp_path, timeout=20)
+    assert result.returncode == 1 and "x.json: not a regular file" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["approve", ""], "TOKEN_OR_EXECUTION is empty"),
+        (
+            [
+                "approve",
+                "run-1",
+                "--state-machine",
+                "arn:aws:states:us-east-1:123456789012:stateMachine:m",
+                "--endpoint-url",
+                "http://127.0.0.1:9",
+            ],
+            "Could not connect to the endpoint URL",
+        ),
+        (
+            [
+                "replay",
+                "--queue-url",
+                "http://127.0.0.1:9/123456789012/none",
+                "--function",
+                "router",
+                "--endpoint-url",
+                "http://127.0.0.1:9",
+            ],
+            "Could not connect to the endpoint URL",
+        ),
+    ],
+)
+def test_aws_errors_and_empty_targets_are_one_line(args: list[str], words: str) -> None:
+    result = run(*args)
+    assert result.returncode in (1, 2)
+    assert words in one_line(result) and result.stderr.startswith("mlops-sfn: error:")
