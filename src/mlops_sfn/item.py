@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import bounds, dynamodb_json, sagemaker_api, schema, stages
+from . import bounds, dynamodb_json, sagemaker_api, schema, secrets, stages
 from .problems import Problem, join
 from .stages import OPERATIONS, STAGES, runs
 
@@ -25,9 +24,6 @@ PLACEHOLDERS = {
     "model_data_url": "the run's model.tar.gz: from training, from tuning's best job (copied to "
     "s3://{bucket}/runs/{pipeline}/{execution}/tuning/best/model.tar.gz), or create_model.model_data_url",
 }
-
-# Environment variables end up in the execution input and the Step Functions history.
-SECRET_NAME = re.compile(r"(?i)(password|passwd|secret|token|api_?key|access_?key|private_?key|credential)")
 
 
 # `mlops-sfn generate` writes each item of a folder as DynamoDB JSON into this subfolder, for Terraform.
@@ -86,6 +82,7 @@ def check_item(item: Any) -> list[Problem]:
     if problems:
         return problems  # deeper checks on a malformed structure would only add noise
     problems += _check_placeholders(item)
+    problems += secrets.find(item)
     problems += _check_requests(item)
     problems += _check_rules(item)
     return sorted(set(problems), key=lambda p: (_order(p.path), p.path, p.message))
@@ -149,7 +146,6 @@ def _check_requests(item: dict[str, Any]) -> list[Problem]:
             )
         request = stages.merged_request(stage, item, "check")
         problems += sagemaker_api.check_request(operation, request, path)
-        problems += _check_environment(request, path)
     deploy = item["stages"].get("deploy")
     if deploy and "instance_type" in deploy:
         shape = sagemaker_api.shape_at("CreateEndpointConfig", "ProductionVariants", "member", "InstanceType")
@@ -163,23 +159,6 @@ def _framework_field_message(stage: str, name: str) -> str:
     if name == "ModelPackageName":
         return "packages in a model package group are versioned, not named; remove it"
     return "set by the framework for each execution (SageMaker names are unique for ever); remove it"
-
-
-def _check_environment(request: dict[str, Any], path: str) -> list[Problem]:
-    problems = []
-    environments = [("Environment", request.get("Environment"))]
-    environments.append(("PrimaryContainer.Environment", request.get("PrimaryContainer", {}).get("Environment")))
-    for where, environment in environments:
-        for name in environment or {}:
-            if SECRET_NAME.search(name):
-                problems.append(
-                    Problem(
-                        f"{path}.{where}.{name}",
-                        "looks like a secret, and the execution input and history would show it; "
-                        "read it in the job from Secrets Manager or SSM Parameter Store instead",
-                    )
-                )
-    return problems
 
 
 def model_sources(item: dict[str, Any]) -> list[str]:

@@ -20,7 +20,7 @@ from typing import Any
 from . import dynamodb_json
 from .item import prefix_owner
 from .plan import SETTINGS_ENVIRONMENT, Settings, mismatch, plan_execution
-from .problems import InvalidItem
+from .problems import InvalidItem, Problem, join
 from .triggers import InvalidEvent, Trigger, parse_parts, shorten
 
 # Environment variable -> what it holds. Read and checked once, when the Lambda starts.
@@ -293,9 +293,11 @@ class Router:
         try:
             execution_input = plan_execution(item, trigger, self.config.settings)
         except InvalidItem as error:
-            first = error.problems[0]
-            problems = [{"field": p.path, "reason": p.message} for p in error.problems]
-            raise _Rejected(self._reject(pipeline, trigger, first.path, first.message, request_id, problems)) from None
+            shown = [_without_override_values(problem, trigger.overrides) for problem in error.problems]
+            problems = [{"field": p.path, "reason": p.message} for p in shown]
+            raise _Rejected(
+                self._reject(pipeline, trigger, shown[0].path, shown[0].message, request_id, problems)
+            ) from None
         # Per delivery, so a repeat of a running execution is refused (ExecutionAlreadyExists) rather than
         # answered with the original; names, not inputs, carry the idempotency.
         execution_input["delivery"] = {"request_id": request_id}
@@ -512,6 +514,25 @@ class _Unowned:
 class _Rejected(Exception):
     def __init__(self, record: dict[str, Any]) -> None:
         self.record = record
+
+
+def _without_override_values(problem: Problem, overrides: dict[str, Any]) -> Problem:
+    """The problem, its message withheld when it is about a value a manual run's overrides set: those
+    values may hold anything, and rejection reasons reach logs and dead letters."""
+    overridden = [path for path, _ in _leaves(overrides, "")]
+    if any(problem.path == path or problem.path.startswith((path + ".", path + "[")) for path in overridden):
+        return Problem(
+            problem.path, "invalid value from this run's overrides (not repeated here); check it with mlops-sfn plan"
+        )
+    return problem
+
+
+def _leaves(value: Any, path: str) -> list[tuple[str, Any]]:
+    if isinstance(value, dict) and value:
+        return [leaf for key, entry in value.items() for leaf in _leaves(entry, join(path, str(key)))]
+    if isinstance(value, list) and value:
+        return [leaf for index, entry in enumerate(value) for leaf in _leaves(entry, join(path, index))]
+    return [(path, value)]
 
 
 def _describe(trigger: Trigger) -> dict[str, Any]:

@@ -246,6 +246,31 @@ def test_a_rejection_of_a_huge_item_value_fits_a_dead_letter(stack: Stack, capsy
     assert len(str(raised.value)) < 2000 and len(capsys.readouterr().out) < 4000
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("Environment.DB_PWD", "hunter2-value"),  # a secret by its name
+        ("HyperParameters.db", "postgres://ml:hunter2-value@db/x"),  # a secret by its value
+        ("ResourceConfig.InstanceType", "ml.hunter2-value"),  # any invalid override value
+    ],
+)
+def test_an_override_value_never_reaches_logs_or_dead_letters(
+    stack: Stack, capsys: pytest.CaptureFixture[str], field: str, value: str
+) -> None:
+    path = field.split(".")
+    request: dict[str, Any] = {}
+    node = request
+    for name in path[:-1]:
+        node = node.setdefault(name, {})
+    node[path[-1]] = value
+    event = load_event("manual") | {"overrides": {"stages": {"training": {"request": request}}}}
+    with pytest.raises(RejectedEvent) as raised:
+        stack.router().handle(event, "req-1")
+    assert raised.value.rejections[0]["field"] == f"stages.training.request.{field}"
+    assert "hunter2" not in str(raised.value) and "hunter2" not in capsys.readouterr().out
+    assert stack.executions() == []
+
+
 # --- the prefix map --------------------------------------------------------------------------------------
 
 
