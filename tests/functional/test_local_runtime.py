@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import tarfile
 import textwrap
+import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,7 @@ from moto import mock_aws
 from moto.sagemaker.models import sagemaker_backends
 
 from mlops_sfn import package
-from mlops_sfn.local import demo_data, events
+from mlops_sfn.local import demo_data, deployment, events
 from mlops_sfn.local.functions import LocalLambda
 from mlops_sfn.local.jobs import JobError, LocalEndpoints, ScriptJobs, middle_of, read_metrics
 from mlops_sfn.local.stack import MotoServer
@@ -264,9 +266,46 @@ def test_an_async_invocation_that_keeps_failing_is_retried_then_sent_to_the_fail
         assert record["requestContext"]["condition"] == "RetriesExhausted"
         assert record["requestContext"]["approximateInvokeCount"] == 2  # 1 + MaximumRetryAttempts
         assert record["responsePayload"]["errorType"] == "ValueError"
-        assert lambdas.invoke(arn, {}, ACCOUNT, REGION)["calls"] == 4  # 2 failed attempts, 1 success, this
     finally:
         lambdas.stop()
+
+
+def invoke_together(lambdas: LocalLambda, arn: str, count: int) -> list[Any]:
+    results: list[Any] = [None] * count
+
+    def call(number: int) -> None:
+        results[number] = lambdas.invoke(arn, {"sleep": 1, "pid": True}, ACCOUNT, REGION)
+
+    threads = [threading.Thread(target=call, args=(number,)) for number in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results
+
+
+def test_concurrent_invocations_get_containers_of_their_own_as_on_lambda(aws: None, tmp_path: Path) -> None:
+    # One container serves one request at a time; Lambda starts more for concurrent requests.
+    arn = deploy_function(HANDLER.replace('"request_id": context.aws_request_id}', '"pid": os.getpid()}'))
+    lambdas = LocalLambda(tmp_path, {"PATH": "/usr/bin:/bin"})
+    try:
+        results = invoke_together(lambdas, arn, 4)
+    finally:
+        lambdas.stop()
+    assert len({result["pid"] for result in results}) == 4
+    assert (tmp_path / "logs" / "lambda" / "f.log").read_text().count("INIT_START Runtime Version: python3.12") == 4
+
+
+def test_a_reserved_concurrency_bounds_the_containers(aws: None, tmp_path: Path) -> None:
+    arn = deploy_function(HANDLER.replace('"request_id": context.aws_request_id}', '"pid": os.getpid()}'))
+    client("lambda").put_function_concurrency(FunctionName="f", ReservedConcurrentExecutions=1)
+    lambdas = LocalLambda(tmp_path, {"PATH": "/usr/bin:/bin"})
+    try:
+        results = invoke_together(lambdas, arn, 3)
+    finally:
+        lambdas.stop()
+    assert len({result["pid"] for result in results}) == 1
+    assert sorted(result["calls"] for result in results) == [1, 2, 3]  # one warm container, in turn
 
 
 def test_an_event_whose_lambda_target_is_gone_goes_to_the_targets_dead_letter_queue_at_once(
@@ -585,3 +624,23 @@ def test_the_local_aws_keeps_the_type_of_a_value_put_by_update_item(tmp_path: Pa
         "nothing": {"NULL": True},
         "count": {"N": "2"},
     }
+
+
+def test_local_up_after_a_crash_keeps_the_old_stacks_evidence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / ".mlops-local"
+    (home / "runtime" / "logs" / "lambda").mkdir(parents=True)
+    (home / "runtime" / "logs" / "lambda" / "router.log").write_text("what happened before the crash\n")
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a server pid that is gone, as after a crash
+    (home / "deployment.json").write_text(json.dumps({"pid": dead.pid}))
+
+    def no_toolchain() -> None:
+        raise RuntimeError("stopped here: only the clean-up is under test")
+
+    monkeypatch.setattr(deployment.toolchain, "ensure", no_toolchain)
+    said: list[str] = []
+    with pytest.raises(RuntimeError, match="stopped here"):
+        deployment.up(home, say=said.append)
+    (kept,) = tmp_path.glob(".mlops-local.crashed-*")
+    assert (kept / "runtime" / "logs" / "lambda" / "router.log").read_text() == "what happened before the crash\n"
+    assert not home.exists() and str(kept) in said[0]

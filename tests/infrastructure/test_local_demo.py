@@ -21,6 +21,7 @@ from mlops_sfn.local import deployment
 from mlops_sfn.local.demo import ARTIFACTS, PIPELINE, Demo, DemoResult, report
 from mlops_sfn.replay import replay
 from mlops_sfn.stages import STAGES
+from tests.infrastructure.crowd import crowd
 
 pytestmark = pytest.mark.terraform
 
@@ -231,3 +232,12 @@ def test_a_rejected_upload_lands_in_the_dead_letter_queue_and_replays_once_fixed
     assert demo.sqs.receive_message(QueueUrl=queue).get("Messages", []) == []
     started = demo.sfn.list_executions(stateMachineArn=stack.outputs["state_machine_arn"])["executions"]
     assert any(execution["name"].startswith("no-such-pipeline-") for execution in started)
+
+
+def test_fifty_concurrent_uploads_to_two_hundred_pipelines_all_start_with_no_dead_letter(
+    stack: deployment.Deployment,
+) -> None:
+    # The local Lambda runs concurrent invocations in containers of their own, as Lambda does.
+    result = crowd(stack, pipelines=200, uploads=50)
+    assert (result.started, result.dead_letters) == (50, 0)
+    assert result.router_containers > 1

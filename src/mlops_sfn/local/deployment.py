@@ -12,6 +12,7 @@ root with the offline toolchain; a second `up` finds it running and does nothing
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -94,8 +95,9 @@ def up(home: Path = HOME, say: Callable[[str], None] = print, variables: dict[st
     if existing:
         say(f"already up: {existing.endpoint} (mlops-sfn local down to remove it)")
         return existing
-    if _record(home).exists():
-        down(home, say=lambda _: None)  # a previous server died: start clean
+    if _record(home).exists():  # a previous server died without `down`: keep its evidence, start clean
+        kept = archive(home)
+        say(f"the previous local AWS stopped without `mlops-sfn local down`; its logs and job folders: {kept}")
     started = time.monotonic()
     tools = toolchain.ensure()
     server = stack.MotoServer(home / "server.log", home=home / "runtime", detach=True).start()
@@ -125,6 +127,27 @@ def up(home: Path = HOME, say: Callable[[str], None] = print, variables: dict[st
 
 def down(home: Path = HOME, say: Callable[[str], None] = print) -> None:
     """Stop the server (and every process it started) and remove `home`."""
+    _stop(home)
+    if home.exists():
+        shutil.rmtree(home)
+        say(f"removed {home}")
+    else:
+        say("nothing is up")
+
+
+def archive(home: Path) -> Path:
+    """Stop what is left of a crashed stack and move its folder aside (never deleted): returns where."""
+    _stop(home)
+    kept = home.with_name(f"{home.name}.crashed-{time.strftime('%Y%m%d-%H%M%S')}")
+    for n in itertools.count(1):
+        if not kept.exists():
+            break
+        kept = kept.with_name(f"{home.name}.crashed-{time.strftime('%Y%m%d-%H%M%S')}-{n}")
+    home.rename(kept)
+    return kept
+
+
+def _stop(home: Path) -> None:
     try:
         pid = json.loads(_record(home).read_text())["pid"]
     except (OSError, ValueError, KeyError):
@@ -139,11 +162,6 @@ def down(home: Path = HOME, say: Callable[[str], None] = print) -> None:
             os.killpg(pid, signal.SIGKILL)
         except OSError:
             pass
-    if home.exists():
-        shutil.rmtree(home)
-        say(f"removed {home}")
-    else:
-        say("nothing is up")
 
 
 def _reap(pid: int) -> None:

@@ -1,8 +1,11 @@
 """Lambda on this machine: the functions Terraform deployed into the local AWS, run as Lambda runs them.
 
 moto records functions but, without Docker, never runs them. `LocalLambda` runs a function's
-deployment package (its zip, as moto stored it) in a warm `Worker` process with the function's
-handler, environment variables and timeout, one container per function and code version:
+deployment package (its zip, as moto stored it) in warm `Worker` processes with the function's
+handler, environment variables and timeout. As on AWS, each container serves one request at a
+time and concurrent requests get containers of their own (each cold start writes an `INIT_START`
+line to the function's log), up to the function's reserved concurrency, else `MAX_CONTAINERS`
+(AWS allows the account's concurrency, 1,000 by default; this machine has two cores):
 - `invoke()`: a synchronous invocation (Step Functions' lambda:invoke, `aws lambda invoke`);
 - `invoke_async()`: an asynchronous one (EventBridge targets, `--invocation-type Event`): queued,
   retried as the function's event invoke config says (MaximumRetryAttempts, default 2; AWS waits
@@ -21,7 +24,9 @@ import threading
 import traceback
 import uuid
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +34,45 @@ from typing import Any
 from .worker import Worker, WorkerError
 
 DEFAULT_RETRIES = 2  # Lambda's default MaximumRetryAttempts for asynchronous invocations
+MAX_CONTAINERS = 8  # per function, when it reserves no concurrency
+
+
+@dataclass
+class Containers:
+    """The warm containers of one function's code version: idle ones are reused, busy ones are not shared."""
+
+    code_sha: str
+    limit: int
+    idle: list[Worker] = field(default_factory=list)
+    size: int = 0
+    retired: bool = False
+    ready: threading.Condition = field(default_factory=threading.Condition)
+
+    def take(self, start: Callable[[int], Worker]) -> Worker:
+        with self.ready:
+            self.ready.wait_for(lambda: bool(self.idle) or self.size < self.limit)
+            if self.idle:
+                return self.idle.pop()
+            self.size += 1
+            number = self.size
+        return start(number)
+
+    def give_back(self, worker: Worker) -> None:
+        with self.ready:
+            if self.retired:
+                worker.stop()
+                self.size -= 1
+            else:
+                self.idle.append(worker)
+            self.ready.notify()
+
+    def retire(self) -> None:
+        with self.ready:
+            self.retired = True
+            for worker in self.idle:
+                worker.stop()
+            self.size -= len(self.idle)
+            self.idle.clear()
 
 
 @dataclass(frozen=True)
@@ -45,12 +89,13 @@ class LocalLambda:
     def __init__(self, home: Path, environment: dict[str, str]) -> None:
         self.home = home
         self.environment = environment
-        self._containers: dict[str, tuple[str, Worker]] = {}  # function ARN -> (code sha, worker)
-        self._locks: dict[str, threading.Lock] = {}
+        self._containers: dict[str, Containers] = {}  # function ARN -> its current code's containers
         self._lock = threading.Lock()
         self._queue: queue.Queue[Invocation | None] = queue.Queue()
         self._pending = 0
         self._idle = threading.Condition()
+        # Asynchronous invocations run concurrently, as Lambda's internal queue hands them out.
+        self._attempts = ThreadPoolExecutor(max_workers=2 * MAX_CONTAINERS, thread_name_prefix="local-lambda")
         self._thread = threading.Thread(target=self._deliver, name="local-lambda-async", daemon=True)
         self._thread.start()
 
@@ -68,23 +113,31 @@ class LocalLambda:
     def invoke(self, name: str, event: Any, account: str, region: str) -> Any:
         """The handler's result; WorkerError (errorType, errorMessage) when it raised, timed out or could not start."""
         function = self._function(name, account, region)
-        with self._lock:
-            lock = self._locks.setdefault(function.function_arn, threading.Lock())
-        with lock:
-            worker = self._container(function)
+        containers = self._containers_of(function)
+        worker = containers.take(lambda number: self._container(function, number))
+        try:
             request = {"event": event, "request_id": str(uuid.uuid4()), "function_arn": function.function_arn}
             return worker.call(request, timeout=float(function.timeout))
+        finally:
+            containers.give_back(worker)
 
-    def _container(self, function: Any) -> Worker:
-        current = self._containers.get(function.function_arn)
-        if current and current[0] == function.code_sha_256:
-            return current[1]
-        if current:
-            current[1].stop()  # new code: the old container is retired
+    def _containers_of(self, function: Any) -> Containers:
+        with self._lock:
+            current = self._containers.get(function.function_arn)
+            if current and current.code_sha == function.code_sha_256:
+                return current
+            if current:
+                current.retire()  # new code: the old containers go as they finish
+            limit = int(getattr(function, "reserved_concurrency", None) or MAX_CONTAINERS)
+            self._containers[function.function_arn] = Containers(function.code_sha_256, max(limit, 1))
+            code = self.home / "lambda" / function.function_name / function.code_sha_256.replace("/", "_")[:16]
+            if not code.exists():
+                with zipfile.ZipFile(io.BytesIO(function.code_bytes)) as package:
+                    package.extractall(code)
+            return self._containers[function.function_arn]
+
+    def _container(self, function: Any, number: int) -> Worker:
         code = self.home / "lambda" / function.function_name / function.code_sha_256.replace("/", "_")[:16]
-        if not code.exists():
-            with zipfile.ZipFile(io.BytesIO(function.code_bytes)) as package:
-                package.extractall(code)
         env = {
             **self.environment,
             **{key: str(value) for key, value in function.environment_vars.items()},
@@ -94,9 +147,10 @@ class LocalLambda:
             "PYTHONDONTWRITEBYTECODE": "1",
         }
         log = self.home / "logs" / "lambda" / f"{function.function_name}.log"
-        worker = Worker(["lambda", str(code), function.handler], env, log, cwd=code)
-        self._containers[function.function_arn] = (function.code_sha_256, worker)
-        return worker
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a") as lines:  # as Lambda logs each new execution environment
+            lines.write(f"INIT_START Runtime Version: {function.run_time} (local container {number})\n")
+        return Worker(["lambda", str(code), function.handler], env, log, cwd=code)
 
     def invoke_async(self, name: str, event: Any, account: str, region: str) -> None:
         """Queued as Lambda queues an asynchronous invocation; a function that does not exist is refused at
@@ -116,14 +170,17 @@ class LocalLambda:
 
     def _deliver(self) -> None:
         while (invocation := self._queue.get()) is not None:
-            try:
-                self._attempt(invocation)
-            except Exception:  # a fault of this runtime, not of the function: the server log shows it
-                traceback.print_exc()
-            finally:
-                with self._idle:
-                    self._pending -= 1
-                    self._idle.notify_all()
+            self._attempts.submit(self._attempt_once, invocation)
+
+    def _attempt_once(self, invocation: Invocation) -> None:
+        try:
+            self._attempt(invocation)
+        except Exception:  # a fault of this runtime, not of the function: the server log shows it
+            traceback.print_exc()
+        finally:
+            with self._idle:
+                self._pending -= 1
+                self._idle.notify_all()
 
     def _attempt(self, invocation: Invocation) -> None:
         try:
@@ -147,8 +204,9 @@ class LocalLambda:
 
     def stop(self) -> None:
         self._queue.put(None)
-        for _, worker in self._containers.values():
-            worker.stop()
+        self._attempts.shutdown(wait=False, cancel_futures=True)
+        for containers in self._containers.values():
+            containers.retire()
 
 
 class FunctionNotFound(LookupError):
