@@ -383,7 +383,10 @@ class Router:
         key = trigger.key or ""
         folder, _, name = key.rpartition("/")
         folder = folder + "/" if folder else ""
-        request = {"Bucket": trigger.bucket, "Key": key} | ({"IfMatch": trigger.etag} if trigger.etag else {})
+        request: dict[str, Any] = {"Bucket": trigger.bucket, "Key": key}
+        if trigger.etag:  # the object this event announced, not one uploaded since (an HTTP entity tag is quoted)
+            request["IfMatch"] = trigger.etag if trigger.etag.startswith('"') else f'"{trigger.etag}"'
+
         try:
             manifest = self.s3.get_object(**request)
         except ClientError as error:
@@ -398,9 +401,15 @@ class Router:
         listed = _manifest_files(manifest["Body"].read(), folder)
         if isinstance(listed, str):
             return f"{name}: {listed}"
+        # Only the folders the manifest lists files in, each without its subfolders: an upload's root may
+        # also hold earlier uploads, which need not be read.
         stored: dict[str, str] = {}
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=trigger.bucket, Prefix=folder):
-            stored |= {entry["Key"]: entry["ETag"].strip('"').lower() for entry in page.get("Contents", [])}
+        for listed_folder in sorted({listed_key.rpartition("/")[0] + "/" for listed_key in listed}):
+            pages = self.s3.get_paginator("list_objects_v2").paginate(
+                Bucket=trigger.bucket, Prefix=listed_folder, Delimiter="/"
+            )
+            for page in pages:
+                stored |= {entry["Key"]: entry["ETag"].strip('"').lower() for entry in page.get("Contents", [])}
         wrong = [
             f"{shorten(listed_key, 200)} ({'missing' if listed_key not in stored else 'ETag differs'})"
             for listed_key, etag in listed.items()

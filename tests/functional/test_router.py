@@ -304,14 +304,22 @@ def test_two_aws_calls_per_started_execution_when_warm(stack: Stack) -> None:
     assert calls == ["GetItem", "StartExecution"] * 3
 
 
-def test_four_aws_calls_per_started_execution_with_a_manifest(stack: Stack) -> None:
-    # A manifest is read and the upload's folder listed (one call per 1,000 objects) before the start.
+def test_a_manifest_costs_a_read_and_one_listing_per_folder_it_lists_files_in(stack: Stack) -> None:
+    # Not the whole upload root: it may hold earlier uploads in other subfolders.
     router = stack.router()
     router.handle(load_event("s3_object_created"), "req-0")
     calls = counted_calls(router)
     for n in range(1, 4):
-        router.handle(stack.s3_event(f"{PREFIX}manifest.json", upload=f"e{n}"), f"req-{n}")
-    assert calls == ["GetItem", "GetObject", "ListObjectsV2", "StartExecution"] * 3
+        files = []
+        for key in (f"{PREFIX}{n}/data/a.csv", f"{PREFIX}{n}/data/b.csv", f"{PREFIX}{n}/code/train.py"):
+            etag = stack.s3.put_object(Bucket=BUCKET, Key=key, Body=b"x")["ETag"]
+            files.append({"key": key, "etag": etag})
+        manifest = json.dumps({"files": files}).encode()
+        etag = stack.s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}{n}/manifest.json", Body=manifest)["ETag"]
+        event = load_event("s3_object_created")
+        event["detail"]["object"].update(key=f"{PREFIX}{n}/manifest.json", etag=etag.strip('"'))
+        assert router.handle(event, f"req-{n}")["started"] == 1
+    assert calls == ["GetItem", "GetObject", "ListObjectsV2", "ListObjectsV2", "StartExecution"] * 3
 
 
 # --- the Lambda entry point ---------------------------------------------------------------------
