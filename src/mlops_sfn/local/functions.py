@@ -5,7 +5,9 @@ deployment package (its zip, as moto stored it) in warm `Worker` processes with 
 handler, environment variables and timeout. As on AWS, each container serves one request at a
 time and concurrent requests get containers of their own (each cold start writes an `INIT_START`
 line to the function's log), up to the function's reserved concurrency, else `MAX_CONTAINERS`
-(AWS allows the account's concurrency, 1,000 by default; this machine has two cores):
+(AWS allows the account's concurrency, 1,000 by default; this machine has two cores). "Each execution
+environment can only process one request at a time" (Lambda Developer Guide, "Understanding Lambda
+function scaling"):
 - `invoke()`: a synchronous invocation (Step Functions' lambda:invoke, `aws lambda invoke`);
 - `invoke_async()`: an asynchronous one (EventBridge targets, `--invocation-type Event`): queued,
   retried as the function's event invoke config says (MaximumRetryAttempts, default 2; AWS waits
