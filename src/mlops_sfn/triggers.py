@@ -141,6 +141,12 @@ def _from_record(record: Any, index: int) -> Trigger:
             body = json.loads(body)
         except json.JSONDecodeError as error:
             raise InvalidEvent(f"{where}.body: not JSON ({error.msg})") from error
+        except RecursionError:
+            raise InvalidEvent(f"{where}.body: nested more than {EVENT_DEPTH} levels deep") from None
+        try:  # a body that was a string held JSON the event's own check could not see into
+            check_nesting(body, EVENT_DEPTH, f"{where}.body")
+        except InputRefused as refused:
+            raise InvalidEvent(f"{where}.body: {refused}") from None
     if not isinstance(body, dict):
         raise InvalidEvent(f"{where}.body: expected a JSON object")
     if record.get("eventSource") == "aws:sqs":

@@ -64,6 +64,18 @@ def test_a_900_level_event_is_rejected_before_anything_recurses() -> None:
         parse_parts(event)
 
 
+@pytest.mark.parametrize("levels", [900, 5000])
+def test_a_deep_sqs_body_spoils_only_its_own_record(levels: int) -> None:
+    body = json.dumps({"consumption_pipeline_name": "p", "overrides": deep(900)}) if levels < 1000 else "[" * levels
+    records = [
+        {"eventSource": "aws:sqs", "messageId": "deep", "body": body},
+        {"eventSource": "aws:sqs", "messageId": "fine", "body": json.dumps({"consumption_pipeline_name": "p"})},
+    ]
+    deep_part, fine_part = parse_parts({"Records": records})
+    assert deep_part.problem is not None and "levels deep" in str(deep_part.problem)
+    assert fine_part.trigger is not None and fine_part.trigger.pipeline == "p"
+
+
 @pytest.mark.parametrize("command", ["validate", "plan"])
 @pytest.mark.parametrize("levels", [40, 900, 5000])
 def test_a_deeply_nested_item_file_is_one_line(tmp_path: Path, command: str, levels: int) -> None:
