@@ -74,7 +74,7 @@ class CallCounter:
         self.calls: list[str] = []
         self.seconds = 0.0
         self._began = 0.0
-        for client in router.clients:
+        for client in (*router.clients, router.s3):
             client.meta.events.register("before-call", self._before)
             client.meta.events.register("after-call", self._after)
 

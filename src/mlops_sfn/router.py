@@ -106,14 +106,14 @@ class Config:
         )
 
 
-def aws_clients(region: str) -> tuple[Any, Any, Any]:
-    """DynamoDB, Step Functions and S3 clients with retries; boto3 is imported here, off the cold-import path."""
+def aws_clients(region: str, services: tuple[str, ...] = ("dynamodb", "stepfunctions")) -> tuple[Any, ...]:
+    """Clients with retries; boto3 is imported here, off the cold-import path."""
     import boto3
     from botocore.config import Config as BotoConfig
 
     config = BotoConfig(retries=RETRIES, connect_timeout=5, read_timeout=10)
     session = boto3.session.Session(region_name=region)
-    return tuple(session.client(service, config=config) for service in ("dynamodb", "stepfunctions", "s3"))
+    return tuple(session.client(service, config=config) for service in services)
 
 
 def log(**fields: Any) -> None:
@@ -200,9 +200,10 @@ class PrefixIndex:
 class Router:
     """Handles Lambda events; one instance per Lambda container, so the prefix index is reused warm."""
 
-    def __init__(self, config: Config, clients: tuple[Any, Any, Any] | None = None) -> None:
+    def __init__(self, config: Config, clients: tuple[Any, Any] | None = None) -> None:
         self.config = config
         self._clients = clients
+        self._s3: Any = None
         self.index = PrefixIndex(ttl=config.prefix_cache_seconds)
 
     @classmethod
@@ -218,14 +219,17 @@ class Router:
         return self.clients[1]
 
     @property
-    def s3(self) -> Any:
-        return self.clients[2]
+    def clients(self) -> tuple[Any, Any]:
+        if self._clients is None:  # created on the first event: creating them costs ~90 ms
+            dynamodb, stepfunctions = aws_clients(self.config.settings.region)
+            self._clients = (dynamodb, stepfunctions)
+        return self._clients
 
     @property
-    def clients(self) -> tuple[Any, Any, Any]:
-        if self._clients is None:  # created on the first event: creating them costs ~90 ms
-            self._clients = aws_clients(self.config.settings.region)
-        return self._clients
+    def s3(self) -> Any:
+        if self._s3 is None:  # only a manifest check needs it: suffix markers and schedules never pay for it
+            (self._s3,) = aws_clients(self.config.settings.region, ("s3",))
+        return self._s3
 
     def handle(self, event: Any, request_id: str | None = None) -> dict[str, Any]:
         """Start one execution per new trigger in the event; returns counts, raises RejectedEvent.

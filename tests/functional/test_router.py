@@ -288,7 +288,7 @@ def test_throttling_that_outlasts_the_retries_raises_for_lambda_to_retry(
 
 def counted_calls(router: Any) -> list[str]:
     calls: list[str] = []
-    for client in router.clients:
+    for client in (*router.clients, router.s3):
         client.meta.events.register("before-call", lambda model, **_: calls.append(model.name))
     return calls
 
