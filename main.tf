@@ -41,6 +41,8 @@ locals {
   artifacts_folder   = coalesce(var.artifacts_folder, "${path.module}/sagemaker-artifacts")
   package            = "${path.module}/lambdas/functions.zip"
   tags               = merge({ "mlops-sfn:environment" = var.environment }, var.tags)
+  # Never by default on a bucket the framework does not own: the resource replaces its whole notification set.
+  bucket_notification = var.create_bucket_notification == null ? var.bucket_name == null : var.create_bucket_notification
 }
 
 module "bucket" {
@@ -56,7 +58,7 @@ module "bucket" {
 # Needs AWS provider >= 4.0: the test suite's local stack swaps it out (README, "Terraform").
 module "bucket_events" {
   source = "./modules/bucket-events"
-  count  = var.create_bucket_notification ? 1 : 0
+  count  = local.bucket_notification ? 1 : 0
   bucket = local.bucket
 }
 

@@ -26,9 +26,9 @@ variable "bucket_name" {
 }
 
 variable "create_bucket_notification" {
-  description = "Turn on S3 -> EventBridge delivery for the bucket. It owns the bucket's whole notification configuration: set false for an existing bucket that has notifications of its own, and turn EventBridge on there yourself."
+  description = "Manage the bucket's notification configuration to turn on S3 -> EventBridge delivery. That resource owns the whole configuration and would delete notifications set elsewhere, so null (the default) means true for the bucket the framework creates and false for an existing bucket: turn EventBridge on there once, keeping its other notifications (README, \"An existing bucket\")."
   type        = bool
-  default     = true
+  default     = null
 }
 
 variable "input_prefix" {

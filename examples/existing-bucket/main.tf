@@ -1,8 +1,8 @@
 # One environment on a bucket you already have, encrypted with your own KMS key.
 # The framework uploads sagemaker-artifacts/ under input/ and writes runs under runs/; it does
-# not change the bucket's own settings. If the bucket already has S3 notifications managed
-# elsewhere, set create_bucket_notification = false and turn on EventBridge delivery there
-# (aws s3api put-bucket-notification-configuration ... "EventBridgeConfiguration": {}).
+# not change the bucket's own settings, its notification configuration included (the default for
+# an existing bucket): turn on EventBridge delivery once, keeping the bucket's other notifications,
+# with the commands in the README ("An existing bucket").
 
 terraform {
   required_version = ">= 1.0.3"
@@ -42,13 +42,12 @@ variable "default_image_uri" {
 module "mlops" {
   source = "../.."
 
-  environment                = "prod"
-  bucket_name                = var.bucket_name
-  create_bucket_notification = true
-  kms_key_arn                = var.kms_key_arn
-  default_image_uri          = var.default_image_uri
-  items_ownership            = "seeded"
-  tags                       = { cost-center = "ml-platform" }
+  environment       = "prod"
+  bucket_name       = var.bucket_name
+  kms_key_arn       = var.kms_key_arn
+  default_image_uri = var.default_image_uri
+  items_ownership   = "seeded"
+  tags              = { cost-center = "ml-platform" }
 }
 
 output "router_function_arn" {

@@ -98,3 +98,31 @@ def test_each_environment_has_a_variables_file_setting_only_what_deploy_declares
         assert values["environment"] == f'"{path.stem}"'
         required = {"region", "environment", "default_image_uri", "items_pattern"}
         assert required <= set(values), path.name
+
+
+@pytest.mark.parametrize(
+    ("variables", "managed"),
+    [
+        ({}, "true"),  # the framework's own bucket
+        ({"bucket_name": "existing-bucket"}, "false"),  # never replace an existing bucket's notifications
+        ({"bucket_name": "existing-bucket", "create_bucket_notification": "true"}, "true"),  # said explicitly
+        ({"create_bucket_notification": "false"}, "false"),
+    ],
+)
+def test_the_bucket_notification_is_managed_by_default_only_on_the_frameworks_own_bucket(
+    variables: dict[str, str], managed: str, tmp_path: Path
+) -> None:
+    folder = stack.stage(tmp_path / "root")
+    assert terraform(folder, "init", "-input=false", "-backend=false").returncode == 0
+    arguments = [argument for name, value in variables.items() for argument in ("-var", f"{name}={value}")]
+    tools = toolchain.ensure()
+    result = subprocess.run(
+        [str(tools.terraform), "console", *arguments],
+        cwd=folder,
+        env=stack.terraform_environment(tools),
+        input="local.bucket_notification\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.stdout.strip() == managed, result.stderr
