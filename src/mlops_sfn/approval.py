@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from . import names
 from .names import EXECUTION_NAME
 
 APPROVAL_RESOURCE = ("sns", "publish.waitForTaskToken")
@@ -26,7 +27,7 @@ def execution_arn(target: str, state_machine_arn: str | None) -> str | None:
         return target
     # AWS task tokens are long and use characters execution names cannot hold.
     if state_machine_arn and ":stateMachine:" in state_machine_arn and EXECUTION_NAME.fullmatch(target):
-        return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{target}"
+        return names.execution_arn(state_machine_arn, target)
     return None
 
 

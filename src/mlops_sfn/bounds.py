@@ -38,17 +38,22 @@ def check_nesting(value: Any, limit: int, what: str) -> None:
         raise InputRefused(f"{what} is nested more than {limit} levels deep")
 
 
-def read_json(path: Path, limit: int = FILE_BYTES) -> Any:
-    """A regular file's JSON (never a FIFO or device, which could block for ever), at most `limit` bytes."""
+def read_text(path: Path, limit: int = FILE_BYTES) -> str:
+    """A regular file's text (never a FIFO or device, which could block for ever), at most `limit` bytes."""
     try:
-        mode = path.stat().st_mode
+        status = path.stat()
     except OSError as error:
         raise InputRefused(f"cannot read: {error.strerror or error}") from error
-    if not stat.S_ISREG(mode):
+    if not stat.S_ISREG(status.st_mode):
         raise InputRefused("not a regular file (a FIFO, device or socket is never read)")
-    if path.stat().st_size > limit:
-        raise InputRefused(f"{path.stat().st_size} bytes; at most {limit} bytes are read")
-    text = path.read_text(encoding="utf-8")
+    if status.st_size > limit:
+        raise InputRefused(f"{status.st_size} bytes; at most {limit} bytes are read")
+    return path.read_text(encoding="utf-8")
+
+
+def read_json(path: Path, limit: int = FILE_BYTES) -> Any:
+    """read_text, parsed as JSON."""
+    text = read_text(path, limit)
     try:
         return json.loads(text)
     except RecursionError:

@@ -283,11 +283,7 @@ def import_item(kind: str, source: Path, typed: bool) -> int:
     if not source.exists():
         raise UsageError(f"{source}: no such file")
     try:
-        if not source.is_file():
-            raise ItemFileError("not a regular file (a FIFO, device or socket is never read)")
-        if source.stat().st_size > bounds.FILE_BYTES:
-            raise ItemFileError(f"{source.stat().st_size} bytes; at most {bounds.FILE_BYTES} bytes are read")
-        text = source.read_text(encoding="utf-8")
+        text = bounds.read_text(source)
         if kind == "aiops":
             import yaml  # only this command needs PyYAML
 
@@ -305,7 +301,7 @@ def import_item(kind: str, source: Path, typed: bool) -> int:
     except RecursionError:
         print(f"{source}: nested more than {bounds.EVENT_DEPTH} levels deep", file=sys.stderr)
         return 1
-    except (ItemFileError, UnicodeDecodeError) as error:
+    except (ItemFileError, bounds.InputRefused, UnicodeDecodeError) as error:
         print(f"{source}: {error}", file=sys.stderr)
         return 1
     for note in notes:

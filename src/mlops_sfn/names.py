@@ -41,6 +41,11 @@ def execution_name(pipeline: str, trigger_identity: str) -> str:
     return f"{pipeline[: EXECUTION_NAME_MAX - len(unique) - 1]}-{unique}"
 
 
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    """The ARN of the execution `name` of a state machine."""
+    return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
+
+
 def resource_name(pipeline: str, stage: str, execution: str, max_length: int = 63) -> str:
     """<pipeline slug>-<stage tag>-<10 hex of the execution name>, cut to max_length from the slug."""
     tail = f"-{STAGE_TAGS[stage]}-{digest(execution, 10)}"

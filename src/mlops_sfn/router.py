@@ -19,6 +19,7 @@ from typing import Any
 
 from . import dynamodb_json
 from .item import prefix_owner
+from .names import execution_arn
 from .plan import SETTINGS_ENVIRONMENT, Settings, mismatch, plan_execution
 from .problems import InvalidItem, Problem, join
 from .triggers import InvalidEvent, Trigger, parse_parts, shorten
@@ -427,9 +428,8 @@ class Router:
         )
 
     def _exists(self, name: str) -> bool:
-        arn = self.config.state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
         try:
-            self.stepfunctions.describe_execution(executionArn=arn)
+            self.stepfunctions.describe_execution(executionArn=execution_arn(self.config.state_machine_arn, name))
         except self.stepfunctions.exceptions.ExecutionDoesNotExist:
             return False
         return True

@@ -136,7 +136,7 @@ class Demo:
         key, etag = self.upload(pipeline, artifacts / pipeline, into)
         trigger = Trigger(source="s3", bucket=self.outputs["bucket_name"], key=key, etag=etag)
         name = names.execution_name(pipeline, trigger.identity())
-        arn = self.outputs["state_machine_arn"].replace(":stateMachine:", ":execution:", 1) + f":{name}"
+        arn = names.execution_arn(self.outputs["state_machine_arn"], name)
         described = self._wait_for(arn, name, started + 60)
         new_run = described["startDate"] >= uploaded_at.replace(microsecond=0)
         if new_run:

@@ -132,14 +132,17 @@ class LocalLambda:
                 current.retire()  # new code: the old containers go as they finish
             limit = int(getattr(function, "reserved_concurrency", None) or MAX_CONTAINERS)
             self._containers[function.function_arn] = Containers(function.code_sha_256, max(limit, 1))
-            code = self.home / "lambda" / function.function_name / function.code_sha_256.replace("/", "_")[:16]
+            code = self._code_folder(function)
             if not code.exists():
                 with zipfile.ZipFile(io.BytesIO(function.code_bytes)) as package:
                     package.extractall(code)
             return self._containers[function.function_arn]
 
+    def _code_folder(self, function: Any) -> Path:
+        return self.home / "lambda" / str(function.function_name) / str(function.code_sha_256).replace("/", "_")[:16]
+
     def _container(self, function: Any, number: int) -> Worker:
-        code = self.home / "lambda" / function.function_name / function.code_sha_256.replace("/", "_")[:16]
+        code = self._code_folder(function)
         env = {
             **self.environment,
             **{key: str(value) for key, value in function.environment_vars.items()},
