@@ -35,6 +35,7 @@ locals {
   settings = local.environments[var.environment]
 
   name               = "${var.name_prefix}-${var.environment}"
+  sagemaker_prefix   = coalesce(var.sagemaker_name_prefix, "${local.name}-")
   bucket             = var.bucket_name == null ? module.bucket[0].name : var.bucket_name
   log_retention_days = coalesce(var.log_retention_days, local.settings.log_retention_days)
   items_folder       = coalesce(var.items_folder, "${path.module}/dynamodb_items")
@@ -99,6 +100,7 @@ module "state_machine" {
   lambda_runtime         = var.lambda_runtime
   bucket                 = local.bucket
   sagemaker_role_arn     = module.sagemaker_role.role_arn
+  sagemaker_name_prefix  = local.sagemaker_prefix
   notification_topic_arn = module.notifications.notification_topic_arn
   approval_topic_arn     = module.notifications.approval_topic_arn
   log_level              = local.settings.state_machine_log_level
@@ -119,6 +121,7 @@ module "router" {
   input_prefix               = var.input_prefix
   sagemaker_role_arn         = module.sagemaker_role.role_arn
   default_image_uri          = var.default_image_uri
+  sagemaker_name_prefix      = local.sagemaker_prefix
   alarm_topic_arn            = module.notifications.notification_topic_arn
   report_batch_item_failures = var.report_batch_item_failures
   log_retention_days         = local.log_retention_days

@@ -105,6 +105,17 @@ variable "default_image_uri" {
   }
 }
 
+variable "sagemaker_name_prefix" {
+  description = "Endpoints and model package groups that items may create, update or register in start with this; null means \"<name_prefix>-<environment>-\". Items naming others are refused, and the pipeline role may touch no others."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.sagemaker_name_prefix == null || can(regex("^[a-zA-Z0-9][a-zA-Z0-9-]{0,31}$", var.sagemaker_name_prefix))
+    error_message = "The sagemaker_name_prefix must be 1-32 letters, digits and '-' that start a SageMaker name, e.g. \"ml-team-dev-\"."
+  }
+}
+
 variable "kms_key_arn" {
   description = "Customer-managed KMS key for the bucket, table, topics, queue and logs; null uses AWS-managed encryption. Its key policy must let logs, cloudwatch and events use it."
   type        = string

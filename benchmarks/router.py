@@ -51,6 +51,7 @@ def cold_import() -> tuple[float, float]:
         "ARTIFACT_BUCKET": BUCKET,
         "SAGEMAKER_ROLE_ARN": "arn:aws:iam::123456789012:role/bench",
         "DEFAULT_IMAGE_URI": "image",
+        "SAGEMAKER_NAME_PREFIX": "mlops-dev-",
         "AWS_REGION": "us-east-1",
     }
     boto3_times, handler_times = [], []

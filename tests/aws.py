@@ -102,6 +102,7 @@ def deploy(items: list[dict[str, Any]]) -> Stack:
             "ARTIFACT_BUCKET": BUCKET,
             "SAGEMAKER_ROLE_ARN": ROLE_ARN,
             "DEFAULT_IMAGE_URI": IMAGE,
+            "SAGEMAKER_NAME_PREFIX": "mlops-dev-",
             "AWS_REGION": REGION,
         },
     )

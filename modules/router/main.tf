@@ -119,6 +119,8 @@ resource "aws_lambda_function" "this" {
       ARTIFACT_BUCKET    = var.bucket
       SAGEMAKER_ROLE_ARN = var.sagemaker_role_arn
       DEFAULT_IMAGE_URI  = var.default_image_uri
+      # Endpoints and model package groups an item may use (the pipeline role is scoped the same way).
+      SAGEMAKER_NAME_PREFIX = var.sagemaker_name_prefix
       # Returning batchItemFailures to a mapping without ReportBatchItemFailures would delete failed records.
       REPORT_BATCH_ITEM_FAILURES = var.report_batch_item_failures ? "true" : "false"
     }

@@ -61,6 +61,11 @@ variable "default_image_uri" {
   type        = string
 }
 
+variable "sagemaker_name_prefix" {
+  description = "Endpoints and model package groups items may use start with this."
+  type        = string
+}
+
 variable "alarm_topic_arn" {
   description = "Topic the router's alarms publish to."
   type        = string

@@ -13,11 +13,12 @@ locals {
     quality_gate_function_arn = aws_lambda_function.quality_gate.arn
   }
   policy_variables = merge(local.definition_variables, {
-    partition          = local.partition
-    region             = local.region
-    account_id         = local.account
-    sagemaker_role_arn = var.sagemaker_role_arn
-    bucket             = var.bucket
+    partition             = local.partition
+    region                = local.region
+    account_id            = local.account
+    sagemaker_role_arn    = var.sagemaker_role_arn
+    sagemaker_name_prefix = var.sagemaker_name_prefix
+    bucket                = var.bucket
   })
 }
 

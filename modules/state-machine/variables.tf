@@ -72,3 +72,8 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "sagemaker_name_prefix" {
+  description = "Endpoints and model package groups items may use start with this."
+  type        = string
+}

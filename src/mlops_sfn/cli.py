@@ -199,7 +199,7 @@ def validate(paths: list[Path]) -> int:
             print(f"{file}: {error}")
             failed.add(str(file))
             continue
-        problems = check_with_sample(item)
+        problems = check_with_sample(item, _settings())
         _print_problems(file, problems)
         if problems:
             failed.add(str(file))
@@ -215,10 +215,8 @@ def validate(paths: list[Path]) -> int:
 
 
 def _settings() -> Settings:
-    try:
-        return Settings.from_environment()
-    except KeyError:
-        return EXAMPLE_SETTINGS
+    """The deployment's settings where the environment names them (as in the router), else the example's."""
+    return Settings.from_environment(fallback=EXAMPLE_SETTINGS)
 
 
 def _read_item(path: Path) -> dict[str, Any] | None:
@@ -307,7 +305,7 @@ def import_item(kind: str, source: Path, typed: bool) -> int:
     for note in notes:
         print(f"{source}: note: {note}", file=sys.stderr)
     print(json.dumps(dynamodb_json.to_typed(item) if typed else item, indent=2))
-    problems = check_with_sample(item)
+    problems = check_with_sample(item, _settings())
     if problems:
         print(
             f"{source}: the imported item is not valid yet; fix these, then run mlops-sfn validate:",

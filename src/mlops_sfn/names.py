@@ -53,6 +53,10 @@ def resource_name(pipeline: str, stage: str, execution: str, max_length: int = 6
     return f"{head}{tail}"
 
 
-def stable_name(pipeline: str) -> str:
-    """A per-pipeline SageMaker name (endpoint, model package group): the slug, at most 63 characters."""
-    return slug(pipeline)[:63].rstrip("-")
+def stable_name(pipeline: str, prefix: str = "") -> str:
+    """A per-pipeline SageMaker name (endpoint, model package group) inside the deployment's `prefix`:
+    the slug, prefixed unless it already starts with the prefix, at most 63 characters."""
+    name = slug(pipeline)
+    if not name.startswith(prefix):
+        name = prefix + name
+    return name[:63].rstrip("-")

@@ -23,6 +23,7 @@ SETTINGS_ENVIRONMENT = {
     "bucket": "ARTIFACT_BUCKET",
     "sagemaker_role_arn": "SAGEMAKER_ROLE_ARN",
     "default_image_uri": "DEFAULT_IMAGE_URI",
+    "sagemaker_name_prefix": "SAGEMAKER_NAME_PREFIX",
     "region": "AWS_REGION",
 }
 
@@ -34,16 +35,21 @@ class Settings:
     bucket: str
     sagemaker_role_arn: str
     default_image_uri: str
+    # Endpoints and model package groups an item may touch start with this (the role's policy says the same).
+    sagemaker_name_prefix: str
     region: str
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Settings from environment variables; raises KeyError naming those missing."""
+    def from_environment(cls, environ: Mapping[str, str] | None = None, fallback: Settings | None = None) -> Settings:
+        """Settings from environment variables, each missing one taken from `fallback`; without a
+        fallback, raises KeyError naming those missing."""
         environ = os.environ if environ is None else environ
         missing = [var for var in SETTINGS_ENVIRONMENT.values() if not environ.get(var)]
-        if missing:
+        if missing and fallback is None:
             raise KeyError(", ".join(missing))
-        return cls(**{field: environ[var] for field, var in SETTINGS_ENVIRONMENT.items()})
+        return cls(
+            **{field: environ.get(var) or getattr(fallback, field) for field, var in SETTINGS_ENVIRONMENT.items()}
+        )
 
 
 # Used by `plan` and `validate` when the environment does not name a deployment.
@@ -51,6 +57,7 @@ EXAMPLE_SETTINGS = Settings(
     bucket="example-mlops-bucket",
     sagemaker_role_arn="arn:aws:iam::123456789012:role/example-sagemaker-execution",
     default_image_uri="683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3",
+    sagemaker_name_prefix="mlops-dev-",  # the root's default deployment
     region="us-east-1",
 )
 
@@ -73,8 +80,8 @@ def plan_execution(item: dict[str, Any], trigger: Trigger, settings: Settings) -
     execution = names.execution_name(pipeline, trigger.identity())
     values = _placeholder_values(item, trigger, settings, execution)
     run = {stage: runs(item, stage) for stage in STAGES}
-    blocks = {stage: fill(_stage_input(item, stage, execution), values) for stage in STAGES if run[stage]}
-    problems = _check_filled(blocks)
+    blocks = {stage: fill(_stage_input(item, stage, execution, settings), values) for stage in STAGES if run[stage]}
+    problems = _check_filled(blocks) + _check_reach(blocks, settings.sagemaker_name_prefix)
     if problems:
         raise InvalidItem(problems)
     notify = item.get("notifications", {}).get("on", ["failure"])
@@ -115,13 +122,13 @@ def _placeholder_values(item: dict[str, Any], trigger: Trigger, settings: Settin
     return values
 
 
-def _stage_input(item: dict[str, Any], stage: str, execution: str) -> dict[str, Any]:
+def _stage_input(item: dict[str, Any], stage: str, execution: str, settings: Settings) -> dict[str, Any]:
     """What the state machine needs for one running stage."""
     block = item["stages"][stage]
     if stage == "approval":
         return {"timeout_seconds": block.get("timeout_hours", 24) * 3600}
     if stage == "deploy":
-        return _deploy_input(item, execution)
+        return _deploy_input(item, execution, settings.sagemaker_name_prefix)
     result: dict[str, Any] = {"request": stages.merged_request(stage, item, execution)}
     if stage == "evaluation":
         uri = block.get("report_uri", stages.RUN_FOLDER + "/evaluation/evaluation.json")
@@ -133,6 +140,9 @@ def _stage_input(item: dict[str, Any], stage: str, execution: str) -> dict[str, 
         bucket, _, key = (stages.RUN_FOLDER + "/tuning/best/model.tar.gz").removeprefix("s3://").partition("/")
         result["best_model"] = {"source_prefix": output.removeprefix("s3://"), "Bucket": bucket, "Key": key}
     if stage == "register":
+        if not block.get("model_package_group") and "ModelPackageGroupName" not in block.get("request", {}):
+            pipeline = item["consumption_pipeline_name"]
+            result["request"]["ModelPackageGroupName"] = names.stable_name(pipeline, settings.sagemaker_name_prefix)
         approved = "PendingManualApproval" if runs(item, "approval") else "Approved"
         result["request"]["ModelApprovalStatus"] = approved
         _add_model_data(result["request"].get("InferenceSpecification", {}).get("Containers", []))
@@ -150,13 +160,13 @@ def _add_model_data(containers: list[dict[str, Any]]) -> None:
         container.setdefault("ModelDataUrl", "{model_data_url}")
 
 
-def _deploy_input(item: dict[str, Any], execution: str) -> dict[str, Any]:
+def _deploy_input(item: dict[str, Any], execution: str, name_prefix: str) -> dict[str, Any]:
     block = item["stages"]["deploy"]
     pipeline = item["consumption_pipeline_name"]
     model = block.get("model_name") or stages.model_name(item, execution)
     config_name = names.resource_name(pipeline, "endpoint_config", execution)
     result: dict[str, Any] = {
-        "endpoint_name": block.get("endpoint_name") or names.stable_name(pipeline),
+        "endpoint_name": block.get("endpoint_name") or names.stable_name(pipeline, name_prefix),
         "endpoint_config_request": {
             "EndpointConfigName": config_name,
             "ProductionVariants": [
@@ -209,6 +219,25 @@ def fill(value: Any, values: Mapping[str, str]) -> Any:
     return value
 
 
+def _check_reach(blocks: dict[str, Any], prefix: str) -> list[Problem]:
+    """An item may only touch the deployment's own endpoints and model package groups: without this,
+    anyone who can edit the table could redeploy an unrelated endpoint (the role's policy agrees)."""
+    named = []
+    if "register" in blocks:
+        named.append(("stages.register.model_package_group", blocks["register"]["request"]["ModelPackageGroupName"]))
+    if "deploy" in blocks:
+        named.append(("stages.deploy.endpoint_name", blocks["deploy"]["endpoint_name"]))
+    return [
+        Problem(
+            path,
+            f"{name!r} is outside this deployment, whose names start with {prefix!r}: rename it, or deploy"
+            " with a sagemaker_name_prefix it starts with (mlops-sfn validate reads SAGEMAKER_NAME_PREFIX)",
+        )
+        for path, name in named
+        if not name.startswith(prefix)
+    ]
+
+
 def _check_filled(blocks: dict[str, Any]) -> list[Problem]:
     """Patterns and lengths, once placeholders hold real values (e.g. a '_' from {pipeline} in a name)."""
     problems: list[Problem] = []
@@ -227,10 +256,10 @@ def _check_filled(blocks: dict[str, Any]) -> list[Problem]:
     return problems
 
 
-def check_with_sample(item: Any) -> list[Problem]:
+def check_with_sample(item: Any, settings: Settings = EXAMPLE_SETTINGS) -> list[Problem]:
     """All problems `validate` reports: the item's own, then those of its requests once filled."""
     try:
-        plan_execution(item, SAMPLE_TRIGGER, EXAMPLE_SETTINGS)
+        plan_execution(item, SAMPLE_TRIGGER, settings)
     except InvalidItem as error:
         return error.problems
     return []

@@ -4,7 +4,8 @@ Each integration the definition uses maps to the IAM actions Step Functions need
 (reference.md section 1: a `.sync` job also needs Describe*/Stop* on the job and the managed
 EventBridge rule it polls with). Resources are scoped to what the framework names:
 - jobs, models and endpoint configs by their stage tag (`<pipeline>-train-<hash>`, see names.py);
-- endpoints and model package groups by type only, because items choose those names;
+- endpoints and model package groups by the deployment's name prefix, which the router also enforces
+  on items (plan._check_reach), so the table cannot redeploy an unrelated endpoint;
 - the artifact bucket, the two topics, the quality-gate function and the SageMaker role by ARN.
 `policy_text()` is committed as `statemachine/role-policy.json`, a template Terraform renders with
 the same variables as `render_policy()`; a test keeps it current, another checks it against the
@@ -27,6 +28,7 @@ POLICY_VARIABLES = {
     "account_id": "the account the pipeline runs in",
     "sagemaker_role_arn": "the role SageMaker jobs and models run as (passed with iam:PassRole)",
     "bucket": "the artifact bucket",
+    "sagemaker_name_prefix": "the start of the endpoint and model package group names items may use",
     **statemachine.VARIABLES,
 }
 
@@ -60,7 +62,10 @@ def _sync_job(kind: str, api: str, rule: str, stages: tuple[str, ...], *extra: s
     ]
 
 
-_ENDPOINTS = [f"{_SAGEMAKER}:endpoint/*"]  # items name their endpoints
+_SCOPED = "${sagemaker_name_prefix}*"  # items name endpoints and groups inside the deployment's prefix
+_ENDPOINTS = [f"{_SAGEMAKER}:endpoint/{_SCOPED}"]
+_GROUPS = [f"{_SAGEMAKER}:model-package-group/{_SCOPED}"]
+_PACKAGES = [f"{_SAGEMAKER}:model-package/{_SCOPED}"]  # model-package/<group>/<version>
 _CONFIGS = _named("endpoint-config", "endpoint_config")
 _BUCKET_OBJECTS = ["arn:${partition}:s3:::${bucket}/*"]
 
@@ -119,21 +124,21 @@ PERMISSIONS: dict[str, list[dict[str, Any]]] = {
         {
             "Sid": "CreateModelPackageGroup",
             "Actions": ["sagemaker:CreateModelPackageGroup"],
-            "Resources": [f"{_SAGEMAKER}:model-package-group/*"],  # items name their groups
+            "Resources": _GROUPS,
         }
     ],
     "aws-sdk:sagemaker:createModelPackage": [
         {
             "Sid": "RegisterModel",
             "Actions": ["sagemaker:CreateModelPackage"],
-            "Resources": [f"{_SAGEMAKER}:model-package/*", f"{_SAGEMAKER}:model-package-group/*"],
+            "Resources": _PACKAGES + _GROUPS,
         }
     ],
     "aws-sdk:sagemaker:updateModelPackage": [
         {
             "Sid": "ApproveOrReject",
             "Actions": ["sagemaker:UpdateModelPackage"],
-            "Resources": [f"{_SAGEMAKER}:model-package/*"],
+            "Resources": _PACKAGES,
         }
     ],
     "aws-sdk:s3:getObject": [{"Sid": "ReadReport", "Actions": ["s3:GetObject"], "Resources": _BUCKET_OBJECTS}],

@@ -31,6 +31,7 @@ ENVIRONMENT = {
     SETTINGS_ENVIRONMENT["bucket"]: "the framework's S3 bucket (uploads, code, run outputs)",
     SETTINGS_ENVIRONMENT["sagemaker_role_arn"]: "ARN of the role SageMaker jobs run as",
     SETTINGS_ENVIRONMENT["default_image_uri"]: "container image used where an item names none",
+    SETTINGS_ENVIRONMENT["sagemaker_name_prefix"]: "start of the endpoint and model package group names items may use",
     SETTINGS_ENVIRONMENT["region"]: "AWS region (set by the Lambda runtime itself)",
 }
 OPTIONAL_ENVIRONMENT = {

@@ -266,7 +266,7 @@ def test_an_endpoint_created_by_one_run_is_updated_by_the_next() -> None:
 @pytest.mark.parametrize(
     ("name", "error", "cause"),
     [
-        ("endpoint fails", "deploy.EndpointFailed", "Endpoint demo-dev-cal-house-price is Failed"),
+        ("endpoint fails", "deploy.EndpointFailed", "Endpoint mlops-dev-cal-house-price is Failed"),
         ("endpoint never ready", "deploy.EndpointWaitTimedOut", "was not InService after 4 checks"),
         ("endpoint rolled back", "deploy.EndpointRolledBack", "the update was rolled back"),
     ],
@@ -438,6 +438,7 @@ def test_the_role_policy_allows_every_call_the_scenarios_made_and_nothing_beyond
         "account_id": "123456789012",
         "sagemaker_role_arn": harness.SETTINGS.sagemaker_role_arn,
         "bucket": harness.SETTINGS.bucket,
+        "sagemaker_name_prefix": harness.SETTINGS.sagemaker_name_prefix,
         "notification_topic_arn": f"arn:aws:sns:us-east-1:123456789012:{harness.PREFIX}-notifications",
         "approval_topic_arn": f"arn:aws:sns:us-east-1:123456789012:{harness.PREFIX}-approvals",
         "quality_gate_function_arn": harness.QUALITY_GATE_ARN,

@@ -194,6 +194,17 @@ def test_invalid_item_starts_nothing_and_the_error_names_the_field(
     assert line["field"] == "stages.training.request.ResourceConfig.InstanceType" and line["outcome"] == "rejected"
 
 
+def test_an_item_naming_an_endpoint_outside_the_deployment_starts_nothing(stack: Stack) -> None:
+    # Whoever can edit the table must not be able to redeploy an unrelated endpoint through it.
+    stack.put_item(edited(load_item(), {"stages.deploy.endpoint_name": "payments-fraud"}))
+    with pytest.raises(RejectedEvent) as raised:
+        stack.router().handle(load_event("s3_object_created"), "req-1")
+    (rejection,) = raised.value.rejections
+    assert rejection["field"] == "stages.deploy.endpoint_name"
+    assert "names start with 'mlops-dev-'" in rejection["reason"]
+    assert stack.executions() == []
+
+
 def test_a_batch_starts_its_valid_triggers_then_rejects_the_rest(stack: Stack) -> None:
     good = load_event("records_legacy")["Records"][0]
     bad = copy.deepcopy(good)
@@ -389,6 +400,7 @@ def test_the_router_imports_only_what_the_lambda_runtime_has(tmp_path: Path) -> 
         "ARTIFACT_BUCKET": BUCKET,
         "SAGEMAKER_ROLE_ARN": "arn:aws:iam::123456789012:role/r",
         "DEFAULT_IMAGE_URI": "image",
+        "SAGEMAKER_NAME_PREFIX": "mlops-dev-",
         "AWS_REGION": "us-east-1",
         "PATH": "/usr/bin:/bin",
     }

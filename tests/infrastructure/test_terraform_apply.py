@@ -69,15 +69,15 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
 
 def test_outputs_name_what_users_and_the_cli_need(deployed: Deployment) -> None:
     outputs = deployed.outputs
-    assert outputs["bucket_name"] == "mlops-local-dev-123456789012-us-east-1"
-    assert outputs["state_machine_arn"] == "arn:aws:states:us-east-1:123456789012:stateMachine:mlops-local-dev-pipeline"
-    assert outputs["router_function_arn"].endswith(":function:mlops-local-dev-router")
-    assert outputs["sagemaker_role_arn"] == "arn:aws:iam::123456789012:role/mlops-local-dev-sagemaker"
+    assert outputs["bucket_name"] == "mlops-dev-123456789012-us-east-1"
+    assert outputs["state_machine_arn"] == "arn:aws:states:us-east-1:123456789012:stateMachine:mlops-dev-pipeline"
+    assert outputs["router_function_arn"].endswith(":function:mlops-dev-router")
+    assert outputs["sagemaker_role_arn"] == "arn:aws:iam::123456789012:role/mlops-dev-sagemaker"
     assert outputs["image_uri"] == stack.VARIABLES["default_image_uri"]
-    assert outputs["table_name"] == "mlops-local-dev-pipelines"
-    assert outputs["notification_topic_arn"].endswith(":mlops-local-dev-notifications")
-    assert outputs["approval_topic_arn"].endswith(":mlops-local-dev-approvals")
-    assert outputs["dead_letter_queue_url"].endswith("/mlops-local-dev-router-dead-letters")
+    assert outputs["table_name"] == "mlops-dev-pipelines"
+    assert outputs["notification_topic_arn"].endswith(":mlops-dev-notifications")
+    assert outputs["approval_topic_arn"].endswith(":mlops-dev-approvals")
+    assert outputs["dead_letter_queue_url"].endswith("/mlops-dev-router-dead-letters")
     assert outputs["pipelines"] == sorted(path.stem for path in ITEMS.glob("*.json"))
 
 
@@ -119,15 +119,15 @@ def test_the_upload_rule_matches_object_created_under_the_input_prefix_and_targe
     deployed: Deployment,
 ) -> None:
     events = deployed.client("events")
-    rule = events.describe_rule(Name="mlops-local-dev-uploads")
+    rule = events.describe_rule(Name="mlops-dev-uploads")
     assert json.loads(rule["EventPattern"]) == {
         "source": ["aws.s3"],
         "detail-type": ["Object Created"],
         "detail": {"bucket": {"name": [deployed.outputs["bucket_name"]]}, "object": {"key": [{"prefix": "input/"}]}},
     }
-    (target,) = events.list_targets_by_rule(Rule="mlops-local-dev-uploads")["Targets"]
+    (target,) = events.list_targets_by_rule(Rule="mlops-dev-uploads")["Targets"]
     assert target["Arn"] == deployed.outputs["router_function_arn"]
-    assert target["DeadLetterConfig"]["Arn"].endswith(":mlops-local-dev-router-dead-letters")
+    assert target["DeadLetterConfig"]["Arn"].endswith(":mlops-dev-router-dead-letters")
     event = load_event("s3_object_created")  # an upload as S3 sends it reaches the router unchanged
     assert parse_event(event)[0].source == "s3"
 
@@ -141,7 +141,7 @@ def test_each_schedule_rule_sends_an_event_the_router_reads_as_that_pipelines_sc
     deployed: Deployment, pipeline: str, expression: str
 ) -> None:
     events = deployed.client("events")
-    name = f"mlops-local-dev-{pipeline}-schedule"
+    name = f"mlops-dev-{pipeline}-schedule"
     rule = events.describe_rule(Name=name)
     assert rule["ScheduleExpression"] == expression
     assert rule["State"] == "DISABLED"  # dev: schedules are deployed switched off
@@ -159,7 +159,7 @@ def test_each_schedule_rule_sends_an_event_the_router_reads_as_that_pipelines_sc
 
 
 def test_the_router_is_deployed_with_the_environment_it_reads(deployed: Deployment) -> None:
-    function = deployed.client("lambda").get_function_configuration(FunctionName="mlops-local-dev-router")
+    function = deployed.client("lambda").get_function_configuration(FunctionName="mlops-dev-router")
     assert function["Handler"] == "router.handler.handler"
     assert function["CodeSha256"] == package.code_sha256(package.PACKAGE.read_bytes())
     variables = function["Environment"]["Variables"]
@@ -169,20 +169,21 @@ def test_the_router_is_deployed_with_the_environment_it_reads(deployed: Deployme
         "ARTIFACT_BUCKET": deployed.outputs["bucket_name"],
         "SAGEMAKER_ROLE_ARN": deployed.outputs["sagemaker_role_arn"],
         "DEFAULT_IMAGE_URI": stack.VARIABLES["default_image_uri"],
+        "SAGEMAKER_NAME_PREFIX": "mlops-dev-",  # <name_prefix>-<environment>-
         "REPORT_BATCH_ITEM_FAILURES": "false",  # the framework wires no SQS source
     }
     config = Config.from_environment({**variables, "AWS_REGION": stack.REGION})  # what the router checks at start
     assert config.state_machine_arn == deployed.outputs["state_machine_arn"]
-    invoke = deployed.client("lambda").get_function_event_invoke_config(FunctionName="mlops-local-dev-router")
+    invoke = deployed.client("lambda").get_function_event_invoke_config(FunctionName="mlops-dev-router")
     assert invoke["MaximumRetryAttempts"] == 2
-    assert invoke["DestinationConfig"]["OnFailure"]["Destination"].endswith(":mlops-local-dev-router-dead-letters")
+    assert invoke["DestinationConfig"]["OnFailure"]["Destination"].endswith(":mlops-dev-router-dead-letters")
 
 
 def definition_variables(deployed: Deployment) -> dict[str, str]:
     return {
         "notification_topic_arn": deployed.outputs["notification_topic_arn"],
         "approval_topic_arn": deployed.outputs["approval_topic_arn"],
-        "quality_gate_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:mlops-local-dev-quality-gate",
+        "quality_gate_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:mlops-dev-quality-gate",
     }
 
 
@@ -191,12 +192,12 @@ def test_the_state_machine_definition_is_the_rendered_template(deployed: Deploym
         stateMachineArn=deployed.outputs["state_machine_arn"]
     )
     assert json.loads(machine["definition"]) == statemachine.render(definition_variables(deployed))
-    assert machine["roleArn"] == "arn:aws:iam::123456789012:role/mlops-local-dev-pipeline"
+    assert machine["roleArn"] == "arn:aws:iam::123456789012:role/mlops-dev-pipeline"
 
 
 def test_the_state_machine_role_policy_is_the_rendered_policy_template(deployed: Deployment) -> None:
     iam = deployed.client("iam")
-    document = iam.get_role_policy(RoleName="mlops-local-dev-pipeline", PolicyName="pipeline")["PolicyDocument"]
+    document = iam.get_role_policy(RoleName="mlops-dev-pipeline", PolicyName="pipeline")["PolicyDocument"]
     expected = policy.render_policy(
         {
             **definition_variables(deployed),
@@ -205,6 +206,7 @@ def test_the_state_machine_role_policy_is_the_rendered_policy_template(deployed:
             "account_id": "123456789012",
             "sagemaker_role_arn": deployed.outputs["sagemaker_role_arn"],
             "bucket": deployed.outputs["bucket_name"],
+            "sagemaker_name_prefix": "mlops-dev-",
         }
     )
     assert document == expected
@@ -237,7 +239,7 @@ def test_the_router_may_read_uploads_under_the_input_prefix_and_look_up_its_own_
     router = {
         statement["Sid"]: statement
         for where, statement in role_statements(deployed.client("iam"))
-        if where.startswith("mlops-local-dev-router/")
+        if where.startswith("mlops-dev-router/")
     }
     bucket = f"arn:aws:s3:::{deployed.outputs['bucket_name']}"
     assert router["CheckUploads"]["Action"] == "s3:GetObject"
@@ -263,12 +265,12 @@ def test_topics_queue_and_alarms_exist_and_alarms_publish_to_the_notification_to
         "Subscriptions"
     ]
     assert (subscription["Protocol"], subscription["Endpoint"]) == ("email", "ml-team@example.com")
-    alarms = deployed.client("cloudwatch").describe_alarms(AlarmNamePrefix="mlops-local-dev-")["MetricAlarms"]
+    alarms = deployed.client("cloudwatch").describe_alarms(AlarmNamePrefix="mlops-dev-")["MetricAlarms"]
     assert sorted(alarm["AlarmName"] for alarm in alarms) == [
-        "mlops-local-dev-pipeline-ExecutionsFailed",
-        "mlops-local-dev-pipeline-ExecutionsTimedOut",
-        "mlops-local-dev-router-dead-letters",
-        "mlops-local-dev-router-errors",
+        "mlops-dev-pipeline-ExecutionsFailed",
+        "mlops-dev-pipeline-ExecutionsTimedOut",
+        "mlops-dev-router-dead-letters",
+        "mlops-dev-router-errors",
     ]
     assert {action for alarm in alarms for action in alarm["AlarmActions"]} == {
         deployed.outputs["notification_topic_arn"]
@@ -290,7 +292,7 @@ def test_with_bucket_events_on_an_upload_under_the_input_prefix_is_matched_by_th
     targets are put back exactly as Terraform made them.
     """
     s3, events, sqs = deployed.client("s3"), deployed.client("events"), deployed.client("sqs")
-    bucket, rule = deployed.outputs["bucket_name"], "mlops-local-dev-uploads"
+    bucket, rule = deployed.outputs["bucket_name"], "mlops-dev-uploads"
     stack.enable_bucket_events(s3, bucket)
     queue = sqs.create_queue(QueueName="observer")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

@@ -112,17 +112,43 @@ def test_each_environment_has_a_variables_file_setting_only_what_deploy_declares
 def test_the_bucket_notification_is_managed_by_default_only_on_the_frameworks_own_bucket(
     variables: dict[str, str], managed: str, tmp_path: Path
 ) -> None:
+    result = console(tmp_path, variables, "local.bucket_notification")
+    assert result.stdout.strip() == managed, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variables", "prefix"),
+    [
+        ({}, '"mlops-dev-"'),
+        ({"sagemaker_name_prefix": "team-a-"}, '"team-a-"'),
+        ({"environment": "prod"}, '"mlops-prod-"'),
+    ],
+)
+def test_items_reach_only_endpoints_and_groups_named_with_the_deployments_prefix(
+    variables: dict[str, str], prefix: str, tmp_path: Path
+) -> None:
+    result = console(tmp_path, variables, "local.sagemaker_prefix")
+    assert result.stdout.strip() == prefix, result.stderr
+
+
+def test_a_sagemaker_name_prefix_that_cannot_start_a_sagemaker_name_is_refused(tmp_path: Path) -> None:
+    result = console(tmp_path, {"sagemaker_name_prefix": "-team a"}, "local.sagemaker_prefix")
+    assert result.returncode != 0
+    assert "sagemaker_name_prefix must be 1-32 letters" in " ".join(result.stderr.split())
+
+
+def console(tmp_path: Path, variables: dict[str, str], expression: str) -> subprocess.CompletedProcess[str]:
+    """`terraform console` on the staged root: what a local value becomes for these variables."""
     folder = stack.stage(tmp_path / "root")
     assert terraform(folder, "init", "-input=false", "-backend=false").returncode == 0
     arguments = [argument for name, value in variables.items() for argument in ("-var", f"{name}={value}")]
     tools = toolchain.ensure()
-    result = subprocess.run(
+    return subprocess.run(
         [str(tools.terraform), "console", *arguments],
         cwd=folder,
         env=stack.terraform_environment(tools),
-        input="local.bucket_notification\n",
+        input=f"{expression}\n",
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert result.stdout.strip() == managed, result.stderr

@@ -89,7 +89,7 @@ def test_each_role_that_reads_encrypted_data_may_use_that_key_and_no_other(varia
                 actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
                 if any(action.startswith("kms:") for action in actions):
                     allowed[role["RoleName"]] = statement["Resource"]
-    assert set(allowed) == {"mlops-local-prod-router", "mlops-local-prod-pipeline", "mlops-local-prod-sagemaker"}
+    assert set(allowed) == {"mlops-prod-router", "mlops-prod-pipeline", "mlops-prod-sagemaker"}
     assert set(allowed.values()) == {variant.key_arn}
 
 
@@ -97,7 +97,7 @@ def test_prod_switches_come_from_the_environment_map(variant: Variant) -> None:
     backups = variant.client("dynamodb").describe_continuous_backups(TableName=variant.outputs["table_name"])
     recovery = backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
     assert recovery["PointInTimeRecoveryStatus"] == "ENABLED"
-    rule = variant.client("events").describe_rule(Name=f"mlops-local-prod-{DEMO}-schedule")
+    rule = variant.client("events").describe_rule(Name=f"mlops-prod-{DEMO}-schedule")
     assert rule["State"] == "ENABLED"  # dev deploys schedules switched off
     groups = variant.client("logs").describe_log_groups()["logGroups"]
     assert {group["retentionInDays"] for group in groups} == {365}

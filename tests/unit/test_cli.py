@@ -18,9 +18,11 @@ from tests.conftest import EVENTS, ITEMS, ROOT, edited, load_event, load_item
 DEMO_FILE = ITEMS / "demo-dev-domain-cal-house-price.json"
 
 
-def run(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def run(*args: str | Path, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "mlops_sfn.cli", *map(str, args)]
-    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, check=False, env={"PATH": ""})
+    return subprocess.run(
+        command, capture_output=True, text=True, cwd=cwd, check=False, env={"PATH": "", **(env or {})}
+    )
 
 
 def write(path: Path, document: object) -> Path:
@@ -149,7 +151,13 @@ def test_import_aiops() -> None:
 
 
 def test_import_reusable_framework_as_dynamodb_json() -> None:
-    result = run("import", "reusable-framework", ROOT / "tests/import/reusable_framework_item.json", "--dynamodb-json")
+    upstream = ROOT / "tests/import/reusable_framework_item.json"
+    # Its endpoint keeps its name, which a default deployment ("mlops-dev-") may not touch.
+    refused = run("import", "reusable-framework", upstream)
+    assert refused.returncode == 1
+    assert "stages.deploy.endpoint_name: 'housing-price-dev' is outside this deployment" in refused.stderr
+    prefix = {"SAGEMAKER_NAME_PREFIX": "housing-"}
+    result = run("import", "reusable-framework", upstream, "--dynamodb-json", env=prefix)
     assert result.returncode == 0, result.stderr
     item = dynamodb_json.from_typed(json.loads(result.stdout))
     assert item["stages"]["training"]["run"] is True and item["stages"]["tuning"]["run"] is False

@@ -48,7 +48,7 @@ def test_every_name_in_a_long_named_pipeline_is_valid_for_sagemaker() -> None:
     item = edited(load_item(), {"consumption_pipeline_name": "a_very_long_pipeline_name_" + "x" * 38})
     item["stages"]["tuning"]["run"] = True
     item["stages"]["training"]["run"] = False
-    item["stages"]["deploy"]["endpoint_name"] = "house-price"
+    item["stages"]["deploy"]["endpoint_name"] = "mlops-dev-house-price"
     execution_input = plan_execution(item, Trigger(source="manual", run_id="r1"), EXAMPLE_SETTINGS)
     assert len(execution_input["execution_name"]) <= 80
     for stage, block in execution_input["stages"].items():

@@ -11,7 +11,7 @@ from mlops_sfn.problems import InvalidItem
 from mlops_sfn.sagemaker_api import PLACEHOLDER
 from mlops_sfn.stages import STAGES
 from mlops_sfn.triggers import InvalidEvent, Trigger, parse_event
-from tests.conftest import STARTING_EVENTS, edited, load_event, load_item
+from tests.conftest import DELETE, STARTING_EVENTS, edited, load_event, load_item
 
 
 @pytest.mark.parametrize("fixture", STARTING_EVENTS)
@@ -93,10 +93,39 @@ def test_register_approval_status_follows_the_approval_stage() -> None:
     assert automatic["stages"]["register"]["request"]["ModelApprovalStatus"] == "Approved"
 
 
+def test_endpoints_and_model_package_groups_stay_inside_the_deployments_prefix() -> None:
+    trigger = Trigger(source="manual", run_id="r")
+    outside = edited(
+        load_item(),
+        {"stages.deploy.endpoint_name": "payments-fraud", "stages.register.model_package_group": "payments-fraud"},
+    )
+    with pytest.raises(InvalidItem) as raised:
+        plan_execution(outside, trigger, EXAMPLE_SETTINGS)
+    assert sorted(problem.path for problem in raised.value.problems) == [
+        "stages.deploy.endpoint_name",
+        "stages.register.model_package_group",
+    ]
+    assert "'payments-fraud' is outside this deployment, whose names start with 'mlops-dev-'" in str(raised.value)
+    # Named through the request instead of the field: the same rule.
+    request_named = edited(load_item(), {"stages.register.request": {"ModelPackageGroupName": "payments-fraud"}})
+    with pytest.raises(InvalidItem, match=r"stages\.register\.model_package_group"):
+        plan_execution(request_named, trigger, EXAMPLE_SETTINGS)
+    # Unnamed ones default to the pipeline's name inside the prefix.
+    unnamed = edited(
+        load_item(), {"stages.deploy.endpoint_name": DELETE, "stages.register.model_package_group": DELETE}
+    )
+    planned = plan_execution(unnamed, trigger, EXAMPLE_SETTINGS)["stages"]
+    assert planned["deploy"]["endpoint_name"] == "mlops-dev-demo-dev-domain-cal-house-price"
+    assert planned["register"]["request"]["ModelPackageGroupName"] == "mlops-dev-demo-dev-domain-cal-house-price"
+    team = Settings(**{**EXAMPLE_SETTINGS.__dict__, "sagemaker_name_prefix": "demo-dev-"})
+    planned = plan_execution(unnamed, trigger, team)["stages"]
+    assert planned["deploy"]["endpoint_name"] == "demo-dev-domain-cal-house-price"  # never prefixed twice
+
+
 def test_blue_green_deployment_config() -> None:
     execution_input = plan_execution(load_item(), Trigger(source="manual", run_id="r"), EXAMPLE_SETTINGS)
     config = execution_input["stages"]["deploy"]["deployment_config"]
-    assert config["AutoRollbackConfiguration"] == {"Alarms": [{"AlarmName": "demo-dev-cal-house-price-5xx"}]}
+    assert config["AutoRollbackConfiguration"] == {"Alarms": [{"AlarmName": "mlops-dev-cal-house-price-5xx"}]}
     assert config["BlueGreenUpdatePolicy"]["TerminationWaitInSeconds"] == 300
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 
@@ -15,6 +16,7 @@ VARIABLES = {
     "account_id": "111122223333",
     "sagemaker_role_arn": "arn:aws:iam::111122223333:role/mlops-sagemaker",
     "bucket": "mlops-artifacts",
+    "sagemaker_name_prefix": "mlops-dev-",
     "notification_topic_arn": "arn:aws:sns:eu-west-1:111122223333:mlops-notifications",
     "approval_topic_arn": "arn:aws:sns:eu-west-1:111122223333:mlops-approvals",
     "quality_gate_function_arn": "arn:aws:lambda:eu-west-1:111122223333:function:mlops-quality-gate",
@@ -57,3 +59,26 @@ def test_the_template_declares_its_variables_and_fits_an_iam_policy() -> None:
         policy.render_policy({k: v for k, v in VARIABLES.items() if k != "bucket"})
     # A managed policy holds 6,144 characters without whitespace; an inline role policy 10,240.
     assert len(json.dumps(policy.render_policy(VARIABLES), separators=(",", ":"))) < 6144
+
+
+def test_endpoints_and_model_packages_are_reachable_only_inside_the_deployments_prefix() -> None:
+    document = policy.render_policy(VARIABLES)
+    arn = "arn:aws:sagemaker:eu-west-1:111122223333"
+
+    def allowed(action: str, resource: str) -> bool:
+        return any(
+            action in statement["Action"]
+            and any(fnmatch.fnmatchcase(resource, pattern) for pattern in statement["Resource"])
+            for statement in document["Statement"]
+        )
+
+    for action, inside, outside in [
+        ("sagemaker:UpdateEndpoint", "endpoint/mlops-dev-price", "endpoint/payments-fraud"),
+        ("sagemaker:CreateEndpoint", "endpoint/mlops-dev-price", "endpoint/payments-fraud"),
+        ("sagemaker:InvokeEndpoint", "endpoint/mlops-dev-price", "endpoint/payments-fraud"),
+        ("sagemaker:CreateModelPackageGroup", "model-package-group/mlops-dev-price", "model-package-group/fraud"),
+        ("sagemaker:CreateModelPackage", "model-package/mlops-dev-price/1", "model-package/fraud/1"),
+        ("sagemaker:UpdateModelPackage", "model-package/mlops-dev-price/1", "model-package/fraud/1"),
+    ]:
+        assert allowed(action, f"{arn}:{inside}"), action
+        assert not allowed(action, f"{arn}:{outside}"), action

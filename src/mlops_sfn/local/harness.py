@@ -42,6 +42,7 @@ SETTINGS = Settings(
     bucket=f"{PREFIX}-artifacts",
     sagemaker_role_arn=f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/{PREFIX}-sagemaker",
     default_image_uri=EXAMPLE_SETTINGS.default_image_uri,
+    sagemaker_name_prefix=EXAMPLE_SETTINGS.sagemaker_name_prefix,
     region=REGION,
 )
 QUALITY_GATE_ARN = f"arn:aws:lambda:{REGION}:{DEFAULT_ACCOUNT_ID}:function:{PREFIX}-quality-gate"

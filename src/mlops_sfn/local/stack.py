@@ -47,7 +47,7 @@ ENDPOINTS = (
 )
 VARIABLES: dict[str, Any] = {
     "environment": "dev",
-    "name_prefix": "mlops-local",
+    "name_prefix": "mlops",
     "default_image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3",
     "lambda_runtime": "python3.8",  # the newest provider 3.39 accepts
 }
