@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 CHECKOV := .venv-checkov/bin/checkov
 
-.PHONY: install test lint tf-check demo bench clean
+.PHONY: install test lint tf-check provider-schemas demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,11 +31,16 @@ lint: $(STAMP) $(CHECKOV)
 	$(BIN)/mypy
 	$(BIN)/mlops-sfn validate dynamodb_items
 	$(BIN)/mlops-sfn generate --check
+	$(BIN)/mlops-sfn providers check
 	$(CHECKOV) --directory . --framework terraform --quiet --compact --skip-download
 
 # terraform fmt -check and validate for every module, the root, deploy/ and examples/ (offline toolchain).
 tf-check: $(STAMP)
 	$(BIN)/python -m pytest -q tests/infrastructure/test_terraform_static.py
+
+# Rebuild src/mlops_sfn/provider_schemas/ from the pinned @cdktf/provider-aws packages (npm registry, sha256 checked).
+provider-schemas: $(STAMP)
+	$(BIN)/mlops-sfn providers fetch
 
 # The framework on one machine: a local AWS, the real Terraform applied into it, an upload of
 # sagemaker-artifacts/ and the real run. The local AWS keeps running: `mlops-sfn local down` removes it.

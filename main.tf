@@ -2,6 +2,7 @@
 # No provider block: the caller configures the AWS provider (examples/, or the local stack).
 
 data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
 data "aws_region" "current" {}
 
 locals {
@@ -42,6 +43,13 @@ locals {
   artifacts_folder   = coalesce(var.artifacts_folder, "${path.module}/sagemaker-artifacts")
   package            = "${path.module}/lambdas/functions.zip"
   tags               = merge({ "mlops-sfn:environment" = var.environment }, var.tags)
+  # Jobs pull from the default image's registry (AWS publishes its framework images from one account
+  # per region) and from the repositories the deployment declares, no other.
+  default_registry = try(regex("^([0-9]{12})\\.dkr\\.ecr\\.([a-z0-9-]+)\\.amazonaws\\.com", var.default_image_uri), null)
+  image_repository_arns = concat(
+    local.default_registry == null ? [] : ["arn:${data.aws_partition.current.partition}:ecr:${local.default_registry[1]}:${local.default_registry[0]}:repository/*"],
+    var.image_repository_arns,
+  )
   # Never by default on a bucket the framework does not own: the resource replaces its whole notification set.
   bucket_notification = var.create_bucket_notification == null ? var.bucket_name == null : var.create_bucket_notification
 }
@@ -49,14 +57,14 @@ locals {
 module "bucket" {
   source                  = "./modules/bucket"
   count                   = var.bucket_name == null ? 1 : 0
-  name                    = "${local.name}-${data.aws_caller_identity.current.account_id}-${data.aws_region.current.name}"
+  name                    = "${local.name}-${data.aws_caller_identity.current.account_id}-${data.aws_region.current.id}"
   force_destroy           = local.settings.force_destroy_bucket
   noncurrent_version_days = local.settings.noncurrent_version_days
   kms_key_arn             = var.kms_key_arn
   tags                    = local.tags
 }
 
-# Needs AWS provider >= 4.0: the test suite's local stack swaps it out (README, "Terraform").
+# The test suite's local stack (provider 3.39) swaps its resource for one S3 call (README, "Terraform").
 module "bucket_events" {
   source = "./modules/bucket-events"
   count  = local.bucket_notification ? 1 : 0
@@ -84,11 +92,13 @@ module "notifications" {
 }
 
 module "sagemaker_role" {
-  source      = "./modules/sagemaker-role"
-  name        = "${local.name}-sagemaker"
-  bucket      = local.bucket
-  kms_key_arn = var.kms_key_arn
-  tags        = local.tags
+  source                = "./modules/sagemaker-role"
+  name                  = "${local.name}-sagemaker"
+  bucket                = local.bucket
+  input_prefix          = var.input_prefix
+  image_repository_arns = local.image_repository_arns
+  kms_key_arn           = var.kms_key_arn
+  tags                  = local.tags
 }
 
 module "state_machine" {
@@ -122,6 +132,7 @@ module "router" {
   sagemaker_role_arn         = module.sagemaker_role.role_arn
   default_image_uri          = var.default_image_uri
   sagemaker_name_prefix      = local.sagemaker_prefix
+  image_repository_arns      = local.image_repository_arns
   alarm_topic_arn            = module.notifications.notification_topic_arn
   report_batch_item_failures = var.report_batch_item_failures
   log_retention_days         = local.log_retention_days

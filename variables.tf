@@ -116,6 +116,17 @@ variable "sagemaker_name_prefix" {
   }
 }
 
+variable "image_repository_arns" {
+  description = "ECR repositories, besides the default image's registry, that jobs and models may pull images from, e.g. [\"arn:aws:ecr:eu-west-1:123456789012:repository/my-training-image\"]."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.image_repository_arns : can(regex("^arn:[a-z-]+:ecr:[a-z0-9-]+:[0-9]{12}:repository/.+$", arn))])
+    error_message = "The image_repository_arns must be ECR repository ARNs, e.g. \"arn:aws:ecr:eu-west-1:123456789012:repository/my-image\"."
+  }
+}
+
 variable "kms_key_arn" {
   description = "Customer-managed KMS key for the bucket, table, topics, queue and logs; null uses AWS-managed encryption. Its key policy must let logs, cloudwatch and events use it."
   type        = string
@@ -132,6 +143,13 @@ variable "lambda_runtime" {
   description = "Python runtime of the router and quality-gate functions."
   type        = string
   default     = "python3.12"
+
+  # Lambda runtimes the code is written for and that are not deprecated (python3.11 was, in 2026);
+  # python3.13 needs provider 5.76 or later.
+  validation {
+    condition     = contains(["python3.12", "python3.13"], var.lambda_runtime)
+    error_message = "The lambda_runtime must be python3.12 or python3.13."
+  }
 }
 
 variable "report_batch_item_failures" {

@@ -2,10 +2,11 @@ terraform {
   # 1.0.3 is the oldest Terraform the offline toolchain may install; no newer language feature is used.
   required_version = ">= 1.0.3"
   required_providers {
-    # 3.39 is what the test suite applies (offline); modules/bucket-events needs >= 4.0 on AWS.
+    # 5.x and 6.x (checked against their schemas by `mlops-sfn providers check`); the test suite
+    # applies with 3.39 through the local stack's own override (README, "Terraform").
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 3.39, < 6.0.0"
+      version = ">= 5.31, < 7.0"
     }
   }
 }

@@ -52,6 +52,7 @@ def cold_import() -> tuple[float, float]:
         "SAGEMAKER_ROLE_ARN": "arn:aws:iam::123456789012:role/bench",
         "DEFAULT_IMAGE_URI": "image",
         "SAGEMAKER_NAME_PREFIX": "mlops-dev-",
+        "IMAGE_REPOSITORY_ARNS": "arn:aws:ecr:us-east-1:683313688378:repository/*",
         "AWS_REGION": "us-east-1",
     }
     boto3_times, handler_times = [], []

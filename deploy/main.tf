@@ -12,7 +12,7 @@ terraform {
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 5.0, < 6.0.0"
+      version = ">= 5.31, < 7.0"
     }
   }
 }
@@ -68,16 +68,23 @@ variable "kms_key_arn" {
   default     = null
 }
 
+variable "image_repository_arns" {
+  description = "ECR repositories, besides the default image's registry, that jobs may pull from."
+  type        = list(string)
+  default     = []
+}
+
 module "mlops" {
   source = "../"
 
-  environment         = var.environment
-  default_image_uri   = var.default_image_uri
-  items_pattern       = var.items_pattern
-  notification_emails = var.notification_emails
-  approval_emails     = var.approval_emails
-  bucket_name         = var.bucket_name
-  kms_key_arn         = var.kms_key_arn
+  environment           = var.environment
+  default_image_uri     = var.default_image_uri
+  items_pattern         = var.items_pattern
+  notification_emails   = var.notification_emails
+  approval_emails       = var.approval_emails
+  bucket_name           = var.bucket_name
+  kms_key_arn           = var.kms_key_arn
+  image_repository_arns = var.image_repository_arns
 }
 
 output "bucket_name" {

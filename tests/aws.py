@@ -103,6 +103,7 @@ def deploy(items: list[dict[str, Any]]) -> Stack:
             "SAGEMAKER_ROLE_ARN": ROLE_ARN,
             "DEFAULT_IMAGE_URI": IMAGE,
             "SAGEMAKER_NAME_PREFIX": "mlops-dev-",
+            "IMAGE_REPOSITORY_ARNS": "arn:aws:ecr:us-east-1:683313688378:repository/*",
             "AWS_REGION": REGION,
         },
     )

@@ -9,10 +9,9 @@ locals {
   }
 }
 
-# aws_s3_bucket_object rather than aws_s3_object: one module for provider 3.39 (the offline
-# toolchain) and 4.x/5.x. The source hash is kept as metadata because an ETag is not an MD5 under
-# SSE-KMS, and a changed hash uploads the file again.
-resource "aws_s3_bucket_object" "this" {
+# The source hash is kept as metadata because an ETag is not an MD5 under SSE-KMS, and a changed
+# hash uploads the file again.
+resource "aws_s3_object" "this" {
   # checkov:skip=CKV_AWS_186: objects take the bucket's default encryption (SSE-S3, or the customer-managed key given as kms_key_arn)
   for_each     = local.files
   bucket       = var.bucket

@@ -121,6 +121,8 @@ resource "aws_lambda_function" "this" {
       DEFAULT_IMAGE_URI  = var.default_image_uri
       # Endpoints and model package groups an item may use (the pipeline role is scoped the same way).
       SAGEMAKER_NAME_PREFIX = var.sagemaker_name_prefix
+      # Images items name are checked against what the SageMaker role may pull.
+      IMAGE_REPOSITORY_ARNS = join(",", var.image_repository_arns)
       # Returning batchItemFailures to a mapping without ReportBatchItemFailures would delete failed records.
       REPORT_BATCH_ITEM_FAILURES = var.report_batch_item_failures ? "true" : "false"
     }

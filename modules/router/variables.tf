@@ -12,6 +12,13 @@ variable "lambda_runtime" {
   description = "Python runtime of the router."
   type        = string
   default     = "python3.12"
+
+  # Lambda runtimes the code is written for and that are not deprecated (python3.11 was, in 2026);
+  # python3.13 needs provider 5.76 or later.
+  validation {
+    condition     = contains(["python3.12", "python3.13"], var.lambda_runtime)
+    error_message = "The lambda_runtime must be python3.12 or python3.13."
+  }
 }
 
 variable "input_prefix" {
@@ -64,6 +71,11 @@ variable "default_image_uri" {
 variable "sagemaker_name_prefix" {
   description = "Endpoints and model package groups items may use start with this."
   type        = string
+}
+
+variable "image_repository_arns" {
+  description = "ECR repositories the SageMaker role may pull from: items naming images elsewhere are refused."
+  type        = list(string)
 }
 
 variable "alarm_topic_arn" {

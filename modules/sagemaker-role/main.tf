@@ -4,7 +4,7 @@ data "aws_caller_identity" "current" {}
 
 locals {
   partition = data.aws_partition.current.partition
-  region    = data.aws_region.current.name
+  region    = data.aws_region.current.id
   account   = data.aws_caller_identity.current.account_id
 }
 
@@ -42,11 +42,17 @@ resource "aws_iam_role_policy" "this" {
         Resource = "arn:${local.partition}:s3:::${var.bucket}/*"
       },
       {
-        # Containers come from any account's repository (AWS publishes the framework images from its own).
+        # A job that writes under the input prefix would start pipeline runs (a marker is an upload).
+        Sid      = "NoWritesToUploads"
+        Effect   = "Deny"
+        Action   = ["s3:PutObject", "s3:AbortMultipartUpload"]
+        Resource = "arn:${local.partition}:s3:::${var.bucket}/${var.input_prefix}*"
+      },
+      {
         Sid      = "PullImages"
         Effect   = "Allow"
         Action   = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
-        Resource = "arn:${local.partition}:ecr:${local.region}:*:repository/*"
+        Resource = var.image_repository_arns
       },
       {
         # ecr:GetAuthorizationToken has no resource-level permissions: AWS requires "*".

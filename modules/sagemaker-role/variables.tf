@@ -8,6 +8,21 @@ variable "bucket" {
   type        = string
 }
 
+variable "input_prefix" {
+  description = "Key prefix whose uploads start runs: jobs may read it but never write to it."
+  type        = string
+}
+
+variable "image_repository_arns" {
+  description = "ECR repositories jobs and models may pull images from (ARNs; \"repository/*\" for a whole registry)."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.image_repository_arns) > 0 && alltrue([for arn in var.image_repository_arns : can(regex("^arn:[a-z-]+:ecr:[a-z0-9-]+:[0-9]{12}:repository/.+$", arn))])
+    error_message = "The image_repository_arns must be at least one ECR repository ARN, e.g. \"arn:aws:ecr:eu-west-1:123456789012:repository/my-image\" (the root adds the default image's registry)."
+  }
+}
+
 variable "kms_key_arn" {
   description = "Customer-managed KMS key of the bucket, if any: jobs need it to read and write objects."
   type        = string

@@ -4,7 +4,7 @@ data "aws_caller_identity" "current" {}
 
 locals {
   partition = data.aws_partition.current.partition
-  region    = data.aws_region.current.name
+  region    = data.aws_region.current.id
   account   = data.aws_caller_identity.current.account_id
   # The same variables `mlops_sfn.statemachine.render` and `mlops_sfn.policy.render_policy` take.
   definition_variables = {

@@ -22,6 +22,13 @@ variable "lambda_runtime" {
   description = "Python runtime of the quality-gate function."
   type        = string
   default     = "python3.12"
+
+  # Lambda runtimes the code is written for and that are not deprecated (python3.11 was, in 2026);
+  # python3.13 needs provider 5.76 or later.
+  validation {
+    condition     = contains(["python3.12", "python3.13"], var.lambda_runtime)
+    error_message = "The lambda_runtime must be python3.12 or python3.13."
+  }
 }
 
 variable "bucket" {

@@ -5,7 +5,7 @@ locals {
       expression = expression
       name = (length("${var.name}-${pipeline}-schedule") <= 64 ? "${var.name}-${pipeline}-schedule"
       : "${substr("${var.name}-${pipeline}", 0, 46)}-${substr(sha1(pipeline), 0, 8)}-schedule")
-    }
+    } if var.schedules_enabled
   }
   rule_arns = concat([aws_cloudwatch_event_rule.uploads.arn], [for rule in aws_cloudwatch_event_rule.schedules : rule.arn])
 }
@@ -39,12 +39,13 @@ resource "aws_cloudwatch_event_target" "uploads" {
   }
 }
 
+# Only where schedules are on: is_enabled is deprecated in provider 5.x and its successor `state`
+# is unknown to 3.39, so a switched-off schedule is no rule at all.
 resource "aws_cloudwatch_event_rule" "schedules" {
   for_each            = local.schedule_rules
   name                = each.value.name
   description         = "Runs pipeline ${each.key} on ${each.value.expression}"
   schedule_expression = each.value.expression
-  is_enabled          = var.schedules_enabled
   tags                = var.tags
 }
 

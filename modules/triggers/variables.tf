@@ -20,7 +20,7 @@ variable "schedules" {
 }
 
 variable "schedules_enabled" {
-  description = "Whether the schedule rules fire (false keeps them, disabled)."
+  description = "Whether the schedules run: false deploys no schedule rule."
   type        = bool
   default     = true
 }

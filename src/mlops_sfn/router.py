@@ -32,6 +32,7 @@ ENVIRONMENT = {
     SETTINGS_ENVIRONMENT["sagemaker_role_arn"]: "ARN of the role SageMaker jobs run as",
     SETTINGS_ENVIRONMENT["default_image_uri"]: "container image used where an item names none",
     SETTINGS_ENVIRONMENT["sagemaker_name_prefix"]: "start of the endpoint and model package group names items may use",
+    SETTINGS_ENVIRONMENT["image_repository_arns"]: "comma-separated ECR repository ARNs jobs may pull images from",
     SETTINGS_ENVIRONMENT["region"]: "AWS region (set by the Lambda runtime itself)",
 }
 OPTIONAL_ENVIRONMENT = {

@@ -401,6 +401,7 @@ def test_the_router_imports_only_what_the_lambda_runtime_has(tmp_path: Path) -> 
         "SAGEMAKER_ROLE_ARN": "arn:aws:iam::123456789012:role/r",
         "DEFAULT_IMAGE_URI": "image",
         "SAGEMAKER_NAME_PREFIX": "mlops-dev-",
+        "IMAGE_REPOSITORY_ARNS": "arn:aws:ecr:us-east-1:683313688378:repository/*",
         "AWS_REGION": "us-east-1",
         "PATH": "/usr/bin:/bin",
     }

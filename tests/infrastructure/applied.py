@@ -17,4 +17,5 @@ def apply(root: Path, server: stack.MotoServer) -> tftest.TerraformTest:
     tf = tftest.TerraformTest(str(root), binary=str(tools.terraform), env=environment)
     tf.setup(cleanup_on_exit=False)
     tf.apply()
+    stack.set_runtimes(server.client("lambda"), stack.staged_variables(root)["lambda_runtime"])
     return tf

@@ -6,6 +6,7 @@ plans again (no changes) and destroys.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +18,6 @@ import tftest
 
 from mlops_sfn import dynamodb_json, package, policy, statemachine
 from mlops_sfn.local import stack
-from mlops_sfn.local.events import transform
 from mlops_sfn.router import Config
 from mlops_sfn.triggers import parse_event
 from tests.conftest import DEMO, ITEMS, load_event, load_item
@@ -25,7 +25,7 @@ from tests.infrastructure.applied import apply
 
 pytestmark = pytest.mark.terraform
 
-EXTRA_SCHEDULE = {"demo-dev-train-and-batch-score": "rate(1 day)"}
+EXTRA_SCHEDULE = {"demo-dev-train-and-batch-score": "rate(1 day)"}  # deploys nothing in dev: see the variant
 ARTIFACTS = {"demo/code/train.py": "print('train')\n", "demo/data/train.csv": "x,y\n1,2\n"}
 # Statements that need Resource "*" because the actions have no resource-level permissions.
 STAR_RESOURCES = {"EcrLogin", "JobMetrics", "LogDeliveryAndTracing"}
@@ -132,30 +132,17 @@ def test_the_upload_rule_matches_object_created_under_the_input_prefix_and_targe
     assert parse_event(event)[0].source == "s3"
 
 
-@pytest.mark.parametrize(
-    ("pipeline", "expression"),
-    [(DEMO, load_item()["trigger"]["schedule"]), *EXTRA_SCHEDULE.items()],
-    ids=["from-the-item-file", "from-the-schedules-variable"],
-)
-def test_each_schedule_rule_sends_an_event_the_router_reads_as_that_pipelines_schedule(
-    deployed: Deployment, pipeline: str, expression: str
-) -> None:
-    events = deployed.client("events")
-    name = f"mlops-dev-{pipeline}-schedule"
-    rule = events.describe_rule(Name=name)
-    assert rule["ScheduleExpression"] == expression
-    assert rule["State"] == "DISABLED"  # dev: schedules are deployed switched off
-    (target,) = events.list_targets_by_rule(Rule=name)["Targets"]
-    assert target["Arn"] == deployed.outputs["router_function_arn"]
-    transformer = target["InputTransformer"]
-    tick = {**load_event("scheduled"), "resources": [rule["Arn"]]}
-    (trigger,) = parse_event(transform(transformer["InputTemplate"], transformer["InputPathsMap"], tick))
-    assert (trigger.source, trigger.pipeline, trigger.time, trigger.rule) == (
-        "schedule",
-        pipeline,
-        tick["time"],
-        rule["Arn"],
-    )
+def test_dev_deploys_no_schedule_rule(deployed: Deployment) -> None:
+    """Schedules are off in dev, and a switched-off schedule is no rule at all (modules/triggers)."""
+    rules = [rule["Name"] for rule in deployed.client("events").list_rules()["Rules"]]
+    assert rules == ["mlops-dev-uploads"]
+
+
+def test_both_functions_run_on_the_deployments_runtime(deployed: Deployment) -> None:
+    """Provider 3.39 cannot create python3.12 functions: the stand-in runtime is replaced after the apply."""
+    lambdas = deployed.client("lambda")
+    for name in ("mlops-dev-router", "mlops-dev-quality-gate"):
+        assert lambdas.get_function_configuration(FunctionName=name)["Runtime"] == "python3.12", name
 
 
 def test_the_router_is_deployed_with_the_environment_it_reads(deployed: Deployment) -> None:
@@ -170,6 +157,7 @@ def test_the_router_is_deployed_with_the_environment_it_reads(deployed: Deployme
         "SAGEMAKER_ROLE_ARN": deployed.outputs["sagemaker_role_arn"],
         "DEFAULT_IMAGE_URI": stack.VARIABLES["default_image_uri"],
         "SAGEMAKER_NAME_PREFIX": "mlops-dev-",  # <name_prefix>-<environment>-
+        "IMAGE_REPOSITORY_ARNS": "arn:aws:ecr:us-east-1:123456789012:repository/*",  # the default image's
         "REPORT_BATCH_ITEM_FAILURES": "false",  # the framework wires no SQS source
     }
     config = Config.from_environment({**variables, "AWS_REGION": stack.REGION})  # what the router checks at start
@@ -233,6 +221,28 @@ def test_no_role_allows_every_action_and_only_unscopable_actions_get_every_resou
             assert statement.get("Sid") in STAR_RESOURCES, f"{where}: {statement}"
 
 
+def test_jobs_cannot_write_uploads_and_pull_only_from_the_default_images_registry(deployed: Deployment) -> None:
+    statements = [s for where, s in role_statements(deployed.client("iam")) if where == "mlops-dev-sagemaker/jobs"]
+
+    def allowed(action: str, resource: str) -> bool:
+        def matches(statement: dict[str, Any]) -> bool:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            return action in actions and any(fnmatch.fnmatchcase(resource, pattern) for pattern in resources)
+
+        granted = any(matches(s) for s in statements if s["Effect"] == "Allow")
+        return granted and not any(matches(s) for s in statements if s["Effect"] == "Deny")
+
+    bucket = f"arn:aws:s3:::{deployed.outputs['bucket_name']}"
+    assert allowed("s3:GetObject", f"{bucket}/input/{DEMO}/code/train.py")  # jobs read uploads
+    assert allowed("s3:PutObject", f"{bucket}/runs/{DEMO}/run-1/training/model.tar.gz")
+    assert not allowed("s3:PutObject", f"{bucket}/input/{DEMO}/manifest.json")  # a marker would start a run
+    # The local default image is 123456789012.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:...
+    assert allowed("ecr:BatchGetImage", "arn:aws:ecr:us-east-1:123456789012:repository/sagemaker-scikit-learn")
+    assert not allowed("ecr:BatchGetImage", "arn:aws:ecr:us-east-1:999999999999:repository/sagemaker-scikit-learn")
+    assert not allowed("ecr:BatchGetImage", "arn:aws:ecr:eu-west-1:123456789012:repository/sagemaker-scikit-learn")
+
+
 def test_the_router_may_read_uploads_under_the_input_prefix_and_look_up_its_own_runs(
     deployed: Deployment,
 ) -> None:
@@ -279,7 +289,7 @@ def test_topics_queue_and_alarms_exist_and_alarms_publish_to_the_notification_to
     attributes = sqs.get_queue_attributes(QueueUrl=deployed.outputs["dead_letter_queue_url"], AttributeNames=["All"])
     (statement,) = json.loads(attributes["Attributes"]["Policy"])["Statement"]
     assert statement["Principal"] == {"Service": "events.amazonaws.com"}
-    assert len(statement["Condition"]["ArnEquals"]["aws:SourceArn"]) == 3  # uploads + two schedules
+    assert len(statement["Condition"]["ArnEquals"]["aws:SourceArn"]) == 1  # uploads; dev has no schedules
 
 
 def test_with_bucket_events_on_an_upload_under_the_input_prefix_is_matched_by_the_upload_rule(

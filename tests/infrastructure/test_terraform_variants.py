@@ -1,5 +1,5 @@
-"""The root applied a second way: prod, an existing bucket, a customer-managed KMS key, and items
-owned by Terraform. Checks what those inputs change in the deployed resources."""
+"""The root applied a second way: prod (schedules on), an existing bucket, a customer-managed KMS key,
+and items owned by Terraform. Checks what those inputs change in the deployed resources."""
 
 from __future__ import annotations
 
@@ -14,8 +14,11 @@ import tftest
 
 from mlops_sfn import dynamodb_json
 from mlops_sfn.local import stack
-from tests.conftest import DEMO, ITEMS, load_item
+from mlops_sfn.local.events import transform
+from mlops_sfn.triggers import parse_event
+from tests.conftest import DEMO, ITEMS, load_event, load_item
 from tests.infrastructure.applied import apply
+from tests.infrastructure.test_terraform_apply import EXTRA_SCHEDULE
 
 pytestmark = pytest.mark.terraform
 
@@ -46,6 +49,7 @@ def variant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Variant]:
                 "bucket_name": EXISTING_BUCKET,
                 "kms_key_arn": key_arn,
                 "items_ownership": "terraform",
+                "schedules": EXTRA_SCHEDULE,
             },
         )
         tf = apply(root, server)
@@ -98,9 +102,35 @@ def test_prod_switches_come_from_the_environment_map(variant: Variant) -> None:
     recovery = backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
     assert recovery["PointInTimeRecoveryStatus"] == "ENABLED"
     rule = variant.client("events").describe_rule(Name=f"mlops-prod-{DEMO}-schedule")
-    assert rule["State"] == "ENABLED"  # dev deploys schedules switched off
+    assert rule["State"] == "ENABLED"  # dev deploys no schedule rule
     groups = variant.client("logs").describe_log_groups()["logGroups"]
     assert {group["retentionInDays"] for group in groups} == {365}
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "expression"),
+    [(DEMO, load_item()["trigger"]["schedule"]), *EXTRA_SCHEDULE.items()],
+    ids=["from-the-item-file", "from-the-schedules-variable"],
+)
+def test_each_schedule_rule_sends_an_event_the_router_reads_as_that_pipelines_schedule(
+    variant: Variant, pipeline: str, expression: str
+) -> None:
+    events = variant.client("events")
+    name = f"mlops-prod-{pipeline}-schedule"
+    rule = events.describe_rule(Name=name)
+    assert rule["ScheduleExpression"] == expression
+    assert rule["State"] == "ENABLED"
+    (target,) = events.list_targets_by_rule(Rule=name)["Targets"]
+    assert target["Arn"] == variant.outputs["router_function_arn"]
+    transformer = target["InputTransformer"]
+    tick = {**load_event("scheduled"), "resources": [rule["Arn"]]}
+    (trigger,) = parse_event(transform(transformer["InputTemplate"], transformer["InputPathsMap"], tick))
+    assert (trigger.source, trigger.pipeline, trigger.time, trigger.rule) == (
+        "schedule",
+        pipeline,
+        tick["time"],
+        rule["Arn"],
+    )
 
 
 def test_terraform_owned_items_are_put_back_by_the_next_apply(variant: Variant) -> None:

@@ -94,6 +94,7 @@ print(json.dumps({{"verdict": verdict, "outside": outside, **loaded}}))
         "SAGEMAKER_ROLE_ARN": "arn:aws:iam::123456789012:role/mlops-dev-sagemaker",
         "DEFAULT_IMAGE_URI": "123456789012.dkr.ecr.us-east-1.amazonaws.com/sklearn:1",
         "SAGEMAKER_NAME_PREFIX": "mlops-dev-",
+        "IMAGE_REPOSITORY_ARNS": "arn:aws:ecr:us-east-1:123456789012:repository/*",
         "AWS_REGION": "us-east-1",
     }
     result = subprocess.run(

@@ -122,6 +122,29 @@ def test_endpoints_and_model_package_groups_stay_inside_the_deployments_prefix()
     assert planned["deploy"]["endpoint_name"] == "demo-dev-domain-cal-house-price"  # never prefixed twice
 
 
+def test_an_image_the_sagemaker_role_may_not_pull_is_refused_naming_its_field() -> None:
+    trigger = Trigger(source="manual", run_id="r")
+    elsewhere = "999999999999.dkr.ecr.us-east-1.amazonaws.com/team/trainer:3"
+    item = edited(load_item(), {"stages.training.request.AlgorithmSpecification.TrainingImage": elsewhere})
+    with pytest.raises(InvalidItem) as raised:
+        plan_execution(item, trigger, EXAMPLE_SETTINGS)
+    (problem,) = raised.value.problems
+    assert problem.path == "stages.training.request.AlgorithmSpecification.TrainingImage"
+    assert "add its ARN to the root variable image_repository_arns" in problem.message
+    declared = EXAMPLE_SETTINGS.image_repository_arns + ",arn:aws:ecr:us-east-1:999999999999:repository/team/trainer"
+    allowed = Settings(**{**EXAMPLE_SETTINGS.__dict__, "image_repository_arns": declared})
+    assert (
+        plan_execution(item, trigger, allowed)["stages"]["training"]["request"]["AlgorithmSpecification"][
+            "TrainingImage"
+        ]
+        == elsewhere
+    )
+    other_region = elsewhere.replace("us-east-1", "eu-west-1")
+    moved = edited(item, {"stages.training.request.AlgorithmSpecification.TrainingImage": other_region})
+    with pytest.raises(InvalidItem, match="image_repository_arns"):
+        plan_execution(moved, trigger, allowed)
+
+
 def test_blue_green_deployment_config() -> None:
     execution_input = plan_execution(load_item(), Trigger(source="manual", run_id="r"), EXAMPLE_SETTINGS)
     config = execution_input["stages"]["deploy"]["deployment_config"]

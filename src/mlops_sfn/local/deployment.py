@@ -115,6 +115,7 @@ def up(home: Path = HOME, say: Callable[[str], None] = print, variables: dict[st
             for name, entry in json.loads(_terraform(tools, folder, log, "output", "-json")).items()
         }
         stack.enable_bucket_events(server.client("s3"), outputs["bucket_name"])
+        stack.set_runtimes(server.client("lambda"), stack.staged_variables(folder)["lambda_runtime"])
     except BaseException:
         server.stop()
         raise

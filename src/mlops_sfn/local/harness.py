@@ -43,6 +43,7 @@ SETTINGS = Settings(
     sagemaker_role_arn=f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/{PREFIX}-sagemaker",
     default_image_uri=EXAMPLE_SETTINGS.default_image_uri,
     sagemaker_name_prefix=EXAMPLE_SETTINGS.sagemaker_name_prefix,
+    image_repository_arns=EXAMPLE_SETTINGS.image_repository_arns,
     region=REGION,
 )
 QUALITY_GATE_ARN = f"arn:aws:lambda:{REGION}:{DEFAULT_ACCOUNT_ID}:function:{PREFIX}-quality-gate"

@@ -1,19 +1,23 @@
 """A local AWS (a moto server on 127.0.0.1) and the framework's Terraform root staged to deploy into it.
 
 `stage()` builds a folder that *is* the repository's root module (its files and folders linked,
-not copied) plus three local files:
+not copied, except `modules/`, copied so that it can carry the local files) plus:
 - `local_provider.tf`: the AWS provider pointed at the local endpoint, with fake credentials;
-- `local_override.tf`: swaps `module.bucket_events` for an empty module, because its `eventbridge`
-  argument needs a newer AWS provider than the offline toolchain's 3.39 (README, "Terraform");
-  `enable_bucket_events()` does the same with one S3 call after the apply;
-- `local.auto.tfvars.json`: the root's variables for a local deployment (a Lambda runtime 3.39
-  accepts; the router never runs in that runtime here).
+- `local_versions_override.tf` in the root and in every module: the AWS provider pinned to 3.39,
+  the one build the offline toolchain has (the files themselves ask for 5.x or 6.x);
+- SWAPPED: the modules whose resources 3.39 does not know get provider-3.39 stand-ins for those
+  files, from `local/terraform/` (README, "Terraform"); `enable_bucket_events()` makes the one S3
+  call modules/bucket-events makes;
+- `local_runtime_override.tf` in the modules with Lambda functions: created with a runtime 3.39
+  accepts, then set to the deployment's `lambda_runtime` by `set_runtimes()` after the apply;
+- `local.auto.tfvars.json`: the root's variables for a local deployment.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -29,7 +33,15 @@ from ..statemachine import ROOT
 REGION = "us-east-1"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
 ROOT_FILES = ("main.tf", "variables.tf", "outputs.tf", "versions.tf")
-ROOT_FOLDERS = ("modules", "statemachine", "lambdas", "dynamodb_items", "sagemaker-artifacts")
+ROOT_FOLDERS = ("statemachine", "lambdas", "dynamodb_items", "sagemaker-artifacts")
+# Module -> its files replaced by provider-3.39 stand-ins (local/terraform/<module>/).
+STAND_INS = Path(__file__).parent / "terraform"
+SWAPPED = {
+    "bucket": "aws_s3_bucket_versioning, _server_side_encryption_configuration and _lifecycle_configuration",
+    "artifacts": "aws_s3_object",
+    "bucket-events": "aws_s3_bucket_notification's eventbridge argument",
+}
+OFFLINE_PROVIDER = "3.39.0"
 # Provider 3.39's names for the endpoints of every service the root uses.
 ENDPOINTS = (
     "cloudwatch",
@@ -49,8 +61,13 @@ VARIABLES: dict[str, Any] = {
     "environment": "dev",
     "name_prefix": "mlops",
     "default_image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3",
-    "lambda_runtime": "python3.8",  # the newest provider 3.39 accepts
+    "lambda_runtime": "python3.12",  # the root's default: see RUNTIME_STAND_IN
 }
+# Provider 3.39 refuses runtimes newer than this one at plan time: the staged Lambda functions are
+# created with it (local_runtime_override.tf), then given the deployment's runtime by set_runtimes().
+RUNTIME_STAND_IN = "python3.8"
+# Module -> the Lambda function resources it declares.
+FUNCTIONS = {"router": ("this",), "state-machine": ("quality_gate",)}
 
 _PROVIDER = """variable "local_endpoint" {
   description = "URL of the local AWS."
@@ -73,17 +90,49 @@ provider "aws" {
 }
 """
 
-_OVERRIDE = """# The local AWS gets EventBridge delivery from one S3 call instead (mlops_sfn.local.stack).
-module "bucket_events" {
-  source = "./local-bucket-events"
-}
+_PINNED = f"""# The local stack applies with the offline toolchain's provider (mlops_sfn.local.stack).
+terraform {{
+  required_providers {{
+    aws = {{
+      source  = "hashicorp/aws"
+      version = "{OFFLINE_PROVIDER}"
+    }}
+  }}
+}}
 """
 
-_EMPTY_BUCKET_EVENTS = """variable "bucket" {
-  description = "Unused: see local_override.tf."
-  type        = string
-}
+
+_RUNTIME = """# Provider 3.39 knows no newer runtime: created with this one, then set to var.lambda_runtime
+# after the apply (mlops_sfn.local.stack.set_runtimes), which Terraform then leaves alone.
+resource "aws_lambda_function" "{resource}" {{
+  runtime = "{runtime}"
+  lifecycle {{
+    ignore_changes = [runtime]
+  }}
+}}
 """
+
+
+def set_runtimes(lambda_client: Any, runtime: str) -> list[str]:
+    """Give every function created with RUNTIME_STAND_IN the deployment's runtime; their names."""
+    changed = []
+    for page in lambda_client.get_paginator("list_functions").paginate():
+        for function in page["Functions"]:
+            if function.get("Runtime") == RUNTIME_STAND_IN:
+                lambda_client.update_function_configuration(FunctionName=function["FunctionName"], Runtime=runtime)
+                changed.append(function["FunctionName"])
+    return changed
+
+
+def staged_variables(folder: Path) -> dict[str, Any]:
+    """The root variables `stage()` wrote for this folder."""
+    variables: dict[str, Any] = json.loads((folder / "local.auto.tfvars.json").read_text())
+    return variables
+
+
+def pin_offline_provider(folder: Path) -> None:
+    """Let a folder that asks for provider 5.x or 6.x be initialised with the offline 3.39."""
+    (folder / "local_versions_override.tf").write_text(_PINNED)
 
 
 def terraform_environment(tools: Any, endpoint: str | None = None) -> dict[str, str]:
@@ -107,9 +156,21 @@ def stage(into: Path, variables: dict[str, Any] | None = None, root: Path = ROOT
     if provider:
         endpoints = "\n".join(f"    {name} = var.local_endpoint" for name in ENDPOINTS)
         (into / "local_provider.tf").write_text(_PROVIDER % {"region": REGION, "endpoints": endpoints})
-    (into / "local_override.tf").write_text(_OVERRIDE)
-    (into / "local-bucket-events").mkdir(exist_ok=True)
-    (into / "local-bucket-events" / "main.tf").write_text(_EMPTY_BUCKET_EVENTS)
+    pin_offline_provider(into)
+    (into / "local_override.tf").unlink(missing_ok=True)  # what earlier versions staged
+    modules = into / "modules"
+    if modules.is_symlink():
+        modules.unlink()
+    shutil.rmtree(modules, ignore_errors=True)
+    shutil.copytree(root / "modules", modules)
+    for folder in modules.iterdir():
+        pin_offline_provider(folder)
+    for swapped in SWAPPED:
+        for stand_in in (STAND_INS / swapped).glob("*.tf"):
+            shutil.copyfile(stand_in, modules / swapped / stand_in.name)
+    for with_functions, resources in FUNCTIONS.items():
+        overrides = "\n".join(_RUNTIME.format(resource=resource, runtime=RUNTIME_STAND_IN) for resource in resources)
+        (modules / with_functions / "local_runtime_override.tf").write_text(overrides)
     (into / "local.auto.tfvars.json").write_text(json.dumps({**VARIABLES, **(variables or {})}, indent=2) + "\n")
     return into
 
