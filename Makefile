@@ -32,6 +32,7 @@ lint: $(STAMP) $(CHECKOV)
 	$(BIN)/mlops-sfn validate dynamodb_items
 	$(BIN)/mlops-sfn generate --check
 	$(BIN)/mlops-sfn providers check
+	$(BIN)/statelint statemachine/pipeline.asl.json
 	$(CHECKOV) --directory . --framework terraform --quiet --compact --skip-download
 
 # terraform fmt -check and validate for every module, the root, deploy/ and examples/ (offline toolchain).

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -68,6 +72,28 @@ def _check_scope(scope: dict[str, Any]) -> None:
         for branch in state.get("Branches", []):
             _check_scope(branch)
     assert reached == names, f"unreachable states: {sorted(names - reached)}"
+
+
+def test_an_independent_asl_validator_accepts_the_definition_and_catches_a_broken_one(
+    definition: dict[str, Any], tmp_path: Path
+) -> None:
+    """statelint (PyPI; make lint runs it on the committed template) reads the Amazon States Language
+    specification independently of our builder and of moto's interpreter."""
+    statelint = Path(sys.executable).parent / "statelint"
+
+    def lint(document: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        (tmp_path / "definition.json").write_text(json.dumps(document))
+        return subprocess.run(
+            [str(statelint), str(tmp_path / "definition.json")], capture_output=True, text=True, check=False
+        )
+
+    assert lint(definition).returncode == 0
+    broken = copy.deepcopy(definition)
+    first = broken["States"][broken["StartAt"]]
+    first["Default"] = "No such state"
+    result = lint(broken)
+    assert result.returncode == 1
+    assert 'No state found named "No such state"' in result.stdout + result.stderr
 
 
 def test_every_transition_resolves_and_every_state_is_reachable(definition: dict[str, Any]) -> None:
