@@ -13,17 +13,6 @@ EXECUTION_NAME_MAX = 80  # Step Functions; [A-Za-z0-9_-] keeps CloudWatch Logs h
 SAGEMAKER_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")
 EXECUTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
 
-# Short stage tags keep room for the pipeline name inside SageMaker's 63 (tuning: 32) characters.
-STAGE_TAGS = {
-    "preprocessing": "prep",
-    "training": "train",
-    "tuning": "tune",
-    "evaluation": "eval",
-    "create_model": "model",
-    "batch_transform": "transform",
-    "endpoint_config": "config",
-}
-
 
 def digest(text: str, length: int) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
@@ -46,9 +35,10 @@ def execution_arn(state_machine_arn: str, name: str) -> str:
     return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
 
 
-def resource_name(pipeline: str, stage: str, execution: str, max_length: int = 63) -> str:
-    """<pipeline slug>-<stage tag>-<10 hex of the execution name>, cut to max_length from the slug."""
-    tail = f"-{STAGE_TAGS[stage]}-{digest(execution, 10)}"
+def resource_name(pipeline: str, tag: str, execution: str, max_length: int = 63) -> str:
+    """<pipeline slug>-<stage tag>-<10 hex of the execution name>, cut to max_length from the slug.
+    Short stage tags (stages.Stage.tag) keep room for the pipeline name inside SageMaker's limits."""
+    tail = f"-{tag}-{digest(execution, 10)}"
     head = slug(pipeline)[: max(1, max_length - len(tail))].rstrip("-")
     return f"{head}{tail}"
 

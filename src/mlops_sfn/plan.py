@@ -171,7 +171,7 @@ def _deploy_input(item: dict[str, Any], execution: str, name_prefix: str) -> dic
     block = item["stages"]["deploy"]
     pipeline = item["consumption_pipeline_name"]
     model = block.get("model_name") or stages.model_name(item, execution)
-    config_name = names.resource_name(pipeline, "endpoint_config", execution)
+    config_name = names.resource_name(pipeline, stages.tag("deploy"), execution)
     result: dict[str, Any] = {
         "endpoint_name": block.get("endpoint_name") or names.stable_name(pipeline, name_prefix),
         "endpoint_config_request": {

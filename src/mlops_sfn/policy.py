@@ -3,7 +3,8 @@
 Each integration the definition uses maps to the IAM actions Step Functions needs for it
 (reference.md section 1: a `.sync` job also needs Describe*/Stop* on the job and the managed
 EventBridge rule it polls with). Resources are scoped to what the framework names:
-- jobs, models and endpoint configs by their stage tag (`<pipeline>-train-<hash>`, see names.py);
+- jobs, models and endpoint configs by their stage's resource type and tag (`<pipeline>-train-<hash>`,
+  stages.CATALOG);
 - endpoints and model package groups by the deployment's name prefix, which the router also enforces
   on items (plan._check_reach), so the table cannot redeploy an unrelated endpoint;
 - the artifact bucket, the two topics, the quality-gate function and the SageMaker role by ARN.
@@ -18,7 +19,7 @@ import json
 from typing import Any
 
 from . import statemachine
-from .names import STAGE_TAGS
+from .stages import STAGE, calling
 
 POLICY_TEMPLATE = statemachine.ROOT / "statemachine" / "role-policy.json"
 
@@ -35,11 +36,13 @@ POLICY_VARIABLES = {
 _SAGEMAKER = "arn:${partition}:sagemaker:${region}:${account_id}"
 
 
-def _named(kind: str, *stages: str) -> list[str]:
-    return [f"{_SAGEMAKER}:{kind}/*-{STAGE_TAGS[stage]}-*" for stage in stages]
+def _named(*stages: str) -> list[str]:
+    """What these stages create per run, by their resource type and tag: `training-job/*-train-*`."""
+    return [f"{_SAGEMAKER}:{STAGE[stage].resource}/*-{STAGE[stage].tag}-*" for stage in stages]
 
 
-def _sync_job(kind: str, api: str, rule: str, stages: tuple[str, ...], *extra: str) -> list[dict[str, Any]]:
+def _sync_job(api: str, rule: str, *extra: str) -> list[dict[str, Any]]:
+    """A `.sync` job: Create<api> by the stages that call it, and what Step Functions polls with."""
     return [
         {
             "Sid": f"{api}Sync",
@@ -52,7 +55,7 @@ def _sync_job(kind: str, api: str, rule: str, stages: tuple[str, ...], *extra: s
                 "sagemaker:ListTags",
                 *extra,
             ],
-            "Resources": _named(kind, *stages),
+            "Resources": _named(*calling(f"Create{api}")),
         },
         {
             "Sid": f"{api}SyncEvents",
@@ -66,35 +69,28 @@ _SCOPED = "${sagemaker_name_prefix}*"  # items name endpoints and groups inside 
 _ENDPOINTS = [f"{_SAGEMAKER}:endpoint/{_SCOPED}"]
 _GROUPS = [f"{_SAGEMAKER}:model-package-group/{_SCOPED}"]
 _PACKAGES = [f"{_SAGEMAKER}:model-package/{_SCOPED}"]  # model-package/<group>/<version>
-_CONFIGS = _named("endpoint-config", "endpoint_config")
+_CONFIGS = _named("deploy")
 _BUCKET_OBJECTS = ["arn:${partition}:s3:::${bucket}/*"]
 
 # Task resource (after arn:aws:states:::) -> the statements it needs.
 PERMISSIONS: dict[str, list[dict[str, Any]]] = {
     "sagemaker:createProcessingJob.sync": _sync_job(
-        "processing-job",
-        "ProcessingJob",
-        "StepFunctionsGetEventsForSageMakerProcessingJobsRule",
-        ("preprocessing", "evaluation"),
+        "ProcessingJob", "StepFunctionsGetEventsForSageMakerProcessingJobsRule"
     ),
-    "sagemaker:createTrainingJob.sync": _sync_job(
-        "training-job", "TrainingJob", "StepFunctionsGetEventsForSageMakerTrainingJobsRule", ("training",)
-    ),
+    "sagemaker:createTrainingJob.sync": _sync_job("TrainingJob", "StepFunctionsGetEventsForSageMakerTrainingJobsRule"),
     "sagemaker:createHyperParameterTuningJob.sync": _sync_job(
-        "hyper-parameter-tuning-job",
         "HyperParameterTuningJob",
         "StepFunctionsGetEventsForSageMakerTuningJobsRule",
-        ("tuning",),
         "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
     ),
     "sagemaker:createTransformJob.sync": _sync_job(
-        "transform-job", "TransformJob", "StepFunctionsGetEventsForSageMakerTransformJobsRule", ("batch_transform",)
+        "TransformJob", "StepFunctionsGetEventsForSageMakerTransformJobsRule"
     ),
     "sagemaker:createModel": [
         {
             "Sid": "CreateModel",
             "Actions": ["sagemaker:CreateModel", "sagemaker:AddTags"],
-            "Resources": _named("model", "create_model"),
+            "Resources": _named(*calling("CreateModel")),
         }
     ],
     "sagemaker:createEndpointConfig": [

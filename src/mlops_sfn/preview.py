@@ -4,16 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .stages import NAME_FIELDS, STAGES
-
-_KIND = {
-    "preprocessing": "processing job",
-    "training": "training job",
-    "tuning": "tuning job",
-    "evaluation": "processing job",
-    "create_model": "model",
-    "batch_transform": "transform job",
-}
+from .stages import STAGE, STAGES
 
 _COMPARISONS = {
     "less_than": "<",
@@ -24,8 +15,9 @@ _COMPARISONS = {
 
 
 def stage_summary(stage: str, block: dict[str, Any]) -> str:
-    if stage in NAME_FIELDS:
-        return f"{_KIND[stage]} {block['request'][NAME_FIELDS[stage]]}"
+    described = STAGE[stage]
+    if described.name_field:
+        return f"{described.described_as} {block['request'][described.name_field]}"
     if stage == "register":
         request = block["request"]
         return f"model package group {request['ModelPackageGroupName']} ({request['ModelApprovalStatus']})"

@@ -6,49 +6,101 @@ Default values may hold placeholders ({bucket}, {role_arn}, ...); plan.py fills 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 from . import names
 
-STAGES = (
-    "preprocessing",
-    "training",
-    "tuning",
-    "evaluation",
-    "register",
-    "approval",
-    "create_model",
-    "batch_transform",
-    "deploy",
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage, described once: the tables below and the policy, names and previews read these."""
+
+    name: str
+    operation: str | None = None  # the SageMaker API its "request" is an input of
+    name_field: str | None = None  # the name the framework fills per execution (unique for ever)
+    name_limit: int = 63
+    tag: str | None = None  # in the names of what it creates per run: <pipeline>-<tag>-<hash>
+    resource: str | None = None  # the SageMaker ARN type of what it creates per run (role policy)
+    described_as: str | None = None  # in previews: "<described_as> <name>"
+    framework_fields: tuple[str, ...] = ()  # request fields the framework decides, besides the name
+
+    @property
+    def title(self) -> str:
+        """As state names show it: "Batch transform"."""
+        return self.name.replace("_", " ").capitalize()
+
+
+def _processing_stage(name: str, tag: str) -> Stage:
+    return Stage(name, "CreateProcessingJob", "ProcessingJobName", 63, tag, "processing-job", "processing job")
+
+
+CATALOG = (
+    _processing_stage("preprocessing", "prep"),
+    Stage(
+        "training",
+        operation="CreateTrainingJob",
+        name_field="TrainingJobName",
+        tag="train",
+        resource="training-job",
+        described_as="training job",
+    ),
+    Stage(
+        "tuning",
+        operation="CreateHyperParameterTuningJob",
+        name_field="HyperParameterTuningJobName",
+        name_limit=32,
+        tag="tune",
+        resource="hyper-parameter-tuning-job",
+        described_as="tuning job",
+    ),
+    _processing_stage("evaluation", "eval"),
+    # The approval stage decides the package's status; the package is named by SageMaker.
+    Stage("register", operation="CreateModelPackage", framework_fields=("ModelApprovalStatus", "ModelPackageName")),
+    Stage("approval"),
+    Stage(
+        "create_model",
+        operation="CreateModel",
+        name_field="ModelName",
+        tag="model",
+        resource="model",
+        described_as="model",
+    ),
+    Stage(
+        "batch_transform",
+        operation="CreateTransformJob",
+        name_field="TransformJobName",
+        tag="transform",
+        resource="transform-job",
+        described_as="transform job",
+    ),
+    # Its endpoint is named by the item; the endpoint config it creates per run is the framework's.
+    Stage("deploy", tag="config", resource="endpoint-config"),
 )
-
-# The SageMaker API each stage's "request" is an input of.
-OPERATIONS = {
-    "preprocessing": "CreateProcessingJob",
-    "training": "CreateTrainingJob",
-    "tuning": "CreateHyperParameterTuningJob",
-    "evaluation": "CreateProcessingJob",
-    "register": "CreateModelPackage",
-    "create_model": "CreateModel",
-    "batch_transform": "CreateTransformJob",
+STAGE = {stage.name: stage for stage in CATALOG}
+STAGES = tuple(STAGE)
+OPERATIONS = {stage.name: stage.operation for stage in CATALOG if stage.operation}
+NAME_FIELDS = {stage.name: stage.name_field for stage in CATALOG if stage.name_field}
+# Fields an item may not set: the generated names, and what the framework decides.
+FRAMEWORK_FIELDS = {
+    stage.name: ((stage.name_field,) if stage.name_field else ()) + stage.framework_fields
+    for stage in CATALOG
+    if stage.name_field or stage.framework_fields
 }
 
-# The name field the framework fills for each execution (SageMaker keeps names unique for ever).
-NAME_FIELDS = {
-    "preprocessing": "ProcessingJobName",
-    "training": "TrainingJobName",
-    "tuning": "HyperParameterTuningJobName",
-    "evaluation": "ProcessingJobName",
-    "create_model": "ModelName",
-    "batch_transform": "TransformJobName",
-}
 
-# Fields an item may not set: the generated names, and register's fields that the approval stage decides.
-FRAMEWORK_FIELDS = {stage: (field,) for stage, field in NAME_FIELDS.items()} | {
-    "register": ("ModelApprovalStatus", "ModelPackageName"),
-}
+def tag(stage: str) -> str:
+    """The tag in the names of what a stage creates per run."""
+    found = STAGE[stage].tag
+    if not found:
+        raise KeyError(f"stage {stage} creates nothing named per run")
+    return found
 
-NAME_LIMITS = {"tuning": 32}  # HyperParameterTuningJobName; the rest allow 63
+
+def calling(operation: str) -> tuple[str, ...]:
+    """The stages whose request is an input of this SageMaker API."""
+    return tuple(stage.name for stage in CATALOG if stage.operation == operation)
+
 
 DEFAULT_INSTANCE_TYPE = "ml.m5.large"
 RUN_FOLDER = "s3://{bucket}/runs/{pipeline}/{execution}"
@@ -113,8 +165,9 @@ def merged_request(stage: str, item: dict[str, Any], execution: str) -> dict[str
     """Defaults, then the item's request over them, then the per-execution names."""
     request: dict[str, Any] = merge(defaults(stage, item), item.get("stages", {}).get(stage, {}).get("request", {}))
     pipeline = item["consumption_pipeline_name"]
-    if stage in NAME_FIELDS:
-        request[NAME_FIELDS[stage]] = names.resource_name(pipeline, stage, execution, NAME_LIMITS.get(stage, 63))
+    described = STAGE[stage]
+    if described.name_field and described.tag:
+        request[described.name_field] = names.resource_name(pipeline, described.tag, execution, described.name_limit)
     if stage == "batch_transform" and "ModelName" not in request:
         request["ModelName"] = model_name(item, execution)
     return request
@@ -132,7 +185,7 @@ def model_data_url(item: dict[str, Any], source: str, execution: str) -> str:
 
 
 def model_name(item: dict[str, Any], execution: str) -> str:
-    return names.resource_name(item["consumption_pipeline_name"], "create_model", execution)
+    return names.resource_name(item["consumption_pipeline_name"], tag("create_model"), execution)
 
 
 def model_package_group(item: dict[str, Any]) -> str:

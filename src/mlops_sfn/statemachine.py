@@ -9,10 +9,13 @@ policy.py derives the state machine role's policy from the same definition.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
 from typing import Any
+
+from .stages import STAGE, STAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "statemachine" / "pipeline.asl.json"
@@ -38,10 +41,6 @@ TRANSIENT_ERRORS = [
 RETRY = [{"ErrorEquals": TRANSIENT_ERRORS, "IntervalSeconds": 15, "BackoffRate": 2.0, "MaxAttempts": 4}]
 
 
-def _title(stage: str) -> str:
-    return stage.replace("_", " ").capitalize()
-
-
 def _choice(flag: str, then: str, otherwise: str) -> dict[str, Any]:
     return {
         "Type": "Choice",
@@ -64,7 +63,7 @@ class _Builder:
 
     def recorder(self, stage: str) -> str:
         """ "<stage> failed": turns the error caught at $.caught into the failure record {stage, error, cause}."""
-        name = f"{_title(stage)} failed"
+        name = f"{stage.replace('_', ' ').capitalize()} failed"  # a stage, or "quality_gate"
         if name not in self.states:
             self.add(
                 name,
@@ -87,46 +86,37 @@ class _Builder:
         return self.add(name, state)
 
 
-def _sagemaker_job(api: str, stage: str, selector: dict[str, str]) -> dict[str, Any]:
+def _sagemaker_job(stage: str, selector: dict[str, str], then: str | None) -> dict[str, Any]:
+    """A `.sync` SageMaker job: the stage's planned request in, the selected outputs to its results;
+    without `then`, the job ends its branch."""
+    operation = STAGE[stage].operation or ""
     return {
-        "Resource": f"{SAGEMAKER}{api}.sync",
+        "Resource": f"{SAGEMAKER}{operation[0].lower()}{operation[1:]}.sync",
         "InputPath": f"$.stages.{stage}.request",
         "ResultSelector": selector,
         "ResultPath": f"$.results.{stage}",
-    }
+    } | ({"Next": then} if then else {"End": True})
 
 
-def _pipeline(b: _Builder) -> None:
-    """The stages in order; each "Run X?" Choice skips X in one transition."""
-    b.add("Run preprocessing?", _choice("preprocessing", "Preprocessing", "Run training?"))
-    b.task(
-        "Preprocessing",
-        "preprocessing",
-        _sagemaker_job("createProcessingJob", "preprocessing", {"job_name.$": "$.ProcessingJobName"})
-        | {"Next": "Run training?"},
-    )
+def _job_name(stage: str) -> dict[str, str]:
+    return {"job_name.$": f"$.{STAGE[stage].name_field}"}
 
-    b.add("Run training?", _choice("training", "Training", "Run tuning?"))
-    b.task(
-        "Training",
-        "training",
-        _sagemaker_job(
-            "createTrainingJob",
-            "training",
-            {"job_name.$": "$.TrainingJobName", "model_data_url.$": "$.ModelArtifacts.S3ModelArtifacts"},
-        )
-        | {"Next": "Run tuning?"},
-    )
 
-    b.add("Run tuning?", _choice("tuning", "Tuning", "Run evaluation?"))
-    b.task(
-        "Tuning",
-        "tuning",
-        _sagemaker_job(
-            "createHyperParameterTuningJob", "tuning", {"best_training_job.$": "$.BestTrainingJob.TrainingJobName"}
-        )
-        | {"Next": "Copy best model"},
-    )
+# Each stage's states: given the state that follows the stage, add them and return the first.
+
+
+def _preprocessing(b: _Builder, then: str) -> str:
+    return b.task("Preprocessing", "preprocessing", _sagemaker_job("preprocessing", _job_name("preprocessing"), then))
+
+
+def _training(b: _Builder, then: str) -> str:
+    selector = _job_name("training") | {"model_data_url.$": "$.ModelArtifacts.S3ModelArtifacts"}
+    return b.task("Training", "training", _sagemaker_job("training", selector, then))
+
+
+def _tuning(b: _Builder, then: str) -> str:
+    selector = {"best_training_job.$": "$.BestTrainingJob.TrainingJobName"}
+    entry = b.task("Tuning", "tuning", _sagemaker_job("tuning", selector, "Copy best model"))
     b.task(
         "Copy best model",
         "tuning",
@@ -139,16 +129,15 @@ def _pipeline(b: _Builder) -> None:
                 "$.stages.tuning.best_model.source_prefix, $.results.tuning.best_training_job)",
             },
             "ResultPath": None,
-            "Next": "Run evaluation?",
+            "Next": then,
         },
     )
+    return entry
 
-    b.add("Run evaluation?", _choice("evaluation", "Evaluation", "Run register?"))
-    b.task(
-        "Evaluation",
-        "evaluation",
-        _sagemaker_job("createProcessingJob", "evaluation", {"job_name.$": "$.ProcessingJobName"})
-        | {"Next": "Read evaluation report"},
+
+def _evaluation(b: _Builder, then: str) -> str:
+    entry = b.task(
+        "Evaluation", "evaluation", _sagemaker_job("evaluation", _job_name("evaluation"), "Read evaluation report")
     )
     b.task(
         "Read evaluation report",
@@ -166,7 +155,7 @@ def _pipeline(b: _Builder) -> None:
         {
             "Type": "Choice",
             "Choices": [{"Variable": "$.quality_gate", "IsPresent": True, "Next": "Check quality gate"}],
-            "Default": "Run register?",
+            "Default": then,
         },
     )
     # JSONPath cannot follow a metric path held in data, so a small function reads the metric.
@@ -201,7 +190,7 @@ def _pipeline(b: _Builder) -> None:
         "Quality gate met?",
         {
             "Type": "Choice",
-            "Choices": [{"Variable": "$.results.quality_gate.met", "BooleanEquals": True, "Next": "Run register?"}],
+            "Choices": [{"Variable": "$.results.quality_gate.met", "BooleanEquals": True, "Next": then}],
             "Default": "Quality gate not met",
         },
     )
@@ -218,10 +207,12 @@ def _pipeline(b: _Builder) -> None:
             "Next": b.failure_target,
         },
     )
+    return entry
 
-    b.add("Run register?", _choice("register", "Create model package group", "Run approval?"))
+
+def _register(b: _Builder, then: str) -> str:
     # An existing group is the usual case; any real problem resurfaces in "Register model".
-    b.add(
+    entry = b.add(
         "Create model package group",
         {
             "Type": "Task",
@@ -241,12 +232,14 @@ def _pipeline(b: _Builder) -> None:
             "InputPath": "$.stages.register.request",
             "ResultSelector": {"model_package_arn.$": "$.ModelPackageArn"},
             "ResultPath": "$.results.register",
-            "Next": "Run approval?",
+            "Next": then,
         },
     )
+    return entry
 
-    b.add("Run approval?", _choice("approval", "Ask for approval", "Run create model?"))
-    b.add(
+
+def _approval(b: _Builder, then: str) -> str:
+    entry = b.add(
         "Ask for approval",
         {
             "Type": "Task",
@@ -272,10 +265,7 @@ def _pipeline(b: _Builder) -> None:
             "Next": "Approve model package",
         },
     )
-    for answer, status, then in [
-        ("Approve", "Approved", "Run create model?"),
-        ("Reject", "Rejected", "Approval failed"),
-    ]:
+    for answer, status, after in [("Approve", "Approved", then), ("Reject", "Rejected", "Approval failed")]:
         b.task(
             f"{answer} model package",
             "approval",
@@ -286,12 +276,14 @@ def _pipeline(b: _Builder) -> None:
                     "ModelApprovalStatus": status,
                 },
                 "ResultPath": None,
-                "Next": then,
+                "Next": after,
             },
         )
+    return entry
 
-    b.add("Run create model?", _choice("create_model", "Create model", "Serve model?"))
-    b.task(
+
+def _create_model(b: _Builder, then: str) -> str:
+    return b.task(
         "Create model",
         "create_model",
         {
@@ -299,9 +291,39 @@ def _pipeline(b: _Builder) -> None:
             "InputPath": "$.stages.create_model.request",
             "ResultSelector": {"model_arn.$": "$.ModelArn"},
             "ResultPath": "$.results.create_model",
-            "Next": "Serve model?",
+            "Next": then,
         },
     )
+
+
+# The stages that run one after another, in STAGES order; the serving stages (batch transform and
+# deploy) then run side by side, each in its own Parallel branch.
+_SEQUENCE = {
+    "preprocessing": _preprocessing,
+    "training": _training,
+    "tuning": _tuning,
+    "evaluation": _evaluation,
+    "register": _register,
+    "approval": _approval,
+    "create_model": _create_model,
+}
+SERVING = ("batch_transform", "deploy")
+
+
+def _run(stage: str) -> str:
+    """The Choice that skips a stage in one transition: "Run create model?"."""
+    return f"Run {STAGE[stage].title.lower()}?"
+
+
+def _pipeline(b: _Builder) -> None:
+    """The stages in order, each behind its "Run X?" Choice; no state names the next stage by hand."""
+    sequence = [stage for stage in STAGES if stage not in SERVING]
+    assert list(_SEQUENCE) == sequence, "every stage outside SERVING needs its states in _SEQUENCE"
+    follows = {stage: _run(after) for stage, after in itertools.pairwise(sequence)}
+    follows[sequence[-1]] = "Serve model?"
+    for stage in sequence:
+        entry = _SEQUENCE[stage](b, follows[stage])
+        b.add(_run(stage), _choice(stage, entry, follows[stage]))
 
     b.add(
         "Serve model?",
@@ -443,22 +465,22 @@ def _branch_failure(b: _Builder) -> None:
 
 def _batch_transform_branch() -> dict[str, Any]:
     b = _Builder("Stop serving: batch transform failed")
-    b.add("Run batch transform?", _choice("batch_transform", "Batch transform", "No batch transform"))
+    b.add(_run("batch_transform"), _choice("batch_transform", "Batch transform", "No batch transform"))
     b.task(
         "Batch transform",
         "batch_transform",
-        _sagemaker_job("createTransformJob", "batch_transform", {"job_name.$": "$.TransformJobName"})
-        | {"OutputPath": "$.results.batch_transform", "End": True},
+        _sagemaker_job("batch_transform", _job_name("batch_transform"), None)
+        | {"OutputPath": "$.results.batch_transform"},
     )
     b.add("No batch transform", {"Type": "Pass", "Result": {"skipped": True}, "End": True})
     _branch_failure(b)
-    return {"StartAt": "Run batch transform?", "States": b.states}
+    return {"StartAt": _run("batch_transform"), "States": b.states}
 
 
 def _deploy_branch() -> dict[str, Any]:
     b = _Builder("Stop serving: deploy failed")
     deploy = "$.stages.deploy"
-    b.add("Run deploy?", _choice("deploy", "Create endpoint config", "No deploy"))
+    b.add(_run("deploy"), _choice("deploy", "Create endpoint config", "No deploy"))
     b.task(
         "Create endpoint config",
         "deploy",
@@ -602,7 +624,7 @@ def _deploy_branch() -> dict[str, Any]:
     b.add("Deployed", {"Type": "Pass", "OutputPath": "$.results.deploy", "End": True})
     b.add("No deploy", {"Type": "Pass", "Result": {"skipped": True}, "End": True})
     _branch_failure(b)
-    return {"StartAt": "Run deploy?", "States": b.states}
+    return {"StartAt": _run("deploy"), "States": b.states}
 
 
 def build() -> dict[str, Any]:
@@ -612,7 +634,7 @@ def build() -> dict[str, Any]:
     return {
         "Comment": "mlops-sfn: one generic pipeline; the execution input's `run` flags choose the stages. "
         "Generated by mlops_sfn.statemachine.build(): edit that, then run `mlops-sfn statemachine --write`.",
-        "StartAt": "Run preprocessing?",
+        "StartAt": _run(STAGES[0]),
         "States": b.states,
     }
 

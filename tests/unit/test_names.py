@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from mlops_sfn import names
 from mlops_sfn.plan import EXAMPLE_SETTINGS, plan_execution
 from mlops_sfn.sagemaker_api import input_shape
-from mlops_sfn.stages import OPERATIONS
+from mlops_sfn.stages import CATALOG, OPERATIONS, tag
 from mlops_sfn.triggers import Trigger
 from tests.conftest import edited, load_item
 
@@ -29,9 +29,11 @@ def test_execution_names_obey_step_functions_limits(pipeline: str, identity: str
     assert name == names.execution_name(pipeline, identity)
 
 
-@given(pipeline=pipeline_names, stage=st.sampled_from(sorted(names.STAGE_TAGS)), limit=st.sampled_from([32, 63]))
+@given(
+    pipeline=pipeline_names, stage=st.sampled_from([s.name for s in CATALOG if s.tag]), limit=st.sampled_from([32, 63])
+)
 def test_resource_names_obey_sagemaker_limits(pipeline: str, stage: str, limit: int) -> None:
-    name = names.resource_name(pipeline, stage, "execution-1", limit)
+    name = names.resource_name(pipeline, tag(stage), "execution-1", limit)
     assert len(name) <= limit
     assert names.SAGEMAKER_NAME.fullmatch(name)
 
@@ -41,7 +43,9 @@ def test_long_pipeline_names_keep_the_unique_part() -> None:
     first = names.execution_name(pipeline, "s3:bucket|key|etag-1")
     second = names.execution_name(pipeline, "s3:bucket|key|etag-2")
     assert len(first) == 80 and first != second
-    assert names.resource_name(pipeline, "training", first) != names.resource_name(pipeline, "training", second)
+    assert names.resource_name(pipeline, tag("training"), first) != names.resource_name(
+        pipeline, tag("training"), second
+    )
 
 
 def test_every_name_in_a_long_named_pipeline_is_valid_for_sagemaker() -> None:
