@@ -2,12 +2,9 @@
 
 Event: {"report": <the evaluation report>, "gate": <the item's quality_gate>}. Returns the verdict;
 the state machine fails the run, naming the metric, its value and the threshold, when it is not met.
+The handler lives in the package, so `mlops-sfn local run` calls the same function from an install.
 """
 
-from typing import Any
+from mlops_sfn.gate import handler
 
-from mlops_sfn.gate import evaluate
-
-
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return evaluate(event["report"], event["gate"])
+__all__ = ["handler"]

@@ -145,9 +145,28 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that work on a checkout of this repository (its Terraform, templates and Lambda code),
+# not on an installed package alone.
+_CHECKOUT_COMMANDS = {"generate", "toolchain", "tfc", "providers"}
+_CHECKOUT_LOCAL_COMMANDS = {"up", "demo", "down"}
+
+
+def _needs_checkout(args: argparse.Namespace) -> bool:
+    return args.command in _CHECKOUT_COMMANDS or (
+        args.command == "local" and args.local_command in _CHECKOUT_LOCAL_COMMANDS
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if _needs_checkout(args) and not (statemachine.ROOT / "main.tf").is_file():
+            command = " ".join(filter(None, [args.command, getattr(args, "local_command", None)]))
+            raise UsageError(
+                f"`mlops-sfn {command}` works on a checkout of the mlops-sfn repository: clone it and"
+                " install it with pip install -e '.[dev]' (an installed package has validate, plan,"
+                " import, local run, replay, approve and reject)"
+            )
         if args.command == "validate":
             return validate(args.paths or [DEFAULT_ITEMS])
         if args.command == "plan":

@@ -39,3 +39,9 @@ def evaluate(report: Any, gate: dict[str, Any]) -> dict[str, Any]:
     verdict = "met" if met else "not met"
     message = f"quality gate {verdict}: {metric} = {node} (required {symbol} {threshold})"
     return result | {"value": node, "met": met, "message": message}
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The quality-gate Lambda's handler (lambdas/quality_gate/handler.py exports this one).
+    Event: {"report": <the evaluation report>, "gate": <the item's quality_gate>}; returns the verdict."""
+    return evaluate(event["report"], event["gate"])

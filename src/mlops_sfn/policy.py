@@ -201,5 +201,5 @@ def policy_text() -> str:
 
 
 def render_policy(variables: dict[str, str], text: str | None = None) -> dict[str, Any]:
-    text = POLICY_TEMPLATE.read_text(encoding="utf-8") if text is None else text
+    text = policy_text() if text is None else text  # what POLICY_TEMPLATE holds, without the file
     return statemachine.fill_template(text, variables, POLICY_VARIABLES)

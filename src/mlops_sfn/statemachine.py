@@ -648,7 +648,7 @@ _VARIABLE = re.compile(r"\$\{([^}]*)\}")
 
 def render(variables: dict[str, str], text: str | None = None) -> dict[str, Any]:
     """The template with its variables filled, as Terraform's templatefile() does for this file."""
-    text = TEMPLATE.read_text(encoding="utf-8") if text is None else text
+    text = template_text() if text is None else text  # what TEMPLATE holds (generate --check), without the file
     return fill_template(text, variables, VARIABLES)
 
 

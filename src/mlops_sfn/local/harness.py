@@ -13,11 +13,10 @@ states passed, the transitions and the notifications.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from itertools import count
 from typing import Any
@@ -27,7 +26,7 @@ from moto import mock_aws
 from moto.sagemaker.models import sagemaker_backends
 from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 
-from .. import approval, statemachine
+from .. import approval, gate, statemachine
 from ..plan import EXAMPLE_SETTINGS, Settings, plan_execution
 from ..stages import OPERATIONS
 from ..triggers import Trigger
@@ -78,17 +77,6 @@ class RunReport:
         return result
 
 
-def _quality_gate_handler() -> Callable[[Any, Any], Any]:
-    """The quality-gate Lambda's own handler file, loaded as the Lambda runtime would load it."""
-    path = statemachine.ROOT / "lambdas" / "quality_gate" / "handler.py"
-    spec = importlib.util.spec_from_file_location("quality_gate_handler", path)
-    assert spec and spec.loader, path
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    handler: Callable[[Any, Any], Any] = module.handler
-    return handler
-
-
 class LocalRuns:
     """An in-process local AWS with the pipeline's resources; `run()` executes one item."""
 
@@ -133,7 +121,7 @@ class LocalRuns:
                 boto_client_for_region,
                 lambda account, region: sagemaker_backends[account][region],
             ),
-            functions={QUALITY_GATE_ARN: _quality_gate_handler()},
+            functions={QUALITY_GATE_ARN: gate.handler},  # what lambdas/quality_gate/handler.py exports
         )
         self._installed = installed(self.local)
         self._installed.__enter__()
