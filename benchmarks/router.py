@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from moto import mock_aws  # noqa: E402
 
+from mlops_sfn import contract  # noqa: E402
 from mlops_sfn.router import Config, Router  # noqa: E402
 from tests.aws import BUCKET, deploy  # noqa: E402
 from tests.conftest import load_event, load_item  # noqa: E402
@@ -46,14 +47,18 @@ print(t1 - t0, t2 - t1)
 def cold_import() -> tuple[float, float]:
     """Median seconds for `import boto3`, and what loading handler.py adds, each in a fresh interpreter."""
     environment = dict(os.environ) | {
-        "PIPELINE_TABLE": "bench-table",
-        "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:bench",
-        "ARTIFACT_BUCKET": BUCKET,
-        "SAGEMAKER_ROLE_ARN": "arn:aws:iam::123456789012:role/bench",
-        "DEFAULT_IMAGE_URI": "image",
-        "SAGEMAKER_NAME_PREFIX": "mlops-dev-",
-        "IMAGE_REPOSITORY_ARNS": "arn:aws:ecr:us-east-1:683313688378:repository/*",
         "AWS_REGION": "us-east-1",
+        **contract.router_environment(
+            {
+                "table_name": "bench-table",
+                "state_machine_arn": "arn:aws:states:us-east-1:123456789012:stateMachine:bench",
+                "bucket": BUCKET,
+                "sagemaker_role_arn": "arn:aws:iam::123456789012:role/bench",
+                "default_image_uri": "image",
+                "sagemaker_name_prefix": "mlops-dev-",
+                "image_repository_arns": "arn:aws:ecr:us-east-1:683313688378:repository/*",
+            }
+        ),
     }
     boto3_times, handler_times = [], []
     for _ in range(IMPORT_RUNS):

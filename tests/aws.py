@@ -9,6 +9,7 @@ from urllib.parse import quote_plus
 
 import boto3
 
+from mlops_sfn import contract
 from mlops_sfn.dynamodb_json import to_typed
 from mlops_sfn.router import Config, Router
 from tests.conftest import load_event
@@ -97,14 +98,18 @@ def deploy(items: list[dict[str, Any]]) -> Stack:
         stepfunctions,
         s3,
         {
-            "PIPELINE_TABLE": TABLE,
-            "STATE_MACHINE_ARN": arn,
-            "ARTIFACT_BUCKET": BUCKET,
-            "SAGEMAKER_ROLE_ARN": ROLE_ARN,
-            "DEFAULT_IMAGE_URI": IMAGE,
-            "SAGEMAKER_NAME_PREFIX": "mlops-dev-",
-            "IMAGE_REPOSITORY_ARNS": "arn:aws:ecr:us-east-1:683313688378:repository/*",
             "AWS_REGION": REGION,
+            **contract.router_environment(
+                {
+                    "table_name": TABLE,
+                    "state_machine_arn": arn,
+                    "bucket": BUCKET,
+                    "sagemaker_role_arn": ROLE_ARN,
+                    "default_image_uri": IMAGE,
+                    "sagemaker_name_prefix": "mlops-dev-",
+                    "image_repository_arns": "arn:aws:ecr:us-east-1:683313688378:repository/*",
+                }
+            ),
         },
     )
     for item in items:

@@ -3,6 +3,22 @@ data "aws_partition" "current" {}
 locals {
   function_name = "${var.name}-router"
   bucket_arn    = "arn:${data.aws_partition.current.partition}:s3:::${var.bucket}"
+  # What Python and Terraform agree on (generated from mlops_sfn/contract.py by mlops-sfn generate).
+  contract = jsondecode(file("${path.module}/../../contract.json"))
+  # The router's environment by the input it comes from; contract.json names each variable.
+  environment = {
+    table_name         = var.table_name
+    state_machine_arn  = var.state_machine_arn
+    bucket             = var.bucket
+    sagemaker_role_arn = var.sagemaker_role_arn
+    default_image_uri  = var.default_image_uri
+    # Endpoints and model package groups an item may use (the pipeline role is scoped the same way).
+    sagemaker_name_prefix = var.sagemaker_name_prefix
+    # Images items name are checked against what the SageMaker role may pull.
+    image_repository_arns = join(",", var.image_repository_arns)
+    # Returning batchItemFailures to a mapping without ReportBatchItemFailures would delete failed records.
+    report_batch_item_failures = var.report_batch_item_failures ? "true" : "false"
+  }
 }
 
 # Events the router rejected (unknown pipeline, invalid item, unparseable event) and events
@@ -104,28 +120,16 @@ resource "aws_lambda_function" "this" {
   role             = aws_iam_role.this.arn
   filename         = var.package
   source_code_hash = filebase64sha256(var.package)
-  handler          = "router.handler.handler"
+  handler          = local.contract.handlers.router
   runtime          = var.lambda_runtime
   timeout          = var.timeout_seconds
   memory_size      = 256
   kms_key_arn      = var.kms_key_arn
   tags             = var.tags
 
-  # What `mlops_sfn.router.ENVIRONMENT` reads (AWS_REGION comes from the runtime).
+  # What `mlops_sfn.router.ENVIRONMENT` reads, named by contract.json (AWS_REGION comes from the runtime).
   environment {
-    variables = {
-      PIPELINE_TABLE     = var.table_name
-      STATE_MACHINE_ARN  = var.state_machine_arn
-      ARTIFACT_BUCKET    = var.bucket
-      SAGEMAKER_ROLE_ARN = var.sagemaker_role_arn
-      DEFAULT_IMAGE_URI  = var.default_image_uri
-      # Endpoints and model package groups an item may use (the pipeline role is scoped the same way).
-      SAGEMAKER_NAME_PREFIX = var.sagemaker_name_prefix
-      # Images items name are checked against what the SageMaker role may pull.
-      IMAGE_REPOSITORY_ARNS = join(",", var.image_repository_arns)
-      # Returning batchItemFailures to a mapping without ReportBatchItemFailures would delete failed records.
-      REPORT_BATCH_ITEM_FAILURES = var.report_batch_item_failures ? "true" : "false"
-    }
+    variables = { for input, name in local.contract.router_environment : name => local.environment[input] }
   }
 
   tracing_config {

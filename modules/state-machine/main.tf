@@ -3,6 +3,8 @@ data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
 
 locals {
+  # What Python and Terraform agree on (generated from mlops_sfn/contract.py by mlops-sfn generate).
+  contract  = jsondecode(file("${path.module}/../../contract.json"))
   partition = data.aws_partition.current.partition
   region    = data.aws_region.current.id
   account   = data.aws_caller_identity.current.account_id
@@ -66,7 +68,7 @@ resource "aws_lambda_function" "quality_gate" {
   role             = aws_iam_role.quality_gate.arn
   filename         = var.package
   source_code_hash = filebase64sha256(var.package)
-  handler          = "quality_gate.handler.handler"
+  handler          = local.contract.handlers.quality_gate
   runtime          = var.lambda_runtime
   timeout          = 10
   memory_size      = 128

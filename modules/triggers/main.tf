@@ -1,4 +1,6 @@
 locals {
+  # What Python and Terraform agree on (generated from mlops_sfn/contract.py by mlops-sfn generate).
+  contract = jsondecode(file("${path.module}/../../contract.json"))
   # Rule names are at most 64 characters: long pipeline names are cut and made unique with a hash.
   schedule_rules = {
     for pipeline, expression in var.schedules : pipeline => {
@@ -60,7 +62,7 @@ resource "aws_cloudwatch_event_target" "schedules" {
       time      = "$.time"
       resources = "$.resources"
     }
-    input_template = "{\"detail-type\": \"Scheduled Event\", \"source\": \"aws.events\", \"time\": <time>, \"resources\": <resources>, \"detail\": {\"consumption_pipeline_name\": ${jsonencode(each.key)}}}"
+    input_template = replace(local.contract.schedule_input_template, "<pipeline>", jsonencode(each.key))
   }
 
   retry_policy {

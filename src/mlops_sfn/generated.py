@@ -1,5 +1,6 @@
 """Every committed file that is derived from code, written by `mlops-sfn generate` and checked by `--check`.
 
+- contract.json: what the modules and the Python code must agree on (contract.py);
 - statemachine/pipeline.asl.json and statemachine/role-policy.json: templates Terraform renders;
 - dynamodb_items/typed/*.json: each item as DynamoDB JSON, because Terraform's table item takes
   that form and HCL cannot convert nested JSON to it;
@@ -15,7 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import docs, dynamodb_json, package, policy, statemachine
+from . import contract, docs, dynamodb_json, package, policy, statemachine
 from .item import TYPED_FOLDER, ItemFileError, item_files, load_item_file
 
 ITEMS = statemachine.ROOT / "dynamodb_items"
@@ -39,6 +40,7 @@ def typed_items(folder: Path = ITEMS) -> dict[Path, bytes]:
 
 def files(items: Path = ITEMS) -> dict[Path, bytes]:
     return {
+        contract.path(statemachine.ROOT): contract.text().encode(),
         statemachine.TEMPLATE: statemachine.template_text().encode(),
         policy.POLICY_TEMPLATE: policy.policy_text().encode(),
         **typed_items(items),

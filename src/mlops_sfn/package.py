@@ -19,10 +19,11 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+from . import contract
 from .statemachine import ROOT
 
 PACKAGE = ROOT / "lambdas" / "functions.zip"
-HANDLERS = {name: ROOT / "lambdas" / name / "handler.py" for name in ("router", "quality_gate")}
+HANDLERS = {name: ROOT / "lambdas" / name / "handler.py" for name in contract.HANDLERS}
 SOURCE = Path(__file__).resolve().parent
 _TIMESTAMP = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can hold: no build time leaks in
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import names, sagemaker_api, stages
+from .contract import ROUTER_ENVIRONMENT
 from .item import check_item, model_sources
 from .problems import InvalidItem, Problem
 from .stages import OPERATIONS, STAGES, runs
@@ -20,15 +21,16 @@ ENDPOINT_WAIT_SECONDS = 30
 ENDPOINT_PROVISIONING_SECONDS = 3600  # SageMaker's own limit for an endpoint to come up
 
 
-# Settings field -> the environment variable the router Lambda reads it from.
-SETTINGS_ENVIRONMENT = {
-    "bucket": "ARTIFACT_BUCKET",
-    "sagemaker_role_arn": "SAGEMAKER_ROLE_ARN",
-    "default_image_uri": "DEFAULT_IMAGE_URI",
-    "sagemaker_name_prefix": "SAGEMAKER_NAME_PREFIX",
-    "image_repository_arns": "IMAGE_REPOSITORY_ARNS",
-    "region": "AWS_REGION",
-}
+# Settings field -> the environment variable the router Lambda reads it from (contract.py; the
+# region is the Lambda runtime's own).
+_FROM_TERRAFORM = (
+    "bucket",
+    "sagemaker_role_arn",
+    "default_image_uri",
+    "sagemaker_name_prefix",
+    "image_repository_arns",
+)
+SETTINGS_ENVIRONMENT = {field: ROUTER_ENVIRONMENT[field] for field in _FROM_TERRAFORM} | {"region": "AWS_REGION"}
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import dynamodb_json
+from .contract import ROUTER_ENVIRONMENT
 from .item import prefix_owner
 from .names import execution_arn
 from .plan import SETTINGS_ENVIRONMENT, Settings, mismatch, plan_execution
@@ -26,8 +27,8 @@ from .triggers import InvalidEvent, Trigger, parse_parts, shorten
 
 # Environment variable -> what it holds. Read and checked once, when the Lambda starts.
 ENVIRONMENT = {
-    "PIPELINE_TABLE": "name of the DynamoDB table holding one item per pipeline",
-    "STATE_MACHINE_ARN": "ARN of the state machine every run starts",
+    ROUTER_ENVIRONMENT["table_name"]: "name of the DynamoDB table holding one item per pipeline",
+    ROUTER_ENVIRONMENT["state_machine_arn"]: "ARN of the state machine every run starts",
     SETTINGS_ENVIRONMENT["bucket"]: "the framework's S3 bucket (uploads, code, run outputs)",
     SETTINGS_ENVIRONMENT["sagemaker_role_arn"]: "ARN of the role SageMaker jobs run as",
     SETTINGS_ENVIRONMENT["default_image_uri"]: "container image used where an item names none",
@@ -37,7 +38,7 @@ ENVIRONMENT = {
 }
 OPTIONAL_ENVIRONMENT = {
     "PREFIX_CACHE_SECONDS": "how long the trigger-prefix -> pipeline map is kept before it is read again (default 60)",
-    "REPORT_BATCH_ITEM_FAILURES": "true when every SQS event source mapping of the router has "
+    ROUTER_ENVIRONMENT["report_batch_item_failures"]: "true when every SQS event source mapping of the router has "
     "FunctionResponseTypes ReportBatchItemFailures: failed SQS records are then returned, not raised (default false)",
 }
 REASON_LIMIT = 1000  # characters of a rejection reason: every failure record must fit SQS's 256 KiB
@@ -45,11 +46,14 @@ REASON_LIMIT = 1000  # characters of a rejection reason: every failure record mu
 # Botocore's standard mode retries throttling, 5xx and connection errors with jittered exponential backoff.
 RETRIES: Any = {"mode": "standard", "total_max_attempts": 5}
 
+_TABLE = ROUTER_ENVIRONMENT["table_name"]
+_MACHINE = ROUTER_ENVIRONMENT["state_machine_arn"]
+_PARTIAL = ROUTER_ENVIRONMENT["report_batch_item_failures"]
 _PATTERNS = {
-    "PIPELINE_TABLE": re.compile(r"[A-Za-z0-9_.-]{3,255}"),
-    "STATE_MACHINE_ARN": re.compile(r"arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}"),
-    "SAGEMAKER_ROLE_ARN": re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+"),
-    "ARTIFACT_BUCKET": re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"),
+    _TABLE: re.compile(r"[A-Za-z0-9_.-]{3,255}"),
+    _MACHINE: re.compile(r"arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}"),
+    ROUTER_ENVIRONMENT["sagemaker_role_arn"]: re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+"),
+    ROUTER_ENVIRONMENT["bucket"]: re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"),
 }
 
 
@@ -95,14 +99,14 @@ class Config:
         except ValueError:
             problems.append(f"PREFIX_CACHE_SECONDS={ttl_text!r}: expected a number of seconds >= 0")
             ttl = 0.0
-        partial = environ.get("REPORT_BATCH_ITEM_FAILURES", "false")
+        partial = environ.get(_PARTIAL, "false")
         if partial not in ("true", "false"):
-            problems.append(f"REPORT_BATCH_ITEM_FAILURES={partial!r}: expected true or false")
+            problems.append(f"{_PARTIAL}={partial!r}: expected true or false")
         if problems:
             raise ConfigurationError("router configuration: " + "; ".join(problems))
         return cls(
-            table=environ["PIPELINE_TABLE"],
-            state_machine_arn=environ["STATE_MACHINE_ARN"],
+            table=environ[_TABLE],
+            state_machine_arn=environ[_MACHINE],
             settings=Settings.from_environment(environ),
             prefix_cache_seconds=ttl,
             report_batch_item_failures=partial == "true",

@@ -20,6 +20,7 @@ from moto.core.exceptions import AWSError
 from moto.dynamodb.models import DynamoDBBackend
 from moto.stepfunctions.models import StepFunctionBackend
 
+from mlops_sfn import contract
 from mlops_sfn.plan import Settings, plan_execution
 from mlops_sfn.router import ConfigurationError, RejectedEvent
 from mlops_sfn.triggers import parse_event
@@ -395,15 +396,19 @@ print("ok")
 
 def test_the_router_imports_only_what_the_lambda_runtime_has(tmp_path: Path) -> None:
     environment = {
-        "PIPELINE_TABLE": "t-able",
-        "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:m",
-        "ARTIFACT_BUCKET": BUCKET,
-        "SAGEMAKER_ROLE_ARN": "arn:aws:iam::123456789012:role/r",
-        "DEFAULT_IMAGE_URI": "image",
-        "SAGEMAKER_NAME_PREFIX": "mlops-dev-",
-        "IMAGE_REPOSITORY_ARNS": "arn:aws:ecr:us-east-1:683313688378:repository/*",
         "AWS_REGION": "us-east-1",
         "PATH": "/usr/bin:/bin",
+        **contract.router_environment(
+            {
+                "table_name": "t-able",
+                "state_machine_arn": "arn:aws:states:us-east-1:123456789012:stateMachine:m",
+                "bucket": BUCKET,
+                "sagemaker_role_arn": "arn:aws:iam::123456789012:role/r",
+                "default_image_uri": "image",
+                "sagemaker_name_prefix": "mlops-dev-",
+                "image_repository_arns": "arn:aws:ecr:us-east-1:683313688378:repository/*",
+            }
+        ),
     }
     result = subprocess.run(
         [

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import tftest
 
-from mlops_sfn import dynamodb_json, package, policy, statemachine
+from mlops_sfn import contract, dynamodb_json, package, policy, statemachine
 from mlops_sfn.local import stack
 from mlops_sfn.router import Config
 from mlops_sfn.triggers import parse_event
@@ -150,16 +150,18 @@ def test_the_router_is_deployed_with_the_environment_it_reads(deployed: Deployme
     assert function["Handler"] == "router.handler.handler"
     assert function["CodeSha256"] == package.code_sha256(package.PACKAGE.read_bytes())
     variables = function["Environment"]["Variables"]
-    assert variables == {
-        "PIPELINE_TABLE": deployed.outputs["table_name"],
-        "STATE_MACHINE_ARN": deployed.outputs["state_machine_arn"],
-        "ARTIFACT_BUCKET": deployed.outputs["bucket_name"],
-        "SAGEMAKER_ROLE_ARN": deployed.outputs["sagemaker_role_arn"],
-        "DEFAULT_IMAGE_URI": stack.VARIABLES["default_image_uri"],
-        "SAGEMAKER_NAME_PREFIX": "mlops-dev-",  # <name_prefix>-<environment>-
-        "IMAGE_REPOSITORY_ARNS": "arn:aws:ecr:us-east-1:123456789012:repository/*",  # the default image's
-        "REPORT_BATCH_ITEM_FAILURES": "false",  # the framework wires no SQS source
-    }
+    assert variables == contract.router_environment(
+        {
+            "table_name": deployed.outputs["table_name"],
+            "state_machine_arn": deployed.outputs["state_machine_arn"],
+            "bucket": deployed.outputs["bucket_name"],
+            "sagemaker_role_arn": deployed.outputs["sagemaker_role_arn"],
+            "default_image_uri": stack.VARIABLES["default_image_uri"],
+            "sagemaker_name_prefix": "mlops-dev-",  # <name_prefix>-<environment>-
+            "image_repository_arns": "arn:aws:ecr:us-east-1:123456789012:repository/*",  # the default image's
+            "report_batch_item_failures": "false",  # the framework wires no SQS source
+        }
+    )
     config = Config.from_environment({**variables, "AWS_REGION": stack.REGION})  # what the router checks at start
     assert config.state_machine_arn == deployed.outputs["state_machine_arn"]
     invoke = deployed.client("lambda").get_function_event_invoke_config(FunctionName="mlops-dev-router")

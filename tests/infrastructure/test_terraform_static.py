@@ -45,7 +45,8 @@ def test_every_terraform_file_is_formatted() -> None:
 
 @pytest.mark.parametrize("module", [m for m in MODULES if m not in stack.SWAPPED])
 def test_module_is_valid(module: str, tmp_path: Path) -> None:
-    folder = shutil.copytree(ROOT / "modules" / module, tmp_path / module)
+    folder = shutil.copytree(ROOT / "modules" / module, tmp_path / "modules" / module)
+    shutil.copy(ROOT / "contract.json", tmp_path)  # read as ../../contract.json
     stack.pin_offline_provider(folder)
     result = init_and_validate(folder)
     assert result.returncode == 0, result.stdout + result.stderr

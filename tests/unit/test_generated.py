@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_sfn import cli, dynamodb_json, generated, package, policy, statemachine
+from mlops_sfn import cli, contract, dynamodb_json, generated, package, policy, statemachine
 from mlops_sfn.item import TYPED_FOLDER
 from tests.conftest import ITEMS, load_item
 
@@ -88,14 +88,18 @@ print(json.dumps({{"verdict": verdict, "outside": outside, **loaded}}))
 """
     environment = {
         **os.environ,
-        "PIPELINE_TABLE": "mlops-dev-pipelines",
-        "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:mlops-dev-pipeline",
-        "ARTIFACT_BUCKET": "mlops-dev-artifacts",
-        "SAGEMAKER_ROLE_ARN": "arn:aws:iam::123456789012:role/mlops-dev-sagemaker",
-        "DEFAULT_IMAGE_URI": "123456789012.dkr.ecr.us-east-1.amazonaws.com/sklearn:1",
-        "SAGEMAKER_NAME_PREFIX": "mlops-dev-",
-        "IMAGE_REPOSITORY_ARNS": "arn:aws:ecr:us-east-1:123456789012:repository/*",
         "AWS_REGION": "us-east-1",
+        **contract.router_environment(
+            {
+                "table_name": "mlops-dev-pipelines",
+                "state_machine_arn": "arn:aws:states:us-east-1:123456789012:stateMachine:mlops-dev-pipeline",
+                "bucket": "mlops-dev-artifacts",
+                "sagemaker_role_arn": "arn:aws:iam::123456789012:role/mlops-dev-sagemaker",
+                "default_image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/sklearn:1",
+                "sagemaker_name_prefix": "mlops-dev-",
+                "image_repository_arns": "arn:aws:ecr:us-east-1:123456789012:repository/*",
+            }
+        ),
     }
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, env=environment, cwd=tmp_path, check=True

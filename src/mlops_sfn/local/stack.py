@@ -32,7 +32,7 @@ from ..statemachine import ROOT
 
 REGION = "us-east-1"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
-ROOT_FILES = ("main.tf", "variables.tf", "outputs.tf", "versions.tf")
+ROOT_FILES = ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "contract.json")
 ROOT_FOLDERS = ("statemachine", "lambdas", "dynamodb_items", "sagemaker-artifacts")
 # Module -> its files replaced by provider-3.39 stand-ins (local/terraform/<module>/).
 STAND_INS = Path(__file__).parent / "terraform"

@@ -1,0 +1,52 @@
+"""What Python and Terraform must agree on, written once: `mlops-sfn generate` writes it to
+contract.json at the root, which the modules read with jsondecode(file(...)), and the tests import it.
+
+- ROUTER_ENVIRONMENT: the router module's input -> the environment variable the router reads it from;
+- HANDLERS: each function's handler, as the Lambda zip lays them out (package.py);
+- SCHEDULE_INPUT_TEMPLATE: what a schedule rule sends the router (an input transformer template;
+  `<pipeline>` is replaced by the pipeline's name as a JSON string), parsed by triggers.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+ROUTER_ENVIRONMENT = {
+    "table_name": "PIPELINE_TABLE",
+    "state_machine_arn": "STATE_MACHINE_ARN",
+    "bucket": "ARTIFACT_BUCKET",
+    "sagemaker_role_arn": "SAGEMAKER_ROLE_ARN",
+    "default_image_uri": "DEFAULT_IMAGE_URI",
+    "sagemaker_name_prefix": "SAGEMAKER_NAME_PREFIX",
+    "image_repository_arns": "IMAGE_REPOSITORY_ARNS",
+    "report_batch_item_failures": "REPORT_BATCH_ITEM_FAILURES",
+}
+HANDLERS = {"router": "router.handler.handler", "quality_gate": "quality_gate.handler.handler"}
+SCHEDULE_INPUT_TEMPLATE = (
+    '{"detail-type": "Scheduled Event", "source": "aws.events", "time": <time>, "resources": <resources>, '
+    '"detail": {"consumption_pipeline_name": <pipeline>}}'
+)
+FILE = "contract.json"
+
+
+def document() -> dict[str, Any]:
+    return {
+        "router_environment": ROUTER_ENVIRONMENT,
+        "handlers": HANDLERS,
+        "schedule_input_template": SCHEDULE_INPUT_TEMPLATE,
+    }
+
+
+def text() -> str:
+    return json.dumps(document(), indent=2) + "\n"
+
+
+def router_environment(values: dict[str, str]) -> dict[str, str]:
+    """The router's environment for these module inputs (tests and the local harness)."""
+    return {ROUTER_ENVIRONMENT[name]: value for name, value in values.items()}
+
+
+def path(root: Path) -> Path:
+    return root / FILE
