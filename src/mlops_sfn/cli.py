@@ -68,6 +68,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--metric", type=float, metavar="VALUE", help="the quality-gate metric's value in the evaluation report"
     )
+    run.add_argument(
+        "--throttle",
+        action="append",
+        default=[],
+        metavar="API",
+        help="throttle the first call of API (e.g. sagemaker:describeEndpoint, s3:getObject, lambda:invoke), "
+        "as AWS would through that integration (repeatable)",
+    )
     answer = run.add_mutually_exclusive_group()
     answer.add_argument("--approve", dest="answer", action="store_const", const="approve", help="approve the model")
     answer.add_argument("--reject", dest="answer", action="store_const", const="reject", help="reject the model")
@@ -177,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "generate":
             return generate(args.check)
         if args.command == "local" and args.local_command == "run":
-            return local_run(args.item, args.fail, args.metric, args.answer, args.endpoint, args.json)
+            return local_run(args.item, args.fail, args.metric, args.answer, args.endpoint, args.json, args.throttle)
         if args.command == "local":
             return local_stack(args)
         if args.command == "replay":
@@ -361,7 +369,13 @@ def generate(check: bool) -> int:
 
 
 def local_run(
-    item_path: Path, fail: list[str], metric: float | None, answer: str | None, endpoint: str, as_json: bool
+    item_path: Path,
+    fail: list[str],
+    metric: float | None,
+    answer: str | None,
+    endpoint: str,
+    as_json: bool,
+    throttle: list[str] | None = None,
 ) -> int:
     item = _read_item(item_path)
     if item is None:
@@ -373,7 +387,9 @@ def local_run(
 
     try:
         with LocalRuns() as local:
-            report = local.run(item, fail=fail, metric=metric, answer=answer, endpoint=endpoint)
+            report = local.run(
+                item, fail=fail, metric=metric, answer=answer, endpoint=endpoint, throttle=throttle or []
+            )
     except InvalidItem as error:
         _print_problems(item_path, error.problems)
         return 1

@@ -30,15 +30,49 @@ VARIABLES = {
 SAGEMAKER = "arn:aws:states:::sagemaker:"
 SDK = "arn:aws:states:::aws-sdk:"
 
-# API errors worth another attempt: throttling, capacity quotas, SageMaker's generic 5xx wrapper.
-# A job that ran and failed (States.TaskFailed) is not retried: its cause goes to the notification.
-TRANSIENT_ERRORS = [
-    "ThrottlingException",
-    "SageMaker.ThrottlingException",
-    "SageMaker.AmazonSageMakerException",
-    "SageMaker.ResourceLimitExceededException",
-]
-RETRY = [{"ErrorEquals": TRANSIENT_ERRORS, "IntervalSeconds": 15, "BackoffRate": 2.0, "MaxAttempts": 4}]
+LAMBDA = "arn:aws:states:::lambda:invoke"
+# Step Functions names an AWS SDK integration's errors <Service>.<Error>Exception, the service in
+# PascalCase; errors the service's API does not model (throttling, 5xx, validation) become
+# <Service>.<Service>Exception ("Using AWS SDK service integrations", Step Functions guide).
+SDK_SERVICES = {"sagemaker": "SageMaker", "s3": "S3", "sagemakerruntime": "SageMakerRuntime"}
+
+# API errors worth another attempt, as each integration type reports them: throttling, capacity
+# quotas, 5xx. A job that ran and failed (States.TaskFailed) is not retried: its cause goes to the
+# notification. The optimised SageMaker integration reports unmodelled errors as
+# SageMaker.AmazonSageMakerException; Lambda's are listed in "Handling errors" (Lambda.*).
+TRANSIENT = {
+    "sagemaker": ["SageMaker.AmazonSageMakerException", "SageMaker.ResourceLimitExceededException"],
+    "lambda": [
+        "Lambda.ServiceException",
+        "Lambda.AWSLambdaException",
+        "Lambda.SdkClientException",
+        "Lambda.TooManyRequestsException",
+    ],
+    **{
+        f"aws-sdk:{service}": [f"{name}.{name}Exception", f"{name}.SdkClientException"]
+        + (["SageMaker.ResourceLimitExceededException"] if service == "sagemaker" else [])
+        for service, name in SDK_SERVICES.items()
+    },
+}
+_BACKOFF = {"IntervalSeconds": 15, "BackoffRate": 2.0, "MaxAttempts": 4}
+_QUICK_BACKOFF = {"IntervalSeconds": 2, "BackoffRate": 2.0, "MaxAttempts": 4}  # a function, not a control plane
+
+
+def integration(resource: str) -> str:
+    """The integration type of a Task's Resource: "sagemaker", "lambda" or "aws-sdk:<service>"."""
+    if resource.startswith(SDK):
+        return "aws-sdk:" + resource.removeprefix(SDK).split(":")[0]
+    if resource.startswith(SAGEMAKER):
+        return "sagemaker"
+    if resource.startswith(LAMBDA):
+        return "lambda"
+    return resource
+
+
+def retry_for(resource: str) -> list[dict[str, Any]]:
+    """The Retry of a Task calling `resource`: its integration's transient errors, with backoff."""
+    kind = integration(resource)
+    return [{"ErrorEquals": TRANSIENT[kind], **(_QUICK_BACKOFF if kind == "lambda" else _BACKOFF)}]
 
 
 def _choice(flag: str, then: str, otherwise: str) -> dict[str, Any]:
@@ -81,7 +115,7 @@ class _Builder:
         recorder = self.recorder(stage)
         state = {"Type": "Task", **state}
         if retry:
-            state["Retry"] = RETRY
+            state["Retry"] = retry_for(state["Resource"])
         state["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.caught", "Next": recorder}]
         return self.add(name, state)
 
@@ -163,7 +197,7 @@ def _evaluation(b: _Builder, then: str) -> str:
         "Check quality gate",
         "quality_gate",
         {
-            "Resource": "arn:aws:states:::lambda:invoke",
+            "Resource": LAMBDA,
             "Parameters": {
                 "FunctionName": "${quality_gate_function_arn}",
                 "Payload": {"report.$": "$.results.evaluation.report", "gate.$": "$.quality_gate"},
@@ -174,17 +208,8 @@ def _evaluation(b: _Builder, then: str) -> str:
                 "message.$": "$.Payload.message",
             },
             "ResultPath": "$.results.quality_gate",
-            "Retry": [
-                {
-                    "ErrorEquals": ["Lambda.ServiceException", "Lambda.TooManyRequestsException"],
-                    "IntervalSeconds": 2,
-                    "BackoffRate": 2.0,
-                    "MaxAttempts": 4,
-                }
-            ],
             "Next": "Quality gate met?",
         },
-        retry=False,
     )
     b.add(
         "Quality gate met?",
@@ -219,7 +244,7 @@ def _register(b: _Builder, then: str) -> str:
             "Resource": f"{SDK}sagemaker:createModelPackageGroup",
             "Parameters": {"ModelPackageGroupName.$": "$.stages.register.request.ModelPackageGroupName"},
             "ResultPath": None,
-            "Retry": RETRY,
+            "Retry": retry_for(f"{SDK}sagemaker:createModelPackageGroup"),
             "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "Register model"}],
             "Next": "Register model",
         },
@@ -501,7 +526,9 @@ def _deploy_branch() -> dict[str, Any]:
             "Parameters": {"EndpointName.$": f"{deploy}.endpoint_name"},
             "ResultSelector": {"status.$": "$.EndpointStatus"},
             "ResultPath": "$.results.deploy.existing",
-            "Retry": RETRY,
+            # A missing endpoint is reported like a throttle (SageMaker.SageMakerException, from a
+            # ValidationException), so only two quick retries before the Catch takes it as new.
+            "Retry": [{"ErrorEquals": TRANSIENT["aws-sdk:sagemaker"], "IntervalSeconds": 1, "MaxAttempts": 2}],
             "Catch": [{"ErrorEquals": ["States.TaskFailed"], "ResultPath": None, "Next": "Create endpoint"}],
             "Next": "Update endpoint",
         },

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from mlops_sfn import cli, statemachine
-from mlops_sfn.local.harness import LocalRuns, RunReport
+from mlops_sfn import cli, policy, statemachine
+from mlops_sfn.local.harness import THROTTLEABLE, LocalRuns, RunReport
 from mlops_sfn.local.sagemaker import FAILABLE
 from mlops_sfn.stages import STAGES
 from tests.conftest import load_item
@@ -88,7 +88,30 @@ SCENARIOS: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
     "endpoint rolled back": [(DEMO, {"answer": "approve"}), (DEMO, {"answer": "approve", "endpoint": "rolled_back"})],
     "quiet success": [(quiet(DEMO), {"answer": "approve"})],
     "quiet failure": [(quiet(DEMO), {"fail": {"training"}})],
+    **{f"{api} throttled once": [] for api in THROTTLEABLE},  # see throttled_runs()
 }
+
+
+def throttled_runs(api: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Runs that call `api`, the last one with its first call throttled."""
+    item = tuned() if api in ("s3:copyObject", "sagemaker:createHyperParameterTuningJob") else DEMO
+    throttled = {"answer": "approve", "throttle": {api}}
+    return (
+        [(item, {"answer": "approve"}), (item, throttled)] if api == "sagemaker:updateEndpoint" else [(item, throttled)]
+    )
+
+
+def throttle_error(api: str) -> str:
+    """The error name AWS reports for a throttled call through the integration the definition uses
+    for `api` ("Using AWS SDK service integrations" and "Handling errors", Step Functions guide)."""
+    service = api.split(":")[0]
+    if service == "lambda":
+        return "Lambda.TooManyRequestsException"
+    resources = policy.task_resources(DEFINITION)
+    if f"aws-sdk:{api}" in resources:
+        name = statemachine.SDK_SERVICES[service]
+        return f"{name}.{name}Exception"  # throttling is not in the API's model
+    return "SageMaker.AmazonSageMakerException"  # the optimised integration's unmodelled errors
 
 
 @dataclass
@@ -115,7 +138,8 @@ def scenario(name: str) -> Outcome:
             ExecutionRoleArn=local.settings.sagemaker_role_arn,
             PrimaryContainer={"Image": local.settings.default_image_uri},
         )
-        reports = [local.run(item, **options) for item, options in SCENARIOS[name]]
+        runs = SCENARIOS[name] or throttled_runs(name.removesuffix(" throttled once"))
+        reports = [local.run(item, **options) for item, options in runs]
         endpoints = {
             e["EndpointName"]: local.sagemaker.describe_endpoint(EndpointName=e["EndpointName"])
             for e in local.sagemaker.list_endpoints()["Endpoints"]
@@ -278,6 +302,36 @@ def test_an_endpoint_that_does_not_end_in_service_on_the_new_config_fails_the_ru
     assert (report.status, report.error) == ("FAILED", error)
     assert cause in (report.cause or "")
     assert scenario(name).notification("Pipeline run failed")["failed_stage"] == "deploy"
+
+
+@pytest.mark.parametrize("api", THROTTLEABLE)
+def test_a_throttled_call_is_reported_as_aws_names_it_and_retried(api: str) -> None:
+    report = scenario(f"{api} throttled once").report
+    failed = [e["taskFailedEventDetails"] for e in report.history if e["type"] == "TaskFailed"]
+    throttled = [f["error"] for f in failed if "--throttle" in f["cause"]]
+    assert throttled == [throttle_error(api)], failed
+    assert report.status == "SUCCEEDED", (report.error, report.cause)
+
+
+def test_the_local_sagemaker_refuses_endpoint_calls_as_sagemaker_does() -> None:
+    """CreateEndpoint on an existing name, UpdateEndpoint on anything but InService (SageMaker API
+    reference: a Failed endpoint accepts only DeleteEndpoint). moto itself would accept both."""
+    from botocore.exceptions import ClientError
+
+    with LocalRuns() as local:
+        assert local.run(DEMO, answer="approve").status == "SUCCEEDED"
+        sagemaker, settings = local.local.sagemaker, local.settings
+        (endpoint,) = local.sagemaker.list_endpoints()["Endpoints"]
+        name = endpoint["EndpointName"]
+        config = local.sagemaker.describe_endpoint(EndpointName=name)["EndpointConfigName"]
+        request = {"EndpointName": name, "EndpointConfigName": config}
+        with pytest.raises(ClientError, match="Cannot create already existing endpoint"):
+            sagemaker.call("createEndpoint", request, settings.region, "123456789012")
+        backend = sagemaker._backend("123456789012", settings.region)
+        for status in ("Failed", "Creating", "Updating", "RollingBack"):
+            backend.endpoints[name].endpoint_status = status
+            with pytest.raises(ClientError, match=f"while it is {status}: only an InService endpoint"):
+                sagemaker.call("updateEndpoint", request, settings.region, "123456789012")
 
 
 def test_runs_without_notifications_gate_or_smoke_test_take_the_choices_other_way() -> None:

@@ -113,13 +113,31 @@ def test_every_sagemaker_task_retries_transient_errors_and_catches_to_the_failur
     for name, state in statemachine.states(definition).items():
         if state["Type"] != "Task" or ":sagemaker" not in state["Resource"]:
             continue
-        assert state.get("Retry") == statemachine.RETRY, name
+        if name not in expected_to_fail:
+            assert state.get("Retry") == statemachine.retry_for(state["Resource"]), name
         if name in expected_to_fail:
             continue
         (catch,) = state["Catch"]
         assert catch["ErrorEquals"] == ["States.ALL"], name
         recorder = statemachine.states(definition)[catch["Next"]]
         assert recorder["ResultPath"] == "$.failure" and "stage" in recorder["Parameters"], name
+
+
+def test_each_task_retries_only_error_names_its_integration_reports(definition: dict[str, Any]) -> None:
+    """An aws-sdk Task never sees the optimised integration's SageMaker.AmazonSageMakerException, nor
+    an optimised one <Service>.<Service>Exception: a name from the wrong list never matches."""
+    for name, state in statemachine.states(definition).items():
+        if state["Type"] != "Task" or "Retry" not in state or state["Resource"].startswith("arn:aws:states:::sns"):
+            continue
+        kind = statemachine.integration(state["Resource"])
+        prefix = {"sagemaker": "SageMaker.", "lambda": "Lambda."}.get(kind) or (
+            statemachine.SDK_SERVICES[kind.removeprefix("aws-sdk:")] + "."
+        )
+        retried = [error for retry in state["Retry"] for error in retry["ErrorEquals"]]
+        assert retried and all(error.startswith(prefix) for error in retried), (name, retried)
+        if kind.startswith("aws-sdk:"):
+            assert f"{prefix}{prefix[:-1]}Exception" in retried, name  # throttling, 5xx
+            assert "SageMaker.AmazonSageMakerException" not in retried, name
 
 
 def test_failures_publish_a_real_notification_and_end_in_fail(definition: dict[str, Any]) -> None:

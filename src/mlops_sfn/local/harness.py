@@ -28,6 +28,7 @@ from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 
 from .. import approval, gate, statemachine
 from ..plan import EXAMPLE_SETTINGS, Settings, plan_execution
+from ..policy import task_resources
 from ..stages import OPERATIONS
 from ..triggers import Trigger
 from . import inbox
@@ -54,6 +55,16 @@ LOCAL_TIMINGS = {
     "unanswered_approval_seconds": 1,  # without --approve/--reject nobody answers: the request times out
 }
 APPROVAL_ANSWERS = ("approve", "reject")
+# The APIs the definition calls, as `--throttle` names them: "<service>:<action>".
+THROTTLEABLE = tuple(
+    sorted(
+        {
+            resource.removeprefix("aws-sdk:").split(".")[0]
+            for resource in task_resources(statemachine.build())
+            if not resource.startswith("sns:")
+        }
+    )
+)
 # Stages that run a SageMaker job: asked to fail, the job itself ends Failed (as a broken script would).
 _JOB_STAGES = {stage for stage, api in OPERATIONS.items() if api[0].lower() + api[1:] in JOBS}
 
@@ -168,6 +179,7 @@ class LocalRuns:
         metric: float | None = None,
         answer: str | None = None,
         endpoint: str = "in_service",
+        throttle: Iterable[str] = (),
     ) -> tuple[str, dict[str, Any]]:
         """Start one run of `item` and return (execution ARN, input) at once; `answer` only sets the approval
         timeout here (None: nobody will answer). Raises InvalidItem as the router would, ValueError for a bad option.
@@ -177,6 +189,9 @@ class LocalRuns:
             raise ValueError(f"answer {answer!r}: use approve, reject or None (nobody answers)")
         if endpoint not in ENDPOINT_OUTCOMES:
             raise ValueError(f"endpoint {endpoint!r}: use one of {', '.join(ENDPOINT_OUTCOMES)}")
+        unknown_apis = sorted(set(throttle) - set(THROTTLEABLE))
+        if unknown_apis:
+            raise ValueError(f"--throttle {', '.join(unknown_apis)}: use one of {', '.join(THROTTLEABLE)}")
         execution_input = self.plan(item, trigger, answer)
         unknown = sorted(fail - set(FAILABLE))
         if unknown:
@@ -190,6 +205,7 @@ class LocalRuns:
         self.local.sagemaker.runner = SimulatedJobs.for_execution(self.s3, execution_input, fail & _JOB_STAGES, metric)
         self.local.sagemaker.endpoint_outcome = endpoint
         self.local.fail_states = {self._stage_tasks[stage][0]: stage for stage in fail - _JOB_STAGES}
+        self.local.throttle = set(throttle)
         execution = self.sfn.start_execution(
             stateMachineArn=self.state_machine_arn,
             name=execution_input["execution_name"],

@@ -8,7 +8,9 @@ moto picks a Task's service integration with `state_task_service_for(service_nam
   strings, as on AWS;
 - `arn:aws:states:::lambda:invoke`: functions run in this process (moto would need Docker);
 - Tasks without Parameters send their effective input, as on AWS;
-- on every Task: the failure a caller asked for (`Local.fail_states`), raised before the call.
+- on every Task: the failure a caller asked for (`Local.fail_states`), raised before the call, and
+  the throttling of an API (`Local.throttle`), reported under the error name its integration uses;
+- aws-sdk error names as Step Functions spells them (moto lowercases the service).
 Retry intervals are shortened by `retry_sleep_scale`, and Wait states by `wait_scale`, since moto's
 interpreter really sleeps.
 moto's interpreter runs states in its own threads, so the active run is a module global.
@@ -53,6 +55,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
+from ..statemachine import SDK_SERVICES
 from .sagemaker import ACTIONS, JOBS, JobFailed, LocalSageMaker
 
 # SageMaker errors Step Functions names after the SDK's exception classes; the rest are AmazonSageMakerException.
@@ -67,6 +70,8 @@ class Local:
     # function ARN -> handler; the local stack's is a view of the deployed functions (server.Deployed)
     functions: Mapping[str, Callable[[Any, Any], Any]] = field(default_factory=dict)
     fail_states: dict[str, str] = field(default_factory=dict)  # Task state -> the stage failing there
+    # "<service>:<action>" (e.g. "sagemaker:describeEndpoint") whose next call is throttled once.
+    throttle: set[str] = field(default_factory=set)
     retry_sleep_scale: float = 0.0
     wait_scale: float = 1.0  # Wait states: the local stack waits for nothing (its endpoints settle at once)
 
@@ -186,6 +191,13 @@ class SdkTask(_InputAsRequest, StateTaskServiceAwsSdk):
         name: str = super()._get_boto_service_name(boto_service_name)
         return "sagemaker-runtime" if name == "sagemakerruntime" else name  # moto lacks Step Functions' name
 
+    @staticmethod
+    def _normalise_service_error_name(service_name: str) -> str:
+        # "<Service>.<Error>Exception" with the service in PascalCase, and <Service>.<Service>Exception
+        # for errors the API does not model (Step Functions guide, "Using AWS SDK service
+        # integrations"); moto would write "sagemaker.sagemakerException".
+        return SDK_SERVICES.get(service_name.lower(), service_name)
+
     def _eval_service_task(
         self, env: Any, resource_runtime_part: Any, normalised_parameters: dict[str, Any], state_credentials: Any
     ) -> None:
@@ -225,14 +237,34 @@ class LambdaTask(StateTaskServiceLambda):
         env.stack.append({"ExecutedVersion": "$LATEST", "Payload": payload, "StatusCode": 200})
 
 
+# How each service says "slow down" (its error code and HTTP status); the integration names it.
+_THROTTLES = {"s3": ("SlowDown", 503), "lambda": ("TooManyRequestsException", 429)}
+
+
+def _throttled(api: str) -> ClientError:
+    code, status = _THROTTLES.get(api.split(":")[0], ("ThrottlingException", 400))
+    return ClientError(
+        {
+            "Error": {"Code": code, "Message": "Rate exceeded (mlops-sfn local run --throttle)"},
+            "ResponseMetadata": {"HTTPStatusCode": status, "RequestId": "local-throttle"},
+        },
+        api.split(":")[1],
+    )
+
+
 def _with_faults(service: Any) -> Any:
-    """Make the Task fail before its call when the caller asked for its stage to fail."""
+    """Make the Task fail before its call when the caller asked for its stage to fail, or throttle
+    its API's first call when asked to."""
     call = service._eval_service_task
 
     def evaluate(
         env: Any, resource_runtime_part: Any, normalised_parameters: dict[str, Any], state_credentials: Any
     ) -> None:
         state = _state_name(env)
+        api = f"{service.resource.api_name}:{service.resource.api_action}"
+        if api in _local().throttle:
+            _local().throttle.discard(api)
+            raise _throttled(api)
         stage = _local().fail_states.get(state)
         if stage is not None:
             cause = f"{state}: simulated failure of {stage} (mlops-sfn local run --fail {stage})"

@@ -151,6 +151,13 @@ class LocalSageMaker:
             raise client_error("ValidationException", f"{len(problems)} validation error(s) detected: {detail}", action)
         if action == "updateEndpoint":
             return self._update_endpoint(request, region, account)
+        if action == "createEndpoint" and request["EndpointName"] in self._backend(account, region).endpoints:
+            # SageMaker API reference, CreateEndpoint: endpoint names are unique in a region; moto
+            # would replace the existing one.
+            existing = self._backend(account, region).endpoints[request["EndpointName"]]
+            raise client_error(
+                "ValidationException", f'Cannot create already existing endpoint "{existing.arn}".', "CreateEndpoint"
+            )
         response: dict[str, Any] = getattr(self.client("sagemaker", region), snake(action))(**request)
         response.pop("ResponseMetadata", None)
         if action == "createEndpoint":
@@ -198,10 +205,14 @@ class LocalSageMaker:
             raise client_error(
                 "ValidationException", f"Could not find endpoint configuration {config!r}.", "UpdateEndpoint"
             )
-        if endpoint.endpoint_status not in ("InService", "Failed"):
+        if endpoint.endpoint_status != "InService":
+            # SageMaker API reference, DescribeEndpoint/EndpointSummary: only an InService endpoint
+            # can be updated; "DeleteEndpoint is the only operation that can be performed on a
+            # failed endpoint", and Creating/Updating/SystemUpdating/RollingBack must settle first.
             raise client_error(
                 "ValidationException",
-                f"Cannot update endpoint {name!r} while it is {endpoint.endpoint_status}.",
+                f"Cannot update endpoint {name!r} while it is {endpoint.endpoint_status}: only an InService endpoint"
+                " can be updated.",
                 "UpdateEndpoint",
             )
         endpoint.endpoint_status = "Updating"
