@@ -113,6 +113,9 @@ PERMISSIONS: dict[str, list[dict[str, Any]]] = {
     "aws-sdk:sagemaker:describeEndpoint": [
         {"Sid": "DescribeEndpoint", "Actions": ["sagemaker:DescribeEndpoint"], "Resources": _ENDPOINTS}
     ],
+    "aws-sdk:sagemaker:deleteEndpoint": [
+        {"Sid": "ReplaceFailedEndpoint", "Actions": ["sagemaker:DeleteEndpoint"], "Resources": _ENDPOINTS}
+    ],
     "aws-sdk:sagemakerruntime:invokeEndpoint": [
         {"Sid": "SmokeTest", "Actions": ["sagemaker:InvokeEndpoint"], "Resources": _ENDPOINTS}
     ],

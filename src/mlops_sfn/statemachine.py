@@ -517,7 +517,9 @@ def _deploy_branch() -> dict[str, Any]:
             "Next": "Find endpoint",
         },
     )
-    # DescribeEndpoint fails for an endpoint that does not exist yet: that is the cue to create it.
+    # The endpoint's state decides (SageMaker API reference, DescribeEndpoint): none yet, create
+    # it; InService, update it; Failed, delete it (the only call a failed endpoint accepts) and
+    # create it again; in progress, wait for it. Any other error fails the stage with its cause.
     b.add(
         "Find endpoint",
         {
@@ -527,11 +529,81 @@ def _deploy_branch() -> dict[str, Any]:
             "ResultSelector": {"status.$": "$.EndpointStatus"},
             "ResultPath": "$.results.deploy.existing",
             # A missing endpoint is reported like a throttle (SageMaker.SageMakerException, from a
-            # ValidationException), so only two quick retries before the Catch takes it as new.
+            # ValidationException), so only two quick retries before the Catch looks at the cause.
             "Retry": [{"ErrorEquals": TRANSIENT["aws-sdk:sagemaker"], "IntervalSeconds": 1, "MaxAttempts": 2}],
-            "Catch": [{"ErrorEquals": ["States.TaskFailed"], "ResultPath": None, "Next": "Create endpoint"}],
-            "Next": "Update endpoint",
+            "Catch": [
+                {
+                    "ErrorEquals": ["SageMaker.SageMakerException"],
+                    "ResultPath": "$.caught",
+                    "Next": "Endpoint missing?",
+                },
+                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.caught", "Next": b.recorder("deploy")},
+            ],
+            "Next": "Existing endpoint status?",
         },
+    )
+    b.add(
+        "Endpoint missing?",
+        {
+            "Type": "Choice",
+            "Choices": [
+                {"Variable": "$.caught.Cause", "StringMatches": "*Could not find endpoint*", "Next": "Create endpoint"}
+            ],
+            "Default": b.recorder("deploy"),
+        },
+    )
+    existing = "$.results.deploy.existing.status"
+    b.add(
+        "Existing endpoint status?",
+        {
+            "Type": "Choice",
+            "Choices": [
+                {"Variable": existing, "StringEquals": "InService", "Next": "Update endpoint"},
+                {"Variable": existing, "StringEquals": "Failed", "Next": "Delete failed endpoint"},
+                *(
+                    {"Variable": existing, "StringEquals": status, "Next": "Count busy check"}
+                    for status in ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
+                ),
+            ],
+            "Default": "Endpoint not updatable",  # OutOfService, UpdateRollbackFailed: a person must look
+        },
+    )
+    b.task(
+        "Delete failed endpoint",
+        "deploy",
+        {
+            "Resource": f"{SDK}sagemaker:deleteEndpoint",
+            "Parameters": {"EndpointName.$": f"{deploy}.endpoint_name"},
+            "ResultPath": None,
+            "Next": "Count busy check",
+        },
+    )
+    b.add(
+        "Count busy check",
+        {
+            "Type": "Pass",
+            "Parameters": {"count.$": "States.MathAdd($.results.deploy.wait.count, 1)"},
+            "ResultPath": "$.results.deploy.wait",
+            "Next": "Busy too long?",
+        },
+    )
+    b.add(
+        "Busy too long?",
+        {
+            "Type": "Choice",
+            "Choices": [
+                {
+                    "Variable": "$.results.deploy.wait.count",
+                    "NumericGreaterThanPath": f"{deploy}.max_checks",
+                    "Next": "Endpoint not updatable",
+                }
+            ],
+            "Default": "Wait before finding endpoint",
+        },
+    )
+    b.add(
+        "Wait before finding endpoint",
+        {"Type": "Wait", "SecondsPath": f"{deploy}.wait_seconds", "Next": "Find endpoint"},
     )
     for verb in ("create", "update"):
         b.task(
@@ -602,6 +674,12 @@ def _deploy_branch() -> dict[str, Any]:
     )
     for name, error, cause in [
         ("Endpoint failed", "EndpointFailed", "States.Format('Endpoint {} is Failed', $.stages.deploy.endpoint_name)"),
+        (
+            "Endpoint not updatable",
+            "EndpointNotUpdatable",
+            "States.Format('Endpoint {} is {}: it can be neither updated nor replaced now', "
+            "$.stages.deploy.endpoint_name, $.results.deploy.existing.status)",
+        ),
         (
             "Endpoint wait timed out",
             "EndpointWaitTimedOut",

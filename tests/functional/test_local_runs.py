@@ -85,6 +85,8 @@ SCENARIOS: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
     "endpoint created, then updated": [(DEMO, {"answer": "approve"}), (DEMO, {"answer": "approve"})],
     "endpoint fails": [(DEMO, {"answer": "approve", "endpoint": "failed"})],
     "endpoint never ready": [(DEMO, {"answer": "approve", "endpoint": "stuck"})],
+    "failed endpoint replaced": [(DEMO, {"answer": "approve", "endpoint": "failed"}), (DEMO, {"answer": "approve"})],
+    "endpoint busy": [(DEMO, {"answer": "approve", "endpoint": "stuck"})] * 2,
     "endpoint rolled back": [(DEMO, {"answer": "approve"}), (DEMO, {"answer": "approve", "endpoint": "rolled_back"})],
     "quiet success": [(quiet(DEMO), {"answer": "approve"})],
     "quiet failure": [(quiet(DEMO), {"fail": {"training"}})],
@@ -96,9 +98,11 @@ def throttled_runs(api: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """Runs that call `api`, the last one with its first call throttled."""
     item = tuned() if api in ("s3:copyObject", "sagemaker:createHyperParameterTuningJob") else DEMO
     throttled = {"answer": "approve", "throttle": {api}}
-    return (
-        [(item, {"answer": "approve"}), (item, throttled)] if api == "sagemaker:updateEndpoint" else [(item, throttled)]
-    )
+    if api in ("sagemaker:updateEndpoint", "sagemaker:describeEndpoint"):  # on an endpoint that exists
+        return [(item, {"answer": "approve"}), (item, throttled)]
+    if api == "sagemaker:deleteEndpoint":  # on a failed endpoint
+        return [(item, {"answer": "approve", "endpoint": "failed"}), (item, throttled)]
+    return [(item, throttled)]
 
 
 def throttle_error(api: str) -> str:
@@ -287,6 +291,27 @@ def test_an_endpoint_created_by_one_run_is_updated_by_the_next() -> None:
     assert outcome.package_statuses == ["Approved", "Approved"]  # the group existed on the second run
 
 
+def test_a_failed_endpoint_is_deleted_and_created_again_on_the_next_run() -> None:
+    """SageMaker accepts only DeleteEndpoint on a Failed endpoint: updating it would fail every later run."""
+    outcome = scenario("failed endpoint replaced")
+    first, second = outcome.reports
+    assert first.error == "deploy.EndpointFailed"
+    assert second.status == "SUCCEEDED", second.cause
+    entered = second.states
+    assert entered.index("Delete failed endpoint") < entered.index("Create endpoint")
+    assert "Update endpoint" not in entered
+    config = second.notifications[-1]["message"]["results"]["serve"]["deploy"]["endpoint"]["config"]
+    assert outcome.endpoints[DEMO["stages"]["deploy"]["endpoint_name"]] == ("InService", config)
+
+
+def test_an_endpoint_still_in_progress_is_waited_for_then_the_run_fails_naming_its_state() -> None:
+    report = scenario("endpoint busy").report
+    assert report.error == "deploy.EndpointNotUpdatable"
+    assert "is Creating: it can be neither updated nor replaced now" in report.cause
+    assert "Update endpoint" not in report.states and "Create endpoint" not in report.states
+    assert report.states.count("Wait before finding endpoint") == 4  # the input's max_checks, locally
+
+
 @pytest.mark.parametrize(
     ("name", "error", "cause"),
     [
@@ -455,6 +480,7 @@ def needed(details: dict[str, Any], local: dict[str, str]) -> list[tuple[str, st
     if kind == "aws-sdk:sagemaker":
         targets = {
             "describeEndpoint": f"endpoint/{params.get('EndpointName', '').lower()}",
+            "deleteEndpoint": f"endpoint/{params.get('EndpointName', '').lower()}",
             "createModelPackageGroup": f"model-package-group/{params.get('ModelPackageGroupName', '').lower()}",
             "createModelPackage": f"model-package-group/{params.get('ModelPackageGroupName', '').lower()}",
         }
