@@ -284,7 +284,12 @@ def _approval(b: _Builder, then: str) -> str:
             "TimeoutSecondsPath": "$.stages.approval.timeout_seconds",
             "ResultPath": "$.results.approval",
             "Catch": [
-                {"ErrorEquals": ["Rejected"], "ResultPath": "$.caught", "Next": "Reject model package"},
+                # Unanswered in time counts as rejected: the package must not wait, pending, for ever.
+                {
+                    "ErrorEquals": ["Rejected", "States.Timeout"],
+                    "ResultPath": "$.caught",
+                    "Next": "Reject model package",
+                },
                 {"ErrorEquals": ["States.ALL"], "ResultPath": "$.caught", "Next": b.recorder("approval")},
             ],
             "Next": "Approve model package",

@@ -267,7 +267,7 @@ def test_approval_answers_set_the_model_package_status() -> None:
     assert rejected.package_statuses == ["Rejected"] and "Create model" not in rejected.report.states
 
     assert (timed_out.report.status, timed_out.report.error) == ("FAILED", "approval.States.Timeout")
-    assert timed_out.package_statuses == ["PendingManualApproval"] and timed_out.endpoints == {}
+    assert timed_out.package_statuses == ["Rejected"] and timed_out.endpoints == {}  # not left pending
 
 
 def test_the_approval_request_carries_the_token_and_what_the_approver_needs() -> None:
