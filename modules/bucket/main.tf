@@ -1,5 +1,3 @@
-data "aws_partition" "current" {}
-
 # The framework's bucket: uploads under the input prefix, code, and every run's outputs.
 resource "aws_s3_bucket" "this" {
   # checkov:skip=CKV_AWS_18: access logging needs a separate log bucket, which is the account's choice
@@ -51,29 +49,4 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
 
   # Lifecycle rules on a bucket whose versioning is still being turned on are rejected.
   depends_on = [aws_s3_bucket_versioning.this]
-}
-
-resource "aws_s3_bucket_public_access_block" "this" {
-  bucket                  = aws_s3_bucket.this.id
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
-
-resource "aws_s3_bucket_policy" "this" {
-  bucket = aws_s3_bucket.this.id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Sid       = "TlsOnly"
-      Effect    = "Deny"
-      Principal = "*"
-      Action    = "s3:*"
-      Resource  = [aws_s3_bucket.this.arn, "${aws_s3_bucket.this.arn}/*"]
-      Condition = { Bool = { "aws:SecureTransport" = "false" } }
-    }]
-  })
-  # S3 rejects concurrent changes to one bucket's policy and public access block.
-  depends_on = [aws_s3_bucket_public_access_block.this]
 }

@@ -12,6 +12,7 @@ provider_schemas/ from the pinned packages, checking their sha256; `mlops-sfn pr
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -335,13 +336,20 @@ def _check_reference(
 
 
 def _documents(folder: Path) -> Iterator[tuple[Path, dict[str, Any], str]]:
-    import hcl2  # a dev dependency: only `make lint` and the tests check Terraform
-
     for path in sorted(folder.glob("*.tf")):
         if path.name.endswith("_override.tf"):
             continue  # overrides are the local stack's, not what users apply
         text = path.read_text()
-        yield path, hcl2.loads(text), text
+        yield path, _parse(text), text
+
+
+@functools.cache
+def _parse(text: str) -> dict[str, Any]:
+    """A .tf file's blocks, parsed once however many provider releases check it (never mutated)."""
+    import hcl2  # a dev dependency: only `make lint` and the tests check Terraform
+
+    parsed: dict[str, Any] = hcl2.loads(text)
+    return parsed
 
 
 def _blocks(document: dict[str, Any]) -> Iterator[tuple[str, str, str, dict[str, Any]]]:

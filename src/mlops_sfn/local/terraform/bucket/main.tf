@@ -1,5 +1,3 @@
-data "aws_partition" "current" {}
-
 # The local stack's provider-3.39 stand-in for modules/bucket/main.tf: the same bucket, with the
 # inline arguments 3.39 has instead of the aws_s3_bucket_* resources it lacks.
 resource "aws_s3_bucket" "this" {
@@ -33,29 +31,4 @@ resource "aws_s3_bucket" "this" {
       days = var.noncurrent_version_days
     }
   }
-}
-
-resource "aws_s3_bucket_public_access_block" "this" {
-  bucket                  = aws_s3_bucket.this.id
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
-
-resource "aws_s3_bucket_policy" "this" {
-  bucket = aws_s3_bucket.this.id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Sid       = "TlsOnly"
-      Effect    = "Deny"
-      Principal = "*"
-      Action    = "s3:*"
-      Resource  = [aws_s3_bucket.this.arn, "${aws_s3_bucket.this.arn}/*"]
-      Condition = { Bool = { "aws:SecureTransport" = "false" } }
-    }]
-  })
-  # S3 rejects concurrent changes to one bucket's policy and public access block.
-  depends_on = [aws_s3_bucket_public_access_block.this]
 }
