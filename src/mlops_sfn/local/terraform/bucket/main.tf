@@ -4,6 +4,7 @@ resource "aws_s3_bucket" "this" {
   # checkov:skip=CKV_AWS_18: access logging needs a separate log bucket, which is the account's choice
   # checkov:skip=CKV_AWS_144: cross-region replication is a disaster-recovery choice, not a default
   # checkov:skip=CKV2_AWS_62: EventBridge delivery is turned on by modules/bucket-events (its own resource)
+  # checkov:skip=CKV2_AWS_6: the public access block is modules/bucket/access.tf, staged beside this file
   bucket        = var.name
   force_destroy = var.force_destroy
   tags          = var.tags
