@@ -40,14 +40,38 @@ resource "aws_iam_role" "quality_gate" {
 }
 
 resource "aws_iam_role_policy" "quality_gate" {
-  name = "logs"
+  name = "logs-and-report"
   role = aws_iam_role.quality_gate.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid      = "Logs"
+        Effect   = "Allow"
+        Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+        Resource = "${aws_cloudwatch_log_group.quality_gate.arn}:*"
+      },
+      {
+        # The function reads the evaluation report itself (stages.evaluation.report_uri, in the bucket).
+        Sid      = "ReadReport"
+        Effect   = "Allow"
+        Action   = ["s3:GetObject"]
+        Resource = "arn:${local.partition}:s3:::${var.bucket}/*"
+      },
+    ]
+  })
+}
+
+resource "aws_iam_role_policy" "quality_gate_kms" {
+  count = var.kms_key_arn == null ? 0 : 1
+  name  = "encrypted-reports"
+  role  = aws_iam_role.quality_gate.id
   policy = jsonencode({
     Version = "2012-10-17"
     Statement = [{
       Effect   = "Allow"
-      Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-      Resource = "${aws_cloudwatch_log_group.quality_gate.arn}:*"
+      Action   = ["kms:Decrypt"]
+      Resource = var.kms_key_arn
     }]
   })
 }
@@ -62,7 +86,7 @@ resource "aws_cloudwatch_log_group" "quality_gate" {
 resource "aws_lambda_function" "quality_gate" {
   # checkov:skip=CKV_AWS_115: a pure function called once per run; a reservation would take from the account's pool
   # checkov:skip=CKV_AWS_116: invoked synchronously by the state machine, which retries it and records failures
-  # checkov:skip=CKV_AWS_117: calls no network resource, so no VPC
+  # checkov:skip=CKV_AWS_117: calls only S3 (the report), through AWS's endpoint: no VPC
   # checkov:skip=CKV_AWS_272: code signing needs a signing profile, which is the account's choice
   function_name    = "${var.name}-quality-gate"
   role             = aws_iam_role.quality_gate.arn
@@ -78,7 +102,7 @@ resource "aws_lambda_function" "quality_gate" {
     mode = "PassThrough"
   }
 
-  depends_on = [aws_cloudwatch_log_group.quality_gate, aws_iam_role_policy.quality_gate]
+  depends_on = [aws_cloudwatch_log_group.quality_gate, aws_iam_role_policy.quality_gate, aws_iam_role_policy.quality_gate_kms]
 }
 
 # --- The state machine ---

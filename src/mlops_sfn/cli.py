@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="API",
-        help="throttle the first call of API (e.g. sagemaker:describeEndpoint, s3:getObject, lambda:invoke), "
+        help="throttle the first call of API (e.g. sagemaker:describeEndpoint, s3:copyObject, lambda:invoke), "
         "as AWS would through that integration (repeatable)",
     )
     answer = run.add_mutually_exclusive_group()

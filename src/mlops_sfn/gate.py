@@ -1,11 +1,13 @@
 """The quality gate: does the evaluation report's metric pass the item's threshold?
 
 Called by the state machine through a small Lambda (lambdas/quality_gate/handler.py), because
-JSONPath cannot follow a metric path that is itself data.
+JSONPath cannot follow a metric path that is itself data. The function reads the report from S3, so
+that no report, however large, travels through the state machine's 256 KiB state.
 """
 
 from __future__ import annotations
 
+import json
 import operator
 from collections.abc import Callable
 from typing import Any
@@ -41,7 +43,38 @@ def evaluate(report: Any, gate: dict[str, Any]) -> dict[str, Any]:
     return result | {"value": node, "met": met, "message": message}
 
 
+MAX_REPORT_BYTES = 10 * 1024 * 1024  # a metrics report; anything larger is not one
+
+
+class ReportUnreadable(Exception):
+    """The evaluation report is missing, too large or not JSON (the run fails at quality_gate with this)."""
+
+
+def read_report(location: dict[str, str], s3: Any = None) -> Any:
+    """The evaluation report at {"Bucket", "Key"}, parsed."""
+    import boto3  # here, so that evaluate() needs no AWS SDK
+
+    s3 = s3 or boto3.client("s3")
+    where = f"s3://{location['Bucket']}/{location['Key']}"
+    try:
+        response = s3.get_object(Bucket=location["Bucket"], Key=location["Key"])
+    except s3.exceptions.NoSuchKey:
+        raise ReportUnreadable(
+            f"no evaluation report at {where}: the evaluation job must write it there (stages.evaluation.report_uri)"
+        ) from None
+    if response["ContentLength"] > MAX_REPORT_BYTES:
+        raise ReportUnreadable(
+            f"the evaluation report {where} has {response['ContentLength']} bytes, "
+            f"more than {MAX_REPORT_BYTES}: write only the metrics there"
+        )
+    try:
+        return json.loads(response["Body"].read())
+    except ValueError as error:
+        raise ReportUnreadable(f"the evaluation report {where} is not JSON: {error}") from None
+
+
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The quality-gate Lambda's handler (lambdas/quality_gate/handler.py exports this one).
-    Event: {"report": <the evaluation report>, "gate": <the item's quality_gate>}; returns the verdict."""
-    return evaluate(event["report"], event["gate"])
+    Event: {"report": {"Bucket", "Key"} of the evaluation report, "gate": <the item's quality_gate>};
+    returns the verdict."""
+    return evaluate(read_report(event["report"]), event["gate"])

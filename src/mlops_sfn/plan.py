@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -19,6 +20,15 @@ from .triggers import Trigger, completes_upload
 EXECUTION_INPUT_VERSION = 1
 ENDPOINT_WAIT_SECONDS = 30
 ENDPOINT_PROVISIONING_SECONDS = 3600  # SageMaker's own limit for an endpoint to come up
+
+# Step Functions carries at most 262,144 bytes (UTF-8) in an execution's input and in each state's
+# input and output ("Step Functions service quotas"); over it, States.DataLimitExceeded ends the run
+# and no Catch sees it. The run adds its results to the input, so the planned input keeps room.
+MAX_PLANNED_INPUT_BYTES = 192 * 1024
+# A Standard workflow runs at most one year ("Step Functions service quotas"); a run stopped there
+# sends no failure notification.
+EXECUTION_LIMIT_SECONDS = 365 * 24 * 3600
+DEFAULT_JOB_LIMIT_SECONDS = 86_400  # SageMaker's MaxRuntimeInSeconds when a job's request sets none
 
 
 # Settings field -> the environment variable the router Lambda reads it from (contract.py; the
@@ -108,7 +118,69 @@ def plan_execution(item: dict[str, Any], trigger: Trigger, settings: Settings) -
     }
     if "quality_gate" in item:
         execution_input["quality_gate"] = item["quality_gate"]
+    problems = _check_size(execution_input) + _check_duration(blocks)
+    if problems:
+        raise InvalidItem(problems)
     return execution_input
+
+
+def _check_size(execution_input: dict[str, Any]) -> list[Problem]:
+    """The input as the router sends it must leave room for the results the run adds."""
+    size = len(json.dumps(execution_input).encode("utf-8"))
+    if size <= MAX_PLANNED_INPUT_BYTES:
+        return []
+    blocks = execution_input["stages"]
+    largest = max(blocks, key=lambda stage: len(json.dumps(blocks[stage]).encode("utf-8")))
+    return [
+        Problem(
+            f"stages.{largest}",
+            f"the run's input would be {size} bytes, more than {MAX_PLANNED_INPUT_BYTES} (Step Functions"
+            " carries at most 262,144 bytes per state, and the run adds its results): shrink the largest"
+            " block, this one, e.g. move long values into a file the job reads from S3",
+        )
+    ]
+
+
+def _job_limit(request: dict[str, Any]) -> int:
+    stop = request.get("StoppingCondition", {})
+    return max(
+        int(stop.get("MaxRuntimeInSeconds", DEFAULT_JOB_LIMIT_SECONDS)), int(stop.get("MaxWaitTimeInSeconds", 0))
+    )
+
+
+def _stage_limit(stage: str, block: dict[str, Any]) -> int:
+    """The longest a running stage can take, in seconds, as far as its requests bound it."""
+    if stage == "approval":
+        return int(block["timeout_seconds"])
+    if stage == "deploy":
+        return 2 * int(block["wait_seconds"]) * int(block["max_checks"])  # waiting for a busy endpoint, then its own
+    request = block.get("request", {})
+    if stage == "tuning":
+        config = request["HyperParameterTuningJobConfig"]
+        limits = config.get("ResourceLimits", {})
+        if "MaxRuntimeInSeconds" in limits:
+            return int(limits["MaxRuntimeInSeconds"])
+        rounds = -(-int(limits.get("MaxNumberOfTrainingJobs", 1)) // int(limits.get("MaxParallelTrainingJobs", 1)))
+        return rounds * _job_limit(request.get("TrainingJobDefinition", {}))
+    if stage in ("preprocessing", "training", "evaluation"):
+        return _job_limit(request)
+    return 0  # a single API call, or a transform job (SageMaker sets no run time limit on it)
+
+
+def _check_duration(blocks: dict[str, Any]) -> list[Problem]:
+    """A run must be able to finish within the execution limit, approval wait included."""
+    total = sum(_stage_limit(stage, block) for stage, block in blocks.items())
+    if total < EXECUTION_LIMIT_SECONDS:
+        return []
+    where = "stages.approval.timeout_hours" if "approval" in blocks else "stages"
+    return [
+        Problem(
+            where,
+            f"the run could take {total / 86_400:.0f} days (the approval timeout plus the stages' time limits),"
+            " and Step Functions stops a run after 365 days without a failure notification: lower the"
+            " approval timeout or the StoppingCondition of the jobs",
+        )
+    ]
 
 
 def _placeholder_values(item: dict[str, Any], trigger: Trigger, settings: Settings, execution: str) -> dict[str, str]:

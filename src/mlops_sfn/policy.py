@@ -140,7 +140,6 @@ PERMISSIONS: dict[str, list[dict[str, Any]]] = {
             "Resources": _PACKAGES,
         }
     ],
-    "aws-sdk:s3:getObject": [{"Sid": "ReadReport", "Actions": ["s3:GetObject"], "Resources": _BUCKET_OBJECTS}],
     "aws-sdk:s3:copyObject": [
         {"Sid": "CopyBestModel", "Actions": ["s3:GetObject", "s3:PutObject"], "Resources": _BUCKET_OBJECTS}
     ],

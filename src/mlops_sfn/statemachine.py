@@ -170,20 +170,7 @@ def _tuning(b: _Builder, then: str) -> str:
 
 
 def _evaluation(b: _Builder, then: str) -> str:
-    entry = b.task(
-        "Evaluation", "evaluation", _sagemaker_job("evaluation", _job_name("evaluation"), "Read evaluation report")
-    )
-    b.task(
-        "Read evaluation report",
-        "evaluation",
-        {
-            "Resource": f"{SDK}s3:getObject",
-            "Parameters": {"Bucket.$": "$.stages.evaluation.report.Bucket", "Key.$": "$.stages.evaluation.report.Key"},
-            "ResultSelector": {"report.$": "States.StringToJson($.Body)"},
-            "ResultPath": "$.results.evaluation",
-            "Next": "Quality gate?",
-        },
-    )
+    entry = b.task("Evaluation", "evaluation", _sagemaker_job("evaluation", _job_name("evaluation"), "Quality gate?"))
     b.add(
         "Quality gate?",
         {
@@ -192,7 +179,9 @@ def _evaluation(b: _Builder, then: str) -> str:
             "Default": then,
         },
     )
-    # JSONPath cannot follow a metric path held in data, so a small function reads the metric.
+    # JSONPath cannot follow a metric path held in data, so a small function reads the metric. It
+    # reads the report from S3 itself: a report in the state could pass the 256 KiB payload limit,
+    # and States.DataLimitExceeded ends the run uncaught. The state keeps only the verdict.
     b.task(
         "Check quality gate",
         "quality_gate",
@@ -200,7 +189,7 @@ def _evaluation(b: _Builder, then: str) -> str:
             "Resource": LAMBDA,
             "Parameters": {
                 "FunctionName": "${quality_gate_function_arn}",
-                "Payload": {"report.$": "$.results.evaluation.report", "gate.$": "$.quality_gate"},
+                "Payload": {"report.$": "$.stages.evaluation.report", "gate.$": "$.quality_gate"},
             },
             "ResultSelector": {
                 "met.$": "$.Payload.met",
@@ -378,30 +367,58 @@ def _pipeline(b: _Builder) -> None:
             "Branches": [_batch_transform_branch(), _deploy_branch()],
             "ResultSelector": {"batch_transform.$": "$[0]", "deploy.$": "$[1]"},
             "ResultPath": "$.results.serve",
-            # Every Task in a branch catches all errors and ends its branch with StageFailed; what
-            # else could fail there (States.Runtime, States.DataLimitExceeded) no Catch can handle.
-            "Catch": [{"ErrorEquals": ["StageFailed"], "ResultPath": "$.caught", "Next": "Unpack serving failure"}],
-            "Next": "Notify success?",
+            # No Catch: a failing branch would stop its sibling (and its running job), so each branch
+            # catches its own failures and ends with {"failure": ...}; what could still fail here
+            # (States.Runtime, States.DataLimitExceeded) no Catch can handle.
+            "Next": "Serving failed?",
         },
     )
-    # A branch reports its failed stage as JSON in the cause of a StageFailed error.
+    # After both branches: the run fails naming every serving stage that failed, and notifies once.
+    serve = "$.results.serve"
     b.add(
-        "Unpack serving failure",
+        "Serving failed?",
         {
-            "Type": "Pass",
-            "Parameters": {"record.$": "States.StringToJson($.caught.Cause)"},
-            "ResultPath": "$.caught",
-            "Next": "Serving stage failed",
+            "Type": "Choice",
+            "Choices": [
+                {
+                    "And": [
+                        {"Variable": f"{serve}.batch_transform.failure", "IsPresent": True},
+                        {"Variable": f"{serve}.deploy.failure", "IsPresent": True},
+                    ],
+                    "Next": "Both serving stages failed",
+                },
+                *(
+                    {
+                        "Variable": f"{serve}.{stage}.failure",
+                        "IsPresent": True,
+                        "Next": f"{STAGE[stage].title} branch failed",
+                    }
+                    for stage in SERVING
+                ),
+            ],
+            "Default": "Notify success?",
         },
     )
+    for stage in SERVING:
+        b.add(
+            f"{STAGE[stage].title} branch failed",
+            {
+                "Type": "Pass",
+                "InputPath": f"{serve}.{stage}.failure",
+                "ResultPath": "$.failure",
+                "Next": b.failure_target,
+            },
+        )
     b.add(
-        "Serving stage failed",
+        "Both serving stages failed",
         {
             "Type": "Pass",
             "Parameters": {
-                "stage.$": "$.caught.record.stage",
-                "error.$": "$.caught.record.error",
-                "cause.$": "$.caught.record.cause",
+                "stage": ",".join(SERVING),
+                "error": "StagesFailed",
+                "cause.$": "States.Format('batch_transform: {}: {} | deploy: {}: {}', "
+                f"{serve}.batch_transform.failure.error, {serve}.batch_transform.failure.cause, "
+                f"{serve}.deploy.failure.error, {serve}.deploy.failure.cause)",
             },
             "ResultPath": "$.failure",
             "Next": b.failure_target,
@@ -486,15 +503,13 @@ def _pipeline(b: _Builder) -> None:
 
 
 def _branch_failure(b: _Builder) -> None:
-    """Inside a Parallel branch: end the branch with StageFailed, its cause the failure record."""
-    b.add(
-        b.failure_target,
-        {"Type": "Fail", "Error": "StageFailed", "CausePath": "States.JsonToString($.failure)"},
-    )
+    """Inside a Parallel branch: end the branch successfully with its failure record, so that the
+    other branch finishes (a failed branch would stop it)."""
+    b.add(b.failure_target, {"Type": "Pass", "Parameters": {"failure.$": "$.failure"}, "End": True})
 
 
 def _batch_transform_branch() -> dict[str, Any]:
-    b = _Builder("Stop serving: batch transform failed")
+    b = _Builder("End batch transform branch: failed")
     b.add(_run("batch_transform"), _choice("batch_transform", "Batch transform", "No batch transform"))
     b.task(
         "Batch transform",
@@ -508,7 +523,7 @@ def _batch_transform_branch() -> dict[str, Any]:
 
 
 def _deploy_branch() -> dict[str, Any]:
-    b = _Builder("Stop serving: deploy failed")
+    b = _Builder("End deploy branch: failed")
     deploy = "$.stages.deploy"
     b.add(_run("deploy"), _choice("deploy", "Create endpoint config", "No deploy"))
     b.task(

@@ -79,7 +79,9 @@ SCENARIOS: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
         f"{stage} fails": [(tuned() if stage == "tuning" else DEMO, {"answer": "approve", "fail": {stage}})]
         for stage in FAILABLE
     },
+    "both serving stages fail": [(DEMO, {"answer": "approve", "fail": {"batch_transform", "deploy"}})],
     "gate not met": [(DEMO, {"answer": "approve", "metric": 0.9})],
+    "evaluation report above 256 KiB": [(DEMO, {"answer": "approve", "report_bytes": 300 * 1024})],
     "approval rejected": [(DEMO, {"answer": "reject"})],
     "approval timed out": [(DEMO, {})],
     "endpoint created, then updated": [(DEMO, {"answer": "approve"}), (DEMO, {"answer": "approve"})],
@@ -123,6 +125,7 @@ class Outcome:
     reports: list[RunReport]
     endpoints: dict[str, tuple[str, str]]  # name -> status, config
     package_statuses: list[str]
+    transform_jobs: list[str]  # statuses
     keys: set[str]
 
     @property
@@ -155,11 +158,13 @@ def scenario(name: str) -> Outcome:
                 "ModelPackageSummaryList"
             ]
         ]
+        transforms = local.sagemaker.list_transform_jobs()["TransformJobSummaries"]
         objects = local.s3.list_objects_v2(Bucket=local.settings.bucket).get("Contents", [])
     return Outcome(
         reports=reports,
         endpoints={name: (e["EndpointStatus"], e["EndpointConfigName"]) for name, e in endpoints.items()},
         package_statuses=[p["ModelApprovalStatus"] for p in packages],
+        transform_jobs=[t["TransformJobStatus"] for t in transforms],
         keys={o["Key"] for o in objects},
     )
 
@@ -234,13 +239,41 @@ def test_a_failing_stage_fails_the_run_notifies_and_runs_nothing_after_it(stage:
     order = [*STAGES[: STAGES.index("create_model") + 1], "batch_transform", "deploy"]
     if stage == "quality_gate":
         later = order[order.index("register") :]
-    elif stage in ("batch_transform", "deploy"):
-        later = []  # the other serving branch runs in parallel and may finish
+    elif stage in statemachine.SERVING:
+        later = []  # the other serving stage runs beside it: see the test below
     else:
         later = order[order.index(stage) + 1 :]
     assert not {first_task(s) for s in later} & set(report.states)
     if stage != "batch_transform":  # (deploy fails at its first call, before any endpoint exists)
         assert outcome.endpoints == {}
+
+
+def test_each_serving_stage_finishes_when_the_other_fails_and_the_run_then_fails_naming_it() -> None:
+    """In a Parallel, a failing branch stops its sibling: a failed transform must not leave an endpoint
+    update unverified, nor a failed deploy kill a running transform job."""
+    transform_failed, deploy_failed = scenario("batch_transform fails"), scenario("deploy fails")
+    endpoint = DEMO["stages"]["deploy"]["endpoint_name"]
+
+    assert transform_failed.report.error == "batch_transform.States.TaskFailed"  # the job ended Failed
+    assert {"Check endpoint", "Smoke test"} <= set(transform_failed.report.states)
+    assert transform_failed.endpoints[endpoint][0] == "InService"
+
+    assert deploy_failed.report.error == "deploy.SimulatedFailure"
+    assert deploy_failed.transform_jobs == ["Completed"]
+
+    for outcome in (transform_failed, deploy_failed):
+        assert [n["subject"] for n in outcome.report.notifications].count("Pipeline run failed") == 1
+
+
+def test_when_both_serving_stages_fail_the_run_names_both_and_notifies_once() -> None:
+    outcome = scenario("both serving stages fail")
+    assert (outcome.report.status, outcome.report.error) == ("FAILED", "batch_transform,deploy.StagesFailed")
+    failure = outcome.notification("Pipeline run failed")
+    assert failure["failed_stage"] == "batch_transform,deploy"
+    assert (
+        failure["cause"].startswith("batch_transform: States.TaskFailed: ")
+        and " | deploy: SimulatedFailure: " in (failure["cause"])
+    )
 
 
 def test_a_gate_not_met_fails_naming_metric_value_and_threshold_before_anything_is_registered() -> None:
@@ -249,6 +282,14 @@ def test_a_gate_not_met_fails_naming_metric_value_and_threshold_before_anything_
     assert (outcome.report.error, outcome.report.cause) == ("quality_gate.QualityGateNotMet", GATE_MESSAGE)
     assert outcome.notification("Pipeline run failed")["cause"] == GATE_MESSAGE
     assert "Run register?" not in outcome.report.states and outcome.package_statuses == []
+
+
+def test_an_evaluation_report_larger_than_a_state_may_hold_is_read_by_the_gate_not_the_state() -> None:
+    """A state holds at most 256 KiB and States.DataLimitExceeded is not caught by States.ALL: a report
+    in the state would end the run with no failure notification."""
+    outcome = scenario("evaluation report above 256 KiB")
+    assert outcome.report.status == "SUCCEEDED", (outcome.report.error, outcome.report.cause)
+    assert outcome.notification("Pipeline run succeeded")["results"]["quality_gate"]["met"] is True
 
 
 def test_a_gate_met_passes_on_to_register() -> None:
@@ -273,8 +314,9 @@ def test_approval_answers_set_the_model_package_status() -> None:
 def test_the_approval_request_carries_the_token_and_what_the_approver_needs() -> None:
     request = scenario("approval timed out").notification("Model approval requested")
     assert request["task_token"] and request["model_package_arn"].startswith("arn:aws:sagemaker:")
-    assert request["results"]["evaluation"]["report"]["regression_metrics"]["rmse"]["value"] == 0.75
-    assert request["results"]["quality_gate"]["met"] is True
+    gate = request["results"]["quality_gate"]
+    assert gate["met"] is True and gate["value"] == 0.75 and "regression_metrics.rmse.value" in gate["message"]
+    assert "report" not in request["results"]["evaluation"]  # a summary: the report stays in S3
 
 
 def test_an_endpoint_created_by_one_run_is_updated_by_the_next() -> None:

@@ -206,6 +206,16 @@ def test_an_item_naming_an_endpoint_outside_the_deployment_starts_nothing(stack:
     assert stack.executions() == []
 
 
+def test_an_item_whose_run_input_would_be_too_large_starts_nothing(stack: Stack) -> None:
+    values = {f"h{n}": "x" * 2500 for n in range(80)}  # each within SageMaker's limits
+    stack.put_item(edited(load_item(), {"stages.training.request.HyperParameters": values}))
+    with pytest.raises(RejectedEvent) as raised:
+        stack.router().handle(load_event("s3_object_created"), "req-1")
+    (rejection,) = raised.value.rejections
+    assert rejection["field"] == "stages.training" and "262,144" in rejection["reason"]
+    assert stack.executions() == []
+
+
 def test_a_batch_starts_its_valid_triggers_then_rejects_the_rest(stack: Stack) -> None:
     good = load_event("records_legacy")["Records"][0]
     bad = copy.deepcopy(good)

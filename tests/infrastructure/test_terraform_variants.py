@@ -93,7 +93,12 @@ def test_each_role_that_reads_encrypted_data_may_use_that_key_and_no_other(varia
                 actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
                 if any(action.startswith("kms:") for action in actions):
                     allowed[role["RoleName"]] = statement["Resource"]
-    assert set(allowed) == {"mlops-prod-router", "mlops-prod-pipeline", "mlops-prod-sagemaker"}
+    assert set(allowed) == {
+        "mlops-prod-router",
+        "mlops-prod-pipeline",
+        "mlops-prod-sagemaker",
+        "mlops-prod-quality-gate",
+    }
     assert set(allowed.values()) == {variant.key_arn}
 
 

@@ -77,9 +77,16 @@ def test_the_committed_zip_runs_both_handlers_on_its_own(tmp_path: Path) -> None
     script = f"""
 import json, sys
 sys.path.insert(0, {str(task)!r})
+import io, boto3
+class S3:  # the report as S3 would serve it (the zip's own code reads it through boto3)
+    class exceptions:
+        NoSuchKey = KeyError
+    def get_object(self, Bucket, Key):
+        return {{"ContentLength": 13, "Body": io.BytesIO(b'{{"rmse": 0.5}}')}}
+boto3.client = lambda service, **kw: S3()
 import router.handler, quality_gate.handler
-verdict = quality_gate.handler.handler(
-    {{"report": {{"rmse": 0.5}}, "gate": {{"metric": "rmse", "comparison": "less_than", "threshold": 1}}}}, None)
+gate = {{"metric": "rmse", "comparison": "less_than", "threshold": 1}}
+verdict = quality_gate.handler.handler({{"report": {{"Bucket": "b", "Key": "k"}}, "gate": gate}}, None)
 outside = sorted(name for name, module in sys.modules.items()
                  if name.startswith("mlops_sfn")
                  and not (getattr(module, "__file__", "") or "").startswith({str(task)!r}))

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mlops_sfn.plan import EXAMPLE_SETTINGS, Settings, mismatch, plan_execution
+from mlops_sfn.plan import EXAMPLE_SETTINGS, MAX_PLANNED_INPUT_BYTES, SAMPLE_TRIGGER, Settings, mismatch, plan_execution
 from mlops_sfn.problems import InvalidItem
 from mlops_sfn.sagemaker_api import PLACEHOLDER
 from mlops_sfn.stages import STAGES
@@ -120,6 +120,32 @@ def test_endpoints_and_model_package_groups_stay_inside_the_deployments_prefix()
     team = Settings(**{**EXAMPLE_SETTINGS.__dict__, "sagemaker_name_prefix": "demo-dev-"})
     planned = plan_execution(unnamed, trigger, team)["stages"]
     assert planned["deploy"]["endpoint_name"] == "demo-dev-domain-cal-house-price"  # never prefixed twice
+
+
+def oversized() -> dict[str, object]:
+    """Hyperparameters within SageMaker's limits (100 of up to 2,500 characters) that fill a run's input."""
+    values = {f"h{n}": "x" * 2500 for n in range(80)}
+    return edited(load_item(), {"stages.training.request.HyperParameters": values})
+
+
+def test_an_item_whose_run_input_would_pass_the_payload_limit_is_refused_naming_its_largest_block() -> None:
+    """Over 256 KiB a state fails with States.DataLimitExceeded, which no Catch sees: refuse before the run."""
+    with pytest.raises(InvalidItem) as raised:
+        plan_execution(oversized(), SAMPLE_TRIGGER, EXAMPLE_SETTINGS)
+    (problem,) = raised.value.problems
+    assert problem.path == "stages.training"
+    assert f"more than {MAX_PLANNED_INPUT_BYTES}" in problem.message and "262,144" in problem.message
+    assert len(json.dumps(plan_execution(load_item(), SAMPLE_TRIGGER, EXAMPLE_SETTINGS))) < MAX_PLANNED_INPUT_BYTES
+
+
+def test_a_run_that_could_outlast_the_execution_limit_is_refused_at_the_approval_timeout() -> None:
+    """Step Functions ends a run after a year, uncaught: the approval wait plus the stages must fit."""
+    longest = edited(load_item(), {"stages.approval.timeout_hours": 8760})
+    with pytest.raises(InvalidItem) as raised:
+        plan_execution(longest, SAMPLE_TRIGGER, EXAMPLE_SETTINGS)
+    (problem,) = raised.value.problems
+    assert problem.path == "stages.approval.timeout_hours" and "365 days" in problem.message
+    plan_execution(edited(load_item(), {"stages.approval.timeout_hours": 8000}), SAMPLE_TRIGGER, EXAMPLE_SETTINGS)
 
 
 def test_an_image_the_sagemaker_role_may_not_pull_is_refused_naming_its_field() -> None:

@@ -206,3 +206,29 @@ def test_quality_gate_verdict_names_metric_value_and_threshold(report: Any, gate
     assert verdict["met"] is met
     assert words in verdict["message"]
     assert verdict["threshold"] == float(threshold)
+
+
+def test_the_quality_gate_reads_the_report_from_s3_so_no_report_travels_in_the_state() -> None:
+    import boto3
+    from moto import mock_aws
+
+    from mlops_sfn.gate import MAX_REPORT_BYTES, ReportUnreadable, handler
+
+    gate = {"metric": "rmse", "comparison": "less_than", "threshold": 1}
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="mlops-dev-artifacts")
+        put = lambda key, body: s3.put_object(Bucket="mlops-dev-artifacts", Key=key, Body=body)  # noqa: E731
+        put("ok.json", json.dumps({"rmse": 0.5, "padding": "x" * 300_000}))  # larger than a state may hold
+        put("broken.json", "{not json")
+        put("huge.json", b" " * (MAX_REPORT_BYTES + 1))
+        at = lambda key: {"report": {"Bucket": "mlops-dev-artifacts", "Key": key}, "gate": gate}  # noqa: E731
+
+        assert handler(at("ok.json"), None)["met"] is True
+        for key, words in [
+            ("missing.json", "no evaluation report at s3://mlops-dev-artifacts/missing.json"),
+            ("broken.json", "is not JSON"),
+            ("huge.json", "write only the metrics there"),
+        ]:
+            with pytest.raises(ReportUnreadable, match=words):
+                handler(at(key), None)

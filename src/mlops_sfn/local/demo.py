@@ -25,6 +25,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from .. import approval, dynamodb_json, names, preview, statemachine
 from ..stages import STAGES
 from ..statemachine import ROOT
@@ -339,7 +341,7 @@ def report(result: DemoResult, demo: Demo) -> list[str]:
     if isinstance(gate, dict) and gate.get("message"):
         lines.append(f"quality gate: {gate['message']}")
     report_location = result.execution_input.get("stages", {}).get("evaluation", {}).get("report")
-    evaluation = results.get("evaluation", {}).get("report") if isinstance(results.get("evaluation"), dict) else None
+    evaluation = _evaluation_report(demo, report_location) if "evaluation" in results else None
     if isinstance(evaluation, dict):
         metrics = ", ".join(
             f"{name} {value['value']:.4f}"
@@ -357,6 +359,16 @@ def report(result: DemoResult, demo: Demo) -> list[str]:
         image = result.graph.with_suffix(".png")
         lines.append(f"graph: {result.graph}" + (f" and {image}" if image.exists() else " (Mermaid)"))
     return lines
+
+
+def _evaluation_report(demo: Demo, location: dict[str, str] | None) -> Any:
+    """The report the evaluation job wrote (the run's state carries only the gate's verdict)."""
+    if not location:
+        return None
+    try:
+        return json.loads(demo.s3.get_object(Bucket=location["Bucket"], Key=location["Key"])["Body"].read())
+    except (ClientError, ValueError):
+        return None
 
 
 def stage_detail(stage: str, result: Any, execution_input: dict[str, Any], demo: Demo) -> str:

@@ -180,6 +180,7 @@ class LocalRuns:
         answer: str | None = None,
         endpoint: str = "in_service",
         throttle: Iterable[str] = (),
+        report_bytes: int = 0,
     ) -> tuple[str, dict[str, Any]]:
         """Start one run of `item` and return (execution ARN, input) at once; `answer` only sets the approval
         timeout here (None: nobody will answer). Raises InvalidItem as the router would, ValueError for a bad option.
@@ -202,7 +203,9 @@ class LocalRuns:
         not_run = sorted(fail - runs)
         if not_run:
             raise ValueError(f"--fail {', '.join(not_run)}: not a stage this item runs ({self._running(runs)})")
-        self.local.sagemaker.runner = SimulatedJobs.for_execution(self.s3, execution_input, fail & _JOB_STAGES, metric)
+        self.local.sagemaker.runner = SimulatedJobs.for_execution(
+            self.s3, execution_input, fail & _JOB_STAGES, metric, report_bytes
+        )
         self.local.sagemaker.endpoint_outcome = endpoint
         self.local.fail_states = {self._stage_tasks[stage][0]: stage for stage in fail - _JOB_STAGES}
         self.local.throttle = set(throttle)

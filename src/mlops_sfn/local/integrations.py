@@ -10,7 +10,11 @@ moto picks a Task's service integration with `state_task_service_for(service_nam
 - Tasks without Parameters send their effective input, as on AWS;
 - on every Task: the failure a caller asked for (`Local.fail_states`), raised before the call, and
   the throttling of an API (`Local.throttle`), reported under the error name its integration uses;
-- aws-sdk error names as Step Functions spells them (moto lowercases the service).
+- aws-sdk error names as Step Functions spells them (moto lowercases the service);
+- AWS's refusals moto lacks: `States.ALL` catches and retries neither `States.DataLimitExceeded`
+  nor `States.Runtime`, and StartExecution refuses an input above 262,144 bytes. (moto already
+  fails a state whose output or task result exceeds 256 KiB, and a failing Parallel branch already
+  stops its siblings.)
 Retry intervals are shortened by `retry_sleep_scale`, and Wait states by `wait_scale`, since moto's
 interpreter really sleeps.
 moto's interpreter runs states in its own threads, so the active run is a module global.
@@ -29,8 +33,10 @@ from typing import Any, cast
 
 from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
+from moto.stepfunctions.exceptions import ValidationException
 from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
     FailureEvent,
     FailureEventException,
@@ -54,6 +60,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 )
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
 from ..statemachine import SDK_SERVICES
 from .sagemaker import ACTIONS, JOBS, JobFailed, LocalSageMaker
@@ -309,6 +316,40 @@ def _scaled_wait(self: Any, env: Any, wait_seconds: int) -> None:
     _WAIT(self, env, int(wait_seconds * scale))
 
 
+# "States.ALL ... can't catch the States.DataLimitExceeded terminal error or the Runtime error
+# types" ("Handling errors in Step Functions workflows", Step Functions guide, Error names); moto's
+# States.ALL matches them, so a Catch would hide a failure that ends the execution on AWS.
+UNCATCHABLE = ("States.DataLimitExceeded", "States.Runtime")
+_MATCH = ErrorEqualsDecl._eval_body
+
+
+def _match_but_uncatchable(self: Any, env: Any) -> None:
+    error = env.stack[-1]
+    if getattr(error, "error_name", None) in UNCATCHABLE and error not in self.error_names:
+        env.stack.pop()
+        env.stack.append(False)  # only a Catch or Retry that names it could match it
+        return
+    _MATCH(self, env)
+
+
+# StartExecution's input: "Length Constraints: Maximum length of 262144", in bytes of its UTF-8
+# encoding (Step Functions API reference, StartExecution); moto accepts any size.
+MAX_INPUT_BYTES = 262_144
+_START = StepFunctionsParserBackend.start_execution
+
+
+def _start_within_limit(
+    self: Any, state_machine_arn: str, name: Any = None, execution_input: Any = None, **rest: Any
+) -> Any:
+    size = len((execution_input or "").encode("utf-8"))
+    if size > MAX_INPUT_BYTES:
+        raise ValidationException(
+            f"1 validation error detected: Value at 'input' failed to satisfy constraint: "
+            f"Member must have length less than or equal to {MAX_INPUT_BYTES} (it has {size} bytes)"
+        )
+    return _START(self, state_machine_arn, name, execution_input, **rest)
+
+
 @contextmanager
 def installed(local: Local) -> Iterator[Local]:
     """Wire moto's interpreter to `local` for the duration (one run at a time per process)."""
@@ -319,11 +360,15 @@ def installed(local: Local) -> Iterator[Local]:
     _FACTORY.state_task_service_for = _service_for
     _RETRIER.time = _ScaledClock()
     WaitFunction._wait_interval = _scaled_wait  # type: ignore[method-assign]
+    ErrorEqualsDecl._eval_body = _match_but_uncatchable  # type: ignore[method-assign]
+    StepFunctionsParserBackend.start_execution = _start_within_limit  # type: ignore[method-assign,assignment]
     try:
         yield local
     finally:
         _FACTORY.state_task_service_for = _ORIGINAL
         _RETRIER.time = time
         WaitFunction._wait_interval = _WAIT  # type: ignore[method-assign]
+        ErrorEqualsDecl._eval_body = _MATCH  # type: ignore[method-assign]
+        StepFunctionsParserBackend.start_execution = _START  # type: ignore[method-assign]
         _ACTIVE = None
         _LOCK.release()

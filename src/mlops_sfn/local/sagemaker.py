@@ -276,9 +276,9 @@ class SimulatedJobs:
 
     @classmethod
     def for_execution(
-        cls, s3: Any, execution_input: dict[str, Any], fail: set[str], metric: float | None
+        cls, s3: Any, execution_input: dict[str, Any], fail: set[str], metric: float | None, report_bytes: int = 0
     ) -> SimulatedJobs:
-        """Failures and the evaluation report for this execution's job names."""
+        """Failures and the evaluation report (padded to at least `report_bytes`) for this execution's job names."""
         jobs = cls(s3)
         for stage, block in execution_input["stages"].items():
             name = block.get("request", {}).get(NAME_FIELDS.get(stage, ""))
@@ -289,6 +289,8 @@ class SimulatedJobs:
         evaluation = execution_input["stages"].get("evaluation")
         if evaluation:
             report = simulated_report(execution_input.get("quality_gate"), metric)
+            if report_bytes:
+                report["per_row_errors"] = [0.0] * (report_bytes // 5)  # "0.0, " each
             location = evaluation["report"]
             jobs.reports[evaluation["request"]["ProcessingJobName"]] = (location["Bucket"], location["Key"], report)
         return jobs

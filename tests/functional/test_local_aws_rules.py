@@ -1,0 +1,134 @@
+"""Step Functions rules the local AWS must keep, refusals included, each on a small definition.
+
+A local AWS more permissive than AWS proves nothing: each test fails if the local AWS stops
+refusing what AWS refuses. The SageMaker endpoint rules are in test_local_runs.py.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from mlops_sfn.local.harness import LocalRuns
+from mlops_sfn.local.integrations import MAX_INPUT_BYTES
+
+pytestmark = pytest.mark.functional
+
+FUNCTION = "arn:aws:lambda:us-east-1:123456789012:function:mlops-dev-rules"
+
+
+@pytest.fixture(scope="module")
+def local() -> Iterator[LocalRuns]:
+    with LocalRuns() as runs:
+        yield runs
+
+
+def execute(
+    local: LocalRuns, definition: dict[str, Any], answer: Any = None, function: Any = None
+) -> tuple[dict[str, Any], list[str]]:
+    """Run `definition` with a function that answers `answer` (or is `function`); the execution's
+    description and the states entered."""
+    local.local.functions = {FUNCTION: function or (lambda event, context: answer)}
+    name = f"rules-{time.monotonic_ns()}"
+    arn = local.sfn.create_state_machine(
+        name=name, definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/mlops-dev-states"
+    )["stateMachineArn"]
+    execution = local.sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
+    for _ in range(400):
+        described = local.sfn.describe_execution(executionArn=execution)
+        if described["status"] != "RUNNING":
+            break
+        time.sleep(0.025)
+    events = local.sfn.get_execution_history(executionArn=execution)["events"]
+    return described, [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+
+
+def invoke(then: dict[str, Any]) -> dict[str, Any]:
+    """A Lambda task that catches everything it can."""
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": FUNCTION, "Payload": {}},
+        "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 2}],
+        "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}],
+        **then,
+    }
+
+
+CAUGHT = {"Caught": {"Type": "Pass", "End": True}}
+
+
+def test_states_all_does_not_catch_a_task_result_above_256_kib(local: LocalRuns) -> None:
+    """States.DataLimitExceeded is terminal: "States.ALL ... can't catch" it (Step Functions guide,
+    Handling errors)."""
+    definition = {"StartAt": "Big result", "States": {"Big result": invoke({"End": True}), **CAUGHT}}
+    described, entered = execute(local, definition, answer="x" * (256 * 1024))
+    assert (described["status"], described.get("error")) == ("FAILED", "States.DataLimitExceeded")
+    assert "Caught" not in entered
+    assert entered.count("Big result") == 1  # not retried either
+
+    small, entered = execute(local, definition, answer="x" * 1024)
+    assert small["status"] == "SUCCEEDED" and "Caught" not in entered
+
+
+def test_states_all_does_not_catch_a_runtime_error(local: LocalRuns) -> None:
+    """A path that selects nothing is a States.Runtime error, which no States.ALL catches."""
+    definition = {
+        "StartAt": "Bad path",
+        "States": {"Bad path": invoke({"ResultSelector": {"v.$": "$.Payload.absent"}, "End": True}), **CAUGHT},
+    }
+    described, entered = execute(local, definition, answer={"present": 1})
+    assert (described["status"], described.get("error")) == ("FAILED", "States.Runtime")
+    assert "Caught" not in entered
+
+
+def test_a_catch_that_names_an_error_still_catches_it(local: LocalRuns) -> None:
+    """The rule above changes States.ALL only: a function's own errors are caught as before."""
+
+    def fails(event: Any, context: Any) -> Any:
+        raise RuntimeError("no")
+
+    definition = {"StartAt": "Fails", "States": {"Fails": invoke({"End": True}), **CAUGHT}}
+    described, entered = execute(local, definition, function=fails)
+    assert described["status"] == "SUCCEEDED" and "Caught" in entered
+
+
+def test_a_failing_parallel_branch_stops_its_sibling(local: LocalRuns) -> None:
+    """ "If any branch fails ... Step Functions stops all other branches" (Parallel state, Step
+    Functions guide): the framework's serving branches therefore never fail."""
+    definition = {
+        "StartAt": "Both",
+        "States": {
+            "Both": {
+                "Type": "Parallel",
+                "Branches": [
+                    {"StartAt": "Fail now", "States": {"Fail now": {"Type": "Fail", "Error": "Broken"}}},
+                    {
+                        "StartAt": "Wait a little",
+                        "States": {
+                            "Wait a little": {"Type": "Wait", "Seconds": 1, "Next": "Sibling went on"},
+                            "Sibling went on": {"Type": "Pass", "End": True},
+                        },
+                    },
+                ],
+                "End": True,
+            }
+        },
+    }
+    described, entered = execute(local, definition)
+    assert (described["status"], described.get("error")) == ("FAILED", "Broken")
+    assert "Sibling went on" not in entered
+
+
+def test_an_execution_input_above_262144_bytes_is_refused(local: LocalRuns) -> None:
+    arn = local.state_machine_arn
+    padding = "é" * ((MAX_INPUT_BYTES - 20) // 2 + 10)  # two bytes each in UTF-8: over the limit in bytes
+    with pytest.raises(ClientError) as refused:
+        local.sfn.start_execution(stateMachineArn=arn, input=json.dumps({"p": padding}, ensure_ascii=False))
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert "262144" in refused.value.response["Error"]["Message"]
