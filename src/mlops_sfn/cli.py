@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from . import approval, bounds, dynamodb_json, generated, importers, preview, statemachine
 from .item import ItemFileError, check_unique, item_files, load_item_file
-from .local.sagemaker import ENDPOINT_OUTCOMES, FAILABLE
+from .local.sagemaker import ENDPOINT_OUTCOMES, EXISTING_ENDPOINT, FAILABLE
 from .plan import EXAMPLE_SETTINGS, Settings, check_with_sample, mismatch, plan_execution
 from .problems import InvalidItem, Problem
 from .triggers import InvalidEvent, Trigger, parse_event
@@ -86,7 +86,14 @@ def _parser() -> argparse.ArgumentParser:
         help="what the endpoint does after create/update: "
         + "; ".join(f"{name}: {meaning}" for name, meaning in ENDPOINT_OUTCOMES.items()),
     )
-    run.add_argument("--json", action="store_true", help="print the report as JSON")
+    run.add_argument(
+        "--existing-endpoint",
+        choices=list(EXISTING_ENDPOINT),
+        default="none",
+        help="the item's endpoint before the run: "
+        + "; ".join(f"{name}: {meaning}" for name, meaning in EXISTING_ENDPOINT.items()),
+    )
+    run.add_argument("--json", action="store_true", help="print the report as JSON (with each stage's outcome)")
     local_commands.add_parser(
         "up", help="start a local AWS and apply the framework's Terraform into it (state in .mlops-local/)"
     )
@@ -185,7 +192,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "generate":
             return generate(args.check)
         if args.command == "local" and args.local_command == "run":
-            return local_run(args.item, args.fail, args.metric, args.answer, args.endpoint, args.json, args.throttle)
+            return local_run(
+                args.item,
+                args.fail,
+                args.metric,
+                args.answer,
+                args.endpoint,
+                args.json,
+                args.throttle,
+                args.existing_endpoint,
+            )
         if args.command == "local":
             return local_stack(args)
         if args.command == "replay":
@@ -376,6 +392,7 @@ def local_run(
     endpoint: str,
     as_json: bool,
     throttle: list[str] | None = None,
+    existing_endpoint: str | None = None,
 ) -> int:
     item = _read_item(item_path)
     if item is None:
@@ -388,7 +405,13 @@ def local_run(
     try:
         with LocalRuns() as local:
             report = local.run(
-                item, fail=fail, metric=metric, answer=answer, endpoint=endpoint, throttle=throttle or []
+                item,
+                fail=fail,
+                metric=metric,
+                answer=answer,
+                endpoint=endpoint,
+                throttle=throttle or [],
+                existing_endpoint=existing_endpoint,
             )
     except InvalidItem as error:
         _print_problems(item_path, error.problems)
@@ -404,6 +427,7 @@ def local_run(
         )
         if report.error:
             print(f"error: {report.error}\ncause: {_short_cause(report.cause)}")
+        print("stages: " + ", ".join(f"{stage} {outcome}" for stage, outcome in report.stages.items()))
         print("states: " + " -> ".join(report.states))
         for note in report.notifications:
             print(f"notification [{note['topic']}] {note['subject']}: {json.dumps(note['message'])}")

@@ -20,6 +20,7 @@ from .triggers import Trigger, completes_upload
 EXECUTION_INPUT_VERSION = 1
 ENDPOINT_WAIT_SECONDS = 30
 ENDPOINT_PROVISIONING_SECONDS = 3600  # SageMaker's own limit for an endpoint to come up
+VARIANT_NAME = "AllTraffic"
 
 # Step Functions carries at most 262,144 bytes (UTF-8) in an execution's input and in each state's
 # input and output ("Step Functions service quotas"); over it, States.DataLimitExceeded ends the run
@@ -252,7 +253,7 @@ def _deploy_input(item: dict[str, Any], execution: str, name_prefix: str) -> dic
             "EndpointConfigName": config_name,
             "ProductionVariants": [
                 {
-                    "VariantName": "AllTraffic",
+                    "VariantName": VARIANT_NAME,
                     "ModelName": model,
                     "InstanceType": block.get("instance_type", stages.DEFAULT_INSTANCE_TYPE),
                     "InitialInstanceCount": block.get("instance_count", 1),
@@ -261,6 +262,7 @@ def _deploy_input(item: dict[str, Any], execution: str, name_prefix: str) -> dic
         },
         "strategy": block.get("strategy", "all_at_once"),
     }
+    result["alarms"] = endpoint_alarms(result["endpoint_name"], block.get("alarms", {}))
     if result["strategy"] == "blue_green":
         bake = block.get("bake_minutes", 5) * 60
         config: dict[str, Any] = {
@@ -269,8 +271,11 @@ def _deploy_input(item: dict[str, Any], execution: str, name_prefix: str) -> dic
                 "TerminationWaitInSeconds": bake,
             }
         }
-        if block.get("rollback_alarms"):
-            config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": a} for a in block["rollback_alarms"]]}
+        # The framework's own alarms first, then the item's (checked to exist before the update).
+        rollback = [alarm["AlarmName"] for alarm in result["alarms"].values()] + block.get("rollback_alarms", [])
+        config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": name} for name in rollback]}
+        result["rollback_alarms"] = rollback
+        result["rollback_alarm_count"] = len(rollback)
         result["deployment_config"] = config
     if "smoke_test" in block:
         result["smoke_test"] = {"content_type": "text/csv"} | block["smoke_test"]
@@ -287,6 +292,36 @@ def _deploy_input(item: dict[str, Any], execution: str, name_prefix: str) -> dic
     result["wait_seconds"] = ENDPOINT_WAIT_SECONDS
     result["max_checks"] = -(-budget // ENDPOINT_WAIT_SECONDS)
     return result
+
+
+def endpoint_alarms(endpoint: str, thresholds: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """The PutMetricAlarm requests of the alarms created for every endpoint the framework deploys
+    (metrics of SageMaker's AWS/SageMaker namespace, per endpoint and variant)."""
+
+    def alarm(suffix: str, metric: str, statistic: str, threshold: int, minutes: int, what: str) -> dict[str, Any]:
+        return {
+            "AlarmName": f"{endpoint}-{suffix}",
+            "AlarmDescription": f"mlops-sfn: {what} on endpoint {endpoint}; rolls a blue/green update back",
+            "Namespace": "AWS/SageMaker",
+            "MetricName": metric,
+            "Dimensions": [
+                {"Name": "EndpointName", "Value": endpoint},
+                {"Name": "VariantName", "Value": VARIANT_NAME},
+            ],
+            "Statistic": statistic,
+            "Period": 60,
+            "EvaluationPeriods": minutes,
+            "Threshold": threshold,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "TreatMissingData": "notBreaching",  # no traffic is not a failure
+        }
+
+    errors, latency_ms = thresholds.get("errors_5xx", 1), thresholds.get("model_latency_ms", 1000)
+    return {
+        "errors": alarm("5xx-errors", "Invocation5XXErrors", "Sum", errors, 1, f"{errors}+ 5xx errors a minute"),
+        # ModelLatency is in microseconds.
+        "latency": alarm("model-latency", "ModelLatency", "Average", latency_ms * 1000, 3, f"latency {latency_ms}+ ms"),
+    }
 
 
 def fill(value: Any, values: Mapping[str, str]) -> Any:
@@ -307,7 +342,12 @@ def _check_reach(blocks: dict[str, Any], prefix: str) -> list[Problem]:
     if "register" in blocks:
         named.append(("stages.register.model_package_group", blocks["register"]["request"]["ModelPackageGroupName"]))
     if "deploy" in blocks:
-        named.append(("stages.deploy.endpoint_name", blocks["deploy"]["endpoint_name"]))
+        deploy = blocks["deploy"]
+        named.append(("stages.deploy.endpoint_name", deploy["endpoint_name"]))
+        own = {alarm["AlarmName"] for alarm in deploy["alarms"].values()}  # named after the endpoint
+        named += [
+            ("stages.deploy.rollback_alarms", name) for name in deploy.get("rollback_alarms", []) if name not in own
+        ]
     return [
         Problem(
             path,

@@ -71,6 +71,10 @@ _GROUPS = [f"{_SAGEMAKER}:model-package-group/{_SCOPED}"]
 _PACKAGES = [f"{_SAGEMAKER}:model-package/{_SCOPED}"]  # model-package/<group>/<version>
 _CONFIGS = _named("deploy")
 _BUCKET_OBJECTS = ["arn:${partition}:s3:::${bucket}/*"]
+# The endpoint's alarms start with its name, so with the prefix; alarms an item names must too.
+# (DescribeAlarms scoped narrower than "*" returns metric alarms only: CloudWatch API reference.)
+_ALARMS = ["arn:${partition}:cloudwatch:${region}:${account_id}:alarm:" + _SCOPED]
+_READ_ALARMS = {"Sid": "ReadRollbackAlarms", "Actions": ["cloudwatch:DescribeAlarms"], "Resources": _ALARMS}
 
 # Task resource (after arn:aws:states:::) -> the statements it needs.
 PERMISSIONS: dict[str, list[dict[str, Any]]] = {
@@ -108,8 +112,13 @@ PERMISSIONS: dict[str, list[dict[str, Any]]] = {
         }
     ],
     "sagemaker:updateEndpoint": [
-        {"Sid": "UpdateEndpoint", "Actions": ["sagemaker:UpdateEndpoint"], "Resources": _ENDPOINTS + _CONFIGS}
+        {"Sid": "UpdateEndpoint", "Actions": ["sagemaker:UpdateEndpoint"], "Resources": _ENDPOINTS + _CONFIGS},
+        _READ_ALARMS,  # a blue/green update with auto-rollback reads its alarms as the caller
     ],
+    "aws-sdk:cloudwatch:putMetricAlarm": [
+        {"Sid": "EndpointAlarms", "Actions": ["cloudwatch:PutMetricAlarm"], "Resources": _ALARMS}
+    ],
+    "aws-sdk:cloudwatch:describeAlarms": [_READ_ALARMS],
     "aws-sdk:sagemaker:describeEndpoint": [
         {"Sid": "DescribeEndpoint", "Actions": ["sagemaker:DescribeEndpoint"], "Resources": _ENDPOINTS}
     ],

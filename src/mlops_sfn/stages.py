@@ -140,7 +140,7 @@ def defaults(stage: str, item: dict[str, Any]) -> dict[str, Any]:
         return {
             "ModelPackageGroupName": model_package_group(item),
             "InferenceSpecification": {
-                "Containers": [{"Image": "{image}"}],
+                "Containers": _serving_containers(item),
                 "SupportedContentTypes": ["text/csv"],
                 "SupportedResponseMIMETypes": ["text/csv"],
             },
@@ -159,6 +159,19 @@ def defaults(stage: str, item: dict[str, Any]) -> dict[str, Any]:
             "TransformResources": {"InstanceCount": 1, "InstanceType": DEFAULT_INSTANCE_TYPE},
         }
     return {}
+
+
+# What a model package container shares with a model's container (CreateModelPackage's
+# ModelPackageContainerDefinition and CreateModel's ContainerDefinition).
+_PACKAGE_CONTAINER_FIELDS = ("Image", "Environment", "ContainerHostname")
+
+
+def _serving_containers(item: dict[str, Any]) -> list[dict[str, Any]]:
+    """The package is registered with the containers the model is created with (image and
+    environment, e.g. SAGEMAKER_PROGRAM), so that it deploys from the registry as it does here."""
+    model = merge(defaults("create_model", item), item.get("stages", {}).get("create_model", {}).get("request", {}))
+    containers = model["Containers"] if "Containers" in model else [model["PrimaryContainer"]]
+    return [{key: c[key] for key in _PACKAGE_CONTAINER_FIELDS if key in c} for c in containers]
 
 
 def merged_request(stage: str, item: dict[str, Any], execution: str) -> dict[str, Any]:

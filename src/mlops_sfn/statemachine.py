@@ -34,7 +34,12 @@ LAMBDA = "arn:aws:states:::lambda:invoke"
 # Step Functions names an AWS SDK integration's errors <Service>.<Error>Exception, the service in
 # PascalCase; errors the service's API does not model (throttling, 5xx, validation) become
 # <Service>.<Service>Exception ("Using AWS SDK service integrations", Step Functions guide).
-SDK_SERVICES = {"sagemaker": "SageMaker", "s3": "S3", "sagemakerruntime": "SageMakerRuntime"}
+SDK_SERVICES = {
+    "sagemaker": "SageMaker",
+    "s3": "S3",
+    "sagemakerruntime": "SageMakerRuntime",
+    "cloudwatch": "CloudWatch",
+}
 
 # API errors worth another attempt, as each integration type reports them: throttling, capacity
 # quotas, 5xx. A job that ran and failed (States.TaskFailed) is not retried: its cause goes to the
@@ -534,7 +539,54 @@ def _deploy_branch() -> dict[str, Any]:
             "InputPath": f"{deploy}.endpoint_config_request",
             "ResultSelector": {"wait": {"count": 0}},
             "ResultPath": "$.results.deploy",
-            "Next": "Find endpoint",
+            "Next": "Put errors alarm",
+        },
+    )
+    # The endpoint's alarms, created or updated (PutMetricAlarm does both) before the endpoint
+    # changes: a blue/green update rolls back on them, and they must exist when it starts.
+    for alarm, then in (("errors", "Put latency alarm"), ("latency", "Rollback alarms?")):
+        b.task(
+            f"Put {alarm} alarm",
+            "deploy",
+            {
+                "Resource": f"{SDK}cloudwatch:putMetricAlarm",
+                "InputPath": f"{deploy}.alarms.{alarm}",
+                "ResultPath": None,
+                "Next": then,
+            },
+        )
+    b.add(
+        "Rollback alarms?",
+        {
+            "Type": "Choice",
+            "Choices": [{"Variable": f"{deploy}.rollback_alarms", "IsPresent": True, "Next": "Find rollback alarms"}],
+            "Default": "Find endpoint",
+        },
+    )
+    # Alarms the item names must exist: SageMaker cannot roll back on an alarm that is not there.
+    b.task(
+        "Find rollback alarms",
+        "deploy",
+        {
+            "Resource": f"{SDK}cloudwatch:describeAlarms",
+            "Parameters": {"AlarmNames.$": f"{deploy}.rollback_alarms", "AlarmTypes": ["MetricAlarm"]},
+            "ResultSelector": {"found.$": "States.ArrayLength($.MetricAlarms)"},
+            "ResultPath": "$.results.deploy.rollback_alarms",
+            "Next": "All rollback alarms exist?",
+        },
+    )
+    b.add(
+        "All rollback alarms exist?",
+        {
+            "Type": "Choice",
+            "Choices": [
+                {
+                    "Variable": "$.results.deploy.rollback_alarms.found",
+                    "NumericEqualsPath": f"{deploy}.rollback_alarm_count",
+                    "Next": "Find endpoint",
+                }
+            ],
+            "Default": "Rollback alarm missing",
         },
     )
     # The endpoint's state decides (SageMaker API reference, DescribeEndpoint): none yet, create
@@ -693,6 +745,13 @@ def _deploy_branch() -> dict[str, Any]:
         },
     )
     for name, error, cause in [
+        (
+            "Rollback alarm missing",
+            "RollbackAlarmMissing",
+            "States.Format('Endpoint {}: only {} of its rollback alarms {} exist: create the missing ones "
+            "or remove them from stages.deploy.rollback_alarms', $.stages.deploy.endpoint_name, "
+            "$.results.deploy.rollback_alarms.found, States.JsonToString($.stages.deploy.rollback_alarms))",
+        ),
         ("Endpoint failed", "EndpointFailed", "States.Format('Endpoint {} is Failed', $.stages.deploy.endpoint_name)"),
         (
             "Endpoint not updatable",

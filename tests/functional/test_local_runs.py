@@ -14,18 +14,20 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+import boto3
 import pytest
 
 from mlops_sfn import cli, policy, statemachine
 from mlops_sfn.local.harness import THROTTLEABLE, LocalRuns, RunReport
 from mlops_sfn.local.sagemaker import FAILABLE
 from mlops_sfn.stages import STAGES
-from tests.conftest import load_item
+from tests.conftest import edited, load_item
 
 pytestmark = pytest.mark.functional
 
 DEMO = load_item()  # every stage but tuning: training is its model source
 EXISTING_MODEL = "existing-house-price-model"
+TEAM_ALARM = "mlops-dev-team-errors"  # an alarm of the user's, present in every scenario's account
 GATE_MESSAGE = "quality gate not met: regression_metrics.rmse.value = 0.9 (required <= 0.75)"
 
 
@@ -79,6 +81,14 @@ SCENARIOS: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
         f"{stage} fails": [(tuned() if stage == "tuning" else DEMO, {"answer": "approve", "fail": {stage}})]
         for stage in FAILABLE
     },
+    "rollback alarm missing": [
+        (edited(DEMO, {"stages.deploy.rollback_alarms": ["mlops-dev-gone"]}), {"answer": "approve"})
+    ],
+    "rollback alarm present": [(edited(DEMO, {"stages.deploy.rollback_alarms": [TEAM_ALARM]}), {"answer": "approve"})],
+    **{
+        f"existing endpoint {state}": [(DEMO, {"answer": "approve", "existing_endpoint": state})]
+        for state in ("in_service", "failed", "updating")
+    },
     "both serving stages fail": [(DEMO, {"answer": "approve", "fail": {"batch_transform", "deploy"}})],
     "gate not met": [(DEMO, {"answer": "approve", "metric": 0.9})],
     "evaluation report above 256 KiB": [(DEMO, {"answer": "approve", "report_bytes": 300 * 1024})],
@@ -126,6 +136,7 @@ class Outcome:
     endpoints: dict[str, tuple[str, str]]  # name -> status, config
     package_statuses: list[str]
     transform_jobs: list[str]  # statuses
+    alarms: dict[str, dict[str, Any]]  # name -> as DescribeAlarms shows it
     keys: set[str]
 
     @property
@@ -145,6 +156,17 @@ def scenario(name: str) -> Outcome:
             ExecutionRoleArn=local.settings.sagemaker_role_arn,
             PrimaryContainer={"Image": local.settings.default_image_uri},
         )
+        cloudwatch = boto3.client("cloudwatch", region_name=local.settings.region)
+        cloudwatch.put_metric_alarm(
+            AlarmName=TEAM_ALARM,
+            Namespace="AWS/SageMaker",
+            MetricName="Invocation4XXErrors",
+            Statistic="Sum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=10,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
+        )
         runs = SCENARIOS[name] or throttled_runs(name.removesuffix(" throttled once"))
         reports = [local.run(item, **options) for item, options in runs]
         endpoints = {
@@ -159,12 +181,14 @@ def scenario(name: str) -> Outcome:
             ]
         ]
         transforms = local.sagemaker.list_transform_jobs()["TransformJobSummaries"]
+        alarms = cloudwatch.describe_alarms()["MetricAlarms"]
         objects = local.s3.list_objects_v2(Bucket=local.settings.bucket).get("Contents", [])
     return Outcome(
         reports=reports,
         endpoints={name: (e["EndpointStatus"], e["EndpointConfigName"]) for name, e in endpoints.items()},
         package_statuses=[p["ModelApprovalStatus"] for p in packages],
         transform_jobs=[t["TransformJobStatus"] for t in transforms],
+        alarms={alarm["AlarmName"]: alarm for alarm in alarms if alarm["AlarmName"] != TEAM_ALARM},
         keys={o["Key"] for o in objects},
     )
 
@@ -274,6 +298,58 @@ def test_when_both_serving_stages_fail_the_run_names_both_and_notifies_once() ->
         failure["cause"].startswith("batch_transform: States.TaskFailed: ")
         and " | deploy: SimulatedFailure: " in (failure["cause"])
     )
+
+
+def test_a_deployed_endpoint_gets_its_alarms_and_a_blue_green_update_rolls_back_on_them() -> None:
+    outcome = scenario("all stages, model from training")
+    endpoint = DEMO["stages"]["deploy"]["endpoint_name"]
+    thresholds = {name: alarm["Threshold"] for name, alarm in outcome.alarms.items()}
+    assert thresholds == {f"{endpoint}-5xx-errors": 1, f"{endpoint}-model-latency": 500_000}  # the item's 500 ms
+    for alarm in outcome.alarms.values():
+        assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {
+            "EndpointName": endpoint,
+            "VariantName": "AllTraffic",
+        }
+    assert outcome.report.states.index("Put latency alarm") < outcome.report.states.index("Create endpoint")
+
+
+def test_a_rollback_alarm_the_item_names_must_exist_before_the_endpoint_changes() -> None:
+    missing, present = scenario("rollback alarm missing"), scenario("rollback alarm present")
+    assert (missing.report.status, missing.report.error) == ("FAILED", "deploy.RollbackAlarmMissing")
+    assert "only 2 of its rollback alarms" in missing.report.cause and "mlops-dev-gone" in missing.report.cause
+    assert "Create endpoint" not in missing.report.states and missing.endpoints == {}
+    assert missing.notification("Pipeline run failed")["failed_stage"] == "deploy"
+    assert present.report.status == "SUCCEEDED", (present.report.error, present.report.cause)
+    assert "Find rollback alarms" in present.report.states
+
+
+@pytest.mark.parametrize(
+    ("state", "entered", "status"),
+    [
+        ("in_service", "Update endpoint", "SUCCEEDED"),
+        ("failed", "Delete failed endpoint", "SUCCEEDED"),
+        ("updating", "Wait before finding endpoint", "FAILED"),
+    ],
+)
+def test_a_run_deals_with_the_endpoint_an_earlier_deployment_left(state: str, entered: str, status: str) -> None:
+    report = scenario(f"existing endpoint {state}").report
+    assert entered in report.states and report.status == status, (report.error, report.cause)
+    assert report.stages["deploy"] == ("succeeded" if status == "SUCCEEDED" else "failed")
+
+
+@pytest.mark.parametrize(
+    ("name", "outcomes"),
+    [
+        ("training fails", {"preprocessing": "succeeded", "training": "failed", "evaluation": "not_reached"}),
+        ("gate not met", {"evaluation": "succeeded", "quality_gate": "failed", "register": "not_reached"}),
+        ("both serving stages fail", {"create_model": "succeeded", "batch_transform": "failed", "deploy": "failed"}),
+        ("batch_transform fails", {"batch_transform": "failed", "deploy": "succeeded"}),
+        ("training alone", {"training": "succeeded", "preprocessing": "skipped", "deploy": "skipped"}),
+    ],
+)
+def test_the_report_gives_each_stages_outcome(name: str, outcomes: dict[str, str]) -> None:
+    stages = scenario(name).report.stages
+    assert {stage: stages[stage] for stage in outcomes} == outcomes
 
 
 def test_a_gate_not_met_fails_naming_metric_value_and_threshold_before_anything_is_registered() -> None:
@@ -463,9 +539,14 @@ def test_local_run_command_prints_the_report_and_exits_by_status(capsys: pytest.
     assert cli.main(["local", "run", item, "--approve", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["status"] == "SUCCEEDED" and report["transitions"] == len(report["states"])
+    assert set(report["stages"].values()) == {"succeeded", "skipped"} and report["stages"]["tuning"] == "skipped"
+    assert cli.main(["local", "run", item, "--approve", "--existing-endpoint", "failed", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert "Delete failed endpoint" in report["states"] and report["stages"]["deploy"] == "succeeded"
     assert cli.main(["local", "run", item, "--fail", "training"]) == 1
     out = capsys.readouterr().out
     assert "FAILED" in out and "error: training.States.TaskFailed" in out
+    assert "stages: preprocessing succeeded, training failed, tuning skipped, evaluation not_reached" in out
     assert "cause: AlgorithmError: simulated failure of training" in out
 
 
@@ -477,6 +558,7 @@ def test_every_state_is_entered_by_some_scenario() -> None:
 # --- The role policy against the calls the scenarios made -------------------------------------------
 
 SAGEMAKER_ARN = "arn:aws:sagemaker:us-east-1:123456789012"
+ALARM_ARN = "arn:aws:cloudwatch:us-east-1:123456789012:alarm"
 SAGEMAKER_KINDS = {  # what the optimised integration creates -> (ARN resource type, name field)
     "ProcessingJob": ("processing-job", "ProcessingJobName"),
     "TrainingJob": ("training-job", "TrainingJobName"),
@@ -511,6 +593,8 @@ def needed(details: dict[str, Any], local: dict[str, str]) -> list[tuple[str, st
             calls.append(
                 (f"sagemaker:{verb}Endpoint", f"{SAGEMAKER_ARN}:endpoint-config/{params['EndpointConfigName']}")
             )
+            rollback = params.get("DeploymentConfig", {}).get("AutoRollbackConfiguration", {}).get("Alarms", [])
+            calls += [("cloudwatch:DescribeAlarms", f"{ALARM_ARN}:{alarm['AlarmName']}") for alarm in rollback]
         role = (
             params.get("RoleArn")
             or params.get("ExecutionRoleArn")
@@ -528,6 +612,9 @@ def needed(details: dict[str, Any], local: dict[str, str]) -> list[tuple[str, st
         }
         arn = params["ModelPackageArn"] if resource == "updateModelPackage" else f"{SAGEMAKER_ARN}:{targets[resource]}"
         return [(f"sagemaker:{resource[0].upper()}{resource[1:]}", arn)]
+    if kind == "aws-sdk:cloudwatch":
+        named = [params["AlarmName"]] if resource == "putMetricAlarm" else params["AlarmNames"]
+        return [(f"cloudwatch:{resource[0].upper()}{resource[1:]}", f"{ALARM_ARN}:{name}") for name in named]
     if kind == "aws-sdk:sagemakerruntime":
         return [("sagemaker:InvokeEndpoint", f"{SAGEMAKER_ARN}:endpoint/{params['EndpointName'].lower()}")]
     if kind == "aws-sdk:s3" and resource == "getObject":

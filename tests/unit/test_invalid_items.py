@@ -252,7 +252,7 @@ CASES: list[tuple[str, str, dict[str, Any], str, str]] = [
     (
         "alarms without blue/green",
         "demo",
-        {"stages.deploy.strategy": "all_at_once"},
+        {"stages.deploy.strategy": "all_at_once", "stages.deploy.rollback_alarms": ["mlops-dev-team-alarm"]},
         "stages.deploy.rollback_alarms",
         "blue_green",
     ),

@@ -171,11 +171,31 @@ def test_an_image_the_sagemaker_role_may_not_pull_is_refused_naming_its_field() 
         plan_execution(moved, trigger, allowed)
 
 
-def test_blue_green_deployment_config() -> None:
-    execution_input = plan_execution(load_item(), Trigger(source="manual", run_id="r"), EXAMPLE_SETTINGS)
-    config = execution_input["stages"]["deploy"]["deployment_config"]
-    assert config["AutoRollbackConfiguration"] == {"Alarms": [{"AlarmName": "mlops-dev-cal-house-price-5xx"}]}
+def test_blue_green_rolls_back_on_the_endpoints_own_alarms_then_the_items() -> None:
+    item = edited(load_item(), {"stages.deploy.rollback_alarms": ["mlops-dev-team-errors"]})
+    deploy = plan_execution(item, Trigger(source="manual", run_id="r"), EXAMPLE_SETTINGS)["stages"]["deploy"]
+    names = ["mlops-dev-cal-house-price-5xx-errors", "mlops-dev-cal-house-price-model-latency", "mlops-dev-team-errors"]
+    config = deploy["deployment_config"]
+    assert config["AutoRollbackConfiguration"] == {"Alarms": [{"AlarmName": name} for name in names]}
+    assert (deploy["rollback_alarms"], deploy["rollback_alarm_count"]) == (names, 3)
     assert config["BlueGreenUpdatePolicy"]["TerminationWaitInSeconds"] == 300
+
+
+def test_every_deployed_endpoint_gets_an_errors_and_a_latency_alarm_with_the_items_thresholds() -> None:
+    item = edited(load_item(), {"stages.deploy.strategy": "all_at_once", "stages.deploy.alarms": {"errors_5xx": 5}})
+    deploy = plan_execution(item, Trigger(source="manual", run_id="r"), EXAMPLE_SETTINGS)["stages"]["deploy"]
+    errors, latency = deploy["alarms"]["errors"], deploy["alarms"]["latency"]
+    dimensions = [
+        {"Name": "EndpointName", "Value": "mlops-dev-cal-house-price"},
+        {"Name": "VariantName", "Value": "AllTraffic"},
+    ]
+    assert (errors["MetricName"], errors["Statistic"], errors["Threshold"]) == ("Invocation5XXErrors", "Sum", 5)
+    assert (latency["MetricName"], latency["Threshold"]) == ("ModelLatency", 1000 * 1000)  # microseconds
+    assert errors["Dimensions"] == latency["Dimensions"] == dimensions
+    assert "rollback_alarms" not in deploy and "deployment_config" not in deploy  # all at once: no rollback
+    outside = edited(load_item(), {"stages.deploy.rollback_alarms": ["payments-errors"]})
+    with pytest.raises(InvalidItem, match=r"stages\.deploy\.rollback_alarms: 'payments-errors' is outside"):
+        plan_execution(outside, SAMPLE_TRIGGER, EXAMPLE_SETTINGS)
 
 
 def test_upload_parts_and_other_prefixes_start_nothing() -> None:
@@ -228,3 +248,16 @@ def test_settings_from_environment_name_what_is_missing() -> None:
 def test_malformed_events_are_rejected_with_the_reason(event: object, words: str) -> None:
     with pytest.raises(InvalidEvent, match=words):
         parse_event(event)
+
+
+def test_a_registered_package_carries_the_serving_containers_environment_so_it_deploys_as_registered() -> None:
+    """Without SAGEMAKER_PROGRAM and SAGEMAKER_SUBMIT_DIRECTORY a package deployed from the registry
+    would not find its inference script."""
+    stages = plan_execution(load_item(), SAMPLE_TRIGGER, EXAMPLE_SETTINGS)["stages"]
+    (package,) = stages["register"]["request"]["InferenceSpecification"]["Containers"]
+    model = stages["create_model"]["request"]["PrimaryContainer"]
+    assert package["Environment"] == model["Environment"] and package["Environment"]["SAGEMAKER_PROGRAM"]
+    assert package["Image"] == model["Image"] and package["ModelDataUrl"] == model["ModelDataUrl"]
+    own = edited(load_item(), {"stages.register.request.InferenceSpecification": {"Containers": [{"Image": "x"}]}})
+    planned = plan_execution(own, SAMPLE_TRIGGER, EXAMPLE_SETTINGS)["stages"]["register"]["request"]
+    assert "Environment" not in planned["InferenceSpecification"]["Containers"][0]  # the item's own wins

@@ -29,11 +29,11 @@ from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 from .. import approval, gate, statemachine
 from ..plan import EXAMPLE_SETTINGS, Settings, plan_execution
 from ..policy import task_resources
-from ..stages import OPERATIONS
+from ..stages import OPERATIONS, STAGES
 from ..triggers import Trigger
 from . import inbox
 from .integrations import Local, installed
-from .sagemaker import ENDPOINT_OUTCOMES, FAILABLE, JOBS, LocalSageMaker, SimulatedJobs
+from .sagemaker import ENDPOINT_OUTCOMES, EXISTING_ENDPOINT, FAILABLE, JOBS, LocalSageMaker, SimulatedJobs
 
 REGION = "us-east-1"
 DEFAULT_ACCOUNT_ID = "123456789012"  # the account moto serves by default
@@ -55,6 +55,9 @@ LOCAL_TIMINGS = {
     "unanswered_approval_seconds": 1,  # without --approve/--reject nobody answers: the request times out
 }
 APPROVAL_ANSWERS = ("approve", "reject")
+# A stage's outcome in a report: switched off, ran to its end, failed, started but not ended (the
+# run was stopped or is still going), or switched on but never reached (an earlier stage failed).
+OUTCOMES = ("skipped", "succeeded", "failed", "started", "not_reached")
 # The APIs the definition calls, as `--throttle` names them: "<service>:<action>".
 THROTTLEABLE = tuple(
     sorted(
@@ -81,6 +84,7 @@ class RunReport:
     notifications: list[dict[str, Any]]  # {"topic", "subject", "message"}
     seconds: float
     history: list[dict[str, Any]] = field(repr=False)
+    stages: dict[str, str] = field(default_factory=dict)  # stage (and quality_gate) -> one of OUTCOMES
 
     def as_dict(self) -> dict[str, Any]:
         result = asdict(self)
@@ -181,6 +185,7 @@ class LocalRuns:
         endpoint: str = "in_service",
         throttle: Iterable[str] = (),
         report_bytes: int = 0,
+        existing_endpoint: str | None = None,
     ) -> tuple[str, dict[str, Any]]:
         """Start one run of `item` and return (execution ARN, input) at once; `answer` only sets the approval
         timeout here (None: nobody will answer). Raises InvalidItem as the router would, ValueError for a bad option.
@@ -190,6 +195,8 @@ class LocalRuns:
             raise ValueError(f"answer {answer!r}: use approve, reject or None (nobody answers)")
         if endpoint not in ENDPOINT_OUTCOMES:
             raise ValueError(f"endpoint {endpoint!r}: use one of {', '.join(ENDPOINT_OUTCOMES)}")
+        if existing_endpoint not in (None, *EXISTING_ENDPOINT):
+            raise ValueError(f"existing endpoint {existing_endpoint!r}: use one of {', '.join(EXISTING_ENDPOINT)}")
         unknown_apis = sorted(set(throttle) - set(THROTTLEABLE))
         if unknown_apis:
             raise ValueError(f"--throttle {', '.join(unknown_apis)}: use one of {', '.join(THROTTLEABLE)}")
@@ -209,6 +216,8 @@ class LocalRuns:
         self.local.sagemaker.endpoint_outcome = endpoint
         self.local.fail_states = {self._stage_tasks[stage][0]: stage for stage in fail - _JOB_STAGES}
         self.local.throttle = set(throttle)
+        if existing_endpoint is not None and "deploy" in execution_input["stages"]:
+            self._set_endpoint(execution_input["stages"]["deploy"]["endpoint_name"], existing_endpoint)
         execution = self.sfn.start_execution(
             stateMachineArn=self.state_machine_arn,
             name=execution_input["execution_name"],
@@ -227,6 +236,7 @@ class LocalRuns:
         seconds = round(time.monotonic() - started, 3)
         history = self._history(execution)
         entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+        stages = self._outcomes(execution_input, described, set(entered))
         return RunReport(
             pipeline=execution_input["pipeline"],
             execution_name=execution_input["execution_name"],
@@ -238,7 +248,56 @@ class LocalRuns:
             notifications=self._answered + self._receive("approvals") + self._receive("notifications"),
             seconds=seconds,
             history=history,
+            stages=stages,
         )
+
+    def _outcomes(
+        self, execution_input: dict[str, Any], described: dict[str, Any], entered: set[str]
+    ) -> dict[str, str]:
+        """Each stage's outcome: the run's error names the failed stage(s) ("deploy.EndpointFailed",
+        "batch_transform,deploy.StagesFailed"); every other stage entered in a run that ended
+        ran to its end, since stages follow one another and serving branches end on their own."""
+        error = described.get("error") or ""
+        failed = set(error.split(".")[0].split(",")) if described["status"] == "FAILED" else set()
+        ended = described["status"] in ("SUCCEEDED", "FAILED")
+        switched_on = dict(execution_input["run"])
+        if "quality_gate" in execution_input and switched_on.get("evaluation"):
+            switched_on["quality_gate"] = True
+        outcomes = {}
+        order = [*STAGES[: STAGES.index("evaluation") + 1], "quality_gate", *STAGES[STAGES.index("evaluation") + 1 :]]
+        for stage in order:
+            if not switched_on.get(stage):
+                outcomes[stage] = "skipped"
+            elif stage in failed:
+                outcomes[stage] = "failed"
+            elif self._stage_tasks[stage][0] in entered:
+                outcomes[stage] = "succeeded" if ended else "started"
+            else:
+                outcomes[stage] = "not_reached"
+        if "quality_gate" not in execution_input:
+            del outcomes["quality_gate"]
+        return outcomes
+
+    def _set_endpoint(self, name: str, state: str) -> None:
+        """Put the item's endpoint in `state` (EXISTING_ENDPOINT) before a run, as an earlier
+        deployment could have left it."""
+        backend = sagemaker_backends[DEFAULT_ACCOUNT_ID][self.settings.region]
+        backend.endpoints.pop(name, None)
+        self.local.sagemaker.forget_rollout(name)
+        if state == "none":
+            return
+        model, config = f"{name}-earlier-model", f"{name}-earlier-config"
+        self.sagemaker.create_model(
+            ModelName=model,
+            ExecutionRoleArn=self.settings.sagemaker_role_arn,
+            PrimaryContainer={"Image": self.settings.default_image_uri},
+        )
+        variant = {"VariantName": "AllTraffic", "ModelName": model, "InstanceType": "ml.m5.large"}
+        self.sagemaker.create_endpoint_config(
+            EndpointConfigName=config, ProductionVariants=[{**variant, "InitialInstanceCount": 1}]
+        )
+        self.sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=config)
+        backend.endpoints[name].endpoint_status = {"in_service": "InService", "failed": "Failed"}.get(state, "Updating")
 
     @staticmethod
     def _running(runs: set[str]) -> str:

@@ -245,7 +245,7 @@ class LambdaTask(StateTaskServiceLambda):
 
 
 # How each service says "slow down" (its error code and HTTP status); the integration names it.
-_THROTTLES = {"s3": ("SlowDown", 503), "lambda": ("TooManyRequestsException", 429)}
+_THROTTLES = {"s3": ("SlowDown", 503), "lambda": ("TooManyRequestsException", 429), "cloudwatch": ("Throttling", 400)}
 
 
 def _throttled(api: str) -> ClientError:

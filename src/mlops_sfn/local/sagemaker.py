@@ -35,6 +35,15 @@ ENDPOINT_OUTCOMES = {
     "rolled_back": "an update ends InService on the previous config (a silent rollback)",
 }
 
+# The state the item's endpoint is put in before a run (`--existing-endpoint`); the harness's
+# default, None, leaves it as it is.
+EXISTING_ENDPOINT = {
+    "none": "no endpoint of that name",
+    "in_service": "InService, on an earlier config",
+    "failed": "Failed (only DeleteEndpoint is allowed)",
+    "updating": "Updating, and it stays so",
+}
+
 # What `mlops-sfn local run --fail` accepts: every stage, and the quality-gate check itself.
 FAILABLE = (*STAGES, "quality_gate")
 
@@ -218,6 +227,10 @@ class LocalSageMaker:
         endpoint.endpoint_status = "Updating"
         self._rolling_out[name] = config
         return {"EndpointArn": endpoint.arn}
+
+    def forget_rollout(self, name: str) -> None:
+        """The endpoint's state was set from outside (a run's --existing-endpoint): nothing of ours is rolling out."""
+        self._rolling_out.pop(name, None)
 
     def advance_endpoint(self, name: str, region: str, account: str) -> None:
         """Called before each DescribeEndpoint: a Creating or Updating endpoint settles as endpoint_outcome says."""
