@@ -11,10 +11,10 @@ import boto3
 
 from mlops_sfn import contract
 from mlops_sfn.dynamodb_json import to_typed
+from mlops_sfn.local import REGION
 from mlops_sfn.router import Config, Router
 from tests.conftest import load_event
 
-REGION = "us-east-1"
 TABLE = "mlops-test-pipelines"
 BUCKET = "example-mlops-bucket"  # the bucket the event fixtures name
 ROLE_ARN = "arn:aws:iam::123456789012:role/mlops-test-sagemaker"

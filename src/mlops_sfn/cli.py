@@ -15,6 +15,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import approval, bounds, dynamodb_json, generated, importers, preview, statemachine
+from .executions import failure_reason
 from .item import ItemFileError, check_unique, item_files, load_item_file
 from .local.sagemaker import ENDPOINT_OUTCOMES, EXISTING_ENDPOINT, FAILABLE
 from .plan import EXAMPLE_SETTINGS, Settings, check_with_sample, mismatch, plan_execution
@@ -251,7 +252,7 @@ def validate(paths: list[Path]) -> int:
         try:
             item = load_item_file(file)
         except ItemFileError as error:
-            print(f"{file}: {error}")
+            _problem(f"{file}: {error}")
             failed.add(str(file))
             continue
         problems = check_with_sample(item, _settings())
@@ -260,10 +261,10 @@ def validate(paths: list[Path]) -> int:
             failed.add(str(file))
         loaded.append((str(file), item))
     for source, problem in check_unique(loaded):
-        print(f"{source}: {problem}")
+        _problem(f"{source}: {problem}")
         failed.add(source)
     if failed:
-        print(f"{len(failed)} of {len(files)} file(s) invalid", file=sys.stderr)
+        _problem(f"{len(failed)} of {len(files)} file(s) invalid")
         return 1
     print(f"{len(files)} item(s) valid")
     return 0
@@ -281,7 +282,7 @@ def _read_item(path: Path) -> dict[str, Any] | None:
     try:
         return load_item_file(path)
     except ItemFileError as error:
-        print(f"{path}: {error}")
+        _problem(f"{path}: {error}")
         return None
 
 
@@ -297,16 +298,16 @@ def plan(item_path: Path, event_path: Path | None, as_json: bool, as_graph: bool
         try:
             triggers = parse_event(bounds.read_json(event_path), invocation_id="plan")
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            print(f"{event_path}: not valid JSON: {error}")
+            _problem(f"{event_path}: not valid JSON: {error}")
             return 1
         except bounds.InputRefused as error:
-            print(f"{event_path}: {error}")
+            _problem(f"{event_path}: {error}")
             return 1
         except InvalidEvent as error:
-            print(f"{event_path}: {error}")
+            _problem(f"{event_path}: {error}")
             return 1
         if len(triggers) != 1:
-            print(f"{event_path}: holds {len(triggers)} triggers; plan takes an event with one")
+            _problem(f"{event_path}: holds {len(triggers)} triggers; plan takes an event with one")
             return 1
         trigger = triggers[0]
     try:
@@ -316,7 +317,7 @@ def plan(item_path: Path, event_path: Path | None, as_json: bool, as_graph: bool
         return 1
     reason = mismatch(item, trigger)
     if reason:
-        print(f"{event_path}: this event starts nothing: {reason}")
+        _problem(f"{event_path}: this event starts nothing: {reason}")
         return 1
     if as_json:
         print(json.dumps(execution_input, indent=2))
@@ -327,9 +328,14 @@ def plan(item_path: Path, event_path: Path | None, as_json: bool, as_graph: bool
     return 0
 
 
+def _problem(text: str) -> None:
+    """Every refusal and problem goes to stderr (stdout carries only a command's result)."""
+    print(text, file=sys.stderr)
+
+
 def _print_problems(source: Path, problems: list[Problem]) -> None:
     for problem in problems:
-        print(f"{source}: {problem}")
+        _problem(f"{source}: {problem}")
 
 
 def import_item(kind: str, source: Path, typed: bool) -> int:
@@ -352,22 +358,18 @@ def import_item(kind: str, source: Path, typed: bool) -> int:
                 raise ItemFileError(f"line {error.lineno} column {error.colno}: not valid JSON: {error.msg}") from error
             item, notes = importers.from_reusable_framework(document)
     except RecursionError:
-        print(f"{source}: nested more than {bounds.EVENT_DEPTH} levels deep", file=sys.stderr)
+        _problem(f"{source}: nested more than {bounds.EVENT_DEPTH} levels deep")
         return 1
     except (ItemFileError, bounds.InputRefused, UnicodeDecodeError) as error:
-        print(f"{source}: {error}", file=sys.stderr)
+        _problem(f"{source}: {error}")
         return 1
     for note in notes:
-        print(f"{source}: note: {note}", file=sys.stderr)
+        _problem(f"{source}: note: {note}")
     print(json.dumps(dynamodb_json.to_typed(item) if typed else item, indent=2))
     problems = check_with_sample(item, _settings())
     if problems:
-        print(
-            f"{source}: the imported item is not valid yet; fix these, then run mlops-sfn validate:",
-            file=sys.stderr,
-        )
-        for problem in problems:
-            print(f"{source}: {problem}", file=sys.stderr)
+        _problem(f"{source}: the imported item is not valid yet; fix these, then run mlops-sfn validate:")
+        _print_problems(source, problems)
         return 1
     return 0
 
@@ -426,7 +428,9 @@ def local_run(
             f"{report.transitions} state transitions"
         )
         if report.error:
-            print(f"error: {report.error}\ncause: {_short_cause(report.cause)}")
+            reason = failure_reason(report.cause)
+            more = " (the job's description is in --json)" if reason != report.cause else ""
+            print(f"error: {report.error}\ncause: {reason}{more}")
         print("stages: " + ", ".join(f"{stage} {outcome}" for stage, outcome in report.stages.items()))
         print("states: " + " -> ".join(report.states))
         for note in report.notifications:
@@ -460,16 +464,6 @@ def local_stack(args: argparse.Namespace) -> int:
         return 1
     print("the local AWS keeps running: mlops-sfn local up prints how to reach it, mlops-sfn local down removes it")
     return 0 if result.status == "SUCCEEDED" else 1
-
-
-def _short_cause(cause: str | None) -> str | None:
-    """A failed job's cause is its whole description: show its FailureReason (--json has the rest)."""
-    try:
-        description = json.loads(cause or "")
-    except json.JSONDecodeError:
-        return cause
-    reason = description.get("FailureReason") if isinstance(description, dict) else None
-    return f"{reason} (the job's description is in --json)" if reason else cause
 
 
 def replay_dead_letters(args: argparse.Namespace) -> int:

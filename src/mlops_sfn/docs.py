@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .schema import item_schema
+from .schema import item_schema, resolve
 from .stages import OPERATIONS
 from .statemachine import ROOT
 
@@ -24,12 +24,6 @@ MARKER = re.compile(r"(<!-- generated: (?P<name>[a-z-]+) -->\n)(.*?)(<!-- end: (
 
 
 # --- The item schema ------------------------------------------------------------------------------
-
-
-def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in node:
-        node = schema["$defs"][node["$ref"].rsplit("/", 1)[1]]
-    return node
 
 
 def _type(node: dict[str, Any]) -> str:
@@ -64,7 +58,7 @@ def _allowed(node: dict[str, Any]) -> str:
 def _rows(schema: dict[str, Any], node: dict[str, Any], path: str, rows: list[list[str]]) -> None:
     required = set(node.get("required", []))
     for name, child in node.get("properties", {}).items():
-        field = _resolve(schema, child)
+        field = resolve(child)
         full = f"{path}.{name}" if path else name
         description = field.get("description") or child.get("description", "")
         if path == "stages" and not description:

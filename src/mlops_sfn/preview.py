@@ -4,14 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .gate import COMPARISONS
 from .stages import STAGE, STAGES
-
-_COMPARISONS = {
-    "less_than": "<",
-    "less_than_or_equal": "<=",
-    "greater_than": ">",
-    "greater_than_or_equal": ">=",
-}
 
 
 def stage_summary(stage: str, block: dict[str, Any]) -> str:
@@ -31,7 +25,7 @@ def stage_summary(stage: str, block: dict[str, Any]) -> str:
 
 
 def gate_text(gate: dict[str, Any]) -> str:
-    return f"{gate['metric']} {_COMPARISONS[gate['comparison']]} {gate['threshold']}"
+    return f"{gate['metric']} {COMPARISONS[gate['comparison']][0]} {gate['threshold']}"
 
 
 def text(execution_input: dict[str, Any], enabled: bool) -> str:

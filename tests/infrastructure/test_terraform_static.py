@@ -43,6 +43,23 @@ def test_every_terraform_file_is_formatted() -> None:
     assert result.returncode == 0, f"run `terraform fmt -recursive`:\n{result.stdout}{result.stderr}"
 
 
+def test_every_module_requires_what_the_root_requires() -> None:
+    """One Terraform and provider constraint for the whole stack: a module that admitted other
+    versions than the root would be checked (providers check) against releases users cannot run."""
+    root = (ROOT / "versions.tf").read_text()
+    wanted = {
+        "required_version": re.search(r'required_version = "([^"]+)"', root).group(1),  # type: ignore[union-attr]
+        "aws": re.search(r'version = "([^"]+)"', root.split("aws =", 1)[1]).group(1),  # type: ignore[union-attr]
+    }
+    for module in MODULES:
+        text = (ROOT / "modules" / module / "versions.tf").read_text()
+        found = {
+            "required_version": re.search(r'required_version = "([^"]+)"', text),
+            "aws": re.search(r'version = "([^"]+)"', text.split("aws =", 1)[1]) if "aws =" in text else None,
+        }
+        assert {key: match.group(1) if match else None for key, match in found.items()} == wanted, module
+
+
 @pytest.mark.parametrize("module", [m for m in MODULES if m not in stack.SWAPPED])
 def test_module_is_valid(module: str, tmp_path: Path) -> None:
     folder = shutil.copytree(ROOT / "modules" / module, tmp_path / "modules" / module)

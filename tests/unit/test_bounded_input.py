@@ -119,7 +119,7 @@ def test_validate_of_a_folder_holding_a_fifo_reports_it_and_goes_on(tmp_path: Pa
     os.mkfifo(tmp_path / "x.json")
     (tmp_path / "demo.json").write_text(DEMO_FILE.read_text())
     result = run("validate", tmp_path, timeout=20)
-    assert result.returncode == 1 and "x.json: not a regular file" in result.stdout
+    assert result.returncode == 1 and "x.json: not a regular file" in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -40,7 +40,8 @@ def test_validate_prints_one_line_per_problem(tmp_path: Path) -> None:
     bad = write(tmp_path / "bad.json", edited(load_item(), {"stages.training.run": "Y", "owner": "me"}))
     result = run("validate", bad)
     assert result.returncode == 1
-    lines = result.stdout.splitlines()
+    assert result.stdout == ""  # problems go to stderr, stdout carries only results
+    lines = result.stderr.splitlines()
     assert f"{bad}: owner: unknown field" in lines[0] or f"{bad}: owner: unknown field" in lines[1]
     assert any(line.startswith(f"{bad}: stages.training.run: expected boolean") for line in lines)
     assert "Traceback" not in result.stderr
@@ -61,7 +62,7 @@ def test_validate_prints_one_line_per_problem(tmp_path: Path) -> None:
 def test_validate_never_tracebacks_on_bad_files(tmp_path: Path, content: str, words: str) -> None:
     result = run("validate", write(tmp_path / "item.json", content))
     assert result.returncode == 1
-    assert words in result.stdout
+    assert words in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
 
 
@@ -81,7 +82,7 @@ def test_validate_finds_clashes_between_items(tmp_path: Path) -> None:
     assert result.returncode == 1
     prefix = "'input/demo-dev-domain-cal-house-price/'"
     assert (
-        f"{tmp_path / 'b.json'}: trigger.prefix: {prefix} is also the prefix of {tmp_path / 'a.json'}" in result.stdout
+        f"{tmp_path / 'b.json'}: trigger.prefix: {prefix} is also the prefix of {tmp_path / 'a.json'}" in result.stderr
     )
 
 
@@ -130,13 +131,13 @@ def test_plan_of_an_invalid_item_names_the_field(tmp_path: Path) -> None:
     bad = write(tmp_path / "bad.json", edited(load_item(), {"stages.register.run": False}))
     result = run("plan", bad)
     assert result.returncode == 1
-    assert f"{bad}: stages.approval: needs the register stage" in result.stdout
+    assert f"{bad}: stages.approval: needs the register stage" in result.stderr
 
 
 def test_plan_of_an_event_that_starts_nothing() -> None:
     result = run("plan", DEMO_FILE, "--event", EVENTS / "s3_object_created_part_of_upload.json")
     assert result.returncode == 1
-    assert "this event starts nothing" in result.stdout
+    assert "this event starts nothing" in result.stderr
 
 
 def test_import_aiops() -> None:

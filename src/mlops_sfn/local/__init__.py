@@ -4,3 +4,5 @@
 runner does the work), `integrations.py` plugs that into moto's Step Functions interpreter, and
 `harness.py` runs one item's execution end to end and reports what happened.
 """
+
+REGION = "us-east-1"  # the local AWS serves one region

@@ -28,6 +28,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from .. import approval, dynamodb_json, names, preview, statemachine
+from ..executions import failure_reason
 from ..stages import STAGES
 from ..statemachine import ROOT
 from ..triggers import Trigger
@@ -241,17 +242,6 @@ class Demo:
         return events
 
 
-def short(cause: str | None, limit: int = 300) -> str:
-    """A failed job's cause is its whole description: its FailureReason says what matters."""
-    try:
-        described = json.loads(cause or "")
-    except json.JSONDecodeError:
-        described = None
-    text = described.get("FailureReason", cause) if isinstance(described, dict) else cause
-    text = str(text or "")
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def stage_runs(
     history: list[dict[str, Any]], execution_input: dict[str, Any], definition: dict[str, Any]
 ) -> dict[str, StageRun]:
@@ -329,7 +319,7 @@ def report(result: DemoResult, demo: Demo) -> list[str]:
     results = {**results, **results.get("serve", {})}  # batch transform and deploy run side by side
     lines = [f"execution {result.execution_name}: {result.status} ({result.seconds:.1f} s since the upload began)"]
     if result.error:
-        lines.append(f"  error: {result.error}: {short(result.cause)}")
+        lines.append(f"  error: {result.error}: {failure_reason(result.cause, 300)}")
     lines.append("stages:")
     for stage, run in result.stages.items():
         took = f"{run.seconds:6.1f} s" if run.seconds is not None else " " * 8
@@ -354,7 +344,7 @@ def report(result: DemoResult, demo: Demo) -> list[str]:
     for note in result.notifications:
         message = note["message"]
         text = message.get("error") or message.get("status") if isinstance(message, dict) else str(message)
-        lines.append(f"notification [{note['topic']}] {note['subject']}: {short(str(text))}")
+        lines.append(f"notification [{note['topic']}] {note['subject']}: {failure_reason(str(text), 300)}")
     if result.graph:
         image = result.graph.with_suffix(".png")
         lines.append(f"graph: {result.graph}" + (f" and {image}" if image.exists() else " (Mermaid)"))

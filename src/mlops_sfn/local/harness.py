@@ -27,15 +27,15 @@ from moto.sagemaker.models import sagemaker_backends
 from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 
 from .. import approval, gate, statemachine
+from ..executions import stage_outcomes
 from ..plan import EXAMPLE_SETTINGS, Settings, plan_execution
 from ..policy import task_resources
-from ..stages import OPERATIONS, STAGES
+from ..stages import OPERATIONS
 from ..triggers import Trigger
-from . import inbox
+from . import REGION, inbox
 from .integrations import Local, installed
 from .sagemaker import ENDPOINT_OUTCOMES, EXISTING_ENDPOINT, FAILABLE, JOBS, LocalSageMaker, SimulatedJobs
 
-REGION = "us-east-1"
 DEFAULT_ACCOUNT_ID = "123456789012"  # the account moto serves by default
 PREFIX = "mlops-sfn-local"
 SETTINGS = Settings(
@@ -55,9 +55,6 @@ LOCAL_TIMINGS = {
     "unanswered_approval_seconds": 1,  # without --approve/--reject nobody answers: the request times out
 }
 APPROVAL_ANSWERS = ("approve", "reject")
-# A stage's outcome in a report: switched off, ran to its end, failed, started but not ended (the
-# run was stopped or is still going), or switched on but never reached (an earlier stage failed).
-OUTCOMES = ("skipped", "succeeded", "failed", "started", "not_reached")
 # The APIs the definition calls, as `--throttle` names them: "<service>:<action>".
 THROTTLEABLE = tuple(
     sorted(
@@ -84,7 +81,7 @@ class RunReport:
     notifications: list[dict[str, Any]]  # {"topic", "subject", "message"}
     seconds: float
     history: list[dict[str, Any]] = field(repr=False)
-    stages: dict[str, str] = field(default_factory=dict)  # stage (and quality_gate) -> one of OUTCOMES
+    stages: dict[str, str] = field(default_factory=dict)  # stage (and quality_gate) -> executions.OUTCOMES
 
     def as_dict(self) -> dict[str, Any]:
         result = asdict(self)
@@ -236,7 +233,12 @@ class LocalRuns:
         seconds = round(time.monotonic() - started, 3)
         history = self._history(execution)
         entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
-        stages = self._outcomes(execution_input, described, set(entered))
+        stages = stage_outcomes(
+            execution_input,
+            described["status"],
+            described.get("error"),
+            {stage: tasks[0] in entered for stage, tasks in self._stage_tasks.items()},
+        )
         return RunReport(
             pipeline=execution_input["pipeline"],
             execution_name=execution_input["execution_name"],
@@ -250,33 +252,6 @@ class LocalRuns:
             history=history,
             stages=stages,
         )
-
-    def _outcomes(
-        self, execution_input: dict[str, Any], described: dict[str, Any], entered: set[str]
-    ) -> dict[str, str]:
-        """Each stage's outcome: the run's error names the failed stage(s) ("deploy.EndpointFailed",
-        "batch_transform,deploy.StagesFailed"); every other stage entered in a run that ended
-        ran to its end, since stages follow one another and serving branches end on their own."""
-        error = described.get("error") or ""
-        failed = set(error.split(".")[0].split(",")) if described["status"] == "FAILED" else set()
-        ended = described["status"] in ("SUCCEEDED", "FAILED")
-        switched_on = dict(execution_input["run"])
-        if "quality_gate" in execution_input and switched_on.get("evaluation"):
-            switched_on["quality_gate"] = True
-        outcomes = {}
-        order = [*STAGES[: STAGES.index("evaluation") + 1], "quality_gate", *STAGES[STAGES.index("evaluation") + 1 :]]
-        for stage in order:
-            if not switched_on.get(stage):
-                outcomes[stage] = "skipped"
-            elif stage in failed:
-                outcomes[stage] = "failed"
-            elif self._stage_tasks[stage][0] in entered:
-                outcomes[stage] = "succeeded" if ended else "started"
-            else:
-                outcomes[stage] = "not_reached"
-        if "quality_gate" not in execution_input:
-            del outcomes["quality_gate"]
-        return outcomes
 
     def _set_endpoint(self, name: str, state: str) -> None:
         """Put the item's endpoint in `state` (EXISTING_ENDPOINT) before a run, as an earlier

@@ -30,8 +30,9 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from . import REGION
+
 WITHOUT_TLS = {"Bool": {"aws:SecureTransport": "false"}}
-REGION = "us-east-1"
 
 
 def applies_only_without_tls(statement: dict[str, Any]) -> bool:

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from ..statemachine import ROOT
+from . import REGION
 
-REGION = "us-east-1"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
 ROOT_FILES = ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "contract.json")
 ROOT_FOLDERS = ("statemachine", "lambdas", "dynamodb_items", "sagemaker-artifacts")

@@ -1,0 +1,55 @@
+"""Reading what an execution did, for the commands that report runs (`local run`, `local demo`).
+
+One place for how the definition's outcomes are read back: a failed job's cause (its whole
+description) comes down to its FailureReason, and the run's error ("<stage>.<error>") names the
+stage that failed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .stages import STAGES
+
+# A stage's outcome: switched off, ran to its end, failed, started but not ended (the run was
+# stopped or is still going), or switched on but never reached (an earlier stage failed).
+OUTCOMES = ("skipped", "succeeded", "failed", "started", "not_reached")
+_REPORTED = (*STAGES[: STAGES.index("evaluation") + 1], "quality_gate", *STAGES[STAGES.index("evaluation") + 1 :])
+
+
+def failure_reason(cause: str | None, limit: int | None = None) -> str:
+    """A failed job's cause is its whole description: its FailureReason says what matters."""
+    try:
+        described = json.loads(cause or "")
+    except json.JSONDecodeError:
+        described = None
+    text = str((described.get("FailureReason", cause) if isinstance(described, dict) else cause) or "")
+    return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
+
+
+def stage_outcomes(
+    execution_input: dict[str, Any], status: str, error: str | None, first_task_entered: dict[str, bool]
+) -> dict[str, str]:
+    """Each stage's outcome (OUTCOMES), quality_gate included when the item has one. The run's
+    error names the failed stage(s) ("deploy.EndpointFailed", "batch_transform,deploy.StagesFailed");
+    every other stage entered in a run that ended ran to its end, since stages follow one another
+    and the serving branches end on their own."""
+    failed = set((error or "").split(".")[0].split(",")) if status == "FAILED" else set()
+    ended = status in ("SUCCEEDED", "FAILED")
+    switched_on = dict(execution_input["run"])
+    if "quality_gate" in execution_input:
+        switched_on["quality_gate"] = switched_on.get("evaluation", False)
+    outcomes = {}
+    for stage in _REPORTED:
+        if stage == "quality_gate" and "quality_gate" not in execution_input:
+            continue
+        if not switched_on.get(stage):
+            outcomes[stage] = "skipped"
+        elif stage in failed:
+            outcomes[stage] = "failed"
+        elif first_task_entered.get(stage):
+            outcomes[stage] = "succeeded" if ended else "started"
+        else:
+            outcomes[stage] = "not_reached"
+    return outcomes
