@@ -6,7 +6,7 @@ import fnmatch
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,28 +149,31 @@ def _job_limit(request: dict[str, Any]) -> int:
     )
 
 
-def _stage_limit(stage: str, block: dict[str, Any]) -> int:
-    """The longest a running stage can take, in seconds, as far as its requests bound it."""
-    if stage == "approval":
-        return int(block["timeout_seconds"])
-    if stage == "deploy":
-        return 2 * int(block["wait_seconds"]) * int(block["max_checks"])  # waiting for a busy endpoint, then its own
-    request = block.get("request", {})
-    if stage == "tuning":
-        config = request["HyperParameterTuningJobConfig"]
-        limits = config.get("ResourceLimits", {})
-        if "MaxRuntimeInSeconds" in limits:
-            return int(limits["MaxRuntimeInSeconds"])
-        rounds = -(-int(limits.get("MaxNumberOfTrainingJobs", 1)) // int(limits.get("MaxParallelTrainingJobs", 1)))
-        return rounds * _job_limit(request.get("TrainingJobDefinition", {}))
-    if stage in ("preprocessing", "training", "evaluation"):
-        return _job_limit(request)
-    return 0  # a single API call, or a transform job (SageMaker sets no run time limit on it)
+def _tuning_limit(block: dict[str, Any]) -> int:
+    request = block["request"]
+    limits = request["HyperParameterTuningJobConfig"].get("ResourceLimits", {})
+    if "MaxRuntimeInSeconds" in limits:
+        return int(limits["MaxRuntimeInSeconds"])
+    rounds = -(-int(limits.get("MaxNumberOfTrainingJobs", 1)) // int(limits.get("MaxParallelTrainingJobs", 1)))
+    return rounds * _job_limit(request.get("TrainingJobDefinition", {}))
+
+
+# The longest each running stage can take, in seconds, as far as its planned input bounds it; stages
+# not listed are single API calls, or a transform job (SageMaker sets no run time limit on one).
+_LIMITS: dict[str, Callable[[dict[str, Any]], int]] = {
+    "preprocessing": lambda block: _job_limit(block["request"]),
+    "training": lambda block: _job_limit(block["request"]),
+    "tuning": _tuning_limit,
+    "evaluation": lambda block: _job_limit(block["request"]),
+    "approval": lambda block: int(block["timeout_seconds"]),
+    # waiting for a busy endpoint, then for its own update
+    "deploy": lambda block: 2 * int(block["wait_seconds"]) * int(block["max_checks"]),
+}
 
 
 def _check_duration(blocks: dict[str, Any]) -> list[Problem]:
     """A run must be able to finish within the execution limit, approval wait included."""
-    total = sum(_stage_limit(stage, block) for stage, block in blocks.items())
+    total = sum(_LIMITS[stage](block) for stage, block in blocks.items() if stage in _LIMITS)
     if total < EXECUTION_LIMIT_SECONDS:
         return []
     where = "stages.approval.timeout_hours" if "approval" in blocks else "stages"
@@ -204,36 +207,80 @@ def _placeholder_values(item: dict[str, Any], trigger: Trigger, settings: Settin
     return values
 
 
+# Each stage's part of the execution input, which its states read: given the item, the run's
+# execution name and the deployment, one function per stage (in catalog order, as the definition
+# builder composes its states).
+def _request(item: dict[str, Any], stage: str, execution: str) -> dict[str, Any]:
+    return {"request": stages.merged_request(stage, item, execution)}
+
+
+def _job_input(stage: str) -> Callable[[dict[str, Any], str, Settings], dict[str, Any]]:
+    """A stage that is its SageMaker request and nothing more."""
+    return lambda item, execution, settings: _request(item, stage, execution)
+
+
+def _tuning_input(item: dict[str, Any], execution: str, settings: Settings) -> dict[str, Any]:
+    result = _request(item, "tuning", execution)
+    # Step Functions copies the best job's model.tar.gz to where {model_data_url} points.
+    output = result["request"]["TrainingJobDefinition"]["OutputDataConfig"]["S3OutputPath"].rstrip("/")
+    bucket, _, key = (stages.RUN_FOLDER + "/tuning/best/model.tar.gz").removeprefix("s3://").partition("/")
+    result["best_model"] = {"source_prefix": output.removeprefix("s3://"), "Bucket": bucket, "Key": key}
+    return result
+
+
+def _evaluation_input(item: dict[str, Any], execution: str, settings: Settings) -> dict[str, Any]:
+    result = _request(item, "evaluation", execution)
+    uri = item["stages"]["evaluation"].get("report_uri", stages.RUN_FOLDER + "/evaluation/evaluation.json")
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    result["report"] = {"Bucket": bucket, "Key": key}  # where the quality gate reads it
+    return result
+
+
+def _register_input(item: dict[str, Any], execution: str, settings: Settings) -> dict[str, Any]:
+    result = _request(item, "register", execution)
+    block = item["stages"]["register"]
+    if not block.get("model_package_group") and "ModelPackageGroupName" not in block.get("request", {}):
+        pipeline = item["consumption_pipeline_name"]
+        result["request"]["ModelPackageGroupName"] = names.stable_name(pipeline, settings.sagemaker_name_prefix)
+    result["request"]["ModelApprovalStatus"] = "PendingManualApproval" if runs(item, "approval") else "Approved"
+    _add_model_data(result["request"].get("InferenceSpecification", {}).get("Containers", []))
+    result["model_source"] = model_sources(item)[0]
+    return result
+
+
+def _approval_input(item: dict[str, Any], execution: str, settings: Settings) -> dict[str, Any]:
+    return {"timeout_seconds": item["stages"]["approval"].get("timeout_hours", 24) * 3600}
+
+
+def _create_model_input(item: dict[str, Any], execution: str, settings: Settings) -> dict[str, Any]:
+    result = _request(item, "create_model", execution)
+    request = result["request"]
+    _add_model_data([request["PrimaryContainer"]] if "PrimaryContainer" in request else request["Containers"])
+    result["model_source"] = model_sources(item)[0]
+    return result
+
+
+def _deploy_stage_input(item: dict[str, Any], execution: str, settings: Settings) -> dict[str, Any]:
+    return _deploy_input(item, execution, settings.sagemaker_name_prefix)
+
+
+_INPUTS: dict[str, Callable[[dict[str, Any], str, Settings], dict[str, Any]]] = {
+    "preprocessing": _job_input("preprocessing"),
+    "training": _job_input("training"),
+    "tuning": _tuning_input,
+    "evaluation": _evaluation_input,
+    "register": _register_input,
+    "approval": _approval_input,
+    "create_model": _create_model_input,
+    "batch_transform": _job_input("batch_transform"),
+    "deploy": _deploy_stage_input,
+}
+assert list(_INPUTS) == list(STAGES), "every stage plans its input here, in catalog order"
+
+
 def _stage_input(item: dict[str, Any], stage: str, execution: str, settings: Settings) -> dict[str, Any]:
     """What the state machine needs for one running stage."""
-    block = item["stages"][stage]
-    if stage == "approval":
-        return {"timeout_seconds": block.get("timeout_hours", 24) * 3600}
-    if stage == "deploy":
-        return _deploy_input(item, execution, settings.sagemaker_name_prefix)
-    result: dict[str, Any] = {"request": stages.merged_request(stage, item, execution)}
-    if stage == "evaluation":
-        uri = block.get("report_uri", stages.RUN_FOLDER + "/evaluation/evaluation.json")
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
-        result["report"] = {"Bucket": bucket, "Key": key}
-    if stage == "tuning":
-        # Step Functions copies the best job's model.tar.gz to where {model_data_url} points.
-        output = result["request"]["TrainingJobDefinition"]["OutputDataConfig"]["S3OutputPath"].rstrip("/")
-        bucket, _, key = (stages.RUN_FOLDER + "/tuning/best/model.tar.gz").removeprefix("s3://").partition("/")
-        result["best_model"] = {"source_prefix": output.removeprefix("s3://"), "Bucket": bucket, "Key": key}
-    if stage == "register":
-        if not block.get("model_package_group") and "ModelPackageGroupName" not in block.get("request", {}):
-            pipeline = item["consumption_pipeline_name"]
-            result["request"]["ModelPackageGroupName"] = names.stable_name(pipeline, settings.sagemaker_name_prefix)
-        approved = "PendingManualApproval" if runs(item, "approval") else "Approved"
-        result["request"]["ModelApprovalStatus"] = approved
-        _add_model_data(result["request"].get("InferenceSpecification", {}).get("Containers", []))
-        result["model_source"] = model_sources(item)[0]
-    if stage == "create_model":
-        request = result["request"]
-        _add_model_data([request["PrimaryContainer"]] if "PrimaryContainer" in request else request["Containers"])
-        result["model_source"] = model_sources(item)[0]
-    return result
+    return _INPUTS[stage](item, execution, settings)
 
 
 def _add_model_data(containers: list[dict[str, Any]]) -> None:

@@ -644,3 +644,33 @@ def test_local_up_after_a_crash_keeps_the_old_stacks_evidence(tmp_path: Path, mo
     (kept,) = tmp_path.glob(".mlops-local.crashed-*")
     assert (kept / "runtime" / "logs" / "lambda" / "router.log").read_text() == "what happened before the crash\n"
     assert not home.exists() and str(kept) in said[0]
+
+
+def test_the_local_runtime_refuses_a_moto_release_it_was_not_ported_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto's internals change between releases: another release is refused with what to install,
+    instead of failing somewhere inside a run."""
+    import importlib
+
+    import moto
+
+    from mlops_sfn.local import motoport
+
+    monkeypatch.setattr(moto, "__version__", "5.3.0")
+    with pytest.raises(
+        ImportError, match=r"supports moto 5\.2\.x, found 5\.3\.0: pip install 'moto\[server\]>=5\.2\.5,<5\.3'"
+    ):
+        importlib.reload(motoport)
+    monkeypatch.undo()
+    importlib.reload(motoport)
+    assert motoport.SUPPORTED == (5, 2)
+
+
+def test_only_the_moto_port_imports_moto() -> None:
+    """One module to port when moto changes."""
+    package = Path(__file__).resolve().parents[2] / "src" / "mlops_sfn"
+    importing = sorted(
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if any(line.lstrip().startswith(("from moto", "import moto")) for line in path.read_text().splitlines())
+    )
+    assert importing == ["local/motoport.py"]

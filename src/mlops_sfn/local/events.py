@@ -146,7 +146,7 @@ def dead_letter(rule: Any, target: dict[str, Any], payload: Any, code: str, mess
 
 def install(invoke_async: InvokeAsync) -> Callable[[], None]:
     """Replace moto's delivery; returns what puts moto's back."""
-    from moto.events.models import Rule
+    from .motoport import Rule
 
     original = Rule.send_to_targets
 

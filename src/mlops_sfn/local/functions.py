@@ -104,7 +104,7 @@ class LocalLambda:
     @staticmethod
     def _function(name: str, account: str, region: str) -> Any:
         # Without Docker (the local AWS's setting) moto keeps functions in its "simple" Lambda backend.
-        from moto.awslambda_simple.models import lambda_simple_backends
+        from .motoport import lambda_simple_backends
 
         backend = lambda_simple_backends[account][region]
         parts = name.split(":")  # moto's lookup by ARN fails without a qualifier: look up by name
@@ -239,12 +239,12 @@ def send(destination: str, message: str, account: str, region: str, attributes: 
     """Deliver to an SQS queue (with string message attributes) or SNS topic ARN of the local AWS."""
     service, name = destination.split(":")[2], destination.rsplit(":", 1)[1]
     if service == "sqs":
-        from moto.sqs.models import sqs_backends
+        from .motoport import sqs_backends
 
         typed = {key: {"DataType": "String", "StringValue": value} for key, value in (attributes or {}).items()}
         sqs_backends[account][region].send_message(queue_name=name, message_body=message, message_attributes=typed)
     elif service == "sns":
-        from moto.sns.models import sns_backends
+        from .motoport import sns_backends
 
         sns_backends[account][region].publish(message=message, arn=destination)
     else:

@@ -22,9 +22,6 @@ from itertools import count
 from typing import Any
 
 import boto3
-from moto import mock_aws
-from moto.sagemaker.models import sagemaker_backends
-from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 
 from .. import approval, gate, statemachine
 from ..executions import stage_outcomes
@@ -34,6 +31,7 @@ from ..stages import OPERATIONS
 from ..triggers import Trigger
 from . import REGION, inbox
 from .integrations import Local, installed
+from .motoport import boto_client_for, mock_aws, sagemaker_backends
 from .sagemaker import ENDPOINT_OUTCOMES, EXISTING_ENDPOINT, FAILABLE, JOBS, LocalSageMaker, SimulatedJobs
 
 DEFAULT_ACCOUNT_ID = "123456789012"  # the account moto serves by default

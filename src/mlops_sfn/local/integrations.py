@@ -33,36 +33,29 @@ from typing import Any, cast
 
 from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
-from moto.stepfunctions.exceptions import ValidationException
-from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
-from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
-from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
-from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
-    FailureEvent,
-    FailureEventException,
-)
-from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
-from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import StatesErrorNameType
-from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
-from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils import (
-    LambdaFunctionErrorException,
-)
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
-    StateTaskServiceAwsSdk,
-)
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
-    StateTaskServiceCallback,
-)
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (
-    StateTaskServiceLambda,
-)
-from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
-from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
-from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
 from ..statemachine import SDK_SERVICES
+from .motoport import (
+    CustomErrorName,
+    ErrorEqualsDecl,
+    EventDetails,
+    FailureEvent,
+    FailureEventException,
+    HistoryEventType,
+    LambdaFunctionErrorException,
+    ResourceCondition,
+    StatesErrorName,
+    StatesErrorNameType,
+    StateTaskServiceAwsSdk,
+    StateTaskServiceCallback,
+    StateTaskServiceLambda,
+    StepFunctionsParserBackend,
+    TaskFailedEventDetails,
+    ValidationException,
+    WaitFunction,
+    retrier_decl,
+    state_task_factory,
+)
 from .sagemaker import ACTIONS, JOBS, JobFailed, LocalSageMaker
 
 # SageMaker errors Step Functions names after the SDK's exception classes; the rest are AmazonSageMakerException.

@@ -40,8 +40,7 @@ def applies_only_without_tls(statement: dict[str, Any]) -> bool:
 
 
 def install() -> None:
-    from moto.iam.access_control import IAMPolicy, PermissionResult
-    from moto.s3.models import FakeBucket
+    from .motoport import DynamoType, FakeBucket, IAMPolicy, Item, PermissionResult
 
     def get_permission(bucket: Any, action: str, resource: str) -> Any:
         if bucket.policy is None:
@@ -54,8 +53,6 @@ def install() -> None:
         return IAMPolicy(json.dumps({**document, "Statement": kept})).is_action_permitted(action, resource)
 
     FakeBucket.get_permission = get_permission  # type: ignore[method-assign,assignment]
-
-    from moto.dynamodb.models.dynamo_type import DynamoType, Item
 
     original_updates = Item.update_with_attribute_updates
 
@@ -114,16 +111,12 @@ class Deployed(Mapping[str, Callable[[Any, Any], Any]]):
 def install_runtime(home: Path, endpoint: str, ca_bundle: str) -> Any:
     """The fills of `mlops-sfn local up`; returns the active integrations context (kept for the process)."""
     import boto3
-    from moto import mock_aws
-    from moto.awslambda_simple.models import LambdaSimpleBackend
-    from moto.core.exceptions import JsonRESTError
-    from moto.sagemaker.models import sagemaker_backends
-    from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
     from . import events
     from .functions import LocalLambda
     from .integrations import Local, installed
     from .jobs import LocalEndpoints, ScriptJobs
+    from .motoport import JsonRESTError, LambdaSimpleBackend, SageMakerRuntimeResponse, mock_aws, sagemaker_backends
     from .sagemaker import LocalSageMaker
     from .worker import WorkerError
 
@@ -187,7 +180,7 @@ def install_runtime(home: Path, endpoint: str, ca_bundle: str) -> Any:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from moto.server import main as moto_main
+    from .motoport import serve
 
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--home", type=Path)
@@ -200,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
         known, _ = settings.parse_known_args(rest)
         # Held for the process's life: a collected context manager would undo the integrations.
         runtime = install_runtime(ours.home, f"https://127.0.0.1:{known.port}", known.ssl_cert)
-    moto_main(rest)
+    serve(rest)
     if ours.home:
         runtime.__exit__(None, None, None)
 

@@ -1,0 +1,114 @@
+"""The one place the local runtime reaches into moto: every moto name it uses comes from here.
+
+Most are moto internals (its Step Functions interpreter, its backends' records), which change
+between releases without notice, so the supported release is checked when this module loads and
+a different one is refused with what to install. A moto upgrade is a port of the modules that use
+these names, starting from this list.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import moto
+
+SUPPORTED = (5, 2)  # moto 5.2.x: pyproject's `local` extra pins the same
+_found = tuple(int(part) for part in moto.__version__.split(".")[:2])
+if _found != SUPPORTED:
+    raise ImportError(
+        f"mlops-sfn's local runtime supports moto {SUPPORTED[0]}.{SUPPORTED[1]}.x, found {moto.__version__}: "
+        f"pip install 'moto[server]>={SUPPORTED[0]}.{SUPPORTED[1]}.5,<{SUPPORTED[0]}.{SUPPORTED[1] + 1}'"
+    )
+
+# ruff: noqa: E402 (the imports below are valid only for the release checked above)
+from moto import mock_aws
+from moto.awslambda_simple.models import LambdaSimpleBackend, lambda_simple_backends
+from moto.core.exceptions import JsonRESTError
+from moto.dynamodb.models.dynamo_type import DynamoType, Item
+from moto.events.models import Rule
+from moto.iam.access_control import IAMPolicy, PermissionResult
+from moto.s3.models import FakeBucket
+from moto.sagemaker.models import sagemaker_backends
+from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
+from moto.sns.models import sns_backends
+from moto.sqs.models import sqs_backends
+from moto.stepfunctions.exceptions import ValidationException
+from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+    FailureEvent,
+    FailureEventException,
+)
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import StatesErrorNameType
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils import (
+    LambdaFunctionErrorException,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
+    StateTaskServiceAwsSdk,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
+    StateTaskServiceCallback,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (
+    StateTaskServiceLambda,
+)
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+
+def serve(argv: list[str]) -> None:
+    """moto's server (imported here, when a server starts: it brings Flask)."""
+    from moto.server import main
+
+    main(argv)
+
+
+def sagemaker_backend(account: str, region: str) -> Any:
+    return sagemaker_backends[account][region]
+
+
+__all__ = [
+    "CustomErrorName",
+    "DynamoType",
+    "ErrorEqualsDecl",
+    "EventDetails",
+    "FailureEvent",
+    "FailureEventException",
+    "FakeBucket",
+    "HistoryEventType",
+    "IAMPolicy",
+    "Item",
+    "JsonRESTError",
+    "LambdaFunctionErrorException",
+    "LambdaSimpleBackend",
+    "PermissionResult",
+    "ResourceCondition",
+    "Rule",
+    "SageMakerRuntimeResponse",
+    "StateTaskServiceAwsSdk",
+    "StateTaskServiceCallback",
+    "StateTaskServiceLambda",
+    "StatesErrorName",
+    "StatesErrorNameType",
+    "StepFunctionsParserBackend",
+    "TaskFailedEventDetails",
+    "ValidationException",
+    "WaitFunction",
+    "boto_client_for",
+    "lambda_simple_backends",
+    "mock_aws",
+    "retrier_decl",
+    "sagemaker_backend",
+    "sagemaker_backends",
+    "serve",
+    "sns_backends",
+    "sqs_backends",
+    "state_task_factory",
+]
