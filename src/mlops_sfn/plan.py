@@ -102,6 +102,7 @@ def plan_execution(item: dict[str, Any], trigger: Trigger, settings: Settings) -
     blocks = {stage: fill(_stage_input(item, stage, execution, settings), values) for stage in STAGES if run[stage]}
     problems = _check_filled(blocks) + _check_reach(blocks, settings.sagemaker_name_prefix)
     problems += _check_images(blocks, settings.image_repository_arns)
+    problems += _check_access(blocks, settings)
     if problems:
         raise InvalidItem(problems)
     notify = item.get("notifications", {}).get("on", ["failure"])
@@ -404,6 +405,59 @@ def _check_reach(blocks: dict[str, Any], prefix: str) -> list[Problem]:
         for path, name in named
         if not name.startswith(prefix)
     ]
+
+
+_ROLE_FIELDS = {"RoleArn", "ExecutionRoleArn"}
+
+
+def _strings(value: Any, path: str) -> list[tuple[str, str, str]]:
+    """(path, key, string) of every string in a planned block, the key being the field holding it."""
+    if isinstance(value, dict):
+        found = []
+        for key, entry in value.items():
+            if isinstance(entry, str):
+                found.append((f"{path}.{key}", key, entry))
+            else:
+                found += _strings(entry, f"{path}.{key}")
+        return found
+    if isinstance(value, list):
+        return [triple for index, entry in enumerate(value) for triple in _strings(entry, f"{path}[{index}]")]
+    return []
+
+
+def _check_access(blocks: dict[str, Any], settings: Settings) -> list[Problem]:
+    """Only the deployment's SageMaker role may be passed, and it reaches only the deployment's
+    bucket: anything else would start and then fail with AccessDenied, after the stages before it."""
+    problems = []
+    for path, key, value in _strings(blocks, "stages"):
+        if key in _ROLE_FIELDS and value != settings.sagemaker_role_arn:
+            problems.append(
+                Problem(
+                    path,
+                    f"{value!r} is not this deployment's SageMaker role, the only one the state machine may pass"
+                    " (validate reads SAGEMAKER_ROLE_ARN): remove the field, the framework's role is the default",
+                )
+            )
+        elif value.startswith("s3://") and value.removeprefix("s3://").split("/", 1)[0] != settings.bucket:
+            bucket = value.removeprefix("s3://").split("/", 1)[0]
+            problems.append(
+                Problem(
+                    path,
+                    f"bucket {bucket!r} is outside this deployment: its SageMaker role reaches only"
+                    f" {settings.bucket!r}; move the data there (write s3://{{bucket}}/...), or deploy on"
+                    f" {bucket!r} (the root's bucket_name; validate reads ARTIFACT_BUCKET)",
+                )
+            )
+    report = blocks.get("evaluation", {}).get("report")
+    if report and report["Bucket"] != settings.bucket:
+        problems.append(
+            Problem(
+                "stages.evaluation.report_uri",
+                f"bucket {report['Bucket']!r} is outside this deployment: the quality gate reads only"
+                f" {settings.bucket!r}; write the report there (the default does)",
+            )
+        )
+    return problems
 
 
 _ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([^:@]+)")

@@ -206,6 +206,17 @@ def test_an_item_naming_an_endpoint_outside_the_deployment_starts_nothing(stack:
     assert stack.executions() == []
 
 
+def test_an_item_reading_a_bucket_the_deployment_cannot_reach_starts_nothing(stack: Stack) -> None:
+    # Edited in the console, it would fail with AccessDenied after preprocessing: refuse it now.
+    stack.put_item(edited(load_item(), {"stages.training.request.OutputDataConfig.S3OutputPath": "s3://elsewhere/m/"}))
+    with pytest.raises(RejectedEvent) as raised:
+        stack.router().handle(load_event("s3_object_created"), "req-1")
+    (rejection,) = raised.value.rejections
+    assert rejection["field"] == "stages.training.request.OutputDataConfig.S3OutputPath"
+    assert "bucket 'elsewhere' is outside this deployment" in rejection["reason"]
+    assert stack.executions() == []
+
+
 def test_an_item_whose_run_input_would_be_too_large_starts_nothing(stack: Stack) -> None:
     values = {f"h{n}": "x" * 2500 for n in range(80)}  # each within SageMaker's limits
     stack.put_item(edited(load_item(), {"stages.training.request.HyperParameters": values}))

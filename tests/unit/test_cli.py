@@ -140,8 +140,19 @@ def test_plan_of_an_event_that_starts_nothing() -> None:
     assert "this event starts nothing" in result.stderr
 
 
+# The samples read and write s3://old-bucket: imported into a deployment on that bucket (an
+# existing bucket, as examples/existing-bucket deploys), they validate.
+OLD_BUCKET = {"ARTIFACT_BUCKET": "old-bucket"}
+
+
 def test_import_aiops() -> None:
-    result = run("import", "aiops", ROOT / "tests/import/aiops_input.yaml")
+    foreign = run("import", "aiops", ROOT / "tests/import/aiops_input.yaml")
+    assert foreign.returncode == 1
+    assert (
+        "stages.training.request.OutputDataConfig.S3OutputPath: bucket 'old-bucket' is outside this deployment"
+        in foreign.stderr
+    )
+    result = run("import", "aiops", ROOT / "tests/import/aiops_input.yaml", env=OLD_BUCKET)
     assert result.returncode == 0, result.stderr
     item = json.loads(result.stdout)
     assert item["consumption_pipeline_name"] == "housing-rf-regressor"
@@ -157,7 +168,7 @@ def test_import_reusable_framework_as_dynamodb_json() -> None:
     refused = run("import", "reusable-framework", upstream)
     assert refused.returncode == 1
     assert "stages.deploy.endpoint_name: 'housing-price-dev' is outside this deployment" in refused.stderr
-    prefix = {"SAGEMAKER_NAME_PREFIX": "housing-"}
+    prefix = {"SAGEMAKER_NAME_PREFIX": "housing-", **OLD_BUCKET}
     result = run("import", "reusable-framework", upstream, "--dynamodb-json", env=prefix)
     assert result.returncode == 0, result.stderr
     item = dynamodb_json.from_typed(json.loads(result.stdout))

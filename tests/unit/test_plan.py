@@ -261,3 +261,42 @@ def test_a_registered_package_carries_the_serving_containers_environment_so_it_d
     own = edited(load_item(), {"stages.register.request.InferenceSpecification": {"Containers": [{"Image": "x"}]}})
     planned = plan_execution(own, SAMPLE_TRIGGER, EXAMPLE_SETTINGS)["stages"]["register"]["request"]
     assert "Environment" not in planned["InferenceSpecification"]["Containers"][0]  # the item's own wins
+
+
+def test_an_item_may_pass_only_the_deployments_role_and_reach_only_its_bucket() -> None:
+    """The state machine may pass only the framework's SageMaker role, which reaches only the
+    framework's bucket: anything else would fail with AccessDenied mid-run."""
+    foreign = edited(
+        load_item(),
+        {
+            "stages.training.request.RoleArn": "arn:aws:iam::123456789012:role/someone-elses",
+            "stages.training.request.OutputDataConfig.S3OutputPath": "s3://other-team/models/",
+            "stages.create_model.request.PrimaryContainer.Environment.SAGEMAKER_SUBMIT_DIRECTORY": "s3://other-team/c.tgz",
+            "stages.evaluation.report_uri": "s3://other-team/report.json",
+        },
+    )
+    with pytest.raises(InvalidItem) as raised:
+        plan_execution(foreign, SAMPLE_TRIGGER, EXAMPLE_SETTINGS)
+    found = {problem.path: problem.message for problem in raised.value.problems}
+    assert {
+        "stages.create_model.request.PrimaryContainer.Environment.SAGEMAKER_SUBMIT_DIRECTORY",
+        "stages.evaluation.report_uri",
+        "stages.training.request.OutputDataConfig.S3OutputPath",
+        "stages.training.request.RoleArn",
+        "stages.create_model.request.PrimaryContainer.ModelDataUrl",  # the model trained there
+    } <= set(found)
+    assert all("other-team" in message or "SageMaker role" in message for message in found.values())
+    assert "not this deployment's SageMaker role" in found["stages.training.request.RoleArn"]
+    assert (
+        "bucket 'other-team' is outside this deployment"
+        in found["stages.training.request.OutputDataConfig.S3OutputPath"]
+    )
+    # The deployment's own role and bucket, named explicitly, are fine.
+    own = edited(
+        load_item(),
+        {
+            "stages.training.request.RoleArn": EXAMPLE_SETTINGS.sagemaker_role_arn,
+            "stages.training.request.OutputDataConfig.S3OutputPath": f"s3://{EXAMPLE_SETTINGS.bucket}/models/",
+        },
+    )
+    plan_execution(own, SAMPLE_TRIGGER, EXAMPLE_SETTINGS)
