@@ -52,3 +52,19 @@ output "input_prefix" {
   description = "Key prefix whose uploads start runs."
   value       = var.input_prefix
 }
+
+# What `mlops-sfn validate --outputs` checks items against (the router has the same in its environment).
+output "sagemaker_name_prefix" {
+  description = "Endpoints, model package groups and alarms items may touch start with this."
+  value       = local.sagemaker_prefix
+}
+
+output "image_repository_arns" {
+  description = "ECR repositories the SageMaker role may pull images from (the default image's registry included)."
+  value       = local.image_repository_arns
+}
+
+output "region" {
+  description = "The region the framework is deployed in."
+  value       = data.aws_region.current.id
+}

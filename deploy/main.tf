@@ -111,3 +111,29 @@ output "dead_letter_queue_url" {
   description = "Rejected events wait here for a fix and a replay."
   value       = module.mlops.dead_letter_queue_url
 }
+
+# What `mlops-sfn validate --outputs` reads: `terraform output -json > outputs.json` here.
+output "sagemaker_role_arn" {
+  description = "Role SageMaker jobs and models run as."
+  value       = module.mlops.sagemaker_role_arn
+}
+
+output "image_uri" {
+  description = "Default container image of stages whose item names none."
+  value       = module.mlops.image_uri
+}
+
+output "sagemaker_name_prefix" {
+  description = "Endpoints, model package groups and alarms items may touch start with this."
+  value       = module.mlops.sagemaker_name_prefix
+}
+
+output "image_repository_arns" {
+  description = "ECR repositories the SageMaker role may pull images from."
+  value       = module.mlops.image_repository_arns
+}
+
+output "region" {
+  description = "The region this environment is deployed in."
+  value       = module.mlops.region
+}

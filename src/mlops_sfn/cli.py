@@ -29,16 +29,25 @@ class UsageError(Exception):
     pass
 
 
+OUTPUTS_HELP = (
+    "`terraform output -json` of the deployed root, saved to a file: check against that deployment's bucket,"
+    " role, image repositories and name prefix (default: the environment's ARTIFACT_BUCKET, ..., else an"
+    " example deployment)"
+)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlops-sfn", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     validate = commands.add_parser("validate", help="check pipeline items (files or folders)")
     validate.add_argument("paths", nargs="*", type=Path, metavar="PATH", help=f"default: {DEFAULT_ITEMS}/")
+    validate.add_argument("--outputs", type=Path, metavar="FILE", help=OUTPUTS_HELP)
 
     plan = commands.add_parser("plan", help="show the stages an item runs and the execution input")
     plan.add_argument("item", type=Path, metavar="ITEM")
     plan.add_argument("--event", type=Path, metavar="EVENT.json", help="the triggering event (default: a manual run)")
+    plan.add_argument("--outputs", type=Path, metavar="FILE", help=OUTPUTS_HELP)
     shown = plan.add_mutually_exclusive_group()
     shown.add_argument("--json", action="store_true", help="print the execution input the router would build")
     shown.add_argument("--graph", action="store_true", help="print a Mermaid flowchart")
@@ -184,9 +193,9 @@ def main(argv: list[str] | None = None) -> int:
                 " import, local run, replay, approve and reject)"
             )
         if args.command == "validate":
-            return validate(args.paths or [DEFAULT_ITEMS])
+            return validate(args.paths or [DEFAULT_ITEMS], _settings(args.outputs))
         if args.command == "plan":
-            return plan(args.item, args.event, args.json, args.graph)
+            return plan(args.item, args.event, args.json, args.graph, _settings(args.outputs))
         if args.command == "statemachine":
             print(statemachine.template_text(), end="")
             return 0
@@ -244,7 +253,7 @@ def _item_files(paths: list[Path]) -> list[Path]:
     return files
 
 
-def validate(paths: list[Path]) -> int:
+def validate(paths: list[Path], settings: Settings) -> int:
     files = _item_files(paths)
     failed: set[str] = set()
     loaded: list[tuple[str, dict[str, Any]]] = []
@@ -255,7 +264,7 @@ def validate(paths: list[Path]) -> int:
             _problem(f"{file}: {error}")
             failed.add(str(file))
             continue
-        problems = check_with_sample(item, _settings())
+        problems = check_with_sample(item, settings)
         _print_problems(file, problems)
         if problems:
             failed.add(str(file))
@@ -270,9 +279,23 @@ def validate(paths: list[Path]) -> int:
     return 0
 
 
-def _settings() -> Settings:
-    """The deployment's settings where the environment names them (as in the router), else the example's."""
-    return Settings.from_environment(fallback=EXAMPLE_SETTINGS)
+def _settings(outputs: Path | None = None) -> Settings:
+    """The deployment's settings: from its Terraform outputs when given, else where the environment
+    names them (as in the router), else the example's."""
+    if outputs is None:
+        return Settings.from_environment(fallback=EXAMPLE_SETTINGS)
+    if not outputs.exists():
+        raise UsageError(f"{outputs}: no such file")
+    try:
+        document = bounds.read_json(outputs)
+        return Settings.from_outputs(document if isinstance(document, dict) else {})
+    except (json.JSONDecodeError, UnicodeDecodeError, bounds.InputRefused) as error:
+        raise UsageError(f"{outputs}: not `terraform output -json` of the root: {error}") from error
+    except KeyError as error:
+        raise UsageError(
+            f"{outputs}: not `terraform output -json` of the root: it lacks {error.args[0]}"
+            " (apply the current root, then save its outputs again)"
+        ) from error
 
 
 def _read_item(path: Path) -> dict[str, Any] | None:
@@ -286,7 +309,7 @@ def _read_item(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def plan(item_path: Path, event_path: Path | None, as_json: bool, as_graph: bool) -> int:
+def plan(item_path: Path, event_path: Path | None, as_json: bool, as_graph: bool, settings: Settings) -> int:
     item = _read_item(item_path)
     if item is None:
         return 1
@@ -311,7 +334,7 @@ def plan(item_path: Path, event_path: Path | None, as_json: bool, as_graph: bool
             return 1
         trigger = triggers[0]
     try:
-        execution_input = plan_execution(item, trigger, _settings())
+        execution_input = plan_execution(item, trigger, settings)
     except InvalidItem as error:
         _print_problems(item_path, error.problems)
         return 1

@@ -69,6 +69,29 @@ class Settings:
             **{field: environ.get(var) or getattr(fallback, field) for field, var in SETTINGS_ENVIRONMENT.items()}
         )
 
+    @classmethod
+    def from_outputs(cls, outputs: Mapping[str, Any]) -> Settings:
+        """The deployment as `terraform output -json` of the root describes it ({name: {"value": ...}});
+        raises KeyError naming the outputs it lacks."""
+        values = {name: entry.get("value") if isinstance(entry, dict) else entry for name, entry in outputs.items()}
+        missing = [name for name in TERRAFORM_OUTPUTS.values() if values.get(name) in (None, "", [])]
+        if missing:
+            raise KeyError(", ".join(missing))
+        found: dict[str, Any] = {field: values[name] for field, name in TERRAFORM_OUTPUTS.items()}
+        repositories = found["image_repository_arns"]
+        found["image_repository_arns"] = repositories if isinstance(repositories, str) else ",".join(repositories)
+        return cls(**{field: str(value) for field, value in found.items()})
+
+
+# Settings field -> the root's Terraform output that holds it (outputs.tf).
+TERRAFORM_OUTPUTS = {
+    "bucket": "bucket_name",
+    "sagemaker_role_arn": "sagemaker_role_arn",
+    "default_image_uri": "image_uri",
+    "sagemaker_name_prefix": "sagemaker_name_prefix",
+    "image_repository_arns": "image_repository_arns",
+    "region": "region",
+}
 
 # Used by `plan` and `validate` when the environment does not name a deployment.
 EXAMPLE_SETTINGS = Settings(

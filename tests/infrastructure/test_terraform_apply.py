@@ -79,6 +79,17 @@ def test_outputs_name_what_users_and_the_cli_need(deployed: Deployment) -> None:
     assert outputs["approval_topic_arn"].endswith(":mlops-dev-approvals")
     assert outputs["dead_letter_queue_url"].endswith("/mlops-dev-router-dead-letters")
     assert outputs["pipelines"] == sorted(path.stem for path in ITEMS.glob("*.json"))
+    assert (outputs["sagemaker_name_prefix"], outputs["region"]) == ("mlops-dev-", "us-east-1")
+    assert outputs["image_repository_arns"][0].endswith(":repository/*")  # the default image's registry
+
+
+def test_the_items_validate_against_the_deployments_own_outputs(deployed: Deployment, tmp_path: Path) -> None:
+    """`mlops-sfn validate --outputs` with what `terraform output -json` of this apply prints."""
+    from mlops_sfn import cli
+
+    saved = tmp_path / "outputs.json"
+    saved.write_text(str(deployed.tf.execute_command("output", "-json").out))
+    assert cli.main(["validate", "--outputs", str(saved), str(ITEMS)]) == 0
 
 
 def test_the_table_holds_every_item_as_its_file_says(deployed: Deployment) -> None:

@@ -197,3 +197,60 @@ def test_import_of_bad_yaml_is_a_clear_error(tmp_path: Path) -> None:
     result = run("import", "aiops", write(tmp_path / "in.yaml", "a: [unclosed"))
     assert result.returncode == 1
     assert "not valid YAML" in result.stderr and "Traceback" not in result.stderr
+
+
+def terraform_outputs(path: Path, **changes: object) -> Path:
+    """A deployment's `terraform output -json`: {name: {"value", "type", "sensitive"}}."""
+    values: dict[str, object] = {
+        "bucket_name": "team-ml-artifacts",
+        "sagemaker_role_arn": "arn:aws:iam::210987654321:role/team-ml-sagemaker",
+        "image_uri": "683313688378.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3",
+        "sagemaker_name_prefix": "mlops-dev-",
+        "image_repository_arns": ["arn:aws:ecr:eu-west-1:683313688378:repository/*"],
+        "region": "eu-west-1",
+        "table_name": "team-ml-pipelines",
+        **changes,
+    }
+    return write(path, {name: {"value": value, "type": "string", "sensitive": False} for name, value in values.items()})
+
+
+def test_validate_with_a_deployments_outputs_checks_what_that_deployment_may_reach(tmp_path: Path) -> None:
+    outputs = terraform_outputs(tmp_path / "outputs.json")
+    assert run("validate", "--outputs", outputs).returncode == 0  # the demo items name nothing outside it
+
+    role = write(
+        tmp_path / "role.json",
+        edited(load_item(), {"stages.training.request.RoleArn": "arn:aws:iam::210987654321:role/x"}),
+    )
+    bucket = write(
+        tmp_path / "bucket.json",
+        edited(load_item(), {"stages.training.request.OutputDataConfig.S3OutputPath": "s3://example-mlops-bucket/m/"}),
+    )
+    image = write(
+        tmp_path / "image.json",
+        edited(
+            load_item(),
+            {
+                "stages.training.request.AlgorithmSpecification.TrainingImage": (
+                    "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+                )
+            },
+        ),
+    )
+    for item, words in [
+        (role, "stages.training.request.RoleArn: 'arn:aws:iam::210987654321:role/x' is not this deployment's"),
+        (bucket, "bucket 'example-mlops-bucket' is outside this deployment: its SageMaker role reaches only 'team-ml"),
+        (image, "stages.training.request.AlgorithmSpecification.TrainingImage: image"),
+    ]:
+        result = run("validate", "--outputs", outputs, item)
+        assert result.returncode == 1 and words in result.stderr, result.stderr
+    # Without --outputs, the example deployment: its bucket and us-east-1 image are fine there.
+    assert run("validate", bucket).returncode == 0 and run("validate", image).returncode == 0
+
+
+def test_outputs_that_are_not_the_roots_are_a_usage_error(tmp_path: Path) -> None:
+    old = terraform_outputs(tmp_path / "old.json", sagemaker_name_prefix=None, region=None)
+    result = run("validate", "--outputs", old)
+    assert result.returncode == 2
+    assert "it lacks sagemaker_name_prefix, region (apply the current root" in result.stderr
+    assert run("plan", DEMO_FILE, "--outputs", write(tmp_path / "x.json", "[")).returncode == 2
