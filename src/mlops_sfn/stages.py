@@ -6,6 +6,7 @@ Default values may hold placeholders ({bucket}, {role_arn}, ...); plan.py fills 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,38 +128,49 @@ def _training_definition(stage: str) -> dict[str, Any]:
     }
 
 
+def _register_defaults(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "ModelPackageGroupName": model_package_group(item),
+        "InferenceSpecification": {
+            "Containers": _serving_containers(item),
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+    }
+
+
+def _create_model_defaults(item: dict[str, Any]) -> dict[str, Any]:
+    block = item.get("stages", {}).get("create_model", {})
+    container: dict[str, Any] = {"Image": "{image}"}
+    if block.get("model_data_url"):
+        container["ModelDataUrl"] = block["model_data_url"]
+    # CreateModel takes PrimaryContainer or Containers, not both.
+    own = block.get("request", {})
+    return {"ExecutionRoleArn": "{role_arn}"} | ({} if "Containers" in own else {"PrimaryContainer": container})
+
+
+# Each stage's framework request, before the item's own fields are merged over it; one entry per
+# stage, in catalog order (stages without a SageMaker request have none).
+_DEFAULTS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "preprocessing": lambda item: _processing(),
+    "training": lambda item: _training_definition("training"),
+    "tuning": lambda item: {"TrainingJobDefinition": _training_definition("tuning")},
+    "evaluation": lambda item: _processing(),
+    "register": _register_defaults,
+    "approval": lambda item: {},
+    "create_model": _create_model_defaults,
+    "batch_transform": lambda item: {
+        "TransformOutput": {"S3OutputPath": f"{RUN_FOLDER}/batch-transform/"},
+        "TransformResources": {"InstanceCount": 1, "InstanceType": DEFAULT_INSTANCE_TYPE},
+    },
+    "deploy": lambda item: {},
+}
+assert list(_DEFAULTS) == list(STAGES), "every stage has its defaults here, in catalog order"
+
+
 def defaults(stage: str, item: dict[str, Any]) -> dict[str, Any]:
     """The framework's request for a stage before the item's own fields are merged over it."""
-    stages = item.get("stages", {})
-    if stage in ("preprocessing", "evaluation"):
-        return _processing()
-    if stage == "training":
-        return _training_definition("training")
-    if stage == "tuning":
-        return {"TrainingJobDefinition": _training_definition("tuning")}
-    if stage == "register":
-        return {
-            "ModelPackageGroupName": model_package_group(item),
-            "InferenceSpecification": {
-                "Containers": _serving_containers(item),
-                "SupportedContentTypes": ["text/csv"],
-                "SupportedResponseMIMETypes": ["text/csv"],
-            },
-        }
-    if stage == "create_model":
-        container: dict[str, Any] = {"Image": "{image}"}
-        url = stages.get("create_model", {}).get("model_data_url")
-        if url:
-            container["ModelDataUrl"] = url
-        own = stages.get("create_model", {}).get("request", {})
-        # CreateModel takes PrimaryContainer or Containers, not both.
-        return {"ExecutionRoleArn": "{role_arn}"} | ({} if "Containers" in own else {"PrimaryContainer": container})
-    if stage == "batch_transform":
-        return {
-            "TransformOutput": {"S3OutputPath": f"{RUN_FOLDER}/batch-transform/"},
-            "TransformResources": {"InstanceCount": 1, "InstanceType": DEFAULT_INSTANCE_TYPE},
-        }
-    return {}
+    return _DEFAULTS[stage](item)
 
 
 # What a model package container shares with a model's container (CreateModelPackage's
