@@ -36,6 +36,10 @@ OUTPUTS_HELP = (
 )
 
 
+def _meanings(intro: str, choices: dict[str, str]) -> str:
+    return f"{intro}: " + "; ".join(f"{name}: {meaning}" for name, meaning in choices.items())
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlops-sfn", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -93,15 +97,13 @@ def _parser() -> argparse.ArgumentParser:
         "--endpoint",
         choices=list(ENDPOINT_OUTCOMES),
         default="in_service",
-        help="what the endpoint does after create/update: "
-        + "; ".join(f"{name}: {meaning}" for name, meaning in ENDPOINT_OUTCOMES.items()),
+        help=_meanings("what the endpoint does after create/update", ENDPOINT_OUTCOMES),
     )
     run.add_argument(
         "--existing-endpoint",
         choices=list(EXISTING_ENDPOINT),
         default="none",
-        help="the item's endpoint before the run: "
-        + "; ".join(f"{name}: {meaning}" for name, meaning in EXISTING_ENDPOINT.items()),
+        help=_meanings("the item's endpoint before the run", EXISTING_ENDPOINT),
     )
     run.add_argument("--json", action="store_true", help="print the report as JSON (with each stage's outcome)")
     local_commands.add_parser(
