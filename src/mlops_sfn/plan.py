@@ -492,7 +492,9 @@ def _check_images(blocks: dict[str, Any], repositories: str) -> list[Problem]:
     otherwise the job would start and fail on an access error, after the runs before it."""
     allowed = [arn.strip() for arn in repositories.split(",") if arn.strip()]
     problems = []
-    for path, image in _images(blocks, "stages"):
+    for path, key, image in _strings(blocks, "stages"):
+        if key not in _IMAGE_FIELDS:
+            continue
         found = _ECR_IMAGE.match(image)
         if not found:
             continue  # not an ECR image: SageMaker's own check applies
@@ -510,20 +512,6 @@ def _check_images(blocks: dict[str, Any], repositories: str) -> list[Problem]:
                 )
             )
     return problems
-
-
-def _images(value: Any, path: str) -> list[tuple[str, str]]:
-    if isinstance(value, dict):
-        found = []
-        for key, entry in value.items():
-            if key in _IMAGE_FIELDS and isinstance(entry, str):
-                found.append((f"{path}.{key}", entry))
-            else:
-                found += _images(entry, f"{path}.{key}")
-        return found
-    if isinstance(value, list):
-        return [pair for index, entry in enumerate(value) for pair in _images(entry, f"{path}[{index}]")]
-    return []
 
 
 def _check_filled(blocks: dict[str, Any]) -> list[Problem]:
