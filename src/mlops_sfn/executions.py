@@ -41,10 +41,8 @@ def stage_outcomes(
     if "quality_gate" in execution_input:
         switched_on["quality_gate"] = switched_on.get("evaluation", False)
     outcomes = {}
-    for stage in _REPORTED:
-        if stage == "quality_gate" and "quality_gate" not in execution_input:
-            continue
-        if not switched_on.get(stage):
+    for stage in (stage for stage in _REPORTED if stage in switched_on):
+        if not switched_on[stage]:
             outcomes[stage] = "skipped"
         elif stage in failed:
             outcomes[stage] = "failed"

@@ -238,6 +238,9 @@ class LambdaTask(StateTaskServiceLambda):
 
 
 # How each service says "slow down" (its error code and HTTP status); the integration names it.
+# S3: SlowDown, 503 (S3 API reference, Error responses); Lambda: TooManyRequestsException, 429
+# (Invoke); CloudWatch: Throttling, 400 (CloudWatch API reference, Common errors); SageMaker and
+# the rest: ThrottlingException, 400.
 _THROTTLES = {"s3": ("SlowDown", 503), "lambda": ("TooManyRequestsException", 429), "cloudwatch": ("Throttling", 400)}
 
 
