@@ -13,6 +13,11 @@ output "quality_gate_function_arn" {
   value       = aws_lambda_function.quality_gate.arn
 }
 
+output "model_copy_function_arn" {
+  description = "ARN of the function that copies the best tuning job's model into the run folder."
+  value       = aws_lambda_function.model_copy.arn
+}
+
 output "log_group_name" {
   description = "Log group of the execution history."
   value       = aws_cloudwatch_log_group.state_machine.name

@@ -14,12 +14,12 @@ variable "policy_template" {
 }
 
 variable "package" {
-  description = "Path of the Lambda zip holding quality_gate/handler.py (lambdas/functions.zip)."
+  description = "Path of the Lambda zip holding quality_gate/handler.py and model_copy/handler.py (lambdas/functions.zip)."
   type        = string
 }
 
 variable "lambda_runtime" {
-  description = "Python runtime of the quality-gate function."
+  description = "Python runtime of the quality-gate and model-copy functions."
   type        = string
   default     = "python3.12"
 
@@ -32,7 +32,7 @@ variable "lambda_runtime" {
 }
 
 variable "bucket" {
-  description = "The framework's bucket (evaluation reports, model copies)."
+  description = "The framework's bucket: the quality gate reads reports from it, the model copy copies models in it."
   type        = string
 }
 

@@ -87,8 +87,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="API",
-        help="throttle the first call of API (e.g. sagemaker:describeEndpoint, s3:copyObject, lambda:invoke), "
-        "as AWS would through that integration (repeatable)",
+        help="throttle the first call of API (e.g. sagemaker:describeEndpoint, sagemaker:createModelPackage, "
+        "lambda:invoke), as AWS would through that integration (repeatable)",
     )
     answer = run.add_mutually_exclusive_group()
     answer.add_argument("--approve", dest="answer", action="store_const", const="approve", help="approve the model")

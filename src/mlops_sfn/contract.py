@@ -23,7 +23,11 @@ ROUTER_ENVIRONMENT = {
     "image_repository_arns": "IMAGE_REPOSITORY_ARNS",
     "report_batch_item_failures": "REPORT_BATCH_ITEM_FAILURES",
 }
-HANDLERS = {"router": "router.handler.handler", "quality_gate": "quality_gate.handler.handler"}
+HANDLERS = {
+    "router": "router.handler.handler",
+    "quality_gate": "quality_gate.handler.handler",
+    "model_copy": "model_copy.handler.handler",
+}
 SCHEDULE_INPUT_TEMPLATE = (
     '{"detail-type": "Scheduled Event", "source": "aws.events", "time": <time>, "resources": <resources>, '
     '"detail": {"consumption_pipeline_name": <pipeline>}}'

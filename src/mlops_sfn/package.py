@@ -1,11 +1,12 @@
-"""The Lambda deployment package: one zip for both functions, built without pip.
+"""The Lambda deployment package: one zip for every function, built without pip.
 
 The Lambda runtime ships boto3, and the functions need nothing else, so the zip holds each
-handler (`router/handler.py`, `quality_gate/handler.py`) and the `mlops_sfn` modules they import,
-found by reading the imports (the CLI, the local runtime and the importers stay out). The zip is
-deterministic (fixed timestamps and modes, sorted entries), so Terraform's source_code_hash only
-changes when a file in it does. It is committed (Terraform Cloud's VCS runs have no build step) and
-`mlops-sfn generate --check` fails when it no longer matches the sources.
+handler (`router/handler.py`, `quality_gate/handler.py`, `model_copy/handler.py`) and the
+`mlops_sfn` modules they import, found by reading the imports (the CLI, the local runtime and the
+importers stay out). The zip is deterministic (fixed timestamps and modes, sorted entries), so
+Terraform's source_code_hash only changes when a file in it does. It is committed (Terraform
+Cloud's VCS runs have no build step) and `mlops-sfn generate --check` fails when it no longer
+matches the sources.
 """
 
 from __future__ import annotations

@@ -245,10 +245,10 @@ def _job_input(stage: str) -> Callable[[dict[str, Any], str, Settings], dict[str
 
 def _tuning_input(item: dict[str, Any], execution: str, settings: Settings) -> dict[str, Any]:
     result = _request(item, "tuning", execution)
-    # Step Functions copies the best job's model.tar.gz to where {model_data_url} points.
+    # The state machine copies the best job's model.tar.gz (under source_folder) to where
+    # {model_data_url} points, which the later stages were planned with.
     output = result["request"]["TrainingJobDefinition"]["OutputDataConfig"]["S3OutputPath"].rstrip("/")
-    bucket, _, key = (stages.RUN_FOLDER + "/tuning/best/model.tar.gz").removeprefix("s3://").partition("/")
-    result["best_model"] = {"source_prefix": output.removeprefix("s3://"), "Bucket": bucket, "Key": key}
+    result["best_model"] = {"source_folder": output, "target": stages.model_data_url(item, "tuning", execution)}
     return result
 
 

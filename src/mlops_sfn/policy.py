@@ -7,7 +7,8 @@ EventBridge rule it polls with). Resources are scoped to what the framework name
   stages.CATALOG);
 - endpoints and model package groups by the deployment's name prefix, which the router also enforces
   on items (plan._check_reach), so the table cannot redeploy an unrelated endpoint;
-- the artifact bucket, the two topics, the quality-gate function and the SageMaker role by ARN.
+- the two topics, the two functions (quality gate, model copy) and the SageMaker role by ARN; the
+  artifact bucket is reached by the jobs and functions, not by the state machine.
 `policy_text()` is committed as `statemachine/role-policy.json`, a template Terraform renders with
 the same variables as `render_policy()`; a test keeps it current, another checks it against the
 calls the executed scenarios made.
@@ -28,7 +29,6 @@ POLICY_VARIABLES = {
     "region": "the region the pipeline runs in",
     "account_id": "the account the pipeline runs in",
     "sagemaker_role_arn": "the role SageMaker jobs and models run as (passed with iam:PassRole)",
-    "bucket": "the artifact bucket",
     "sagemaker_name_prefix": "the start of the endpoint and model package group names items may use",
     **statemachine.VARIABLES,
 }
@@ -70,7 +70,6 @@ _ENDPOINTS = [f"{_SAGEMAKER}:endpoint/{_SCOPED}"]
 _GROUPS = [f"{_SAGEMAKER}:model-package-group/{_SCOPED}"]
 _PACKAGES = [f"{_SAGEMAKER}:model-package/{_SCOPED}"]  # model-package/<group>/<version>
 _CONFIGS = _named("deploy")
-_BUCKET_OBJECTS = ["arn:${partition}:s3:::${bucket}/*"]
 # The endpoint's alarms start with its name, so with the prefix; alarms an item names must too.
 # (DescribeAlarms scoped narrower than "*" returns metric alarms only: CloudWatch API reference.)
 _ALARMS = ["arn:${partition}:cloudwatch:${region}:${account_id}:alarm:" + _SCOPED]
@@ -149,14 +148,15 @@ PERMISSIONS: dict[str, list[dict[str, Any]]] = {
             "Resources": _PACKAGES,
         }
     ],
-    "aws-sdk:s3:copyObject": [
-        {"Sid": "CopyBestModel", "Actions": ["s3:GetObject", "s3:PutObject"], "Resources": _BUCKET_OBJECTS}
-    ],
     "lambda:invoke": [
         {
-            "Sid": "QualityGate",
+            "Sid": "PipelineFunctions",  # the quality gate and the model copy
             "Actions": ["lambda:InvokeFunction"],
-            "Resources": ["${quality_gate_function_arn}", "${quality_gate_function_arn}:*"],
+            "Resources": [
+                f"${{{variable}}}{version}"
+                for variable in ("quality_gate_function_arn", "model_copy_function_arn")
+                for version in ("", ":*")
+            ],
         }
     ],
     "sns:publish": [{"Sid": "Notify", "Actions": ["sns:Publish"], "Resources": ["${notification_topic_arn}"]}],

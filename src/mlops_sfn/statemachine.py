@@ -25,6 +25,7 @@ VARIABLES = {
     "notification_topic_arn": "SNS topic for failure and success summaries",
     "approval_topic_arn": "SNS topic that carries approval requests (with their task tokens)",
     "quality_gate_function_arn": "Lambda function that compares the evaluation metric with the threshold",
+    "model_copy_function_arn": "Lambda function that copies the best tuning job's model into the run folder",
 }
 
 SAGEMAKER = "arn:aws:states:::sagemaker:"
@@ -156,18 +157,23 @@ def _training(b: _Builder, then: str) -> str:
 def _tuning(b: _Builder, then: str) -> str:
     selector = {"best_training_job.$": "$.BestTrainingJob.TrainingJobName"}
     entry = b.task("Tuning", "tuning", _sagemaker_job("tuning", selector, "Copy best model"))
+    # Later stages were planned with the model in the run folder; the best job is known only now.
+    # A Lambda copies it, in parts when large: S3's CopyObject refuses sources above 5 GB.
     b.task(
         "Copy best model",
         "tuning",
         {
-            "Resource": f"{SDK}s3:copyObject",
+            "Resource": LAMBDA,
             "Parameters": {
-                "Bucket.$": "$.stages.tuning.best_model.Bucket",
-                "Key.$": "$.stages.tuning.best_model.Key",
-                "CopySource.$": "States.Format('{}/{}/output/model.tar.gz', "
-                "$.stages.tuning.best_model.source_prefix, $.results.tuning.best_training_job)",
+                "FunctionName": "${model_copy_function_arn}",
+                "Payload": {
+                    "source.$": "States.Format('{}/{}/output/model.tar.gz', "
+                    "$.stages.tuning.best_model.source_folder, $.results.tuning.best_training_job)",
+                    "target.$": "$.stages.tuning.best_model.target",
+                },
             },
-            "ResultPath": None,
+            "ResultSelector": {"model_data_url.$": "$.Payload.model_data_url", "bytes.$": "$.Payload.bytes"},
+            "ResultPath": "$.results.tuning.model",
             "Next": then,
         },
     )

@@ -1,7 +1,8 @@
-"""Step Functions rules the local AWS must keep, refusals included, each on a small definition.
+"""Step Functions (and S3) rules the local AWS must keep, refusals included, each on a small definition.
 
 A local AWS more permissive than AWS proves nothing: each test fails if the local AWS stops
-refusing what AWS refuses. The SageMaker endpoint rules are in test_local_runs.py.
+refusing what AWS refuses. The SageMaker endpoint rules are in test_local_runs.py; S3's copy limit is
+here too.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from mlops_sfn.local import integrations
 from mlops_sfn.local.harness import LocalRuns
 from mlops_sfn.local.integrations import MAX_INPUT_BYTES
 
@@ -132,3 +134,22 @@ def test_an_execution_input_above_262144_bytes_is_refused(local: LocalRuns) -> N
         local.sfn.start_execution(stateMachineArn=arn, input=json.dumps({"p": padding}, ensure_ascii=False))
     assert refused.value.response["Error"]["Code"] == "ValidationException"
     assert "262144" in refused.value.response["Error"]["Message"]
+
+
+def test_copy_object_refuses_a_source_above_5_gb(local: LocalRuns, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ "to copy an object greater than 5 GB, you must use the multipart upload Upload Part - Copy
+    (UploadPartCopy) API" (S3 API reference, CopyObject). The limit is lowered to keep the test small."""
+    monkeypatch.setattr(integrations, "MAX_COPY_SOURCE_BYTES", 1024 * 1024)
+    bucket = local.settings.bucket
+    local.s3.put_object(Bucket=bucket, Key="rules/at-limit", Body=b"m" * (1024 * 1024))
+    local.s3.put_object(Bucket=bucket, Key="rules/above-limit", Body=b"m" * (1024 * 1024 + 1))
+    local.s3.copy_object(Bucket=bucket, Key="rules/copied", CopySource={"Bucket": bucket, "Key": "rules/at-limit"})
+    with pytest.raises(ClientError) as refused:
+        local.s3.copy_object(
+            Bucket=bucket, Key="rules/copied", CopySource={"Bucket": bucket, "Key": "rules/above-limit"}
+        )
+    error = refused.value.response["Error"]
+    assert error["Code"] == "InvalidRequest"
+    assert error["Message"] == (
+        "The specified copy source is larger than the maximum allowable size for a copy source: 1048576"
+    )

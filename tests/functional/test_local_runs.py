@@ -222,10 +222,13 @@ def test_all_stages_run_in_order_and_the_success_summary_carries_every_result(na
 
 def test_tuning_copies_the_best_jobs_model_to_where_the_model_is_created_from() -> None:
     outcome = scenario("all stages, model from tuning")
-    best = outcome.notification("Pipeline run succeeded")["results"]["tuning"]["best_training_job"]
+    tuning = outcome.notification("Pipeline run succeeded")["results"]["tuning"]
     run_folder = f"runs/{DEMO['consumption_pipeline_name']}/{outcome.report.execution_name}"
-    assert f"{run_folder}/tuning/{best}/output/model.tar.gz" in outcome.keys
+    assert f"{run_folder}/tuning/{tuning['best_training_job']}/output/model.tar.gz" in outcome.keys
     assert f"{run_folder}/tuning/best/model.tar.gz" in outcome.keys
+    # The copy (the model-copy function) records where the model went and its size.
+    assert tuning["model"]["model_data_url"].endswith(f"/{run_folder}/tuning/best/model.tar.gz")
+    assert tuning["model"]["bytes"] > 0
 
 
 def test_batch_transform_and_deploy_run_together_in_one_parallel_state() -> None:
@@ -617,13 +620,6 @@ def needed(details: dict[str, Any], local: dict[str, str]) -> list[tuple[str, st
         return [(f"cloudwatch:{resource[0].upper()}{resource[1:]}", f"{ALARM_ARN}:{name}") for name in named]
     if kind == "aws-sdk:sagemakerruntime":
         return [("sagemaker:InvokeEndpoint", f"{SAGEMAKER_ARN}:endpoint/{params['EndpointName'].lower()}")]
-    if kind == "aws-sdk:s3" and resource == "getObject":
-        return [("s3:GetObject", f"arn:aws:s3:::{params['Bucket']}/{params['Key']}")]
-    if kind == "aws-sdk:s3" and resource == "copyObject":
-        return [
-            ("s3:GetObject", f"arn:aws:s3:::{params['CopySource']}"),
-            ("s3:PutObject", f"arn:aws:s3:::{params['Bucket']}/{params['Key']}"),
-        ]
     if kind == "lambda":
         return [("lambda:InvokeFunction", params["FunctionName"])]
     assert kind == "sns", kind
@@ -650,7 +646,7 @@ def test_the_role_policy_allows_every_call_the_scenarios_made_and_nothing_beyond
         "sagemaker_name_prefix": harness.SETTINGS.sagemaker_name_prefix,
         "notification_topic_arn": f"arn:aws:sns:us-east-1:123456789012:{harness.PREFIX}-notifications",
         "approval_topic_arn": f"arn:aws:sns:us-east-1:123456789012:{harness.PREFIX}-approvals",
-        "quality_gate_function_arn": harness.QUALITY_GATE_ARN,
+        **harness.FUNCTION_VARIABLES,
     }
     document = policy.render_policy(local)
     calls = {

@@ -34,6 +34,7 @@ def run(execution_input: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str,
                 "notification_topic_arn": topic,
                 "approval_topic_arn": topic,
                 "quality_gate_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:mlops-quality-gate",
+                "model_copy_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:mlops-model-copy",
             }
         )
         arn = sfn.create_state_machine(

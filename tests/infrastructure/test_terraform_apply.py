@@ -149,10 +149,10 @@ def test_dev_deploys_no_schedule_rule(deployed: Deployment) -> None:
     assert rules == ["mlops-dev-uploads"]
 
 
-def test_both_functions_run_on_the_deployments_runtime(deployed: Deployment) -> None:
+def test_every_function_runs_on_the_deployments_runtime(deployed: Deployment) -> None:
     """Provider 3.39 cannot create python3.12 functions: the stand-in runtime is replaced after the apply."""
     lambdas = deployed.client("lambda")
-    for name in ("mlops-dev-router", "mlops-dev-quality-gate"):
+    for name in ("mlops-dev-router", "mlops-dev-quality-gate", "mlops-dev-model-copy"):
         assert lambdas.get_function_configuration(FunctionName=name)["Runtime"] == "python3.12", name
 
 
@@ -185,6 +185,7 @@ def definition_variables(deployed: Deployment) -> dict[str, str]:
         "notification_topic_arn": deployed.outputs["notification_topic_arn"],
         "approval_topic_arn": deployed.outputs["approval_topic_arn"],
         "quality_gate_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:mlops-dev-quality-gate",
+        "model_copy_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:mlops-dev-model-copy",
     }
 
 
@@ -224,8 +225,8 @@ def role_statements(iam: Any) -> Iterator[tuple[str, dict[str, Any]]]:
 def test_no_role_allows_every_action_and_only_unscopable_actions_get_every_resource(deployed: Deployment) -> None:
     statements = list(role_statements(deployed.client("iam")))
     assert (
-        len({where for where, _ in statements}) == 5
-    )  # pipeline, logs-and-tracing, router, quality gate, SageMaker jobs
+        len({where for where, _ in statements}) == 6
+    )  # pipeline, logs-and-tracing, router, quality gate, model copy, SageMaker jobs
     for where, statement in statements:
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         assert "*" not in actions and not any(action.endswith(":*") for action in actions), where

@@ -98,6 +98,7 @@ def test_each_role_that_reads_encrypted_data_may_use_that_key_and_no_other(varia
         "mlops-prod-pipeline",
         "mlops-prod-sagemaker",
         "mlops-prod-quality-gate",
+        "mlops-prod-model-copy",
     }
     assert set(allowed.values()) == {variant.key_arn}
 

@@ -62,14 +62,15 @@ def test_validate_skips_the_typed_copies(tmp_path: Path, capsys: pytest.CaptureF
 def test_the_zip_is_deterministic_and_holds_only_what_the_handlers_import() -> None:
     assert package.build() == package.build()
     names = set(package.read(package.build()))
-    assert {"router/handler.py", "quality_gate/handler.py", "mlops_sfn/router.py", "mlops_sfn/gate.py"} <= names
+    assert {"router/handler.py", "quality_gate/handler.py", "model_copy/handler.py", "mlops_sfn/model_copy.py"} <= names
+    assert {"mlops_sfn/router.py", "mlops_sfn/gate.py"} <= names
     assert "mlops_sfn/pipeline_item.schema.json" in names  # read at run time by the item checks
     for tooling in ("cli", "importers", "toolchain", "statemachine", "policy", "package", "generated"):
         assert f"mlops_sfn/{tooling}.py" not in names
     assert not [name for name in names if name.startswith("mlops_sfn/local/")]
 
 
-def test_the_committed_zip_runs_both_handlers_on_its_own(tmp_path: Path) -> None:
+def test_the_committed_zip_runs_every_handler_on_its_own(tmp_path: Path) -> None:
     """Lambda unpacks the zip into /var/task and imports the handler from there, with boto3 from the runtime."""
     task = tmp_path / "task"
     with zipfile.ZipFile(package.PACKAGE) as archive:
@@ -78,20 +79,27 @@ def test_the_committed_zip_runs_both_handlers_on_its_own(tmp_path: Path) -> None
 import json, sys
 sys.path.insert(0, {str(task)!r})
 import io, boto3
-class S3:  # the report as S3 would serve it (the zip's own code reads it through boto3)
+copies = []
+class S3:  # objects as S3 would serve them (the zip's own code reaches them through boto3)
     class exceptions:
         NoSuchKey = KeyError
+        ClientError = KeyError
     def get_object(self, Bucket, Key):
         return {{"ContentLength": 13, "Body": io.BytesIO(b'{{"rmse": 0.5}}')}}
+    def head_object(self, Bucket, Key):
+        return {{"ContentLength": 7}}
+    def copy(self, source, bucket, key, Config):
+        copies.append([source, bucket, key, Config.multipart_threshold])
 boto3.client = lambda service, **kw: S3()
-import router.handler, quality_gate.handler
+import router.handler, quality_gate.handler, model_copy.handler
 gate = {{"metric": "rmse", "comparison": "less_than", "threshold": 1}}
 verdict = quality_gate.handler.handler({{"report": {{"Bucket": "b", "Key": "k"}}, "gate": gate}}, None)
+copied = model_copy.handler.handler({{"source": "s3://b/t/j-1/output/model.tar.gz", "target": "s3://b/runs/m"}}, None)
 outside = sorted(name for name, module in sys.modules.items()
                  if name.startswith("mlops_sfn")
                  and not (getattr(module, "__file__", "") or "").startswith({str(task)!r}))
 loaded = {{"yaml": "yaml" in sys.modules, "moto": "moto" in sys.modules}}
-print(json.dumps({{"verdict": verdict, "outside": outside, **loaded}}))
+print(json.dumps({{"verdict": verdict, "copied": copied, "copies": copies, "outside": outside, **loaded}}))
 """
     environment = {
         **os.environ,
@@ -113,6 +121,8 @@ print(json.dumps({{"verdict": verdict, "outside": outside, **loaded}}))
     )
     report = json.loads(result.stdout)
     assert report["verdict"]["met"] is True
+    assert report["copied"] == {"model_data_url": "s3://b/runs/m", "bytes": 7}
+    assert report["copies"] == [[{"Bucket": "b", "Key": "t/j-1/output/model.tar.gz"}, "b", "runs/m", 256 * 1024**2]]
     assert report == {**report, "outside": [], "yaml": False, "moto": False}
 
 

@@ -15,11 +15,11 @@ VARIABLES = {
     "region": "eu-west-1",
     "account_id": "111122223333",
     "sagemaker_role_arn": "arn:aws:iam::111122223333:role/mlops-sagemaker",
-    "bucket": "mlops-artifacts",
     "sagemaker_name_prefix": "mlops-dev-",
     "notification_topic_arn": "arn:aws:sns:eu-west-1:111122223333:mlops-notifications",
     "approval_topic_arn": "arn:aws:sns:eu-west-1:111122223333:mlops-approvals",
     "quality_gate_function_arn": "arn:aws:lambda:eu-west-1:111122223333:function:mlops-quality-gate",
+    "model_copy_function_arn": "arn:aws:lambda:eu-west-1:111122223333:function:mlops-model-copy",
 }
 
 
@@ -43,7 +43,9 @@ def test_no_wildcard_action_and_no_resource_that_is_only_a_wildcard() -> None:
         assert all("*" not in action for action in statement["Action"]), statement["Sid"]
         for resource in statement["Resource"]:
             assert resource != "*" and resource.startswith("arn:aws:"), (statement["Sid"], resource)
-            assert ":111122223333:" in resource or resource.startswith("arn:aws:s3:::mlops-artifacts/")
+            assert ":111122223333:" in resource, (statement["Sid"], resource)
+        # The state machine reads and writes no object: the jobs and the two functions do.
+        assert not any(action.startswith("s3:") for action in statement["Action"]), statement["Sid"]
 
 
 def test_the_sagemaker_role_can_be_passed_to_sagemaker_only() -> None:
@@ -55,8 +57,8 @@ def test_the_sagemaker_role_can_be_passed_to_sagemaker_only() -> None:
 def test_the_template_declares_its_variables_and_fits_an_iam_policy() -> None:
     text = policy.POLICY_TEMPLATE.read_text()
     assert set(re.findall(r"\$\{([^}]*)\}", text)) == set(policy.POLICY_VARIABLES)
-    with pytest.raises(KeyError, match="bucket"):
-        policy.render_policy({k: v for k, v in VARIABLES.items() if k != "bucket"})
+    with pytest.raises(KeyError, match="model_copy_function_arn"):
+        policy.render_policy({k: v for k, v in VARIABLES.items() if k != "model_copy_function_arn"})
     # A managed policy holds 6,144 characters without whitespace; an inline role policy 10,240.
     assert len(json.dumps(policy.render_policy(VARIABLES), separators=(",", ":"))) < 6144
 

@@ -22,6 +22,7 @@ VARIABLES = {
     "notification_topic_arn": "arn:aws:sns:us-east-1:123456789012:mlops-notifications",
     "approval_topic_arn": "arn:aws:sns:us-east-1:123456789012:mlops-approvals",
     "quality_gate_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:mlops-quality-gate",
+    "model_copy_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:mlops-model-copy",
 }
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import boto3
 
-from .. import approval, gate, statemachine
+from .. import approval, gate, model_copy, statemachine
 from ..executions import stage_outcomes
 from ..plan import EXAMPLE_SETTINGS, Settings, plan_execution
 from ..policy import task_resources
@@ -45,6 +45,10 @@ SETTINGS = Settings(
     region=REGION,
 )
 QUALITY_GATE_ARN = f"arn:aws:lambda:{REGION}:{DEFAULT_ACCOUNT_ID}:function:{PREFIX}-quality-gate"
+MODEL_COPY_ARN = f"arn:aws:lambda:{REGION}:{DEFAULT_ACCOUNT_ID}:function:{PREFIX}-model-copy"
+# The definition's function variables, and what the functions' lambdas/*/handler.py export.
+FUNCTION_VARIABLES = {"quality_gate_function_arn": QUALITY_GATE_ARN, "model_copy_function_arn": MODEL_COPY_ARN}
+FUNCTIONS = {QUALITY_GATE_ARN: gate.handler, MODEL_COPY_ARN: model_copy.handler}
 
 # Waits shortened for local runs (the definition is unchanged; these come from the execution input).
 LOCAL_TIMINGS = {
@@ -131,7 +135,7 @@ class LocalRuns:
                 boto_client_for_region,
                 lambda account, region: sagemaker_backends[account][region],
             ),
-            functions={QUALITY_GATE_ARN: gate.handler},  # what lambdas/quality_gate/handler.py exports
+            functions=dict(FUNCTIONS),
         )
         self._installed = installed(self.local)
         self._installed.__enter__()
@@ -139,7 +143,7 @@ class LocalRuns:
             {
                 "notification_topic_arn": self.topics["notifications"],
                 "approval_topic_arn": self.topics["approvals"],
-                "quality_gate_function_arn": QUALITY_GATE_ARN,
+                **FUNCTION_VARIABLES,
             }
         )
         self.state_machine_arn = self.sfn.create_state_machine(

@@ -12,7 +12,8 @@ moto picks a Task's service integration with `state_task_service_for(service_nam
   the throttling of an API (`Local.throttle`), reported under the error name its integration uses;
 - aws-sdk error names as Step Functions spells them (moto lowercases the service);
 - AWS's refusals moto lacks: `States.ALL` catches and retries neither `States.DataLimitExceeded`
-  nor `States.Runtime`, and StartExecution refuses an input above 262,144 bytes. (moto already
+  nor `States.Runtime`, StartExecution refuses an input above 262,144 bytes, and S3's CopyObject
+  refuses a source above 5 GB. (moto already
   fails a state whose output or task result exceeds 256 KiB, and a failing Parallel branch already
   stops its siblings.)
 Retry intervals are shortened by `retry_sleep_scale`, and Wait states by `wait_scale`, since moto's
@@ -44,6 +45,8 @@ from .motoport import (
     HistoryEventType,
     LambdaFunctionErrorException,
     ResourceCondition,
+    S3Backend,
+    S3ClientError,
     StatesErrorName,
     StatesErrorNameType,
     StateTaskServiceAwsSdk,
@@ -346,6 +349,24 @@ def _start_within_limit(
     return _START(self, state_machine_arn, name, execution_input, **rest)
 
 
+# CopyObject: "you create a copy of your object up to 5 GB in size in a single atomic action using
+# this API. However, to copy an object greater than 5 GB, you must use the multipart upload Upload
+# Part - Copy (UploadPartCopy) API" (S3 API reference, CopyObject); S3 answers InvalidRequest.
+# moto copies any size. (Read at each call, so a test can lower it instead of storing 5 GB.)
+MAX_COPY_SOURCE_BYTES = 5 * 1024**3
+_COPY = S3Backend.copy_object
+
+
+def _copy_within_limit(self: Any, src_key: Any, *args: Any, **kwargs: Any) -> Any:
+    if src_key.size > MAX_COPY_SOURCE_BYTES:
+        raise S3ClientError(
+            "InvalidRequest",
+            f"The specified copy source is larger than the maximum allowable size for a copy source: "
+            f"{MAX_COPY_SOURCE_BYTES}",
+        )
+    return _COPY(self, src_key, *args, **kwargs)
+
+
 @contextmanager
 def installed(local: Local) -> Iterator[Local]:
     """Wire moto's interpreter to `local` for the duration (one run at a time per process)."""
@@ -358,6 +379,7 @@ def installed(local: Local) -> Iterator[Local]:
     WaitFunction._wait_interval = _scaled_wait  # type: ignore[method-assign]
     ErrorEqualsDecl._eval_body = _match_but_uncatchable  # type: ignore[method-assign]
     StepFunctionsParserBackend.start_execution = _start_within_limit  # type: ignore[method-assign,assignment]
+    S3Backend.copy_object = _copy_within_limit  # type: ignore[method-assign]
     try:
         yield local
     finally:
@@ -366,5 +388,6 @@ def installed(local: Local) -> Iterator[Local]:
         WaitFunction._wait_interval = _WAIT  # type: ignore[method-assign]
         ErrorEqualsDecl._eval_body = _MATCH  # type: ignore[method-assign]
         StepFunctionsParserBackend.start_execution = _START  # type: ignore[method-assign]
+        S3Backend.copy_object = _COPY  # type: ignore[method-assign]
         _ACTIVE = None
         _LOCK.release()

@@ -27,7 +27,8 @@ from moto.core.exceptions import JsonRESTError
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.events.models import Rule
 from moto.iam.access_control import IAMPolicy, PermissionResult
-from moto.s3.models import FakeBucket
+from moto.s3.exceptions import S3ClientError
+from moto.s3.models import FakeBucket, S3Backend
 from moto.sagemaker.models import sagemaker_backends
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 from moto.sns.models import sns_backends
@@ -91,6 +92,8 @@ __all__ = [
     "PermissionResult",
     "ResourceCondition",
     "Rule",
+    "S3Backend",
+    "S3ClientError",
     "SageMakerRuntimeResponse",
     "StateTaskServiceAwsSdk",
     "StateTaskServiceCallback",

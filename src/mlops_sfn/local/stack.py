@@ -67,7 +67,7 @@ VARIABLES: dict[str, Any] = {
 # created with it (local_runtime_override.tf), then given the deployment's runtime by set_runtimes().
 RUNTIME_STAND_IN = "python3.8"
 # Module -> the Lambda function resources it declares.
-FUNCTIONS = {"router": ("this",), "state-machine": ("quality_gate",)}
+FUNCTIONS = {"router": ("this",), "state-machine": ("quality_gate", "model_copy")}
 
 _PROVIDER = """variable "local_endpoint" {
   description = "URL of the local AWS."
