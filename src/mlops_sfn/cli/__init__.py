@@ -1,0 +1,48 @@
+"""mlops-sfn: check, preview and import pipeline items, run them locally, operate them.
+
+One module per command (or per group of commands that share their options); each `register`s its
+parser with the function it runs. This module holds the one error path: problems go to stderr,
+and the exit codes are those of `common` (0 success, 1 invalid input or a failed run, 2 usage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .. import statemachine
+from . import approval, importing, local, plan, replay, tooling, validate
+from .common import INVALID, USAGE, UsageError
+
+COMMANDS = (validate, plan, importing, local, replay, approval, tooling)
+
+
+def parser() -> argparse.ArgumentParser:
+    found = argparse.ArgumentParser(prog="mlops-sfn", description=__doc__.splitlines()[0])
+    found.set_defaults(checkout=False)
+    commands = found.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.register(commands)
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.checkout and not (statemachine.ROOT / "main.tf").is_file():
+            command = " ".join(filter(None, [args.command, getattr(args, "local_command", None)]))
+            raise UsageError(
+                f"`mlops-sfn {command}` works on a checkout of the mlops-sfn repository: clone it and"
+                " install it with pip install -e '.[dev]' (an installed package has validate, plan,"
+                " import, local run, replay, approve and reject)"
+            )
+        code: int = args.run(args)
+        return code
+    except UsageError as error:
+        print(f"mlops-sfn: error: {error}", file=sys.stderr)
+        return USAGE
+    except (BotoCoreError, ClientError) as error:  # no credentials, no endpoint, no such queue, a refusal
+        print(f"mlops-sfn: error: {error}", file=sys.stderr)
+        return INVALID

@@ -1,0 +1,75 @@
+"""What every command shares: exit codes, the one way problems are printed, the deployment's
+settings and reading an item file."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .. import bounds
+from ..item import ItemFileError, load_item_file
+from ..plan import EXAMPLE_SETTINGS, Settings
+from ..problems import Problem
+
+# Exit codes, the same for every command.
+OK = 0  # done; for a run, it succeeded
+INVALID = 1  # the input is invalid (each problem printed), a run failed, or AWS refused a call
+USAGE = 2  # the command line is wrong (a missing file, an option the command cannot use)
+
+
+class UsageError(Exception):
+    """A wrong command line: main() prints it and exits USAGE."""
+
+
+OUTPUTS_HELP = (
+    "`terraform output -json` of the deployed root, saved to a file: check against that deployment's bucket,"
+    " role, image repositories and name prefix (default: the environment's ARTIFACT_BUCKET, ..., else an"
+    " example deployment)"
+)
+
+
+def meanings(intro: str, choices: dict[str, str]) -> str:
+    """An option's help that lists what each of its choices means."""
+    return f"{intro}: " + "; ".join(f"{name}: {meaning}" for name, meaning in choices.items())
+
+
+def problem(text: str) -> None:
+    """Every refusal and problem goes to stderr (stdout carries only a command's result)."""
+    print(text, file=sys.stderr)
+
+
+def print_problems(source: Path, problems: list[Problem]) -> None:
+    for found in problems:
+        problem(f"{source}: {found}")
+
+
+def settings(outputs: Path | None = None) -> Settings:
+    """The deployment's settings: from its Terraform outputs when given, else where the environment
+    names them (as in the router), else the example's."""
+    if outputs is None:
+        return Settings.from_environment(fallback=EXAMPLE_SETTINGS)
+    if not outputs.exists():
+        raise UsageError(f"{outputs}: no such file")
+    try:
+        document = bounds.read_json(outputs)
+        return Settings.from_outputs(document if isinstance(document, dict) else {})
+    except (json.JSONDecodeError, UnicodeDecodeError, bounds.InputRefused) as error:
+        raise UsageError(f"{outputs}: not `terraform output -json` of the root: {error}") from error
+    except KeyError as error:
+        raise UsageError(
+            f"{outputs}: not `terraform output -json` of the root: it lacks {error.args[0]}"
+            " (apply the current root, then save its outputs again)"
+        ) from error
+
+
+def read_item(path: Path) -> dict[str, Any] | None:
+    """The item in `path`, or None once the reason it cannot be read is printed; a missing file is a usage error."""
+    if not path.exists():
+        raise UsageError(f"{path}: no such file")
+    try:
+        return load_item_file(path)
+    except ItemFileError as error:
+        problem(f"{path}: {error}")
+        return None

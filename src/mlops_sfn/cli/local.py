@@ -1,0 +1,149 @@
+"""`mlops-sfn local run | up | demo | down`: the framework on this machine, no AWS account needed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..executions import failure_reason
+from ..local.sagemaker import ENDPOINT_OUTCOMES, EXISTING_ENDPOINT, FAILABLE
+from ..problems import InvalidItem
+from .common import INVALID, OK, UsageError, meanings, print_problems, problem, read_item
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    local = commands.add_parser("local", help="run the framework on this machine (no AWS account needed)")
+    local_commands = local.add_subparsers(dest="local_command", required=True, metavar="COMMAND")
+    run = local_commands.add_parser(
+        "run", help="execute ITEM's pipeline in the real state machine, on a local AWS with simulated SageMaker jobs"
+    )
+    run.add_argument("item", type=Path, metavar="ITEM")
+    run.add_argument(
+        "--fail", action="append", default=[], choices=FAILABLE, metavar="STAGE", help="make STAGE fail (repeatable)"
+    )
+    run.add_argument(
+        "--metric", type=float, metavar="VALUE", help="the quality-gate metric's value in the evaluation report"
+    )
+    run.add_argument(
+        "--throttle",
+        action="append",
+        default=[],
+        metavar="API",
+        help="throttle the first call of API (e.g. sagemaker:describeEndpoint, sagemaker:createModelPackage, "
+        "lambda:invoke), as AWS would through that integration (repeatable)",
+    )
+    answer = run.add_mutually_exclusive_group()
+    answer.add_argument("--approve", dest="answer", action="store_const", const="approve", help="approve the model")
+    answer.add_argument("--reject", dest="answer", action="store_const", const="reject", help="reject the model")
+    run.add_argument(
+        "--endpoint",
+        choices=list(ENDPOINT_OUTCOMES),
+        default="in_service",
+        help=meanings("what the endpoint does after create/update", ENDPOINT_OUTCOMES),
+    )
+    run.add_argument(
+        "--existing-endpoint",
+        choices=list(EXISTING_ENDPOINT),
+        default="none",
+        help=meanings("the item's endpoint before the run", EXISTING_ENDPOINT),
+    )
+    run.add_argument("--json", action="store_true", help="print the report as JSON (with each stage's outcome)")
+    run.set_defaults(run=local_run)
+
+    # These three work on a checkout: they apply the repository's Terraform.
+    up = local_commands.add_parser(
+        "up", help="start a local AWS and apply the framework's Terraform into it (state in .mlops-local/)"
+    )
+    up.set_defaults(run=local_stack, checkout=True)
+    demo = local_commands.add_parser(
+        "demo",
+        help="upload sagemaker-artifacts/ to the local deployment (up first if needed) and follow the real run",
+    )
+    demo.add_argument("--pipeline", default=None, help="the item to run (default: the house-price demo)")
+    demo.add_argument(
+        "--reject",
+        dest="demo_answer",
+        action="store_const",
+        const="reject",
+        default="approve",
+        help="reject the model instead of approving it",
+    )
+    demo.set_defaults(run=local_stack, checkout=True)
+    down = local_commands.add_parser("down", help="stop the local AWS and remove .mlops-local/")
+    down.set_defaults(run=local_stack, checkout=True)
+
+
+def _needs_local_runtime(error: ModuleNotFoundError) -> UsageError:
+    return UsageError(f"the local runtime needs {error.name}: pip install 'mlops-sfn[local]'")
+
+
+def local_run(args: argparse.Namespace) -> int:
+    item = read_item(args.item)
+    if item is None:
+        return INVALID
+    try:
+        from ..local.harness import LocalRuns  # moto is imported only by the local commands
+    except ModuleNotFoundError as error:
+        raise _needs_local_runtime(error) from error
+
+    try:
+        with LocalRuns() as local:
+            report = local.run(
+                item,
+                fail=args.fail,
+                metric=args.metric,
+                answer=args.answer,
+                endpoint=args.endpoint,
+                throttle=args.throttle,
+                existing_endpoint=args.existing_endpoint,
+            )
+    except InvalidItem as error:
+        print_problems(args.item, error.problems)
+        return INVALID
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print(
+            f"{report.execution_name}: {report.status} in {report.seconds:.1f} s, "
+            f"{report.transitions} state transitions"
+        )
+        if report.error:
+            reason = failure_reason(report.cause)
+            more = " (the job's description is in --json)" if reason != report.cause else ""
+            print(f"error: {report.error}\ncause: {reason}{more}")
+        print("stages: " + ", ".join(f"{stage} {outcome}" for stage, outcome in report.stages.items()))
+        print("states: " + " -> ".join(report.states))
+        for note in report.notifications:
+            print(f"notification [{note['topic']}] {note['subject']}: {json.dumps(note['message'])}")
+        if "Ask for approval" in report.states and args.answer is None:
+            print("nobody answered the approval request: pass --approve or --reject")
+    return OK if report.status == "SUCCEEDED" else INVALID
+
+
+def local_stack(args: argparse.Namespace) -> int:
+    """`mlops-sfn local up | demo | down`."""
+    try:
+        from ..local import deployment
+        from ..local.demo import PIPELINE, Demo, DemoError, report
+    except ModuleNotFoundError as error:
+        raise _needs_local_runtime(error) from error
+    if args.local_command == "down":
+        deployment.down()
+        return OK
+    try:
+        running = deployment.up()
+        if args.local_command == "up":
+            print(f"export AWS_ENDPOINT_URL={running.endpoint} AWS_CA_BUNDLE={running.cert}  # to use the AWS CLI")
+            return OK
+        demo = Demo(running)
+        result = demo.run(args.pipeline or PIPELINE, answer=args.demo_answer)
+        for line in report(result, demo):
+            print(line)
+    except (deployment.DeploymentError, DemoError) as error:
+        problem(f"mlops-sfn local {args.local_command}: {error}")
+        return INVALID
+    print("the local AWS keeps running: mlops-sfn local up prints how to reach it, mlops-sfn local down removes it")
+    return OK if result.status == "SUCCEEDED" else INVALID

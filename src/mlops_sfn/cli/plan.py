@@ -1,0 +1,68 @@
+"""`mlops-sfn plan ITEM [--event EVENT.json] [--outputs FILE] [--json | --graph]`: what a run of ITEM does."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .. import bounds, preview
+from ..plan import Settings, mismatch, plan_execution
+from ..problems import InvalidItem
+from ..triggers import InvalidEvent, Trigger, parse_event
+from .common import INVALID, OK, OUTPUTS_HELP, UsageError, print_problems, problem, read_item, settings
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("plan", help="show the stages an item runs and the execution input")
+    parser.add_argument("item", type=Path, metavar="ITEM")
+    parser.add_argument("--event", type=Path, metavar="EVENT.json", help="the triggering event (default: a manual run)")
+    parser.add_argument("--outputs", type=Path, metavar="FILE", help=OUTPUTS_HELP)
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="print the execution input the router would build")
+    shown.add_argument("--graph", action="store_true", help="print a Mermaid flowchart")
+    parser.set_defaults(run=lambda args: plan(args.item, args.event, args.json, args.graph, settings(args.outputs)))
+
+
+def _trigger(event_path: Path) -> Trigger | None:
+    """The one trigger in the event file, or None once the reason is printed."""
+    if not event_path.exists():
+        raise UsageError(f"{event_path}: no such file")
+    try:
+        triggers = parse_event(bounds.read_json(event_path), invocation_id="plan")
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        problem(f"{event_path}: not valid JSON: {error}")
+        return None
+    except (bounds.InputRefused, InvalidEvent) as error:
+        problem(f"{event_path}: {error}")
+        return None
+    if len(triggers) != 1:
+        problem(f"{event_path}: holds {len(triggers)} triggers; plan takes an event with one")
+        return None
+    return triggers[0]
+
+
+def plan(item_path: Path, event_path: Path | None, as_json: bool, as_graph: bool, deployment: Settings) -> int:
+    item = read_item(item_path)
+    if item is None:
+        return INVALID
+    manual = Trigger(source="manual", pipeline=str(item.get("consumption_pipeline_name")), run_id="preview")
+    trigger = manual if event_path is None else _trigger(event_path)
+    if trigger is None:
+        return INVALID
+    try:
+        execution_input = plan_execution(item, trigger, deployment)
+    except InvalidItem as error:
+        print_problems(item_path, error.problems)
+        return INVALID
+    reason = mismatch(item, trigger)
+    if reason:
+        problem(f"{event_path}: this event starts nothing: {reason}")
+        return INVALID
+    if as_json:
+        print(json.dumps(execution_input, indent=2))
+    elif as_graph:
+        print(preview.mermaid(execution_input))
+    else:
+        print(preview.text(execution_input, enabled=item.get("enabled", True)))
+    return OK
