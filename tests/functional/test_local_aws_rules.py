@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from mlops_sfn.local import integrations
 from mlops_sfn.local.harness import LocalRuns
 from mlops_sfn.local.integrations import MAX_INPUT_BYTES
+from mlops_sfn.local.sagemaker import JobResult
 
 pytestmark = pytest.mark.functional
 
@@ -153,3 +154,65 @@ def test_copy_object_refuses_a_source_above_5_gb(local: LocalRuns, monkeypatch: 
     assert error["Message"] == (
         "The specified copy source is larger than the maximum allowable size for a copy source: 1048576"
     )
+
+
+def test_a_failing_parallel_branch_stops_the_job_its_sibling_is_running(local: LocalRuns) -> None:
+    """When a branch fails, Step Functions stops the others, with a best-effort Stop* on a `.sync`
+    job running in one (Step Functions guide, Parallel state and "Run a Job (.sync)"): the job ends
+    Stopped, not Completed."""
+
+    class Slow:  # the sibling's job is still running when the other branch fails
+        def run(self, kind: str, request: dict[str, Any]) -> JobResult:
+            time.sleep(3.0)
+            return JobResult()
+
+    def fails_soon(event: Any, context: Any) -> Any:
+        time.sleep(1.0)  # the job has started by then
+        raise RuntimeError("the other branch failed")
+
+    job = f"rules-transform-{time.monotonic_ns()}"
+    transform = {
+        "TransformJobName": job,
+        "ModelName": "rules-model",
+        "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://b/in/"}}},
+        "TransformOutput": {"S3OutputPath": "s3://b/out/"},
+        "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
+    }
+    branches = [
+        {
+            "StartAt": "Fails soon",
+            "States": {
+                "Fails soon": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::lambda:invoke",
+                    "Parameters": {"FunctionName": FUNCTION, "Payload": {}},
+                    "End": True,
+                }
+            },
+        },
+        {
+            "StartAt": "Transform",
+            "States": {
+                "Transform": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::sagemaker:createTransformJob.sync",
+                    "Parameters": transform,
+                    "End": True,
+                }
+            },
+        },
+    ]
+    definition = {"StartAt": "Both", "States": {"Both": {"Type": "Parallel", "Branches": branches, "End": True}}}
+    sagemaker = local.local.sagemaker
+    runner, sagemaker.runner = sagemaker.runner, Slow()
+    try:
+        described, _ = execute(local, definition, function=fails_soon)
+    finally:
+        sagemaker.runner = runner
+    assert described["status"] == "FAILED"
+    for _ in range(100):  # on AWS too the job is stopped after the execution has ended
+        status = local.sagemaker.describe_transform_job(TransformJobName=job)["TransformJobStatus"]
+        if status != "InProgress":
+            break
+        time.sleep(0.05)
+    assert status == "Stopped"

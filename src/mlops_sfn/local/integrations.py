@@ -13,9 +13,10 @@ moto picks a Task's service integration with `state_task_service_for(service_nam
 - aws-sdk error names as Step Functions spells them (moto lowercases the service);
 - AWS's refusals moto lacks: `States.ALL` catches and retries neither `States.DataLimitExceeded`
   nor `States.Runtime`, StartExecution refuses an input above 262,144 bytes, and S3's CopyObject
-  refuses a source above 5 GB. (moto already
-  fails a state whose output or task result exceeds 256 KiB, and a failing Parallel branch already
-  stops its siblings.)
+  refuses a source above 5 GB. (moto already fails a state whose output or task result exceeds
+  256 KiB, and a failing Parallel branch already stops its siblings.)
+- a `.sync` job runs in its own thread while the task polls it; when its execution or Parallel
+  branch stops, the job is stopped as Step Functions stops it (it ends `Stopped`).
 Retry intervals are shortened by `retry_sleep_scale`, and Wait states by `wait_scale`, since moto's
 interpreter really sleeps.
 moto's interpreter runs states in its own threads, so the active run is a module global.
@@ -28,6 +29,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent import futures
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -125,6 +127,9 @@ class _InputAsRequest:
         return result
 
 
+_JOB_POLL_SECONDS = 0.5
+
+
 class SageMakerTask(_InputAsRequest, StateTaskServiceCallback):
     """arn:aws:states:::sagemaker:<action>[.sync]."""
 
@@ -152,10 +157,22 @@ class SageMakerTask(_InputAsRequest, StateTaskServiceCallback):
     ) -> Callable[[], Any]:
         env.stack.pop()  # the create response: the task's result is the job's description
         action, part = self.resource.api_action, resource_runtime_part
+        sagemaker = _local().sagemaker
+        job = sagemaker.start_job(action, normalised_parameters, part.region, part.account)
+
+        def stop() -> None:
+            if job.done():
+                return
+            sagemaker.stop_job(action, normalised_parameters, part.region, part.account)
+            futures.wait([job])  # the local job's thread ends before the run does
 
         def resolve() -> Any:
+            # moto polls this while the branch runs (every 0.5 s when it answers None): wait here
+            # for the job a little, so that a local job's end is seen at once.
+            if not futures.wait([job], timeout=_JOB_POLL_SECONDS).done:
+                return None
             try:
-                return _local().sagemaker.run_job(action, normalised_parameters, part.region, part.account)
+                return job.result()
             except JobFailed as failed:  # as on AWS: States.TaskFailed, the description as the cause
                 raise _failure(
                     env,
@@ -165,7 +182,17 @@ class SageMakerTask(_InputAsRequest, StateTaskServiceCallback):
                     json.dumps(failed.description),
                 ) from None
 
+        resolve.stop = stop  # type: ignore[attr-defined]
         return resolve
+
+    def _eval_sync(
+        self, env: Any, sync_resolver: Any, timeout_seconds: Any, callback_endpoint: Any, heartbeat_endpoint: Any
+    ) -> Any:
+        try:
+            return super()._eval_sync(env, sync_resolver, timeout_seconds, callback_endpoint, heartbeat_endpoint)
+        finally:
+            if not env.is_running():  # a sibling branch failed, or the execution was stopped
+                sync_resolver.stop()
 
     def _from_error(self, env: Any, ex: Exception) -> FailureEvent:
         if isinstance(ex, ClientError):

@@ -16,7 +16,9 @@ import gzip
 import io
 import json
 import tarfile
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -149,6 +151,7 @@ class LocalSageMaker:
         self._backend = backend
         self.endpoint_outcome = endpoint_outcome
         self._rolling_out: dict[str, str] = {}  # endpoint -> the config a create/update is bringing up
+        self._stopped: set[str] = set()  # jobs a stopped execution or Parallel branch stopped
 
     def call(self, action: str, request: dict[str, Any], region: str, account: str) -> dict[str, Any]:
         """A create call (request/response part): checked as AWS would, then recorded in moto."""
@@ -173,7 +176,37 @@ class LocalSageMaker:
             endpoint = self._backend(account, region).endpoints[request["EndpointName"]]
             endpoint.endpoint_status = "Creating"
             self._rolling_out[request["EndpointName"]] = request["EndpointConfigName"]
+        if action in JOBS:  # moto records a new job as Completed; SageMaker's is InProgress until it ends
+            kind = JOBS[action]
+            record = getattr(self._backend(account, region), kind.records)[request[kind.name_field]]
+            setattr(record, kind.status_attribute, "InProgress")
         return response
+
+    def start_job(self, action: str, request: dict[str, Any], region: str, account: str) -> Future[dict[str, Any]]:
+        """The .sync part, begun: the job runs in its own thread, as a SageMaker job runs on its own
+        while Step Functions polls it; the future holds run_job's answer."""
+        future: Future[dict[str, Any]] = Future()
+
+        def work() -> None:
+            try:
+                future.set_result(self.run_job(action, request, region, account))
+            except BaseException as error:  # JobFailed, or a local fault: the task reports it
+                future.set_exception(error)
+
+        threading.Thread(target=work, name=f"job {request[JOBS[action].name_field]}", daemon=True).start()
+        return future
+
+    def stop_job(self, action: str, request: dict[str, Any], region: str, account: str) -> None:
+        """What Step Functions does to a running `.sync` job whose execution or Parallel branch stops:
+        a best-effort Stop* call (Step Functions guide, Parallel state and "Run a Job (.sync)"; hence
+        the Stop* permission a .sync integration needs), and the job ends `Stopped`. A local job
+        finishes its work, but its outcome is not recorded."""
+        kind = JOBS[action]
+        name = request[kind.name_field]
+        self._stopped.add(name)
+        record = getattr(self._backend(account, region), kind.records).get(name)
+        if record is not None:
+            setattr(record, kind.status_attribute, "Stopped")
 
     def run_job(self, action: str, request: dict[str, Any], region: str, account: str) -> dict[str, Any]:
         """The .sync part: run the job, record its outcome, return its Describe* response; JobFailed when it failed."""
@@ -181,6 +214,8 @@ class LocalSageMaker:
         name = request[kind.name_field]
         result = self.runner.run(action, request)
         record = getattr(self._backend(account, region), kind.records)[name]
+        if name in self._stopped:
+            return {kind.status_field: "Stopped"}  # nobody waits for it any more
         setattr(record, kind.status_attribute, "Failed" if result.failure_reason else "Completed")
         record.failure_reason = result.failure_reason
         if result.best_training_job:
