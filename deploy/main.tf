@@ -8,7 +8,7 @@
 # Every per-environment switch follows `environment` from one map in the root module.
 
 terraform {
-  required_version = ">= 1.0.3"
+  required_version = ">= 1.1"
   required_providers {
     aws = {
       source  = "hashicorp/aws"

@@ -5,7 +5,7 @@
 # with the commands in the README ("An existing bucket").
 
 terraform {
-  required_version = ">= 1.0.3"
+  required_version = ">= 1.1"
   required_providers {
     aws = {
       source  = "hashicorp/aws"

@@ -2,7 +2,7 @@
 #   terraform init && terraform apply -var default_image_uri=<account>.dkr.ecr.<region>.amazonaws.com/<image>:<tag>
 
 terraform {
-  required_version = ">= 1.0.3"
+  required_version = ">= 1.1"
   required_providers {
     aws = {
       source  = "hashicorp/aws"

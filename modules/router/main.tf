@@ -30,118 +30,89 @@ resource "aws_sqs_queue" "dead_letters" {
   tags                      = var.tags
 }
 
-resource "aws_iam_role" "this" {
-  name = local.function_name
-  tags = var.tags
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Service = "lambda.amazonaws.com" }
-      Action    = "sts:AssumeRole"
-    }]
-  })
-}
-
-resource "aws_iam_role_policy" "this" {
-  name = "router"
-  role = aws_iam_role.this.id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = concat([
-      {
-        Sid      = "Logs"
-        Effect   = "Allow"
-        Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-        Resource = "${aws_cloudwatch_log_group.this.arn}:*"
-      },
-      {
-        # GetItem for the pipeline, Scan for the trigger-prefix map.
-        Sid      = "ReadItems"
-        Effect   = "Allow"
-        Action   = ["dynamodb:GetItem", "dynamodb:Scan"]
-        Resource = var.table_arn
-      },
-      {
-        # A manifest is read, and its upload's folder listed, before its run starts (README, Triggers).
-        Sid      = "CheckUploads"
-        Effect   = "Allow"
-        Action   = "s3:GetObject"
-        Resource = "${local.bucket_arn}/${var.input_prefix}*"
-      },
-      {
-        Sid       = "ListUploads"
-        Effect    = "Allow"
-        Action    = "s3:ListBucket"
-        Resource  = local.bucket_arn
-        Condition = { StringLike = { "s3:prefix" = "${var.input_prefix}*" } }
-      },
-      {
-        Sid      = "StartRuns"
-        Effect   = "Allow"
-        Action   = "states:StartExecution"
-        Resource = var.state_machine_arn
-      },
-      {
-        # Whether a redelivered upload whose manifest has changed since already started its run.
-        Sid      = "FindRuns"
-        Effect   = "Allow"
-        Action   = "states:DescribeExecution"
-        Resource = "${replace(var.state_machine_arn, ":stateMachine:", ":execution:")}:*"
-      },
-      {
-        Sid      = "KeepRejectedEvents"
-        Effect   = "Allow"
-        Action   = "sqs:SendMessage"
-        Resource = aws_sqs_queue.dead_letters.arn
-      },
-      ], var.kms_key_arn == null ? [] : [{
-        Sid      = "EncryptedQueueAndTable"
-        Effect   = "Allow"
-        Action   = ["kms:Decrypt", "kms:GenerateDataKey"]
-        Resource = var.kms_key_arn
-    }])
-  })
-}
-
-resource "aws_cloudwatch_log_group" "this" {
-  name              = "/aws/lambda/${local.function_name}"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-  tags              = var.tags
-}
-
-resource "aws_lambda_function" "this" {
-  # checkov:skip=CKV_AWS_115: a reservation takes from the account's pool; throttled events are retried by Lambda for up to 6 hours
-  # checkov:skip=CKV_AWS_116: failures go to the on-failure destination (aws_lambda_function_event_invoke_config), which keeps the error with the event
-  # checkov:skip=CKV_AWS_117: calls only AWS APIs, so no VPC
-  # checkov:skip=CKV_AWS_272: code signing needs a signing profile, which is the account's choice
-  function_name    = local.function_name
-  role             = aws_iam_role.this.arn
-  filename         = var.package
-  source_code_hash = filebase64sha256(var.package)
-  handler          = local.contract.handlers.router
-  runtime          = var.lambda_runtime
-  timeout          = var.timeout_seconds
-  memory_size      = 256
-  kms_key_arn      = var.kms_key_arn
-  tags             = var.tags
-
+module "function" {
+  source             = "../function"
+  name               = local.function_name
+  handler            = local.contract.handlers.router
+  package            = var.package
+  runtime            = var.lambda_runtime
+  timeout_seconds    = var.timeout_seconds
+  memory_mb          = 256
+  log_retention_days = var.log_retention_days
+  kms_key_arn        = var.kms_key_arn
+  kms_actions        = ["kms:Decrypt", "kms:GenerateDataKey"] # the encrypted queue and table
+  tags               = var.tags
   # What `mlops_sfn.router.ENVIRONMENT` reads, named by contract.json (AWS_REGION comes from the runtime).
-  environment {
-    variables = { for input, name in local.contract.router_environment : name => local.environment[input] }
-  }
+  environment = { for input, name in local.contract.router_environment : name => local.environment[input] }
+  policy_name = "router"
+  statements = [
+    {
+      # GetItem for the pipeline, Scan for the trigger-prefix map.
+      Sid      = "ReadItems"
+      Effect   = "Allow"
+      Action   = ["dynamodb:GetItem", "dynamodb:Scan"]
+      Resource = var.table_arn
+    },
+    {
+      # A manifest is read, and its upload's folder listed, before its run starts (README, Triggers).
+      Sid      = "CheckUploads"
+      Effect   = "Allow"
+      Action   = "s3:GetObject"
+      Resource = "${local.bucket_arn}/${var.input_prefix}*"
+    },
+    {
+      Sid       = "ListUploads"
+      Effect    = "Allow"
+      Action    = "s3:ListBucket"
+      Resource  = local.bucket_arn
+      Condition = { StringLike = { "s3:prefix" = "${var.input_prefix}*" } }
+    },
+    {
+      Sid      = "StartRuns"
+      Effect   = "Allow"
+      Action   = "states:StartExecution"
+      Resource = var.state_machine_arn
+    },
+    {
+      # Whether a redelivered upload whose manifest has changed since already started its run.
+      Sid      = "FindRuns"
+      Effect   = "Allow"
+      Action   = "states:DescribeExecution"
+      Resource = "${replace(var.state_machine_arn, ":stateMachine:", ":execution:")}:*"
+    },
+    {
+      Sid      = "KeepRejectedEvents"
+      Effect   = "Allow"
+      Action   = "sqs:SendMessage"
+      Resource = aws_sqs_queue.dead_letters.arn
+    },
+  ]
+}
 
-  tracing_config {
-    mode = "PassThrough"
-  }
+# Deployments made before the function module keep their function, role and logs.
+moved {
+  from = aws_iam_role.this
+  to   = module.function.aws_iam_role.this
+}
 
-  depends_on = [aws_cloudwatch_log_group.this, aws_iam_role_policy.this]
+moved {
+  from = aws_iam_role_policy.this
+  to   = module.function.aws_iam_role_policy.this
+}
+
+moved {
+  from = aws_cloudwatch_log_group.this
+  to   = module.function.aws_cloudwatch_log_group.this
+}
+
+moved {
+  from = aws_lambda_function.this
+  to   = module.function.aws_lambda_function.this
 }
 
 # Asynchronous invocations (EventBridge) that still fail after two retries land in the queue.
 resource "aws_lambda_function_event_invoke_config" "this" {
-  function_name                = aws_lambda_function.this.function_name
+  function_name                = module.function.name
   maximum_retry_attempts       = 2
   maximum_event_age_in_seconds = 21600
 
@@ -157,7 +128,7 @@ resource "aws_cloudwatch_metric_alarm" "errors" {
   alarm_description   = "The router failed or rejected an event; the event is in the dead-letter queue."
   namespace           = "AWS/Lambda"
   metric_name         = "Errors"
-  dimensions          = { FunctionName = aws_lambda_function.this.function_name }
+  dimensions          = { FunctionName = module.function.name }
   statistic           = "Sum"
   period              = 300
   evaluation_periods  = 1

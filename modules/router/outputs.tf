@@ -1,11 +1,11 @@
 output "function_arn" {
   description = "ARN of the router function."
-  value       = aws_lambda_function.this.arn
+  value       = module.function.arn
 }
 
 output "function_name" {
   description = "Name of the router function."
-  value       = aws_lambda_function.this.function_name
+  value       = module.function.name
 }
 
 output "dead_letter_queue_url" {

@@ -12,8 +12,8 @@ locals {
   definition_variables = {
     notification_topic_arn    = var.notification_topic_arn
     approval_topic_arn        = var.approval_topic_arn
-    quality_gate_function_arn = aws_lambda_function.quality_gate.arn
-    model_copy_function_arn   = aws_lambda_function.model_copy.arn
+    quality_gate_function_arn = module.quality_gate.arn
+    model_copy_function_arn   = module.model_copy.arn
   }
   policy_variables = merge(local.definition_variables, {
     partition             = local.partition
@@ -24,165 +24,81 @@ locals {
   })
 }
 
-# --- The quality gate: compares the evaluation metric with the item's threshold ---
+# --- The state machine's functions: the quality gate and the model copy ---
 
-resource "aws_iam_role" "quality_gate" {
-  name = "${var.name}-quality-gate"
-  tags = var.tags
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Service = "lambda.amazonaws.com" }
-      Action    = "sts:AssumeRole"
-    }]
-  })
+module "quality_gate" {
+  source             = "../function"
+  name               = "${var.name}-quality-gate"
+  handler            = local.contract.handlers.quality_gate
+  package            = var.package
+  runtime            = var.lambda_runtime
+  timeout_seconds    = 10
+  log_retention_days = var.log_retention_days
+  kms_key_arn        = var.kms_key_arn
+  kms_actions        = ["kms:Decrypt"] # encrypted reports
+  tags               = var.tags
+  policy_name        = "logs-and-report"
+  statements = [{
+    # The function reads the evaluation report itself (stages.evaluation.report_uri, in the bucket).
+    Sid      = "ReadReport"
+    Effect   = "Allow"
+    Action   = ["s3:GetObject"]
+    Resource = "arn:${local.partition}:s3:::${var.bucket}/*"
+  }]
 }
 
-resource "aws_iam_role_policy" "quality_gate" {
-  name = "logs-and-report"
-  role = aws_iam_role.quality_gate.id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Sid      = "Logs"
-        Effect   = "Allow"
-        Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-        Resource = "${aws_cloudwatch_log_group.quality_gate.arn}:*"
-      },
-      {
-        # The function reads the evaluation report itself (stages.evaluation.report_uri, in the bucket).
-        Sid      = "ReadReport"
-        Effect   = "Allow"
-        Action   = ["s3:GetObject"]
-        Resource = "arn:${local.partition}:s3:::${var.bucket}/*"
-      },
-    ]
-  })
+# Deployments made before the function module keep their function, role and logs (the separate
+# KMS policy became a statement of the role's policy).
+moved {
+  from = aws_iam_role.quality_gate
+  to   = module.quality_gate.aws_iam_role.this
 }
 
-resource "aws_iam_role_policy" "quality_gate_kms" {
-  count = var.kms_key_arn == null ? 0 : 1
-  name  = "encrypted-reports"
-  role  = aws_iam_role.quality_gate.id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
+moved {
+  from = aws_iam_role_policy.quality_gate
+  to   = module.quality_gate.aws_iam_role_policy.this
+}
+
+moved {
+  from = aws_cloudwatch_log_group.quality_gate
+  to   = module.quality_gate.aws_cloudwatch_log_group.this
+}
+
+moved {
+  from = aws_lambda_function.quality_gate
+  to   = module.quality_gate.aws_lambda_function.this
+}
+
+module "model_copy" {
+  source             = "../function"
+  name               = "${var.name}-model-copy"
+  handler            = local.contract.handlers.model_copy
+  package            = var.package
+  runtime            = var.lambda_runtime
+  timeout_seconds    = 900 # Lambda's maximum: a server-side copy of tens of GB in 256 MiB parts
+  memory_mb          = 256
+  log_retention_days = var.log_retention_days
+  kms_key_arn        = var.kms_key_arn
+  kms_actions        = ["kms:Decrypt", "kms:GenerateDataKey"] # encrypted models, read and written
+  tags               = var.tags
+  policy_name        = "logs-and-models"
+  statements = [
+    {
+      # The best job's model, wherever the tuning request's S3OutputPath puts it in the bucket.
+      Sid      = "ReadModels"
       Effect   = "Allow"
-      Action   = ["kms:Decrypt"]
-      Resource = var.kms_key_arn
-    }]
-  })
-}
-
-resource "aws_cloudwatch_log_group" "quality_gate" {
-  name              = "/aws/lambda/${var.name}-quality-gate"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-  tags              = var.tags
-}
-
-resource "aws_lambda_function" "quality_gate" {
-  # checkov:skip=CKV_AWS_115: a pure function called once per run; a reservation would take from the account's pool
-  # checkov:skip=CKV_AWS_116: invoked synchronously by the state machine, which retries it and records failures
-  # checkov:skip=CKV_AWS_117: calls only S3 (the report), through AWS's endpoint: no VPC
-  # checkov:skip=CKV_AWS_272: code signing needs a signing profile, which is the account's choice
-  function_name    = "${var.name}-quality-gate"
-  role             = aws_iam_role.quality_gate.arn
-  filename         = var.package
-  source_code_hash = filebase64sha256(var.package)
-  handler          = local.contract.handlers.quality_gate
-  runtime          = var.lambda_runtime
-  timeout          = 10
-  memory_size      = 128
-  tags             = var.tags
-
-  tracing_config {
-    mode = "PassThrough"
-  }
-
-  depends_on = [aws_cloudwatch_log_group.quality_gate, aws_iam_role_policy.quality_gate, aws_iam_role_policy.quality_gate_kms]
-}
-
-# --- The model copy: the best tuning job's model into the run folder, in parts when large ---
-
-resource "aws_iam_role" "model_copy" {
-  name = "${var.name}-model-copy"
-  tags = var.tags
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Service = "lambda.amazonaws.com" }
-      Action    = "sts:AssumeRole"
-    }]
-  })
-}
-
-resource "aws_iam_role_policy" "model_copy" {
-  name = "logs-and-models"
-  role = aws_iam_role.model_copy.id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = concat([
-      {
-        Sid      = "Logs"
-        Effect   = "Allow"
-        Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-        Resource = "${aws_cloudwatch_log_group.model_copy.arn}:*"
-      },
-      {
-        # The best job's model, wherever the tuning request's S3OutputPath puts it in the bucket.
-        Sid      = "ReadModels"
-        Effect   = "Allow"
-        Action   = ["s3:GetObject"]
-        Resource = "arn:${local.partition}:s3:::${var.bucket}/*"
-      },
-      {
-        # The copy's one place (mlops_sfn.stages.model_data_url); a multipart copy needs PutObject
-        # for each part and AbortMultipartUpload to clean up after a failure.
-        Sid      = "WriteRunModels"
-        Effect   = "Allow"
-        Action   = ["s3:PutObject", "s3:AbortMultipartUpload"]
-        Resource = "arn:${local.partition}:s3:::${var.bucket}/runs/*/tuning/best/model.tar.gz"
-      },
-      ], var.kms_key_arn == null ? [] : [{
-        Sid      = "EncryptedModels"
-        Effect   = "Allow"
-        Action   = ["kms:Decrypt", "kms:GenerateDataKey"]
-        Resource = var.kms_key_arn
-    }])
-  })
-}
-
-resource "aws_cloudwatch_log_group" "model_copy" {
-  name              = "/aws/lambda/${var.name}-model-copy"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-  tags              = var.tags
-}
-
-resource "aws_lambda_function" "model_copy" {
-  # checkov:skip=CKV_AWS_115: called once per tuning run; a reservation would take from the account's pool
-  # checkov:skip=CKV_AWS_116: invoked synchronously by the state machine, which retries it and records failures
-  # checkov:skip=CKV_AWS_117: calls only S3, through AWS's endpoint: no VPC
-  # checkov:skip=CKV_AWS_272: code signing needs a signing profile, which is the account's choice
-  function_name    = "${var.name}-model-copy"
-  role             = aws_iam_role.model_copy.arn
-  filename         = var.package
-  source_code_hash = filebase64sha256(var.package)
-  handler          = local.contract.handlers.model_copy
-  runtime          = var.lambda_runtime
-  timeout          = 900 # Lambda's maximum: a server-side copy of tens of GB in 256 MiB parts
-  memory_size      = 256
-  tags             = var.tags
-
-  tracing_config {
-    mode = "PassThrough"
-  }
-
-  depends_on = [aws_cloudwatch_log_group.model_copy, aws_iam_role_policy.model_copy]
+      Action   = ["s3:GetObject"]
+      Resource = "arn:${local.partition}:s3:::${var.bucket}/*"
+    },
+    {
+      # The copy's one place (mlops_sfn.stages.model_data_url); a multipart copy needs PutObject
+      # for each part and AbortMultipartUpload to clean up after a failure.
+      Sid      = "WriteRunModels"
+      Effect   = "Allow"
+      Action   = ["s3:PutObject", "s3:AbortMultipartUpload"]
+      Resource = "arn:${local.partition}:s3:::${var.bucket}/runs/*/tuning/best/model.tar.gz"
+    },
+  ]
 }
 
 # --- The state machine ---

@@ -10,12 +10,12 @@ output "state_machine_role_arn" {
 
 output "quality_gate_function_arn" {
   description = "ARN of the quality-gate function."
-  value       = aws_lambda_function.quality_gate.arn
+  value       = module.quality_gate.arn
 }
 
 output "model_copy_function_arn" {
   description = "ARN of the function that copies the best tuning job's model into the run folder."
-  value       = aws_lambda_function.model_copy.arn
+  value       = module.model_copy.arn
 }
 
 output "log_group_name" {

@@ -1,5 +1,5 @@
 terraform {
-  required_version = ">= 1.0.3"
+  required_version = ">= 1.1"
   required_providers {
     aws = {
       source  = "hashicorp/aws"

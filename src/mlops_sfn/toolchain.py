@@ -44,6 +44,11 @@ class Toolchain:
     cli_config: Path
     version: str
 
+    @property
+    def has_moved_blocks(self) -> bool:
+        """Whether this Terraform knows `moved` blocks (1.1 and later; the PyPI fallback is 1.0.3)."""
+        return tuple(int(part) for part in self.version.split(".")[:2]) >= (1, 1)
+
     def environment(self) -> dict[str, str]:
         """Variables for running Terraform with the mirror and without update checks."""
         return {"TF_CLI_CONFIG_FILE": str(self.cli_config), "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"}

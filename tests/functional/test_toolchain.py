@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from mlops_sfn import toolchain
+from mlops_sfn.local import stack
+from mlops_sfn.statemachine import ROOT
 
 pytestmark = pytest.mark.terraform
 
@@ -57,3 +60,31 @@ def test_a_provider_zip_with_another_hash_is_refused(tmp_path: Path, monkeypatch
     with pytest.raises(toolchain.ToolchainError, match="refused"):
         toolchain.ensure(tmp_path / "toolchain")
     assert list(tmp_path.rglob("*.zip")) == []
+
+
+def test_the_pypi_terraform_validates_the_modules_as_the_local_stack_copies_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """1.0.3 knows no `moved` blocks (Terraform 1.1): the staged copies drop them and admit 1.0.3."""
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    tools = toolchain.ensure(tmp_path / "toolchain")
+    assert not tools.has_moved_blocks
+    modules = shutil.copytree(ROOT / "modules", tmp_path / "modules")
+    shutil.copy(ROOT / "contract.json", tmp_path)  # read as ../../contract.json
+    stack.fit_to_terraform(modules, tools)
+    router = (modules / "router" / "main.tf").read_text()
+    assert "moved {" not in router and 'module "function" {' in router
+    assert "moved {" in (ROOT / "modules" / "router" / "main.tf").read_text()  # the copy only
+    for module in modules.iterdir():
+        stack.pin_offline_provider(module)
+    for module in ("router", "state-machine"):
+        for command in (["init", "-input=false", "-backend=false"], ["validate"]):
+            result = subprocess.run(
+                [str(tools.terraform), *command, "-no-color"],
+                cwd=modules / module,
+                env=stack.terraform_environment(tools),
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert result.returncode == 0, result.stdout + result.stderr

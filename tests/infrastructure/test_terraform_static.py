@@ -62,9 +62,12 @@ def test_every_module_requires_what_the_root_requires() -> None:
 
 @pytest.mark.parametrize("module", [m for m in MODULES if m not in stack.SWAPPED])
 def test_module_is_valid(module: str, tmp_path: Path) -> None:
-    folder = shutil.copytree(ROOT / "modules" / module, tmp_path / "modules" / module)
+    modules = shutil.copytree(ROOT / "modules", tmp_path / "modules")  # ../function is used by two
     shutil.copy(ROOT / "contract.json", tmp_path)  # read as ../../contract.json
-    stack.pin_offline_provider(folder)
+    stack.fit_to_terraform(modules, toolchain.ensure())
+    folder = modules / module
+    for used in modules.iterdir():
+        stack.pin_offline_provider(used)
     result = init_and_validate(folder)
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -28,6 +29,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from .. import toolchain
 from ..statemachine import ROOT
 from . import REGION
 
@@ -66,8 +68,8 @@ VARIABLES: dict[str, Any] = {
 # Provider 3.39 refuses runtimes newer than this one at plan time: the staged Lambda functions are
 # created with it (local_runtime_override.tf), then given the deployment's runtime by set_runtimes().
 RUNTIME_STAND_IN = "python3.8"
-# Module -> the Lambda function resources it declares.
-FUNCTIONS = {"router": ("this",), "state-machine": ("quality_gate", "model_copy")}
+# Module -> the Lambda function resources it declares (modules/function builds every function).
+FUNCTIONS = {"function": ("this",)}
 
 _PROVIDER = """variable "local_endpoint" {
   description = "URL of the local AWS."
@@ -90,8 +92,10 @@ provider "aws" {
 }
 """
 
-_PINNED = f"""# The local stack applies with the offline toolchain's provider (mlops_sfn.local.stack).
+_PINNED = f"""# The local stack applies with the offline toolchain's provider (mlops_sfn.local.stack), and
+# its Terraform, which may be 1.0.3 (then the staged copies have no `moved` blocks).
 terraform {{
+  required_version = ">= 1.0.3"
   required_providers {{
     aws = {{
       source  = "hashicorp/aws"
@@ -102,7 +106,7 @@ terraform {{
 """
 
 
-_RUNTIME = """# Provider 3.39 knows no newer runtime: created with this one, then set to var.lambda_runtime
+RUNTIME_OVERRIDE = """# Provider 3.39 knows no newer runtime: created with this one, then set to var.lambda_runtime
 # after the apply (mlops_sfn.local.stack.set_runtimes), which Terraform then leaves alone.
 resource "aws_lambda_function" "{resource}" {{
   runtime = "{runtime}"
@@ -111,6 +115,12 @@ resource "aws_lambda_function" "{resource}" {{
   }}
 }}
 """
+
+
+def override_runtimes(module: Path, resources: tuple[str, ...]) -> None:
+    """Have these aws_lambda_function resources of a staged module created with RUNTIME_STAND_IN."""
+    overrides = "\n".join(RUNTIME_OVERRIDE.format(resource=name, runtime=RUNTIME_STAND_IN) for name in resources)
+    (module / "local_runtime_override.tf").write_text(overrides)
 
 
 def set_runtimes(lambda_client: Any, runtime: str) -> list[str]:
@@ -133,6 +143,22 @@ def staged_variables(folder: Path) -> dict[str, Any]:
 def pin_offline_provider(folder: Path) -> None:
     """Let a folder that asks for provider 5.x or 6.x be initialised with the offline 3.39."""
     (folder / "local_versions_override.tf").write_text(_PINNED)
+
+
+# A `moved` block, with the comment lines just above it.
+_MOVED = re.compile(r"^(?:#[^\n]*\n)*moved \{\n.*?^\}\n\n?", re.MULTILINE | re.DOTALL)
+
+
+def fit_to_terraform(folder: Path, tools: Any) -> None:
+    """A staged copy of modules, made fit for the toolchain's Terraform: 1.0.3 (the PyPI fallback)
+    has no `moved` blocks, and a local deployment's state has nothing to move, so they are dropped."""
+    if tools.has_moved_blocks:
+        return
+    for path in folder.rglob("*.tf"):
+        text = path.read_text()
+        kept = _MOVED.sub("", text)
+        if kept != text:
+            path.write_text(kept)
 
 
 def terraform_environment(tools: Any, endpoint: str | None = None) -> dict[str, str]:
@@ -163,14 +189,15 @@ def stage(into: Path, variables: dict[str, Any] | None = None, root: Path = ROOT
         modules.unlink()
     shutil.rmtree(modules, ignore_errors=True)
     shutil.copytree(root / "modules", modules)
+    fit_to_terraform(modules, toolchain.ensure())
     for folder in modules.iterdir():
         pin_offline_provider(folder)
     for swapped in SWAPPED:
         for stand_in in (STAND_INS / swapped).glob("*.tf"):
             shutil.copyfile(stand_in, modules / swapped / stand_in.name)
     for with_functions, resources in FUNCTIONS.items():
-        overrides = "\n".join(_RUNTIME.format(resource=resource, runtime=RUNTIME_STAND_IN) for resource in resources)
-        (modules / with_functions / "local_runtime_override.tf").write_text(overrides)
+        if (modules / with_functions).is_dir():  # an earlier release, staged by a test, has none
+            override_runtimes(modules / with_functions, resources)
     (into / "local.auto.tfvars.json").write_text(json.dumps({**VARIABLES, **(variables or {})}, indent=2) + "\n")
     return into
 
