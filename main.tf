@@ -97,6 +97,7 @@ module "sagemaker_role" {
   bucket                = local.bucket
   input_prefix          = var.input_prefix
   image_repository_arns = local.image_repository_arns
+  data_buckets          = var.data_buckets
   kms_key_arn           = var.kms_key_arn
   tags                  = local.tags
 }
@@ -133,6 +134,7 @@ module "router" {
   default_image_uri          = var.default_image_uri
   sagemaker_name_prefix      = local.sagemaker_prefix
   image_repository_arns      = local.image_repository_arns
+  data_buckets               = var.data_buckets
   alarm_topic_arn            = module.notifications.notification_topic_arn
   report_batch_item_failures = var.report_batch_item_failures
   log_retention_days         = local.log_retention_days

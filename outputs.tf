@@ -64,6 +64,16 @@ output "image_repository_arns" {
   value       = local.image_repository_arns
 }
 
+output "data_buckets" {
+  description = "Buckets besides the framework's that runs may read (validate --outputs accepts them as inputs)."
+  value       = var.data_buckets
+}
+
+output "kms_key_arn" {
+  description = "The customer-managed KMS key, if any: the only key items may name (validate --outputs)."
+  value       = var.kms_key_arn
+}
+
 output "region" {
   description = "The region the framework is deployed in."
   value       = data.aws_region.current.id

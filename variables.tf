@@ -127,6 +127,17 @@ variable "image_repository_arns" {
   }
 }
 
+variable "data_buckets" {
+  description = "Buckets besides the framework's that runs read data from (datasets, models, code), by name: the SageMaker role may list and read them, and validate and the router accept them as inputs. What a run writes stays in the framework's bucket."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for name in var.data_buckets : can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", name))])
+    error_message = "The data_buckets must be bucket names (not ARNs or s3:// URLs), e.g. \"team-datasets\"."
+  }
+}
+
 variable "kms_key_arn" {
   description = "Customer-managed KMS key for the bucket, table, topics, queue and logs; null uses AWS-managed encryption. Its key policy must let logs, cloudwatch and events use it."
   type        = string

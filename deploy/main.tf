@@ -74,6 +74,12 @@ variable "image_repository_arns" {
   default     = []
 }
 
+variable "data_buckets" {
+  description = "Buckets besides the framework's that runs read data from (by name); runs write only to the framework's."
+  type        = list(string)
+  default     = []
+}
+
 module "mlops" {
   source = "../"
 
@@ -85,6 +91,7 @@ module "mlops" {
   bucket_name           = var.bucket_name
   kms_key_arn           = var.kms_key_arn
   image_repository_arns = var.image_repository_arns
+  data_buckets          = var.data_buckets
 }
 
 output "bucket_name" {
@@ -131,6 +138,16 @@ output "sagemaker_name_prefix" {
 output "image_repository_arns" {
   description = "ECR repositories the SageMaker role may pull images from."
   value       = module.mlops.image_repository_arns
+}
+
+output "data_buckets" {
+  description = "Buckets besides the framework's that runs may read."
+  value       = module.mlops.data_buckets
+}
+
+output "kms_key_arn" {
+  description = "The customer-managed KMS key, if any."
+  value       = module.mlops.kms_key_arn
 }
 
 output "region" {

@@ -16,6 +16,9 @@ locals {
     sagemaker_name_prefix = var.sagemaker_name_prefix
     # Images items name are checked against what the SageMaker role may pull.
     image_repository_arns = join(",", var.image_repository_arns)
+    # Buckets items may read from, and the one key they may name (empty when there is none).
+    data_buckets = join(",", var.data_buckets)
+    kms_key_arn  = var.kms_key_arn == null ? "" : var.kms_key_arn
     # Returning batchItemFailures to a mapping without ReportBatchItemFailures would delete failed records.
     report_batch_item_failures = var.report_batch_item_failures ? "true" : "false"
   }

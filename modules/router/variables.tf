@@ -78,6 +78,12 @@ variable "image_repository_arns" {
   type        = list(string)
 }
 
+variable "data_buckets" {
+  description = "Buckets besides var.bucket that jobs may read: items naming them as inputs are accepted."
+  type        = list(string)
+  default     = []
+}
+
 variable "alarm_topic_arn" {
   description = "Topic the router's alarms publish to."
   type        = string

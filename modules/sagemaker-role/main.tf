@@ -75,6 +75,20 @@ resource "aws_iam_role_policy" "this" {
         Resource  = "*"
         Condition = { StringLike = { "cloudwatch:namespace" = "/aws/sagemaker/*" } }
       },
+      ], length(var.data_buckets) == 0 ? [] : [
+      {
+        # Data a run reads from the team's own buckets (root variable data_buckets); no writes.
+        Sid      = "ListDataBuckets"
+        Effect   = "Allow"
+        Action   = ["s3:ListBucket", "s3:GetBucketLocation"]
+        Resource = [for name in var.data_buckets : "arn:${local.partition}:s3:::${name}"]
+      },
+      {
+        Sid      = "ReadDataBuckets"
+        Effect   = "Allow"
+        Action   = ["s3:GetObject"]
+        Resource = [for name in var.data_buckets : "arn:${local.partition}:s3:::${name}/*"]
+      },
       ], var.kms_key_arn == null ? [] : [{
         Sid      = "BucketKey"
         Effect   = "Allow"

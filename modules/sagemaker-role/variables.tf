@@ -13,6 +13,12 @@ variable "input_prefix" {
   type        = string
 }
 
+variable "data_buckets" {
+  description = "Buckets besides var.bucket that jobs may list and read (never write)."
+  type        = list(string)
+  default     = []
+}
+
 variable "image_repository_arns" {
   description = "ECR repositories jobs and models may pull images from (ARNs; \"repository/*\" for a whole registry)."
   type        = list(string)

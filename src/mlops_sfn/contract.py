@@ -21,6 +21,8 @@ ROUTER_ENVIRONMENT = {
     "default_image_uri": "DEFAULT_IMAGE_URI",
     "sagemaker_name_prefix": "SAGEMAKER_NAME_PREFIX",
     "image_repository_arns": "IMAGE_REPOSITORY_ARNS",
+    "data_buckets": "DATA_BUCKETS",
+    "kms_key_arn": "KMS_KEY_ARN",
     "report_batch_item_failures": "REPORT_BATCH_ITEM_FAILURES",
 }
 HANDLERS = {

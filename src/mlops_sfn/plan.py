@@ -40,8 +40,12 @@ _FROM_TERRAFORM = (
     "default_image_uri",
     "sagemaker_name_prefix",
     "image_repository_arns",
+    "data_buckets",
+    "kms_key_arn",
 )
 SETTINGS_ENVIRONMENT = {field: ROUTER_ENVIRONMENT[field] for field in _FROM_TERRAFORM} | {"region": "AWS_REGION"}
+# Settings a deployment may leave empty (no extra data bucket, no customer-managed key).
+OPTIONAL_SETTINGS = ("data_buckets", "kms_key_arn")
 
 
 @dataclass(frozen=True)
@@ -56,31 +60,44 @@ class Settings:
     # Comma-separated ECR repository ARNs ("repository/*" for a registry) the SageMaker role may pull from.
     image_repository_arns: str
     region: str
+    # Comma-separated buckets besides `bucket` the SageMaker role may read (root variable data_buckets).
+    data_buckets: str = ""
+    # The deployment's customer-managed KMS key, the only one its roles may use ("" for none).
+    kms_key_arn: str = ""
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None, fallback: Settings | None = None) -> Settings:
         """Settings from environment variables, each missing one taken from `fallback`; without a
         fallback, raises KeyError naming those missing."""
         environ = os.environ if environ is None else environ
-        missing = [var for var in SETTINGS_ENVIRONMENT.values() if not environ.get(var)]
+        required = {field: var for field, var in SETTINGS_ENVIRONMENT.items() if field not in OPTIONAL_SETTINGS}
+        missing = [var for var in required.values() if not environ.get(var)]
         if missing and fallback is None:
             raise KeyError(", ".join(missing))
-        return cls(
-            **{field: environ.get(var) or getattr(fallback, field) for field, var in SETTINGS_ENVIRONMENT.items()}
-        )
+        values = {field: environ.get(var) or getattr(fallback, field) for field, var in required.items()}
+        optional = {field: environ.get(SETTINGS_ENVIRONMENT[field], "") for field in OPTIONAL_SETTINGS}
+        return cls(**values, **optional)
 
     @classmethod
     def from_outputs(cls, outputs: Mapping[str, Any]) -> Settings:
         """The deployment as `terraform output -json` of the root describes it ({name: {"value": ...}});
         raises KeyError naming the outputs it lacks."""
         values = {name: entry.get("value") if isinstance(entry, dict) else entry for name, entry in outputs.items()}
-        missing = [name for name in TERRAFORM_OUTPUTS.values() if values.get(name) in (None, "", [])]
+        missing = [
+            name
+            for field, name in TERRAFORM_OUTPUTS.items()
+            if field not in OPTIONAL_SETTINGS and values.get(name) in (None, "", [])
+        ]
         if missing:
             raise KeyError(", ".join(missing))
-        found: dict[str, Any] = {field: values[name] for field, name in TERRAFORM_OUTPUTS.items()}
-        repositories = found["image_repository_arns"]
-        found["image_repository_arns"] = repositories if isinstance(repositories, str) else ",".join(repositories)
+        found: dict[str, Any] = {field: values.get(name) or "" for field, name in TERRAFORM_OUTPUTS.items()}
+        for listed in ("image_repository_arns", "data_buckets"):  # lists in Terraform, joined as in the environment
+            if not isinstance(found[listed], str):
+                found[listed] = ",".join(found[listed])
         return cls(**{field: str(value) for field, value in found.items()})
+
+    def data_bucket_names(self) -> list[str]:
+        return [name.strip() for name in self.data_buckets.split(",") if name.strip()]
 
 
 # Settings field -> the root's Terraform output that holds it (outputs.tf).
@@ -91,6 +108,8 @@ TERRAFORM_OUTPUTS = {
     "sagemaker_name_prefix": "sagemaker_name_prefix",
     "image_repository_arns": "image_repository_arns",
     "region": "region",
+    "data_buckets": "data_buckets",
+    "kms_key_arn": "kms_key_arn",
 }
 
 # Used by `plan` and `validate` when the environment does not name a deployment.
@@ -448,10 +467,18 @@ def _strings(value: Any, path: str) -> list[tuple[str, str, str]]:
     return []
 
 
+# Request paths whose S3 locations SageMaker writes (outputs, checkpoints, captured data): these
+# must be in the framework's bucket; data buckets are read only.
+_WRITTEN = re.compile(r"Output|Checkpoint|Capture|Destination")
+_KMS_FIELDS = {"KmsKeyId", "VolumeKmsKeyId"}
+
+
 def _check_access(blocks: dict[str, Any], settings: Settings) -> list[Problem]:
     """Only the deployment's SageMaker role may be passed, and it reaches only the deployment's
-    bucket: anything else would start and then fail with AccessDenied, after the stages before it."""
+    bucket (and reads its data buckets) with only its key: anything else would start and then fail
+    with AccessDenied, after the stages before it."""
     problems = []
+    readable = settings.data_bucket_names()
     for path, key, value in _strings(blocks, "stages"):
         if key in _ROLE_FIELDS and value != settings.sagemaker_role_arn:
             problems.append(
@@ -461,16 +488,34 @@ def _check_access(blocks: dict[str, Any], settings: Settings) -> list[Problem]:
                     " (validate reads SAGEMAKER_ROLE_ARN): remove the field, the framework's role is the default",
                 )
             )
-        elif value.startswith("s3://") and value.removeprefix("s3://").split("/", 1)[0] != settings.bucket:
-            bucket = value.removeprefix("s3://").split("/", 1)[0]
+        elif key in _KMS_FIELDS and not _usable_key(value, settings.kms_key_arn):
+            deployed = f"its key {settings.kms_key_arn!r}" if settings.kms_key_arn else "no customer-managed key"
             problems.append(
                 Problem(
                     path,
-                    f"bucket {bucket!r} is outside this deployment: its SageMaker role reaches only"
-                    f" {settings.bucket!r}; move the data there (write s3://{{bucket}}/...), or deploy on"
-                    f" {bucket!r} (the root's bucket_name; validate reads ARTIFACT_BUCKET)",
+                    f"KMS key {value!r} is not this deployment's: its roles may use {deployed} (validate reads"
+                    " KMS_KEY_ARN); remove the field (the bucket's default encryption applies), or deploy with"
+                    " kms_key_arn set to that key",
                 )
             )
+        elif value.startswith("s3://"):
+            bucket = value.removeprefix("s3://").split("/", 1)[0]
+            written = bool(_WRITTEN.search(path.split(".request.", 1)[-1]))
+            if bucket == settings.bucket or (bucket in readable and not written):
+                continue
+            if bucket in readable:
+                reason = (
+                    f"bucket {bucket!r} is declared for reading (data_buckets), and a run writes here: write to"
+                    f" s3://{{bucket}}/... (this deployment's {settings.bucket!r})"
+                )
+            else:
+                reason = (
+                    f"bucket {bucket!r} is outside this deployment: its SageMaker role reaches only"
+                    f" {settings.bucket!r}{' and reads ' + ', '.join(map(repr, readable)) if readable else ''};"
+                    " move the data there (write s3://{bucket}/...), or declare the bucket in the root variable"
+                    " data_buckets if runs only read it (validate reads DATA_BUCKETS)"
+                )
+            problems.append(Problem(path, reason))
     report = blocks.get("evaluation", {}).get("report")
     if report and report["Bucket"] != settings.bucket:
         problems.append(
@@ -481,6 +526,14 @@ def _check_access(blocks: dict[str, Any], settings: Settings) -> list[Problem]:
             )
         )
     return problems
+
+
+def _usable_key(value: str, deployed: str) -> bool:
+    """A key the SageMaker role may use: the deployment's (by ARN or key id), or an AWS managed key
+    (alias/aws/...), which AWS services use on the caller's behalf."""
+    if value.startswith("alias/aws/") or ":alias/aws/" in value:
+        return True
+    return bool(deployed) and (value == deployed or deployed.endswith(f":key/{value}"))
 
 
 _ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([^:@]+)")

@@ -37,6 +37,8 @@ ENVIRONMENT = {
     SETTINGS_ENVIRONMENT["region"]: "AWS region (set by the Lambda runtime itself)",
 }
 OPTIONAL_ENVIRONMENT = {
+    SETTINGS_ENVIRONMENT["data_buckets"]: "comma-separated buckets besides the framework's that jobs may read",
+    SETTINGS_ENVIRONMENT["kms_key_arn"]: "the deployment's customer-managed KMS key, the only one jobs may use",
     "PREFIX_CACHE_SECONDS": "how long the trigger-prefix -> pipeline map is kept before it is read again (default 60)",
     ROUTER_ENVIRONMENT["report_batch_item_failures"]: "true when every SQS event source mapping of the router has "
     "FunctionResponseTypes ReportBatchItemFailures: failed SQS records are then returned, not raised (default false)",

@@ -217,6 +217,17 @@ def test_an_item_reading_a_bucket_the_deployment_cannot_reach_starts_nothing(sta
     assert stack.executions() == []
 
 
+def test_a_data_bucket_declared_in_the_routers_environment_may_be_read(stack: Stack) -> None:
+    channel = "stages.training.request.InputDataConfig[0].DataSource.S3DataSource.S3Uri"
+    stack.put_item(edited(load_item(), {channel: "s3://team-datasets/houses/"}))
+    with pytest.raises(RejectedEvent) as raised:  # not declared: the SageMaker role could not read it
+        stack.router().handle(load_event("s3_object_created"), "req-1")
+    assert raised.value.rejections[0]["field"] == channel and stack.executions() == []
+    stack.environment[contract.ROUTER_ENVIRONMENT["data_buckets"]] = "team-datasets"  # what Terraform sets
+    result = stack.router().handle(load_event("s3_object_created"), "req-2")
+    assert result["started"] == 1 and len(stack.executions()) == 1
+
+
 def test_an_item_whose_run_input_would_be_too_large_starts_nothing(stack: Stack) -> None:
     values = {f"h{n}": "x" * 2500 for n in range(80)}  # each within SageMaker's limits
     stack.put_item(edited(load_item(), {"stages.training.request.HyperParameters": values}))

@@ -170,6 +170,8 @@ def test_the_router_is_deployed_with_the_environment_it_reads(deployed: Deployme
             "default_image_uri": stack.VARIABLES["default_image_uri"],
             "sagemaker_name_prefix": "mlops-dev-",  # <name_prefix>-<environment>-
             "image_repository_arns": "arn:aws:ecr:us-east-1:123456789012:repository/*",  # the default image's
+            "data_buckets": "",  # none declared
+            "kms_key_arn": "",  # AWS-managed encryption
             "report_batch_item_failures": "false",  # the framework wires no SQS source
         }
     )

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 import tftest
 
-from mlops_sfn import dynamodb_json
+from mlops_sfn import contract, dynamodb_json
 from mlops_sfn.local import stack
 from mlops_sfn.local.events import transform
+from mlops_sfn.plan import Settings
 from mlops_sfn.triggers import parse_event
 from tests.conftest import DEMO, ITEMS, load_event, load_item
 from tests.infrastructure.applied import apply
@@ -23,6 +24,7 @@ from tests.infrastructure.test_terraform_apply import EXTRA_SCHEDULE
 pytestmark = pytest.mark.terraform
 
 EXISTING_BUCKET = "team-owned-ml-bucket"
+DATA_BUCKET = "team-datasets"  # read by runs, declared in data_buckets
 
 
 @dataclass
@@ -50,6 +52,7 @@ def variant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Variant]:
                 "kms_key_arn": key_arn,
                 "items_ownership": "terraform",
                 "schedules": EXTRA_SCHEDULE,
+                "data_buckets": [DATA_BUCKET],
             },
         )
         tf = apply(root, server)
@@ -159,3 +162,22 @@ def test_terraform_owned_items_are_put_back_by_the_next_apply(variant: Variant) 
     assert json.loads(variant.tf.execute_command("output", "-json", "pipelines").out) == sorted(
         path.stem for path in Path(ITEMS).glob("*.json")
     )
+
+
+def test_a_declared_data_bucket_is_readable_by_jobs_and_known_to_the_router(variant: Variant) -> None:
+    """data_buckets: the SageMaker role lists and reads it, writes nothing there; the router and
+    `validate --outputs` learn it (and the key items may name)."""
+    iam = variant.client("iam")
+    document = iam.get_role_policy(RoleName="mlops-prod-sagemaker", PolicyName="jobs")["PolicyDocument"]
+    statements = {statement["Sid"]: statement for statement in document["Statement"]}
+    assert statements["ReadDataBuckets"]["Action"] == ["s3:GetObject"]
+    assert statements["ReadDataBuckets"]["Resource"] == [f"arn:aws:s3:::{DATA_BUCKET}/*"]
+    assert statements["ListDataBuckets"]["Resource"] == [f"arn:aws:s3:::{DATA_BUCKET}"]
+    writes = [s for s in document["Statement"] if s["Effect"] == "Allow" and "s3:PutObject" in s["Action"]]
+    assert all(DATA_BUCKET not in json.dumps(statement["Resource"]) for statement in writes)
+    router = variant.client("lambda").get_function_configuration(FunctionName="mlops-prod-router")
+    environment = router["Environment"]["Variables"]
+    assert environment[contract.ROUTER_ENVIRONMENT["data_buckets"]] == DATA_BUCKET
+    assert environment[contract.ROUTER_ENVIRONMENT["kms_key_arn"]] == variant.key_arn
+    settings = Settings.from_outputs(variant.outputs)  # what validate --outputs reads
+    assert settings.data_bucket_names() == [DATA_BUCKET] and settings.kms_key_arn == variant.key_arn

@@ -248,6 +248,17 @@ def test_validate_with_a_deployments_outputs_checks_what_that_deployment_may_rea
     assert run("validate", bucket).returncode == 0 and run("validate", image).returncode == 0
 
 
+def test_validate_with_outputs_accepts_reads_from_the_declared_data_buckets(tmp_path: Path) -> None:
+    channel = "stages.training.request.InputDataConfig[0].DataSource.S3DataSource.S3Uri"
+    reads = write(tmp_path / "reads.json", edited(load_item(), {channel: "s3://team-datasets/houses/"}))
+    declared = terraform_outputs(tmp_path / "declared.json", data_buckets=["team-datasets"], kms_key_arn=None)
+    assert run("validate", "--outputs", declared, reads).returncode == 0
+    undeclared = run("validate", "--outputs", terraform_outputs(tmp_path / "none.json", data_buckets=[]), reads)
+    assert undeclared.returncode == 1
+    assert f"{channel}: bucket 'team-datasets' is outside this deployment" in undeclared.stderr
+    assert "declare the bucket in the root variable data_buckets" in undeclared.stderr
+
+
 def test_outputs_that_are_not_the_roots_are_a_usage_error(tmp_path: Path) -> None:
     old = terraform_outputs(tmp_path / "old.json", sagemaker_name_prefix=None, region=None)
     result = run("validate", "--outputs", old)

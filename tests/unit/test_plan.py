@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -300,3 +301,46 @@ def test_an_item_may_pass_only_the_deployments_role_and_reach_only_its_bucket() 
         },
     )
     plan_execution(own, SAMPLE_TRIGGER, EXAMPLE_SETTINGS)
+
+
+def access_problems(item: dict[str, Any], settings: Settings) -> dict[str, str]:
+    try:
+        plan_execution(item, SAMPLE_TRIGGER, settings)
+    except InvalidItem as error:
+        return {problem.path: problem.message for problem in error.problems}
+    return {}
+
+
+def test_a_declared_data_bucket_is_read_by_runs_and_never_written() -> None:
+    """data_buckets grants the SageMaker role reads only: inputs there pass, outputs there are refused."""
+    declared = Settings(**{**EXAMPLE_SETTINGS.__dict__, "data_buckets": "team-datasets,archive"})
+    channel = "stages.training.request.InputDataConfig[0].DataSource.S3DataSource.S3Uri"
+    output = "stages.preprocessing.request.ProcessingOutputConfig.Outputs[0].S3Output.S3Uri"
+    reads = edited(load_item(), {channel: "s3://team-datasets/houses/"})
+    assert access_problems(reads, declared) == {}
+    not_declared = access_problems(reads, EXAMPLE_SETTINGS)
+    assert "declare the bucket in the root variable data_buckets" in not_declared[channel]
+    writes = edited(load_item(), {output: "s3://team-datasets/prepared/"})
+    refused = access_problems(writes, declared)
+    assert set(refused) == {output}
+    assert "'team-datasets' is declared for reading (data_buckets), and a run writes here" in refused[output]
+    for written in (  # every kind of location SageMaker writes
+        "stages.training.request.OutputDataConfig.S3OutputPath",
+        "stages.training.request.CheckpointConfig.S3Uri",
+        "stages.batch_transform.request.TransformOutput.S3OutputPath",
+    ):
+        assert written in access_problems(edited(load_item(), {written: "s3://archive/x/"}), declared), written
+
+
+def test_an_item_may_name_only_the_deployments_kms_key() -> None:
+    key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    field = "stages.training.request.OutputDataConfig.KmsKeyId"
+    volume = "stages.training.request.ResourceConfig.VolumeKmsKeyId"
+    foreign = edited(load_item(), {field: "arn:aws:kms:us-east-1:999999999999:key/other", volume: key})
+    problems = access_problems(foreign, EXAMPLE_SETTINGS)  # a deployment without a customer-managed key
+    assert "its roles may use no customer-managed key (validate reads KMS_KEY_ARN)" in problems[field]
+    assert volume in problems
+    keyed = Settings(**{**EXAMPLE_SETTINGS.__dict__, "kms_key_arn": key})
+    assert set(access_problems(foreign, keyed)) == {field}
+    by_id = edited(load_item(), {field: "1234abcd-12ab-34cd-56ef-1234567890ab", volume: "alias/aws/s3"})
+    assert access_problems(by_id, keyed) == {}  # its key id, and an AWS managed key, are usable
