@@ -140,45 +140,106 @@ def test_plan_of_an_event_that_starts_nothing() -> None:
     assert "this event starts nothing" in result.stderr
 
 
-# The samples read and write s3://old-bucket: imported into a deployment on that bucket (an
-# existing bucket, as examples/existing-bucket deploys), they validate.
-OLD_BUCKET = {"ARTIFACT_BUCKET": "old-bucket"}
+AIOPS = ROOT / "tests/import/aiops_input.yaml"  # the aiops-modules example's input.yaml, before deploy-time sed
+REUSABLE = ROOT / "tests/import/reusable_framework_item.json"  # the reusable framework's sample item
+# The aiops example reads its raw data from AWS's public sample bucket: declared as a data bucket.
+SAMPLE_DATA = {"DATA_BUCKETS": "sagemaker-sample-data-us-east-1"}
+FILLED = ("--set", "MLOPS_BUCKET={bucket}", "--set", "IMAGE_URI={image}")
 
 
-def test_import_aiops() -> None:
-    foreign = run("import", "aiops", ROOT / "tests/import/aiops_input.yaml")
-    assert foreign.returncode == 1
-    assert (
-        "stages.training.request.OutputDataConfig.S3OutputPath: bucket 'old-bucket' is outside this deployment"
-        in foreign.stderr
-    )
-    result = run("import", "aiops", ROOT / "tests/import/aiops_input.yaml", env=OLD_BUCKET)
+def test_an_aiops_import_names_the_deploy_time_tokens_left_to_fill() -> None:
+    result = run("import", "aiops", AIOPS, env=SAMPLE_DATA)
+    assert result.returncode == 1
+    unfilled = [line for line in result.stderr.splitlines() if "a deploy-time token of the earlier file" in line]
+    assert [line.split(": ")[1] for line in unfilled] == ["IMAGE_URI", "MLOPS_BUCKET"]  # the role's fields are gone
+    assert "--set 'MLOPS_BUCKET=VALUE'" in result.stderr
+    assert run("import", "aiops", AIOPS, "--set", "MLOPS_BUCKET").returncode == 2  # not NAME=VALUE
+
+
+def test_an_aiops_import_carries_over_what_its_runs_did(tmp_path: Path) -> None:
+    result = run("import", "aiops", AIOPS, *FILLED, env=SAMPLE_DATA)
     assert result.returncode == 0, result.stderr
     item = json.loads(result.stdout)
-    assert item["consumption_pipeline_name"] == "housing-rf-regressor"
-    assert item["stages"]["batch_transform"]["request"]["TransformOutput"]["S3OutputPath"].endswith(
-        "/{execution}/scores/"
+    stages = item["stages"]
+    assert item["consumption_pipeline_name"] == "aiops-demo"
+    # Only what the earlier state machine sent: no request-level AppManaged, no role; members kept.
+    for stage in ("preprocessing", "evaluation"):
+        assert "AppManaged" not in stages[stage]["request"] and "RoleArn" not in stages[stage]["request"]
+        assert f"{stage}.input.AppManaged: dropped; the earlier state machine never sent it" in result.stderr
+    assert stages["preprocessing"]["request"]["ProcessingInputs"][0]["AppManaged"] is False
+    training = stages["training"]["request"]
+    assert [c["ChannelName"] for c in training["InputDataConfig"]] == ["training", "code"]
+    assert training["AlgorithmSpecification"]["TrainingImage"] == "{image}"
+    assert training["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600}
+    # The model the earlier convention located (training named after the run) is this run's model.
+    model_input = stages["evaluation"]["request"]["ProcessingInputs"][0]["S3Input"]
+    assert model_input["S3Uri"] == "{model_data_url}" and model_input["LocalPath"] == "/opt/ml/processing/model"
+    assert "ModelDataUrl" not in stages["create_model"]["request"]["PrimaryContainer"]
+    assert stages["evaluation"]["report_uri"] == "s3://{bucket}/demo/evaluation/output/evaluation.json"
+    assert stages["batch_transform"]["request"]["TransformOutput"]["S3OutputPath"] == (
+        "s3://{bucket}/demo/batch-output/{execution}/"
     )
-    assert "job_prefix 'mlops': not carried over" in result.stderr
+    # Planned: evaluation reads the model this run's training job writes.
+    planned = run("plan", write(tmp_path / "aiops.json", item), "--json", env=SAMPLE_DATA)
+    assert planned.returncode == 0, planned.stderr
+    runs = json.loads(planned.stdout)["stages"]
+    job = runs["training"]["request"]
+    model = f"{job['OutputDataConfig']['S3OutputPath']}{job['TrainingJobName']}/output/model.tar.gz"
+    assert runs["evaluation"]["request"]["ProcessingInputs"][0]["S3Input"]["S3Uri"] == model
+    assert runs["create_model"]["request"]["PrimaryContainer"]["ModelDataUrl"] == model
 
 
-def test_import_reusable_framework_as_dynamodb_json() -> None:
-    upstream = ROOT / "tests/import/reusable_framework_item.json"
+def test_a_reusable_framework_import_carries_over_what_its_state_machine_sent() -> None:
+    unfilled = run("import", "reusable-framework", REUSABLE)
+    assert unfilled.returncode == 1 and "your bucket: a deploy-time token of the earlier file" in unfilled.stderr
     # Its endpoint keeps its name, which a default deployment ("mlops-dev-") may not touch.
-    refused = run("import", "reusable-framework", upstream)
+    filled = ("--set", "your bucket={bucket}", "--dynamodb-json")
+    refused = run("import", "reusable-framework", REUSABLE, *filled)
     assert refused.returncode == 1
-    assert "stages.deploy.endpoint_name: 'housing-price-dev' is outside this deployment" in refused.stderr
-    prefix = {"SAGEMAKER_NAME_PREFIX": "housing-", **OLD_BUCKET}
-    result = run("import", "reusable-framework", upstream, "--dynamodb-json", env=prefix)
+    assert "stages.deploy.endpoint_name: 'demo-endpoint' is outside this deployment" in refused.stderr
+    result = run("import", "reusable-framework", REUSABLE, *filled, env={"SAGEMAKER_NAME_PREFIX": "demo-"})
     assert result.returncode == 0, result.stderr
-    item = dynamodb_json.from_typed(json.loads(result.stdout))
-    assert item["stages"]["training"]["run"] is True and item["stages"]["tuning"]["run"] is False
-    assert item["stages"]["deploy"]["endpoint_name"] == "housing-price-dev"
-    assert "postprocessing" not in result.stderr
+    stages = dynamodb_json.from_typed(json.loads(result.stdout))["stages"]
+    image = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:0.23-1-cpu-py3"
+    pre = stages["preprocessing"]["request"]
+    assert [(i["InputName"], i["S3Input"]["LocalPath"]) for i in pre["ProcessingInputs"]] == [
+        ("code", "/opt/ml/processing/input/code"),
+        ("entrypoint", "/opt/ml/processing/input/entrypoint"),
+    ]
+    assert [o["S3Output"]["LocalPath"] for o in pre["ProcessingOutputConfig"]["Outputs"]] == [
+        "/opt/ml/processing/train",
+        "/opt/ml/processing/test",
+        "/opt/ml/processing/output",
+    ]
+    assert pre["StoppingCondition"] == {"MaxRuntimeInSeconds": 7200}
+    training = stages["training"]["request"]
+    assert {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in training["InputDataConfig"]} == {
+        "train": "s3://{bucket}/terraform-demo/sklearn-dataset/train/",  # script.py reads both
+        "test": "s3://{bucket}/terraform-demo/sklearn-dataset/test/",
+    }
+    assert training["StoppingCondition"] == {"MaxRuntimeInSeconds": 86400}
+    assert training["ResourceConfig"] == {"InstanceCount": 1, "VolumeSizeInGB": 30, "InstanceType": "ml.m5.xlarge"}
+    assert training["AlgorithmSpecification"]["TrainingImage"] == image
+    tuning = stages["tuning"]["request"]
+    assert tuning["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxParallelTrainingJobs"] == 5
+    assert tuning["TrainingJobDefinition"]["AlgorithmSpecification"]["TrainingImage"] == image
+    assert len(tuning["TrainingJobDefinition"]["InputDataConfig"]) == 2
+    assert "5 in parallel" in result.stderr and "had none" not in result.stderr
+    assert stages["create_model"]["request"]["PrimaryContainer"]["Image"] == image  # served as trained
+    transform = stages["batch_transform"]["request"]
+    assert transform["DataProcessing"] == {"InputFilter": "$[1:]"}
+    assert transform["TransformResources"] == {"InstanceCount": 1, "InstanceType": "ml.m4.xlarge"}
+    assert stages["deploy"] | {"run": True} == {
+        "run": True,
+        "endpoint_name": "demo-endpoint",
+        "instance_type": "ml.t2.medium",
+        "instance_count": 1,
+    }
+    assert "$.tansform_para (sic)" in result.stderr
 
 
 def test_import_reports_what_cannot_be_carried_over(tmp_path: Path) -> None:
-    old = json.loads((ROOT / "tests/import/reusable_framework_item.json").read_text())
+    old = json.loads(REUSABLE.read_text())
     old["preprocessing"]["M"]["job_type"] = {"S": "glue-spark"}
     old["postprocessing_job"] = {"S": "Y"}
     result = run("import", "reusable-framework", write(tmp_path / "old.json", old))

@@ -1,4 +1,5 @@
-"""`mlops-sfn import aiops|reusable-framework FILE [--dynamodb-json]`: an item of an earlier framework, converted."""
+"""`mlops-sfn import aiops|reusable-framework FILE [--set NAME=VALUE]... [--dynamodb-json]`: an item of
+an earlier framework, converted."""
 
 from __future__ import annotations
 
@@ -11,16 +12,37 @@ from ..item import ItemFileError
 from ..plan import check_with_sample
 from .common import INVALID, OK, UsageError, print_problems, problem, settings
 
+TOKENS = {"aiops": importers.AIOPS_TOKENS, "reusable-framework": importers.REUSABLE_TOKENS}
+
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("import", help="convert an item of an earlier framework")
-    parser.add_argument("format", choices=["aiops", "reusable-framework"])
+    parser.add_argument("format", choices=list(TOKENS))
     parser.add_argument("source", type=Path, metavar="FILE")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="fill a deploy-time token of the earlier file, e.g. MLOPS_BUCKET={bucket} (aiops) or "
+        "'your bucket={bucket}' for <your bucket> (reusable-framework); repeatable",
+    )
     parser.add_argument("--dynamodb-json", action="store_true", help="print DynamoDB-typed JSON")
-    parser.set_defaults(run=lambda args: import_item(args.format, args.source, args.dynamodb_json))
+    parser.set_defaults(run=lambda args: import_item(args.format, args.source, args.dynamodb_json, args.set))
 
 
-def import_item(kind: str, source: Path, typed: bool) -> int:
+def _values(assignments: list[str]) -> dict[str, str]:
+    values = {}
+    for assignment in assignments:
+        name, equals, value = assignment.partition("=")
+        if not equals or not name.strip():
+            raise UsageError(f"--set {assignment!r}: expected NAME=VALUE, e.g. --set MLOPS_BUCKET={{bucket}}")
+        values[name.strip().strip("<>")] = value
+    return values
+
+
+def import_item(kind: str, source: Path, typed: bool, assignments: list[str] | None = None) -> int:
+    values = _values(assignments or [])
     if not source.exists():
         raise UsageError(f"{source}: no such file")
     try:
@@ -32,13 +54,13 @@ def import_item(kind: str, source: Path, typed: bool) -> int:
                 document = yaml.safe_load(text)
             except yaml.YAMLError as error:
                 raise ItemFileError(f"not valid YAML: {error}") from error
-            item, notes = importers.from_aiops(document)
+            item, notes = importers.from_aiops(document, values)
         else:
             try:
                 document = json.loads(text)
             except json.JSONDecodeError as error:
                 raise ItemFileError(f"line {error.lineno} column {error.colno}: not valid JSON: {error.msg}") from error
-            item, notes = importers.from_reusable_framework(document)
+            item, notes = importers.from_reusable_framework(document, values)
     except RecursionError:
         problem(f"{source}: nested more than {bounds.EVENT_DEPTH} levels deep")
         return INVALID
@@ -48,6 +70,14 @@ def import_item(kind: str, source: Path, typed: bool) -> int:
     for note in notes:
         problem(f"{source}: note: {note}")
     print(json.dumps(dynamodb_json.to_typed(item) if typed else item, indent=2))
+    tokens = importers.unfilled(item, TOKENS[kind])
+    if tokens:
+        for token in tokens:
+            problem(
+                f"{source}: {token}: a deploy-time token of the earlier file, still in the item: fill it with"
+                f" --set '{token}=VALUE' (a placeholder such as {{bucket}} or {{image}} works too)"
+            )
+        return INVALID
     problems = check_with_sample(item, settings())
     if problems:
         problem(f"{source}: the imported item is not valid yet; fix these, then run mlops-sfn validate:")
