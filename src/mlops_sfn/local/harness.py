@@ -32,7 +32,15 @@ from ..triggers import Trigger
 from . import REGION, inbox
 from .integrations import Local, installed
 from .motoport import boto_client_for, mock_aws, sagemaker_backends
-from .sagemaker import ENDPOINT_OUTCOMES, EXISTING_ENDPOINT, FAILABLE, JOBS, LocalSageMaker, SimulatedJobs
+from .sagemaker import (
+    ENDPOINT_OUTCOMES,
+    EXISTING_ENDPOINT,
+    FAILABLE,
+    JOBS,
+    JobRunner,
+    LocalSageMaker,
+    SimulatedJobs,
+)
 
 DEFAULT_ACCOUNT_ID = "123456789012"  # the account moto serves by default
 PREFIX = "mlops-sfn-local"
@@ -92,10 +100,12 @@ class RunReport:
 
 
 class LocalRuns:
-    """An in-process local AWS with the pipeline's resources; `run()` executes one item."""
+    """An in-process local AWS with the pipeline's resources; `run()` executes one item. Its jobs are
+    simulated, or run by `jobs` (e.g. `jobs.ScriptJobs`, which executes the item's scripts)."""
 
-    def __init__(self, settings: Settings = SETTINGS) -> None:
+    def __init__(self, settings: Settings = SETTINGS, jobs: JobRunner | None = None) -> None:
         self.settings = settings
+        self.jobs = jobs
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._runs = count(1)
 
@@ -209,7 +219,9 @@ class LocalRuns:
         not_run = sorted(fail - runs)
         if not_run:
             raise ValueError(f"--fail {', '.join(not_run)}: not a stage this item runs ({self._running(runs)})")
-        self.local.sagemaker.runner = SimulatedJobs.for_execution(
+        if self.jobs is not None and (fail & _JOB_STAGES or metric is not None or report_bytes):
+            raise ValueError("--fail of a job stage, --metric and report sizes apply to simulated jobs only")
+        self.local.sagemaker.runner = self.jobs or SimulatedJobs.for_execution(
             self.s3, execution_input, fail & _JOB_STAGES, metric, report_bytes
         )
         self.local.sagemaker.endpoint_outcome = endpoint
