@@ -1,5 +1,6 @@
 """An imported upstream sample is a pipeline that runs: imported with its tokens filled, it runs
-locally with jobs that execute stand-in scripts reading what the upstream scripts read."""
+locally with jobs that execute stand-in scripts (tests/import/standins) reading what the upstream
+scripts read, where the upstream scripts read it."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import json
 import os
 import tarfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+import yaml
 
 from mlops_sfn import dynamodb_json, importers
 from mlops_sfn.local import REGION
@@ -23,19 +26,19 @@ from mlops_sfn.statemachine import ROOT
 
 pytestmark = pytest.mark.functional
 
-STANDINS = ROOT / "tests" / "import" / "standins"
+SAMPLES = ROOT / "tests" / "import"
+STANDINS = SAMPLES / "standins"
 
 
-@pytest.fixture
-def local(tmp_path: Path) -> Iterator[LocalRuns]:
-    """A local AWS whose jobs run their scripts (the harness simulates them otherwise); the sample's
-    endpoint is named demo-endpoint, so the deployment's prefix is demo-."""
+@contextmanager
+def local_runs(home: Path, **deployment: str) -> Iterator[LocalRuns]:
+    """A local AWS whose jobs run their scripts (the harness simulates them otherwise)."""
 
     def client(service: str, region: str = REGION) -> Any:
         return boto3.client(service, region_name=region)  # served by the in-process mock
 
-    jobs = ScriptJobs(tmp_path, client, {"PATH": os.environ["PATH"]})
-    with LocalRuns(Settings(**{**SETTINGS.__dict__, "sagemaker_name_prefix": "demo-"}), jobs) as runs:
+    jobs = ScriptJobs(home, client, {"PATH": os.environ["PATH"]})
+    with LocalRuns(Settings(**{**SETTINGS.__dict__, **deployment}), jobs) as runs:
         yield runs
 
 
@@ -43,40 +46,67 @@ def put(local: LocalRuns, key: str, body: bytes) -> None:
     local.s3.put_object(Bucket=local.settings.bucket, Key=key, Body=body)
 
 
-def source_archive(*scripts: str) -> bytes:
+def source_archive(folder: Path, *scripts: str) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
         for name in scripts:
-            archive.add(STANDINS / name, arcname=name)
+            archive.add(folder / name, arcname=name)
     return buffer.getvalue()
 
 
-def test_the_reusable_frameworks_sample_imports_and_runs(local: LocalRuns, tmp_path: Path) -> None:
-    document = json.loads((ROOT / "tests" / "import" / "reusable_framework_item.json").read_text())
+def outcomes(report: Any, ran: set[str]) -> dict[str, str]:
+    return {stage: "succeeded" if stage in ran else "skipped" for stage in report.stages}
+
+
+def test_the_reusable_frameworks_sample_imports_and_runs(tmp_path: Path) -> None:
+    document = json.loads((SAMPLES / "reusable_framework_item.json").read_text())
     item, _ = importers.from_reusable_framework(document, {"your bucket": "{bucket}"})
     assert importers.unfilled(item, importers.REUSABLE_TOKENS) == []
-    code = "terraform-demo/stepfunc/input/"  # its source_code_path, entrypoint_path and submit directory
-    for name in ("bash_script.sh", "preprocessing.py"):
-        put(local, code + name, (STANDINS / name).read_bytes())
-    put(local, code + "source.tar.gz", source_archive("script.py"))
+    standins = STANDINS / "reusable"
+    with local_runs(tmp_path, sagemaker_name_prefix="demo-") as local:  # its endpoint is demo-endpoint
+        code = "terraform-demo/stepfunc/input/"  # its source_code_path, entrypoint_path and submit directory
+        for name in ("bash_script.sh", "preprocessing.py"):
+            put(local, code + name, (standins / name).read_bytes())
+        put(local, code + "source.tar.gz", source_archive(standins, "script.py"))
 
-    report = local.run(dynamodb_json.from_typed(dynamodb_json.to_typed(item)))
+        report = local.run(dynamodb_json.from_typed(dynamodb_json.to_typed(item)))
 
-    assert report.status == "SUCCEEDED", (report.error, report.cause)
-    assert report.stages == {
-        "preprocessing": "succeeded",
-        "training": "succeeded",
-        "tuning": "skipped",
-        "evaluation": "skipped",
-        "register": "skipped",
-        "approval": "skipped",
-        "create_model": "succeeded",
-        "batch_transform": "skipped",
-        "deploy": "succeeded",
-    }
+        assert report.status == "SUCCEEDED", (report.error, report.cause)
+        assert report.stages == outcomes(report, {"preprocessing", "training", "create_model", "deploy"})
+        keys = [entry["Key"] for entry in local.s3.list_objects_v2(Bucket=local.settings.bucket)["Contents"]]
     # Training read both channels (script.py fails without either) and printed its metric.
-    (log,) = [path for path in tmp_path.glob("jobs/*-train-*/log.txt")]
+    (log,) = tmp_path.glob("jobs/*-train-*/log.txt")
     assert "AE-at-50th-percentile:" in log.read_text()
-    keys = [entry["Key"] for entry in local.s3.list_objects_v2(Bucket=local.settings.bucket)["Contents"]]
     assert "terraform-demo/sklearn-dataset/test/california_housing_test.csv" in keys
     assert any(key.startswith("terraform-demo/training/output/") and key.endswith("model.tar.gz") for key in keys)
+
+
+def test_the_aiops_example_imports_and_runs(tmp_path: Path) -> None:
+    """Its scripts are one prefix (demo/scripts) every job reads as its code; its raw data is in AWS's
+    public sample bucket, declared as a data bucket."""
+    sample_data = "sagemaker-sample-data-us-east-1"
+    config = yaml.safe_load((SAMPLES / "aiops_input.yaml").read_text())
+    item, _ = importers.from_aiops(config, {"MLOPS_BUCKET": "{bucket}", "IMAGE_URI": "{image}"})
+    standins = STANDINS / "aiops"
+    with local_runs(tmp_path, data_buckets=sample_data) as local:
+        local.s3.create_bucket(Bucket=sample_data)
+        census = ["age,capital gains,income"] + [
+            f"{20 + n},{n * 100},{'50000+.' if n % 3 else '- 50000.'}" for n in range(40)
+        ]
+        local.s3.put_object(Bucket=sample_data, Key="processing/census/census-income.csv", Body="\n".join(census))
+        for name in ("preprocessing.py", "train.py", "evaluation.py", "inference.py"):
+            put(local, f"demo/scripts/{name}", (standins / name).read_bytes())
+        put(local, "demo/scripts/source.tar.gz", source_archive(standins, "inference.py"))
+
+        report = local.run(item)
+
+        assert report.status == "SUCCEEDED", (report.error, report.cause)
+        ran = {"preprocessing", "training", "evaluation", "create_model", "batch_transform"}
+        assert report.stages == outcomes(report, ran)
+        bucket = local.settings.bucket
+        # Evaluation read the model this run trained, and wrote its report where the item reads it.
+        written = local.s3.get_object(Bucket=bucket, Key="demo/evaluation/output/evaluation.json")
+        assert 0 <= json.loads(written["Body"].read())["accuracy"] <= 1
+        scores = f"demo/batch-output/{report.execution_name}/test_features.csv.out"
+        labels = local.s3.get_object(Bucket=bucket, Key=scores)["Body"].read().decode().split()
+    assert labels and set(labels) <= {"0", "1"}

@@ -401,6 +401,21 @@ def test_a_processing_job_downloads_its_inputs_to_their_local_paths_and_uploads_
     assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.csv")) == ["a.csv", "more/b.csv"]
 
 
+def test_an_input_prefix_without_a_slash_is_downloaded_as_its_objects_not_as_a_folder(
+    jobs: ScriptJobs, tmp_path: Path
+) -> None:
+    """s3://.../csv/data goes "into /opt/ml/processing/csv" (SageMaker guide, processing input and
+    output): the prefix's objects, not a data/ folder; an object named by the whole prefix keeps its name."""
+    put("inputs/census/census-income.csv", "a\n")
+    put("inputs/census/more/part.csv", "b\n")
+    put("models/run-1/output/model.tar.gz", "m")
+    into = tmp_path / "into"
+    jobs.download(f"s3://{BUCKET}/inputs/census", into / "census")
+    jobs.download(f"s3://{BUCKET}/models/run-1/output/model.tar.gz", into / "model")
+    found = sorted(path.relative_to(into).as_posix() for path in into.rglob("*") if path.is_file())
+    assert found == ["census/census-income.csv", "census/more/part.csv", "model/model.tar.gz"]
+
+
 def test_a_failing_script_fails_its_job_with_its_last_error_line(jobs: ScriptJobs) -> None:
     put("data/a.csv", "1\n")
     request = processing_request("boom", "raise RuntimeError('the data is wrong')\n", [])
@@ -463,11 +478,28 @@ def test_a_training_job_runs_script_mode_and_archives_the_model_where_sagemaker_
     assert "env {'depth': '3'} [\"train\"]" in log  # SM_HPS without the sagemaker_ keys, SM_CHANNELS
 
 
+def test_a_training_job_may_name_its_script_with_a_container_entrypoint(jobs: ScriptJobs) -> None:
+    """AlgorithmSpecification.ContainerEntrypoint (CreateTrainingJob): here a script delivered in a
+    channel, run in the job's folder, where its /opt/ml paths are."""
+    script = "import pathlib\nrows = pathlib.Path('opt/ml/input/data/train/t.csv').read_text().split()\n"
+    script += "pathlib.Path('opt/ml/model/model.json').write_text(str(len(rows)))\n"
+    put("scripts/train.py", script)
+    request = training_request("entry", {})
+    del request["HyperParameters"]
+    request["AlgorithmSpecification"]["ContainerEntrypoint"] = ["python3", "/opt/ml/input/data/code/train.py"]
+    request["InputDataConfig"].append(
+        {"ChannelName": "code", "DataSource": {"S3DataSource": {"S3Uri": f"s3://{BUCKET}/scripts"}}}
+    )
+    assert jobs.run("createTrainingJob", request).failure_reason is None
+    assert model_json("models/entry/output/model.tar.gz") == 3
+
+
 def test_a_training_job_without_script_mode_fails_saying_what_to_set(jobs: ScriptJobs) -> None:
     request = training_request("builtin", {})
     del request["HyperParameters"]["sagemaker_program"]
     reason = jobs.run("createTrainingJob", request).failure_reason
     assert reason is not None and "HyperParameters.sagemaker_program" in reason
+    assert "or AlgorithmSpecification.ContainerEntrypoint" in reason
 
 
 def test_a_tuning_job_trains_one_candidate_at_the_middle_of_the_ranges(jobs: ScriptJobs) -> None:

@@ -65,15 +65,18 @@ class ScriptJobs:
     # --- S3 ---------------------------------------------------------------------------------------
 
     def download(self, uri: str, into: Path) -> list[Path]:
-        """An S3 prefix (or one object) into a folder, keeping paths below the prefix's last '/'."""
+        """An S3 prefix (or one object) into a folder: each object at its key's path below the prefix,
+        an object whose key is the prefix itself under its own name. SageMaker downloads
+        "s3://your-data-bucket/path/to/input/csv/data into /opt/ml/processing/csv" ("How Amazon
+        SageMaker Processing Configures Input and Output"): the prefix's objects, not a data/ folder."""
         bucket, prefix = split_uri(uri)
-        folder = prefix[: prefix.rfind("/") + 1]
         s3, written = self.client("s3"), []
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for entry in page.get("Contents", []):
                 if entry["Key"].endswith("/"):
                     continue
-                target = into / entry["Key"][len(folder) :]
+                below = entry["Key"][len(prefix) :].lstrip("/") or entry["Key"].rsplit("/", 1)[-1]
+                target = into / below
                 target.parent.mkdir(parents=True, exist_ok=True)
                 s3.download_file(bucket, entry["Key"], str(target))
                 written.append(target)
@@ -171,16 +174,21 @@ class ScriptJobs:
         hyperparameters = {key: _unquoted(value) for key, value in request.get("HyperParameters", {}).items()}
         program = hyperparameters.get("sagemaker_program")
         submit = hyperparameters.get("sagemaker_submit_directory")
-        if not program or not submit:
+        # AlgorithmSpecification.ContainerEntrypoint names the script itself (CreateTrainingJob), e.g.
+        # one delivered in a channel: ["python3", "/opt/ml/input/data/code/train.py"].
+        entrypoint = request.get("AlgorithmSpecification", {}).get("ContainerEntrypoint", [])
+        if not entrypoint and (not program or not submit):
             raise JobError(
-                "ClientError: a local training job runs script mode only: set HyperParameters.sagemaker_program "
-                "and HyperParameters.sagemaker_submit_directory (an s3:// URI of a .tar.gz holding the script)"
+                "ClientError: a local training job runs a script: set HyperParameters.sagemaker_program and "
+                "HyperParameters.sagemaker_submit_directory (script mode: an s3:// URI of a .tar.gz holding it), "
+                "or AlgorithmSpecification.ContainerEntrypoint"
             )
         ml = folder / "opt" / "ml"
         code, model, output_data = ml / "code", ml / "model", ml / "output" / "data"
         for path in (code, model, output_data, ml / "input" / "config"):
             path.mkdir(parents=True, exist_ok=True)
-        _extract(self._fetch(submit), code)
+        if not entrypoint and submit:
+            _extract(self._fetch(submit), code)
         channels = []
         for channel in request.get("InputDataConfig", []):
             source = channel["DataSource"]["S3DataSource"]
@@ -200,16 +208,19 @@ class ScriptJobs:
             "SM_CURRENT_HOST": "algo-1",
             "SM_NUM_CPUS": str(os.cpu_count() or 1),
             "SM_NUM_GPUS": "0",
-            "SM_MODULE_DIR": submit,
-            "SM_MODULE_NAME": Path(program).stem,
+            **({"SM_MODULE_DIR": submit, "SM_MODULE_NAME": Path(program).stem} if program and submit else {}),
             "SM_TRAINING_JOB_NAME": name,
             **{f"SM_CHANNEL_{channel.upper()}": str(ml / "input" / "data" / channel) for channel in channels},
             **{f"SM_HP_{key.upper()}": value for key, value in user.items()},
             **request.get("Environment", {}),
         }
-        command = ["python", program, *json.loads(env["SM_USER_ARGS"])]
+        if entrypoint:  # run in the job's folder, where its /opt/ml paths are
+            arguments = request["AlgorithmSpecification"].get("ContainerArguments", [])
+            command, cwd = [self._inside(folder, part) for part in [*entrypoint, *arguments]], folder
+        else:
+            command, cwd = ["python", str(program), *json.loads(env["SM_USER_ARGS"])], code
         try:
-            log = self._execute(command, env, code, folder, self._timeout(request))
+            log = self._execute(command, env, cwd, folder, self._timeout(request))
         except JobError:
             failure = ml / "output" / "failure"  # a script may explain itself, as on SageMaker
             if failure.exists() and failure.read_text().strip():
