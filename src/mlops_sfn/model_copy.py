@@ -4,8 +4,8 @@ The run's later stages are planned before it starts, so they name the model's pl
 folder; the best job is known only when tuning ends. S3's CopyObject refuses a source above 5 GB
 ("to copy an object greater than 5 GB, you must use the multipart upload Upload Part - Copy API",
 S3 API reference, CopyObject), and a model can be larger. So the state machine calls this small
-Lambda (lambdas/model_copy/handler.py), whose managed copy uses UploadPartCopy in parts above
-TRANSFER's threshold, up to S3's 5 TB object limit, and a single CopyObject below it.
+Lambda (lambdas/model_copy/handler.py), whose managed copy uses UploadPartCopy in parts from
+THRESHOLD_BYTES on, up to S3's 5 TB object limit, and a single CopyObject below it.
 """
 
 from __future__ import annotations
