@@ -16,21 +16,13 @@ from typing import Any
 
 from . import dynamodb_json, names
 from .item import ItemFileError
+from .plan import map_strings
 
 MODEL = "{model_data_url}"
 
 
 def _pipeline_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:64] or "imported-pipeline"
-
-
-def _strings(value: Any, change: Any) -> Any:
-    """`value` with `change` applied to every string in it."""
-    if isinstance(value, dict):
-        return {key: _strings(entry, change) for key, entry in value.items()}
-    if isinstance(value, list):
-        return [_strings(entry, change) for entry in value]
-    return change(value) if isinstance(value, str) else value
 
 
 def _found(value: Any, pattern: re.Pattern[str]) -> set[str]:
@@ -40,13 +32,13 @@ def _found(value: Any, pattern: re.Pattern[str]) -> set[str]:
         found.update(pattern.findall(text))
         return text
 
-    _strings(value, collect)
+    map_strings(value, collect)
     return found
 
 
 def fill(document: Any, pattern: re.Pattern[str], values: dict[str, str]) -> Any:
     """The earlier file with its deploy-time tokens (pattern's group 1 names each) replaced by `values`."""
-    return _strings(document, lambda text: pattern.sub(lambda m: values.get(m.group(1), m.group(0)), text))
+    return map_strings(document, lambda text: pattern.sub(lambda m: values.get(m.group(1), m.group(0)), text))
 
 
 def unfilled(item: dict[str, Any], pattern: re.Pattern[str]) -> list[str]:
@@ -124,7 +116,7 @@ def from_aiops(config: Any, values: dict[str, str] | None = None) -> tuple[dict[
         raise ItemFileError("expected a YAML mapping with app_id, model_id and stage blocks")
     config = fill(config, AIOPS_TOKENS, values or {})
     # The run's execution name, which its handler put in place of SFN_EXECUTION_ID.
-    config = _strings(config, lambda text: text.replace("SFN_EXECUTION_ID", "{execution}"))
+    config = map_strings(config, lambda text: text.replace("SFN_EXECUTION_ID", "{execution}"))
     notes: list[str] = []
     app, model = config.get("app_id"), config.get("model_id")
     if not app and not model:
@@ -182,7 +174,7 @@ def _rewire_aiops_model(stages: dict[str, Any], notes: list[str]) -> None:
     for stage in ("evaluation", "create_model", "batch_transform"):
         if stage in stages:
             before = copy.deepcopy(stages[stage])
-            stages[stage] = _strings(stages[stage], rewire)
+            stages[stage] = map_strings(stages[stage], rewire)
             if stages[stage] != before:
                 rewired.append(stage)
     container = stages.get("create_model", {}).get("request", {}).get("PrimaryContainer", {})

@@ -414,15 +414,19 @@ def endpoint_alarms(endpoint: str, thresholds: dict[str, int]) -> dict[str, dict
     }
 
 
+def map_strings(value: Any, change: Callable[[str], str]) -> Any:
+    """`value` (JSON-shaped) with `change` applied to every string in it."""
+    if isinstance(value, dict):
+        return {key: map_strings(entry, change) for key, entry in value.items()}
+    if isinstance(value, list):
+        return [map_strings(entry, change) for entry in value]
+    return change(value) if isinstance(value, str) else value
+
+
 def fill(value: Any, values: Mapping[str, str]) -> Any:
     """Replace {placeholders} in every string ({model_data_url} only exists when the pipeline has a model)."""
-    if isinstance(value, dict):
-        return {key: fill(entry, values) for key, entry in value.items()}
-    if isinstance(value, list):
-        return [fill(entry, values) for entry in value]
-    if isinstance(value, str):
-        return sagemaker_api.PLACEHOLDER.sub(lambda match: values.get(match.group(1), match.group(0)), value)
-    return value
+    placeholder = sagemaker_api.PLACEHOLDER
+    return map_strings(value, lambda text: placeholder.sub(lambda m: values.get(m.group(1), m.group(0)), text))
 
 
 def _check_reach(blocks: dict[str, Any], prefix: str) -> list[Problem]:
