@@ -216,3 +216,21 @@ def test_a_failing_parallel_branch_stops_the_job_its_sibling_is_running(local: L
             break
         time.sleep(0.05)
     assert status == "Stopped"
+
+
+def test_a_new_job_is_in_progress_until_it_ends(local: LocalRuns) -> None:
+    """SageMaker reports a job InProgress from its creation until it ends (SageMaker API reference,
+    DescribeTransformJob: TransformJobStatus); moto recorded every new job as Completed at once."""
+    job = f"rules-progress-{time.monotonic_ns()}"
+    request = {
+        "TransformJobName": job,
+        "ModelName": "rules-model",
+        "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://b/in/"}}},
+        "TransformOutput": {"S3OutputPath": "s3://b/out/"},
+        "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
+    }
+    sagemaker = local.local.sagemaker
+    sagemaker.call("createTransformJob", request, "us-east-1", "123456789012")
+    assert local.sagemaker.describe_transform_job(TransformJobName=job)["TransformJobStatus"] == "InProgress"
+    sagemaker.run_job("createTransformJob", request, "us-east-1", "123456789012")
+    assert local.sagemaker.describe_transform_job(TransformJobName=job)["TransformJobStatus"] == "Completed"

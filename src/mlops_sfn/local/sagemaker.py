@@ -176,7 +176,8 @@ class LocalSageMaker:
             endpoint = self._backend(account, region).endpoints[request["EndpointName"]]
             endpoint.endpoint_status = "Creating"
             self._rolling_out[request["EndpointName"]] = request["EndpointConfigName"]
-        if action in JOBS:  # moto records a new job as Completed; SageMaker's is InProgress until it ends
+        if action in JOBS:  # moto records a new job as Completed; SageMaker reports InProgress until it
+            # ends (SageMaker API reference, Describe*Job: the job's status)
             kind = JOBS[action]
             record = getattr(self._backend(account, region), kind.records)[request[kind.name_field]]
             setattr(record, kind.status_attribute, "InProgress")
