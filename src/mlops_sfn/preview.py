@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .gate import COMPARISONS
-from .stages import STAGE, STAGES
+from .stages import SERVING, STAGE, STAGES
 
 
 def stage_summary(stage: str, block: dict[str, Any]) -> str:
@@ -64,7 +64,7 @@ def mermaid(execution_input: dict[str, Any], outcomes: dict[str, tuple[str, floa
             return f'  {stage}["{stage}<br/>{status}{took}"]:::{status.replace(" ", "_")}'
         return f'  {stage}["{stage}"]'
 
-    sequential = [s for s in STAGES if s not in ("batch_transform", "deploy")]
+    sequential = [s for s in STAGES if s not in SERVING]
     previous = "start"
     for stage in sequential:
         lines.append(node(stage))
@@ -78,9 +78,9 @@ def mermaid(execution_input: dict[str, Any], outcomes: dict[str, tuple[str, floa
             lines.append("  evaluation --> gate")
             lines.append("  gate -- fails --> failed([failed])")
             previous = "gate"
-    # Batch transform and deploy run side by side once the model exists.
+    # The serving stages (batch transform, deploy) run side by side once the model exists.
     lines.append("  finished([succeeded])")
-    for stage in ("batch_transform", "deploy"):
+    for stage in SERVING:
         lines.append(node(stage))
         lines.append(f"  {previous} --> {stage}")
         lines.append(f"  {stage} --> finished")

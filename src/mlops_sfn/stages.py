@@ -25,6 +25,7 @@ class Stage:
     resource: str | None = None  # the SageMaker ARN type of what it creates per run (role policy)
     described_as: str | None = None  # in previews: "<described_as> <name>"
     framework_fields: tuple[str, ...] = ()  # request fields the framework decides, besides the name
+    serving: bool = False  # runs after the others, side by side with the other serving stages
 
     @property
     def title(self) -> str:
@@ -74,12 +75,14 @@ CATALOG = (
         tag="transform",
         resource="transform-job",
         described_as="transform job",
+        serving=True,
     ),
     # Its endpoint is named by the item; the endpoint config it creates per run is the framework's.
-    Stage("deploy", tag="config", resource="endpoint-config"),
+    Stage("deploy", tag="config", resource="endpoint-config", serving=True),
 )
 STAGE = {stage.name: stage for stage in CATALOG}
 STAGES = tuple(STAGE)
+SERVING = tuple(stage.name for stage in CATALOG if stage.serving)
 OPERATIONS = {stage.name: stage.operation for stage in CATALOG if stage.operation}
 NAME_FIELDS = {stage.name: stage.name_field for stage in CATALOG if stage.name_field}
 # Fields an item may not set: the generated names, and what the framework decides.

@@ -12,10 +12,11 @@ from __future__ import annotations
 import itertools
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .stages import STAGE, STAGES
+from .stages import SERVING, STAGE, STAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "statemachine" / "pipeline.asl.json"
@@ -142,7 +143,8 @@ def _job_name(stage: str) -> dict[str, str]:
     return {"job_name.$": f"$.{STAGE[stage].name_field}"}
 
 
-# Each stage's states: given the state that follows the stage, add them and return the first.
+# Each stage's states (collected in _STATES below): given the state that follows the stage, add them
+# and return the first.
 
 
 def _preprocessing(b: _Builder, then: str) -> str:
@@ -326,33 +328,20 @@ def _create_model(b: _Builder, then: str) -> str:
     )
 
 
-# The stages that run one after another, in STAGES order; the serving stages (batch transform and
-# deploy) then run side by side, each in its own Parallel branch.
-_SEQUENCE = {
-    "preprocessing": _preprocessing,
-    "training": _training,
-    "tuning": _tuning,
-    "evaluation": _evaluation,
-    "register": _register,
-    "approval": _approval,
-    "create_model": _create_model,
-}
-SERVING = ("batch_transform", "deploy")
-
-
 def _run(stage: str) -> str:
     """The Choice that skips a stage in one transition: "Run create model?"."""
     return f"Run {STAGE[stage].title.lower()}?"
 
 
 def _pipeline(b: _Builder) -> None:
-    """The stages in order, each behind its "Run X?" Choice; no state names the next stage by hand."""
+    """The stages in catalog order, each behind its "Run X?" Choice, then the serving stages side by
+    side, one Parallel branch each; no state names the next stage by hand."""
+    assert tuple(_STATES) == STAGES, "every stage needs its states in _STATES, in catalog order"
     sequence = [stage for stage in STAGES if stage not in SERVING]
-    assert list(_SEQUENCE) == sequence, "every stage outside SERVING needs its states in _SEQUENCE"
     follows = {stage: _run(after) for stage, after in itertools.pairwise(sequence)}
     follows[sequence[-1]] = "Serve model?"
     for stage in sequence:
-        entry = _SEQUENCE[stage](b, follows[stage])
+        entry = _STATES[stage](b, follows[stage])
         b.add(_run(stage), _choice(stage, entry, follows[stage]))
 
     b.add(
@@ -361,10 +350,7 @@ def _pipeline(b: _Builder) -> None:
             "Type": "Choice",
             "Choices": [
                 {
-                    "Or": [
-                        {"Variable": "$.run.batch_transform", "BooleanEquals": True},
-                        {"Variable": "$.run.deploy", "BooleanEquals": True},
-                    ],
+                    "Or": [{"Variable": f"$.run.{stage}", "BooleanEquals": True} for stage in SERVING],
                     "Next": "Serve",
                 }
             ],
@@ -375,8 +361,8 @@ def _pipeline(b: _Builder) -> None:
         "Serve",
         {
             "Type": "Parallel",
-            "Branches": [_batch_transform_branch(), _deploy_branch()],
-            "ResultSelector": {"batch_transform.$": "$[0]", "deploy.$": "$[1]"},
+            "Branches": [_branch(stage) for stage in SERVING],
+            "ResultSelector": {f"{stage}.$": f"$[{index}]" for index, stage in enumerate(SERVING)},
             "ResultPath": "$.results.serve",
             # No Catch: a failing branch would stop its sibling (and its running job), so each branch
             # catches its own failures and ends with {"failure": ...}; what could still fail here
@@ -392,10 +378,7 @@ def _pipeline(b: _Builder) -> None:
             "Type": "Choice",
             "Choices": [
                 {
-                    "And": [
-                        {"Variable": f"{serve}.batch_transform.failure", "IsPresent": True},
-                        {"Variable": f"{serve}.deploy.failure", "IsPresent": True},
-                    ],
+                    "And": [{"Variable": f"{serve}.{stage}.failure", "IsPresent": True} for stage in SERVING],
                     "Next": "Both serving stages failed",
                 },
                 *(
@@ -427,9 +410,10 @@ def _pipeline(b: _Builder) -> None:
             "Parameters": {
                 "stage": ",".join(SERVING),
                 "error": "StagesFailed",
-                "cause.$": "States.Format('batch_transform: {}: {} | deploy: {}: {}', "
-                f"{serve}.batch_transform.failure.error, {serve}.batch_transform.failure.cause, "
-                f"{serve}.deploy.failure.error, {serve}.deploy.failure.cause)",
+                "cause.$": "States.Format('{}', {})".format(
+                    " | ".join(f"{stage}: {{}}: {{}}" for stage in SERVING),
+                    ", ".join(f"{serve}.{stage}.failure.{part}" for stage in SERVING for part in ("error", "cause")),
+                ),
             },
             "ResultPath": "$.failure",
             "Next": b.failure_target,
@@ -519,25 +503,26 @@ def _branch_failure(b: _Builder) -> None:
     b.add(b.failure_target, {"Type": "Pass", "Parameters": {"failure.$": "$.failure"}, "End": True})
 
 
-def _batch_transform_branch() -> dict[str, Any]:
-    b = _Builder("End batch transform branch: failed")
-    b.add(_run("batch_transform"), _choice("batch_transform", "Batch transform", "No batch transform"))
-    b.task(
-        "Batch transform",
-        "batch_transform",
-        _sagemaker_job("batch_transform", _job_name("batch_transform"), None)
-        | {"OutputPath": "$.results.batch_transform"},
-    )
-    b.add("No batch transform", {"Type": "Pass", "Result": {"skipped": True}, "End": True})
+def _branch(stage: str) -> dict[str, Any]:
+    """A serving stage's Parallel branch: its "Run X?" Choice, its states (the last one ends the
+    branch with the stage's results as output), and the failure record that ends it otherwise."""
+    b = _Builder(f"End {STAGE[stage].title.lower()} branch: failed")
+    entry, skipped = _STATES[stage](b, None), f"No {STAGE[stage].title.lower()}"
+    b.states = {_run(stage): _choice(stage, entry, skipped), **b.states}
+    b.add(skipped, {"Type": "Pass", "Result": {"skipped": True}, "End": True})
     _branch_failure(b)
-    return {"StartAt": _run("batch_transform"), "States": b.states}
+    return {"StartAt": _run(stage), "States": b.states}
 
 
-def _deploy_branch() -> dict[str, Any]:
-    b = _Builder("End deploy branch: failed")
+def _batch_transform(b: _Builder, then: str | None) -> str:
+    job = _sagemaker_job("batch_transform", _job_name("batch_transform"), then)
+    ends_branch = {} if then else {"OutputPath": "$.results.batch_transform"}
+    return b.task("Batch transform", "batch_transform", job | ends_branch)
+
+
+def _deploy(b: _Builder, then: str | None) -> str:
     deploy = "$.stages.deploy"
-    b.add(_run("deploy"), _choice("deploy", "Create endpoint config", "No deploy"))
-    b.task(
+    entry = b.task(
         "Create endpoint config",
         "deploy",
         {
@@ -550,7 +535,7 @@ def _deploy_branch() -> dict[str, Any]:
     )
     # The endpoint's alarms, created or updated (PutMetricAlarm does both) before the endpoint
     # changes: a blue/green update rolls back on them, and they must exist when it starts.
-    for alarm, then in (("errors", "Put latency alarm"), ("latency", "Rollback alarms?")):
+    for alarm, following in (("errors", "Put latency alarm"), ("latency", "Rollback alarms?")):
         b.task(
             f"Put {alarm} alarm",
             "deploy",
@@ -558,7 +543,7 @@ def _deploy_branch() -> dict[str, Any]:
                 "Resource": f"{SDK}cloudwatch:putMetricAlarm",
                 "InputPath": f"{deploy}.alarms.{alarm}",
                 "ResultPath": None,
-                "Next": then,
+                "Next": following,
             },
         )
     b.add(
@@ -811,10 +796,23 @@ def _deploy_branch() -> dict[str, Any]:
             "Next": "Deployed",
         },
     )
-    b.add("Deployed", {"Type": "Pass", "OutputPath": "$.results.deploy", "End": True})
-    b.add("No deploy", {"Type": "Pass", "Result": {"skipped": True}, "End": True})
-    _branch_failure(b)
-    return {"StartAt": _run("deploy"), "States": b.states}
+    b.add("Deployed", {"Type": "Pass"} | ({"Next": then} if then else {"OutputPath": "$.results.deploy", "End": True}))
+    return entry
+
+
+# Each stage's states, in catalog order. A builder gets the state that follows the stage (None at
+# the end of a serving stage's Parallel branch), adds the stage's states and returns the first.
+_STATES: dict[str, Callable[[_Builder, Any], str]] = {
+    "preprocessing": _preprocessing,
+    "training": _training,
+    "tuning": _tuning,
+    "evaluation": _evaluation,
+    "register": _register,
+    "approval": _approval,
+    "create_model": _create_model,
+    "batch_transform": _batch_transform,
+    "deploy": _deploy,
+}
 
 
 def build() -> dict[str, Any]:

@@ -41,12 +41,13 @@ def execute(
     arn = local.sfn.create_state_machine(
         name=name, definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/mlops-dev-states"
     )["stateMachineArn"]
-    execution = local.sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
-    for _ in range(400):
-        described = local.sfn.describe_execution(executionArn=execution)
-        if described["status"] != "RUNNING":
-            break
-        time.sleep(0.025)
+    with integrations.installed(local.local, arn):  # this state machine runs with the harness's wiring
+        execution = local.sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
+        for _ in range(400):
+            described = local.sfn.describe_execution(executionArn=execution)
+            if described["status"] != "RUNNING":
+                break
+            time.sleep(0.025)
     events = local.sfn.get_execution_history(executionArn=execution)["events"]
     return described, [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
 

@@ -20,7 +20,7 @@ import pytest
 from mlops_sfn import cli, policy, statemachine
 from mlops_sfn.local.harness import THROTTLEABLE, LocalRuns, RunReport
 from mlops_sfn.local.sagemaker import FAILABLE
-from mlops_sfn.stages import STAGES
+from mlops_sfn.stages import SERVING, STAGES
 from tests.conftest import edited, load_item
 
 pytestmark = pytest.mark.functional
@@ -266,7 +266,7 @@ def test_a_failing_stage_fails_the_run_notifies_and_runs_nothing_after_it(stage:
     order = [*STAGES[: STAGES.index("create_model") + 1], "batch_transform", "deploy"]
     if stage == "quality_gate":
         later = order[order.index("register") :]
-    elif stage in statemachine.SERVING:
+    elif stage in SERVING:
         later = []  # the other serving stage runs beside it: see the test below
     else:
         later = order[order.index(stage) + 1 :]
@@ -660,3 +660,21 @@ def test_the_role_policy_allows_every_call_the_scenarios_made_and_nothing_beyond
     assert [call for call in sorted(calls) if not allows(document, *call)] == []
     granted = {action for statement in document["Statement"] for action in statement["Action"]}
     assert granted - {action for action, _ in calls} == NOT_SEEN_LOCALLY
+
+
+def test_two_local_runs_in_one_process_each_follow_their_own_wiring() -> None:
+    """Each harness wires its own state machine: one failing training while the other runs clean,
+    at the same time, does not leak from one run into the other."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    item = quiet(with_stages(DEMO, {"preprocessing", "training", "evaluation"}))
+    with LocalRuns() as first, LocalRuns() as second:
+        assert first.state_machine_arn != second.state_machine_arn
+        with ThreadPoolExecutor(2) as pool:
+            failing = pool.submit(first.run, item, fail=["training"])
+            clean = pool.submit(second.run, item)
+            failed, succeeded = failing.result(), clean.result()
+
+    assert failed.status == "FAILED" and failed.error is not None and failed.error.startswith("training.")
+    assert succeeded.status == "SUCCEEDED", succeeded.cause
+    assert succeeded.execution_name != failed.execution_name

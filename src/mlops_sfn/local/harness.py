@@ -99,6 +99,10 @@ class RunReport:
         return result
 
 
+_OPEN: set[str] = set()  # the name prefixes of the harnesses open in this process (they share moto's backends)
+_RUN_IDS = count(1)  # unique in the process: job names follow from run ids, and moto's SageMaker is shared
+
+
 class LocalRuns:
     """An in-process local AWS with the pipeline's resources; `run()` executes one item. Its jobs are
     simulated, or run by `jobs` (e.g. `jobs.ScriptJobs`, which executes the item's scripts)."""
@@ -107,7 +111,6 @@ class LocalRuns:
         self.settings = settings
         self.jobs = jobs
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
-        self._runs = count(1)
 
     def __enter__(self) -> LocalRuns:
         # moto's interpreter logs every caught task error; the report carries what matters.
@@ -115,6 +118,8 @@ class LocalRuns:
         self._level = self._quiet.level
         self._quiet.setLevel(logging.CRITICAL)
         self._installed: Any = None
+        self._label = next(label for n in count(1) if (label := PREFIX if n == 1 else f"{PREFIX}-{n}") not in _OPEN)
+        _OPEN.add(self._label)
         self._mock.start()
         try:
             self._set_up()
@@ -127,15 +132,17 @@ class LocalRuns:
         if self._installed is not None:
             self._installed.__exit__(None, None, None)
         self._mock.stop()
+        _OPEN.discard(self._label)
         self._quiet.setLevel(self._level)
 
     def _set_up(self) -> None:
         session = boto3.session.Session(region_name=self.settings.region)
         self.s3, self.sns, self.sqs = session.client("s3"), session.client("sns"), session.client("sqs")
         self.sfn, self.sagemaker = session.client("stepfunctions"), session.client("sagemaker")
-        self.s3.create_bucket(Bucket=self.settings.bucket)
+        if self.settings.bucket not in {bucket["Name"] for bucket in self.s3.list_buckets()["Buckets"]}:
+            self.s3.create_bucket(Bucket=self.settings.bucket)
         self.topics = {
-            topic: self.sns.create_topic(Name=f"{PREFIX}-{topic}")["TopicArn"]
+            topic: self.sns.create_topic(Name=f"{self._label}-{topic}")["TopicArn"]
             for topic in ("notifications", "approvals")
         }
         self._inboxes = {topic: self._subscribe(topic, arn) for topic, arn in self.topics.items()}
@@ -147,8 +154,6 @@ class LocalRuns:
             ),
             functions=dict(FUNCTIONS),
         )
-        self._installed = installed(self.local)
-        self._installed.__enter__()
         self.definition = statemachine.render(
             {
                 "notification_topic_arn": self.topics["notifications"],
@@ -157,14 +162,16 @@ class LocalRuns:
             }
         )
         self.state_machine_arn = self.sfn.create_state_machine(
-            name=f"{PREFIX}-pipeline",
+            name=f"{self._label}-pipeline",
             definition=json.dumps(self.definition),
             roleArn=f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/{PREFIX}-states",
         )["stateMachineArn"]
+        self._installed = installed(self.local, self.state_machine_arn)
+        self._installed.__enter__()
         self._stage_tasks = statemachine.stage_tasks(self.definition)
 
     def _subscribe(self, topic: str, topic_arn: str) -> str:
-        return inbox.subscribe(self.sqs, self.sns, topic_arn, f"{PREFIX}-{topic}-inbox")
+        return inbox.subscribe(self.sqs, self.sns, topic_arn, f"{self._label}-{topic}-inbox")
 
     def _receive(self, topic: str) -> list[dict[str, Any]]:
         return inbox.drain(self.sqs, self._inboxes[topic], topic)
@@ -172,7 +179,7 @@ class LocalRuns:
     def plan(self, item: dict[str, Any], trigger: Trigger | None = None, answer: str | None = None) -> dict[str, Any]:
         """The execution input the router would start, with LOCAL_TIMINGS applied."""
         trigger = trigger or Trigger(
-            source="manual", pipeline=item.get("consumption_pipeline_name"), run_id=f"local-{next(self._runs)}"
+            source="manual", pipeline=item.get("consumption_pipeline_name"), run_id=f"local-{next(_RUN_IDS)}"
         )
         execution_input = plan_execution(item, trigger, self.settings)
         stages = execution_input["stages"]

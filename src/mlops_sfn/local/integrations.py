@@ -19,7 +19,8 @@ moto picks a Task's service integration with `state_task_service_for(service_nam
   branch stops, the job is stopped as Step Functions stops it (it ends `Stopped`).
 Retry intervals are shortened by `retry_sleep_scale`, and Wait states by `wait_scale`, since moto's
 interpreter really sleeps.
-moto's interpreter runs states in its own threads, so the active run is a module global.
+The patches are process-wide, but each run's wiring (`Local`) is found through the state machine
+of the execution being interpreted, so several local runs (one per state machine) share a process.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from .motoport import (
     HistoryEventType,
     LambdaFunctionErrorException,
     ResourceCondition,
+    RetrierDecl,
     S3Backend,
     S3ClientError,
     StatesErrorName,
@@ -81,14 +83,19 @@ class Local:
     wait_scale: float = 1.0  # Wait states: the local stack waits for nothing (its endpoints settle at once)
 
 
-_ACTIVE: Local | None = None
-_LOCK = threading.Lock()
+# State machine ARN -> the wiring of the local run that executes it; None: every other state machine
+# (the local stack serves whatever Terraform deploys into it).
+_RUNS: dict[str | None, Local] = {}
+_RUNS_LOCK = threading.Lock()
 
 
-def _local() -> Local:
-    if _ACTIVE is None:
-        raise RuntimeError("no local run is active")
-    return _ACTIVE
+def _local(env: Any) -> Local:
+    """The wiring of the run that `env` (the interpreter's state of one execution) belongs to."""
+    arn = env.states.context_object.context_object_data["StateMachine"]["Id"]
+    found = _RUNS.get(arn) or _RUNS.get(None)
+    if found is None:
+        raise RuntimeError(f"no local run executes {arn}")
+    return found
 
 
 def _state_name(env: Any) -> str:
@@ -149,7 +156,7 @@ class SageMakerTask(_InputAsRequest, StateTaskServiceCallback):
     ) -> None:
         part = resource_runtime_part
         env.stack.append(
-            _local().sagemaker.call(self.resource.api_action, normalised_parameters, part.region, part.account)
+            _local(env).sagemaker.call(self.resource.api_action, normalised_parameters, part.region, part.account)
         )
 
     def _build_sync_resolver(
@@ -157,7 +164,7 @@ class SageMakerTask(_InputAsRequest, StateTaskServiceCallback):
     ) -> Callable[[], Any]:
         env.stack.pop()  # the create response: the task's result is the job's description
         action, part = self.resource.api_action, resource_runtime_part
-        sagemaker = _local().sagemaker
+        sagemaker = _local(env).sagemaker
         job = sagemaker.start_job(action, normalised_parameters, part.region, part.account)
 
         def stop() -> None:
@@ -233,7 +240,7 @@ class SdkTask(_InputAsRequest, StateTaskServiceAwsSdk):
     ) -> None:
         if (self.resource.api_name, self.resource.api_action) == ("sagemaker", "describeEndpoint"):
             part = resource_runtime_part
-            _local().sagemaker.advance_endpoint(normalised_parameters["EndpointName"], part.region, part.account)
+            _local(env).sagemaker.advance_endpoint(normalised_parameters["EndpointName"], part.region, part.account)
         super()._eval_service_task(env, resource_runtime_part, normalised_parameters, state_credentials)
         response = env.stack[-1]
         for key, value in response.items():
@@ -248,7 +255,7 @@ class LambdaTask(StateTaskServiceLambda):
         self, env: Any, resource_runtime_part: Any, normalised_parameters: dict[str, Any], state_credentials: Any
     ) -> None:
         name = normalised_parameters["FunctionName"]
-        handler = _local().functions.get(name)
+        handler = _local(env).functions.get(name)
         if handler is None:
             raise ClientError(
                 {
@@ -293,12 +300,12 @@ def _with_faults(service: Any) -> Any:
     def evaluate(
         env: Any, resource_runtime_part: Any, normalised_parameters: dict[str, Any], state_credentials: Any
     ) -> None:
-        state = _state_name(env)
+        state, local = _state_name(env), _local(env)
         api = f"{service.resource.api_name}:{service.resource.api_action}"
-        if api in _local().throttle:
-            _local().throttle.discard(api)
+        if api in local.throttle:
+            local.throttle.discard(api)
             raise _throttled(api)
-        stage = _local().fail_states.get(state)
+        stage = local.fail_states.get(state)
         if stage is not None:
             cause = f"{state}: simulated failure of {stage} (mlops-sfn local run --fail {stage})"
             raise _failure(
@@ -322,13 +329,27 @@ def _service_for(service_name: str) -> Any:
     return _with_faults(make() if make else _ORIGINAL(service_name))
 
 
+# moto's retrier sleeps through its module's `time`, with no execution at hand: the retrier is
+# wrapped to note, in its thread, the run it retries for, and the stand-in `time` scales by it.
+_RETRYING = threading.local()
+_RETRY = RetrierDecl._eval_body
+
+
+def _retry_for_run(self: Any, env: Any) -> None:
+    _RETRYING.local = _local(env)
+    try:
+        _RETRY(self, env)
+    finally:
+        _RETRYING.local = None
+
+
 class _ScaledClock:
-    """Stands in for the `time` module in moto's retrier: sleeps scaled by the active run."""
+    """Stands in for the `time` module in moto's retrier: sleeps scaled by the run retrying."""
 
     @staticmethod
     def sleep(seconds: float) -> None:
-        scale = _ACTIVE.retry_sleep_scale if _ACTIVE else 1.0
-        time.sleep(seconds * scale)
+        local = getattr(_RETRYING, "local", None)
+        time.sleep(seconds * (local.retry_sleep_scale if local else 1.0))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(time, name)
@@ -338,8 +359,7 @@ _WAIT = WaitFunction._wait_interval
 
 
 def _scaled_wait(self: Any, env: Any, wait_seconds: int) -> None:
-    scale = _ACTIVE.wait_scale if _ACTIVE else 1.0
-    _WAIT(self, env, int(wait_seconds * scale))
+    _WAIT(self, env, int(wait_seconds * _local(env).wait_scale))
 
 
 # "States.ALL ... can't catch the States.DataLimitExceeded terminal error or the Runtime error
@@ -394,27 +414,40 @@ def _copy_within_limit(self: Any, src_key: Any, *args: Any, **kwargs: Any) -> An
     return _COPY(self, src_key, *args, **kwargs)
 
 
-@contextmanager
-def installed(local: Local) -> Iterator[Local]:
-    """Wire moto's interpreter to `local` for the duration (one run at a time per process)."""
-    global _ACTIVE
-    if not _LOCK.acquire(blocking=False):
-        raise RuntimeError("another local run is active in this process")
-    _ACTIVE = local
+def _patch() -> None:
     _FACTORY.state_task_service_for = _service_for
     _RETRIER.time = _ScaledClock()
+    RetrierDecl._eval_body = _retry_for_run  # type: ignore[method-assign]
     WaitFunction._wait_interval = _scaled_wait  # type: ignore[method-assign]
     ErrorEqualsDecl._eval_body = _match_but_uncatchable  # type: ignore[method-assign]
     StepFunctionsParserBackend.start_execution = _start_within_limit  # type: ignore[method-assign,assignment]
     S3Backend.copy_object = _copy_within_limit  # type: ignore[method-assign]
+
+
+def _unpatch() -> None:
+    _FACTORY.state_task_service_for = _ORIGINAL
+    _RETRIER.time = time
+    RetrierDecl._eval_body = _RETRY  # type: ignore[method-assign]
+    WaitFunction._wait_interval = _WAIT  # type: ignore[method-assign]
+    ErrorEqualsDecl._eval_body = _MATCH  # type: ignore[method-assign]
+    StepFunctionsParserBackend.start_execution = _START  # type: ignore[method-assign]
+    S3Backend.copy_object = _COPY  # type: ignore[method-assign]
+
+
+@contextmanager
+def installed(local: Local, state_machine_arn: str | None = None) -> Iterator[Local]:
+    """Wire moto's interpreter to `local` for the executions of one state machine (None: of every
+    state machine no other run claims) for the duration; moto is patched while any run is wired."""
+    with _RUNS_LOCK:
+        if state_machine_arn in _RUNS:
+            raise RuntimeError(f"another local run executes {state_machine_arn or 'every state machine'}")
+        if not _RUNS:
+            _patch()
+        _RUNS[state_machine_arn] = local
     try:
         yield local
     finally:
-        _FACTORY.state_task_service_for = _ORIGINAL
-        _RETRIER.time = time
-        WaitFunction._wait_interval = _WAIT  # type: ignore[method-assign]
-        ErrorEqualsDecl._eval_body = _MATCH  # type: ignore[method-assign]
-        StepFunctionsParserBackend.start_execution = _START  # type: ignore[method-assign]
-        S3Backend.copy_object = _COPY  # type: ignore[method-assign]
-        _ACTIVE = None
-        _LOCK.release()
+        with _RUNS_LOCK:
+            del _RUNS[state_machine_arn]
+            if not _RUNS:
+                _unpatch()
