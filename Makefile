@@ -39,7 +39,7 @@ lint: $(STAMP) $(CHECKOV)
 tf-check: $(STAMP)
 	$(BIN)/python -m pytest -q tests/infrastructure/test_terraform_static.py
 
-# Rebuild src/mlops_sfn/provider_schemas/ from the pinned @cdktf/provider-aws packages (npm registry, sha256 checked).
+# Rebuild src/mlops_sfn/tools/provider_schemas/ from the pinned @cdktf/provider-aws packages (npm registry, sha256 checked).
 provider-schemas: $(STAMP)
 	$(BIN)/mlops-sfn providers fetch
 

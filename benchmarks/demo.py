@@ -14,9 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from mlops_sfn import toolchain
 from mlops_sfn.local import deployment
 from mlops_sfn.local.demo import Demo
+from mlops_sfn.tools import toolchain
 
 
 def main() -> list[tuple[str, str, str]]:

@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 from moto import mock_aws  # noqa: E402
 
-from mlops_sfn import contract  # noqa: E402
-from mlops_sfn.router import Config, Router  # noqa: E402
+from mlops_sfn.core import contract  # noqa: E402
+from mlops_sfn.core.router import Config, Router  # noqa: E402
 from tests.aws import BUCKET, deploy  # noqa: E402
 from tests.conftest import load_event, load_item  # noqa: E402
 

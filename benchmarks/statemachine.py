@@ -17,8 +17,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from mlops_sfn.core.stages import STAGES  # noqa: E402
 from mlops_sfn.local.harness import LocalRuns, RunReport  # noqa: E402
-from mlops_sfn.stages import STAGES  # noqa: E402
 from tests.conftest import load_item  # noqa: E402
 
 LOOP = {"Wait for endpoint", "Check endpoint", "Endpoint status?", "Count endpoint check"}

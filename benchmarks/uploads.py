@@ -12,8 +12,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mlops_sfn import toolchain  # noqa: E402
 from mlops_sfn.local import deployment  # noqa: E402
+from mlops_sfn.tools import toolchain  # noqa: E402
 from tests.infrastructure.crowd import crowd  # noqa: E402
 
 PIPELINES, UPLOADS = 200, 50

@@ -9,10 +9,10 @@ from urllib.parse import quote_plus
 
 import boto3
 
-from mlops_sfn import contract
-from mlops_sfn.dynamodb_json import to_typed
+from mlops_sfn.core import contract
+from mlops_sfn.core.dynamodb_json import to_typed
+from mlops_sfn.core.router import Config, Router
 from mlops_sfn.local import REGION
-from mlops_sfn.router import Config, Router
 from tests.conftest import load_event
 
 TABLE = "mlops-test-pipelines"

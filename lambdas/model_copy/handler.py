@@ -5,6 +5,6 @@ s3:// URLs. It copies in parts above a threshold, so models over CopyObject's 5 
 The handler lives in the package, so `mlops-sfn local run` calls the same function from an install.
 """
 
-from mlops_sfn.model_copy import handler
+from mlops_sfn.core.model_copy import handler
 
 __all__ = ["handler"]

@@ -7,11 +7,11 @@ variable fails the start with a ConfigurationError naming it, before any event i
 
 from typing import Any
 
-from mlops_sfn.router import Router
+from mlops_sfn.core.router import Router
 
 ROUTER = Router.from_environment()
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
-    """Returns {"started", "duplicates", "skipped", "executions"}; raises mlops_sfn.router.RejectedEvent."""
+    """Returns {"started", "duplicates", "skipped", "executions"}; raises mlops_sfn.core.router.RejectedEvent."""
     return ROUTER.handle(event, getattr(context, "aws_request_id", None))

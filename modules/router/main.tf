@@ -3,7 +3,7 @@ data "aws_partition" "current" {}
 locals {
   function_name = "${var.name}-router"
   bucket_arn    = "arn:${data.aws_partition.current.partition}:s3:::${var.bucket}"
-  # What Python and Terraform agree on (generated from mlops_sfn/contract.py by mlops-sfn generate).
+  # What Python and Terraform agree on (generated from mlops_sfn/core/contract.py by mlops-sfn generate).
   contract = jsondecode(file("${path.module}/../../contract.json"))
   # The router's environment by the input it comes from; contract.json names each variable.
   environment = {
@@ -45,7 +45,7 @@ module "function" {
   kms_key_arn        = var.kms_key_arn
   kms_actions        = ["kms:Decrypt", "kms:GenerateDataKey"] # the encrypted queue and table
   tags               = var.tags
-  # What `mlops_sfn.router.ENVIRONMENT` reads, named by contract.json (AWS_REGION comes from the runtime).
+  # What `mlops_sfn.core.router.ENVIRONMENT` reads, named by contract.json (AWS_REGION comes from the runtime).
   environment = { for input, name in local.contract.router_environment : name => local.environment[input] }
   policy_name = "router"
   statements = [

@@ -3,12 +3,12 @@ data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
 
 locals {
-  # What Python and Terraform agree on (generated from mlops_sfn/contract.py by mlops-sfn generate).
+  # What Python and Terraform agree on (generated from mlops_sfn/core/contract.py by mlops-sfn generate).
   contract  = jsondecode(file("${path.module}/../../contract.json"))
   partition = data.aws_partition.current.partition
   region    = data.aws_region.current.id
   account   = data.aws_caller_identity.current.account_id
-  # The same variables `mlops_sfn.statemachine.render` and `mlops_sfn.policy.render_policy` take.
+  # The same variables `mlops_sfn.tools.statemachine.render` and `mlops_sfn.tools.policy.render_policy` take.
   definition_variables = {
     notification_topic_arn    = var.notification_topic_arn
     approval_topic_arn        = var.approval_topic_arn
@@ -91,7 +91,7 @@ module "model_copy" {
       Resource = "arn:${local.partition}:s3:::${var.bucket}/*"
     },
     {
-      # The copy's one place (mlops_sfn.stages.model_data_url); a multipart copy needs PutObject
+      # The copy's one place (mlops_sfn.core.stages.model_data_url); a multipart copy needs PutObject
       # for each part and AbortMultipartUpload to clean up after a failure.
       Sid      = "WriteRunModels"
       Effect   = "Allow"
@@ -117,7 +117,7 @@ resource "aws_iam_role" "state_machine" {
   })
 }
 
-# What the definition's Task states call, derived from them (mlops_sfn.policy).
+# What the definition's Task states call, derived from them (mlops_sfn.tools.policy).
 resource "aws_iam_role_policy" "pipeline" {
   name   = "pipeline"
   role   = aws_iam_role.state_machine.id

@@ -1,5 +1,5 @@
 locals {
-  # What Python and Terraform agree on (generated from mlops_sfn/contract.py by mlops-sfn generate).
+  # What Python and Terraform agree on (generated from mlops_sfn/core/contract.py by mlops-sfn generate).
   contract = jsondecode(file("${path.module}/../../contract.json"))
   # Rule names are at most 64 characters: long pipeline names are cut and made unique with a hash.
   schedule_rules = {

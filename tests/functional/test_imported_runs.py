@@ -17,12 +17,13 @@ import boto3
 import pytest
 import yaml
 
-from mlops_sfn import dynamodb_json, importers
+from mlops_sfn.core import dynamodb_json
+from mlops_sfn.core.plan import Settings
 from mlops_sfn.local import REGION
 from mlops_sfn.local.harness import SETTINGS, LocalRuns
 from mlops_sfn.local.jobs import ScriptJobs
-from mlops_sfn.plan import Settings
-from mlops_sfn.statemachine import ROOT
+from mlops_sfn.operate import importers
+from mlops_sfn.tools.statemachine import ROOT
 
 pytestmark = pytest.mark.functional
 

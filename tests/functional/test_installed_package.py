@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_sfn.statemachine import ROOT
+from mlops_sfn.tools.statemachine import ROOT
 from tests.conftest import DEMO
 
 pytestmark = pytest.mark.functional

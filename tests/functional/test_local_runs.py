@@ -17,10 +17,11 @@ from typing import Any
 import boto3
 import pytest
 
-from mlops_sfn import cli, policy, statemachine
+from mlops_sfn import cli
+from mlops_sfn.core.stages import SERVING, STAGES
 from mlops_sfn.local.harness import THROTTLEABLE, LocalRuns, RunReport
 from mlops_sfn.local.sagemaker import FAILABLE
-from mlops_sfn.stages import SERVING, STAGES
+from mlops_sfn.tools import policy, statemachine
 from tests.conftest import edited, load_item
 
 pytestmark = pytest.mark.functional
@@ -634,8 +635,8 @@ def allows(document: dict[str, Any], action: str, arn: str) -> bool:
 
 
 def test_the_role_policy_allows_every_call_the_scenarios_made_and_nothing_beyond_them() -> None:
-    from mlops_sfn import policy
     from mlops_sfn.local import harness
+    from mlops_sfn.tools import policy
 
     local = {
         "partition": "aws",

@@ -19,12 +19,12 @@ import pytest
 from moto import mock_aws
 from moto.sagemaker.models import sagemaker_backends
 
-from mlops_sfn import package
 from mlops_sfn.local import demo_data, deployment, events
 from mlops_sfn.local.functions import LocalLambda
 from mlops_sfn.local.jobs import JobError, LocalEndpoints, ScriptJobs, middle_of, read_metrics
 from mlops_sfn.local.stack import MotoServer
 from mlops_sfn.local.worker import Worker, WorkerError
+from mlops_sfn.tools import package
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.functional

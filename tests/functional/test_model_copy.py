@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from mlops_sfn import model_copy
+from mlops_sfn.core import model_copy
+from mlops_sfn.core.stages import STAGES
 from mlops_sfn.local import integrations
 from mlops_sfn.local.harness import LocalRuns
-from mlops_sfn.stages import STAGES
 from tests.conftest import load_item
 
 pytestmark = pytest.mark.functional

@@ -13,8 +13,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from mlops_sfn.replay import MARGIN_SECONDS, replay, replayable
-from mlops_sfn.router import RejectedEvent, Router
+from mlops_sfn.core.router import RejectedEvent, Router
+from mlops_sfn.operate.replay import MARGIN_SECONDS, replay, replayable
 from tests.aws import REGION, Stack, deploy
 from tests.conftest import DEMO, load_event, load_item
 

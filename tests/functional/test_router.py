@@ -20,10 +20,10 @@ from moto.core.exceptions import AWSError
 from moto.dynamodb.models import DynamoDBBackend
 from moto.stepfunctions.models import StepFunctionBackend
 
-from mlops_sfn import contract
-from mlops_sfn.plan import Settings, plan_execution
-from mlops_sfn.router import ConfigurationError, RejectedEvent
-from mlops_sfn.triggers import parse_event
+from mlops_sfn.core import contract
+from mlops_sfn.core.plan import Settings, plan_execution
+from mlops_sfn.core.router import ConfigurationError, RejectedEvent
+from mlops_sfn.core.triggers import parse_event
 from tests.aws import BUCKET, Stack, deploy
 from tests.conftest import DEMO, ROOT, STARTING_EVENTS, edited, load_event, load_item
 
@@ -417,8 +417,8 @@ import importlib.util
 spec = importlib.util.spec_from_file_location("router_handler", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
-from mlops_sfn.plan import check_with_sample
-from mlops_sfn.router import aws_clients
+from mlops_sfn.core.plan import check_with_sample
+from mlops_sfn.core.router import aws_clients
 item = json.load(open(sys.argv[2]))
 assert check_with_sample(item) == []  # loads the lazily imported SageMaker model too
 aws_clients("us-east-1")
@@ -460,7 +460,7 @@ def test_the_router_imports_only_what_the_lambda_runtime_has(tmp_path: Path) -> 
 
 
 def test_router_needs_only_the_settings_it_documents() -> None:
-    from mlops_sfn.router import ENVIRONMENT, OPTIONAL_ENVIRONMENT
+    from mlops_sfn.core.router import ENVIRONMENT, OPTIONAL_ENVIRONMENT
 
     readme = (ROOT / "README.md").read_text()
     for name in [*ENVIRONMENT, *OPTIONAL_ENVIRONMENT]:

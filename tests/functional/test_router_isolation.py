@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from mlops_sfn.router import RejectedEvent
+from mlops_sfn.core.router import RejectedEvent
 from tests.aws import TABLE, Stack, deploy
 from tests.conftest import DEMO, edited, load_item
 

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from mlops_sfn.item import check_item
-from mlops_sfn.router import RejectedEvent, Router
+from mlops_sfn.core.item import check_item
+from mlops_sfn.core.router import RejectedEvent, Router
 from tests.aws import Stack, deploy
 from tests.conftest import DEMO, load_event, load_item
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from moto import mock_aws
 from moto.stepfunctions.models import StepFunctionBackend
 
-from mlops_sfn.router import REASON_LIMIT, Config, ConfigurationError, RejectedEvent, Router
+from mlops_sfn.core.router import REASON_LIMIT, Config, ConfigurationError, RejectedEvent, Router
 from tests.aws import BUCKET, TABLE, Stack, deploy
 from tests.conftest import DEMO, edited, load_event, load_item
 from tests.functional.test_router import log_lines, throttle

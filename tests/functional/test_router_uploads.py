@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from mlops_sfn.router import MANIFEST_LIMIT, RejectedEvent
+from mlops_sfn.core.router import MANIFEST_LIMIT, RejectedEvent
 from tests.aws import BUCKET, Stack, deploy
 from tests.conftest import load_event, load_item
 

@@ -13,9 +13,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from mlops_sfn import statemachine
-from mlops_sfn.plan import EXAMPLE_SETTINGS, SAMPLE_TRIGGER, plan_execution
-from mlops_sfn.stages import STAGES
+from mlops_sfn.core.plan import EXAMPLE_SETTINGS, SAMPLE_TRIGGER, plan_execution
+from mlops_sfn.core.stages import STAGES
+from mlops_sfn.tools import statemachine
 from tests.conftest import load_item
 
 pytestmark = pytest.mark.functional

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from mlops_sfn import cli, tfc
+from mlops_sfn import cli
+from mlops_sfn.tools import tfc
 
 pytestmark = pytest.mark.functional
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import tftest
 
-from mlops_sfn import toolchain
 from mlops_sfn.local import stack
+from mlops_sfn.tools import toolchain
 
 
 def apply(root: Path, server: stack.MotoServer) -> tftest.TerraformTest:

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from mlops_sfn import dynamodb_json
+from mlops_sfn.core import dynamodb_json
 from mlops_sfn.local.deployment import Deployment
 
 

@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 
-from mlops_sfn import dynamodb_json, package
+from mlops_sfn.core import dynamodb_json
+from mlops_sfn.core.stages import STAGES
 from mlops_sfn.local import deployment
 from mlops_sfn.local.demo import ARTIFACTS, PIPELINE, Demo, DemoResult, report
-from mlops_sfn.replay import replay
-from mlops_sfn.stages import STAGES
+from mlops_sfn.operate.replay import replay
+from mlops_sfn.tools import package
 from tests.infrastructure.crowd import crowd
 
 pytestmark = pytest.mark.terraform

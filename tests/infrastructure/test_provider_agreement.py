@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from mlops_sfn import providers, toolchain
 from mlops_sfn.local import stack
+from mlops_sfn.tools import providers, toolchain
 
 pytestmark = pytest.mark.terraform
 

@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 import tftest
 
-from mlops_sfn import contract, dynamodb_json, package, policy, statemachine
+from mlops_sfn.core import contract, dynamodb_json
+from mlops_sfn.core.router import Config
+from mlops_sfn.core.triggers import parse_event
 from mlops_sfn.local import stack
-from mlops_sfn.router import Config
-from mlops_sfn.triggers import parse_event
+from mlops_sfn.tools import package, policy, statemachine
 from tests.conftest import DEMO, ITEMS, load_event, load_item
 from tests.infrastructure.applied import apply
 

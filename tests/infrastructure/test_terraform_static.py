@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from mlops_sfn import toolchain
 from mlops_sfn.local import stack
-from mlops_sfn.statemachine import ROOT
+from mlops_sfn.tools import toolchain
+from mlops_sfn.tools.statemachine import ROOT
 
 pytestmark = pytest.mark.terraform
 

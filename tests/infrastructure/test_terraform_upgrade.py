@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from mlops_sfn import toolchain
 from mlops_sfn.local import stack
-from mlops_sfn.statemachine import ROOT
+from mlops_sfn.tools import toolchain
+from mlops_sfn.tools.statemachine import ROOT
 from tests.infrastructure.applied import apply
 
 pytestmark = pytest.mark.terraform

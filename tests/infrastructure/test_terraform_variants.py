@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 import tftest
 
-from mlops_sfn import contract, dynamodb_json
+from mlops_sfn.core import contract, dynamodb_json
+from mlops_sfn.core.plan import Settings
+from mlops_sfn.core.triggers import parse_event
 from mlops_sfn.local import stack
 from mlops_sfn.local.events import transform
-from mlops_sfn.plan import Settings
-from mlops_sfn.triggers import parse_event
 from tests.conftest import DEMO, ITEMS, load_event, load_item
 from tests.infrastructure.applied import apply
 from tests.infrastructure.test_terraform_apply import EXTRA_SCHEDULE

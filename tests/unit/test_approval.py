@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlops_sfn.approval import execution_arn
+from mlops_sfn.operate.approval import execution_arn
 
 MACHINE = "arn:aws:states:eu-west-1:111122223333:stateMachine:mlops-pipeline"
 EXECUTION = "arn:aws:states:eu-west-1:111122223333:execution:mlops-pipeline:house-price-0123456789abcdef"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mlops_sfn.bounds import FILE_BYTES, nesting
-from mlops_sfn.triggers import InvalidEvent, parse_parts
+from mlops_sfn.core.bounds import FILE_BYTES, nesting
+from mlops_sfn.core.triggers import InvalidEvent, parse_parts
 from tests.conftest import ITEMS, ROOT
 
 DEMO_FILE = ITEMS / "demo-dev-domain-cal-house-price.json"

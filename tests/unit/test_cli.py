@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from mlops_sfn import dynamodb_json
-from mlops_sfn.plan import EXAMPLE_SETTINGS, plan_execution
-from mlops_sfn.triggers import parse_event
+from mlops_sfn.core import dynamodb_json
+from mlops_sfn.core.plan import EXAMPLE_SETTINGS, plan_execution
+from mlops_sfn.core.triggers import parse_event
 from tests.conftest import EVENTS, ITEMS, ROOT, edited, load_event, load_item
 
 DEMO_FILE = ITEMS / "demo-dev-domain-cal-house-price.json"

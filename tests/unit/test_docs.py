@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mlops_sfn import docs
-from mlops_sfn.schema import item_schema
+from mlops_sfn.core.schema import item_schema
+from mlops_sfn.tools import docs
 
 
 def schema_paths(node: dict, schema: dict, path: str = "") -> set[str]:

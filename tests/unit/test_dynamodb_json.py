@@ -10,9 +10,9 @@ import boto3.dynamodb.types as ddb_types
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlops_sfn import dynamodb_json
-from mlops_sfn.item import parse_item
-from mlops_sfn.plan import check_with_sample
+from mlops_sfn.core import dynamodb_json
+from mlops_sfn.core.item import parse_item
+from mlops_sfn.core.plan import check_with_sample
 from tests.conftest import load_item
 
 plain_values = st.recursive(

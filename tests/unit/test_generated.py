@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -12,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from mlops_sfn import cli, contract, dynamodb_json, generated, package, policy, statemachine
-from mlops_sfn.item import TYPED_FOLDER
+from mlops_sfn import cli
+from mlops_sfn.core import contract, dynamodb_json
+from mlops_sfn.core.item import TYPED_FOLDER
+from mlops_sfn.tools import generated, package, policy, statemachine
 from tests.conftest import ITEMS, load_item
 
 
@@ -59,16 +62,42 @@ def test_validate_skips_the_typed_copies(tmp_path: Path, capsys: pytest.CaptureF
     assert "1 item(s) valid" in capsys.readouterr().out
 
 
-def test_the_zip_is_deterministic_and_holds_only_what_the_handlers_import() -> None:
+def test_the_zip_is_deterministic_and_holds_the_handlers_and_the_lambda_runtime_only() -> None:
     assert package.build() == package.build()
     names = set(package.read(package.build()))
-    assert {"router/handler.py", "quality_gate/handler.py", "model_copy/handler.py", "mlops_sfn/model_copy.py"} <= names
-    assert {"mlops_sfn/router.py", "mlops_sfn/gate.py"} <= names
-    assert "mlops_sfn/pipeline_item.schema.json" in names  # read at run time by the item checks
-    for tooling in ("cli/", "importers.py", "toolchain.py", "statemachine.py", "policy.py", "package.py"):
-        assert not [name for name in names if name.startswith(f"mlops_sfn/{tooling}")], tooling
-    assert "mlops_sfn/generated.py" not in names
-    assert not [name for name in names if name.startswith("mlops_sfn/local/")]
+    assert {
+        "router/handler.py",
+        "quality_gate/handler.py",
+        "model_copy/handler.py",
+        "mlops_sfn/core/model_copy.py",
+    } <= names
+    assert {"mlops_sfn/core/router.py", "mlops_sfn/core/gate.py"} <= names
+    assert "mlops_sfn/core/pipeline_item.schema.json" in names  # read at run time by the item checks
+    ours = {name for name in names if name.startswith("mlops_sfn/")}
+    assert ours - {"mlops_sfn/__init__.py"} == {f"mlops_sfn/core/{path.name}" for path in package.CORE.glob("*.py")} | {
+        f"mlops_sfn/core/{path.name}" for path in package.CORE.glob("*.json")
+    }
+
+
+def test_the_lambda_runtime_imports_nothing_of_ours_outside_it() -> None:
+    """The zip holds mlops_sfn.core only: an import of the CLI, the tooling or the local runtime
+    would fail in Lambda (and bring repository reads into it)."""
+
+    def ours_outside(module: str) -> bool:
+        return module.split(".")[0] == "mlops_sfn" and not module.startswith("mlops_sfn.core")
+
+    outside = []
+    for path in sorted(package.CORE.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                leaves = node.level > 1 or (node.level == 0 and ours_outside(node.module or ""))
+            elif isinstance(node, ast.Import):
+                leaves = any(ours_outside(alias.name) for alias in node.names)
+            else:
+                continue
+            if leaves:
+                outside.append(f"{path.name}:{node.lineno}")
+    assert outside == []
 
 
 def test_the_committed_zip_runs_every_handler_on_its_own(tmp_path: Path) -> None:

@@ -67,7 +67,7 @@ def test_promotion_goes_dev_then_uat_then_prod_with_a_manual_gate_before_each_of
 
 
 def test_every_variable_the_pipeline_needs_is_documented_and_none_is_set_in_the_file() -> None:
-    text = CI.read_text() + (ROOT / "src" / "mlops_sfn" / "tfc.py").read_text()
+    text = CI.read_text() + (ROOT / "src" / "mlops_sfn" / "tools" / "tfc.py").read_text()
     used = set(re.findall(r"\$\{?([A-Z][A-Z0-9_]+)", CI.read_text())) | set(re.findall(r'"(TFC_[A-Z_]+)"', text))
     used -= {name for name in used if name.startswith("CI_")}  # GitLab's own
     used -= {"TFC_WORKSPACE", "TFC_ADDRESS", "TF_API_TOKEN"}  # set per job; tests only; an alias of TFC_TOKEN

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from mlops_sfn.plan import check_with_sample
+from mlops_sfn.core.plan import check_with_sample
 from tests.conftest import DELETE, edited, load_item
 
 TRAINING = "stages.training.request"

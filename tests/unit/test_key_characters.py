@@ -8,8 +8,8 @@ from urllib.parse import quote_plus
 
 import pytest
 
-from mlops_sfn import schema
-from mlops_sfn.triggers import KEY_SAFE
+from mlops_sfn.core import schema
+from mlops_sfn.core.triggers import KEY_SAFE
 from tests.conftest import ROOT
 
 GOOD = ["input/", "input/demo-dev_1.2/", "a/b/c/"]

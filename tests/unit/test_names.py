@@ -5,11 +5,11 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlops_sfn import names
-from mlops_sfn.plan import EXAMPLE_SETTINGS, plan_execution
-from mlops_sfn.sagemaker_api import input_shape
-from mlops_sfn.stages import CATALOG, OPERATIONS, tag
-from mlops_sfn.triggers import Trigger
+from mlops_sfn.core import names
+from mlops_sfn.core.plan import EXAMPLE_SETTINGS, plan_execution
+from mlops_sfn.core.sagemaker_api import input_shape
+from mlops_sfn.core.stages import CATALOG, OPERATIONS, tag
+from mlops_sfn.core.triggers import Trigger
 from tests.conftest import edited, load_item
 
 pipeline_names = st.text(alphabet="abcXYZ019_-", min_size=1, max_size=64)

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from mlops_sfn import policy, statemachine
+from mlops_sfn.tools import policy, statemachine
 
 VARIABLES = {
     "partition": "aws",

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mlops_sfn import providers
-from mlops_sfn.statemachine import ROOT
+from mlops_sfn.tools import providers
+from mlops_sfn.tools.statemachine import ROOT
 
 FIVE, SIX = providers.supported()
 CONSTRAINT = """terraform {

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlops_sfn import schema
+from mlops_sfn.core import schema
 from tests.conftest import DELETE, edited, load_item
 
 EDITS = [

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from mlops_sfn.plan import check_with_sample
-from mlops_sfn.secrets import secret_name, secret_value
+from mlops_sfn.core.plan import check_with_sample
+from mlops_sfn.core.secrets import secret_name, secret_value
 from tests.conftest import edited, load_item
 
 # Where an item can place variables, hyperparameters or arguments a job sees.

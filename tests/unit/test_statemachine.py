@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from mlops_sfn import statemachine
-from mlops_sfn.gate import evaluate
-from mlops_sfn.plan import EXAMPLE_SETTINGS, SAMPLE_TRIGGER, plan_execution
-from mlops_sfn.stages import STAGES
+from mlops_sfn.core.gate import evaluate
+from mlops_sfn.core.plan import EXAMPLE_SETTINGS, SAMPLE_TRIGGER, plan_execution
+from mlops_sfn.core.stages import STAGES
+from mlops_sfn.tools import statemachine
 from tests.conftest import load_item
 
 VARIABLES = {
@@ -213,7 +213,7 @@ def test_the_quality_gate_reads_the_report_from_s3_so_no_report_travels_in_the_s
     import boto3
     from moto import mock_aws
 
-    from mlops_sfn.gate import MAX_REPORT_BYTES, ReportUnreadable, handler
+    from mlops_sfn.core.gate import MAX_REPORT_BYTES, ReportUnreadable, handler
 
     gate = {"metric": "rmse", "comparison": "less_than", "threshold": 1}
     with mock_aws():

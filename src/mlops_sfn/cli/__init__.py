@@ -12,7 +12,7 @@ import sys
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .. import statemachine
+from ..tools import statemachine
 from . import approval, importing, local, plan, replay, tooling, validate
 from .common import INVALID, USAGE, UsageError
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from .. import approval
+from ..operate import approval
 from .common import INVALID, OK, UsageError, problem
 
 

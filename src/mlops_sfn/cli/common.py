@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .. import bounds
-from ..item import ItemFileError, load_item_file
-from ..plan import EXAMPLE_SETTINGS, Settings
-from ..problems import Problem
+from ..core import bounds
+from ..core.item import ItemFileError, load_item_file
+from ..core.plan import EXAMPLE_SETTINGS, Settings
+from ..core.problems import Problem
 
 # Exit codes, the same for every command.
 OK = 0  # done; for a run, it succeeded

@@ -7,9 +7,10 @@ import argparse
 import json
 from pathlib import Path
 
-from .. import bounds, dynamodb_json, importers
-from ..item import ItemFileError
-from ..plan import check_with_sample
+from ..core import bounds, dynamodb_json
+from ..core.item import ItemFileError
+from ..core.plan import check_with_sample
+from ..operate import importers
 from .common import INVALID, OK, UsageError, print_problems, problem, settings
 
 TOKENS = {"aiops": importers.AIOPS_TOKENS, "reusable-framework": importers.REUSABLE_TOKENS}

@@ -6,9 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from ..executions import failure_reason
+from ..core.problems import InvalidItem
 from ..local.sagemaker import ENDPOINT_OUTCOMES, EXISTING_ENDPOINT, FAILABLE
-from ..problems import InvalidItem
+from ..operate.executions import failure_reason
 from .common import INVALID, OK, UsageError, meanings, print_problems, problem, read_item
 
 
@@ -83,7 +83,7 @@ def local_run(args: argparse.Namespace) -> int:
     if item is None:
         return INVALID
     try:
-        from ..local.harness import LocalRuns  # moto is imported only by the local commands
+        from ..local.harness import LocalRuns
     except ModuleNotFoundError as error:
         raise _needs_local_runtime(error) from error
 

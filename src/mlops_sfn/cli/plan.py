@@ -6,10 +6,11 @@ import argparse
 import json
 from pathlib import Path
 
-from .. import bounds, preview
-from ..plan import Settings, mismatch, plan_execution
-from ..problems import InvalidItem
-from ..triggers import InvalidEvent, Trigger, parse_event
+from ..core import bounds
+from ..core.plan import Settings, mismatch, plan_execution
+from ..core.problems import InvalidItem
+from ..core.triggers import InvalidEvent, Trigger, parse_event
+from ..operate import preview
 from .common import INVALID, OK, OUTPUTS_HELP, UsageError, print_problems, problem, read_item, settings
 
 

@@ -23,7 +23,7 @@ def replay_dead_letters(args: argparse.Namespace) -> int:
     import boto3
     from botocore.config import Config
 
-    from ..replay import replay
+    from ..operate.replay import replay
 
     session = boto3.session.Session(region_name=args.region)
     sqs = session.client("sqs", endpoint_url=args.endpoint_url)

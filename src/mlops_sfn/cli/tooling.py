@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from .. import generated, statemachine
-from ..item import ItemFileError
+from ..core.item import ItemFileError
+from ..tools import generated, statemachine
 from .common import INVALID, OK, problem
 
 
@@ -66,18 +66,18 @@ def generate_files(check: bool) -> int:
 
 
 def install_toolchain(args: argparse.Namespace) -> int:
-    from .. import toolchain
+    from ..tools import toolchain
 
     return toolchain.main()
 
 
 def check_providers(args: argparse.Namespace) -> int:
-    from .. import providers
+    from ..tools import providers
 
     return providers.main(args.providers_command)
 
 
 def terraform_cloud_run(args: argparse.Namespace) -> int:
-    from .. import tfc
+    from ..tools import tfc
 
     return tfc.main(args.tfc_command, args.workspace, args.message)

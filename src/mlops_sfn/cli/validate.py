@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..item import ItemFileError, check_unique, item_files, load_item_file
-from ..plan import Settings, check_with_sample
+from ..core.item import ItemFileError, check_unique, item_files, load_item_file
+from ..core.plan import Settings, check_with_sample
 from .common import INVALID, OK, OUTPUTS_HELP, UsageError, print_problems, problem, settings
 
 DEFAULT_ITEMS = Path("dynamodb_items")

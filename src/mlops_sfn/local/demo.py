@@ -27,11 +27,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .. import approval, dynamodb_json, names, preview, statemachine
-from ..executions import failure_reason
-from ..stages import STAGES
-from ..statemachine import ROOT
-from ..triggers import Trigger
+from ..core import dynamodb_json, names
+from ..core.stages import STAGES
+from ..core.triggers import Trigger
+from ..operate import approval, preview
+from ..operate.executions import failure_reason
+from ..tools import statemachine
+from ..tools.statemachine import ROOT
 from . import inbox
 from .deployment import Deployment
 

@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import toolchain
-from ..statemachine import ROOT
+from ..tools import toolchain
+from ..tools.statemachine import ROOT
 from . import stack
 
 HOME = ROOT / ".mlops-local"

@@ -23,24 +23,18 @@ from typing import Any
 
 import boto3
 
-from .. import approval, gate, model_copy, statemachine
-from ..executions import stage_outcomes
-from ..plan import EXAMPLE_SETTINGS, Settings, plan_execution
-from ..policy import task_resources
-from ..stages import OPERATIONS
-from ..triggers import Trigger
+from ..core import gate, model_copy
+from ..core.plan import EXAMPLE_SETTINGS, Settings, plan_execution
+from ..core.stages import OPERATIONS
+from ..core.triggers import Trigger
+from ..operate import approval
+from ..operate.executions import stage_outcomes
+from ..tools import statemachine
+from ..tools.policy import task_resources
 from . import REGION, inbox
 from .integrations import Local, installed
 from .motoport import boto_client_for, mock_aws, sagemaker_backends
-from .sagemaker import (
-    ENDPOINT_OUTCOMES,
-    EXISTING_ENDPOINT,
-    FAILABLE,
-    JOBS,
-    JobRunner,
-    LocalSageMaker,
-    SimulatedJobs,
-)
+from .sagemaker import ENDPOINT_OUTCOMES, EXISTING_ENDPOINT, FAILABLE, JOBS, JobRunner, LocalSageMaker, SimulatedJobs
 
 DEFAULT_ACCOUNT_ID = "123456789012"  # the account moto serves by default
 PREFIX = "mlops-sfn-local"

@@ -38,7 +38,7 @@ from typing import Any, cast
 from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 
-from ..statemachine import SDK_SERVICES
+from ..tools.statemachine import SDK_SERVICES
 from .motoport import (
     CustomErrorName,
     ErrorEqualsDecl,

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .. import names
+from ..core import names
 from .sagemaker import JOBS, JobResult
 from .worker import Worker, WorkerError
 

@@ -25,9 +25,9 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from .. import names, sagemaker_api
-from ..gate import COMPARISONS
-from ..stages import NAME_FIELDS, STAGES
+from ..core import names, sagemaker_api
+from ..core.gate import COMPARISONS
+from ..core.stages import NAME_FIELDS, STAGES
 
 # What a local endpoint does after CreateEndpoint or UpdateEndpoint, seen at the next describe.
 ENDPOINT_OUTCOMES = {

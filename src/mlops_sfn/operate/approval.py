@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from . import names
-from .names import EXECUTION_NAME
+from ..core import names
+from ..core.names import EXECUTION_NAME
 
 APPROVAL_RESOURCE = ("sns", "publish.waitForTaskToken")
 REJECTED_ERROR = "Rejected"  # the state machine catches this error name and rejects the model package

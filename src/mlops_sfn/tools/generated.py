@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import contract, docs, dynamodb_json, package, policy, statemachine
-from .item import TYPED_FOLDER, ItemFileError, item_files, load_item_file
+from ..core import contract, dynamodb_json
+from ..core.item import TYPED_FOLDER, ItemFileError, item_files, load_item_file
+from . import docs, package, policy, statemachine
 
 ITEMS = statemachine.ROOT / "dynamodb_items"
 

@@ -2,16 +2,15 @@
 
 The Lambda runtime ships boto3, and the functions need nothing else, so the zip holds each
 handler (`router/handler.py`, `quality_gate/handler.py`, `model_copy/handler.py`) and the
-`mlops_sfn` modules they import, found by reading the imports (the CLI, the local runtime and the
-importers stay out). The zip is deterministic (fixed timestamps and modes, sorted entries), so
-Terraform's source_code_hash only changes when a file in it does. It is committed (Terraform
+`mlops_sfn.core` package, exactly: what runs in Lambda lives there and imports nothing else of
+ours (a test keeps it so). The zip is deterministic (fixed timestamps and modes, sorted entries),
+so Terraform's source_code_hash only changes when a file in it does. It is committed (Terraform
 Cloud's VCS runs have no build step) and `mlops-sfn generate --check` fails when it no longer
 matches the sources.
 """
 
 from __future__ import annotations
 
-import ast
 import base64
 import gzip
 import hashlib
@@ -20,54 +19,23 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-from . import contract
+from ..core import contract
 from .statemachine import ROOT
 
 PACKAGE = ROOT / "lambdas" / "functions.zip"
 HANDLERS = {name: ROOT / "lambdas" / name / "handler.py" for name in contract.HANDLERS}
-SOURCE = Path(__file__).resolve().parent
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # src/mlops_sfn
+CORE = PACKAGE_ROOT / "core"
 _TIMESTAMP = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can hold: no build time leaks in
 
 
-def _imports(path: Path) -> set[str]:
-    """The mlops_sfn modules a file imports (absolute `mlops_sfn.x` or relative `.x`)."""
-    found: set[str] = set()
-    in_package = path.parent == SOURCE
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if not isinstance(node, ast.ImportFrom):
-            continue
-        module = node.module or ""
-        if node.level == 1 and in_package:
-            parts = [module] if module else [alias.name for alias in node.names]
-        elif node.level == 0 and module.split(".")[0] == "mlops_sfn":
-            rest = module.split(".")[1:]
-            parts = [rest[0]] if rest else [alias.name for alias in node.names]
-        else:
-            continue
-        found.update(part.split(".")[0] for part in parts if (SOURCE / f"{part.split('.')[0]}.py").exists())
-    return found
-
-
-def modules() -> list[str]:
-    """Every mlops_sfn module the handlers need, following imports to the end."""
-    needed: set[str] = set()
-    pending = [name for handler in HANDLERS.values() for name in _imports(handler)]
-    while pending:
-        name = pending.pop()
-        if name not in needed:
-            needed.add(name)
-            pending += _imports(SOURCE / f"{name}.py")
-    return sorted(needed)
-
-
 def contents() -> dict[str, bytes]:
-    """Zip path -> file bytes."""
+    """Zip path -> file bytes: the handlers, and mlops_sfn.core with its data (e.g. the item schema)."""
     files = {f"{name}/handler.py": path.read_bytes() for name, path in HANDLERS.items()}
-    files["mlops_sfn/__init__.py"] = (SOURCE / "__init__.py").read_bytes()
-    for name in modules():
-        files[f"mlops_sfn/{name}.py"] = (SOURCE / f"{name}.py").read_bytes()
-    for data in sorted(SOURCE.glob("*.json")):  # package data, e.g. the item schema
-        files[f"mlops_sfn/{data.name}"] = data.read_bytes()
+    files["mlops_sfn/__init__.py"] = (PACKAGE_ROOT / "__init__.py").read_bytes()
+    for path in sorted(CORE.glob("*")):
+        if path.suffix in (".py", ".json"):
+            files[f"mlops_sfn/core/{path.name}"] = path.read_bytes()
     return dict(sorted(files.items()))
 
 

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .triggers import shorten
+from ..core.triggers import shorten
 
 MARGIN_SECONDS = 30  # a replayed message stays hidden for the router's timeout plus this
 

@@ -2,7 +2,7 @@
 
 Each section sits between `<!-- generated: NAME -->` and `<!-- end: NAME -->` in README.md;
 `mlops-sfn generate` rewrites it and `--check` (part of `make lint`) fails when it is stale:
-- `item-reference`: every field of the item schema (src/mlops_sfn/pipeline_item.schema.json);
+- `item-reference`: every field of the item schema (src/mlops_sfn/core/pipeline_item.schema.json);
 - `terraform-reference`: the inputs and outputs of the root module and of each module, read from
   their variables.tf and outputs.tf (formatted by `terraform fmt`, which this reader relies on).
 """
@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .schema import item_schema, resolve
-from .stages import OPERATIONS
+from ..core.schema import item_schema, resolve
+from ..core.stages import OPERATIONS
 from .statemachine import ROOT
 
 README = ROOT / "README.md"

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+from .statemachine import ROOT
+
 SCHEMAS = Path(__file__).parent / "provider_schemas"
 REGISTRY = "https://registry.npmjs.org/@cdktf/provider-aws/-/provider-aws-{version}.tgz"
 

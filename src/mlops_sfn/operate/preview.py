@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .gate import COMPARISONS
-from .stages import SERVING, STAGE, STAGES
+from ..core.gate import COMPARISONS
+from ..core.stages import SERVING, STAGE, STAGES
 
 
 def stage_summary(stage: str, block: dict[str, Any]) -> str:

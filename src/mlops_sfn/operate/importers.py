@@ -14,9 +14,9 @@ import copy
 import re
 from typing import Any
 
-from . import dynamodb_json, names
-from .item import ItemFileError
-from .plan import map_strings
+from ..core import dynamodb_json, names
+from ..core.item import ItemFileError
+from ..core.plan import map_strings
 
 MODEL = "{model_data_url}"
 

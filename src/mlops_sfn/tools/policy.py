@@ -19,8 +19,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..core.stages import STAGE, calling
 from . import statemachine
-from .stages import STAGE, calling
 
 POLICY_TEMPLATE = statemachine.ROOT / "statemachine" / "role-policy.json"
 

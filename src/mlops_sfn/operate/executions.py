@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .stages import STAGES
+from ..core.stages import STAGES
 
 # A stage's outcome: switched off, ran to its end, failed, started but not ended (the run was
 # stopped or is still going), or switched on but never reached (an earlier stage failed).

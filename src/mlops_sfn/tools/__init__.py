@@ -1,0 +1,3 @@
+"""Build and CI tooling that works on a repository checkout: the definition and role policy, the
+Lambda zip, generated files and README parts, provider schemas, the Terraform toolchain, TFC runs.
+"""
