@@ -78,3 +78,9 @@ output "region" {
   description = "The region the framework is deployed in."
   value       = data.aws_region.current.id
 }
+
+# What the operator commands (`mlops-sfn run | runs | status | items`) act on with --outputs.
+output "items_ownership" {
+  description = "Who owns the table's items: \"seeded\" (edits and `mlops-sfn items push`) or \"terraform\" (applies)."
+  value       = var.items_ownership
+}

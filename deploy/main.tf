@@ -154,3 +154,14 @@ output "region" {
   description = "The region this environment is deployed in."
   value       = module.mlops.region
 }
+
+# What the operator commands (`mlops-sfn run | runs | status | items --outputs outputs.json`) need besides.
+output "router_function_arn" {
+  description = "The router: `mlops-sfn run` starts runs through it."
+  value       = module.mlops.router_function_arn
+}
+
+output "items_ownership" {
+  description = "Who owns the table's items: \"seeded\" (edits and `mlops-sfn items push`) or \"terraform\" (applies)."
+  value       = module.mlops.items_ownership
+}

@@ -10,18 +10,23 @@ import io
 import json
 import shutil
 import tarfile
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from mlops_sfn import cli
 from mlops_sfn.core import dynamodb_json
 from mlops_sfn.core.stages import STAGES
 from mlops_sfn.local import deployment
 from mlops_sfn.local.demo import ARTIFACTS, PIPELINE, Demo, DemoResult, report
+from mlops_sfn.operate import approval
 from mlops_sfn.operate.replay import replay
 from mlops_sfn.tools import package
+from tests.conftest import ITEMS, edited
 from tests.infrastructure.crowd import crowd
 
 pytestmark = pytest.mark.terraform
@@ -134,6 +139,84 @@ def test_uploading_the_same_files_again_starts_nothing_new(
     after = demo.sfn.list_executions(stateMachineArn=stack.outputs["state_machine_arn"])["executions"]
     assert len(after) == len(executions)
     assert router_log(stack)[-1]["outcome"] == "duplicate"
+
+
+@pytest.fixture
+def outputs(stack: deployment.Deployment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An operator's shell on this deployment: its outputs saved as `terraform output -json` saves
+    them, and the local AWS selected as any AWS SDK selects an endpoint."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", stack.endpoint)
+    monkeypatch.setenv("AWS_CA_BUNDLE", stack.cert)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps({name: {"value": value} for name, value in stack.outputs.items()}))
+    return path
+
+
+def approve_when_asked(stack: deployment.Deployment, timeout: float = 180) -> threading.Thread:
+    """An approver who answers the first approval request of a running execution."""
+    sfn = stack.client("stepfunctions")
+
+    def answer() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            listed = sfn.list_executions(stateMachineArn=stack.outputs["state_machine_arn"], statusFilter="RUNNING")
+            for execution in listed["executions"]:
+                try:
+                    approval.answer(sfn, execution["executionArn"], approved=True, comment="approved by the test")
+                    return
+                except approval.ApprovalError:
+                    continue
+            time.sleep(0.5)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_run_wait_runs_status_operate_the_deployment_through_its_router(
+    first: DemoResult, stack: deployment.Deployment, outputs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    approver = approve_when_asked(stack)
+    assert cli.main(["run", PIPELINE, "--wait", "--outputs", str(outputs)]) == 0, capsys.readouterr()
+    approver.join(5)
+    followed = capsys.readouterr().out
+    assert "waiting for approval: mlops-sfn approve" in followed
+    assert "training" in followed and "Create endpoint config" in followed
+    assert "SUCCEEDED" in followed
+    name = followed.splitlines()[0].split()[1]
+
+    assert cli.main(["runs", PIPELINE, "--json", "--outputs", str(outputs)]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [run["name"] for run in listed][:2] == [name, first.execution_name]
+    assert (listed[0]["trigger"], listed[0]["status"], listed[1]["trigger"]) == ("manual", "SUCCEEDED", "s3")
+
+    assert cli.main(["status", name, "--json", "--outputs", str(outputs)]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert {stage: entry["outcome"] for stage, entry in shown["stages"].items()} == {
+        stage: "skipped" if stage == "tuning" else "succeeded" for stage in STAGES
+    }
+
+
+def test_items_diff_and_push_against_the_deployed_table(
+    stack: deployment.Deployment, outputs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    items = tmp_path / "items"
+    shutil.copytree(ITEMS, items, ignore=shutil.ignore_patterns("typed"))
+    assert cli.main(["items", "diff", str(items), "--outputs", str(outputs)]) == 0, capsys.readouterr()
+    assert f"= {PIPELINE}" in capsys.readouterr().out
+
+    demo_file = items / f"{PIPELINE}.json"
+    broken = edited(
+        json.loads(demo_file.read_text()), {"stages.training.request.ResourceConfig.InstanceType": "ml.m5.x"}
+    )
+    demo_file.write_text(json.dumps(broken))
+    table = stack.client("dynamodb").scan(TableName=stack.outputs["table_name"])["Items"]
+
+    assert cli.main(["items", "push", str(items), "--outputs", str(outputs)]) == 1
+    assert "nothing written" in capsys.readouterr().err
+    assert stack.client("dynamodb").scan(TableName=stack.outputs["table_name"])["Items"] == table
 
 
 def test_an_upload_into_a_folder_whose_name_s3_encodes_runs_on_that_folder(

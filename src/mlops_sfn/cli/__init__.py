@@ -13,10 +13,10 @@ import sys
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..tools import statemachine
-from . import approval, importing, local, plan, replay, tooling, validate
+from . import approval, importing, items, local, plan, replay, runs, tooling, validate
 from .common import INVALID, USAGE, UsageError
 
-COMMANDS = (validate, plan, importing, local, replay, approval, tooling)
+COMMANDS = (validate, plan, importing, local, runs, items, replay, approval, tooling)
 
 
 def parser() -> argparse.ArgumentParser:

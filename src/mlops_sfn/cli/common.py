@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +75,68 @@ def read_item(path: Path) -> dict[str, Any] | None:
     except ItemFileError as error:
         problem(f"{path}: {error}")
         return None
+
+
+# --- the deployment the operator commands act on ----------------------------------------------------
+
+TARGET_HELP = (
+    "`terraform output -json` of the deployed root, saved to a file: act on that deployment, in its region"
+    " (AWS_ENDPOINT_URL, as for any AWS SDK, selects another endpoint); default: the local deployment"
+    " `mlops-sfn local up` started"
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A deployment: its root's Terraform outputs, and its AWS (service name -> client)."""
+
+    outputs: dict[str, Any]
+    client: Callable[[str], Any]
+    where: str
+
+    def settings(self) -> Settings:
+        """What items are checked against: this deployment's bucket, role, image repositories, ..."""
+        try:
+            return Settings.from_outputs(self.outputs)
+        except KeyError as error:
+            lacking = error.args[0]
+            raise UsageError(f"{self.where}: the deployment lacks outputs {lacking}: apply the current root") from None
+
+    def output(self, name: str) -> Any:
+        value = self.outputs.get(name)
+        if value in (None, "", []):
+            raise UsageError(f"{self.where}: the deployment has no output {name}: apply the current root")
+        return value
+
+
+def target(outputs: Path | None) -> Target:
+    """The deployment named by `--outputs FILE`, else the local one that is up; UsageError otherwise."""
+    if outputs is not None:
+        if not outputs.exists():
+            raise UsageError(f"{outputs}: no such file")
+        try:
+            document = bounds.read_json(outputs)
+        except (json.JSONDecodeError, UnicodeDecodeError, bounds.InputRefused) as error:
+            raise UsageError(f"{outputs}: not `terraform output -json` of the root: {error}") from error
+        if not isinstance(document, dict) or not all(isinstance(e, dict) and "value" in e for e in document.values()):
+            raise UsageError(f"{outputs}: not `terraform output -json` of the root ({{name: {{value: ...}}}})")
+        values = {name: entry["value"] for name, entry in document.items()}
+        import boto3
+
+        session = boto3.session.Session(region_name=values.get("region") or None)
+        return Target(values, session.client, str(outputs))
+    try:
+        from ..local import deployment
+    except ImportError:  # the local extra is not installed
+        deployment = None  # type: ignore[assignment]
+    local = deployment.load() if deployment else None
+    if local is None:
+        raise UsageError(
+            "no deployment found: give --outputs FILE (`terraform output -json` of the deployed root, saved),"
+            " or start the local one with `mlops-sfn local up`"
+        )
+    return Target(local.outputs, local.client, f"the local deployment ({local.endpoint})")
+
+
+def add_target(parser: Any) -> None:
+    parser.add_argument("--outputs", type=Path, metavar="FILE", help=TARGET_HELP)

@@ -35,6 +35,15 @@ def _item_files(paths: list[Path]) -> list[Path]:
 
 
 def validate(paths: list[Path], deployment: Settings) -> int:
+    return checked(paths, deployment)[0]
+
+
+def checked(
+    paths: list[Path], deployment: Settings, others: list[tuple[str, dict[str, Any]]] | None = None
+) -> tuple[int, list[tuple[str, dict[str, Any]]]]:
+    """Check every item file, each against the others and `others` (items already elsewhere, e.g. in
+    the table, where a file of the same pipeline replaces them), printing each problem; returns the
+    exit code and the (file, item) pairs read."""
     files = _item_files(paths)
     failed: set[str] = set()
     loaded: list[tuple[str, dict[str, Any]]] = []
@@ -50,11 +59,14 @@ def validate(paths: list[Path], deployment: Settings) -> int:
         if problems:
             failed.add(str(file))
         loaded.append((str(file), item))
-    for source, duplicate in check_unique(loaded):
-        problem(f"{source}: {duplicate}")
-        failed.add(source)
+    names = {item.get("consumption_pipeline_name") for _, item in loaded}
+    kept = [(source, item) for source, item in others or [] if item.get("consumption_pipeline_name") not in names]
+    for source, duplicate in check_unique(kept + loaded):  # a conflict is the file's problem
+        if source in {str(file) for file in files}:
+            problem(f"{source}: {duplicate}")
+            failed.add(source)
     if failed:
         problem(f"{len(failed)} of {len(files)} file(s) invalid")
-        return INVALID
+        return INVALID, loaded
     print(f"{len(files)} item(s) valid")
-    return OK
+    return OK, loaded

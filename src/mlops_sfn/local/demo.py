@@ -28,11 +28,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ..core import dynamodb_json, names
-from ..core.stages import STAGES
 from ..core.triggers import Trigger
-from ..operate import approval, preview
+from ..operate import approval, preview, runs
 from ..operate.executions import failure_reason
-from ..tools import statemachine
 from ..tools.statemachine import ROOT
 from . import inbox
 from .deployment import Deployment
@@ -47,12 +45,6 @@ class DemoError(Exception):
 
 
 @dataclass
-class StageRun:
-    status: str  # succeeded, failed, skipped, not reached
-    seconds: float | None = None
-
-
-@dataclass
 class DemoResult:
     pipeline: str
     execution_name: str
@@ -60,7 +52,7 @@ class DemoResult:
     new_run: bool  # False: the upload was the same as an earlier one, whose run this reports
     status: str
     seconds: float
-    stages: dict[str, StageRun]
+    stages: dict[str, runs.StageRun]
     execution_input: dict[str, Any]
     output: dict[str, Any]
     error: str | None = None
@@ -148,12 +140,10 @@ class Demo:
             self.say(f"the router started {name} {time.monotonic() - started:.1f} s after the upload began")
         else:
             self.say(f"the same files as {name} (started {described['startDate']:%H:%M:%S}): nothing new started")
-        definition = json.loads(
-            self.sfn.describe_state_machine(stateMachineArn=self.outputs["state_machine_arn"])["definition"]
-        )
+        definition = runs.definition(self.sfn, arn)
         execution_input = json.loads(described["input"])
-        described, history = self._follow(arn, definition, answer, started + timeout)
-        stages = stage_runs(history, execution_input, definition)
+        described, history = self._follow(arn, answer, started + timeout)
+        stages = runs.stage_runs(history, execution_input, definition)
         result = DemoResult(
             pipeline=pipeline,
             execution_name=name,
@@ -192,35 +182,18 @@ class Demo:
             f"({self.outputs['dead_letter_queue_url']}); the router's log: {log}/"
         )
 
-    def _follow(
-        self, arn: str, definition: dict[str, Any], answer: str, deadline: float
-    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        task_stage = {task: stage for stage, tasks in statemachine.stage_tasks(definition).items() for task in tasks}
-        entered: dict[str, datetime] = {}
-        seen = 0
-        answered = False
-        while True:
-            described: dict[str, Any] = self.sfn.describe_execution(executionArn=arn)
-            history = self._history(arn)
-            for event in history[seen:]:
-                if "stateEnteredEventDetails" in event:
-                    entered[event["stateEnteredEventDetails"]["name"]] = event["timestamp"]
-                details = event.get("stateExitedEventDetails")
-                if details and details["name"] in task_stage and event["type"] == "TaskStateExited":
-                    state = details["name"]
-                    took = (event["timestamp"] - entered.get(state, event["timestamp"])).total_seconds()
-                    self.say(f"  {task_stage[state]:<16} {state:<32} {took:6.1f} s")
-            seen = len(history)
-            if described["status"] != "RUNNING":
-                return described, history
-            if not answered:
-                answered = self._answer_approval(answer, described)
-            if time.monotonic() > deadline:
-                self.sfn.stop_execution(
-                    executionArn=arn, error="DemoTimeout", cause="mlops-sfn local demo stopped waiting"
-                )
-                raise DemoError(f"{arn} still running after the demo's timeout: stopped")
-            time.sleep(0.2)
+    def _follow(self, arn: str, answer: str, deadline: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        answered: list[bool] = []
+
+        def answer_once(described: dict[str, Any], events: list[dict[str, Any]]) -> None:
+            if described["status"] == "RUNNING" and not answered and self._answer_approval(answer, described):
+                answered.append(True)
+
+        try:
+            return runs.follow(self.sfn, arn, self.say, deadline, answer_once, poll_seconds=0.2)
+        except runs.RunError:
+            self.sfn.stop_execution(executionArn=arn, error="DemoTimeout", cause="mlops-sfn local demo stopped waiting")
+            raise DemoError(f"{arn} still running after the demo's timeout: stopped") from None
 
     def _answer_approval(self, answer: str, described: dict[str, Any]) -> bool:
         for request in self.receive("approvals"):
@@ -236,50 +209,6 @@ class Demo:
             )
             return True
         return False
-
-    def _history(self, arn: str) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
-        for page in self.sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
-            events += page["events"]
-        return events
-
-
-def stage_runs(
-    history: list[dict[str, Any]], execution_input: dict[str, Any], definition: dict[str, Any]
-) -> dict[str, StageRun]:
-    """Each stage's outcome and time (first of its tasks entered to last exited). A stage failed when
-    the state its catch-all leads to (the one recording which stage failed) was entered."""
-    every = statemachine.states(definition)
-    task_stage = {task: stage for stage, tasks in statemachine.stage_tasks(definition).items() for task in tasks}
-    records = {
-        catch["Next"]: task_stage[name]
-        for name in task_stage
-        for catch in every[name].get("Catch", [])
-        if "States.ALL" in catch["ErrorEquals"]
-    }
-    first: dict[str, datetime] = {}
-    last: dict[str, datetime] = {}
-    failed: set[str] = set()
-    for event in history:
-        entered = event.get("stateEnteredEventDetails")
-        if entered and entered["name"] in task_stage:
-            first.setdefault(task_stage[entered["name"]], event["timestamp"])
-        if entered and entered["name"] in records:
-            failed.add(records[entered["name"]])
-        exited = event.get("stateExitedEventDetails")
-        if exited and exited["name"] in task_stage:
-            last[task_stage[exited["name"]]] = event["timestamp"]
-    runs: dict[str, StageRun] = {}
-    for stage in STAGES:
-        if not execution_input["run"].get(stage):
-            runs[stage] = StageRun("skipped")
-        elif stage not in first:
-            runs[stage] = StageRun("not reached")
-        else:
-            end = last.get(stage, history[-1]["timestamp"])
-            seconds = round((end - first[stage]).total_seconds(), 1)
-            runs[stage] = StageRun("failed" if stage in failed else "succeeded", seconds)
-    return runs
 
 
 def write_graph(folder: Path, result: DemoResult) -> Path:
@@ -317,8 +246,7 @@ def render(path: Path) -> Path | None:
 
 def report(result: DemoResult, demo: Demo) -> list[str]:
     """The end-of-run summary, read from the execution's input and output and the local AWS."""
-    results = result.output.get("results", {})
-    results = {**results, **results.get("serve", {})}  # batch transform and deploy run side by side
+    results = runs.results(result.output)
     lines = [f"execution {result.execution_name}: {result.status} ({result.seconds:.1f} s since the upload began)"]
     if result.error:
         lines.append(f"  error: {result.error}: {failure_reason(result.cause, 300)}")
@@ -364,34 +292,11 @@ def _evaluation_report(demo: Demo, location: dict[str, str] | None) -> Any:
 
 
 def stage_detail(stage: str, result: Any, execution_input: dict[str, Any], demo: Demo) -> str:
-    """One line on what a stage produced."""
-    if not isinstance(result, dict):
-        return ""
-    request = execution_input.get("stages", {}).get(stage, {}).get("request", {})
-    run_folder = str(execution_input.get("run_folder", ""))
-
-    def where(uri: str) -> str:  # inside the run folder (the report's "outputs" line names it)
-        return uri.removeprefix(run_folder) if run_folder and uri.startswith(run_folder) else uri
-
-    if stage in ("preprocessing", "evaluation"):
-        outputs = request.get("ProcessingOutputConfig", {}).get("Outputs", [])
-        return "wrote " + ", ".join(where(entry["S3Output"]["S3Uri"]) for entry in outputs)
-    if stage in ("training", "tuning"):
-        described = demo.deployment.client("sagemaker").describe_training_job(TrainingJobName=result["job_name"])
+    """One line on what a stage produced; a training job's final metrics too."""
+    line = runs.stage_outputs(stage, result, execution_input)
+    job = (result.get("job_name") or result.get("best_training_job")) if isinstance(result, dict) else None
+    if stage in ("training", "tuning") and job:
+        described = demo.deployment.client("sagemaker").describe_training_job(TrainingJobName=job)
         metrics = ", ".join(f"{m['MetricName']} {m['Value']:.4f}" for m in described.get("FinalMetricDataList", []))
-        return where(str(result.get("model_data_url", ""))) + (f" ({metrics})" if metrics else "")
-    if stage == "register":
-        return str(result.get("model_package_arn", ""))
-    if stage == "approval":
-        return f"approved ({result.get('comment', '')})" if result.get("approved") else ""
-    if stage == "create_model":
-        return str(result.get("model_arn", ""))
-    if stage == "batch_transform":
-        return "wrote " + where(str(request.get("TransformOutput", {}).get("S3OutputPath", "")))
-    if stage == "deploy":
-        block = execution_input.get("stages", {}).get("deploy", {})
-        endpoint = result.get("endpoint", {})
-        line = f"endpoint {block.get('endpoint_name', '')} {endpoint.get('status', '')} on {endpoint.get('config', '')}"
-        smoke = result.get("smoke_test", {}).get("response")
-        return line + (f"; smoke test answered {smoke.strip()!r}" if isinstance(smoke, str) else "")
-    return ""
+        line += f" ({metrics})" if metrics else ""
+    return line

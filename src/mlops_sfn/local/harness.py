@@ -27,7 +27,7 @@ from ..core import gate, model_copy
 from ..core.plan import EXAMPLE_SETTINGS, Settings, plan_execution
 from ..core.stages import OPERATIONS
 from ..core.triggers import Trigger
-from ..operate import approval
+from ..operate import approval, runs
 from ..operate.executions import stage_outcomes
 from ..tools import statemachine
 from ..tools.policy import task_resources
@@ -246,7 +246,7 @@ class LocalRuns:
         execution, execution_input = self.start(item, answer=answer, **options)
         described = self._follow(execution, answer, started + timeout)
         seconds = round(time.monotonic() - started, 3)
-        history = self._history(execution)
+        history = runs.history(self.sfn, execution)
         entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
         stages = stage_outcomes(
             execution_input,
@@ -313,12 +313,6 @@ class LocalRuns:
             token = note["message"]["task_token"]
             approval.answer(self.sfn, token, approved=answer == "approve", comment="answered by mlops-sfn local run")
             self._answered.append(note)
-
-    def _history(self, execution: str) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
-        for page in self.sfn.get_paginator("get_execution_history").paginate(executionArn=execution):
-            events += page["events"]
-        return events
 
 
 def boto_client_for_region(service: str, region: str) -> Any:

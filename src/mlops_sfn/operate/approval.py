@@ -12,6 +12,7 @@ from typing import Any
 
 from ..core import names
 from ..core.names import EXECUTION_NAME
+from .runs import history
 
 APPROVAL_RESOURCE = ("sns", "publish.waitForTaskToken")
 REJECTED_ERROR = "Rejected"  # the state machine catches this error name and rejects the model package
@@ -39,15 +40,20 @@ def waiting_token(sfn: Any, execution: str) -> str:
         raise ApprovalError(f"no execution {execution}") from None
     if status != "RUNNING":
         raise ApprovalError(f"execution {execution} is {status}: nothing waits for an answer")
-    token = None
-    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution):
-        for event in page["events"]:
-            details = event.get("taskScheduledEventDetails")
-            if details and (details["resourceType"], details["resource"]) == APPROVAL_RESOURCE:
-                token = json.loads(details["parameters"])["Message"]["task_token"]
+    token = requested_token(history(sfn, execution))
     if token is None:
         raise ApprovalError(f"execution {execution} has not asked for an approval (yet)")
-    return str(token)
+    return token
+
+
+def requested_token(events: list[dict[str, Any]]) -> str | None:
+    """The task token of the latest approval request in an execution's history."""
+    token = None
+    for event in events:
+        details = event.get("taskScheduledEventDetails")
+        if details and (details["resourceType"], details["resource"]) == APPROVAL_RESOURCE:
+            token = json.loads(details["parameters"])["Message"]["task_token"]
+    return str(token) if token is not None else None
 
 
 def answer(

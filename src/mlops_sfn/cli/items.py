@@ -1,0 +1,70 @@
+"""`mlops-sfn items diff | push | pull`: the item files against the deployed pipeline-config table."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..operate import items
+from .common import INVALID, OK, UsageError, add_target, problem, target
+from .validate import DEFAULT_ITEMS, checked
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    group = commands.add_parser("items", help="compare, push or pull the items of the deployed table")
+    verbs = group.add_subparsers(dest="items_command", required=True, metavar="COMMAND")
+    for verb, meaning in [
+        ("diff", "compare the item files with the table (exit 1 when they differ)"),
+        ("push", "write the item files to the table, only if every one is valid"),
+    ]:
+        parser = verbs.add_parser(verb, help=meaning)
+        parser.add_argument("paths", nargs="*", type=Path, metavar="PATH", help=f"default: {DEFAULT_ITEMS}/")
+        add_target(parser)
+        parser.set_defaults(run=diff if verb == "diff" else push)
+    pull = verbs.add_parser("pull", help="write the table's items to plain JSON files (and their typed copies)")
+    pull.add_argument("--into", type=Path, default=DEFAULT_ITEMS, metavar="FOLDER", help=f"default: {DEFAULT_ITEMS}/")
+    add_target(pull)
+    pull.set_defaults(run=pull_items)
+
+
+def diff(args: argparse.Namespace) -> int:
+    deployment = target(args.outputs)
+    table = items.deployed(deployment.client("dynamodb"), deployment.output("table_name"))
+    code, loaded = checked(args.paths or [DEFAULT_ITEMS], deployment.settings())
+    files = {str(item.get(items.KEY)): item for _, item in loaded}
+    found = items.differences(files, table if not args.paths else {k: v for k, v in table.items() if k in files})
+    for difference in found:
+        print(difference.line())
+    return OK if code == OK and all(d.kind == "same" for d in found) else INVALID
+
+
+def push(args: argparse.Namespace) -> int:
+    deployment = target(args.outputs)
+    if deployment.output("items_ownership") == "terraform":
+        raise UsageError(
+            'the deployment\'s items are owned by Terraform (items_ownership = "terraform"): an apply would'
+            " undo a push; change the files and apply instead"
+        )
+    dynamodb, table_name = deployment.client("dynamodb"), deployment.output("table_name")
+    table = items.deployed(dynamodb, table_name)
+    paths = args.paths or [DEFAULT_ITEMS]
+    others = [(f"{table_name}: {name}", item) for name, item in table.items()]
+    code, loaded = checked(paths, deployment.settings(), others)
+    if code != OK:
+        problem(f"nothing written to {table_name}")
+        return INVALID
+    found = {d.pipeline: d for d in items.differences({str(i[items.KEY]): i for _, i in loaded}, table)}
+    changed = [item for _, item in loaded if found[str(item[items.KEY])].kind != "same"]
+    items.push(dynamodb, table_name, changed)
+    for item in changed:
+        print(found[str(item[items.KEY])].line())
+    print(f"{len(changed)} item(s) written to {table_name}, {len(loaded) - len(changed)} unchanged")
+    return OK
+
+
+def pull_items(args: argparse.Namespace) -> int:
+    deployment = target(args.outputs)
+    table = items.deployed(deployment.client("dynamodb"), deployment.output("table_name"))
+    written = items.pull(table, args.into)
+    print(f"{len(written)} item(s) written to {args.into}/ (with their typed copies)")
+    return OK

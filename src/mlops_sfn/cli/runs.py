@@ -1,0 +1,209 @@
+"""`mlops-sfn run | runs | status`: start a pipeline's run through the deployed router, list runs,
+show one stage by stage. The same code acts on AWS and on the local deployment (common.target)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from ..core import names
+from ..core.names import EXECUTION_NAME
+from ..core.stages import STAGES
+from ..operate import approval, preview, runs
+from ..operate.executions import failure_reason
+from .common import INVALID, OK, Target, UsageError, add_target, problem, target
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = commands.add_parser("run", help="start a run of PIPELINE through the deployed router (validated like any)")
+    run.add_argument("pipeline", metavar="PIPELINE", help="the item's consumption_pipeline_name")
+    run.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="change the item for this run only: PATH is dotted (a stage name first means stages.<stage>),"
+        " VALUE is JSON or else a string, e.g. --set training.request.StoppingCondition.MaxRuntimeInSeconds=7200"
+        " (repeatable)",
+    )
+    run.add_argument("--wait", action="store_true", help="follow the run stage by stage; exit 0 only if it succeeds")
+    run.add_argument("--timeout", type=float, default=240, metavar="MINUTES", help="stop waiting after (default 240)")
+    run.add_argument("--json", action="store_true", help="print the run (and, with --wait, its end) as JSON")
+    add_target(run)
+    run.set_defaults(run=start_run)
+
+    listing = commands.add_parser("runs", help="the recent runs (of PIPELINE), newest first")
+    listing.add_argument("pipeline", nargs="?", metavar="PIPELINE")
+    listing.add_argument("--status", choices=runs.STATUSES, help="only runs with this status")
+    listing.add_argument("--limit", type=int, default=20, metavar="N", help="at most N runs (default 20)")
+    listing.add_argument("--json", action="store_true")
+    add_target(listing)
+    listing.set_defaults(run=list_runs)
+
+    status = commands.add_parser("status", help="one run, stage by stage: outcome, time, outputs, failure")
+    status.add_argument("execution", metavar="EXECUTION", help="execution name or ARN")
+    status.add_argument("--json", action="store_true")
+    status.add_argument("--graph", type=Path, metavar="FILE", help="write the executed graph (Mermaid) to FILE")
+    add_target(status)
+    status.set_defaults(run=show_status)
+
+
+def overrides(sets: list[str]) -> dict[str, Any]:
+    """--set PATH=VALUE options as the partial item the router merges over the stored one."""
+    merged: dict[str, Any] = {}
+    for option in sets:
+        path, equals, text = option.partition("=")
+        parts = path.split(".")
+        if not equals or not all(parts):
+            raise UsageError(f"--set {option}: expected PATH=VALUE, e.g. training.request.HyperParameters.alpha=0.1")
+        if parts[0] in STAGES:
+            parts.insert(0, "stages")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        node = merged
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UsageError(f"--set {option}: {'.'.join(parts)} is inside a value another --set gives")
+        node[parts[-1]] = value
+    return merged
+
+
+def start_run(args: argparse.Namespace) -> int:
+    deployment = target(args.outputs)
+    event: dict[str, Any] = {"consumption_pipeline_name": args.pipeline}
+    if args.sets:
+        event["overrides"] = overrides(args.sets)
+    started = time.monotonic()
+    answer = deployment.client("lambda").invoke(
+        FunctionName=deployment.output("router_function_arn"), Payload=json.dumps(event).encode()
+    )
+    payload = json.loads(answer["Payload"].read() or b"{}")
+    if answer.get("FunctionError"):
+        # The router refuses an unknown pipeline or an invalid item (RejectedEvent), naming the field.
+        problem(f"mlops-sfn run: the router refused the run: {payload.get('errorMessage', payload)}")
+        return INVALID
+    if not payload.get("executions"):
+        problem(
+            f"mlops-sfn run: the router started nothing for {args.pipeline} ({payload}): the item is disabled"
+            " (enabled: false) or the same run exists; its log says which"
+        )
+        return INVALID
+    name = payload["executions"][0]
+    arn = names.execution_arn(deployment.output("state_machine_arn"), name)
+    sfn = deployment.client("stepfunctions")
+    if not args.wait:
+        print(json.dumps({"name": name, "arn": arn}) if args.json else f"started {name}\n  {runs.console_url(arn)}")
+        return OK
+    if not args.json:
+        print(f"started {name} ({time.monotonic() - started:.1f} s); following it")
+    say = (lambda line: None) if args.json else print
+    try:
+        described, _ = runs.follow(sfn, arn, say, time.monotonic() + args.timeout * 60, _approval_notice(say))
+    except runs.RunError as error:
+        problem(f"mlops-sfn run: {error}: mlops-sfn status {name}")
+        return INVALID
+    run = runs.from_description(described)
+    _report(sfn, run, args.json, None)
+    return OK if run.status == "SUCCEEDED" else INVALID
+
+
+def _approval_notice(say: Any) -> Any:
+    """Tell once that the run waits for a person, and how to answer."""
+    told: list[bool] = []
+
+    def notice(described: dict[str, Any], events: list[dict[str, Any]]) -> None:
+        if not told and approval.requested_token(events):
+            told.append(True)
+            say(f"  waiting for approval: mlops-sfn approve {described['name']} (or reject)")
+
+    return notice
+
+
+def list_runs(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise UsageError("--limit: expected a number of runs >= 1")
+    deployment = target(args.outputs)
+    sfn = deployment.client("stepfunctions")
+    found = runs.recent(sfn, deployment.output("state_machine_arn"), args.pipeline, args.status, args.limit)
+    if args.json:
+        print(json.dumps([run.as_dict() for run in found], indent=2))
+        return OK
+    if not found:
+        print("no runs" + (f" of {args.pipeline}" if args.pipeline else ""))
+        return OK
+    for run in found:
+        took = f"{run.seconds:7.0f} s" if run.seconds is not None else "running"
+        why = f"{run.failed_stage}: {failure_reason(run.cause, 80)}" if run.failed_stage else run.gate or ""
+        print(f"{run.started:%Y-%m-%d %H:%M:%S}  {run.status:<9} {took:>9}  {run.trigger or '?':<8} {run.name}  {why}")
+    return OK
+
+
+def show_status(args: argparse.Namespace) -> int:
+    deployment = target(args.outputs)
+    sfn = deployment.client("stepfunctions")
+    arn = execution_arn(deployment, args.execution)
+    try:
+        described = sfn.describe_execution(executionArn=arn)
+    except sfn.exceptions.ExecutionDoesNotExist:
+        problem(f"mlops-sfn status: no execution {args.execution} in {deployment.output('state_machine_arn')}")
+        return INVALID
+    run = runs.from_description(described)
+    _report(sfn, run, args.json, args.graph)
+    return OK if run.status in ("SUCCEEDED", "RUNNING") else INVALID
+
+
+def execution_arn(deployment: Target, execution: str) -> str:
+    """An execution name or ARN, as the ARN of an execution of the deployment's state machine."""
+    machine = deployment.output("state_machine_arn")
+    if execution.startswith("arn:"):
+        if execution.rsplit(":", 1)[0] != machine.replace(":stateMachine:", ":execution:", 1):
+            raise UsageError(f"{execution} is an execution of another state machine than {machine}")
+        return execution
+    if not EXECUTION_NAME.fullmatch(execution):
+        raise UsageError(f"{execution!r} is neither an execution name nor an execution ARN")
+    return names.execution_arn(machine, execution)
+
+
+def _report(sfn: Any, run: runs.Run, as_json: bool, graph: Path | None) -> None:
+    events = runs.history(sfn, run.arn)
+    stages = runs.stage_runs(events, run.execution_input, runs.definition(sfn, run.arn), run.status == "RUNNING")
+    found = runs.results(run.output) or runs.results_so_far(events)
+    if graph:
+        outcomes = {stage: (stage_run.status, stage_run.seconds) for stage, stage_run in stages.items()}
+        graph.write_text(preview.mermaid(run.execution_input, outcomes) + "\n")
+    if as_json:
+        document = run.as_dict() | {
+            "stages": {
+                stage: {
+                    "outcome": stage_run.status,
+                    "seconds": stage_run.seconds,
+                    "outputs": found.get(stage) if stage_run.status == "succeeded" else None,
+                }
+                for stage, stage_run in stages.items()
+            },
+            "console_url": runs.console_url(run.arn),
+        }
+        print(json.dumps(document, indent=2, default=str))
+    else:
+        took = f" in {run.seconds:.1f} s" if run.seconds is not None else ""
+        print(f"{run.name}: {run.status}{took} (pipeline {run.pipeline}, trigger {run.trigger})")
+        if run.error:
+            print(f"  error: {run.error}: {failure_reason(run.cause, 300)}")
+        if run.gate:
+            print(f"  quality gate: {run.gate}")
+        for stage, stage_run in stages.items():
+            seconds = f"{stage_run.seconds:6.1f} s" if stage_run.seconds is not None else " " * 8
+            detail = runs.stage_outputs(stage, found.get(stage), run.execution_input)
+            line = f"  {stage:<16} {stage_run.status:<12} {seconds}  "
+            print((line + (detail if stage_run.status == "succeeded" else "")).rstrip())
+        print(f"  outputs: {run.execution_input.get('run_folder', '')}")
+        print(f"  console: {runs.console_url(run.arn)}")
+        if graph:
+            print(f"  graph: {graph}")

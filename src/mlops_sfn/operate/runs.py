@@ -1,0 +1,285 @@
+"""Runs of a deployed pipeline read back from Step Functions: listed, described stage by stage, followed.
+
+The same code serves AWS and the local AWS (`run`, `runs`, `status`, `local demo`). What a run did
+comes from its execution: the input the router planned (which stages run), the history (when each
+stage's tasks entered and exited, and which stage's failure record was entered) and the output.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..core.stages import STAGES
+from ..tools import statemachine
+from .executions import failure_reason
+
+STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
+
+
+class RunError(Exception):
+    """The run cannot be read or followed; the message says which and why."""
+
+
+@dataclass
+class StageRun:
+    status: str  # succeeded, failed, skipped, not reached, running
+    seconds: float | None = None
+
+
+@dataclass
+class Run:
+    """One execution as `runs` lists it and `status` starts from."""
+
+    name: str
+    arn: str
+    status: str
+    started: datetime
+    stopped: datetime | None = None
+    pipeline: str | None = None
+    trigger: str | None = None  # the trigger's source: s3, schedule, manual, records
+    failed_stage: str | None = None
+    error: str | None = None
+    cause: str | None = None
+    gate: str | None = None  # the quality gate's verdict message, when the gate ran
+    execution_input: dict[str, Any] = field(default_factory=dict, repr=False)
+    output: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def seconds(self) -> float | None:
+        return (self.stopped - self.started).total_seconds() if self.stopped else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "arn": self.arn,
+            "pipeline": self.pipeline,
+            "trigger": self.trigger,
+            "status": self.status,
+            "started": self.started.isoformat(),
+            "seconds": self.seconds,
+            "failed_stage": self.failed_stage,
+            "error": self.error,
+            "cause": failure_reason(self.cause, 500) if self.cause else None,
+            "quality_gate": self.gate,
+        }
+
+
+def from_description(described: dict[str, Any]) -> Run:
+    """A Run from DescribeExecution's answer (its input is the router's plan, its output the results)."""
+    execution_input = _json(described.get("input"))
+    output = _json(described.get("output"))
+    error = described.get("error")
+    results = output.get("results", {}) if isinstance(output.get("results"), dict) else {}
+    gate = results.get("quality_gate")
+    return Run(
+        name=described["name"],
+        arn=described["executionArn"],
+        status=described["status"],
+        started=described["startDate"],
+        stopped=described.get("stopDate"),
+        pipeline=execution_input.get("pipeline"),
+        trigger=(execution_input.get("trigger") or {}).get("source"),
+        failed_stage=error.split(".")[0] if error and described["status"] == "FAILED" else None,
+        error=error,
+        cause=described.get("cause"),
+        gate=gate.get("message") if isinstance(gate, dict) else None,
+        execution_input=execution_input,
+        output=output,
+    )
+
+
+def _json(text: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(text or "{}")
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def execution_prefix(pipeline: str) -> str:
+    """What every execution name of `pipeline` starts with (names.execution_name)."""
+    return pipeline[:63] + "-"
+
+
+def executions(sfn: Any, state_machine_arn: str, status: str | None = None) -> Iterator[dict[str, Any]]:
+    """ListExecutions, newest first, page by page (up to 1,000 executions a call)."""
+    options: dict[str, Any] = {"stateMachineArn": state_machine_arn, "PaginationConfig": {"PageSize": 1000}}
+    if status:
+        options["statusFilter"] = status
+    for page in sfn.get_paginator("list_executions").paginate(**options):
+        yield from page["executions"]
+
+
+def recent(
+    sfn: Any, state_machine_arn: str, pipeline: str | None = None, status: str | None = None, limit: int = 20
+) -> list[Run]:
+    """The newest `limit` runs (of one pipeline): one paginated list, then one DescribeExecution per run
+    shown (only it holds the trigger, the failure and the gate's verdict)."""
+    runs: list[Run] = []
+    for listed in executions(sfn, state_machine_arn, status):
+        if len(runs) == limit:
+            break
+        if pipeline and not listed["name"].startswith(execution_prefix(pipeline)):
+            continue
+        run = from_description(sfn.describe_execution(executionArn=listed["executionArn"]))
+        if pipeline and run.pipeline != pipeline:  # a longer name cut to the same 63 characters
+            continue
+        runs.append(run)
+    return runs
+
+
+def history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
+        events += page["events"]
+    return events
+
+
+def definition(sfn: Any, execution_arn: str) -> dict[str, Any]:
+    """The definition the execution runs (the state machine's, as deployed)."""
+    state_machine = sfn.describe_state_machine_for_execution(executionArn=execution_arn)
+    result: dict[str, Any] = json.loads(state_machine["definition"])
+    return result
+
+
+def stage_runs(
+    events: list[dict[str, Any]], execution_input: dict[str, Any], machine: dict[str, Any], running: bool = False
+) -> dict[str, StageRun]:
+    """Each stage's outcome and time (first of its tasks entered to last exited). A stage failed when
+    the state its catch-all leads to (the one recording which stage failed) was entered."""
+    every = statemachine.states(machine)
+    task_stage = {task: stage for stage, tasks in statemachine.stage_tasks(machine).items() for task in tasks}
+    records = {
+        catch["Next"]: task_stage[name]
+        for name in task_stage
+        for catch in every[name].get("Catch", [])
+        if "States.ALL" in catch["ErrorEquals"]
+    }
+    first: dict[str, datetime] = {}
+    last: dict[str, datetime] = {}
+    inside: dict[str, int] = {}  # tasks entered and not yet exited, per stage
+    failed: set[str] = set()
+    for event in events:
+        entered = event.get("stateEnteredEventDetails")
+        if entered and entered["name"] in task_stage:
+            stage = task_stage[entered["name"]]
+            first.setdefault(stage, event["timestamp"])
+            inside[stage] = inside.get(stage, 0) + 1
+        if entered and entered["name"] in records:
+            failed.add(records[entered["name"]])
+        exited = event.get("stateExitedEventDetails")
+        if exited and exited["name"] in task_stage:
+            stage = task_stage[exited["name"]]
+            last[stage] = event["timestamp"]
+            inside[stage] = inside.get(stage, 1) - 1
+    runs: dict[str, StageRun] = {}
+    for stage in STAGES:
+        if not execution_input.get("run", {}).get(stage):
+            runs[stage] = StageRun("skipped")
+        elif stage not in first:
+            runs[stage] = StageRun("not reached")
+        else:
+            end = last.get(stage, events[-1]["timestamp"])
+            seconds = round((end - first[stage]).total_seconds(), 1)
+            status = "failed" if stage in failed else "running" if running and inside.get(stage) else "succeeded"
+            runs[stage] = StageRun(status, seconds)
+    return runs
+
+
+def follow(
+    sfn: Any,
+    execution_arn: str,
+    say: Callable[[str], None],
+    deadline: float,
+    each_poll: Callable[[dict[str, Any], list[dict[str, Any]]], None] | None = None,
+    poll_seconds: float = 2.0,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Print every Task state as it ends (its stage and duration) until the run ends; returns its
+    description and history. `each_poll` sees the description and the events new since the last poll. Past `deadline`
+    (time.monotonic()) it raises RunError and leaves the run going."""
+    tasks = statemachine.stage_tasks(definition(sfn, execution_arn))
+    task_stage = {task: stage for stage, names in tasks.items() for task in names}
+    entered: dict[str, datetime] = {}
+    seen = 0
+    while True:
+        described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
+        events = history(sfn, execution_arn)
+        for event in events[seen:]:
+            if "stateEnteredEventDetails" in event:
+                entered[event["stateEnteredEventDetails"]["name"]] = event["timestamp"]
+            details = event.get("stateExitedEventDetails")
+            if details and details["name"] in task_stage and event["type"] == "TaskStateExited":
+                state = details["name"]
+                took = (event["timestamp"] - entered.get(state, event["timestamp"])).total_seconds()
+                say(f"  {task_stage[state]:<16} {state:<32} {took:6.1f} s")
+        if each_poll:
+            each_poll(described, events[seen:])
+        seen = len(events)
+        if described["status"] != "RUNNING":
+            return described, events
+        if time.monotonic() > deadline:
+            raise RunError(f"{described['name']} is still running: stopped waiting (it goes on)")
+        time.sleep(poll_seconds)
+
+
+def console_url(execution_arn: str) -> str:
+    """The execution in the Step Functions console."""
+    region = execution_arn.split(":")[3]
+    return f"https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{execution_arn}"
+
+
+def stage_outputs(stage: str, result: Any, execution_input: dict[str, Any]) -> str:
+    """One line on what a stage produced, from the run's input and results alone."""
+    if not isinstance(result, dict):
+        return ""
+    request = execution_input.get("stages", {}).get(stage, {}).get("request", {})
+    run_folder = str(execution_input.get("run_folder", ""))
+
+    def where(uri: str) -> str:  # inside the run folder (reports name the folder once)
+        return uri.removeprefix(run_folder) if run_folder and uri.startswith(run_folder) else uri
+
+    if stage in ("preprocessing", "evaluation"):
+        outputs = request.get("ProcessingOutputConfig", {}).get("Outputs", [])
+        return "wrote " + ", ".join(where(entry["S3Output"]["S3Uri"]) for entry in outputs)
+    if stage == "training":
+        return where(str(result.get("model_data_url", "")))
+    if stage == "tuning":
+        model = result.get("model", {})
+        return f"best job {result.get('best_training_job', '')}: {where(str(model.get('model_data_url', '')))}"
+    if stage == "register":
+        return str(result.get("model_package_arn", ""))
+    if stage == "approval":
+        return f"approved ({result.get('comment', '')})" if result.get("approved") else ""
+    if stage == "create_model":
+        return str(result.get("model_arn", ""))
+    if stage == "batch_transform":
+        return "wrote " + where(str(request.get("TransformOutput", {}).get("S3OutputPath", "")))
+    if stage == "deploy":
+        block = execution_input.get("stages", {}).get("deploy", {})
+        endpoint = result.get("endpoint", {})
+        line = f"endpoint {block.get('endpoint_name', '')} {endpoint.get('status', '')} on {endpoint.get('config', '')}"
+        smoke = result.get("smoke_test", {}).get("response")
+        return line + (f"; smoke test answered {smoke.strip()!r}" if isinstance(smoke, str) else "")
+    return ""
+
+
+def results(output: dict[str, Any]) -> dict[str, Any]:
+    """Each stage's results in a run's output, the serving stages' (run side by side) included."""
+    found = output.get("results", {}) if isinstance(output.get("results"), dict) else {}
+    return {**found, **(found.get("serve") or {})}
+
+
+def results_so_far(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """A run's results from its history, for a run that failed or still runs (its output has none):
+    the latest state output that holds them."""
+    for event in reversed(events):
+        details = event.get("stateExitedEventDetails")
+        output = _json(details.get("output")) if details else {}
+        if isinstance(output.get("results"), dict):
+            return results(output)
+    return {}

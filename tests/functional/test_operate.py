@@ -1,0 +1,337 @@
+"""The operator commands against moto in-process: `items diff | push | pull`, `run`, `runs`, `status`.
+
+The same code acts on the local deployment (tests/infrastructure/test_local_demo.py runs them end
+to end); here each AWS call and refusal is checked on its own, against a deployment's outputs file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from mlops_sfn import cli
+from mlops_sfn.cli.runs import overrides
+from mlops_sfn.core.router import RejectedEvent
+from mlops_sfn.local import REGION
+from mlops_sfn.local.harness import LocalRuns
+from mlops_sfn.operate import items as operate_items
+from mlops_sfn.operate import runs
+from tests.aws import BUCKET, IMAGE, ROLE_ARN, TABLE, Stack, deploy
+from tests.conftest import DEMO, ITEMS, edited, load_item
+
+pytestmark = pytest.mark.functional
+
+ROUTER = f"arn:aws:lambda:{REGION}:123456789012:function:mlops-test-router"
+
+
+def outputs_file(folder: Path, stack_arn: str, ownership: str = "seeded", **more: Any) -> Path:
+    """`terraform output -json` of a root deployed as tests/aws.py deploys it."""
+    values = {
+        "bucket_name": BUCKET,
+        "sagemaker_role_arn": ROLE_ARN,
+        "image_uri": IMAGE,
+        "state_machine_arn": stack_arn,
+        "router_function_arn": ROUTER,
+        "table_name": TABLE,
+        "sagemaker_name_prefix": "mlops-dev-",
+        "image_repository_arns": ["arn:aws:ecr:us-east-1:683313688378:repository/*"],
+        "data_buckets": [],
+        "kms_key_arn": None,
+        "region": REGION,
+        "items_ownership": ownership,
+        **more,
+    }
+    path = folder / "outputs.json"
+    path.write_text(
+        json.dumps({name: {"value": value, "type": "string", "sensitive": False} for name, value in values.items()})
+    )
+    return path
+
+
+@pytest.fixture
+def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    with mock_aws():
+        yield deploy([load_item()])
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    folder = tmp_path / "items"
+    folder.mkdir()
+    for name in (DEMO, "demo-dev-train-and-batch-score"):
+        shutil.copy(ITEMS / f"{name}.json", folder)
+    return folder
+
+
+def table(stack: Stack) -> dict[str, dict[str, Any]]:
+    return operate_items.deployed(stack.dynamodb, TABLE)
+
+
+# --- items -----------------------------------------------------------------------------------------
+
+
+def test_items_diff_names_what_differs_and_exits_1(stack: Stack, files: Path, tmp_path: Path, capsys: Any) -> None:
+    item = edited(load_item(), {"description": "changed in the console"})
+    stack.put_item(item)
+    outputs = outputs_file(tmp_path, stack.state_machine_arn)
+
+    assert cli.main(["items", "diff", str(files), "--outputs", str(outputs)]) == 1
+    out = capsys.readouterr().out
+    assert f"~ {DEMO}: description" in out
+    assert "+ demo-dev-train-and-batch-score (only in the files" in out
+
+    stack.put_item(load_item())
+    assert cli.main(["items", "diff", str(files / f"{DEMO}.json"), "--outputs", str(outputs)]) == 0
+    assert f"= {DEMO}" in capsys.readouterr().out
+
+
+def test_items_push_writes_only_changed_valid_items(stack: Stack, files: Path, tmp_path: Path, capsys: Any) -> None:
+    outputs = outputs_file(tmp_path, stack.state_machine_arn)
+    assert cli.main(["items", "push", str(files), "--outputs", str(outputs)]) == 0
+    out = capsys.readouterr().out
+    assert "1 item(s) written" in out and "1 unchanged" in out
+    assert set(table(stack)) == {DEMO, "demo-dev-train-and-batch-score"}
+    assert table(stack)["demo-dev-train-and-batch-score"] == load_item("demo-dev-train-and-batch-score")
+
+
+def test_items_push_of_an_invalid_item_writes_nothing(stack: Stack, files: Path, tmp_path: Path, capsys: Any) -> None:
+    before = table(stack)
+    broken = edited(
+        load_item(), {"description": "new", "stages.training.request.ResourceConfig.InstanceType": "ml.m5.huge"}
+    )
+    (files / f"{DEMO}.json").write_text(json.dumps(broken))
+    outputs = outputs_file(tmp_path, stack.state_machine_arn)
+
+    assert cli.main(["items", "push", str(files), "--outputs", str(outputs)]) == 1
+    err = capsys.readouterr().err
+    assert "stages.training.request.ResourceConfig.InstanceType" in err
+    assert f"nothing written to {TABLE}" in err
+    assert table(stack) == before  # the valid new item was not written either
+
+
+def test_items_push_checks_the_files_against_the_tables_other_items(
+    stack: Stack, files: Path, tmp_path: Path, capsys: Any
+) -> None:
+    """A new item that would share the trigger prefix of an item only the table holds is refused."""
+    other = edited(load_item("demo-dev-train-and-batch-score"), {"consumption_pipeline_name": "console-made"})
+    stack.put_item(other)
+    (files / f"{DEMO}.json").unlink()
+    outputs = outputs_file(tmp_path, stack.state_machine_arn)
+
+    assert cli.main(["items", "push", str(files), "--outputs", str(outputs)]) == 1
+    assert "trigger.prefix" in capsys.readouterr().err
+    assert "demo-dev-train-and-batch-score" not in table(stack)
+
+
+def test_items_push_refuses_when_terraform_owns_the_items(
+    stack: Stack, files: Path, tmp_path: Path, capsys: Any
+) -> None:
+    outputs = outputs_file(tmp_path, stack.state_machine_arn, ownership="terraform")
+    assert cli.main(["items", "push", str(files), "--outputs", str(outputs)]) == 2
+    assert 'items_ownership = "terraform"' in capsys.readouterr().err
+    assert set(table(stack)) == {DEMO}
+
+
+def test_items_pull_writes_the_table_back_as_plain_and_typed_json(stack: Stack, tmp_path: Path) -> None:
+    console = edited(load_item(), {"description": "edited in the console"})
+    stack.put_item(console)
+    into = tmp_path / "pulled"
+    outputs = outputs_file(tmp_path, stack.state_machine_arn)
+
+    assert cli.main(["items", "pull", "--into", str(into), "--outputs", str(outputs)]) == 0
+    assert json.loads((into / f"{DEMO}.json").read_text()) == console
+    assert (into / "typed" / f"{DEMO}.json").exists()
+    assert cli.main(["items", "diff", str(into), "--outputs", str(outputs)]) == 0  # round trip
+
+
+def test_without_a_deployment_the_commands_say_how_to_name_one(tmp_path: Path, monkeypatch: Any, capsys: Any) -> None:
+    monkeypatch.setattr("mlops_sfn.local.deployment.HOME", tmp_path / "nothing-up")
+    monkeypatch.setattr("mlops_sfn.local.deployment.load", lambda home=tmp_path: None)
+    assert cli.main(["runs"]) == 2
+    err = capsys.readouterr().err
+    assert "no deployment found" in err and "--outputs" in err and "mlops-sfn local up" in err
+
+
+# --- run --------------------------------------------------------------------------------------------
+
+
+def test_set_options_become_the_partial_item_the_router_merges() -> None:
+    assert overrides(
+        ['training.request.HyperParameters.alpha="0.5"', "stages.approval.run=false", "description=x y"]
+    ) == {
+        "stages": {"training": {"request": {"HyperParameters": {"alpha": "0.5"}}}, "approval": {"run": False}},
+        "description": "x y",
+    }
+    for bad in ("training", "=3", "a..b=1"):
+        with pytest.raises(cli.common.UsageError, match="PATH=VALUE"):
+            overrides([bad])
+
+
+class RouterFunction:
+    """lambda:Invoke of the router, answered by the router's own code in this process (moto's Lambda
+    would need Docker): an unhandled RejectedEvent comes back as Lambda reports it."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.router, self.events = stack.router(), []
+
+    def invoke(self, FunctionName: str, Payload: bytes) -> dict[str, Any]:
+        assert FunctionName == ROUTER
+        event = json.loads(Payload)
+        self.events.append(event)
+        try:
+            body, error = self.router.handle(event, "request-1"), None
+        except RejectedEvent as rejected:
+            body, error = {"errorType": "RejectedEvent", "errorMessage": str(rejected)}, "Unhandled"
+        return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(body).encode())} | (
+            {"FunctionError": error} if error else {}
+        )
+
+
+def with_router(monkeypatch: pytest.MonkeyPatch, stack: Stack) -> RouterFunction:
+    function = RouterFunction(stack)
+    real = cli.common.target
+
+    def target(outputs: Path | None) -> cli.common.Target:
+        found = real(outputs)
+        return cli.common.Target(
+            found.outputs, lambda service: function if service == "lambda" else found.client(service), found.where
+        )
+
+    monkeypatch.setattr("mlops_sfn.cli.runs.target", target)
+    return function
+
+
+def test_run_starts_through_the_router_with_the_overrides(
+    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    function = with_router(monkeypatch, stack)
+    outputs = outputs_file(tmp_path, stack.state_machine_arn)
+    code = cli.main(["run", DEMO, "--set", "approval.run=false", "--json", "--outputs", str(outputs)])
+
+    assert code == 0
+    started = json.loads(capsys.readouterr().out.splitlines()[-1])  # after the router's own log line
+    assert function.events == [
+        {"consumption_pipeline_name": DEMO, "overrides": {"stages": {"approval": {"run": False}}}}
+    ]
+    assert stack.execution_input(started["name"])["run"]["approval"] is False
+    assert started["arn"].endswith(f":{started['name']}")
+
+
+def test_run_of_an_invalid_override_or_an_unknown_pipeline_starts_nothing(
+    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    with_router(monkeypatch, stack)
+    outputs = outputs_file(tmp_path, stack.state_machine_arn)
+    bad = ["run", DEMO, "--set", "training.request.ResourceConfig.InstanceType=ml.m5.huge", "--outputs", str(outputs)]
+
+    assert cli.main(bad) == 1
+    assert "the router refused the run" in capsys.readouterr().err
+    assert cli.main(["run", "no-such-pipeline", "--outputs", str(outputs)]) == 1
+    assert "no-such-pipeline" in capsys.readouterr().err
+    assert stack.executions() == []
+
+
+# --- runs and status --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def finished() -> Iterator[tuple[LocalRuns, list[str]]]:
+    """Three runs of the demo pipeline in the local state machine: succeeded, failed at evaluation, succeeded."""
+    with LocalRuns() as local:
+        names = [
+            local.run(load_item(), answer="approve").execution_name,
+            local.run(load_item(), fail=["evaluation"]).execution_name,
+            local.run(load_item("demo-dev-train-and-batch-score")).execution_name,
+        ]
+        yield local, names
+
+
+def local_outputs(local: LocalRuns, folder: Path) -> Path:
+    return outputs_file(folder, local.state_machine_arn, bucket_name=local.settings.bucket)
+
+
+class Counting:
+    """A Step Functions client that counts its calls by operation."""
+
+    def __init__(self, client: Any) -> None:
+        self.client, self.calls = client, {}
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.client, name)
+        if name in ("get_paginator",):
+            return lambda operation: CountingPaginator(self, attribute(operation), operation)
+        if callable(attribute) and not name.startswith("_") and name != "exceptions":
+
+            def call(*args: Any, **kwargs: Any) -> Any:
+                self.calls[name] = self.calls.get(name, 0) + 1
+                return attribute(*args, **kwargs)
+
+            return call
+        return attribute
+
+
+class CountingPaginator:
+    def __init__(self, counter: Counting, paginator: Any, operation: str) -> None:
+        self.counter, self.paginator, self.operation = counter, paginator, operation
+
+    def paginate(self, **options: Any) -> Iterator[dict[str, Any]]:
+        for page in self.paginator.paginate(**options):
+            self.counter.calls[self.operation] = self.counter.calls.get(self.operation, 0) + 1
+            yield page
+
+
+def test_runs_lists_the_newest_first_with_trigger_status_and_failing_stage(
+    finished: tuple[LocalRuns, list[str]],
+) -> None:
+    local, names = finished
+    sfn = Counting(local.sfn)
+    found = runs.recent(sfn, local.state_machine_arn, DEMO)
+
+    assert [run.name for run in found] == [names[1], names[0]]  # the other pipeline's run is left out
+    failed, succeeded = found
+    assert (failed.status, failed.failed_stage, failed.trigger) == ("FAILED", "evaluation", "manual")
+    assert succeeded.status == "SUCCEEDED" and succeeded.gate and "rmse" in succeeded.gate
+    assert sfn.calls == {"list_executions": 1, "describe_execution": 2}  # one list; one describe per run shown
+
+
+def test_status_shows_each_stage_with_its_outcome_outputs_and_graph(
+    finished: tuple[LocalRuns, list[str]], tmp_path: Path, capsys: Any
+) -> None:
+    local, names = finished
+    outputs = local_outputs(local, tmp_path)
+    graph = tmp_path / "run.mmd"
+
+    assert cli.main(["status", names[1], "--json", "--graph", str(graph), "--outputs", str(outputs)]) == 1
+    shown = json.loads(capsys.readouterr().out)
+    outcomes = {stage: entry["outcome"] for stage, entry in shown["stages"].items()}
+    assert outcomes["preprocessing"] == outcomes["training"] == "succeeded"
+    assert outcomes["evaluation"] == "failed" and outcomes["register"] == "not reached"
+    assert shown["failed_stage"] == "evaluation" and "simulated failure of evaluation" in shown["cause"]
+    assert shown["stages"]["training"]["outputs"]["model_data_url"].endswith("model.tar.gz")
+    assert shown["console_url"].startswith("https://us-east-1.console.aws.amazon.com/states/")
+    assert "evaluation<br/>failed" in graph.read_text()
+
+    assert cli.main(["status", names[0], "--outputs", str(outputs)]) == 0
+    text = capsys.readouterr().out
+    assert "SUCCEEDED" in text and "register" in text and "arn:aws:sagemaker" in text
+
+
+def test_status_refuses_an_execution_it_cannot_show(
+    finished: tuple[LocalRuns, list[str]], tmp_path: Path, capsys: Any
+) -> None:
+    local, _ = finished
+    outputs = local_outputs(local, tmp_path)
+    other = "arn:aws:states:us-east-1:123456789012:execution:another-machine:run-1"
+
+    assert cli.main(["status", other, "--outputs", str(outputs)]) == 2
+    assert "another state machine" in capsys.readouterr().err
+    assert cli.main(["status", "no-such-run", "--outputs", str(outputs)]) == 1
+    assert "no execution no-such-run" in capsys.readouterr().err
