@@ -5,17 +5,24 @@ its own folder, so a deployment `make demo` left running is not touched:
   up      moto server start + terraform init/apply into it (the offline toolchain, already installed)
   run     from the first upload to the end of the execution (router, jobs, approval, endpoint)
   down    stopping the server and removing the folder
+and, on the same deployment, `mlops-sfn run PIPELINE` (through the router) until its execution exists.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
+from mlops_sfn import cli
 from mlops_sfn.local import deployment
-from mlops_sfn.local.demo import Demo
+from mlops_sfn.local.demo import PIPELINE, Demo
 from mlops_sfn.tools import toolchain
 
 
@@ -29,6 +36,7 @@ def main() -> list[tuple[str, str, str]]:
         up = time.monotonic() - started
         try:
             result = Demo(running, say=lambda _: None).run()
+            start_seconds = manual_run(running, Path(scratch))
         finally:
             stopping = time.monotonic()
             deployment.down(home, say=lambda _: None)
@@ -40,6 +48,7 @@ def main() -> list[tuple[str, str, str]]:
     print(f"  {'run':<18} {result.seconds:8.1f}")
     print(f"  {'down':<18} {down:8.1f}")
     print(f"  {'total':<18} {total:8.1f}   (target < 60)")
+    print(f"  {'run to start':<18} {start_seconds:8.1f}   (mlops-sfn run: the router invoked, the execution started)")
     print(f"  {'stage':<18} {'seconds':>8}")
     for stage, run in result.stages.items():
         took = f"{run.seconds:8.1f}" if run.seconds is not None else f"{'-':>8}"
@@ -49,12 +58,29 @@ def main() -> list[tuple[str, str, str]]:
         ("local demo", f"{phase}, s", f"{seconds:.1f}")
         for phase, seconds in (("up", up), ("run", result.seconds), ("down", down), ("total (target < 60)", total))
     ]
+    rows.append(("local demo", "mlops-sfn run to execution started, s", f"{start_seconds:.2f}"))
     rows += [
         ("local demo", f"stage {stage}, s", f"{run.seconds:.1f}")
         for stage, run in result.stages.items()
         if run.seconds is not None
     ]
     return rows
+
+
+def manual_run(running: deployment.Deployment, folder: Path) -> float:
+    """`mlops-sfn run PIPELINE --outputs FILE` as an operator types it: the seconds until it returns,
+    when the router has started the execution."""
+    outputs = folder / "outputs.json"
+    outputs.write_text(json.dumps({name: {"value": value} for name, value in running.outputs.items()}))
+    shell = {"AWS_ENDPOINT_URL": running.endpoint, "AWS_CA_BUNDLE": running.cert}
+    shell |= {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    started = time.monotonic()
+    with mock.patch.dict(os.environ, shell), contextlib.redirect_stdout(io.StringIO()):
+        code = cli.main(["run", PIPELINE, "--set", "approval.run=false", "--json", "--outputs", str(outputs)])
+    seconds = time.monotonic() - started
+    if code != 0:
+        raise RuntimeError(f"mlops-sfn run exited {code}")
+    return seconds
 
 
 if __name__ == "__main__":
