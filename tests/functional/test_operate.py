@@ -22,7 +22,7 @@ from mlops_sfn.core.router import RejectedEvent
 from mlops_sfn.local import REGION
 from mlops_sfn.local.harness import LocalRuns
 from mlops_sfn.operate import items as operate_items
-from mlops_sfn.operate import runs
+from mlops_sfn.operate import rerun, runs
 from tests.aws import BUCKET, IMAGE, ROLE_ARN, TABLE, Stack, deploy
 from tests.conftest import DEMO, ITEMS, edited, load_item
 
@@ -335,3 +335,92 @@ def test_status_refuses_an_execution_it_cannot_show(
     assert "another state machine" in capsys.readouterr().err
     assert cli.main(["status", "no-such-run", "--outputs", str(outputs)]) == 1
     assert "no execution no-such-run" in capsys.readouterr().err
+
+
+# --- rerun --------------------------------------------------------------------------------------------
+
+
+def trained_and_evaluated() -> dict[str, Any]:
+    """The demo's item up to its model (no approval, no serving: nothing waits)."""
+    item = load_item()
+    for stage in ("approval", "batch_transform", "deploy"):
+        item["stages"][stage]["run"] = False
+    return item
+
+
+@pytest.fixture(scope="module")
+def evaluation_failed() -> Iterator[tuple[LocalRuns, runs.Run, list[dict[str, Any]]]]:
+    with LocalRuns() as local:
+        report = local.run(trained_and_evaluated(), fail=["evaluation"])
+        arn = local.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{report.execution_name}"
+        earlier = runs.from_description(local.sfn.describe_execution(executionArn=arn))
+        yield local, earlier, runs.history(local.sfn, arn)
+
+
+def plan(local: LocalRuns, earlier: runs.Run, events: list[dict[str, Any]], stage: str, item: Any = None) -> Any:
+    def taken(name: str) -> bool:
+        listed = local.sfn.list_executions(stateMachineArn=local.state_machine_arn)["executions"]
+        return any(execution["name"] == name for execution in listed)
+
+    return rerun.plan_rerun(
+        earlier, events, local.definition, item or trained_and_evaluated(), local.settings, stage, taken
+    )
+
+
+def test_a_rerun_from_evaluation_reuses_preprocessing_and_training_without_a_new_training_job(
+    evaluation_failed: tuple[LocalRuns, runs.Run, list[dict[str, Any]]],
+) -> None:
+    local, earlier, events = evaluation_failed
+    assert earlier.status == "FAILED" and earlier.failed_stage == "evaluation"
+    training_jobs = local.sagemaker.list_training_jobs()["TrainingJobSummaries"]
+
+    planned = plan(local, earlier, events, "evaluation")
+    assert planned.reused == ("preprocessing", "training")
+    assert rerun.missing_outputs(planned, local.s3, local.sagemaker) == []
+    report = local.run_input(planned.execution_input)
+
+    assert report.status == "SUCCEEDED", report.cause
+    assert report.stages == {
+        "preprocessing": "reused",
+        "training": "reused",
+        "tuning": "skipped",
+        "evaluation": "succeeded",
+        "quality_gate": "succeeded",
+        "register": "succeeded",
+        "approval": "skipped",
+        "create_model": "succeeded",
+        "batch_transform": "skipped",
+        "deploy": "skipped",
+    }
+    assert local.sagemaker.list_training_jobs()["TrainingJobSummaries"] == training_jobs  # nothing retrained
+    assert not {"Preprocessing", "Training"} & set(report.states)
+    # The evaluation read the model the earlier training made, under a name of its own.
+    evaluation = planned.execution_input["stages"]["evaluation"]["request"]
+    model = earlier.output or runs.results_so_far(events)
+    assert model["training"]["model_data_url"] in json.dumps(evaluation)
+    earlier_request = earlier.execution_input["stages"]["evaluation"]["request"]
+    assert evaluation["ProcessingJobName"] != earlier_request["ProcessingJobName"]
+    again = plan(local, earlier, events, "evaluation")
+    assert again.name != planned.name  # the next attempt is named anew
+
+
+def test_a_rerun_is_refused_when_an_earlier_stage_failed_or_changed_or_its_outputs_are_gone(
+    evaluation_failed: tuple[LocalRuns, runs.Run, list[dict[str, Any]]],
+) -> None:
+    local, earlier, events = evaluation_failed
+    with pytest.raises(rerun.RerunRefused, match=r"evaluation did not succeed .* rerun from evaluation or earlier"):
+        plan(local, earlier, events, "register")
+
+    changed = edited(trained_and_evaluated(), {"stages.training.request.HyperParameters.n_estimators": "7"})
+    with pytest.raises(rerun.RerunRefused, match=r"stages\.training changed since"):
+        plan(local, earlier, events, "evaluation", changed)
+
+    planned = plan(local, earlier, events, "evaluation")
+    model = planned.execution_input["results"]["training"]["model_data_url"]
+    bucket, _, key = model.removeprefix("s3://").partition("/")
+    body = local.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    local.s3.delete_object(Bucket=bucket, Key=key)
+    try:
+        assert rerun.missing_outputs(planned, local.s3, local.sagemaker) == [f"training: {model}"]
+    finally:
+        local.s3.put_object(Bucket=bucket, Key=key, Body=body)

@@ -219,6 +219,37 @@ def test_items_diff_and_push_against_the_deployed_table(
     assert stack.client("dynamodb").scan(TableName=stack.outputs["table_name"])["Items"] == table
 
 
+def test_rerun_from_evaluation_retries_a_failed_evaluation_without_retraining(
+    demo: Demo, stack: deployment.Deployment, outputs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = copy_artifacts(tmp_path)
+    script = folder / "code" / "evaluation.py"
+    fixed = script.read_bytes()
+    script.write_text(fixed.decode() + '\nraise SystemExit("the test set has no target column")\n')
+    failed = demo.run(artifacts=tmp_path)
+    assert (failed.status, failed.stages["evaluation"].status) == ("FAILED", "failed")
+
+    # The fix: the script in place, where the failed run read it (an upload without its manifest starts nothing).
+    prefix = failed.execution_input["trigger"]["key"].rsplit("/", 1)[0]
+    demo.s3.put_object(Bucket=stack.outputs["bucket_name"], Key=f"{prefix}/code/evaluation.py", Body=fixed)
+    sagemaker = stack.client("sagemaker")
+    trained = sagemaker.list_training_jobs()["TrainingJobSummaries"]
+    approver = approve_when_asked(stack)
+    command = ["rerun", failed.execution_name, "--from", "evaluation", "--wait", "--json", "--outputs", str(outputs)]
+
+    assert cli.main(command) == 0, capsys.readouterr()
+    approver.join(5)
+    shown = json.loads(capsys.readouterr().out)
+    outcomes = {stage: entry["outcome"] for stage, entry in shown["stages"].items()}
+    assert (outcomes["preprocessing"], outcomes["training"], outcomes["evaluation"]) == (
+        "reused",
+        "reused",
+        "succeeded",
+    )
+    assert outcomes["deploy"] == "succeeded"
+    assert sagemaker.list_training_jobs()["TrainingJobSummaries"] == trained  # no training job was created
+
+
 def test_an_upload_into_a_folder_whose_name_s3_encodes_runs_on_that_folder(
     first: DemoResult, demo: Demo, stack: deployment.Deployment
 ) -> None:

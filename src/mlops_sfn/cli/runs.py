@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..core import names
+from ..core import dynamodb_json, names
 from ..core.names import EXECUTION_NAME
 from ..core.stages import STAGES
-from ..operate import approval, preview, runs
+from ..operate import approval, preview, rerun, runs
 from ..operate.executions import failure_reason
 from .common import INVALID, OK, Target, UsageError, add_target, problem, target
 
@@ -43,6 +43,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     listing.add_argument("--json", action="store_true")
     add_target(listing)
     listing.set_defaults(run=list_runs)
+
+    rerun = commands.add_parser(
+        "rerun", help="run EXECUTION again from STAGE, reusing what its earlier stages made (no retraining)"
+    )
+    rerun.add_argument("execution", metavar="EXECUTION", help="execution name or ARN")
+    rerun.add_argument("--from", dest="from_stage", required=True, choices=STAGES, metavar="STAGE")
+    rerun.add_argument("--wait", action="store_true", help="follow the run stage by stage; exit 0 only if it succeeds")
+    rerun.add_argument("--timeout", type=float, default=240, metavar="MINUTES", help="stop waiting after (default 240)")
+    rerun.add_argument("--json", action="store_true")
+    add_target(rerun)
+    rerun.set_defaults(run=rerun_from)
 
     status = commands.add_parser("status", help="one run, stage by stage: outcome, time, outputs, failure")
     status.add_argument("execution", metavar="EXECUTION", help="execution name or ARN")
@@ -103,15 +114,72 @@ def start_run(args: argparse.Namespace) -> int:
         return OK
     if not args.json:
         print(f"started {name} ({time.monotonic() - started:.1f} s); following it")
+    return _wait(sfn, arn, args)
+
+
+def _wait(sfn: Any, arn: str, args: argparse.Namespace) -> int:
+    """Follow a started run to its end; exit 0 only when it succeeded."""
     say = (lambda line: None) if args.json else print
     try:
         described, _ = runs.follow(sfn, arn, say, time.monotonic() + args.timeout * 60, _approval_notice(say))
     except runs.RunError as error:
-        problem(f"mlops-sfn run: {error}: mlops-sfn status {name}")
+        problem(f"mlops-sfn {args.command}: {error}: mlops-sfn status {arn.rsplit(':', 1)[1]}")
         return INVALID
     run = runs.from_description(described)
     _report(sfn, run, args.json, None)
     return OK if run.status == "SUCCEEDED" else INVALID
+
+
+def rerun_from(args: argparse.Namespace) -> int:
+    deployment = target(args.outputs)
+    sfn = deployment.client("stepfunctions")
+    arn = execution_arn(deployment, args.execution)
+    try:
+        earlier = runs.from_description(sfn.describe_execution(executionArn=arn))
+    except sfn.exceptions.ExecutionDoesNotExist:
+        problem(f"mlops-sfn rerun: no execution {args.execution} in {deployment.output('state_machine_arn')}")
+        return INVALID
+    stored = deployment.client("dynamodb").get_item(
+        TableName=deployment.output("table_name"), Key={"consumption_pipeline_name": {"S": str(earlier.pipeline)}}
+    )
+    if "Item" not in stored:
+        problem(f"mlops-sfn rerun: the pipeline {earlier.pipeline} is no longer in the table")
+        return INVALID
+    machine = deployment.output("state_machine_arn")
+
+    def taken(name: str) -> bool:
+        try:
+            sfn.describe_execution(executionArn=names.execution_arn(machine, name))
+        except sfn.exceptions.ExecutionDoesNotExist:
+            return False
+        return True
+
+    try:
+        planned = rerun.plan_rerun(
+            earlier,
+            runs.history(sfn, arn),
+            runs.definition(sfn, arn),
+            dynamodb_json.from_typed(stored["Item"]),
+            deployment.settings(),
+            args.from_stage,
+            taken,
+        )
+    except rerun.RerunRefused as refused:
+        problem(f"mlops-sfn rerun: {refused}")
+        return INVALID
+    gone = rerun.missing_outputs(planned, deployment.client("s3"), deployment.client("sagemaker"))
+    if gone:
+        problem(f"mlops-sfn rerun: what {earlier.name} made is gone, rerun from an earlier stage: {'; '.join(gone)}")
+        return INVALID
+    started = sfn.start_execution(
+        stateMachineArn=machine, name=planned.name, input=json.dumps(planned.execution_input)
+    )["executionArn"]
+    if args.json and not args.wait:
+        print(json.dumps({"name": planned.name, "arn": started, "reused": list(planned.reused)}))
+        return OK
+    if not args.json:
+        print(f"started {planned.name}, reusing {', '.join(planned.reused) or 'nothing'} from {earlier.name}")
+    return _wait(sfn, started, args) if args.wait else OK
 
 
 def _approval_notice(say: Any) -> Any:

@@ -244,6 +244,24 @@ class LocalRuns:
         started = time.monotonic()
         self._answered: list[dict[str, Any]] = []
         execution, execution_input = self.start(item, answer=answer, **options)
+        return self._report(execution, execution_input, answer, started, timeout)
+
+    def run_input(self, execution_input: dict[str, Any], timeout: float = 120.0) -> RunReport:
+        """Execute an input planned elsewhere (a rerun's, say) with simulated jobs that succeed; nobody answers."""
+        started = time.monotonic()
+        self._answered = []
+        self.local.sagemaker.runner = self.jobs or SimulatedJobs.for_execution(self.s3, execution_input, set(), None, 0)
+        self.local.fail_states, self.local.throttle = {}, set()
+        execution = self.sfn.start_execution(
+            stateMachineArn=self.state_machine_arn,
+            name=execution_input["execution_name"],
+            input=json.dumps(execution_input),
+        )["executionArn"]
+        return self._report(execution, execution_input, None, started, timeout)
+
+    def _report(
+        self, execution: str, execution_input: dict[str, Any], answer: str | None, started: float, timeout: float
+    ) -> RunReport:
         described = self._follow(execution, answer, started + timeout)
         seconds = round(time.monotonic() - started, 3)
         history = runs.history(self.sfn, execution)

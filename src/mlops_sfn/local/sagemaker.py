@@ -292,7 +292,8 @@ class LocalSageMaker:
 
 @dataclass
 class SimulatedJobs:
-    """Jobs that write only what later states read: model artifacts and the evaluation report.
+    """Jobs that write only what later states read: model artifacts and the evaluation report, and one
+    small object in each processing or transform output (a rerun checks that they are still there).
 
     `failing` holds job names that end Failed; `report` is the evaluation report, keyed by the
     evaluation job's name with its S3 location. The real runner (scripts run as processes) replaces
@@ -313,6 +314,11 @@ class SimulatedJobs:
             best = f"{name}-001-{names.digest(name, 8)}"
             self._write_model(request["TrainingJobDefinition"]["OutputDataConfig"]["S3OutputPath"], best)
             return JobResult(best_training_job=best)
+        outputs = [entry["S3Output"]["S3Uri"] for entry in request.get("ProcessingOutputConfig", {}).get("Outputs", [])]
+        outputs += [request["TransformOutput"]["S3OutputPath"]] if "TransformOutput" in request else []
+        for output in outputs:
+            bucket, _, prefix = output.removeprefix("s3://").partition("/")
+            self.s3.put_object(Bucket=bucket, Key=f"{prefix.rstrip('/')}/simulated-{name}.out", Body=b"simulated\n")
         if name in self.reports:
             bucket, key, report = self.reports[name]
             self.s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(report).encode())

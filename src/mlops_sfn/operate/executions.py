@@ -14,7 +14,8 @@ from ..core.stages import STAGES
 
 # A stage's outcome: switched off, ran to its end, failed, started but not ended (the run was
 # stopped or is still going), or switched on but never reached (an earlier stage failed).
-OUTCOMES = ("skipped", "succeeded", "failed", "started", "not_reached")
+# A rerun's reused stage did not run: its results come from the earlier run (`reused` in the input).
+OUTCOMES = ("skipped", "succeeded", "failed", "started", "not_reached", "reused")
 _REPORTED = (*STAGES[: STAGES.index("evaluation") + 1], "quality_gate", *STAGES[STAGES.index("evaluation") + 1 :])
 
 
@@ -41,8 +42,13 @@ def stage_outcomes(
     if "quality_gate" in execution_input:
         switched_on["quality_gate"] = switched_on.get("evaluation", False)
     outcomes = {}
+    reused = execution_input.get("reused", {})
+    if "evaluation" in reused:
+        reused = {**reused, "quality_gate": reused["evaluation"]}
     for stage in (stage for stage in _REPORTED if stage in switched_on):
-        if not switched_on[stage]:
+        if stage in reused:
+            outcomes[stage] = "reused"
+        elif not switched_on[stage]:
             outcomes[stage] = "skipped"
         elif stage in failed:
             outcomes[stage] = "failed"

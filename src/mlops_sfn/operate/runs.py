@@ -27,7 +27,7 @@ class RunError(Exception):
 
 @dataclass
 class StageRun:
-    status: str  # succeeded, failed, skipped, not reached, running
+    status: str  # succeeded, failed, skipped, not reached, running, reused
     seconds: float | None = None
 
 
@@ -179,7 +179,9 @@ def stage_runs(
             inside[stage] = inside.get(stage, 1) - 1
     runs: dict[str, StageRun] = {}
     for stage in STAGES:
-        if not execution_input.get("run", {}).get(stage):
+        if stage in execution_input.get("reused", {}):
+            runs[stage] = StageRun("reused")  # by a rerun, from the run it names
+        elif not execution_input.get("run", {}).get(stage):
             runs[stage] = StageRun("skipped")
         elif stage not in first:
             runs[stage] = StageRun("not reached")

@@ -82,10 +82,13 @@ def retry_for(resource: str) -> list[dict[str, Any]]:
     return [{"ErrorEquals": TRANSIENT[kind], **(_QUICK_BACKOFF if kind == "lambda" else _BACKOFF)}]
 
 
-def _choice(flag: str, then: str, otherwise: str) -> dict[str, Any]:
+def _choice(flag: str, then: str, otherwise: str, reused: str | None = None) -> dict[str, Any]:
+    """Run the stage, or skip it; a stage a rerun reuses (`$.reused.<stage>`, its results already in
+    `$.results`) goes to `reused`."""
+    rules = [{"Variable": f"$.reused.{flag}", "IsPresent": True, "Next": reused}] if reused else []
     return {
         "Type": "Choice",
-        "Choices": [{"Variable": f"$.run.{flag}", "BooleanEquals": True, "Next": then}],
+        "Choices": [*rules, {"Variable": f"$.run.{flag}", "BooleanEquals": True, "Next": then}],
         "Default": otherwise,
     }
 
@@ -342,7 +345,7 @@ def _pipeline(b: _Builder) -> None:
     follows[sequence[-1]] = "Serve model?"
     for stage in sequence:
         entry = _STATES[stage](b, follows[stage])
-        b.add(_run(stage), _choice(stage, entry, follows[stage]))
+        b.add(_run(stage), _choice(stage, entry, follows[stage], reused=follows[stage]))
 
     b.add(
         "Serve model?",
@@ -508,8 +511,11 @@ def _branch(stage: str) -> dict[str, Any]:
     branch with the stage's results as output), and the failure record that ends it otherwise."""
     b = _Builder(f"End {STAGE[stage].title.lower()} branch: failed")
     entry, skipped = _STATES[stage](b, None), f"No {STAGE[stage].title.lower()}"
-    b.states = {_run(stage): _choice(stage, entry, skipped), **b.states}
+    reused = f"Reused {STAGE[stage].title.lower()}"
+    b.states = {_run(stage): _choice(stage, entry, skipped, reused), **b.states}
     b.add(skipped, {"Type": "Pass", "Result": {"skipped": True}, "End": True})
+    # A rerun's input holds the earlier run's results of this branch: they are its output again.
+    b.add(reused, {"Type": "Pass", "InputPath": f"$.results.serve.{stage}", "End": True})
     _branch_failure(b)
     return {"StartAt": _run(stage), "States": b.states}
 

@@ -1,0 +1,158 @@
+"""`mlops-sfn rerun EXECUTION --from STAGE`: a new run that reuses what an earlier run's stages made.
+
+The new run is planned from the current item with the earlier run's trigger, so it has the
+earlier run's folder (its paths are where the earlier stages wrote). The stages before STAGE are
+not run again: their results (model, reports, job names) are copied into the input's `results`,
+and `reused` names the run they come from; the definition's "Run <stage>?" Choice skips a reused
+stage. From STAGE on the stages run as planned, with names of their own per (earlier run, stage,
+attempt), since SageMaker names are unique for ever.
+
+Refused, with the reason, when an earlier stage did not succeed, when the item changed a reused
+stage (or the trigger would plan another folder), or when what a reused stage made is gone.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+from ..core import names
+from ..core.plan import Settings, map_strings, plan_execution
+from ..core.problems import InvalidItem
+from ..core.stages import SERVING, STAGE, STAGES
+from ..core.triggers import Trigger
+from . import runs
+
+
+class RerunRefused(Exception):
+    """The rerun would not be sound; the message says why and what to do instead."""
+
+
+@dataclass(frozen=True)
+class Rerun:
+    name: str
+    execution_input: dict[str, Any]
+    reused: tuple[str, ...]
+
+
+def plan_rerun(
+    earlier: runs.Run,
+    events: list[dict[str, Any]],
+    machine: dict[str, Any],
+    item: dict[str, Any],
+    settings: Settings,
+    from_stage: str,
+    taken: Any,
+) -> Rerun:
+    """The rerun's input. `taken(name)` says whether an execution name is already used."""
+    if from_stage not in STAGES:
+        raise RerunRefused(f"--from {from_stage}: not a stage ({', '.join(STAGES)})")
+    if earlier.status == "RUNNING":
+        raise RerunRefused(f"{earlier.name} is still running: rerun it once it ends")
+    before = STAGES[: STAGES.index(from_stage)]
+    outcomes = runs.stage_runs(events, earlier.execution_input, machine)
+    reused = tuple(stage for stage in before if earlier.execution_input["run"].get(stage))
+    for stage in reused:
+        if outcomes[stage].status != "succeeded":
+            raise RerunRefused(
+                f"{stage} did not succeed in {earlier.name} ({outcomes[stage].status}): rerun from {stage} or earlier"
+            )
+    results = runs.results(earlier.output) or runs.results_so_far(events)
+    gate = results.get("quality_gate")
+    if "evaluation" in reused and isinstance(gate, dict) and not gate.get("met"):
+        raise RerunRefused(f"the quality gate was not met in {earlier.name}: rerun from evaluation or earlier")
+
+    trigger = Trigger(**earlier.execution_input["trigger"])
+    try:
+        planned = plan_execution(item, trigger, settings)
+    except InvalidItem as invalid:
+        raise RerunRefused(f"the item is invalid now: {invalid}") from None
+    for key in ("execution_name", "run_folder", "dataset_date"):
+        if planned[key] != earlier.execution_input.get(key):
+            raise RerunRefused(
+                f"the item or the day changed the run's {key} ({earlier.execution_input.get(key)} then,"
+                f" {planned[key]} now): the outputs to reuse are not where this run would look; start a new run"
+            )
+    for stage in reused:
+        if planned["run"].get(stage) is not True or planned["stages"].get(stage) != earlier.execution_input[
+            "stages"
+        ].get(stage):
+            raise RerunRefused(
+                f"stages.{stage} changed since {earlier.name}: its outputs no longer match the item;"
+                f" rerun from {stage} or earlier"
+            )
+
+    name, attempt = _name(earlier, from_stage, taken)
+    execution_input = _renamed(planned, [s for s in STAGES if s not in before], earlier.name, attempt)
+    execution_input["execution_name"] = name
+    execution_input["reused"] = dict.fromkeys(reused, earlier.name)
+    kept = {stage: copy.deepcopy(results[stage]) for stage in reused if stage in results}
+    if "evaluation" in reused and isinstance(gate, dict):
+        kept["quality_gate"] = copy.deepcopy(gate)
+    serving = {stage: kept.pop(stage) for stage in SERVING if stage in kept}
+    execution_input["results"] = kept | ({"serve": serving} if serving else {})
+    return Rerun(name, execution_input, reused)
+
+
+def _name(earlier: runs.Run, from_stage: str, taken: Any) -> tuple[str, int]:
+    """The first free name of the attempts to rerun `earlier` from `from_stage`."""
+    pipeline = str(earlier.pipeline)
+    for attempt in itertools.count(1):
+        name = names.execution_name(pipeline, f"rerun\n{earlier.name}\n{from_stage}\n{attempt}")
+        if not taken(name):
+            return name, attempt
+    raise AssertionError("unreachable")
+
+
+def _renamed(planned: dict[str, Any], running: list[str], earlier: str, attempt: int) -> dict[str, Any]:
+    """The input with every per-run name of the stages that run again replaced by one of this attempt."""
+    pipeline, execution = planned["pipeline"], planned["execution_name"]
+    renames = {}
+    for stage in running:
+        described = STAGE[stage]
+        if described.tag and planned["run"].get(stage):
+            old = names.resource_name(pipeline, described.tag, execution, described.name_limit)
+            renames[old] = names.resource_name(
+                pipeline, described.tag, f"{execution}\nrerun {earlier} {attempt}", described.name_limit
+            )
+    result: dict[str, Any] = map_strings(planned, lambda text: renames.get(text, text))
+    return result
+
+
+def missing_outputs(rerun: Rerun, s3: Any, sagemaker: Any) -> list[str]:
+    """What a reused stage made that is gone (S3 outputs, the model package, the model)."""
+    gone = []
+    blocks, results = rerun.execution_input["stages"], rerun.execution_input["results"]
+    for stage in rerun.reused:
+        for uri in _outputs(stage, blocks.get(stage, {}), results.get(stage) or {}):
+            bucket, _, key = uri.removeprefix("s3://").partition("/")
+            if not s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("KeyCount"):
+                gone.append(f"{stage}: {uri}")
+        if stage == "register" and results.get("register"):
+            arn = results["register"]["model_package_arn"]
+            try:
+                sagemaker.describe_model_package(ModelPackageName=arn)
+            except sagemaker.exceptions.ClientError:
+                gone.append(f"register: {arn}")
+        if stage == "create_model" and results.get("create_model"):
+            model = blocks["create_model"]["request"]["ModelName"]
+            try:
+                sagemaker.describe_model(ModelName=model)
+            except sagemaker.exceptions.ClientError:
+                gone.append(f"create_model: {model}")
+    return gone
+
+
+def _outputs(stage: str, block: dict[str, Any], result: dict[str, Any]) -> list[str]:
+    request = block.get("request", {})
+    if stage in ("preprocessing", "evaluation"):
+        return [entry["S3Output"]["S3Uri"] for entry in request.get("ProcessingOutputConfig", {}).get("Outputs", [])]
+    if stage == "training":
+        return [result["model_data_url"]] if result.get("model_data_url") else []
+    if stage == "tuning":
+        return [result.get("model", {}).get("model_data_url", "")][: 1 if result.get("model") else 0]
+    if stage == "batch_transform":
+        return [request.get("TransformOutput", {}).get("S3OutputPath", "")]
+    return []
