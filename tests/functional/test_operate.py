@@ -424,3 +424,23 @@ def test_a_rerun_is_refused_when_an_earlier_stage_failed_or_changed_or_its_outpu
         assert rerun.missing_outputs(planned, local.s3, local.sagemaker) == [f"training: {model}"]
     finally:
         local.s3.put_object(Bucket=bucket, Key=key, Body=body)
+
+
+def test_a_rerun_of_a_rerun_keeps_reusing_and_names_the_run_that_made_each_result(
+    evaluation_failed: tuple[LocalRuns, runs.Run, list[dict[str, Any]]],
+) -> None:
+    local, earlier, events = evaluation_failed
+    first = local.run_input(plan(local, earlier, events, "evaluation").execution_input)
+    arn = local.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{first.execution_name}"
+    rerun_run = runs.from_description(local.sfn.describe_execution(executionArn=arn))
+
+    second = plan(local, rerun_run, runs.history(local.sfn, arn), "create_model")
+
+    assert second.execution_input["reused"] == {
+        "preprocessing": earlier.name,
+        "training": earlier.name,
+        "evaluation": first.execution_name,
+        "register": first.execution_name,
+    }
+    assert second.execution_input["results"]["quality_gate"]["met"] is True
+    assert local.run_input(second.execution_input).status == "SUCCEEDED"

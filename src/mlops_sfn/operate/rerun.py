@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import copy
 import itertools
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from ..core import names
 from ..core.plan import Settings, map_strings, plan_execution
 from ..core.problems import InvalidItem
-from ..core.stages import SERVING, STAGE, STAGES
+from ..core.stages import CATALOG, SERVING, STAGE, STAGES
 from ..core.triggers import Trigger
 from . import runs
 
@@ -55,7 +56,7 @@ def plan_rerun(
     outcomes = runs.stage_runs(events, earlier.execution_input, machine)
     reused = tuple(stage for stage in before if earlier.execution_input["run"].get(stage))
     for stage in reused:
-        if outcomes[stage].status != "succeeded":
+        if outcomes[stage].status not in ("succeeded", "reused"):  # reused: the earlier run was a rerun
             raise RerunRefused(
                 f"{stage} did not succeed in {earlier.name} ({outcomes[stage].status}): rerun from {stage} or earlier"
             )
@@ -69,16 +70,15 @@ def plan_rerun(
         planned = plan_execution(item, trigger, settings)
     except InvalidItem as invalid:
         raise RerunRefused(f"the item is invalid now: {invalid}") from None
-    for key in ("execution_name", "run_folder", "dataset_date"):
+    for key in ("run_folder", "dataset_date"):  # (a rerun's execution name is its own; its folder is not)
         if planned[key] != earlier.execution_input.get(key):
             raise RerunRefused(
                 f"the item or the day changed the run's {key} ({earlier.execution_input.get(key)} then,"
                 f" {planned[key]} now): the outputs to reuse are not where this run would look; start a new run"
             )
     for stage in reused:
-        if planned["run"].get(stage) is not True or planned["stages"].get(stage) != earlier.execution_input[
-            "stages"
-        ].get(stage):
+        block = earlier.execution_input["stages"].get(stage)
+        if planned["run"].get(stage) is not True or _unnamed(planned["stages"].get(stage)) != _unnamed(block):
             raise RerunRefused(
                 f"stages.{stage} changed since {earlier.name}: its outputs no longer match the item;"
                 f" rerun from {stage} or earlier"
@@ -87,13 +87,23 @@ def plan_rerun(
     name, attempt = _name(earlier, from_stage, taken)
     execution_input = _renamed(planned, [s for s in STAGES if s not in before], earlier.name, attempt)
     execution_input["execution_name"] = name
-    execution_input["reused"] = dict.fromkeys(reused, earlier.name)
+    origins = earlier.execution_input.get("reused", {})
+    execution_input["reused"] = {stage: origins.get(stage, earlier.name) for stage in reused}
     kept = {stage: copy.deepcopy(results[stage]) for stage in reused if stage in results}
     if "evaluation" in reused and isinstance(gate, dict):
         kept["quality_gate"] = copy.deepcopy(gate)
     serving = {stage: kept.pop(stage) for stage in SERVING if stage in kept}
     execution_input["results"] = kept | ({"serve": serving} if serving else {})
     return Rerun(name, execution_input, reused)
+
+
+# A per-run SageMaker name (names.resource_name): "<pipeline>-<stage tag>-<10 hex>".
+_RUN_NAME = re.compile(rf"-({'|'.join(re.escape(s.tag) for s in CATALOG if s.tag)})-[0-9a-f]{{10}}\b")
+
+
+def _unnamed(block: Any) -> Any:
+    """A stage's block with its per-run names blanked: what a rerun renamed still compares equal."""
+    return map_strings(block, lambda text: _RUN_NAME.sub(r"-\1-*", text))
 
 
 def _name(earlier: runs.Run, from_stage: str, taken: Any) -> tuple[str, int]:
