@@ -444,3 +444,11 @@ def test_a_rerun_of_a_rerun_keeps_reusing_and_names_the_run_that_made_each_resul
     }
     assert second.execution_input["results"]["quality_gate"]["met"] is True
     assert local.run_input(second.execution_input).status == "SUCCEEDED"
+
+
+def test_runs_of_an_unknown_pipeline_says_so(stack: Stack, tmp_path: Path, capsys: Any) -> None:
+    outputs = outputs_file(tmp_path, stack.state_machine_arn)
+    assert cli.main(["runs", "no-such-pipeline", "--outputs", str(outputs)]) == 1
+    assert f"no pipeline no-such-pipeline in {TABLE}" in capsys.readouterr().err
+    assert cli.main(["runs", DEMO, "--outputs", str(outputs)]) == 0
+    assert capsys.readouterr().out == f"no runs of {DEMO}\n"

@@ -198,6 +198,13 @@ def list_runs(args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise UsageError("--limit: expected a number of runs >= 1")
     deployment = target(args.outputs)
+    if args.pipeline and "Item" not in deployment.client("dynamodb").get_item(
+        TableName=deployment.output("table_name"),
+        Key={"consumption_pipeline_name": {"S": args.pipeline}},
+        ProjectionExpression="consumption_pipeline_name",
+    ):
+        problem(f"mlops-sfn runs: no pipeline {args.pipeline} in {deployment.output('table_name')}")
+        return INVALID
     sfn = deployment.client("stepfunctions")
     found = runs.recent(sfn, deployment.output("state_machine_arn"), args.pipeline, args.status, args.limit)
     if args.json:
