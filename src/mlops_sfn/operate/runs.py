@@ -107,7 +107,8 @@ def execution_prefix(pipeline: str) -> str:
 
 
 def executions(sfn: Any, state_machine_arn: str, status: str | None = None) -> Iterator[dict[str, Any]]:
-    """ListExecutions, newest first, page by page (up to 1,000 executions a call)."""
+    """ListExecutions page by page: "sorted by time, with the most recent execution first", up to
+    1,000 a call (maxResults, 1-1000; Step Functions API reference, ListExecutions)."""
     options: dict[str, Any] = {"stateMachineArn": state_machine_arn, "PaginationConfig": {"PageSize": 1000}}
     if status:
         options["statusFilter"] = status
