@@ -171,12 +171,12 @@ def test_a_failing_parallel_branch_stops_the_job_its_sibling_is_running(local: L
         time.sleep(1.0)  # the job has started by then
         raise RuntimeError("the other branch failed")
 
-    job = f"rules-transform-{time.monotonic_ns()}"
+    job, bucket = f"rules-transform-{time.monotonic_ns()}", local.settings.bucket
     transform = {
         "TransformJobName": job,
         "ModelName": "rules-model",
-        "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://b/in/"}}},
-        "TransformOutput": {"S3OutputPath": "s3://b/out/"},
+        "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{bucket}/in/"}}},
+        "TransformOutput": {"S3OutputPath": f"s3://{bucket}/out/"},
         "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
     }
     branches = [
@@ -222,12 +222,12 @@ def test_a_failing_parallel_branch_stops_the_job_its_sibling_is_running(local: L
 def test_a_new_job_is_in_progress_until_it_ends(local: LocalRuns) -> None:
     """SageMaker reports a job InProgress from its creation until it ends (SageMaker API reference,
     DescribeTransformJob: TransformJobStatus); moto recorded every new job as Completed at once."""
-    job = f"rules-progress-{time.monotonic_ns()}"
+    job, bucket = f"rules-progress-{time.monotonic_ns()}", local.settings.bucket  # the job writes its output there
     request = {
         "TransformJobName": job,
         "ModelName": "rules-model",
-        "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://b/in/"}}},
-        "TransformOutput": {"S3OutputPath": "s3://b/out/"},
+        "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{bucket}/in/"}}},
+        "TransformOutput": {"S3OutputPath": f"s3://{bucket}/out/"},
         "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
     }
     sagemaker = local.local.sagemaker

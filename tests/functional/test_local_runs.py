@@ -21,6 +21,7 @@ from mlops_sfn import cli
 from mlops_sfn.core.stages import SERVING, STAGES
 from mlops_sfn.local.harness import THROTTLEABLE, LocalRuns, RunReport
 from mlops_sfn.local.sagemaker import FAILABLE
+from mlops_sfn.operate import rerun, runs
 from mlops_sfn.tools import policy, statemachine
 from tests.conftest import edited, load_item
 
@@ -102,6 +103,11 @@ SCENARIOS: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
     "endpoint busy": [(DEMO, {"answer": "approve", "endpoint": "stuck"})] * 2,
     "endpoint rolled back": [(DEMO, {"answer": "approve"}), (DEMO, {"answer": "approve", "endpoint": "rolled_back"})],
     "quiet success": [(quiet(DEMO), {"answer": "approve"})],
+    # A rerun of the run before it (mlops-sfn rerun --from deploy): everything before deploy reused.
+    "rerun from deploy after the endpoint failed": [
+        (DEMO, {"answer": "approve", "endpoint": "failed"}),
+        (DEMO, {"rerun_from": "deploy"}),
+    ],
     "quiet failure": [(quiet(DEMO), {"fail": {"training"}})],
     **{f"{api} throttled once": [] for api in THROTTLEABLE},  # see throttled_runs()
 }
@@ -169,7 +175,12 @@ def scenario(name: str) -> Outcome:
             ComparisonOperator="GreaterThanOrEqualToThreshold",
         )
         runs = SCENARIOS[name] or throttled_runs(name.removesuffix(" throttled once"))
-        reports = [local.run(item, **options) for item, options in runs]
+        reports: list[RunReport] = []
+        for item, options in runs:
+            if "rerun_from" in options:
+                reports.append(local.run_input(rerun_input(local, reports[-1], item, options["rerun_from"])))
+            else:
+                reports.append(local.run(item, **options))
         endpoints = {
             e["EndpointName"]: local.sagemaker.describe_endpoint(EndpointName=e["EndpointName"])
             for e in local.sagemaker.list_endpoints()["Endpoints"]
@@ -192,6 +203,15 @@ def scenario(name: str) -> Outcome:
         alarms={alarm["AlarmName"]: alarm for alarm in alarms if alarm["AlarmName"] != TEAM_ALARM},
         keys={o["Key"] for o in objects},
     )
+
+
+def rerun_input(local: LocalRuns, earlier: RunReport, item: dict[str, Any], stage: str) -> dict[str, Any]:
+    arn = local.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{earlier.execution_name}"
+    described = runs.from_description(local.sfn.describe_execution(executionArn=arn))
+    planned = rerun.plan_rerun(
+        described, earlier.history, local.definition, item, local.settings, stage, lambda _: False
+    )
+    return planned.execution_input
 
 
 def tasks_entered(report: RunReport) -> set[str]:

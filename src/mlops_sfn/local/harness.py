@@ -246,11 +246,14 @@ class LocalRuns:
         execution, execution_input = self.start(item, answer=answer, **options)
         return self._report(execution, execution_input, answer, started, timeout)
 
-    def run_input(self, execution_input: dict[str, Any], timeout: float = 120.0) -> RunReport:
+    def run_input(
+        self, execution_input: dict[str, Any], timeout: float = 120.0, endpoint: str = "in_service"
+    ) -> RunReport:
         """Execute an input planned elsewhere (a rerun's, say) with simulated jobs that succeed; nobody answers."""
         started = time.monotonic()
         self._answered = []
         self.local.sagemaker.runner = self.jobs or SimulatedJobs.for_execution(self.s3, execution_input, set(), None, 0)
+        self.local.sagemaker.endpoint_outcome = endpoint
         self.local.fail_states, self.local.throttle = {}, set()
         execution = self.sfn.start_execution(
             stateMachineArn=self.state_machine_arn,

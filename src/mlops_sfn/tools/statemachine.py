@@ -511,11 +511,12 @@ def _branch(stage: str) -> dict[str, Any]:
     branch with the stage's results as output), and the failure record that ends it otherwise."""
     b = _Builder(f"End {STAGE[stage].title.lower()} branch: failed")
     entry, skipped = _STATES[stage](b, None), f"No {STAGE[stage].title.lower()}"
-    reused = f"Reused {STAGE[stage].title.lower()}"
+    # A rerun reuses stages before the one it starts from, so never the last (it has no Reused state).
+    reused = f"Reused {STAGE[stage].title.lower()}" if stage != STAGES[-1] else None
     b.states = {_run(stage): _choice(stage, entry, skipped, reused), **b.states}
     b.add(skipped, {"Type": "Pass", "Result": {"skipped": True}, "End": True})
-    # A rerun's input holds the earlier run's results of this branch: they are its output again.
-    b.add(reused, {"Type": "Pass", "InputPath": f"$.results.serve.{stage}", "End": True})
+    if reused:  # a rerun's input holds the earlier run's results of this branch: they are its output again
+        b.add(reused, {"Type": "Pass", "InputPath": f"$.results.serve.{stage}", "End": True})
     _branch_failure(b)
     return {"StartAt": _run(stage), "States": b.states}
 
