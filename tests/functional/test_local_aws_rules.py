@@ -235,3 +235,96 @@ def test_a_new_job_is_in_progress_until_it_ends(local: LocalRuns) -> None:
     assert local.sagemaker.describe_transform_job(TransformJobName=job)["TransformJobStatus"] == "InProgress"
     sagemaker.run_job("createTransformJob", request, "us-east-1", "123456789012")
     assert local.sagemaker.describe_transform_job(TransformJobName=job)["TransformJobStatus"] == "Completed"
+
+
+# --- RedriveExecution (moto lacks it: mlops_sfn.local.redrive) ---------------------------------------
+
+
+def redriven(local: LocalRuns, definition: dict[str, Any], function: Any) -> tuple[Any, Any, list[dict[str, Any]]]:
+    """Run `definition` until it ends, redrive it, wait again: (first description, last one, history)."""
+    local.local.functions = {FUNCTION: function}
+    arn = local.sfn.create_state_machine(
+        name=f"redrive-{time.monotonic_ns()}",
+        definition=json.dumps(definition),
+        roleArn="arn:aws:iam::123456789012:role/mlops-dev-states",
+    )["stateMachineArn"]
+
+    def ended(execution: str) -> dict[str, Any]:
+        for _ in range(400):
+            described = local.sfn.describe_execution(executionArn=execution)
+            if described["status"] != "RUNNING":
+                return described
+            time.sleep(0.025)
+        raise AssertionError("still running")
+
+    with integrations.installed(local.local, arn):
+        execution = local.sfn.start_execution(stateMachineArn=arn, input='{"n": 1}')["executionArn"]
+        first = ended(execution)
+        local.sfn.redrive_execution(executionArn=execution)
+        last = ended(execution)
+    return first, last, local.sfn.get_execution_history(executionArn=execution)["events"]
+
+
+class FailsOnce:
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    def __call__(self, event: Any, context: Any) -> Any:
+        self.events.append(event)
+        if len(self.events) == 1:
+            raise RuntimeError("the first call fails")
+        return {"ok": True}
+
+
+def uncaught_task() -> dict[str, Any]:
+    return {
+        "StartAt": "Before",
+        "States": {
+            "Before": {"Type": "Pass", "Result": "prepared", "ResultPath": "$.before", "Next": "Call"},
+            "Call": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": FUNCTION, "Payload": {"before.$": "$.before"}},
+                "End": True,
+            },
+        },
+    }
+
+
+def test_a_redrive_reruns_the_failed_task_with_its_input_and_not_the_steps_before_it(local: LocalRuns) -> None:
+    """ "it continues the failed execution from the unsuccessful step and uses the same input ...
+    doesn't rerun these [successful] steps" (Step Functions API reference, RedriveExecution)."""
+    function = FailsOnce()
+    first, last, events = redriven(local, uncaught_task(), function)
+
+    assert first["status"] == "FAILED" and last["status"] == "SUCCEEDED"
+    assert last["redriveCount"] == 1 and "redriveDate" in last
+    assert function.events == [{"before": "prepared"}, {"before": "prepared"}]
+    entered = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+    assert entered == ["Before", "Call", "Call"]
+    assert [e["id"] for e in events] == list(range(1, len(events) + 1))  # one history, numbered on
+    assert [e["type"] for e in events].count("ExecutionRedriven") == 1
+
+
+def test_a_redrive_of_a_caught_failure_starts_again_at_the_fail_state(local: LocalRuns) -> None:
+    """A caught error ends in the Fail state it leads to: that is the unsuccessful step, so the redrive
+    fails again there (why `mlops-sfn redrive` refuses such runs and points to `rerun --from`)."""
+    definition = uncaught_task()
+    definition["States"]["Call"] |= {"Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Failed"}]}
+    definition["States"]["Failed"] = {"Type": "Fail", "Error": "Recorded", "Cause": "caught"}
+    function = FailsOnce()
+    first, last, events = redriven(local, definition, function)
+
+    assert (first["status"], last["status"], last["error"]) == ("FAILED", "FAILED", "Recorded")
+    assert len(function.events) == 1  # the task did not run again
+    entered = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+    assert entered == ["Before", "Call", "Failed", "Failed"]
+
+
+def test_a_running_or_succeeded_execution_is_not_redrivable(local: LocalRuns) -> None:
+    """ExecutionNotRedrivable, with DescribeExecution's redriveStatusReason texts (API reference)."""
+    described, _ = execute(local, {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
+    with pytest.raises(ClientError) as refused:
+        local.sfn.redrive_execution(executionArn=described["executionArn"])
+    assert refused.value.response["Error"]["Code"] == "ExecutionNotRedrivable"
+    assert refused.value.response["Error"]["Message"] == "Execution is SUCCEEDED and cannot be redriven."

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ from mlops_sfn import cli
 from mlops_sfn.cli.runs import overrides
 from mlops_sfn.core.router import RejectedEvent
 from mlops_sfn.local import REGION
-from mlops_sfn.local.harness import LocalRuns
+from mlops_sfn.local.harness import QUALITY_GATE_ARN, LocalRuns
+from mlops_sfn.local.sagemaker import JobResult, SimulatedJobs
 from mlops_sfn.operate import items as operate_items
 from mlops_sfn.operate import rerun, runs
 from tests.aws import BUCKET, IMAGE, ROLE_ARN, TABLE, Stack, deploy
@@ -452,3 +454,79 @@ def test_runs_of_an_unknown_pipeline_says_so(stack: Stack, tmp_path: Path, capsy
     assert f"no pipeline no-such-pipeline in {TABLE}" in capsys.readouterr().err
     assert cli.main(["runs", DEMO, "--outputs", str(outputs)]) == 0
     assert capsys.readouterr().out == f"no runs of {DEMO}\n"
+
+
+# --- redrive ------------------------------------------------------------------------------------------
+
+
+def wait_for(condition: Any, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def entered(local: LocalRuns, arn: str) -> list[str]:
+    return [
+        e["stateEnteredEventDetails"]["name"] for e in runs.history(local.sfn, arn) if "stateEnteredEventDetails" in e
+    ]
+
+
+def test_a_run_stopped_in_the_quality_gate_is_redriven_from_it_and_nothing_before_runs_again(
+    tmp_path: Path, capsys: Any
+) -> None:
+    with LocalRuns() as local:
+        gate = local.local.functions[QUALITY_GATE_ARN]
+
+        def slow_gate(event: Any, context: Any) -> Any:
+            time.sleep(1.5)  # long enough to be stopped in
+            return gate(event, context)
+
+        local.local.functions = {**local.local.functions, QUALITY_GATE_ARN: slow_gate}
+        arn, execution_input = local.start(trained_and_evaluated())
+        wait_for(lambda: "Check quality gate" in entered(local, arn))
+        local.sfn.stop_execution(executionArn=arn, error="Operator", cause="stopped in the quality gate")
+        wait_for(lambda: local.sfn.describe_execution(executionArn=arn)["status"] == "ABORTED")
+        local.local.functions = {**local.local.functions, QUALITY_GATE_ARN: gate}
+        name = execution_input["execution_name"]
+
+        assert cli.main(["redrive", name, "--wait", "--json", "--outputs", str(local_outputs(local, tmp_path))]) == 0
+        shown = json.loads(capsys.readouterr().out)
+        assert shown["status"] == "SUCCEEDED" and shown["stages"]["register"]["outcome"] == "succeeded"
+        described = local.sfn.describe_execution(executionArn=arn)
+        assert described["redriveCount"] == 1
+        states = entered(local, arn)
+        assert states.count("Training") == 1 and states.count("Check quality gate") == 2
+
+
+def test_redrive_refuses_runs_it_cannot_help_and_names_the_rerun_that_can(
+    finished: tuple[LocalRuns, list[str]], tmp_path: Path, capsys: Any
+) -> None:
+    local, names = finished
+    outputs = local_outputs(local, tmp_path)
+
+    assert cli.main(["redrive", names[1], "--outputs", str(outputs)]) == 1  # failed at evaluation, caught
+    err = capsys.readouterr().err
+    assert "ended in the Failed state" in err and f"mlops-sfn rerun {names[1]} --from evaluation" in err
+    assert cli.main(["redrive", names[0], "--outputs", str(outputs)]) == 1
+    assert "is SUCCEEDED: only a failed, timed-out or stopped run can be redriven" in capsys.readouterr().err
+
+
+def test_redrive_refuses_a_run_stopped_in_a_sagemaker_job_whose_name_is_taken(tmp_path: Path, capsys: Any) -> None:
+    class SlowTraining(SimulatedJobs):
+        def run(self, kind: str, request: dict[str, Any]) -> JobResult:
+            if kind == "createTrainingJob":
+                time.sleep(2.0)
+            return super().run(kind, request)
+
+    with LocalRuns() as local:
+        local.jobs = SlowTraining(local.s3)
+        arn, execution_input = local.start(trained_and_evaluated())
+        wait_for(lambda: "Training" in entered(local, arn))
+        local.sfn.stop_execution(executionArn=arn)
+        wait_for(lambda: local.sfn.describe_execution(executionArn=arn)["status"] == "ABORTED")
+        name = execution_input["execution_name"]
+
+        assert cli.main(["redrive", name, "--outputs", str(local_outputs(local, tmp_path))]) == 1
+        err = capsys.readouterr().err
+        assert "SageMaker job name is taken" in err and f"mlops-sfn rerun {name} --from training" in err

@@ -289,7 +289,7 @@ def test_an_item_edited_in_the_table_changes_the_next_run_without_redeploying(
 
 
 def test_a_failing_script_fails_the_run_and_its_error_reaches_the_failure_notification(
-    demo: Demo, tmp_path: Path
+    demo: Demo, tmp_path: Path, outputs: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = copy_artifacts(tmp_path)
     with (folder / "code" / "train.py").open("a") as script:
@@ -306,6 +306,10 @@ def test_a_failing_script_fails_the_run_and_its_error_reaches_the_failure_notifi
     assert note["message"]["failed_stage"] == "training"
     reason = json.loads(note["message"]["cause"])["FailureReason"]
     assert 'ErrorMessage "ValueError: the training data has no target column"' in reason
+
+    # Step Functions' redrive would only fail again in the Failed state: the command says what works.
+    assert cli.main(["redrive", failed.execution_name, "--outputs", str(outputs)]) == 1
+    assert f"mlops-sfn rerun {failed.execution_name} --from training" in capsys.readouterr().err
 
 
 def test_a_rejected_upload_lands_in_the_dead_letter_queue_and_replays_once_fixed(

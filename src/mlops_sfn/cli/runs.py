@@ -30,9 +30,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         " VALUE is JSON or else a string, e.g. --set training.request.StoppingCondition.MaxRuntimeInSeconds=7200"
         " (repeatable)",
     )
-    run.add_argument("--wait", action="store_true", help="follow the run stage by stage; exit 0 only if it succeeds")
-    run.add_argument("--timeout", type=float, default=240, metavar="MINUTES", help="stop waiting after (default 240)")
-    run.add_argument("--json", action="store_true", help="print the run (and, with --wait, its end) as JSON")
+    _add_wait(run)
     add_target(run)
     run.set_defaults(run=start_run)
 
@@ -49,11 +47,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     rerun.add_argument("execution", metavar="EXECUTION", help="execution name or ARN")
     rerun.add_argument("--from", dest="from_stage", required=True, choices=STAGES, metavar="STAGE")
-    rerun.add_argument("--wait", action="store_true", help="follow the run stage by stage; exit 0 only if it succeeds")
-    rerun.add_argument("--timeout", type=float, default=240, metavar="MINUTES", help="stop waiting after (default 240)")
-    rerun.add_argument("--json", action="store_true")
+    _add_wait(rerun)
     add_target(rerun)
     rerun.set_defaults(run=rerun_from)
+
+    redrive = commands.add_parser(
+        "redrive", help="Step Functions' redrive of a stopped or failed run, where it can work (else: rerun)"
+    )
+    redrive.add_argument("execution", metavar="EXECUTION", help="execution name or ARN")
+    _add_wait(redrive)
+    add_target(redrive)
+    redrive.set_defaults(run=redrive_run)
 
     status = commands.add_parser("status", help="one run, stage by stage: outcome, time, outputs, failure")
     status.add_argument("execution", metavar="EXECUTION", help="execution name or ARN")
@@ -61,6 +65,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     status.add_argument("--graph", type=Path, metavar="FILE", help="write the executed graph (Mermaid) to FILE")
     add_target(status)
     status.set_defaults(run=show_status)
+
+
+def _add_wait(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--wait", action="store_true", help="follow the run stage by stage; exit 0 only if it succeeds")
+    parser.add_argument("--timeout", type=float, default=240, metavar="MINUTES", help="stop waiting after (240)")
+    parser.add_argument("--json", action="store_true", help="print the run (and, with --wait, its end) as JSON")
 
 
 def overrides(sets: list[str]) -> dict[str, Any]:
@@ -117,17 +127,45 @@ def start_run(args: argparse.Namespace) -> int:
     return _wait(sfn, arn, args)
 
 
-def _wait(sfn: Any, arn: str, args: argparse.Namespace) -> int:
+def _wait(sfn: Any, arn: str, args: argparse.Namespace, since: int = 0) -> int:
     """Follow a started run to its end; exit 0 only when it succeeded."""
     say = (lambda line: None) if args.json else print
+    deadline = time.monotonic() + args.timeout * 60
     try:
-        described, _ = runs.follow(sfn, arn, say, time.monotonic() + args.timeout * 60, _approval_notice(say))
+        described, _ = runs.follow(sfn, arn, say, deadline, _approval_notice(say), since=since)
     except runs.RunError as error:
         problem(f"mlops-sfn {args.command}: {error}: mlops-sfn status {arn.rsplit(':', 1)[1]}")
         return INVALID
     run = runs.from_description(described)
     _report(sfn, run, args.json, None)
     return OK if run.status == "SUCCEEDED" else INVALID
+
+
+def redrive_run(args: argparse.Namespace) -> int:
+    deployment = target(args.outputs)
+    sfn = deployment.client("stepfunctions")
+    arn = execution_arn(deployment, args.execution)
+    try:
+        earlier = runs.from_description(sfn.describe_execution(executionArn=arn))
+    except sfn.exceptions.ExecutionDoesNotExist:
+        problem(f"mlops-sfn redrive: no execution {args.execution} in {deployment.output('state_machine_arn')}")
+        return INVALID
+    events = runs.history(sfn, arn)
+    refused = rerun.why_not_redrive(earlier, events, runs.definition(sfn, arn))
+    if refused:
+        problem(f"mlops-sfn redrive: {refused}")
+        return INVALID
+    try:
+        sfn.redrive_execution(executionArn=arn)
+    except sfn.exceptions.ExecutionNotRedrivable as error:  # e.g. past the 14 days AWS allows
+        problem(f"mlops-sfn redrive: {earlier.name}: {error.response['Error']['Message']}")
+        return INVALID
+    if not args.wait:
+        print(json.dumps({"name": earlier.name, "arn": arn}) if args.json else f"redriven {earlier.name}")
+        return OK
+    if not args.json:
+        print(f"redriven {earlier.name}; following it")
+    return _wait(sfn, arn, args, since=len(events))
 
 
 def rerun_from(args: argparse.Namespace) -> int:

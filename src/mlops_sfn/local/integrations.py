@@ -39,6 +39,7 @@ from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 
 from ..tools.statemachine import SDK_SERVICES
+from . import redrive
 from .motoport import (
     CustomErrorName,
     ErrorEqualsDecl,
@@ -415,6 +416,7 @@ def _copy_within_limit(self: Any, src_key: Any, *args: Any, **kwargs: Any) -> An
 
 
 def _patch() -> None:
+    redrive.patch()
     _FACTORY.state_task_service_for = _service_for
     _RETRIER.time = _ScaledClock()
     RetrierDecl._eval_body = _retry_for_run  # type: ignore[method-assign]
@@ -425,6 +427,7 @@ def _patch() -> None:
 
 
 def _unpatch() -> None:
+    redrive.unpatch()
     _FACTORY.state_task_service_for = _ORIGINAL
     _RETRIER.time = time
     RetrierDecl._eval_body = _RETRY  # type: ignore[method-assign]

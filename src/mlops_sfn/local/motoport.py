@@ -24,6 +24,7 @@ if _found != SUPPORTED:
 from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend, lambda_simple_backends
 from moto.core.exceptions import JsonRESTError
+from moto.core.responses import ActionResult
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.events.models import Rule
 from moto.iam.access_control import IAMPolicy, PermissionResult
@@ -34,7 +35,7 @@ from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 from moto.sns.models import sns_backends
 from moto.sqs.models import sqs_backends
 from moto.stepfunctions.exceptions import ValidationException
-from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+from moto.stepfunctions.parser.api import ExecutionStatus, HistoryEventType, TaskFailedEventDetails
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
 from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
@@ -60,9 +61,13 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
     StateTaskServiceLambda,
 )
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+from moto.stepfunctions.parser.asl.eval.evaluation_details import EvaluationDetails, StateMachineDetails
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+from moto.stepfunctions.parser.backend.execution import Execution
+from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+from moto.stepfunctions.responses import StepFunctionResponse
 
 
 def serve(argv: list[str]) -> None:
@@ -77,10 +82,15 @@ def sagemaker_backend(account: str, region: str) -> Any:
 
 
 __all__ = [
+    "ActionResult",
     "CustomErrorName",
     "DynamoType",
     "ErrorEqualsDecl",
+    "EvaluationDetails",
     "EventDetails",
+    "Execution",
+    "ExecutionStatus",
+    "ExecutionWorker",
     "FailureEvent",
     "FailureEventException",
     "FakeBucket",
@@ -97,11 +107,13 @@ __all__ = [
     "S3Backend",
     "S3ClientError",
     "SageMakerRuntimeResponse",
+    "StateMachineDetails",
     "StateTaskServiceAwsSdk",
     "StateTaskServiceCallback",
     "StateTaskServiceLambda",
     "StatesErrorName",
     "StatesErrorNameType",
+    "StepFunctionResponse",
     "StepFunctionsParserBackend",
     "TaskFailedEventDetails",
     "ValidationException",

@@ -24,6 +24,7 @@ from ..core.plan import Settings, map_strings, plan_execution
 from ..core.problems import InvalidItem
 from ..core.stages import CATALOG, SERVING, STAGE, STAGES
 from ..core.triggers import Trigger
+from ..tools.statemachine import SAGEMAKER, stage_tasks
 from . import runs
 
 
@@ -166,3 +167,31 @@ def _outputs(stage: str, block: dict[str, Any], result: dict[str, Any]) -> list[
     if stage == "batch_transform":
         return [request.get("TransformOutput", {}).get("S3OutputPath", "")]
     return []
+
+
+def why_not_redrive(earlier: runs.Run, events: list[dict[str, Any]], machine: dict[str, Any]) -> str | None:
+    """Why Step Functions' redrive cannot help this run, with what to do instead; None when it can.
+
+    A redrive starts again at the unsuccessful step with its input: where a caught failure ended
+    (the Fail state) it would fail again there, and a SageMaker job task would create its job
+    again under the same name, which SageMaker refuses (a job name is unique for ever)."""
+    if earlier.status not in ("FAILED", "TIMED_OUT", "ABORTED"):
+        return f"{earlier.name} is {earlier.status}: only a failed, timed-out or stopped run can be redriven"
+    found = runs.unsuccessful_state(events, machine["States"])
+    if found is None:
+        return f"{earlier.name} has no unsuccessful state to start again from"
+    state = found[0]
+    task_stage = {task: stage for stage, tasks in stage_tasks(machine).items() for task in tasks}
+    if machine["States"][state]["Type"] == "Fail" and earlier.failed_stage:
+        stage = earlier.failed_stage.split(",")[0]
+        stage = "evaluation" if stage == "quality_gate" else stage
+        return (
+            f"{earlier.name} failed at {earlier.failed_stage} and the failure was recorded (it ended in the"
+            f" {state} state, where a redrive would fail again): mlops-sfn rerun {earlier.name} --from {stage}"
+        )
+    if machine["States"][state].get("Resource", "").startswith(SAGEMAKER) and state in task_stage:
+        return (
+            f"{earlier.name} stopped in {state}, whose SageMaker job name is taken (a redrive would create it again):"
+            f" mlops-sfn rerun {earlier.name} --from {task_stage[state]}"
+        )
+    return None

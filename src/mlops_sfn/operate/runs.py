@@ -201,14 +201,16 @@ def follow(
     deadline: float,
     each_poll: Callable[[dict[str, Any], list[dict[str, Any]]], None] | None = None,
     poll_seconds: float = 2.0,
+    since: int = 0,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Print every Task state as it ends (its stage and duration) until the run ends; returns its
-    description and history. `each_poll` sees the description and the events new since the last poll. Past `deadline`
+    description and history. `each_poll` sees the description and the events new since the last poll;
+    the first `since` events (a redriven run's earlier attempt) are not reported again. Past `deadline`
     (time.monotonic()) it raises RunError and leaves the run going."""
     tasks = statemachine.stage_tasks(definition(sfn, execution_arn))
     task_stage = {task: stage for stage, names in tasks.items() for task in names}
     entered: dict[str, datetime] = {}
-    seen = 0
+    seen = since
     while True:
         described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
         events = history(sfn, execution_arn)
@@ -286,3 +288,21 @@ def results_so_far(events: list[dict[str, Any]]) -> dict[str, Any]:
         if isinstance(output.get("results"), dict):
             return results(output)
     return {}
+
+
+def unsuccessful_state(events: list[dict[str, Any]], top_level: dict[str, Any]) -> tuple[str, Any] | None:
+    """Where a redrive starts again: the last top-level state entered and never exited (a Task that
+    failed or was running when the run stopped, or the Fail state a caught error led to), with the
+    input it was entered with; None when every state entered was left."""
+    open_states: dict[str, Any] = {}
+    for event in events:
+        entered = event.get("stateEnteredEventDetails")
+        if entered and entered["name"] in top_level:
+            open_states[entered["name"]] = _json(entered.get("input"))
+        exited = event.get("stateExitedEventDetails")
+        if exited:
+            open_states.pop(exited["name"], None)
+    if not open_states:
+        return None
+    name = list(open_states)[-1]
+    return name, open_states[name]
