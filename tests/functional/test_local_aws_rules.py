@@ -328,3 +328,16 @@ def test_a_running_or_succeeded_execution_is_not_redrivable(local: LocalRuns) ->
         local.sfn.redrive_execution(executionArn=described["executionArn"])
     assert refused.value.response["Error"]["Code"] == "ExecutionNotRedrivable"
     assert refused.value.response["Error"]["Message"] == "Execution is SUCCEEDED and cannot be redriven."
+
+    waiting = {"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 30, "End": True}}}
+    arn = local.sfn.create_state_machine(
+        name=f"redrive-running-{time.monotonic_ns()}",
+        definition=json.dumps(waiting),
+        roleArn="arn:aws:iam::123456789012:role/mlops-dev-states",
+    )["stateMachineArn"]
+    with integrations.installed(local.local, arn):
+        execution = local.sfn.start_execution(stateMachineArn=arn)["executionArn"]
+        with pytest.raises(ClientError) as refused:
+            local.sfn.redrive_execution(executionArn=execution)
+        local.sfn.stop_execution(executionArn=execution)
+    assert refused.value.response["Error"]["Message"] == "Execution is RUNNING and cannot be redriven."
