@@ -341,3 +341,36 @@ def test_a_running_or_succeeded_execution_is_not_redrivable(local: LocalRuns) ->
             local.sfn.redrive_execution(executionArn=execution)
         local.sfn.stop_execution(executionArn=execution)
     assert refused.value.response["Error"]["Message"] == "Execution is RUNNING and cannot be redriven."
+
+
+def test_stop_execution_ends_a_run_waiting_for_a_task_token(local: LocalRuns) -> None:
+    """StopExecution stops an execution whatever it is doing (Step Functions API reference,
+    StopExecution): one waiting for a task token (an approval) ends ABORTED at once; moto kept it
+    RUNNING until the token's timeout."""
+    waiting = {
+        "StartAt": "Ask",
+        "States": {
+            "Ask": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+                "Parameters": {"FunctionName": FUNCTION, "Payload": {"token.$": "$$.Task.Token"}},
+                "TimeoutSeconds": 300,
+                "End": True,
+            }
+        },
+    }
+    local.local.functions = {FUNCTION: lambda event, context: None}
+    arn = local.sfn.create_state_machine(
+        name=f"rules-token-{time.monotonic_ns()}",
+        definition=json.dumps(waiting),
+        roleArn="arn:aws:iam::123456789012:role/mlops-dev-states",
+    )["stateMachineArn"]
+    with integrations.installed(local.local, arn):
+        execution = local.sfn.start_execution(stateMachineArn=arn)["executionArn"]
+        time.sleep(0.5)
+        local.sfn.stop_execution(executionArn=execution)
+        for _ in range(100):
+            if local.sfn.describe_execution(executionArn=execution)["status"] != "RUNNING":
+                break
+            time.sleep(0.05)
+    assert local.sfn.describe_execution(executionArn=execution)["status"] == "ABORTED"

@@ -250,6 +250,36 @@ def test_rerun_from_evaluation_retries_a_failed_evaluation_without_retraining(
     assert sagemaker.list_training_jobs()["TrainingJobSummaries"] == trained  # no training job was created
 
 
+def test_redrive_of_a_run_stopped_while_it_waited_for_approval_asks_again_and_finishes(
+    stack: deployment.Deployment, outputs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["run", PIPELINE, "--json", "--outputs", str(outputs)]) == 0
+    started = json.loads(capsys.readouterr().out.splitlines()[-1])
+    sfn = stack.client("stepfunctions")
+
+    def entered() -> list[str]:
+        events = sfn.get_execution_history(executionArn=started["arn"], maxResults=1000)["events"]
+        return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+
+    for _ in range(600):
+        if "Ask for approval" in entered():
+            break
+        time.sleep(0.1)
+    sfn.stop_execution(executionArn=started["arn"], error="Operator", cause="the approvers are away")
+    for _ in range(100):
+        if sfn.describe_execution(executionArn=started["arn"])["status"] == "ABORTED":
+            break
+        time.sleep(0.1)
+    approver = approve_when_asked(stack)
+
+    assert cli.main(["redrive", started["name"], "--wait", "--json", "--outputs", str(outputs)]) == 0
+    approver.join(5)
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["status"] == "SUCCEEDED" and shown["stages"]["deploy"]["outcome"] == "succeeded"
+    assert sfn.describe_execution(executionArn=started["arn"])["redriveCount"] == 1
+    assert entered().count("Training") == 1 and entered().count("Ask for approval") == 2
+
+
 def test_an_upload_into_a_folder_whose_name_s3_encodes_runs_on_that_folder(
     first: DemoResult, demo: Demo, stack: deployment.Deployment
 ) -> None:

@@ -16,7 +16,9 @@ moto picks a Task's service integration with `state_task_service_for(service_nam
   refuses a source above 5 GB. (moto already fails a state whose output or task result exceeds
   256 KiB, and a failing Parallel branch already stops its siblings.)
 - a `.sync` job runs in its own thread while the task polls it; when its execution or Parallel
-  branch stops, the job is stopped as Step Functions stops it (it ends `Stopped`).
+  branch stops, the job is stopped as Step Functions stops it (it ends `Stopped`); a task waiting
+  for a task token stops waiting when its execution is stopped (moto waited for the timeout);
+- RedriveExecution (`redrive.py`).
 Retry intervals are shortened by `retry_sleep_scale`, and Wait states by `wait_scale`, since moto's
 interpreter really sleeps.
 The patches are process-wide, but each run's wiring (`Local`) is found through the state machine
@@ -41,6 +43,7 @@ from botocore.response import StreamingBody
 from ..tools.statemachine import SDK_SERVICES
 from . import redrive
 from .motoport import (
+    CallbackOutcomeTimedOut,
     CustomErrorName,
     ErrorEqualsDecl,
     EventDetails,
@@ -415,8 +418,31 @@ def _copy_within_limit(self: Any, src_key: Any, *args: Any, **kwargs: Any) -> An
     return _COPY(self, src_key, *args, **kwargs)
 
 
+# "StopExecution: Stops an execution" whatever it is doing (Step Functions API reference); moto's
+# task waiting for a task token keeps waiting, so a stopped run waiting for an approval stayed RUNNING.
+_WAIT_FOR_TOKEN = StateTaskServiceCallback._eval_wait_for_task_token
+_TOKEN_POLL_SECONDS = 0.2
+
+
+def _wait_for_token_until_stopped(
+    self: Any, env: Any, timeout_seconds: Any, callback_endpoint: Any, heartbeat_endpoint: Any
+) -> Any:
+    if heartbeat_endpoint is not None:
+        return _WAIT_FOR_TOKEN(self, env, timeout_seconds, callback_endpoint, heartbeat_endpoint)
+    deadline = time.monotonic() + timeout_seconds if timeout_seconds else None
+    while env.is_running():
+        left = _TOKEN_POLL_SECONDS if deadline is None else min(_TOKEN_POLL_SECONDS, deadline - time.monotonic())
+        outcome = callback_endpoint.wait(timeout=max(left, 0))
+        if outcome is not None:
+            return outcome
+        if deadline is not None and time.monotonic() >= deadline:
+            return CallbackOutcomeTimedOut(callback_id=callback_endpoint.callback_id)
+    return None  # stopped: the execution ends ABORTED
+
+
 def _patch() -> None:
     redrive.patch()
+    StateTaskServiceCallback._eval_wait_for_task_token = _wait_for_token_until_stopped  # type: ignore[method-assign]
     _FACTORY.state_task_service_for = _service_for
     _RETRIER.time = _ScaledClock()
     RetrierDecl._eval_body = _retry_for_run  # type: ignore[method-assign]
@@ -428,6 +454,7 @@ def _patch() -> None:
 
 def _unpatch() -> None:
     redrive.unpatch()
+    StateTaskServiceCallback._eval_wait_for_task_token = _WAIT_FOR_TOKEN  # type: ignore[method-assign]
     _FACTORY.state_task_service_for = _ORIGINAL
     _RETRIER.time = time
     RetrierDecl._eval_body = _RETRY  # type: ignore[method-assign]

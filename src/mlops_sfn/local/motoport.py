@@ -61,6 +61,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
     StateTaskServiceLambda,
 )
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackOutcomeTimedOut
 from moto.stepfunctions.parser.asl.eval.evaluation_details import EvaluationDetails, StateMachineDetails
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
@@ -83,6 +84,7 @@ def sagemaker_backend(account: str, region: str) -> Any:
 
 __all__ = [
     "ActionResult",
+    "CallbackOutcomeTimedOut",
     "CustomErrorName",
     "DynamoType",
     "ErrorEqualsDecl",
