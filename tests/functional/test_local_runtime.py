@@ -706,3 +706,29 @@ def test_only_the_moto_port_imports_moto() -> None:
         if any(line.lstrip().startswith(("from moto", "import moto")) for line in path.read_text().splitlines())
     )
     assert importing == ["local/motoport.py"]
+
+
+@pytest.mark.parametrize("data_filter", [True, False], ids=["python with the data filter", "python 3.11.2"])
+def test_job_archives_extract_safely_on_every_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_filter: bool
+) -> None:
+    """A model or source archive is extracted with the "data" filter where Python has it (3.11.4+),
+    and the same members are refused without it (Debian's python3 is 3.11.2)."""
+    from mlops_sfn.local import jobs
+
+    monkeypatch.setattr(jobs, "_DATA_FILTER", data_filter)
+
+    def archive(members: dict[str, bytes]) -> bytes:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as written:
+            for name, body in members.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(body)
+                written.addfile(info, io.BytesIO(body))
+        return buffer.getvalue()
+
+    jobs._extract(archive({"model.joblib": b"model", "code/train.py": b"print(1)"}), tmp_path / "ok")
+    assert (tmp_path / "ok" / "code" / "train.py").read_bytes() == b"print(1)"
+    with pytest.raises(jobs.JobError):
+        jobs._extract(archive({"../escaped.txt": b"x"}), tmp_path / "bad")
+    assert not (tmp_path / "escaped.txt").exists()

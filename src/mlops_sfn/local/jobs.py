@@ -377,9 +377,21 @@ def _archive(folder: Path) -> bytes:
     return buffer.getvalue()
 
 
+# extractall's "data" filter (no absolute paths, no `..`, no links out, no devices) came in Python
+# 3.11.4; Debian's python3 is 3.11.2. Without it, the same members are refused here first.
+_DATA_FILTER = hasattr(tarfile, "data_filter")
+
+
 def _extract(data: bytes, into: Path) -> None:
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as archive:
-            archive.extractall(into, filter="data")
+            if _DATA_FILTER:
+                archive.extractall(into, filter="data")
+                return
+            for member in archive.getmembers():
+                parts = Path(member.name).parts
+                if member.name.startswith("/") or ".." in parts or not (member.isfile() or member.isdir()):
+                    raise JobError(f"ClientError: the archive holds {member.name!r}, which may not be extracted")
+            archive.extractall(into)
     except tarfile.TarError as error:
         raise JobError(f"ClientError: not a tar.gz archive: {error}") from None
