@@ -437,6 +437,9 @@ def test_a_rerun_of_a_rerun_keeps_reusing_and_names_the_run_that_made_each_resul
     rerun_run = runs.from_description(local.sfn.describe_execution(executionArn=arn))
 
     second = plan(local, rerun_run, runs.history(local.sfn, arn), "create_model")
+    switched_on = edited(trained_and_evaluated(), {"stages.approval.run": True})  # off in the earlier runs
+    with pytest.raises(rerun.RerunRefused, match=r"stages\.approval\.run changed since"):
+        plan(local, rerun_run, runs.history(local.sfn, arn), "create_model", switched_on)
 
     assert second.execution_input["reused"] == {
         "preprocessing": earlier.name,

@@ -77,6 +77,12 @@ def plan_rerun(
                 f"the item or the day changed the run's {key} ({earlier.execution_input.get(key)} then,"
                 f" {planned[key]} now): the outputs to reuse are not where this run would look; start a new run"
             )
+    for stage in before:  # a stage before STAGE runs in neither way: it was reused or it stays off
+        if planned["run"].get(stage) != earlier.execution_input["run"].get(stage):
+            raise RerunRefused(
+                f"stages.{stage}.run changed since {earlier.name}: the stages before {from_stage} must be as they"
+                f" were; rerun from {stage} or earlier"
+            )
     for stage in reused:
         block = earlier.execution_input["stages"].get(stage)
         if planned["run"].get(stage) is not True or _unnamed(planned["stages"].get(stage)) != _unnamed(block):
