@@ -23,6 +23,7 @@ from mlops_sfn.local.sagemaker import JobResult
 pytestmark = pytest.mark.functional
 
 FUNCTION = "arn:aws:lambda:us-east-1:123456789012:function:mlops-dev-rules"
+ROLE = "arn:aws:iam::123456789012:role/mlops-dev-states"
 
 
 @pytest.fixture(scope="module")
@@ -31,23 +32,35 @@ def local() -> Iterator[LocalRuns]:
         yield runs
 
 
+def state_machine(local: LocalRuns, definition: dict[str, Any]) -> str:
+    """A new state machine of `definition` (run it inside `integrations.installed(local.local, arn)`)."""
+    return str(
+        local.sfn.create_state_machine(
+            name=f"rules-{time.monotonic_ns()}", definition=json.dumps(definition), roleArn=ROLE
+        )["stateMachineArn"]
+    )
+
+
+def ended(local: LocalRuns, execution: str) -> dict[str, Any]:
+    """The execution's description once it is not RUNNING (or after 10 s)."""
+    for _ in range(400):
+        described: dict[str, Any] = local.sfn.describe_execution(executionArn=execution)
+        if described["status"] != "RUNNING":
+            break
+        time.sleep(0.025)
+    return described
+
+
 def execute(
     local: LocalRuns, definition: dict[str, Any], answer: Any = None, function: Any = None
 ) -> tuple[dict[str, Any], list[str]]:
     """Run `definition` with a function that answers `answer` (or is `function`); the execution's
     description and the states entered."""
     local.local.functions = {FUNCTION: function or (lambda event, context: answer)}
-    name = f"rules-{time.monotonic_ns()}"
-    arn = local.sfn.create_state_machine(
-        name=name, definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/mlops-dev-states"
-    )["stateMachineArn"]
+    arn = state_machine(local, definition)
     with integrations.installed(local.local, arn):  # this state machine runs with the harness's wiring
         execution = local.sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
-        for _ in range(400):
-            described = local.sfn.describe_execution(executionArn=execution)
-            if described["status"] != "RUNNING":
-                break
-            time.sleep(0.025)
+        described = ended(local, execution)
     events = local.sfn.get_execution_history(executionArn=execution)["events"]
     return described, [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
 
@@ -243,25 +256,12 @@ def test_a_new_job_is_in_progress_until_it_ends(local: LocalRuns) -> None:
 def redriven(local: LocalRuns, definition: dict[str, Any], function: Any) -> tuple[Any, Any, list[dict[str, Any]]]:
     """Run `definition` until it ends, redrive it, wait again: (first description, last one, history)."""
     local.local.functions = {FUNCTION: function}
-    arn = local.sfn.create_state_machine(
-        name=f"redrive-{time.monotonic_ns()}",
-        definition=json.dumps(definition),
-        roleArn="arn:aws:iam::123456789012:role/mlops-dev-states",
-    )["stateMachineArn"]
-
-    def ended(execution: str) -> dict[str, Any]:
-        for _ in range(400):
-            described = local.sfn.describe_execution(executionArn=execution)
-            if described["status"] != "RUNNING":
-                return described
-            time.sleep(0.025)
-        raise AssertionError("still running")
-
+    arn = state_machine(local, definition)
     with integrations.installed(local.local, arn):
         execution = local.sfn.start_execution(stateMachineArn=arn, input='{"n": 1}')["executionArn"]
-        first = ended(execution)
+        first = ended(local, execution)
         local.sfn.redrive_execution(executionArn=execution)
-        last = ended(execution)
+        last = ended(local, execution)
     return first, last, local.sfn.get_execution_history(executionArn=execution)["events"]
 
 
@@ -330,11 +330,7 @@ def test_a_running_or_succeeded_execution_is_not_redrivable(local: LocalRuns) ->
     assert refused.value.response["Error"]["Message"] == "Execution is SUCCEEDED and cannot be redriven."
 
     waiting = {"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 30, "End": True}}}
-    arn = local.sfn.create_state_machine(
-        name=f"redrive-running-{time.monotonic_ns()}",
-        definition=json.dumps(waiting),
-        roleArn="arn:aws:iam::123456789012:role/mlops-dev-states",
-    )["stateMachineArn"]
+    arn = state_machine(local, waiting)
     with integrations.installed(local.local, arn):
         execution = local.sfn.start_execution(stateMachineArn=arn)["executionArn"]
         with pytest.raises(ClientError) as refused:
@@ -360,17 +356,10 @@ def test_stop_execution_ends_a_run_waiting_for_a_task_token(local: LocalRuns) ->
         },
     }
     local.local.functions = {FUNCTION: lambda event, context: None}
-    arn = local.sfn.create_state_machine(
-        name=f"rules-token-{time.monotonic_ns()}",
-        definition=json.dumps(waiting),
-        roleArn="arn:aws:iam::123456789012:role/mlops-dev-states",
-    )["stateMachineArn"]
+    arn = state_machine(local, waiting)
     with integrations.installed(local.local, arn):
         execution = local.sfn.start_execution(stateMachineArn=arn)["executionArn"]
         time.sleep(0.5)
         local.sfn.stop_execution(executionArn=execution)
-        for _ in range(100):
-            if local.sfn.describe_execution(executionArn=execution)["status"] != "RUNNING":
-                break
-            time.sleep(0.05)
+        ended(local, execution)
     assert local.sfn.describe_execution(executionArn=execution)["status"] == "ABORTED"

@@ -132,24 +132,22 @@ def _wait(sfn: Any, arn: str, args: argparse.Namespace, since: int = 0) -> int:
     say = (lambda line: None) if args.json else print
     deadline = time.monotonic() + args.timeout * 60
     try:
-        described, _ = runs.follow(sfn, arn, say, deadline, _approval_notice(say), since=since)
+        described, events = runs.follow(sfn, arn, say, deadline, _approval_notice(say), since=since)
     except runs.RunError as error:
         problem(f"mlops-sfn {args.command}: {error}: mlops-sfn status {arn.rsplit(':', 1)[1]}")
         return INVALID
     run = runs.from_description(described)
-    _report(sfn, run, args.json, None)
+    _report(sfn, run, args.json, None, events)
     return OK if run.status == "SUCCEEDED" else INVALID
 
 
 def redrive_run(args: argparse.Namespace) -> int:
     deployment = target(args.outputs)
     sfn = deployment.client("stepfunctions")
-    arn = execution_arn(deployment, args.execution)
-    try:
-        earlier = runs.from_description(sfn.describe_execution(executionArn=arn))
-    except sfn.exceptions.ExecutionDoesNotExist:
-        problem(f"mlops-sfn redrive: no execution {args.execution} in {deployment.output('state_machine_arn')}")
+    earlier = _named_run(deployment, sfn, args)
+    if earlier is None:
         return INVALID
+    arn = earlier.arn
     events = runs.history(sfn, arn)
     refused = rerun.why_not_redrive(earlier, events, runs.definition(sfn, arn))
     if refused:
@@ -171,12 +169,10 @@ def redrive_run(args: argparse.Namespace) -> int:
 def rerun_from(args: argparse.Namespace) -> int:
     deployment = target(args.outputs)
     sfn = deployment.client("stepfunctions")
-    arn = execution_arn(deployment, args.execution)
-    try:
-        earlier = runs.from_description(sfn.describe_execution(executionArn=arn))
-    except sfn.exceptions.ExecutionDoesNotExist:
-        problem(f"mlops-sfn rerun: no execution {args.execution} in {deployment.output('state_machine_arn')}")
+    earlier = _named_run(deployment, sfn, args)
+    if earlier is None:
         return INVALID
+    arn = earlier.arn
     stored = deployment.client("dynamodb").get_item(
         TableName=deployment.output("table_name"), Key={"consumption_pipeline_name": {"S": str(earlier.pipeline)}}
     )
@@ -261,15 +257,20 @@ def list_runs(args: argparse.Namespace) -> int:
 def show_status(args: argparse.Namespace) -> int:
     deployment = target(args.outputs)
     sfn = deployment.client("stepfunctions")
-    arn = execution_arn(deployment, args.execution)
-    try:
-        described = sfn.describe_execution(executionArn=arn)
-    except sfn.exceptions.ExecutionDoesNotExist:
-        problem(f"mlops-sfn status: no execution {args.execution} in {deployment.output('state_machine_arn')}")
+    run = _named_run(deployment, sfn, args)
+    if run is None:
         return INVALID
-    run = runs.from_description(described)
     _report(sfn, run, args.json, args.graph)
     return OK if run.status in ("SUCCEEDED", "RUNNING") else INVALID
+
+
+def _named_run(deployment: Target, sfn: Any, args: argparse.Namespace) -> runs.Run | None:
+    """The run args.execution names, or None once the reason it is not there is printed."""
+    try:
+        return runs.from_description(sfn.describe_execution(executionArn=execution_arn(deployment, args.execution)))
+    except sfn.exceptions.ExecutionDoesNotExist:
+        problem(f"mlops-sfn {args.command}: no execution {args.execution} in {deployment.output('state_machine_arn')}")
+        return None
 
 
 def execution_arn(deployment: Target, execution: str) -> str:
@@ -284,8 +285,10 @@ def execution_arn(deployment: Target, execution: str) -> str:
     return names.execution_arn(machine, execution)
 
 
-def _report(sfn: Any, run: runs.Run, as_json: bool, graph: Path | None) -> None:
-    events = runs.history(sfn, run.arn)
+def _report(
+    sfn: Any, run: runs.Run, as_json: bool, graph: Path | None, events: list[dict[str, Any]] | None = None
+) -> None:
+    events = runs.history(sfn, run.arn) if events is None else events
     stages = runs.stage_runs(events, run.execution_input, runs.definition(sfn, run.arn), run.status == "RUNNING")
     found = runs.results(run.output) or runs.results_so_far(events)
     if graph:

@@ -169,7 +169,8 @@ def _outputs(stage: str, block: dict[str, Any], result: dict[str, Any]) -> list[
     if stage == "training":
         return [result["model_data_url"]] if result.get("model_data_url") else []
     if stage == "tuning":
-        return [result.get("model", {}).get("model_data_url", "")][: 1 if result.get("model") else 0]
+        model = result.get("model", {}).get("model_data_url")
+        return [model] if model else []
     if stage == "batch_transform":
         return [request.get("TransformOutput", {}).get("S3OutputPath", "")]
     return []
