@@ -82,6 +82,14 @@ module "pipeline_config" {
   tags                   = local.tags
 }
 
+module "run_ledger" {
+  source                 = "./modules/run-ledger"
+  name                   = "${local.name}-run-ledger"
+  point_in_time_recovery = local.settings.point_in_time_recovery
+  kms_key_arn            = var.kms_key_arn
+  tags                   = local.tags
+}
+
 module "notifications" {
   source              = "./modules/notifications"
   name                = local.name
@@ -114,6 +122,7 @@ module "state_machine" {
   sagemaker_name_prefix  = local.sagemaker_prefix
   notification_topic_arn = module.notifications.notification_topic_arn
   approval_topic_arn     = module.notifications.approval_topic_arn
+  ledger_table_name      = module.run_ledger.table_name
   log_level              = local.settings.state_machine_log_level
   log_retention_days     = local.log_retention_days
   kms_key_arn            = var.kms_key_arn
@@ -127,6 +136,8 @@ module "router" {
   lambda_runtime             = var.lambda_runtime
   table_name                 = module.pipeline_config.table_name
   table_arn                  = module.pipeline_config.table_arn
+  ledger_table_name          = module.run_ledger.table_name
+  ledger_table_arn           = module.run_ledger.table_arn
   state_machine_arn          = module.state_machine.state_machine_arn
   bucket                     = local.bucket
   input_prefix               = var.input_prefix

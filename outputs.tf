@@ -28,6 +28,11 @@ output "table_name" {
   value       = module.pipeline_config.table_name
 }
 
+output "run_ledger_table_name" {
+  description = "The run ledger: the stages runs recorded for step caching."
+  value       = module.run_ledger.table_name
+}
+
 output "pipelines" {
   description = "Pipelines whose items were loaded."
   value       = module.pipeline_config.pipelines

@@ -114,6 +114,11 @@ output "table_name" {
   value       = module.mlops.table_name
 }
 
+output "run_ledger_table_name" {
+  description = "The run ledger (step caching)."
+  value       = module.mlops.run_ledger_table_name
+}
+
 output "dead_letter_queue_url" {
   description = "Rejected events wait here for a fix and a replay."
   value       = module.mlops.dead_letter_queue_url

@@ -16,6 +16,7 @@ from mlops_sfn.local import REGION
 from tests.conftest import load_event
 
 TABLE = "mlops-test-pipelines"
+LEDGER = "mlops-test-run-ledger"
 BUCKET = "example-mlops-bucket"  # the bucket the event fixtures name
 ROLE_ARN = "arn:aws:iam::123456789012:role/mlops-test-sagemaker"
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
@@ -87,6 +88,12 @@ def deploy(items: list[dict[str, Any]]) -> Stack:
         AttributeDefinitions=[{"AttributeName": "consumption_pipeline_name", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
+    dynamodb.create_table(
+        TableName=LEDGER,
+        KeySchema=[{"AttributeName": "cache_key", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "cache_key", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
     definition = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}
     arn = stepfunctions.create_state_machine(
         name="mlops-test-pipeline",
@@ -108,6 +115,7 @@ def deploy(items: list[dict[str, Any]]) -> Stack:
                     "default_image_uri": IMAGE,
                     "sagemaker_name_prefix": "mlops-dev-",
                     "image_repository_arns": "arn:aws:ecr:us-east-1:683313688378:repository/*",
+                    "ledger_table_name": LEDGER,
                 }
             ),
         },

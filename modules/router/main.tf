@@ -21,6 +21,7 @@ locals {
     kms_key_arn  = var.kms_key_arn == null ? "" : var.kms_key_arn
     # Returning batchItemFailures to a mapping without ReportBatchItemFailures would delete failed records.
     report_batch_item_failures = var.report_batch_item_failures ? "true" : "false"
+    ledger_table_name          = var.ledger_table_name
   }
 }
 
@@ -64,11 +65,18 @@ module "function" {
       Resource = "${local.bucket_arn}/${var.input_prefix}*"
     },
     {
-      Sid       = "ListUploads"
-      Effect    = "Allow"
-      Action    = "s3:ListBucket"
-      Resource  = local.bucket_arn
-      Condition = { StringLike = { "s3:prefix" = "${var.input_prefix}*" } }
+      # An upload's folder is listed before its run starts (manifests); with step caching, so is
+      # everything a cached stage reads (a stage's key covers its content). Listed, never read.
+      Sid      = "ListInputs"
+      Effect   = "Allow"
+      Action   = "s3:ListBucket"
+      Resource = concat([local.bucket_arn], [for name in var.data_buckets : "arn:${data.aws_partition.current.partition}:s3:::${name}"])
+    },
+    {
+      Sid      = "ReadLedger"
+      Effect   = "Allow"
+      Action   = "dynamodb:GetItem"
+      Resource = var.ledger_table_arn
     },
     {
       Sid      = "StartRuns"

@@ -48,6 +48,16 @@ variable "table_arn" {
   type        = string
 }
 
+variable "ledger_table_name" {
+  description = "The run ledger's DynamoDB table, read for step caching."
+  type        = string
+}
+
+variable "ledger_table_arn" {
+  description = "The run ledger's table ARN."
+  type        = string
+}
+
 variable "state_machine_arn" {
   description = "State machine every run starts."
   type        = string

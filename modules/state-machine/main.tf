@@ -14,6 +14,7 @@ locals {
     approval_topic_arn        = var.approval_topic_arn
     quality_gate_function_arn = module.quality_gate.arn
     model_copy_function_arn   = module.model_copy.arn
+    ledger_table_name         = var.ledger_table_name
   }
   policy_variables = merge(local.definition_variables, {
     partition             = local.partition

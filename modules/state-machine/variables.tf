@@ -51,6 +51,11 @@ variable "approval_topic_arn" {
   type        = string
 }
 
+variable "ledger_table_name" {
+  description = "The run ledger's DynamoDB table: succeeded stages are recorded there for step caching."
+  type        = string
+}
+
 variable "log_level" {
   description = "Execution history sent to CloudWatch Logs: ALL, ERROR, FATAL or OFF (execution data is never included)."
   type        = string

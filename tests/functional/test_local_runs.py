@@ -18,7 +18,10 @@ import boto3
 import pytest
 
 from mlops_sfn import cli
-from mlops_sfn.core.stages import SERVING, STAGES
+from mlops_sfn.core import cache as step_cache
+from mlops_sfn.core.plan import plan_execution
+from mlops_sfn.core.stages import CACHEABLE, SERVING, STAGES
+from mlops_sfn.core.triggers import Trigger
 from mlops_sfn.local.harness import THROTTLEABLE, LocalRuns, RunReport
 from mlops_sfn.local.sagemaker import FAILABLE
 from mlops_sfn.operate import rerun, runs
@@ -66,6 +69,24 @@ def quiet(item: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
+def cached(item: dict[str, Any]) -> dict[str, Any]:
+    """Every stage the item runs that may be cached, cached (step caching)."""
+    return edited(
+        item, {f"stages.{stage}.cache": {"enabled": True} for stage in CACHEABLE if item["stages"][stage]["run"]}
+    )
+
+
+def seed_inputs(local: LocalRuns, item: dict[str, Any]) -> None:
+    """An object at every location the item's stages read, so that their content can be listed."""
+    planned = plan_execution(item, Trigger(source="manual", pipeline=item["consumption_pipeline_name"]), local.settings)
+    read: set[str] = set()
+    step_cache.keys(planned, lambda location: read.add(location) or "")
+    for location in read:
+        bucket, _, key = location.removeprefix("s3://").partition("/")
+        if bucket == local.settings.bucket:
+            local.s3.put_object(Bucket=bucket, Key=key + ("part-1" if key.endswith("/") else ""), Body=b"x")
+
+
 def first_task(stage: str) -> str:
     return TASKS[stage][0]
 
@@ -109,6 +130,9 @@ SCENARIOS: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
         (DEMO, {"rerun_from": "deploy"}),
     ],
     "quiet failure": [(quiet(DEMO), {"fail": {"training"}})],
+    # Step caching: the first run records its cacheable stages, the second reuses them.
+    "cached stages recorded, then reused": [(cached(DEMO), {"answer": "approve"})] * 2,
+    "cached tuning recorded": [(cached(tuned()), {"answer": "approve"})],
     **{f"{api} throttled once": [] for api in THROTTLEABLE},  # see throttled_runs()
 }
 
@@ -116,6 +140,7 @@ SCENARIOS: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
 def throttled_runs(api: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """Runs that call `api`, the last one with its first call throttled."""
     item = tuned() if api in ("s3:copyObject", "sagemaker:createHyperParameterTuningJob") else DEMO
+    item = cached(item) if api == "dynamodb:putItem" else item  # records only what an item caches
     throttled = {"answer": "approve", "throttle": {api}}
     if api in ("sagemaker:updateEndpoint", "sagemaker:describeEndpoint"):  # on an endpoint that exists
         return [(item, {"answer": "approve"}), (item, throttled)]
@@ -130,6 +155,8 @@ def throttle_error(api: str) -> str:
     service = api.split(":")[0]
     if service == "lambda":
         return "Lambda.TooManyRequestsException"
+    if service == "dynamodb":  # the optimised integration: DynamoDB.<error> ("Call DynamoDB APIs with Step Functions")
+        return "DynamoDB.ThrottlingException"
     resources = policy.task_resources(DEFINITION)
     if f"aws-sdk:{api}" in resources:
         name = statemachine.SDK_SERVICES[service]
@@ -175,6 +202,8 @@ def scenario(name: str) -> Outcome:
             ComparisonOperator="GreaterThanOrEqualToThreshold",
         )
         runs = SCENARIOS[name] or throttled_runs(name.removesuffix(" throttled once"))
+        for item, _ in runs:
+            seed_inputs(local, item)
         reports: list[RunReport] = []
         for item, options in runs:
             if "rerun_from" in options:
@@ -514,7 +543,8 @@ def test_a_disabled_stage_costs_one_transition() -> None:
     report = scenario("training alone").report
     choices = [s for s in report.states if s.startswith("Run ") or s == "Serve model?"]
     assert len(choices) == len(STAGES) - 1  # batch transform and deploy share "Serve model?"
-    assert report.transitions == len(choices) + 1 + 3  # + Training + Notify success?, Notify success, Succeeded
+    # + Training, Record training? (step caching, not asked for), Notify success?, Notify success, Succeeded
+    assert report.transitions == len(choices) + 2 + 3
 
 
 def test_bad_options_are_refused_before_anything_starts() -> None:
@@ -583,6 +613,7 @@ def test_every_state_is_entered_by_some_scenario() -> None:
 
 SAGEMAKER_ARN = "arn:aws:sagemaker:us-east-1:123456789012"
 ALARM_ARN = "arn:aws:cloudwatch:us-east-1:123456789012:alarm"
+TABLE_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table"
 SAGEMAKER_KINDS = {  # what the optimised integration creates -> (ARN resource type, name field)
     "ProcessingJob": ("processing-job", "ProcessingJobName"),
     "TrainingJob": ("training-job", "TrainingJobName"),
@@ -643,6 +674,8 @@ def needed(details: dict[str, Any], local: dict[str, str]) -> list[tuple[str, st
         return [("sagemaker:InvokeEndpoint", f"{SAGEMAKER_ARN}:endpoint/{params['EndpointName'].lower()}")]
     if kind == "lambda":
         return [("lambda:InvokeFunction", params["FunctionName"])]
+    if kind == "dynamodb":  # step caching's record: PutItem on the table (DynamoDB's ARN format)
+        return [(f"dynamodb:{resource[0].upper()}{resource[1:]}", f"{TABLE_ARN}/{params['TableName']}")]
     assert kind == "sns", kind
     return [("sns:Publish", params["TopicArn"])]
 
@@ -667,6 +700,7 @@ def test_the_role_policy_allows_every_call_the_scenarios_made_and_nothing_beyond
         "sagemaker_name_prefix": harness.SETTINGS.sagemaker_name_prefix,
         "notification_topic_arn": f"arn:aws:sns:us-east-1:123456789012:{harness.PREFIX}-notifications",
         "approval_topic_arn": f"arn:aws:sns:us-east-1:123456789012:{harness.PREFIX}-approvals",
+        "ledger_table_name": f"{harness.PREFIX}-run-ledger",
         **harness.FUNCTION_VARIABLES,
     }
     document = policy.render_policy(local)

@@ -22,8 +22,9 @@ from moto.stepfunctions.models import StepFunctionBackend
 
 from mlops_sfn.core import contract
 from mlops_sfn.core.plan import Settings, plan_execution
-from mlops_sfn.core.router import ConfigurationError, RejectedEvent
+from mlops_sfn.core.router import Config, ConfigurationError, RejectedEvent, Router
 from mlops_sfn.core.triggers import parse_event
+from tests import aws
 from tests.aws import BUCKET, Stack, deploy
 from tests.conftest import DEMO, ROOT, STARTING_EVENTS, edited, load_event, load_item
 
@@ -465,3 +466,89 @@ def test_router_needs_only_the_settings_it_documents() -> None:
     readme = (ROOT / "README.md").read_text()
     for name in [*ENVIRONMENT, *OPTIONAL_ENVIRONMENT]:
         assert f"`{name}`" in readme, f"README does not document {name}"
+
+
+# -- step caching ---------------------------------------------------------------------------------
+
+
+def cached_training(stack: Stack) -> dict[str, Any]:
+    item = edited(load_item("demo-dev-train-and-batch-score"), {"stages.training.cache": {"enabled": True}})
+    stack.put_item(item)
+    for key in ("code/sourcedir.tar.gz", "train/part-1.csv"):
+        stack.s3.put_object(Bucket=BUCKET, Key=f"input/demo-dev-train-and-batch-score/{key}", Body=b"x")
+    return item
+
+
+def manual(run_id: str) -> dict[str, Any]:
+    return {"consumption_pipeline_name": "demo-dev-train-and-batch-score", "run_id": run_id}
+
+
+def test_a_stage_the_ledger_has_a_live_record_of_starts_reused(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cached_training(stack)
+    stack.router().handle(manual("one"), "req-1")
+    (first,) = [stack.execution_input(e["name"]) for e in stack.executions()]
+    entry = first["cache"]["training"]
+    assert "reused" not in first
+    stack.dynamodb.put_item(  # what the state machine's "Record training" writes once training succeeded
+        TableName=aws.LEDGER,
+        Item={
+            "cache_key": {"S": entry["key"]},
+            "stage": {"S": "training"},
+            "execution": {"S": first["execution_name"]},
+            "run_folder": {"S": first["run_folder"]},
+            "name": {"S": first["stages"]["training"]["request"]["TrainingJobName"]},
+            "results": {"S": json.dumps({"job_name": "t1", "model_data_url": "s3://b/m.tar.gz"})},
+            "expires_at": {"N": str(entry["expires_at"])},
+        },
+    )
+    capsys.readouterr()
+    stack.router().handle(manual("two"), "req-2")
+    second = next(stack.execution_input(e["name"]) for e in stack.executions() if e["name"] != first["execution_name"])
+    assert second["reused"] == {"training": first["execution_name"]}
+    assert second["results"]["training"]["model_data_url"] == "s3://b/m.tar.gz"
+    model = second["stages"]["create_model"]["request"]["PrimaryContainer"]["ModelDataUrl"]
+    job = first["stages"]["training"]["request"]["TrainingJobName"]
+    assert model.startswith(f"{first['run_folder']}training/{job}/")
+    (line,) = [line for line in log_lines(capsys) if line.get("outcome") == "started"]
+    assert line["cache"] == {"training": {"reused_from": first["execution_name"]}}
+
+
+def test_new_data_under_a_cached_stages_input_is_a_miss(stack: Stack) -> None:
+    cached_training(stack)
+    stack.router().handle(manual("one"), "req-1")
+    (first,) = [stack.execution_input(e["name"]) for e in stack.executions()]
+    stack.s3.put_object(Bucket=BUCKET, Key="input/demo-dev-train-and-batch-score/train/part-2.csv", Body=b"y")
+    stack.router().handle(manual("two"), "req-2")
+    second = next(stack.execution_input(e["name"]) for e in stack.executions() if e["name"] != first["execution_name"])
+    assert second["cache"]["training"]["key"] != first["cache"]["training"]["key"]
+
+
+def test_a_cached_stage_whose_input_is_empty_runs_uncached_with_the_reason_logged(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack.put_item(edited(load_item("demo-dev-train-and-batch-score"), {"stages.training.cache": {"enabled": True}}))
+    assert stack.router().handle(manual("one"), "req-1")["started"] == 1
+    (started,) = [stack.execution_input(e["name"]) for e in stack.executions()]
+    assert "cache" not in started
+    (line,) = [line for line in log_lines(capsys) if line.get("outcome") == "started"]
+    assert "nothing there" in line["cache"]["training"]["not_cached"]
+
+
+def test_without_a_ledger_in_its_environment_the_router_caches_nothing(stack: Stack) -> None:
+    cached_training(stack)
+    environment = {k: v for k, v in stack.environment.items() if k != contract.ROUTER_ENVIRONMENT["ledger_table_name"]}
+    Router(Config.from_environment(environment)).handle(manual("one"), "req-1")
+    (started,) = [stack.execution_input(e["name"]) for e in stack.executions()]
+    assert "cache" not in started and "reused" not in started
+
+
+def test_an_unreadable_ledger_starts_the_run_uncached(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    cached_training(stack)
+    stack.dynamodb.delete_table(TableName=aws.LEDGER)
+    assert stack.router().handle(manual("one"), "req-1")["started"] == 1
+    (started,) = [stack.execution_input(e["name"]) for e in stack.executions()]
+    assert "cache" not in started and "reused" not in started
+    (line,) = [line for line in log_lines(capsys) if line.get("outcome") == "started"]
+    assert line["cache"]["training"] == {"not_cached": "the run ledger: ResourceNotFoundException"}

@@ -199,6 +199,30 @@ def test_run_wait_runs_status_operate_the_deployment_through_its_router(
     }
 
 
+def test_with_caching_switched_on_a_second_manual_run_reuses_preprocessing_and_training(
+    first: DemoResult, stack: deployment.Deployment, outputs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    switches = ["approval.run=false", "deploy.run=false"]
+    switches += [f'{stage}.cache={{"enabled": true}}' for stage in ("preprocessing", "training")]
+    command = ["run", PIPELINE, *[part for switch in switches for part in ("--set", switch)], "--wait"]
+    names = []
+    for _ in range(2):
+        assert cli.main([*command, "--outputs", str(outputs)]) == 0, capsys.readouterr()
+        names.append(capsys.readouterr().out.splitlines()[0].split()[1])
+    ledger = stack.client("dynamodb").scan(TableName=stack.outputs["run_ledger_table_name"])["Items"]
+    assert {(entry["stage"]["S"], entry["execution"]["S"]) for entry in ledger} >= {
+        ("preprocessing", names[0]),
+        ("training", names[0]),
+    }
+    assert cli.main(["status", names[1], "--json", "--outputs", str(outputs)]) == 0
+    shown = json.loads(capsys.readouterr().out)["stages"]
+    assert {stage: shown[stage].get("reused_from") for stage in ("preprocessing", "training")} == {
+        "preprocessing": names[0],
+        "training": names[0],
+    }
+    assert (shown["evaluation"]["outcome"], shown["batch_transform"]["outcome"]) == ("succeeded", "succeeded")
+
+
 def test_items_diff_and_push_against_the_deployed_table(
     stack: deployment.Deployment, outputs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

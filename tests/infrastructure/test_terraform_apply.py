@@ -174,6 +174,7 @@ def test_the_router_is_deployed_with_the_environment_it_reads(deployed: Deployme
             "data_buckets": "",  # none declared
             "kms_key_arn": "",  # AWS-managed encryption
             "report_batch_item_failures": "false",  # the framework wires no SQS source
+            "ledger_table_name": deployed.outputs["run_ledger_table_name"],
         }
     )
     config = Config.from_environment({**variables, "AWS_REGION": stack.REGION})  # what the router checks at start
@@ -189,6 +190,7 @@ def definition_variables(deployed: Deployment) -> dict[str, str]:
         "approval_topic_arn": deployed.outputs["approval_topic_arn"],
         "quality_gate_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:mlops-dev-quality-gate",
         "model_copy_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:mlops-dev-model-copy",
+        "ledger_table_name": "mlops-dev-run-ledger",
     }
 
 
@@ -260,7 +262,7 @@ def test_jobs_cannot_write_uploads_and_pull_only_from_the_default_images_registr
     assert not allowed("ecr:BatchGetImage", "arn:aws:ecr:eu-west-1:123456789012:repository/sagemaker-scikit-learn")
 
 
-def test_the_router_may_read_uploads_under_the_input_prefix_and_look_up_its_own_runs(
+def test_the_router_may_read_uploads_list_inputs_read_the_ledger_and_look_up_its_own_runs(
     deployed: Deployment,
 ) -> None:
     router = {
@@ -271,10 +273,14 @@ def test_the_router_may_read_uploads_under_the_input_prefix_and_look_up_its_own_
     bucket = f"arn:aws:s3:::{deployed.outputs['bucket_name']}"
     assert router["CheckUploads"]["Action"] == "s3:GetObject"
     assert router["CheckUploads"]["Resource"] == f"{bucket}/input/*"
-    assert router["ListUploads"]["Resource"] == bucket
-    assert router["ListUploads"]["Condition"] == {"StringLike": {"s3:prefix": "input/*"}}
+    # listed, never read: an upload's folder, and what a cached stage reads (step caching)
+    listed = router["ListInputs"]["Resource"]
+    assert router["ListInputs"]["Action"] == "s3:ListBucket" and listed in (bucket, [bucket])
     s3_actions = [s["Action"] for s in router.values() if str(s["Action"]).startswith("s3:")]
     assert sorted(s3_actions) == ["s3:GetObject", "s3:ListBucket"]
+    ledger = deployed.client("dynamodb").describe_table(TableName=deployed.outputs["run_ledger_table_name"])["Table"]
+    assert router["ReadLedger"]["Action"] == "dynamodb:GetItem"
+    assert router["ReadLedger"]["Resource"] == ledger["TableArn"]
     executions = deployed.outputs["state_machine_arn"].replace(":stateMachine:", ":execution:")
     assert router["FindRuns"] == {
         "Sid": "FindRuns",
@@ -368,3 +374,19 @@ def test_a_second_plan_reports_no_changes_and_destroy_removes_everything(deploye
     assert state.out.strip() == ""
     assert deployed.client("dynamodb").list_tables()["TableNames"] == []
     assert deployed.client("stepfunctions").list_state_machines()["stateMachines"] == []
+
+
+def test_the_run_ledger_is_keyed_by_cache_key_encrypted_and_expires_records(deployed: Deployment) -> None:
+    dynamodb = deployed.client("dynamodb")
+    name = deployed.outputs["run_ledger_table_name"]
+    table = dynamodb.describe_table(TableName=name)["Table"]
+    assert table["KeySchema"] == [{"AttributeName": "cache_key", "KeyType": "HASH"}]
+    assert table["SSEDescription"]["Status"] == "ENABLED"
+    ttl = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expires_at")
+
+    def recovery(table: str) -> str:
+        found = dynamodb.describe_continuous_backups(TableName=table)["ContinuousBackupsDescription"]
+        return str(found["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"])
+
+    assert recovery(name) == recovery(deployed.outputs["table_name"])  # the environment's setting (dev: off)

@@ -175,6 +175,11 @@ def test_a_declared_data_bucket_is_readable_by_jobs_and_known_to_the_router(vari
     assert statements["ListDataBuckets"]["Resource"] == [f"arn:aws:s3:::{DATA_BUCKET}"]
     writes = [s for s in document["Statement"] if s["Effect"] == "Allow" and "s3:PutObject" in s["Action"]]
     assert all(DATA_BUCKET not in json.dumps(statement["Resource"]) for statement in writes)
+    role = variant.client("lambda").get_function_configuration(FunctionName="mlops-prod-router")["Role"]
+    policies = iam.list_role_policies(RoleName=role.rsplit("/", 1)[-1])["PolicyNames"]
+    routing = [iam.get_role_policy(RoleName=role.rsplit("/", 1)[-1], PolicyName=name) for name in policies]
+    listed = next(s for p in routing for s in p["PolicyDocument"]["Statement"] if s.get("Sid") == "ListInputs")
+    assert f"arn:aws:s3:::{DATA_BUCKET}" in listed["Resource"]  # step caching lists what cached stages read
     router = variant.client("lambda").get_function_configuration(FunctionName="mlops-prod-router")
     environment = router["Environment"]["Variables"]
     assert environment[contract.ROUTER_ENVIRONMENT["data_buckets"]] == DATA_BUCKET

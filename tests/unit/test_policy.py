@@ -20,6 +20,7 @@ VARIABLES = {
     "approval_topic_arn": "arn:aws:sns:eu-west-1:111122223333:mlops-approvals",
     "quality_gate_function_arn": "arn:aws:lambda:eu-west-1:111122223333:function:mlops-quality-gate",
     "model_copy_function_arn": "arn:aws:lambda:eu-west-1:111122223333:function:mlops-model-copy",
+    "ledger_table_name": "mlops-run-ledger",
 }
 
 

@@ -23,6 +23,7 @@ VARIABLES = {
     "approval_topic_arn": "arn:aws:sns:us-east-1:123456789012:mlops-approvals",
     "quality_gate_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:mlops-quality-gate",
     "model_copy_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:mlops-model-copy",
+    "ledger_table_name": "mlops-run-ledger",
 }
 
 
@@ -131,9 +132,8 @@ def test_each_task_retries_only_error_names_its_integration_reports(definition: 
         if state["Type"] != "Task" or "Retry" not in state or state["Resource"].startswith("arn:aws:states:::sns"):
             continue
         kind = statemachine.integration(state["Resource"])
-        prefix = {"sagemaker": "SageMaker.", "lambda": "Lambda."}.get(kind) or (
-            statemachine.SDK_SERVICES[kind.removeprefix("aws-sdk:")] + "."
-        )
+        optimised = {"sagemaker": "SageMaker.", "lambda": "Lambda.", "dynamodb": "DynamoDB."}  # DynamoDB: uppercase DB
+        prefix = optimised.get(kind) or (statemachine.SDK_SERVICES[kind.removeprefix("aws-sdk:")] + ".")
         retried = [error for retry in state["Retry"] for error in retry["ErrorEquals"]]
         assert retried and all(error.startswith(prefix) for error in retried), (name, retried)
         if kind.startswith("aws-sdk:"):

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..core import bounds
-from ..core.plan import Settings, mismatch, plan_execution
+from ..core.plan import Settings, apply_overrides, mismatch, plan_execution
 from ..core.problems import InvalidItem
 from ..core.triggers import InvalidEvent, Trigger, parse_event
 from ..operate import preview
@@ -22,7 +22,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     shown = parser.add_mutually_exclusive_group()
     shown.add_argument("--json", action="store_true", help="print the execution input the router would build")
     shown.add_argument("--graph", action="store_true", help="print a Mermaid flowchart")
-    parser.set_defaults(run=lambda args: plan(args.item, args.event, args.json, args.graph, settings(args.outputs)))
+    shown.add_argument(
+        "--explain-cache", action="store_true", help="print what each stage's cache key covers (step caching)"
+    )
+    parser.set_defaults(
+        run=lambda args: plan(
+            args.item, args.event, args.json, args.graph, settings(args.outputs), explain_cache=args.explain_cache
+        )
+    )
 
 
 def _trigger(event_path: Path) -> Trigger | None:
@@ -43,7 +50,14 @@ def _trigger(event_path: Path) -> Trigger | None:
     return triggers[0]
 
 
-def plan(item_path: Path, event_path: Path | None, as_json: bool, as_graph: bool, deployment: Settings) -> int:
+def plan(
+    item_path: Path,
+    event_path: Path | None,
+    as_json: bool,
+    as_graph: bool,
+    deployment: Settings,
+    explain_cache: bool = False,
+) -> int:
     item = read_item(item_path)
     if item is None:
         return INVALID
@@ -64,6 +78,8 @@ def plan(item_path: Path, event_path: Path | None, as_json: bool, as_graph: bool
         print(json.dumps(execution_input, indent=2))
     elif as_graph:
         print(preview.mermaid(execution_input))
+    elif explain_cache:
+        print(preview.cache_text(execution_input, apply_overrides(item, trigger)))
     else:
         print(preview.text(execution_input, enabled=item.get("enabled", True)))
     return OK

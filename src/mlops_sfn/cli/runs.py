@@ -300,8 +300,9 @@ def _report(
                 stage: {
                     "outcome": stage_run.status,
                     "seconds": stage_run.seconds,
-                    "outputs": found.get(stage) if stage_run.status == "succeeded" else None,
+                    "outputs": found.get(stage) if stage_run.status in ("succeeded", "reused") else None,
                 }
+                | ({"reused_from": stage_run.reused_from} if stage_run.reused_from else {})
                 for stage, stage_run in stages.items()
             },
             "console_url": runs.console_url(run.arn),
@@ -318,7 +319,9 @@ def _report(
             seconds = f"{stage_run.seconds:6.1f} s" if stage_run.seconds is not None else " " * 8
             detail = runs.stage_outputs(stage, found.get(stage), run.execution_input)
             line = f"  {stage:<16} {stage_run.status:<12} {seconds}  "
-            print((line + (detail if stage_run.status == "succeeded" else "")).rstrip())
+            if stage_run.reused_from:
+                detail = f"from {stage_run.reused_from}{'; ' + detail if detail else ''}"
+            print((line + (detail if stage_run.status in ("succeeded", "reused") else "")).rstrip())
         print(f"  outputs: {run.execution_input.get('run_folder', '')}")
         print(f"  console: {runs.console_url(run.arn)}")
         if graph:

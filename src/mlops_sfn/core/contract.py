@@ -24,6 +24,7 @@ ROUTER_ENVIRONMENT = {
     "data_buckets": "DATA_BUCKETS",
     "kms_key_arn": "KMS_KEY_ARN",
     "report_batch_item_failures": "REPORT_BATCH_ITEM_FAILURES",
+    "ledger_table_name": "LEDGER_TABLE",
 }
 HANDLERS = {
     "router": "router.handler.handler",

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from . import dynamodb_json
+from . import cache, dynamodb_json
 from .contract import ROUTER_ENVIRONMENT
 from .item import prefix_owner
 from .names import execution_arn
-from .plan import SETTINGS_ENVIRONMENT, Settings, mismatch, plan_execution
+from .plan import SETTINGS_ENVIRONMENT, Settings, apply_overrides, mismatch, plan_execution
 from .problems import InvalidItem, Problem, join
 from .triggers import InvalidEvent, Trigger, parse_parts, shorten
 
@@ -42,6 +42,8 @@ OPTIONAL_ENVIRONMENT = {
     "PREFIX_CACHE_SECONDS": "how long the trigger-prefix -> pipeline map is kept before it is read again (default 60)",
     ROUTER_ENVIRONMENT["report_batch_item_failures"]: "true when every SQS event source mapping of the router has "
     "FunctionResponseTypes ReportBatchItemFailures: failed SQS records are then returned, not raised (default false)",
+    ROUTER_ENVIRONMENT["ledger_table_name"]: "the run ledger (DynamoDB) step caching reads; without it no stage is "
+    "reused",
 }
 REASON_LIMIT = 1000  # characters of a rejection reason: every failure record must fit SQS's 256 KiB
 
@@ -84,6 +86,7 @@ class Config:
     settings: Settings
     prefix_cache_seconds: float = 60.0
     report_batch_item_failures: bool = False
+    ledger: str | None = None  # the run ledger's table (step caching)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -112,6 +115,7 @@ class Config:
             settings=Settings.from_environment(environ),
             prefix_cache_seconds=ttl,
             report_batch_item_failures=partial == "true",
+            ledger=environ.get(ROUTER_ENVIRONMENT["ledger_table_name"]) or None,
         )
 
 
@@ -236,7 +240,7 @@ class Router:
 
     @property
     def s3(self) -> Any:
-        if self._s3 is None:  # only a manifest check needs it: suffix markers and schedules never pay for it
+        if self._s3 is None:  # a manifest check and step caching need it; other runs never pay for it
             (self._s3,) = aws_clients(self.config.settings.region, ("s3",))
         return self._s3
 
@@ -311,6 +315,9 @@ class Router:
             raise _Rejected(
                 self._reject(pipeline, trigger, shown[0].path, shown[0].message, request_id, problems)
             ) from None
+        cached = self._reuse(apply_overrides(item, trigger), execution_input)
+        if cached:
+            context["cache"] = cached
         # Per delivery, so a repeat of a running execution is refused (ExecutionAlreadyExists) rather than
         # answered with the original; names, not inputs, carry the idempotency.
         execution_input["delivery"] = {"request_id": request_id}
@@ -331,6 +338,21 @@ class Router:
         else:
             log(level="info", **context, execution_name=name, outcome=outcome)
         return outcome, name
+
+    def _reuse(self, item: dict[str, Any], execution_input: dict[str, Any]) -> dict[str, Any]:
+        """Step caching: stages the run ledger has a live record of are reused (cache.lookup); what
+        was decided for each stage the item caches, for the log line."""
+        if self.config.ledger is None:
+            return {}
+        found = cache.reuse(item, execution_input, self.s3, self.dynamodb, self.config.ledger)
+        reused = execution_input.get("reused", {})
+        return {
+            stage: {"reused_from": reused[stage]}
+            if stage in reused
+            else ({"missed": str(key.key)[:12]} if key.key else {"not_cached": key.why_not})
+            for stage, key in found.items()
+            if stage in cache.enabled(item)
+        }
 
     def _find(self, trigger: Trigger, request_id: str | None) -> tuple[str, dict[str, Any]]:
         """The pipeline a trigger names (or whose prefix holds its key) and its item, read consistently."""

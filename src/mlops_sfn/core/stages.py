@@ -6,6 +6,7 @@ Default values may hold placeholders ({bucket}, {role_arn}, ...); plan.py fills 
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ class Stage:
     described_as: str | None = None  # in previews: "<described_as> <name>"
     framework_fields: tuple[str, ...] = ()  # request fields the framework decides, besides the name
     serving: bool = False  # runs after the others, side by side with the other serving stages
+    cacheable: bool = False  # an item may let a run reuse its outputs when nothing it depends on changed
 
     @property
     def title(self) -> str:
@@ -34,7 +36,9 @@ class Stage:
 
 
 def _processing_stage(name: str, tag: str) -> Stage:
-    return Stage(name, "CreateProcessingJob", "ProcessingJobName", 63, tag, "processing-job", "processing job")
+    return Stage(
+        name, "CreateProcessingJob", "ProcessingJobName", 63, tag, "processing-job", "processing job", cacheable=True
+    )
 
 
 CATALOG = (
@@ -46,6 +50,7 @@ CATALOG = (
         tag="train",
         resource="training-job",
         described_as="training job",
+        cacheable=True,
     ),
     Stage(
         "tuning",
@@ -55,6 +60,7 @@ CATALOG = (
         tag="tune",
         resource="hyper-parameter-tuning-job",
         described_as="tuning job",
+        cacheable=True,
     ),
     _processing_stage("evaluation", "eval"),
     # The approval stage decides the package's status; the package is named by SageMaker.
@@ -76,6 +82,7 @@ CATALOG = (
         resource="transform-job",
         described_as="transform job",
         serving=True,
+        cacheable=True,
     ),
     # Its endpoint is named by the item; the endpoint config it creates per run is the framework's.
     Stage("deploy", tag="config", resource="endpoint-config", serving=True),
@@ -83,6 +90,9 @@ CATALOG = (
 STAGE = {stage.name: stage for stage in CATALOG}
 STAGES = tuple(STAGE)
 SERVING = tuple(stage.name for stage in CATALOG if stage.serving)
+CACHEABLE = tuple(stage.name for stage in CATALOG if stage.cacheable)
+# A per-run SageMaker name (names.resource_name): "<pipeline>-<stage tag>-<10 hex>".
+PER_RUN_NAME = re.compile(rf"-({'|'.join(re.escape(s.tag) for s in CATALOG if s.tag)})-[0-9a-f]{{10}}\b")
 OPERATIONS = {stage.name: stage.operation for stage in CATALOG if stage.operation}
 NAME_FIELDS = {stage.name: stage.name_field for stage in CATALOG if stage.name_field}
 # Fields an item may not set: the generated names, and what the framework decides.

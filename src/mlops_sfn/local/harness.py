@@ -23,8 +23,8 @@ from typing import Any
 
 import boto3
 
-from ..core import gate, model_copy
-from ..core.plan import EXAMPLE_SETTINGS, Settings, plan_execution
+from ..core import cache, gate, model_copy
+from ..core.plan import EXAMPLE_SETTINGS, Settings, apply_overrides, plan_execution
 from ..core.stages import OPERATIONS
 from ..core.triggers import Trigger
 from ..operate import approval, runs
@@ -133,6 +133,13 @@ class LocalRuns:
         session = boto3.session.Session(region_name=self.settings.region)
         self.s3, self.sns, self.sqs = session.client("s3"), session.client("sns"), session.client("sqs")
         self.sfn, self.sagemaker = session.client("stepfunctions"), session.client("sagemaker")
+        self.dynamodb, self.ledger = session.client("dynamodb"), f"{self._label}-run-ledger"
+        self.dynamodb.create_table(
+            TableName=self.ledger,
+            KeySchema=[{"AttributeName": "cache_key", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "cache_key", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
         if self.settings.bucket not in {bucket["Name"] for bucket in self.s3.list_buckets()["Buckets"]}:
             self.s3.create_bucket(Bucket=self.settings.bucket)
         self.topics = {
@@ -152,6 +159,7 @@ class LocalRuns:
             {
                 "notification_topic_arn": self.topics["notifications"],
                 "approval_topic_arn": self.topics["approvals"],
+                "ledger_table_name": self.ledger,
                 **FUNCTION_VARIABLES,
             }
         )
@@ -176,6 +184,8 @@ class LocalRuns:
             source="manual", pipeline=item.get("consumption_pipeline_name"), run_id=f"local-{next(_RUN_IDS)}"
         )
         execution_input = plan_execution(item, trigger, self.settings)
+        # as the router does: stages the item caches may be reused from the run ledger
+        cache.reuse(apply_overrides(item, trigger), execution_input, self.s3, self.dynamodb, self.ledger)
         stages = execution_input["stages"]
         if "deploy" in stages:
             stages["deploy"]["wait_seconds"] = LOCAL_TIMINGS["endpoint_wait_seconds"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core import cache
 from ..core.gate import COMPARISONS
 from ..core.stages import SERVING, STAGE, STAGES
 
@@ -91,4 +92,28 @@ def mermaid(execution_input: dict[str, Any], outcomes: dict[str, tuple[str, floa
         lines.append("  classDef not_reached color:#888,fill:#fff")
         lines.append("  classDef met fill:#e6f4ea,stroke:#1e8e3e")
         lines.append("  classDef not_met fill:#fce8e6,stroke:#d93025")
+    return "\n".join(lines)
+
+
+def cache_text(execution_input: dict[str, Any], item: dict[str, Any]) -> str:
+    """`plan --explain-cache`: for each running stage, whether it is cached and what its key covers."""
+    found = cache.keys(execution_input, lambda location: "listed when the run starts")
+    lines = []
+    for stage, key in found.items():
+        wanted = cache.settings(item, stage)
+        if wanted:
+            kept = wanted.get("expire_after", cache.DEFAULT_EXPIRE_AFTER)
+            lines.append(f"{stage}: cached, a record reused for {kept}")
+        elif STAGE[stage].cacheable:
+            lines.append(f'{stage}: not cached (set stages.{stage}.cache to {{"enabled": true}} to cache it)')
+        else:
+            lines.append(f"{stage}: not cacheable; its key carries what it uses to the stages after it")
+        lines.append("  key covers: its planned request, per-run names and the run folder aside")
+        if key.reads:
+            lines.append("  and the content (key, ETag, size of every object, listed when the run starts) of:")
+            lines += [f"    {location}" for location in key.reads]
+        if key.upstream:
+            lines.append(f"  and the keys of: {', '.join(key.upstream)} (whose outputs or names it uses)")
+        if stage == "evaluation" and "quality_gate" in execution_input:
+            lines.append("  and the quality gate (a reused evaluation skips it)")
     return "\n".join(lines)

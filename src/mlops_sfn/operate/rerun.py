@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import copy
 import itertools
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from ..core import names
 from ..core.plan import Settings, map_strings, plan_execution
 from ..core.problems import InvalidItem
-from ..core.stages import CATALOG, SERVING, STAGE, STAGES
+from ..core.stages import PER_RUN_NAME, SERVING, STAGE, STAGES
 from ..core.triggers import Trigger
 from ..tools.statemachine import SAGEMAKER, stage_tasks
 from . import runs
@@ -104,13 +103,9 @@ def plan_rerun(
     return Rerun(name, execution_input, reused)
 
 
-# A per-run SageMaker name (names.resource_name): "<pipeline>-<stage tag>-<10 hex>".
-_RUN_NAME = re.compile(rf"-({'|'.join(re.escape(s.tag) for s in CATALOG if s.tag)})-[0-9a-f]{{10}}\b")
-
-
 def _unnamed(block: Any) -> Any:
     """A stage's block with its per-run names blanked: what a rerun renamed still compares equal."""
-    return map_strings(block, lambda text: _RUN_NAME.sub(r"-\1-*", text))
+    return map_strings(block, lambda text: PER_RUN_NAME.sub(r"-\1-*", text))
 
 
 def _name(earlier: runs.Run, from_stage: str, taken: Any) -> tuple[str, int]:

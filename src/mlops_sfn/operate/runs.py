@@ -29,6 +29,7 @@ class RunError(Exception):
 class StageRun:
     status: str  # succeeded, failed, skipped, not reached, running, reused
     seconds: float | None = None
+    reused_from: str | None = None  # the run whose outputs a reused stage took (a rerun's, or the ledger's)
 
 
 @dataclass
@@ -181,7 +182,7 @@ def stage_runs(
     runs: dict[str, StageRun] = {}
     for stage in STAGES:
         if stage in execution_input.get("reused", {}):
-            runs[stage] = StageRun("reused")  # by a rerun, from the run it names
+            runs[stage] = StageRun("reused", reused_from=execution_input["reused"][stage])
         elif not execution_input.get("run", {}).get(stage):
             runs[stage] = StageRun("skipped")
         elif stage not in first:

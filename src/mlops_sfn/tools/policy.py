@@ -159,6 +159,13 @@ PERMISSIONS: dict[str, list[dict[str, Any]]] = {
             ],
         }
     ],
+    "dynamodb:putItem": [
+        {
+            "Sid": "RecordStages",  # step caching: succeeded stages go to the run ledger
+            "Actions": ["dynamodb:PutItem"],
+            "Resources": ["arn:${partition}:dynamodb:${region}:${account_id}:table/${ledger_table_name}"],
+        }
+    ],
     "sns:publish": [{"Sid": "Notify", "Actions": ["sns:Publish"], "Resources": ["${notification_topic_arn}"]}],
     "sns:publish.waitForTaskToken": [
         {"Sid": "AskForApproval", "Actions": ["sns:Publish"], "Resources": ["${approval_topic_arn}"]}

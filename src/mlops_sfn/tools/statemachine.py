@@ -27,12 +27,14 @@ VARIABLES = {
     "approval_topic_arn": "SNS topic that carries approval requests (with their task tokens)",
     "quality_gate_function_arn": "Lambda function that compares the evaluation metric with the threshold",
     "model_copy_function_arn": "Lambda function that copies the best tuning job's model into the run folder",
+    "ledger_table_name": "DynamoDB table of the run ledger, where succeeded stages are recorded for step caching",
 }
 
 SAGEMAKER = "arn:aws:states:::sagemaker:"
 SDK = "arn:aws:states:::aws-sdk:"
 
 LAMBDA = "arn:aws:states:::lambda:invoke"
+DYNAMODB = "arn:aws:states:::dynamodb:"
 # Step Functions names an AWS SDK integration's errors <Service>.<Error>Exception, the service in
 # PascalCase; errors the service's API does not model (throttling, 5xx, validation) become
 # <Service>.<Service>Exception ("Using AWS SDK service integrations", Step Functions guide).
@@ -49,6 +51,15 @@ SDK_SERVICES = {
 # SageMaker.AmazonSageMakerException; Lambda's are listed in "Handling errors" (Lambda.*).
 TRANSIENT = {
     "sagemaker": ["SageMaker.AmazonSageMakerException", "SageMaker.ResourceLimitExceededException"],
+    # The optimised DynamoDB integration names errors DynamoDB.<error> ("Call DynamoDB APIs with Step
+    # Functions": uppercase DB, unlike the SDK integration's DynamoDb).
+    "dynamodb": [
+        "DynamoDB.ProvisionedThroughputExceededException",
+        "DynamoDB.RequestLimitExceeded",
+        "DynamoDB.ThrottlingException",
+        "DynamoDB.InternalServerError",
+        "DynamoDB.AmazonDynamoDBException",
+    ],
     "lambda": [
         "Lambda.ServiceException",
         "Lambda.AWSLambdaException",
@@ -73,6 +84,8 @@ def integration(resource: str) -> str:
         return "sagemaker"
     if resource.startswith(LAMBDA):
         return "lambda"
+    if resource.startswith(DYNAMODB):
+        return "dynamodb"
     return resource
 
 
@@ -331,6 +344,49 @@ def _create_model(b: _Builder, then: str) -> str:
     )
 
 
+def _recorded(b: _Builder, stage: str, then: str | None) -> str | None:
+    """For a stage an item may cache: where the stage goes once it succeeded. When the run asks
+    (`$.cache.<stage>`, set by the router on a cache miss), its outputs are recorded in the run
+    ledger first; a record that fails only costs a later run a miss. `then` None ends a branch."""
+    if not STAGE[stage].cacheable:
+        return then
+    title = STAGE[stage].title.lower()
+    if then is None:
+        then = b.add(f"{STAGE[stage].title} done", {"Type": "Pass", "OutputPath": f"$.results.{stage}", "End": True})
+    record = b.add(
+        f"Record {title}",
+        {
+            "Type": "Task",
+            "Resource": f"{DYNAMODB}putItem",
+            "Parameters": {
+                "TableName": "${ledger_table_name}",
+                "Item": {
+                    "cache_key": {"S.$": f"$.cache.{stage}.key"},
+                    "stage": {"S": stage},
+                    "execution": {"S.$": "$.execution_name"},
+                    "run_folder": {"S.$": "$.run_folder"},
+                    "name": {"S.$": f"$.stages.{stage}.request.{STAGE[stage].name_field}"},
+                    "results": {"S.$": f"States.JsonToString($.results.{stage})"},
+                    "recorded_at": {"S.$": "$$.State.EnteredTime"},
+                    "expires_at": {"N.$": f"States.Format('{{}}', $.cache.{stage}.expires_at)"},
+                },
+            },
+            "ResultPath": None,
+            "Retry": retry_for(f"{DYNAMODB}putItem"),
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.caught", "Next": then}],
+            "Next": then,
+        },
+    )
+    return b.add(
+        f"Record {title}?",
+        {
+            "Type": "Choice",
+            "Choices": [{"Variable": f"$.cache.{stage}", "IsPresent": True, "Next": record}],
+            "Default": then,
+        },
+    )
+
+
 def _run(stage: str) -> str:
     """The Choice that skips a stage in one transition: "Run create model?"."""
     return f"Run {STAGE[stage].title.lower()}?"
@@ -344,7 +400,7 @@ def _pipeline(b: _Builder) -> None:
     follows = {stage: _run(after) for stage, after in itertools.pairwise(sequence)}
     follows[sequence[-1]] = "Serve model?"
     for stage in sequence:
-        entry = _STATES[stage](b, follows[stage])
+        entry = _STATES[stage](b, _recorded(b, stage, follows[stage]))
         b.add(_run(stage), _choice(stage, entry, follows[stage], reused=follows[stage]))
 
     b.add(
@@ -510,7 +566,7 @@ def _branch(stage: str) -> dict[str, Any]:
     """A serving stage's Parallel branch: its "Run X?" Choice, its states (the last one ends the
     branch with the stage's results as output), and the failure record that ends it otherwise."""
     b = _Builder(f"End {STAGE[stage].title.lower()} branch: failed")
-    entry, skipped = _STATES[stage](b, None), f"No {STAGE[stage].title.lower()}"
+    entry, skipped = _STATES[stage](b, _recorded(b, stage, None)), f"No {STAGE[stage].title.lower()}"
     # A rerun reuses stages before the one it starts from, so never the last (it has no Reused state).
     reused = f"Reused {STAGE[stage].title.lower()}" if stage != STAGES[-1] else None
     b.states = {_run(stage): _choice(stage, entry, skipped, reused), **b.states}

@@ -1,0 +1,280 @@
+"""Step caching: a stage whose work is unchanged reuses the outputs an earlier run recorded for it.
+
+A stage's key is a digest of what decides its result, and of nothing else:
+- its planned block (the SageMaker request and what the stage adds) with what differs per run made
+  neutral: the run folder, the execution name, per-run names (`<pipeline>-<tag>-<hash>`);
+- the content of every S3 location it reads outside the run folder: each object under it as
+  ListObjectsV2 lists it (key, ETag, size), since an S3Prefix input reads the whole prefix;
+- the keys of the earlier stages whose outputs (locations in the run folder) or names it uses.
+So editing another stage, the description, the notifications, approval or deploy changes no key,
+while new data, another image or another hyperparameter changes that stage's key and the keys of
+everything that uses its outputs.
+
+The router (`lookup`) asks the run ledger, a DynamoDB table, for each enabled stage's key: a live
+record makes the stage reused, exactly as a rerun reuses one (`reused`, `results`), and the later
+stages read the recorded run's outputs instead of this run's; otherwise `cache.<stage>` asks the
+state machine to record the stage once it succeeded (and, for evaluation, once the quality gate
+passed). A failed stage is never recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .schema import item_schema
+from .stages import CACHEABLE, PER_RUN_NAME, SERVING, STAGE, STAGES
+
+_EXPIRE_AFTER = item_schema()["$defs"]["cache"]["properties"]["expire_after"]
+DEFAULT_EXPIRE_AFTER = str(_EXPIRE_AFTER["default"])
+# The ISO 8601 durations an item may use (the schema's pattern): weeks, or days and hours and minutes.
+DURATION = re.compile(str(_EXPIRE_AFTER["pattern"]).replace(r"\d+", r"(\d+)"))
+_WRITTEN = re.compile(r"Output|Checkpoint|Capture|Destination|best_model\.target")
+
+
+class Unlisted(Exception):
+    """A location whose content could not be listed, or a ledger that could not be read: the stage
+    runs, uncached, this time."""
+
+
+def seconds(duration: str) -> int:
+    """`P30D` -> 2592000; ValueError for what DURATION does not accept."""
+    match = DURATION.match(duration)
+    if not match:
+        raise ValueError(duration)
+    weeks, days, hours, minutes = (int(part or 0) for part in match.groups())
+    return ((weeks * 7 + days) * 24 + hours) * 3600 + minutes * 60
+
+
+def settings(item: dict[str, Any], stage: str) -> dict[str, Any] | None:
+    """The stage's `cache` block when caching is on for it."""
+    block = item.get("stages", {}).get(stage, {}).get("cache") or {}
+    return block if stage in CACHEABLE and block.get("enabled") else None
+
+
+def enabled(item: dict[str, Any]) -> tuple[str, ...]:
+    """The stages an item caches."""
+    return tuple(stage for stage in CACHEABLE if settings(item, stage))
+
+
+@dataclass(frozen=True)
+class StageKey:
+    stage: str
+    key: str | None  # None: this stage cannot be cached in this run (why_not says why)
+    reads: dict[str, str]  # location -> content identity
+    upstream: tuple[str, ...]  # earlier stages whose outputs or names it uses
+    why_not: str | None = None
+
+
+def _strings(value: Any, path: str = "") -> list[tuple[str, str]]:
+    if isinstance(value, dict):
+        return [found for key, entry in value.items() for found in _strings(entry, f"{path}.{key}")]
+    if isinstance(value, list):
+        return [found for entry in value for found in _strings(entry, f"{path}[]")]
+    return [(path, value)] if isinstance(value, str) else []
+
+
+def made_by(execution_input: dict[str, Any], stage: str) -> dict[str, str]:
+    """What a stage makes that later stages may use: its locations in the run folder, and its name."""
+    block, run_folder = execution_input["stages"][stage], execution_input["run_folder"]
+    made = {value: stage for path, value in _strings(block) if _WRITTEN.search(path) and value.startswith(run_folder)}
+    field = STAGE[stage].name_field
+    name = block.get("request", {}).get(field) if field else None
+    return made | ({name: stage} if isinstance(name, str) else {})
+
+
+def _producer(value: str, made: dict[str, str]) -> str | None:
+    if value in made:
+        return made[value]
+    return next(
+        (stage for location, stage in made.items() if location.endswith("/") and value.startswith(location)), None
+    )
+
+
+def _neutral(block: Any, execution_input: dict[str, Any]) -> Any:
+    run_folder, execution = execution_input["run_folder"], execution_input["execution_name"]
+
+    def neutral(text: str) -> str:
+        text = text.replace(run_folder, "{run_folder}/").replace(execution, "{execution}")
+        return PER_RUN_NAME.sub(r"-\1-*", text)
+
+    return _map(block, neutral)
+
+
+def _map(value: Any, change: Callable[[str], str]) -> Any:
+    if isinstance(value, dict):
+        return {key: _map(entry, change) for key, entry in value.items()}
+    if isinstance(value, list):
+        return [_map(entry, change) for entry in value]
+    return change(value) if isinstance(value, str) else value
+
+
+def keys(
+    execution_input: dict[str, Any], identity: Callable[[str], str], until: str = STAGES[-1]
+) -> dict[str, StageKey]:
+    """Every running stage's key, in order, up to `until`; `identity(location)` lists a location's
+    content (Unlisted)."""
+    run_folder = execution_input["run_folder"]
+    made: dict[str, str] = {}
+    found: dict[str, StageKey] = {}
+    for stage in STAGES[: STAGES.index(until) + 1]:
+        block = execution_input["stages"].get(stage)
+        if not execution_input["run"].get(stage) or block is None:
+            continue
+        reads: dict[str, str] = {}
+        upstream: set[str] = set()
+        why_not = None
+        for path, value in _strings(block):
+            producer = _producer(value, made)
+            if producer:
+                upstream.add(producer)
+            elif value.startswith("s3://") and not _WRITTEN.search(path) and not value.startswith(run_folder):
+                try:
+                    reads[value] = identity(value)
+                except Unlisted as error:
+                    why_not = f"could not list {value}: {error}"
+        for earlier in sorted(upstream):
+            if found[earlier].key is None and why_not is None:
+                why_not = f"it uses {earlier}'s outputs, which have no key ({found[earlier].why_not})"
+        parts = {
+            "stage": stage,
+            "block": _neutral(block, execution_input),
+            # a reused evaluation skips the quality gate: the gate it passed is part of its key
+            "gate": execution_input.get("quality_gate") if stage == "evaluation" else None,
+            "reads": reads,
+            "upstream": {earlier: found[earlier].key for earlier in sorted(upstream)},
+        }
+        key = None if why_not else hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+        found[stage] = StageKey(stage, key, reads, tuple(sorted(upstream)), why_not)
+        made |= made_by(execution_input, stage)
+    return found
+
+
+def record_of(item: dict[str, Any]) -> dict[str, Any]:
+    """A ledger record (DynamoDB's typed item) as {execution, run_folder, name, results, expires_at}."""
+    return {
+        "execution": item["execution"]["S"],
+        "run_folder": item["run_folder"]["S"],
+        "name": item.get("name", {}).get("S"),
+        "results": json.loads(item["results"]["S"]),
+        "expires_at": int(item["expires_at"]["N"]),
+    }
+
+
+def lookup(
+    execution_input: dict[str, Any],
+    item: dict[str, Any],
+    identity: Callable[[str], str],
+    fetch: Callable[[str], dict[str, Any] | None],
+    now: float | None = None,
+) -> dict[str, StageKey]:
+    """Marks in `execution_input` the enabled stages the ledger has a live record of as reused (their
+    outputs used by later stages), and asks the state machine to record the others; returns the keys.
+
+    `fetch(key)` is the ledger's record for a key (`record_of`) or None."""
+    now = time.time() if now is None else now
+    cached = enabled(item)
+    if not cached:
+        return {}
+    found = keys(execution_input, identity, until=cached[-1])  # later stages' keys decide nothing
+    moved: dict[str, str] = {}  # this run's location or name -> where the reused stage's run has it
+    for stage in STAGES:
+        if stage not in execution_input["stages"]:
+            continue
+        if moved:  # a later stage uses a reused stage's outputs where that run wrote them
+            block = execution_input["stages"][stage]
+            execution_input["stages"][stage] = _map(block, lambda text: _rewritten(text, moved))
+        wanted, stage_key = settings(item, stage), found.get(stage)
+        if wanted is None or stage_key is None or stage_key.key is None:
+            continue
+        try:
+            record = fetch(stage_key.key)
+        except Unlisted as error:  # the run must not wait on its cache: the stage runs, unrecorded
+            found[stage] = replace(stage_key, key=None, why_not=f"the run ledger: {error}")
+            continue
+        # TTL deletes expired items lazily (up to days later): a record past its time is a miss.
+        if record is not None and record["expires_at"] > now:
+            execution_input.setdefault("reused", {})[stage] = record["execution"]
+            results = execution_input["results"]
+            if stage in SERVING:
+                results.setdefault("serve", {})[stage] = record["results"]
+            else:
+                results[stage] = record["results"]
+            for value in made_by(execution_input, stage):
+                if value.startswith(execution_input["run_folder"]):
+                    moved[value] = value.replace(execution_input["run_folder"], record["run_folder"], 1)
+                elif record["name"]:
+                    moved[value] = record["name"]
+        else:
+            expires = int(now) + seconds(wanted.get("expire_after", DEFAULT_EXPIRE_AFTER))
+            execution_input.setdefault("cache", {})[stage] = {"key": stage_key.key, "expires_at": expires}
+    return found
+
+
+def reuse(
+    item: dict[str, Any], execution_input: dict[str, Any], s3: Any, dynamodb: Any, ledger: str
+) -> dict[str, StageKey]:
+    """What the router does to a planned run before starting it (the local harness too): the stages
+    `item` (overrides applied) caches are looked up in the ledger (`lookup`); {} when it caches none."""
+    if not enabled(item):
+        return {}
+    return lookup(execution_input, item, s3_identity(s3), ledger_fetch(dynamodb, ledger))
+
+
+MAX_LISTED = 100_000  # objects per location: beyond, listing costs more than it saves; the stage runs
+
+
+def s3_identity(s3: Any) -> Callable[[str], str]:
+    """The content identity of an S3 location: a digest of (key, ETag, size) of every object under it."""
+
+    listed: dict[str, str] = {}  # one listing per location, however many stages read it
+
+    def identity(location: str) -> str:
+        if location not in listed:
+            listed[location] = _listing(location)
+        return listed[location]
+
+    def _listing(location: str) -> str:
+        bucket, _, prefix = location.removeprefix("s3://").partition("/")
+        digest, count = hashlib.sha256(), 0
+        try:
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                for listed in page.get("Contents", []):
+                    digest.update(f"{listed['Key']}\0{listed['ETag']}\0{listed['Size']}\n".encode())
+                    count += 1
+                    if count > MAX_LISTED:
+                        raise Unlisted(f"more than {MAX_LISTED} objects")
+        except s3.exceptions.ClientError as error:
+            raise Unlisted(error.response.get("Error", {}).get("Code", str(error))) from None
+        if count == 0:
+            raise Unlisted("nothing there")  # the job would fail: no point in a key
+        return digest.hexdigest()
+
+    return identity
+
+
+def ledger_fetch(dynamodb: Any, table: str) -> Callable[[str], dict[str, Any] | None]:
+    def fetch(key: str) -> dict[str, Any] | None:
+        try:
+            found = dynamodb.get_item(TableName=table, Key={"cache_key": {"S": key}}, ConsistentRead=True)
+        except dynamodb.exceptions.ClientError as error:
+            raise Unlisted(error.response.get("Error", {}).get("Code", str(error))) from None
+        return record_of(found["Item"]) if "Item" in found else None
+
+    return fetch
+
+
+def _rewritten(text: str, moved: dict[str, str]) -> str:
+    """A location in a moved folder, with the names in it (a job's own subfolder) moved too."""
+    for before, after in moved.items():
+        if before.startswith("s3://"):
+            if text == before or (before.endswith("/") and text.startswith(before)):
+                text = after + text[len(before) :]
+        else:  # a per-run name, also inside paths: <folder>/<job name>/output/model.tar.gz
+            text = text.replace(before, after)
+    return text

@@ -1,0 +1,99 @@
+"""Step caching end to end in the local AWS: the router's lookup (the harness plans as the router
+does), the state machine's "Record <stage>" states writing the run ledger (DynamoDB putItem), and
+a later run reusing what was recorded."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from mlops_sfn.cli.runs import _report as report
+from mlops_sfn.local.harness import LocalRuns
+from mlops_sfn.operate import runs
+from tests.conftest import edited, load_item
+
+pytestmark = pytest.mark.functional
+
+PIPELINE = "demo-dev-train-and-batch-score"
+PREFIX = f"input/{PIPELINE}/"
+
+
+@pytest.fixture
+def local() -> Iterator[LocalRuns]:
+    with LocalRuns() as harness:
+        for name, body in (("code/sourcedir.tar.gz", b"code"), ("train/part-1.csv", b"1,2\n"), ("score/a.csv", b"3\n")):
+            harness.s3.put_object(Bucket=harness.settings.bucket, Key=PREFIX + name, Body=body)
+        yield harness
+
+
+def item(*cached: str) -> dict[str, Any]:
+    return edited(load_item(PIPELINE), {f"stages.{stage}.cache": {"enabled": True} for stage in cached})
+
+
+def records(local: LocalRuns) -> list[dict[str, Any]]:
+    return local.dynamodb.scan(TableName=local.ledger)["Items"]
+
+
+def training_jobs(local: LocalRuns) -> int:
+    return len(local.sagemaker.list_training_jobs()["TrainingJobSummaries"])
+
+
+def test_a_second_run_with_nothing_changed_reuses_the_cached_stages(local: LocalRuns) -> None:
+    first = local.run(item("training", "batch_transform"))
+    assert first.status == "SUCCEEDED", first.cause
+    recorded = {entry["stage"]["S"]: entry for entry in records(local)}
+    assert set(recorded) == {"training", "batch_transform"}
+    assert recorded["training"]["execution"]["S"] == first.execution_name
+    assert "model_data_url" in json.loads(recorded["training"]["results"]["S"])
+    assert "Record training" in first.states
+
+    second = local.run(item("training", "batch_transform"))
+    assert second.status == "SUCCEEDED", second.cause
+    assert (second.stages["training"], second.stages["batch_transform"]) == ("reused", "reused")
+    assert second.stages["create_model"] == "succeeded"  # not cacheable: it runs, on the recorded model
+    assert training_jobs(local) == 1
+    assert "Training" not in second.states and second.transitions < first.transitions
+    models = [local.sagemaker.describe_model(ModelName=m["ModelName"]) for m in local.sagemaker.list_models()["Models"]]
+    served = {model["PrimaryContainer"]["ModelDataUrl"] for model in models}
+    assert len(models) == 2 and len(served) == 1  # the second run serves the model the first one trained
+    assert first.execution_name in served.pop()
+
+
+def test_status_names_the_run_a_reused_stage_came_from(local: LocalRuns, capsys: pytest.CaptureFixture[str]) -> None:
+    first = local.run(item("training"))
+    second = local.run(item("training"))
+    arn = local.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{second.execution_name}"
+    run = runs.from_description(local.sfn.describe_execution(executionArn=arn))
+    capsys.readouterr()
+    report(local.sfn, run, as_json=True, graph=None)
+    training = json.loads(capsys.readouterr().out)["stages"]["training"]
+    assert (training["outcome"], training["reused_from"]) == ("reused", first.execution_name)
+    assert "model_data_url" in training["outputs"]
+    report(local.sfn, run, as_json=False, graph=None)
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("training")]
+    assert f"reused                 from {first.execution_name}; s3://" in line and "/training/" in line
+
+
+def test_new_training_data_misses_training_and_what_uses_its_model(local: LocalRuns) -> None:
+    assert local.run(item("training", "batch_transform")).status == "SUCCEEDED"
+    local.s3.put_object(Bucket=local.settings.bucket, Key=PREFIX + "train/part-1.csv", Body=b"1,2\n5,6\n")
+    again = local.run(item("training", "batch_transform"))
+    assert again.status == "SUCCEEDED", again.cause
+    assert (again.stages["training"], again.stages["batch_transform"]) == ("succeeded", "succeeded")
+    assert training_jobs(local) == 2 and len(records(local)) == 4
+
+
+def test_a_failed_stage_is_never_recorded(local: LocalRuns) -> None:
+    failed = local.run(item("training"), fail={"training"})
+    assert failed.status == "FAILED"
+    assert records(local) == []
+    assert local.run(item("training")).stages["training"] == "succeeded"
+
+
+def test_without_cache_blocks_nothing_is_recorded_or_reused(local: LocalRuns) -> None:
+    for _ in range(2):
+        assert local.run(item()).stages["training"] == "succeeded"
+    assert records(local) == [] and training_jobs(local) == 2
