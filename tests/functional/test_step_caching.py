@@ -97,3 +97,14 @@ def test_without_cache_blocks_nothing_is_recorded_or_reused(local: LocalRuns) ->
     for _ in range(2):
         assert local.run(item()).stages["training"] == "succeeded"
     assert records(local) == [] and training_jobs(local) == 2
+
+
+def test_a_new_harness_starts_with_an_empty_ledger() -> None:
+    """moto's backends outlive a harness, and the next one takes its name: no record may carry over."""
+    for _ in range(2):
+        with LocalRuns() as harness:
+            assert records(harness) == []
+            for name in ("code/sourcedir.tar.gz", "train/part-1.csv", "score/a.csv"):
+                harness.s3.put_object(Bucket=harness.settings.bucket, Key=PREFIX + name, Body=b"x")
+            assert harness.run(item("training")).stages["training"] == "succeeded"
+            assert len(records(harness)) == 1

@@ -366,16 +366,6 @@ def test_a_console_edit_of_a_seeded_item_survives_the_next_plan(deployed: Deploy
     assert all(actions == ["no-op"] for actions in changes.values()), changes
 
 
-def test_a_second_plan_reports_no_changes_and_destroy_removes_everything(deployed: Deployment) -> None:
-    result = deployed.tf.execute_command("plan", "-detailed-exitcode", "-input=false", "-no-color")
-    assert result.retcode == 0, result.out  # 2 would mean changes
-    deployed.tf.destroy()
-    state = deployed.tf.execute_command("state", "list")
-    assert state.out.strip() == ""
-    assert deployed.client("dynamodb").list_tables()["TableNames"] == []
-    assert deployed.client("stepfunctions").list_state_machines()["stateMachines"] == []
-
-
 def test_the_run_ledger_is_keyed_by_cache_key_encrypted_and_expires_records(deployed: Deployment) -> None:
     dynamodb = deployed.client("dynamodb")
     name = deployed.outputs["run_ledger_table_name"]
@@ -390,3 +380,13 @@ def test_the_run_ledger_is_keyed_by_cache_key_encrypted_and_expires_records(depl
         return str(found["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"])
 
     assert recovery(name) == recovery(deployed.outputs["table_name"])  # the environment's setting (dev: off)
+
+
+def test_a_second_plan_reports_no_changes_and_destroy_removes_everything(deployed: Deployment) -> None:
+    result = deployed.tf.execute_command("plan", "-detailed-exitcode", "-input=false", "-no-color")
+    assert result.retcode == 0, result.out  # 2 would mean changes
+    deployed.tf.destroy()
+    state = deployed.tf.execute_command("state", "list")
+    assert state.out.strip() == ""
+    assert deployed.client("dynamodb").list_tables()["TableNames"] == []
+    assert deployed.client("stepfunctions").list_state_machines()["stateMachines"] == []

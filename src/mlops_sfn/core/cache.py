@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .plan import map_strings
 from .schema import item_schema
 from .stages import CACHEABLE, PER_RUN_NAME, SERVING, STAGE, STAGES
 
@@ -103,15 +104,7 @@ def _neutral(block: Any, execution_input: dict[str, Any]) -> Any:
         text = text.replace(run_folder, "{run_folder}/").replace(execution, "{execution}")
         return PER_RUN_NAME.sub(r"-\1-*", text)
 
-    return _map(block, neutral)
-
-
-def _map(value: Any, change: Callable[[str], str]) -> Any:
-    if isinstance(value, dict):
-        return {key: _map(entry, change) for key, entry in value.items()}
-    if isinstance(value, list):
-        return [_map(entry, change) for entry in value]
-    return change(value) if isinstance(value, str) else value
+    return map_strings(block, neutral)
 
 
 def keys(
@@ -188,7 +181,7 @@ def lookup(
             continue
         if moved:  # a later stage uses a reused stage's outputs where that run wrote them
             block = execution_input["stages"][stage]
-            execution_input["stages"][stage] = _map(block, lambda text: _rewritten(text, moved))
+            execution_input["stages"][stage] = map_strings(block, lambda text: _rewritten(text, moved))
         wanted, stage_key = settings(item, stage), found.get(stage)
         if wanted is None or stage_key is None or stage_key.key is None:
             continue

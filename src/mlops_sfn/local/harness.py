@@ -134,6 +134,8 @@ class LocalRuns:
         self.s3, self.sns, self.sqs = session.client("s3"), session.client("sns"), session.client("sqs")
         self.sfn, self.sagemaker = session.client("stepfunctions"), session.client("sagemaker")
         self.dynamodb, self.ledger = session.client("dynamodb"), f"{self._label}-run-ledger"
+        if self.ledger in self.dynamodb.list_tables()["TableNames"]:  # an earlier harness's: start empty
+            self.dynamodb.delete_table(TableName=self.ledger)
         self.dynamodb.create_table(
             TableName=self.ledger,
             KeySchema=[{"AttributeName": "cache_key", "KeyType": "HASH"}],
