@@ -4,6 +4,7 @@ the README's job and variable tables are checked against it."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import subprocess
@@ -38,9 +39,14 @@ def gitlab_ci_local(*arguments: str, workdir: Path = ROOT) -> subprocess.Complet
 
 def listed(pipeline: list[str]) -> dict[str, dict[str, Any]]:
     """The jobs a pipeline of this kind runs, as gitlab-ci-local evaluates the rules."""
+    return {job["name"]: job for job in json.loads(_listing(tuple(pipeline))) if job["when"] != "never"}
+
+
+@functools.cache
+def _listing(pipeline: tuple[str, ...]) -> str:  # one node process per kind of pipeline
     done = gitlab_ci_local("--list-json", *pipeline)
     assert done.returncode == 0, done.stderr
-    return {job["name"]: job for job in json.loads(done.stdout) if job["when"] != "never"}
+    return done.stdout
 
 
 def jobs() -> dict[str, dict[str, Any]]:
