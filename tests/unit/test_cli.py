@@ -326,3 +326,18 @@ def test_outputs_that_are_not_the_roots_are_a_usage_error(tmp_path: Path) -> Non
     assert result.returncode == 2
     assert "it lacks sagemaker_name_prefix, region (apply the current root" in result.stderr
     assert run("plan", DEMO_FILE, "--outputs", write(tmp_path / "x.json", "[")).returncode == 2
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
+    """`mlops-sfn statemachine | head -1`: stdout closed before the command writes, no traceback."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlops_sfn.cli", "statemachine"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    process.stdout.close()  # before the interpreter has started: the first write finds no reader
+    _, errors = process.communicate(timeout=60)
+    assert (process.returncode, errors) == (1, "")

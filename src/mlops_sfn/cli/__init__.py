@@ -8,6 +8,7 @@ and the exit codes are those of `common` (0 success, 1 invalid input or a failed
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -40,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         code: int = args.run(args)
         return code
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly. Point stdout at /dev/null so that Python's
+        # flush at exit does not raise again (Python's signal module documentation, "SIGPIPE").
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return INVALID
     except UsageError as error:
         print(f"mlops-sfn: error: {error}", file=sys.stderr)
         return USAGE
