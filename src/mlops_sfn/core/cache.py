@@ -25,17 +25,15 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import cache
 from typing import Any
 
-from .plan import map_strings
+from .plan import WRITTEN, map_strings
 from .schema import item_schema
 from .stages import CACHEABLE, PER_RUN_NAME, SERVING, STAGE, STAGES
 
-_EXPIRE_AFTER = item_schema()["$defs"]["cache"]["properties"]["expire_after"]
-DEFAULT_EXPIRE_AFTER = str(_EXPIRE_AFTER["default"])
-# The ISO 8601 durations an item may use (the schema's pattern): weeks, or days and hours and minutes.
-DURATION = re.compile(str(_EXPIRE_AFTER["pattern"]).replace(r"\d+", r"(\d+)"))
-_WRITTEN = re.compile(r"Output|Checkpoint|Capture|Destination|best_model\.target")
+# What a stage makes: the fields SageMaker writes to (plan.WRITTEN), and tuning's copied best model.
+_MADE = re.compile(rf"{WRITTEN.pattern}|best_model\.target")
 
 
 class Unlisted(Exception):
@@ -43,9 +41,22 @@ class Unlisted(Exception):
     runs, uncached, this time."""
 
 
+@cache
+def _expire_after() -> dict[str, Any]:
+    """The schema's expire_after: its default and its pattern (read when first needed, not at import)."""
+    node: dict[str, Any] = item_schema()["$defs"]["cache"]["properties"]["expire_after"]
+    return node
+
+
+def expire_after(block: dict[str, Any]) -> str:
+    """How long a stage's record may be reused: its `expire_after`, or the schema's default."""
+    return str(block.get("expire_after", _expire_after()["default"]))
+
+
 def seconds(duration: str) -> int:
-    """`P30D` -> 2592000; ValueError for what DURATION does not accept."""
-    match = DURATION.match(duration)
+    """`P30D` -> 2592000; ValueError for what the schema's pattern does not accept (weeks, or days and
+    hours and minutes)."""
+    match = re.match(str(_expire_after()["pattern"]).replace(r"\d+", r"(\d+)"), duration)
     if not match:
         raise ValueError(duration)
     weeks, days, hours, minutes = (int(part or 0) for part in match.groups())
@@ -83,7 +94,7 @@ def _strings(value: Any, path: str = "") -> list[tuple[str, str]]:
 def made_by(execution_input: dict[str, Any], stage: str) -> dict[str, str]:
     """What a stage makes that later stages may use: its locations in the run folder, and its name."""
     block, run_folder = execution_input["stages"][stage], execution_input["run_folder"]
-    made = {value: stage for path, value in _strings(block) if _WRITTEN.search(path) and value.startswith(run_folder)}
+    made = {value: stage for path, value in _strings(block) if _MADE.search(path) and value.startswith(run_folder)}
     field = STAGE[stage].name_field
     name = block.get("request", {}).get(field) if field else None
     return made | ({name: stage} if isinstance(name, str) else {})
@@ -126,7 +137,7 @@ def keys(
             producer = _producer(value, made)
             if producer:
                 upstream.add(producer)
-            elif value.startswith("s3://") and not _WRITTEN.search(path) and not value.startswith(run_folder):
+            elif value.startswith("s3://") and not _MADE.search(path) and not value.startswith(run_folder):
                 try:
                     reads[value] = identity(value)
                 except Unlisted as error:
@@ -190,7 +201,8 @@ def lookup(
         except Unlisted as error:  # the run must not wait on its cache: the stage runs, unrecorded
             found[stage] = replace(stage_key, key=None, why_not=f"the run ledger: {error}")
             continue
-        # TTL deletes expired items lazily (up to days later): a record past its time is a miss.
+        # TTL deletes expired items lazily, and reads still return them until then (DynamoDB Developer
+        # Guide, "Working with expired items and time to live"): a record past its time is a miss.
         if record is not None and record["expires_at"] > now:
             execution_input.setdefault("reused", {})[stage] = record["execution"]
             results = execution_input["results"]
@@ -204,7 +216,7 @@ def lookup(
                 elif record["name"]:
                     moved[value] = record["name"]
         else:
-            expires = int(now) + seconds(wanted.get("expire_after", DEFAULT_EXPIRE_AFTER))
+            expires = int(now) + seconds(expire_after(wanted))
             execution_input.setdefault("cache", {})[stage] = {"key": stage_key.key, "expires_at": expires}
     return found
 
@@ -214,8 +226,6 @@ def reuse(
 ) -> dict[str, StageKey]:
     """What the router does to a planned run before starting it (the local harness too): the stages
     `item` (overrides applied) caches are looked up in the ledger (`lookup`); {} when it caches none."""
-    if not enabled(item):
-        return {}
     return lookup(execution_input, item, s3_identity(s3), ledger_fetch(dynamodb, ledger))
 
 
@@ -237,8 +247,8 @@ def s3_identity(s3: Any) -> Callable[[str], str]:
         digest, count = hashlib.sha256(), 0
         try:
             for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-                for listed in page.get("Contents", []):
-                    digest.update(f"{listed['Key']}\0{listed['ETag']}\0{listed['Size']}\n".encode())
+                for entry in page.get("Contents", []):
+                    digest.update(f"{entry['Key']}\0{entry['ETag']}\0{entry['Size']}\n".encode())
                     count += 1
                     if count > MAX_LISTED:
                         raise Unlisted(f"more than {MAX_LISTED} objects")

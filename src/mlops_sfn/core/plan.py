@@ -473,7 +473,7 @@ def _strings(value: Any, path: str) -> list[tuple[str, str, str]]:
 
 # Request paths whose S3 locations SageMaker writes (outputs, checkpoints, captured data): these
 # must be in the framework's bucket; data buckets are read only.
-_WRITTEN = re.compile(r"Output|Checkpoint|Capture|Destination")
+WRITTEN = re.compile(r"Output|Checkpoint|Capture|Destination")  # fields naming where SageMaker writes
 _KMS_FIELDS = {"KmsKeyId", "VolumeKmsKeyId"}
 
 
@@ -504,7 +504,7 @@ def _check_access(blocks: dict[str, Any], settings: Settings) -> list[Problem]:
             )
         elif value.startswith("s3://"):
             bucket = value.removeprefix("s3://").split("/", 1)[0]
-            written = bool(_WRITTEN.search(path.split(".request.", 1)[-1]))
+            written = bool(WRITTEN.search(path.split(".request.", 1)[-1]))
             if bucket == settings.bucket or (bucket in readable and not written):
                 continue
             if bucket in readable:

@@ -345,13 +345,13 @@ class Router:
         if self.config.ledger is None:
             return {}
         found = cache.reuse(item, execution_input, self.s3, self.dynamodb, self.config.ledger)
-        reused = execution_input.get("reused", {})
+        reused, cached = execution_input.get("reused", {}), cache.enabled(item)
         return {
             stage: {"reused_from": reused[stage]}
             if stage in reused
             else ({"missed": str(key.key)[:12]} if key.key else {"not_cached": key.why_not})
             for stage, key in found.items()
-            if stage in cache.enabled(item)
+            if stage in cached
         }
 
     def _find(self, trigger: Trigger, request_id: str | None) -> tuple[str, dict[str, Any]]:

@@ -102,8 +102,7 @@ def cache_text(execution_input: dict[str, Any], item: dict[str, Any]) -> str:
     for stage, key in found.items():
         wanted = cache.settings(item, stage)
         if wanted:
-            kept = wanted.get("expire_after", cache.DEFAULT_EXPIRE_AFTER)
-            lines.append(f"{stage}: cached, a record reused for {kept}")
+            lines.append(f"{stage}: cached, a record reused for {cache.expire_after(wanted)}")
         elif STAGE[stage].cacheable:
             lines.append(f'{stage}: not cached (set stages.{stage}.cache to {{"enabled": true}} to cache it)')
         else:

@@ -199,10 +199,9 @@ class Cloud:
             data = self.get(f"/api/v2/workspaces/{workspace_id}")["data"]
         return _related(data.get("relationships", {}), "current-run")
 
-    def log_tail(self, kind: str, resource_id: str, lines: int = 15) -> list[str]:
+    def log_tail(self, url: str | None, lines: int = 15) -> list[str]:
         """The last error lines of a plan's or an apply's log (pytfe 1.5's `plans.logs` returns nothing)."""
         try:
-            url = self.get(f"/api/v2/{kind}/{resource_id}")["data"]["attributes"].get("log-read-url")
             text = self.tfe._transport.request("GET", url, include_auth=False).text if url else ""
         except TFEError:
             return []
@@ -221,20 +220,15 @@ class Cloud:
     def why(self, run: RunState) -> str:
         """What stopped an errored run: the plan's or apply's own error lines, or a failed policy check."""
         try:
-            return self._why(run)
+            for kind, phase, resource in (("plans", "plan", run.plan), ("applies", "apply", run.apply)):
+                if resource:
+                    attributes = self.get(f"/api/v2/{kind}/{resource}")["data"]["attributes"]
+                    if attributes.get("status") == "errored":
+                        tail = self.log_tail(attributes.get("log-read-url"))
+                        return f"the {phase} errored" + (":\n  " + "\n  ".join(tail) if tail else "")
+            checks = self.get(f"/api/v2/runs/{run.id}/policy-checks").get("data") or []
         except TFEError:
             return "see the run"
-
-    def _why(self, run: RunState) -> str:
-        for kind, resource in (("plans", run.plan), ("applies", run.apply)):
-            if resource:
-                status = self.get(f"/api/v2/{kind}/{resource}")["data"]["attributes"].get("status")
-                if status == "errored":
-                    tail = self.log_tail(kind, resource)
-                    return f"the {kind[:-1] if kind == 'plans' else 'apply'} errored" + (
-                        ":\n  " + "\n  ".join(tail) if tail else ""
-                    )
-        checks = self.get(f"/api/v2/runs/{run.id}/policy-checks").get("data") or []
         if any(check["attributes"].get("status") == "hard_failed" for check in checks):
             return "a hard-mandatory policy check failed"
         return "a policy check or a run task stopped it"
