@@ -73,7 +73,8 @@ def test_the_reusable_frameworks_sample_imports_and_runs(tmp_path: Path) -> None
         report = local.run(dynamodb_json.from_typed(dynamodb_json.to_typed(item)))
 
         assert report.status == "SUCCEEDED", (report.error, report.cause)
-        assert report.stages == outcomes(report, {"preprocessing", "training", "create_model", "deploy"})
+        # (a deploy is followed by monitoring: without a block, it removes what an earlier run set up)
+        assert report.stages == outcomes(report, {"preprocessing", "training", "create_model", "deploy", "monitoring"})
         keys = [entry["Key"] for entry in local.s3.list_objects_v2(Bucket=local.settings.bucket)["Contents"]]
     # Training read both channels (script.py fails without either) and printed its metric.
     (log,) = tmp_path.glob("jobs/*-train-*/log.txt")

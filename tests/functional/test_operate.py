@@ -393,6 +393,7 @@ def test_a_rerun_from_evaluation_reuses_preprocessing_and_training_without_a_new
         "create_model": "succeeded",
         "batch_transform": "skipped",
         "deploy": "skipped",
+        "monitoring": "skipped",  # it follows a deploy
     }
     assert local.sagemaker.list_training_jobs()["TrainingJobSummaries"] == training_jobs  # nothing retrained
     assert not {"Preprocessing", "Training"} & set(report.states)

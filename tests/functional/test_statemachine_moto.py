@@ -62,6 +62,7 @@ def test_a_run_with_every_stage_off_passes_one_choice_per_stage_and_reports_succ
     assert described["status"] == "SUCCEEDED"
     entered = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
     assert entered == [
+        "Started by drift?",
         "Run preprocessing?",
         "Run training?",
         "Run tuning?",
@@ -70,6 +71,7 @@ def test_a_run_with_every_stage_off_passes_one_choice_per_stage_and_reports_succ
         "Run approval?",
         "Run create model?",
         "Serve model?",
+        "Run monitoring?",
         "Notify success?",
         "Notify success",
         "Succeeded",

@@ -4,7 +4,9 @@ contract.json at the root, which the modules read with jsondecode(file(...)), an
 - ROUTER_ENVIRONMENT: the router module's input -> the environment variable the router reads it from;
 - HANDLERS: each function's handler, as the Lambda zip lays them out (package.py);
 - SCHEDULE_INPUT_TEMPLATE: what a schedule rule sends the router (an input transformer template;
-  `<pipeline>` is replaced by the pipeline's name as a JSON string), parsed by triggers.py.
+  `<pipeline>` is replaced by the pipeline's name as a JSON string), parsed by triggers.py;
+- DRIFT_ALARM_INFIX: a pipeline's drift alarm is <sagemaker_name_prefix><infix><pipeline>
+  (monitoring.py); the drift rule matches alarms starting with the prefix and the infix.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ SCHEDULE_INPUT_TEMPLATE = (
     '{"detail-type": "Scheduled Event", "source": "aws.events", "time": <time>, "resources": <resources>, '
     '"detail": {"consumption_pipeline_name": <pipeline>}}'
 )
+DRIFT_ALARM_INFIX = "drift-"
 FILE = "contract.json"
 
 
@@ -43,6 +46,7 @@ def document() -> dict[str, Any]:
         "router_environment": ROUTER_ENVIRONMENT,
         "handlers": HANDLERS,
         "schedule_input_template": SCHEDULE_INPUT_TEMPLATE,
+        "drift_alarm_infix": DRIFT_ALARM_INFIX,
     }
 
 

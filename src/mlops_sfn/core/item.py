@@ -17,7 +17,8 @@ PLACEHOLDERS = {
     "pipeline": "the pipeline name (consumption_pipeline_name)",
     "execution": "the execution name",
     "dataset_date": "the dataset date: from the event, else the day of the event (UTC), e.g. 2024-05-31",
-    "upload_prefix": "the key prefix of the upload that started the run (the trigger prefix for other runs)",
+    "upload_prefix": "the key prefix of the upload that started the run (a drift run: of the latest completed "
+    "upload; the trigger prefix for other runs)",
     "region": "the AWS region",
     "role_arn": "the SageMaker execution role's ARN",
     "image": "the default container image URI",
@@ -241,6 +242,22 @@ def _check_rules(item: dict[str, Any]) -> list[Problem]:
                 "needs the evaluation stage (its report holds the metric): switch evaluation on or remove the gate",
             )
         )
+    if runs(item, "monitoring"):
+        if "deploy" not in blocks:
+            problems.append(
+                Problem(
+                    "stages.monitoring",
+                    "needs the deploy stage: it watches the endpoint that stage deploys (and runs after each deploy)",
+                )
+            )
+        if not blocks["monitoring"].get("baseline", {}).get("dataset") and not stages.training_data(item):
+            problems.append(
+                Problem(
+                    "stages.monitoring.baseline.dataset",
+                    "is required when the run trains on no S3 channel: the s3:// URI of the CSV data the model"
+                    " learned from, which the endpoint's traffic is compared with",
+                )
+            )
     deploy = blocks.get("deploy", {})
     if deploy.get("rollback_alarms") and deploy.get("strategy", "all_at_once") != "blue_green":
         problems.append(

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import names, sagemaker_api, stages
+from . import monitoring, names, sagemaker_api, stages
 from .contract import ROUTER_ENVIRONMENT
 from .item import check_item, model_sources
 from .problems import InvalidItem, Problem
@@ -141,10 +141,16 @@ def plan_execution(item: dict[str, Any], trigger: Trigger, settings: Settings) -
     execution = names.execution_name(pipeline, trigger.identity())
     values = _placeholder_values(item, trigger, settings, execution)
     run = {stage: runs(item, stage) for stage in STAGES}
+    # Monitoring follows each deploy: set up for the new model, or, in an item without it, the endpoint's
+    # schedule and drift alarm taken down (switching it off stops it at the next deploy). A run that
+    # does not deploy leaves it as it is.
+    run["monitoring"] = run["deploy"]
+    if trigger.source == "monitoring" and _on_drift(item) == "notify":
+        run = {stage: False for stage in STAGES}  # the run only says that the model drifted
     blocks = {stage: fill(_stage_input(item, stage, execution, settings), values) for stage in STAGES if run[stage]}
     problems = _check_filled(blocks) + _check_reach(blocks, settings.sagemaker_name_prefix)
     problems += _check_images(blocks, settings.image_repository_arns)
-    problems += _check_access(blocks, settings)
+    problems += _check_access(blocks, settings) + _check_analyzer(blocks, settings.region)
     if problems:
         raise InvalidItem(problems)
     notify = item.get("notifications", {}).get("on", ["failure"])
@@ -211,6 +217,7 @@ _LIMITS: dict[str, Callable[[dict[str, Any]], int]] = {
     "approval": lambda block: int(block["timeout_seconds"]),
     # waiting for a busy endpoint, then for its own update
     "deploy": lambda block: 2 * int(block["wait_seconds"]) * int(block["max_checks"]),
+    "monitoring": lambda block: _job_limit(block["request"]) if "request" in block else 0,
 }
 
 
@@ -232,7 +239,7 @@ def _check_duration(blocks: dict[str, Any]) -> list[Problem]:
 
 def _placeholder_values(item: dict[str, Any], trigger: Trigger, settings: Settings, execution: str) -> dict[str, str]:
     upload_prefix = item.get("trigger", {}).get("prefix", "")
-    if trigger.source == "s3" and trigger.key:
+    if trigger.source in ("s3", "monitoring") and trigger.key:  # a drift run: the latest upload's (router)
         upload_prefix = trigger.key.rsplit("/", 1)[0] + "/" if "/" in trigger.key else ""
     values = {
         "bucket": settings.bucket,
@@ -244,6 +251,12 @@ def _placeholder_values(item: dict[str, Any], trigger: Trigger, settings: Settin
         "role_arn": settings.sagemaker_role_arn,
         "image": settings.default_image_uri,
     }
+    analyzer = monitoring.analyzer_image(settings.region)
+    if analyzer:
+        values["analyzer_image"] = analyzer
+    dataset = stages.training_data(item)
+    if dataset:
+        values["baseline_dataset"] = fill(dataset, values)
     sources = model_sources(item)
     if sources:
         values["model_data_url"] = fill(stages.model_data_url(item, sources[0], execution), values)
@@ -304,7 +317,67 @@ def _create_model_input(item: dict[str, Any], execution: str, settings: Settings
 
 
 def _deploy_stage_input(item: dict[str, Any], execution: str, settings: Settings) -> dict[str, Any]:
-    return _deploy_input(item, execution, settings.sagemaker_name_prefix)
+    result = _deploy_input(item, execution, settings.sagemaker_name_prefix)
+    if runs(item, "monitoring"):
+        pipeline = item["consumption_pipeline_name"]
+        capture = monitoring.data_capture_config(item["stages"]["monitoring"], settings.bucket, pipeline)
+        result["endpoint_config_request"]["DataCaptureConfig"] = capture
+    return result
+
+
+def _monitoring_input(item: dict[str, Any], execution: str, settings: Settings) -> dict[str, Any]:
+    """The baseline job, the job definition, the schedule and the drift alarm of the deployed endpoint;
+    or, when the item deploys without monitoring, what to remove."""
+    pipeline, prefix = item["consumption_pipeline_name"], settings.sagemaker_name_prefix
+    endpoint = _deploy_input(item, execution, prefix)["endpoint_name"]
+    schedule = names.stable_name(pipeline, prefix)
+    alarm_name = monitoring.drift_alarm_name(pipeline, prefix)
+    if not runs(item, "monitoring"):
+        return {"remove": True, "schedule_name": schedule, "alarm_name": alarm_name}
+    block = item["stages"]["monitoring"]
+    result = _request(item, "monitoring", execution)
+    baseline = result["request"]["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"].rstrip("/")
+    job_definition = monitoring.job_definition_name(pipeline, execution, stages.tag("monitoring"))
+    resources = result["request"]["ProcessingResources"]["ClusterConfig"]
+    result["schedule_name"] = schedule
+    result["job_definition_request"] = {
+        "JobDefinitionName": job_definition,
+        "DataQualityBaselineConfig": {
+            "ConstraintsResource": {"S3Uri": f"{baseline}/constraints.json"},
+            "StatisticsResource": {"S3Uri": f"{baseline}/statistics.json"},
+        },
+        "DataQualityAppSpecification": {"ImageUri": result["request"]["AppSpecification"]["ImageUri"]},
+        "DataQualityJobInput": {"EndpointInput": {"EndpointName": endpoint, "LocalPath": monitoring.ENDPOINT_INPUT}},
+        "DataQualityJobOutputConfig": {
+            "MonitoringOutputs": [
+                {
+                    "S3Output": {
+                        "S3Uri": monitoring.reports_folder(settings.bucket, pipeline),
+                        "LocalPath": monitoring.ANALYZER_OUTPUT,
+                        "S3UploadMode": "EndOfJob",
+                    }
+                }
+            ]
+        },
+        "JobResources": {"ClusterConfig": {**resources}},
+        "RoleArn": result["request"]["RoleArn"],
+        # An hourly execution must end within the hour (Model Monitor: MaxRuntimeInSeconds <= 3600).
+        "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+    }
+    result["schedule_request"] = {
+        "MonitoringScheduleName": schedule,
+        "MonitoringScheduleConfig": {
+            "ScheduleConfig": {"ScheduleExpression": monitoring.schedule_expression(block.get("schedule", "hourly"))},
+            "MonitoringJobDefinitionName": job_definition,
+            "MonitoringType": "DataQuality",
+        },
+    }
+    result["alarm"] = monitoring.drift_alarm(pipeline, prefix, endpoint, schedule, block)
+    return result
+
+
+def _on_drift(item: dict[str, Any]) -> str:
+    return str(item.get("stages", {}).get("monitoring", {}).get("retrain", {}).get("on_drift", "notify"))
 
 
 _INPUTS: dict[str, Callable[[dict[str, Any], str, Settings], dict[str, Any]]] = {
@@ -317,6 +390,7 @@ _INPUTS: dict[str, Callable[[dict[str, Any], str, Settings], dict[str, Any]]] = 
     "create_model": _create_model_input,
     "batch_transform": _job_input("batch_transform"),
     "deploy": _deploy_stage_input,
+    "monitoring": _monitoring_input,
 }
 assert list(_INPUTS) == list(STAGES), "every stage plans its input here, in catalog order"
 
@@ -556,6 +630,8 @@ def _check_images(blocks: dict[str, Any], repositories: str) -> list[Problem]:
         if not found:
             continue  # not an ECR image: SageMaker's own check applies
         account, region, repository = found.groups()
+        if monitoring.is_analyzer(account, repository):
+            continue  # AWS's own image, pulled by SageMaker for the job
         wanted = f"repository/{repository}"
         if not any(
             arn.split(":")[3:5] == [region, account] and fnmatch.fnmatchcase(wanted, arn.split(":", 5)[5])
@@ -571,11 +647,26 @@ def _check_images(blocks: dict[str, Any], repositories: str) -> list[Problem]:
     return problems
 
 
+def _check_analyzer(blocks: dict[str, Any], region: str) -> list[Problem]:
+    request = blocks.get("monitoring", {}).get("request")
+    if request and "{analyzer_image}" in request["AppSpecification"]["ImageUri"]:
+        return [
+            Problem(
+                "stages.monitoring.image",
+                f"no prebuilt Model Monitor analyzer is known in {region}: set the analyzer image's URI "
+                "(SageMaker's Docker registry paths list it per region)",
+            )
+        ]
+    return []
+
+
 def _check_filled(blocks: dict[str, Any]) -> list[Problem]:
     """Patterns and lengths, once placeholders hold real values (e.g. a '_' from {pipeline} in a name)."""
     problems: list[Problem] = []
     for stage, block in blocks.items():
         if stage in OPERATIONS:
+            if "request" not in block:
+                continue  # monitoring, when the run only removes it
             found = sagemaker_api.check_request(OPERATIONS[stage], block["request"], f"stages.{stage}.request")
             problems += [Problem(p.path, f"after placeholders are filled: {p.message}") for p in found]
     if "deploy" in blocks:
@@ -586,6 +677,13 @@ def _check_filled(blocks: dict[str, Any]) -> list[Problem]:
             ("UpdateEndpoint", deploy["update_request"]),
         ]:
             problems += sagemaker_api.check_request(operation, request, "stages.deploy")
+    watching = blocks.get("monitoring", {})
+    for operation, field in [
+        ("CreateDataQualityJobDefinition", "job_definition_request"),
+        ("CreateMonitoringSchedule", "schedule_request"),
+    ]:
+        if field in watching:
+            problems += sagemaker_api.check_request(operation, watching[field], "stages.monitoring")
     return problems
 
 

@@ -13,17 +13,18 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from . import cache, dynamodb_json
+from . import cache, dynamodb_json, monitoring
 from .contract import ROUTER_ENVIRONMENT
 from .item import prefix_owner
 from .names import execution_arn
 from .plan import SETTINGS_ENVIRONMENT, Settings, apply_overrides, mismatch, plan_execution
 from .problems import InvalidItem, Problem, join
-from .triggers import InvalidEvent, Trigger, parse_parts, shorten
+from .stages import runs
+from .triggers import InvalidEvent, Trigger, completes_upload, parse_parts, shorten
 
 # Environment variable -> what it holds. Read and checked once, when the Lambda starts.
 ENVIRONMENT = {
@@ -298,15 +299,19 @@ class Router:
     def _route(self, trigger: Trigger, request_id: str | None, handled: set[str]) -> tuple[str, str | None]:
         """The decision for one trigger: ("started"|"duplicate"|"skipped", execution name)."""
         context = {"request_id": request_id, "pipeline": trigger.pipeline, "trigger": _describe(trigger)}
+        if trigger.source == "monitoring":
+            trigger = self._drifted(trigger, request_id)
         pipeline, item = self._find(trigger, request_id)
         context["pipeline"] = pipeline
         if item.get("enabled") is False:
             log(level="info", **context, outcome="skipped", reason="the pipeline is disabled (enabled: false)")
             return "skipped", None
-        reason = mismatch(item, trigger)
-        if reason is not None:  # an object that is part of an upload, not the one completing it
+        reason = mismatch(item, trigger) or _not_retrained(item, trigger)
+        if reason is not None:  # an object that is part of an upload, not the one completing it; a drift left alone
             log(level="info", **context, outcome="skipped", reason=reason)
             return "skipped", None
+        if trigger.source == "monitoring":  # retrained on the latest upload, as its own run was
+            trigger = replace(trigger, bucket=self.config.settings.bucket, key=self._latest_upload(item))
         try:
             execution_input = plan_execution(item, trigger, self.config.settings)
         except InvalidItem as error:
@@ -323,8 +328,13 @@ class Router:
         execution_input["delivery"] = {"request_id": request_id}
         name = execution_input["execution_name"]
         manifest = trigger.source == "s3" and "manifest" in item["trigger"]["complete_on"]
+        if trigger.source == "monitoring":
+            execution_input["trigger"]["violations"] = self._violations(pipeline)
         if name in handled:
             outcome = "duplicate"
+        elif trigger.source == "monitoring" and (reason := self._cooling_down(pipeline, item, name)) is not None:
+            log(level="info", **context, execution_name=name, outcome="skipped", reason=reason)
+            return "skipped", None
         elif manifest and (reason := self._upload_problem(trigger)) is not None:
             # A redelivery may find the upload replaced or gone since its run started: still a duplicate.
             if not self._exists(name):
@@ -353,6 +363,110 @@ class Router:
             for stage, key in found.items()
             if stage in cached
         }
+
+    def _drifted(self, trigger: Trigger, request_id: str | None) -> Trigger:
+        """A drift alarm's trigger, with the pipeline its name holds (<prefix>drift-<pipeline>)."""
+        named = monitoring.pipeline_of_alarm(trigger.alarm or "", self.config.settings.sagemaker_name_prefix)
+        if named is None:
+            prefix = monitoring.drift_alarm_name("", self.config.settings.sagemaker_name_prefix)
+            alarm = shorten(trigger.alarm or "", 200)
+            reason = f"alarm {alarm!r} is not a drift alarm of this deployment ({prefix}<pipeline>)"
+            raise _Rejected(self._reject(None, trigger, "detail.alarmName", reason, request_id))
+        return replace(trigger, pipeline=named)
+
+    def _newest(self, bucket: str, prefix: str, wanted: Callable[[str], bool]) -> dict[str, Any] | None:
+        """The newest object under the prefix whose key is wanted; in the same second (S3 lists times
+        to the second), the greater key, e.g. the later yyyy/mm/dd/hh folder."""
+        newest: dict[str, Any] | None = None
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for entry in page.get("Contents", []):
+                if wanted(entry["Key"]) and (
+                    newest is None or (entry["LastModified"], entry["Key"]) > (newest["LastModified"], newest["Key"])
+                ):
+                    newest = entry
+        return newest
+
+    def _latest_upload(self, item: dict[str, Any]) -> str | None:
+        """The key of the newest object that completed an upload under the item's trigger prefix (its
+        manifest or suffix marker), None when there is none or the prefix cannot be listed: the drift
+        run's {upload_prefix} is its folder, as it was for the run that upload started (else the prefix)."""
+        from botocore.exceptions import ClientError
+
+        config = item.get("trigger", {})
+        if not config.get("prefix") or not config.get("complete_on"):
+            return None
+        try:
+            found = self._newest(
+                self.config.settings.bucket, config["prefix"], lambda key: completes_upload(config, key)
+            )
+        except ClientError as error:
+            log(level="warning", outcome="latest upload unknown", reason=shorten(str(error), 200))
+            return None
+        return str(found["Key"]) if found else None
+
+    def _violations(self, pipeline: str) -> dict[str, Any]:
+        """The pipeline's latest constraint_violations.json (its monitoring executions' reports), for the
+        run and its notification to say what drifted; what could not be read is said instead."""
+        from botocore.exceptions import ClientError
+
+        bucket, _, prefix = (
+            monitoring.reports_folder(self.config.settings.bucket, pipeline).partition("//")[2].partition("/")
+        )
+        try:
+            latest = self._newest(bucket, prefix + "/", lambda key: key.endswith("/constraint_violations.json"))
+            if latest is None:
+                return {"unread": f"no constraint_violations.json under s3://{bucket}/{prefix}/"}
+            report = json.loads(self.s3.get_object(Bucket=bucket, Key=latest["Key"])["Body"].read())
+        except (ClientError, ValueError) as error:
+            return {"unread": shorten(str(error), 200)}
+        found = report.get("violations", []) if isinstance(report, dict) else []
+        kept = [
+            {
+                key: shorten(str(entry.get(key, "")), 200)
+                for key in ("feature_name", "constraint_check_type", "description")
+            }
+            for entry in found[:VIOLATIONS_KEPT]
+            if isinstance(entry, dict)
+        ]
+        return {"report": f"s3://{bucket}/{latest['Key']}", "count": len(found), "violations": kept}
+
+    def _cooling_down(self, pipeline: str, item: dict[str, Any], name: str) -> str | None:
+        """One drift run per cool-down: the run ledger keeps the pipeline's last drift run until its
+        cool-down ends (a conditional write, so two episodes racing start one run). A redelivery of the
+        same episode finds its own record and goes on to StartExecution, which refuses a duplicate."""
+        if self.config.ledger is None:
+            return None
+        from botocore.exceptions import ClientError
+
+        cool_down = item["stages"]["monitoring"].get("retrain", {}).get("cool_down", monitoring.DEFAULT_COOL_DOWN)
+        now = int(time.time())
+        try:
+            self.dynamodb.put_item(
+                TableName=self.config.ledger,
+                Item={
+                    "cache_key": {"S": monitoring.episode_key(pipeline)},
+                    "execution": {"S": name},
+                    "started_at": {"N": str(now)},
+                    "expires_at": {"N": str(now + cache.seconds(cool_down))},
+                },
+                ConditionExpression="attribute_not_exists(cache_key) OR expires_at < :now OR #execution = :name",
+                ExpressionAttributeNames={"#execution": "execution"},
+                ExpressionAttributeValues={":now": {"N": str(now)}, ":name": {"S": name}},
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            last = self.dynamodb.get_item(
+                TableName=self.config.ledger,
+                Key={"cache_key": {"S": monitoring.episode_key(pipeline)}},
+                ConsistentRead=True,
+            ).get("Item", {})
+            started = last.get("execution", {}).get("S", "?")
+            return (
+                f"a drift run ({started}) started within the cool-down of {cool_down}"
+                " (stages.monitoring.retrain.cool_down)"
+            )
+        return None
 
     def _find(self, trigger: Trigger, request_id: str | None) -> tuple[str, dict[str, Any]]:
         """The pipeline a trigger names (or whose prefix holds its key) and its item, read consistently."""
@@ -511,6 +625,7 @@ class Router:
         return record
 
 
+VIOLATIONS_KEPT = 20  # of a report's violations, in the run's input (the report holds them all)
 MANIFEST_LIMIT = 1 << 20  # bytes: a manifest listing about 10,000 objects
 
 
@@ -576,6 +691,17 @@ def _leaves(value: Any, path: str) -> list[tuple[str, Any]]:
     if isinstance(value, list) and value:
         return [leaf for index, entry in enumerate(value) for leaf in _leaves(entry, join(path, index))]
     return [(path, value)]
+
+
+def _not_retrained(item: dict[str, Any], trigger: Trigger) -> str | None:
+    """Why a drift alarm's episode starts nothing for this item, if it does not."""
+    if trigger.source != "monitoring":
+        return None
+    if not runs(item, "monitoring"):
+        return "the item no longer monitors its endpoint (stages.monitoring.run is not true)"
+    if item["stages"]["monitoring"].get("retrain", {}).get("on_drift", "notify") == "off":
+        return "stages.monitoring.retrain.on_drift is off"
+    return None
 
 
 def _describe(trigger: Trigger) -> dict[str, Any]:

@@ -89,6 +89,9 @@ def _check_number(value: float, node: dict[str, Any], path: str) -> list[Problem
     low, high = node.get("minimum"), node.get("maximum")
     if (low is not None and value < low) or (high is not None and value > high):
         return [Problem(path, f"{value} is out of range; allowed: {low} to {high}")]
+    above = node.get("exclusiveMinimum")
+    if above is not None and value <= above:
+        return [Problem(path, f"{value} is out of range; allowed: above {above}{f' to {high}' if high else ''}")]
     return []
 
 
@@ -96,6 +99,8 @@ def _check_array(value: list[Any], node: dict[str, Any], path: str) -> list[Prob
     problems: list[Problem] = []
     if "maxItems" in node and len(value) > node["maxItems"]:
         problems.append(Problem(path, f"has {len(value)} entries; at most {node['maxItems']} are allowed"))
+    if "minItems" in node and len(value) < node["minItems"]:
+        problems.append(Problem(path, f"has {len(value)} entries; at least {node['minItems']} are needed"))
     if node.get("uniqueItems") and len({json.dumps(v, sort_keys=True) for v in value}) != len(value):
         problems.append(Problem(path, "has repeated entries; list each value once"))
     if "items" in node:

@@ -1,4 +1,4 @@
-"""The nine stages: their order, their SageMaker operation, and the defaults that keep items short.
+"""The ten stages: their order, their SageMaker operation, and the defaults that keep items short.
 
 Default values may hold placeholders ({bucket}, {role_arn}, ...); plan.py fills them per execution.
 """
@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import names
+from . import monitoring, names
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class Stage:
     described_as: str | None = None  # in previews: "<described_as> <name>"
     framework_fields: tuple[str, ...] = ()  # request fields the framework decides, besides the name
     serving: bool = False  # runs after the others, side by side with the other serving stages
+    watches: bool = False  # runs after the serving stages succeeded: it looks after what they deployed
     cacheable: bool = False  # an item may let a run reuse its outputs when nothing it depends on changed
 
     @property
@@ -86,10 +87,22 @@ CATALOG = (
     ),
     # Its endpoint is named by the item; the endpoint config it creates per run is the framework's.
     Stage("deploy", tag="config", resource="endpoint-config", serving=True),
+    # Its request is the baseline job's; it also creates the data-quality job definition and the
+    # endpoint's monitoring schedule and drift alarm (monitoring.py).
+    Stage(
+        "monitoring",
+        operation="CreateProcessingJob",
+        name_field="ProcessingJobName",
+        tag="monitor",  # the baseline job and the data-quality job definition: <pipeline>-monitor-<hash>
+        resource="processing-job",
+        described_as="baseline job",
+        watches=True,
+    ),
 )
 STAGE = {stage.name: stage for stage in CATALOG}
 STAGES = tuple(STAGE)
 SERVING = tuple(stage.name for stage in CATALOG if stage.serving)
+WATCHING = tuple(stage.name for stage in CATALOG if stage.watches)
 CACHEABLE = tuple(stage.name for stage in CATALOG if stage.cacheable)
 # A per-run SageMaker name (names.resource_name): "<pipeline>-<stage tag>-<10 hex>".
 PER_RUN_NAME = re.compile(rf"-({'|'.join(re.escape(s.tag) for s in CATALOG if s.tag)})-[0-9a-f]{{10}}\b")
@@ -177,6 +190,7 @@ _DEFAULTS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
         "TransformResources": {"InstanceCount": 1, "InstanceType": DEFAULT_INSTANCE_TYPE},
     },
     "deploy": lambda item: {},
+    "monitoring": lambda item: _baseline_defaults(item),
 }
 assert list(_DEFAULTS) == list(STAGES), "every stage has its defaults here, in catalog order"
 
@@ -184,6 +198,39 @@ assert list(_DEFAULTS) == list(STAGES), "every stage has its defaults here, in c
 def defaults(stage: str, item: dict[str, Any]) -> dict[str, Any]:
     """The framework's request for a stage before the item's own fields are merged over it."""
     return _DEFAULTS[stage](item)
+
+
+def _baseline_defaults(item: dict[str, Any]) -> dict[str, Any]:
+    """The analyzer's baseline job: the dataset in, statistics.json and constraints.json out."""
+    block = item.get("stages", {}).get("monitoring", {})
+    request = _processing()
+    request["ProcessingResources"]["ClusterConfig"]["InstanceType"] = block.get("instance_type", DEFAULT_INSTANCE_TYPE)
+    request["AppSpecification"] = {"ImageUri": block.get("image", "{analyzer_image}")}
+    request["Environment"] = monitoring.baseline_environment(block.get("baseline", {}).get("header", True))
+    request["ProcessingInputs"] = [
+        {
+            "InputName": "baseline_dataset_input",
+            "S3Input": {
+                "S3Uri": block.get("baseline", {}).get("dataset", "{baseline_dataset}"),
+                "LocalPath": monitoring.BASELINE_INPUT,
+                "S3DataType": "S3Prefix",
+                "S3InputMode": "File",
+            },
+        }
+    ]
+    request["ProcessingOutputConfig"] = {
+        "Outputs": [
+            {
+                "OutputName": "monitoring_output",
+                "S3Output": {
+                    "S3Uri": f"{RUN_FOLDER}/monitoring/baseline",
+                    "LocalPath": monitoring.ANALYZER_OUTPUT,
+                    "S3UploadMode": "EndOfJob",
+                },
+            }
+        ]
+    }
+    return request
 
 
 # What a model package container shares with a model's container (CreateModelPackage's
@@ -243,3 +290,20 @@ def merge(base: Any, override: Any) -> Any:
 
 def runs(item: dict[str, Any], stage: str) -> bool:
     return item.get("stages", {}).get(stage, {}).get("run") is True
+
+
+def training_data(item: dict[str, Any]) -> str | None:
+    """Where the item's training data is (the "train" channel, else the first): the default baseline
+    a deployed model's traffic is compared with. The running stage's, else the training or tuning
+    block's (a rerun that reuses training trained on it too)."""
+    blocks = item.get("stages", {})
+    ordered = sorted(("training", "tuning"), key=lambda stage: not runs(item, stage))
+    for stage in (stage for stage in ordered if stage in blocks):
+        request = merge(defaults(stage, item), blocks[stage].get("request", {}))
+        definition = request if stage == "training" else request.get("TrainingJobDefinition", {})
+        channels = definition.get("InputDataConfig", [])
+        chosen = next((c for c in channels if c.get("ChannelName") == "train"), channels[0] if channels else None)
+        uri = (chosen or {}).get("DataSource", {}).get("S3DataSource", {}).get("S3Uri")
+        if uri:
+            return str(uri)
+    return None

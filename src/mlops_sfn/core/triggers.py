@@ -2,6 +2,7 @@
 
 Shapes: EventBridge S3 "Object Created"; the earlier framework's {"Records":[{"body": ...}]};
 SQS messages carrying either; EventBridge scheduled events whose detail names the pipeline;
+CloudWatch "Alarm State Change" events of a drift alarm (the pipeline is in the alarm's name);
 a direct invocation {"consumption_pipeline_name": ..., "overrides": {...}}.
 
 Values are normalised here, once, so nothing downstream sees how a sender wrote them: S3 keys are
@@ -33,7 +34,7 @@ class InvalidEvent(ValueError):
 
 @dataclass(frozen=True)
 class Trigger:
-    source: str  # "s3" | "schedule" | "manual" | "records"
+    source: str  # "s3" | "schedule" | "manual" | "records" | "monitoring"
     pipeline: str | None = None  # named by the event; for "s3" it is found from the key's prefix
     bucket: str | None = None
     key: str | None = None
@@ -42,6 +43,8 @@ class Trigger:
     dataset_date: str | None = None  # YYYY-MM-DD
     run_id: str | None = None
     rule: str | None = None
+    alarm: str | None = None  # monitoring: the drift alarm whose change to ALARM started the run
+    reason: str | None = None  # monitoring: CloudWatch's reason for the change
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def identity(self) -> str:
@@ -52,6 +55,8 @@ class Trigger:
             parts = [self.rule, self.time]
         elif self.source == "records":
             parts = [self.dataset_date, self.time]
+        elif self.source == "monitoring":  # one drift episode: the alarm's change to ALARM at that time
+            parts = [self.alarm, self.time]
         else:
             parts = [self.run_id, self.dataset_date, self.time, json.dumps(self.overrides, sort_keys=True)]
         return f"{self.source}:" + "|".join(p or "" for p in parts)
@@ -167,6 +172,8 @@ def _from_message(event: dict[str, Any], invocation_id: str | None) -> Trigger:
         return _from_s3(event)
     if event.get("detail-type") == "Scheduled Event":
         return _from_schedule(event)
+    if event.get("source") == "aws.cloudwatch" and event.get("detail-type") == "CloudWatch Alarm State Change":
+        return _from_alarm(event)
     if "consumption_pipeline_name" in event:
         if "event_source" in event:  # an earlier-framework body sent on its own
             return _from_records_body(event, "event")
@@ -208,6 +215,29 @@ def _from_schedule(event: dict[str, Any]) -> Trigger:
     resources = event.get("resources")
     rule = resources[0] if isinstance(resources, list) and resources and isinstance(resources[0], str) else None
     return Trigger(source="schedule", pipeline=pipeline, time=time, rule=rule)
+
+
+def _from_alarm(event: dict[str, Any]) -> Trigger:
+    """A drift alarm's change of state (CloudWatch user guide, "Alarm events and EventBridge"):
+    detail.alarmName, and detail.state with value, reason and timestamp. Only a change to ALARM
+    starts anything; the EventBridge rule sends no other."""
+    alarm = _get(event, "detail", "alarmName")
+    if not isinstance(alarm, str) or not alarm:
+        raise InvalidEvent("detail.alarmName: missing in the alarm state change event")
+    state = _get(event, "detail", "state", "value")
+    if state != "ALARM":
+        raise InvalidEvent(f"detail.state.value: only a change to ALARM starts a run, got {echo(state)}")
+    time = _get(event, "detail", "state", "timestamp") or event.get("time")
+    if not isinstance(time, str):
+        raise InvalidEvent("detail.state.timestamp: an alarm state change must carry its time")
+    parse_time(time)
+    reason = _get(event, "detail", "state", "reason")
+    return Trigger(
+        source="monitoring",
+        alarm=alarm,
+        time=time,
+        reason=shorten(reason, 500) if isinstance(reason, str) else "the drift alarm changed to ALARM",
+    )
 
 
 def _from_manual(event: dict[str, Any], invocation_id: str | None) -> Trigger:

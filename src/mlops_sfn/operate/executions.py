@@ -30,7 +30,7 @@ def failure_reason(cause: str | None, limit: int | None = None) -> str:
 
 
 def stage_outcomes(
-    execution_input: dict[str, Any], status: str, error: str | None, first_task_entered: dict[str, bool]
+    execution_input: dict[str, Any], status: str, error: str | None, task_entered: dict[str, bool]
 ) -> dict[str, str]:
     """Each stage's outcome (OUTCOMES), quality_gate included when the item has one. The run's
     error names the failed stage(s) ("deploy.EndpointFailed", "batch_transform,deploy.StagesFailed");
@@ -52,7 +52,7 @@ def stage_outcomes(
             outcomes[stage] = "skipped"
         elif stage in failed:
             outcomes[stage] = "failed"
-        elif first_task_entered.get(stage):
+        elif task_entered.get(stage):
             outcomes[stage] = "succeeded" if ended else "started"
         else:
             outcomes[stage] = "not_reached"

@@ -6,11 +6,20 @@ from typing import Any
 
 from ..core import cache
 from ..core.gate import COMPARISONS
-from ..core.stages import SERVING, STAGE, STAGES
+from ..core.stages import SERVING, STAGE, STAGES, WATCHING
 
 
 def stage_summary(stage: str, block: dict[str, Any]) -> str:
     described = STAGE[stage]
+    if stage == "monitoring":
+        if block.get("remove"):
+            schedule, alarm = block["schedule_name"], block["alarm_name"]
+            return f"no monitoring: removes schedule {schedule} and alarm {alarm} if present"
+        expression = block["schedule_request"]["MonitoringScheduleConfig"]["ScheduleConfig"]["ScheduleExpression"]
+        return (
+            f"{described.described_as} {block['request'][described.name_field or '']}, then schedule "
+            f"{block['schedule_name']} ({expression}), drift alarm {block['alarm']['AlarmName']}"
+        )
     if described.name_field:
         return f"{described.described_as} {block['request'][described.name_field]}"
     if stage == "register":
@@ -65,7 +74,7 @@ def mermaid(execution_input: dict[str, Any], outcomes: dict[str, tuple[str, floa
             return f'  {stage}["{stage}<br/>{status}{took}"]:::{status.replace(" ", "_")}'
         return f'  {stage}["{stage}"]'
 
-    sequential = [s for s in STAGES if s not in SERVING]
+    sequential = [s for s in STAGES if s not in SERVING and s not in WATCHING]
     previous = "start"
     for stage in sequential:
         lines.append(node(stage))
@@ -79,12 +88,17 @@ def mermaid(execution_input: dict[str, Any], outcomes: dict[str, tuple[str, floa
             lines.append("  evaluation --> gate")
             lines.append("  gate -- fails --> failed([failed])")
             previous = "gate"
-    # The serving stages (batch transform, deploy) run side by side once the model exists.
+    # The serving stages (batch transform, deploy) run side by side once the model exists; the
+    # watching stages (monitoring) follow once they succeeded.
     lines.append("  finished([succeeded])")
+    served = WATCHING[0] if WATCHING else "finished"
     for stage in SERVING:
         lines.append(node(stage))
         lines.append(f"  {previous} --> {stage}")
-        lines.append(f"  {stage} --> finished")
+        lines.append(f"  {stage} --> {served}")
+    for stage, after in zip(WATCHING, [*WATCHING[1:], "finished"], strict=True):
+        lines.append(node(stage))
+        lines.append(f"  {stage} --> {after}")
     lines.append("  classDef skipped stroke-dasharray: 5 5,color:#888,fill:#f4f4f4")
     if outcomes:
         lines.append("  classDef succeeded fill:#e6f4ea,stroke:#1e8e3e")

@@ -103,8 +103,15 @@ def plan_rerun(
     return Rerun(name, execution_input, reused)
 
 
+# How long a deploy waits for its endpoint: not what it produced.
+_WAITING = ("wait_seconds", "max_checks")
+
+
 def _unnamed(block: Any) -> Any:
-    """A stage's block with its per-run names blanked: what a rerun renamed still compares equal."""
+    """A stage's block with its per-run names blanked and its waits left out: what a rerun renamed
+    still compares equal."""
+    if isinstance(block, dict):
+        block = {key: value for key, value in block.items() if key not in _WAITING}
     return map_strings(block, lambda text: PER_RUN_NAME.sub(r"-\1-*", text))
 
 

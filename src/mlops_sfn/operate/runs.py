@@ -271,6 +271,11 @@ def stage_outputs(stage: str, result: Any, execution_input: dict[str, Any]) -> s
         line = f"endpoint {block.get('endpoint_name', '')} {endpoint.get('status', '')} on {endpoint.get('config', '')}"
         smoke = result.get("smoke_test", {}).get("response")
         return line + (f"; smoke test answered {smoke.strip()!r}" if isinstance(smoke, str) else "")
+    if stage == "monitoring":
+        if result.get("removed"):
+            return "no monitoring: schedule and drift alarm removed"
+        schedule, alarm = result.get("schedule", ""), result.get("alarm", "")
+        return f"schedule {schedule} on {result.get('job_definition', '')}, alarm {alarm}"
     return ""
 
 

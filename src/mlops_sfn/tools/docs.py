@@ -40,9 +40,11 @@ def _allowed(node: dict[str, Any]) -> str:
     bounds = []
     for key, text in (
         ("minimum", ">= {}"),
+        ("exclusiveMinimum", "> {}"),
         ("maximum", "<= {}"),
         ("minLength", "length >= {}"),
         ("maxLength", "length <= {}"),
+        ("minItems", "at least {} items"),
         ("maxItems", "at most {} items"),
     ):
         if key in node:

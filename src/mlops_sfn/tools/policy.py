@@ -73,6 +73,22 @@ _CONFIGS = _named("deploy")
 # The endpoint's alarms start with its name, so with the prefix; alarms an item names must too.
 # (DescribeAlarms scoped narrower than "*" returns metric alarms only: CloudWatch API reference.)
 _ALARMS = ["arn:${partition}:cloudwatch:${region}:${account_id}:alarm:" + _SCOPED]
+_JOB_DEFINITION = {
+    "Sid": "MonitoringJobDefinitions",
+    "Actions": ["sagemaker:CreateDataQualityJobDefinition", "sagemaker:DeleteDataQualityJobDefinition"],
+    "Resources": [f"{_SAGEMAKER}:data-quality-job-definition/*-{STAGE['monitoring'].tag}-*"],
+}
+_SCHEDULE = {
+    "Sid": "MonitoringSchedule",
+    "Actions": [f"sagemaker:{verb}MonitoringSchedule" for verb in ("Describe", "Create", "Update", "Delete")],
+    "Resources": [f"{_SAGEMAKER}:monitoring-schedule/{_SCOPED}"],
+}
+# The endpoint's alarms, and the drift alarm a deploy without monitoring removes.
+_PUT_ALARMS = {
+    "Sid": "EndpointAlarms",
+    "Actions": ["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"],
+    "Resources": _ALARMS,
+}
 _READ_ALARMS = {"Sid": "ReadRollbackAlarms", "Actions": ["cloudwatch:DescribeAlarms"], "Resources": _ALARMS}
 
 # Task resource (after arn:aws:states:::) -> the statements it needs.
@@ -114,9 +130,7 @@ PERMISSIONS: dict[str, list[dict[str, Any]]] = {
         {"Sid": "UpdateEndpoint", "Actions": ["sagemaker:UpdateEndpoint"], "Resources": _ENDPOINTS + _CONFIGS},
         _READ_ALARMS,  # a blue/green update with auto-rollback reads its alarms as the caller
     ],
-    "aws-sdk:cloudwatch:putMetricAlarm": [
-        {"Sid": "EndpointAlarms", "Actions": ["cloudwatch:PutMetricAlarm"], "Resources": _ALARMS}
-    ],
+    "aws-sdk:cloudwatch:putMetricAlarm": [_PUT_ALARMS],
     "aws-sdk:cloudwatch:describeAlarms": [_READ_ALARMS],
     "aws-sdk:sagemaker:describeEndpoint": [
         {"Sid": "DescribeEndpoint", "Actions": ["sagemaker:DescribeEndpoint"], "Resources": _ENDPOINTS}
@@ -148,6 +162,14 @@ PERMISSIONS: dict[str, list[dict[str, Any]]] = {
             "Resources": _PACKAGES,
         }
     ],
+    # Monitoring: the per-run job definitions (<pipeline>-monitor-<hash>), the endpoint's schedule (named in
+    # the prefix, as the endpoint is) and its drift alarm (<prefix>drift-<pipeline>, in _ALARMS).
+    **{f"aws-sdk:sagemaker:{verb}DataQualityJobDefinition": [_JOB_DEFINITION] for verb in ("create", "delete")},
+    **{
+        f"aws-sdk:sagemaker:{verb}MonitoringSchedule": [_SCHEDULE]
+        for verb in ("describe", "create", "update", "delete")
+    },
+    "aws-sdk:cloudwatch:deleteAlarms": [_PUT_ALARMS],
     "lambda:invoke": [
         {
             "Sid": "PipelineFunctions",  # the quality gate and the model copy
@@ -172,10 +194,11 @@ PERMISSIONS: dict[str, list[dict[str, Any]]] = {
     ],
 }
 
-# Integrations that start SageMaker work as the SageMaker role.
+# Integrations that start SageMaker work as the SageMaker role (a job definition names the role its
+# monitoring executions run as).
 _PASSES_ROLE = {
     resource for resource in PERMISSIONS if resource.startswith("sagemaker:create") and "Endpoint" not in resource
-}
+} | {"aws-sdk:sagemaker:createDataQualityJobDefinition"}
 
 
 def task_resources(definition: dict[str, Any]) -> list[str]:

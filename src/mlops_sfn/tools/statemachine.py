@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..core.stages import SERVING, STAGE, STAGES
+from ..core.stages import SERVING, STAGE, STAGES, WATCHING
 
 ROOT = Path(__file__).resolve().parents[3]  # the repository checkout (src/mlops_sfn/tools/)
 TEMPLATE = ROOT / "statemachine" / "pipeline.asl.json"
@@ -396,13 +396,58 @@ def _pipeline(b: _Builder) -> None:
     """The stages in catalog order, each behind its "Run X?" Choice, then the serving stages side by
     side, one Parallel branch each; no state names the next stage by hand."""
     assert tuple(_STATES) == STAGES, "every stage needs its states in _STATES, in catalog order"
-    sequence = [stage for stage in STAGES if stage not in SERVING]
+    sequence = [stage for stage in STAGES if stage not in SERVING and stage not in WATCHING]
     follows = {stage: _run(after) for stage, after in itertools.pairwise(sequence)}
     follows[sequence[-1]] = "Serve model?"
-    for stage in sequence:
+    # The watching stages run once the serving stages succeeded, in catalog order, then the run ends.
+    follows |= {stage: _run(after) for stage, after in itertools.pairwise(WATCHING)}
+    served = _run(WATCHING[0]) if WATCHING else "Notify success?"
+    if WATCHING:
+        follows[WATCHING[-1]] = "Notify success?"
+    for stage in sequence + list(WATCHING):
         entry = _STATES[stage](b, _recorded(b, stage, follows[stage]))
         b.add(_run(stage), _choice(stage, entry, follows[stage], reused=follows[stage]))
 
+    # A run a drift alarm started says so first, whether it retrains or only reports (the router set it up).
+    b.add(
+        "Started by drift?",
+        {
+            "Type": "Choice",
+            "Choices": [
+                {
+                    # (a rerun of a drift run reuses stages: the drift was reported by the run it reruns)
+                    "And": [
+                        {"Variable": "$.trigger.source", "StringEquals": "monitoring"},
+                        {"Not": {"Variable": "$.reused", "IsPresent": True}},
+                    ],
+                    "Next": "Notify drift",
+                }
+            ],
+            "Default": _run(STAGES[0]),
+        },
+    )
+    b.add(
+        "Notify drift",
+        {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::sns:publish",
+            "Parameters": {
+                "TopicArn": "${notification_topic_arn}",
+                "Subject": "Model drift detected",
+                "Message": {
+                    "status": "DRIFT",
+                    "pipeline.$": "$.pipeline",
+                    "execution_name.$": "$.execution_name",
+                    "trigger.$": "$.trigger",  # the alarm, CloudWatch's reason, the violations the router read
+                    "retraining.$": "$.run",
+                },
+            },
+            "ResultPath": None,
+            "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 2, "BackoffRate": 2.0, "MaxAttempts": 3}],
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": _run(STAGES[0])}],
+            "Next": _run(STAGES[0]),
+        },
+    )
     b.add(
         "Serve model?",
         {
@@ -413,7 +458,7 @@ def _pipeline(b: _Builder) -> None:
                     "Next": "Serve",
                 }
             ],
-            "Default": "Notify success?",
+            "Default": served,
         },
     )
     b.add(
@@ -449,7 +494,7 @@ def _pipeline(b: _Builder) -> None:
                     for stage in SERVING
                 ),
             ],
-            "Default": "Notify success?",
+            "Default": served,
         },
     )
     for stage in SERVING:
@@ -863,6 +908,150 @@ def _deploy(b: _Builder, then: str | None) -> str:
     return entry
 
 
+def _monitoring(b: _Builder, then: str | None) -> str:
+    """The endpoint's data-quality monitoring, created or updated after each deploy (SageMaker API
+    reference: CreateDataQualityJobDefinition, Create/Update/Describe/DeleteMonitoringSchedule), or
+    removed when the item deploys without it. A job definition cannot be changed, so each run creates
+    its own and points the schedule at it; the one it replaces is deleted."""
+    assert then is not None, "monitoring runs after the serving stages, never inside a branch"
+    watch = "$.stages.monitoring"
+    results = "$.results.monitoring"
+    entry = b.add(
+        "Monitoring on?",
+        {
+            "Type": "Choice",
+            "Choices": [{"Variable": f"{watch}.remove", "IsPresent": True, "Next": "Find schedule to remove"}],
+            "Default": "Baseline",
+        },
+    )
+    b.task(
+        "Baseline",
+        "monitoring",
+        _sagemaker_job("monitoring", _job_name("monitoring"), "Create job definition"),
+    )
+    b.task(
+        "Create job definition",
+        "monitoring",
+        {
+            "Resource": f"{SDK}sagemaker:createDataQualityJobDefinition",
+            "InputPath": f"{watch}.job_definition_request",
+            "ResultSelector": {"arn.$": "$.JobDefinitionArn"},
+            "ResultPath": f"{results}.job_definition",
+            "Next": "Find schedule",
+        },
+    )
+
+    def find(name: str, missing: str, found: str) -> None:
+        # DescribeMonitoringSchedule models ResourceNotFound: Step Functions names it
+        # SageMaker.ResourceNotFoundException, so "no schedule yet" is told from every other error.
+        b.add(
+            name,
+            {
+                "Type": "Task",
+                "Resource": f"{SDK}sagemaker:describeMonitoringSchedule",
+                "Parameters": {"MonitoringScheduleName.$": f"{watch}.schedule_name"},
+                "ResultSelector": {
+                    "status.$": "$.MonitoringScheduleStatus",
+                    "job_definition.$": "$.MonitoringScheduleConfig.MonitoringJobDefinitionName",
+                },
+                "ResultPath": f"{results}.existing",
+                "Retry": retry_for(f"{SDK}sagemaker:describeMonitoringSchedule"),
+                "Catch": [
+                    {"ErrorEquals": ["SageMaker.ResourceNotFoundException"], "ResultPath": None, "Next": missing},
+                    {"ErrorEquals": ["States.ALL"], "ResultPath": "$.caught", "Next": b.recorder("monitoring")},
+                ],
+                "Next": found,
+            },
+        )
+
+    find("Find schedule", "Create schedule", "Update schedule")
+    for verb, next_state in (("create", "Put drift alarm"), ("update", "Delete replaced job definition")):
+        b.task(
+            f"{verb.capitalize()} schedule",
+            "monitoring",
+            {
+                "Resource": f"{SDK}sagemaker:{verb}MonitoringSchedule",
+                "InputPath": f"{watch}.schedule_request",
+                "ResultPath": None,
+                "Next": next_state,
+            },
+        )
+    b.add(
+        "Delete replaced job definition",
+        {
+            "Type": "Task",
+            "Resource": f"{SDK}sagemaker:deleteDataQualityJobDefinition",
+            "Parameters": {"JobDefinitionName.$": f"{results}.existing.job_definition"},
+            "ResultPath": None,
+            "Retry": retry_for(f"{SDK}sagemaker:deleteDataQualityJobDefinition"),
+            # Tidying only: a definition left behind costs nothing and must not fail the run.
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "Put drift alarm"}],
+            "Next": "Put drift alarm",
+        },
+    )
+    b.task(
+        "Put drift alarm",
+        "monitoring",
+        {
+            "Resource": f"{SDK}cloudwatch:putMetricAlarm",
+            "InputPath": f"{watch}.alarm",
+            "ResultPath": None,
+            "Next": "Monitored",
+        },
+    )
+    b.add(
+        "Monitored",
+        {
+            "Type": "Pass",
+            "Parameters": {
+                "schedule.$": f"{watch}.schedule_name",
+                "job_definition.$": f"{watch}.job_definition_request.JobDefinitionName",
+                "alarm.$": f"{watch}.alarm.AlarmName",
+                "baseline_job.$": f"{results}.job_name",
+            },
+            "ResultPath": results,
+            "Next": then,
+        },
+    )
+
+    find("Find schedule to remove", "Remove drift alarm", "Delete schedule")
+    b.task(
+        "Delete schedule",
+        "monitoring",
+        {
+            "Resource": f"{SDK}sagemaker:deleteMonitoringSchedule",
+            "Parameters": {"MonitoringScheduleName.$": f"{watch}.schedule_name"},
+            "ResultPath": None,
+            "Next": "Remove drift alarm",
+        },
+    )
+    b.add(
+        "Remove drift alarm",
+        {
+            "Type": "Task",
+            "Resource": f"{SDK}cloudwatch:deleteAlarms",
+            "Parameters": {"AlarmNames.$": f"States.Array({watch}.alarm_name)"},
+            "ResultPath": None,
+            "Retry": retry_for(f"{SDK}cloudwatch:deleteAlarms"),
+            "Catch": [
+                # DeleteAlarms models ResourceNotFound: an alarm that is not there is already removed.
+                {
+                    "ErrorEquals": ["CloudWatch.ResourceNotFoundException"],
+                    "ResultPath": None,
+                    "Next": "Monitoring removed",
+                },
+                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.caught", "Next": b.recorder("monitoring")},
+            ],
+            "Next": "Monitoring removed",
+        },
+    )
+    b.add(
+        "Monitoring removed",
+        {"Type": "Pass", "Result": {"removed": True}, "ResultPath": results, "Next": then},
+    )
+    return entry
+
+
 # Each stage's states, in catalog order. A builder gets the state that follows the stage (None at
 # the end of a serving stage's Parallel branch), adds the stage's states and returns the first.
 _STATES: dict[str, Callable[[_Builder, Any], str]] = {
@@ -875,6 +1064,7 @@ _STATES: dict[str, Callable[[_Builder, Any], str]] = {
     "create_model": _create_model,
     "batch_transform": _batch_transform,
     "deploy": _deploy,
+    "monitoring": _monitoring,
 }
 
 
@@ -885,7 +1075,7 @@ def build() -> dict[str, Any]:
     return {
         "Comment": "mlops-sfn: one generic pipeline; the execution input's `run` flags choose the stages. "
         "Generated by mlops_sfn.tools.statemachine.build(): edit that, then run `mlops-sfn statemachine --write`.",
-        "StartAt": _run(STAGES[0]),
+        "StartAt": "Started by drift?",
         "States": b.states,
     }
 
