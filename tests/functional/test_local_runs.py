@@ -49,8 +49,12 @@ def tuned() -> dict[str, Any]:
 
 
 def alone(stage: str) -> dict[str, Any]:
-    """Only `stage` (approval needs register), with an existing model where the stage needs one."""
-    item = with_stages(DEMO, {stage, "register"} if stage == "approval" else {stage})
+    """Only `stage` (approval needs register, monitoring watches a deploy), with an existing model where
+    the stage needs one."""
+    item = with_stages(
+        DEMO, {stage, "register"} if stage == "approval" else {stage, "deploy"} if stage == "monitoring" else {stage}
+    )
+    item["stages"]["monitoring"]["baseline"]["dataset"] = "s3://{bucket}/baselines/house-price/"
     if stage != "evaluation":
         del item["quality_gate"]
     if stage not in ("training", "tuning"):
@@ -91,6 +95,13 @@ def first_task(stage: str) -> str:
     return TASKS[stage][0]
 
 
+DRIFT = Trigger(
+    source="monitoring",
+    pipeline=DEMO["consumption_pipeline_name"],
+    alarm="mlops-dev-drift-demo-dev-domain-cal-house-price",
+    time="2024-06-03T14:00:42.135+0000",
+    reason="Threshold Crossed: 1 datapoint [0.62] was greater than the threshold (0.3).",
+)
 DEFINITION = statemachine.build()
 TASKS = statemachine.stage_tasks(DEFINITION)
 ALL_STATES = set(statemachine.states(DEFINITION))
@@ -130,9 +141,20 @@ SCENARIOS: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
         (DEMO, {"rerun_from": "deploy"}),
     ],
     "quiet failure": [(quiet(DEMO), {"fail": {"training"}})],
+    # mlops-sfn rerun --from monitoring after the baseline job failed: every stage before it reused.
+    "rerun from monitoring after the baseline failed": [
+        (DEMO, {"answer": "approve", "fail": {"monitoring"}}),
+        (DEMO, {"rerun_from": "monitoring"}),
+    ],
     # Step caching: the first run records its cacheable stages, the second reuses them.
     "cached stages recorded, then reused": [(cached(DEMO), {"answer": "approve"})] * 2,
     "cached tuning recorded": [(cached(tuned()), {"answer": "approve"})],
+    # Monitoring: a run the drift alarm started; monitoring switched off after a monitored run.
+    "drift run": [(DEMO, {"answer": "approve", "trigger": DRIFT})],
+    "monitoring switched off": [
+        (DEMO, {"answer": "approve"}),
+        (edited(DEMO, {"stages.monitoring.run": False}), {"answer": "approve"}),
+    ],
     **{f"{api} throttled once": [] for api in THROTTLEABLE},  # see throttled_runs()
 }
 
@@ -146,6 +168,13 @@ def throttled_runs(api: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         return [(item, {"answer": "approve"}), (item, throttled)]
     if api == "sagemaker:deleteEndpoint":  # on a failed endpoint
         return [(item, {"answer": "approve", "endpoint": "failed"}), (item, throttled)]
+    if api in ("sagemaker:updateMonitoringSchedule", "sagemaker:deleteDataQualityJobDefinition"):  # on a schedule
+        return [(item, {"answer": "approve"}), (item, throttled)]
+    unmonitored = edited(item, {"stages.monitoring.run": False})
+    if api == "sagemaker:deleteMonitoringSchedule":
+        return [(item, {"answer": "approve"}), (unmonitored, throttled)]
+    if api == "cloudwatch:deleteAlarms":
+        return [(unmonitored, throttled)]
     return [(item, throttled)]
 
 
@@ -295,6 +324,10 @@ def test_each_stage_alone_enters_only_its_own_tasks(stage: str) -> None:
     with_it = {"approval": {"register"}, "evaluation": {"quality_gate"}}.get(stage, set())
     own = {task for s in {stage} | with_it for task in TASKS[s]}
     own |= {"Create model package group", "Find endpoint", "Notify success"}  # the stage's own helpers
+    if stage == "deploy":  # a deploy without monitoring removes it (here: nothing to remove)
+        own |= {"Find schedule to remove", "Remove drift alarm"}
+    if stage == "monitoring":  # it watches what a deploy deployed
+        own |= set(TASKS["deploy"])
     assert outcome.report.status == "SUCCEEDED", outcome.report.cause
     entered = tasks_entered(outcome.report)
     assert first_task(stage) in entered
@@ -313,15 +346,15 @@ def test_a_failing_stage_fails_the_run_notifies_and_runs_nothing_after_it(stage:
     assert failure["failed_stage"] == stage and failure["execution_name"] == report.execution_name
     assert f"simulated failure of {stage}" in failure["cause"]
     assert "Notify success" not in report.states
-    order = [*STAGES[: STAGES.index("create_model") + 1], "batch_transform", "deploy"]
+    order = [*STAGES[: STAGES.index("create_model") + 1], "batch_transform", "deploy", "monitoring"]
     if stage == "quality_gate":
         later = order[order.index("register") :]
     elif stage in SERVING:
-        later = []  # the other serving stage runs beside it: see the test below
+        later = ["monitoring"]  # the other serving stage runs beside it: see the test below
     else:
         later = order[order.index(stage) + 1 :]
     assert not {first_task(s) for s in later} & set(report.states)
-    if stage != "batch_transform":  # (deploy fails at its first call, before any endpoint exists)
+    if stage not in ("batch_transform", "monitoring"):  # (deploy fails at its first call, before any endpoint)
         assert outcome.endpoints == {}
 
 
@@ -356,9 +389,10 @@ def test_when_both_serving_stages_fail_the_run_names_both_and_notifies_once() ->
 def test_a_deployed_endpoint_gets_its_alarms_and_a_blue_green_update_rolls_back_on_them() -> None:
     outcome = scenario("all stages, model from training")
     endpoint = DEMO["stages"]["deploy"]["endpoint_name"]
-    thresholds = {name: alarm["Threshold"] for name, alarm in outcome.alarms.items()}
+    endpoint_alarms = {name: alarm for name, alarm in outcome.alarms.items() if name.startswith(endpoint)}
+    thresholds = {name: alarm["Threshold"] for name, alarm in endpoint_alarms.items()}
     assert thresholds == {f"{endpoint}-5xx-errors": 1, f"{endpoint}-model-latency": 500_000}  # the item's 500 ms
-    for alarm in outcome.alarms.values():
+    for alarm in endpoint_alarms.values():
         assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {
             "EndpointName": endpoint,
             "VariantName": "AllTraffic",
@@ -543,8 +577,31 @@ def test_a_disabled_stage_costs_one_transition() -> None:
     report = scenario("training alone").report
     choices = [s for s in report.states if s.startswith("Run ") or s == "Serve model?"]
     assert len(choices) == len(STAGES) - 1  # batch transform and deploy share "Serve model?"
-    # + Training, Record training? (step caching, not asked for), Notify success?, Notify success, Succeeded
-    assert report.transitions == len(choices) + 2 + 3
+    # + Started by drift?, Training, Record training? (step caching, not asked for), Notify success?,
+    # Notify success, Succeeded
+    assert report.transitions == 1 + len(choices) + 2 + 3
+
+
+def test_a_rerun_from_monitoring_reuses_the_deployed_endpoint_and_sets_monitoring_up() -> None:
+    failed, rerun_report = scenario("rerun from monitoring after the baseline failed").reports
+    assert failed.error == "monitoring.States.TaskFailed"
+    assert rerun_report.status == "SUCCEEDED", rerun_report.cause
+    assert {"Reused deploy", "Reused batch transform", "Baseline", "Create schedule"} <= set(rerun_report.states)
+    assert not {"Create endpoint config", "Training"} & set(rerun_report.states)
+    assert rerun_report.stages["deploy"] == "reused" and rerun_report.stages["monitoring"] == "succeeded"
+
+
+def test_a_run_the_drift_alarm_started_says_why_first() -> None:
+    report = scenario("drift run").report
+    assert report.status == "SUCCEEDED", report.cause
+    assert report.states[:3] == ["Started by drift?", "Notify drift", "Run preprocessing?"]
+    (drift,) = [note["message"] for note in report.notifications if note["subject"] == "Model drift detected"]
+    assert (drift["status"], drift["trigger"]["alarm"], drift["trigger"]["reason"]) == (
+        "DRIFT",
+        DRIFT.alarm,
+        DRIFT.reason,
+    )
+    assert drift["retraining"]["training"] is True
 
 
 def test_bad_options_are_refused_before_anything_starts() -> None:
@@ -664,9 +721,21 @@ def needed(details: dict[str, Any], local: dict[str, str]) -> list[tuple[str, st
             "deleteEndpoint": f"endpoint/{params.get('EndpointName', '').lower()}",
             "createModelPackageGroup": f"model-package-group/{params.get('ModelPackageGroupName', '').lower()}",
             "createModelPackage": f"model-package-group/{params.get('ModelPackageGroupName', '').lower()}",
+            **{
+                f"{verb}MonitoringSchedule": f"monitoring-schedule/{params.get('MonitoringScheduleName', '').lower()}"
+                for verb in ("describe", "create", "update", "delete")
+            },
+            **{
+                f"{verb}DataQualityJobDefinition": "data-quality-job-definition/"
+                + params.get("JobDefinitionName", "").lower()
+                for verb in ("create", "delete")
+            },
         }
         arn = params["ModelPackageArn"] if resource == "updateModelPackage" else f"{SAGEMAKER_ARN}:{targets[resource]}"
-        return [(f"sagemaker:{resource[0].upper()}{resource[1:]}", arn)]
+        calls = [(f"sagemaker:{resource[0].upper()}{resource[1:]}", arn)]
+        if resource == "createDataQualityJobDefinition":  # its executions run as the role it names
+            calls.append(("iam:PassRole", params["RoleArn"]))
+        return calls
     if kind == "aws-sdk:cloudwatch":
         named = [params["AlarmName"]] if resource == "putMetricAlarm" else params["AlarmNames"]
         return [(f"cloudwatch:{resource[0].upper()}{resource[1:]}", f"{ALARM_ARN}:{name}") for name in named]

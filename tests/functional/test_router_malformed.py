@@ -144,7 +144,7 @@ def test_arbitrary_batches_start_nothing(stack: Stack, records: list[Any]) -> No
     handle_without_starting(stack, stack.router(), {"Records": records})
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(changes=st.dictionaries(st.sampled_from(["trigger", "stages", "enabled", "quality_gate", "version"]), STORABLE))
 def test_a_malformed_stored_item_starts_nothing(stack: Stack, changes: dict[str, Any]) -> None:
     # Whatever an operator writes into the table, the item is rejected or skipped, never crashes the router.

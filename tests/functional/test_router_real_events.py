@@ -288,7 +288,7 @@ def test_the_prefix_map_is_read_with_a_strongly_consistent_scan(stack: Stack) ->
 # --- properties ----------------------------------------------------------------------------------------
 
 BATCHES = itertools.count()
-PROPERTIES = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+PROPERTIES = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @PROPERTIES

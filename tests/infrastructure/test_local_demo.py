@@ -199,6 +199,37 @@ def test_run_wait_runs_status_operate_the_deployment_through_its_router(
     }
 
 
+def test_drifted_traffic_fires_the_drift_alarm_whose_run_retrains_once(
+    first: DemoResult, demo: Demo, stack: deployment.Deployment
+) -> None:
+    """`mlops-sfn local demo --drift`: capture, the monitoring execution, the alarm through EventBridge
+    to the router (the deployed rule and Lambda), and the run it starts, to its end. (Before the tests
+    that upload other artifacts: the drift run retrains on the latest upload.)"""
+    drift = demo.drift()
+    assert drift.execution["status"] == "CompletedWithViolations"
+    drifted = {
+        v["feature_name"] for v in drift.execution["violations"] if v["constraint_check_type"] == "baseline_drift_check"
+    }
+    assert {"_c1", "_c2"} <= drifted  # median income and house age, as the demo's traffic drifts them
+    assert drift.alarm["StateValue"] == "ALARM"
+    assert drift.run is not None and drift.run.status == "SUCCEEDED", drift.run and drift.run.cause
+    assert drift.run.execution_input["trigger"]["source"] == "monitoring"
+    assert [note["subject"] for note in drift.run.notifications] == ["Model drift detected", "Pipeline run succeeded"]
+    # What the endpoint captured is in SageMaker's format, under <destination>/<endpoint>/<variant>/.
+    bucket = stack.outputs["bucket_name"]
+    prefix = f"monitoring/{PIPELINE}/capture/mlops-dev-cal-house-price/AllTraffic/"
+    listed = demo.s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
+    record = json.loads(demo.s3.get_object(Bucket=bucket, Key=listed[0]["Key"])["Body"].read().splitlines()[0])
+    assert set(record) == {"captureData", "eventMetadata", "eventVersion"}
+    assert record["captureData"]["endpointInput"]["encoding"] == "CSV"
+    # The alarm stays in ALARM while the drift lasts: a second drifting hour starts no second run.
+    executions = demo.sfn.list_executions(stateMachineArn=stack.outputs["state_machine_arn"])["executions"]
+    again = demo.drift()
+    assert again.alarm["StateValue"] == "ALARM" and again.run is None
+    after = demo.sfn.list_executions(stateMachineArn=stack.outputs["state_machine_arn"])["executions"]
+    assert len(after) == len(executions)
+
+
 def test_with_caching_switched_on_a_second_manual_run_reuses_preprocessing_and_training(
     first: DemoResult, stack: deployment.Deployment, outputs: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -211,7 +242,8 @@ def test_with_caching_switched_on_a_second_manual_run_reuses_preprocessing_and_t
         assert cli.main([*command, "--outputs", str(outputs)]) == 0, capsys.readouterr()
         names.append(capsys.readouterr().out.splitlines()[0].split()[1])
     ledger = stack.client("dynamodb").scan(TableName=stack.outputs["run_ledger_table_name"])["Items"]
-    assert {(entry["stage"]["S"], entry["execution"]["S"]) for entry in ledger} >= {
+    stages = [entry for entry in ledger if "stage" in entry]  # (drift#<pipeline>: the drift cool-down's)
+    assert {(entry["stage"]["S"], entry["execution"]["S"]) for entry in stages} >= {
         ("preprocessing", names[0]),
         ("training", names[0]),
     }
@@ -340,6 +372,7 @@ def test_an_item_edited_in_the_table_changes_the_next_run_without_redeploying(
         "approval",
         "batch_transform",
         "deploy",
+        "monitoring",  # (it follows a deploy)
     }
     assert edited.execution_input["run"]["deploy"] is False
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 from ..core.problems import InvalidItem
@@ -69,7 +70,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default="approve",
         help="reject the model instead of approving it",
     )
-    demo.set_defaults(run=local_stack, checkout=True)
+    demo.add_argument(
+        "--drift",
+        action="store_true",
+        help="then send drifted traffic to the endpoint, run its monitoring schedule, and follow the run the "
+        "drift alarm starts",
+    )
+    demo.set_defaults(run=local_stack, checkout=True, drift=False)
     down = local_commands.add_parser("down", help="stop the local AWS and remove .mlops-local/")
     down.set_defaults(run=local_stack, checkout=True)
 
@@ -127,7 +134,7 @@ def local_stack(args: argparse.Namespace) -> int:
     """`mlops-sfn local up | demo | down`."""
     try:
         from ..local import deployment
-        from ..local.demo import PIPELINE, Demo, DemoError, report
+        from ..local.demo import PIPELINE, Demo, DemoError, drift_report, report
     except ModuleNotFoundError as error:
         raise _needs_local_runtime(error) from error
     if args.local_command == "down":
@@ -139,9 +146,19 @@ def local_stack(args: argparse.Namespace) -> int:
             print(f"export AWS_ENDPOINT_URL={running.endpoint} AWS_CA_BUNDLE={running.cert}  # to use the AWS CLI")
             return OK
         demo = Demo(running)
+        started = time.monotonic()
         result = demo.run(args.pipeline or PIPELINE, answer=args.demo_answer)
         for line in report(result, demo):
             print(line)
+        if args.drift and result.status == "SUCCEEDED":
+            deployed = time.monotonic() - started
+            drift = demo.drift(args.pipeline or PIPELINE)
+            drift.seconds = {"deploy": round(deployed, 1), **drift.seconds}
+            for line in drift_report(drift):
+                print(line)
+            ok = drift.run is not None and drift.run.status == "SUCCEEDED"
+            print("the local AWS keeps running: mlops-sfn local down removes it")
+            return OK if ok else INVALID
     except (deployment.DeploymentError, DemoError) as error:
         problem(f"mlops-sfn local {args.local_command}: {error}")
         return INVALID

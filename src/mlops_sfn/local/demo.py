@@ -10,6 +10,11 @@ The demo does what a user and an approver do, through the local AWS's APIs only:
    email) and answers it as `mlops-sfn approve <execution>` does;
 4. reports the status, each stage, the metrics, the gate, the model package, the endpoint and its
    smoke test, where the outputs are, and writes the executed graph as Mermaid.
+
+With `--drift`, after that run it closes the monitoring loop (`Demo.drift`): sends the endpoint
+traffic whose features have drifted from the training data, runs the endpoint's monitoring schedule
+once (as SageMaker would at the top of the hour), shows the violations and the drift alarm going to
+ALARM, and follows the run the alarm starts through the router to its end.
 """
 
 from __future__ import annotations
@@ -27,12 +32,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ..core import dynamodb_json, names
+from ..core import dynamodb_json, monitoring, names
 from ..core.triggers import Trigger
 from ..operate import approval, preview, runs
 from ..operate.executions import failure_reason
 from ..tools.statemachine import ROOT
 from . import inbox
+from . import monitor as local_monitor
 from .deployment import Deployment
 
 PIPELINE = "demo-dev-domain-cal-house-price"
@@ -59,6 +65,32 @@ class DemoResult:
     cause: str | None = None
     notifications: list[dict[str, Any]] = field(default_factory=list)
     graph: Path | None = None
+
+
+@dataclass
+class DriftResult:
+    seconds: dict[str, float]  # traffic, monitoring, retraining
+    requests: int
+    execution: dict[str, Any]  # the monitoring execution: status, folder, violations, drift
+    alarm: dict[str, Any]  # AlarmName, StateValue, StateReason
+    run: DemoResult | None  # the run the alarm started
+
+
+# The drift the demo's traffic carries: median incomes three times as high, houses 20 years older.
+DRIFT = {0: lambda value: value * 3.0, 1: lambda value: value + 20.0}
+
+
+def drifted_rows(artifacts: Path, drift: bool = True) -> list[str]:
+    """The demo's data as an endpoint receives it (the features, without the target), drifted."""
+    rows: list[str] = []
+    for path in sorted((artifacts / "data").glob("*.csv")):
+        lines = path.read_text().splitlines()[1:]  # a header row; the target last
+        for line in lines:
+            values = [float(value) for value in line.split(",")[:-1]]
+            if drift:
+                values = [DRIFT[index](value) if index in DRIFT else value for index, value in enumerate(values)]
+            rows.append(",".join(f"{value:g}" for value in values))
+    return rows
 
 
 class Demo:
@@ -140,18 +172,25 @@ class Demo:
             self.say(f"the router started {name} {time.monotonic() - started:.1f} s after the upload began")
         else:
             self.say(f"the same files as {name} (started {described['startDate']:%H:%M:%S}): nothing new started")
+        result = self._followed(pipeline, arn, new_run, answer, started, timeout)
+        result.graph = write_graph(Path(self.deployment.home) / "runs", result)
+        return result
+
+    def _followed(
+        self, pipeline: str, arn: str, new_run: bool, answer: str, started: float, timeout: float
+    ) -> DemoResult:
+        """An execution followed to its end (its approval answered), with the notifications it sent."""
+        execution_input = json.loads(self.sfn.describe_execution(executionArn=arn)["input"])
         definition = runs.definition(self.sfn, arn)
-        execution_input = json.loads(described["input"])
         described, history = self._follow(arn, answer, started + timeout)
-        stages = runs.stage_runs(history, execution_input, definition)
         result = DemoResult(
             pipeline=pipeline,
-            execution_name=name,
+            execution_name=arn.rsplit(":", 1)[1],
             execution_arn=arn,
             new_run=new_run,
             status=described["status"],
             seconds=round(time.monotonic() - started, 1),
-            stages=stages,
+            stages=runs.stage_runs(history, execution_input, definition),
             execution_input=execution_input,
             output=json.loads(described.get("output") or "{}"),
             error=described.get("error"),
@@ -159,7 +198,6 @@ class Demo:
         )
         time.sleep(0.2)  # SNS to SQS delivery is synchronous in the local AWS; this is margin
         result.notifications = self.receive("notifications")
-        result.graph = write_graph(Path(self.deployment.home) / "runs", result)
         return result
 
     def _wait_for(self, arn: str, name: str, deadline: float) -> dict[str, Any]:
@@ -195,9 +233,92 @@ class Demo:
             self.sfn.stop_execution(executionArn=arn, error="DemoTimeout", cause="mlops-sfn local demo stopped waiting")
             raise DemoError(f"{arn} still running after the demo's timeout: stopped") from None
 
+    # --- the monitoring loop -----------------------------------------------------------------------
+
+    def drift(
+        self, pipeline: str = PIPELINE, artifacts: Path = ARTIFACTS, requests: int = 40, timeout: float = 600
+    ) -> DriftResult:
+        """Drifted traffic, one monitoring execution, the alarm, and the run it starts, followed."""
+        item = self.item(pipeline)
+        block = item["stages"].get("monitoring", {})
+        if block.get("run") is not True:
+            raise DemoError(f"{pipeline} does not monitor its endpoint: set stages.monitoring (see the README)")
+        prefix = self.outputs["sagemaker_name_prefix"]
+        endpoint = item["stages"]["deploy"].get("endpoint_name") or names.stable_name(pipeline, prefix)
+        schedule = names.stable_name(pipeline, prefix)
+        alarm_name = monitoring.drift_alarm_name(pipeline, prefix)
+        seconds: dict[str, float] = {}
+        for topic in INBOXES:
+            self.receive(topic)  # what earlier runs left
+
+        started = time.monotonic()
+        runtime = self.deployment.client("sagemaker-runtime")
+        rows = drifted_rows(artifacts / pipeline)
+        batch = max(1, -(-len(rows) // requests))
+        sent = 0
+        for first in range(0, len(rows), batch):
+            body = "\n".join(rows[first : first + batch]) + "\n"
+            runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body=body.encode())
+            sent += 1
+        seconds["traffic"] = round(time.monotonic() - started, 1)
+        self.say(f"sent {sent} requests ({len(rows)} rows, median income x3, houses 20 years older) to {endpoint}")
+
+        cloudwatch = self.deployment.client("cloudwatch")
+        before = cloudwatch.describe_alarms(AlarmNames=[alarm_name])["MetricAlarms"]
+        started = time.monotonic()
+        monitored_at = datetime.now().astimezone()
+        execution = local_monitor.run_schedule(self.deployment.client, schedule)
+        seconds["monitoring"] = round(time.monotonic() - started, 1)
+        self.say(f"monitoring execution of {schedule}: {execution['status']} ({execution.get('rows', 0)} rows)")
+        for violation in execution["violations"]:
+            self.say(
+                f"  violation {violation['constraint_check_type']} {violation['feature_name']}: "
+                f"{violation['description']}"
+            )
+        self.say(f"  reports: {execution['folder']}/")
+        described = cloudwatch.describe_alarms(AlarmNames=[alarm_name])["MetricAlarms"]
+        alarm = {key: described[0][key] for key in ("AlarmName", "StateValue", "StateReason")} if described else {}
+        self.say(f"alarm {alarm_name}: {alarm.get('StateValue', 'missing')} ({alarm.get('StateReason', '')})")
+        # Only a change to ALARM is a new drift episode; an alarm already in ALARM starts nothing.
+        episode = alarm.get("StateValue") == "ALARM" and not (before and before[0]["StateValue"] == "ALARM")
+        if alarm.get("StateValue") == "ALARM" and not episode:
+            self.say("  the alarm was already in ALARM: the same drift episode, no new run")
+
+        started = time.monotonic()
+        run = None
+        if episode:
+            arn = self._drift_run(pipeline, monitored_at, time.monotonic() + 60)
+            self.say(f"the drift alarm started {arn.rsplit(':', 1)[1]} through the router")
+            run = self._followed(pipeline, arn, True, "approve", started, timeout)
+        seconds["retraining"] = round(time.monotonic() - started, 1)
+        return DriftResult(seconds, sent, execution, alarm, run)
+
+    def _drift_run(self, pipeline: str, since: datetime, deadline: float) -> str:
+        """The execution the router started for the alarm: the newest of this pipeline since `since`
+        whose trigger is the monitoring one."""
+        seen: set[str] = set()
+        while True:
+            pages = self.sfn.get_paginator("list_executions").paginate(
+                stateMachineArn=self.outputs["state_machine_arn"]
+            )
+            for entry in (entry for page in pages for entry in page["executions"]):
+                if entry["executionArn"] in seen or not entry["name"].startswith(pipeline):
+                    continue
+                seen.add(entry["executionArn"])
+                if entry["startDate"] < since.replace(microsecond=0):
+                    continue
+                described = self.sfn.describe_execution(executionArn=entry["executionArn"])
+                if json.loads(described["input"]).get("trigger", {}).get("source") == "monitoring":
+                    return str(entry["executionArn"])
+            if time.monotonic() > deadline:
+                raise DemoError(self._why_not_started(f"(a drift run of {pipeline})"))
+            time.sleep(0.2)
+
     def _answer_approval(self, answer: str, described: dict[str, Any]) -> bool:
         for request in self.receive("approvals"):
             message = request["message"]
+            if message.get("execution_name") != described["name"]:
+                continue  # another execution's request (someone else answers it)
             self.say(f'  approval requested: "{request["subject"]}" for {message.get("model_package_arn")}')
             self.say(f"  answering as an approver: mlops-sfn {answer} {message['execution_name']}")
             approval.answer(
@@ -300,3 +421,25 @@ def stage_detail(stage: str, result: Any, execution_input: dict[str, Any], demo:
         metrics = ", ".join(f"{m['MetricName']} {m['Value']:.4f}" for m in described.get("FinalMetricDataList", []))
         line += f" ({metrics})" if metrics else ""
     return line
+
+
+def drift_report(result: DriftResult) -> list[str]:
+    lines = ["drift loop:"]
+    drift = ", ".join(f"{name} {value:.2f}" for name, value in sorted(result.execution["drift"].items()))
+    lines.append(f"  drift from the baseline: {drift or 'none measured'}")
+    lines.append(
+        f"  violations: {len(result.execution['violations'])} ({result.execution['folder']}/constraint_violations.json)"
+    )
+    lines.append(f"  alarm {result.alarm.get('AlarmName')}: {result.alarm.get('StateValue')}")
+    if result.run:
+        lines.append(f"  retraining run {result.run.execution_name}: {result.run.status}")
+        for stage, run in result.run.stages.items():
+            took = f"{run.seconds:6.1f} s" if run.seconds is not None else " " * 8
+            lines.append(f"    {stage:<16} {run.status:<12} {took}")
+        for note in result.run.notifications:
+            lines.append(f"  notification [{note['topic']}] {note['subject']}")
+    else:
+        lines.append("  no run started: the alarm did not fire")
+    timings = ", ".join(f"{part} {value:.1f} s" for part, value in result.seconds.items())
+    lines.append(f"  took: {timings}")
+    return lines

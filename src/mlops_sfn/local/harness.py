@@ -285,7 +285,7 @@ class LocalRuns:
             execution_input,
             described["status"],
             described.get("error"),
-            {stage: tasks[0] in entered for stage, tasks in self._stage_tasks.items()},
+            {stage: any(task in entered for task in tasks) for stage, tasks in self._stage_tasks.items()},
         )
         return RunReport(
             pipeline=execution_input["pipeline"],

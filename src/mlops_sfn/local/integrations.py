@@ -18,7 +18,8 @@ moto picks a Task's service integration with `state_task_service_for(service_nam
 - a `.sync` job runs in its own thread while the task polls it; when its execution or Parallel
   branch stops, the job is stopped as Step Functions stops it (it ends `Stopped`); a task waiting
   for a task token stops waiting when its execution is stopped (moto waited for the timeout);
-- RedriveExecution (`redrive.py`).
+- RedriveExecution (`redrive.py`);
+- monitoring schedules, alarm evaluation and alarm state change events (`monitor.py`).
 Retry intervals are shortened by `retry_sleep_scale`, and Wait states by `wait_scale`, since moto's
 interpreter really sleeps.
 The patches are process-wide, but each run's wiring (`Local`) is found through the state machine
@@ -41,7 +42,7 @@ from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 
 from ..tools.statemachine import SDK_SERVICES
-from . import redrive
+from . import monitor, redrive
 from .motoport import (
     CallbackOutcomeTimedOut,
     CustomErrorName,
@@ -440,8 +441,12 @@ def _wait_for_token_until_stopped(
     return None  # stopped: the execution ends ABORTED
 
 
+_UNINSTALL: list[Callable[[], None]] = []
+
+
 def _patch() -> None:
     redrive.patch()
+    _UNINSTALL.append(monitor.install())
     StateTaskServiceCallback._eval_wait_for_task_token = _wait_for_token_until_stopped  # type: ignore[method-assign]
     _FACTORY.state_task_service_for = _service_for
     _RETRIER.time = _ScaledClock()
@@ -454,6 +459,8 @@ def _patch() -> None:
 
 def _unpatch() -> None:
     redrive.unpatch()
+    while _UNINSTALL:
+        _UNINSTALL.pop()()
     StateTaskServiceCallback._eval_wait_for_task_token = _WAIT_FOR_TOKEN  # type: ignore[method-assign]
     _FACTORY.state_task_service_for = _ORIGINAL
     _RETRIER.time = time

@@ -34,7 +34,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..core import names
+from ..core import monitoring, names
+from . import monitor
 from .sagemaker import JOBS, JobResult
 from .worker import Worker, WorkerError
 
@@ -155,6 +156,21 @@ class ScriptJobs:
                 raise JobError(f"ClientError: ProcessingInputs[{index}]: only S3Input inputs run locally")
             self.download(source["S3Uri"], Path(self._inside(folder, source["LocalPath"])))
         app = request["AppSpecification"]
+        outputs = request.get("ProcessingOutputConfig", {}).get("Outputs", [])
+        if app.get("ImageUri", "").split("@")[0].split(":")[0].endswith("/" + monitoring.ANALYZER_REPOSITORY):
+            # Model Monitor's analyzer: its image's own entry point, run here by monitor.baseline_job.
+            environment = request.get("Environment", {})
+            try:
+                monitor.baseline_job(
+                    Path(self._inside(folder, environment.get("dataset_source", monitoring.BASELINE_INPUT))),
+                    Path(self._inside(folder, environment.get("output_path", monitoring.ANALYZER_OUTPUT))),
+                    environment,
+                )
+            except (ValueError, UnicodeDecodeError) as error:
+                raise JobError(f"AlgorithmError: {error}") from None
+            for entry in outputs:
+                self.upload(Path(self._inside(folder, entry["S3Output"]["LocalPath"])), entry["S3Output"]["S3Uri"])
+            return JobResult()
         command = [*app.get("ContainerEntrypoint", []), *app.get("ContainerArguments", [])]
         if not app.get("ContainerEntrypoint"):
             raise JobError(
@@ -162,7 +178,6 @@ class ScriptJobs:
                 'entry point; name the script, e.g. ["python3", "/opt/ml/processing/input/code/script.py"]'
             )
         command = [self._inside(folder, part) for part in command]
-        outputs = request.get("ProcessingOutputConfig", {}).get("Outputs", [])
         for entry in outputs:
             Path(self._inside(folder, entry["S3Output"]["LocalPath"])).mkdir(parents=True, exist_ok=True)
         self._execute(command, request.get("Environment", {}), folder, folder, self._timeout(request))
@@ -295,11 +310,13 @@ class ScriptJobs:
 
 class LocalEndpoints:
     """InService endpoints answer InvokeEndpoint with their model: one model server per endpoint,
-    restarted when an update brings another endpoint config."""
+    restarted when an update brings another endpoint config. An endpoint config with a
+    DataCaptureConfig has its invocations captured (monitor.capture)."""
 
     def __init__(self, jobs: ScriptJobs) -> None:
         self.jobs = jobs
-        self._servers: dict[str, tuple[str, Worker]] = {}  # endpoint -> (config, worker)
+        # endpoint -> (config, worker, its variant's name, its DataCaptureConfig)
+        self._servers: dict[str, tuple[str, Worker, str, dict[str, Any]]] = {}
         self._lock = threading.Lock()
 
     def invoke(self, endpoint: str, body: str, content_type: str | None, accept: str | None) -> tuple[str, str]:
@@ -317,7 +334,8 @@ class LocalEndpoints:
             if current is None or current[0] != config:
                 if current:
                     current[1].stop()
-                variant = sagemaker.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"][0]
+                described_config = sagemaker.describe_endpoint_config(EndpointConfigName=config)
+                variant = described_config["ProductionVariants"][0]
                 model = sagemaker.describe_model(ModelName=variant["ModelName"])
                 folder = self.jobs.home / "endpoints" / endpoint / config
                 try:
@@ -326,13 +344,17 @@ class LocalEndpoints:
                     )
                 except JobError as error:
                     raise WorkerError("ModelError", str(error)) from None
-                self._servers[endpoint] = (config, worker)
-            worker = self._servers[endpoint][1]
+                capture = described_config.get("DataCaptureConfig", {})
+                self._servers[endpoint] = (config, worker, variant["VariantName"], capture)
+            _, worker, variant_name, capture = self._servers[endpoint]
             answer = worker.call({"body": body, "content_type": content_type, "accept": accept}, timeout=60)
+        if capture:
+            call = (body, content_type, answer["body"], answer["content_type"])
+            monitor.capture(self.jobs.client("s3"), capture, endpoint, variant_name, call)
         return answer["body"], answer["content_type"]
 
     def stop(self) -> None:
-        for _, worker in self._servers.values():
+        for _, worker, _, _ in self._servers.values():
             worker.stop()
 
 

@@ -23,14 +23,16 @@ if _found != SUPPORTED:
 # ruff: noqa: E402 (the imports below are valid only for the release checked above)
 from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend, lambda_simple_backends
+from moto.cloudwatch.models import CloudWatchBackend
 from moto.core.exceptions import JsonRESTError
-from moto.core.responses import ActionResult
+from moto.core.responses import ActionResult, EmptyResult
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
-from moto.events.models import Rule
+from moto.events.models import EventPattern, Rule, events_backends
 from moto.iam.access_control import IAMPolicy, PermissionResult
 from moto.s3.exceptions import S3ClientError
 from moto.s3.models import FakeBucket, S3Backend
 from moto.sagemaker.models import sagemaker_backends
+from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 from moto.sns.models import sns_backends
 from moto.sqs.models import sqs_backends
@@ -85,11 +87,14 @@ def sagemaker_backend(account: str, region: str) -> Any:
 __all__ = [
     "ActionResult",
     "CallbackOutcomeTimedOut",
+    "CloudWatchBackend",
     "CustomErrorName",
     "DynamoType",
+    "EmptyResult",
     "ErrorEqualsDecl",
     "EvaluationDetails",
     "EventDetails",
+    "EventPattern",
     "Execution",
     "ExecutionStatus",
     "ExecutionWorker",
@@ -108,6 +113,7 @@ __all__ = [
     "Rule",
     "S3Backend",
     "S3ClientError",
+    "SageMakerResponse",
     "SageMakerRuntimeResponse",
     "StateMachineDetails",
     "StateTaskServiceAwsSdk",
@@ -121,6 +127,7 @@ __all__ = [
     "ValidationException",
     "WaitFunction",
     "boto_client_for",
+    "events_backends",
     "lambda_simple_backends",
     "mock_aws",
     "retrier_decl",
