@@ -158,6 +158,7 @@ module "triggers" {
   name                  = local.name
   bucket                = local.bucket
   input_prefix          = var.input_prefix
+  sagemaker_name_prefix = local.sagemaker_prefix
   schedules             = merge(module.pipeline_config.schedules, var.schedules)
   schedules_enabled     = local.settings.schedules_enabled
   function_arn          = module.router.function_arn

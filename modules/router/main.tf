@@ -65,6 +65,13 @@ module "function" {
       Resource = "${local.bucket_arn}/${var.input_prefix}*"
     },
     {
+      # A drift run carries the pipeline's latest monitoring report (constraint_violations.json).
+      Sid      = "ReadDriftReports"
+      Effect   = "Allow"
+      Action   = "s3:GetObject"
+      Resource = "${local.bucket_arn}/monitoring/*/reports/*"
+    },
+    {
       # An upload's folder is listed before its run starts (manifests); with step caching, so is
       # everything a cached stage reads (a stage's key covers its content). Listed, never read.
       Sid      = "ListInputs"
@@ -77,6 +84,14 @@ module "function" {
       Effect   = "Allow"
       Action   = "dynamodb:GetItem"
       Resource = var.ledger_table_arn
+    },
+    {
+      # The cool-down of drift runs: one record per pipeline, keyed drift#<pipeline>, and no other.
+      Sid       = "RecordDriftRuns"
+      Effect    = "Allow"
+      Action    = "dynamodb:PutItem"
+      Resource  = var.ledger_table_arn
+      Condition = { "ForAllValues:StringLike" = { "dynamodb:LeadingKeys" = ["drift#*"] } }
     },
     {
       Sid      = "StartRuns"

@@ -9,7 +9,10 @@ locals {
       : "${substr("${var.name}-${pipeline}", 0, 46)}-${substr(sha1(pipeline), 0, 8)}-schedule")
     } if var.schedules_enabled
   }
-  rule_arns = concat([aws_cloudwatch_event_rule.uploads.arn], [for rule in aws_cloudwatch_event_rule.schedules : rule.arn])
+  rule_arns = concat(
+    [aws_cloudwatch_event_rule.uploads.arn, aws_cloudwatch_event_rule.drift.arn],
+    [for rule in aws_cloudwatch_event_rule.schedules : rule.arn]
+  )
 }
 
 # Every object created under the input prefix; the router finds the pipeline from the key.
@@ -73,6 +76,45 @@ resource "aws_cloudwatch_event_target" "schedules" {
   dead_letter_config {
     arn = var.dead_letter_queue_arn
   }
+}
+
+# A pipeline's drift alarm going to ALARM (its monitoring stage names it <prefix>drift-<pipeline>): the
+# router starts the run the item's stages.monitoring.retrain asks for. CloudWatch sends every alarm
+# state change to EventBridge ("Alarm events and EventBridge").
+resource "aws_cloudwatch_event_rule" "drift" {
+  name        = "${var.name}-drift"
+  description = "Drift alarms of monitored endpoints (${var.sagemaker_name_prefix}${local.contract.drift_alarm_infix}<pipeline>) going to ALARM"
+  tags        = var.tags
+  event_pattern = jsonencode({
+    source        = ["aws.cloudwatch"]
+    "detail-type" = ["CloudWatch Alarm State Change"]
+    detail = {
+      alarmName = [{ prefix = "${var.sagemaker_name_prefix}${local.contract.drift_alarm_infix}" }]
+      state     = { value = ["ALARM"] }
+    }
+  })
+}
+
+resource "aws_cloudwatch_event_target" "drift" {
+  rule = aws_cloudwatch_event_rule.drift.name
+  arn  = var.function_arn
+
+  retry_policy {
+    maximum_event_age_in_seconds = 86400
+    maximum_retry_attempts       = 185
+  }
+
+  dead_letter_config {
+    arn = var.dead_letter_queue_arn
+  }
+}
+
+resource "aws_lambda_permission" "drift" {
+  statement_id  = "drift"
+  action        = "lambda:InvokeFunction"
+  function_name = var.function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.drift.arn
 }
 
 resource "aws_lambda_permission" "uploads" {

@@ -13,6 +13,11 @@ variable "input_prefix" {
   type        = string
 }
 
+variable "sagemaker_name_prefix" {
+  description = "The deployment's SageMaker name prefix, which starts its drift alarms' names."
+  type        = string
+}
+
 variable "schedules" {
   description = "Pipeline name -> EventBridge schedule expression, e.g. \"cron(0 6 ? * MON *)\" or \"rate(1 day)\"."
   type        = map(string)

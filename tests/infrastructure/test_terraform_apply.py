@@ -147,7 +147,30 @@ def test_the_upload_rule_matches_object_created_under_the_input_prefix_and_targe
 def test_dev_deploys_no_schedule_rule(deployed: Deployment) -> None:
     """Schedules are off in dev, and a switched-off schedule is no rule at all (modules/triggers)."""
     rules = [rule["Name"] for rule in deployed.client("events").list_rules()["Rules"]]
-    assert rules == ["mlops-dev-uploads"]
+    assert sorted(rules) == ["mlops-dev-drift", "mlops-dev-uploads"]
+
+
+def test_the_drift_rule_sends_the_drift_alarms_changes_to_alarm_to_the_router(deployed: Deployment) -> None:
+    """The event AWS documents for an alarm state change matches the deployed pattern only for a drift
+    alarm of this deployment going to ALARM ("Alarm events and EventBridge")."""
+    events = deployed.client("events")
+    rule = events.describe_rule(Name="mlops-dev-drift")
+    (target,) = events.list_targets_by_rule(Rule="mlops-dev-drift")["Targets"]
+    assert target["Arn"] == deployed.outputs["router_function_arn"]
+    assert target["DeadLetterConfig"]["Arn"].endswith(":mlops-dev-router-dead-letters")
+    event = load_event("cloudwatch_alarm_state_change")
+
+    def matches(changed: dict[str, Any]) -> bool:  # moto's TestEventPattern answers nothing: its matcher
+        from mlops_sfn.local.motoport import EventPattern
+
+        return bool(EventPattern.load(rule["EventPattern"]).matches_event(changed))
+
+    assert matches(event) and parse_event(event)[0].source == "monitoring"
+    back_to_ok = json.loads(json.dumps(event))
+    back_to_ok["detail"]["state"]["value"] = "OK"
+    another = json.loads(json.dumps(event))
+    another["detail"]["alarmName"] = "mlops-dev-cal-house-price-5xx-errors"
+    assert not matches(back_to_ok) and not matches(another)
 
 
 def test_every_function_runs_on_the_deployments_runtime(deployed: Deployment) -> None:
@@ -277,10 +300,15 @@ def test_the_router_may_read_uploads_list_inputs_read_the_ledger_and_look_up_its
     listed = router["ListInputs"]["Resource"]
     assert router["ListInputs"]["Action"] == "s3:ListBucket" and listed in (bucket, [bucket])
     s3_actions = [s["Action"] for s in router.values() if str(s["Action"]).startswith("s3:")]
-    assert sorted(s3_actions) == ["s3:GetObject", "s3:ListBucket"]
+    assert sorted(s3_actions) == ["s3:GetObject", "s3:GetObject", "s3:ListBucket"]
+    assert router["ReadDriftReports"]["Resource"] == f"{bucket}/monitoring/*/reports/*"  # a drift run's violations
     ledger = deployed.client("dynamodb").describe_table(TableName=deployed.outputs["run_ledger_table_name"])["Table"]
     assert router["ReadLedger"]["Action"] == "dynamodb:GetItem"
     assert router["ReadLedger"]["Resource"] == ledger["TableArn"]
+    # the drift cool-down: its own records only
+    assert router["RecordDriftRuns"]["Action"] == "dynamodb:PutItem"
+    assert router["RecordDriftRuns"]["Resource"] == ledger["TableArn"]
+    assert router["RecordDriftRuns"]["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["drift#*"]}}
     executions = deployed.outputs["state_machine_arn"].replace(":stateMachine:", ":execution:")
     assert router["FindRuns"] == {
         "Sid": "FindRuns",
@@ -312,7 +340,8 @@ def test_topics_queue_and_alarms_exist_and_alarms_publish_to_the_notification_to
     attributes = sqs.get_queue_attributes(QueueUrl=deployed.outputs["dead_letter_queue_url"], AttributeNames=["All"])
     (statement,) = json.loads(attributes["Attributes"]["Policy"])["Statement"]
     assert statement["Principal"] == {"Service": "events.amazonaws.com"}
-    assert len(statement["Condition"]["ArnEquals"]["aws:SourceArn"]) == 1  # uploads; dev has no schedules
+    rules = sorted(arn.rsplit("/", 1)[1] for arn in statement["Condition"]["ArnEquals"]["aws:SourceArn"])
+    assert rules == ["mlops-dev-drift", "mlops-dev-uploads"]  # dev has no schedules
 
 
 def test_with_bucket_events_on_an_upload_under_the_input_prefix_is_matched_by_the_upload_rule(
