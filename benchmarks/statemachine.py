@@ -45,9 +45,12 @@ def main() -> list[tuple[str, str, str]]:
     rows: list[tuple[str, str, str]] = []
     logging.disable(logging.WARNING)
     demo = load_item()
+    unmonitored = copy.deepcopy(demo)
+    unmonitored["stages"]["monitoring"]["run"] = False
     runs = {
-        "full run, model from training (8 stages)": (demo, {"answer": "approve"}),
-        "full run, model from tuning (8 stages)": (only(demo, set(STAGES) - {"training"}), {"answer": "approve"}),
+        "full run, model from training (9 stages)": (demo, {"answer": "approve"}),
+        "full run, monitoring switched off": (unmonitored, {"answer": "approve"}),
+        "full run, model from tuning (9 stages)": (only(demo, set(STAGES) - {"training"}), {"answer": "approve"}),
         "training only": (only(demo, {"training"}), {}),
         "every stage off": (only(demo, set()), {}),
     }
@@ -62,6 +65,12 @@ def main() -> list[tuple[str, str, str]]:
             print(f"{name:<44}{report.transitions:>12}{report.seconds:>9.2f}  {sorted(repeated(report)) or 'none'}")
             rows.append(("state machine", f"{name}: transitions", str(report.transitions)))
             rows.append(("state machine", f"{name}: local s", f"{report.seconds:.2f}"))
+
+        for name in ("full run, model from training (9 stages)", "full run, monitoring switched off"):
+            states = reports[name].states
+            watched = states[states.index("Run monitoring?") : states.index("Notify success?")]
+            print(f"monitoring stage in '{name}': {len(watched)} transitions ({' -> '.join(watched)})")
+            rows.append(("state machine", f"monitoring stage in '{name}': transitions", str(len(watched))))
 
         off = reports["every stage off"]
         baseline = len([s for s in off.states if s.startswith("Run ") or s == "Serve model?"])
