@@ -142,6 +142,12 @@ def test_a_drift_alarm_event_is_a_monitoring_trigger_named_per_episode() -> None
     assert monitoring.pipeline_of_alarm(trigger.alarm or "", "mlops-dev-") == "demo-dev-domain-cal-house-price"
 
 
+def test_a_drift_runs_trigger_as_the_router_records_it_is_read_back_for_a_rerun() -> None:
+    (trigger,) = parse_event(load_event("cloudwatch_alarm_state_change"))
+    recorded = planned(load_item(), trigger)["trigger"] | {"violations": {"count": 0, "violations": []}}
+    assert Trigger.from_dict(recorded) == trigger
+
+
 def test_only_a_change_to_alarm_is_a_trigger() -> None:
     event = load_event("cloudwatch_alarm_state_change")
     event["detail"]["state"]["value"] = "OK"

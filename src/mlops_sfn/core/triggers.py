@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import unquote_plus
@@ -71,6 +71,13 @@ class Trigger:
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v not in (None, {})}
+
+    @classmethod
+    def from_dict(cls, planned: dict[str, Any]) -> Trigger:
+        """The trigger an execution input holds (`as_dict`), without what the router added to it (a
+        drift run's `violations`)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in planned.items() if key in known})
 
 
 def parse_time(text: str) -> datetime:

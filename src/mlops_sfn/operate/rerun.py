@@ -65,7 +65,7 @@ def plan_rerun(
     if "evaluation" in reused and isinstance(gate, dict) and not gate.get("met"):
         raise RerunRefused(f"the quality gate was not met in {earlier.name}: rerun from evaluation or earlier")
 
-    trigger = Trigger(**earlier.execution_input["trigger"])
+    trigger = Trigger.from_dict(earlier.execution_input["trigger"])
     try:
         planned = plan_execution(item, trigger, settings)
     except InvalidItem as invalid:
