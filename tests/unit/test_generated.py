@@ -74,9 +74,13 @@ def test_the_zip_is_deterministic_and_holds_the_handlers_and_the_lambda_runtime_
     assert {"mlops_sfn/core/router.py", "mlops_sfn/core/gate.py"} <= names
     assert "mlops_sfn/core/pipeline_item.schema.json" in names  # read at run time by the item checks
     ours = {name for name in names if name.startswith("mlops_sfn/")}
-    assert ours - {"mlops_sfn/__init__.py"} == {f"mlops_sfn/core/{path.name}" for path in package.CORE.glob("*.py")} | {
-        f"mlops_sfn/core/{path.name}" for path in package.CORE.glob("*.json")
+    core = [
+        path for path in package.CORE.rglob("*") if path.suffix in (".py", ".json") and "__pycache__" not in path.parts
+    ]
+    assert ours - {"mlops_sfn/__init__.py"} == {
+        f"mlops_sfn/core/{path.relative_to(package.CORE).as_posix()}" for path in core
     }
+    assert "mlops_sfn/core/stages/deploy.py" in names  # the stage definitions are the planner's
 
 
 def test_the_lambda_runtime_imports_nothing_of_ours_outside_it() -> None:

@@ -9,7 +9,8 @@ from typing import Any
 
 from . import bounds, dynamodb_json, sagemaker_api, schema, secrets, stages
 from .problems import Problem, join
-from .stages import OPERATIONS, STAGES, runs
+from .stage import model_sources, runs
+from .stages import CATALOG, OPERATIONS, STAGES
 
 # Placeholders an item may use in any string; plan.py fills them for each execution.
 PLACEHOLDERS = {
@@ -138,13 +139,6 @@ def _check_requests(item: dict[str, Any]) -> list[Problem]:
         for name in stages.FRAMEWORK_FIELDS[stage]:
             if name in own:
                 problems.append(Problem(join(path, name), _framework_field_message(stage, name)))
-        if stage == "create_model" and "ModelDataUrl" in own.get("PrimaryContainer", {}):
-            problems.append(
-                Problem(
-                    f"{path}.PrimaryContainer.ModelDataUrl",
-                    "set stages.create_model.model_data_url instead, so the rules about the model's source apply",
-                )
-            )
         request = stages.merged_request(stage, item, "check")
         problems += sagemaker_api.check_request(operation, request, path)
     deploy = item["stages"].get("deploy")
@@ -160,14 +154,6 @@ def _framework_field_message(stage: str, name: str) -> str:
     if name == "ModelPackageName":
         return "packages in a model package group are versioned, not named; remove it"
     return "set by the framework for each execution (SageMaker names are unique for ever); remove it"
-
-
-def model_sources(item: dict[str, Any]) -> list[str]:
-    """Where the model comes from: the running training or tuning stage, or a model data URL."""
-    sources = [stage for stage in ("training", "tuning") if runs(item, stage)]
-    if item["stages"].get("create_model", {}).get("model_data_url"):
-        sources.append("model_data_url")
-    return sources
 
 
 def _check_rules(item: dict[str, Any]) -> list[Problem]:
@@ -242,30 +228,8 @@ def _check_rules(item: dict[str, Any]) -> list[Problem]:
                 "needs the evaluation stage (its report holds the metric): switch evaluation on or remove the gate",
             )
         )
-    if runs(item, "monitoring"):
-        if "deploy" not in blocks:
-            problems.append(
-                Problem(
-                    "stages.monitoring",
-                    "needs the deploy stage: it watches the endpoint that stage deploys (and runs after each deploy)",
-                )
-            )
-        if not blocks["monitoring"].get("baseline", {}).get("dataset") and not stages.training_data(item):
-            problems.append(
-                Problem(
-                    "stages.monitoring.baseline.dataset",
-                    "is required when the run trains on no S3 channel: the s3:// URI of the CSV data the model"
-                    " learned from, which the endpoint's traffic is compared with",
-                )
-            )
-    deploy = blocks.get("deploy", {})
-    if deploy.get("rollback_alarms") and deploy.get("strategy", "all_at_once") != "blue_green":
-        problems.append(
-            Problem(
-                "stages.deploy.rollback_alarms",
-                'roll back only a blue/green update: set strategy to "blue_green" or remove the alarms',
-            )
-        )
+    for described in CATALOG:  # the rules each stage defines for itself
+        problems += described.own_rules(item)
     return problems
 
 

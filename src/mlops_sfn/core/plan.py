@@ -6,21 +6,21 @@ import fnmatch
 import json
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from . import monitoring, names, sagemaker_api, stages
 from .contract import ROUTER_ENVIRONMENT
-from .item import check_item, model_sources
+from .item import check_item
 from .problems import InvalidItem, Problem
-from .stages import OPERATIONS, STAGES, runs
+from .stage import fill, map_strings, model_sources, runs
+from .stages import CATALOG, STAGE, STAGES
 from .triggers import Trigger, completes_upload
 
+__all__ = ["fill", "map_strings"]  # (the modules that rewrite planned inputs take them from here)
+
 EXECUTION_INPUT_VERSION = 1
-ENDPOINT_WAIT_SECONDS = 30
-ENDPOINT_PROVISIONING_SECONDS = 3600  # SageMaker's own limit for an endpoint to come up
-VARIANT_NAME = "AllTraffic"
 
 # Step Functions carries at most 262,144 bytes (UTF-8) in an execution's input and in each state's
 # input and output ("Step Functions service quotas"); over it, States.DataLimitExceeded ends the run
@@ -29,7 +29,6 @@ MAX_PLANNED_INPUT_BYTES = 192 * 1024
 # A Standard workflow runs at most one year ("Step Functions service quotas"); a run stopped there
 # sends no failure notification.
 EXECUTION_LIMIT_SECONDS = 365 * 24 * 3600
-DEFAULT_JOB_LIMIT_SECONDS = 86_400  # SageMaker's MaxRuntimeInSeconds when a job's request sets none
 
 
 # Settings field -> the environment variable the router Lambda reads it from (contract.py; the
@@ -140,17 +139,15 @@ def plan_execution(item: dict[str, Any], trigger: Trigger, settings: Settings) -
     pipeline = item["consumption_pipeline_name"]
     execution = names.execution_name(pipeline, trigger.identity())
     values = _placeholder_values(item, trigger, settings, execution)
-    run = {stage: runs(item, stage) for stage in STAGES}
-    # Monitoring follows each deploy: set up for the new model, or, in an item without it, the endpoint's
-    # schedule and drift alarm taken down (switching it off stops it at the next deploy). A run that
-    # does not deploy leaves it as it is.
-    run["monitoring"] = run["deploy"]
+    run = {stage.name: runs(item, stage.follows or stage.name) for stage in CATALOG}
     if trigger.source == "monitoring" and _on_drift(item) == "notify":
         run = {stage: False for stage in STAGES}  # the run only says that the model drifted
-    blocks = {stage: fill(_stage_input(item, stage, execution, settings), values) for stage in STAGES if run[stage]}
+    blocks = {
+        stage.name: fill(stage.planned(item, execution, settings), values) for stage in CATALOG if run[stage.name]
+    }
     problems = _check_filled(blocks) + _check_reach(blocks, settings.sagemaker_name_prefix)
-    problems += _check_images(blocks, settings.image_repository_arns)
-    problems += _check_access(blocks, settings) + _check_analyzer(blocks, settings.region)
+    problems += _check_images(blocks, settings.image_repository_arns) + _check_access(blocks, settings)
+    problems += [problem for name, block in blocks.items() for problem in STAGE[name].checked(block, settings)]
     if problems:
         raise InvalidItem(problems)
     notify = item.get("notifications", {}).get("on", ["failure"])
@@ -191,39 +188,9 @@ def _check_size(execution_input: dict[str, Any]) -> list[Problem]:
     ]
 
 
-def _job_limit(request: dict[str, Any]) -> int:
-    stop = request.get("StoppingCondition", {})
-    return max(
-        int(stop.get("MaxRuntimeInSeconds", DEFAULT_JOB_LIMIT_SECONDS)), int(stop.get("MaxWaitTimeInSeconds", 0))
-    )
-
-
-def _tuning_limit(block: dict[str, Any]) -> int:
-    request = block["request"]
-    limits = request["HyperParameterTuningJobConfig"].get("ResourceLimits", {})
-    if "MaxRuntimeInSeconds" in limits:
-        return int(limits["MaxRuntimeInSeconds"])
-    rounds = -(-int(limits.get("MaxNumberOfTrainingJobs", 1)) // int(limits.get("MaxParallelTrainingJobs", 1)))
-    return rounds * _job_limit(request.get("TrainingJobDefinition", {}))
-
-
-# The longest each running stage can take, in seconds, as far as its planned input bounds it; stages
-# not listed are single API calls, or a transform job (SageMaker sets no run time limit on one).
-_LIMITS: dict[str, Callable[[dict[str, Any]], int]] = {
-    "preprocessing": lambda block: _job_limit(block["request"]),
-    "training": lambda block: _job_limit(block["request"]),
-    "tuning": _tuning_limit,
-    "evaluation": lambda block: _job_limit(block["request"]),
-    "approval": lambda block: int(block["timeout_seconds"]),
-    # waiting for a busy endpoint, then for its own update
-    "deploy": lambda block: 2 * int(block["wait_seconds"]) * int(block["max_checks"]),
-    "monitoring": lambda block: _job_limit(block["request"]) if "request" in block else 0,
-}
-
-
 def _check_duration(blocks: dict[str, Any]) -> list[Problem]:
     """A run must be able to finish within the execution limit, approval wait included."""
-    total = sum(_LIMITS[stage](block) for stage, block in blocks.items() if stage in _LIMITS)
+    total = sum(STAGE[stage].longest(block) for stage, block in blocks.items())
     if total < EXECUTION_LIMIT_SECONDS:
         return []
     where = "stages.approval.timeout_hours" if "approval" in blocks else "stages"
@@ -251,256 +218,14 @@ def _placeholder_values(item: dict[str, Any], trigger: Trigger, settings: Settin
         "role_arn": settings.sagemaker_role_arn,
         "image": settings.default_image_uri,
     }
-    analyzer = monitoring.analyzer_image(settings.region)
-    if analyzer:
-        values["analyzer_image"] = analyzer
-    dataset = stages.training_data(item)
-    if dataset:
-        values["baseline_dataset"] = fill(dataset, values)
     sources = model_sources(item)
     if sources:
         values["model_data_url"] = fill(stages.model_data_url(item, sources[0], execution), values)
     return values
 
 
-# Each stage's part of the execution input, which its states read: given the item, the run's
-# execution name and the deployment, one function per stage (in catalog order, as the definition
-# builder composes its states).
-def _request(item: dict[str, Any], stage: str, execution: str) -> dict[str, Any]:
-    return {"request": stages.merged_request(stage, item, execution)}
-
-
-def _job_input(stage: str) -> Callable[[dict[str, Any], str, Settings], dict[str, Any]]:
-    """A stage that is its SageMaker request and nothing more."""
-    return lambda item, execution, settings: _request(item, stage, execution)
-
-
-def _tuning_input(item: dict[str, Any], execution: str, settings: Settings) -> dict[str, Any]:
-    result = _request(item, "tuning", execution)
-    # The state machine copies the best job's model.tar.gz (under source_folder) to where
-    # {model_data_url} points, which the later stages were planned with.
-    output = result["request"]["TrainingJobDefinition"]["OutputDataConfig"]["S3OutputPath"].rstrip("/")
-    result["best_model"] = {"source_folder": output, "target": stages.model_data_url(item, "tuning", execution)}
-    return result
-
-
-def _evaluation_input(item: dict[str, Any], execution: str, settings: Settings) -> dict[str, Any]:
-    result = _request(item, "evaluation", execution)
-    uri = item["stages"]["evaluation"].get("report_uri", stages.RUN_FOLDER + "/evaluation/evaluation.json")
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    result["report"] = {"Bucket": bucket, "Key": key}  # where the quality gate reads it
-    return result
-
-
-def _register_input(item: dict[str, Any], execution: str, settings: Settings) -> dict[str, Any]:
-    result = _request(item, "register", execution)
-    block = item["stages"]["register"]
-    if not block.get("model_package_group") and "ModelPackageGroupName" not in block.get("request", {}):
-        pipeline = item["consumption_pipeline_name"]
-        result["request"]["ModelPackageGroupName"] = names.stable_name(pipeline, settings.sagemaker_name_prefix)
-    result["request"]["ModelApprovalStatus"] = "PendingManualApproval" if runs(item, "approval") else "Approved"
-    _add_model_data(result["request"].get("InferenceSpecification", {}).get("Containers", []))
-    result["model_source"] = model_sources(item)[0]
-    return result
-
-
-def _approval_input(item: dict[str, Any], execution: str, settings: Settings) -> dict[str, Any]:
-    return {"timeout_seconds": item["stages"]["approval"].get("timeout_hours", 24) * 3600}
-
-
-def _create_model_input(item: dict[str, Any], execution: str, settings: Settings) -> dict[str, Any]:
-    result = _request(item, "create_model", execution)
-    request = result["request"]
-    _add_model_data([request["PrimaryContainer"]] if "PrimaryContainer" in request else request["Containers"])
-    result["model_source"] = model_sources(item)[0]
-    return result
-
-
-def _deploy_stage_input(item: dict[str, Any], execution: str, settings: Settings) -> dict[str, Any]:
-    result = _deploy_input(item, execution, settings.sagemaker_name_prefix)
-    if runs(item, "monitoring"):
-        pipeline = item["consumption_pipeline_name"]
-        capture = monitoring.data_capture_config(item["stages"]["monitoring"], settings.bucket, pipeline)
-        result["endpoint_config_request"]["DataCaptureConfig"] = capture
-    return result
-
-
-def _monitoring_input(item: dict[str, Any], execution: str, settings: Settings) -> dict[str, Any]:
-    """The baseline job, the job definition, the schedule and the drift alarm of the deployed endpoint;
-    or, when the item deploys without monitoring, what to remove."""
-    pipeline, prefix = item["consumption_pipeline_name"], settings.sagemaker_name_prefix
-    endpoint = _deploy_input(item, execution, prefix)["endpoint_name"]
-    schedule = names.stable_name(pipeline, prefix)
-    alarm_name = monitoring.drift_alarm_name(pipeline, prefix)
-    if not runs(item, "monitoring"):
-        return {"remove": True, "schedule_name": schedule, "alarm_name": alarm_name}
-    block = item["stages"]["monitoring"]
-    result = _request(item, "monitoring", execution)
-    baseline = result["request"]["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"].rstrip("/")
-    job_definition = monitoring.job_definition_name(pipeline, execution, stages.tag("monitoring"))
-    resources = result["request"]["ProcessingResources"]["ClusterConfig"]
-    result["schedule_name"] = schedule
-    result["job_definition_request"] = {
-        "JobDefinitionName": job_definition,
-        "DataQualityBaselineConfig": {
-            "ConstraintsResource": {"S3Uri": f"{baseline}/constraints.json"},
-            "StatisticsResource": {"S3Uri": f"{baseline}/statistics.json"},
-        },
-        "DataQualityAppSpecification": {"ImageUri": result["request"]["AppSpecification"]["ImageUri"]},
-        "DataQualityJobInput": {"EndpointInput": {"EndpointName": endpoint, "LocalPath": monitoring.ENDPOINT_INPUT}},
-        "DataQualityJobOutputConfig": {
-            "MonitoringOutputs": [
-                {
-                    "S3Output": {
-                        "S3Uri": monitoring.reports_folder(settings.bucket, pipeline),
-                        "LocalPath": monitoring.ANALYZER_OUTPUT,
-                        "S3UploadMode": "EndOfJob",
-                    }
-                }
-            ]
-        },
-        "JobResources": {"ClusterConfig": {**resources}},
-        "RoleArn": result["request"]["RoleArn"],
-        # An hourly execution must end within the hour (Model Monitor: MaxRuntimeInSeconds <= 3600).
-        "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
-    }
-    result["schedule_request"] = {
-        "MonitoringScheduleName": schedule,
-        "MonitoringScheduleConfig": {
-            "ScheduleConfig": {"ScheduleExpression": monitoring.schedule_expression(block.get("schedule", "hourly"))},
-            "MonitoringJobDefinitionName": job_definition,
-            "MonitoringType": "DataQuality",
-        },
-    }
-    result["alarm"] = monitoring.drift_alarm(pipeline, prefix, endpoint, schedule, block)
-    return result
-
-
 def _on_drift(item: dict[str, Any]) -> str:
     return str(item.get("stages", {}).get("monitoring", {}).get("retrain", {}).get("on_drift", "notify"))
-
-
-_INPUTS: dict[str, Callable[[dict[str, Any], str, Settings], dict[str, Any]]] = {
-    "preprocessing": _job_input("preprocessing"),
-    "training": _job_input("training"),
-    "tuning": _tuning_input,
-    "evaluation": _evaluation_input,
-    "register": _register_input,
-    "approval": _approval_input,
-    "create_model": _create_model_input,
-    "batch_transform": _job_input("batch_transform"),
-    "deploy": _deploy_stage_input,
-    "monitoring": _monitoring_input,
-}
-assert list(_INPUTS) == list(STAGES), "every stage plans its input here, in catalog order"
-
-
-def _stage_input(item: dict[str, Any], stage: str, execution: str, settings: Settings) -> dict[str, Any]:
-    """What the state machine needs for one running stage."""
-    return _INPUTS[stage](item, execution, settings)
-
-
-def _add_model_data(containers: list[dict[str, Any]]) -> None:
-    """Containers without a ModelDataUrl serve the run's model (its URL is known before the run starts)."""
-    for container in containers:
-        container.setdefault("ModelDataUrl", "{model_data_url}")
-
-
-def _deploy_input(item: dict[str, Any], execution: str, name_prefix: str) -> dict[str, Any]:
-    block = item["stages"]["deploy"]
-    pipeline = item["consumption_pipeline_name"]
-    model = block.get("model_name") or stages.model_name(item, execution)
-    config_name = names.resource_name(pipeline, stages.tag("deploy"), execution)
-    result: dict[str, Any] = {
-        "endpoint_name": block.get("endpoint_name") or names.stable_name(pipeline, name_prefix),
-        "endpoint_config_request": {
-            "EndpointConfigName": config_name,
-            "ProductionVariants": [
-                {
-                    "VariantName": VARIANT_NAME,
-                    "ModelName": model,
-                    "InstanceType": block.get("instance_type", stages.DEFAULT_INSTANCE_TYPE),
-                    "InitialInstanceCount": block.get("instance_count", 1),
-                }
-            ],
-        },
-        "strategy": block.get("strategy", "all_at_once"),
-    }
-    result["alarms"] = endpoint_alarms(result["endpoint_name"], block.get("alarms", {}))
-    if result["strategy"] == "blue_green":
-        bake = block.get("bake_minutes", 5) * 60
-        config: dict[str, Any] = {
-            "BlueGreenUpdatePolicy": {
-                "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": bake},
-                "TerminationWaitInSeconds": bake,
-            }
-        }
-        # The framework's own alarms first, then the item's (checked to exist before the update).
-        rollback = [alarm["AlarmName"] for alarm in result["alarms"].values()] + block.get("rollback_alarms", [])
-        config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": name} for name in rollback]}
-        result["rollback_alarms"] = rollback
-        result["rollback_alarm_count"] = len(rollback)
-        result["deployment_config"] = config
-    if "smoke_test" in block:
-        result["smoke_test"] = {"content_type": "text/csv"} | block["smoke_test"]
-    # What the state machine sends: CreateEndpoint when the endpoint is new, UpdateEndpoint otherwise.
-    names_only = {"EndpointName": result["endpoint_name"], "EndpointConfigName": config_name}
-    result["create_request"] = names_only
-    result["update_request"] = names_only | (
-        {"DeploymentConfig": result["deployment_config"]} if "deployment_config" in result else {}
-    )
-    # The bounded wait: every ENDPOINT_WAIT_SECONDS, long enough for provisioning plus a blue/green bake.
-    budget = ENDPOINT_PROVISIONING_SECONDS + 2 * block.get("bake_minutes", 5) * 60 * (
-        result["strategy"] == "blue_green"
-    )
-    result["wait_seconds"] = ENDPOINT_WAIT_SECONDS
-    result["max_checks"] = -(-budget // ENDPOINT_WAIT_SECONDS)
-    return result
-
-
-def endpoint_alarms(endpoint: str, thresholds: dict[str, int]) -> dict[str, dict[str, Any]]:
-    """The PutMetricAlarm requests of the alarms created for every endpoint the framework deploys
-    (metrics of SageMaker's AWS/SageMaker namespace, per endpoint and variant)."""
-
-    def alarm(suffix: str, metric: str, statistic: str, threshold: int, minutes: int, what: str) -> dict[str, Any]:
-        return {
-            "AlarmName": f"{endpoint}-{suffix}",
-            "AlarmDescription": f"mlops-sfn: {what} on endpoint {endpoint}; rolls a blue/green update back",
-            "Namespace": "AWS/SageMaker",
-            "MetricName": metric,
-            "Dimensions": [
-                {"Name": "EndpointName", "Value": endpoint},
-                {"Name": "VariantName", "Value": VARIANT_NAME},
-            ],
-            "Statistic": statistic,
-            "Period": 60,
-            "EvaluationPeriods": minutes,
-            "Threshold": threshold,
-            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
-            "TreatMissingData": "notBreaching",  # no traffic is not a failure
-        }
-
-    errors, latency_ms = thresholds.get("errors_5xx", 1), thresholds.get("model_latency_ms", 1000)
-    return {
-        "errors": alarm("5xx-errors", "Invocation5XXErrors", "Sum", errors, 1, f"{errors}+ 5xx errors a minute"),
-        # ModelLatency is in microseconds.
-        "latency": alarm("model-latency", "ModelLatency", "Average", latency_ms * 1000, 3, f"latency {latency_ms}+ ms"),
-    }
-
-
-def map_strings(value: Any, change: Callable[[str], str]) -> Any:
-    """`value` (JSON-shaped) with `change` applied to every string in it."""
-    if isinstance(value, dict):
-        return {key: map_strings(entry, change) for key, entry in value.items()}
-    if isinstance(value, list):
-        return [map_strings(entry, change) for entry in value]
-    return change(value) if isinstance(value, str) else value
-
-
-def fill(value: Any, values: Mapping[str, str]) -> Any:
-    """Replace {placeholders} in every string ({model_data_url} only exists when the pipeline has a model)."""
-    placeholder = sagemaker_api.PLACEHOLDER
-    return map_strings(value, lambda text: placeholder.sub(lambda m: values.get(m.group(1), m.group(0)), text))
 
 
 def _check_reach(blocks: dict[str, Any], prefix: str) -> list[Problem]:
@@ -594,15 +319,6 @@ def _check_access(blocks: dict[str, Any], settings: Settings) -> list[Problem]:
                     " data_buckets if runs only read it (validate reads DATA_BUCKETS)"
                 )
             problems.append(Problem(path, reason))
-    report = blocks.get("evaluation", {}).get("report")
-    if report and report["Bucket"] != settings.bucket:
-        problems.append(
-            Problem(
-                "stages.evaluation.report_uri",
-                f"bucket {report['Bucket']!r} is outside this deployment: the quality gate reads only"
-                f" {settings.bucket!r}; write the report there (the default does)",
-            )
-        )
     return problems
 
 
@@ -647,43 +363,16 @@ def _check_images(blocks: dict[str, Any], repositories: str) -> list[Problem]:
     return problems
 
 
-def _check_analyzer(blocks: dict[str, Any], region: str) -> list[Problem]:
-    request = blocks.get("monitoring", {}).get("request")
-    if request and "{analyzer_image}" in request["AppSpecification"]["ImageUri"]:
-        return [
-            Problem(
-                "stages.monitoring.image",
-                f"no prebuilt Model Monitor analyzer is known in {region}: set the analyzer image's URI "
-                "(SageMaker's Docker registry paths list it per region)",
-            )
-        ]
-    return []
-
-
 def _check_filled(blocks: dict[str, Any]) -> list[Problem]:
     """Patterns and lengths, once placeholders hold real values (e.g. a '_' from {pipeline} in a name)."""
     problems: list[Problem] = []
     for stage, block in blocks.items():
-        if stage in OPERATIONS:
-            if "request" not in block:
-                continue  # monitoring, when the run only removes it
-            found = sagemaker_api.check_request(OPERATIONS[stage], block["request"], f"stages.{stage}.request")
-            problems += [Problem(p.path, f"after placeholders are filled: {p.message}") for p in found]
-    if "deploy" in blocks:
-        deploy = blocks["deploy"]
-        for operation, request in [
-            ("CreateEndpointConfig", deploy["endpoint_config_request"]),
-            ("CreateEndpoint", deploy["create_request"]),
-            ("UpdateEndpoint", deploy["update_request"]),
-        ]:
-            problems += sagemaker_api.check_request(operation, request, "stages.deploy")
-    watching = blocks.get("monitoring", {})
-    for operation, field in [
-        ("CreateDataQualityJobDefinition", "job_definition_request"),
-        ("CreateMonitoringSchedule", "schedule_request"),
-    ]:
-        if field in watching:
-            problems += sagemaker_api.check_request(operation, watching[field], "stages.monitoring")
+        for operation, request in STAGE[stage].filled_requests(block):
+            if request is block.get("request"):  # the stage's own request, as the item wrote it
+                found = sagemaker_api.check_request(operation, request, f"stages.{stage}.request")
+                problems += [Problem(p.path, f"after placeholders are filled: {p.message}") for p in found]
+            else:  # requests the framework derives from it
+                problems += sagemaker_api.check_request(operation, request, f"stages.{stage}")
     return problems
 
 

@@ -10,28 +10,8 @@ from ..core.stages import SERVING, STAGE, STAGES, WATCHING
 
 
 def stage_summary(stage: str, block: dict[str, Any]) -> str:
-    described = STAGE[stage]
-    if stage == "monitoring":
-        if block.get("remove"):
-            schedule, alarm = block["schedule_name"], block["alarm_name"]
-            return f"no monitoring: removes schedule {schedule} and alarm {alarm} if present"
-        expression = block["schedule_request"]["MonitoringScheduleConfig"]["ScheduleConfig"]["ScheduleExpression"]
-        return (
-            f"{described.described_as} {block['request'][described.name_field or '']}, then schedule "
-            f"{block['schedule_name']} ({expression}), drift alarm {block['alarm']['AlarmName']}"
-        )
-    if described.name_field:
-        return f"{described.described_as} {block['request'][described.name_field]}"
-    if stage == "register":
-        request = block["request"]
-        return f"model package group {request['ModelPackageGroupName']} ({request['ModelApprovalStatus']})"
-    if stage == "approval":
-        return f"manual approval, timeout {block['timeout_seconds'] // 3600} h"
-    config = block["endpoint_config_request"]["ProductionVariants"][0]
-    return (
-        f"endpoint {block['endpoint_name']} ({block['strategy']}, {config['InitialInstanceCount']} x "
-        f"{config['InstanceType']}){', smoke test' if 'smoke_test' in block else ''}"
-    )
+    """One line on what a planned stage will do (its definition says how)."""
+    return STAGE[stage].summary(block)
 
 
 def gate_text(gate: dict[str, Any]) -> str:

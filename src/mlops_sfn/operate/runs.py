@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..core.stages import STAGES
+from ..core.stage import where_in
+from ..core.stages import STAGE, STAGES
 from ..tools import statemachine
 from .executions import failure_reason
 
@@ -240,43 +241,11 @@ def console_url(execution_arn: str) -> str:
 
 
 def stage_outputs(stage: str, result: Any, execution_input: dict[str, Any]) -> str:
-    """One line on what a stage produced, from the run's input and results alone."""
-    if not isinstance(result, dict):
+    """One line on what a stage produced, from the run's input and results alone (its definition says how)."""
+    if not isinstance(result, dict) or stage not in STAGE:
         return ""
-    request = execution_input.get("stages", {}).get(stage, {}).get("request", {})
-    run_folder = str(execution_input.get("run_folder", ""))
-
-    def where(uri: str) -> str:  # inside the run folder (reports name the folder once)
-        return uri.removeprefix(run_folder) if run_folder and uri.startswith(run_folder) else uri
-
-    if stage in ("preprocessing", "evaluation"):
-        outputs = request.get("ProcessingOutputConfig", {}).get("Outputs", [])
-        return "wrote " + ", ".join(where(entry["S3Output"]["S3Uri"]) for entry in outputs)
-    if stage == "training":
-        return where(str(result.get("model_data_url", "")))
-    if stage == "tuning":
-        model = result.get("model", {})
-        return f"best job {result.get('best_training_job', '')}: {where(str(model.get('model_data_url', '')))}"
-    if stage == "register":
-        return str(result.get("model_package_arn", ""))
-    if stage == "approval":
-        return f"approved ({result.get('comment', '')})" if result.get("approved") else ""
-    if stage == "create_model":
-        return str(result.get("model_arn", ""))
-    if stage == "batch_transform":
-        return "wrote " + where(str(request.get("TransformOutput", {}).get("S3OutputPath", "")))
-    if stage == "deploy":
-        block = execution_input.get("stages", {}).get("deploy", {})
-        endpoint = result.get("endpoint", {})
-        line = f"endpoint {block.get('endpoint_name', '')} {endpoint.get('status', '')} on {endpoint.get('config', '')}"
-        smoke = result.get("smoke_test", {}).get("response")
-        return line + (f"; smoke test answered {smoke.strip()!r}" if isinstance(smoke, str) else "")
-    if stage == "monitoring":
-        if result.get("removed"):
-            return "no monitoring: schedule and drift alarm removed"
-        schedule, alarm = result.get("schedule", ""), result.get("alarm", "")
-        return f"schedule {schedule} on {result.get('job_definition', '')}, alarm {alarm}"
-    return ""
+    block = execution_input.get("stages", {}).get(stage, {})
+    return STAGE[stage].produced(result, block, where_in(str(execution_input.get("run_folder", ""))))
 
 
 def results(output: dict[str, Any]) -> dict[str, Any]:

@@ -33,9 +33,9 @@ def contents() -> dict[str, bytes]:
     """Zip path -> file bytes: the handlers, and mlops_sfn.core with its data (e.g. the item schema)."""
     files = {f"{name}/handler.py": path.read_bytes() for name, path in HANDLERS.items()}
     files["mlops_sfn/__init__.py"] = (PACKAGE_ROOT / "__init__.py").read_bytes()
-    for path in sorted(CORE.glob("*")):
-        if path.suffix in (".py", ".json"):
-            files[f"mlops_sfn/core/{path.name}"] = path.read_bytes()
+    for path in sorted(CORE.rglob("*")):
+        if path.suffix in (".py", ".json") and "__pycache__" not in path.parts:
+            files[f"mlops_sfn/core/{path.relative_to(CORE).as_posix()}"] = path.read_bytes()
     return dict(sorted(files.items()))
 
 

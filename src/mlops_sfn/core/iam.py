@@ -1,0 +1,78 @@
+"""The role policy's building blocks a stage's statements are written with (tools/policy.py merges them).
+
+Resources are scoped to what the framework names: jobs, models and endpoint configs by their
+stage's resource type and tag (`training-job/*-train-*`); endpoints, model package groups,
+schedules and alarms by the deployment's name prefix, which the router also enforces on items
+(plan._check_reach). Statements of one Sid declared by several stages are merged (their actions and
+resources joined), so each stage declares only what its own states call.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .stage import Stage
+
+SAGEMAKER = "arn:${partition}:sagemaker:${region}:${account_id}"
+SCOPED = "${sagemaker_name_prefix}*"  # items name endpoints and groups inside the deployment's prefix
+ENDPOINTS = [f"{SAGEMAKER}:endpoint/{SCOPED}"]
+GROUPS = [f"{SAGEMAKER}:model-package-group/{SCOPED}"]
+PACKAGES = [f"{SAGEMAKER}:model-package/{SCOPED}"]  # model-package/<group>/<version>
+# The endpoint's alarms start with its name, so with the prefix; alarms an item names must too.
+# (DescribeAlarms scoped narrower than "*" returns metric alarms only: CloudWatch API reference.)
+ALARMS = ["arn:${partition}:cloudwatch:${region}:${account_id}:alarm:" + SCOPED]
+READ_ALARMS = {"Sid": "ReadRollbackAlarms", "Actions": ["cloudwatch:DescribeAlarms"], "Resources": ALARMS}
+# Jobs, models and job definitions run as the SageMaker role, which the state machine passes.
+PASS_ROLE = {
+    "Sid": "PassSageMakerRole",
+    "Actions": ["iam:PassRole"],
+    "Resources": ["${sagemaker_role_arn}"],
+    "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+}
+
+
+def statement(sid: str, actions: list[str], resources: list[str]) -> dict[str, Any]:
+    return {"Sid": sid, "Actions": actions, "Resources": resources}
+
+
+def named(stage: Stage, resource: str | None = None) -> list[str]:
+    """What a stage creates per run, by resource type and tag: `training-job/*-train-*`."""
+    return [f"{SAGEMAKER}:{resource or stage.resource}/*-{stage.tag}-*"]
+
+
+def sync_job(stage: Stage, rule: str, *extra: str) -> dict[str, tuple[dict[str, Any], ...]]:
+    """A `.sync` job: its Create call and what Step Functions polls it with (reference.md section 1:
+    Describe*/Stop* on the job and the managed EventBridge rule)."""
+    operation = stage.operation or ""
+    api = operation.removeprefix("Create")
+    return {
+        f"sagemaker:{operation[0].lower()}{operation[1:]}.sync": (
+            statement(
+                f"{api}Sync",
+                # Tags in a request need AddTags; Step Functions' poller reads ListTags.
+                [
+                    f"sagemaker:Create{api}",
+                    f"sagemaker:Describe{api}",
+                    f"sagemaker:Stop{api}",
+                    "sagemaker:AddTags",
+                    "sagemaker:ListTags",
+                    *extra,
+                ],
+                named(stage),
+            ),
+            statement(
+                f"{api}SyncEvents",
+                ["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                [f"arn:${{partition}}:events:${{region}}:${{account_id}}:rule/{rule}"],
+            ),
+            PASS_ROLE,
+        )
+    }
+
+
+def function(variable: str) -> dict[str, Any]:
+    """Invoking one of the deployment's functions (the quality gate, the model copy), any version."""
+    return statement(
+        "PipelineFunctions", ["lambda:InvokeFunction"], [f"${{{variable}}}{version}" for version in ("", ":*")]
+    )

@@ -1,0 +1,472 @@
+"""Deploy: the endpoint created or updated with the run's model (a serving stage: beside batch transform).
+
+The endpoint's alarms are put first (a blue/green update rolls back on them); the endpoint's state
+decides between create, update and replace; a smoke test can follow. With monitoring on, the
+endpoint config captures traffic for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from .. import iam, monitoring, names
+from ..asl import SAGEMAKER, SDK, TRANSIENT, Builder
+from ..problems import Problem
+from ..stage import DEFAULT_INSTANCE_TYPE, Item, Stage, runs
+from . import create_model
+
+if TYPE_CHECKING:
+    from ..plan import Settings
+
+ENDPOINT_WAIT_SECONDS = 30
+ENDPOINT_PROVISIONING_SECONDS = 3600  # SageMaker's own limit for an endpoint to come up
+VARIANT_NAME = "AllTraffic"
+
+# Its endpoint is named by the item; the endpoint config it creates per run is the framework's.
+facts = Stage("deploy", tag="config", resource="endpoint-config", serving=True)
+
+
+def planned(item: Item, execution: str, name_prefix: str) -> dict[str, Any]:
+    """The endpoint config, the alarms and the requests that create or update the endpoint."""
+    block = item["stages"]["deploy"]
+    pipeline = item["consumption_pipeline_name"]
+    model = block.get("model_name") or create_model.model_name(item, execution)
+    config_name = names.resource_name(pipeline, facts.tag or "", execution)
+    result: dict[str, Any] = {
+        "endpoint_name": block.get("endpoint_name") or names.stable_name(pipeline, name_prefix),
+        "endpoint_config_request": {
+            "EndpointConfigName": config_name,
+            "ProductionVariants": [
+                {
+                    "VariantName": VARIANT_NAME,
+                    "ModelName": model,
+                    "InstanceType": block.get("instance_type", DEFAULT_INSTANCE_TYPE),
+                    "InitialInstanceCount": block.get("instance_count", 1),
+                }
+            ],
+        },
+        "strategy": block.get("strategy", "all_at_once"),
+    }
+    result["alarms"] = endpoint_alarms(result["endpoint_name"], block.get("alarms", {}))
+    if result["strategy"] == "blue_green":
+        bake = block.get("bake_minutes", 5) * 60
+        config: dict[str, Any] = {
+            "BlueGreenUpdatePolicy": {
+                "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": bake},
+                "TerminationWaitInSeconds": bake,
+            }
+        }
+        # The framework's own alarms first, then the item's (checked to exist before the update).
+        rollback = [alarm["AlarmName"] for alarm in result["alarms"].values()] + block.get("rollback_alarms", [])
+        config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": name} for name in rollback]}
+        result["rollback_alarms"] = rollback
+        result["rollback_alarm_count"] = len(rollback)
+        result["deployment_config"] = config
+    if "smoke_test" in block:
+        result["smoke_test"] = {"content_type": "text/csv"} | block["smoke_test"]
+    # What the state machine sends: CreateEndpoint when the endpoint is new, UpdateEndpoint otherwise.
+    names_only = {"EndpointName": result["endpoint_name"], "EndpointConfigName": config_name}
+    result["create_request"] = names_only
+    result["update_request"] = names_only | (
+        {"DeploymentConfig": result["deployment_config"]} if "deployment_config" in result else {}
+    )
+    # The bounded wait: every ENDPOINT_WAIT_SECONDS, long enough for provisioning plus a blue/green bake.
+    budget = ENDPOINT_PROVISIONING_SECONDS + 2 * block.get("bake_minutes", 5) * 60 * (
+        result["strategy"] == "blue_green"
+    )
+    result["wait_seconds"] = ENDPOINT_WAIT_SECONDS
+    result["max_checks"] = -(-budget // ENDPOINT_WAIT_SECONDS)
+    return result
+
+
+def endpoint_alarms(endpoint: str, thresholds: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """The PutMetricAlarm requests of the alarms created for every endpoint the framework deploys
+    (metrics of SageMaker's AWS/SageMaker namespace, per endpoint and variant)."""
+
+    def alarm(suffix: str, metric: str, statistic: str, threshold: int, minutes: int, what: str) -> dict[str, Any]:
+        return {
+            "AlarmName": f"{endpoint}-{suffix}",
+            "AlarmDescription": f"mlops-sfn: {what} on endpoint {endpoint}; rolls a blue/green update back",
+            "Namespace": "AWS/SageMaker",
+            "MetricName": metric,
+            "Dimensions": [
+                {"Name": "EndpointName", "Value": endpoint},
+                {"Name": "VariantName", "Value": VARIANT_NAME},
+            ],
+            "Statistic": statistic,
+            "Period": 60,
+            "EvaluationPeriods": minutes,
+            "Threshold": threshold,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "TreatMissingData": "notBreaching",  # no traffic is not a failure
+        }
+
+    errors, latency_ms = thresholds.get("errors_5xx", 1), thresholds.get("model_latency_ms", 1000)
+    return {
+        "errors": alarm("5xx-errors", "Invocation5XXErrors", "Sum", errors, 1, f"{errors}+ 5xx errors a minute"),
+        # ModelLatency is in microseconds.
+        "latency": alarm("model-latency", "ModelLatency", "Average", latency_ms * 1000, 3, f"latency {latency_ms}+ ms"),
+    }
+
+
+def _states(b: Builder, then: str | None) -> str:
+    deploy = "$.stages.deploy"
+    entry = b.task(
+        "Create endpoint config",
+        "deploy",
+        {
+            "Resource": f"{SAGEMAKER}createEndpointConfig",
+            "InputPath": f"{deploy}.endpoint_config_request",
+            "ResultSelector": {"wait": {"count": 0}},
+            "ResultPath": "$.results.deploy",
+            "Next": "Put errors alarm",
+        },
+    )
+    # The endpoint's alarms, created or updated (PutMetricAlarm does both) before the endpoint
+    # changes: a blue/green update rolls back on them, and they must exist when it starts.
+    for alarm, following in (("errors", "Put latency alarm"), ("latency", "Rollback alarms?")):
+        b.task(
+            f"Put {alarm} alarm",
+            "deploy",
+            {
+                "Resource": f"{SDK}cloudwatch:putMetricAlarm",
+                "InputPath": f"{deploy}.alarms.{alarm}",
+                "ResultPath": None,
+                "Next": following,
+            },
+        )
+    b.add(
+        "Rollback alarms?",
+        {
+            "Type": "Choice",
+            "Choices": [{"Variable": f"{deploy}.rollback_alarms", "IsPresent": True, "Next": "Find rollback alarms"}],
+            "Default": "Find endpoint",
+        },
+    )
+    # Alarms the item names must exist: SageMaker cannot roll back on an alarm that is not there.
+    b.task(
+        "Find rollback alarms",
+        "deploy",
+        {
+            "Resource": f"{SDK}cloudwatch:describeAlarms",
+            "Parameters": {"AlarmNames.$": f"{deploy}.rollback_alarms", "AlarmTypes": ["MetricAlarm"]},
+            "ResultSelector": {"found.$": "States.ArrayLength($.MetricAlarms)"},
+            "ResultPath": "$.results.deploy.rollback_alarms",
+            "Next": "All rollback alarms exist?",
+        },
+    )
+    b.add(
+        "All rollback alarms exist?",
+        {
+            "Type": "Choice",
+            "Choices": [
+                {
+                    "Variable": "$.results.deploy.rollback_alarms.found",
+                    "NumericEqualsPath": f"{deploy}.rollback_alarm_count",
+                    "Next": "Find endpoint",
+                }
+            ],
+            "Default": "Rollback alarm missing",
+        },
+    )
+    # The endpoint's state decides (SageMaker API reference, DescribeEndpoint): none yet, create
+    # it; InService, update it; Failed, delete it (the only call a failed endpoint accepts) and
+    # create it again; in progress, wait for it. Any other error fails the stage with its cause.
+    b.add(
+        "Find endpoint",
+        {
+            "Type": "Task",
+            "Resource": f"{SDK}sagemaker:describeEndpoint",
+            "Parameters": {"EndpointName.$": f"{deploy}.endpoint_name"},
+            "ResultSelector": {"status.$": "$.EndpointStatus"},
+            "ResultPath": "$.results.deploy.existing",
+            # A missing endpoint is reported like a throttle (SageMaker.SageMakerException, from a
+            # ValidationException), so only two quick retries before the Catch looks at the cause.
+            "Retry": [{"ErrorEquals": TRANSIENT["aws-sdk:sagemaker"], "IntervalSeconds": 1, "MaxAttempts": 2}],
+            "Catch": [
+                {
+                    "ErrorEquals": ["SageMaker.SageMakerException"],
+                    "ResultPath": "$.caught",
+                    "Next": "Endpoint missing?",
+                },
+                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.caught", "Next": b.recorder("deploy")},
+            ],
+            "Next": "Existing endpoint status?",
+        },
+    )
+    b.add(
+        "Endpoint missing?",
+        {
+            "Type": "Choice",
+            "Choices": [
+                {"Variable": "$.caught.Cause", "StringMatches": "*Could not find endpoint*", "Next": "Create endpoint"}
+            ],
+            "Default": b.recorder("deploy"),
+        },
+    )
+    existing = "$.results.deploy.existing.status"
+    b.add(
+        "Existing endpoint status?",
+        {
+            "Type": "Choice",
+            "Choices": [
+                {"Variable": existing, "StringEquals": "InService", "Next": "Update endpoint"},
+                {"Variable": existing, "StringEquals": "Failed", "Next": "Delete failed endpoint"},
+                *(
+                    {"Variable": existing, "StringEquals": status, "Next": "Count busy check"}
+                    for status in ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
+                ),
+            ],
+            "Default": "Endpoint not updatable",  # OutOfService, UpdateRollbackFailed: a person must look
+        },
+    )
+    b.task(
+        "Delete failed endpoint",
+        "deploy",
+        {
+            "Resource": f"{SDK}sagemaker:deleteEndpoint",
+            "Parameters": {"EndpointName.$": f"{deploy}.endpoint_name"},
+            "ResultPath": None,
+            "Next": "Count busy check",
+        },
+    )
+    b.add(
+        "Count busy check",
+        {
+            "Type": "Pass",
+            "Parameters": {"count.$": "States.MathAdd($.results.deploy.wait.count, 1)"},
+            "ResultPath": "$.results.deploy.wait",
+            "Next": "Busy too long?",
+        },
+    )
+    b.add(
+        "Busy too long?",
+        {
+            "Type": "Choice",
+            "Choices": [
+                {
+                    "Variable": "$.results.deploy.wait.count",
+                    "NumericGreaterThanPath": f"{deploy}.max_checks",
+                    "Next": "Endpoint not updatable",
+                }
+            ],
+            "Default": "Wait before finding endpoint",
+        },
+    )
+    b.add(
+        "Wait before finding endpoint",
+        {"Type": "Wait", "SecondsPath": f"{deploy}.wait_seconds", "Next": "Find endpoint"},
+    )
+    for verb in ("create", "update"):
+        b.task(
+            f"{verb.capitalize()} endpoint",
+            "deploy",
+            {
+                "Resource": f"{SAGEMAKER}{verb}Endpoint",
+                "InputPath": f"{deploy}.{verb}_request",
+                "ResultPath": None,
+                "Next": "Wait for endpoint",
+            },
+        )
+    b.add("Wait for endpoint", {"Type": "Wait", "SecondsPath": f"{deploy}.wait_seconds", "Next": "Check endpoint"})
+    b.task(
+        "Check endpoint",
+        "deploy",
+        {
+            "Resource": f"{SDK}sagemaker:describeEndpoint",
+            "Parameters": {"EndpointName.$": f"{deploy}.endpoint_name"},
+            "ResultSelector": {"status.$": "$.EndpointStatus", "config.$": "$.EndpointConfigName"},
+            "ResultPath": "$.results.deploy.endpoint",
+            "Next": "Endpoint status?",
+        },
+    )
+    b.add(
+        "Endpoint status?",
+        {
+            "Type": "Choice",
+            "Choices": [
+                {
+                    "Variable": "$.results.deploy.endpoint.status",
+                    "StringEquals": "InService",
+                    "Next": "Runs new config?",
+                },
+                {"Variable": "$.results.deploy.endpoint.status", "StringEquals": "Failed", "Next": "Endpoint failed"},
+                {
+                    "Variable": "$.results.deploy.wait.count",
+                    "NumericGreaterThanEqualsPath": f"{deploy}.max_checks",
+                    "Next": "Endpoint wait timed out",
+                },
+            ],
+            "Default": "Count endpoint check",
+        },
+    )
+    b.add(
+        "Count endpoint check",
+        {
+            "Type": "Pass",
+            "Parameters": {"count.$": "States.MathAdd($.results.deploy.wait.count, 1)"},
+            "ResultPath": "$.results.deploy.wait",
+            "Next": "Wait for endpoint",
+        },
+    )
+    # SageMaker can roll an update back and still report InService: the config in use must be ours.
+    b.add(
+        "Runs new config?",
+        {
+            "Type": "Choice",
+            "Choices": [
+                {
+                    "Variable": "$.results.deploy.endpoint.config",
+                    "StringEqualsPath": f"{deploy}.endpoint_config_request.EndpointConfigName",
+                    "Next": "Smoke test?",
+                }
+            ],
+            "Default": "Endpoint rolled back",
+        },
+    )
+    for name, error, cause in [
+        (
+            "Rollback alarm missing",
+            "RollbackAlarmMissing",
+            "States.Format('Endpoint {}: only {} of its rollback alarms {} exist: create the missing ones "
+            "or remove them from stages.deploy.rollback_alarms', $.stages.deploy.endpoint_name, "
+            "$.results.deploy.rollback_alarms.found, States.JsonToString($.stages.deploy.rollback_alarms))",
+        ),
+        ("Endpoint failed", "EndpointFailed", "States.Format('Endpoint {} is Failed', $.stages.deploy.endpoint_name)"),
+        (
+            "Endpoint not updatable",
+            "EndpointNotUpdatable",
+            "States.Format('Endpoint {} is {}: it can be neither updated nor replaced now', "
+            "$.stages.deploy.endpoint_name, $.results.deploy.existing.status)",
+        ),
+        (
+            "Endpoint wait timed out",
+            "EndpointWaitTimedOut",
+            "States.Format('Endpoint {} was not InService after {} checks', "
+            "$.stages.deploy.endpoint_name, $.results.deploy.wait.count)",
+        ),
+        (
+            "Endpoint rolled back",
+            "EndpointRolledBack",
+            "States.Format('Endpoint {} runs {}, not the new {}: the update was rolled back', "
+            "$.stages.deploy.endpoint_name, $.results.deploy.endpoint.config, "
+            "$.stages.deploy.endpoint_config_request.EndpointConfigName)",
+        ),
+    ]:
+        b.add(
+            name,
+            {
+                "Type": "Pass",
+                "Parameters": {"stage": "deploy", "error": error, "cause.$": cause},
+                "ResultPath": "$.failure",
+                "Next": b.failure_target,
+            },
+        )
+    b.add(
+        "Smoke test?",
+        {
+            "Type": "Choice",
+            "Choices": [{"Variable": f"{deploy}.smoke_test", "IsPresent": True, "Next": "Smoke test"}],
+            "Default": "Deployed",
+        },
+    )
+    b.task(
+        "Smoke test",
+        "deploy",
+        {
+            "Resource": f"{SDK}sagemakerruntime:invokeEndpoint",
+            "Parameters": {
+                "EndpointName.$": f"{deploy}.endpoint_name",
+                "ContentType.$": f"{deploy}.smoke_test.content_type",
+                "Body.$": f"{deploy}.smoke_test.body",
+            },
+            "ResultSelector": {"response.$": "$.Body"},
+            "ResultPath": "$.results.deploy.smoke_test",
+            "Next": "Deployed",
+        },
+    )
+    b.add("Deployed", {"Type": "Pass"} | ({"Next": then} if then else {"OutputPath": "$.results.deploy", "End": True}))
+    return entry
+
+
+def _plan(item: Item, execution: str, settings: Settings) -> dict[str, Any]:
+    result = planned(item, execution, settings.sagemaker_name_prefix)
+    if runs(item, "monitoring"):  # the endpoint captures what the monitoring schedule reads
+        pipeline = item["consumption_pipeline_name"]
+        capture = monitoring.data_capture_config(item["stages"]["monitoring"], settings.bucket, pipeline)
+        result["endpoint_config_request"]["DataCaptureConfig"] = capture
+    return result
+
+
+def _rules(item: Item) -> list[Problem]:
+    deploy = item["stages"].get("deploy", {})
+    if deploy.get("rollback_alarms") and deploy.get("strategy", "all_at_once") != "blue_green":
+        return [
+            Problem(
+                "stages.deploy.rollback_alarms",
+                'roll back only a blue/green update: set strategy to "blue_green" or remove the alarms',
+            )
+        ]
+    return []
+
+
+def _preview(block: dict[str, Any]) -> str:
+    config = block["endpoint_config_request"]["ProductionVariants"][0]
+    return (
+        f"endpoint {block['endpoint_name']} ({block['strategy']}, {config['InitialInstanceCount']} x "
+        f"{config['InstanceType']}){', smoke test' if 'smoke_test' in block else ''}"
+    )
+
+
+def _outputs(result: dict[str, Any], block: dict[str, Any], where: Any) -> str:
+    endpoint = result.get("endpoint", {})
+    line = f"endpoint {block.get('endpoint_name', '')} {endpoint.get('status', '')} on {endpoint.get('config', '')}"
+    smoke = result.get("smoke_test", {}).get("response")
+    return line + (f"; smoke test answered {smoke.strip()!r}" if isinstance(smoke, str) else "")
+
+
+_ENDPOINTS = iam.ENDPOINTS + iam.named(facts)
+# The endpoint's alarms, and the drift alarm a deploy without monitoring removes (monitoring).
+PUT_ALARMS = iam.statement("EndpointAlarms", ["cloudwatch:PutMetricAlarm"], iam.ALARMS)
+
+STAGE = replace(
+    facts,
+    plan=_plan,
+    # waiting for a busy endpoint, then for its own update
+    limit=lambda block: 2 * int(block["wait_seconds"]) * int(block["max_checks"]),
+    states=_states,
+    permissions={
+        "sagemaker:createEndpointConfig": (
+            iam.statement(
+                "CreateEndpointConfig", ["sagemaker:CreateEndpointConfig", "sagemaker:AddTags"], iam.named(facts)
+            ),
+        ),
+        "sagemaker:createEndpoint": (
+            iam.statement("CreateEndpoint", ["sagemaker:CreateEndpoint", "sagemaker:AddTags"], _ENDPOINTS),
+        ),
+        "sagemaker:updateEndpoint": (
+            iam.statement("UpdateEndpoint", ["sagemaker:UpdateEndpoint"], _ENDPOINTS),
+            iam.READ_ALARMS,  # a blue/green update with auto-rollback reads its alarms as the caller
+        ),
+        "aws-sdk:cloudwatch:putMetricAlarm": (PUT_ALARMS,),
+        "aws-sdk:cloudwatch:describeAlarms": (iam.READ_ALARMS,),
+        "aws-sdk:sagemaker:describeEndpoint": (
+            iam.statement("DescribeEndpoint", ["sagemaker:DescribeEndpoint"], iam.ENDPOINTS),
+        ),
+        "aws-sdk:sagemaker:deleteEndpoint": (
+            iam.statement("ReplaceFailedEndpoint", ["sagemaker:DeleteEndpoint"], iam.ENDPOINTS),
+        ),
+        "aws-sdk:sagemakerruntime:invokeEndpoint": (
+            iam.statement("SmokeTest", ["sagemaker:InvokeEndpoint"], iam.ENDPOINTS),
+        ),
+    },
+    preview=_preview,
+    outputs=_outputs,
+    requests=lambda block: [
+        ("CreateEndpointConfig", block["endpoint_config_request"]),
+        ("CreateEndpoint", block["create_request"]),
+        ("UpdateEndpoint", block["update_request"]),
+    ],
+    rules=_rules,
+)
