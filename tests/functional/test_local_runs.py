@@ -106,6 +106,32 @@ DEFINITION = statemachine.build()
 TASKS = statemachine.stage_tasks(DEFINITION)
 ALL_STATES = set(statemachine.states(DEFINITION))
 
+
+def throttle_path(api: str) -> str:
+    """The runs that reach `api`; the APIs one path reaches are throttled together, each once."""
+    if api == "sagemaker:createHyperParameterTuningJob":
+        return "tuning"
+    if api == "dynamodb:putItem":  # records only what an item caches
+        return "cached stages"
+    if api in (
+        "sagemaker:updateEndpoint",
+        "sagemaker:describeEndpoint",
+        "sagemaker:updateMonitoringSchedule",
+        "sagemaker:deleteDataQualityJobDefinition",
+    ):
+        return "an endpoint and its schedule exist"
+    if api == "sagemaker:deleteEndpoint":
+        return "a failed endpoint"
+    if api in ("sagemaker:deleteMonitoringSchedule", "cloudwatch:deleteAlarms"):
+        return "monitoring switched off"
+    return "a first run"
+
+
+THROTTLE_PATHS = {
+    path: {api for api in THROTTLEABLE if throttle_path(api) == path} for path in map(throttle_path, THROTTLEABLE)
+}
+
+
 # name -> the runs, in order, in one local AWS: (item, options of LocalRuns.run)
 SCENARIOS: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
     "all stages, model from training": [(DEMO, {"answer": "approve"})],
@@ -155,27 +181,26 @@ SCENARIOS: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
         (DEMO, {"answer": "approve"}),
         (edited(DEMO, {"stages.monitoring.run": False}), {"answer": "approve"}),
     ],
-    **{f"{api} throttled once": [] for api in THROTTLEABLE},  # see throttled_runs()
+    **{f"throttled once: {path}": [] for path in THROTTLE_PATHS},  # see throttled_runs()
 }
 
 
-def throttled_runs(api: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """Runs that call `api`, the last one with its first call throttled."""
-    item = tuned() if api in ("s3:copyObject", "sagemaker:createHyperParameterTuningJob") else DEMO
-    item = cached(item) if api == "dynamodb:putItem" else item  # records only what an item caches
-    throttled = {"answer": "approve", "throttle": {api}}
-    if api in ("sagemaker:updateEndpoint", "sagemaker:describeEndpoint"):  # on an endpoint that exists
+def throttled_runs(path: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Runs along `path`, the last one with the first call of each API the path reaches throttled."""
+    item = tuned() if path == "tuning" else cached(DEMO) if path == "cached stages" else DEMO
+    throttled = {"answer": "approve", "throttle": THROTTLE_PATHS[path]}
+    if path == "an endpoint and its schedule exist":
         return [(item, {"answer": "approve"}), (item, throttled)]
-    if api == "sagemaker:deleteEndpoint":  # on a failed endpoint
+    if path == "a failed endpoint":
         return [(item, {"answer": "approve", "endpoint": "failed"}), (item, throttled)]
-    if api in ("sagemaker:updateMonitoringSchedule", "sagemaker:deleteDataQualityJobDefinition"):  # on a schedule
-        return [(item, {"answer": "approve"}), (item, throttled)]
-    unmonitored = edited(item, {"stages.monitoring.run": False})
-    if api == "sagemaker:deleteMonitoringSchedule":
-        return [(item, {"answer": "approve"}), (unmonitored, throttled)]
-    if api == "cloudwatch:deleteAlarms":
-        return [(unmonitored, throttled)]
+    if path == "monitoring switched off":
+        return [(item, {"answer": "approve"}), (edited(item, {"stages.monitoring.run": False}), throttled)]
     return [(item, throttled)]
+
+
+def throttled_api(failure: dict[str, Any]) -> str:
+    """The API a Task's failure came from, as --throttle names it: "sagemaker:createTrainingJob"."""
+    return f"{failure['resourceType'].removeprefix('aws-sdk:')}:{failure['resource'].split('.')[0]}"
 
 
 def throttle_error(api: str) -> str:
@@ -230,7 +255,7 @@ def scenario(name: str) -> Outcome:
             Threshold=10,
             ComparisonOperator="GreaterThanOrEqualToThreshold",
         )
-        runs = SCENARIOS[name] or throttled_runs(name.removesuffix(" throttled once"))
+        runs = SCENARIOS[name] or throttled_runs(name.removeprefix("throttled once: "))
         for item, _ in runs:
             seed_inputs(local, item)
         reports: list[RunReport] = []
@@ -536,9 +561,9 @@ def test_an_endpoint_that_does_not_end_in_service_on_the_new_config_fails_the_ru
 
 @pytest.mark.parametrize("api", THROTTLEABLE)
 def test_a_throttled_call_is_reported_as_aws_names_it_and_retried(api: str) -> None:
-    report = scenario(f"{api} throttled once").report
+    report = scenario(f"throttled once: {throttle_path(api)}").report
     failed = [e["taskFailedEventDetails"] for e in report.history if e["type"] == "TaskFailed"]
-    throttled = [f["error"] for f in failed if "--throttle" in f["cause"]]
+    throttled = [f["error"] for f in failed if "--throttle" in f["cause"] and throttled_api(f) == api]
     assert throttled == [throttle_error(api)], failed
     assert report.status == "SUCCEEDED", (report.error, report.cause)
 

@@ -22,6 +22,8 @@ from itertools import count
 from typing import Any
 
 import boto3
+import botocore.loaders
+import botocore.session
 
 from ..core import cache, gate, model_copy
 from ..core.plan import EXAMPLE_SETTINGS, Settings, apply_overrides, plan_execution
@@ -97,6 +99,11 @@ _OPEN: set[str] = set()  # the name prefixes of the harnesses open in this proce
 _RUN_IDS = count(1)  # unique in the process: job names follow from run ids, and moto's SageMaker is shared
 
 
+# The AWS service models the harness's clients read, loaded once per process (a new session would
+# load them again: most of a second per harness).
+_LOADER = botocore.loaders.create_loader()
+
+
 class LocalRuns:
     """An in-process local AWS with the pipeline's resources; `run()` executes one item. Its jobs are
     simulated, or run by `jobs` (e.g. `jobs.ScriptJobs`, which executes the item's scripts)."""
@@ -130,7 +137,9 @@ class LocalRuns:
         self._quiet.setLevel(self._level)
 
     def _set_up(self) -> None:
-        session = boto3.session.Session(region_name=self.settings.region)
+        shared = botocore.session.Session()
+        shared.register_component("data_loader", _LOADER)
+        session = boto3.session.Session(region_name=self.settings.region, botocore_session=shared)
         self.s3, self.sns, self.sqs = session.client("s3"), session.client("sns"), session.client("sqs")
         self.sfn, self.sagemaker = session.client("stepfunctions"), session.client("sagemaker")
         self.dynamodb, self.ledger = session.client("dynamodb"), f"{self._label}-run-ledger"
@@ -165,13 +174,18 @@ class LocalRuns:
                 **FUNCTION_VARIABLES,
             }
         )
-        self.state_machine_arn = self.sfn.create_state_machine(
-            name=f"{self._label}-pipeline",
+        # Wired before it exists, so that moto's parse of the definition at creation serves its executions.
+        name = f"{self._label}-pipeline"
+        self.state_machine_arn = f"arn:aws:states:{self.settings.region}:{DEFAULT_ACCOUNT_ID}:stateMachine:{name}"
+        self._installed = installed(self.local, self.state_machine_arn)
+        self._installed.__enter__()
+        created = self.sfn.create_state_machine(
+            name=name,
             definition=json.dumps(self.definition),
             roleArn=f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/{PREFIX}-states",
         )["stateMachineArn"]
-        self._installed = installed(self.local, self.state_machine_arn)
-        self._installed.__enter__()
+        if created != self.state_machine_arn:
+            raise RuntimeError(f"the local state machine is {created}, not {self.state_machine_arn} as wired")
         self._stage_tasks = statemachine.stage_tasks(self.definition)
 
     def _subscribe(self, topic: str, topic_arn: str) -> str:

@@ -44,6 +44,7 @@ from botocore.response import StreamingBody
 from ..tools.statemachine import SDK_SERVICES
 from . import monitor, redrive
 from .motoport import (
+    AmazonStateLanguageParser,
     CallbackOutcomeTimedOut,
     CustomErrorName,
     ErrorEqualsDecl,
@@ -442,6 +443,20 @@ def _wait_for_token_until_stopped(
 
 
 _UNINSTALL: list[Callable[[], None]] = []
+_PARSE = AmazonStateLanguageParser.parse
+_PARSED: dict[str, Any] = {}  # definition -> moto's parse of it under these patches (read only under them)
+_PARSED_LOCK = threading.Lock()
+
+
+def _parsed_once(definition: str) -> Any:
+    """moto parses a definition when the state machine is created and again for every execution
+    (about half a second each for ours). The parsed program keeps no execution's state (that lives
+    in each execution's Environment, and what a run is wired to is looked up from it), so one parse
+    made under these patches serves every execution of the definition, in any local run."""
+    with _PARSED_LOCK:
+        if definition not in _PARSED:
+            _PARSED[definition] = _PARSE(definition)
+        return _PARSED[definition]
 
 
 def _patch() -> None:
@@ -455,6 +470,7 @@ def _patch() -> None:
     ErrorEqualsDecl._eval_body = _match_but_uncatchable  # type: ignore[method-assign]
     StepFunctionsParserBackend.start_execution = _start_within_limit  # type: ignore[method-assign,assignment]
     S3Backend.copy_object = _copy_within_limit  # type: ignore[method-assign]
+    AmazonStateLanguageParser.parse = staticmethod(_parsed_once)  # type: ignore[method-assign]
 
 
 def _unpatch() -> None:
@@ -469,6 +485,7 @@ def _unpatch() -> None:
     ErrorEqualsDecl._eval_body = _MATCH  # type: ignore[method-assign]
     StepFunctionsParserBackend.start_execution = _START  # type: ignore[method-assign]
     S3Backend.copy_object = _COPY  # type: ignore[method-assign]
+    AmazonStateLanguageParser.parse = staticmethod(_PARSE)  # type: ignore[method-assign]
 
 
 @contextmanager

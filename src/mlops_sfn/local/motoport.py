@@ -66,6 +66,7 @@ from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_funct
 from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackOutcomeTimedOut
 from moto.stepfunctions.parser.asl.eval.evaluation_details import EvaluationDetails, StateMachineDetails
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 from moto.stepfunctions.parser.backend.execution import Execution
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
@@ -86,6 +87,7 @@ def sagemaker_backend(account: str, region: str) -> Any:
 
 __all__ = [
     "ActionResult",
+    "AmazonStateLanguageParser",
     "CallbackOutcomeTimedOut",
     "CloudWatchBackend",
     "CustomErrorName",
