@@ -34,8 +34,8 @@ from ..operate.executions import stage_outcomes
 from ..tools import statemachine
 from ..tools.policy import task_resources
 from . import REGION, inbox
-from .integrations import Local, installed
-from .motoport import boto_client_for, mock_aws, sagemaker_backends
+from .integrations import Local, client_for, installed
+from .motoport import mock_aws, sagemaker_backends
 from .sagemaker import ENDPOINT_OUTCOMES, EXISTING_ENDPOINT, FAILABLE, JOBS, JobRunner, LocalSageMaker, SimulatedJobs
 
 DEFAULT_ACCOUNT_ID = "123456789012"  # the account moto serves by default
@@ -363,4 +363,4 @@ class LocalRuns:
 
 
 def boto_client_for_region(service: str, region: str) -> Any:
-    return boto_client_for(region=region, service=service)
+    return client_for(region=region, service=service)

@@ -66,6 +66,8 @@ from .motoport import (
     TaskFailedEventDetails,
     ValidationException,
     WaitFunction,
+    aws_sdk_task,
+    boto_client_for,
     retrier_decl,
     state_task_factory,
 )
@@ -459,6 +461,20 @@ def _parsed_once(definition: str) -> Any:
         return _PARSED[definition]
 
 
+_CLIENTS: dict[tuple[str, str], Any] = {}  # (region, service) -> a boto3 client of the local AWS
+_CLIENTS_LOCK = threading.Lock()
+
+
+def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+    """A boto3 client of the local AWS. moto builds a new one for every SDK task (a fifth of a run's
+    time); clients are thread-safe and moto ignores the task's credentials, so one client per region
+    and service serves every task and every local SageMaker call of the process."""
+    with _CLIENTS_LOCK:
+        if (region, service) not in _CLIENTS:
+            _CLIENTS[region, service] = boto_client_for(region=region, service=service)
+        return _CLIENTS[region, service]
+
+
 def _patch() -> None:
     redrive.patch()
     _UNINSTALL.append(monitor.install())
@@ -471,6 +487,7 @@ def _patch() -> None:
     StepFunctionsParserBackend.start_execution = _start_within_limit  # type: ignore[method-assign,assignment]
     S3Backend.copy_object = _copy_within_limit  # type: ignore[method-assign]
     AmazonStateLanguageParser.parse = staticmethod(_parsed_once)  # type: ignore[method-assign]
+    aws_sdk_task.boto_client_for = client_for  # type: ignore[attr-defined]
 
 
 def _unpatch() -> None:
@@ -486,6 +503,7 @@ def _unpatch() -> None:
     StepFunctionsParserBackend.start_execution = _START  # type: ignore[method-assign]
     S3Backend.copy_object = _COPY  # type: ignore[method-assign]
     AmazonStateLanguageParser.parse = staticmethod(_PARSE)  # type: ignore[method-assign]
+    aws_sdk_task.boto_client_for = boto_client_for  # type: ignore[attr-defined]
 
 
 @contextmanager

@@ -52,6 +52,9 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils import (
     LambdaFunctionErrorException,
 )
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service_aws_sdk as aws_sdk_task,
+)
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
     StateTaskServiceAwsSdk,
@@ -128,6 +131,7 @@ __all__ = [
     "TaskFailedEventDetails",
     "ValidationException",
     "WaitFunction",
+    "aws_sdk_task",
     "boto_client_for",
     "events_backends",
     "lambda_simple_backends",
