@@ -141,10 +141,6 @@ def _check_requests(item: dict[str, Any]) -> list[Problem]:
                 problems.append(Problem(join(path, name), _framework_field_message(stage, name)))
         request = stages.merged_request(stage, item, "check")
         problems += sagemaker_api.check_request(operation, request, path)
-    deploy = item["stages"].get("deploy")
-    if deploy and "instance_type" in deploy:
-        shape = sagemaker_api.shape_at("CreateEndpointConfig", "ProductionVariants", "member", "InstanceType")
-        problems += sagemaker_api.check_value(shape, deploy["instance_type"], "stages.deploy.instance_type")
     return problems
 
 

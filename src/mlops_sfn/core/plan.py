@@ -231,23 +231,14 @@ def _on_drift(item: dict[str, Any]) -> str:
 def _check_reach(blocks: dict[str, Any], prefix: str) -> list[Problem]:
     """An item may only touch the deployment's own endpoints and model package groups: without this,
     anyone who can edit the table could redeploy an unrelated endpoint (the role's policy agrees)."""
-    named = []
-    if "register" in blocks:
-        named.append(("stages.register.model_package_group", blocks["register"]["request"]["ModelPackageGroupName"]))
-    if "deploy" in blocks:
-        deploy = blocks["deploy"]
-        named.append(("stages.deploy.endpoint_name", deploy["endpoint_name"]))
-        own = {alarm["AlarmName"] for alarm in deploy["alarms"].values()}  # named after the endpoint
-        named += [
-            ("stages.deploy.rollback_alarms", name) for name in deploy.get("rollback_alarms", []) if name not in own
-        ]
     return [
         Problem(
             path,
             f"{name!r} is outside this deployment, whose names start with {prefix!r}: rename it, or deploy"
             " with a sagemaker_name_prefix it starts with (mlops-sfn validate reads SAGEMAKER_NAME_PREFIX)",
         )
-        for path, name in named
+        for stage, block in blocks.items()
+        for path, name in STAGE[stage].named_in_prefix(block)
         if not name.startswith(prefix)
     ]
 

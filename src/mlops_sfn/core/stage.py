@@ -4,7 +4,8 @@ A `Stage` holds every fact and every part of one stage: its SageMaker operation 
 its part of the execution input is planned, the states it adds to the definition, the role
 policy's statements for the integrations those states call, how previews and `status` describe
 it, and the item rules that are its own. The planner, the definition builder, the policy, the
-previews and the checks iterate over `stages.CATALOG` and call these; none of them names a stage.
+previews and the checks iterate over `stages.CATALOG` and call these; only rules between stages
+(item.py) and the quality gate's line in previews (it follows evaluation) name one.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ class Stage:
     rules: Callable[[Item], list[Problem]] | None = None
     # Its planned block against the deployment: (block, deployment).
     check: Callable[[Block, Settings], list[Problem]] | None = None
+    # The names in its planned block that must be inside the deployment's name prefix: (block) -> (field, name).
+    reaches: Callable[[Block], list[tuple[str, str]]] | None = None
 
     @property
     def title(self) -> str:
@@ -111,6 +114,9 @@ class Stage:
 
     def checked(self, block: Block, settings: Settings) -> list[Problem]:
         return self.check(block, settings) if self.check else []
+
+    def named_in_prefix(self, block: Block) -> list[tuple[str, str]]:
+        return self.reaches(block) if self.reaches else []
 
 
 def merge(base: Any, override: Any) -> Any:

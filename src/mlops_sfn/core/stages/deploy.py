@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from .. import iam, monitoring, names
+from .. import iam, monitoring, names, sagemaker_api
 from ..asl import SAGEMAKER, SDK, TRANSIENT, Builder
 from ..problems import Problem
 from ..stage import DEFAULT_INSTANCE_TYPE, Item, Stage, runs
@@ -401,14 +401,27 @@ def _plan(item: Item, execution: str, settings: Settings) -> dict[str, Any]:
 
 def _rules(item: Item) -> list[Problem]:
     deploy = item["stages"].get("deploy", {})
+    problems = []
+    if "instance_type" in deploy:
+        shape = sagemaker_api.shape_at("CreateEndpointConfig", "ProductionVariants", "member", "InstanceType")
+        problems += sagemaker_api.check_value(shape, deploy["instance_type"], "stages.deploy.instance_type")
     if deploy.get("rollback_alarms") and deploy.get("strategy", "all_at_once") != "blue_green":
-        return [
+        problems.append(
             Problem(
                 "stages.deploy.rollback_alarms",
                 'roll back only a blue/green update: set strategy to "blue_green" or remove the alarms',
             )
-        ]
-    return []
+        )
+    return problems
+
+
+def _reaches(block: dict[str, Any]) -> list[tuple[str, str]]:
+    """The endpoint, and the rollback alarms the item names (its own alarms are named after the endpoint)."""
+    own = {alarm["AlarmName"] for alarm in block["alarms"].values()}
+    alarms = [name for name in block.get("rollback_alarms", []) if name not in own]
+    return [("stages.deploy.endpoint_name", block["endpoint_name"])] + [
+        ("stages.deploy.rollback_alarms", name) for name in alarms
+    ]
 
 
 def _preview(block: dict[str, Any]) -> str:
@@ -469,4 +482,5 @@ STAGE = replace(
         ("UpdateEndpoint", block["update_request"]),
     ],
     rules=_rules,
+    reaches=_reaches,
 )

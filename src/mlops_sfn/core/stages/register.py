@@ -105,4 +105,5 @@ STAGE = replace(
     },
     preview=_preview,
     outputs=lambda result, block, where: str(result.get("model_package_arn", "")),
+    reaches=lambda block: [("stages.register.model_package_group", block["request"]["ModelPackageGroupName"])],
 )
