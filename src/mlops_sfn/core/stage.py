@@ -53,7 +53,8 @@ class Stage:
     defaults: Callable[[Item, str], dict[str, Any]] | None = None
     # Its part of the execution input (default: its merged request): (item, execution, deployment).
     plan: Callable[[Item, str, Settings], Block] | None = None
-    # How long it may run at most, in seconds (the one-year check): (block).
+    # How long it may run at most, in seconds (the one-year check): (block). None: a single API call,
+    # or a transform job (SageMaker sets no run time limit on one).
     limit: Callable[[Block], int] | None = None
     # Adds its states given the state that follows it (None: it ends a Parallel branch); returns the first.
     states: Callable[[Builder, str | None], str] | None = None
