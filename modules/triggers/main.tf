@@ -9,6 +9,8 @@ locals {
       : "${substr("${var.name}-${pipeline}", 0, 46)}-${substr(sha1(pipeline), 0, 8)}-schedule")
     } if var.schedules_enabled
   }
+  # Every target's delivery: EventBridge's longest retry (24 hours, 185 attempts), then the dead-letter queue.
+  delivery = { maximum_event_age_in_seconds = 86400, maximum_retry_attempts = 185 }
   rule_arns = concat(
     [aws_cloudwatch_event_rule.uploads.arn, aws_cloudwatch_event_rule.drift.arn],
     [for rule in aws_cloudwatch_event_rule.schedules : rule.arn]
@@ -35,8 +37,8 @@ resource "aws_cloudwatch_event_target" "uploads" {
   arn  = var.function_arn
 
   retry_policy {
-    maximum_event_age_in_seconds = 86400
-    maximum_retry_attempts       = 185
+    maximum_event_age_in_seconds = local.delivery.maximum_event_age_in_seconds
+    maximum_retry_attempts       = local.delivery.maximum_retry_attempts
   }
 
   dead_letter_config {
@@ -69,8 +71,8 @@ resource "aws_cloudwatch_event_target" "schedules" {
   }
 
   retry_policy {
-    maximum_event_age_in_seconds = 86400
-    maximum_retry_attempts       = 185
+    maximum_event_age_in_seconds = local.delivery.maximum_event_age_in_seconds
+    maximum_retry_attempts       = local.delivery.maximum_retry_attempts
   }
 
   dead_letter_config {
@@ -100,8 +102,8 @@ resource "aws_cloudwatch_event_target" "drift" {
   arn  = var.function_arn
 
   retry_policy {
-    maximum_event_age_in_seconds = 86400
-    maximum_retry_attempts       = 185
+    maximum_event_age_in_seconds = local.delivery.maximum_event_age_in_seconds
+    maximum_retry_attempts       = local.delivery.maximum_retry_attempts
   }
 
   dead_letter_config {

@@ -76,6 +76,11 @@ def is_analyzer(account: str, repository: str) -> bool:
     return repository == ANALYZER_REPOSITORY and account in ANALYZER_REGISTRIES.values()
 
 
+def on_drift(item: dict[str, Any]) -> str:
+    """What a drift episode does for this item: "off", "notify" (a run of no stage) or "run" (retrain)."""
+    return str(item.get("stages", {}).get("monitoring", {}).get("retrain", {}).get("on_drift", "notify"))
+
+
 def drift_alarm_name(pipeline: str, name_prefix: str) -> str:
     return f"{name_prefix}{DRIFT_ALARM_INFIX}{pipeline}"
 

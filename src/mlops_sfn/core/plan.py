@@ -140,7 +140,7 @@ def plan_execution(item: dict[str, Any], trigger: Trigger, settings: Settings) -
     execution = names.execution_name(pipeline, trigger.identity())
     values = _placeholder_values(item, trigger, settings, execution)
     run = {stage.name: runs(item, stage.follows or stage.name) for stage in CATALOG}
-    if trigger.source == "monitoring" and _on_drift(item) == "notify":
+    if trigger.source == "monitoring" and monitoring.on_drift(item) == "notify":
         run = {stage: False for stage in STAGES}  # the run only says that the model drifted
     blocks = {
         stage.name: fill(stage.planned(item, execution, settings), values) for stage in CATALOG if run[stage.name]
@@ -222,10 +222,6 @@ def _placeholder_values(item: dict[str, Any], trigger: Trigger, settings: Settin
     if sources:
         values["model_data_url"] = fill(stages.model_data_url(item, sources[0], execution), values)
     return values
-
-
-def _on_drift(item: dict[str, Any]) -> str:
-    return str(item.get("stages", {}).get("monitoring", {}).get("retrain", {}).get("on_drift", "notify"))
 
 
 def _check_reach(blocks: dict[str, Any], prefix: str) -> list[Problem]:

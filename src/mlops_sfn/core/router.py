@@ -310,7 +310,8 @@ class Router:
         if reason is not None:  # an object that is part of an upload, not the one completing it; a drift left alone
             log(level="info", **context, outcome="skipped", reason=reason)
             return "skipped", None
-        if trigger.source == "monitoring":  # retrained on the latest upload, as its own run was
+        if trigger.source == "monitoring" and monitoring.on_drift(item) == "run":
+            # retrained on the latest upload, as its own run was (a notify-only run reads no data)
             trigger = replace(trigger, bucket=self.config.settings.bucket, key=self._latest_upload(item))
         try:
             execution_input = plan_execution(item, trigger, self.config.settings)
@@ -699,7 +700,7 @@ def _not_retrained(item: dict[str, Any], trigger: Trigger) -> str | None:
         return None
     if not runs(item, "monitoring"):
         return "the item no longer monitors its endpoint (stages.monitoring.run is not true)"
-    if item["stages"]["monitoring"].get("retrain", {}).get("on_drift", "notify") == "off":
+    if monitoring.on_drift(item) == "off":
         return "stages.monitoring.retrain.on_drift is off"
     return None
 

@@ -35,6 +35,7 @@ import random
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -600,9 +601,10 @@ def _send(backend: Any, event: dict[str, Any]) -> None:
             rule.send_to_targets(cast(Any, event), transform_input=False)
 
 
-def _changed(backend: Any, alarm: Any, state: str, reason: str, reason_data: str) -> None:
+def _changed(backend: Any, alarm: Any, state: str, change: Callable[[], None]) -> None:
+    """Put the alarm in `state` with `change`; when its state changed, send the event CloudWatch sends."""
     previous = {"value": alarm.state_value, "reason": alarm.state_reason, "reasonData": alarm.state_reason_data}
-    alarm.update_state(reason, reason_data, state)
+    change()
     if previous["value"] != state:
         _send(backend, _state_change_event(backend, alarm, previous))
 
@@ -621,7 +623,8 @@ def evaluate(backend: Any) -> None:
         if state != alarm.state_value:
             relation = "greater than" if breaching else "not greater than"
             reason = f"Threshold Crossed: 1 datapoint [{value:.4f}] was {relation} the threshold ({alarm.threshold})."
-            _changed(backend, alarm, state, reason, json.dumps({"version": "1.0", "recentDatapoints": [value]}))
+            data = json.dumps({"version": "1.0", "recentDatapoints": [value]})
+            _changed(backend, alarm, state, partial(alarm.update_state, reason, data, state))
 
 
 def install() -> Callable[[], None]:
@@ -650,14 +653,11 @@ def install() -> Callable[[], None]:
 
     def set_and_announce(backend: Any, alarm_name: str, reason: str, reason_data: str, state_value: str) -> None:
         alarm = backend.alarms.get(alarm_name)
-        previous = alarm and {
-            "value": alarm.state_value,
-            "reason": alarm.state_reason,
-            "reasonData": alarm.state_reason_data,
-        }
-        set_alarm_state(backend, alarm_name, reason, reason_data, state_value)
-        if alarm is not None and previous and previous["value"] != state_value:
-            _send(backend, _state_change_event(backend, alarm, previous))
+        change = partial(set_alarm_state, backend, alarm_name, reason, reason_data, state_value)
+        if alarm is None:
+            change()  # moto refuses it: ResourceNotFound
+        else:
+            _changed(backend, alarm, state_value, change)
 
     for name, method in _SCHEDULE_API.items():
         setattr(SageMakerResponse, name, method)
