@@ -15,10 +15,8 @@ from typing import Any
 
 import botocore.endpoint
 import pytest
+from botocore.awsrequest import AWSResponse
 from moto import mock_aws
-from moto.core.exceptions import AWSError
-from moto.dynamodb.models import DynamoDBBackend
-from moto.stepfunctions.models import StepFunctionBackend
 
 from mlops_sfn.core import contract
 from mlops_sfn.core.plan import Settings, plan_execution
@@ -290,18 +288,37 @@ def test_nested_prefixes_send_an_upload_to_the_longest_with_a_warning(
     assert warning["pipeline"] == "demo-dev-inner" and DEMO in warning["reason"]
 
 
-def throttle(monkeypatch: pytest.MonkeyPatch, backend: type, method: str, times: int, code: str) -> list[int]:
-    """Make AWS refuse the next `times` calls of an operation with a throttling error, doing nothing."""
-    original = getattr(backend, method)
+class _Body:
+    """The raw body botocore reads an HTTP response from (AWSResponse.content calls stream())."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.data
+
+
+def throttle(client: Any, operation: str, times: int, code: str) -> list[int]:
+    """Make AWS refuse the next `times` calls of `operation` on `client` with a throttling error.
+
+    The refusal is the HTTP answer AWS's JSON protocols send (status 400, the error type in `__type`),
+    given with botocore's public `before-send` event, so the client's own retry handler sees what it
+    would see from AWS. No moto internals are involved."""
     calls: list[int] = []
 
-    def refuse(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def refuse(request: Any, **_: Any) -> AWSResponse | None:
         calls.append(1)
-        if len(calls) <= times:
-            raise AWSError("Rate exceeded", exception_type=code)
-        return original(self, *args, **kwargs)
+        if len(calls) > times:
+            return None  # sent to (moto's) AWS as usual
+        # Every before-send handler is called, moto's too: pointed at a reserved name (RFC 2606), the
+        # refused attempt matches none of moto's endpoints, so it reaches no (moto) AWS.
+        request.url = "https://throttled.invalid/"
+        body = json.dumps({"__type": code, "message": "Rate exceeded"}).encode()
+        headers = {"x-amzn-RequestId": f"throttled-{len(calls)}", "Content-Type": "application/x-amz-json-1.0"}
+        return AWSResponse(request.url, 400, headers, _Body(body))
 
-    monkeypatch.setattr(backend, method, refuse)
+    service = client.meta.service_model.service_id.hyphenize()
+    client.meta.events.register_first(f"before-send.{service}.{operation}", refuse)
     return calls
 
 
@@ -310,8 +327,8 @@ def test_throttling_is_retried_with_backoff_then_succeeds(stack: Stack, monkeypa
     monkeypatch.setattr(botocore.endpoint.time, "sleep", sleeps.append)
     router = stack.router()
     throughput = "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException"
-    get_item = throttle(monkeypatch, DynamoDBBackend, "get_item", 2, throughput)
-    start = throttle(monkeypatch, StepFunctionBackend, "start_execution", 2, "ThrottlingException")
+    get_item = throttle(router.dynamodb, "GetItem", 2, throughput)
+    start = throttle(router.stepfunctions, "StartExecution", 2, "ThrottlingException")
 
     assert router.handle(load_event("manual"), "req-1")["started"] == 1
     assert (len(get_item), len(start)) == (3, 3)  # two refusals, then the call that reached AWS
@@ -324,7 +341,7 @@ def test_throttling_that_outlasts_the_retries_raises_for_lambda_to_retry(
 ) -> None:
     monkeypatch.setattr(botocore.endpoint.time, "sleep", lambda _: None)
     router = stack.router()
-    calls = throttle(monkeypatch, StepFunctionBackend, "start_execution", 99, "ThrottlingException")
+    calls = throttle(router.stepfunctions, "StartExecution", 99, "ThrottlingException")
     with pytest.raises(router.stepfunctions.exceptions.ClientError, match="Throttling"):
         router.handle(load_event("manual"), "req-1")
     assert len(calls) == 5  # botocore's standard mode: five attempts in all

@@ -15,7 +15,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
-from moto.stepfunctions.models import StepFunctionBackend
 
 from mlops_sfn.core.router import REASON_LIMIT, Config, ConfigurationError, RejectedEvent, Router
 from tests.aws import BUCKET, TABLE, Stack, deploy
@@ -198,7 +197,7 @@ def test_an_aws_error_outlasting_the_retries_fails_only_its_record(
     monkeypatch.setattr(botocore.endpoint.time, "sleep", lambda _: None)
     router = partial_router(stack)
     event = batch(POISONS["unknown pipeline"], 2)
-    calls = throttle(monkeypatch, StepFunctionBackend, "start_execution", 5, "ThrottlingException")
+    calls = throttle(router.stepfunctions, "StartExecution", 5, "ThrottlingException")
     summary = router.handle(event, "req-1")
     assert len(calls) == 6  # the first record: five refused attempts; the second: one that went through
     assert summary["batchItemFailures"] == [{"itemIdentifier": "ok-0"}, {"itemIdentifier": "poisoned"}]
