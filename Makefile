@@ -1,27 +1,48 @@
-# Every target installs what it needs into .venv/ on first use.
+# Every target installs what it needs into .venv/ on first use, exactly as the committed locks say:
+# uv.lock (the project and every extra), .ci/checkov.txt, .ci/uv.txt (uv itself) and
+# .ci/gitlab-ci-local/package-lock.json. `make lock` refreshes the first three.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+UV     := $(BIN)/uv
+# uv uses $(PYTHON)'s interpreter, never one it downloads.
+export UV_PYTHON_DOWNLOADS := never
 
 CHECKOV := .venv-checkov/bin/checkov
 GITLAB_CI_LOCAL := .ci/gitlab-ci-local/node_modules/gitlab-ci-local/dist/index.js
 
-.PHONY: install test lint tf-check provider-schemas demo bench clean
+.PHONY: install lock test newest lint tf-check provider-schemas demo bench clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+# uv, the one tool installed from outside a lock: the release and hashes `make lock` copies from uv.lock.
+# Later, `uv sync` keeps it at the release uv.lock names (it is in the dev extra).
+$(UV):
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r .ci/uv.txt
+
+# Exactly uv.lock, nothing re-resolved: every extra, the project editable on top, anything else removed.
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --quiet --locked --all-extras || { \
+	  echo "make install: uv.lock does not match pyproject.toml; run make lock and commit uv.lock" >&2; exit 1; }
 	touch $(STAMP)
 
 install: $(STAMP)
 
-# checkov pins its own boto3, so it lives in a virtual environment of its own.
-$(CHECKOV):
-	$(PYTHON) -m venv .venv-checkov
-	.venv-checkov/bin/python -m pip install --quiet --upgrade pip
-	.venv-checkov/bin/python -m pip install --quiet 'checkov==3.3.30'
+# Re-resolve every lock to the newest releases pyproject.toml's ranges allow (uv prints each package
+# that moved). Run it after editing a dependency in pyproject.toml, or to take upstream releases,
+# then run make test and commit uv.lock, .ci/uv.txt and .ci/checkov.txt together.
+lock: | $(UV)
+	$(UV) lock --upgrade
+	$(UV) export --quiet --frozen --all-extras --no-emit-project --no-header --no-annotate \
+	  | awk '/^uv==/ {p = 1} p {print} p && !/\\$$/ {p = 0}' > .ci/uv.txt
+	$(UV) pip compile --quiet --universal --generate-hashes --python-version 3.11 --upgrade \
+	  .ci/checkov.in -o .ci/checkov.txt
+
+# checkov pins its own boto3, so it lives in a virtual environment of its own, from its own lock.
+$(CHECKOV): .ci/checkov.txt | $(UV)
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) .venv-checkov
+	$(UV) pip sync --quiet --python .venv-checkov/bin/python --require-hashes .ci/checkov.txt
+	touch $@
 
 # gitlab-ci-local (npm, pinned by its lock file), run by the node that `make install` puts in .venv/.
 $(GITLAB_CI_LOCAL): $(STAMP) .ci/gitlab-ci-local/package-lock.json
@@ -30,6 +51,12 @@ $(GITLAB_CI_LOCAL): $(STAMP) .ci/gitlab-ci-local/package-lock.json
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
+
+# The scheduled CI job: the newest releases the ranges allow (each package that moved is printed),
+# then the whole suite. What it changes in the locks is not for committing blindly: see make lock.
+newest:
+	$(MAKE) lock
+	$(MAKE) test
 
 lint: $(STAMP) $(CHECKOV) $(GITLAB_CI_LOCAL)
 	$(BIN)/ruff check src tests lambdas benchmarks

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
+import sys
 import tarfile
 import textwrap
 import threading
@@ -689,12 +691,36 @@ def test_the_local_runtime_refuses_a_moto_release_it_was_not_ported_to(monkeypat
 
     monkeypatch.setattr(moto, "__version__", "5.3.0")
     with pytest.raises(
-        ImportError, match=r"supports moto 5\.2\.x, found 5\.3\.0: pip install 'moto\[server\]>=5\.2\.5,<5\.3'"
+        ImportError,
+        match=rf"supports moto 5\.2\.x \(tested with {re.escape(motoport.TESTED)}\), found 5\.3\.0: "
+        rf"pip install 'moto\[server\]=={re.escape(motoport.TESTED)}'",
     ):
         importlib.reload(motoport)
     monkeypatch.undo()
     importlib.reload(motoport)
     assert motoport.SUPPORTED == (5, 2)
+
+
+def test_an_internal_that_moved_within_the_release_names_the_tested_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto 5.2.6 dropped a name 5.2.5 had (AWSError): such a move fails the import naming the release to install."""
+    import importlib
+    import types
+
+    import moto
+
+    from mlops_sfn.local import motoport
+
+    monkeypatch.setattr(moto, "__version__", "5.2.99")
+    monkeypatch.setitem(sys.modules, "moto.sagemaker.responses", types.ModuleType("moto.sagemaker.responses"))
+    with pytest.raises(
+        ImportError,
+        match=r"tested with moto .+; moto 5\.2\.99 does not match \(cannot import name "
+        r"'SageMakerResponse'.*\): pip install 'moto\[server\]==",
+    ):
+        importlib.reload(motoport)
+    monkeypatch.undo()
+    importlib.reload(motoport)
+    assert motoport.SageMakerResponse.__module__ == "moto.sagemaker.responses"
 
 
 def test_only_the_moto_port_imports_moto() -> None:

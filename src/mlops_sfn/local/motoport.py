@@ -12,69 +12,77 @@ from typing import Any
 
 import moto
 
-SUPPORTED = (5, 2)  # moto 5.2.x: pyproject's `local` extra pins the same
+SUPPORTED = (5, 2)  # moto 5.2.x: pyproject's `local` extra admits the same
+TESTED = "5.2.6"  # the release uv.lock installs, which the suite runs on (tests/unit/test_lock.py checks)
+_INSTALL = f"pip install 'moto[server]=={TESTED}' (make install does)"
 _found = tuple(int(part) for part in moto.__version__.split(".")[:2])
 if _found != SUPPORTED:
     raise ImportError(
-        f"mlops-sfn's local runtime supports moto {SUPPORTED[0]}.{SUPPORTED[1]}.x, found {moto.__version__}: "
-        f"pip install 'moto[server]>={SUPPORTED[0]}.{SUPPORTED[1]}.5,<{SUPPORTED[0]}.{SUPPORTED[1] + 1}'"
+        f"mlops-sfn's local runtime supports moto {SUPPORTED[0]}.{SUPPORTED[1]}.x (tested with {TESTED}), "
+        f"found {moto.__version__}: {_INSTALL}"
     )
 
-# ruff: noqa: E402 (the imports below are valid only for the release checked above)
-from moto import mock_aws
-from moto.awslambda_simple.models import LambdaSimpleBackend, lambda_simple_backends
-from moto.cloudwatch.models import CloudWatchBackend
-from moto.core.exceptions import JsonRESTError
-from moto.core.responses import ActionResult, EmptyResult
-from moto.dynamodb.models.dynamo_type import DynamoType, Item
-from moto.events.models import EventPattern, Rule, events_backends
-from moto.iam.access_control import IAMPolicy, PermissionResult
-from moto.s3.exceptions import S3ClientError
-from moto.s3.models import FakeBucket, S3Backend
-from moto.sagemaker.models import sagemaker_backends
-from moto.sagemaker.responses import SageMakerResponse
-from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
-from moto.sns.models import sns_backends
-from moto.sqs.models import sqs_backends
-from moto.stepfunctions.exceptions import ValidationException
-from moto.stepfunctions.parser.api import ExecutionStatus, HistoryEventType, TaskFailedEventDetails
-from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
-from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
-from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
-    FailureEvent,
-    FailureEventException,
-)
-from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
-from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import StatesErrorNameType
-from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
-from moto.stepfunctions.parser.asl.component.common.retry.retrier_decl import RetrierDecl
-from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils import (
-    LambdaFunctionErrorException,
-)
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
-    state_task_service_aws_sdk as aws_sdk_task,
-)
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
-    StateTaskServiceAwsSdk,
-)
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
-    StateTaskServiceCallback,
-)
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (
-    StateTaskServiceLambda,
-)
-from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
-from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackOutcomeTimedOut
-from moto.stepfunctions.parser.asl.eval.evaluation_details import EvaluationDetails, StateMachineDetails
-from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
-from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
-from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
-from moto.stepfunctions.parser.backend.execution import Execution
-from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
-from moto.stepfunctions.parser.models import StepFunctionsParserBackend
-from moto.stepfunctions.responses import StepFunctionResponse
+# The imports below are valid only for the release checked above.
+try:
+    from moto import mock_aws
+    from moto.awslambda_simple.models import LambdaSimpleBackend, lambda_simple_backends
+    from moto.cloudwatch.models import CloudWatchBackend
+    from moto.core.exceptions import JsonRESTError
+    from moto.core.responses import ActionResult, EmptyResult
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+    from moto.events.models import EventPattern, Rule, events_backends
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+    from moto.s3.exceptions import S3ClientError
+    from moto.s3.models import FakeBucket, S3Backend
+    from moto.sagemaker.models import sagemaker_backends
+    from moto.sagemaker.responses import SageMakerResponse
+    from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
+    from moto.sns.models import sns_backends
+    from moto.sqs.models import sqs_backends
+    from moto.stepfunctions.exceptions import ValidationException
+    from moto.stepfunctions.parser.api import ExecutionStatus, HistoryEventType, TaskFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+        FailureEventException,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import StatesErrorNameType
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    from moto.stepfunctions.parser.asl.component.common.retry.retrier_decl import RetrierDecl
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils import (
+        LambdaFunctionErrorException,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_aws_sdk as aws_sdk_task,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
+        StateTaskServiceAwsSdk,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
+        StateTaskServiceCallback,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (
+        StateTaskServiceLambda,
+    )
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+    from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackOutcomeTimedOut
+    from moto.stepfunctions.parser.asl.eval.evaluation_details import EvaluationDetails, StateMachineDetails
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+    from moto.stepfunctions.parser.backend.execution import Execution
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+    from moto.stepfunctions.responses import StepFunctionResponse
+except ImportError as error:  # an internal that moved within 5.2.x: name the release that has it
+    raise ImportError(
+        f"mlops-sfn's local runtime was tested with moto {TESTED}; moto {moto.__version__} does not match "
+        f"({error}): {_INSTALL}"
+    ) from error
 
 
 def serve(argv: list[str]) -> None:
