@@ -35,6 +35,12 @@ locals {
   }
   settings = local.environments[var.environment]
 
+  # What Python and Terraform agree on (generated from mlops_sfn/core/contract.py by mlops-sfn generate).
+  contract = jsondecode(file("${path.module}/contract.json"))
+  # SageMaker's own job metrics (/aws/sagemaker/...) and the namespace the Model Monitor analyzer
+  # publishes drift in, which the drift alarms watch: it has no leading "/".
+  job_metric_namespaces = ["/aws/sagemaker/*", local.contract.monitoring_metric_namespace]
+
   name               = "${var.name_prefix}-${var.environment}"
   sagemaker_prefix   = coalesce(var.sagemaker_name_prefix, "${local.name}-")
   bucket             = var.bucket_name == null ? module.bucket[0].name : var.bucket_name
@@ -107,6 +113,7 @@ module "sagemaker_role" {
   image_repository_arns = local.image_repository_arns
   data_buckets          = var.data_buckets
   kms_key_arn           = var.kms_key_arn
+  metric_namespaces     = local.job_metric_namespaces
   tags                  = local.tags
 }
 

@@ -106,13 +106,17 @@ variable "default_image_uri" {
 }
 
 variable "sagemaker_name_prefix" {
-  description = "Endpoints and model package groups that items may create, update or register in start with this; null means \"<name_prefix>-<environment>-\". Items naming others are refused, and the pipeline role may touch no others."
+  description = "Endpoints and model package groups that items may create, update or register in start with this (lower-case: SageMaker's ARNs hold names lower-case); null means \"<name_prefix>-<environment>-\". Items naming others are refused, and the pipeline role may touch no others."
   type        = string
   default     = null
 
   validation {
-    condition     = var.sagemaker_name_prefix == null || can(regex("^[a-zA-Z0-9][a-zA-Z0-9-]{0,31}$", var.sagemaker_name_prefix))
-    error_message = "The sagemaker_name_prefix must be 1-32 letters, digits and '-' that start a SageMaker name, e.g. \"ml-team-dev-\"."
+    # Lower-case only: SageMaker writes endpoint, model package and schedule names lower-case in their
+    # ARNs and IAM matches resource patterns case-sensitively, so a prefix with capitals in the pipeline
+    # role's policy would match none of them (no AWS page states it; seen in philschmid/cdk-samples#2
+    # and yet-another-cloudwatch-exporter#1178).
+    condition     = var.sagemaker_name_prefix == null || can(regex("^[a-z0-9][a-z0-9-]{0,31}$", var.sagemaker_name_prefix))
+    error_message = "The sagemaker_name_prefix must be 1-32 lower-case letters, digits and '-' that start a SageMaker name, e.g. \"ml-team-dev-\" (SageMaker's ARNs hold names lower-case, and the pipeline role is scoped by them)."
   }
 }
 

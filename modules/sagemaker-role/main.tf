@@ -73,7 +73,7 @@ resource "aws_iam_role_policy" "this" {
         Effect    = "Allow"
         Action    = "cloudwatch:PutMetricData"
         Resource  = "*"
-        Condition = { StringLike = { "cloudwatch:namespace" = "/aws/sagemaker/*" } }
+        Condition = { StringLike = { "cloudwatch:namespace" = var.metric_namespaces } }
       },
       ], length(var.data_buckets) == 0 ? [] : [
       {

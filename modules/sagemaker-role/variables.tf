@@ -29,6 +29,17 @@ variable "image_repository_arns" {
   }
 }
 
+variable "metric_namespaces" {
+  description = "CloudWatch namespaces (StringLike patterns) jobs may publish metrics in; the root adds the Model Monitor analyzer's, which the drift alarm watches."
+  type        = list(string)
+  default     = ["/aws/sagemaker/*"]
+
+  validation {
+    condition     = length(var.metric_namespaces) > 0
+    error_message = "The metric_namespaces must name at least one namespace pattern, e.g. [\"/aws/sagemaker/*\"]."
+  }
+}
+
 variable "kms_key_arn" {
   description = "Customer-managed KMS key of the bucket, if any: jobs need it to read and write objects."
   type        = string

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import shutil
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from mlops_sfn.core import contract
 from mlops_sfn.local import stack
 from mlops_sfn.tools import toolchain
 from mlops_sfn.tools.statemachine import ROOT
@@ -153,9 +155,25 @@ def test_items_reach_only_endpoints_and_groups_named_with_the_deployments_prefix
     assert result.stdout.strip() == prefix, result.stderr
 
 
-def test_a_sagemaker_name_prefix_that_cannot_start_a_sagemaker_name_is_refused(tmp_path: Path) -> None:
-    result = console(tmp_path, {"sagemaker_name_prefix": "-team a"}, "local.sagemaker_prefix")
-    assert "sagemaker_name_prefix must be 1-32 letters" in plain(result.stderr)
+@pytest.mark.parametrize("prefix", ["-team a", "ML-Team-dev-"])
+def test_a_sagemaker_name_prefix_that_cannot_start_a_lower_case_sagemaker_name_is_refused(
+    prefix: str, tmp_path: Path
+) -> None:
+    # Capitals too: SageMaker's ARNs hold names lower-case, so a policy scoped by "ML-Team-dev-*"
+    # would deny every endpoint, package and schedule call (reference.md section 7).
+    result = console(tmp_path, {"sagemaker_name_prefix": prefix}, "local.sagemaker_prefix")
+    assert "sagemaker_name_prefix must be 1-32 lower-case letters" in plain(result.stderr)
+
+
+def test_jobs_may_publish_metrics_where_the_drift_alarm_watches_them(tmp_path: Path) -> None:
+    # cloudwatch:namespace is matched as StringLike (case-sensitive, * and ?), which fnmatchcase mirrors
+    # for these patterns; the analyzer writes without a leading "/", SageMaker's own job metrics with.
+    result = console(tmp_path, {}, "jsonencode(local.job_metric_namespaces)")
+    patterns = json.loads(json.loads(result.stdout))
+    assert any(fnmatch.fnmatchcase(contract.MONITORING_METRIC_NAMESPACE, pattern) for pattern in patterns)
+    assert any(fnmatch.fnmatchcase("/aws/sagemaker/TrainingJobs", pattern) for pattern in patterns)
+    module = (ROOT / "modules" / "sagemaker-role" / "main.tf").read_text()
+    assert '"cloudwatch:namespace" = var.metric_namespaces' in module
 
 
 @pytest.mark.parametrize(

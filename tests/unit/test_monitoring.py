@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mlops_sfn.core import monitoring
+from mlops_sfn.core import contract, monitoring
 from mlops_sfn.core.item import check_item
 from mlops_sfn.core.plan import EXAMPLE_SETTINGS, SAMPLE_TRIGGER, plan_execution
 from mlops_sfn.core.problems import InvalidItem
@@ -91,6 +91,13 @@ def test_a_monitored_deploy_captures_and_plans_the_schedule_and_alarm() -> None:
     watched = [m["MetricStat"]["Metric"]["MetricName"] for m in alarm["Metrics"] if "MetricStat" in m]
     assert watched == [f"feature_baseline_drift_{f}" for f in load_item()["stages"]["monitoring"]["features"]]
     assert alarm["Threshold"] == 0.3 and alarm["TreatMissingData"] == "ignore"
+    # The schedule's executions publish what the alarm watches: the analyzer emits metrics only when
+    # its Environment asks ("CloudWatch Metrics for Bring Your Own Containers"); the baseline job not.
+    assert definition["DataQualityAppSpecification"]["Environment"] == {"publish_cloudwatch_metrics": "Enabled"}
+    assert watch["request"]["Environment"]["publish_cloudwatch_metrics"] == "Disabled"
+    assert {m["MetricStat"]["Metric"]["Namespace"] for m in alarm["Metrics"] if "MetricStat" in m} == {
+        contract.MONITORING_METRIC_NAMESPACE
+    }
 
 
 def test_a_deploy_without_monitoring_removes_it_and_a_run_without_deploy_leaves_it() -> None:
@@ -221,3 +228,20 @@ def test_a_captured_invocation_has_sagemakers_capture_format() -> None:
     assert record["eventMetadata"]["inferenceTime"] == "2024-06-03T13:05:07Z" and record["eventVersion"] == "0"
     only_input = monitor.capture_record("1,2", "text/csv", "0.5", "text/csv", ["Input"], now)
     assert set(only_input["captureData"]) == {"endpointInput"}
+
+
+@pytest.mark.parametrize(
+    ("environment", "emit_metrics", "published"),
+    [
+        ({"publish_cloudwatch_metrics": "Enabled"}, "Enabled", True),
+        ({}, "Enabled", False),  # the job definitions made before the fix: the alarm never fired on AWS
+        ({"publish_cloudwatch_metrics": "Disabled"}, "Enabled", False),
+        ({"publish_cloudwatch_metrics": "Enabled"}, "Disabled", False),
+    ],
+)
+def test_the_local_analyzer_publishes_metrics_only_when_its_job_definition_asks(
+    environment: dict[str, str], emit_metrics: str, published: bool
+) -> None:
+    definition = {"DataQualityAppSpecification": {"ImageUri": "analyzer", "Environment": environment}}
+    rules = {"monitoring_config": {"emit_metrics": emit_metrics}}
+    assert monitor.publishes(definition, rules) is published

@@ -60,8 +60,17 @@ def test_the_template_declares_its_variables_and_fits_an_iam_policy() -> None:
     assert set(re.findall(r"\$\{([^}]*)\}", text)) == set(policy.POLICY_VARIABLES)
     with pytest.raises(KeyError, match="model_copy_function_arn"):
         policy.render_policy({k: v for k, v in VARIABLES.items() if k != "model_copy_function_arn"})
-    # A managed policy holds 6,144 characters without whitespace; an inline role policy 10,240.
-    assert len(json.dumps(policy.render_policy(VARIABLES), separators=(",", ":"))) < 6144
+    # A role's inline policies together hold at most 10,240 characters without whitespace (IAM quotas,
+    # "Role policy size"); logs-and-tracing (modules/state-machine) takes under 1,024 of them. Measured
+    # with names as long as the variables allow.
+    longest = {
+        **VARIABLES,
+        "partition": "aws-us-gov",
+        "region": "ap-southeast-2",
+        "sagemaker_name_prefix": "a" * 32,
+        **{name: VARIABLES[name] + "x" * 40 for name in VARIABLES if name.endswith(("_arn", "_name"))},
+    }
+    assert len(json.dumps(policy.render_policy(longest), separators=(",", ":"))) < 10_240 - 1_024
 
 
 def test_endpoints_and_model_packages_are_reachable_only_inside_the_deployments_prefix() -> None:
@@ -85,3 +94,32 @@ def test_endpoints_and_model_packages_are_reachable_only_inside_the_deployments_
     ]:
         assert allowed(action, f"{arn}:{inside}"), action
         assert not allowed(action, f"{arn}:{outside}"), action
+
+
+# Create calls the definition makes whose requests may carry Tags, each with the resource it creates.
+# The Service Authorization Reference lists sagemaker:AddTags as a dependent action of each one
+# (reference.md section 7): without it, a request with Tags is denied on AWS.
+TAGGED_CREATES = {
+    "sagemaker:CreateProcessingJob": "processing-job/",
+    "sagemaker:CreateTrainingJob": "training-job/",
+    "sagemaker:CreateHyperParameterTuningJob": "hyper-parameter-tuning-job/",
+    "sagemaker:CreateTransformJob": "transform-job/",
+    "sagemaker:CreateModel": "model/",
+    "sagemaker:CreateEndpointConfig": "endpoint-config/",
+    "sagemaker:CreateEndpoint": "endpoint/",
+    "sagemaker:CreateModelPackageGroup": "model-package-group/",
+    "sagemaker:CreateModelPackage": "model-package/",
+    "sagemaker:CreateDataQualityJobDefinition": "data-quality-job-definition/",
+    "sagemaker:CreateMonitoringSchedule": "monitoring-schedule/",
+}
+
+
+def test_every_create_that_may_carry_tags_may_add_them_to_what_it_creates() -> None:
+    statements = policy.render_policy(VARIABLES)["Statement"]
+    for action, resource_type in TAGGED_CREATES.items():
+        granting = [s for s in statements if action in s["Action"]]
+        assert granting, f"the definition no longer calls {action}: update TAGGED_CREATES"
+        created = [r for s in granting for r in s["Resource"] if f":{resource_type}" in r]
+        assert created, (action, granting)
+        tagging = [r for s in statements if "sagemaker:AddTags" in s["Action"] for r in s["Resource"]]
+        assert set(created) <= set(tagging), f"{action} with Tags needs sagemaker:AddTags on {created}"

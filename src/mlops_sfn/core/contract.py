@@ -7,6 +7,8 @@ contract.json at the root, which the modules read with jsondecode(file(...)), an
   `<pipeline>` is replaced by the pipeline's name as a JSON string), parsed by triggers.py;
 - DRIFT_ALARM_INFIX: a pipeline's drift alarm is <sagemaker_name_prefix><infix><pipeline>
   (monitoring.py); the drift rule matches alarms starting with the prefix and the infix.
+- MONITORING_METRIC_NAMESPACE: where the data-quality analyzer publishes its drift metrics, which
+  the drift alarm watches (monitoring.py) and the SageMaker role may write to (modules/sagemaker-role).
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ SCHEDULE_INPUT_TEMPLATE = (
     '"detail": {"consumption_pipeline_name": <pipeline>}}'
 )
 DRIFT_ALARM_INFIX = "drift-"
+# The "CloudWatch Metrics" page of Model Monitor names the namespace two ways; the bias and
+# model-quality pages, the SageMaker Python SDK and the console use this one, without a leading "/".
+MONITORING_METRIC_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
 FILE = "contract.json"
 
 
@@ -47,6 +52,7 @@ def document() -> dict[str, Any]:
         "handlers": HANDLERS,
         "schedule_input_template": SCHEDULE_INPUT_TEMPLATE,
         "drift_alarm_infix": DRIFT_ALARM_INFIX,
+        "monitoring_metric_namespace": MONITORING_METRIC_NAMESPACE,
     }
 
 

@@ -32,6 +32,12 @@ PASS_ROLE = {
 }
 
 
+# A SageMaker Create call that carries Tags also needs AddTags on what it creates (Service
+# Authorization Reference, SageMaker, "Dependent actions": CreateModelPackage, CreateModelPackageGroup,
+# CreateDataQualityJobDefinition, CreateMonitoringSchedule, ...); items may put Tags in any request.
+TAGGING = ["sagemaker:AddTags"]
+
+
 def statement(sid: str, actions: list[str], resources: list[str]) -> dict[str, Any]:
     return {"Sid": sid, "Actions": actions, "Resources": resources}
 
@@ -55,7 +61,7 @@ def sync_job(stage: Stage, rule: str, *extra: str) -> dict[str, tuple[dict[str, 
                     f"sagemaker:Create{api}",
                     f"sagemaker:Describe{api}",
                     f"sagemaker:Stop{api}",
-                    "sagemaker:AddTags",
+                    *TAGGING,
                     "sagemaker:ListTags",
                     *extra,
                 ],

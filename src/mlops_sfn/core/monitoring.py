@@ -48,10 +48,9 @@ BASELINE_INPUT = "/opt/ml/processing/input/baseline_dataset_input"
 ANALYZER_OUTPUT = "/opt/ml/processing/output"
 ENDPOINT_INPUT = "/opt/ml/processing/input/endpoint"
 
-# Metrics of a real-time endpoint's data-quality executions. The "CloudWatch Metrics" page names the
-# namespace and dimensions two ways; the bias and model-quality pages, the SDK and the console use
-# aws/sagemaker/Endpoints/<kind>-metrics with the Endpoint and MonitoringSchedule dimensions.
-METRIC_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
+# Metrics of a real-time endpoint's data-quality executions, with the Endpoint and MonitoringSchedule
+# dimensions; the namespace is in the contract because the SageMaker role must be allowed to write it.
+METRIC_NAMESPACE = contract.MONITORING_METRIC_NAMESPACE
 DRIFT_METRIC = "feature_baseline_drift_{feature}"
 MAX_FEATURES = 9  # PutMetricAlarm takes at most 10 metrics: one per feature, and their maximum
 
@@ -125,6 +124,14 @@ def baseline_environment(header: bool) -> dict[str, str]:
         "output_path": ANALYZER_OUTPUT,
         "publish_cloudwatch_metrics": "Disabled",
     }
+
+
+def analyzer_environment() -> dict[str, str]:
+    """What makes a schedule's executions publish their metrics: the analyzer emits CloudWatch metrics
+    only when publish_cloudwatch_metrics is Enabled in its Environment (Model Monitor, "CloudWatch
+    Metrics for Bring Your Own Containers"; the SageMaker Python SDK always sets it). Without it the
+    drift alarm never leaves INSUFFICIENT_DATA."""
+    return {"publish_cloudwatch_metrics": "Enabled"}
 
 
 def drift_alarm(pipeline: str, name_prefix: str, endpoint: str, schedule: str, block: dict[str, Any]) -> dict[str, Any]:

@@ -276,6 +276,10 @@ class Demo:
                 f"{violation['description']}"
             )
         self.say(f"  reports: {execution['folder']}/")
+        if execution["status"] != "Failed" and not execution["published"]:
+            self.say(
+                "  no metrics published: the job definition's Environment lacks publish_cloudwatch_metrics=Enabled"
+            )
         described = cloudwatch.describe_alarms(AlarmNames=[alarm_name])["MetricAlarms"]
         alarm = {key: described[0][key] for key in ("AlarmName", "StateValue", "StateReason")} if described else {}
         self.say(f"alarm {alarm_name}: {alarm.get('StateValue', 'missing')} ({alarm.get('StateReason', '')})")

@@ -356,6 +356,16 @@ def _captured_rows(s3: Any, destination: str, endpoint: str, since: datetime) ->
     return rows
 
 
+def publishes(definition: dict[str, Any], rules: dict[str, Any]) -> bool:
+    """Whether an execution publishes metrics, as the built-in analyzer decides: its job definition's
+    Environment says publish_cloudwatch_metrics=Enabled ("CloudWatch Metrics for Bring Your Own
+    Containers") and the baseline constraints do not switch emit_metrics off ("Schema for
+    Constraints")."""
+    environment = definition.get("DataQualityAppSpecification", {}).get("Environment", {})
+    enabled = environment.get("publish_cloudwatch_metrics") == "Enabled"
+    return enabled and bool(rules.get("monitoring_config", {}).get("emit_metrics", "Enabled") == "Enabled")
+
+
 def run_schedule(client: Callable[[str], Any], schedule: str, now: datetime | None = None) -> dict[str, Any]:
     """One execution of a data-quality schedule over the past hour's capture: its reports in the
     job definition's output, its metrics in CloudWatch (which evaluates the alarms watching them)."""
@@ -375,7 +385,14 @@ def run_schedule(client: Callable[[str], Any], schedule: str, now: datetime | No
     folder = f"{output}/{endpoint}/{schedule}/{now:%Y/%m/%d/%H}"
     bucket, _, prefix = folder.removeprefix("s3://").partition("/")
     if not rows:  # the analyzer fails an execution that finds no captured data
-        return {"status": "Failed", "reason": "Job inputs had no data", "folder": folder, "violations": [], "drift": {}}
+        return {
+            "status": "Failed",
+            "reason": "Job inputs had no data",
+            "folder": folder,
+            "violations": [],
+            "drift": {},
+            "published": False,
+        }
     baseline_config = definition["DataQualityBaselineConfig"]
     baseline = json.loads(_get(s3, baseline_config["StatisticsResource"]["S3Uri"]))
     rules = json.loads(_get(s3, baseline_config["ConstraintsResource"]["S3Uri"]))
@@ -389,7 +406,8 @@ def run_schedule(client: Callable[[str], Any], schedule: str, now: datetime | No
         Key=f"{prefix}/constraint_violations.json",
         Body=json.dumps({"violations": violations}, indent=2).encode(),
     )
-    if rules.get("monitoring_config", {}).get("emit_metrics", "Enabled") == "Enabled" and drift:
+    published = publishes(definition, rules)
+    if published and drift:
         dimensions = [{"Name": "Endpoint", "Value": endpoint}, {"Name": "MonitoringSchedule", "Value": schedule}]
         cloudwatch.put_metric_data(
             Namespace=monitoring.METRIC_NAMESPACE,
@@ -404,7 +422,14 @@ def run_schedule(client: Callable[[str], Any], schedule: str, now: datetime | No
             ],
         )
     status = "CompletedWithViolations" if violations else "Completed"
-    return {"status": status, "folder": folder, "violations": violations, "drift": drift, "rows": len(rows)}
+    return {
+        "status": status,
+        "folder": folder,
+        "violations": violations,
+        "drift": drift,
+        "rows": len(rows),
+        "published": published,
+    }
 
 
 # --- What moto lacks: monitoring schedules, alarm evaluation, alarm events -------------------------

@@ -84,7 +84,7 @@ STAGE = replace(
     states=_states,
     permissions={
         "sagemaker:createModel": (
-            iam.statement("CreateModel", ["sagemaker:CreateModel", "sagemaker:AddTags"], iam.named(facts)),
+            iam.statement("CreateModel", ["sagemaker:CreateModel", *iam.TAGGING], iam.named(facts)),
             iam.PASS_ROLE,
         )
     },

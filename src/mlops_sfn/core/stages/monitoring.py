@@ -110,7 +110,10 @@ def _plan(item: Item, execution: str, settings: Settings) -> dict[str, Any]:
             "ConstraintsResource": {"S3Uri": f"{baseline}/constraints.json"},
             "StatisticsResource": {"S3Uri": f"{baseline}/statistics.json"},
         },
-        "DataQualityAppSpecification": {"ImageUri": result["request"]["AppSpecification"]["ImageUri"]},
+        "DataQualityAppSpecification": {
+            "ImageUri": result["request"]["AppSpecification"]["ImageUri"],
+            "Environment": monitoring.analyzer_environment(),
+        },
         "DataQualityJobInput": {"EndpointInput": {"EndpointName": endpoint, "LocalPath": monitoring.ENDPOINT_INPUT}},
         "DataQualityJobOutputConfig": {
             "MonitoringOutputs": [
@@ -351,12 +354,12 @@ def _requests(block: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 # prefix, as the endpoint is) and its drift alarm (<prefix>drift-<pipeline>, in iam.ALARMS).
 _JOB_DEFINITION = iam.statement(
     "MonitoringJobDefinitions",
-    ["sagemaker:CreateDataQualityJobDefinition", "sagemaker:DeleteDataQualityJobDefinition"],
+    ["sagemaker:CreateDataQualityJobDefinition", "sagemaker:DeleteDataQualityJobDefinition", *iam.TAGGING],
     iam.named(facts, "data-quality-job-definition"),
 )
 _SCHEDULE = iam.statement(
     "MonitoringSchedule",
-    [f"sagemaker:{verb}MonitoringSchedule" for verb in ("Describe", "Create", "Update", "Delete")],
+    [*(f"sagemaker:{verb}MonitoringSchedule" for verb in ("Describe", "Create", "Update", "Delete")), *iam.TAGGING],
     [f"{iam.SAGEMAKER}:monitoring-schedule/{iam.SCOPED}"],
 )
 _ALARMS = iam.statement("EndpointAlarms", ["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"], iam.ALARMS)

@@ -97,10 +97,10 @@ STAGE = replace(
     states=_states,
     permissions={
         "aws-sdk:sagemaker:createModelPackageGroup": (
-            iam.statement("CreateModelPackageGroup", ["sagemaker:CreateModelPackageGroup"], iam.GROUPS),
+            iam.statement("CreateModelPackageGroup", ["sagemaker:CreateModelPackageGroup", *iam.TAGGING], iam.GROUPS),
         ),
         "aws-sdk:sagemaker:createModelPackage": (
-            iam.statement("RegisterModel", ["sagemaker:CreateModelPackage"], iam.PACKAGES + iam.GROUPS),
+            iam.statement("RegisterModel", ["sagemaker:CreateModelPackage", *iam.TAGGING], iam.PACKAGES + iam.GROUPS),
         ),
     },
     preview=_preview,
