@@ -160,7 +160,14 @@ SCENARIOS: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
     "failed endpoint replaced": [(DEMO, {"answer": "approve", "endpoint": "failed"}), (DEMO, {"answer": "approve"})],
     "endpoint busy": [(DEMO, {"answer": "approve", "endpoint": "stuck"})] * 2,
     "endpoint rolled back": [(DEMO, {"answer": "approve"}), (DEMO, {"answer": "approve", "endpoint": "rolled_back"})],
+    "endpoint rollback failed": [
+        (DEMO, {"answer": "approve"}),
+        (DEMO, {"answer": "approve", "endpoint": "rollback_failed"}),
+    ],
     "quiet success": [(quiet(DEMO), {"answer": "approve"})],
+    "training refused once for a resource limit": [
+        (DEMO, {"answer": "approve", "limited": {"sagemaker:createTrainingJob"}})
+    ],
     # A rerun of the run before it (mlops-sfn rerun --from deploy): everything before deploy reused.
     "rerun from deploy after the endpoint failed": [
         (DEMO, {"answer": "approve", "endpoint": "failed"}),
@@ -548,6 +555,8 @@ def test_an_endpoint_still_in_progress_is_waited_for_then_the_run_fails_naming_i
         ("endpoint fails", "deploy.EndpointFailed", "Endpoint mlops-dev-cal-house-price is Failed"),
         ("endpoint never ready", "deploy.EndpointWaitTimedOut", "was not InService after 4 checks"),
         ("endpoint rolled back", "deploy.EndpointRolledBack", "the update was rolled back"),
+        # Final at once, not waited for until the checks run out.
+        ("endpoint rollback failed", "deploy.EndpointFailed", "cal-house-price is UpdateRollbackFailed"),
     ],
 )
 def test_an_endpoint_that_does_not_end_in_service_on_the_new_config_fails_the_run(
@@ -557,6 +566,17 @@ def test_an_endpoint_that_does_not_end_in_service_on_the_new_config_fails_the_ru
     assert (report.status, report.error) == ("FAILED", error)
     assert cause in (report.cause or "")
     assert scenario(name).notification("Pipeline run failed")["failed_stage"] == "deploy"
+
+
+def test_a_job_refused_for_a_resource_limit_is_retried_and_the_run_succeeds() -> None:
+    # SageMaker refuses a Create when an account quota is reached for the moment; the optimised
+    # integration names it SageMaker.ResourceLimitExceededException, which the Retry must list.
+    report = scenario("training refused once for a resource limit").report
+    failed = [e["taskFailedEventDetails"] for e in report.history if e["type"] == "TaskFailed"]
+    refused = [f["error"] for f in failed if "refused once" in f["cause"]]
+    assert refused == ["SageMaker.ResourceLimitExceededException"], failed
+    assert report.status == "SUCCEEDED", (report.error, report.cause)
+    assert report.stages["training"] == "succeeded"
 
 
 @pytest.mark.parametrize("api", THROTTLEABLE)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 
 from mlops_sfn.core import model_copy
 from mlops_sfn.core.stages import STAGES
@@ -90,3 +92,17 @@ def test_without_the_multipart_path_the_same_run_fails_at_tuning_with_s3s_refusa
     report = local.run(tuning_only())
     assert report.status == "FAILED" and report.error == "tuning.InvalidRequest", (report.error, report.cause)
     assert "larger than the maximum allowable size for a copy source: 16" in report.cause
+
+
+@pytest.mark.parametrize(("code", "status"), [("404", 404), ("403", 403)])
+def test_a_missing_model_is_named_whether_s3_answers_404_or_403(code: str, status: int) -> None:
+    # The function's role has no s3:ListBucket, so on AWS a missing key answers 403, not 404
+    # (S3 API reference, HeadObject, "Permissions"); botocore names a HEAD error by its status.
+    s3 = boto3.client("s3", region_name="us-east-1")
+    with Stubber(s3) as stubbed:
+        stubbed.add_client_error("head_object", service_error_code=code, http_status_code=status)
+        with pytest.raises(model_copy.ModelMissing, match=r"no model at s3://b/tuning/j/output/model\.tar\.gz"):
+            model_copy.copy("s3://b/tuning/j/output/model.tar.gz", "s3://b/runs/p/r/tuning/best/model.tar.gz", s3=s3)
+        stubbed.add_client_error("head_object", service_error_code="500", http_status_code=500)
+        with pytest.raises(s3.exceptions.ClientError):  # anything else is not "missing"
+            model_copy.copy("s3://b/tuning/j/output/model.tar.gz", "s3://b/runs/p/r/tuning/best/model.tar.gz", s3=s3)

@@ -248,3 +248,82 @@ def test_the_quality_gate_reads_the_report_from_s3_so_no_report_travels_in_the_s
         ]:
             with pytest.raises(ReportUnreadable, match=words):
                 handler(at(key), None)
+
+
+def test_a_report_s3_refuses_with_403_reads_as_missing() -> None:
+    """The gate's role has no s3:ListBucket: on AWS a missing report answers 403 AccessDenied, not 404
+    (S3 API reference, GetObject, "Permissions"), and the run must still say what is missing."""
+    import boto3
+    from botocore.stub import Stubber
+
+    from mlops_sfn.core.gate import ReportUnreadable, read_report
+
+    s3 = boto3.client("s3", region_name="us-east-1")
+    with Stubber(s3) as stubbed:
+        stubbed.add_client_error("get_object", service_error_code="AccessDenied", http_status_code=403)
+        with pytest.raises(ReportUnreadable, match=r"no evaluation report at s3://b/runs/r/report\.json"):
+            read_report({"Bucket": "b", "Key": "runs/r/report.json"}, s3)
+        stubbed.add_client_error("get_object", service_error_code="SlowDown", http_status_code=503)
+        with pytest.raises(s3.exceptions.ClientError):
+            read_report({"Bucket": "b", "Key": "runs/r/report.json"}, s3)
+
+
+# The errors each integration reports for a transient failure, pinned here from AWS's documentation
+# rather than read from the code that builds the Retry (a Retry compared with its own builder proves
+# nothing): Step Functions guide, "Handling errors" and "Handle transient Lambda service exceptions"
+# (the four Lambda names); SageMaker API reference, ResourceLimitExceededException on every Create;
+# "Call DynamoDB APIs with Step Functions" (DynamoDB.<error>, upper-case DB); "Using AWS SDK service
+# integrations" (an aws-sdk Task reports <Service>.<Service>Exception for what the API does not model,
+# throttling and 5xx included, and <Service>.SdkClientException for the client's own failures).
+RETRIED = {
+    "sagemaker": {"SageMaker.AmazonSageMakerException", "SageMaker.ResourceLimitExceededException"},
+    "lambda": {
+        "Lambda.ServiceException",
+        "Lambda.AWSLambdaException",
+        "Lambda.SdkClientException",
+        "Lambda.TooManyRequestsException",
+    },
+    "dynamodb": {
+        "DynamoDB.ProvisionedThroughputExceededException",
+        "DynamoDB.RequestLimitExceeded",
+        "DynamoDB.ThrottlingException",
+        "DynamoDB.InternalServerError",
+        "DynamoDB.AmazonDynamoDBException",
+    },
+    "aws-sdk:sagemaker": {
+        "SageMaker.SageMakerException",
+        "SageMaker.SdkClientException",
+        "SageMaker.ResourceLimitExceededException",
+    },
+    "aws-sdk:cloudwatch": {"CloudWatch.CloudWatchException", "CloudWatch.SdkClientException"},
+    "aws-sdk:sagemakerruntime": {"SageMakerRuntime.SageMakerRuntimeException", "SageMakerRuntime.SdkClientException"},
+    # SNS publishes: any failure is retried, except an approver's answer and the approval's timeout.
+    "arn:aws:states:::sns:publish": {"States.ALL"},
+    "arn:aws:states:::sns:publish.waitForTaskToken": {"States.ALL"},
+}
+
+
+def test_every_task_retries_what_aws_documents_as_transient_and_catches_the_rest(definition: dict[str, Any]) -> None:
+    for name, state in statemachine.states(definition).items():
+        if state["Type"] != "Task":
+            continue
+        kind = statemachine.integration(state["Resource"])
+        retried = {error for retry in state["Retry"] if retry.get("MaxAttempts") != 0 for error in retry["ErrorEquals"]}
+        assert retried == RETRIED[kind], (name, sorted(retried))
+        assert any(catch["ErrorEquals"] == ["States.ALL"] for catch in state["Catch"]), name
+    approval = statemachine.states(definition)["Ask for approval"]
+    never = [retry for retry in approval["Retry"] if retry.get("MaxAttempts") == 0]
+    assert never == [{"ErrorEquals": ["Rejected", "States.Timeout"], "MaxAttempts": 0}]  # an answer is final
+    assert statemachine.states(definition)["Notify success"]["Catch"][0]["Next"] == "Succeeded"
+
+
+def test_the_two_endpoint_waits_count_separately_and_each_is_bounded(definition: dict[str, Any]) -> None:
+    states = statemachine.states(definition)
+    assert states["Create endpoint config"]["ResultSelector"] == {"busy": {"count": 0}, "wait": {"count": 0}}
+    assert states["Count busy check"]["ResultPath"] == "$.results.deploy.busy"
+    assert states["Busy too long?"]["Choices"][0]["Variable"] == "$.results.deploy.busy.count"
+    assert states["Count endpoint check"]["ResultPath"] == "$.results.deploy.wait"
+    bounded = [c for c in states["Endpoint status?"]["Choices"] if c.get("Next") == "Endpoint wait timed out"]
+    assert bounded[0]["Variable"] == "$.results.deploy.wait.count"
+    final = {c["StringEquals"] for c in states["Endpoint status?"]["Choices"] if c.get("Next") == "Endpoint failed"}
+    assert final == {"Failed", "UpdateRollbackFailed"}

@@ -44,6 +44,10 @@ def evaluate(report: Any, gate: dict[str, Any]) -> dict[str, Any]:
 
 
 MAX_REPORT_BYTES = 10 * 1024 * 1024  # a metrics report; anything larger is not one
+# How S3 answers a read of a missing key: 404 (NoSuchKey; "404" for HEAD) to a principal that may
+# s3:ListBucket, and 403 (AccessDenied; "403" for HEAD) to one that may not (S3 API reference,
+# GetObject and HeadObject, "Permissions"), as the functions' roles may not: both mean "not there".
+MISSING = ("NoSuchKey", "404", "NotFound", "AccessDenied", "403")
 
 
 class ReportUnreadable(Exception):
@@ -58,7 +62,9 @@ def read_report(location: dict[str, str], s3: Any = None) -> Any:
     where = f"s3://{location['Bucket']}/{location['Key']}"
     try:
         response = s3.get_object(Bucket=location["Bucket"], Key=location["Key"])
-    except s3.exceptions.NoSuchKey:
+    except s3.exceptions.ClientError as error:
+        if error.response.get("Error", {}).get("Code") not in MISSING:
+            raise
         raise ReportUnreadable(
             f"no evaluation report at {where}: the evaluation job must write it there (stages.evaluation.report_uri)"
         ) from None

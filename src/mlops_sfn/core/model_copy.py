@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .gate import MISSING  # how S3 says a key is not there, with or without s3:ListBucket
+
 _MIB = 1024**2
 # Parts of 256 MiB copied 8 at a time: a 50 GB model is about 200 parts; s3transfer raises the part
 # size itself when a copy would need more than S3's 10,000 parts.
@@ -40,7 +42,7 @@ def copy(source: str, target: str, s3: Any = None, threshold: int | None = None,
     try:
         size = int(s3.head_object(Bucket=bucket, Key=key)["ContentLength"])
     except s3.exceptions.ClientError as error:
-        if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+        if error.response.get("Error", {}).get("Code") not in MISSING:
             raise
         raise ModelMissing(
             f"no model at {source}: the best training job must leave model.tar.gz there "

@@ -220,6 +220,7 @@ class LocalRuns:
         answer: str | None = None,
         endpoint: str = "in_service",
         throttle: Iterable[str] = (),
+        limited: Iterable[str] = (),
         report_bytes: int = 0,
         existing_endpoint: str | None = None,
     ) -> tuple[str, dict[str, Any]]:
@@ -236,6 +237,11 @@ class LocalRuns:
         unknown_apis = sorted(set(throttle) - set(THROTTLEABLE))
         if unknown_apis:
             raise ValueError(f"--throttle {', '.join(unknown_apis)}: use one of {', '.join(THROTTLEABLE)}")
+        creates = [api for api in THROTTLEABLE if api.startswith("sagemaker:create")]
+        if set(limited) - set(creates):
+            raise ValueError(
+                f"limited {', '.join(sorted(set(limited) - set(creates)))}: use one of {', '.join(creates)}"
+            )
         execution_input = self.plan(item, trigger, answer)
         unknown = sorted(fail - set(FAILABLE))
         if unknown:
@@ -253,7 +259,7 @@ class LocalRuns:
         )
         self.local.sagemaker.endpoint_outcome = endpoint
         self.local.fail_states = {self._stage_tasks[stage][0]: stage for stage in fail - _JOB_STAGES}
-        self.local.throttle = set(throttle)
+        self.local.throttle, self.local.limited = set(throttle), set(limited)
         if existing_endpoint is not None and "deploy" in execution_input["stages"]:
             self._set_endpoint(execution_input["stages"]["deploy"]["endpoint_name"], existing_endpoint)
         execution = self.sfn.start_execution(
@@ -280,7 +286,7 @@ class LocalRuns:
         self._answered = []
         self.local.sagemaker.runner = self.jobs or SimulatedJobs.for_execution(self.s3, execution_input, set(), None, 0)
         self.local.sagemaker.endpoint_outcome = endpoint
-        self.local.fail_states, self.local.throttle = {}, set()
+        self.local.fail_states, self.local.throttle, self.local.limited = {}, set(), set()
         execution = self.sfn.start_execution(
             stateMachineArn=self.state_machine_arn,
             name=execution_input["execution_name"],

@@ -87,6 +87,9 @@ class Local:
     fail_states: dict[str, str] = field(default_factory=dict)  # Task state -> the stage failing there
     # "<service>:<action>" (e.g. "sagemaker:describeEndpoint") whose next call is throttled once.
     throttle: set[str] = field(default_factory=set)
+    # SageMaker Create APIs whose next call is refused once with ResourceLimitExceeded (an account
+    # quota reached for the moment: SageMaker API reference, the Create* actions' errors).
+    limited: set[str] = field(default_factory=set)
     retry_sleep_scale: float = 0.0
     wait_scale: float = 1.0  # Wait states: the local stack waits for nothing (its endpoints settle at once)
 
@@ -313,6 +316,16 @@ def _with_faults(service: Any) -> Any:
         if api in local.throttle:
             local.throttle.discard(api)
             raise _throttled(api)
+        if api in local.limited:
+            local.limited.discard(api)
+            message = "The account-level service limit was exceeded (mlops-sfn local: refused once)"
+            raise ClientError(
+                {
+                    "Error": {"Code": "ResourceLimitExceeded", "Message": message},
+                    "ResponseMetadata": {"HTTPStatusCode": 400},
+                },
+                api.split(":")[1],
+            )
         stage = local.fail_states.get(state)
         if stage is not None:
             cause = f"{state}: simulated failure of {stage} (mlops-sfn local run --fail {stage})"

@@ -35,6 +35,7 @@ ENDPOINT_OUTCOMES = {
     "failed": "goes to Failed",
     "stuck": "stays Creating/Updating for ever",
     "rolled_back": "an update ends InService on the previous config (a silent rollback)",
+    "rollback_failed": "an update ends UpdateRollbackFailed (the update and its rollback failed)",
 }
 
 # The state the item's endpoint is put in before a run (`--existing-endpoint`); the harness's
@@ -282,6 +283,9 @@ class LocalSageMaker:
             )
             return
         creating = endpoint.endpoint_status == "Creating"  # a new endpoint has nothing to roll back to
+        if self.endpoint_outcome == "rollback_failed" and not creating:
+            endpoint.endpoint_status = "UpdateRollbackFailed"
+            return
         endpoint.endpoint_status = "InService"
         if self.endpoint_outcome == "in_service" or creating:
             endpoint.endpoint_config_name = config

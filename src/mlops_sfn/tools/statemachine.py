@@ -261,6 +261,8 @@ def _pipeline(b: Builder) -> None:
             },
             "ResultPath": None,
             "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 2, "BackoffRate": 2.0, "MaxAttempts": 3}],
+            # The run succeeded: a notification that cannot be sent must not turn it FAILED.
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "Succeeded"}],
             "Next": "Succeeded",
         },
     )

@@ -29,6 +29,12 @@ def _states(b: Builder, then: str | None) -> str:
             },
             "TimeoutSecondsPath": "$.stages.approval.timeout_seconds",
             "ResultPath": "$.results.approval",
+            # A publish that fails is asked again; an answer (Rejected) or the timeout never is: a
+            # retrier with MaxAttempts 0 is never retried (ASL, "Retrying after an error").
+            "Retry": [
+                {"ErrorEquals": ["Rejected", "States.Timeout"], "MaxAttempts": 0},
+                {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 2, "BackoffRate": 2.0, "MaxAttempts": 3},
+            ],
             "Catch": [
                 # Unanswered in time counts as rejected: the package must not wait, pending, for ever.
                 {

@@ -118,7 +118,8 @@ def _states(b: Builder, then: str | None) -> str:
         {
             "Resource": f"{SAGEMAKER}createEndpointConfig",
             "InputPath": f"{deploy}.endpoint_config_request",
-            "ResultSelector": {"wait": {"count": 0}},
+            # Two bounded waits, each with its own count: for a busy endpoint to settle, then for ours.
+            "ResultSelector": {"busy": {"count": 0}, "wait": {"count": 0}},
             "ResultPath": "$.results.deploy",
             "Next": "Put errors alarm",
         },
@@ -235,8 +236,8 @@ def _states(b: Builder, then: str | None) -> str:
         "Count busy check",
         {
             "Type": "Pass",
-            "Parameters": {"count.$": "States.MathAdd($.results.deploy.wait.count, 1)"},
-            "ResultPath": "$.results.deploy.wait",
+            "Parameters": {"count.$": "States.MathAdd($.results.deploy.busy.count, 1)"},
+            "ResultPath": "$.results.deploy.busy",
             "Next": "Busy too long?",
         },
     )
@@ -246,7 +247,7 @@ def _states(b: Builder, then: str | None) -> str:
             "Type": "Choice",
             "Choices": [
                 {
-                    "Variable": "$.results.deploy.wait.count",
+                    "Variable": "$.results.deploy.busy.count",
                     "NumericGreaterThanPath": f"{deploy}.max_checks",
                     "Next": "Endpoint not updatable",
                 }
@@ -291,7 +292,12 @@ def _states(b: Builder, then: str | None) -> str:
                     "StringEquals": "InService",
                     "Next": "Runs new config?",
                 },
-                {"Variable": "$.results.deploy.endpoint.status", "StringEquals": "Failed", "Next": "Endpoint failed"},
+                # Final: Failed, and UpdateRollbackFailed (the update and its rollback both failed; the
+                # endpoint serves a mix of configs until a person acts: DescribeEndpoint, EndpointStatus).
+                *(
+                    {"Variable": "$.results.deploy.endpoint.status", "StringEquals": status, "Next": "Endpoint failed"}
+                    for status in ("Failed", "UpdateRollbackFailed")
+                ),
                 {
                     "Variable": "$.results.deploy.wait.count",
                     "NumericGreaterThanEqualsPath": f"{deploy}.max_checks",
@@ -333,7 +339,11 @@ def _states(b: Builder, then: str | None) -> str:
             "or remove them from stages.deploy.rollback_alarms', $.stages.deploy.endpoint_name, "
             "$.results.deploy.rollback_alarms.found, States.JsonToString($.stages.deploy.rollback_alarms))",
         ),
-        ("Endpoint failed", "EndpointFailed", "States.Format('Endpoint {} is Failed', $.stages.deploy.endpoint_name)"),
+        (
+            "Endpoint failed",
+            "EndpointFailed",
+            "States.Format('Endpoint {} is {}', $.stages.deploy.endpoint_name, $.results.deploy.endpoint.status)",
+        ),
         (
             "Endpoint not updatable",
             "EndpointNotUpdatable",
@@ -451,12 +461,10 @@ STAGE = replace(
     states=_states,
     permissions={
         "sagemaker:createEndpointConfig": (
-            iam.statement(
-                "CreateEndpointConfig", ["sagemaker:CreateEndpointConfig", "sagemaker:AddTags"], iam.named(facts)
-            ),
+            iam.statement("CreateEndpointConfig", ["sagemaker:CreateEndpointConfig", *iam.TAGGING], iam.named(facts)),
         ),
         "sagemaker:createEndpoint": (
-            iam.statement("CreateEndpoint", ["sagemaker:CreateEndpoint", "sagemaker:AddTags"], _ENDPOINTS),
+            iam.statement("CreateEndpoint", ["sagemaker:CreateEndpoint", *iam.TAGGING], _ENDPOINTS),
         ),
         "sagemaker:updateEndpoint": (
             iam.statement("UpdateEndpoint", ["sagemaker:UpdateEndpoint"], _ENDPOINTS),
