@@ -15,10 +15,12 @@ GITLAB_CI_LOCAL := .ci/gitlab-ci-local/node_modules/gitlab-ci-local/dist/index.j
 .PHONY: install lock test newest lint tf-check provider-schemas demo bench clean
 
 # uv, the one tool installed from outside a lock: the release and hashes `make lock` copies from uv.lock.
-# Later, `uv sync` keeps it at the release uv.lock names (it is in the dev extra).
+# Later, `uv sync` keeps it at the release uv.lock names (it is in the dev extra). Python 3.11's venv
+# also seeds setuptools, which the lock does not name and `uv sync` leaves in place: removed here.
 $(UV):
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r .ci/uv.txt
+	$(BIN)/python -m pip uninstall -qq --disable-pip-version-check --yes setuptools
 
 # Exactly uv.lock, nothing re-resolved: every extra, the project editable on top, anything else removed.
 $(STAMP): pyproject.toml uv.lock | $(UV)
