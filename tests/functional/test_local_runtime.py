@@ -335,6 +335,42 @@ def test_an_event_whose_lambda_target_is_gone_goes_to_the_targets_dead_letter_qu
     assert attributes["ERROR_CODE"] == "NO_RESOURCE" and "no-such-function" in attributes["ERROR_MESSAGE"]
 
 
+def test_eventbridge_invokes_a_function_only_for_the_rules_its_resource_policy_names(aws: None, tmp_path: Path) -> None:
+    # EventBridge needs the function's resource policy (events.amazonaws.com, AWS:SourceArn = the rule);
+    # without it the event goes to the target's dead-letter queue at once with NO_PERMISSIONS.
+    sqs, bus, lam = client("sqs"), client("events"), client("lambda")
+    queue = sqs.create_queue(QueueName="dead-letters")["QueueUrl"]
+    function = deploy_function("def handler(event, context):\n    return event\n", name="router")
+    rules = {}
+    for name in ("permitted", "forgotten"):
+        rules[name] = bus.put_rule(Name=name, EventPattern=json.dumps({"source": [f"mlops.{name}"]}))["RuleArn"]
+        dead_letters = {"Arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:dead-letters"}
+        bus.put_targets(Rule=name, Targets=[{"Id": "t", "Arn": function, "DeadLetterConfig": dead_letters}])
+    lam.add_permission(
+        FunctionName="router",
+        StatementId="permitted",
+        Action="lambda:InvokeFunction",
+        Principal="events.amazonaws.com",
+        SourceArn=rules["permitted"],
+    )
+    invoked: list[str] = []
+    uninstall = events.install(lambda arn, event, account, region: invoked.append(event["source"]))
+    try:
+        for name in ("permitted", "forgotten"):
+            bus.put_events(Entries=[{"Source": f"mlops.{name}", "DetailType": "t", "Detail": "{}"}])
+    finally:
+        uninstall()
+    assert invoked == ["mlops.permitted"]
+    (message,) = sqs.receive_message(QueueUrl=queue, MessageAttributeNames=["All"])["Messages"]
+    attributes = {name: value["StringValue"] for name, value in message["MessageAttributes"].items()}
+    assert attributes["RULE_ARN"] == rules["forgotten"] and attributes["ERROR_CODE"] == "NO_PERMISSIONS"
+    assert attributes["ERROR_MESSAGE"] == (
+        f"User: events.amazonaws.com is not authorized to perform: lambda:InvokeFunction on resource: {function} "
+        "because no resource-based policy allows the lambda:InvokeFunction action"
+    )
+    assert json.loads(message["Body"])["source"] == "mlops.forgotten"
+
+
 # --- Jobs -----------------------------------------------------------------------------------------
 
 

@@ -13,6 +13,10 @@ and every PutEvents entry) with `deliver`, which fills these gaps:
   on-failure destination); moto never invokes it and stops delivering to the targets after it;
 - an event whose Lambda target does not exist goes to the target's dead-letter queue at once, with
   EventBridge's message attributes (RULE_ARN, TARGET_ARN, ERROR_CODE NO_RESOURCE, ...);
+- EventBridge invokes a function only when the function's resource policy allows
+  `events.amazonaws.com` to invoke it for this rule (`AWS:SourceArn`; EventBridge user guide, "Using
+  resource-based policies for Amazon EventBridge"), decided by `policy_evaluation`; otherwise the
+  event goes to the dead-letter queue at once with ERROR_CODE NO_PERMISSIONS, as on AWS;
 - SQS and SNS targets get the same input as on AWS (moto's transformer quotes no strings).
 Other targets (log groups, buses, archives) still go through moto's own delivery.
 """
@@ -29,6 +33,7 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from .functions import FunctionNotFound, send
+from .policy_evaluation import Request, decide, denied_message
 
 InvokeAsync = Callable[[str, Any, str, str], None]  # (function ARN, event, account, region)
 
@@ -112,6 +117,10 @@ def deliver(rule: Any, original: Callable[..., None], event: dict[str, Any], inv
         service = target["Arn"].split(":")[2]
         payload = target_input(target, delivered)
         if service == "lambda":
+            refused = not_invocable(rule, target["Arn"])
+            if refused:
+                dead_letter(rule, target, payload, "NO_PERMISSIONS", refused)
+                continue
             try:
                 invoke_async(target["Arn"], payload, rule.account_id, rule.region_name)
             except FunctionNotFound as missing:
@@ -124,6 +133,27 @@ def deliver(rule: Any, original: Callable[..., None], event: dict[str, Any], inv
         rest = copy.copy(rule)
         rest.targets = others
         original(rest, event, transform_input=False)
+
+
+def not_invocable(rule: Any, function_arn: str) -> str | None:
+    """Why EventBridge may not invoke the function for this rule (its resource policy), or None. A function
+    the local Lambda does not hold is left to the invocation, which answers NO_RESOURCE."""
+    from .motoport import lambda_simple_backends
+
+    backend = lambda_simple_backends[rule.account_id][rule.region_name]
+    name = function_arn.split(":")[6] if function_arn.count(":") >= 6 else function_arn
+    try:
+        backend.get_function(name)
+    except Exception:
+        return None
+    try:
+        policies = [json.loads(json.loads(backend.get_policy(name))["Policy"])]
+    except Exception:  # no statement yet: the function has no resource policy
+        policies = []
+    context = {"aws:SourceArn": rule.arn, "aws:SourceAccount": rule.account_id}
+    invoke = Request("events.amazonaws.com", "lambda:InvokeFunction", function_arn, context)
+    decision = decide(invoke, resource=policies)
+    return None if decision.allowed else denied_message(invoke, decision)
 
 
 def dead_letter(rule: Any, target: dict[str, Any], payload: Any, code: str, message: str) -> None:
