@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -32,8 +33,26 @@ def local() -> Iterator[LocalRuns]:
         yield runs
 
 
+# What these rules' small state machines call; every call is checked against their role, as on AWS.
+RULES_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": ["lambda:InvokeFunction", "sagemaker:*TransformJob", "events:PutTargets", "events:*Rule"],
+            "Resource": "*",
+        }
+    ],
+}
+
+
 def state_machine(local: LocalRuns, definition: dict[str, Any]) -> str:
     """A new state machine of `definition` (run it inside `integrations.installed(local.local, arn)`)."""
+    iam = boto3.client("iam", region_name=local.settings.region)
+    name = ROLE.rsplit("/", 1)[-1]
+    if name not in {role["RoleName"] for role in iam.list_roles()["Roles"]}:
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument="{}")
+    iam.put_role_policy(RoleName=name, PolicyName="rules", PolicyDocument=json.dumps(RULES_POLICY))
     return str(
         local.sfn.create_state_machine(
             name=f"rules-{time.monotonic_ns()}", definition=json.dumps(definition), roleArn=ROLE

@@ -7,7 +7,6 @@ behind. The last test checks that the scenarios together enter every state of th
 from __future__ import annotations
 
 import copy
-import fnmatch
 import json
 import time
 from dataclasses import dataclass
@@ -22,7 +21,9 @@ from mlops_sfn.core import cache as step_cache
 from mlops_sfn.core.plan import plan_execution
 from mlops_sfn.core.stages import CACHEABLE, SERVING, STAGES
 from mlops_sfn.core.triggers import Trigger
+from mlops_sfn.local import task_permissions
 from mlops_sfn.local.harness import THROTTLEABLE, LocalRuns, RunReport
+from mlops_sfn.local.policy_evaluation import Request, decide
 from mlops_sfn.local.sagemaker import FAILABLE
 from mlops_sfn.operate import rerun, runs
 from mlops_sfn.tools import policy, statemachine
@@ -713,91 +714,16 @@ def test_every_state_is_entered_by_some_scenario() -> None:
 
 # --- The role policy against the calls the scenarios made -------------------------------------------
 
-SAGEMAKER_ARN = "arn:aws:sagemaker:us-east-1:123456789012"
-ALARM_ARN = "arn:aws:cloudwatch:us-east-1:123456789012:alarm"
-TABLE_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table"
-SAGEMAKER_KINDS = {  # what the optimised integration creates -> (ARN resource type, name field)
-    "ProcessingJob": ("processing-job", "ProcessingJobName"),
-    "TrainingJob": ("training-job", "TrainingJobName"),
-    "HyperParameterTuningJob": ("hyper-parameter-tuning-job", "HyperParameterTuningJobName"),
-    "TransformJob": ("transform-job", "TransformJobName"),
-    "Model": ("model", "ModelName"),
-    "EndpointConfig": ("endpoint-config", "EndpointConfigName"),
-    "Endpoint": ("endpoint", "EndpointName"),
-}
-SYNC_RULES = {"ProcessingJob": "ProcessingJobs", "TrainingJob": "TrainingJobs", "HyperParameterTuningJob": "TuningJobs"}
 # Permitted though no local call shows them: tagging (requests may carry Tags) and what AWS's
 # tuning poller reads (reference.md section 1).
 NOT_SEEN_LOCALLY = {"sagemaker:AddTags", "sagemaker:ListTags", "sagemaker:ListTrainingJobsForHyperParameterTuningJob"}
 
 
-def needed(details: dict[str, Any], local: dict[str, str]) -> list[tuple[str, str]]:
-    """(IAM action, resource ARN) pairs one scheduled task needs, written out from AWS's documentation."""
-    params = json.loads(details["parameters"])
-    kind, resource = details["resourceType"], details["resource"]
-    if kind == "sagemaker":
-        api, _, pattern = resource.partition(".")
-        verb, noun = ("Update", api[6:]) if api.startswith("update") else ("Create", api[6:])
-        arn_type, field = SAGEMAKER_KINDS[noun]
-        arn = f"{SAGEMAKER_ARN}:{arn_type}/{params[field].lower()}"
-        calls = [(f"sagemaker:{verb}{noun}", arn)]
-        if pattern == "sync":
-            rule = "arn:aws:events:us-east-1:123456789012:rule/StepFunctionsGetEventsForSageMaker"
-            rule += f"{SYNC_RULES.get(noun, 'TransformJobs')}Rule"
-            calls += [(f"sagemaker:Describe{noun}", arn), (f"sagemaker:Stop{noun}", arn)]
-            calls += [(f"events:{action}", rule) for action in ("PutTargets", "PutRule", "DescribeRule")]
-        if noun == "Endpoint":
-            calls.append(
-                (f"sagemaker:{verb}Endpoint", f"{SAGEMAKER_ARN}:endpoint-config/{params['EndpointConfigName']}")
-            )
-            rollback = params.get("DeploymentConfig", {}).get("AutoRollbackConfiguration", {}).get("Alarms", [])
-            calls += [("cloudwatch:DescribeAlarms", f"{ALARM_ARN}:{alarm['AlarmName']}") for alarm in rollback]
-        role = (
-            params.get("RoleArn")
-            or params.get("ExecutionRoleArn")
-            or params.get("TrainingJobDefinition", {}).get("RoleArn")
-        )
-        if role or noun == "TransformJob":
-            calls.append(("iam:PassRole", local["sagemaker_role_arn"]))
-        return calls
-    if kind == "aws-sdk:sagemaker":
-        targets = {
-            "describeEndpoint": f"endpoint/{params.get('EndpointName', '').lower()}",
-            "deleteEndpoint": f"endpoint/{params.get('EndpointName', '').lower()}",
-            "createModelPackageGroup": f"model-package-group/{params.get('ModelPackageGroupName', '').lower()}",
-            "createModelPackage": f"model-package-group/{params.get('ModelPackageGroupName', '').lower()}",
-            **{
-                f"{verb}MonitoringSchedule": f"monitoring-schedule/{params.get('MonitoringScheduleName', '').lower()}"
-                for verb in ("describe", "create", "update", "delete")
-            },
-            **{
-                f"{verb}DataQualityJobDefinition": "data-quality-job-definition/"
-                + params.get("JobDefinitionName", "").lower()
-                for verb in ("create", "delete")
-            },
-        }
-        arn = params["ModelPackageArn"] if resource == "updateModelPackage" else f"{SAGEMAKER_ARN}:{targets[resource]}"
-        calls = [(f"sagemaker:{resource[0].upper()}{resource[1:]}", arn)]
-        if resource == "createDataQualityJobDefinition":  # its executions run as the role it names
-            calls.append(("iam:PassRole", params["RoleArn"]))
-        return calls
-    if kind == "aws-sdk:cloudwatch":
-        named = [params["AlarmName"]] if resource == "putMetricAlarm" else params["AlarmNames"]
-        return [(f"cloudwatch:{resource[0].upper()}{resource[1:]}", f"{ALARM_ARN}:{name}") for name in named]
-    if kind == "aws-sdk:sagemakerruntime":
-        return [("sagemaker:InvokeEndpoint", f"{SAGEMAKER_ARN}:endpoint/{params['EndpointName'].lower()}")]
-    if kind == "lambda":
-        return [("lambda:InvokeFunction", params["FunctionName"])]
-    if kind == "dynamodb":  # step caching's record: PutItem on the table (DynamoDB's ARN format)
-        return [(f"dynamodb:{resource[0].upper()}{resource[1:]}", f"{TABLE_ARN}/{params['TableName']}")]
-    assert kind == "sns", kind
-    return [("sns:Publish", params["TopicArn"])]
-
-
-def allows(document: dict[str, Any], action: str, arn: str) -> bool:
-    return any(
-        action in statement["Action"] and any(fnmatch.fnmatchcase(arn, pattern) for pattern in statement["Resource"])
-        for statement in document["Statement"]
+def needed(details: dict[str, Any]) -> list[task_permissions.Call]:
+    """What IAM checked for one scheduled task, as the local runtime checks it."""
+    parameters = json.loads(details["parameters"])
+    return task_permissions.needed(
+        details["resourceType"], details["resource"], parameters, "us-east-1", "123456789012"
     )
 
 
@@ -818,17 +744,23 @@ def test_the_role_policy_allows_every_call_the_scenarios_made_and_nothing_beyond
         **harness.FUNCTION_VARIABLES,
     }
     document = policy.render_policy(local)
-    calls = {
+    calls = [
         call
         for name in SCENARIOS
         for report in scenario(name).reports
         for event in report.history
         if "taskScheduledEventDetails" in event
-        for call in needed(event["taskScheduledEventDetails"], local)
-    }
-    assert [call for call in sorted(calls) if not allows(document, *call)] == []
+        for call in needed(event["taskScheduledEventDetails"])
+    ]
+    role = "arn:aws:iam::123456789012:role/pipeline"
+    refused = [
+        call
+        for call in calls
+        if not decide(Request(role, call.action, call.resource, call.context), identity=[document]).allowed
+    ]
+    assert refused == []
     granted = {action for statement in document["Statement"] for action in statement["Action"]}
-    assert granted - {action for action, _ in calls} == NOT_SEEN_LOCALLY
+    assert granted - {call.action for call in calls} == NOT_SEEN_LOCALLY
 
 
 def test_two_local_runs_in_one_process_each_follow_their_own_wiring() -> None:

@@ -31,9 +31,9 @@ from ..core.stages import OPERATIONS
 from ..core.triggers import Trigger
 from ..operate import approval, runs
 from ..operate.executions import stage_outcomes
-from ..tools import statemachine
+from ..tools import policy, statemachine
 from ..tools.policy import task_resources
-from . import REGION, inbox
+from . import REGION, inbox, task_permissions
 from .integrations import Local, client_for, installed
 from .motoport import mock_aws, sagemaker_backends
 from .sagemaker import ENDPOINT_OUTCOMES, EXISTING_ENDPOINT, FAILABLE, JOBS, JobRunner, LocalSageMaker, SimulatedJobs
@@ -174,6 +174,7 @@ class LocalRuns:
                 **FUNCTION_VARIABLES,
             }
         )
+        self.role_arn = self._role(session.client("iam"))
         # Wired before it exists, so that moto's parse of the definition at creation serves its executions.
         name = f"{self._label}-pipeline"
         self.state_machine_arn = f"arn:aws:states:{self.settings.region}:{DEFAULT_ACCOUNT_ID}:stateMachine:{name}"
@@ -182,11 +183,40 @@ class LocalRuns:
         created = self.sfn.create_state_machine(
             name=name,
             definition=json.dumps(self.definition),
-            roleArn=f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/{PREFIX}-states",
+            roleArn=self.role_arn,
         )["stateMachineArn"]
         if created != self.state_machine_arn:
             raise RuntimeError(f"the local state machine is {created}, not {self.state_machine_arn} as wired")
         self._stage_tasks = statemachine.stage_tasks(self.definition)
+
+    def _role(self, iam: Any) -> str:
+        """The state machine's role with the derived policy, as modules/state-machine creates it:
+        every call the run makes is checked against it (task_permissions)."""
+        name = f"{self._label}-pipeline"
+        trust = {
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}
+            ]
+        }
+        try:
+            iam.get_role(RoleName=name)
+        except iam.exceptions.NoSuchEntityException:
+            iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+        variables = {
+            "partition": "aws",
+            "region": self.settings.region,
+            "account_id": DEFAULT_ACCOUNT_ID,
+            "sagemaker_role_arn": self.settings.sagemaker_role_arn,
+            "sagemaker_name_prefix": self.settings.sagemaker_name_prefix,
+            "notification_topic_arn": self.topics["notifications"],
+            "approval_topic_arn": self.topics["approvals"],
+            "ledger_table_name": self.ledger,
+            **FUNCTION_VARIABLES,
+        }
+        iam.put_role_policy(
+            RoleName=name, PolicyName="pipeline", PolicyDocument=json.dumps(policy.render_policy(variables))
+        )
+        return f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/{name}"
 
     def _subscribe(self, topic: str, topic_arn: str) -> str:
         return inbox.subscribe(self.sqs, self.sns, topic_arn, f"{self._label}-{topic}-inbox")
@@ -221,11 +251,15 @@ class LocalRuns:
         endpoint: str = "in_service",
         throttle: Iterable[str] = (),
         limited: Iterable[str] = (),
+        deny: Iterable[str] = (),
+        scp: dict[str, Any] | None = None,
         report_bytes: int = 0,
         existing_endpoint: str | None = None,
     ) -> tuple[str, dict[str, Any]]:
         """Start one run of `item` and return (execution ARN, input) at once; `answer` only sets the approval
-        timeout here (None: nobody will answer). Raises InvalidItem as the router would, ValueError for a bad option.
+        timeout here (None: nobody will answer). `deny` (actions) and `scp` (a policy document) are guardrails
+        on top of the state machine's role for this run. Raises InvalidItem as the router would, ValueError
+        for a bad option.
         """
         fail = set(fail)
         if answer not in (None, *APPROVAL_ANSWERS):
@@ -260,6 +294,7 @@ class LocalRuns:
         self.local.sagemaker.endpoint_outcome = endpoint
         self.local.fail_states = {self._stage_tasks[stage][0]: stage for stage in fail - _JOB_STAGES}
         self.local.throttle, self.local.limited = set(throttle), set(limited)
+        self.local.guardrails = task_permissions.guardrail(deny, scp)
         if existing_endpoint is not None and "deploy" in execution_input["stages"]:
             self._set_endpoint(execution_input["stages"]["deploy"]["endpoint_name"], existing_endpoint)
         execution = self.sfn.start_execution(
@@ -287,6 +322,7 @@ class LocalRuns:
         self.local.sagemaker.runner = self.jobs or SimulatedJobs.for_execution(self.s3, execution_input, set(), None, 0)
         self.local.sagemaker.endpoint_outcome = endpoint
         self.local.fail_states, self.local.throttle, self.local.limited = {}, set(), set()
+        self.local.guardrails = []
         execution = self.sfn.start_execution(
             stateMachineArn=self.state_machine_arn,
             name=execution_input["execution_name"],

@@ -8,8 +8,10 @@ moto picks a Task's service integration with `state_task_service_for(service_nam
   strings, as on AWS;
 - `arn:aws:states:::lambda:invoke`: functions run in this process (moto would need Docker);
 - Tasks without Parameters send their effective input, as on AWS;
-- on every Task: the failure a caller asked for (`Local.fail_states`), raised before the call, and
-  the throttling of an API (`Local.throttle`), reported under the error name its integration uses;
+- on every Task: IAM's decision first: each call is checked against the state machine role's
+  policies and the run's guardrails (`task_permissions`), and refused as AWS refuses it; then the
+  failure a caller asked for (`Local.fail_states`), raised before the call, and the throttling of
+  an API (`Local.throttle`), reported under the error name its integration uses;
 - aws-sdk error names as Step Functions spells them (moto lowercases the service);
 - AWS's refusals moto lacks: `States.ALL` catches and retries neither `States.DataLimitExceeded`
   nor `States.Runtime`, StartExecution refuses an input above 262,144 bytes, and S3's CopyObject
@@ -42,7 +44,7 @@ from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 
 from ..tools.statemachine import SDK_SERVICES
-from . import monitor, redrive
+from . import monitor, redrive, task_permissions
 from .motoport import (
     AmazonStateLanguageParser,
     CallbackOutcomeTimedOut,
@@ -90,6 +92,9 @@ class Local:
     # SageMaker Create APIs whose next call is refused once with ResourceLimitExceeded (an account
     # quota reached for the moment: SageMaker API reference, the Create* actions' errors).
     limited: set[str] = field(default_factory=set)
+    # Guardrail levels on top of the state machine role (`--deny`, `--scp`): each must allow a call.
+    guardrails: list[Mapping[str, Any]] = field(default_factory=list)
+    check_permissions: bool = True  # off only to measure what the checks cost (benchmarks/statemachine.py)
     retry_sleep_scale: float = 0.0
     wait_scale: float = 1.0  # Wait states: the local stack waits for nothing (its endpoints settle at once)
 
@@ -303,6 +308,29 @@ def _throttled(api: str) -> ClientError:
     )
 
 
+# How a service answers IAM's refusal: AccessDeniedException, 400 (AWS's "Common errors"); SNS's
+# AuthorizationError, 403 (SNS API reference, Publish).
+_DENIALS = {"sns": ("AuthorizationError", 403)}
+
+
+def _refusal(env: Any, service: Any, parameters: dict[str, Any], local: Local) -> str | None:
+    """AWS's AccessDenied message when the state machine's role may not make this Task's calls."""
+    from .motoport import iam_backends
+
+    if not local.check_permissions:
+        return None
+    context = env.states.context_object.context_object_data
+    role = context["Execution"]["RoleArn"]
+    _, _, _, region, account, _ = context["StateMachine"]["Id"].split(":", 5)
+    policies = task_permissions.role_policies(role, iam_backends[account]["global"])
+    if policies is None:  # AWS cannot assume a role that does not exist
+        return f"the state machine's role {role} does not exist: no call can be made as it"
+    calls = task_permissions.needed(
+        service._get_sfn_resource_type(), service._get_sfn_resource(), parameters, region, account
+    )
+    return task_permissions.refusal(role, calls, policies, local.guardrails)
+
+
 def _with_faults(service: Any) -> Any:
     """Make the Task fail before its call when the caller asked for its stage to fail, or throttle
     its API's first call when asked to."""
@@ -313,6 +341,16 @@ def _with_faults(service: Any) -> Any:
     ) -> None:
         state, local = _state_name(env), _local(env)
         api = f"{service.resource.api_name}:{service.resource.api_action}"
+        refused = _refusal(env, service, normalised_parameters, local)
+        if refused:
+            code, status = _DENIALS.get(service.resource.api_name, ("AccessDeniedException", 400))
+            raise ClientError(
+                {
+                    "Error": {"Code": code, "Message": refused},
+                    "ResponseMetadata": {"HTTPStatusCode": status, "RequestId": "local-iam"},
+                },
+                service.resource.api_action,
+            )
         if api in local.throttle:
             local.throttle.discard(api)
             raise _throttled(api)
@@ -322,7 +360,7 @@ def _with_faults(service: Any) -> Any:
             raise ClientError(
                 {
                     "Error": {"Code": "ResourceLimitExceeded", "Message": message},
-                    "ResponseMetadata": {"HTTPStatusCode": 400},
+                    "ResponseMetadata": {"HTTPStatusCode": 400, "RequestId": "local-limit"},
                 },
                 api.split(":")[1],
             )

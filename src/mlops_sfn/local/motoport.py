@@ -32,6 +32,7 @@ try:
     from moto.dynamodb.models.dynamo_type import DynamoType, Item
     from moto.events.models import EventPattern, Rule, events_backends
     from moto.iam.access_control import IAMPolicy, PermissionResult
+    from moto.iam.models import iam_backends
     from moto.s3.exceptions import S3ClientError
     from moto.s3.models import FakeBucket, S3Backend
     from moto.sagemaker.models import sagemaker_backends
@@ -142,6 +143,7 @@ __all__ = [
     "aws_sdk_task",
     "boto_client_for",
     "events_backends",
+    "iam_backends",
     "lambda_simple_backends",
     "mock_aws",
     "retrier_decl",
