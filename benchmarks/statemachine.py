@@ -80,6 +80,19 @@ def main() -> list[tuple[str, str, str]]:
             shared = " (shared with the other serving stage)" if choice == "Serve model?" else ""
             print(f"  {stage:<16} {off.states.count(choice)} transition{shared}")
 
+        # IAM evaluation: every Task's calls checked against the role (and guardrails); its cost on the
+        # full run, runs with and without it interleaved so both see the same machine load.
+        seconds: dict[bool, list[float]] = {True: [], False: []}
+        for _ in range(5):
+            for checked in (True, False):
+                local.local.check_permissions = checked
+                seconds[checked].append(local.run(demo, answer="approve").seconds)
+        local.local.check_permissions = True
+        on, off_ = (sorted(seconds[flag])[2] for flag in (True, False))
+        print(f"\nIAM evaluation: full run median {on:.2f} s with, {off_:.2f} s without (5 runs each): ", end="")
+        print(f"ratio {on / off_:.3f}")
+        rows.append(("state machine", "full run with IAM evaluation / without (median of 5)", f"{on / off_:.3f}"))
+
         stuck = local.run(demo, answer="approve", endpoint="stuck")
         checks = stuck.states.count("Check endpoint")
         in_loop = sum(stuck.states.count(state) for state in LOOP)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
+from typing import Any
 
 from ..core.problems import InvalidItem
 from ..local.sagemaker import ENDPOINT_OUTCOMES, EXISTING_ENDPOINT, FAILABLE
@@ -33,6 +35,21 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="API",
         help="throttle the first call of API (e.g. sagemaker:describeEndpoint, sagemaker:createModelPackage, "
         "lambda:invoke), as AWS would through that integration (repeatable)",
+    )
+    run.add_argument(
+        "--deny",
+        action="append",
+        default=[],
+        metavar="ACTION",
+        help="deny ACTION (e.g. sagemaker:CreateEndpoint, sagemaker:Create*) to the run whatever its role allows, "
+        "as an organisation's service control policy would (repeatable)",
+    )
+    run.add_argument(
+        "--scp",
+        type=Path,
+        metavar="FILE",
+        help="a policy document (JSON) every call must also be allowed by, as a service control policy or a "
+        "permissions boundary: an explicit Deny wins, and only what it allows is allowed",
     )
     answer = run.add_mutually_exclusive_group()
     answer.add_argument("--approve", dest="answer", action="store_const", const="approve", help="approve the model")
@@ -85,6 +102,33 @@ def _needs_local_runtime(error: ModuleNotFoundError) -> UsageError:
     return UsageError(f"the local runtime needs {error.name}: pip install 'mlops-sfn[local]'")
 
 
+def _actions(denied: list[str]) -> list[str]:
+    wrong = [action for action in denied if not re.fullmatch(r"[a-z0-9-]+:[A-Za-z0-9*?]+", action)]
+    if wrong:
+        raise UsageError(
+            f"--deny {', '.join(wrong)}: name an IAM action as service:Action, e.g. sagemaker:CreateEndpoint"
+        )
+    return denied
+
+
+def _policy_file(path: Path | None) -> dict[str, Any] | None:
+    """The --scp document, refused with what is wrong with it."""
+    if path is None:
+        return None
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(
+            f"--scp {path}: cannot read it ({error.strerror if isinstance(error, OSError) else error})"
+        ) from None
+    except ValueError as error:
+        raise UsageError(f"--scp {path}: not JSON ({error})") from None
+    statements = document.get("Statement") if isinstance(document, dict) else None
+    if not isinstance(statements, (list, dict)):
+        raise UsageError(f'--scp {path}: not a policy document: it needs a "Statement" list, as IAM policies have')
+    return dict(document)
+
+
 def local_run(args: argparse.Namespace) -> int:
     item = read_item(args.item)
     if item is None:
@@ -104,6 +148,8 @@ def local_run(args: argparse.Namespace) -> int:
                 endpoint=args.endpoint,
                 throttle=args.throttle,
                 existing_endpoint=args.existing_endpoint,
+                deny=_actions(args.deny),
+                scp=_policy_file(args.scp),
             )
     except InvalidItem as error:
         print_problems(args.item, error.problems)
