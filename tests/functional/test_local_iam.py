@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from mlops_sfn import cli
 from mlops_sfn.local.harness import LocalRuns, RunReport
-from tests.conftest import load_item
+from tests.conftest import ROOT, load_item
 from tests.functional.test_local_runs import quiet, with_stages
 
 pytestmark = pytest.mark.functional
@@ -119,3 +121,23 @@ def test_a_guardrail_must_allow_and_its_deny_wins_over_the_roles_allow(local: Lo
     assert "no guardrail (service control policy) statement allows it" in refused(
         report, "sagemaker:CreateProcessingJob"
     )
+
+
+def test_the_cli_takes_guardrails_and_refuses_what_is_not_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    item = str(ROOT / "dynamodb_items" / f"{DEMO['consumption_pipeline_name']}.json")
+    assert cli.main(["local", "run", item, "--approve", "--deny", "sagemaker:CreateEndpointConfig"]) == 1
+    out = capsys.readouterr().out
+    assert "error: deploy." in out and "not authorized to perform: sagemaker:CreateEndpointConfig" in out
+    (tmp_path / "broken.json").write_text('{"Statement": ')
+    (tmp_path / "not-a-policy.json").write_text('{"Version": "2012-10-17"}')
+    for arguments, words in [
+        (["--deny", "CreateEndpoint"], "--deny CreateEndpoint: name an IAM action as service:Action"),
+        (["--scp", str(tmp_path / "missing.json")], "cannot read it (No such file or directory)"),
+        (["--scp", str(tmp_path)], "cannot read it (Is a directory)"),
+        (["--scp", str(tmp_path / "broken.json")], "not JSON"),
+        (["--scp", str(tmp_path / "not-a-policy.json")], 'not a policy document: it needs a "Statement" list'),
+    ]:
+        assert cli.main(["local", "run", item, *arguments]) == 2
+        assert words in capsys.readouterr().err
