@@ -341,3 +341,17 @@ def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
     process.stdout.close()  # before the interpreter has started: the first write finds no reader
     _, errors = process.communicate(timeout=60)
     assert (process.returncode, errors) == (1, "")
+
+
+def test_ctrl_c_ends_any_command_with_one_line_and_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlops_sfn import cli
+    from mlops_sfn.cli import validate
+
+    def interrupted(*_: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(validate, "validate", interrupted)
+    assert cli.main(["validate", str(ITEMS)]) == 130
+    assert capsys.readouterr().err == "mlops-sfn: interrupted\n"

@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..tools import statemachine
 from . import approval, importing, items, local, plan, replay, runs, tooling, validate
-from .common import INVALID, USAGE, UsageError
+from .common import INTERRUPTED, INVALID, USAGE, UsageError
 
 COMMANDS = (validate, plan, importing, local, runs, items, replay, approval, tooling)
 
@@ -36,8 +36,8 @@ def main(argv: list[str] | None = None) -> int:
             command = " ".join(filter(None, [args.command, getattr(args, "local_command", None)]))
             raise UsageError(
                 f"`mlops-sfn {command}` works on a checkout of the mlops-sfn repository: clone it and"
-                " install it with pip install -e '.[dev]' (an installed package has validate, plan,"
-                " import, local run, replay, approve and reject)"
+                " run make install there (an installed package has validate, plan, import, local run,"
+                " replay, approve and reject)"
             )
         code: int = args.run(args)
         return code
@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as error:
         print(f"mlops-sfn: error: {error}", file=sys.stderr)
         return USAGE
+    except KeyboardInterrupt:  # Ctrl-C: one line, and the shell's code for SIGINT (128 + 2)
+        print("mlops-sfn: interrupted", file=sys.stderr)
+        return INTERRUPTED
     except (BotoCoreError, ClientError) as error:  # no credentials, no endpoint, no such queue, a refusal
         print(f"mlops-sfn: error: {error}", file=sys.stderr)
         return INVALID

@@ -19,6 +19,7 @@ from ..core.problems import Problem
 OK = 0  # done; for a run, it succeeded
 INVALID = 1  # the input is invalid (each problem printed), a run failed, or AWS refused a call
 USAGE = 2  # the command line is wrong (a missing file, an option the command cannot use)
+INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
 
 
 class UsageError(Exception):
