@@ -22,6 +22,7 @@ from mlops_sfn import cli
 from mlops_sfn.core import dynamodb_json
 from mlops_sfn.core.stages import STAGES
 from mlops_sfn.local import deployment
+from mlops_sfn.local import monitor as local_monitor
 from mlops_sfn.local.demo import ARTIFACTS, PIPELINE, Demo, DemoResult, report
 from mlops_sfn.operate import approval
 from mlops_sfn.operate.replay import replay
@@ -228,6 +229,29 @@ def test_drifted_traffic_fires_the_drift_alarm_whose_run_retrains_once(
     assert again.alarm["StateValue"] == "ALARM" and again.run is None
     after = demo.sfn.list_executions(stateMachineArn=stack.outputs["state_machine_arn"])["executions"]
     assert len(after) == len(executions)
+
+
+def test_a_role_that_may_not_write_the_analyzers_namespace_publishes_no_metric_and_says_why(
+    first: DemoResult, demo: Demo, stack: deployment.Deployment
+) -> None:
+    """The analyzer publishes as the job definition's role: with the SageMaker role's policy as it was
+    before the fix (PutMetricData only in /aws/sagemaker/*), no metric reaches the alarm on AWS, and
+    the local analyzer says why instead of publishing. (After the drift test: it needs the capture.)"""
+    iam = stack.client("iam")
+    role = stack.outputs["sagemaker_role_arn"].rsplit("/", 1)[-1]
+    deployed = iam.get_role_policy(RoleName=role, PolicyName="jobs")["PolicyDocument"]
+    before_the_fix = json.loads(json.dumps(deployed))
+    (metrics,) = [statement for statement in before_the_fix["Statement"] if statement.get("Sid") == "JobMetrics"]
+    metrics["Condition"] = {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}
+    schedules = stack.client("sagemaker").list_monitoring_schedules()["MonitoringScheduleSummaries"]
+    iam.put_role_policy(RoleName=role, PolicyName="jobs", PolicyDocument=json.dumps(before_the_fix))
+    try:
+        execution = local_monitor.run_schedule(stack.client, schedules[0]["MonitoringScheduleName"])
+    finally:
+        iam.put_role_policy(RoleName=role, PolicyName="jobs", PolicyDocument=json.dumps(deployed))
+    assert execution["drift"] and not execution["published"]
+    assert "not authorized to perform: cloudwatch:PutMetricData on resource: *" in execution["unpublished"]
+    assert local_monitor.run_schedule(stack.client, schedules[0]["MonitoringScheduleName"])["published"]
 
 
 def test_with_caching_switched_on_a_second_manual_run_reuses_preprocessing_and_training(

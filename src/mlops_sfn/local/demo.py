@@ -277,9 +277,7 @@ class Demo:
             )
         self.say(f"  reports: {execution['folder']}/")
         if execution["status"] != "Failed" and not execution["published"]:
-            self.say(
-                "  no metrics published: the job definition's Environment lacks publish_cloudwatch_metrics=Enabled"
-            )
+            self.say(f"  no metrics published: {execution['unpublished']}")
         described = cloudwatch.describe_alarms(AlarmNames=[alarm_name])["MetricAlarms"]
         alarm = {key: described[0][key] for key in ("AlarmName", "StateValue", "StateReason")} if described else {}
         self.say(f"alarm {alarm_name}: {alarm.get('StateValue', 'missing')} ({alarm.get('StateReason', '')})")

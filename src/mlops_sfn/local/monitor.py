@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from ..core import monitoring
+from . import task_permissions
 
 SAMPLE_LIMIT = 2048  # values of a feature kept in statistics.json's sketch (the analyzer's KLL k)
 BUCKETS = 10
@@ -392,6 +393,7 @@ def run_schedule(client: Callable[[str], Any], schedule: str, now: datetime | No
             "violations": [],
             "drift": {},
             "published": False,
+            "unpublished": "the execution failed",
         }
     baseline_config = definition["DataQualityBaselineConfig"]
     baseline = json.loads(_get(s3, baseline_config["StatisticsResource"]["S3Uri"]))
@@ -406,8 +408,19 @@ def run_schedule(client: Callable[[str], Any], schedule: str, now: datetime | No
         Key=f"{prefix}/constraint_violations.json",
         Body=json.dumps({"violations": violations}, indent=2).encode(),
     )
-    published = publishes(definition, rules)
-    if published and drift:
+    unpublished = None if publishes(definition, rules) else "the job definition does not ask for them (Environment)"
+    if unpublished is None and drift:  # the analyzer writes them as the job definition's role
+        unpublished = task_permissions.refusal(
+            definition["RoleArn"],
+            [
+                task_permissions.Call(
+                    "cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": monitoring.METRIC_NAMESPACE}
+                )
+            ],
+            task_permissions.role_policies_via_api(client("iam"), definition["RoleArn"]) or [],
+            [],
+        )
+    if unpublished is None and drift:
         dimensions = [{"Name": "Endpoint", "Value": endpoint}, {"Name": "MonitoringSchedule", "Value": schedule}]
         cloudwatch.put_metric_data(
             Namespace=monitoring.METRIC_NAMESPACE,
@@ -428,7 +441,8 @@ def run_schedule(client: Callable[[str], Any], schedule: str, now: datetime | No
         "violations": violations,
         "drift": drift,
         "rows": len(rows),
-        "published": published,
+        "published": unpublished is None,
+        "unpublished": unpublished,  # why no metric was published, when none was
     }
 
 

@@ -168,6 +168,25 @@ def role_policies(role_arn: str, iam: Any) -> list[Policy] | None:
     return inline + attached
 
 
+def role_policies_via_api(iam: Any, role_arn: str) -> list[Policy] | None:
+    """The same, read through the IAM API (a process outside the local AWS's), or None without the role."""
+    name = role_arn.rsplit("/", 1)[-1]
+    try:
+        inline = [
+            iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
+            for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]
+        ]
+    except iam.exceptions.NoSuchEntityException:
+        return None
+    attached = []
+    for policy in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
+        version = iam.get_policy(PolicyArn=policy["PolicyArn"])["Policy"]["DefaultVersionId"]
+        attached.append(
+            iam.get_policy_version(PolicyArn=policy["PolicyArn"], VersionId=version)["PolicyVersion"]["Document"]
+        )
+    return inline + attached
+
+
 def guardrail(denied: Iterable[str] = (), scp: Policy | None = None) -> list[Policy]:
     """The run's guardrail levels: `--deny ACTION` as an SCP that allows everything else, and `--scp FILE`."""
     levels: list[Policy] = []
