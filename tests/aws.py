@@ -123,3 +123,18 @@ def deploy(items: list[dict[str, Any]]) -> Stack:
     for item in items:
         stack.put_item(item)
     return stack
+
+
+def eventbridge_may_send(sqs: Any, queue_url: str, account: str = "123456789012") -> None:
+    """The queue policy EventBridge needs to deliver to a queue, as a target or a dead-letter queue
+    (what modules/triggers writes): events.amazonaws.com may SendMessage for the account's rules."""
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    statement = {
+        "Effect": "Allow",
+        "Principal": {"Service": "events.amazonaws.com"},
+        "Action": "sqs:SendMessage",
+        "Resource": arn,
+        "Condition": {"ArnLike": {"aws:SourceArn": f"arn:aws:events:{REGION}:{account}:rule/*"}},
+    }
+    policy = {"Version": "2012-10-17", "Statement": [statement]}
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})

@@ -17,7 +17,7 @@ from mlops_sfn.core import monitoring
 from mlops_sfn.core.plan import SAMPLE_TRIGGER, Settings, plan_execution
 from mlops_sfn.local import REGION, monitor
 from mlops_sfn.local.harness import LocalRuns
-from tests.aws import BUCKET, LEDGER, Stack, deploy
+from tests.aws import BUCKET, LEDGER, Stack, deploy, eventbridge_may_send
 from tests.conftest import edited, load_item
 
 pytestmark = pytest.mark.functional
@@ -141,6 +141,7 @@ class Loop:
         session = boto3.session.Session(region_name=REGION)
         self.cloudwatch, events, self.sqs = (session.client(name) for name in ("cloudwatch", "events", "sqs"))
         self.queue = self.sqs.create_queue(QueueName="router-deliveries")["QueueUrl"]
+        eventbridge_may_send(self.sqs, self.queue)
         arn = self.sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         prefix = stack.environment["SAGEMAKER_NAME_PREFIX"]
         pattern = {  # modules/triggers: aws_cloudwatch_event_rule.drift

@@ -27,6 +27,7 @@ from mlops_sfn.local.jobs import JobError, LocalEndpoints, ScriptJobs, middle_of
 from mlops_sfn.local.stack import MotoServer
 from mlops_sfn.local.worker import Worker, WorkerError
 from mlops_sfn.tools import package
+from tests.aws import eventbridge_may_send
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.functional
@@ -119,6 +120,7 @@ def deliver_an_upload(invoked: list[tuple[str, Any]]) -> None:
     s3.create_bucket(Bucket=BUCKET)
     s3.put_bucket_notification_configuration(Bucket=BUCKET, NotificationConfiguration={"EventBridgeConfiguration": {}})
     queue = sqs.create_queue(QueueName="copies")["QueueUrl"]
+    eventbridge_may_send(sqs, queue)
     transformer = {"InputPathsMap": {"key": "$.detail.object.key"}, "InputTemplate": '{"key": <key>}'}
     bus.put_rule(Name="uploads", EventPattern=json.dumps({"source": ["aws.s3"], "detail-type": ["Object Created"]}))
     bus.put_targets(
@@ -316,6 +318,7 @@ def test_an_event_whose_lambda_target_is_gone_goes_to_the_targets_dead_letter_qu
     # EventBridge does not retry a missing target: the event goes to the target's DLQ with why (NO_RESOURCE).
     sqs, bus = client("sqs"), client("events")
     queue = sqs.create_queue(QueueName="dead-letters")["QueueUrl"]
+    eventbridge_may_send(sqs, queue)
     pattern = {"source": ["mlops.test"]}
     rule = bus.put_rule(Name="gone", EventPattern=json.dumps(pattern))["RuleArn"]
     target = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:no-such-function"
@@ -340,6 +343,7 @@ def test_eventbridge_invokes_a_function_only_for_the_rules_its_resource_policy_n
     # without it the event goes to the target's dead-letter queue at once with NO_PERMISSIONS.
     sqs, bus, lam = client("sqs"), client("events"), client("lambda")
     queue = sqs.create_queue(QueueName="dead-letters")["QueueUrl"]
+    eventbridge_may_send(sqs, queue)
     function = deploy_function("def handler(event, context):\n    return event\n", name="router")
     rules = {}
     for name in ("permitted", "forgotten"):
@@ -369,6 +373,37 @@ def test_eventbridge_invokes_a_function_only_for_the_rules_its_resource_policy_n
         "because no resource-based policy allows the lambda:InvokeFunction action"
     )
     assert json.loads(message["Body"])["source"] == "mlops.forgotten"
+
+
+def test_eventbridge_sends_to_a_queue_only_when_its_policy_lets_it(
+    aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A target queue without the policy: NO_PERMISSIONS, to the target's dead-letter queue. A dead-letter
+    # queue without it: the event is dropped (EventBridge user guide, "Using dead-letter queues").
+    sqs, bus = client("sqs"), client("events")
+    urls = {name: sqs.create_queue(QueueName=name)["QueueUrl"] for name in ("unwritable", "letters", "no-letters")}
+    eventbridge_may_send(sqs, urls["letters"])
+    arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:"
+    rules = {}
+    for name, letters in (("kept", "letters"), ("dropped", "no-letters")):
+        rules[name] = bus.put_rule(Name=name, EventPattern=json.dumps({"source": [f"mlops.{name}"]}))["RuleArn"]
+        target = {"Id": "t", "Arn": arn + "unwritable", "DeadLetterConfig": {"Arn": arn + letters}}
+        bus.put_targets(Rule=name, Targets=[target])
+    uninstall = events.install(lambda *_: None)
+    try:
+        for name in rules:
+            bus.put_events(Entries=[{"Source": f"mlops.{name}", "DetailType": "t", "Detail": "{}"}])
+    finally:
+        uninstall()
+    assert "Messages" not in sqs.receive_message(QueueUrl=urls["unwritable"])
+    (kept,) = sqs.receive_message(QueueUrl=urls["letters"], MessageAttributeNames=["All"])["Messages"]
+    attributes = {name: value["StringValue"] for name, value in kept["MessageAttributes"].items()}
+    assert attributes["ERROR_CODE"] == "NO_PERMISSIONS" and attributes["RULE_ARN"] == rules["kept"]
+    assert (
+        "not authorized to perform: sqs:SendMessage on resource: " + arn + "unwritable" in attributes["ERROR_MESSAGE"]
+    )
+    assert "Messages" not in sqs.receive_message(QueueUrl=urls["no-letters"])
+    assert f"EventBridge dropped an event of {rules['dropped']}" in capsys.readouterr().err
 
 
 # --- Jobs -----------------------------------------------------------------------------------------

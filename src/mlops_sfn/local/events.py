@@ -17,6 +17,9 @@ and every PutEvents entry) with `deliver`, which fills these gaps:
   `events.amazonaws.com` to invoke it for this rule (`AWS:SourceArn`; EventBridge user guide, "Using
   resource-based policies for Amazon EventBridge"), decided by `policy_evaluation`; otherwise the
   event goes to the dead-letter queue at once with ERROR_CODE NO_PERMISSIONS, as on AWS;
+- an SQS target, and a target's dead-letter queue, take the event only when the queue's policy allows
+  `events.amazonaws.com` to send for this rule: a refused target's event goes to its dead-letter
+  queue (NO_PERMISSIONS), a refused dead-letter queue's is dropped, as on AWS;
 - SQS and SNS targets get the same input as on AWS (moto's transformer quotes no strings).
 Other targets (log groups, buses, archives) still go through moto's own delivery.
 """
@@ -26,6 +29,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import sys
 import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -125,7 +129,13 @@ def deliver(rule: Any, original: Callable[..., None], event: dict[str, Any], inv
                 invoke_async(target["Arn"], payload, rule.account_id, rule.region_name)
             except FunctionNotFound as missing:
                 dead_letter(rule, target, payload, "NO_RESOURCE", str(missing))
-        elif service in ("sqs", "sns"):
+        elif service == "sqs":
+            refused = queue_refuses(rule, target["Arn"])
+            if refused:
+                dead_letter(rule, target, payload, "NO_PERMISSIONS", refused)
+                continue
+            send(target["Arn"], json.dumps(payload), rule.account_id, rule.region_name)
+        elif service == "sns":
             send(target["Arn"], json.dumps(payload), rule.account_id, rule.region_name)
         else:
             others.append(target)
@@ -156,6 +166,23 @@ def not_invocable(rule: Any, function_arn: str) -> str | None:
     return None if decision.allowed else denied_message(invoke, decision)
 
 
+def queue_refuses(rule: Any, queue_arn: str) -> str | None:
+    """Why EventBridge may not send to the queue for this rule (the queue's policy must allow
+    events.amazonaws.com sqs:SendMessage: EventBridge user guide, "Amazon SQS permissions" and
+    "Using dead-letter queues"), or None. A queue the local SQS does not hold is left to the send."""
+    from .motoport import sqs_backends
+
+    try:
+        queue = sqs_backends[rule.account_id][rule.region_name].get_queue(queue_arn.rsplit(":", 1)[1])
+    except Exception:
+        return None
+    policies = [json.loads(queue.policy)] if queue.policy else []
+    context = {"aws:SourceArn": rule.arn, "aws:SourceAccount": rule.account_id}
+    send_message = Request("events.amazonaws.com", "sqs:SendMessage", queue_arn, context)
+    decision = decide(send_message, resource=policies)
+    return None if decision.allowed else denied_message(send_message, decision)
+
+
 def dead_letter(rule: Any, target: dict[str, Any], payload: Any, code: str, message: str) -> None:
     """What EventBridge puts in a target's dead-letter queue: the event as the target would have received it,
     and why. Missing permissions or a deleted target are not retried: the event goes there at once.
@@ -163,6 +190,12 @@ def dead_letter(rule: Any, target: dict[str, Any], payload: Any, code: str, mess
     Without a dead-letter queue, EventBridge drops the event."""
     queue = target.get("DeadLetterConfig", {}).get("Arn")
     if not queue:
+        return
+    refused = queue_refuses(rule, queue)
+    if refused:  # EventBridge drops the event (its InvocationsFailedToBeSentToDlq metric counts it)
+        print(
+            f"EventBridge dropped an event of {rule.arn}: its dead-letter queue refused it: {refused}", file=sys.stderr
+        )
         return
     attributes = {
         "RULE_ARN": rule.arn,
