@@ -160,10 +160,7 @@ def not_invocable(rule: Any, function_arn: str) -> str | None:
         policies = [json.loads(json.loads(backend.get_policy(name))["Policy"])]
     except Exception:  # no statement yet: the function has no resource policy
         policies = []
-    context = {"aws:SourceArn": rule.arn, "aws:SourceAccount": rule.account_id}
-    invoke = Request("events.amazonaws.com", "lambda:InvokeFunction", function_arn, context)
-    decision = decide(invoke, resource=policies)
-    return None if decision.allowed else denied_message(invoke, decision)
+    return _refusal(rule, "lambda:InvokeFunction", function_arn, policies)
 
 
 def queue_refuses(rule: Any, queue_arn: str) -> str | None:
@@ -177,10 +174,15 @@ def queue_refuses(rule: Any, queue_arn: str) -> str | None:
     except Exception:
         return None
     policies = [json.loads(queue.policy)] if queue.policy else []
+    return _refusal(rule, "sqs:SendMessage", queue_arn, policies)
+
+
+def _refusal(rule: Any, action: str, resource: str, policies: list[Any]) -> str | None:
+    """AWS's message when the resource's policies do not let EventBridge act on it for this rule."""
     context = {"aws:SourceArn": rule.arn, "aws:SourceAccount": rule.account_id}
-    send_message = Request("events.amazonaws.com", "sqs:SendMessage", queue_arn, context)
-    decision = decide(send_message, resource=policies)
-    return None if decision.allowed else denied_message(send_message, decision)
+    request = Request("events.amazonaws.com", action, resource, context)
+    decision = decide(request, resource=policies)
+    return None if decision.allowed else denied_message(request, decision)
 
 
 def dead_letter(rule: Any, target: dict[str, Any], payload: Any, code: str, message: str) -> None:
