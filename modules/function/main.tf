@@ -1,6 +1,6 @@
 # One Lambda function of the framework: its role (logs plus the caller's statements, and the
 # deployment's KMS key when it has one), its log group, and the function from the shared zip.
-# The router and the state machine's functions (quality gate, model copy) are all built here.
+# The router and the state machine's functions (quality gate, model copy, smoke test) are all built here.
 
 resource "aws_iam_role" "this" {
   name = var.name

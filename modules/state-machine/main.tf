@@ -14,6 +14,7 @@ locals {
     approval_topic_arn        = var.approval_topic_arn
     quality_gate_function_arn = module.quality_gate.arn
     model_copy_function_arn   = module.model_copy.arn
+    smoke_test_function_arn   = module.smoke_test.arn
     ledger_table_name         = var.ledger_table_name
   }
   policy_variables = merge(local.definition_variables, {
@@ -25,7 +26,7 @@ locals {
   })
 }
 
-# --- The state machine's functions: the quality gate and the model copy ---
+# --- The state machine's functions: the quality gate, the model copy, the smoke test ---
 
 module "quality_gate" {
   source             = "../function"
@@ -100,6 +101,27 @@ module "model_copy" {
       Resource = "arn:${local.partition}:s3:::${var.bucket}/runs/*/tuning/best/model.tar.gz"
     },
   ]
+}
+
+module "smoke_test" {
+  source             = "../function"
+  name               = "${var.name}-smoke-test"
+  handler            = local.contract.handlers.smoke_test
+  package            = var.package
+  runtime            = var.lambda_runtime
+  timeout_seconds    = 75 # an endpoint has 60 s to answer InvokeEndpoint, then the SDK's retries
+  memory_mb          = 256
+  log_retention_days = var.log_retention_days
+  kms_key_arn        = var.kms_key_arn
+  tags               = var.tags
+  policy_name        = "logs-and-endpoints"
+  statements = [{
+    # The endpoint the run deployed: items name endpoints inside the deployment's prefix.
+    Sid      = "InvokeDeployedEndpoints"
+    Effect   = "Allow"
+    Action   = ["sagemaker:InvokeEndpoint"]
+    Resource = "arn:${local.partition}:sagemaker:${local.region}:${local.account}:endpoint/${var.sagemaker_name_prefix}*"
+  }]
 }
 
 # --- The state machine ---

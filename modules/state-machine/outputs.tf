@@ -18,6 +18,11 @@ output "model_copy_function_arn" {
   value       = module.model_copy.arn
 }
 
+output "smoke_test_function_arn" {
+  description = "ARN of the function that invokes the deployed endpoint once and summarises its answer."
+  value       = module.smoke_test.arn
+}
+
 output "log_group_name" {
   description = "Log group of the execution history."
   value       = aws_cloudwatch_log_group.state_machine.name

@@ -1,5 +1,5 @@
 variable "name" {
-  description = "Name prefix: the state machine is <name>-pipeline, the quality gate <name>-quality-gate."
+  description = "Name prefix: the state machine is <name>-pipeline, its functions <name>-quality-gate, <name>-model-copy, <name>-smoke-test."
   type        = string
 }
 
@@ -14,12 +14,12 @@ variable "policy_template" {
 }
 
 variable "package" {
-  description = "Path of the Lambda zip holding quality_gate/handler.py and model_copy/handler.py (lambdas/functions.zip)."
+  description = "Path of the Lambda zip holding the functions' handlers (lambdas/functions.zip)."
   type        = string
 }
 
 variable "lambda_runtime" {
-  description = "Python runtime of the quality-gate and model-copy functions."
+  description = "Python runtime of the quality-gate, model-copy and smoke-test functions."
   type        = string
   default     = "python3.12"
 
@@ -86,6 +86,6 @@ variable "tags" {
 }
 
 variable "sagemaker_name_prefix" {
-  description = "Endpoints and model package groups items may use start with this."
+  description = "Endpoints and model package groups items may use start with this; the smoke test may invoke only these endpoints."
   type        = string
 }

@@ -15,9 +15,11 @@ from typing import Any
 
 import boto3
 import pytest
+import requests
 
 from mlops_sfn import cli
 from mlops_sfn.core import cache as step_cache
+from mlops_sfn.core import smoke_test
 from mlops_sfn.core.plan import plan_execution
 from mlops_sfn.core.stages import CACHEABLE, SERVING, STAGES
 from mlops_sfn.core.triggers import Trigger
@@ -486,6 +488,34 @@ def test_an_evaluation_report_larger_than_a_state_may_hold_is_read_by_the_gate_n
     outcome = scenario("evaluation report above 256 KiB")
     assert outcome.report.status == "SUCCEEDED", (outcome.report.error, outcome.report.cause)
     assert outcome.notification("Pipeline run succeeded")["results"]["quality_gate"]["met"] is True
+
+
+def test_an_endpoint_answer_larger_than_a_state_may_hold_is_summarised_not_kept() -> None:
+    """An endpoint may answer 6 MB; the smoke test's result keeps a summary, so the run ends SUCCEEDED
+    with its success notification (a whole answer over 256 KiB would end it with the terminal
+    States.DataLimitExceeded after the endpoint switched)."""
+    answer = "4.7812\n" * (300 * 1024 // 7)
+    with LocalRuns() as local:
+        seed_inputs(local, DEMO)
+        # moto's documented way to set what its InvokeEndpoint answers (moto/sagemakerruntime/models.py)
+        queued = requests.post(
+            "http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results",
+            json={"results": [{"Body": answer, "ContentType": "text/csv", "InvokedProductionVariant": "AllTraffic"}]},
+            timeout=10,
+        )
+        assert queued.status_code == 201
+        report = local.run(DEMO, answer="approve")
+
+    assert report.status == "SUCCEEDED", (report.error, report.cause)
+    (summary,) = [note["message"] for note in report.notifications if note["subject"] == "Pipeline run succeeded"]
+    smoke = summary["results"]["serve"]["deploy"]["smoke_test"]["response"]
+    assert smoke == {
+        "content_type": "text/csv",
+        "variant": "AllTraffic",
+        "bytes": len(answer),
+        "head": answer[: smoke_test.HEAD_BYTES],
+        "truncated": True,
+    }
 
 
 def test_a_gate_met_passes_on_to_register() -> None:

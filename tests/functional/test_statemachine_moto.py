@@ -35,6 +35,7 @@ def run(execution_input: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str,
                 "approval_topic_arn": topic,
                 "quality_gate_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:mlops-quality-gate",
                 "model_copy_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:mlops-model-copy",
+                "smoke_test_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:mlops-smoke-test",
                 "ledger_table_name": "mlops-run-ledger",
             }
         )

@@ -19,7 +19,8 @@ import tftest
 from mlops_sfn.core import contract, dynamodb_json
 from mlops_sfn.core.router import Config
 from mlops_sfn.core.triggers import parse_event
-from mlops_sfn.local import stack
+from mlops_sfn.local import stack, task_permissions
+from mlops_sfn.local.policy_evaluation import Request, decide
 from mlops_sfn.tools import package, policy, statemachine
 from tests.conftest import DEMO, ITEMS, load_event, load_item
 from tests.infrastructure.applied import apply
@@ -176,7 +177,7 @@ def test_the_drift_rule_sends_the_drift_alarms_changes_to_alarm_to_the_router(de
 def test_every_function_runs_on_the_deployments_runtime(deployed: Deployment) -> None:
     """Provider 3.39 cannot create python3.12 functions: the stand-in runtime is replaced after the apply."""
     lambdas = deployed.client("lambda")
-    for name in ("mlops-dev-router", "mlops-dev-quality-gate", "mlops-dev-model-copy"):
+    for name in ("mlops-dev-router", "mlops-dev-quality-gate", "mlops-dev-model-copy", "mlops-dev-smoke-test"):
         assert lambdas.get_function_configuration(FunctionName=name)["Runtime"] == "python3.12", name
 
 
@@ -213,6 +214,7 @@ def definition_variables(deployed: Deployment) -> dict[str, str]:
         "approval_topic_arn": deployed.outputs["approval_topic_arn"],
         "quality_gate_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:mlops-dev-quality-gate",
         "model_copy_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:mlops-dev-model-copy",
+        "smoke_test_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:mlops-dev-smoke-test",
         "ledger_table_name": "mlops-dev-run-ledger",
     }
 
@@ -253,8 +255,8 @@ def role_statements(iam: Any) -> Iterator[tuple[str, dict[str, Any]]]:
 def test_no_role_allows_every_action_and_only_unscopable_actions_get_every_resource(deployed: Deployment) -> None:
     statements = list(role_statements(deployed.client("iam")))
     assert (
-        len({where for where, _ in statements}) == 6
-    )  # pipeline, logs-and-tracing, router, quality gate, model copy, SageMaker jobs
+        len({where for where, _ in statements}) == 7
+    )  # pipeline, logs-and-tracing, router, quality gate, model copy, smoke test, SageMaker jobs
     for where, statement in statements:
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         assert "*" not in actions and not any(action.endswith(":*") for action in actions), where
@@ -316,6 +318,23 @@ def test_the_router_may_read_uploads_list_inputs_read_the_ledger_and_look_up_its
         "Action": "states:DescribeExecution",
         "Resource": f"{executions}:*",
     }
+
+
+def test_the_smoke_test_may_invoke_the_deployments_endpoints_and_nothing_else(deployed: Deployment) -> None:
+    """Decided by the local IAM evaluator against the function's role as Terraform created it."""
+    iam = deployed.client("iam")
+    role = iam.get_role(RoleName="mlops-dev-smoke-test")["Role"]["Arn"]
+    policies = task_permissions.role_policies_via_api(iam, role)
+    assert policies is not None
+
+    def allowed(action: str, resource: str) -> bool:
+        return decide(Request(role, action, resource, {}), identity=policies).allowed
+
+    endpoints = "arn:aws:sagemaker:us-east-1:123456789012:endpoint"
+    assert allowed("sagemaker:InvokeEndpoint", f"{endpoints}/mlops-dev-cal-house-price")
+    assert not allowed("sagemaker:InvokeEndpoint", f"{endpoints}/payments-fraud")  # another team's
+    assert not allowed("sagemaker:InvokeEndpointAsync", f"{endpoints}/mlops-dev-cal-house-price")
+    assert not allowed("sagemaker:UpdateEndpoint", f"{endpoints}/mlops-dev-cal-house-price")
 
 
 def test_topics_queue_and_alarms_exist_and_alarms_publish_to_the_notification_topic(deployed: Deployment) -> None:

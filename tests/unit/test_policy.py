@@ -20,6 +20,7 @@ VARIABLES = {
     "approval_topic_arn": "arn:aws:sns:eu-west-1:111122223333:mlops-approvals",
     "quality_gate_function_arn": "arn:aws:lambda:eu-west-1:111122223333:function:mlops-quality-gate",
     "model_copy_function_arn": "arn:aws:lambda:eu-west-1:111122223333:function:mlops-model-copy",
+    "smoke_test_function_arn": "arn:aws:lambda:eu-west-1:111122223333:function:mlops-smoke-test",
     "ledger_table_name": "mlops-run-ledger",
 }
 
@@ -87,7 +88,6 @@ def test_endpoints_and_model_packages_are_reachable_only_inside_the_deployments_
     for action, inside, outside in [
         ("sagemaker:UpdateEndpoint", "endpoint/mlops-dev-price", "endpoint/payments-fraud"),
         ("sagemaker:CreateEndpoint", "endpoint/mlops-dev-price", "endpoint/payments-fraud"),
-        ("sagemaker:InvokeEndpoint", "endpoint/mlops-dev-price", "endpoint/payments-fraud"),
         ("sagemaker:CreateModelPackageGroup", "model-package-group/mlops-dev-price", "model-package-group/fraud"),
         ("sagemaker:CreateModelPackage", "model-package/mlops-dev-price/1", "model-package/fraud/1"),
         ("sagemaker:UpdateModelPackage", "model-package/mlops-dev-price/1", "model-package/fraud/1"),

@@ -23,6 +23,7 @@ VARIABLES = {
     "approval_topic_arn": "arn:aws:sns:us-east-1:123456789012:mlops-approvals",
     "quality_gate_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:mlops-quality-gate",
     "model_copy_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:mlops-model-copy",
+    "smoke_test_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:mlops-smoke-test",
     "ledger_table_name": "mlops-run-ledger",
 }
 
@@ -296,7 +297,6 @@ RETRIED = {
         "SageMaker.ResourceLimitExceededException",
     },
     "aws-sdk:cloudwatch": {"CloudWatch.CloudWatchException", "CloudWatch.SdkClientException"},
-    "aws-sdk:sagemakerruntime": {"SageMakerRuntime.SageMakerRuntimeException", "SageMakerRuntime.SdkClientException"},
     # SNS publishes: any failure is retried, except an approver's answer and the approval's timeout.
     "arn:aws:states:::sns:publish": {"States.ALL"},
     "arn:aws:states:::sns:publish.waitForTaskToken": {"States.ALL"},

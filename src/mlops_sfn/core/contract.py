@@ -34,6 +34,7 @@ HANDLERS = {
     "router": "router.handler.handler",
     "quality_gate": "quality_gate.handler.handler",
     "model_copy": "model_copy.handler.handler",
+    "smoke_test": "smoke_test.handler.handler",
 }
 SCHEDULE_INPUT_TEMPLATE = (
     '{"detail-type": "Scheduled Event", "source": "aws.events", "time": <time>, "resources": <resources>, '

@@ -25,7 +25,7 @@ import boto3
 import botocore.loaders
 import botocore.session
 
-from ..core import cache, gate, model_copy
+from ..core import cache, gate, model_copy, smoke_test
 from ..core.plan import EXAMPLE_SETTINGS, Settings, apply_overrides, plan_execution
 from ..core.stages import OPERATIONS
 from ..core.triggers import Trigger
@@ -50,9 +50,21 @@ SETTINGS = Settings(
 )
 QUALITY_GATE_ARN = f"arn:aws:lambda:{REGION}:{DEFAULT_ACCOUNT_ID}:function:{PREFIX}-quality-gate"
 MODEL_COPY_ARN = f"arn:aws:lambda:{REGION}:{DEFAULT_ACCOUNT_ID}:function:{PREFIX}-model-copy"
+SMOKE_TEST_ARN = f"arn:aws:lambda:{REGION}:{DEFAULT_ACCOUNT_ID}:function:{PREFIX}-smoke-test"
 # The definition's function variables, and what the functions' lambdas/*/handler.py export.
-FUNCTION_VARIABLES = {"quality_gate_function_arn": QUALITY_GATE_ARN, "model_copy_function_arn": MODEL_COPY_ARN}
-FUNCTIONS = {QUALITY_GATE_ARN: gate.handler, MODEL_COPY_ARN: model_copy.handler}
+FUNCTION_VARIABLES = {
+    "quality_gate_function_arn": QUALITY_GATE_ARN,
+    "model_copy_function_arn": MODEL_COPY_ARN,
+    "smoke_test_function_arn": SMOKE_TEST_ARN,
+}
+FUNCTIONS = {
+    QUALITY_GATE_ARN: gate.handler,
+    MODEL_COPY_ARN: model_copy.handler,
+    # Lambda gives its functions AWS_REGION; here they run in this process, so the client is given it
+    SMOKE_TEST_ARN: lambda event, context: smoke_test.handler(
+        event, context, boto3.client("sagemaker-runtime", region_name=REGION)
+    ),
+}
 
 # Waits shortened for local runs (the definition is unchanged; these come from the execution input).
 LOCAL_TIMINGS = {

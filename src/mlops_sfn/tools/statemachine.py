@@ -43,6 +43,7 @@ VARIABLES = {
     "approval_topic_arn": "SNS topic that carries approval requests (with their task tokens)",
     "quality_gate_function_arn": "Lambda function that compares the evaluation metric with the threshold",
     "model_copy_function_arn": "Lambda function that copies the best tuning job's model into the run folder",
+    "smoke_test_function_arn": "Lambda function that invokes the deployed endpoint once and summarises its answer",
     "ledger_table_name": "DynamoDB table of the run ledger, where succeeded stages are recorded for step caching",
 }
 
