@@ -6,16 +6,22 @@ under the same evaluation, so a policy that lacks a call fails them."""
 from __future__ import annotations
 
 import copy
+import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from mlops_sfn import cli
+from mlops_sfn.local import deployment, task_permissions
 from mlops_sfn.local.harness import LocalRuns, RunReport
+from mlops_sfn.local.server import GUARDRAILS
+from mlops_sfn.local.stack import MotoServer
 from tests.conftest import ROOT, load_item
-from tests.functional.test_local_runs import quiet, with_stages
+from tests.functional.test_local_runs import quiet, seed_inputs, with_stages
 
 pytestmark = pytest.mark.functional
 
@@ -84,6 +90,55 @@ def test_a_denied_call_fails_its_stage_naming_the_action(
     assert "explicitly denied by the guardrail policy's statement Denied" in cause
 
 
+@pytest.mark.parametrize(
+    ("action", "stage", "verb"),
+    [("s3:GetObject", "preprocessing", "download"), ("s3:PutObject", "preprocessing", "upload")],
+)
+def test_a_job_whose_role_may_not_move_its_data_fails_as_sagemaker_reports_it(
+    local: LocalRuns, action: str, stage: str, verb: str
+) -> None:
+    """SageMaker reads a job's inputs and writes its outputs as the job's role (the SageMaker role, which
+    `local run` does not deploy: the guardrails decide alone), so a guardrail denying the read or the
+    write fails the job itself, with SageMaker's ClientError, after the state machine's calls were allowed."""
+    item = running({"preprocessing", "training"})
+    seed_inputs(local, item)
+    report = local.run(item, deny=[action])
+    assert report.status == "FAILED" and report.error == f"{stage}.States.TaskFailed", report.error
+    (failure,) = [e["taskFailedEventDetails"]["cause"] for e in report.history if e["type"] == "TaskFailed"]
+    reason = json.loads(failure)["FailureReason"]
+    assert reason.startswith(f"ClientError: Data {verb} failed:Unable to {verb} object s3://{local.settings.bucket}/")
+    assert f"is not authorized to perform: {action} on resource: arn:aws:s3:::{local.settings.bucket}/" in reason
+    assert "explicitly denied by the guardrail policy's statement Denied" in reason
+
+
+def test_a_deployed_sagemaker_role_decides_what_its_jobs_may_read_and_write() -> None:
+    """Where the SageMaker role exists (Terraform made it, on the local stack), its own policies decide."""
+    item = running({"preprocessing", "training"})
+    with LocalRuns() as local:
+        seed_inputs(local, item)
+        role, iam = local.settings.sagemaker_role_arn.rsplit("/", 1)[1], boto3.client("iam")
+        trust = {"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        iam.create_role(
+            RoleName=role, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [trust]})
+        )
+        read_only = {
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:ListBucket"],
+            "Resource": [f"arn:aws:s3:::{local.settings.bucket}", f"arn:aws:s3:::{local.settings.bucket}/*"],
+        }
+        document = json.dumps({"Version": "2012-10-17", "Statement": [read_only]})
+        iam.put_role_policy(RoleName=role, PolicyName="jobs", PolicyDocument=document)
+        try:
+            report = local.run(item)
+        finally:  # moto's IAM is one per process: the other tests' runs have no SageMaker role
+            iam.delete_role_policy(RoleName=role, PolicyName="jobs")
+            iam.delete_role(RoleName=role)
+    assert report.status == "FAILED" and report.error == "preprocessing.States.TaskFailed"
+    reason = json.loads(report.cause or "{}")["FailureReason"]
+    assert reason.startswith("ClientError: Data upload failed:") and "no identity-based" in reason, reason
+    assert f"User: {local.settings.sagemaker_role_arn} is not authorized to perform: s3:PutObject" in reason
+
+
 def test_the_demo_run_is_allowed_every_call_it_makes(local: LocalRuns) -> None:
     report = local.run(DEMO, answer="approve")
     assert report.status == "SUCCEEDED", (report.error, report.cause)
@@ -141,3 +196,76 @@ def test_the_cli_takes_guardrails_and_refuses_what_is_not_one(
     ]:
         assert cli.main(["local", "run", item, *arguments]) == 2
         assert words in capsys.readouterr().err
+
+
+# --- The local stack: `mlops-sfn local up --deny/--scp` --------------------------------------------
+
+
+def test_the_local_stacks_guardrails_refuse_the_calls_of_its_runs(tmp_path: Path) -> None:
+    """The server reads the guardrails `local up` wrote before starting it, and decides every Task's call
+    with them: here a role that may publish, under a guardrail that denies it."""
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    (runtime / GUARDRAILS).write_text(json.dumps(task_permissions.guardrail(["sns:Publish"])))
+    with MotoServer(tmp_path / "server.log", home=runtime) as server:
+        topic = server.client("sns").create_topic(Name="notes")["TopicArn"]
+        iam = server.client("iam")
+        role = iam.create_role(
+            RoleName="pipeline",
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "states.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+        )["Role"]["Arn"]
+        allow = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "sns:Publish", "Resource": topic}],
+        }
+        iam.put_role_policy(RoleName="pipeline", PolicyName="publish", PolicyDocument=json.dumps(allow))
+        definition = {
+            "StartAt": "Publish",
+            "States": {
+                "Publish": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::sns:publish",
+                    "Parameters": {"TopicArn": topic, "Message": "hello"},
+                    "End": True,
+                }
+            },
+        }
+        sfn = server.client("stepfunctions")
+        machine = sfn.create_state_machine(name="m", definition=json.dumps(definition), roleArn=role)
+        execution = sfn.start_execution(stateMachineArn=machine["stateMachineArn"])["executionArn"]
+        for _ in range(100):
+            described = sfn.describe_execution(executionArn=execution)
+            if described["status"] != "RUNNING":
+                break
+            time.sleep(0.1)
+    assert described["status"] == "FAILED"
+    assert "not authorized to perform: sns:Publish" in described["cause"]
+    assert "explicitly denied by the guardrail policy's statement Denied" in described["cause"]
+
+
+def test_local_up_keeps_a_running_stacks_guardrails_and_refuses_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    held = task_permissions.guardrail(["sagemaker:CreateEndpoint"])
+    running = deployment.Deployment(str(tmp_path), "https://127.0.0.1:1", "cert", 1, {}, [dict(p) for p in held])
+    monkeypatch.setattr(deployment, "load", lambda home: running)
+    said: list[str] = []
+    assert deployment.up(tmp_path, say=said.append) is running  # `local demo`, `local up` without options
+    assert deployment.up(tmp_path, say=said.append, guardrails=held) is running
+    assert said[0].endswith("with the guardrails it started with (mlops-sfn local down to remove it)")
+    with pytest.raises(deployment.DeploymentError, match=r"already up with other guardrails.*mlops-sfn local down"):
+        deployment.up(tmp_path, say=said.append, guardrails=task_permissions.guardrail(["sns:Publish"]))
+    # the command refuses what is not a guardrail before anything starts
+    assert cli.main(["local", "up", "--deny", "CreateEndpoint"]) == 2
+    assert "--deny CreateEndpoint: name an IAM action as service:Action" in capsys.readouterr().err

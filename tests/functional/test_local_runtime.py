@@ -18,10 +18,11 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.sagemaker.models import sagemaker_backends
 
-from mlops_sfn.local import demo_data, deployment, events
+from mlops_sfn.local import demo_data, deployment, events, task_permissions
 from mlops_sfn.local.functions import LocalLambda
 from mlops_sfn.local.jobs import JobError, LocalEndpoints, ScriptJobs, middle_of, read_metrics
 from mlops_sfn.local.stack import MotoServer
@@ -487,6 +488,61 @@ def test_an_input_prefix_without_a_slash_is_downloaded_as_its_objects_not_as_a_f
     jobs.download(f"s3://{BUCKET}/models/run-1/output/model.tar.gz", into / "model")
     found = sorted(path.relative_to(into).as_posix() for path in into.rglob("*") if path.is_file())
     assert found == ["census/census-income.csv", "census/more/part.csv", "model/model.tar.gz"]
+
+
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/jobs"
+
+
+def as_role(*statements: dict[str, Any]) -> Any:
+    """An S3 client acting as ROLE, whose one policy holds `statements`."""
+    policy = {"Version": "2012-10-17", "Statement": list(statements)}
+    return task_permissions.acting_as(client("s3"), ROLE, [policy], [])
+
+
+READ_CODE_AND_DATA = {
+    "Effect": "Allow",
+    "Action": ["s3:GetObject", "s3:ListBucket"],
+    "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/code/*", f"arn:aws:s3:::{BUCKET}/data/*"],
+}
+
+
+def test_a_job_moves_its_data_as_its_role_and_fails_as_sagemaker_reports_a_refusal(jobs: ScriptJobs) -> None:
+    """What a job reads and writes, SageMaker reads and writes as the job's role: an input the role may
+    not read fails the job before its code runs, an output it may not write fails it after."""
+    put("data/a.csv", "1\n2\n")
+    request = processing_request("count", COUNT_ROWS, ["/opt/ml/processing/input/data", "/opt/ml/processing/output"])
+    write = {"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{BUCKET}/out/*"}
+    assert jobs.run("createProcessingJob", request, as_role(READ_CODE_AND_DATA, write)).failure_reason is None
+    assert get("out/count/nested/count.txt") == b"2"
+
+    again = processing_request("kept", COUNT_ROWS, ["/opt/ml/processing/input/data", "/opt/ml/processing/output"])
+    assert jobs.run("createProcessingJob", again, as_role(READ_CODE_AND_DATA)).failure_reason == (
+        f"ClientError: Data upload failed:Unable to upload object s3://{BUCKET}/out/kept/ (AccessDenied: User: "
+        f"{ROLE} is not authorized to perform: s3:PutObject on resource: arn:aws:s3:::{BUCKET}/out/kept/nested/"
+        "count.txt because no identity-based or resource-based policy allows the s3:PutObject action)"
+    )
+    code_only = {**READ_CODE_AND_DATA, "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/code/*"]}
+    refused = jobs.run(
+        "createProcessingJob", processing_request("early", "open('/ran', 'w')\n", []), as_role(code_only)
+    )
+    assert refused.failure_reason is not None
+    assert refused.failure_reason.startswith(
+        f"ClientError: Data download failed:Unable to download object s3://{BUCKET}/data/ (403: Forbidden)"
+    )  # s3transfer's HEAD before the download: S3 answers a HEAD's refusal without a body
+    assert not (jobs.home / "jobs" / "early" / "log.txt").exists()  # the script never ran
+
+
+def test_a_missing_key_is_not_found_only_to_a_role_that_may_list_the_bucket(jobs: ScriptJobs) -> None:
+    """S3 API reference, GetObject: without s3:ListBucket a missing key answers 403 Access Denied, not 404."""
+    read = {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/*"}
+    listing = {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{BUCKET}"}
+    for statements, code, status in [((read,), "AccessDenied", 403), ((read, listing), "NoSuchKey", 404)]:
+        with pytest.raises(ClientError) as refused:
+            as_role(*statements).get_object(Bucket=BUCKET, Key="models/none/model.tar.gz")
+        assert refused.value.response["Error"]["Code"] == code
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
+    put("models/there/model.tar.gz", "m")
+    assert as_role(read).get_object(Bucket=BUCKET, Key="models/there/model.tar.gz")["Body"].read() == b"m"
 
 
 def test_a_failing_script_fails_its_job_with_its_last_error_line(jobs: ScriptJobs) -> None:

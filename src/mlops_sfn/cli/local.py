@@ -36,21 +36,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="throttle the first call of API (e.g. sagemaker:describeEndpoint, sagemaker:createModelPackage, "
         "lambda:invoke), as AWS would through that integration (repeatable)",
     )
-    run.add_argument(
-        "--deny",
-        action="append",
-        default=[],
-        metavar="ACTION",
-        help="deny ACTION (e.g. sagemaker:CreateEndpoint, sagemaker:Create*) to the run whatever its role allows, "
-        "as an organisation's service control policy would (repeatable)",
-    )
-    run.add_argument(
-        "--scp",
-        type=Path,
-        metavar="FILE",
-        help="a policy document (JSON) every call must also be allowed by, as a service control policy or a "
-        "permissions boundary: an explicit Deny wins, and only what it allows is allowed",
-    )
+    _guardrail_options(run, "the run")
     answer = run.add_mutually_exclusive_group()
     answer.add_argument("--approve", dest="answer", action="store_const", const="approve", help="approve the model")
     answer.add_argument("--reject", dest="answer", action="store_const", const="reject", help="reject the model")
@@ -73,6 +59,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     up = local_commands.add_parser(
         "up", help="start a local AWS and apply the framework's Terraform into it (state in .mlops-local/)"
     )
+    _guardrail_options(up, "every run on the local stack")
     up.set_defaults(run=local_stack, checkout=True)
     demo = local_commands.add_parser(
         "demo",
@@ -96,6 +83,24 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     demo.set_defaults(run=local_stack, checkout=True, drift=False)
     down = local_commands.add_parser("down", help="stop the local AWS and remove .mlops-local/")
     down.set_defaults(run=local_stack, checkout=True)
+
+
+def _guardrail_options(parser: argparse.ArgumentParser, whom: str) -> None:
+    parser.add_argument(
+        "--deny",
+        action="append",
+        default=[],
+        metavar="ACTION",
+        help=f"deny ACTION (e.g. sagemaker:CreateEndpoint, sagemaker:Create*) to {whom} whatever its role allows, "
+        "as an organisation's service control policy would (repeatable)",
+    )
+    parser.add_argument(
+        "--scp",
+        type=Path,
+        metavar="FILE",
+        help="a policy document (JSON) every call must also be allowed by, as a service control policy or a "
+        "permissions boundary: an explicit Deny wins, and only what it allows is allowed",
+    )
 
 
 def _needs_local_runtime(error: ModuleNotFoundError) -> UsageError:
@@ -186,8 +191,13 @@ def local_stack(args: argparse.Namespace) -> int:
     if args.local_command == "down":
         deployment.down()
         return OK
+    guardrails = None  # a running stack keeps its own; `up` without options asks for none
+    if args.local_command == "up" and (args.deny or args.scp):
+        from ..local.task_permissions import guardrail
+
+        guardrails = guardrail(_actions(args.deny), _policy_file(args.scp))
     try:
-        running = deployment.up()
+        running = deployment.up(guardrails=guardrails)
         if args.local_command == "up":
             print(f"export AWS_ENDPOINT_URL={running.endpoint} AWS_CA_BUNDLE={running.cert}  # to use the AWS CLI")
             return OK

@@ -267,7 +267,7 @@ class Demo:
         before = cloudwatch.describe_alarms(AlarmNames=[alarm_name])["MetricAlarms"]
         started = time.monotonic()
         monitored_at = datetime.now().astimezone()
-        execution = local_monitor.run_schedule(self.deployment.client, schedule)
+        execution = local_monitor.run_schedule(self.deployment.client, schedule, guardrails=self.deployment.guardrails)
         seconds["monitoring"] = round(time.monotonic() - started, 1)
         self.say(f"monitoring execution of {schedule}: {execution['status']} ({execution.get('rows', 0)} rows)")
         for violation in execution["violations"]:

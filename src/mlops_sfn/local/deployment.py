@@ -3,8 +3,9 @@
 Everything lives under one folder (`HOME`, `.mlops-local/` in the project; `down` removes it):
   server.log, tls/         the local AWS (a moto server with the local runtime) and its certificate
   terraform/               the staged root (`stack.stage`) and its state
-  runtime/                 the functions' containers, the jobs' folders, their logs
-  deployment.json          endpoint, certificate, server pid and the Terraform outputs
+  runtime/                 the functions' containers, the jobs' folders, their logs, and the
+                           guardrails `up --deny/--scp` set (guardrails.json, read by the server)
+  deployment.json          endpoint, certificate, server pid, the Terraform outputs, the guardrails
 `up` starts the server in a session of its own, so it outlives the command, and applies the real
 root with the offline toolchain; a second `up` finds it running and does nothing.
 """
@@ -19,14 +20,15 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..tools import toolchain
 from ..tools.statemachine import ROOT
 from . import stack
+from .server import GUARDRAILS
 
 HOME = ROOT / ".mlops-local"
 
@@ -42,6 +44,8 @@ class Deployment:
     cert: str
     pid: int
     outputs: dict[str, Any]
+    # policy documents every call a run makes must also be allowed by (task_permissions.guardrail)
+    guardrails: list[dict[str, Any]] = field(default_factory=list)
 
     def client(self, service: str) -> Any:
         return stack.client(service, self.endpoint, Path(self.cert))
@@ -89,17 +93,33 @@ def _terraform(tools: toolchain.Toolchain, folder: Path, log: Path, *args: str) 
     return finished.stdout.decode()
 
 
-def up(home: Path = HOME, say: Callable[[str], None] = print, variables: dict[str, Any] | None = None) -> Deployment:
-    """Start the local AWS and apply the root into it; returns the running deployment."""
+def up(
+    home: Path = HOME,
+    say: Callable[[str], None] = print,
+    variables: dict[str, Any] | None = None,
+    guardrails: Sequence[Mapping[str, Any]] | None = None,
+) -> Deployment:
+    """Start the local AWS and apply the root into it; returns the running deployment. `guardrails`
+    (policy documents, task_permissions.guardrail) apply to every call its runs make; None keeps a
+    running deployment's, or starts one without."""
+    wanted = None if guardrails is None else [dict(policy) for policy in guardrails]
     existing = load(home)
     if existing:
-        say(f"already up: {existing.endpoint} (mlops-sfn local down to remove it)")
+        if wanted is not None and wanted != existing.guardrails:
+            raise DeploymentError(
+                "the local AWS is already up with other guardrails; they are set when it starts: "
+                "mlops-sfn local down, then mlops-sfn local up with the new ones"
+            )
+        held = ", with the guardrails it started with" if existing.guardrails else ""
+        say(f"already up: {existing.endpoint}{held} (mlops-sfn local down to remove it)")
         return existing
     if _record(home).exists():  # a previous server died without `down`: keep its evidence, start clean
         kept = archive(home)
         say(f"the previous local AWS stopped without `mlops-sfn local down`; its logs and job folders: {kept}")
     started = time.monotonic()
     tools = toolchain.ensure()
+    (home / "runtime").mkdir(parents=True, exist_ok=True)
+    (home / "runtime" / GUARDRAILS).write_text(json.dumps(wanted or [], indent=2) + "\n")
     server = stack.MotoServer(home / "server.log", home=home / "runtime", detach=True).start()
     try:
         say(f"local AWS: {server.endpoint} (log: {server.log})")
@@ -120,9 +140,11 @@ def up(home: Path = HOME, say: Callable[[str], None] = print, variables: dict[st
         server.stop()
         raise
     assert server.process is not None
-    deployment = Deployment(str(home), server.endpoint, str(server.cert), server.process.pid, outputs)
+    deployment = Deployment(str(home), server.endpoint, str(server.cert), server.process.pid, outputs, wanted or [])
     _record(home).write_text(json.dumps(asdict(deployment), indent=2) + "\n")
     say(f"up in {time.monotonic() - started:.1f} s: bucket {outputs['bucket_name']}, table {outputs['table_name']}")
+    if wanted:
+        say("guardrails: every call its runs make must also be allowed by --deny/--scp")
     return deployment
 
 

@@ -181,7 +181,8 @@ class SageMakerTask(_InputAsRequest, StateTaskServiceCallback):
         env.stack.pop()  # the create response: the task's result is the job's description
         action, part = self.resource.api_action, resource_runtime_part
         sagemaker = _local(env).sagemaker
-        job = sagemaker.start_job(action, normalised_parameters, part.region, part.account)
+        s3 = _job_s3(_local(env), normalised_parameters, part.region, part.account)
+        job = sagemaker.start_job(action, normalised_parameters, part.region, part.account, s3)
 
         def stop() -> None:
             if job.done():
@@ -329,6 +330,27 @@ def _refusal(env: Any, service: Any, parameters: dict[str, Any], local: Local) -
         service._get_sfn_resource_type(), service._get_sfn_resource(), parameters, region, account
     )
     return task_permissions.refusal(role, calls, policies, local.guardrails)
+
+
+def _job_s3(local: Local, request: dict[str, Any], region: str, account: str) -> Any:
+    """An S3 client acting as the job's role (a transform job's is its model's), for the data SageMaker
+    moves and the job's code reads and writes; None when there is nothing for IAM to decide."""
+    import boto3
+
+    from .motoport import iam_backends
+
+    if not local.check_permissions:
+        return None
+    role = request.get("RoleArn") or request.get("TrainingJobDefinition", {}).get("RoleArn")
+    if role is None and "ModelName" in request:
+        role = local.sagemaker.model_role(request["ModelName"], region)
+    policies = task_permissions.role_policies(role, iam_backends[account]["global"]) if role else None
+    if policies is None and not local.guardrails:
+        return None
+    s3 = boto3.client("s3", region_name=region)  # its own: the check is registered on it
+    return task_permissions.acting_as(
+        s3, role or "", policies if policies is not None else [task_permissions.UNDEPLOYED_ROLE], local.guardrails
+    )
 
 
 def _with_faults(service: Any) -> Any:

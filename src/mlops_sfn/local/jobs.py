@@ -34,17 +34,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from boto3.exceptions import Boto3Error
+from botocore.exceptions import ClientError
+
 from ..core import monitoring, names
 from . import monitor
-from .sagemaker import JOBS, JobResult
+from .sagemaker import JOBS, JobError, JobResult, data_failure, put
 from .worker import Worker, WorkerError
 
 CONTAINER_ROOT = "/opt/ml/"
 DEFAULT_MAX_RUNTIME = 86400  # SageMaker's default StoppingCondition
-
-
-class JobError(Exception):
-    """The job cannot run as asked; the message becomes its FailureReason."""
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -65,51 +64,58 @@ class ScriptJobs:
 
     # --- S3 ---------------------------------------------------------------------------------------
 
-    def download(self, uri: str, into: Path) -> list[Path]:
+    def download(self, uri: str, into: Path, s3: Any = None) -> list[Path]:
         """An S3 prefix (or one object) into a folder: each object at its key's path below the prefix,
         an object whose key is the prefix itself under its own name. SageMaker downloads
         "s3://your-data-bucket/path/to/input/csv/data into /opt/ml/processing/csv" ("How Amazon
         SageMaker Processing Configures Input and Output"): the prefix's objects, not a data/ folder."""
         bucket, prefix = split_uri(uri)
-        s3, written = self.client("s3"), []
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            for entry in page.get("Contents", []):
-                if entry["Key"].endswith("/"):
-                    continue
-                below = entry["Key"][len(prefix) :].lstrip("/") or entry["Key"].rsplit("/", 1)[-1]
-                target = into / below
-                target.parent.mkdir(parents=True, exist_ok=True)
-                s3.download_file(bucket, entry["Key"], str(target))
-                written.append(target)
+        s3, written = s3 or self.client("s3"), []
+        try:
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                for entry in page.get("Contents", []):
+                    if entry["Key"].endswith("/"):
+                        continue
+                    below = entry["Key"][len(prefix) :].lstrip("/") or entry["Key"].rsplit("/", 1)[-1]
+                    target = into / below
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    s3.download_file(bucket, entry["Key"], str(target))
+                    written.append(target)
+        except (ClientError, Boto3Error) as error:
+            raise JobError(data_failure("download", uri, error)) from None
         if not written:
             raise JobError(f"ClientError: No S3 objects found under S3 URL {uri!r}")
         return written
 
-    def upload(self, folder: Path, uri: str) -> None:
+    def upload(self, folder: Path, uri: str, s3: Any = None) -> None:
         bucket, prefix = split_uri(uri)
-        s3 = self.client("s3")
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            key = f"{prefix.rstrip('/')}/{path.relative_to(folder).as_posix()}".lstrip("/")
-            s3.upload_file(str(path), bucket, key)
+        s3 = s3 or self.client("s3")
+        try:
+            for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+                key = f"{prefix.rstrip('/')}/{path.relative_to(folder).as_posix()}".lstrip("/")
+                s3.upload_file(str(path), bucket, key)
+        except (ClientError, Boto3Error) as error:
+            raise JobError(data_failure("upload", uri, error)) from None
 
-    def _put(self, uri: str, body: bytes) -> None:
+    def _put(self, uri: str, body: bytes, s3: Any) -> None:
         bucket, key = split_uri(uri)
-        self.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+        put(s3, bucket, key, body)
 
     # --- Running ----------------------------------------------------------------------------------
 
-    def run(self, kind: str, request: dict[str, Any]) -> JobResult:
+    def run(self, kind: str, request: dict[str, Any], s3: Any = None) -> JobResult:
         name = request[JOBS[kind].name_field]
         folder = self.home / "jobs" / name
         folder.mkdir(parents=True, exist_ok=True)
+        s3 = s3 or self.client("s3")
         try:
             if kind == "createProcessingJob":
-                return self._processing(request, folder)
+                return self._processing(request, folder, s3)
             if kind == "createTrainingJob":
-                return self._training(request, folder, name)
+                return self._training(request, folder, name, s3)
             if kind == "createHyperParameterTuningJob":
-                return self._tuning(request, name)
-            return self._transform(request, folder)
+                return self._tuning(request, name, s3)
+            return self._transform(request, folder, s3)
         except JobError as error:
             return JobResult(failure_reason=str(error))
 
@@ -149,12 +155,12 @@ class ScriptJobs:
     def _timeout(request: dict[str, Any]) -> float:
         return float(request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", DEFAULT_MAX_RUNTIME))
 
-    def _processing(self, request: dict[str, Any], folder: Path) -> JobResult:
+    def _processing(self, request: dict[str, Any], folder: Path, s3: Any) -> JobResult:
         for index, entry in enumerate(request.get("ProcessingInputs", [])):
             source = entry.get("S3Input")
             if source is None:
                 raise JobError(f"ClientError: ProcessingInputs[{index}]: only S3Input inputs run locally")
-            self.download(source["S3Uri"], Path(self._inside(folder, source["LocalPath"])))
+            self.download(source["S3Uri"], Path(self._inside(folder, source["LocalPath"])), s3)
         app = request["AppSpecification"]
         outputs = request.get("ProcessingOutputConfig", {}).get("Outputs", [])
         if app.get("ImageUri", "").split("@")[0].split(":")[0].endswith("/" + monitoring.ANALYZER_REPOSITORY):
@@ -169,7 +175,7 @@ class ScriptJobs:
             except (ValueError, UnicodeDecodeError) as error:
                 raise JobError(f"AlgorithmError: {error}") from None
             for entry in outputs:
-                self.upload(Path(self._inside(folder, entry["S3Output"]["LocalPath"])), entry["S3Output"]["S3Uri"])
+                self.upload(Path(self._inside(folder, entry["S3Output"]["LocalPath"])), entry["S3Output"]["S3Uri"], s3)
             return JobResult()
         command = [*app.get("ContainerEntrypoint", []), *app.get("ContainerArguments", [])]
         if not app.get("ContainerEntrypoint"):
@@ -182,10 +188,10 @@ class ScriptJobs:
             Path(self._inside(folder, entry["S3Output"]["LocalPath"])).mkdir(parents=True, exist_ok=True)
         self._execute(command, request.get("Environment", {}), folder, folder, self._timeout(request))
         for entry in outputs:
-            self.upload(Path(self._inside(folder, entry["S3Output"]["LocalPath"])), entry["S3Output"]["S3Uri"])
+            self.upload(Path(self._inside(folder, entry["S3Output"]["LocalPath"])), entry["S3Output"]["S3Uri"], s3)
         return JobResult()
 
-    def _training(self, request: dict[str, Any], folder: Path, name: str) -> JobResult:
+    def _training(self, request: dict[str, Any], folder: Path, name: str, s3: Any) -> JobResult:
         hyperparameters = {key: _unquoted(value) for key, value in request.get("HyperParameters", {}).items()}
         program = hyperparameters.get("sagemaker_program")
         submit = hyperparameters.get("sagemaker_submit_directory")
@@ -203,11 +209,11 @@ class ScriptJobs:
         for path in (code, model, output_data, ml / "input" / "config"):
             path.mkdir(parents=True, exist_ok=True)
         if not entrypoint and submit:
-            _extract(self._fetch(submit), code)
+            _extract(self._fetch(submit, s3), code)
         channels = []
         for channel in request.get("InputDataConfig", []):
             source = channel["DataSource"]["S3DataSource"]
-            self.download(source["S3Uri"], ml / "input" / "data" / channel["ChannelName"])
+            self.download(source["S3Uri"], ml / "input" / "data" / channel["ChannelName"], s3)
             channels.append(channel["ChannelName"])
         user = {key: value for key, value in hyperparameters.items() if not key.startswith("sagemaker_")}
         (ml / "input" / "config" / "hyperparameters.json").write_text(json.dumps(hyperparameters))
@@ -242,13 +248,13 @@ class ScriptJobs:
                 raise JobError(f"AlgorithmError: {failure.read_text().strip()}") from None
             raise
         output = request["OutputDataConfig"]["S3OutputPath"].rstrip("/")
-        self._put(f"{output}/{name}/output/model.tar.gz", _archive(model))
+        self._put(f"{output}/{name}/output/model.tar.gz", _archive(model), s3)
         if any(output_data.iterdir()):
-            self._put(f"{output}/{name}/output/output.tar.gz", _archive(output_data))
+            self._put(f"{output}/{name}/output/output.tar.gz", _archive(output_data), s3)
         metrics = read_metrics(log, request.get("AlgorithmSpecification", {}).get("MetricDefinitions", []))
         return JobResult(metrics=metrics)
 
-    def _tuning(self, request: dict[str, Any], name: str) -> JobResult:
+    def _tuning(self, request: dict[str, Any], name: str, s3: Any) -> JobResult:
         definition = request["TrainingJobDefinition"]
         ranges = request["HyperParameterTuningJobConfig"].get("ParameterRanges", {})
         candidate = f"{name}-001-{names.digest(name, 8)}"
@@ -257,14 +263,14 @@ class ScriptJobs:
             "HyperParameters": {**definition.get("StaticHyperParameters", {}), **middle_of(ranges)},
             **{key: value for key, value in definition.items() if key != "StaticHyperParameters"},
         }
-        result = self._training(training, self.home / "jobs" / candidate, candidate)
+        result = self._training(training, self.home / "jobs" / candidate, candidate, s3)
         return JobResult(best_training_job=candidate, metrics=result.metrics)
 
-    def _transform(self, request: dict[str, Any], folder: Path) -> JobResult:
+    def _transform(self, request: dict[str, Any], folder: Path, s3: Any) -> JobResult:
         model = self.client("sagemaker").describe_model(ModelName=request["ModelName"])
-        worker = self.model_server(model, folder, folder / "log.txt")
+        worker = self.model_server(model, folder, folder / "log.txt", s3)
         source = request["TransformInput"]["DataSource"]["S3DataSource"]
-        inputs = self.download(source["S3Uri"], folder / "input")
+        inputs = self.download(source["S3Uri"], folder / "input", s3)
         output = request["TransformOutput"]["S3OutputPath"].rstrip("/")
         content_type = request["TransformInput"].get("ContentType", "text/csv")
         accept = request["TransformOutput"].get("Accept", content_type)
@@ -274,23 +280,25 @@ class ScriptJobs:
                     {"body": path.read_text(), "content_type": content_type, "accept": accept}, timeout=600
                 )
                 relative = path.relative_to(folder / "input").as_posix()
-                self._put(f"{output}/{relative}.out", answer["body"].encode())
+                self._put(f"{output}/{relative}.out", answer["body"].encode(), s3)
         except WorkerError as error:
             raise JobError(f"ClientError: {error.error_type}: {error} (log: {folder / 'log.txt'})") from None
         finally:
             worker.stop()
         return JobResult()
 
-    def _fetch(self, uri: str) -> bytes:
+    def _fetch(self, uri: str, s3: Any) -> bytes:
         bucket, key = split_uri(uri)
         try:
-            body: bytes = self.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-        except Exception as error:
-            raise JobError(f"ClientError: cannot read {uri}: {error}") from None
+            body: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as error:
+            raise JobError(data_failure("download", uri, error)) from None
         return body
 
-    def model_server(self, model: dict[str, Any], folder: Path, log: Path) -> Worker:
-        """A Worker serving a DescribeModel response's container: its model.tar.gz and inference script."""
+    def model_server(self, model: dict[str, Any], folder: Path, log: Path, s3: Any = None) -> Worker:
+        """A Worker serving a DescribeModel response's container: its model.tar.gz and inference script,
+        read through `s3` (a transform job's, acting as the model's role) or the runner's own client."""
+        s3 = s3 or self.client("s3")
         container = model.get("PrimaryContainer") or model["Containers"][0]
         environment = container.get("Environment", {})
         program, submit = environment.get("SAGEMAKER_PROGRAM"), environment.get("SAGEMAKER_SUBMIT_DIRECTORY")
@@ -302,8 +310,8 @@ class ScriptJobs:
         model_dir, code = folder / "opt" / "ml" / "model", folder / "opt" / "ml" / "code"
         model_dir.mkdir(parents=True, exist_ok=True)
         code.mkdir(parents=True, exist_ok=True)
-        _extract(self._fetch(container["ModelDataUrl"]), model_dir)
-        _extract(self._fetch(submit), code)
+        _extract(self._fetch(container["ModelDataUrl"], s3), model_dir)
+        _extract(self._fetch(submit, s3), code)
         env = {**self.environment, **environment, "SM_MODEL_DIR": str(model_dir)}
         return Worker(["model", str(model_dir), str(code), program], env, log, cwd=code)
 

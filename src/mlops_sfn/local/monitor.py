@@ -33,7 +33,7 @@ import json
 import math
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -367,9 +367,15 @@ def publishes(definition: dict[str, Any], rules: dict[str, Any]) -> bool:
     return enabled and bool(rules.get("monitoring_config", {}).get("emit_metrics", "Enabled") == "Enabled")
 
 
-def run_schedule(client: Callable[[str], Any], schedule: str, now: datetime | None = None) -> dict[str, Any]:
+def run_schedule(
+    client: Callable[[str], Any],
+    schedule: str,
+    now: datetime | None = None,
+    guardrails: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
     """One execution of a data-quality schedule over the past hour's capture: its reports in the
-    job definition's output, its metrics in CloudWatch (which evaluates the alarms watching them)."""
+    job definition's output, its metrics in CloudWatch (which evaluates the alarms watching them), when
+    the job definition's role, within `guardrails` (local up --deny/--scp), may write them."""
     now = now or datetime.now(UTC)
     sagemaker, s3, cloudwatch = client("sagemaker"), client("s3"), client("cloudwatch")
     described = sagemaker.describe_monitoring_schedule(MonitoringScheduleName=schedule)
@@ -418,7 +424,7 @@ def run_schedule(client: Callable[[str], Any], schedule: str, now: datetime | No
                 )
             ],
             task_permissions.role_policies_via_api(client("iam"), definition["RoleArn"]) or [],
-            [],
+            guardrails,
         )
     if unpublished is None and drift:
         dimensions = [{"Name": "Endpoint", "Value": endpoint}, {"Name": "MonitoringSchedule", "Value": schedule}]

@@ -94,9 +94,36 @@ class JobResult:
 
 
 class JobRunner(Protocol):
-    """Does a job's work. `kind` is the create action, e.g. "createTrainingJob"."""
+    """Does a job's work. `kind` is the create action, e.g. "createTrainingJob"; `s3`, when given, is
+    the client acting as the job's role, through which its data moves (None: the runner's own)."""
 
-    def run(self, kind: str, request: dict[str, Any]) -> JobResult: ...
+    def run(self, kind: str, request: dict[str, Any], s3: Any = None) -> JobResult: ...
+
+
+def data_failure(verb: str, uri: str, error: Exception) -> str:
+    """A job's FailureReason when S3 refuses its data ("download" or "upload"), in SageMaker's words for
+    an input it cannot download: "ClientError: Data download failed:Unable to download object s3://...
+    (AccessDenied: Access Denied)" (as users report it, e.g. aws/amazon-sagemaker-examples#4384)."""
+    if not isinstance(error, ClientError) and isinstance(error.__context__, ClientError):
+        error = error.__context__  # boto3's S3UploadFailedError, raised while handling the ClientError
+    detail = (
+        f"{error.response['Error']['Code']}: {error.response['Error']['Message']}"
+        if isinstance(error, ClientError)
+        else str(error)
+    )
+    return f"ClientError: Data {verb} failed:Unable to {verb} object {uri} ({detail})"
+
+
+class JobError(Exception):
+    """The job cannot run as asked; the message becomes its FailureReason."""
+
+
+def put(s3: Any, bucket: str, key: str, body: bytes) -> None:
+    """PutObject by a job: a refusal fails the job (JobError)."""
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+    except ClientError as error:
+        raise JobError(data_failure("upload", f"s3://{bucket}/{key}", error)) from None
 
 
 class JobFailed(Exception):
@@ -184,14 +211,24 @@ class LocalSageMaker:
             setattr(record, kind.status_attribute, "InProgress")
         return response
 
-    def start_job(self, action: str, request: dict[str, Any], region: str, account: str) -> Future[dict[str, Any]]:
+    def model_role(self, model: str, region: str) -> str | None:
+        """The role a model's containers run as (a transform job reads and writes as it), if the model exists."""
+        try:
+            role: str = self.client("sagemaker", region).describe_model(ModelName=model)["ExecutionRoleArn"]
+        except ClientError:
+            return None
+        return role
+
+    def start_job(
+        self, action: str, request: dict[str, Any], region: str, account: str, s3: Any = None
+    ) -> Future[dict[str, Any]]:
         """The .sync part, begun: the job runs in its own thread, as a SageMaker job runs on its own
         while Step Functions polls it; the future holds run_job's answer."""
         future: Future[dict[str, Any]] = Future()
 
         def work() -> None:
             try:
-                future.set_result(self.run_job(action, request, region, account))
+                future.set_result(self.run_job(action, request, region, account, s3))
             except BaseException as error:  # JobFailed, or a local fault: the task reports it
                 future.set_exception(error)
 
@@ -210,11 +247,13 @@ class LocalSageMaker:
         if record is not None:
             setattr(record, kind.status_attribute, "Stopped")
 
-    def run_job(self, action: str, request: dict[str, Any], region: str, account: str) -> dict[str, Any]:
+    def run_job(
+        self, action: str, request: dict[str, Any], region: str, account: str, s3: Any = None
+    ) -> dict[str, Any]:
         """The .sync part: run the job, record its outcome, return its Describe* response; JobFailed when it failed."""
         kind = JOBS[action]
         name = request[kind.name_field]
-        result = self.runner.run(action, request)
+        result = self.runner.run(action, request, s3)
         record = getattr(self._backend(account, region), kind.records)[name]
         if name in self._stopped:
             return {kind.status_field: "Stopped"}  # nobody waits for it any more
@@ -308,30 +347,50 @@ class SimulatedJobs:
     failing: dict[str, str] = field(default_factory=dict)  # job name -> failure reason
     reports: dict[str, tuple[str, str, dict[str, Any]]] = field(default_factory=dict)  # job -> bucket, key, report
 
-    def run(self, kind: str, request: dict[str, Any]) -> JobResult:
+    def run(self, kind: str, request: dict[str, Any], s3: Any = None) -> JobResult:
         name = request[JOBS[kind].name_field]
         if name in self.failing:
             return JobResult(failure_reason=self.failing[name])
+        s3 = s3 or self.s3
+        try:
+            for uri in job_inputs(request):  # what SageMaker downloads, as far as it exists here
+                self._read(s3, uri)
+            return self._write(kind, request, name, s3)
+        except JobError as error:
+            return JobResult(failure_reason=str(error))
+
+    def _write(self, kind: str, request: dict[str, Any], name: str, s3: Any) -> JobResult:
         if kind == "createTrainingJob":
-            self._write_model(request["OutputDataConfig"]["S3OutputPath"], name)
+            self._write_model(s3, request["OutputDataConfig"]["S3OutputPath"], name)
         if kind == "createHyperParameterTuningJob":
             best = f"{name}-001-{names.digest(name, 8)}"
-            self._write_model(request["TrainingJobDefinition"]["OutputDataConfig"]["S3OutputPath"], best)
+            self._write_model(s3, request["TrainingJobDefinition"]["OutputDataConfig"]["S3OutputPath"], best)
             return JobResult(best_training_job=best)
         outputs = [entry["S3Output"]["S3Uri"] for entry in request.get("ProcessingOutputConfig", {}).get("Outputs", [])]
         outputs += [request["TransformOutput"]["S3OutputPath"]] if "TransformOutput" in request else []
         for output in outputs:
             bucket, _, prefix = output.removeprefix("s3://").partition("/")
-            self.s3.put_object(Bucket=bucket, Key=f"{prefix.rstrip('/')}/simulated-{name}.out", Body=b"simulated\n")
+            put(s3, bucket, f"{prefix.rstrip('/')}/simulated-{name}.out", b"simulated\n")
         if name in self.reports:
             bucket, key, report = self.reports[name]
-            self.s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(report).encode())
+            put(s3, bucket, key, json.dumps(report).encode())
         return JobResult()
 
-    def _write_model(self, output_path: str, job: str) -> None:
+    @staticmethod
+    def _read(s3: Any, uri: str) -> None:
+        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        try:
+            for entry in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []):
+                s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read()
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "NoSuchBucket":  # no bucket, nothing to read: it goes on
+                raise JobError(data_failure("download", uri, error)) from None
+
+    @staticmethod
+    def _write_model(s3: Any, output_path: str, job: str) -> None:
         bucket, _, prefix = output_path.removeprefix("s3://").partition("/")
         key = f"{prefix.rstrip('/')}/{job}/output/model.tar.gz".lstrip("/")
-        self.s3.put_object(Bucket=bucket, Key=key, Body=model_archive({"simulated": True, "training_job": job}))
+        put(s3, bucket, key, model_archive({"simulated": True, "training_job": job}))
 
     @classmethod
     def for_execution(
@@ -353,6 +412,15 @@ class SimulatedJobs:
             location = evaluation["report"]
             jobs.reports[evaluation["request"]["ProcessingJobName"]] = (location["Bucket"], location["Key"], report)
         return jobs
+
+
+def job_inputs(request: dict[str, Any]) -> list[str]:
+    """The S3 locations a job's request has SageMaker download (a tuning job's: its training definition's)."""
+    request = request.get("TrainingJobDefinition", request)
+    processing = [entry["S3Input"]["S3Uri"] for entry in request.get("ProcessingInputs", []) if "S3Input" in entry]
+    channels = [channel["DataSource"]["S3DataSource"]["S3Uri"] for channel in request.get("InputDataConfig", [])]
+    transform = request.get("TransformInput", {}).get("DataSource", {}).get("S3DataSource", {}).get("S3Uri")
+    return processing + channels + ([transform] if transform else [])
 
 
 def simulated_report(gate: dict[str, Any] | None, metric: float | None) -> dict[str, Any]:

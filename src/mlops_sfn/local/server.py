@@ -33,6 +33,7 @@ from typing import Any
 from . import REGION
 
 WITHOUT_TLS = {"Bool": {"aws:SecureTransport": "false"}}
+GUARDRAILS = "guardrails.json"  # in the runtime folder, written by `local up --deny/--scp` before the server starts
 
 
 def applies_only_without_tls(statement: dict[str, Any]) -> bool:
@@ -169,10 +170,12 @@ def install_runtime(home: Path, endpoint: str, ca_bundle: str) -> Any:
 
     SageMakerRuntimeResponse.invoke_endpoint = invoke_endpoint  # type: ignore[method-assign]
 
+    guardrails = home / GUARDRAILS
     local = Local(
         sagemaker=LocalSageMaker(jobs, client, lambda account, region: sagemaker_backends[account][region]),
         functions=Deployed(lambdas),
         wait_scale=0.0,  # the execution input keeps AWS's waits; here nothing needs them
+        guardrails=json.loads(guardrails.read_text()) if guardrails.exists() else [],
     )
     active = installed(local)
     active.__enter__()

@@ -21,6 +21,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from .policy_evaluation import Policy, Request, decide, denied_message
 
 # What the optimised SageMaker integration creates -> (ARN resource type, name field).
@@ -127,10 +129,6 @@ def needed(resource_type: str, resource: str, params: dict[str, Any], region: st
         alarms = [params.get("AlarmName", "")] if resource == "putMetricAlarm" else params.get("AlarmNames", [])
         action = f"cloudwatch:{resource[0].upper()}{resource[1:]}"
         return [Call(action, f"arn:aws:cloudwatch:{region}:{account}:alarm:{name}", {}) for name in alarms]
-    if resource_type == "aws-sdk:sagemakerruntime":
-        return [
-            Call("sagemaker:InvokeEndpoint", f"{sagemaker}:endpoint/{str(params.get('EndpointName', '')).lower()}", {})
-        ]
     if resource_type == "lambda":
         return [Call("lambda:InvokeFunction", str(params.get("FunctionName", "")), {})]
     if resource_type == "dynamodb":
@@ -185,6 +183,68 @@ def role_policies_via_api(iam: Any, role_arn: str) -> list[Policy] | None:
             iam.get_policy_version(PolicyArn=policy["PolicyArn"], VersionId=version)["PolicyVersion"]["Document"]
         )
     return inline + attached
+
+
+# The S3 calls a job's data moves through, as S3 authorizes them (S3 User Guide, "Required permissions
+# for Amazon S3 API operations"): HeadObject needs s3:GetObject, each part of a multipart upload
+# s3:PutObject, a listing s3:ListBucket on the bucket with the prefix as s3:prefix.
+_S3_ACTIONS = {
+    "GetObject": "s3:GetObject",
+    "HeadObject": "s3:GetObject",
+    "PutObject": "s3:PutObject",
+    "CreateMultipartUpload": "s3:PutObject",
+    "UploadPart": "s3:PutObject",
+    "CompleteMultipartUpload": "s3:PutObject",
+    "AbortMultipartUpload": "s3:AbortMultipartUpload",
+    "ListObjectsV2": "s3:ListBucket",
+    "ListObjects": "s3:ListBucket",
+}
+
+
+def s3_call(operation: str, params: dict[str, Any]) -> Call:
+    """What IAM checks for one S3 call of a job."""
+    action = _S3_ACTIONS.get(operation)
+    if action is None:
+        raise NotImplementedError(f"the local AWS does not know what IAM checks for s3:{operation}")
+    bucket = params["Bucket"]
+    if action == "s3:ListBucket":
+        return Call(action, f"arn:aws:s3:::{bucket}", {"s3:prefix": params.get("Prefix", "")})
+    return Call(action, f"arn:aws:s3:::{bucket}/{params['Key']}", {})
+
+
+# `local run` deploys no Terraform, so no SageMaker role: its jobs' calls are decided by the run's
+# guardrails alone, as if the role allowed them (on the local stack the role Terraform made decides).
+UNDEPLOYED_ROLE: Policy = {
+    "Version": "2012-10-17",
+    "Statement": [{"Sid": "RoleNotDeployed", "Effect": "Allow", "Action": "*", "Resource": "*"}],
+}
+
+
+def acting_as(s3: Any, role: str, policies: Sequence[Policy], guardrails: Sequence[Policy]) -> Any:
+    """`s3`, a client of its own, making each call as `role` does on AWS: refused as S3 refuses,
+    AccessDenied (403) with IAM's message, and a HEAD's 403 with no body, so "Forbidden". A key that
+    does not exist is answered 404 only to a role that may list the bucket, 403 AccessDenied to any
+    other (S3 API reference, GetObject and HeadObject, "Permissions")."""
+
+    def denied(operation: str, message: str) -> dict[str, Any]:
+        code, message = ("403", "Forbidden") if operation == "HeadObject" else ("AccessDenied", message)
+        return {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 403}}
+
+    def check(model: Any, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        message = refusal(role, [s3_call(model.name, params)], policies, guardrails)
+        if message is not None:
+            raise ClientError(denied(model.name, message), model.name)
+        if model.name in ("GetObject", "HeadObject"):  # what a missing key will be answered
+            listing = Call("s3:ListBucket", f"arn:aws:s3:::{params['Bucket']}", {"s3:prefix": params["Key"]})
+            context["unlisted"] = refusal(role, [listing], policies, guardrails) is not None
+
+    def missing_key(model: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if context.get("unlisted") and parsed.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            parsed.update(denied(model.name, "Access Denied"))  # S3 says no more than that here
+
+    s3.meta.events.register("before-parameter-build.s3", check)  # with the call's own parameters
+    s3.meta.events.register("after-call.s3", missing_key)
+    return s3
 
 
 def guardrail(denied: Iterable[str] = (), scp: Policy | None = None) -> list[Policy]:
