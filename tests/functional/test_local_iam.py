@@ -6,8 +6,10 @@ under the same evaluation, so a policy that lacks a call fails them."""
 from __future__ import annotations
 
 import copy
+import io
 import json
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -269,3 +271,64 @@ def test_local_up_keeps_a_running_stacks_guardrails_and_refuses_others(
     # the command refuses what is not a guardrail before anything starts
     assert cli.main(["local", "up", "--deny", "CreateEndpoint"]) == 2
     assert "--deny CreateEndpoint: name an IAM action as service:Action" in capsys.readouterr().err
+
+
+READER = """
+import boto3, botocore.exceptions
+
+def handler(event, context):
+    s3 = boto3.client("s3")
+    try:
+        return {"body": s3.get_object(Bucket=event["bucket"], Key=event["key"])["Body"].read().decode()}
+    except botocore.exceptions.ClientError as error:
+        return {"error": error.response["Error"]["Code"], "message": error.response["Error"].get("Message", "")}
+"""
+
+
+def test_a_functions_code_calls_aws_as_its_execution_role(tmp_path: Path) -> None:
+    """Lambda gives a function its execution role's credentials: on the local stack each function's
+    calls are decided as that role (a read it grants, one it does not), and a missing key is 403 to a
+    role that may not list the bucket, as S3 answers it."""
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    with MotoServer(tmp_path / "server.log", home=runtime) as server:
+        s3, iam, lam = server.client("s3"), server.client("iam"), server.client("lambda")
+        s3.create_bucket(Bucket="reports")
+        for key in ("reports/ok.json", "private/secret.json"):
+            s3.put_object(Bucket="reports", Key=key, Body=b"{}")
+        trust = {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        role = iam.create_role(
+            RoleName="reader", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [trust]})
+        )["Role"]["Arn"]
+        read = {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::reports/reports/*"}
+        iam.put_role_policy(
+            RoleName="reader",
+            PolicyName="read",
+            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [read]}),
+        )
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as package:
+            package.writestr("app.py", READER)
+        lam.create_function(
+            FunctionName="reader",
+            Runtime="python3.12",
+            Role=role,
+            Handler="app.handler",
+            Code={"ZipFile": archive.getvalue()},
+            Timeout=30,
+        )
+
+        def invoke(key: str) -> dict[str, Any]:
+            answer = lam.invoke(FunctionName="reader", Payload=json.dumps({"bucket": "reports", "key": key}))
+            result: dict[str, Any] = json.loads(answer["Payload"].read())
+            return result
+
+        allowed, refused, missing = invoke("reports/ok.json"), invoke("private/secret.json"), invoke("reports/no.json")
+        assert s3.get_object(Bucket="reports", Key="private/secret.json")["Body"].read() == b"{}"  # others: as before
+    assert allowed == {"body": "{}"}
+    assert refused["error"] == "AccessDenied"
+    assert refused["message"] == (
+        f"User: {role} is not authorized to perform: s3:GetObject on resource: arn:aws:s3:::reports/private/"
+        "secret.json because no identity-based or resource-based policy allows the s3:GetObject action"
+    )
+    assert missing == {"error": "AccessDenied", "message": "Access Denied"}

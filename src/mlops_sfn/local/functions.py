@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import callers
 from .worker import Worker, WorkerError
 
 DEFAULT_RETRIES = 2  # Lambda's default MaximumRetryAttempts for asynchronous invocations
@@ -146,6 +147,9 @@ class LocalLambda:
         env = {
             **self.environment,
             **{key: str(value) for key, value in function.environment_vars.items()},
+            # the execution role's credentials, as Lambda gives them: the local AWS decides as that role
+            "AWS_ACCESS_KEY_ID": callers.key_for(function.role),
+            "AWS_SESSION_TOKEN": "local-session",
             "AWS_LAMBDA_FUNCTION_NAME": function.function_name,
             "AWS_LAMBDA_FUNCTION_TIMEOUT": str(function.timeout),
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_size),

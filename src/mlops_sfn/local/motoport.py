@@ -86,6 +86,13 @@ except ImportError as error:  # an internal that moved within 5.2.x: name the re
     ) from error
 
 
+def server_dispatcher() -> Any:
+    """The moto server's WSGI application class (imported when a server starts: it brings Flask)."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    return DomainDispatcherApplication
+
+
 def serve(argv: list[str]) -> None:
     """moto's server (imported here, when a server starts: it brings Flask)."""
     from moto.server import main

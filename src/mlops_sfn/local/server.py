@@ -177,9 +177,65 @@ def install_runtime(home: Path, endpoint: str, ca_bundle: str) -> Any:
         wait_scale=0.0,  # the execution input keeps AWS's waits; here nothing needs them
         guardrails=json.loads(guardrails.read_text()) if guardrails.exists() else [],
     )
+    check_callers(local)
     active = installed(local)
     active.__enter__()
     return active
+
+
+def check_callers(local: Any) -> None:
+    """Every request a deployed function's code makes is decided as the function's role (callers.py)."""
+    import io
+
+    from werkzeug.datastructures import EnvironHeaders
+
+    from . import callers, task_permissions
+    from .motoport import iam_backends, server_dispatcher
+
+    application = server_dispatcher()
+    dispatch = application.__call__
+
+    def policies(role: str) -> Any:
+        return task_permissions.role_policies(role, iam_backends[role.split(":")[4]]["global"])
+
+    def checked(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
+        headers = EnvironHeaders(environ)
+        signed = callers.signer(headers)
+        if signed is None or not local.check_permissions:
+            return dispatch(self, environ, start_response)
+        role, region, service = signed
+        body = b""
+        if service != "s3":  # a JSON request's body names what it acts on; S3's path does
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            environ["wsgi.input"] = io.BytesIO(body)
+        method, path, query = environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", "")
+        try:
+            wanted = callers.calls(service, region, role.split(":")[4], method, path, query, headers, body)
+        except NotImplementedError as unknown:  # loud: a function's new call needs its rule here
+            status, response_headers, text = 500, {"Content-Type": "text/plain"}, str(unknown).encode()
+        else:
+            message = callers.refusal(role, wanted, policies, local.guardrails)
+            if message is None and not callers.unlisted(role, wanted, policies, local.guardrails):
+                return dispatch(self, environ, start_response)
+            if message is None:  # a missing key is 403 to a role that may not list the bucket
+                answered: list[Any] = []
+
+                def keep(*response: Any) -> Any:
+                    answered.append(response)
+                    return lambda _: None  # WSGI's write(), unused by the backends
+
+                body = b"".join(dispatch(self, environ, keep))
+                if not answered[0][0].startswith("404"):
+                    start_response(*answered[0])
+                    return [body]
+                message = "Access Denied"
+            status, response_headers, text = callers.denied(service, message)
+            text = b"" if method == "HEAD" else text  # S3 answers a HEAD with no body
+        reasons = {400: "Bad Request", 403: "Forbidden", 500: "Internal Server Error"}
+        start_response(f"{status} {reasons[status]}", [*response_headers.items(), ("Content-Length", str(len(text)))])
+        return [text]
+
+    application.__call__ = checked
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -59,6 +59,11 @@ def _variables(arn_format: str) -> list[str]:
 def arns(action: str, names: dict[str, Any], region: str, account: str) -> list[tuple[dict[str, Any], str]]:
     """(resource type, ARN) for each resource IAM checks `action` on: every type the reference says it
     requires, or, when it requires none, those whose names the request holds."""
+    if action not in REFERENCE:
+        raise NotImplementedError(
+            f"{action} is not in local/iam_reference.json: "
+            "add it to tools/iam_reference.CHECKED, then run mlops-sfn generate"
+        )
     types = REFERENCE[action]["resources"]
     chosen = [t for t in types if t["required"]] or [
         t for t in types if all(_FIELDS.get(v, v) in names for v in _variables(t["arn"]))

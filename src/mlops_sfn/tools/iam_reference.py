@@ -20,8 +20,8 @@ from . import policy
 
 REFERENCE = Path(__file__).resolve().parents[1] / "local" / "iam_reference.json"
 # Checked by the local AWS besides what the state machine's role policy grants: the S3 calls through
-# which a job's data moves (task_permissions.acting_as), the analyzer's metrics (monitor), the smoke
-# test's invocation.
+# which a job's data moves (task_permissions.acting_as), the analyzer's metrics (monitor), and the
+# calls the functions' code makes as their roles (callers.py).
 CHECKED = (
     "s3:GetObject",
     "s3:PutObject",
@@ -29,6 +29,10 @@ CHECKED = (
     "s3:AbortMultipartUpload",
     "cloudwatch:PutMetricData",
     "sagemaker:InvokeEndpoint",
+    "dynamodb:GetItem",
+    "dynamodb:Scan",
+    "states:StartExecution",
+    "states:DescribeExecution",
 )
 
 
