@@ -691,7 +691,7 @@ def test_bad_options_are_refused_before_anything_starts() -> None:
         assert local.sfn.list_executions(stateMachineArn=local.state_machine_arn)["executions"] == []
 
 
-def test_approve_and_reject_find_the_waiting_token_from_the_execution() -> None:
+def test_approve_and_reject_find_the_waiting_token_from_the_execution(capsys: pytest.CaptureFixture[str]) -> None:
     with LocalRuns() as local:
         arns = []
         for verb in ("approve", "reject"):
@@ -699,6 +699,8 @@ def test_approve_and_reject_find_the_waiting_token_from_the_execution() -> None:
             wait_for(lambda: "Ask for approval" in entered(local, arn))  # noqa: B023
             target = execution_input["execution_name"] if verb == "approve" else arn
             assert cli.main([verb, target, "--state-machine", local.state_machine_arn, "--region", "us-east-1"]) == 0
+            said = {"approve": "approved", "reject": "rejected"}[verb]
+            assert capsys.readouterr().out.startswith(f"{said}: answered task token ")
             arns.append(arn)
         wait_for(lambda: all(status(local, arn) != "RUNNING" for arn in arns))
         assert [status(local, arn) for arn in arns] == ["SUCCEEDED", "FAILED"]

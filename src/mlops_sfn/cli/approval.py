@@ -40,5 +40,5 @@ def answer_approval(args: argparse.Namespace) -> int:
     except approval.ApprovalError as error:
         problem(f"mlops-sfn {args.command}: {error}")
         return INVALID
-    print(f"{args.command}d: answered task token {token[:16]}...")
+    print(f"{'approved' if args.command == 'approve' else 'rejected'}: answered task token {token[:16]}...")
     return OK
