@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from mlops_sfn import cli
@@ -101,6 +102,29 @@ def test_the_jobs_ran_the_scripts_and_left_their_outputs_where_sagemaker_would(f
     predictions = found["batch-transform/features.csv.out"].decode().splitlines()
     assert len(predictions) == len(features) == 1200
     assert all(0.0 < float(value) < 6.0 for value in predictions)
+
+
+def test_the_environment_local_up_prints_reaches_the_local_aws_as_printed(
+    stack: deployment.Deployment, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(deployment, "up", lambda **_: stack)
+    assert cli.main(["local", "up"]) == 0
+    (export,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("export ")]
+    for name in (
+        "AWS_ENDPOINT_URL",
+        "AWS_CA_BUNDLE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_DEFAULT_REGION",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")  # nothing but the printed variables
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    for assignment in export.removeprefix("export ").split():
+        name, _, value = assignment.partition("=")
+        monkeypatch.setenv(name, value)
+    tables = boto3.session.Session().client("dynamodb").list_tables()["TableNames"]
+    assert stack.outputs["table_name"] in tables
 
 
 def test_the_router_ran_as_the_lambda_on_every_upload_event(first: DemoResult, stack: deployment.Deployment) -> None:

@@ -184,7 +184,7 @@ def local_run(args: argparse.Namespace) -> int:
 def local_stack(args: argparse.Namespace) -> int:
     """`mlops-sfn local up | demo | down`."""
     try:
-        from ..local import deployment
+        from ..local import deployment, stack
         from ..local.demo import PIPELINE, Demo, DemoError, drift_report, report
     except ModuleNotFoundError as error:
         raise _needs_local_runtime(error) from error
@@ -199,7 +199,9 @@ def local_stack(args: argparse.Namespace) -> int:
     try:
         running = deployment.up(guardrails=guardrails)
         if args.local_command == "up":
-            print(f"export AWS_ENDPOINT_URL={running.endpoint} AWS_CA_BUNDLE={running.cert}  # to use the AWS CLI")
+            reach = {"AWS_ENDPOINT_URL": running.endpoint, "AWS_CA_BUNDLE": running.cert, **stack.CREDENTIALS}
+            print("# to use the AWS CLI or an AWS SDK against it:")
+            print("export " + " ".join(f"{name}={value}" for name, value in reach.items()))
             return OK
         demo = Demo(running)
         started = time.monotonic()
