@@ -109,11 +109,11 @@ def unlisted(
 ) -> bool:
     """Whether a read of one object is by a role that may not list its bucket: S3 then answers a missing
     key 403 Access Denied, not 404 (S3 API reference, GetObject and HeadObject, "Permissions")."""
-    if [call.action for call in wanted] != ["s3:GetObject"]:
+    found = policies(role)
+    if [call.action for call in wanted] != ["s3:GetObject"] or found is None:
         return False
     bucket, _, key = wanted[0].resource.removeprefix("arn:aws:s3:::").partition("/")
-    listing = task_permissions.s3_call("ListObjectsV2", {"Bucket": bucket, "Prefix": key})
-    return refusal(role, [listing], policies, guardrails) is not None
+    return not task_permissions.may_list(role, bucket, key, found, guardrails)
 
 
 def denied(service: str, message: str) -> tuple[int, dict[str, str], bytes]:

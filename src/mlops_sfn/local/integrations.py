@@ -181,7 +181,7 @@ class SageMakerTask(_InputAsRequest, StateTaskServiceCallback):
         env.stack.pop()  # the create response: the task's result is the job's description
         action, part = self.resource.api_action, resource_runtime_part
         sagemaker = _local(env).sagemaker
-        s3 = _job_s3(_local(env), normalised_parameters, part.region, part.account)
+        s3 = _job_s3(_local(env), normalised_parameters, part.region)
         job = sagemaker.start_job(action, normalised_parameters, part.region, part.account, s3)
 
         def stop() -> None:
@@ -316,14 +316,12 @@ _DENIALS = {"sns": ("AuthorizationError", 403)}
 
 def _refusal(env: Any, service: Any, parameters: dict[str, Any], local: Local) -> str | None:
     """AWS's AccessDenied message when the state machine's role may not make this Task's calls."""
-    from .motoport import iam_backends
-
     if not local.check_permissions:
         return None
     context = env.states.context_object.context_object_data
     role = context["Execution"]["RoleArn"]
     _, _, _, region, account, _ = context["StateMachine"]["Id"].split(":", 5)
-    policies = task_permissions.role_policies(role, iam_backends[account]["global"])
+    policies = task_permissions.role_policies(role)
     if policies is None:  # AWS cannot assume a role that does not exist
         return f"the state machine's role {role} does not exist: no call can be made as it"
     calls = task_permissions.needed(
@@ -332,19 +330,17 @@ def _refusal(env: Any, service: Any, parameters: dict[str, Any], local: Local) -
     return task_permissions.refusal(role, calls, policies, local.guardrails)
 
 
-def _job_s3(local: Local, request: dict[str, Any], region: str, account: str) -> Any:
+def _job_s3(local: Local, request: dict[str, Any], region: str) -> Any:
     """An S3 client acting as the job's role (a transform job's is its model's), for the data SageMaker
-    moves and the job's code reads and writes; None when there is nothing for IAM to decide."""
+    moves for the job; None when there is nothing for IAM to decide."""
     import boto3
-
-    from .motoport import iam_backends
 
     if not local.check_permissions:
         return None
     role = request.get("RoleArn") or request.get("TrainingJobDefinition", {}).get("RoleArn")
     if role is None and "ModelName" in request:
         role = local.sagemaker.model_role(request["ModelName"], region)
-    policies = task_permissions.role_policies(role, iam_backends[account]["global"]) if role else None
+    policies = task_permissions.role_policies(role) if role else None
     if policies is None and not local.guardrails:
         return None
     s3 = boto3.client("s3", region_name=region)  # its own: the check is registered on it

@@ -190,13 +190,11 @@ def check_callers(local: Any) -> None:
     from werkzeug.datastructures import EnvironHeaders
 
     from . import callers, task_permissions
-    from .motoport import iam_backends, server_dispatcher
+    from .motoport import server_dispatcher
 
     application = server_dispatcher()
     dispatch = application.__call__
-
-    def policies(role: str) -> Any:
-        return task_permissions.role_policies(role, iam_backends[role.split(":")[4]]["global"])
+    policies = task_permissions.role_policies
 
     def checked(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
         headers = EnvironHeaders(environ)

@@ -42,7 +42,6 @@ _SYNC_RULES = {
 }
 # ARN variables whose request field is named otherwise.
 _FIELDS = {"DataQualityJobDefinitionName": "JobDefinitionName"}
-_ACCOUNT_PARTS = {"Partition": "aws"}
 
 
 @dataclass(frozen=True)
@@ -166,11 +165,14 @@ def refusal(role: str, calls: Iterable[Call], policies: Sequence[Policy], guardr
     return None
 
 
-def role_policies(role_arn: str, iam: Any) -> list[Policy] | None:
-    """The role's inline and attached policies from the local IAM backend, or None when it has no such role."""
+def role_policies(role_arn: str) -> list[Policy] | None:
+    """The role's inline and attached policies in this process's local IAM (the role's account), or
+    None when it has no such role."""
+    from .motoport import iam_backends
+
     name = role_arn.rsplit("/", 1)[-1]
     try:
-        role = iam.get_role(name)
+        role = iam_backends[role_arn.split(":")[4]]["global"].get_role(name)
     except Exception:
         return None
     inline = [json.loads(document) if isinstance(document, str) else document for document in role.policies.values()]
@@ -228,6 +230,13 @@ def s3_call(operation: str, params: dict[str, Any]) -> Call:
     return Call(action, arn, {"s3:prefix": params.get("Prefix", "")} if action == "s3:ListBucket" else {})
 
 
+def may_list(role: str, bucket: str, key: str, policies: Sequence[Policy], guardrails: Sequence[Policy]) -> bool:
+    """Whether `role` may list `bucket` at `key`: S3 answers a missing key 404 to such a role, and 403
+    Access Denied to any other (S3 API reference, GetObject and HeadObject, "Permissions")."""
+    listing = s3_call("ListObjectsV2", {"Bucket": bucket, "Prefix": key})
+    return refusal(role, [listing], policies, guardrails) is None
+
+
 # `local run` deploys no Terraform, so no SageMaker role: its jobs' calls are decided by the run's
 # guardrails alone, as if the role allowed them (on the local stack the role Terraform made decides).
 UNDEPLOYED_ROLE: Policy = {
@@ -251,8 +260,7 @@ def acting_as(s3: Any, role: str, policies: Sequence[Policy], guardrails: Sequen
         if message is not None:
             raise ClientError(denied(model.name, message), model.name)
         if model.name in ("GetObject", "HeadObject"):  # what a missing key will be answered
-            listing = s3_call("ListObjectsV2", {"Bucket": params["Bucket"], "Prefix": params["Key"]})
-            context["unlisted"] = refusal(role, [listing], policies, guardrails) is not None
+            context["unlisted"] = not may_list(role, params["Bucket"], params["Key"], policies, guardrails)
 
     def missing_key(model: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         if context.get("unlisted") and parsed.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
