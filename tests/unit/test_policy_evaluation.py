@@ -126,8 +126,8 @@ def test_not_action_and_not_resource_allow_everything_else() -> None:
     [
         ({"Service": "events.amazonaws.com"}, "events.amazonaws.com", True),
         ({"Service": "events.amazonaws.com"}, "sns.amazonaws.com", False),
-        ({"AWS": ACCOUNT}, ROLE, True),  # the account: every principal in it
-        ({"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, ROLE, True),
+        ({"AWS": ACCOUNT}, ROLE, False),  # the account: delegated to its IAM policies (next test)
+        ({"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, ROLE, False),
         ({"AWS": "arn:aws:iam::444455556666:root"}, ROLE, False),
         ({"AWS": ROLE}, ROLE, True),
         ({"AWS": f"arn:aws:iam::{ACCOUNT}:role/other"}, ROLE, False),
@@ -138,6 +138,49 @@ def test_a_resource_policy_applies_to_the_principals_it_names(principal: Any, ca
     queue = f"arn:aws:sqs:us-east-1:{ACCOUNT}:dead-letters"
     resource = [allow("sqs:SendMessage", queue, Principal=principal)]
     assert decide(request("sqs:SendMessage", queue, principal=caller), resource=resource).allowed is named
+
+
+@pytest.mark.parametrize("account", [ACCOUNT, f"arn:aws:iam::{ACCOUNT}:root"])
+def test_a_resource_policy_naming_the_account_delegates_to_its_iam_policies(account: str) -> None:
+    # "AWS JSON policy elements: Principal", AWS account principals: naming an account grants nothing by
+    # itself; the account's identity policies must allow the call. A Deny naming it denies everyone in it.
+    queue = f"arn:aws:sqs:us-east-1:{ACCOUNT}:q"
+    delegated = [allow("sqs:SendMessage", queue, Principal={"AWS": account})]
+    assert not decide(request("sqs:SendMessage", queue), resource=delegated).allowed
+    assert decide(request("sqs:SendMessage", queue), identity=[allow("sqs:*")], resource=delegated).allowed
+    denied = [deny("sqs:SendMessage", queue, Principal={"AWS": account})]
+    assert not decide(request("sqs:SendMessage", queue), identity=[allow("sqs:*")], resource=denied).allowed
+
+
+KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+# The default key policy of a key created through the API: the account may use IAM policies for it.
+DEFAULT_KEY_POLICY = allow("kms:*", "*", Principal={"AWS": f"arn:aws:iam::{ACCOUNT}:root"})
+
+
+def test_a_kms_key_policy_must_allow_before_an_iam_policy_counts() -> None:
+    # KMS developer guide, "Key policies in AWS KMS": without permission from the key policy, IAM policies
+    # that allow have no effect; with the default key policy they do; the key policy may name the caller.
+    use = request("kms:GenerateDataKey", KEY)
+    iam = [allow(["kms:GenerateDataKey", "kms:Decrypt"], KEY)]
+    assert decide(use, identity=iam, resource=[DEFAULT_KEY_POLICY], key_policy=True).allowed
+    assert not decide(use, resource=[DEFAULT_KEY_POLICY], key_policy=True).allowed  # IAM must allow then
+    others = allow("kms:*", "*", Principal={"AWS": f"arn:aws:iam::{ACCOUNT}:role/key-admin"})
+    decision = decide(use, identity=iam, resource=[others], key_policy=True)
+    assert decision == Decision(False, "no statement of the key policy allows it (nor lets IAM policies allow it)")
+    assert decide(use, identity=iam, resource=[others]).allowed  # what any other resource would answer
+    naming = allow("kms:GenerateDataKey", "*", Principal={"AWS": ROLE})
+    assert decide(use, resource=[naming], key_policy=True).allowed
+    # An IAM policy may deny without the key policy's leave.
+    assert not decide(use, identity=[deny("kms:*")], resource=[naming], key_policy=True).allowed
+
+
+def test_a_service_uses_a_kms_key_only_when_the_key_policy_names_it() -> None:
+    # SQS developer guide, "Key management": EventBridge and CloudWatch may use a queue's or topic's
+    # customer managed key only when the key policy allows their service principal.
+    use = request("kms:GenerateDataKey", KEY, principal="events.amazonaws.com")
+    assert not decide(use, resource=[DEFAULT_KEY_POLICY], key_policy=True).allowed
+    service = allow(["kms:GenerateDataKey", "kms:Decrypt"], "*", Principal={"Service": "events.amazonaws.com"})
+    assert decide(use, resource=[DEFAULT_KEY_POLICY, service], key_policy=True).allowed
 
 
 def test_a_resource_policy_statement_naming_no_principal_applies_to_no_one() -> None:

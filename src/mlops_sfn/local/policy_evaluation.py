@@ -4,9 +4,14 @@ IAM user guide, "Policy evaluation logic" (reference_policies_evaluation-logic.h
 within one account:
 1. an explicit Deny in any policy that applies (identity, resource, boundary, guardrail) wins;
 2. each guardrail level (an organisation's SCPs; `mlops-sfn local ... --scp`) must allow the action;
-3. an Allow in the resource's policy allows it (a service principal has only that);
+3. an Allow in the resource's policy that names the caller allows it (a service principal has only
+   that); one that names the caller's account only delegates to it: IAM policies must then allow
+   ("AWS JSON policy elements: Principal", AWS account principals);
 4. otherwise a permissions boundary, when there is one, must allow it, and so must an identity policy;
 5. anything else is an implicit deny.
+A KMS key is the exception to 4: "unless the key policy explicitly allows it, you cannot use IAM
+policies to allow access to a KMS key" (KMS developer guide, "Key policies in AWS KMS"), so with
+`key_policy=True` an identity policy counts only when the key policy names the caller's account.
 
 A statement applies when its Action (or NotAction; case-insensitive), Resource (or NotResource;
 case-sensitive), Principal (or NotPrincipal; resource policies) and every Condition hold ("IAM JSON
@@ -52,8 +57,10 @@ def decide(
     resource: Iterable[Policy] = (),
     boundary: Policy | None = None,
     guardrails: Iterable[Policy] = (),
+    key_policy: bool = False,
 ) -> Decision:
-    """Allow or deny `request`, and why, as IAM would within one account."""
+    """Allow or deny `request`, and why, as IAM would within one account; `resource` is a KMS key's
+    policy when `key_policy`."""
     identity, resource, guardrails = list(identity), list(resource), list(guardrails)
     layers = [("identity", identity, False), ("resource", resource, True), ("guardrail", guardrails, False)]
     layers += [("boundary", [boundary], False)] if boundary is not None else []
@@ -64,9 +71,11 @@ def decide(
     for guardrail in guardrails:
         if not _matching([guardrail], request, "Allow", False):
             return Decision(False, "no guardrail (service control policy) statement allows it")
-    allowing = _matching(resource, request, "Allow", True)
+    allowing = _matching(resource, request, "Allow", True, named_only=True)
     if allowing:
         return Decision(True, f"allowed by the resource policy's statement {allowing}")
+    if key_policy and not _matching(resource, request, "Allow", True):
+        return Decision(False, "no statement of the key policy allows it (nor lets IAM policies allow it)")
     if boundary is not None and not _matching([boundary], request, "Allow", False):
         return Decision(False, "no permissions boundary statement allows it")
     allowing = _matching(identity, request, "Allow", False)
@@ -84,12 +93,15 @@ def denied_message(request: Request, decision: Decision) -> str:
     )
 
 
-def _matching(policies: Iterable[Policy], request: Request, effect: str, resource_based: bool) -> str | None:
-    """The Sid (or index) of the first statement of `effect` that applies to the request, or None."""
+def _matching(
+    policies: Iterable[Policy], request: Request, effect: str, resource_based: bool, named_only: bool = False
+) -> str | None:
+    """The Sid (or index) of the first statement of `effect` that applies to the request, or None;
+    `named_only`: of a resource policy, only statements that name the caller, not just its account."""
     for policy in policies:
         statements = policy.get("Statement", [])
         for index, statement in enumerate([statements] if isinstance(statements, dict) else statements):
-            if statement.get("Effect") == effect and _applies(statement, request, resource_based):
+            if statement.get("Effect") == effect and _applies(statement, request, resource_based, named_only):
                 return str(statement.get("Sid", f"#{index}"))
     return None
 
@@ -98,7 +110,7 @@ def _listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _applies(statement: Mapping[str, Any], request: Request, resource_based: bool) -> bool:
+def _applies(statement: Mapping[str, Any], request: Request, resource_based: bool, named_only: bool = False) -> bool:
     if "Action" in statement:
         acts = any(_like(pattern, request.action, ignore_case=True) for pattern in _listed(statement["Action"]))
     else:
@@ -115,7 +127,7 @@ def _applies(statement: Mapping[str, Any], request: Request, resource_based: boo
         return False
     if resource_based:
         if "Principal" in statement:
-            named = _principal(statement["Principal"], request.principal)
+            named = _principal(statement["Principal"], request.principal, accounts=not named_only)
         else:  # NotPrincipal: everyone it does not name; neither: the statement names no one
             named = "NotPrincipal" in statement and not _principal(statement["NotPrincipal"], request.principal)
         if not named:
@@ -127,14 +139,15 @@ def _applies(statement: Mapping[str, Any], request: Request, resource_based: boo
     )
 
 
-def _principal(element: Any, caller: str) -> bool:
+def _principal(element: Any, caller: str, accounts: bool = True) -> bool:
+    """Whether the element names the caller (`accounts`: or the caller's account)."""
     if element == "*":
         return True
     for kind, values in element.items():
         for value in _listed(values):
             if kind == "Service" and value == caller:
                 return True
-            if kind == "AWS" and (value == "*" or value == caller or _whole_account(value, caller)):
+            if kind == "AWS" and (value in ("*", caller) or (accounts and _whole_account(value, caller))):
                 return True
     return False
 
