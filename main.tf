@@ -96,6 +96,11 @@ module "run_ledger" {
   tags                   = local.tags
 }
 
+# The policy kms_key_arn's key needs (output kms_key_policy): computed, nothing created.
+module "key_policy" {
+  source = "./modules/key-policy"
+}
+
 module "notifications" {
   source              = "./modules/notifications"
   name                = local.name

@@ -79,6 +79,11 @@ output "kms_key_arn" {
   value       = var.kms_key_arn
 }
 
+output "kms_key_policy" {
+  description = "The policy a customer-managed key must have (or include) to serve as kms_key_arn: the account's roles, CloudWatch Logs, alarms and EventBridge."
+  value       = module.key_policy.policy
+}
+
 output "region" {
   description = "The region the framework is deployed in."
   value       = data.aws_region.current.id

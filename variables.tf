@@ -143,7 +143,7 @@ variable "data_buckets" {
 }
 
 variable "kms_key_arn" {
-  description = "Customer-managed KMS key for the bucket, table, topics, queue and logs; null uses AWS-managed encryption. Its key policy must let logs, cloudwatch and events use it."
+  description = "Customer-managed KMS key for the bucket, table, topics, queue and logs; null uses AWS-managed encryption. It must exist before the deployment with the policy modules/key-policy computes (output kms_key_policy): CloudWatch Logs, alarms and EventBridge use it."
   type        = string
   default     = null
 }

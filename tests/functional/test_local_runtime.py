@@ -217,8 +217,21 @@ def test_an_import_error_is_reported_on_every_invocation(tmp_path: Path) -> None
         worker.stop()
 
 
-def deploy_function(source: str, name: str = "f", destination: str | None = None, retries: int | None = None) -> str:
-    role = client("iam").create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+def deploy_function(
+    source: str,
+    name: str = "f",
+    destination: str | None = None,
+    retries: int | None = None,
+    may_write_destination: bool = True,
+) -> str:
+    """A function of the local Lambda; with a `destination`, its role may write there unless told not to."""
+    iam = client("iam")
+    role = iam.create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    if destination and may_write_destination:
+        action = "sqs:SendMessage" if destination.startswith("arn:aws:sqs:") else "sns:Publish"
+        statement = {"Effect": "Allow", "Action": action, "Resource": destination}
+        document = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+        iam.put_role_policy(RoleName=f"{name}-role", PolicyName="destination", PolicyDocument=document)
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as package_zip:
         package_zip.writestr("app.py", source)
@@ -273,6 +286,27 @@ def test_an_async_invocation_that_keeps_failing_is_retried_then_sent_to_the_fail
         assert record["responsePayload"]["errorType"] == "ValueError"
     finally:
         lambdas.stop()
+
+
+def test_lambda_drops_the_failure_record_when_the_functions_role_may_not_write_the_destination(
+    aws: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Lambda developer guide, "Capturing records of Lambda asynchronous invocations": Lambda sends the record
+    # as the function's execution role, which needs sqs:SendMessage on the queue; without it the record is lost.
+    sqs = client("sqs")
+    queue = sqs.create_queue(QueueName="dead-letters")["QueueUrl"]
+    destination = f"arn:aws:sqs:{REGION}:{ACCOUNT}:dead-letters"
+    arn = deploy_function(HANDLER, destination=destination, retries=0, may_write_destination=False)
+    lambdas = LocalLambda(tmp_path, {"PATH": "/usr/bin:/bin"})
+    try:
+        lambdas.invoke_async(arn, {"fail": True}, ACCOUNT, REGION)
+        assert lambdas.wait_idle(60)
+    finally:
+        lambdas.stop()
+    assert "Messages" not in sqs.receive_message(QueueUrl=queue)
+    err = capsys.readouterr().err
+    assert f"{arn}: record dropped: User: arn:aws:iam::{ACCOUNT}:role/f-role is not authorized to perform: " in err
+    assert f"sqs:SendMessage on resource: {destination}" in err
 
 
 def invoke_together(lambdas: LocalLambda, arn: str, count: int) -> list[Any]:

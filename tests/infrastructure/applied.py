@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import tftest
@@ -19,3 +20,17 @@ def apply(root: Path, server: stack.MotoServer) -> tftest.TerraformTest:
     tf.apply()
     stack.set_runtimes(server.client("lambda"), stack.staged_variables(root)["lambda_runtime"])
     return tf
+
+
+def key_policy(folder: Path, server: stack.MotoServer) -> str:
+    """The policy modules/key-policy computes for the local AWS's account and region (it creates nothing)."""
+    shutil.copytree(stack.ROOT / "modules" / "key-policy", folder)
+    stack.write_local_provider(folder)
+    stack.pin_offline_provider(folder)
+    tools = toolchain.ensure()
+    tf = tftest.TerraformTest(
+        str(folder), binary=str(tools.terraform), env=stack.terraform_environment(tools, server.endpoint)
+    )
+    tf.setup(cleanup_on_exit=False)
+    tf.apply()
+    return str(tf.output()["policy"])

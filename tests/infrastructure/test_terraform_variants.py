@@ -18,7 +18,7 @@ from mlops_sfn.core.triggers import parse_event
 from mlops_sfn.local import stack
 from mlops_sfn.local.events import transform
 from tests.conftest import DEMO, ITEMS, load_event, load_item
-from tests.infrastructure.applied import apply
+from tests.infrastructure.applied import apply, key_policy
 from tests.infrastructure.test_terraform_apply import EXTRA_SCHEDULE
 
 pytestmark = pytest.mark.terraform
@@ -42,7 +42,10 @@ class Variant:
 def variant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Variant]:
     folder = tmp_path_factory.mktemp("variant")
     with stack.MotoServer(folder / "moto.log") as server:
-        key_arn = server.client("kms").create_key(Description="the team's key")["KeyMetadata"]["Arn"]
+        # The key exists before the deployment, with the policy modules/key-policy gives (the root's
+        # kms_key_policy output): CloudWatch Logs refuses a log group whose key it may not use.
+        policy = key_policy(folder / "key-policy", server)
+        key_arn = server.client("kms").create_key(Description="the team's key", Policy=policy)["KeyMetadata"]["Arn"]
         server.client("s3").create_bucket(Bucket=EXISTING_BUCKET)
         root = stack.stage(
             folder / "root",
@@ -84,6 +87,39 @@ def test_the_customer_managed_key_encrypts_the_table_topics_queue_and_logs(varia
     assert queue["Attributes"]["KmsMasterKeyId"] == key
     groups = variant.client("logs").describe_log_groups()["logGroups"]
     assert groups and all(group.get("kmsKeyId") == key for group in groups), groups
+
+
+def test_the_key_policy_output_is_the_one_the_key_was_made_with(variant: Variant) -> None:
+    kms = variant.client("kms")
+    held = json.loads(kms.get_key_policy(KeyId=variant.key_arn, PolicyName="default")["Policy"])
+    assert json.loads(variant.outputs["kms_key_policy"]) == held
+    services = {s["Principal"].get("Service") for s in held["Statement"]} - {None}
+    assert services == {"logs.us-east-1.amazonaws.com", "cloudwatch.amazonaws.com", "events.amazonaws.com"}
+
+
+def test_with_that_policy_the_services_may_use_the_key_and_without_it_they_may_not(variant: Variant) -> None:
+    """What the key's policy must allow, checked by the local AWS's evaluation of the deployed topic and
+    queue: CloudWatch alarms publishing, EventBridge sending undeliverable events, and, with the key's
+    default policy instead, neither (and no log group could be created)."""
+    from mlops_sfn.local.policy_evaluation import Request, decide
+
+    topic = variant.outputs["notification_topic_arn"]
+    queue = variant.client("sqs").get_queue_attributes(
+        QueueUrl=variant.outputs["dead_letter_queue_url"], AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    group = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/mlops-prod-router"
+    kms = variant.client("kms")
+    policy = json.loads(kms.get_key_policy(KeyId=variant.key_arn, PolicyName="default")["Policy"])
+    default = {"Statement": [s for s in policy["Statement"] if "AWS" in s["Principal"]]}
+    uses = [
+        ("cloudwatch.amazonaws.com", "kms:GenerateDataKey", {"kms:EncryptionContext:aws:sns:topicArn": topic}),
+        ("events.amazonaws.com", "kms:GenerateDataKey", {"kms:EncryptionContext:aws:sqs:arn": queue}),
+        ("logs.us-east-1.amazonaws.com", "kms:Encrypt", {"kms:EncryptionContext:aws:logs:arn": group}),
+    ]
+    for service, action, context in uses:
+        request = Request(service, action, variant.key_arn, context)
+        assert decide(request, resource=[policy], key_policy=True).allowed, service
+        assert not decide(request, resource=[default], key_policy=True).allowed, service
 
 
 def test_each_role_that_reads_encrypted_data_may_use_that_key_and_no_other(variant: Variant) -> None:

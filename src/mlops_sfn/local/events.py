@@ -18,8 +18,10 @@ and every PutEvents entry) with `deliver`, which fills these gaps:
   resource-based policies for Amazon EventBridge"), decided by `policy_evaluation`; otherwise the
   event goes to the dead-letter queue at once with ERROR_CODE NO_PERMISSIONS, as on AWS;
 - an SQS target, and a target's dead-letter queue, take the event only when the queue's policy allows
-  `events.amazonaws.com` to send for this rule: a refused target's event goes to its dead-letter
-  queue (NO_PERMISSIONS), a refused dead-letter queue's is dropped, as on AWS;
+  `events.amazonaws.com` to send for this rule, and, for a queue encrypted with a KMS key, the key's
+  policy lets EventBridge use it (`kms`; SQS developer guide, "Key management"): a refused target's
+  event goes to its dead-letter queue (NO_PERMISSIONS), a refused dead-letter queue's is dropped, as
+  on AWS;
 - SQS and SNS targets get the same input as on AWS (moto's transformer quotes no strings).
 Other targets (log groups, buses, archives) still go through moto's own delivery.
 """
@@ -36,6 +38,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote_plus
 
+from . import resource_policies
 from .functions import FunctionNotFound, send
 from .policy_evaluation import Request, decide, denied_message
 
@@ -166,15 +169,11 @@ def not_invocable(rule: Any, function_arn: str) -> str | None:
 def queue_refuses(rule: Any, queue_arn: str) -> str | None:
     """Why EventBridge may not send to the queue for this rule (the queue's policy must allow
     events.amazonaws.com sqs:SendMessage: EventBridge user guide, "Amazon SQS permissions" and
-    "Using dead-letter queues"), or None. A queue the local SQS does not hold is left to the send."""
-    from .motoport import sqs_backends
-
-    try:
-        queue = sqs_backends[rule.account_id][rule.region_name].get_queue(queue_arn.rsplit(":", 1)[1])
-    except Exception:
-        return None
-    policies = [json.loads(queue.policy)] if queue.policy else []
-    return _refusal(rule, "sqs:SendMessage", queue_arn, policies)
+    "Using dead-letter queues"; an encrypted queue's key policy must let it use the key), or None.
+    A queue the local SQS does not hold is left to the send."""
+    context = {"aws:SourceArn": rule.arn, "aws:SourceAccount": rule.account_id}
+    refused = resource_policies.write_refusal("events.amazonaws.com", queue_arn, context=context)
+    return refused.message if refused else None
 
 
 def _refusal(rule: Any, action: str, resource: str, policies: list[Any]) -> str | None:

@@ -26,14 +26,15 @@ import threading
 import traceback
 import uuid
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import callers
+from . import callers, resource_policies, task_permissions
+from .policy_evaluation import Policy
 from .worker import Worker, WorkerError
 
 DEFAULT_RETRIES = 2  # Lambda's default MaximumRetryAttempts for asynchronous invocations
@@ -87,11 +88,13 @@ class Invocation:
 
 
 class LocalLambda:
-    """`environment`: what every function's process gets besides its own variables (endpoint, credentials)."""
+    """`environment`: what every function's process gets besides its own variables (endpoint, credentials);
+    `guardrails`: the stack's, on top of every role."""
 
-    def __init__(self, home: Path, environment: dict[str, str]) -> None:
+    def __init__(self, home: Path, environment: dict[str, str], guardrails: Sequence[Policy] = ()) -> None:
         self.home = home
         self.environment = environment
+        self.guardrails = list(guardrails)
         self._containers: dict[str, Containers] = {}  # function ARN -> its current code's containers
         self._lock = threading.Lock()
         self._queue: queue.Queue[Invocation | None] = queue.Queue()
@@ -208,6 +211,13 @@ class LocalLambda:
                 failures.append(failed)
         destination = config.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
         if destination:
+            identity = task_permissions.role_policies(function.role) or []
+            refused = resource_policies.write_refusal(
+                function.role, destination, identity=identity, guardrails=self.guardrails
+            )
+            if refused:
+                print(f"[local lambda] {function.function_arn}: record dropped: {refused.message}", file=sys.stderr)
+                return
             record = failure_record(function.function_arn, invocation.event, failures[-1], attempts)
             send(destination, json.dumps(record), invocation.account, invocation.region)
 

@@ -44,7 +44,7 @@ from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 
 from ..tools.statemachine import SDK_SERVICES
-from . import monitor, redrive, task_permissions
+from . import monitor, redrive, resource_policies, task_permissions
 from .motoport import (
     AmazonStateLanguageParser,
     CallbackOutcomeTimedOut,
@@ -310,24 +310,37 @@ def _throttled(api: str) -> ClientError:
 
 
 # How a service answers IAM's refusal: AccessDeniedException, 400 (AWS's "Common errors"); SNS's
-# AuthorizationError, 403 (SNS API reference, Publish).
+# AuthorizationError, 403, and for an encrypted topic KMSAccessDenied or KMSNotFound, 400 (SNS API
+# reference, Publish, "Errors").
 _DENIALS = {"sns": ("AuthorizationError", 403)}
+_KEY_DENIALS = {"sns": {False: "KMSAccessDenied", True: "KMSNotFound"}}
 
 
-def _refusal(env: Any, service: Any, parameters: dict[str, Any], local: Local) -> str | None:
-    """AWS's AccessDenied message when the state machine's role may not make this Task's calls."""
+def _refusal(env: Any, service: Any, parameters: dict[str, Any], local: Local) -> tuple[str, int, str] | None:
+    """(error code, HTTP status, AWS's message) when the state machine's role may not make this Task's
+    calls, or None."""
     if not local.check_permissions:
         return None
+    api = service.resource.api_name
+    code, status = _DENIALS.get(api, ("AccessDeniedException", 400))
     context = env.states.context_object.context_object_data
     role = context["Execution"]["RoleArn"]
     _, _, _, region, account, _ = context["StateMachine"]["Id"].split(":", 5)
     policies = task_permissions.role_policies(role)
     if policies is None:  # AWS cannot assume a role that does not exist
-        return f"the state machine's role {role} does not exist: no call can be made as it"
+        return code, status, f"the state machine's role {role} does not exist: no call can be made as it"
     calls = task_permissions.needed(
         service._get_sfn_resource_type(), service._get_sfn_resource(), parameters, region, account
     )
-    return task_permissions.refusal(role, calls, policies, local.guardrails)
+    refused = task_permissions.refusal(role, calls, policies, local.guardrails)
+    if refused:
+        return code, status, refused
+    topic = str(parameters.get("TopicArn", ""))
+    if api == "sns" and (key := resource_policies.key_of(topic)):  # SNS encrypts the message with the topic's key
+        problem = resource_policies.key_refusal(role, "sns", topic, key, identity=policies, guardrails=local.guardrails)
+        if problem:
+            return _KEY_DENIALS["sns"][problem.missing_key], 400, problem.message
+    return None
 
 
 def _job_s3(local: Local, request: dict[str, Any], region: str) -> Any:
@@ -361,10 +374,10 @@ def _with_faults(service: Any) -> Any:
         api = f"{service.resource.api_name}:{service.resource.api_action}"
         refused = _refusal(env, service, normalised_parameters, local)
         if refused:
-            code, status = _DENIALS.get(service.resource.api_name, ("AccessDeniedException", 400))
+            code, status, message = refused
             raise ClientError(
                 {
-                    "Error": {"Code": code, "Message": refused},
+                    "Error": {"Code": code, "Message": message},
                     "ResponseMetadata": {"HTTPStatusCode": status, "RequestId": "local-iam"},
                 },
                 service.resource.api_action,

@@ -32,6 +32,7 @@ import io
 import json
 import math
 import random
+import sys
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -646,12 +647,57 @@ def _send(backend: Any, event: dict[str, Any]) -> None:
             rule.send_to_targets(cast(Any, event), transform_input=False)
 
 
+def _notify(backend: Any, alarm: Any, previous: str) -> None:
+    """Run the alarm's SNS actions for its new state, as CloudWatch does: it publishes as
+    cloudwatch.amazonaws.com, so the topic's policy, and an encrypted topic's key policy, must let it
+    (SNS developer guide, "Key management": AWS services and encrypted topics; an AWS managed key
+    never does). A refused action is logged, as CloudWatch records "Failed to execute action" in the
+    alarm's history; the state change itself stands."""
+    from .motoport import sns_backends
+    from .resource_policies import write_refusal
+
+    if not alarm.actions_enabled:
+        return
+    actions = {
+        "ALARM": alarm.alarm_actions,
+        "OK": alarm.ok_actions,
+        "INSUFFICIENT_DATA": alarm.insufficient_data_actions,
+    }[alarm.state_value]
+    message = {  # the fields of CloudWatch's alarm notification ("Using Amazon SNS topics")
+        "AlarmName": alarm.name,
+        "AlarmDescription": alarm.description,
+        "AWSAccountId": backend.account_id,
+        "NewStateValue": alarm.state_value,
+        "NewStateReason": alarm.state_reason,
+        "StateChangeTime": alarm.state_updated_timestamp.isoformat(),
+        "Region": backend.region_name,
+        "AlarmArn": alarm.alarm_arn,
+        "OldStateValue": previous,
+    }
+    # what CloudWatch's publish tells SNS: the alarm, and its account (the default topic policy's SourceOwner)
+    account = backend.account_id
+    context = {"aws:SourceArn": alarm.alarm_arn, "aws:SourceAccount": account, "aws:SourceOwner": account}
+    for action in actions or []:
+        if not str(action).startswith("arn:aws:sns:"):
+            continue  # other actions (Auto Scaling, EC2, Lambda) are not run here
+        refused = write_refusal("cloudwatch.amazonaws.com", action, context=context)
+        if refused:
+            print(
+                f"CloudWatch alarm {alarm.name}: Failed to execute action {action}: {refused.message}", file=sys.stderr
+            )
+            continue
+        _, _, _, region, account, _ = action.split(":", 5)
+        sns_backends[account][region].publish(message=json.dumps(message), arn=action)
+
+
 def _changed(backend: Any, alarm: Any, state: str, change: Callable[[], None]) -> None:
-    """Put the alarm in `state` with `change`; when its state changed, send the event CloudWatch sends."""
+    """Put the alarm in `state` with `change`; when its state changed, send the event CloudWatch sends
+    and run the alarm's actions for that state."""
     previous = {"value": alarm.state_value, "reason": alarm.state_reason, "reasonData": alarm.state_reason_data}
     change()
     if previous["value"] != state:
         _send(backend, _state_change_event(backend, alarm, previous))
+        _notify(backend, alarm, previous["value"])
 
 
 def evaluate(backend: Any) -> None:

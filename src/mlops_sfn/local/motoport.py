@@ -33,6 +33,8 @@ try:
     from moto.events.models import EventPattern, Rule, events_backends
     from moto.iam.access_control import IAMPolicy, PermissionResult
     from moto.iam.models import iam_backends
+    from moto.kms.models import kms_backends
+    from moto.logs.models import LogsBackend
     from moto.s3.exceptions import S3ClientError
     from moto.s3.models import FakeBucket, S3Backend
     from moto.sagemaker.models import sagemaker_backends
@@ -128,6 +130,7 @@ __all__ = [
     "JsonRESTError",
     "LambdaFunctionErrorException",
     "LambdaSimpleBackend",
+    "LogsBackend",
     "PermissionResult",
     "ResourceCondition",
     "RetrierDecl",
@@ -151,6 +154,7 @@ __all__ = [
     "boto_client_for",
     "events_backends",
     "iam_backends",
+    "kms_backends",
     "lambda_simple_backends",
     "mock_aws",
     "retrier_decl",

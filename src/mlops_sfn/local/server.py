@@ -9,6 +9,8 @@ Run as `python -m mlops_sfn.local.server [--home DIR] -H 127.0.0.1 -p PORT -c CE
 - UpdateItem's AttributeUpdates (here): moto 5.2 stores a PUT of a BOOL (or B, BS) as a string
   and drops a NULL; AWS stores the value as given. Terraform's provider updates a table item
   this way, so a Terraform-owned item would come back with "enabled": "True".
+- CreateLogGroup with a KMS key the key's policy does not let CloudWatch Logs use is refused, as
+  AWS refuses it (`resource_policies.install`).
 With `--home` (the runtime of `mlops-sfn local up`), also:
 - EventBridge delivery as AWS does it (`events`), Lambda targets included;
 - Lambda functions that run their deployment package (`functions.LocalLambda`), for EventBridge,
@@ -41,6 +43,7 @@ def applies_only_without_tls(statement: dict[str, Any]) -> bool:
 
 
 def install() -> None:
+    from . import resource_policies
     from .motoport import DynamoType, FakeBucket, IAMPolicy, Item, PermissionResult
 
     def get_permission(bucket: Any, action: str, resource: str) -> Any:
@@ -67,6 +70,7 @@ def install() -> None:
         original_updates(item, rest)
 
     Item.update_with_attribute_updates = update_with_attribute_updates  # type: ignore[method-assign,assignment]
+    resource_policies.install()  # a log group's key must let CloudWatch Logs use it
 
 
 def process_environment(endpoint: str, ca_bundle: str) -> dict[str, str]:
@@ -123,7 +127,9 @@ def install_runtime(home: Path, endpoint: str, ca_bundle: str) -> Any:
 
     mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}).start()
     environment = process_environment(endpoint, ca_bundle)
-    lambdas = LocalLambda(home, environment)
+    guardrails_file = home / GUARDRAILS
+    guardrails = json.loads(guardrails_file.read_text()) if guardrails_file.exists() else []
+    lambdas = LocalLambda(home, environment, guardrails)
     events.install(lambdas.invoke_async)
 
     def invoke(
@@ -170,12 +176,11 @@ def install_runtime(home: Path, endpoint: str, ca_bundle: str) -> Any:
 
     SageMakerRuntimeResponse.invoke_endpoint = invoke_endpoint  # type: ignore[method-assign]
 
-    guardrails = home / GUARDRAILS
     local = Local(
         sagemaker=LocalSageMaker(jobs, client, lambda account, region: sagemaker_backends[account][region]),
         functions=Deployed(lambdas),
         wait_scale=0.0,  # the execution input keeps AWS's waits; here nothing needs them
-        guardrails=json.loads(guardrails.read_text()) if guardrails.exists() else [],
+        guardrails=guardrails,
     )
     check_callers(local)
     active = installed(local)

@@ -170,6 +170,12 @@ def terraform_environment(tools: Any, endpoint: str | None = None) -> dict[str, 
     return environment
 
 
+def write_local_provider(into: Path) -> None:
+    """The provider a staged folder applies with: every endpoint the local AWS (var.local_endpoint)."""
+    endpoints = "\n".join(f"    {name} = var.local_endpoint" for name in ENDPOINTS)
+    (into / "local_provider.tf").write_text(_PROVIDER % {"region": REGION, "endpoints": endpoints})
+
+
 def stage(into: Path, variables: dict[str, Any] | None = None, root: Path = ROOT, provider: bool = True) -> Path:
     """The root module, linked into `into`, with the local provider, override and variables.
     Without `provider`, only the override: the folder is then a module for another root (an example)."""
@@ -180,8 +186,7 @@ def stage(into: Path, variables: dict[str, Any] | None = None, root: Path = ROOT
             link.unlink()
         link.symlink_to(root / name)
     if provider:
-        endpoints = "\n".join(f"    {name} = var.local_endpoint" for name in ENDPOINTS)
-        (into / "local_provider.tf").write_text(_PROVIDER % {"region": REGION, "endpoints": endpoints})
+        write_local_provider(into)
     pin_offline_provider(into)
     (into / "local_override.tf").unlink(missing_ok=True)  # what earlier versions staged
     modules = into / "modules"

@@ -117,7 +117,8 @@ def module_reference(folder: Path, title: str) -> str:
     if (folder / "outputs.tf").exists():
         for name, body in _blocks((folder / "outputs.tf").read_text(), "output"):
             outputs.append([f"`{name}`", _text(_attribute(body, "description"))])
-    parts = [f"#### {title}", "", _table(["input", "type", "required", "default", "meaning"], inputs)]
+    table = _table(["input", "type", "required", "default", "meaning"], inputs) if inputs else "No inputs."
+    parts = [f"#### {title}", "", table]
     if outputs:
         parts += ["", _table(["output", "meaning"], outputs)]
     return "\n".join(parts)
