@@ -23,7 +23,7 @@ from mlops_sfn.local.harness import LocalRuns, RunReport
 from mlops_sfn.local.server import GUARDRAILS
 from mlops_sfn.local.stack import MotoServer
 from tests.conftest import ROOT, load_item
-from tests.functional.test_local_runs import quiet, seed_inputs, with_stages
+from tests.functional.test_local_runs import alone, quiet, seed_inputs, with_stages
 
 pytestmark = pytest.mark.functional
 
@@ -111,6 +111,26 @@ def test_a_job_whose_role_may_not_move_its_data_fails_as_sagemaker_reports_it(
     assert reason.startswith(f"ClientError: Data {verb} failed:Unable to {verb} object s3://{local.settings.bucket}/")
     assert f"is not authorized to perform: {action} on resource: arn:aws:s3:::{local.settings.bucket}/" in reason
     assert "explicitly denied by the guardrail policy's statement Denied" in reason
+
+
+def test_create_model_refuses_model_data_it_cannot_find_or_its_role_cannot_read(local: LocalRuns) -> None:
+    """SageMaker reads each container's ModelDataUrl as the model's role when CreateModel is called, and
+    refuses the model with a ValidationException: "Could not find model data at ..." for a missing object,
+    "Could not access model data at ..." when the role may not read it (the messages users of the SageMaker
+    SDK and of Step Functions report from CreateModel); Step Functions names it SageMaker.AmazonSageMakerException."""
+    item = alone("create_model")
+    bucket = local.settings.bucket
+    item["stages"]["create_model"]["model_data_url"] = "s3://{bucket}/models/missing/model.tar.gz"
+    report = local.run(item)
+    assert report.status == "FAILED" and report.error == "create_model.SageMaker.AmazonSageMakerException"
+    assert f"Could not find model data at s3://{bucket}/models/missing/model.tar.gz." in (report.cause or "")
+    item["stages"]["create_model"]["model_data_url"] = "s3://{bucket}/models/unreadable/model.tar.gz"
+    local.s3.put_object(Bucket=bucket, Key="models/unreadable/model.tar.gz", Body=b"model")
+    report = local.run(item, deny=["s3:GetObject"])
+    assert report.status == "FAILED" and report.error == "create_model.SageMaker.AmazonSageMakerException"
+    cause = report.cause or ""
+    assert f"Could not access model data at s3://{bucket}/models/unreadable/model.tar.gz." in cause
+    assert f'Please ensure that the role "{local.settings.sagemaker_role_arn}" exists' in cause
 
 
 def test_a_deployed_sagemaker_role_decides_what_its_jobs_may_read_and_write() -> None:

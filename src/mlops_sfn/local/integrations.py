@@ -73,7 +73,7 @@ from .motoport import (
     retrier_decl,
     state_task_factory,
 )
-from .sagemaker import ACTIONS, JOBS, JobFailed, LocalSageMaker
+from .sagemaker import ACTIONS, JOBS, JobFailed, LocalSageMaker, client_error
 
 # SageMaker errors Step Functions names after the SDK's exception classes; the rest are AmazonSageMakerException.
 _MODELED_ERRORS = {"ResourceLimitExceeded", "ResourceInUse", "ResourceNotFound", "ConflictException"}
@@ -170,9 +170,13 @@ class SageMakerTask(_InputAsRequest, StateTaskServiceCallback):
     def _eval_service_task(
         self, env: Any, resource_runtime_part: Any, normalised_parameters: dict[str, Any], state_credentials: Any
     ) -> None:
-        part = resource_runtime_part
+        part, local = resource_runtime_part, _local(env)
+        if self.resource.api_action == "createModel":
+            problem = _model_data_problem(local, normalised_parameters, part.region)
+            if problem:
+                raise client_error("ValidationException", problem, "CreateModel")
         env.stack.append(
-            _local(env).sagemaker.call(self.resource.api_action, normalised_parameters, part.region, part.account)
+            local.sagemaker.call(self.resource.api_action, normalised_parameters, part.region, part.account)
         )
 
     def _build_sync_resolver(
@@ -360,6 +364,31 @@ def _job_s3(local: Local, request: dict[str, Any], region: str) -> Any:
     return task_permissions.acting_as(
         s3, role or "", policies if policies is not None else [task_permissions.UNDEPLOYED_ROLE], local.guardrails
     )
+
+
+def _model_data_problem(local: Local, request: dict[str, Any], region: str) -> str | None:
+    """Why CreateModel refuses the model: SageMaker reads each container's ModelDataUrl as the model's
+    role when the model is created, and refuses a model whose data it cannot find or read, in these
+    words (ValidationException; Step Functions reports it as SageMaker.AmazonSageMakerException)."""
+    import boto3
+
+    role = str(request.get("ExecutionRoleArn", ""))
+    s3 = _job_s3(local, {"RoleArn": role}, region) or boto3.client("s3", region_name=region)
+    containers = [request["PrimaryContainer"]] if "PrimaryContainer" in request else request.get("Containers", [])
+    for uri in [c["ModelDataUrl"] for c in containers if str(c.get("ModelDataUrl", "")).startswith("s3://")]:
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        try:
+            s3.head_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NoSuchBucket"):
+                return f"Could not find model data at {uri}."
+            return (
+                f'Could not access model data at {uri}. Please ensure that the role "{role}" exists and that its '
+                'trust relationship policy allows the action "sts:AssumeRole" for the service principal '
+                f'"sagemaker.amazonaws.com". Also ensure that the role has "s3:GetObject" permissions and that '
+                f"the object is located in {region}."
+            )
+    return None
 
 
 def _with_faults(service: Any) -> Any:
