@@ -352,3 +352,102 @@ def test_a_functions_code_calls_aws_as_its_execution_role(tmp_path: Path) -> Non
         "secret.json because no identity-based or resource-based policy allows the s3:GetObject action"
     )
     assert missing == {"error": "AccessDenied", "message": "Access Denied"}
+
+
+JOB_SCRIPT = """
+import boto3, botocore.exceptions, sys
+
+s3 = boto3.client("s3")
+print(s3.get_object(Bucket="reports", Key="reports/ok.json")["Body"].read().decode())
+try:
+    s3.get_object(Bucket="reports", Key="private/secret.json")
+except botocore.exceptions.ClientError as error:
+    sys.exit(f"{error.response['Error']['Code']}: {error.response['Error']['Message']}")
+"""
+
+
+def test_a_jobs_code_calls_aws_as_the_jobs_role(tmp_path: Path) -> None:
+    """SageMaker gives a job's containers its role's credentials ("How SageMaker AI uses execution
+    roles"): on the local stack a script's own calls are decided as the job's RoleArn, so a read its
+    role grants works and one it does not fails the job with S3's AccessDenied."""
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    with MotoServer(tmp_path / "server.log", home=runtime) as server:
+        s3, iam, sfn = server.client("s3"), server.client("iam"), server.client("stepfunctions")
+        s3.create_bucket(Bucket="reports")
+        for key in ("reports/ok.json", "private/secret.json"):
+            s3.put_object(Bucket="reports", Key=key, Body=b'{"seen": true}')
+        s3.put_object(Bucket="reports", Key="code/job.py", Body=JOB_SCRIPT.encode())
+        roles = {}
+        for name, service, statements in (
+            ("pipeline", "states", [{"Effect": "Allow", "Action": "*", "Resource": "*"}]),
+            (
+                "job",
+                "sagemaker",
+                [
+                    {
+                        "Effect": "Allow",
+                        "Action": "s3:GetObject",
+                        "Resource": ["arn:aws:s3:::reports/reports/*", "arn:aws:s3:::reports/code/*"],
+                    },
+                    {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::reports"},
+                ],
+            ),
+        ):
+            trust = {
+                "Effect": "Allow",
+                "Principal": {"Service": f"{service}.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+            roles[name] = iam.create_role(
+                RoleName=name, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [trust]})
+            )["Role"]["Arn"]
+            document = json.dumps({"Version": "2012-10-17", "Statement": statements})
+            iam.put_role_policy(RoleName=name, PolicyName="p", PolicyDocument=document)
+        job = {
+            "ProcessingJobName": "reads-as-its-role",
+            "RoleArn": roles["job"],
+            "AppSpecification": {
+                "ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3",
+                "ContainerEntrypoint": ["python3", "/opt/ml/processing/input/code/job.py"],
+            },
+            "ProcessingInputs": [
+                {
+                    "InputName": "code",
+                    "S3Input": {
+                        "S3Uri": "s3://reports/code/job.py",
+                        "LocalPath": "/opt/ml/processing/input/code",
+                        "S3DataType": "S3Prefix",
+                        "S3InputMode": "File",
+                    },
+                }
+            ],
+            "ProcessingResources": {
+                "ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 1}
+            },
+            "StoppingCondition": {"MaxRuntimeInSeconds": 60},
+        }
+        definition = {
+            "StartAt": "Job",
+            "States": {
+                "Job": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::sagemaker:createProcessingJob.sync",
+                    "Parameters": job,
+                    "End": True,
+                }
+            },
+        }
+        machine = sfn.create_state_machine(name="m", definition=json.dumps(definition), roleArn=roles["pipeline"])
+        execution = sfn.start_execution(stateMachineArn=machine["stateMachineArn"])["executionArn"]
+        for _ in range(600):
+            described = sfn.describe_execution(executionArn=execution)
+            if described["status"] != "RUNNING":
+                break
+            time.sleep(0.1)
+    assert described["status"] == "FAILED", described
+    reason = json.loads(described["cause"])["FailureReason"]
+    assert reason.startswith('AlgorithmError: ExitCode 1, ErrorMessage "AccessDenied: User: ' + roles["job"]), reason
+    assert "not authorized to perform: s3:GetObject on resource: arn:aws:s3:::reports/private/secret.json" in reason
+    log = (runtime / "jobs" / "reads-as-its-role" / "log.txt").read_text()
+    assert '{"seen": true}' in log  # what the role may read, it read

@@ -1,13 +1,16 @@
-"""The calls the deployed functions' code makes, decided as the role each function runs as.
+"""The calls the deployed functions' and the jobs' code makes, decided as the role each runs as.
 
 On AWS a function's code calls AWS with its execution role's temporary credentials (Lambda guide,
-"Lambda execution role"). Here each function's container gets an access key of its own that names
-its role (`key_for`); the server reads the key from each request's signature (SigV4: the access key
-is the first part of the Credential scope) and decides the call with policy_evaluation, against the
-role's policies in the local IAM and the stack's guardrails, as task_permissions does for Tasks. A
-refusal is answered as the service answers one: S3's 403 AccessDenied (XML, S3 API reference
-"Error responses"), AccessDeniedException with HTTP 400 elsewhere (AWS's "Common errors" page).
-Requests signed with any other key (Terraform, the CLI, scripts) are not decided here.
+"Lambda execution role"), and a job's or model's containers with the job's or model's role
+(SageMaker developer guide, "How SageMaker AI uses execution roles"). Here each function's
+container, job script and model server gets an access key of its own that names its role
+(`key_for`); the server reads the key from each request's signature (SigV4: the access key is the
+first part of the Credential scope) and decides the call with policy_evaluation, against the role's
+policies in the local IAM and the stack's guardrails, as task_permissions does for Tasks. A refusal
+is answered as the service answers one: S3's 403 AccessDenied (XML, S3 API reference "Error
+responses"), AccessDeniedException with HTTP 400 elsewhere (AWS's "Common errors" page). A call
+this module cannot map to IAM's action and resource is answered 500, naming it. Requests signed
+with any other key (Terraform, the CLI) are not decided here.
 """
 
 from __future__ import annotations

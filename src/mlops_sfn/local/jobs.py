@@ -38,7 +38,7 @@ from boto3.exceptions import Boto3Error
 from botocore.exceptions import ClientError
 
 from ..core import monitoring, names
-from . import monitor
+from . import callers, monitor
 from .sagemaker import JOBS, JobError, JobResult, data_failure, put
 from .worker import Worker, WorkerError
 
@@ -124,8 +124,17 @@ class ScriptJobs:
         """A container path (/opt/ml/...) as the path in the job's folder; anything else unchanged."""
         return str(folder / value.lstrip("/")) if value.startswith(CONTAINER_ROOT) else value
 
-    def _execute(self, command: list[str], env: dict[str, str], cwd: Path, folder: Path, timeout: float) -> str:
-        """Run the script; its output goes to log.txt and is returned. JobError when it fails."""
+    @staticmethod
+    def credentials(role: str | None) -> dict[str, str]:
+        """What a job's or model's process signs with: its role's credentials, as SageMaker gives a
+        container its execution role's ("How SageMaker AI uses execution roles"), so that the local AWS
+        decides the code's own calls as that role (callers.py)."""
+        return {"AWS_ACCESS_KEY_ID": callers.key_for(role), "AWS_SESSION_TOKEN": "local-session"} if role else {}
+
+    def _execute(
+        self, command: list[str], env: dict[str, str], cwd: Path, folder: Path, timeout: float, role: str | None
+    ) -> str:
+        """Run the script as `role`; its output goes to log.txt and is returned. JobError when it fails."""
         if command and command[0] in ("python", "python3"):
             command = [sys.executable, *command[1:]]
         log = folder / "log.txt"
@@ -133,7 +142,7 @@ class ScriptJobs:
             try:
                 finished = subprocess.run(
                     command,
-                    env={**self.environment, **env},
+                    env={**self.environment, **env, **self.credentials(role)},
                     cwd=cwd,
                     stdout=output,
                     stderr=subprocess.STDOUT,
@@ -186,7 +195,9 @@ class ScriptJobs:
         command = [self._inside(folder, part) for part in command]
         for entry in outputs:
             Path(self._inside(folder, entry["S3Output"]["LocalPath"])).mkdir(parents=True, exist_ok=True)
-        self._execute(command, request.get("Environment", {}), folder, folder, self._timeout(request))
+        self._execute(
+            command, request.get("Environment", {}), folder, folder, self._timeout(request), request.get("RoleArn")
+        )
         for entry in outputs:
             self.upload(Path(self._inside(folder, entry["S3Output"]["LocalPath"])), entry["S3Output"]["S3Uri"], s3)
         return JobResult()
@@ -241,7 +252,7 @@ class ScriptJobs:
         else:
             command, cwd = ["python", str(program), *json.loads(env["SM_USER_ARGS"])], code
         try:
-            log = self._execute(command, env, cwd, folder, self._timeout(request))
+            log = self._execute(command, env, cwd, folder, self._timeout(request), request.get("RoleArn"))
         except JobError:
             failure = ml / "output" / "failure"  # a script may explain itself, as on SageMaker
             if failure.exists() and failure.read_text().strip():
@@ -312,7 +323,8 @@ class ScriptJobs:
         code.mkdir(parents=True, exist_ok=True)
         _extract(self._fetch(container["ModelDataUrl"], s3), model_dir)
         _extract(self._fetch(submit, s3), code)
-        env = {**self.environment, **environment, "SM_MODEL_DIR": str(model_dir)}
+        credentials = self.credentials(model.get("ExecutionRoleArn"))
+        env = {**self.environment, **environment, "SM_MODEL_DIR": str(model_dir), **credentials}
         return Worker(["model", str(model_dir), str(code), program], env, log, cwd=code)
 
 
