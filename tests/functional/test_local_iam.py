@@ -23,7 +23,7 @@ from mlops_sfn.local.harness import LocalRuns, RunReport
 from mlops_sfn.local.server import GUARDRAILS
 from mlops_sfn.local.stack import MotoServer
 from tests.conftest import ROOT, load_item
-from tests.functional.test_local_runs import alone, quiet, seed_inputs, with_stages
+from tests.functional.test_local_runs import EXISTING_MODEL, alone, quiet, seed_inputs, with_stages
 
 pytestmark = pytest.mark.functional
 
@@ -131,6 +131,23 @@ def test_create_model_refuses_model_data_it_cannot_find_or_its_role_cannot_read(
     cause = report.cause or ""
     assert f"Could not access model data at s3://{bucket}/models/unreadable/model.tar.gz." in cause
     assert f'Please ensure that the role "{local.settings.sagemaker_role_arn}" exists' in cause
+
+
+def test_a_functions_own_call_in_a_local_run_is_decided_by_the_guardrails(local: LocalRuns) -> None:
+    """`local run` runs the functions in this process and deploys no function roles: their own calls are
+    decided by the run's guardrails, as the smoke test's InvokeEndpoint here, made as the role Terraform
+    would give the function; the deploy stage fails with the function's error."""
+    if not local.sagemaker.list_models(NameContains=EXISTING_MODEL)["Models"]:
+        local.sagemaker.create_model(
+            ModelName=EXISTING_MODEL,
+            ExecutionRoleArn=local.settings.sagemaker_role_arn,
+            PrimaryContainer={"Image": local.settings.default_image_uri},
+        )
+    report = local.run(alone("deploy"), deny=["sagemaker:InvokeEndpoint"])
+    assert report.status == "FAILED" and report.error is not None and report.error.startswith("deploy."), report.error
+    cause = report.cause or ""
+    assert "is not authorized to perform: sagemaker:InvokeEndpoint on resource: arn:aws:sagemaker:" in cause, cause
+    assert "-smoke-test is not authorized" in cause and "explicitly denied by the guardrail policy" in cause
 
 
 def test_a_deployed_sagemaker_role_decides_what_its_jobs_may_read_and_write() -> None:

@@ -79,8 +79,8 @@ def read_report(location: dict[str, str], s3: Any = None) -> Any:
         raise ReportUnreadable(f"the evaluation report {where} is not JSON: {error}") from None
 
 
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: Any, s3: Any = None) -> dict[str, Any]:
     """The quality-gate Lambda's handler (lambdas/quality_gate/handler.py exports this one).
     Event: {"report": {"Bucket", "Key"} of the evaluation report, "gate": <the item's quality_gate>};
-    returns the verdict."""
-    return evaluate(read_report(event["report"]), event["gate"])
+    returns the verdict. `s3`: the client to read with (Lambda gives none: the default one)."""
+    return evaluate(read_report(event["report"], s3), event["gate"])

@@ -58,9 +58,10 @@ def copy(source: str, target: str, s3: Any = None, threshold: int | None = None,
     return size
 
 
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: Any, s3: Any = None) -> dict[str, Any]:
     """The model-copy Lambda's handler (lambdas/model_copy/handler.py exports this one).
     Event: {"source": s3:// URL of the best job's model, "target": s3:// URL of the run's model};
-    returns {"model_data_url": target, "bytes": size}."""
-    size = copy(event["source"], event["target"])
+    returns {"model_data_url": target, "bytes": size}. `s3`: the client to copy with (Lambda gives
+    none: the default one)."""
+    size = copy(event["source"], event["target"], s3)
     return {"model_data_url": event["target"], "bytes": size}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from itertools import count
 from typing import Any
@@ -57,14 +57,29 @@ FUNCTION_VARIABLES = {
     "model_copy_function_arn": MODEL_COPY_ARN,
     "smoke_test_function_arn": SMOKE_TEST_ARN,
 }
-FUNCTIONS = {
-    QUALITY_GATE_ARN: gate.handler,
-    MODEL_COPY_ARN: model_copy.handler,
-    # Lambda gives its functions AWS_REGION; here they run in this process, so the client is given it
-    SMOKE_TEST_ARN: lambda event, context: smoke_test.handler(
-        event, context, boto3.client("sagemaker-runtime", region_name=REGION)
-    ),
-}
+
+
+def functions(local: Local) -> dict[str, Callable[[Any, Any], Any]]:
+    """The deployed functions' handlers, run in this process, each given the client it calls AWS with.
+    `local run` deploys no function roles, so, as for its jobs, the run's guardrails decide the
+    functions' calls alone: each client acts as the role Terraform would give the function (named as
+    the function, modules/function) with every action allowed, under the guardrails."""
+
+    def client(function_arn: str, service: str) -> Any:
+        made = boto3.client(service, region_name=REGION)  # Lambda gives its functions AWS_REGION
+        if not local.guardrails or not local.check_permissions:
+            return made
+        role = f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/{function_arn.rsplit(':', 1)[1]}"
+        return task_permissions.acting_as(made, role, [task_permissions.UNDEPLOYED_ROLE], local.guardrails)
+
+    return {
+        QUALITY_GATE_ARN: lambda event, context: gate.handler(event, context, client(QUALITY_GATE_ARN, "s3")),
+        MODEL_COPY_ARN: lambda event, context: model_copy.handler(event, context, client(MODEL_COPY_ARN, "s3")),
+        SMOKE_TEST_ARN: lambda event, context: smoke_test.handler(
+            event, context, client(SMOKE_TEST_ARN, "sagemaker-runtime")
+        ),
+    }
+
 
 # Waits shortened for local runs (the definition is unchanged; these come from the execution input).
 LOCAL_TIMINGS = {
@@ -176,8 +191,8 @@ class LocalRuns:
                 boto_client_for_region,
                 lambda account, region: sagemaker_backends[account][region],
             ),
-            functions=dict(FUNCTIONS),
         )
+        self.local.functions = functions(self.local)
         self.definition = statemachine.render(
             {
                 "notification_topic_arn": self.topics["notifications"],

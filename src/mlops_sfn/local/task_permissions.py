@@ -245,30 +245,48 @@ UNDEPLOYED_ROLE: Policy = {
 }
 
 
-def acting_as(s3: Any, role: str, policies: Sequence[Policy], guardrails: Sequence[Policy]) -> Any:
-    """`s3`, a client of its own, making each call as `role` does on AWS: refused as S3 refuses,
-    AccessDenied (403) with IAM's message, and a HEAD's 403 with no body, so "Forbidden". A key that
-    does not exist is answered 404 only to a role that may list the bucket, 403 AccessDenied to any
-    other (S3 API reference, GetObject and HeadObject, "Permissions")."""
+def client_calls(service: str, operation: str, params: dict[str, Any], region: str, account: str) -> list[Call]:
+    """What IAM checks for one call a client of `service` makes (the calls the functions' code makes)."""
+    if service == "s3":
+        return [s3_call(operation, params)]
+    if (service, operation) == ("sagemaker-runtime", "InvokeEndpoint"):
+        return checked("sagemaker:InvokeEndpoint", {}, region, account, EndpointName=params["EndpointName"])
+    raise NotImplementedError(f"the local AWS does not know what IAM checks for {service}:{operation}")
+
+
+def acting_as(client: Any, role: str, policies: Sequence[Policy], guardrails: Sequence[Policy]) -> Any:
+    """`client`, a client of its own, making each call as `role` does on AWS: refused as the service
+    refuses, S3's AccessDenied (403) with IAM's message (a HEAD's 403 has no body, so "Forbidden"),
+    AccessDeniedException (400) elsewhere. For S3, a key that does not exist is answered 404 only to a
+    role that may list the bucket, 403 AccessDenied to any other (S3 API reference, GetObject and
+    HeadObject, "Permissions")."""
+    service = client.meta.service_model.service_name
+    region, account = client.meta.region_name, role.split(":")[4] if role.count(":") >= 5 else ""
 
     def denied(operation: str, message: str) -> dict[str, Any]:
+        if service != "s3":
+            return {
+                "Error": {"Code": "AccessDeniedException", "Message": message},
+                "ResponseMetadata": {"HTTPStatusCode": 400},
+            }
         code, message = ("403", "Forbidden") if operation == "HeadObject" else ("AccessDenied", message)
         return {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 403}}
 
     def check(model: Any, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        message = refusal(role, [s3_call(model.name, params)], policies, guardrails)
+        message = refusal(role, client_calls(service, model.name, params, region, account), policies, guardrails)
         if message is not None:
             raise ClientError(denied(model.name, message), model.name)
-        if model.name in ("GetObject", "HeadObject"):  # what a missing key will be answered
+        if service == "s3" and model.name in ("GetObject", "HeadObject"):  # what a missing key will be answered
             context["unlisted"] = not may_list(role, params["Bucket"], params["Key"], policies, guardrails)
 
     def missing_key(model: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         if context.get("unlisted") and parsed.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
             parsed.update(denied(model.name, "Access Denied"))  # S3 says no more than that here
 
-    s3.meta.events.register("before-parameter-build.s3", check)  # with the call's own parameters
-    s3.meta.events.register("after-call.s3", missing_key)
-    return s3
+    events = client.meta.service_model.service_id.hyphenize()
+    client.meta.events.register(f"before-parameter-build.{events}", check)  # with the call's own parameters
+    client.meta.events.register(f"after-call.{events}", missing_key)
+    return client
 
 
 def guardrail(denied: Iterable[str] = (), scp: Policy | None = None) -> list[Policy]:
