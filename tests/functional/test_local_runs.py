@@ -11,6 +11,7 @@ import json
 import time
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -700,11 +701,38 @@ def test_approve_and_reject_find_the_waiting_token_from_the_execution(capsys: py
             target = execution_input["execution_name"] if verb == "approve" else arn
             assert cli.main([verb, target, "--state-machine", local.state_machine_arn, "--region", "us-east-1"]) == 0
             said = {"approve": "approved", "reject": "rejected"}[verb]
-            assert capsys.readouterr().out.startswith(f"{said}: answered task token ")
+            assert capsys.readouterr().out == f"{said}: execution {execution_input['execution_name']}\n"
             arns.append(arn)
         wait_for(lambda: all(status(local, arn) != "RUNNING" for arn in arns))
         assert [status(local, arn) for arn in arns] == ["SUCCEEDED", "FAILED"]
         assert cli.main(["approve", arns[0], "--region", "us-east-1"]) == 1  # nothing waits any more
+
+
+def test_approve_reaches_the_deployment_of_an_outputs_file_as_the_waiting_hint_says(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The hint a followed run prints (`mlops-sfn approve NAME --outputs FILE`) works as printed: the
+    deployment's outputs name the state machine, so an execution name is enough; the comment is kept."""
+    outputs = tmp_path / "outputs.json"
+    with LocalRuns() as local:
+        state_machine = {"value": local.state_machine_arn}
+        outputs.write_text(json.dumps({"state_machine_arn": state_machine, "region": {"value": "us-east-1"}}))
+        arn, execution_input = local.start(DEMO, answer="approve")  # nobody answers but the CLI below
+        wait_for(lambda: "Ask for approval" in entered(local, arn))
+        name = execution_input["execution_name"]
+        assert cli.main(["approve", name, "--outputs", str(outputs), "--comment", "metrics checked"]) == 0
+        assert capsys.readouterr().out == f"approved: execution {name} (metrics checked)\n"
+        wait_for(lambda: status(local, arn) != "RUNNING")
+        assert status(local, arn) == "SUCCEEDED"
+        assert '"comment": "metrics checked"' in local.sfn.describe_execution(executionArn=arn)["output"]
+    # A name alone, with no deployment to look it up in, is refused saying what to give.
+    with pytest.MonkeyPatch.context() as patch:
+        from mlops_sfn.local import deployment
+
+        patch.setattr(deployment, "load", lambda *_: None)
+        patch.delenv("MLOPS_STATE_MACHINE_ARN", raising=False)
+        assert cli.main(["reject", name]) == 2
+    assert f"{name} is an execution name: give the deployment it ran in (--outputs FILE" in capsys.readouterr().err
 
 
 def entered(local: LocalRuns, arn: str) -> list[str]:

@@ -7,6 +7,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -163,3 +164,21 @@ def test_replay_from_a_queue_that_does_not_exist_is_one_line(stack: Stack, capsy
     assert cli.main(["replay", "--queue-url", url, "--function", "router", "--region", REGION]) == 1
     error = capsys.readouterr().err
     assert error.startswith("mlops-sfn: error:") and len(error.splitlines()) == 1
+
+
+def test_replay_reaches_the_deployment_of_an_outputs_file(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Like run and status, replay finds the queue and the router in the deployment's outputs."""
+    from mlops_sfn import cli
+
+    url = "https://sqs.us-east-1.amazonaws.com/123456789012/the-deployments-dead-letters"
+    outputs = {
+        "dead_letter_queue_url": {"value": url},
+        "router_function_arn": {"value": "arn:aws:lambda:us-east-1:123456789012:function:the-deployments-router"},
+        "region": {"value": REGION},
+    }
+    (tmp_path / "outputs.json").write_text(json.dumps(outputs))
+    assert cli.main(["replay", "--outputs", str(tmp_path / "outputs.json")]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("mlops-sfn: error:") and "function:the-deployments-router" in error, error

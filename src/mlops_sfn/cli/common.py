@@ -92,7 +92,7 @@ class Target:
     """A deployment: its root's Terraform outputs, and its AWS (service name -> client)."""
 
     outputs: dict[str, Any]
-    client: Callable[[str], Any]
+    client: Callable[..., Any]  # (service, config=botocore Config) -> client
     where: str
 
     def settings(self) -> Settings:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -132,7 +133,7 @@ def _wait(sfn: Any, arn: str, args: argparse.Namespace, since: int = 0) -> int:
     say = (lambda line: None) if args.json else print
     deadline = time.monotonic() + args.timeout * 60
     try:
-        described, events = runs.follow(sfn, arn, say, deadline, _approval_notice(say), since=since)
+        described, events = runs.follow(sfn, arn, say, deadline, _approval_notice(say, args.outputs), since=since)
     except runs.RunError as error:
         problem(f"mlops-sfn {args.command}: {error}: mlops-sfn status {arn.rsplit(':', 1)[1]}")
         return INVALID
@@ -216,14 +217,15 @@ def rerun_from(args: argparse.Namespace) -> int:
     return _wait(sfn, started, args) if args.wait else OK
 
 
-def _approval_notice(say: Any) -> Any:
-    """Tell once that the run waits for a person, and how to answer."""
+def _approval_notice(say: Any, outputs: Path | None) -> Any:
+    """Tell once that the run waits for a person, and the command that answers, as it works here."""
     told: list[bool] = []
+    reach = f" --outputs {shlex.quote(str(outputs))}" if outputs is not None else ""
 
     def notice(described: dict[str, Any], events: list[dict[str, Any]]) -> None:
         if not told and approval.requested_token(events):
             told.append(True)
-            say(f"  waiting for approval: mlops-sfn approve {described['name']} (or reject)")
+            say(f"  waiting for approval: mlops-sfn approve {described['name']}{reach} (or reject)")
 
     return notice
 

@@ -47,8 +47,8 @@ class Deployment:
     # policy documents every call a run makes must also be allowed by (task_permissions.guardrail)
     guardrails: list[dict[str, Any]] = field(default_factory=list)
 
-    def client(self, service: str) -> Any:
-        return stack.client(service, self.endpoint, Path(self.cert))
+    def client(self, service: str, config: Any = None) -> Any:
+        return stack.client(service, self.endpoint, Path(self.cert), config)
 
     @property
     def runtime(self) -> Path:

@@ -335,7 +335,7 @@ class MotoServer:
         self.stop()
 
 
-def client(service: str, endpoint: str, cert: Path) -> Any:
+def client(service: str, endpoint: str, cert: Path, config: Any = None) -> Any:
     import boto3
 
     return boto3.client(
@@ -345,6 +345,7 @@ def client(service: str, endpoint: str, cert: Path) -> Any:
         verify=str(cert),
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
+        config=config,
     )
 
 

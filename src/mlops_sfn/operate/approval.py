@@ -22,12 +22,17 @@ class ApprovalError(Exception):
     pass
 
 
+def is_execution_name(target: str) -> bool:
+    """Whether `target` is an execution's name (AWS task tokens are long and use characters execution
+    names cannot hold)."""
+    return EXECUTION_NAME.fullmatch(target) is not None
+
+
 def execution_arn(target: str, state_machine_arn: str | None) -> str | None:
     """The execution ARN `target` names, or None when target is a task token."""
     if target.startswith("arn:") and ":execution:" in target:
         return target
-    # AWS task tokens are long and use characters execution names cannot hold.
-    if state_machine_arn and ":stateMachine:" in state_machine_arn and EXECUTION_NAME.fullmatch(target):
+    if state_machine_arn and ":stateMachine:" in state_machine_arn and is_execution_name(target):
         return names.execution_arn(state_machine_arn, target)
     return None
 
