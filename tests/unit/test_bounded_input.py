@@ -93,6 +93,19 @@ def test_validate_reports_a_deep_file_and_goes_on_with_the_folder(tmp_path: Path
     assert result.returncode == 1 and "1 of 2 file(s) invalid" in result.stderr
 
 
+@pytest.mark.parametrize("command", ["validate", "plan"])
+def test_a_repeated_key_or_a_number_python_cannot_read_is_one_line_naming_it(tmp_path: Path, command: str) -> None:
+    # JSON parsers keep one value of a repeated key (Python's the last): the file would lose the other.
+    repeated = tmp_path / "repeated.json"
+    text = DEMO_FILE.read_text()
+    assert '"enabled": true' in text  # the item says "enabled" once; the copy says it twice
+    repeated.write_text(text.replace("{", '{"enabled": false, ', 1))
+    assert "the key 'enabled' appears twice in one object: keep one" in one_line(run(command, repeated))
+    huge = tmp_path / "huge-number.json"
+    huge.write_text(text.replace("{", '{"n": ' + "9" * 5000 + ", ", 1))
+    assert "a number too long to read" in one_line(run(command, huge))
+
+
 def test_a_huge_item_file_is_not_read(tmp_path: Path) -> None:
     path = tmp_path / "huge.json"
     path.write_text(" " * (FILE_BYTES + 1))

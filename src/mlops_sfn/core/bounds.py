@@ -51,10 +51,26 @@ def read_text(path: Path, limit: int = FILE_BYTES) -> str:
     return path.read_text(encoding="utf-8")
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys are all different: JSON parsers keep one of a repeated key's values (Python's
+    the last), so a file that repeats one would silently lose the other."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise InputRefused(f"the key {key!r} appears twice in one object: keep one")
+        seen[key] = value
+    return seen
+
+
 def read_json(path: Path, limit: int = FILE_BYTES) -> Any:
-    """read_text, parsed as JSON."""
+    """read_text, parsed as JSON; a key repeated in an object, or a number Python will not convert
+    (an integer of more than 4,300 digits), is refused naming it."""
     text = read_text(path, limit)
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique_keys)
     except RecursionError:
         raise InputRefused(f"nested more than {EVENT_DEPTH} levels deep") from None
+    except json.JSONDecodeError:
+        raise
+    except ValueError as error:  # int() refuses integers of more than sys.get_int_max_str_digits() digits
+        raise InputRefused(f"a number too long to read: {error}") from None
