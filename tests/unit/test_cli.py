@@ -355,3 +355,24 @@ def test_ctrl_c_ends_any_command_with_one_line_and_130(
     monkeypatch.setattr(validate, "validate", interrupted)
     assert cli.main(["validate", str(ITEMS)]) == 130
     assert capsys.readouterr().err == "mlops-sfn: interrupted\n"
+
+
+def test_local_outputs_writes_a_file_every_outputs_option_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlops_sfn import cli
+    from mlops_sfn.cli.common import target
+    from mlops_sfn.local import deployment
+
+    outputs = {"state_machine_arn": "arn:aws:states:us-east-1:123456789012:stateMachine:m", "region": "us-east-1"}
+    running = deployment.Deployment(str(tmp_path), "https://127.0.0.1:1", "cert.pem", 1, outputs, [])
+    monkeypatch.setattr(deployment, "load", lambda *_: running)
+    written = tmp_path / "local-outputs.json"
+    assert cli.main(["local", "outputs", str(written)]) == 0
+    assert f"any command takes --outputs {written}" in capsys.readouterr().out
+    assert target(written).outputs == outputs  # as `terraform output -json` of the root would be read
+    assert cli.main(["local", "outputs", str(tmp_path)]) == 2
+    assert "a folder: name the file to write" in capsys.readouterr().err
+    monkeypatch.setattr(deployment, "load", lambda *_: None)
+    assert cli.main(["local", "outputs", str(written)]) == 1
+    assert "no local deployment is up: mlops-sfn local up starts one" in capsys.readouterr().err

@@ -83,6 +83,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     demo.set_defaults(run=local_stack, checkout=True, drift=False)
     down = local_commands.add_parser("down", help="stop the local AWS and remove .mlops-local/")
     down.set_defaults(run=local_stack, checkout=True)
+    outputs = local_commands.add_parser(
+        "outputs",
+        help="write the local deployment's outputs as `terraform output -json` does, for any command's --outputs",
+    )
+    outputs.add_argument(
+        "file", type=Path, nargs="?", default=Path("local-outputs.json"), help="default: local-outputs.json"
+    )
+    outputs.set_defaults(run=local_outputs)
 
 
 def _guardrail_options(parser: argparse.ArgumentParser, whom: str) -> None:
@@ -222,3 +230,26 @@ def local_stack(args: argparse.Namespace) -> int:
         return INVALID
     print("the local AWS keeps running: mlops-sfn local up prints how to reach it, mlops-sfn local down removes it")
     return OK if result.status == "SUCCEEDED" else INVALID
+
+
+def local_outputs(args: argparse.Namespace) -> int:
+    """`mlops-sfn local outputs [FILE]`: the running local deployment's outputs, as a file --outputs reads."""
+    try:
+        from ..local import deployment
+    except ModuleNotFoundError as error:
+        raise _needs_local_runtime(error) from error
+    running = deployment.load()
+    if running is None:
+        problem("mlops-sfn local outputs: no local deployment is up: mlops-sfn local up starts one")
+        return INVALID
+    if args.file.is_dir():
+        raise UsageError(f"{args.file}: a folder: name the file to write, e.g. {args.file / 'local-outputs.json'}")
+    document = {name: {"sensitive": False, "value": value} for name, value in sorted(running.outputs.items())}
+    try:
+        args.file.write_text(json.dumps(document, indent=2) + "\n")
+    except OSError as error:
+        raise UsageError(f"{args.file}: cannot write: {error.strerror or error}") from None
+    print(
+        f"wrote {args.file}; with the export line `mlops-sfn local up` printed, any command takes --outputs {args.file}"
+    )
+    return OK
