@@ -20,6 +20,7 @@ from moto import mock_aws
 from mlops_sfn import cli
 from mlops_sfn.cli.runs import overrides
 from mlops_sfn.core.router import RejectedEvent
+from mlops_sfn.core.stages import STAGES
 from mlops_sfn.local import REGION
 from mlops_sfn.local.harness import QUALITY_GATE_ARN, LocalRuns
 from mlops_sfn.local.sagemaker import JobResult, SimulatedJobs
@@ -413,6 +414,12 @@ def test_a_rerun_is_refused_when_an_earlier_stage_failed_or_changed_or_its_outpu
     local, earlier, events = evaluation_failed
     with pytest.raises(rerun.RerunRefused, match=r"evaluation did not succeed .* rerun from evaluation or earlier"):
         plan(local, earlier, events, "register")
+    ran = ", ".join(stage for stage in STAGES if earlier.execution_input["run"].get(stage))
+    with pytest.raises(rerun.RerunRefused) as refused:  # a stage the run never switched on starts nothing
+        plan(local, earlier, events, "tuning")
+    assert str(refused.value) == (
+        f"--from tuning: tuning did not run in {earlier.name}; rerun from a stage that did ({ran})"
+    )
 
     changed = edited(trained_and_evaluated(), {"stages.training.request.HyperParameters.n_estimators": "7"})
     with pytest.raises(rerun.RerunRefused, match=r"stages\.training changed since"):

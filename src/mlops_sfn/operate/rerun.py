@@ -52,6 +52,12 @@ def plan_rerun(
         raise RerunRefused(f"--from {from_stage}: not a stage ({', '.join(STAGES)})")
     if earlier.status == "RUNNING":
         raise RerunRefused(f"{earlier.name} is still running: rerun it once it ends")
+    ran = [stage for stage in STAGES if earlier.execution_input["run"].get(stage)]
+    if from_stage not in ran:
+        raise RerunRefused(
+            f"--from {from_stage}: {from_stage} did not run in {earlier.name}; rerun from a stage that did"
+            f" ({', '.join(ran) or 'none did: start a new run'})"
+        )
     before = STAGES[: STAGES.index(from_stage)]
     outcomes = runs.stage_runs(events, earlier.execution_input, machine)
     reused = tuple(stage for stage in before if earlier.execution_input["run"].get(stage))
