@@ -156,6 +156,21 @@ def test_an_aiops_import_names_the_deploy_time_tokens_left_to_fill() -> None:
     assert run("import", "aiops", AIOPS, "--set", "MLOPS_BUCKET").returncode == 2  # not NAME=VALUE
 
 
+def test_an_aiops_import_fills_the_region_token_and_refuses_a_set_that_matches_nothing(tmp_path: Path) -> None:
+    # aiops' deployspec fills AWS_REGION_NAME with the deployment's region, as every run's {region} is.
+    text = AIOPS.read_text()
+    assert "s3://MLOPS_BUCKET/demo/scripts" in text
+    source = write(tmp_path / "input.yaml", text.replace("MLOPS_BUCKET/demo/scripts", "MLOPS_BUCKET/AWS_REGION_NAME/s"))
+    result = run("import", "aiops", source, *FILLED, env=SAMPLE_DATA)
+    assert result.returncode == 0, result.stderr
+    assert "s3://{bucket}/{region}/s" in result.stdout and "AWS_REGION_NAME" not in result.stdout
+    # A --set that matches no token of the file would be silently ignored: refused, naming the file's tokens.
+    refused = run("import", "aiops", AIOPS, *FILLED, "--set", "MLOPS_BUKET=x")
+    assert refused.returncode == 2
+    held = "IMAGE_URI, MLOPS_BUCKET, SAGEMAKER_EXECUTION_ROLE"
+    assert f"holds no token 'MLOPS_BUKET' (its tokens: {held})" in refused.stderr
+
+
 def test_an_aiops_import_carries_over_what_its_runs_did(tmp_path: Path) -> None:
     result = run("import", "aiops", AIOPS, *FILLED, env=SAMPLE_DATA)
     assert result.returncode == 0, result.stderr

@@ -42,6 +42,14 @@ def _values(assignments: list[str]) -> dict[str, str]:
     return values
 
 
+def _known(source: Path, values: dict[str, str], tokens: list[str]) -> None:
+    """Each --set names a token the file holds: one that matches nothing would be silently ignored."""
+    for name in values:
+        if name not in tokens:
+            held = ", ".join(tokens) or "none"
+            raise UsageError(f"--set {name}=...: {source} holds no token {name!r} (its tokens: {held})")
+
+
 def import_item(kind: str, source: Path, typed: bool, assignments: list[str] | None = None) -> int:
     values = _values(assignments or [])
     if not source.exists():
@@ -55,12 +63,14 @@ def import_item(kind: str, source: Path, typed: bool, assignments: list[str] | N
                 document = yaml.safe_load(text)
             except yaml.YAMLError as error:
                 raise ItemFileError(f"not valid YAML: {error}") from error
+            _known(source, values, importers.unfilled(document, TOKENS[kind]))
             item, notes = importers.from_aiops(document, values)
         else:
             try:
                 document = json.loads(text)
             except json.JSONDecodeError as error:
                 raise ItemFileError(f"line {error.lineno} column {error.colno}: not valid JSON: {error.msg}") from error
+            _known(source, values, importers.unfilled(document, TOKENS[kind]))
             item, notes = importers.from_reusable_framework(document, values)
     except RecursionError:
         problem(f"{source}: nested more than {bounds.EVENT_DEPTH} levels deep")

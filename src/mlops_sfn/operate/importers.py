@@ -41,15 +41,17 @@ def fill(document: Any, pattern: re.Pattern[str], values: dict[str, str]) -> Any
     return map_strings(document, lambda text: pattern.sub(lambda m: values.get(m.group(1), m.group(0)), text))
 
 
-def unfilled(item: dict[str, Any], pattern: re.Pattern[str]) -> list[str]:
-    """The tokens still in the imported item: each needs `--set NAME=VALUE`."""
+def unfilled(item: Any, pattern: re.Pattern[str]) -> list[str]:
+    """The tokens in a document: still in an imported item, each needs `--set NAME=VALUE`."""
     return sorted(_found(item, pattern))
 
 
 # --- aiops-modules mlops-stepfunctions -----------------------------------------------------------
 
 # Its deployspec.yaml fills these with `sed` at deploy time (SFN_EXECUTION_ID is the run's own).
-AIOPS_TOKENS = re.compile(r"\b(MLOPS_BUCKET|IMAGE_URI|SAGEMAKER_EXECUTION_ROLE|MODEL_NAME)\b")
+AIOPS_TOKENS = re.compile(r"\b(MLOPS_BUCKET|IMAGE_URI|SAGEMAKER_EXECUTION_ROLE|MODEL_NAME|AWS_REGION_NAME)\b")
+# The tokens this framework fills itself: the deployment's region is every run's {region}.
+AIOPS_FILLED = {"AWS_REGION_NAME": "{region}"}
 # Block -> (stage, the members its state_machine.json sent SageMaker; anything else was never sent).
 _PROCESSING = (
     "AppSpecification",
@@ -114,7 +116,7 @@ def from_aiops(config: Any, values: dict[str, str] | None = None) -> tuple[dict[
     """An item from an aiops-modules `mlops-stepfunctions` input.yaml (already parsed)."""
     if not isinstance(config, dict):
         raise ItemFileError("expected a YAML mapping with app_id, model_id and stage blocks")
-    config = fill(config, AIOPS_TOKENS, values or {})
+    config = fill(config, AIOPS_TOKENS, AIOPS_FILLED | (values or {}))
     # The run's execution name, which its handler put in place of SFN_EXECUTION_ID.
     config = map_strings(config, lambda text: text.replace("SFN_EXECUTION_ID", "{execution}"))
     notes: list[str] = []
