@@ -155,6 +155,38 @@ def test_items_pull_writes_the_table_back_as_plain_and_typed_json(stack: Stack, 
     assert cli.main(["items", "diff", str(into), "--outputs", str(outputs)]) == 0  # round trip
 
 
+def test_items_pull_keeps_each_files_key_order_and_leaves_unchanged_files_alone(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An operator's file keeps its layout: the keys stay in the file's order (the table keeps none), and
+    a file that already holds the item is not rewritten (nor its typed copy)."""
+    into, outputs = tmp_path / "pulled", outputs_file(tmp_path, stack.state_machine_arn)
+    item = load_item()
+    stack.put_item(item)
+    into.mkdir()
+    mine = {"description": item["description"], **{k: v for k, v in reversed(list(item.items())) if k != "description"}}
+    path = into / "mine.json"
+    path.write_text(json.dumps(mine, indent=2) + "\n")
+    assert cli.main(["items", "pull", "--into", str(into), "--outputs", str(outputs)]) == 0
+    assert "0 item(s) written" in capsys.readouterr().out and path.read_text() == json.dumps(mine, indent=2) + "\n"
+    typed = into / "typed" / "mine.json"  # made by the first pull, as generate makes it
+    stamps = (path.stat().st_mtime_ns, typed.stat().st_mtime_ns)
+    assert cli.main(["items", "pull", "--into", str(into), "--outputs", str(outputs)]) == 0
+    assert (path.stat().st_mtime_ns, typed.stat().st_mtime_ns) == stamps  # nothing changed: nothing written
+    capsys.readouterr()
+    stack.put_item(edited(item, {"description": "edited in the console"}))
+    assert cli.main(["items", "pull", "--into", str(into), "--outputs", str(outputs)]) == 0
+    assert "1 item(s) written" in capsys.readouterr().out
+    pulled = json.loads(path.read_text())
+    assert list(pulled) == list(mine) and pulled["description"] == "edited in the console"
+    assert json.loads(typed.read_text())["description"] == {"S": "edited in the console"}
+    # --into a file, or a folder that cannot be made, is one line.
+    assert cli.main(["items", "pull", "--into", str(path), "--outputs", str(outputs)]) == 2
+    assert "a file, not a folder" in capsys.readouterr().err
+    assert cli.main(["items", "pull", "--into", str(path / "below"), "--outputs", str(outputs)]) == 2
+    assert "cannot write there" in capsys.readouterr().err
+
+
 def test_without_a_deployment_the_commands_say_how_to_name_one(tmp_path: Path, monkeypatch: Any, capsys: Any) -> None:
     monkeypatch.setattr("mlops_sfn.local.deployment.HOME", tmp_path / "nothing-up")
     monkeypatch.setattr("mlops_sfn.local.deployment.load", lambda home=tmp_path: None)

@@ -65,6 +65,11 @@ def push(args: argparse.Namespace) -> int:
 def pull_items(args: argparse.Namespace) -> int:
     deployment = target(args.outputs)
     table = items.deployed(deployment.client("dynamodb"), deployment.output("table_name"))
-    written = items.pull(table, args.into)
-    print(f"{len(written)} item(s) written to {args.into}/ (with their typed copies)")
+    if args.into.exists() and not args.into.is_dir():
+        raise UsageError(f"--into {args.into}: a file, not a folder: name a folder for the item files")
+    try:
+        written, unchanged = items.pull(table, args.into)
+    except OSError as error:
+        raise UsageError(f"--into {args.into}: cannot write there: {error.strerror or error}") from None
+    print(f"{len(written)} item(s) written to {args.into}/ (with their typed copies), {len(unchanged)} unchanged")
     return OK

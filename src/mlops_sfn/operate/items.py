@@ -77,23 +77,45 @@ def push(dynamodb: Any, table: str, items: list[dict[str, Any]]) -> None:
         dynamodb.put_item(TableName=table, Item=dynamodb_json.to_typed(item))
 
 
-def pull(table: dict[str, dict[str, Any]], into: Path) -> list[Path]:
-    """Write each item over its file in `into` (else to `<pipeline>.json`), and its DynamoDB JSON
-    copy under typed/ as `mlops-sfn generate` would; returns the item files written."""
+def _in_order_of(new: Any, old: Any) -> Any:
+    """`new`, its objects' keys in the order `old` has them (keys `old` lacks follow, as `new` has them)."""
+    if isinstance(new, dict) and isinstance(old, dict):
+        kept = [name for name in old if name in new] + [name for name in new if name not in old]
+        return {name: _in_order_of(new[name], old.get(name)) for name in kept}
+    if isinstance(new, list) and isinstance(old, list):
+        return [_in_order_of(value, old[index] if index < len(old) else None) for index, value in enumerate(new)]
+    return new
+
+
+def _write_if_changed(path: Path, data: bytes) -> bool:
+    """Write `data` to `path` unless the file already holds it; whether it was written."""
+    if path.is_file() and path.read_bytes() == data:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return True
+
+
+def pull(table: dict[str, dict[str, Any]], into: Path) -> tuple[list[Path], list[Path]]:
+    """Write each item over its file in `into` (else to `<pipeline>.json`), keeping the file's key order,
+    and its DynamoDB JSON copy under typed/ as `mlops-sfn generate` would; a file that already holds
+    what it would hold is left untouched. Returns (item files written, item files unchanged)."""
     into.mkdir(parents=True, exist_ok=True)
-    existing = {}
+    existing: dict[str, tuple[Path, Any]] = {}
     for path in item_files(into):
         try:
-            existing[str(load_item_file(path).get(KEY))] = path
-        except ItemFileError:
+            existing[str(load_item_file(path).get(KEY))] = (path, json.loads(path.read_text(encoding="utf-8")))
+        except (ItemFileError, ValueError):
             continue  # an unreadable file is not this pipeline's: it is left as it is
-    written = []
+    written: list[Path] = []
+    unchanged: list[Path] = []
     for pipeline, item in sorted(table.items()):
-        ordered = {KEY: item[KEY], **{name: value for name, value in item.items() if name != KEY}}
-        path = existing.get(pipeline, into / f"{pipeline}.json")
-        path.write_text(json.dumps(ordered, indent=2) + "\n", encoding="utf-8")
-        written.append(path)
+        path, held = existing.get(pipeline, (into / f"{pipeline}.json", None))
+        if held is None:  # a new file: the pipeline's name first
+            held = {KEY: None}
+        ordered = _in_order_of(item, held)
+        changed = _write_if_changed(path, (json.dumps(ordered, indent=2) + "\n").encode())
+        (written if changed else unchanged).append(path)
     for path, data in typed_items(into).items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    return written
+        _write_if_changed(path, data)
+    return written, unchanged
