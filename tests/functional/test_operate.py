@@ -11,6 +11,7 @@ import json
 import shutil
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -370,6 +371,28 @@ def test_status_refuses_an_execution_it_cannot_show(
     assert "another state machine" in capsys.readouterr().err
     assert cli.main(["status", "no-such-run", "--outputs", str(outputs)]) == 1
     assert "no execution no-such-run" in capsys.readouterr().err
+    # --graph onto a folder, or into one that does not exist: one line, before anything is asked of AWS.
+    assert cli.main(["status", "no-such-run", "--graph", str(tmp_path), "--outputs", str(outputs)]) == 2
+    assert f"--graph {tmp_path}: a folder: name a file in it" in capsys.readouterr().err
+    missing = tmp_path / "no-such-folder" / "run.mmd"
+    assert cli.main(["status", "no-such-run", "--graph", str(missing), "--outputs", str(outputs)]) == 2
+    assert f"its folder {missing.parent} does not exist" in capsys.readouterr().err
+
+
+def test_status_of_the_local_stack_gives_no_aws_console_link(
+    finished: tuple[LocalRuns, list[str]], tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
+    """The AWS console shows no run of the local AWS: status there leaves the link out."""
+    from mlops_sfn.cli import common
+
+    local, names = finished
+    remote = common.target(local_outputs(local, tmp_path))
+    monkeypatch.setattr(common, "target", lambda outputs: replace(remote, local=True))
+    monkeypatch.setattr("mlops_sfn.cli.runs.target", lambda outputs: replace(remote, local=True))
+    assert cli.main(["status", names[0]]) == 0
+    assert "console:" not in capsys.readouterr().out
+    assert cli.main(["status", names[0], "--json"]) == 0
+    assert "console_url" not in json.loads(capsys.readouterr().out)
 
 
 # --- rerun --------------------------------------------------------------------------------------------

@@ -94,6 +94,7 @@ class Target:
     outputs: dict[str, Any]
     client: Callable[..., Any]  # (service, config=botocore Config) -> client
     where: str
+    local: bool = False  # the local stack: no AWS console shows it
 
     def settings(self) -> Settings:
         """What items are checked against: this deployment's bucket, role, image repositories, ..."""
@@ -136,7 +137,7 @@ def target(outputs: Path | None) -> Target:
             "no deployment found: give --outputs FILE (`terraform output -json` of the deployed root, saved),"
             " or start the local one with `mlops-sfn local up`"
         )
-    return Target(local.outputs, local.client, f"the local deployment ({local.endpoint})")
+    return Target(local.outputs, local.client, f"the local deployment ({local.endpoint})", local=True)
 
 
 def add_target(parser: Any) -> None:

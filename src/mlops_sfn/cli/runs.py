@@ -121,7 +121,8 @@ def start_run(args: argparse.Namespace) -> int:
     arn = names.execution_arn(deployment.output("state_machine_arn"), name)
     sfn = deployment.client("stepfunctions")
     if not args.wait:
-        print(json.dumps({"name": name, "arn": arn}) if args.json else f"started {name}\n  {runs.console_url(arn)}")
+        follow = "" if deployment.local else f"\n  {runs.console_url(arn)}"
+        print(json.dumps({"name": name, "arn": arn}) if args.json else f"started {name}{follow}")
         return OK
     if not args.json:
         print(f"started {name} ({time.monotonic() - started:.1f} s); following it")
@@ -257,12 +258,19 @@ def list_runs(args: argparse.Namespace) -> int:
 
 
 def show_status(args: argparse.Namespace) -> int:
+    graph: Path | None = args.graph
+    if graph is not None and (graph.is_dir() or not graph.parent.is_dir()):
+        where = "a folder: name a file in it" if graph.is_dir() else f"its folder {graph.parent} does not exist"
+        raise UsageError(f"--graph {graph}: {where}")
     deployment = target(args.outputs)
     sfn = deployment.client("stepfunctions")
     run = _named_run(deployment, sfn, args)
     if run is None:
         return INVALID
-    _report(sfn, run, args.json, args.graph)
+    try:
+        _report(sfn, run, args.json, graph, console=not deployment.local)
+    except OSError as error:  # the graph could not be written
+        raise UsageError(f"--graph {graph}: cannot write: {error.strerror or error}") from None
     return OK if run.status in ("SUCCEEDED", "RUNNING") else INVALID
 
 
@@ -288,8 +296,14 @@ def execution_arn(deployment: Target, execution: str) -> str:
 
 
 def _report(
-    sfn: Any, run: runs.Run, as_json: bool, graph: Path | None, events: list[dict[str, Any]] | None = None
+    sfn: Any,
+    run: runs.Run,
+    as_json: bool,
+    graph: Path | None,
+    events: list[dict[str, Any]] | None = None,
+    console: bool = True,
 ) -> None:
+    """A run's report; `console`: with its link to the AWS console (not for the local stack)."""
     events = runs.history(sfn, run.arn) if events is None else events
     stages = runs.stage_runs(events, run.execution_input, runs.definition(sfn, run.arn), run.status == "RUNNING")
     found = runs.results(run.output) or runs.results_so_far(events)
@@ -297,18 +311,21 @@ def _report(
         outcomes = {stage: (stage_run.status, stage_run.seconds) for stage, stage_run in stages.items()}
         graph.write_text(preview.mermaid(run.execution_input, outcomes) + "\n")
     if as_json:
-        document = run.as_dict() | {
-            "stages": {
-                stage: {
-                    "outcome": stage_run.status,
-                    "seconds": stage_run.seconds,
-                    "outputs": found.get(stage) if stage_run.status in ("succeeded", "reused") else None,
-                }
-                | ({"reused_from": stage_run.reused_from} if stage_run.reused_from else {})
-                for stage, stage_run in stages.items()
-            },
-            "console_url": runs.console_url(run.arn),
-        }
+        document = (
+            run.as_dict()
+            | {
+                "stages": {
+                    stage: {
+                        "outcome": stage_run.status,
+                        "seconds": stage_run.seconds,
+                        "outputs": found.get(stage) if stage_run.status in ("succeeded", "reused") else None,
+                    }
+                    | ({"reused_from": stage_run.reused_from} if stage_run.reused_from else {})
+                    for stage, stage_run in stages.items()
+                },
+            }
+            | ({"console_url": runs.console_url(run.arn)} if console else {})
+        )
         print(json.dumps(document, indent=2, default=str))
     else:
         took = f" in {run.seconds:.1f} s" if run.seconds is not None else ""
@@ -325,6 +342,7 @@ def _report(
                 detail = f"from {stage_run.reused_from}{'; ' + detail if detail else ''}"
             print((line + (detail if stage_run.status in ("succeeded", "reused") else "")).rstrip())
         print(f"  outputs: {run.execution_input.get('run_folder', '')}")
-        print(f"  console: {runs.console_url(run.arn)}")
+        if console:
+            print(f"  console: {runs.console_url(run.arn)}")
         if graph:
             print(f"  graph: {graph}")
