@@ -391,3 +391,23 @@ def test_local_outputs_writes_a_file_every_outputs_option_reads(
     monkeypatch.setattr(deployment, "load", lambda *_: None)
     assert cli.main(["local", "outputs", str(written)]) == 1
     assert "no local deployment is up: mlops-sfn local up starts one" in capsys.readouterr().err
+
+
+def test_ctrl_c_while_following_a_run_stops_following_and_says_the_run_goes_on(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from mlops_sfn.cli import runs as cli_runs
+
+    def interrupted(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_runs.runs, "follow", interrupted)
+    args = argparse.Namespace(json=False, timeout=5, outputs=Path("my outputs.json"), command="run")
+    arn = "arn:aws:states:us-east-1:123456789012:execution:m:demo-run-1"
+    assert cli_runs._wait(object(), arn, args) == 130  # the shell's code for SIGINT
+    assert capsys.readouterr().err == (
+        "mlops-sfn run: stopped following demo-run-1; the run goes on:"
+        " mlops-sfn status demo-run-1 --outputs 'my outputs.json'\n"
+    )

@@ -15,7 +15,7 @@ from ..core.names import EXECUTION_NAME
 from ..core.stages import STAGES
 from ..operate import approval, preview, rerun, runs
 from ..operate.executions import failure_reason
-from .common import INVALID, OK, Target, UsageError, add_target, problem, target
+from .common import INTERRUPTED, INVALID, OK, Target, UsageError, add_target, problem, target
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -133,11 +133,16 @@ def _wait(sfn: Any, arn: str, args: argparse.Namespace, since: int = 0) -> int:
     """Follow a started run to its end; exit 0 only when it succeeded."""
     say = (lambda line: None) if args.json else print
     deadline = time.monotonic() + args.timeout * 60
+    name = arn.rsplit(":", 1)[1]
+    reach = f" --outputs {shlex.quote(str(args.outputs))}" if args.outputs is not None else ""
     try:
         described, events = runs.follow(sfn, arn, say, deadline, _approval_notice(say, args.outputs), since=since)
     except runs.RunError as error:
-        problem(f"mlops-sfn {args.command}: {error}: mlops-sfn status {arn.rsplit(':', 1)[1]}")
+        problem(f"mlops-sfn {args.command}: {error}: mlops-sfn status {name}{reach}")
         return INVALID
+    except KeyboardInterrupt:  # the run is Step Functions', not this process's: it goes on
+        problem(f"mlops-sfn {args.command}: stopped following {name}; the run goes on: mlops-sfn status {name}{reach}")
+        return INTERRUPTED
     run = runs.from_description(described)
     _report(sfn, run, args.json, None, events)
     return OK if run.status == "SUCCEEDED" else INVALID
