@@ -261,6 +261,24 @@ def test_run_starts_through_the_router_with_the_overrides(
     assert started["arn"].endswith(f":{started['name']}")
 
 
+def test_items_delete_removes_an_item_but_not_under_a_run_in_flight_unless_forced(
+    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    with_router(monkeypatch, stack)
+    outputs = outputs_file(tmp_path, stack.state_machine_arn)
+    assert cli.main(["run", DEMO, "--json", "--outputs", str(outputs)]) == 0  # in flight: moto never ends it
+    started = json.loads(capsys.readouterr().out.splitlines()[-1])["name"]
+    assert cli.main(["items", "delete", DEMO, "--outputs", str(outputs)]) == 1
+    assert f"{DEMO} has a run in flight ({started}): let it end, or give --force" in capsys.readouterr().err
+    assert DEMO in table(stack)
+    assert cli.main(["items", "delete", DEMO, "--force", "--outputs", str(outputs)]) == 0
+    assert DEMO not in table(stack)
+    assert cli.main(["items", "delete", DEMO, "--outputs", str(outputs)]) == 1
+    assert f"no pipeline {DEMO} in {TABLE}" in capsys.readouterr().err
+    owned = outputs_file(tmp_path, stack.state_machine_arn, ownership="terraform")
+    assert cli.main(["items", "delete", DEMO, "--outputs", str(owned)]) == 2
+
+
 def test_run_of_an_invalid_override_or_an_unknown_pipeline_starts_nothing(
     stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:

@@ -1,4 +1,4 @@
-"""`mlops-sfn items diff | push | pull`: the item files against the deployed pipeline-config table."""
+"""`mlops-sfn items diff | push | pull | delete`: the item files against the deployed pipeline-config table."""
 
 from __future__ import annotations
 
@@ -25,6 +25,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     pull.add_argument("--into", type=Path, default=DEFAULT_ITEMS, metavar="FOLDER", help=f"default: {DEFAULT_ITEMS}/")
     add_target(pull)
     pull.set_defaults(run=pull_items)
+    delete = verbs.add_parser("delete", help="remove a pipeline's item from the table (its uploads then start nothing)")
+    delete.add_argument("pipeline", metavar="PIPELINE", help="the item's consumption_pipeline_name")
+    delete.add_argument("--force", action="store_true", help="even while a run of it is in flight")
+    add_target(delete)
+    delete.set_defaults(run=delete_item)
 
 
 def diff(args: argparse.Namespace) -> int:
@@ -72,4 +77,33 @@ def pull_items(args: argparse.Namespace) -> int:
     except OSError as error:
         raise UsageError(f"--into {args.into}: cannot write there: {error.strerror or error}") from None
     print(f"{len(written)} item(s) written to {args.into}/ (with their typed copies), {len(unchanged)} unchanged")
+    return OK
+
+
+def delete_item(args: argparse.Namespace) -> int:
+    """Remove one item; refused while a run of the pipeline is in flight (it would end without its item for
+    reruns and redrives), unless --force."""
+    from ..operate import runs
+
+    deployment = target(args.outputs)
+    if deployment.output("items_ownership") == "terraform":
+        raise UsageError(
+            'the deployment\'s items are owned by Terraform (items_ownership = "terraform"): an apply would'
+            " put it back; remove its file and apply instead"
+        )
+    dynamodb, table_name = deployment.client("dynamodb"), deployment.output("table_name")
+    key = {items.KEY: {"S": args.pipeline}}
+    if "Item" not in dynamodb.get_item(TableName=table_name, Key=key, ProjectionExpression=items.KEY):
+        problem(f"mlops-sfn items delete: no pipeline {args.pipeline} in {table_name}")
+        return INVALID
+    sfn = deployment.client("stepfunctions")
+    running = runs.recent(sfn, deployment.output("state_machine_arn"), args.pipeline, status="RUNNING", limit=5)
+    if running and not args.force:
+        problem(
+            f"mlops-sfn items delete: {args.pipeline} has a run in flight ({running[0].name}): let it end, or"
+            " give --force"
+        )
+        return INVALID
+    dynamodb.delete_item(TableName=table_name, Key=key)
+    print(f"deleted {args.pipeline} from {table_name}; its item file, if any, is yours to remove")
     return OK
