@@ -104,10 +104,13 @@ class Target:
             lacking = error.args[0]
             raise UsageError(f"{self.where}: the deployment lacks outputs {lacking}: apply the current root") from None
 
-    def output(self, name: str) -> Any:
+    def output(self, name: str) -> str:
+        """One of the root's string outputs (a name, an ARN, a URL)."""
         value = self.outputs.get(name)
         if value in (None, "", []):
             raise UsageError(f"{self.where}: the deployment has no output {name}: apply the current root")
+        if not isinstance(value, str):
+            raise UsageError(f"{self.where}: the output {name} is not a string: is this the root's outputs?")
         return value
 
 
@@ -123,6 +126,8 @@ def target(outputs: Path | None) -> Target:
         if not isinstance(document, dict) or not all(isinstance(e, dict) and "value" in e for e in document.values()):
             raise UsageError(f"{outputs}: not `terraform output -json` of the root ({{name: {{value: ...}}}})")
         values = {name: entry["value"] for name, entry in document.items()}
+        if not isinstance(values.get("region") or "", str):
+            raise UsageError(f"{outputs}: its region output is not a region name: is this the root's outputs?")
         import boto3
 
         session = boto3.session.Session(region_name=values.get("region") or None)

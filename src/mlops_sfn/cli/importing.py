@@ -63,11 +63,13 @@ def import_item(kind: str, source: Path, typed: bool, assignments: list[str] | N
                 document = yaml.safe_load(text)
             except yaml.YAMLError as error:
                 raise ItemFileError(f"not valid YAML: {error}") from error
+            except ValueError as error:  # int() refuses integers of more than 4,300 digits
+                raise ItemFileError(f"a number too long to read: {error}") from None
             _known(source, values, importers.unfilled(document, TOKENS[kind]))
             item, notes = importers.from_aiops(document, values)
         else:
             try:
-                document = json.loads(text)
+                document = bounds.parse_json(text)
             except json.JSONDecodeError as error:
                 raise ItemFileError(f"line {error.lineno} column {error.colno}: not valid JSON: {error.msg}") from error
             _known(source, values, importers.unfilled(document, TOKENS[kind]))

@@ -63,9 +63,13 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def read_json(path: Path, limit: int = FILE_BYTES) -> Any:
-    """read_text, parsed as JSON; a key repeated in an object, or a number Python will not convert
-    (an integer of more than 4,300 digits), is refused naming it."""
-    text = read_text(path, limit)
+    """read_text, parsed as parse_json parses."""
+    return parse_json(read_text(path, limit))
+
+
+def parse_json(text: str) -> Any:
+    """JSON text parsed; a key repeated in an object, or a number Python will not convert (an integer
+    of more than 4,300 digits), is refused naming it (JSONDecodeError for text that is not JSON)."""
     try:
         return json.loads(text, object_pairs_hook=_unique_keys)
     except RecursionError:
