@@ -14,7 +14,7 @@ from typing import Any, cast
 import boto3
 import pytest
 
-from mlops_sfn.local import events, monitor, resource_policies
+from mlops_sfn.local import events, monitor, resource_policies, task_permissions
 from mlops_sfn.local.motoport import mock_aws, sns_backends
 from tests.aws import eventbridge_may_send
 
@@ -307,3 +307,49 @@ def test_a_log_group_is_created_with_a_key_only_when_its_policy_lets_cloudwatch_
     finally:
         uninstall()
     assert [g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]] == ["/mlops/router"]
+
+
+def test_a_bucket_policy_decides_a_roles_s3_calls_with_its_own_policies(aws: None) -> None:
+    # IAM user guide, "Policy evaluation logic": a resource policy's Deny wins over the identity policy's
+    # Allow; the TLS-only Deny the framework's bucket carries does not apply, as the local AWS speaks TLS only.
+    s3 = client("s3")
+    s3.create_bucket(Bucket="reports")
+    for key in ("reports/ok.json", "secret/no.json"):
+        s3.put_object(Bucket="reports", Key=key, Body=b"{}")
+    role, policies = a_role("reader", {"Effect": "Allow", "Action": "s3:*", "Resource": "*"})
+    statements = [
+        {
+            "Sid": "TlsOnly",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": ["arn:aws:s3:::reports", "arn:aws:s3:::reports/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        },
+        {
+            "Sid": "NotTheSecrets",
+            "Effect": "Deny",
+            "Principal": {"AWS": role},
+            "Action": "s3:GetObject",
+            "Resource": "arn:aws:s3:::reports/secret/*",
+        },
+    ]
+    s3.put_bucket_policy(Bucket="reports", Policy=json.dumps({"Version": "2012-10-17", "Statement": statements}))
+    # Decided as the local AWS decides a role's S3 calls (functions, jobs): moto's own bucket-policy check,
+    # which reads no principal nor condition, is not what is under test here.
+    read = task_permissions.s3_call
+    assert (
+        task_permissions.refusal(
+            role, [read("GetObject", {"Bucket": "reports", "Key": "reports/ok.json"})], policies, []
+        )
+        is None
+    )
+    refused = task_permissions.refusal(
+        role, [read("GetObject", {"Bucket": "reports", "Key": "secret/no.json"})], policies, []
+    )
+    assert refused is not None and "explicitly denied by the resource policy's statement NotTheSecrets" in refused
+    other, others = a_role("other", {"Effect": "Allow", "Action": "s3:*", "Resource": "*"})
+    assert (
+        task_permissions.refusal(other, [read("GetObject", {"Bucket": "reports", "Key": "secret/no.json"})], others, [])
+        is None
+    )

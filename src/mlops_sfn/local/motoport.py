@@ -36,7 +36,7 @@ try:
     from moto.kms.models import kms_backends
     from moto.logs.models import LogsBackend
     from moto.s3.exceptions import S3ClientError
-    from moto.s3.models import FakeBucket, S3Backend
+    from moto.s3.models import FakeBucket, S3Backend, s3_backends
     from moto.sagemaker.models import sagemaker_backends
     from moto.sagemaker.responses import SageMakerResponse
     from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
@@ -158,6 +158,7 @@ __all__ = [
     "lambda_simple_backends",
     "mock_aws",
     "retrier_decl",
+    "s3_backends",
     "sagemaker_backend",
     "sagemaker_backends",
     "serve",

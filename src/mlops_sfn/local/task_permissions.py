@@ -156,13 +156,34 @@ def needed(resource_type: str, resource: str, params: dict[str, Any], region: st
 
 
 def refusal(role: str, calls: Iterable[Call], policies: Sequence[Policy], guardrails: Sequence[Policy]) -> str | None:
-    """AWS's AccessDenied message for the first call the role may not make, or None when all may be made."""
+    """AWS's AccessDenied message for the first call the role may not make, or None when all may be made.
+    An S3 call is decided with its bucket's policy too (a resource policy: its Deny wins, its Allow
+    suffices within the account), over TLS as every call to the local AWS is (aws:SecureTransport)."""
     for call in calls:
-        request = Request(role, call.action, call.resource, call.context)
-        decision = decide(request, identity=policies, guardrails=guardrails)
+        resource: list[Policy] = []
+        context = call.context
+        if call.action.startswith("s3:"):
+            resource = bucket_policies(call.resource, role.split(":")[4] if role.count(":") >= 5 else "")
+            context = {"aws:SecureTransport": "true", **context}
+        request = Request(role, call.action, call.resource, context)
+        decision = decide(request, identity=policies, resource=resource, guardrails=guardrails)
         if not decision.allowed:
             return denied_message(request, decision)
     return None
+
+
+def bucket_policies(resource: str, account: str) -> list[Policy]:
+    """The policy of the bucket an S3 ARN (bucket or object) names, in `account`'s local S3 in this
+    process (none without one, or without such a bucket)."""
+    from .motoport import s3_backends
+
+    if not account:
+        return []
+    found = s3_backends[account]["global"].buckets.get(resource.removeprefix("arn:aws:s3:::").split("/", 1)[0])
+    if found is None or not found.policy:
+        return []
+    document = found.policy.decode() if isinstance(found.policy, bytes) else found.policy
+    return [json.loads(document)]
 
 
 def role_policies(role_arn: str) -> list[Policy] | None:
