@@ -411,3 +411,17 @@ def test_ctrl_c_while_following_a_run_stops_following_and_says_the_run_goes_on(
         "mlops-sfn run: stopped following demo-run-1; the run goes on:"
         " mlops-sfn status demo-run-1 --outputs 'my outputs.json'\n"
     )
+
+
+def test_approve_of_a_token_without_deployment_or_region_says_what_to_give(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlops_sfn import cli
+    from mlops_sfn.local import deployment
+
+    monkeypatch.setattr(deployment, "load", lambda *_: None)
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION", "MLOPS_STATE_MACHINE_ARN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    assert cli.main(["approve", "AAAAtoken+/=="]) == 2
+    assert "the AWS SDK has no region: give --outputs FILE" in capsys.readouterr().err

@@ -47,7 +47,14 @@ def _reach(args: argparse.Namespace) -> tuple[Callable[[], Any], str | None]:
     except UsageError:
         if args.outputs is not None:
             raise
-        return lambda: boto3.client("stepfunctions"), None  # a token or an ARN; a name is refused by the caller
+        # A token or an ARN (a name is refused by the caller): an ARN names its region, a token needs the SDK's.
+        region = args.target.split(":")[3] if args.target.startswith("arn:") else boto3.session.Session().region_name
+        if not region and not approval.is_execution_name(args.target):
+            raise UsageError(
+                "no deployment found, and the AWS SDK has no region: give --outputs FILE, start the local one"
+                " with `mlops-sfn local up`, or give --region"
+            ) from None
+        return lambda: boto3.client("stepfunctions", region_name=region), None
     return lambda: deployment.client("stepfunctions"), deployment.output("state_machine_arn")
 
 
