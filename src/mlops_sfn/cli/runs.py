@@ -134,7 +134,7 @@ def _wait(sfn: Any, arn: str, args: argparse.Namespace, since: int = 0) -> int:
     say = (lambda line: None) if args.json else print
     deadline = time.monotonic() + args.timeout * 60
     name = arn.rsplit(":", 1)[1]
-    reach = f" --outputs {shlex.quote(str(args.outputs))}" if args.outputs is not None else ""
+    reach = _outputs_option(args.outputs)
     try:
         described, events = runs.follow(sfn, arn, say, deadline, _approval_notice(say, args.outputs), since=since)
     except runs.RunError as error:
@@ -223,10 +223,15 @@ def rerun_from(args: argparse.Namespace) -> int:
     return _wait(sfn, started, args) if args.wait else OK
 
 
+def _outputs_option(outputs: Path | None) -> str:
+    """` --outputs FILE` as a printed command needs it to reach the same deployment ("" for the local one)."""
+    return f" --outputs {shlex.quote(str(outputs))}" if outputs is not None else ""
+
+
 def _approval_notice(say: Any, outputs: Path | None) -> Any:
     """Tell once that the run waits for a person, and the command that answers, as it works here."""
     told: list[bool] = []
-    reach = f" --outputs {shlex.quote(str(outputs))}" if outputs is not None else ""
+    reach = _outputs_option(outputs)
 
     def notice(described: dict[str, Any], events: list[dict[str, Any]]) -> None:
         if not told and approval.requested_token(events):

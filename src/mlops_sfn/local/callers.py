@@ -33,6 +33,12 @@ _CREDENTIAL = re.compile(r"Credential=([^/]+)/\d+/([^/]+)/([^/]+)/aws4_request")
 _TARGETS = {"DynamoDB_20120810": "dynamodb", "AWSStepFunctions": "states"}
 
 
+def credentials(role: str) -> dict[str, str]:
+    """The environment a process acting as `role` signs with (Lambda and SageMaker hand a role's
+    temporary credentials: an access key and a session token)."""
+    return {"AWS_ACCESS_KEY_ID": key_for(role), "AWS_SESSION_TOKEN": "local-session"}
+
+
 def key_for(role: str) -> str:
     """The access key a function running as `role` signs with (an STS-style ASIA key)."""
     key = "ASIA" + hashlib.sha256(role.encode()).hexdigest()[:16].upper()

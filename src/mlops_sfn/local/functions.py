@@ -151,8 +151,7 @@ class LocalLambda:
             **self.environment,
             **{key: str(value) for key, value in function.environment_vars.items()},
             # the execution role's credentials, as Lambda gives them: the local AWS decides as that role
-            "AWS_ACCESS_KEY_ID": callers.key_for(function.role),
-            "AWS_SESSION_TOKEN": "local-session",
+            **callers.credentials(function.role),
             "AWS_LAMBDA_FUNCTION_NAME": function.function_name,
             "AWS_LAMBDA_FUNCTION_TIMEOUT": str(function.timeout),
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_size),

@@ -129,7 +129,7 @@ class ScriptJobs:
         """What a job's or model's process signs with: its role's credentials, as SageMaker gives a
         container its execution role's ("How SageMaker AI uses execution roles"), so that the local AWS
         decides the code's own calls as that role (callers.py)."""
-        return {"AWS_ACCESS_KEY_ID": callers.key_for(role), "AWS_SESSION_TOKEN": "local-session"} if role else {}
+        return callers.credentials(role) if role else {}
 
     def _execute(
         self, command: list[str], env: dict[str, str], cwd: Path, folder: Path, timeout: float, role: str | None

@@ -686,8 +686,8 @@ def _notify(backend: Any, alarm: Any, previous: str) -> None:
                 f"CloudWatch alarm {alarm.name}: Failed to execute action {action}: {refused.message}", file=sys.stderr
             )
             continue
-        _, _, _, region, account, _ = action.split(":", 5)
-        sns_backends[account][region].publish(message=json.dumps(message), arn=action)
+        _, _, _, region, owner, _ = action.split(":", 5)
+        sns_backends[owner][region].publish(message=json.dumps(message), arn=action)
 
 
 def _changed(backend: Any, alarm: Any, state: str, change: Callable[[], None]) -> None:

@@ -134,8 +134,7 @@ def _destination(arn: str) -> Any:
 
 def key_of(destination: str) -> str | None:
     """The KMS key a queue or topic (by ARN) is encrypted with, or None."""
-    found = _destination(destination)
-    return (getattr(found, "kms_master_key_id", None) or None) if found is not None else None
+    return getattr(_destination(destination), "kms_master_key_id", None) or None
 
 
 def write_refusal(
@@ -162,8 +161,8 @@ def write_refusal(
     )
     if not decision.allowed:
         return Refusal(denied_message(request, decision))
-    reference = key_of(destination)
-    if reference is None:
+    reference = getattr(found, "kms_master_key_id", None)
+    if not reference:
         return None
     return key_refusal(writer, service, destination, reference, identity=identity, guardrails=guardrails)
 

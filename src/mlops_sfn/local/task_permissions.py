@@ -155,6 +155,11 @@ def needed(resource_type: str, resource: str, params: dict[str, Any], region: st
     raise NotImplementedError(f"the local AWS does not know what IAM checks for {resource_type}:{resource}")
 
 
+def _account(arn: str) -> str:
+    """The account an ARN names ("" for what is not an ARN, e.g. a service principal)."""
+    return arn.split(":")[4] if arn.count(":") >= 5 else ""
+
+
 def refusal(role: str, calls: Iterable[Call], policies: Sequence[Policy], guardrails: Sequence[Policy]) -> str | None:
     """AWS's AccessDenied message for the first call the role may not make, or None when all may be made.
     An S3 call is decided with its bucket's policy too (a resource policy: its Deny wins, its Allow
@@ -163,7 +168,7 @@ def refusal(role: str, calls: Iterable[Call], policies: Sequence[Policy], guardr
         resource: list[Policy] = []
         context = call.context
         if call.action.startswith("s3:"):
-            resource = bucket_policies(call.resource, role.split(":")[4] if role.count(":") >= 5 else "")
+            resource = bucket_policies(call.resource, _account(role))
             context = {"aws:SecureTransport": "true", **context}
         request = Request(role, call.action, call.resource, context)
         decision = decide(request, identity=policies, resource=resource, guardrails=guardrails)
@@ -282,7 +287,7 @@ def acting_as(client: Any, role: str, policies: Sequence[Policy], guardrails: Se
     role that may list the bucket, 403 AccessDenied to any other (S3 API reference, GetObject and
     HeadObject, "Permissions")."""
     service = client.meta.service_model.service_name
-    region, account = client.meta.region_name, role.split(":")[4] if role.count(":") >= 5 else ""
+    region, account = client.meta.region_name, _account(role)
 
     def denied(operation: str, message: str) -> dict[str, Any]:
         if service != "s3":
