@@ -12,7 +12,7 @@ export UV_PYTHON_DOWNLOADS := never
 CHECKOV := .venv-checkov/bin/checkov
 GITLAB_CI_LOCAL := .ci/gitlab-ci-local/node_modules/gitlab-ci-local/dist/index.js
 
-.PHONY: install lock test newest lint tf-check provider-schemas demo bench clean
+.PHONY: install lock test newest lint docs tf-check provider-schemas demo bench clean
 
 # uv, the one tool installed from outside a lock: the release and hashes `make lock` copies from uv.lock.
 # Later, `uv sync` keeps it at the release uv.lock names (it is in the dev extra). Python 3.11's venv
@@ -70,6 +70,12 @@ lint: $(STAMP) $(CHECKOV) $(GITLAB_CI_LOCAL)
 	$(BIN)/statelint statemachine/pipeline.asl.json
 	$(CHECKOV) --directory . --framework terraform --quiet --compact --skip-download
 	$(BIN)/node $(GITLAB_CI_LOCAL) --list-json > /dev/null  # .gitlab-ci.yml against GitLab's JSON schema
+	$(MAKE) --no-print-directory docs  # a broken link or anchor, or a page left out of the nav, fails
+
+# The documentation site (docs/, mkdocs.yml) into $(SITE); the GitLab `pages` job publishes it from main.
+SITE ?= build/site
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir $(SITE)
 
 # terraform fmt -check and validate for every module, the root, deploy/ and examples/ (offline toolchain).
 tf-check: $(STAMP)

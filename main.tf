@@ -70,7 +70,7 @@ module "bucket" {
   tags                    = local.tags
 }
 
-# The test suite's local stack (provider 3.39) swaps its resource for one S3 call (README, "Terraform").
+# The test suite's local stack (provider 3.39) swaps its resource for one S3 call (docs/terraform.md).
 module "bucket_events" {
   source = "./modules/bucket-events"
   count  = local.bucket_notification ? 1 : 0

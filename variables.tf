@@ -26,7 +26,7 @@ variable "bucket_name" {
 }
 
 variable "create_bucket_notification" {
-  description = "Manage the bucket's notification configuration to turn on S3 -> EventBridge delivery. That resource owns the whole configuration and would delete notifications set elsewhere, so null (the default) means true for the bucket the framework creates and false for an existing bucket: turn EventBridge on there once, keeping its other notifications (README, \"An existing bucket\")."
+  description = "Manage the bucket's notification configuration to turn on S3 -> EventBridge delivery. That resource owns the whole configuration and would delete notifications set elsewhere, so null (the default) means true for the bucket the framework creates and false for an existing bucket: turn EventBridge on there once, keeping its other notifications (docs/deploying.md, \"An existing bucket\")."
   type        = bool
   default     = null
 }
@@ -168,7 +168,7 @@ variable "lambda_runtime" {
 }
 
 variable "report_batch_item_failures" {
-  description = "Set true only if you connect an SQS queue to the router with an event source mapping whose function_response_types is [\"ReportBatchItemFailures\"] (README, Triggers): failed records are then returned to SQS one by one. The framework itself wires no SQS source."
+  description = "Set true only if you connect an SQS queue to the router with an event source mapping whose function_response_types is [\"ReportBatchItemFailures\"] (docs/concepts.md, \"Triggers\"): failed records are then returned to SQS one by one. The framework itself wires no SQS source."
   type        = bool
   default     = false
 }

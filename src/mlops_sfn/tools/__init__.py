@@ -1,3 +1,3 @@
 """Build and CI tooling that works on a repository checkout: the definition and role policy, the
-Lambda zip, generated files and README parts, provider schemas, the Terraform toolchain, TFC runs.
+Lambda zip, generated files and documentation sections, provider schemas, the Terraform toolchain, TFC runs.
 """

@@ -1,6 +1,6 @@
-"""README sections generated from their sources, so the reference cannot drift from the code.
+"""Documentation sections generated from their sources, so the reference cannot drift from the code.
 
-Each section sits between `<!-- generated: NAME -->` and `<!-- end: NAME -->` in README.md;
+Each section sits between `<!-- generated: NAME -->` and `<!-- end: NAME -->` in a page of docs/;
 `mlops-sfn generate` rewrites it and `--check` (part of `make lint`) fails when it is stale:
 - `item-reference`: every field of the item schema (src/mlops_sfn/core/pipeline_item.schema.json);
 - `terraform-reference`: the inputs and outputs of the root module and of each module, read from
@@ -20,6 +20,7 @@ from ..core.stages import OPERATIONS
 from .statemachine import ROOT
 
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 MARKER = re.compile(r"(<!-- generated: (?P<name>[a-z-]+) -->\n)(.*?)(<!-- end: (?P=name) -->)", re.DOTALL)
 
 
@@ -95,7 +96,9 @@ def _attribute(body: str, name: str) -> str | None:
     match = re.search(rf"^  {name}\s*=\s*(.*?)(?=^  [a-z_]+\s*=|^  [a-z_]+ {{|\Z)", body, re.MULTILINE | re.DOTALL)
     if not match:
         return None
-    return " ".join(line.strip() for line in match.group(1).strip().splitlines())
+    # comment lines between this attribute and the next belong to the code, not to the value
+    lines = [line.strip() for line in match.group(1).strip().splitlines()]
+    return " ".join(line for line in lines if line and not line.startswith(("#", "//")))
 
 
 def _text(expression: str | None) -> str:
@@ -118,7 +121,7 @@ def module_reference(folder: Path, title: str) -> str:
         for name, body in _blocks((folder / "outputs.tf").read_text(), "output"):
             outputs.append([f"`{name}`", _text(_attribute(body, "description"))])
     table = _table(["input", "type", "required", "default", "meaning"], inputs) if inputs else "No inputs."
-    parts = [f"#### {title}", "", table]
+    parts = [f"### {title}", "", table]
     if outputs:
         parts += ["", _table(["output", "meaning"], outputs)]
     return "\n".join(parts)
@@ -131,7 +134,7 @@ def terraform_reference() -> str:
     return "\n\n".join(sections)
 
 
-# --- README ---------------------------------------------------------------------------------------
+# --- The pages ------------------------------------------------------------------------------------
 
 SECTIONS: dict[str, Callable[[], str]] = {
     "item-reference": item_reference,
@@ -148,13 +151,22 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def readme(text: str) -> str:
-    """The README with every generated section rewritten; a marker naming no section is an error."""
+def rewrite(text: str, page: str = "README.md") -> str:
+    """The page with every generated section rewritten; a marker naming no section is an error."""
 
     def replace(match: re.Match[str]) -> str:
         name = match.group("name")
         if name not in SECTIONS:
-            raise ValueError(f"README.md: no generated section named {name!r} (known: {', '.join(SECTIONS)})")
+            raise ValueError(f"{page}: no generated section named {name!r} (known: {', '.join(SECTIONS)})")
         return f"{match.group(1)}\n{SECTIONS[name]()}\n\n{match.group(4)}"
 
     return MARKER.sub(replace, text)
+
+
+def pages() -> dict[Path, bytes]:
+    """Each page of the site and the README as generation leaves it (only pages with a marker change)."""
+    found = {}
+    for path in [README, *sorted(DOCS.rglob("*.md"))]:
+        text = path.read_text()
+        found[path] = rewrite(text, str(path.relative_to(ROOT))).encode()
+    return found

@@ -10,7 +10,7 @@
   takes them (compared by content too);
 - src/mlops_sfn/local/iam_reference.json: the Service Authorization Reference's facts about the actions
   the local AWS checks (iam_reference.py);
-- README.md: its generated sections (the item reference, the Terraform inputs and outputs; see docs.py).
+- docs/*.md: their generated sections (the item reference, the Terraform inputs and outputs; see docs.py).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def files(items: Path = ITEMS) -> dict[Path, bytes]:
         **typed_items(items),
         package.PACKAGE: package.build(),
         **package.source_archives(),
-        docs.README: docs.readme(docs.README.read_text()).encode(),
+        **docs.pages(),
     }
 
 

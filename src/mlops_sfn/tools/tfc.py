@@ -7,7 +7,7 @@
                                      and URL are shown and its id written for the gate job
   mlops-sfn tfc apply [--run ID]     confirms that same run (default $TFC_RUN_ID) and follows it
 
-Nothing here names an organisation or a workspace; CI variables do (README, "Delivery"). Run states
+Nothing here names an organisation or a workspace; CI variables do (docs/delivery.md). Run states
 are HashiCorp's documented list (https://developer.hashicorp.com/terraform/cloud-docs/api-docs/run,
 "Run States"): a run is confirmable when its `actions.is-confirmable` says so, whatever its state.
 """
@@ -98,7 +98,7 @@ class Settings:
         }
         missing = [name for name, value in values.items() if not value]
         if missing:
-            raise TfcError(f"set {', '.join(missing)} (CI/CD variables; README, 'Delivery')")
+            raise TfcError(f"set {', '.join(missing)} (CI/CD variables; docs/delivery.md)")
         return cls(
             token=str(token),
             organization=str(values["TFC_ORGANIZATION"]),
