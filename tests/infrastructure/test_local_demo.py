@@ -450,6 +450,62 @@ def test_a_failing_script_fails_the_run_and_its_error_reaches_the_failure_notifi
     assert f"mlops-sfn rerun {failed.execution_name} --from training" in capsys.readouterr().err
 
 
+def test_logs_of_a_failed_training_job_show_the_scripts_own_error_line_and_status_ends_with_them(
+    first: DemoResult, stack: deployment.Deployment, outputs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The job's output reaches the local CloudWatch Logs where SageMaker writes it, as the job's role;
+    `logs` reads it there, and `status` of the failed run ends with its last lines."""
+    bad = ["--set", "training.request.HyperParameters.n_estimators=many", "--set", "approval.run=false"]
+    assert cli.main(["run", PIPELINE, *bad, "--wait", "--outputs", str(outputs)]) == 1
+    followed = capsys.readouterr().out
+    name = followed.splitlines()[0].split()[1]
+    assert "last lines of demo-dev-domain-cal-house-price-train-" in followed
+    assert "train.py: error: argument --n_estimators: invalid int value: 'many'" in followed
+    assert f"more: mlops-sfn logs {name} --stage training --outputs {outputs}" in followed
+
+    assert cli.main(["logs", name, "--stage", "training", "--outputs", str(outputs)]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert shown[0].startswith("== training: demo-dev-domain-cal-house-price-train-")
+    assert shown[0].endswith("(/aws/sagemaker/TrainingJobs)")
+    assert shown[-1] == "train.py: error: argument --n_estimators: invalid int value: 'many'"
+
+    assert cli.main(["logs", name, "--stage", "evaluation", "--outputs", str(outputs)]) == 0
+    assert f"{name} ran no SageMaker job in evaluation" in capsys.readouterr().err
+    assert cli.main(["logs", name, "--stage", "tuning", "--outputs", str(outputs)]) == 2
+    assert "--stage tuning: the stage did not run in" in capsys.readouterr().err
+
+    # every stage's jobs of the first run, in the order they ran
+    assert cli.main(["logs", first.execution_name, "--outputs", str(outputs)]) == 0
+    headers = [line.split(":")[0] for line in capsys.readouterr().out.splitlines() if line.startswith("== ")]
+    assert headers == ["== preprocessing", "== training", "== evaluation", "== batch_transform"]
+
+
+def test_a_job_whose_role_may_not_write_its_log_runs_on_and_leaves_none(
+    first: DemoResult, stack: deployment.Deployment, outputs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SageMaker writes a job's log as the job's role: without logs:PutLogEvents on /aws/sagemaker/*
+    the job still runs, and no line reaches CloudWatch Logs."""
+    iam = stack.client("iam")
+    role = stack.outputs["sagemaker_role_arn"].rsplit("/", 1)[-1]
+    deployed = iam.get_role_policy(RoleName=role, PolicyName="jobs")["PolicyDocument"]
+    without = json.loads(json.dumps(deployed))
+    for statement in without["Statement"]:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        statement["Action"] = [action for action in actions if action != "logs:PutLogEvents"] or ["s3:GetObject"]
+    iam.put_role_policy(RoleName=role, PolicyName="jobs", PolicyDocument=json.dumps(without))
+    try:
+        bad = ["--set", "training.request.HyperParameters.n_estimators=none", "--set", "approval.run=false"]
+        assert cli.main(["run", PIPELINE, *bad, "--wait", "--outputs", str(outputs)]) == 1
+    finally:
+        iam.put_role_policy(RoleName=role, PolicyName="jobs", PolicyDocument=json.dumps(deployed))
+    followed = capsys.readouterr().out
+    name = followed.splitlines()[0].split()[1]
+    assert "training         failed" in followed  # the job ran (its script refused the value)
+    assert " left no log lines in /aws/sagemaker/TrainingJobs" in followed
+    assert cli.main(["logs", name, "--stage", "training", "--outputs", str(outputs)]) == 0
+    assert "no log lines yet for demo-dev-domain-cal-house-price-train-" in capsys.readouterr().err
+
+
 def test_a_rejected_upload_lands_in_the_dead_letter_queue_and_replays_once_fixed(
     demo: Demo, stack: deployment.Deployment
 ) -> None:

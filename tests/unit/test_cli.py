@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -406,7 +407,8 @@ def test_ctrl_c_while_following_a_run_stops_following_and_says_the_run_goes_on(
     monkeypatch.setattr(cli_runs.runs, "follow", interrupted)
     args = argparse.Namespace(json=False, timeout=5, outputs=Path("my outputs.json"), command="run")
     arn = "arn:aws:states:us-east-1:123456789012:execution:m:demo-run-1"
-    assert cli_runs._wait(object(), arn, args) == 130  # the shell's code for SIGINT
+    deployment = SimpleNamespace(client=lambda service: object(), local=False)
+    assert cli_runs._wait(deployment, arn, args) == 130  # the shell's code for SIGINT
     assert capsys.readouterr().err == (
         "mlops-sfn run: stopped following demo-run-1; the run goes on:"
         " mlops-sfn status demo-run-1 --outputs 'my outputs.json'\n"

@@ -31,6 +31,7 @@ COMMANDS = [
     ["run", "demo", "--outputs", "FILE"],
     ["runs", "--outputs", "FILE"],
     ["status", "demo-run", "--outputs", "FILE"],
+    ["logs", "demo-run", "--outputs", "FILE"],
     ["rerun", "demo-run", "--from", "training", "--outputs", "FILE"],
     ["redrive", "demo-run", "--outputs", "FILE"],
     ["items", "diff", "FILE", "--outputs", "FILE"],

@@ -13,7 +13,7 @@ from typing import Any
 from ..core import dynamodb_json, names
 from ..core.names import EXECUTION_NAME
 from ..core.stages import STAGES
-from ..operate import approval, preview, rerun, runs
+from ..operate import approval, logs, preview, rerun, runs
 from ..operate.executions import failure_reason
 from .common import INTERRUPTED, INVALID, OK, Target, UsageError, add_target, problem, target
 
@@ -119,22 +119,22 @@ def start_run(args: argparse.Namespace) -> int:
         return INVALID
     name = payload["executions"][0]
     arn = names.execution_arn(deployment.output("state_machine_arn"), name)
-    sfn = deployment.client("stepfunctions")
     if not args.wait:
         follow = "" if deployment.local else f"\n  {runs.console_url(arn)}"
         print(json.dumps({"name": name, "arn": arn}) if args.json else f"started {name}{follow}")
         return OK
     if not args.json:
         print(f"started {name} ({time.monotonic() - started:.1f} s); following it")
-    return _wait(sfn, arn, args)
+    return _wait(deployment, arn, args)
 
 
-def _wait(sfn: Any, arn: str, args: argparse.Namespace, since: int = 0) -> int:
+def _wait(deployment: Target, arn: str, args: argparse.Namespace, since: int = 0) -> int:
     """Follow a started run to its end; exit 0 only when it succeeded."""
+    sfn = deployment.client("stepfunctions")
     say = (lambda line: None) if args.json else print
     deadline = time.monotonic() + args.timeout * 60
     name = arn.rsplit(":", 1)[1]
-    reach = _outputs_option(args.outputs)
+    reach = outputs_option(args.outputs)
     try:
         described, events = runs.follow(sfn, arn, say, deadline, _approval_notice(say, args.outputs), since=since)
     except runs.RunError as error:
@@ -144,7 +144,8 @@ def _wait(sfn: Any, arn: str, args: argparse.Namespace, since: int = 0) -> int:
         problem(f"mlops-sfn {args.command}: stopped following {name}; the run goes on: mlops-sfn status {name}{reach}")
         return INTERRUPTED
     run = runs.from_description(described)
-    _report(sfn, run, args.json, None, events)
+    logs_client = deployment.client("logs")
+    _report(sfn, run, args.json, None, events, not deployment.local, logs_client, reach)
     return OK if run.status == "SUCCEEDED" else INVALID
 
 
@@ -170,7 +171,7 @@ def redrive_run(args: argparse.Namespace) -> int:
         return OK
     if not args.json:
         print(f"redriven {earlier.name}; following it")
-    return _wait(sfn, arn, args, since=len(events))
+    return _wait(deployment, arn, args, since=len(events))
 
 
 def rerun_from(args: argparse.Namespace) -> int:
@@ -220,10 +221,10 @@ def rerun_from(args: argparse.Namespace) -> int:
         return OK
     if not args.json:
         print(f"started {planned.name}, reusing {', '.join(planned.reused) or 'nothing'} from {earlier.name}")
-    return _wait(sfn, started, args) if args.wait else OK
+    return _wait(deployment, started, args) if args.wait else OK
 
 
-def _outputs_option(outputs: Path | None) -> str:
+def outputs_option(outputs: Path | None) -> str:
     """` --outputs FILE` as a printed command needs it to reach the same deployment ("" for the local one)."""
     return f" --outputs {shlex.quote(str(outputs))}" if outputs is not None else ""
 
@@ -231,7 +232,7 @@ def _outputs_option(outputs: Path | None) -> str:
 def _approval_notice(say: Any, outputs: Path | None) -> Any:
     """Tell once that the run waits for a person, and the command that answers, as it works here."""
     told: list[bool] = []
-    reach = _outputs_option(outputs)
+    reach = outputs_option(outputs)
 
     def notice(described: dict[str, Any], events: list[dict[str, Any]]) -> None:
         if not told and approval.requested_token(events):
@@ -278,7 +279,15 @@ def show_status(args: argparse.Namespace) -> int:
     if run is None:
         return INVALID
     try:
-        _report(sfn, run, args.json, graph, console=not deployment.local)
+        _report(
+            sfn,
+            run,
+            args.json,
+            graph,
+            console=not deployment.local,
+            logs_client=deployment.client("logs"),
+            reach=outputs_option(args.outputs),
+        )
     except OSError as error:  # the graph could not be written
         raise UsageError(f"--graph {graph}: cannot write: {error.strerror or error}") from None
     return OK if run.status in ("SUCCEEDED", "RUNNING") else INVALID
@@ -312,8 +321,11 @@ def _report(
     graph: Path | None,
     events: list[dict[str, Any]] | None = None,
     console: bool = True,
+    logs_client: Any = None,
+    reach: str = "",
 ) -> None:
-    """A run's report; `console`: with its link to the AWS console (not for the local stack)."""
+    """A run's report; `console`: with its link to the AWS console (not for the local stack); with
+    `logs_client`, a failed stage's report ends with the last lines of its job's log."""
     events = runs.history(sfn, run.arn) if events is None else events
     stages = runs.stage_runs(events, run.execution_input, runs.definition(sfn, run.arn), run.status == "RUNNING")
     found = runs.results(run.output) or runs.results_so_far(events)
@@ -356,3 +368,30 @@ def _report(
             print(f"  console: {runs.console_url(run.arn)}")
         if graph:
             print(f"  graph: {graph}")
+        failed = next((stage for stage, stage_run in stages.items() if stage_run.status == "failed"), None)
+        if failed and logs_client is not None:
+            _failed_job_log(logs_client, run, failed, events, runs.definition(sfn, run.arn), reach)
+
+
+LAST_LINES = 10
+
+
+def _failed_job_log(
+    client: Any, run: runs.Run, stage: str, events: list[dict[str, Any]], machine: dict[str, Any], reach: str
+) -> None:
+    """The last lines the failed stage's job printed, and the command that shows them all."""
+    jobs = logs.job_logs(events, machine, stage)
+    if not jobs:
+        return
+    try:
+        lines = logs.last_lines(client, jobs[-1], LAST_LINES)
+    except logs.LogsError as error:
+        print(f"  {jobs[-1].job}'s log: not readable ({error})")
+        return
+    if not lines:
+        print(f"  {jobs[-1].job} left no log lines in {jobs[-1].group}")
+        return
+    print(f"  last lines of {jobs[-1].job}'s log:")
+    for line in lines:
+        print(f"    {line}")
+    print(f"  more: mlops-sfn logs {run.name} --stage {stage}{reach}")

@@ -50,3 +50,20 @@ def stable_name(pipeline: str, prefix: str = "") -> str:
     if not name.startswith(prefix):
         name = prefix + name
     return name[:63].rstrip("-")
+
+
+# Where SageMaker writes what a job's containers print ("Log groups and streams that Amazon SageMaker
+# AI sends to Amazon CloudWatch Logs", SageMaker developer guide): one group per kind of job, one
+# stream per instance, named "<job name>/<host>-<epoch>"; a tuning job's training jobs log as
+# training jobs, each named "<tuning job>-<NNN>-<8 characters>".
+JOB_LOG_GROUPS = {
+    "createProcessingJob": "/aws/sagemaker/ProcessingJobs",
+    "createTrainingJob": "/aws/sagemaker/TrainingJobs",
+    "createHyperParameterTuningJob": "/aws/sagemaker/TrainingJobs",
+    "createTransformJob": "/aws/sagemaker/TransformJobs",
+}
+
+
+def job_log_prefix(kind: str, job: str) -> str:
+    """The stream-name prefix of a job's log streams in its JOB_LOG_GROUPS group."""
+    return f"{job}-" if kind == "createHyperParameterTuningJob" else f"{job}/"

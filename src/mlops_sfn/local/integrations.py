@@ -185,8 +185,8 @@ class SageMakerTask(_InputAsRequest, StateTaskServiceCallback):
         env.stack.pop()  # the create response: the task's result is the job's description
         action, part = self.resource.api_action, resource_runtime_part
         sagemaker = _local(env).sagemaker
-        s3 = _job_s3(_local(env), normalised_parameters, part.region)
-        job = sagemaker.start_job(action, normalised_parameters, part.region, part.account, s3)
+        s3, logs = (_as_job_role(_local(env), normalised_parameters, part.region, api) for api in ("s3", "logs"))
+        job = sagemaker.start_job(action, normalised_parameters, part.region, part.account, s3, logs)
 
         def stop() -> None:
             if job.done():
@@ -347,9 +347,10 @@ def _refusal(env: Any, service: Any, parameters: dict[str, Any], local: Local) -
     return None
 
 
-def _job_s3(local: Local, request: dict[str, Any], region: str) -> Any:
-    """An S3 client acting as the job's role (a transform job's is its model's), for the data SageMaker
-    moves for the job; None when there is nothing for IAM to decide."""
+def _as_job_role(local: Local, request: dict[str, Any], region: str, service: str = "s3") -> Any:
+    """A client of `service` acting as the job's role (a transform job's is its model's): S3 for the
+    data SageMaker moves for the job, CloudWatch Logs for its log; None when there is nothing for IAM
+    to decide."""
     import boto3
 
     if not local.check_permissions:
@@ -360,9 +361,9 @@ def _job_s3(local: Local, request: dict[str, Any], region: str) -> Any:
     policies = task_permissions.role_policies(role) if role else None
     if policies is None and not local.guardrails:
         return None
-    s3 = boto3.client("s3", region_name=region)  # its own: the check is registered on it
+    client = boto3.client(service, region_name=region)  # its own: the check is registered on it
     return task_permissions.acting_as(
-        s3, role or "", policies if policies is not None else [task_permissions.UNDEPLOYED_ROLE], local.guardrails
+        client, role or "", policies if policies is not None else [task_permissions.UNDEPLOYED_ROLE], local.guardrails
     )
 
 
@@ -373,7 +374,7 @@ def _model_data_problem(local: Local, request: dict[str, Any], region: str) -> s
     import boto3
 
     role = str(request.get("ExecutionRoleArn", ""))
-    s3 = _job_s3(local, {"RoleArn": role}, region) or boto3.client("s3", region_name=region)
+    s3 = _as_job_role(local, {"RoleArn": role}, region) or boto3.client("s3", region_name=region)
     containers = [request["PrimaryContainer"]] if "PrimaryContainer" in request else request.get("Containers", [])
     for uri in [c["ModelDataUrl"] for c in containers if str(c.get("ModelDataUrl", "")).startswith("s3://")]:
         bucket, _, key = uri.removeprefix("s3://").partition("/")

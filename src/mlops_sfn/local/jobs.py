@@ -17,11 +17,13 @@ SageMaker's conventions so the same scripts run here and on SageMaker unchanged:
   and output_fn per request; batch transform sends each input file as one request and writes
   `<file>.out` under S3OutputPath.
 A script's exit status decides the job's; a failed job's FailureReason carries its last error line.
-Each job's output is in `HOME/jobs/<job>/log.txt`.
+Each job's output is in `HOME/jobs/<job>/log.txt`, and in the local CloudWatch Logs where SageMaker
+writes it (`publish_log`), so that `mlops-sfn logs` reads it as it does on AWS.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -30,6 +32,7 @@ import subprocess
 import sys
 import tarfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,7 @@ from .sagemaker import JOBS, JobError, JobResult, data_failure, put
 from .worker import Worker, WorkerError
 
 CONTAINER_ROOT = "/opt/ml/"
+LOG_BATCH = 1000  # lines per PutLogEvents call (AWS allows 10,000 events and 1 MB)
 DEFAULT_MAX_RUNTIME = 86400  # SageMaker's default StoppingCondition
 
 
@@ -103,7 +107,7 @@ class ScriptJobs:
 
     # --- Running ----------------------------------------------------------------------------------
 
-    def run(self, kind: str, request: dict[str, Any], s3: Any = None) -> JobResult:
+    def run(self, kind: str, request: dict[str, Any], s3: Any = None, logs: Any = None) -> JobResult:
         name = request[JOBS[kind].name_field]
         folder = self.home / "jobs" / name
         folder.mkdir(parents=True, exist_ok=True)
@@ -118,6 +122,30 @@ class ScriptJobs:
             return self._transform(request, folder, s3)
         except JobError as error:
             return JobResult(failure_reason=str(error))
+        finally:
+            wrote = tuning_candidate(name) if kind == "createHyperParameterTuningJob" else name
+            self.publish_log(names.JOB_LOG_GROUPS[kind], wrote, self.home / "jobs" / wrote / "log.txt", logs)
+
+    def publish_log(self, group: str, job: str, log: Path, logs: Any = None) -> None:
+        """The job's output into CloudWatch Logs where SageMaker writes it (names.JOB_LOG_GROUPS), as the
+        job's role (`logs`): a role that may not write there leaves the job without a log and the job
+        runs on, as on SageMaker (its role needs logs:CreateLogStream and logs:PutLogEvents, and
+        logs:CreateLogGroup for the first job of its kind; "SageMaker AI execution roles")."""
+        if not log.exists():
+            return
+        logs = logs or self.client("logs")
+        stream = f"{job}/algo-1-{int(time.time())}"
+        lines = log.read_text(errors="replace").splitlines() or ["(no output)"]
+        now = int(time.time() * 1000)
+        try:
+            with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+                logs.create_log_group(logGroupName=group)
+            logs.create_log_stream(logGroupName=group, logStreamName=stream)
+            for start in range(0, len(lines), LOG_BATCH):  # PutLogEvents takes at most 10,000 events a call
+                batch = [{"timestamp": now, "message": line or " "} for line in lines[start : start + LOG_BATCH]]
+                logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=batch)
+        except ClientError as error:
+            print(f"{job}: its log was not written to {group}: {error}", file=sys.stderr)
 
     @staticmethod
     def _inside(folder: Path, value: str) -> str:
@@ -268,7 +296,7 @@ class ScriptJobs:
     def _tuning(self, request: dict[str, Any], name: str, s3: Any) -> JobResult:
         definition = request["TrainingJobDefinition"]
         ranges = request["HyperParameterTuningJobConfig"].get("ParameterRanges", {})
-        candidate = f"{name}-001-{names.digest(name, 8)}"
+        candidate = tuning_candidate(name)
         training = {
             "TrainingJobName": candidate,
             "HyperParameters": {**definition.get("StaticHyperParameters", {}), **middle_of(ranges)},
@@ -387,6 +415,11 @@ def _unquoted(value: str) -> str:
         except json.JSONDecodeError:
             return value
     return value
+
+
+def tuning_candidate(tuning_job: str) -> str:
+    """The one training job a local tuning job runs, named as SageMaker names a tuning job's jobs."""
+    return f"{tuning_job}-001-{names.digest(tuning_job, 8)}"
 
 
 def read_metrics(log: str, definitions: list[dict[str, str]]) -> dict[str, float]:

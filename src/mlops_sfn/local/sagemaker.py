@@ -94,10 +94,11 @@ class JobResult:
 
 
 class JobRunner(Protocol):
-    """Does a job's work. `kind` is the create action, e.g. "createTrainingJob"; `s3`, when given, is
-    the client acting as the job's role, through which its data moves (None: the runner's own)."""
+    """Does a job's work. `kind` is the create action, e.g. "createTrainingJob"; `s3` and `logs`, when
+    given, are clients acting as the job's role, through which its data moves and its log is written
+    (None: the runner's own)."""
 
-    def run(self, kind: str, request: dict[str, Any], s3: Any = None) -> JobResult: ...
+    def run(self, kind: str, request: dict[str, Any], s3: Any = None, logs: Any = None) -> JobResult: ...
 
 
 def data_failure(verb: str, uri: str, error: Exception) -> str:
@@ -220,7 +221,7 @@ class LocalSageMaker:
         return role
 
     def start_job(
-        self, action: str, request: dict[str, Any], region: str, account: str, s3: Any = None
+        self, action: str, request: dict[str, Any], region: str, account: str, s3: Any = None, logs: Any = None
     ) -> Future[dict[str, Any]]:
         """The .sync part, begun: the job runs in its own thread, as a SageMaker job runs on its own
         while Step Functions polls it; the future holds run_job's answer."""
@@ -228,7 +229,7 @@ class LocalSageMaker:
 
         def work() -> None:
             try:
-                future.set_result(self.run_job(action, request, region, account, s3))
+                future.set_result(self.run_job(action, request, region, account, s3, logs))
             except BaseException as error:  # JobFailed, or a local fault: the task reports it
                 future.set_exception(error)
 
@@ -248,12 +249,12 @@ class LocalSageMaker:
             setattr(record, kind.status_attribute, "Stopped")
 
     def run_job(
-        self, action: str, request: dict[str, Any], region: str, account: str, s3: Any = None
+        self, action: str, request: dict[str, Any], region: str, account: str, s3: Any = None, logs: Any = None
     ) -> dict[str, Any]:
         """The .sync part: run the job, record its outcome, return its Describe* response; JobFailed when it failed."""
         kind = JOBS[action]
         name = request[kind.name_field]
-        result = self.runner.run(action, request, s3)
+        result = self.runner.run(action, request, s3, logs)
         record = getattr(self._backend(account, region), kind.records)[name]
         if name in self._stopped:
             return {kind.status_field: "Stopped"}  # nobody waits for it any more
@@ -347,7 +348,7 @@ class SimulatedJobs:
     failing: dict[str, str] = field(default_factory=dict)  # job name -> failure reason
     reports: dict[str, tuple[str, str, dict[str, Any]]] = field(default_factory=dict)  # job -> bucket, key, report
 
-    def run(self, kind: str, request: dict[str, Any], s3: Any = None) -> JobResult:
+    def run(self, kind: str, request: dict[str, Any], s3: Any = None, logs: Any = None) -> JobResult:
         name = request[JOBS[kind].name_field]
         if name in self.failing:
             return JobResult(failure_reason=self.failing[name])

@@ -277,6 +277,9 @@ def client_calls(service: str, operation: str, params: dict[str, Any], region: s
         return [s3_call(operation, params)]
     if (service, operation) == ("sagemaker-runtime", "InvokeEndpoint"):
         return checked("sagemaker:InvokeEndpoint", {}, region, account, EndpointName=params["EndpointName"])
+    if service == "logs" and operation in ("CreateLogGroup", "CreateLogStream", "PutLogEvents"):
+        names = {"LogGroupName": params["logGroupName"], "LogStreamName": params.get("logStreamName", "")}
+        return checked(f"logs:{operation}", {}, region, account, **names)
     raise NotImplementedError(f"the local AWS does not know what IAM checks for {service}:{operation}")
 
 

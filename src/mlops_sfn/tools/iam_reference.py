@@ -20,14 +20,17 @@ from . import policy
 
 REFERENCE = Path(__file__).resolve().parents[1] / "local" / "iam_reference.json"
 # Checked by the local AWS besides what the state machine's role policy grants: the S3 calls through
-# which a job's data moves (task_permissions.acting_as), the analyzer's metrics (monitor), and the
-# calls the functions' code makes as their roles (callers.py).
+# which a job's data moves (task_permissions.acting_as), the job's log written as its role, the
+# analyzer's metrics (monitor), and the calls the functions' code makes as their roles (callers.py).
 CHECKED = (
     "s3:GetObject",
     "s3:PutObject",
     "s3:ListBucket",
     "s3:AbortMultipartUpload",
     "cloudwatch:PutMetricData",
+    "logs:CreateLogGroup",
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
     "sagemaker:InvokeEndpoint",
     "dynamodb:GetItem",
     "dynamodb:Scan",
