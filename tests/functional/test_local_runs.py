@@ -641,6 +641,48 @@ def test_the_local_sagemaker_refuses_endpoint_calls_as_sagemaker_does() -> None:
                 sagemaker.call("updateEndpoint", request, settings.region, "123456789012")
 
 
+def test_the_local_sagemaker_refuses_a_second_create_of_a_name_as_sagemaker_does() -> None:
+    """Each job, model and endpoint config a run made, created again under its name (a rerun or a
+    redrive that did not rename it): refused in SageMaker's words; moto would record the duplicate."""
+    from botocore.exceptions import ClientError
+
+    from mlops_sfn.local.sagemaker import UNIQUE_NAMES
+
+    with LocalRuns() as local:
+        report = local.run(DEMO, answer="approve")
+        assert report.status == "SUCCEEDED"
+        sagemaker, region = local.local.sagemaker, local.settings.region
+        created = {
+            json.loads(event["taskScheduledEventDetails"]["parameters"]).get(UNIQUE_NAMES[action][0]): action
+            for event in report.history
+            if event["type"] == "TaskScheduled"
+            and (action := event["taskScheduledEventDetails"]["resource"].split(".")[0]) in UNIQUE_NAMES
+        }
+        assert set(created.values()) == {
+            "createProcessingJob",
+            "createTrainingJob",
+            "createTransformJob",
+            "createModel",
+            "createEndpointConfig",
+        }
+        refusals = {
+            "createProcessingJob": "ResourceInUse.*Processing job names must be unique within an AWS account",
+            "createTrainingJob": "ResourceInUse.*Training job names must be unique within an AWS account",
+            "createTransformJob": "ResourceInUse.*Transform job names must be unique within an AWS account",
+            "createModel": 'ValidationException.*Cannot create already existing model "arn:aws:sagemaker:',
+            "createEndpointConfig": "ValidationException.*Cannot create already existing endpoint configuration",
+        }
+        for name, action in created.items():
+            request = next(
+                json.loads(event["taskScheduledEventDetails"]["parameters"])
+                for event in report.history
+                if event["type"] == "TaskScheduled"
+                and json.loads(event["taskScheduledEventDetails"]["parameters"]).get(UNIQUE_NAMES[action][0]) == name
+            )
+            with pytest.raises(ClientError, match=refusals[action]):
+                sagemaker.call(action, request, region, "123456789012")
+
+
 def test_runs_without_notifications_gate_or_smoke_test_take_the_choices_other_way() -> None:
     success, failure = scenario("quiet success").report, scenario("quiet failure").report
     assert success.status == "SUCCEEDED" and success.notifications[0]["subject"] == "Model approval requested"

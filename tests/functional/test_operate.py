@@ -391,7 +391,7 @@ def test_status_refuses_an_execution_it_cannot_show(
     assert "no execution no-such-run" in capsys.readouterr().err
     # --graph onto a folder, or into one that does not exist: one line, before anything is asked of AWS.
     assert cli.main(["status", "no-such-run", "--graph", str(tmp_path), "--outputs", str(outputs)]) == 2
-    assert f"--graph {tmp_path}: a folder: name a file in it" in capsys.readouterr().err
+    assert f"--graph {tmp_path}: a folder, not a file: name the file to write" in capsys.readouterr().err
     missing = tmp_path / "no-such-folder" / "run.mmd"
     assert cli.main(["status", "no-such-run", "--graph", str(missing), "--outputs", str(outputs)]) == 2
     assert f"its folder {missing.parent} does not exist" in capsys.readouterr().err
@@ -530,6 +530,10 @@ def test_a_rerun_of_a_rerun_keeps_reusing_and_names_the_run_that_made_each_resul
     }
     assert second.execution_input["results"]["quality_gate"]["met"] is True
     assert local.run_input(second.execution_input).status == "SUCCEEDED"
+    # `runs` marks both as reruns of the run whose folder they work in; a run is no rerun of itself
+    assert rerun_run.rerun_of == earlier.name and earlier.rerun_of is None
+    second_arn = local.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{second.name}"
+    assert runs.from_description(local.sfn.describe_execution(executionArn=second_arn)).rerun_of == earlier.name
 
 
 def test_runs_of_an_unknown_pipeline_says_so(stack: Stack, tmp_path: Path, capsys: Any) -> None:

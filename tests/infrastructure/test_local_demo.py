@@ -20,7 +20,7 @@ import boto3
 import pytest
 
 from mlops_sfn import cli
-from mlops_sfn.core import dynamodb_json
+from mlops_sfn.core import dynamodb_json, names
 from mlops_sfn.core.stages import STAGES
 from mlops_sfn.local import deployment
 from mlops_sfn.local import monitor as local_monitor
@@ -225,6 +225,25 @@ def test_run_wait_runs_status_operate_the_deployment_through_its_router(
     }
 
 
+def test_a_repeated_demo_reports_the_earlier_run_as_earlier_and_where_its_endpoint_is_now(
+    first: DemoResult, stack: deployment.Deployment, outputs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After a later run moved the endpoint to its own config, `make demo` again with the same files
+    starts nothing: it says the run is an earlier one, replays none of its task lines, and does not
+    claim the endpoint still serves that run's config."""
+    assert cli.main(["run", PIPELINE, "--set", "approval.run=false", "--wait", "--outputs", str(outputs)]) == 0
+    capsys.readouterr()
+    said: list[str] = []
+    repeated = Demo(stack, say=said.append)
+    again = repeated.run()
+    assert not again.new_run and again.execution_name == first.execution_name
+    assert not [line for line in said if line.startswith("  training ")]  # no task line replayed
+    lines = report(again, repeated)
+    assert f"execution {first.execution_name}: SUCCEEDED (an earlier run of the same files, which took" in lines[0]
+    (deploy,) = [line for line in lines if line.startswith("  deploy ")]
+    assert "; a later run moved it to " in deploy
+
+
 def test_drifted_traffic_fires_the_drift_alarm_whose_run_retrains_once(
     first: DemoResult, demo: Demo, stack: deployment.Deployment
 ) -> None:
@@ -426,28 +445,7 @@ def test_an_item_edited_in_the_table_changes_the_next_run_without_redeploying(
     assert edited.execution_input["run"]["deploy"] is False
 
 
-def test_a_failing_script_fails_the_run_and_its_error_reaches_the_failure_notification(
-    demo: Demo, tmp_path: Path, outputs: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    folder = copy_artifacts(tmp_path)
-    with (folder / "code" / "train.py").open("a") as script:
-        script.write('\nraise ValueError("the training data has no target column")\n')
-    rebuild_source_archive(folder)
-
-    failed = demo.run(artifacts=tmp_path)
-
-    assert failed.status == "FAILED"
-    assert failed.stages["training"].status == "failed"
-    assert failed.stages["evaluation"].status == "not reached"
-    (note,) = failed.notifications
-    assert note["subject"] == "Pipeline run failed"
-    assert note["message"]["failed_stage"] == "training"
-    reason = json.loads(note["message"]["cause"])["FailureReason"]
-    assert 'ErrorMessage "ValueError: the training data has no target column"' in reason
-
-    # Step Functions' redrive would only fail again in the Failed state: the command says what works.
-    assert cli.main(["redrive", failed.execution_name, "--outputs", str(outputs)]) == 1
-    assert f"mlops-sfn rerun {failed.execution_name} --from training" in capsys.readouterr().err
+# Before the failing script's test below: it leaves a broken train.py under the item's prefix.
 
 
 def test_logs_of_a_failed_training_job_show_the_scripts_own_error_line_and_status_ends_with_them(
@@ -480,6 +478,46 @@ def test_logs_of_a_failed_training_job_show_the_scripts_own_error_line_and_statu
     assert headers == ["== preprocessing", "== training", "== evaluation", "== batch_transform"]
 
 
+def test_a_rerun_keeps_the_earlier_runs_overrides_and_takes_its_own_set(
+    first: DemoResult, stack: deployment.Deployment, outputs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run failed on a bad --set value: its rerun keeps the run's overrides (approval off), says so
+    by path only, and a --set of its own fixes the value; rerunning it again names new jobs."""
+    bad = ["--set", "training.request.HyperParameters.n_estimators=lots", "--set", "approval.run=false"]
+    assert cli.main(["run", PIPELINE, *bad, "--wait", "--outputs", str(outputs)]) == 1
+    failed = capsys.readouterr().out.splitlines()[0].split()[1]
+
+    fix = ["--set", 'training.request.HyperParameters.n_estimators="20"']  # SageMaker takes strings
+    assert cli.main(["rerun", failed, "--from", "training", *fix, "--wait", "--outputs", str(outputs)]) == 0
+    shown = capsys.readouterr().out
+    assert f"keeping {failed}'s overrides: stages.training.request.HyperParameters.n_estimators," in shown
+    assert "stages.approval.run" in shown and "lots" not in shown  # paths, never values
+    assert "with this rerun's: stages.training.request.HyperParameters.n_estimators" in shown
+    assert "SUCCEEDED" in shown and "waiting for approval" not in shown  # approval.run=false was kept
+    rerun = shown.splitlines()[0].split()[1]
+
+    # the same rerun again: a run of its own, jobs of their own (SageMaker refuses a name twice)
+    assert cli.main(["rerun", failed, "--from", "training", *fix, "--wait", "--outputs", str(outputs)]) == 0
+    again = capsys.readouterr().out.splitlines()[0].split()[1]
+    assert again != rerun
+    sfn = stack.client("stepfunctions")
+    machine = stack.outputs["state_machine_arn"]
+    jobs = [
+        json.loads(sfn.describe_execution(executionArn=names.execution_arn(machine, name))["input"])["stages"][
+            "training"
+        ]["request"]["TrainingJobName"]
+        for name in (failed, rerun, again)
+    ]
+    assert len(set(jobs)) == 3
+
+    assert cli.main(["runs", PIPELINE, "--outputs", str(outputs)]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[0].split() == ["started", "status", "took", "trigger", "execution", "outcome"]
+    marked = {next(word for word in line.split() if word.startswith(PIPELINE)): line for line in listed[1:]}
+    assert f"(rerun of {failed})" in marked[rerun] and f"(rerun of {failed})" in marked[again]
+    assert "(rerun of" not in marked[failed]
+
+
 def test_a_job_whose_role_may_not_write_its_log_runs_on_and_leaves_none(
     first: DemoResult, stack: deployment.Deployment, outputs: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -504,6 +542,30 @@ def test_a_job_whose_role_may_not_write_its_log_runs_on_and_leaves_none(
     assert " left no log lines in /aws/sagemaker/TrainingJobs" in followed
     assert cli.main(["logs", name, "--stage", "training", "--outputs", str(outputs)]) == 0
     assert "no log lines yet for demo-dev-domain-cal-house-price-train-" in capsys.readouterr().err
+
+
+def test_a_failing_script_fails_the_run_and_its_error_reaches_the_failure_notification(
+    demo: Demo, tmp_path: Path, outputs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = copy_artifacts(tmp_path)
+    with (folder / "code" / "train.py").open("a") as script:
+        script.write('\nraise ValueError("the training data has no target column")\n')
+    rebuild_source_archive(folder)
+
+    failed = demo.run(artifacts=tmp_path)
+
+    assert failed.status == "FAILED"
+    assert failed.stages["training"].status == "failed"
+    assert failed.stages["evaluation"].status == "not reached"
+    (note,) = failed.notifications
+    assert note["subject"] == "Pipeline run failed"
+    assert note["message"]["failed_stage"] == "training"
+    reason = json.loads(note["message"]["cause"])["FailureReason"]
+    assert 'ErrorMessage "ValueError: the training data has no target column"' in reason
+
+    # Step Functions' redrive would only fail again in the Failed state: the command says what works.
+    assert cli.main(["redrive", failed.execution_name, "--outputs", str(outputs)]) == 1
+    assert f"mlops-sfn rerun {failed.execution_name} --from training" in capsys.readouterr().err
 
 
 def test_a_rejected_upload_lands_in_the_dead_letter_queue_and_replays_once_fixed(

@@ -388,7 +388,7 @@ def test_local_outputs_writes_a_file_every_outputs_option_reads(
     assert f"any command takes --outputs {written}" in capsys.readouterr().out
     assert target(written).outputs == outputs  # as `terraform output -json` of the root would be read
     assert cli.main(["local", "outputs", str(tmp_path)]) == 2
-    assert "a folder: name the file to write" in capsys.readouterr().err
+    assert "a folder, not a file: name the file to write" in capsys.readouterr().err
     monkeypatch.setattr(deployment, "load", lambda *_: None)
     assert cli.main(["local", "outputs", str(written)]) == 1
     assert "no local deployment is up: mlops-sfn local up starts one" in capsys.readouterr().err

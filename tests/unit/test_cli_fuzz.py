@@ -104,6 +104,13 @@ def test_a_folder_or_a_missing_path_never_ends_in_a_traceback(
     if where == "a folder":
         path.mkdir()
     exits_cleanly(command, path, capsys)
+    if where == "a folder" and command[0] != "validate":  # validate reads folders of items
+        # every command refuses a folder where it reads a file the same way: a usage error, one wording
+        args = [str(path) if part == "FILE" else part for part in command]
+        with pytest.raises(SystemExit) as refused:
+            cli.main(args)
+        assert refused.value.code == 2
+        assert f"{path}: a folder, not a file: name the file" in capsys.readouterr().err
 
 
 JSON = st.recursive(

@@ -3,6 +3,7 @@ settings and reading an item file."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from ..core import bounds
 from ..core.item import ItemFileError, load_item_file
 from ..core.plan import EXAMPLE_SETTINGS, Settings
 from ..core.problems import Problem
+from ..core.stages import STAGES
 
 # Exit codes, the same for every command.
 OK = 0  # done; for a run, it succeeded
@@ -24,6 +26,20 @@ INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
 
 class UsageError(Exception):
     """A wrong command line: main() prints it and exits USAGE."""
+
+
+FOLDER = "a folder, not a file"  # how every command refuses a folder where it reads or writes a file
+
+
+def input_file(text: str) -> Path:
+    """An argument naming a file to read (argparse `type`): a folder or a missing path is a usage
+    error (exit 2), said the same way by every command."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: {FOLDER}: name the file")
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    return path
 
 
 OUTPUTS_HELP = (
@@ -146,4 +162,41 @@ def target(outputs: Path | None) -> Target:
 
 
 def add_target(parser: Any) -> None:
-    parser.add_argument("--outputs", type=Path, metavar="FILE", help=TARGET_HELP)
+    parser.add_argument("--outputs", type=input_file, metavar="FILE", help=TARGET_HELP)
+
+
+def add_sets(parser: Any, scope: str) -> None:
+    """`--set PATH=VALUE` (repeatable): the item changed for `scope` only."""
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help=f"change the item for {scope} only: PATH is dotted (a stage name first means stages.<stage>),"
+        " VALUE is JSON or else a string, e.g. --set training.request.StoppingCondition.MaxRuntimeInSeconds=7200"
+        " (repeatable)",
+    )
+
+
+def overrides(sets: list[str]) -> dict[str, Any]:
+    """--set PATH=VALUE options as the partial item the router merges over the stored one."""
+    merged: dict[str, Any] = {}
+    for option in sets:
+        path, equals, text = option.partition("=")
+        parts = path.split(".")
+        if not equals or not all(parts):
+            raise UsageError(f"--set {option}: expected PATH=VALUE, e.g. training.request.HyperParameters.alpha=0.1")
+        if parts[0] in STAGES:
+            parts.insert(0, "stages")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        node = merged
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UsageError(f"--set {option}: {'.'.join(parts)} is inside a value another --set gives")
+        node[parts[-1]] = value
+    return merged

@@ -11,7 +11,7 @@ from ..core import bounds, dynamodb_json
 from ..core.item import ItemFileError
 from ..core.plan import check_with_sample
 from ..operate import importers
-from .common import INVALID, OK, UsageError, print_problems, problem, settings
+from .common import INVALID, OK, UsageError, input_file, print_problems, problem, settings
 
 TOKENS = {"aiops": importers.AIOPS_TOKENS, "reusable-framework": importers.REUSABLE_TOKENS}
 
@@ -19,7 +19,7 @@ TOKENS = {"aiops": importers.AIOPS_TOKENS, "reusable-framework": importers.REUSA
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("import", help="convert an item of an earlier framework")
     parser.add_argument("format", choices=list(TOKENS))
-    parser.add_argument("source", type=Path, metavar="FILE")
+    parser.add_argument("source", type=input_file, metavar="FILE")
     parser.add_argument(
         "--set",
         action="append",

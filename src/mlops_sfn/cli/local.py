@@ -12,7 +12,7 @@ from typing import Any
 from ..core.problems import InvalidItem
 from ..local.sagemaker import ENDPOINT_OUTCOMES, EXISTING_ENDPOINT, FAILABLE
 from ..operate.executions import failure_reason
-from .common import INVALID, OK, UsageError, meanings, print_problems, problem, read_item
+from .common import FOLDER, INVALID, OK, UsageError, input_file, meanings, print_problems, problem, read_item
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -21,7 +21,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run = local_commands.add_parser(
         "run", help="execute ITEM's pipeline in the real state machine, on a local AWS with simulated SageMaker jobs"
     )
-    run.add_argument("item", type=Path, metavar="ITEM")
+    run.add_argument("item", type=input_file, metavar="ITEM")
     run.add_argument(
         "--fail", action="append", default=[], choices=FAILABLE, metavar="STAGE", help="make STAGE fail (repeatable)"
     )
@@ -104,7 +104,7 @@ def _guardrail_options(parser: argparse.ArgumentParser, whom: str) -> None:
     )
     parser.add_argument(
         "--scp",
-        type=Path,
+        type=input_file,
         metavar="FILE",
         help="a policy document (JSON) every call must also be allowed by, as a service control policy or a "
         "permissions boundary: an explicit Deny wins, and only what it allows is allowed",
@@ -243,7 +243,7 @@ def local_outputs(args: argparse.Namespace) -> int:
         problem("mlops-sfn local outputs: no local deployment is up: mlops-sfn local up starts one")
         return INVALID
     if args.file.is_dir():
-        raise UsageError(f"{args.file}: a folder: name the file to write, e.g. {args.file / 'local-outputs.json'}")
+        raise UsageError(f"{args.file}: {FOLDER}: name the file to write, e.g. {args.file / 'local-outputs.json'}")
     document = {name: {"sensitive": False, "value": value} for name, value in sorted(running.outputs.items())}
     try:
         args.file.write_text(json.dumps(document, indent=2) + "\n")

@@ -11,14 +11,29 @@ from ..core.plan import Settings, apply_overrides, mismatch, plan_execution
 from ..core.problems import InvalidItem
 from ..core.triggers import InvalidEvent, Trigger, parse_event
 from ..operate import preview
-from .common import INVALID, OK, OUTPUTS_HELP, UsageError, print_problems, problem, read_item, settings
+from .common import (
+    INVALID,
+    OK,
+    OUTPUTS_HELP,
+    UsageError,
+    add_sets,
+    input_file,
+    overrides,
+    print_problems,
+    problem,
+    read_item,
+    settings,
+)
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("plan", help="show the stages an item runs and the execution input")
-    parser.add_argument("item", type=Path, metavar="ITEM")
-    parser.add_argument("--event", type=Path, metavar="EVENT.json", help="the triggering event (default: a manual run)")
-    parser.add_argument("--outputs", type=Path, metavar="FILE", help=OUTPUTS_HELP)
+    parser.add_argument("item", type=input_file, metavar="ITEM")
+    parser.add_argument(
+        "--event", type=input_file, metavar="EVENT.json", help="the triggering event (default: a manual run)"
+    )
+    parser.add_argument("--outputs", type=input_file, metavar="FILE", help=OUTPUTS_HELP)
+    add_sets(parser, "this plan of a manual run (as `mlops-sfn run --set` starts it)")
     shown = parser.add_mutually_exclusive_group()
     shown.add_argument("--json", action="store_true", help="print the execution input the router would build")
     shown.add_argument("--graph", action="store_true", help="print a Mermaid flowchart")
@@ -27,7 +42,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.set_defaults(
         run=lambda args: plan(
-            args.item, args.event, args.json, args.graph, settings(args.outputs), explain_cache=args.explain_cache
+            args.item,
+            args.event,
+            args.json,
+            args.graph,
+            settings(args.outputs),
+            explain_cache=args.explain_cache,
+            sets=args.sets,
         )
     )
 
@@ -57,11 +78,16 @@ def plan(
     as_graph: bool,
     deployment: Settings,
     explain_cache: bool = False,
+    sets: list[str] | None = None,
 ) -> int:
+    if sets and event_path is not None:
+        raise UsageError("--set changes a manual run (mlops-sfn run --set); an event's run takes the item as it is")
+    changes = overrides(sets or [])
     item = read_item(item_path)
     if item is None:
         return INVALID
-    manual = Trigger(source="manual", pipeline=str(item.get("consumption_pipeline_name")), run_id="preview")
+    pipeline = str(item.get("consumption_pipeline_name"))
+    manual = Trigger(source="manual", pipeline=pipeline, run_id="preview", overrides=changes)
     trigger = manual if event_path is None else _trigger(event_path)
     if trigger is None:
         return INVALID

@@ -15,22 +15,25 @@ from ..core.names import EXECUTION_NAME
 from ..core.stages import STAGES
 from ..operate import approval, logs, preview, rerun, runs
 from ..operate.executions import failure_reason
-from .common import INTERRUPTED, INVALID, OK, Target, UsageError, add_target, problem, target
+from .common import (
+    FOLDER,
+    INTERRUPTED,
+    INVALID,
+    OK,
+    Target,
+    UsageError,
+    add_sets,
+    add_target,
+    overrides,
+    problem,
+    target,
+)
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = commands.add_parser("run", help="start a run of PIPELINE through the deployed router (validated like any)")
     run.add_argument("pipeline", metavar="PIPELINE", help="the item's consumption_pipeline_name")
-    run.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="PATH=VALUE",
-        help="change the item for this run only: PATH is dotted (a stage name first means stages.<stage>),"
-        " VALUE is JSON or else a string, e.g. --set training.request.StoppingCondition.MaxRuntimeInSeconds=7200"
-        " (repeatable)",
-    )
+    add_sets(run, "this run")
     _add_wait(run)
     add_target(run)
     run.set_defaults(run=start_run)
@@ -48,6 +51,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     rerun.add_argument("execution", metavar="EXECUTION", help="execution name or ARN")
     rerun.add_argument("--from", dest="from_stage", required=True, choices=STAGES, metavar="STAGE")
+    add_sets(rerun, "this rerun, over the earlier run's own (which it keeps)")
     _add_wait(rerun)
     add_target(rerun)
     rerun.set_defaults(run=rerun_from)
@@ -72,29 +76,6 @@ def _add_wait(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wait", action="store_true", help="follow the run stage by stage; exit 0 only if it succeeds")
     parser.add_argument("--timeout", type=float, default=240, metavar="MINUTES", help="stop waiting after (240)")
     parser.add_argument("--json", action="store_true", help="print the run (and, with --wait, its end) as JSON")
-
-
-def overrides(sets: list[str]) -> dict[str, Any]:
-    """--set PATH=VALUE options as the partial item the router merges over the stored one."""
-    merged: dict[str, Any] = {}
-    for option in sets:
-        path, equals, text = option.partition("=")
-        parts = path.split(".")
-        if not equals or not all(parts):
-            raise UsageError(f"--set {option}: expected PATH=VALUE, e.g. training.request.HyperParameters.alpha=0.1")
-        if parts[0] in STAGES:
-            parts.insert(0, "stages")
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            value = text
-        node = merged
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise UsageError(f"--set {option}: {'.'.join(parts)} is inside a value another --set gives")
-        node[parts[-1]] = value
-    return merged
 
 
 def start_run(args: argparse.Namespace) -> int:
@@ -205,6 +186,7 @@ def rerun_from(args: argparse.Namespace) -> int:
             deployment.settings(),
             args.from_stage,
             taken,
+            overrides(args.sets),
         )
     except rerun.RerunRefused as refused:
         problem(f"mlops-sfn rerun: {refused}")
@@ -221,7 +203,22 @@ def rerun_from(args: argparse.Namespace) -> int:
         return OK
     if not args.json:
         print(f"started {planned.name}, reusing {', '.join(planned.reused) or 'nothing'} from {earlier.name}")
+        kept = _paths(earlier.execution_input.get("trigger", {}).get("overrides") or {})
+        changed = _paths(overrides(args.sets))
+        if kept:  # paths only: an override's value may be anything (it is kept out of logs too)
+            print(f"  keeping {earlier.name}'s overrides: {', '.join(kept)}")
+        if changed:
+            print(f"  with this rerun's: {', '.join(changed)}")
     return _wait(deployment, started, args) if args.wait else OK
+
+
+def _paths(changes: dict[str, Any], prefix: str = "") -> list[str]:
+    """The dotted paths an overrides document sets."""
+    found: list[str] = []
+    for key, value in changes.items():
+        path = f"{prefix}{key}"
+        found += _paths(value, path + ".") if isinstance(value, dict) and value else [path]
+    return found
 
 
 def outputs_option(outputs: Path | None) -> str:
@@ -261,17 +258,21 @@ def list_runs(args: argparse.Namespace) -> int:
     if not found:
         print("no runs" + (f" of {args.pipeline}" if args.pipeline else ""))
         return OK
+    print(f"{'started':<19}  {'status':<9} {'took':>9}  {'trigger':<8} {'execution':<48}  outcome")
     for run in found:
         took = f"{run.seconds:7.0f} s" if run.seconds is not None else "running"
         why = f"{run.failed_stage}: {failure_reason(run.cause, 80)}" if run.failed_stage else run.gate or ""
-        print(f"{run.started:%Y-%m-%d %H:%M:%S}  {run.status:<9} {took:>9}  {run.trigger or '?':<8} {run.name}  {why}")
+        if run.rerun_of:
+            why = f"(rerun of {run.rerun_of}) {why}".rstrip()
+        started = f"{run.started:%Y-%m-%d %H:%M:%S}"
+        print(f"{started}  {run.status:<9} {took:>9}  {run.trigger or '?':<8} {run.name:<48}  {why}".rstrip())
     return OK
 
 
 def show_status(args: argparse.Namespace) -> int:
     graph: Path | None = args.graph
     if graph is not None and (graph.is_dir() or not graph.parent.is_dir()):
-        where = "a folder: name a file in it" if graph.is_dir() else f"its folder {graph.parent} does not exist"
+        where = f"{FOLDER}: name the file to write" if graph.is_dir() else f"its folder {graph.parent} does not exist"
         raise UsageError(f"--graph {graph}: {where}")
     deployment = target(args.outputs)
     sfn = deployment.client("stepfunctions")

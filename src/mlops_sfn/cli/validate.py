@@ -8,7 +8,7 @@ from typing import Any
 
 from ..core.item import ItemFileError, check_unique, item_files, load_item_file
 from ..core.plan import Settings, check_with_sample
-from .common import INVALID, OK, OUTPUTS_HELP, UsageError, print_problems, problem, settings
+from .common import INVALID, OK, OUTPUTS_HELP, UsageError, input_file, print_problems, problem, settings
 
 DEFAULT_ITEMS = Path("dynamodb_items")
 
@@ -16,7 +16,7 @@ DEFAULT_ITEMS = Path("dynamodb_items")
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("validate", help="check pipeline items (files or folders)")
     parser.add_argument("paths", nargs="*", type=Path, metavar="PATH", help=f"default: {DEFAULT_ITEMS}/")
-    parser.add_argument("--outputs", type=Path, metavar="FILE", help=OUTPUTS_HELP)
+    parser.add_argument("--outputs", type=input_file, metavar="FILE", help=OUTPUTS_HELP)
     parser.set_defaults(run=lambda args: validate(args.paths or [DEFAULT_ITEMS], settings(args.outputs)))
 
 

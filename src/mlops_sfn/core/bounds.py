@@ -44,6 +44,8 @@ def read_text(path: Path, limit: int = FILE_BYTES) -> str:
         status = path.stat()
     except OSError as error:
         raise InputRefused(f"cannot read: {error.strerror or error}") from error
+    if stat.S_ISDIR(status.st_mode):
+        raise InputRefused("a folder, not a file: name the file")
     if not stat.S_ISREG(status.st_mode):
         raise InputRefused("not a regular file (a FIFO, device or socket is never read)")
     if status.st_size > limit:

@@ -130,14 +130,18 @@ def apply_overrides(item: dict[str, Any], trigger: Trigger) -> dict[str, Any]:
     return merged
 
 
-def plan_execution(item: dict[str, Any], trigger: Trigger, settings: Settings) -> dict[str, Any]:
-    """The execution input for one trigger of one item; raises InvalidItem listing every problem."""
+def plan_execution(
+    item: dict[str, Any], trigger: Trigger, settings: Settings, execution: str | None = None
+) -> dict[str, Any]:
+    """The execution input for one trigger of one item; raises InvalidItem listing every problem.
+    `execution`: the run whose names and folder this one takes (a rerun's earlier run), else the
+    trigger's own."""
     item = apply_overrides(item, trigger)
     problems = check_item(item)
     if problems:
         raise InvalidItem(problems)
     pipeline = item["consumption_pipeline_name"]
-    execution = names.execution_name(pipeline, trigger.identity())
+    execution = execution or names.execution_name(pipeline, trigger.identity())
     values = _placeholder_values(item, trigger, settings, execution)
     run = {stage.name: runs(item, stage.follows or stage.name) for stage in CATALOG}
     if trigger.source == "monitoring" and monitoring.on_drift(item) == "notify":

@@ -23,6 +23,7 @@ from .item import prefix_owner
 from .names import execution_arn
 from .plan import SETTINGS_ENVIRONMENT, Settings, apply_overrides, mismatch, plan_execution
 from .problems import InvalidItem, Problem, join
+from .schema import UNKNOWN_FIELD
 from .stages import runs
 from .triggers import InvalidEvent, Trigger, completes_upload, parse_parts, shorten
 
@@ -679,9 +680,13 @@ def _without_override_values(problem: Problem, overrides: dict[str, Any]) -> Pro
     """The problem, its message withheld when it is about a value a manual run's overrides set: those
     values may hold anything, and rejection reasons reach logs and dead letters."""
     overridden = [path for path, _ in _leaves(overrides, "")]
+    if problem.message.startswith(UNKNOWN_FIELD):  # names fields, never a value: said as it is
+        return problem
     if any(problem.path == path or problem.path.startswith((path + ".", path + "[")) for path in overridden):
         return Problem(
-            problem.path, "invalid value from this run's overrides (not repeated here); check it with mlops-sfn plan"
+            problem.path,
+            "invalid value from this run's overrides (not repeated here); check it with"
+            " mlops-sfn plan ITEM --set PATH=VALUE",
         )
     return problem
 

@@ -130,8 +130,11 @@ def _check_object(value: dict[str, Any], node: dict[str, Any], path: str) -> lis
     return problems
 
 
+UNKNOWN_FIELD = "unknown field"
+
+
 def unknown_field_message(name: str, allowed: Any) -> str:
     names = sorted(allowed)
     close = difflib.get_close_matches(name, names, n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
-    return f"unknown field; {hint}allowed: {', '.join(names)}"
+    return f"{UNKNOWN_FIELD}; {hint}allowed: {', '.join(names)}"

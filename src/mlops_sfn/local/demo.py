@@ -173,6 +173,8 @@ class Demo:
         else:
             self.say(f"the same files as {name} (started {described['startDate']:%H:%M:%S}): nothing new started")
         result = self._followed(pipeline, arn, new_run, answer, started, timeout)
+        if not new_run and described.get("stopDate"):  # the earlier run's own time, not this call's
+            result.seconds = round((described["stopDate"] - described["startDate"]).total_seconds(), 1)
         result.graph = write_graph(Path(self.deployment.home) / "runs", result)
         return result
 
@@ -182,7 +184,8 @@ class Demo:
         """An execution followed to its end (its approval answered), with the notifications it sent."""
         execution_input = json.loads(self.sfn.describe_execution(executionArn=arn)["input"])
         definition = runs.definition(self.sfn, arn)
-        described, history = self._follow(arn, answer, started + timeout)
+        # an earlier run is reported, not replayed: its task lines were printed when it ran
+        described, history = self._follow(arn, answer, started + timeout, quiet=not new_run)
         result = DemoResult(
             pipeline=pipeline,
             execution_name=arn.rsplit(":", 1)[1],
@@ -220,7 +223,9 @@ class Demo:
             f"({self.outputs['dead_letter_queue_url']}); the router's log: {log}/"
         )
 
-    def _follow(self, arn: str, answer: str, deadline: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    def _follow(
+        self, arn: str, answer: str, deadline: float, quiet: bool = False
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         answered: list[bool] = []
 
         def answer_once(described: dict[str, Any], events: list[dict[str, Any]]) -> None:
@@ -228,7 +233,8 @@ class Demo:
                 answered.append(True)
 
         try:
-            return runs.follow(self.sfn, arn, self.say, deadline, answer_once, poll_seconds=0.2)
+            say = (lambda line: None) if quiet else self.say
+            return runs.follow(self.sfn, arn, say, deadline, answer_once, poll_seconds=0.2)
         except runs.RunError:
             self.sfn.stop_execution(executionArn=arn, error="DemoTimeout", cause="mlops-sfn local demo stopped waiting")
             raise DemoError(f"{arn} still running after the demo's timeout: stopped") from None
@@ -370,7 +376,13 @@ def render(path: Path) -> Path | None:
 def report(result: DemoResult, demo: Demo) -> list[str]:
     """The end-of-run summary, read from the execution's input and output and the local AWS."""
     results = runs.results(result.output)
-    lines = [f"execution {result.execution_name}: {result.status} ({result.seconds:.1f} s since the upload began)"]
+    took = (
+        f"{result.seconds:.1f} s since the upload began"
+        if result.new_run
+        else f"an earlier run of the same files, which took {result.seconds:.1f} s; change a file or the item"
+        " for a new one"
+    )
+    lines = [f"execution {result.execution_name}: {result.status} ({took})"]
     if result.error:
         lines.append(f"  error: {result.error}: {failure_reason(result.cause, 300)}")
     lines.append("stages:")
@@ -379,6 +391,9 @@ def report(result: DemoResult, demo: Demo) -> list[str]:
         detail = (
             stage_detail(stage, results.get(stage), result.execution_input, demo) if run.status == "succeeded" else ""
         )
+        if stage == "deploy" and detail and not result.new_run:
+            endpoint = str(result.execution_input.get("stages", {}).get("deploy", {}).get("endpoint_name", ""))
+            detail += _serving_now(endpoint, results.get("deploy"), demo)
         lines.append(f"  {stage:<16} {run.status:<12} {took}  {detail}".rstrip())
     gate = results.get("quality_gate")
     if isinstance(gate, dict) and gate.get("message"):
@@ -402,6 +417,18 @@ def report(result: DemoResult, demo: Demo) -> list[str]:
         image = result.graph.with_suffix(".png")
         lines.append(f"graph: {result.graph}" + (f" and {image}" if image.exists() else " (Mermaid)"))
     return lines
+
+
+def _serving_now(name: str, result: Any, demo: Demo) -> str:
+    """For an earlier run: what its endpoint serves now, when a later run changed it."""
+    deployed = result.get("endpoint", {}).get("config") if isinstance(result, dict) else None
+    if not name or not deployed:
+        return ""
+    try:
+        now = demo.deployment.client("sagemaker").describe_endpoint(EndpointName=name)["EndpointConfigName"]
+    except ClientError:
+        return "; the endpoint is gone now"
+    return f"; a later run moved it to {now}" if now != deployed else ""
 
 
 def _evaluation_report(demo: Demo, location: dict[str, str] | None) -> Any:

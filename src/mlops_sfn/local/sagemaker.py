@@ -83,6 +83,40 @@ JOBS = {
     ),
 }
 REQUEST_RESPONSE = ("createModel", "createEndpointConfig", "createEndpoint", "updateEndpoint")
+# SageMaker keeps a name for ever (a job cannot be deleted) or until the resource is deleted, and
+# refuses a second Create of it, in these words (as users report them, e.g.
+# aws/amazon-sagemaker-examples#3108 for a training job, hashicorp/terraform-provider-aws#40080 for
+# an endpoint); moto would record the duplicate. action -> (name field, describe method, ARN field,
+# error code, message with {arn}).
+UNIQUE_NAMES = {
+    **{
+        action: (
+            kind.name_field,
+            kind.describe,
+            kind.name_field.replace("Name", "Arn"),
+            "ResourceInUse",
+            f"{noun[0].upper()}{noun[1:]} job names must be unique within an AWS account and region, and a {noun} job"
+            " with this name already exists ({arn})",
+        )
+        for (action, kind), noun in zip(
+            JOBS.items(), ("processing", "training", "hyper-parameter tuning", "transform"), strict=True
+        )
+    },
+    "createModel": (
+        "ModelName",
+        "describe_model",
+        "ModelArn",
+        "ValidationException",
+        'Cannot create already existing model "{arn}".',
+    ),
+    "createEndpointConfig": (
+        "EndpointConfigName",
+        "describe_endpoint_config",
+        "EndpointConfigArn",
+        "ValidationException",
+        'Cannot create already existing endpoint configuration "{arn}".',
+    ),
+}
 ACTIONS = (*JOBS, *REQUEST_RESPONSE)
 
 
@@ -190,6 +224,14 @@ class LocalSageMaker:
         if problems:
             detail = "; ".join(f"{p.path or 'request'}: {p.message}" for p in problems)
             raise client_error("ValidationException", f"{len(problems)} validation error(s) detected: {detail}", action)
+        if action in UNIQUE_NAMES:
+            field_name, describe, arn_field, code, message = UNIQUE_NAMES[action]
+            try:
+                existing = getattr(self.client("sagemaker", region), describe)(**{field_name: request[field_name]})
+            except ClientError:
+                pass  # no such name yet
+            else:
+                raise client_error(code, message.format(arn=existing[arn_field]), action[0].upper() + action[1:])
         if action == "updateEndpoint":
             return self._update_endpoint(request, region, account)
         if action == "createEndpoint" and request["EndpointName"] in self._backend(account, region).endpoints:

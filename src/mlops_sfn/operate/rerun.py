@@ -1,11 +1,11 @@
 """`mlops-sfn rerun EXECUTION --from STAGE`: a new run that reuses what an earlier run's stages made.
 
-The new run is planned from the current item with the earlier run's trigger, so it has the
-earlier run's folder (its paths are where the earlier stages wrote). The stages before STAGE are
-not run again: their results (model, reports, job names) are copied into the input's `results`,
-and `reused` names the run they come from; the definition's "Run <stage>?" Choice skips a reused
-stage. From STAGE on the stages run as planned, with names of their own per (earlier run, stage,
-attempt), since SageMaker names are unique for ever.
+The new run is planned from the current item with the earlier run's trigger (its overrides kept,
+`--set` applied over them), in the earlier run's folder (its paths are where the earlier stages
+wrote). The stages before STAGE are not run again: their results (model, reports, job names) are
+copied into the input's `results`, and `reused` names the run they come from; the definition's
+"Run <stage>?" Choice skips a reused stage. From STAGE on the stages run as planned, with names of
+their own per (earlier run, stage, attempt), since SageMaker names are unique for ever.
 
 Refused, with the reason, when an earlier stage did not succeed, when the item changed a reused
 stage (or the trigger would plan another folder), or when what a reused stage made is gone.
@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import copy
 import itertools
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..core import names
 from ..core.plan import Settings, map_strings, plan_execution
 from ..core.problems import InvalidItem
+from ..core.stage import merge
 from ..core.stages import PER_RUN_NAME, SERVING, STAGE, STAGES
 from ..core.triggers import Trigger
 from ..tools.statemachine import SAGEMAKER, stage_tasks
@@ -46,8 +48,10 @@ def plan_rerun(
     settings: Settings,
     from_stage: str,
     taken: Any,
+    changes: dict[str, Any] | None = None,
 ) -> Rerun:
-    """The rerun's input. `taken(name)` says whether an execution name is already used."""
+    """The rerun's input. `taken(name)` says whether an execution name is already used; `changes`
+    (`--set`) go over the earlier run's own overrides, which the rerun keeps."""
     if from_stage not in STAGES:
         raise RerunRefused(f"--from {from_stage}: not a stage ({', '.join(STAGES)})")
     if earlier.status == "RUNNING":
@@ -72,8 +76,12 @@ def plan_rerun(
         raise RerunRefused(f"the quality gate was not met in {earlier.name}: rerun from evaluation or earlier")
 
     trigger = Trigger.from_dict(earlier.execution_input["trigger"])
+    if changes:
+        trigger = replace(trigger, overrides=merge(trigger.overrides, changes))
+    # the earlier run's names and folder: what the reused stages made is there
+    folder_of = str(earlier.execution_input.get("run_folder", "")).rstrip("/").rsplit("/", 1)[-1] or None
     try:
-        planned = plan_execution(item, trigger, settings)
+        planned = plan_execution(item, trigger, settings, execution=folder_of)
     except InvalidItem as invalid:
         raise RerunRefused(f"the item is invalid now: {invalid}") from None
     for key in ("run_folder", "dataset_date"):  # (a rerun's execution name is its own; its folder is not)
@@ -142,7 +150,11 @@ def _renamed(planned: dict[str, Any], running: list[str], earlier: str, attempt:
             renames[old] = names.resource_name(
                 pipeline, described.tag, f"{execution}\nrerun {earlier} {attempt}", described.name_limit
             )
-    result: dict[str, Any] = map_strings(planned, lambda text: renames.get(text, text))
+    if not renames:
+        return planned
+    # a name also appears inside other strings (a model's S3 path names its training job)
+    pattern = re.compile("|".join(re.escape(name) for name in sorted(renames, key=len, reverse=True)))
+    result: dict[str, Any] = map_strings(planned, lambda text: pattern.sub(lambda m: renames[m.group(0)], text))
     return result
 
 

@@ -52,6 +52,13 @@ class Run:
     output: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
+    def rerun_of(self) -> str | None:
+        """The run whose folder a rerun works in (`mlops-sfn rerun`), else None: every other run's folder
+        is named after the run itself (a cached run's too, which also reuses stages)."""
+        folder = str(self.execution_input.get("run_folder", "")).rstrip("/").rsplit("/", 1)[-1]
+        return folder if folder and folder != self.name else None
+
+    @property
     def seconds(self) -> float | None:
         return (self.stopped - self.started).total_seconds() if self.stopped else None
 
@@ -68,6 +75,7 @@ class Run:
             "error": self.error,
             "cause": failure_reason(self.cause, 500) if self.cause else None,
             "quality_gate": self.gate,
+            "rerun_of": self.rerun_of,
         }
 
 
