@@ -273,3 +273,39 @@ def test_an_alarm_that_is_not_a_drift_alarm_of_the_deployment_is_rejected(loop: 
     event["detail"]["alarmName"] = "mlops-dev-cal-house-price-5xx-errors"
     with pytest.raises(RejectedEvent, match="not a drift alarm"):
         loop.stack.router().handle(event, "req-1")
+
+
+def test_a_drift_run_never_trains_on_an_upload_whose_files_are_not_those_its_manifest_lists(loop: Loop) -> None:
+    """An upload the router refused (its manifest's ETags do not match the files) is newer than the last
+    accepted one: the drift run retrains on the accepted one and the router logs the one passed over;
+    with no upload that passes, the drift event is refused, kept in the dead-letter queue with why."""
+    from mlops_sfn.core.router import RejectedEvent
+
+    s3, router = loop.stack.s3, loop.stack.router()
+    accepted, refused = (f"input/{PIPELINE}/2024-06-0{day}/" for day in (1, 2))
+    time.sleep(1.1)  # after the deployment's own upload: S3 lists LastModified to the second
+    etag = s3.put_object(Bucket=BUCKET, Key=f"{accepted}data/houses.csv", Body=b"6000 rows")["ETag"].strip('"')
+    manifest = {"files": [{"key": "data/houses.csv", "etag": etag}]}
+    s3.put_object(Bucket=BUCKET, Key=f"{accepted}manifest.json", Body=json.dumps(manifest).encode())
+    time.sleep(1.1)  # S3 lists LastModified to the second
+    s3.put_object(Bucket=BUCKET, Key=f"{refused}data/houses.csv", Body=b"100 rows")  # not what its manifest lists
+    s3.put_object(Bucket=BUCKET, Key=f"{refused}manifest.json", Body=json.dumps(manifest).encode())
+
+    (event,) = loop.drift(0.62)
+    assert router.handle(event, "req-1")["started"] == 1
+    (execution,) = loop.stack.executions()
+    started = loop.stack.execution_input(execution["name"])
+    read = [entry["S3Input"]["S3Uri"] for entry in started["stages"]["preprocessing"]["request"]["ProcessingInputs"]]
+    assert read == [f"s3://{BUCKET}/{accepted}code/preprocessing.py", f"s3://{BUCKET}/{accepted}data/"]
+
+    s3.put_object(Bucket=BUCKET, Key=f"{accepted}data/houses.csv", Body=b"changed since")  # now neither passes
+    for entry in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"input/{PIPELINE}/")["Contents"]:  # nor the fixtures'
+        if entry["Key"].endswith("manifest.json") and not entry["Key"].startswith((accepted, refused)):
+            s3.delete_object(Bucket=BUCKET, Key=entry["Key"])
+    loop.stack.dynamodb.delete_item(TableName=LEDGER, Key={"cache_key": {"S": monitoring.episode_key(PIPELINE)}})
+    assert loop.drift(0.01) == []
+    (again,) = loop.drift(0.9)
+    with pytest.raises(RejectedEvent, match="passes its manifest's check") as raised:
+        router.handle(again, "req-2")
+    assert raised.value.rejections[0]["field"] == "trigger.complete_on.manifest"
+    assert len(loop.stack.executions()) == 1

@@ -251,6 +251,9 @@ def test_a_rejection_of_a_huge_item_value_fits_a_dead_letter(stack: Stack, capsy
         ("Environment.DB_PWD", "hunter2-value"),  # a secret by its name
         ("HyperParameters.db", "postgres://ml:hunter2-value@db/x"),  # a secret by its value
         ("ResourceConfig.InstanceType", "ml.hunter2-value"),  # any invalid override value
+        ("InputDataConfig", ["hunter2-value", "hunter2-value"]),  # a list, its entries and their repeat
+        ("Environment", ["hunter2-value"]),  # a list where an object belongs
+        ("EnableManagedSpotTraining", {"hunter2-value": 1}),  # an object where a flag belongs
     ],
 )
 def test_an_override_value_never_reaches_logs_or_dead_letters(
@@ -265,9 +268,22 @@ def test_an_override_value_never_reaches_logs_or_dead_letters(
     event = load_event("manual") | {"overrides": {"stages": {"training": {"request": request}}}}
     with pytest.raises(RejectedEvent) as raised:
         stack.router().handle(event, "req-1")
-    assert raised.value.rejections[0]["field"] == f"stages.training.request.{field}"
+    assert raised.value.rejections[0]["field"].startswith(f"stages.training.request.{field}")
     assert "hunter2" not in str(raised.value) and "hunter2" not in capsys.readouterr().out
     assert stack.executions() == []
+    if field == "ResourceConfig.InstanceType":  # the hint is a command that takes the override
+        assert "check it with mlops-sfn plan ITEM --set PATH=VALUE" in raised.value.rejections[0]["reason"]
+
+
+def test_a_mistyped_field_in_overrides_is_named_with_what_it_may_have_meant(stack: Stack) -> None:
+    # field names are not values: the redaction of override values leaves them, and the hint, alone
+    event = load_event("manual") | {"overrides": {"stages": {"training": {"reqest": {"x": "hunter2-value"}}}}}
+    with pytest.raises(RejectedEvent) as raised:
+        stack.router().handle(event, "req-1")
+    (rejection,) = raised.value.rejections
+    assert rejection["field"] == "stages.training.reqest"
+    assert rejection["reason"].startswith("unknown field; did you mean 'request'?")
+    assert "hunter2" not in str(raised.value)
 
 
 # --- the prefix map --------------------------------------------------------------------------------------

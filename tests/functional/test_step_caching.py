@@ -108,3 +108,41 @@ def test_a_new_harness_starts_with_an_empty_ledger() -> None:
                 harness.s3.put_object(Bucket=harness.settings.bucket, Key=PREFIX + name, Body=b"x")
             assert harness.run(item("training")).stages["training"] == "succeeded"
             assert len(records(harness)) == 1
+
+
+@pytest.mark.parametrize(
+    "tampered",
+    ["another pipeline's run", "another bucket", "a folder of another run", "a result outside its folder"],
+)
+def test_a_ledger_record_is_reused_only_if_it_is_a_run_of_this_pipeline_in_this_deployment(
+    local: LocalRuns, tampered: str
+) -> None:
+    """Anyone who can write the ledger table must not make a run read another pipeline's or bucket's
+    data: a record that does not name a run of this pipeline, in this deployment's bucket, with its
+    results in that run's folder, is not reused (the stage runs and is recorded anew)."""
+    first = local.run(item("training"))
+    assert first.status == "SUCCEEDED", first.cause
+    (record,) = records(local)
+    folder = record["run_folder"]["S"]
+    other = "demo-dev-domain-cal-house-price-0123456789abcdef"
+    results = json.loads(record["results"]["S"])
+    changed = {
+        "another pipeline's run": {
+            "execution": {"S": other},
+            "run_folder": {"S": folder.replace(f"/{PIPELINE}/{first.execution_name}/", f"/{other[:-17]}/{other}/")},
+        },
+        "another bucket": {"run_folder": {"S": folder.replace(local.settings.bucket, "someone-elses-bucket")}},
+        "a folder of another run": {
+            "run_folder": {"S": folder.replace(first.execution_name, f"{PIPELINE}-{'f' * 16}")}
+        },
+        "a result outside its folder": {
+            "results": {"S": json.dumps(results | {"model_data_url": "s3://someone-elses-bucket/model.tar.gz"})}
+        },
+    }[tampered]
+    local.dynamodb.put_item(TableName=local.ledger, Item=record | changed)
+
+    second = local.run(item("training"))
+    assert second.status == "SUCCEEDED", second.cause
+    assert second.stages["training"] == "succeeded" and training_jobs(local) == 2  # trained again
+    (rewritten,) = [r for r in records(local) if r["execution"]["S"] == second.execution_name]
+    assert rewritten["run_folder"]["S"].endswith(f"/{second.execution_name}/")

@@ -396,6 +396,11 @@ def test_redrive_of_a_run_stopped_while_it_waited_for_approval_asks_again_and_fi
         if sfn.describe_execution(executionArn=started["arn"])["status"] == "ABORTED":
             break
         time.sleep(0.1)
+    # the stage the run was stopped in reads as stopped, not as succeeded
+    assert cli.main(["status", started["name"], "--json", "--outputs", str(outputs)]) == 1
+    stopped = json.loads(capsys.readouterr().out)["stages"]
+    assert (stopped["register"]["outcome"], stopped["approval"]["outcome"]) == ("succeeded", "stopped")
+    assert stopped["deploy"]["outcome"] == "not reached"
     approver = approve_when_asked(stack)
 
     assert cli.main(["redrive", started["name"], "--wait", "--json", "--outputs", str(outputs)]) == 0

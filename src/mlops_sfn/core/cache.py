@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
+from . import names
 from .plan import WRITTEN, map_strings
 from .schema import item_schema
 from .stages import CACHEABLE, PER_RUN_NAME, SERVING, STAGE, STAGES
@@ -201,6 +202,10 @@ def lookup(
         except Unlisted as error:  # the run must not wait on its cache: the stage runs, unrecorded
             found[stage] = replace(stage_key, key=None, why_not=f"the run ledger: {error}")
             continue
+        distrusted = untrusted(record, execution_input) if record is not None else None
+        if distrusted:  # recorded anew by this run, over the record it would not trust
+            found[stage] = replace(stage_key, why_not=f"the ledger's record is not reused: {distrusted}")
+            record = None
         # TTL deletes expired items lazily, and reads still return them until then (DynamoDB Developer
         # Guide, "Working with expired items and time to live"): a record past its time is a miss.
         if record is not None and record["expires_at"] > now:
@@ -219,6 +224,26 @@ def lookup(
             expires = int(now) + seconds(expire_after(wanted))
             execution_input.setdefault("cache", {})[stage] = {"key": stage_key.key, "expires_at": expires}
     return found
+
+
+def untrusted(record: dict[str, Any], execution_input: dict[str, Any]) -> str | None:
+    """Why a ledger record may not be reused by this run, or None. Whoever can write the ledger table
+    must not make a run read another pipeline's or another bucket's data: a record is reused only if
+    it names a run of this pipeline, whose folder in this deployment's bucket it gives, and every S3
+    location among its results is in that bucket."""
+    pipeline, execution = str(execution_input["pipeline"]), str(record.get("execution", ""))
+    if not names.is_execution_of(pipeline, execution):
+        return f"{execution[:100]!r} is not a run of {pipeline}"
+    base = str(execution_input["run_folder"]).rstrip("/").rsplit("/", 1)[0]  # s3://<bucket>/runs/<pipeline>
+    if record.get("run_folder") != f"{base}/{execution}/":
+        return f"its run folder is not {base}/{execution}/"
+    bucket = base.split("/runs/", 1)[0] + "/"
+    outside = [
+        text for _, text in _strings(record.get("results")) if text.startswith("s3://") and not text.startswith(bucket)
+    ]
+    if outside:
+        return f"its results name {outside[0][:200]}, outside {bucket}"
+    return None
 
 
 def reuse(

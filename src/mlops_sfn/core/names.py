@@ -30,6 +30,14 @@ def execution_name(pipeline: str, trigger_identity: str) -> str:
     return f"{pipeline[: EXECUTION_NAME_MAX - len(unique) - 1]}-{unique}"
 
 
+def is_execution_of(pipeline: str, name: str) -> bool:
+    """Whether `name` is an execution name of `pipeline` (execution_name: its name, then 16 hex)."""
+    unique = 16
+    head = pipeline[: EXECUTION_NAME_MAX - unique - 1] + "-"
+    tail = name[len(head) :]
+    return name.startswith(head) and len(tail) == unique and all(c in "0123456789abcdef" for c in tail)
+
+
 def execution_arn(state_machine_arn: str, name: str) -> str:
     """The ARN of the execution `name` of a state machine."""
     return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"

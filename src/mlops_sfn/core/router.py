@@ -47,6 +47,7 @@ OPTIONAL_ENVIRONMENT = {
     ROUTER_ENVIRONMENT["ledger_table_name"]: "the run ledger (DynamoDB) step caching reads; without it no stage is "
     "reused",
 }
+DRIFT_LOOKBACK = 10  # uploads a drift run looks back through for one whose files are as its manifest lists
 REASON_LIMIT = 1000  # characters of a rejection reason: every failure record must fit SQS's 256 KiB
 
 # Botocore's standard mode retries throttling, 5xx and connection errors with jittered exponential backoff.
@@ -312,8 +313,10 @@ class Router:
             log(level="info", **context, outcome="skipped", reason=reason)
             return "skipped", None
         if trigger.source == "monitoring" and monitoring.on_drift(item) == "run":
-            # retrained on the latest upload, as its own run was (a notify-only run reads no data)
-            trigger = replace(trigger, bucket=self.config.settings.bucket, key=self._latest_upload(item))
+            # retrained on the latest upload that passes the check its own run passed (a notify-only run
+            # reads no data); none: the event is refused with the reason
+            key = self._drift_upload(item, trigger, request_id, context)
+            trigger = replace(trigger, bucket=self.config.settings.bucket, key=key)
         try:
             execution_input = plan_execution(item, trigger, self.config.settings)
         except InvalidItem as error:
@@ -361,7 +364,11 @@ class Router:
         return {
             stage: {"reused_from": reused[stage]}
             if stage in reused
-            else ({"missed": str(key.key)[:12]} if key.key else {"not_cached": key.why_not})
+            else (
+                {"missed": str(key.key)[:12]} | ({"why": key.why_not} if key.why_not else {})
+                if key.key
+                else {"not_cached": key.why_not}
+            )
             for stage, key in found.items()
             if stage in cached
         }
@@ -376,35 +383,54 @@ class Router:
             raise _Rejected(self._reject(None, trigger, "detail.alarmName", reason, request_id))
         return replace(trigger, pipeline=named)
 
-    def _newest(self, bucket: str, prefix: str, wanted: Callable[[str], bool]) -> dict[str, Any] | None:
-        """The newest object under the prefix whose key is wanted; in the same second (S3 lists times
-        to the second), the greater key, e.g. the later yyyy/mm/dd/hh folder."""
-        newest: dict[str, Any] | None = None
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            for entry in page.get("Contents", []):
-                if wanted(entry["Key"]) and (
-                    newest is None or (entry["LastModified"], entry["Key"]) > (newest["LastModified"], newest["Key"])
-                ):
-                    newest = entry
-        return newest
+    def _listed(self, bucket: str, prefix: str, wanted: Callable[[str], bool]) -> list[dict[str, Any]]:
+        """The objects under the prefix whose key is wanted, newest first; in the same second (S3 lists
+        times to the second), the greater key first, e.g. the later yyyy/mm/dd/hh folder."""
+        found = [
+            entry
+            for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            for entry in page.get("Contents", [])
+            if wanted(entry["Key"])
+        ]
+        return sorted(found, key=lambda entry: (entry["LastModified"], entry["Key"]), reverse=True)
 
-    def _latest_upload(self, item: dict[str, Any]) -> str | None:
-        """The key of the newest object that completed an upload under the item's trigger prefix (its
-        manifest or suffix marker), None when there is none or the prefix cannot be listed: the drift
-        run's {upload_prefix} is its folder, as it was for the run that upload started (else the prefix)."""
+    def _drift_upload(
+        self, item: dict[str, Any], trigger: Trigger, request_id: str | None, context: dict[str, Any]
+    ) -> str | None:
+        """The key that completed the upload a drift run retrains on: the newest under the item's trigger
+        prefix whose files are still those its manifest lists (the check the upload's own run passed;
+        an upload the router refused never passes it), looking back DRIFT_LOOKBACK uploads; with a
+        suffix marker, the newest. Each newer upload passed over is logged with its reason. None when
+        the item has no upload prefix; _Rejected when no upload passes."""
         from botocore.exceptions import ClientError
 
-        config = item.get("trigger", {})
+        config, bucket = item.get("trigger", {}), self.config.settings.bucket
         if not config.get("prefix") or not config.get("complete_on"):
             return None
         try:
-            found = self._newest(
-                self.config.settings.bucket, config["prefix"], lambda key: completes_upload(config, key)
-            )
+            uploads = self._listed(bucket, config["prefix"], lambda key: completes_upload(config, key))
         except ClientError as error:
             log(level="warning", outcome="latest upload unknown", reason=shorten(str(error), 200))
             return None
-        return str(found["Key"]) if found else None
+        if "manifest" not in config["complete_on"]:
+            return str(uploads[0]["Key"]) if uploads else None
+        passed_over: list[str] = []
+        for entry in uploads[:DRIFT_LOOKBACK]:
+            upload = Trigger(source="s3", bucket=bucket, key=entry["Key"], etag=entry["ETag"].strip('"'))
+            problem = self._upload_problem(upload)
+            if problem is None:
+                if passed_over:
+                    log(level="warning", **context, outcome="retrains on an earlier upload", upload=entry["Key"])
+                return str(entry["Key"])
+            passed_over.append(entry["Key"])
+            log(level="warning", **context, outcome="upload passed over", upload=entry["Key"], reason=problem)
+        looked = min(len(uploads), DRIFT_LOOKBACK)
+        reason = (
+            f"no upload under {config['prefix']} passes its manifest's check (of the {looked} newest): the drift"
+            " run would train on data nobody verified; upload the data again, then replay this event"
+        )
+        field_path = "trigger.complete_on.manifest"
+        raise _Rejected(self._reject(item["consumption_pipeline_name"], trigger, field_path, reason, request_id))
 
     def _violations(self, pipeline: str) -> dict[str, Any]:
         """The pipeline's latest constraint_violations.json (its monitoring executions' reports), for the
@@ -415,7 +441,8 @@ class Router:
             monitoring.reports_folder(self.config.settings.bucket, pipeline).partition("//")[2].partition("/")
         )
         try:
-            latest = self._newest(bucket, prefix + "/", lambda key: key.endswith("/constraint_violations.json"))
+            listed = self._listed(bucket, prefix + "/", lambda key: key.endswith("/constraint_violations.json"))
+            latest = listed[0] if listed else None
             if latest is None:
                 return {"unread": f"no constraint_violations.json under s3://{bucket}/{prefix}/"}
             report = json.loads(self.s3.get_object(Bucket=bucket, Key=latest["Key"])["Body"].read())

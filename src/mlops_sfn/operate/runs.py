@@ -28,7 +28,7 @@ class RunError(Exception):
 
 @dataclass
 class StageRun:
-    status: str  # succeeded, failed, skipped, not reached, running, reused
+    status: str  # succeeded, failed, skipped, not reached, running, reused, stopped, timed out
     seconds: float | None = None
     reused_from: str | None = None  # the run whose outputs a reused stage took (a rerun's, or the ledger's)
 
@@ -158,6 +158,12 @@ def definition(sfn: Any, execution_arn: str) -> dict[str, Any]:
     return result
 
 
+# How a run that ended inside a stage's task left that stage (the execution's last history event):
+# stopped by StopExecution, timed out, or failed without its catch (States.DataLimitExceeded, say,
+# which no Catch of States.ALL catches).
+_ENDED_IN = {"ExecutionAborted": "stopped", "ExecutionTimedOut": "timed out", "ExecutionFailed": "failed"}
+
+
 def stage_runs(
     events: list[dict[str, Any]], execution_input: dict[str, Any], machine: dict[str, Any], running: bool = False
 ) -> dict[str, StageRun]:
@@ -171,6 +177,7 @@ def stage_runs(
         for catch in every[name].get("Catch", [])
         if "States.ALL" in catch["ErrorEquals"]
     }
+    ending = events[-1]["type"] if events else ""
     first: dict[str, datetime] = {}
     last: dict[str, datetime] = {}
     inside: dict[str, int] = {}  # tasks entered and not yet exited, per stage
@@ -199,7 +206,12 @@ def stage_runs(
         else:
             end = last.get(stage, events[-1]["timestamp"])
             seconds = round((end - first[stage]).total_seconds(), 1)
-            status = "failed" if stage in failed else "running" if running and inside.get(stage) else "succeeded"
+            if stage in failed:
+                status = "failed"
+            elif inside.get(stage):  # a task entered and never left: the run is still in it, or ended there
+                status = "running" if running else _ENDED_IN.get(ending, "failed")
+            else:
+                status = "succeeded"
             runs[stage] = StageRun(status, seconds)
     return runs
 
