@@ -516,7 +516,7 @@ def test_a_stage_the_ledger_has_a_live_record_of_starts_reused(
             "execution": {"S": first["execution_name"]},
             "run_folder": {"S": first["run_folder"]},
             "name": {"S": first["stages"]["training"]["request"]["TrainingJobName"]},
-            "results": {"S": json.dumps({"job_name": "t1", "model_data_url": "s3://b/m.tar.gz"})},
+            "results": {"S": json.dumps({"job_name": "t1", "model_data_url": first["run_folder"] + "m.tar.gz"})},
             "expires_at": {"N": str(entry["expires_at"])},
         },
     )
@@ -524,7 +524,7 @@ def test_a_stage_the_ledger_has_a_live_record_of_starts_reused(
     stack.router().handle(manual("two"), "req-2")
     second = next(stack.execution_input(e["name"]) for e in stack.executions() if e["name"] != first["execution_name"])
     assert second["reused"] == {"training": first["execution_name"]}
-    assert second["results"]["training"]["model_data_url"] == "s3://b/m.tar.gz"
+    assert second["results"]["training"]["model_data_url"] == first["run_folder"] + "m.tar.gz"
     model = second["stages"]["create_model"]["request"]["PrimaryContainer"]["ModelDataUrl"]
     job = first["stages"]["training"]["request"]["TrainingJobName"]
     assert model.startswith(f"{first['run_folder']}training/{job}/")

@@ -499,11 +499,11 @@ def test_a_rerun_keeps_the_earlier_runs_overrides_and_takes_its_own_set(
     assert "stages.approval.run" in shown and "lots" not in shown  # paths, never values
     assert "with this rerun's: stages.training.request.HyperParameters.n_estimators" in shown
     assert "SUCCEEDED" in shown and "waiting for approval" not in shown  # approval.run=false was kept
-    rerun = shown.splitlines()[0].split()[1]
+    rerun = shown.splitlines()[0].split()[1].rstrip(",")  # "started NAME, reusing ..."
 
     # the same rerun again: a run of its own, jobs of their own (SageMaker refuses a name twice)
     assert cli.main(["rerun", failed, "--from", "training", *fix, "--wait", "--outputs", str(outputs)]) == 0
-    again = capsys.readouterr().out.splitlines()[0].split()[1]
+    again = capsys.readouterr().out.splitlines()[0].split()[1].rstrip(",")
     assert again != rerun
     sfn = stack.client("stepfunctions")
     machine = stack.outputs["state_machine_arn"]

@@ -85,10 +85,8 @@ def check_item(item: Any) -> list[Problem]:
         return problems  # deeper checks on a malformed structure would only add noise
     problems += _check_placeholders(item)
     problems += secrets.find(item)
-    malformed = _check_requests(item)
-    problems += malformed
-    if not malformed:  # the rules across fields read the requests' shapes (a channel is an object, ...)
-        problems += _check_rules(item)
+    problems += _check_requests(item)
+    problems += _check_rules(item)
     return sorted(set(problems), key=lambda p: (_order(p.path), p.path, p.message))
 
 

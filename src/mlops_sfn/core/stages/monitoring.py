@@ -37,6 +37,13 @@ facts = Stage(
 )
 
 
+def _within(value: Any, *path: str) -> Any:
+    """value[path[0]][path[1]]..., None where a step is missing or not an object."""
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
 def training_data(item: Item) -> str | None:
     """Where the item's training data is (the "train" channel, else the first): the default baseline
     a deployed model's traffic is compared with. The running stage's, else the training or tuning
@@ -46,11 +53,13 @@ def training_data(item: Item) -> str | None:
     for stage in (stage for stage in ordered if stage.name in blocks):
         request = merge(stage.framework_request(item, "check"), blocks[stage.name].get("request", {}))
         definition = request if stage.name == "training" else request.get("TrainingJobDefinition", {})
-        channels = definition.get("InputDataConfig", [])
-        chosen = next((c for c in channels if c.get("ChannelName") == "train"), channels[0] if channels else None)
-        uri = (chosen or {}).get("DataSource", {}).get("S3DataSource", {}).get("S3Uri")
-        if uri:
-            return str(uri)
+        # the rules run on requests the API check may have refused (a channel that is not an object)
+        listed = definition.get("InputDataConfig") if isinstance(definition, dict) else None
+        channels = [c for c in listed if isinstance(c, dict)] if isinstance(listed, list) else []
+        chosen = next((c for c in channels if c.get("ChannelName") == "train"), channels[0] if channels else {})
+        uri = _within(chosen, "DataSource", "S3DataSource", "S3Uri")
+        if isinstance(uri, str) and uri:
+            return uri
     return None
 
 
