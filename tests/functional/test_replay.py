@@ -120,6 +120,21 @@ def test_every_kind_of_dead_letter_is_kept_until_its_cause_is_fixed_then_replaye
     assert replay(sqs, function, queue, "router", say=said.append).handled == 0
 
 
+def test_a_dead_letter_of_a_superseded_manifest_is_settled_by_a_replay(stack: Stack, sqs: Any) -> None:
+    """An event of a manifest uploaded again since (kept in the queue by an earlier release, say): the
+    replay deletes it as superseded instead of leaving it to fail on every replay."""
+    stack.put_item(load_item(DEMO))
+    first = stack.s3_event("input/demo-dev-domain-cal-house-price/manifest.json", upload="one")
+    stack.s3_event("input/demo-dev-domain-cal-house-price/manifest.json", upload="two")  # uploaded again
+    queue: str = sqs.create_queue(QueueName="mlops-dev-router-dead-letters")["QueueUrl"]
+    sqs.send_message(QueueUrl=queue, MessageBody=lambda_failure_record(first))
+    said: list[str] = []
+    done = replay(sqs, RouterFunction(stack.router()), queue, "router", say=said.append)
+    assert (done.handled, done.still_failing) == (1, 0) and stack.executions() == []
+    assert "nothing to start: superseded by a newer upload" in said[0] and "deleted from the queue" in said[0]
+    assert sqs.receive_message(QueueUrl=queue).get("Messages", []) == []
+
+
 def test_each_message_is_taken_alone_and_hidden_for_the_routers_timeout(stack: Stack, sqs: Any) -> None:
     queue = fill_queue(sqs)
     receives: list[dict[str, Any]] = []

@@ -48,6 +48,7 @@ OPTIONAL_ENVIRONMENT = {
     "reused",
 }
 DRIFT_LOOKBACK = 10  # uploads a drift run looks back through for one whose files are as its manifest lists
+SUPERSEDED = "was replaced after this event"  # a manifest uploaded again: its older event is skipped
 REASON_LIMIT = 1000  # characters of a rejection reason: every failure record must fit SQS's 256 KiB
 
 # Botocore's standard mode retries throttling, 5xx and connection errors with jittered exponential backoff.
@@ -342,9 +343,13 @@ class Router:
             return "skipped", None
         elif manifest and (reason := self._upload_problem(trigger)) is not None:
             # A redelivery may find the upload replaced or gone since its run started: still a duplicate.
-            if not self._exists(name):
+            if self._exists(name):
+                outcome = "duplicate"
+            elif SUPERSEDED in reason:  # nothing to fix or replay: the newer upload's own event starts its run
+                log(level="info", **context, execution_name=name, outcome="skipped", reason=reason)
+                return "skipped", None
+            else:
                 raise _Rejected(self._reject(pipeline, trigger, "trigger.complete_on.manifest", reason, request_id))
-            outcome = "duplicate"
         else:
             outcome = self._start(name, execution_input)
         handled.add(name)
@@ -572,7 +577,7 @@ class Router:
             if code in ("NoSuchKey", "404"):
                 return f"the manifest {name} is no longer in the bucket; upload it again"
             if code in ("PreconditionFailed", "412"):
-                return f"{name} was replaced after this event; the newer upload's own event starts its run"
+                return f"{name} {SUPERSEDED}; the newer upload's own event starts its run"
             raise
         if manifest.get("ContentLength", 0) > MANIFEST_LIMIT:
             return f"{name} is {manifest['ContentLength']} bytes; a manifest may be at most {MANIFEST_LIMIT} bytes"

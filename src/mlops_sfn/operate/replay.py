@@ -105,7 +105,13 @@ def replay(
         sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
         result.handled += 1
         outcome = {name: payload[name] for name in ("started", "duplicates", "skipped") if name in payload}
-        say(f"{message['MessageId']}: {kind} handled {json.dumps(outcome)}; deleted from the queue")
+        settled = (
+            " (nothing to start: superseded by a newer upload, already served, or switched off;"
+            " the router's log says which)"
+            if not payload.get("started")
+            else ""
+        )
+        say(f"{message['MessageId']}: {kind} handled {json.dumps(outcome)}{settled}; deleted from the queue")
     for handle in kept:  # hidden while this replay ran (so it reads each message once); visible again now
         sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=handle, VisibilityTimeout=0)
     counts = f"{result.handled} handled, {result.still_failing} still rejected, {result.unreadable} unreadable"
