@@ -427,3 +427,15 @@ def test_approve_of_a_token_without_deployment_or_region_says_what_to_give(
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
     assert cli.main(["approve", "AAAAtoken+/=="]) == 2
     assert "the AWS SDK has no region: give --outputs FILE" in capsys.readouterr().err
+
+
+def test_a_set_value_is_bounded_by_the_items_depth_at_its_exact_edge() -> None:
+    from mlops_sfn.cli.common import UsageError, overrides
+
+    path = "training.request.HyperParameters"  # the item's objects down to the one holding x: 5 levels
+    at_edge = f"{path}.x=" + "[" * 27 + "]" * 27  # 5 + 27 = 32: what an item may nest
+    assert overrides([at_edge])["stages"]["training"]["request"]["HyperParameters"]["x"] is not None
+    with pytest.raises(UsageError, match="nests 33 levels \\(path and value\\); an item nests at most 32"):
+        overrides([f"{path}.x=" + "[" * 28 + "]" * 28])
+    with pytest.raises(UsageError, match="nested more than 64 levels deep"):  # never parsed recursively
+        overrides([f"{path}.x=" + "[" * 5000 + "]" * 5000])

@@ -114,6 +114,14 @@ def test_endpoints_and_model_package_groups_stay_inside_the_deployments_prefix()
         "stages.register.model_package_group",
     ]
     assert "'payments-fraud' is outside this deployment, whose names start with 'mlops-dev-'" in str(raised.value)
+    # A model the item serves (create_model off) is held to the prefix too: another team's model is not.
+    existing = load_item("demo-dev-deploy-existing-model")
+    others = edited(existing, {"stages.create_model.run": False, "stages.deploy.model_name": "payments-model"})
+    with pytest.raises(InvalidItem, match=r"stages\.deploy\.model_name: 'payments-model' is outside this deployment"):
+        plan_execution(others, trigger, EXAMPLE_SETTINGS)
+    ours = edited(others, {"stages.deploy.model_name": "mlops-dev-fraud-model"})
+    planned = plan_execution(ours, trigger, EXAMPLE_SETTINGS)["stages"]["deploy"]
+    assert planned["endpoint_config_request"]["ProductionVariants"][0]["ModelName"] == "mlops-dev-fraud-model"
     # Named through the request instead of the field: the same rule.
     request_named = edited(load_item(), {"stages.register.request": {"ModelPackageGroupName": "payments-fraud"}})
     with pytest.raises(InvalidItem, match=r"stages\.register\.model_package_group"):

@@ -190,9 +190,17 @@ def overrides(sets: list[str]) -> dict[str, Any]:
         if parts[0] in STAGES:
             parts.insert(0, "stages")
         try:
-            value = json.loads(text)
+            value = bounds.parse_json(text)
         except json.JSONDecodeError:
             value = text
+        except bounds.InputRefused as refused:
+            raise UsageError(f"--set {path[:200]}: {refused}") from None
+        depth = len(parts) + bounds.nesting(value)  # the path's levels count too
+        if depth > bounds.ITEM_DEPTH:
+            shown = path if len(path) <= 200 else path[:200] + "..."
+            raise UsageError(
+                f"--set {shown}: nests {depth} levels (path and value); an item nests at most {bounds.ITEM_DEPTH}"
+            )
         node = merged
         for part in parts[:-1]:
             node = node.setdefault(part, {})

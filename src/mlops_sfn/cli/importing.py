@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from ..core import bounds, dynamodb_json
 from ..core.item import ItemFileError
@@ -50,6 +51,45 @@ def _known(source: Path, values: dict[str, str], tokens: list[str]) -> None:
             raise UsageError(f"--set {name}=...: {source} holds no token {name!r} (its tokens: {held})")
 
 
+YAML_NODES = 100_000  # nodes of a YAML document once its aliases are expanded (an input.yaml has hundreds)
+
+
+def _load_yaml(text: str) -> Any:
+    """yaml.safe_load, refusing a document whose aliases expand beyond YAML_NODES nodes (an alias bomb:
+    a few lines that a walk of the loaded document turns into billions of nodes) or refer to
+    themselves. Aliases are counted on the composed node graph, before anything is built."""
+    import yaml
+
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        sizes: dict[int, int] = {}
+
+        def expanded(current: Any) -> int:
+            if id(current) in sizes:
+                if sizes[id(current)] < 0:
+                    raise bounds.InputRefused("an alias refers to the node that holds it (a recursive YAML document)")
+                return sizes[id(current)]
+            sizes[id(current)] = -1  # in progress
+            children: list[Any] = []
+            if isinstance(current, yaml.SequenceNode):
+                children = list(current.value)
+            elif isinstance(current, yaml.MappingNode):
+                children = [part for pair in current.value for part in pair]
+            size = 1 + sum(expanded(child) for child in children)
+            if size > YAML_NODES:
+                raise bounds.InputRefused(f"its aliases expand to more than {YAML_NODES} nodes")
+            sizes[id(current)] = size
+            return size
+
+        expanded(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def import_item(kind: str, source: Path, typed: bool, assignments: list[str] | None = None) -> int:
     values = _values(assignments or [])
     if not source.exists():
@@ -60,9 +100,11 @@ def import_item(kind: str, source: Path, typed: bool, assignments: list[str] | N
             import yaml  # only this command needs PyYAML
 
             try:
-                document = yaml.safe_load(text)
+                document = _load_yaml(text)
             except yaml.YAMLError as error:
                 raise ItemFileError(f"not valid YAML: {error}") from error
+            except bounds.InputRefused:
+                raise
             except ValueError as error:  # int() refuses integers of more than 4,300 digits
                 raise ItemFileError(f"a number too long to read: {error}") from None
             _known(source, values, importers.unfilled(document, TOKENS[kind]))

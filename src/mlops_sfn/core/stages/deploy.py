@@ -48,6 +48,8 @@ def planned(item: Item, execution: str, name_prefix: str) -> dict[str, Any]:
         },
         "strategy": block.get("strategy", "all_at_once"),
     }
+    if "model_name" in block:  # a model the item names: held to the deployment's prefix (_reaches)
+        result["model_name"] = block["model_name"]
     result["alarms"] = endpoint_alarms(result["endpoint_name"], block.get("alarms", {}))
     if result["strategy"] == "blue_green":
         bake = block.get("bake_minutes", 5) * 60
@@ -430,12 +432,17 @@ def _rules(item: Item) -> list[Problem]:
 
 
 def _reaches(block: dict[str, Any]) -> list[tuple[str, str]]:
-    """The endpoint, and the rollback alarms the item names (its own alarms are named after the endpoint)."""
+    """The endpoint, the model the item names (the role's CreateEndpointConfig is scoped to the config,
+    not to the model it serves, so the prefix is what keeps another team's model out), and the rollback
+    alarms the item names (its own alarms are named after the endpoint)."""
     own = {alarm["AlarmName"] for alarm in block["alarms"].values()}
     alarms = [name for name in block.get("rollback_alarms", []) if name not in own]
-    return [("stages.deploy.endpoint_name", block["endpoint_name"])] + [
-        ("stages.deploy.rollback_alarms", name) for name in alarms
-    ]
+    model = [("stages.deploy.model_name", block["model_name"])] if "model_name" in block else []
+    return (
+        [("stages.deploy.endpoint_name", block["endpoint_name"])]
+        + model
+        + [("stages.deploy.rollback_alarms", name) for name in alarms]
+    )
 
 
 def _preview(block: dict[str, Any]) -> str:
