@@ -24,11 +24,16 @@ PLACES = {
 SECRET_NAMES = [
     "DB_PASSWORD", "DB_PWD", "PASSPHRASE", "SSH_KEY", "DATABASE_URL", "GITHUB_PAT", "SLACK_WEBHOOK_URL",
     "HF_TOKEN", "AWS_SECRET_ACCESS_KEY", "apiKey", "client-secret", "MLFLOW_TRACKING_TOKEN", "SENTRY_DSN",
+    "AZURE_STORAGE_ACCOUNT_KEY", "MASTER_KEY", "ENCRYPTION_KEY", "SESSION_KEY", "AUTH_BEARER", "SESSION_COOKIE",
+    "WANDB_API_KEY", "CLIENT_KEY", "LICENSE_KEY", "APP_SECRET", "PRIVATE_PEM", "AUTH_TOKEN", "SAS_TOKEN",
 ]  # fmt: skip
 # Names a job commonly uses that are not secrets, including references to secrets (the advised way).
 HARMLESS_NAMES = [
     "max_token_length", "max_new_tokens", "TOKENIZER_NAME", "password_min_length", "DB_PASSWORD_ARN",
     "API_KEY_SECRET_NAME", "SECRET_ID", "PATH", "SAGEMAKER_PROGRAM", "learning_rate", "BYPASS_CACHE",
+    "eos_token", "pad_token", "bos_token", "unk_token", "sep_token", "cls_token", "mask_token",
+    "additional_special_tokens", "decoder_start_token", "max_tokens", "primary_key", "sort_key",
+    "partition_key", "key_column", "tokenizer_name_or_path", "SECRET_ARN", "HF_TOKEN_SECRET_ARN",
 ]  # fmt: skip
 
 SECRET_VALUES = {
@@ -40,8 +45,20 @@ SECRET_VALUES = {
     "private key": "-----BEGIN RSA PRIVATE KEY-----\nMIIE...",
     "Slack webhook": "https://hooks.slack.com/services/T000/B000/XXXX",
     "Hugging Face token": "hf_" + "AbCd" * 9,
+    "Stripe key": "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc",
+    "SendGrid key": "SG." + "a" * 22 + "." + "B" * 43,
+    "npm token": "npm_" + "Ab1" * 12,
+    "PyPI token": "pypi-AgEIcHlwaS5vcmc" + "x" * 60,
+    "Databricks token": "dapi" + "0123456789abcdef" * 2,
+    "JWT": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    "Azure storage key": "DefaultEndpointsProtocol=https;AccountName=ml;AccountKey=" + "Ab1+" * 22 + "==",
+    "bearer token": "Authorization: Bearer " + "abc.DEF-123_xyz" * 2,
 }
-HARMLESS_VALUES = ["s3://bucket/data/", "https://example.com/a:b", "ml.m5.xlarge", "0.1", "postgres://db/features"]
+HARMLESS_VALUES = [
+    "s3://bucket/data/", "https://example.com/a:b", "ml.m5.xlarge", "0.1", "postgres://db/features",
+    "</s>", "<pad>", "[CLS]", "sk_model_v2", "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf",
+    "bearer", "eyJustAWord", "SG.small", "dapi",
+]  # fmt: skip
 
 
 def problems_at(item: dict[str, Any], path: str) -> list[str]:

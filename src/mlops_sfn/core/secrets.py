@@ -25,10 +25,19 @@ VARIABLE_MAPS = {"Environment", "HyperParameters", "StaticHyperParameters"}
 SECRET_WORDS = {
     "password", "passwd", "pwd", "passphrase", "secret", "token", "apikey", "credential", "credentials",
     "pat", "dsn", "webhook", "privatekey", "sshkey", "accesskey", "secretkey", "connectionstring",
+    "bearer", "cookie", "authtoken", "accountkey", "masterkey", "encryptionkey", "sastoken",
 }  # fmt: skip
 SECRET_PAIRS = {
     ("api", "key"), ("access", "key"), ("secret", "key"), ("private", "key"), ("ssh", "key"), ("signing", "key"),
     ("database", "url"), ("db", "url"), ("webhook", "url"), ("connection", "string"), ("client", "secret"),
+    ("account", "key"), ("master", "key"), ("encryption", "key"), ("client", "key"), ("auth", "key"),
+    ("session", "key"), ("storage", "key"), ("license", "key"), ("app", "secret"), ("private", "pem"),
+}  # fmt: skip
+# Tokens that are words, not credentials: a tokenizer's special tokens (Hugging Face names them
+# eos_token, pad_token, ...), passed as hyperparameters by every language-model recipe.
+VOCABULARY_TOKENS = {
+    "eos", "bos", "pad", "unk", "sep", "cls", "mask", "start", "end", "stop", "special", "begin", "decoder",
+    "sentinel", "image", "audio", "video", "think", "tool", "system", "user", "assistant",
 }  # fmt: skip
 # A last segment that makes the variable a reference to a secret (its ARN, name or path), which is
 # the recommended way: the job reads the secret itself.
@@ -45,6 +54,14 @@ SECRET_VALUES = [
     (re.compile(r"\bhf_[A-Za-z0-9]{30,}\b"), "a Hugging Face token"),
     (re.compile(r"\bsk-[A-Za-z0-9_-]{32,}"), "an API secret key (sk-...)"),
     (re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"), "a Google API key"),
+    (re.compile(r"\b[rs]k_(?:live|test)_[0-9A-Za-z]{20,}"), "a Stripe key"),
+    (re.compile(r"\bSG\.[\w-]{16,}\.[\w-]{30,}"), "a SendGrid key"),
+    (re.compile(r"\bnpm_[A-Za-z0-9]{36}\b"), "an npm token"),
+    (re.compile(r"\bpypi-AgE[A-Za-z0-9_-]{50,}"), "a PyPI token"),
+    (re.compile(r"\bdapi[0-9a-f]{32}\b"), "a Databricks token"),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), "a signed token (JWT)"),
+    (re.compile(r"AccountKey=[A-Za-z0-9+/]{40,}={0,2}"), "an Azure storage account key"),
+    (re.compile(r"\b[Bb]earer\s+[A-Za-z0-9._~+/-]{20,}=*"), "a bearer token"),
 ]
 
 ADVICE = (
@@ -63,6 +80,8 @@ def secret_name(name: str) -> bool:
     """Whether a variable named so holds a secret (rather than a reference to one)."""
     parts = segments(name)
     if not parts or parts[-1] in REFERENCE_WORDS:
+        return False
+    if parts[-1] == "token" and len(parts) > 1 and parts[-2] in VOCABULARY_TOKENS:
         return False
     last_two = tuple(parts[-2:])
     return parts[-1] in SECRET_WORDS or "".join(last_two) in SECRET_WORDS or last_two in SECRET_PAIRS
