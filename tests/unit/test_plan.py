@@ -12,6 +12,7 @@ from mlops_sfn.core.plan import (
     MAX_PLANNED_INPUT_BYTES,
     SAMPLE_TRIGGER,
     Settings,
+    failure_state_bytes,
     mismatch,
     plan_execution,
 )
@@ -152,6 +153,37 @@ def test_an_item_whose_run_input_would_pass_the_payload_limit_is_refused_naming_
     assert problem.path == "stages.training"
     assert f"more than {MAX_PLANNED_INPUT_BYTES}" in problem.message and "262,144" in problem.message
     assert len(json.dumps(plan_execution(load_item(), SAMPLE_TRIGGER, EXAMPLE_SETTINGS))) < MAX_PLANNED_INPUT_BYTES
+
+
+def with_hyperparameters(full: int, rest: int) -> dict[str, object]:
+    """`full` hyperparameters of SageMaker's longest value (2,500 characters), one more of `rest`."""
+    values = {f"h{n:02}": "x" * 2500 for n in range(full)} | {"rest": "x" * rest}
+    return edited(load_item(), {"stages.training.request.HyperParameters": values})
+
+
+def test_the_size_bound_counts_what_a_failure_adds_and_holds_at_its_exact_edge() -> None:
+    """The second trial's run: a valid item (planned input ~136 KB) whose training failed ended in
+    States.DataLimitExceeded, the failed job's cause repeating its request. The bound counts that cause:
+    the largest item that passes and the smallest that is refused differ by one character."""
+
+    def bytes_at(full: int, rest: int) -> int:  # beyond the bound, plan_execution refuses: past the edge
+        try:
+            planned = plan_execution(with_hyperparameters(full, rest), SAMPLE_TRIGGER, EXAMPLE_SETTINGS)
+        except InvalidItem:
+            return MAX_PLANNED_INPUT_BYTES + 1
+        return failure_state_bytes(planned)
+
+    full = 0
+    while bytes_at(full + 1, 0) <= MAX_PLANNED_INPUT_BYTES:
+        full += 1
+    fits = (MAX_PLANNED_INPUT_BYTES - bytes_at(full, 0)) // 3  # a character: once in the input, twice in the cause
+    assert 0 <= fits <= 2500
+    planned = plan_execution(with_hyperparameters(full, fits), SAMPLE_TRIGGER, EXAMPLE_SETTINGS)
+    assert MAX_PLANNED_INPUT_BYTES - 3 < failure_state_bytes(planned) <= MAX_PLANNED_INPUT_BYTES
+    with pytest.raises(InvalidItem, match="a failure of this stage would hold"):
+        plan_execution(with_hyperparameters(full, fits + 1), SAMPLE_TRIGGER, EXAMPLE_SETTINGS)
+    # the trial's shape: its planned input alone was under the old bound, so nothing refused it
+    assert len(json.dumps(planned).encode()) < 136 * 1024 < MAX_PLANNED_INPUT_BYTES
 
 
 def test_a_run_that_could_outlast_the_execution_limit_is_refused_at_the_approval_timeout() -> None:

@@ -26,6 +26,11 @@ EXECUTION_INPUT_VERSION = 1
 # input and output ("Step Functions service quotas"); over it, States.DataLimitExceeded ends the run
 # and no Catch sees it. The run adds its results to the input, so the planned input keeps room.
 MAX_PLANNED_INPUT_BYTES = 192 * 1024
+# A failed SageMaker job's Catch adds the error's cause to the state: for a .sync job, its Describe*
+# response as a JSON string, which holds the job's whole request again, every quote escaped (at most
+# twice its bytes), plus SageMaker's own fields. A run's input and that addition must fit together,
+# else the failure itself ends in States.DataLimitExceeded: no failure notification, nothing caught.
+FAILURE_OVERHEAD_BYTES = 8 * 1024
 # A Standard workflow runs at most one year ("Step Functions service quotas"); a run stopped there
 # sends no failure notification.
 EXECUTION_LIMIT_SECONDS = 365 * 24 * 3600
@@ -175,9 +180,18 @@ def plan_execution(
     return execution_input
 
 
+def failure_state_bytes(execution_input: dict[str, Any]) -> int:
+    """The bytes a state holds when the largest stage fails: the input, its block again as the error's
+    cause (escaped: at most twice), and what SageMaker adds to the cause."""
+    blocks = execution_input["stages"]
+    largest = max((len(json.dumps(block).encode("utf-8")) for block in blocks.values()), default=0)
+    return len(json.dumps(execution_input).encode("utf-8")) + 2 * largest + FAILURE_OVERHEAD_BYTES
+
+
 def _check_size(execution_input: dict[str, Any]) -> list[Problem]:
-    """The input as the router sends it must leave room for the results the run adds."""
-    size = len(json.dumps(execution_input).encode("utf-8"))
+    """The input as the router sends it must leave room for the results the run adds, and for the
+    cause a failure adds (a failure must reach its notification, not end in DataLimitExceeded)."""
+    size = failure_state_bytes(execution_input)
     if size <= MAX_PLANNED_INPUT_BYTES:
         return []
     blocks = execution_input["stages"]
@@ -185,9 +199,10 @@ def _check_size(execution_input: dict[str, Any]) -> list[Problem]:
     return [
         Problem(
             f"stages.{largest}",
-            f"the run's input would be {size} bytes, more than {MAX_PLANNED_INPUT_BYTES} (Step Functions"
-            " carries at most 262,144 bytes per state, and the run adds its results): shrink the largest"
-            " block, this one, e.g. move long values into a file the job reads from S3",
+            f"a failure of this stage would hold {size} bytes in the run's state, more than"
+            f" {MAX_PLANNED_INPUT_BYTES} (Step Functions carries at most 262,144 bytes per state; the run adds"
+            " its results, and a failed job's error repeats its request): shrink the largest block, this one,"
+            " e.g. move long values into a file the job reads from S3",
         )
     ]
 
