@@ -135,6 +135,45 @@ def test_items_push_checks_the_files_against_the_tables_other_items(
     assert "demo-dev-train-and-batch-score" not in table(stack)
 
 
+def test_of_two_overlapping_pushes_that_claim_one_prefix_the_later_writes_nothing(
+    stack: Stack, files: Path, tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second trial: two `items push` at once, two new pipelines with the same trigger prefix; each
+    checked the table before the other wrote, so both succeeded and the prefix's uploads then
+    dead-lettered for both. Now the later one's transaction fails on the revision it read."""
+    from mlops_sfn.operate import items as operate_items
+
+    outputs = outputs_file(tmp_path, stack.state_machine_arn)
+    (files / f"{DEMO}.json").unlink()
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    rival = edited(load_item("demo-dev-train-and-batch-score"), {"consumption_pipeline_name": "console-made"})
+    (theirs / "console-made.json").write_text(json.dumps(rival))
+
+    checked_before = operate_items.deployed
+    other_push: list[int] = []
+
+    def deployed_then_the_other_push_lands(dynamodb: Any, name: str) -> dict[str, Any]:
+        found = checked_before(dynamodb, name)  # this push has read the table and its revision...
+        if not other_push:  # ...when the other push, started at the same time, writes first
+            monkeypatch.setattr(operate_items, "deployed", checked_before)
+            other_push.append(cli.main(["items", "push", str(theirs), "--outputs", str(outputs)]))
+        return found
+
+    monkeypatch.setattr(operate_items, "deployed", deployed_then_the_other_push_lands)
+    assert cli.main(["items", "push", str(files), "--outputs", str(outputs)]) == 1
+    assert other_push == [0]
+    err = capsys.readouterr().err
+    assert f"{TABLE} changed while this command ran (another items push or delete): nothing was written" in err
+    assert set(table(stack)) == {DEMO, "console-made"}  # the later push's item is not there
+    # run again, it sees the other item and refuses the shared prefix, naming it
+    assert cli.main(["items", "push", str(files), "--outputs", str(outputs)]) == 1
+    assert "trigger.prefix" in capsys.readouterr().err
+    # the revision item is the table's own: never listed, diffed or pulled as a pipeline
+    assert cli.main(["items", "diff", str(theirs), "--outputs", str(outputs)]) == 0
+    assert "#items-revision" not in capsys.readouterr().out
+
+
 def test_items_push_refuses_when_terraform_owns_the_items(
     stack: Stack, files: Path, tmp_path: Path, capsys: Any
 ) -> None:

@@ -51,6 +51,7 @@ def push(args: argparse.Namespace) -> int:
             " undo a push; change the files and apply instead"
         )
     dynamodb, table_name = deployment.client("dynamodb"), deployment.output("table_name")
+    read = items.revision(dynamodb, table_name)  # before the items are read: a push since moves it on
     table = items.deployed(dynamodb, table_name)
     paths = args.paths or [DEFAULT_ITEMS]
     others = [(f"{table_name}: {name}", item) for name, item in table.items()]
@@ -60,7 +61,11 @@ def push(args: argparse.Namespace) -> int:
         return INVALID
     found = {d.pipeline: d for d in items.differences({str(i[items.KEY]): i for _, i in loaded}, table)}
     changed = [item for _, item in loaded if found[str(item[items.KEY])].kind != "same"]
-    items.push(dynamodb, table_name, changed)
+    try:
+        items.push(dynamodb, table_name, changed, read)
+    except (items.TableChanged, ValueError) as refused:
+        problem(f"mlops-sfn items push: {refused}")
+        return INVALID
     for item in changed:
         print(found[str(item[items.KEY])].line())
     print(f"{len(changed)} item(s) written to {table_name}, {len(loaded) - len(changed)} unchanged")
@@ -93,6 +98,7 @@ def delete_item(args: argparse.Namespace) -> int:
         )
     dynamodb, table_name = deployment.client("dynamodb"), deployment.output("table_name")
     key = {items.KEY: {"S": args.pipeline}}
+    read = items.revision(dynamodb, table_name)
     if "Item" not in dynamodb.get_item(TableName=table_name, Key=key, ProjectionExpression=items.KEY):
         problem(f"mlops-sfn items delete: no pipeline {args.pipeline} in {table_name}")
         return INVALID
@@ -104,6 +110,10 @@ def delete_item(args: argparse.Namespace) -> int:
             " give --force"
         )
         return INVALID
-    dynamodb.delete_item(TableName=table_name, Key=key)
+    try:
+        items.write(dynamodb, table_name, read, [{"Delete": {"TableName": table_name, "Key": key}}])
+    except items.TableChanged as refused:
+        problem(f"mlops-sfn items delete: {refused}")
+        return INVALID
     print(f"deleted {args.pipeline} from {table_name}; its item file, if any, is yours to remove")
     return OK

@@ -18,6 +18,55 @@ from ..tools.generated import typed_items
 
 KEY = "consumption_pipeline_name"
 KINDS = {"same": "=", "changed": "~", "only in files": "+", "only in table": "-"}
+# The table's push revision: an item no pipeline can be named ('#' is outside the names' alphabet),
+# which every push and delete moves on in the same transaction as its writes, on condition that it
+# is still what the command read before it checked the items. Two commands that overlap cannot both
+# write: the later one fails whole ("Amazon DynamoDB transactions", TransactWriteItems: all or
+# nothing, a failed condition cancels the transaction).
+REVISION = "#items-revision"
+TRANSACTION_LIMIT = 100  # actions in one TransactWriteItems
+
+
+class TableChanged(Exception):
+    """Another push or delete wrote the table after this command read it: nothing was written."""
+
+
+def revision(dynamodb: Any, table: str) -> int:
+    """The table's push revision as it is now (0 before the first push)."""
+    found = dynamodb.get_item(TableName=table, Key={KEY: {"S": REVISION}}, ConsistentRead=True).get("Item")
+    return int(found["revision"]["N"]) if found else 0
+
+
+def _move_on(table: str, read: int) -> dict[str, Any]:
+    """The transaction's action that moves the revision on from `read`, and fails if it moved since."""
+    condition = "attribute_not_exists(revision)" if read == 0 else "revision = :read"
+    values = {":next": {"N": str(read + 1)}} | ({":read": {"N": str(read)}} if read else {})
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": {KEY: {"S": REVISION}},
+            "UpdateExpression": "SET revision = :next",
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+        }
+    }
+
+
+def write(dynamodb: Any, table: str, read: int, actions: list[dict[str, Any]]) -> None:
+    """`actions` (Put/Delete), with the revision moved on from `read`, all or nothing; TableChanged when
+    another command wrote since `read`."""
+    if len(actions) >= TRANSACTION_LIMIT:
+        raise ValueError(f"at most {TRANSACTION_LIMIT - 1} items per push: push the files in smaller folders")
+    try:
+        dynamodb.transact_write_items(TransactItems=[_move_on(table, read), *actions])
+    except dynamodb.exceptions.TransactionCanceledException as error:
+        reasons = [reason.get("Code") for reason in error.response.get("CancellationReasons", [])]
+        if reasons and reasons[0] == "ConditionalCheckFailed":
+            raise TableChanged(
+                f"{table} changed while this command ran (another items push or delete): nothing was written;"
+                " run mlops-sfn items diff, then push again"
+            ) from None
+        raise
 
 
 @dataclass
@@ -36,12 +85,13 @@ class Difference:
 
 
 def deployed(dynamodb: Any, table: str) -> dict[str, dict[str, Any]]:
-    """Every item in the table, as plain JSON, by pipeline name (Scan, page by page)."""
+    """Every item in the table, as plain JSON, by pipeline name (Scan, page by page); not the revision."""
     found = {}
     for page in dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
         for typed in page["Items"]:
             item = dynamodb_json.from_typed(typed)
-            found[str(item[KEY])] = item
+            if item.get(KEY) != REVISION:
+                found[str(item[KEY])] = item
     return found
 
 
@@ -72,9 +122,11 @@ def differences(files: dict[str, dict[str, Any]], table: dict[str, dict[str, Any
     return found
 
 
-def push(dynamodb: Any, table: str, items: list[dict[str, Any]]) -> None:
-    for item in items:
-        dynamodb.put_item(TableName=table, Item=dynamodb_json.to_typed(item))
+def push(dynamodb: Any, table: str, items: list[dict[str, Any]], read: int) -> None:
+    """Write `items` in one transaction with the revision read before they were checked (`revision`)."""
+    write(
+        dynamodb, table, read, [{"Put": {"TableName": table, "Item": dynamodb_json.to_typed(item)}} for item in items]
+    )
 
 
 def _in_order_of(new: Any, old: Any) -> Any:
