@@ -35,7 +35,7 @@ from tests.conftest import edited, load_item
 pytestmark = pytest.mark.functional
 
 DEMO = load_item()  # every stage but tuning: training is its model source
-EXISTING_MODEL = "existing-house-price-model"
+EXISTING_MODEL = "mlops-dev-existing-house-price-model"  # a model the item names: inside the prefix
 TEAM_ALARM = "mlops-dev-team-errors"  # an alarm of the user's, present in every scenario's account
 GATE_MESSAGE = "quality gate not met: regression_metrics.rmse.value = 0.9 (required <= 0.75)"
 
