@@ -439,3 +439,15 @@ def test_a_set_value_is_bounded_by_the_items_depth_at_its_exact_edge() -> None:
         overrides([f"{path}.x=" + "[" * 28 + "]" * 28])
     with pytest.raises(UsageError, match="nested more than 64 levels deep"):  # never parsed recursively
         overrides([f"{path}.x=" + "[" * 5000 + "]" * 5000])
+
+
+@pytest.mark.parametrize("command", [["run", "demo"], ["rerun", "demo-run", "--from", "training"]])
+def test_a_malformed_set_is_named_before_a_deployment_is_looked_for(
+    command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlops_sfn import cli
+    from mlops_sfn.local import deployment
+
+    monkeypatch.setattr(deployment, "load", lambda *_: None)  # no local stack, no --outputs
+    assert cli.main([*command, "--set", "bad"]) == 2
+    assert "--set bad: expected PATH=VALUE" in capsys.readouterr().err

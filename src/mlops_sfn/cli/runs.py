@@ -79,10 +79,11 @@ def _add_wait(parser: argparse.ArgumentParser) -> None:
 
 
 def start_run(args: argparse.Namespace) -> int:
+    changes = overrides(args.sets)  # a malformed --set is a usage error before anything is asked of AWS
     deployment = target(args.outputs)
     event: dict[str, Any] = {"consumption_pipeline_name": args.pipeline}
-    if args.sets:
-        event["overrides"] = overrides(args.sets)
+    if changes:
+        event["overrides"] = changes
     started = time.monotonic()
     answer = deployment.client("lambda").invoke(
         FunctionName=deployment.output("router_function_arn"), Payload=json.dumps(event).encode()
@@ -156,6 +157,7 @@ def redrive_run(args: argparse.Namespace) -> int:
 
 
 def rerun_from(args: argparse.Namespace) -> int:
+    changes = overrides(args.sets)  # a malformed --set is a usage error before anything is asked of AWS
     deployment = target(args.outputs)
     sfn = deployment.client("stepfunctions")
     earlier = _named_run(deployment, sfn, args)
@@ -186,7 +188,7 @@ def rerun_from(args: argparse.Namespace) -> int:
             deployment.settings(),
             args.from_stage,
             taken,
-            overrides(args.sets),
+            changes,
         )
     except rerun.RerunRefused as refused:
         problem(f"mlops-sfn rerun: {refused}")
@@ -204,7 +206,7 @@ def rerun_from(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"started {planned.name}, reusing {', '.join(planned.reused) or 'nothing'} from {earlier.name}")
         kept = _paths(earlier.execution_input.get("trigger", {}).get("overrides") or {})
-        changed = _paths(overrides(args.sets))
+        changed = _paths(changes)
         if kept:  # paths only: an override's value may be anything (it is kept out of logs too)
             print(f"  keeping {earlier.name}'s overrides: {', '.join(kept)}")
         if changed:
