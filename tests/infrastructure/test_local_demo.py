@@ -156,6 +156,13 @@ def test_the_approval_was_answered_and_the_endpoint_serves_the_trained_model(
     assert first.graph is not None and "classDef succeeded" in first.graph.read_text()
 
 
+def test_the_demo_says_why_it_cannot_run_an_item_without_scripts_and_data(demo: Demo) -> None:
+    from mlops_sfn.local.demo import DemoError
+
+    with pytest.raises(DemoError, match="nothing to upload for demo-dev-deploy-existing-model: .* does not exist"):
+        demo.run(pipeline="demo-dev-deploy-existing-model")
+
+
 def test_uploading_the_same_files_again_starts_nothing_new(
     first: DemoResult, demo: Demo, stack: deployment.Deployment
 ) -> None:

@@ -123,7 +123,11 @@ class Demo:
         prefix, bucket = trigger["prefix"] + into, self.outputs["bucket_name"]
         files = sorted(path for path in folder.rglob("*") if path.is_file())
         if not files:
-            raise DemoError(f"nothing to upload in {folder}")
+            why = "is empty" if folder.is_dir() else "does not exist"
+            raise DemoError(
+                f"nothing to upload for {pipeline}: {folder} {why}; the demo uploads a pipeline's scripts and data"
+                " from there (only the demo pipeline has them: docs/getting-started.md says why)"
+            )
         listed = []
         for path in files:
             data = path.read_bytes()
