@@ -159,7 +159,7 @@ def test_the_approval_was_answered_and_the_endpoint_serves_the_trained_model(
 def test_the_demo_says_why_it_cannot_run_an_item_without_scripts_and_data(demo: Demo) -> None:
     from mlops_sfn.local.demo import DemoError
 
-    with pytest.raises(DemoError, match="nothing to upload for demo-dev-deploy-existing-model: .* does not exist"):
+    with pytest.raises(DemoError, match=r"nothing to upload for demo-dev-deploy-existing-model: .* does not exist"):
         demo.run(pipeline="demo-dev-deploy-existing-model")
 
 
