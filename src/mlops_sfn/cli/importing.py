@@ -91,9 +91,7 @@ def _load_yaml(text: str) -> Any:
 
 
 def import_item(kind: str, source: Path, typed: bool, assignments: list[str] | None = None) -> int:
-    values = _values(assignments or [])
-    if not source.exists():
-        raise UsageError(f"{source}: no such file")
+    values = _values(assignments or [])  # (the source is an existing file: cli.common.input_file)
     try:
         text = bounds.read_text(source)
         if kind == "aiops":

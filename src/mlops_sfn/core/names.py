@@ -24,18 +24,24 @@ def slug(pipeline: str) -> str:
     return cleaned or "pipeline"
 
 
+UNIQUE_HEX = 16  # the digest that ends every execution name
+
+
+def execution_prefix(pipeline: str) -> str:
+    """What every execution name of `pipeline` starts with: the name, cut to leave room for the digest."""
+    return pipeline[: EXECUTION_NAME_MAX - UNIQUE_HEX - 1] + "-"
+
+
 def execution_name(pipeline: str, trigger_identity: str) -> str:
     """<pipeline>-<16 hex>: the same trigger always gives the same name (so StartExecution is idempotent)."""
-    unique = digest(f"{pipeline}\n{trigger_identity}", 16)
-    return f"{pipeline[: EXECUTION_NAME_MAX - len(unique) - 1]}-{unique}"
+    return execution_prefix(pipeline) + digest(f"{pipeline}\n{trigger_identity}", UNIQUE_HEX)
 
 
 def is_execution_of(pipeline: str, name: str) -> bool:
     """Whether `name` is an execution name of `pipeline` (execution_name: its name, then 16 hex)."""
-    unique = 16
-    head = pipeline[: EXECUTION_NAME_MAX - unique - 1] + "-"
+    head = execution_prefix(pipeline)
     tail = name[len(head) :]
-    return name.startswith(head) and len(tail) == unique and all(c in "0123456789abcdef" for c in tail)
+    return name.startswith(head) and len(tail) == UNIQUE_HEX and all(c in "0123456789abcdef" for c in tail)
 
 
 def execution_arn(state_machine_arn: str, name: str) -> str:

@@ -81,18 +81,16 @@ def _refused(call: str, where: str, error: ClientError) -> str:
     return f"CloudWatch Logs {call} on {where}: {detail.get('Code')}: {detail.get('Message')}"
 
 
-def job_logs(events: list[dict[str, Any]], machine: dict[str, Any], stage: str | None = None) -> list[JobLog]:
-    """Each SageMaker job the run's stages started (of `stage` only, when given), in the order they
-    started: the job names come from the requests the history records (TaskScheduled)."""
+def _scheduled(
+    events: list[dict[str, Any]], machine: dict[str, Any], resource_type: str
+) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(stage, resource, request) of each task of `resource_type` the history scheduled, in order: the
+    stage is that of the Task state entered just before (TaskScheduled's previousEventId)."""
     task_stage = {task: name for name, tasks in statemachine.stage_tasks(machine).items() for task in tasks}
     by_id = {event["id"]: event for event in events}
-    found: list[JobLog] = []
     for event in events:
         details = event.get("taskScheduledEventDetails")
-        if not details or details.get("resourceType") != "sagemaker":
-            continue
-        kind = str(details.get("resource", "")).split(".")[0]
-        if kind not in names.JOB_LOG_GROUPS:
+        if not details or details.get("resourceType") != resource_type:
             continue
         entered = by_id.get(event.get("previousEventId"), {}).get("stateEnteredEventDetails", {})
         owner = task_stage.get(entered.get("name", ""))
@@ -100,8 +98,18 @@ def job_logs(events: list[dict[str, Any]], machine: dict[str, Any], stage: str |
             request = json.loads(details.get("parameters") or "{}")
         except ValueError:
             continue
+        if owner and isinstance(request, dict):
+            yield owner, str(details.get("resource", "")), request
+
+
+def job_logs(events: list[dict[str, Any]], machine: dict[str, Any], stage: str | None = None) -> list[JobLog]:
+    """Each SageMaker job the run's stages started (of `stage` only, when given), in the order they
+    started: the job names come from the requests the history records (TaskScheduled)."""
+    found: list[JobLog] = []
+    for owner, resource, request in _scheduled(events, machine, "sagemaker"):
+        kind = resource.split(".")[0]
         job = next((str(v) for k, v in request.items() if k.endswith("JobName") and isinstance(v, str)), None)
-        if owner is None or job is None or (stage is not None and owner != stage):
+        if kind not in names.JOB_LOG_GROUPS or job is None or (stage is not None and owner != stage):
             continue
         log = JobLog(owner, job, names.JOB_LOG_GROUPS[kind], names.job_log_prefix(kind, job))
         if log not in found:
@@ -125,21 +133,10 @@ def last_lines(logs: Any, job: JobLog, count: int) -> list[str]:
 def functions(events: list[dict[str, Any]], machine: dict[str, Any], stage: str | None = None) -> list[tuple[str, str]]:
     """(stage, function name) of each Lambda function the run's stages invoked: their lines are in the
     function's log group (/aws/lambda/<name>), among every other invocation's."""
-    task_stage = {task: name for name, tasks in statemachine.stage_tasks(machine).items() for task in tasks}
-    by_id = {event["id"]: event for event in events}
     found: list[tuple[str, str]] = []
-    for event in events:
-        details = event.get("taskScheduledEventDetails")
-        if not details or details.get("resourceType") != "lambda":
-            continue
-        entered = by_id.get(event.get("previousEventId"), {}).get("stateEnteredEventDetails", {})
-        owner = task_stage.get(entered.get("name", ""))
-        try:
-            function = str(json.loads(details.get("parameters") or "{}").get("FunctionName", ""))
-        except ValueError:
-            continue
+    for owner, _, request in _scheduled(events, machine, "lambda"):
+        function = str(request.get("FunctionName", ""))
         name = function.split(":")[6] if function.startswith("arn:") else function.rsplit(":", 1)[-1]
-        pair = (owner or "", name)
-        if owner and function and (stage is None or owner == stage) and pair not in found:
-            found.append(pair)
+        if function and (stage is None or owner == stage) and (owner, name) not in found:
+            found.append((owner, name))
     return found

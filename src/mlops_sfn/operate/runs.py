@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ..core import names
 from ..core.stage import where_in
 from ..core.stages import STAGE, STAGES
 from ..tools import statemachine
@@ -111,11 +112,6 @@ def _json(text: str | None) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def execution_prefix(pipeline: str) -> str:
-    """What every execution name of `pipeline` starts with (names.execution_name)."""
-    return pipeline[:63] + "-"
-
-
 def executions(sfn: Any, state_machine_arn: str, status: str | None = None) -> Iterator[dict[str, Any]]:
     """ListExecutions page by page: "sorted by time, with the most recent execution first", up to
     1,000 a call (maxResults, 1-1000; Step Functions API reference, ListExecutions)."""
@@ -135,7 +131,7 @@ def recent(
     for listed in executions(sfn, state_machine_arn, status):
         if len(runs) == limit:
             break
-        if pipeline and not listed["name"].startswith(execution_prefix(pipeline)):
+        if pipeline and not listed["name"].startswith(names.execution_prefix(pipeline)):
             continue
         run = from_description(sfn.describe_execution(executionArn=listed["executionArn"]))
         if pipeline and run.pipeline != pipeline:  # a longer name cut to the same 63 characters
