@@ -83,10 +83,11 @@ JOBS = {
     ),
 }
 REQUEST_RESPONSE = ("createModel", "createEndpointConfig", "createEndpoint", "updateEndpoint")
-# SageMaker keeps a name for ever (a job cannot be deleted) or until the resource is deleted, and
-# refuses a second Create of it, in these words (as users report them, e.g.
-# aws/amazon-sagemaker-examples#3108 for a training job, hashicorp/terraform-provider-aws#40080 for
-# an endpoint); moto would record the duplicate. action -> (name field, describe method, ARN field,
+# SageMaker API reference, CreateTrainingJob/CreateProcessingJob/CreateTransformJob: "The name must be
+# unique within an AWS Region in an AWS account" (a job is never deleted, so for ever); a model's or
+# endpoint config's until it is deleted. A second Create is refused in these words (as users report
+# them, e.g. aws/amazon-sagemaker-examples#3108 for a training job, hashicorp/terraform-provider-aws
+# #40080 for an endpoint); moto would record the duplicate. action -> (name field, describe method, ARN field,
 # error code, message with {arn}).
 UNIQUE_NAMES = {
     **{
