@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from mlops_sfn.core.router import MANIFEST_LIMIT, RejectedEvent
+from mlops_sfn.core.router import RejectedEvent
+from mlops_sfn.core.uploads import MANIFEST_LIMIT
 from tests.aws import BUCKET, Stack, deploy
 from tests.conftest import load_event, load_item
 
@@ -117,3 +118,63 @@ def test_a_redelivery_after_the_upload_was_replaced_is_a_duplicate_not_a_dead_le
     assert router.handle(first, "req-1")["started"] == 1
     manifest_event(stack, [{"key": FOLDER + "a.csv", "etag": put(stack, FOLDER + "a.csv", b"new")}])  # replaced
     assert router.handle(first, "req-2")["duplicates"] == 1  # its run had started: nothing to replay
+
+
+def _scheduled_reads(stack: Stack) -> list[str]:
+    (execution,) = stack.executions()
+    started = stack.execution_input(execution["name"])
+    inputs = started["stages"]["preprocessing"]["request"]["ProcessingInputs"]
+    return [entry["S3Input"]["S3Uri"] for entry in inputs]
+
+
+def test_a_scheduled_run_reads_the_newest_upload_that_passes_its_manifest_check(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A schedule tick names no upload: it reads the newest that passes the check its own run passed, the
+    refused one after it passed over (and logged), and records which upload it read with its ETag."""
+    import time
+
+    accepted, refused = (f"input/demo-dev-domain-cal-house-price/2024-06-0{day}/" for day in (1, 2))
+    time.sleep(1.1)  # after the fixtures' manifests: S3 lists LastModified to the second
+    listed = [{"key": "data/houses.csv", "etag": put(stack, accepted + "data/houses.csv", b"6000 rows")}]
+    manifest_etag = put(stack, accepted + "manifest.json", json.dumps({"files": listed}).encode())
+    time.sleep(1.1)
+    put(stack, refused + "data/houses.csv", b"100 rows")
+    put(stack, refused + "manifest.json", json.dumps({"files": listed}).encode())
+    capsys.readouterr()
+
+    assert stack.router().handle(load_event("scheduled"), "req")["started"] == 1
+    assert _scheduled_reads(stack) == [
+        f"s3://{BUCKET}/{accepted}code/preprocessing.py",
+        f"s3://{BUCKET}/{accepted}data/",
+    ]
+    (execution,) = stack.executions()
+    trigger = stack.execution_input(execution["name"])["trigger"]
+    assert trigger["source"] == "schedule"
+    assert (trigger["key"], trigger["etag"]) == (accepted + "manifest.json", manifest_etag)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    (over,) = [line for line in lines if line["outcome"] == "upload passed over"]
+    assert over["upload"] == refused + "manifest.json" and "data/houses.csv (ETag differs)" in over["reason"]
+
+
+def test_a_scheduled_run_with_no_upload_that_passes_is_kept_in_the_dead_letter_queue(stack: Stack) -> None:
+    for key in [entry["Key"] for entry in stack.s3.list_objects_v2(Bucket=BUCKET)["Contents"]]:
+        stack.s3.delete_object(Bucket=BUCKET, Key=key)
+    put(stack, FOLDER + "manifest.json", json.dumps({"files": [{"key": "a.csv", "etag": "0" * 32}]}).encode())
+    reason = rejection(stack, load_event("scheduled"))
+    assert "no upload under input/demo-dev-domain-cal-house-price/ passes its manifest's check" in reason
+    assert stack.executions() == []
+
+
+def test_a_scheduled_run_of_an_item_that_names_no_upload_folder_checks_no_upload(stack: Stack) -> None:
+    """Its locations are written out ({dataset_date} folders, say): there is no upload to pick, so none
+    is looked for, and a prefix with no upload that passes does not hold the run back."""
+    for key in [entry["Key"] for entry in stack.s3.list_objects_v2(Bucket=BUCKET)["Contents"]]:
+        stack.s3.delete_object(Bucket=BUCKET, Key=key)
+    item = json.loads(json.dumps(load_item()).replace("{upload_prefix}", "data/{dataset_date}/"))
+    stack.put_item(item)
+    assert stack.router().handle(load_event("scheduled"), "req")["started"] == 1
+    assert _scheduled_reads(stack) == [
+        f"s3://{BUCKET}/data/2024-06-03/code/preprocessing.py",
+        f"s3://{BUCKET}/data/2024-06-03/data/",
+    ]

@@ -197,6 +197,13 @@ def rerun_from(args: argparse.Namespace) -> int:
     if gone:
         problem(f"mlops-sfn rerun: what {earlier.name} made is gone, rerun from an earlier stage: {'; '.join(gone)}")
         return INVALID
+    unverified = rerun.upload_changed(planned, dynamodb_json.from_typed(stored["Item"]), deployment.client("s3"))
+    if unverified:
+        problem(
+            f"mlops-sfn rerun: the upload {earlier.name} read is not as verified then ({unverified}); start a run"
+            " from a new upload instead"
+        )
+        return INVALID
     started = sfn.start_execution(
         stateMachineArn=machine, name=planned.name, input=json.dumps(planned.execution_input)
     )["executionArn"]

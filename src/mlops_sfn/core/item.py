@@ -18,8 +18,8 @@ PLACEHOLDERS = {
     "pipeline": "the pipeline name (consumption_pipeline_name)",
     "execution": "the execution name",
     "dataset_date": "the dataset date: from the event, else the day of the event (UTC), e.g. 2024-05-31",
-    "upload_prefix": "the key prefix of the upload that started the run (a drift run: of the latest completed "
-    "upload; the trigger prefix for other runs)",
+    "upload_prefix": "the key prefix of the upload that started the run (a drift or scheduled run: of the latest "
+    "upload that passes its manifest's check; a manual run: the trigger prefix)",
     "region": "the AWS region",
     "role_arn": "the SageMaker execution role's ARN",
     "image": "the default container image URI",

@@ -225,7 +225,7 @@ def _check_duration(blocks: dict[str, Any]) -> list[Problem]:
 
 def _placeholder_values(item: dict[str, Any], trigger: Trigger, settings: Settings, execution: str) -> dict[str, str]:
     upload_prefix = item.get("trigger", {}).get("prefix", "")
-    if trigger.source in ("s3", "monitoring") and trigger.key:  # a drift run: the latest upload's (router)
+    if trigger.source in ("s3", "monitoring", "schedule") and trigger.key:  # drift, schedule: the latest (router)
         upload_prefix = trigger.key.rsplit("/", 1)[0] + "/" if "/" in trigger.key else ""
     values = {
         "bucket": settings.bucket,

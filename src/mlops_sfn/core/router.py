@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from . import cache, dynamodb_json, monitoring
+from . import cache, dynamodb_json, monitoring, uploads
 from .contract import ROUTER_ENVIRONMENT
 from .item import prefix_owner
 from .names import execution_arn
@@ -25,7 +25,7 @@ from .plan import SETTINGS_ENVIRONMENT, Settings, apply_overrides, mismatch, pla
 from .problems import InvalidItem, Problem, join
 from .schema import UNKNOWN_FIELD
 from .stages import runs
-from .triggers import InvalidEvent, Trigger, completes_upload, parse_parts, shorten
+from .triggers import InvalidEvent, Trigger, parse_parts, shorten
 
 # Environment variable -> what it holds. Read and checked once, when the Lambda starts.
 ENVIRONMENT = {
@@ -47,8 +47,6 @@ OPTIONAL_ENVIRONMENT = {
     ROUTER_ENVIRONMENT["ledger_table_name"]: "the run ledger (DynamoDB) step caching reads; without it no stage is "
     "reused",
 }
-DRIFT_LOOKBACK = 10  # uploads a drift run looks back through for one whose files are as its manifest lists
-SUPERSEDED = "was replaced after this event"  # a manifest uploaded again: its older event is skipped
 REASON_LIMIT = 1000  # characters of a rejection reason: every failure record must fit SQS's 256 KiB
 
 # Botocore's standard mode retries throttling, 5xx and connection errors with jittered exponential backoff.
@@ -313,11 +311,10 @@ class Router:
         if reason is not None:  # an object that is part of an upload, not the one completing it; a drift left alone
             log(level="info", **context, outcome="skipped", reason=reason)
             return "skipped", None
-        if trigger.source == "monitoring" and monitoring.on_drift(item) == "run":
-            # retrained on the latest upload that passes the check its own run passed (a notify-only run
-            # reads no data); none: the event is refused with the reason
-            key = self._drift_upload(item, trigger, request_id, context)
-            trigger = replace(trigger, bucket=self.config.settings.bucket, key=key)
+        if _reads_latest_upload(item, trigger):
+            # the latest upload that passes the check its own run passed; none: the event is refused
+            latest = self._latest_upload(item, trigger, request_id, context)
+            trigger = replace(trigger, bucket=self.config.settings.bucket, key=latest.key, etag=latest.etag)
         try:
             execution_input = plan_execution(item, trigger, self.config.settings)
         except InvalidItem as error:
@@ -345,7 +342,7 @@ class Router:
             # A redelivery may find the upload replaced or gone since its run started: still a duplicate.
             if self._exists(name):
                 outcome = "duplicate"
-            elif SUPERSEDED in reason:  # nothing to fix or replay: the newer upload's own event starts its run
+            elif uploads.SUPERSEDED in reason:  # nothing to fix or replay: the newer upload's own event starts its run
                 log(level="info", **context, execution_name=name, outcome="skipped", reason=reason)
                 return "skipped", None
             else:
@@ -388,54 +385,27 @@ class Router:
             raise _Rejected(self._reject(None, trigger, "detail.alarmName", reason, request_id))
         return replace(trigger, pipeline=named)
 
-    def _listed(self, bucket: str, prefix: str, wanted: Callable[[str], bool]) -> list[dict[str, Any]]:
-        """The objects under the prefix whose key is wanted, newest first; in the same second (S3 lists
-        times to the second), the greater key first, e.g. the later yyyy/mm/dd/hh folder."""
-        found = [
-            entry
-            for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-            for entry in page.get("Contents", [])
-            if wanted(entry["Key"])
-        ]
-        return sorted(found, key=lambda entry: (entry["LastModified"], entry["Key"]), reverse=True)
-
-    def _drift_upload(
+    def _latest_upload(
         self, item: dict[str, Any], trigger: Trigger, request_id: str | None, context: dict[str, Any]
-    ) -> str | None:
-        """The key that completed the upload a drift run retrains on: the newest under the item's trigger
-        prefix whose files are still those its manifest lists (the check the upload's own run passed;
-        an upload the router refused never passes it), looking back DRIFT_LOOKBACK uploads; with a
-        suffix marker, the newest. Each newer upload passed over is logged with its reason. None when
-        the item has no upload prefix; _Rejected when no upload passes."""
+    ) -> uploads.Latest:
+        """The upload a run not started by an upload (drift, schedule) reads: the
+        newest that passes its manifest's check (uploads.latest_verified), each newer one passed over
+        logged with its reason; _Rejected when none passes."""
         from botocore.exceptions import ClientError
 
-        config, bucket = item.get("trigger", {}), self.config.settings.bucket
-        if not config.get("prefix") or not config.get("complete_on"):
-            return None
         try:
-            uploads = self._listed(bucket, config["prefix"], lambda key: completes_upload(config, key))
+            latest = uploads.latest_verified(self.s3, self.config.settings.bucket, item.get("trigger", {}))
         except ClientError as error:
             log(level="warning", outcome="latest upload unknown", reason=shorten(str(error), 200))
-            return None
-        if "manifest" not in config["complete_on"]:
-            return str(uploads[0]["Key"]) if uploads else None
-        passed_over: list[str] = []
-        for entry in uploads[:DRIFT_LOOKBACK]:
-            upload = Trigger(source="s3", bucket=bucket, key=entry["Key"], etag=entry["ETag"].strip('"'))
-            problem = self._upload_problem(upload)
-            if problem is None:
-                if passed_over:
-                    log(level="warning", **context, outcome="retrains on an earlier upload", upload=entry["Key"])
-                return str(entry["Key"])
-            passed_over.append(entry["Key"])
-            log(level="warning", **context, outcome="upload passed over", upload=entry["Key"], reason=problem)
-        looked = min(len(uploads), DRIFT_LOOKBACK)
-        reason = (
-            f"no upload under {config['prefix']} passes its manifest's check (of the {looked} newest): the drift"
-            " run would train on data nobody verified; upload the data again, then replay this event"
-        )
-        field_path = "trigger.complete_on.manifest"
-        raise _Rejected(self._reject(item["consumption_pipeline_name"], trigger, field_path, reason, request_id))
+            return uploads.Latest(None)
+        except uploads.NoVerifiedUpload as error:
+            pipeline, field_path = item["consumption_pipeline_name"], "trigger.complete_on.manifest"
+            raise _Rejected(self._reject(pipeline, trigger, field_path, str(error), request_id)) from None
+        for key, reason in latest.passed_over:
+            log(level="warning", **context, outcome="upload passed over", upload=key, reason=reason)
+        if latest.passed_over:
+            log(level="warning", **context, outcome="reads an earlier upload", upload=latest.key)
+        return latest
 
     def _violations(self, pipeline: str) -> dict[str, Any]:
         """The pipeline's latest constraint_violations.json (its monitoring executions' reports), for the
@@ -446,7 +416,8 @@ class Router:
             monitoring.reports_folder(self.config.settings.bucket, pipeline).partition("//")[2].partition("/")
         )
         try:
-            listed = self._listed(bucket, prefix + "/", lambda key: key.endswith("/constraint_violations.json"))
+            report = "/constraint_violations.json"
+            listed = uploads.newest_first(self.s3, bucket, prefix + "/", lambda key: key.endswith(report))
             latest = listed[0] if listed else None
             if latest is None:
                 return {"unread": f"no constraint_violations.json under s3://{bucket}/{prefix}/"}
@@ -558,52 +529,13 @@ class Router:
         return _Unowned(declaring, "detail.object.key", reason)
 
     def _upload_problem(self, trigger: Trigger) -> str | None:
-        """Why the upload a manifest completes is not there as listed, or None when every listed object
-        exists with its listed ETag: a marker that arrives before its data (or over an older upload's)
-        must not start a run on what happens to be in the folder."""
-        from botocore.exceptions import ClientError
-
-        key = trigger.key or ""
-        folder, _, name = key.rpartition("/")
-        folder = folder + "/" if folder else ""
-        request: dict[str, Any] = {"Bucket": trigger.bucket, "Key": key}
-        if trigger.etag:  # the object this event announced, not one uploaded since (an HTTP entity tag is quoted)
-            request["IfMatch"] = trigger.etag if trigger.etag.startswith('"') else f'"{trigger.etag}"'
-
-        try:
-            manifest = self.s3.get_object(**request)
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code")
-            if code in ("NoSuchKey", "404"):
-                return f"the manifest {name} is no longer in the bucket; upload it again"
-            if code in ("PreconditionFailed", "412"):
-                return f"{name} {SUPERSEDED}; the newer upload's own event starts its run"
-            raise
-        if manifest.get("ContentLength", 0) > MANIFEST_LIMIT:
-            return f"{name} is {manifest['ContentLength']} bytes; a manifest may be at most {MANIFEST_LIMIT} bytes"
-        listed = _manifest_files(manifest["Body"].read(), folder)
-        if isinstance(listed, str):
-            return f"{name}: {listed}"
-        # Only the folders the manifest lists files in, each without its subfolders: an upload's root may
-        # also hold earlier uploads, which need not be read.
-        stored: dict[str, str] = {}
-        for listed_folder in sorted({listed_key.rpartition("/")[0] + "/" for listed_key in listed}):
-            pages = self.s3.get_paginator("list_objects_v2").paginate(
-                Bucket=trigger.bucket, Prefix=listed_folder, Delimiter="/"
-            )
-            for page in pages:
-                stored |= {entry["Key"]: entry["ETag"].strip('"').lower() for entry in page.get("Contents", [])}
-        wrong = [
-            f"{shorten(listed_key, 200)} ({'missing' if listed_key not in stored else 'ETag differs'})"
-            for listed_key, etag in listed.items()
-            if stored.get(listed_key) != etag
-        ]
-        if not wrong:
+        """Why the upload this event completes may not start a run, with what to do about it."""
+        why = uploads.problem(self.s3, trigger.bucket or "", trigger.key or "", trigger.etag)
+        if why is None:
             return None
-        return (
-            f"{name} lists {len(wrong)} object(s) not in the bucket as listed: {'; '.join(wrong[:5])}"
-            f"{'; ...' if len(wrong) > 5 else ''}. Upload them, then replay this event"
-        )
+        if uploads.SUPERSEDED in why:
+            return f"{why}; the newer upload's own event starts its run"
+        return f"{why}. Upload the files as the manifest lists them, then replay this event"
 
     def _exists(self, name: str) -> bool:
         try:
@@ -660,30 +592,6 @@ class Router:
 
 
 VIOLATIONS_KEPT = 20  # of a report's violations, in the run's input (the report holds them all)
-MANIFEST_LIMIT = 1 << 20  # bytes: a manifest listing about 10,000 objects
-
-
-def _manifest_files(body: bytes, folder: str) -> dict[str, str] | str:
-    """{key: ETag} of the objects a manifest lists, or what is wrong with it.
-
-    A manifest is {"files": [{"key": ..., "etag": ...}, ...]}; a key is the object's key in the bucket
-    or its path relative to the manifest's folder.
-    """
-    try:
-        document = json.loads(body)
-    except (ValueError, RecursionError):
-        document = None
-    files = document.get("files") if isinstance(document, dict) else None
-    shape = 'expected JSON {"files": [{"key": "<key>", "etag": "<ETag>"}, ...]}'
-    if not isinstance(files, list):
-        return f"not a manifest: {shape}"
-    listed: dict[str, str] = {}
-    for index, entry in enumerate(files):
-        if not isinstance(entry, dict) or not all(isinstance(entry.get(name), str) for name in ("key", "etag")):
-            return f"files[{index}]: {shape}"
-        key = entry["key"] if entry["key"].startswith(folder) else folder + entry["key"]
-        listed[key] = entry["etag"].strip('"').lower()
-    return listed
 
 
 # Step Functions lets a Standard execution's name be reused 90 days after the execution closed
@@ -729,6 +637,15 @@ def _leaves(value: Any, path: str) -> list[tuple[str, Any]]:
     if isinstance(value, list) and value:
         return [leaf for index, entry in enumerate(value) for leaf in _leaves(entry, join(path, index))]
     return [(path, value)]
+
+
+def _reads_latest_upload(item: dict[str, Any], trigger: Trigger) -> bool:
+    """A drift run that retrains, or a scheduled run, of an item whose stages read {upload_prefix}: it
+    must read one verified upload, not whatever lies under the trigger prefix. (A drift run that only
+    notifies reads nothing.)"""
+    if trigger.source == "monitoring" and monitoring.on_drift(item) != "run":
+        return False
+    return trigger.source in ("monitoring", "schedule") and uploads.reads_upload(item)
 
 
 def _not_retrained(item: dict[str, Any], trigger: Trigger) -> str | None:

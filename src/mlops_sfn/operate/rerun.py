@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..core import names
+from ..core import names, uploads
 from ..core.plan import Settings, map_strings, plan_execution
 from ..core.problems import InvalidItem
 from ..core.stage import merge
@@ -180,6 +180,18 @@ def missing_outputs(rerun: Rerun, s3: Any, sagemaker: Any) -> list[str]:
             except sagemaker.exceptions.ClientError:
                 gone.append(f"create_model: {model}")
     return gone
+
+
+def upload_changed(rerun: Rerun, item: dict[str, Any], s3: Any) -> str | None:
+    """Why the upload the earlier run read no longer passes its manifest's check (its manifest replaced,
+    a file changed or gone), or None: a rerun reads that folder again and must find what was verified."""
+    trigger = rerun.execution_input.get("trigger", {})
+    complete_on = item.get("trigger", {}).get("complete_on") or []
+    if not (trigger.get("bucket") and trigger.get("key")) or "manifest" not in complete_on:
+        return None
+    if not uploads.reads_upload(item):
+        return None
+    return uploads.problem(s3, trigger["bucket"], trigger["key"], trigger.get("etag"))
 
 
 def _outputs(stage: str, block: dict[str, Any], result: dict[str, Any]) -> list[str]:
