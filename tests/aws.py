@@ -67,6 +67,15 @@ class Stack:
         pages = self.stepfunctions.get_paginator("list_executions").paginate(stateMachineArn=self.state_machine_arn)
         return [execution for page in pages for execution in page["executions"]]
 
+    def succeed(self, name: str) -> None:
+        """Ends a started execution as SUCCEEDED, as its state machine would (moto's stay RUNNING)."""
+        from moto.core.utils import utcnow
+        from moto.stepfunctions.models import stepfunctions_backends
+
+        arn = self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+        execution = stepfunctions_backends[arn.split(":")[4]][REGION].describe_execution(arn)
+        execution.status, execution.stop_date = "SUCCEEDED", utcnow()
+
     def execution_input(self, name: str) -> dict[str, Any]:
         arn = self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
         result: dict[str, Any] = json.loads(self.stepfunctions.describe_execution(executionArn=arn)["input"])

@@ -73,7 +73,8 @@ module "function" {
     },
     {
       # An upload's folder is listed before its run starts (manifests); with step caching, so is
-      # everything a cached stage reads (a stage's key covers its content). Listed, never read.
+      # everything a cached stage reads (a stage's key covers its content) and the outputs a ledger
+      # record points at (unchanged since the record). Listed, never read.
       Sid      = "ListInputs"
       Effect   = "Allow"
       Action   = "s3:ListBucket"
@@ -100,7 +101,8 @@ module "function" {
       Resource = var.state_machine_arn
     },
     {
-      # Whether a redelivered upload whose manifest has changed since already started its run.
+      # Whether a redelivered upload whose manifest has changed since already started its run, and
+      # whether the run a ledger record names succeeded (step caching, docs/caching.md).
       Sid      = "FindRuns"
       Effect   = "Allow"
       Action   = "states:DescribeExecution"

@@ -9,6 +9,8 @@ import random
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -51,6 +53,10 @@ def test_each_event_shape_starts_one_execution_with_the_planned_input(stack: Sta
     assert summary["executions"] == [execution["name"]]
     # The same code as `mlops-sfn plan` built it: only the delivery stamp is added.
     (trigger,) = parse_event(event, "req-1")
+    if trigger.source == "schedule":  # it names no upload: the router adds the newest verified one
+        newest = aws.FIXTURE_MANIFEST_KEYS[0]  # the fixtures' two, put in one second: the greater key
+        etag = stack.s3.head_object(Bucket=BUCKET, Key=newest)["ETag"].strip('"')
+        trigger = replace(trigger, bucket=BUCKET, key=newest, etag=etag)
     expected = plan_execution(load_item(), trigger, Settings.from_environment(stack.environment))
     assert stack.execution_input(execution["name"]) == expected | {"delivery": {"request_id": "req-1"}}
 
@@ -508,6 +514,9 @@ def test_a_stage_the_ledger_has_a_live_record_of_starts_reused(
     (first,) = [stack.execution_input(e["name"]) for e in stack.executions()]
     entry = first["cache"]["training"]
     assert "reused" not in first
+    job = first["stages"]["training"]["request"]["TrainingJobName"]
+    model_key = f"{first['run_folder']}training/{job}/output/model.tar.gz".removeprefix(f"s3://{BUCKET}/")
+    stack.s3.put_object(Bucket=BUCKET, Key=model_key, Body=b"model")  # what the training job wrote
     stack.dynamodb.put_item(  # what the state machine's "Record training" writes once training succeeded
         TableName=aws.LEDGER,
         Item={
@@ -515,18 +524,19 @@ def test_a_stage_the_ledger_has_a_live_record_of_starts_reused(
             "stage": {"S": "training"},
             "execution": {"S": first["execution_name"]},
             "run_folder": {"S": first["run_folder"]},
-            "name": {"S": first["stages"]["training"]["request"]["TrainingJobName"]},
+            "name": {"S": job},
             "results": {"S": json.dumps({"job_name": "t1", "model_data_url": first["run_folder"] + "m.tar.gz"})},
+            "recorded_at": {"S": datetime.now(UTC).isoformat()},
             "expires_at": {"N": str(entry["expires_at"])},
         },
     )
+    stack.succeed(first["execution_name"])
     capsys.readouterr()
     stack.router().handle(manual("two"), "req-2")
     second = next(stack.execution_input(e["name"]) for e in stack.executions() if e["name"] != first["execution_name"])
     assert second["reused"] == {"training": first["execution_name"]}
     assert second["results"]["training"]["model_data_url"] == first["run_folder"] + "m.tar.gz"
     model = second["stages"]["create_model"]["request"]["PrimaryContainer"]["ModelDataUrl"]
-    job = first["stages"]["training"]["request"]["TrainingJobName"]
     assert model.startswith(f"{first['run_folder']}training/{job}/")
     (line,) = [line for line in log_lines(capsys) if line.get("outcome") == "started"]
     assert line["cache"] == {"training": {"reused_from": first["execution_name"]}}

@@ -5,12 +5,16 @@ a later run reusing what was recorded."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from mlops_sfn.cli.runs import _report as report
+from mlops_sfn.core import cache
+from mlops_sfn.core.plan import plan_execution
+from mlops_sfn.core.triggers import Trigger
 from mlops_sfn.local.harness import LocalRuns
 from mlops_sfn.operate import runs
 from tests.conftest import edited, load_item
@@ -111,21 +115,32 @@ def test_a_new_harness_starts_with_an_empty_ledger() -> None:
 
 
 @pytest.mark.parametrize(
-    "tampered",
-    ["another pipeline's run", "another bucket", "a folder of another run", "a result outside its folder"],
+    ("tampered", "why"),
+    [
+        ("another pipeline's run", "is not a run of demo-dev-train-and-batch-score"),
+        ("another bucket", "its run folder is not"),
+        ("a folder of another run", "its run folder is not"),
+        ("a result outside its folder", "its results name s3://someone-elses-bucket/model.tar.gz"),
+        ("a run this state machine never ran", "is not a run of this state machine"),
+        ("a time outside its run", "is not within"),
+        ("the model replaced since", "changed after the stage was recorded"),
+        ("the model gone", "is gone"),
+    ],
 )
-def test_a_ledger_record_is_reused_only_if_it_is_a_run_of_this_pipeline_in_this_deployment(
-    local: LocalRuns, tampered: str
-) -> None:
-    """Anyone who can write the ledger table must not make a run read another pipeline's or bucket's
-    data: a record that does not name a run of this pipeline, in this deployment's bucket, with its
-    results in that run's folder, is not reused (the stage runs and is recorded anew)."""
+def test_a_ledger_record_is_reused_only_if_aws_confirms_what_it_says(local: LocalRuns, tampered: str, why: str) -> None:
+    """Anyone who can write the ledger table, or the run folders, must not make a run read other data:
+    a record is reused only if it names a run of this pipeline, in this deployment's bucket, with its
+    results in that run's folder, that Step Functions ran and ended SUCCEEDED around the record's time,
+    and whose outputs are all still there, none written after the record. Otherwise the stage runs
+    (the router's log says why) and is recorded anew."""
     first = local.run(item("training"))
     assert first.status == "SUCCEEDED", first.cause
     (record,) = records(local)
     folder = record["run_folder"]["S"]
     other = "demo-dev-domain-cal-house-price-0123456789abcdef"
+    never = f"{PIPELINE}-{'e' * 16}"
     results = json.loads(record["results"]["S"])
+    bucket, _, model = results["model_data_url"].removeprefix("s3://").partition("/")
     changed = {
         "another pipeline's run": {
             "execution": {"S": other},
@@ -138,7 +153,25 @@ def test_a_ledger_record_is_reused_only_if_it_is_a_run_of_this_pipeline_in_this_
         "a result outside its folder": {
             "results": {"S": json.dumps(results | {"model_data_url": "s3://someone-elses-bucket/model.tar.gz"})}
         },
+        "a run this state machine never ran": {
+            "execution": {"S": never},
+            "run_folder": {"S": folder.replace(first.execution_name, never)},
+        },
+        "a time outside its run": {"recorded_at": {"S": "2024-01-01T00:00:00Z"}},
+        "the model replaced since": {},
+        "the model gone": {},
     }[tampered]
+    if tampered == "the model replaced since":
+        time.sleep(1.05)  # S3 keeps LastModified to the second
+        local.s3.put_object(Bucket=bucket, Key=model, Body=b"another model")
+    if tampered == "the model gone":
+        local.s3.delete_object(Bucket=bucket, Key=model)
+    local.dynamodb.put_item(TableName=local.ledger, Item=record | changed)
+    planned = plan_execution(item("training"), Trigger(source="manual", run_id="look"), local.settings)
+    clients = (local.s3, local.dynamodb, local.sfn)
+    found = cache.reuse(item("training"), planned, clients, local.ledger, local.state_machine_arn)
+    assert why in str(found["training"].why_not) and "reused" not in planned
+
     local.dynamodb.put_item(TableName=local.ledger, Item=record | changed)
 
     second = local.run(item("training"))
@@ -146,3 +179,35 @@ def test_a_ledger_record_is_reused_only_if_it_is_a_run_of_this_pipeline_in_this_
     assert second.stages["training"] == "succeeded" and training_jobs(local) == 2  # trained again
     (rewritten,) = [r for r in records(local) if r["execution"]["S"] == second.execution_name]
     assert rewritten["run_folder"]["S"].endswith(f"/{second.execution_name}/")
+
+
+def test_a_stage_of_a_run_that_failed_later_is_not_reused(local: LocalRuns) -> None:
+    """Training succeeded and was recorded; the run failed after it. Its model was never evaluated
+    as a whole run's: the next run trains again and says why."""
+    failed = local.run(item("training"), fail={"batch_transform"})
+    assert failed.status == "FAILED" and len(records(local)) == 1
+    planned = plan_execution(item("training"), Trigger(source="manual", run_id="look"), local.settings)
+    clients = (local.s3, local.dynamodb, local.sfn)
+    found = cache.reuse(item("training"), planned, clients, local.ledger, local.state_machine_arn)
+    assert f"{failed.execution_name} did not succeed (FAILED)" in str(found["training"].why_not)
+    assert local.run(item("training")).stages["training"] == "succeeded" and training_jobs(local) == 2
+
+
+def test_a_router_that_may_not_read_runs_reuses_nothing(local: LocalRuns) -> None:
+    """Without states:DescribeExecution (the router's FindRuns statement) no record can be proven:
+    the stage runs, and the reason names the refusal."""
+    from botocore.exceptions import ClientError
+
+    assert local.run(item("training")).status == "SUCCEEDED"
+
+    class Refusing:
+        exceptions = local.sfn.exceptions
+
+        def describe_execution(self, **_: Any) -> Any:
+            error = {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}}
+            raise ClientError(error, "DescribeExecution")
+
+    planned = plan_execution(item("training"), Trigger(source="manual", run_id="look"), local.settings)
+    clients = (local.s3, local.dynamodb, Refusing())
+    found = cache.reuse(item("training"), planned, clients, local.ledger, local.state_machine_arn)
+    assert "could not be read: AccessDeniedException" in str(found["training"].why_not)

@@ -11,8 +11,10 @@ while new data, another image or another hyperparameter changes that stage's key
 everything that uses its outputs.
 
 The router (`lookup`) asks the run ledger, a DynamoDB table, for each enabled stage's key: a live
-record makes the stage reused, exactly as a rerun reuses one (`reused`, `results`), and the later
-stages read the recorded run's outputs instead of this run's; otherwise `cache.<stage>` asks the
+record that holds together (`untrusted`) and that AWS confirms (`recorded_run_proof`: its run
+succeeded, its outputs are unchanged since) makes the stage reused, exactly as a rerun reuses one
+(`reused`, `results`), and the later stages read the recorded run's outputs instead of this run's;
+otherwise `cache.<stage>` asks the
 state machine to record the stage once it succeeded (and, for evaluation, once the quality gate
 passed). A failed stage is never recorded.
 """
@@ -25,6 +27,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -161,8 +164,10 @@ def keys(
 
 
 def record_of(item: dict[str, Any]) -> dict[str, Any]:
-    """A ledger record (DynamoDB's typed item) as {execution, run_folder, name, results, expires_at}."""
+    """A ledger record (DynamoDB's typed item) as {execution, run_folder, name, results, expires_at,
+    recorded_at}."""
     return {
+        "recorded_at": item.get("recorded_at", {}).get("S"),
         "execution": item["execution"]["S"],
         "run_folder": item["run_folder"]["S"],
         "name": item.get("name", {}).get("S"),
@@ -177,11 +182,13 @@ def lookup(
     identity: Callable[[str], str],
     fetch: Callable[[str], dict[str, Any] | None],
     now: float | None = None,
+    proof: Callable[[dict[str, Any], list[str]], str | None] | None = None,
 ) -> dict[str, StageKey]:
     """Marks in `execution_input` the enabled stages the ledger has a live record of as reused (their
     outputs used by later stages), and asks the state machine to record the others; returns the keys.
 
-    `fetch(key)` is the ledger's record for a key (`record_of`) or None."""
+    `fetch(key)` is the ledger's record for a key (`record_of`) or None; `proof(record, outputs)` says
+    why the recorded run's outputs (S3 locations) may not be read, or None (`recorded_run_proof`)."""
     now = time.time() if now is None else now
     cached = enabled(item)
     if not cached:
@@ -202,13 +209,17 @@ def lookup(
         except Unlisted as error:  # the run must not wait on its cache: the stage runs, unrecorded
             found[stage] = replace(stage_key, key=None, why_not=f"the run ledger: {error}")
             continue
+        # TTL deletes expired items lazily, and reads still return them until then (DynamoDB Developer
+        # Guide, "Working with expired items and time to live"): a record past its time is a miss.
+        if record is not None and record["expires_at"] <= now:
+            record = None
         distrusted = untrusted(record, execution_input) if record is not None else None
+        if record is not None and distrusted is None and proof is not None:
+            distrusted = proof(record, _recorded_outputs(execution_input, stage, record))
         if distrusted:  # recorded anew by this run, over the record it would not trust
             found[stage] = replace(stage_key, why_not=f"the ledger's record is not reused: {distrusted}")
             record = None
-        # TTL deletes expired items lazily, and reads still return them until then (DynamoDB Developer
-        # Guide, "Working with expired items and time to live"): a record past its time is a miss.
-        if record is not None and record["expires_at"] > now:
+        if record is not None:
             execution_input.setdefault("reused", {})[stage] = record["execution"]
             results = execution_input["results"]
             if stage in SERVING:
@@ -246,12 +257,88 @@ def untrusted(record: dict[str, Any], execution_input: dict[str, Any]) -> str | 
     return None
 
 
+def _recorded_outputs(execution_input: dict[str, Any], stage: str, record: dict[str, Any]) -> list[str]:
+    """Where the recorded run wrote what the stage makes: this run's locations in its folder."""
+    run_folder = str(execution_input["run_folder"])
+    return sorted(
+        location.replace(run_folder, str(record["run_folder"]), 1)
+        for location in made_by(execution_input, stage)
+        if location.startswith(run_folder)
+    )
+
+
+def recorded_run_proof(
+    s3: Any, stepfunctions: Any, state_machine_arn: str
+) -> Callable[[dict[str, Any], list[str]], str | None]:
+    """Why a record's outputs may not be read, or None. A record says which run made a stage's outputs
+    and when; that is believed only as far as AWS confirms it: the run is an execution of this state
+    machine that SUCCEEDED, the record's time lies within it, and every object under each output
+    location is there and was last modified no later than the record was written (S3 sets
+    LastModified on every write, to the second: an output replaced since, or added to, is not reused).
+    A stage's record is written by its run, so a run that failed later is not reused either."""
+
+    described: dict[str, dict[str, Any] | str] = {}  # one DescribeExecution per run, however many stages it made
+
+    def describe(execution: str) -> dict[str, Any] | str:
+        if execution not in described:
+            try:
+                arn = names.execution_arn(state_machine_arn, execution)
+                described[execution] = stepfunctions.describe_execution(executionArn=arn)
+            except stepfunctions.exceptions.ExecutionDoesNotExist:
+                described[execution] = f"{execution} is not a run of this state machine"
+            except stepfunctions.exceptions.ClientError as error:
+                code = error.response.get("Error", {}).get("Code", error)
+                described[execution] = f"{execution} could not be read: {code}"
+        return described[execution]
+
+    def proof(record: dict[str, Any], outputs: list[str]) -> str | None:
+        execution = str(record["execution"])
+        run = describe(execution)
+        if isinstance(run, str):
+            return run
+        if run["status"] != "SUCCEEDED":
+            return f"{execution} did not succeed ({run['status']})"
+        try:
+            recorded = datetime.fromisoformat(str(record.get("recorded_at")).replace("Z", "+00:00"))
+        except ValueError:
+            return "it holds no time it was recorded"
+        if not run["startDate"] <= recorded <= run["stopDate"]:
+            return f"its time ({record['recorded_at']}) is not within {execution}"
+        for location in outputs:
+            bucket, _, prefix = location.removeprefix("s3://").partition("/")
+            count = 0
+            try:
+                for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                    for entry in page.get("Contents", []):
+                        count += 1
+                        # S3 lists LastModified cut to the second; the record's time has milliseconds
+                        if entry["LastModified"] > recorded.replace(microsecond=0):
+                            return f"{entry['Key'][:200]} changed after the stage was recorded"
+                        if count > MAX_LISTED:
+                            return f"{location} holds more than {MAX_LISTED} objects"
+            except s3.exceptions.ClientError as error:
+                return f"{location} could not be listed: {error.response.get('Error', {}).get('Code', error)}"
+            if count == 0:
+                return f"{location} is gone"
+        return None
+
+    return proof
+
+
 def reuse(
-    item: dict[str, Any], execution_input: dict[str, Any], s3: Any, dynamodb: Any, ledger: str
+    item: dict[str, Any],
+    execution_input: dict[str, Any],
+    clients: tuple[Any, Any, Any],
+    ledger: str,
+    state_machine_arn: str,
 ) -> dict[str, StageKey]:
     """What the router does to a planned run before starting it (the local harness too): the stages
-    `item` (overrides applied) caches are looked up in the ledger (`lookup`); {} when it caches none."""
-    return lookup(execution_input, item, s3_identity(s3), ledger_fetch(dynamodb, ledger))
+    `item` (overrides applied) caches are looked up in the ledger (`lookup`), each record proven
+    against the run it names (`recorded_run_proof`); {} when it caches none. `clients`: S3, DynamoDB
+    and Step Functions."""
+    s3, dynamodb, stepfunctions = clients
+    proof = recorded_run_proof(s3, stepfunctions, state_machine_arn)
+    return lookup(execution_input, item, s3_identity(s3), ledger_fetch(dynamodb, ledger), proof=proof)
 
 
 MAX_LISTED = 100_000  # objects per location: beyond, listing costs more than it saves; the stage runs

@@ -361,7 +361,8 @@ class Router:
         was decided for each stage the item caches, for the log line."""
         if self.config.ledger is None:
             return {}
-        found = cache.reuse(item, execution_input, self.s3, self.dynamodb, self.config.ledger)
+        clients = (self.s3, self.dynamodb, self.stepfunctions)
+        found = cache.reuse(item, execution_input, clients, self.config.ledger, self.config.state_machine_arn)
         reused, cached = execution_input.get("reused", {}), cache.enabled(item)
         return {
             stage: {"reused_from": reused[stage]}

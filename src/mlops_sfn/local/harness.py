@@ -258,7 +258,8 @@ class LocalRuns:
         )
         execution_input = plan_execution(item, trigger, self.settings)
         # as the router does: stages the item caches may be reused from the run ledger
-        cache.reuse(apply_overrides(item, trigger), execution_input, self.s3, self.dynamodb, self.ledger)
+        clients = (self.s3, self.dynamodb, self.sfn)
+        cache.reuse(apply_overrides(item, trigger), execution_input, clients, self.ledger, self.state_machine_arn)
         stages = execution_input["stages"]
         if "deploy" in stages:
             stages["deploy"]["wait_seconds"] = LOCAL_TIMINGS["endpoint_wait_seconds"]
