@@ -309,6 +309,78 @@ def test_lambda_drops_the_failure_record_when_the_functions_role_may_not_write_t
     assert f"sqs:SendMessage on resource: {destination}" in err
 
 
+def test_a_configuration_update_is_served_by_new_containers(aws: None, tmp_path: Path) -> None:
+    """After UpdateFunctionConfiguration the function runs with its new environment, in a new container,
+    as Lambda provisions one for the new configuration (the code is unchanged)."""
+    arn = deploy_function(HANDLER)
+    lambdas = LocalLambda(tmp_path, {"PATH": "/usr/bin:/bin"})
+    try:
+        assert lambdas.invoke(arn, {}, ACCOUNT, REGION)["env"] == "from the function"
+        client("lambda").update_function_configuration(
+            FunctionName="f", Environment={"Variables": {"GREETING": "updated"}}
+        )
+        assert lambdas.invoke(arn, {}, ACCOUNT, REGION) | {"request_id": None} == {
+            "calls": 1,  # a cold start: not the old container
+            "env": "updated",
+            "request_id": None,
+        }
+    finally:
+        lambdas.stop()
+
+
+def test_an_event_nested_deeper_than_the_runtime_parses_fails_as_lambdas_runtime_fails_it(
+    aws: None, tmp_path: Path
+) -> None:
+    """Invoked, the runtime answers Runtime.UnmarshalError (a function error, not a server fault); sent
+    asynchronously it fails every attempt and its record keeps the payload as it arrived, replayable."""
+    from mlops_sfn.local.functions import Unmarshalable
+
+    sqs = client("sqs")
+    queue = sqs.create_queue(QueueName="dead-letters")["QueueUrl"]
+    arn = deploy_function(HANDLER, destination=f"arn:aws:sqs:{REGION}:{ACCOUNT}:dead-letters", retries=0)
+    raw = "[" * 5000 + "]" * 5000
+    deep = Unmarshalable(raw, "maximum recursion depth exceeded")
+    lambdas = LocalLambda(tmp_path, {"PATH": "/usr/bin:/bin"})
+    try:
+        with pytest.raises(WorkerError) as raised:
+            lambdas.invoke(arn, deep, ACCOUNT, REGION)
+        assert raised.value.error_type == "Runtime.UnmarshalError"
+        assert str(raised.value) == "Unable to unmarshal input: maximum recursion depth exceeded"
+        lambdas.invoke_async(arn, deep, ACCOUNT, REGION)
+        assert lambdas.wait_idle(60)
+        (message,) = sqs.receive_message(QueueUrl=queue)["Messages"]
+    finally:
+        lambdas.stop()
+    assert f'"requestPayload": {raw},' in message["Body"]
+    assert '"errorType": "Runtime.UnmarshalError"' in message["Body"]
+
+
+def test_the_invoke_api_refuses_a_body_that_is_not_json_and_fails_one_too_deep_in_the_function(
+    tmp_path: Path,
+) -> None:
+    """Lambda API reference, Invoke: a body that is not JSON is InvalidRequestContentException (HTTP 400);
+    JSON nested deeper than Python's parser goes reaches the runtime, which fails it: HTTP 200 with
+    FunctionError, never a server error."""
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    with MotoServer(tmp_path / "server.log", home=runtime) as server:
+        iam, lam = server.client("iam"), server.client("lambda")
+        role = iam.create_role(RoleName="f-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as package_zip:
+            package_zip.writestr("app.py", HANDLER)
+        code = {"ZipFile": archive.getvalue()}
+        lam.create_function(FunctionName="f", Runtime="python3.12", Role=role, Handler="app.handler", Code=code)
+        with pytest.raises(ClientError) as raised:
+            lam.invoke(FunctionName="f", Payload=b"{not json")
+        assert raised.value.response["Error"]["Code"] == "InvalidRequestContentException"
+        assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        answer = lam.invoke(FunctionName="f", Payload=b"[" * 5000 + b"]" * 5000)
+        assert (answer["StatusCode"], answer["FunctionError"]) == (200, "Unhandled")
+        assert json.loads(answer["Payload"].read())["errorType"] == "Runtime.UnmarshalError"
+        assert lam.invoke(FunctionName="f", Payload=b"{}")["StatusCode"] == 200  # and it still serves
+
+
 def invoke_together(lambdas: LocalLambda, arn: str, count: int) -> list[Any]:
     results: list[Any] = [None] * count
 

@@ -43,9 +43,10 @@ MAX_CONTAINERS = 8  # per function, when it reserves no concurrency
 
 @dataclass
 class Containers:
-    """The warm containers of one function's code version: idle ones are reused, busy ones are not shared."""
+    """The warm containers of one function's configuration (code, environment, handler, role, limits):
+    idle ones are reused, busy ones are not shared."""
 
-    code_sha: str
+    configuration: str
     limit: int
     idle: list[Worker] = field(default_factory=list)
     size: int = 0
@@ -77,6 +78,16 @@ class Containers:
                 worker.stop()
             self.size -= len(self.idle)
             self.idle.clear()
+
+
+@dataclass(frozen=True)
+class Unmarshalable:
+    """An Invoke body that is JSON the runtime cannot parse (nested deeper than its parser goes): the
+    invocation is accepted, and the runtime fails it as Lambda's Python runtime does, with
+    Runtime.UnmarshalError ("Unable to unmarshal input: ...")."""
+
+    raw: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -119,6 +130,8 @@ class LocalLambda:
     def invoke(self, name: str, event: Any, account: str, region: str) -> Any:
         """The handler's result; WorkerError (errorType, errorMessage) when it raised, timed out or could not start."""
         function = self._function(name, account, region)
+        if isinstance(event, Unmarshalable):
+            raise WorkerError("Runtime.UnmarshalError", f"Unable to unmarshal input: {event.reason}")
         containers = self._containers_of(function)
         worker = containers.take(lambda number: self._container(function, number))
         try:
@@ -128,14 +141,30 @@ class LocalLambda:
             containers.give_back(worker)
 
     def _containers_of(self, function: Any) -> Containers:
+        # "When you update a function, Lambda provisions an instance of the function and its supporting
+        # resources" (Lambda API reference, UpdateFunctionConfiguration): new code or a new configuration
+        # (environment variables say) is served by new containers; the old ones go as they finish.
+        configuration = json.dumps(
+            [
+                function.code_sha_256,
+                function.environment_vars,
+                function.handler,
+                function.role,
+                function.timeout,
+                function.memory_size,
+                function.run_time,
+            ],
+            sort_keys=True,
+            default=str,
+        )
         with self._lock:
             current = self._containers.get(function.function_arn)
-            if current and current.code_sha == function.code_sha_256:
+            if current and current.configuration == configuration:
                 return current
             if current:
-                current.retire()  # new code: the old containers go as they finish
+                current.retire()
             limit = int(getattr(function, "reserved_concurrency", None) or MAX_CONTAINERS)
-            self._containers[function.function_arn] = Containers(function.code_sha_256, max(limit, 1))
+            self._containers[function.function_arn] = Containers(configuration, max(limit, 1))
             code = self._code_folder(function)
             if not code.exists():
                 with zipfile.ZipFile(io.BytesIO(function.code_bytes)) as package:
@@ -218,7 +247,7 @@ class LocalLambda:
                 print(f"[local lambda] {function.function_arn}: record dropped: {refused.message}", file=sys.stderr)
                 return
             record = failure_record(function.function_arn, invocation.event, failures[-1], attempts)
-            send(destination, json.dumps(record), invocation.account, invocation.region)
+            send(destination, _record_text(record, invocation.event), invocation.account, invocation.region)
 
     def stop(self) -> None:
         self._queue.put(None)
@@ -246,6 +275,14 @@ def failure_record(function_arn: str, event: Any, error: WorkerError, attempts: 
         "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
         "responsePayload": {"errorMessage": str(error), "errorType": error.error_type, "stackTrace": error.trace},
     }
+
+
+def _record_text(record: dict[str, Any], event: Any) -> str:
+    """The record as JSON; an event the runtime could not parse goes in as the text it arrived as."""
+    if not isinstance(event, Unmarshalable):
+        return json.dumps(record)
+    placeholder = f"unmarshalable-{uuid.uuid4()}"
+    return json.dumps(record | {"requestPayload": placeholder}).replace(json.dumps(placeholder), event.raw, 1)
 
 
 def send(destination: str, message: str, account: str, region: str, attributes: dict[str, str] | None = None) -> None:

@@ -25,6 +25,7 @@ if _found != SUPPORTED:
 # The imports below are valid only for the release checked above.
 try:
     from moto import mock_aws
+    from moto.awslambda.responses import LambdaResponse
     from moto.awslambda_simple.models import LambdaSimpleBackend, lambda_simple_backends
     from moto.cloudwatch.models import CloudWatchBackend
     from moto.core.exceptions import JsonRESTError
@@ -129,6 +130,7 @@ __all__ = [
     "Item",
     "JsonRESTError",
     "LambdaFunctionErrorException",
+    "LambdaResponse",
     "LambdaSimpleBackend",
     "LogsBackend",
     "PermissionResult",

@@ -118,10 +118,17 @@ def install_runtime(home: Path, endpoint: str, ca_bundle: str) -> Any:
     import boto3
 
     from . import events
-    from .functions import LocalLambda
+    from .functions import LocalLambda, Unmarshalable
     from .integrations import Local, installed
     from .jobs import LocalEndpoints, ScriptJobs
-    from .motoport import JsonRESTError, LambdaSimpleBackend, SageMakerRuntimeResponse, mock_aws, sagemaker_backends
+    from .motoport import (
+        JsonRESTError,
+        LambdaResponse,
+        LambdaSimpleBackend,
+        SageMakerRuntimeResponse,
+        mock_aws,
+        sagemaker_backends,
+    )
     from .sagemaker import LocalSageMaker
     from .worker import WorkerError
 
@@ -136,7 +143,16 @@ def install_runtime(home: Path, endpoint: str, ca_bundle: str) -> Any:
         backend: Any, function_name: str, qualifier: str | None, body: Any, headers: Any, response_headers: Any
     ) -> bytes:
         function = backend.get_function(function_name, qualifier)
-        event = json.loads(body or b"{}")
+        try:
+            event: Any = json.loads(body or b"{}")
+        except RecursionError as error:  # valid JSON nested deeper than the runtime's parser goes
+            text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+            event = Unmarshalable(text, str(error))
+        except ValueError as error:
+            # Lambda API reference, Invoke: InvalidRequestContentException (HTTP 400), "The request body
+            # could not be parsed as JSON".
+            message = f"Could not parse request body into json: {error}"
+            raise JsonRESTError("InvalidRequestContentException", message) from None
         if headers.get("X-Amz-Invocation-Type") == "Event":
             lambdas.invoke_async(function.function_arn, event, backend.account_id, backend.region_name)
             return b""
@@ -149,6 +165,17 @@ def install_runtime(home: Path, endpoint: str, ca_bundle: str) -> Any:
         return payload.encode()
 
     LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign,assignment]
+    any_param = LambdaResponse._get_param
+
+    def param(self: Any, name: str, if_none: Any = None) -> Any:
+        # Invoke's Qualifier is a query parameter (Lambda API reference, Invoke); moto also looks for
+        # it in the body, the event, whose parsing must be left to the runtime (above).
+        if name == "qualifier":
+            found = self.querystring.get(name)
+            return found[0] if found else if_none
+        return any_param(self, name, if_none)
+
+    LambdaResponse._get_param = param  # type: ignore[method-assign,assignment]
 
     def client(service: str, region: str = REGION) -> Any:
         return boto3.client(service, region_name=region)  # intercepted by the mock: served in-process
