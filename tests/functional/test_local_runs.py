@@ -161,6 +161,7 @@ SCENARIOS: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
     "endpoint created, then updated": [(DEMO, {"answer": "approve"}), (DEMO, {"answer": "approve"})],
     "endpoint fails": [(DEMO, {"answer": "approve", "endpoint": "failed"})],
     "endpoint never ready": [(DEMO, {"answer": "approve", "endpoint": "stuck"})],
+    "endpoint cannot be described": [(DEMO, {"answer": "approve", "deny": ["sagemaker:DescribeEndpoint"]})],
     "failed endpoint replaced": [(DEMO, {"answer": "approve", "endpoint": "failed"}), (DEMO, {"answer": "approve"})],
     "endpoint busy": [(DEMO, {"answer": "approve", "endpoint": "stuck"})] * 2,
     "endpoint rolled back": [(DEMO, {"answer": "approve"}), (DEMO, {"answer": "approve", "endpoint": "rolled_back"})],
@@ -473,6 +474,16 @@ def test_a_run_deals_with_the_endpoint_an_earlier_deployment_left(state: str, en
 def test_the_report_gives_each_stages_outcome(name: str, outcomes: dict[str, str]) -> None:
     stages = scenario(name).report.stages
     assert {stage: stages[stage] for stage in outcomes} == outcomes
+
+
+def test_a_describe_endpoint_error_other_than_not_found_fails_the_deploy_with_its_cause() -> None:
+    """DescribeEndpoint reports a missing endpoint as SageMaker.SageMakerException, like other errors: only
+    "Could not find endpoint" creates one; anything else (here a denial) fails the deploy, notified."""
+    report = scenario("endpoint cannot be described").report
+    assert report.status == "FAILED" and report.error == "deploy.SageMaker.SageMakerException"
+    assert "sagemaker:DescribeEndpoint" in str(report.cause) and "Create endpoint" not in report.states
+    (failed,) = [note["message"] for note in report.notifications if note["subject"] == "Pipeline run failed"]
+    assert failed["failed_stage"] == "deploy"
 
 
 def test_a_gate_not_met_fails_naming_metric_value_and_threshold_before_anything_is_registered() -> None:
@@ -881,3 +892,50 @@ def test_two_local_runs_in_one_process_each_follow_their_own_wiring() -> None:
     assert failed.status == "FAILED" and failed.error is not None and failed.error.startswith("training.")
     assert succeeded.status == "SUCCEEDED", succeeded.cause
     assert succeeded.execution_name != failed.execution_name
+
+
+def test_the_largest_item_the_bound_admits_fails_with_its_notification_and_every_state_under_256_kib() -> None:
+    """The second trial's run: a valid item with large hyperparameters whose training fails. A failed job's
+    cause repeats its request; the state keeps it once ($.failure, not also $.caught), so the largest item
+    plan_execution admits fails within Step Functions' 256 KiB, notified, and reported as a training failure."""
+    from mlops_sfn.core.plan import MAX_PLANNED_INPUT_BYTES, failure_state_bytes
+    from mlops_sfn.core.problems import InvalidItem
+
+    trigger = Trigger(source="manual", pipeline=load_item()["consumption_pipeline_name"], run_id="largest")
+
+    def item(characters: int) -> dict[str, Any]:  # in values of SageMaker's longest (2,500 characters)
+        full, rest = divmod(characters, 2500)
+        values = {f"h{n:02}": "x" * 2500 for n in range(full)} | {"rest": "x" * rest}
+        return edited(load_item(), {"stages.training.request.HyperParameters": values})
+
+    def admitted(characters: int) -> bool:
+        try:
+            plan_execution(item(characters), trigger, local.settings)
+        except InvalidItem:
+            return False
+        return True
+
+    with LocalRuns() as local:
+        low, high = 0, 100_000  # the most characters admitted: the bound's edge
+        assert admitted(low) and not admitted(high)
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (middle, high) if admitted(middle) else (low, middle)
+        largest = item(low)
+        planned = plan_execution(largest, trigger, local.settings)
+        assert failure_state_bytes(planned) > MAX_PLANNED_INPUT_BYTES - 3  # at the edge
+        report = local.run(largest, trigger=trigger, fail=["training"])
+
+    assert report.status == "FAILED" and str(report.error).startswith("training."), (report.error, report.cause)
+    assert report.stages["training"] == "failed"
+    (failed,) = [note["message"] for note in report.notifications if note["subject"] == "Pipeline run failed"]
+    assert failed["failed_stage"] == "training"
+    states = [
+        details.get("input") or details.get("output") or ""
+        for event in report.history
+        for details in (event.get("stateEnteredEventDetails") or event.get("stateExitedEventDetails") or {},)
+    ]
+    largest_state = max(states, key=len)
+    assert len(largest_state) <= failure_state_bytes(planned) <= 262_144
+    # the request is in the input and once more in the cause, never twice in causes ($.caught as well)
+    assert largest_state.count("h00") == 2

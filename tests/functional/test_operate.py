@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from moto import mock_aws
 
@@ -551,23 +552,27 @@ def test_a_rerun_is_refused_when_an_earlier_stage_failed_or_changed_or_its_outpu
 def test_a_rerun_reads_its_upload_again_only_if_it_still_passes_its_manifest_check() -> None:
     """A rerun reads the earlier run's upload folder again: a file changed, or the manifest replaced, since
     that run was verified, and the rerun is refused naming it; an item reading no upload is not checked."""
-    folder = "input/demo-dev-domain-cal-house-price/2024-06-01/"
-    with mock_aws():
-        s3 = deploy([]).s3
-        etag = s3.put_object(Bucket=BUCKET, Key=folder + "data/houses.csv", Body=b"6000 rows")["ETag"].strip('"')
+    folder, bucket = "input/demo-dev-domain-cal-house-price/2024-06-01/", "rerun-upload-check"
+    with mock_aws():  # (inside another test's moto, nothing is reset: the bucket is this test's own)
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=bucket)
+        etag = s3.put_object(Bucket=bucket, Key=folder + "data/houses.csv", Body=b"6000 rows")["ETag"].strip('"')
         body = json.dumps({"files": [{"key": "data/houses.csv", "etag": etag}]}).encode()
-        manifest = s3.put_object(Bucket=BUCKET, Key=folder + "manifest.json", Body=body)["ETag"].strip('"')
-        trigger = {"source": "s3", "bucket": BUCKET, "key": folder + "manifest.json", "etag": manifest}
+        manifest = s3.put_object(Bucket=bucket, Key=folder + "manifest.json", Body=body)["ETag"].strip('"')
+        trigger = {"source": "s3", "bucket": bucket, "key": folder + "manifest.json", "etag": manifest}
         planned = rerun.Rerun("a-rerun", {"trigger": trigger}, ("preprocessing",))
         assert rerun.upload_changed(planned, load_item(), s3) is None
 
-        s3.put_object(Bucket=BUCKET, Key=folder + "data/houses.csv", Body=b"100 rows")
+        s3.put_object(Bucket=bucket, Key=folder + "data/houses.csv", Body=b"100 rows")
         assert "data/houses.csv (ETag differs)" in str(rerun.upload_changed(planned, load_item(), s3))
         unread = json.loads(json.dumps(load_item()).replace("{upload_prefix}", "data/{dataset_date}/"))
         assert rerun.upload_changed(planned, unread, s3) is None
 
-        s3.put_object(Bucket=BUCKET, Key=folder + "manifest.json", Body=body + b" ")
+        s3.put_object(Bucket=bucket, Key=folder + "manifest.json", Body=body + b" ")
         assert "manifest.json was replaced after this event" in str(rerun.upload_changed(planned, load_item(), s3))
+        for entry in s3.list_objects_v2(Bucket=bucket)["Contents"]:
+            s3.delete_object(Bucket=bucket, Key=entry["Key"])
+        s3.delete_bucket(Bucket=bucket)
 
 
 def test_a_rerun_of_a_rerun_keeps_reusing_and_names_the_run_that_made_each_result(

@@ -101,14 +101,16 @@ class Builder:
         return name
 
     def recorder(self, stage: str) -> str:
-        """ "<stage> failed": turns the error caught at $.caught into the failure record {stage, error, cause}."""
+        """ "<stage> failed": turns the error caught at $.failure ({Error, Cause}) into the failure record
+        {stage, error, cause}, in place. One copy of the cause, which for a failed job repeats its whole
+        request: a second one could take the state past Step Functions' 256 KiB (plan.failure_state_bytes)."""
         name = f"{stage.replace('_', ' ').capitalize()} failed"  # a stage, or "quality_gate"
         if name not in self.states:
             self.add(
                 name,
                 {
                     "Type": "Pass",
-                    "Parameters": {"stage": stage, "error.$": "$.caught.Error", "cause.$": "$.caught.Cause"},
+                    "Parameters": {"stage": stage, "error.$": "$.failure.Error", "cause.$": "$.failure.Cause"},
                     "ResultPath": "$.failure",
                     "Next": self.failure_target,
                 },
@@ -121,7 +123,7 @@ class Builder:
         state = {"Type": "Task", **state}
         if retry:
             state["Retry"] = retry_for(state["Resource"])
-        state["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.caught", "Next": recorder}]
+        state["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": recorder}]
         return self.add(name, state)
 
 

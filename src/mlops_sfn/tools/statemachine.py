@@ -77,7 +77,8 @@ def _recorded(b: Builder, stage: str, then: str | None) -> str | None:
             },
             "ResultPath": None,
             "Retry": retry_for(f"{DYNAMODB}putItem"),
-            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.caught", "Next": then}],
+            # not a failure of the run (a $.failure in a serving branch's output would say so)
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.unrecorded", "Next": then}],
             "Next": then,
         },
     )

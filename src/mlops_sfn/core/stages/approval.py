@@ -39,10 +39,10 @@ def _states(b: Builder, then: str | None) -> str:
                 # Unanswered in time counts as rejected: the package must not wait, pending, for ever.
                 {
                     "ErrorEquals": ["Rejected", "States.Timeout"],
-                    "ResultPath": "$.caught",
+                    "ResultPath": "$.failure",
                     "Next": "Reject model package",
                 },
-                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.caught", "Next": b.recorder("approval")},
+                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": b.recorder("approval")},
             ],
             "Next": "Approve model package",
         },

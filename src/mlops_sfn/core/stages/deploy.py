@@ -193,7 +193,7 @@ def _states(b: Builder, then: str | None) -> str:
                     "ResultPath": "$.caught",
                     "Next": "Endpoint missing?",
                 },
-                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.caught", "Next": b.recorder("deploy")},
+                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": b.recorder("deploy")},
             ],
             "Next": "Existing endpoint status?",
         },
@@ -205,7 +205,18 @@ def _states(b: Builder, then: str | None) -> str:
             "Choices": [
                 {"Variable": "$.caught.Cause", "StringMatches": "*Could not find endpoint*", "Next": "Create endpoint"}
             ],
-            "Default": b.recorder("deploy"),
+            "Default": "Endpoint not described",
+        },
+    )
+    # a DescribeEndpoint error is small; it is kept apart ($.caught) until it is known to be a failure,
+    # since a $.failure in a serving branch's output says the branch failed
+    b.add(
+        "Endpoint not described",
+        {
+            "Type": "Pass",
+            "Parameters": {"Error.$": "$.caught.Error", "Cause.$": "$.caught.Cause"},
+            "ResultPath": "$.failure",
+            "Next": b.recorder("deploy"),
         },
     )
     existing = "$.results.deploy.existing.status"

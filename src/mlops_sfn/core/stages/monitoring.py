@@ -202,7 +202,7 @@ def _states(b: Builder, then: str | None) -> str:
                 "Retry": retry_for(f"{SDK}sagemaker:describeMonitoringSchedule"),
                 "Catch": [
                     {"ErrorEquals": ["SageMaker.ResourceNotFoundException"], "ResultPath": None, "Next": missing},
-                    {"ErrorEquals": ["States.ALL"], "ResultPath": "$.caught", "Next": b.recorder("monitoring")},
+                    {"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": b.recorder("monitoring")},
                 ],
                 "Next": found,
             },
@@ -284,7 +284,7 @@ def _states(b: Builder, then: str | None) -> str:
                     "ResultPath": None,
                     "Next": "Monitoring removed",
                 },
-                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.caught", "Next": b.recorder("monitoring")},
+                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": b.recorder("monitoring")},
             ],
             "Next": "Monitoring removed",
         },
