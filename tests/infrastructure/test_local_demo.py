@@ -369,8 +369,12 @@ def test_rerun_from_evaluation_retries_a_failed_evaluation_without_retraining(
     trained = sagemaker.list_training_jobs()["TrainingJobSummaries"]
     approver = approve_when_asked(stack)
     command = ["rerun", failed.execution_name, "--from", "evaluation", "--wait", "--json", "--outputs", str(outputs)]
+    # the folder no longer holds what its manifest lists: said, and read only when accepted
+    assert cli.main(command) == 1
+    refused = capsys.readouterr().err
+    assert "code/evaluation.py (ETag differs)" in refused and "--accept-changed-upload" in refused
 
-    assert cli.main(command) == 0, capsys.readouterr()
+    assert cli.main([*command, "--accept-changed-upload"]) == 0, capsys.readouterr()
     approver.join(5)
     shown = json.loads(capsys.readouterr().out)
     outcomes = {stage: entry["outcome"] for stage, entry in shown["stages"].items()}

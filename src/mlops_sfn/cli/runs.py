@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     rerun.add_argument("execution", metavar="EXECUTION", help="execution name or ARN")
     rerun.add_argument("--from", dest="from_stage", required=True, choices=STAGES, metavar="STAGE")
     add_sets(rerun, "this rerun, over the earlier run's own (which it keeps)")
+    rerun.add_argument(
+        "--accept-changed-upload",
+        action="store_true",
+        help="read the earlier run's upload as it is now, though files changed since its manifest was"
+        " checked (a script fixed in place, say); without it such a rerun is refused, naming them",
+    )
     _add_wait(rerun)
     add_target(rerun)
     rerun.set_defaults(run=rerun_from)
@@ -198,12 +205,15 @@ def rerun_from(args: argparse.Namespace) -> int:
         problem(f"mlops-sfn rerun: what {earlier.name} made is gone, rerun from an earlier stage: {'; '.join(gone)}")
         return INVALID
     unverified = rerun.upload_changed(planned, dynamodb_json.from_typed(stored["Item"]), deployment.client("s3"))
-    if unverified:
+    if unverified and not args.accept_changed_upload:
         problem(
-            f"mlops-sfn rerun: the upload {earlier.name} read is not as verified then ({unverified}); start a run"
-            " from a new upload instead"
+            f"mlops-sfn rerun: the upload {earlier.name} read changed since its manifest was checked ({unverified})."
+            " Rerun with --accept-changed-upload to read it as it is now (a script fixed in place, say), or start"
+            " a run from a new upload"
         )
         return INVALID
+    if unverified:
+        print(f"reading the upload as it is now, as asked: {unverified}", file=sys.stderr)
     started = sfn.start_execution(
         stateMachineArn=machine, name=planned.name, input=json.dumps(planned.execution_input)
     )["executionArn"]
