@@ -181,7 +181,7 @@ def test_a_ledger_record_is_reused_only_if_aws_confirms_what_it_says(local: Loca
     assert rewritten["run_folder"]["S"].endswith(f"/{second.execution_name}/")
 
 
-def test_a_stage_of_a_run_that_failed_later_is_not_reused(local: LocalRuns) -> None:
+def test_a_stage_of_a_run_that_failed_later_is_not_reused(local: LocalRuns, capsys: pytest.CaptureFixture[str]) -> None:
     """Training succeeded and was recorded; the run failed after it. Its model was never evaluated
     as a whole run's: the next run trains again and says why."""
     failed = local.run(item("training"), fail={"batch_transform"})
@@ -190,7 +190,19 @@ def test_a_stage_of_a_run_that_failed_later_is_not_reused(local: LocalRuns) -> N
     clients = (local.s3, local.dynamodb, local.sfn)
     found = cache.reuse(item("training"), planned, clients, local.ledger, local.state_machine_arn)
     assert f"{failed.execution_name} did not succeed (FAILED)" in str(found["training"].why_not)
-    assert local.run(item("training")).stages["training"] == "succeeded" and training_jobs(local) == 2
+    again = local.run(item("training"))
+    assert again.stages["training"] == "succeeded" and training_jobs(local) == 2
+    # status says why the stage ran although the ledger held a record of it
+    arn = local.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{again.execution_name}"
+    run = runs.from_description(local.sfn.describe_execution(executionArn=arn))
+    capsys.readouterr()
+    report(local.sfn, run, as_json=True, graph=None)
+    training = json.loads(capsys.readouterr().out)["stages"]["training"]
+    assert training["outcome"] == "succeeded"
+    why = f"the ledger's record is not reused: {failed.execution_name} did not succeed (FAILED)"
+    assert training["not_reused"] == why
+    report(local.sfn, run, as_json=False, graph=None)
+    assert f"ran: the ledger's record is not reused: {failed.execution_name} did not succeed" in capsys.readouterr().out
 
 
 def test_a_router_that_may_not_read_runs_reuses_nothing(local: LocalRuns) -> None:

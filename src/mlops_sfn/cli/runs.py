@@ -363,6 +363,7 @@ def _report(
                         "outputs": found.get(stage) if stage_run.status in ("succeeded", "reused") else None,
                     }
                     | ({"reused_from": stage_run.reused_from} if stage_run.reused_from else {})
+                    | ({"not_reused": stage_run.not_reused} if stage_run.not_reused else {})
                     for stage, stage_run in stages.items()
                 },
             }
@@ -383,6 +384,8 @@ def _report(
             if stage_run.reused_from:
                 detail = f"from {stage_run.reused_from}{'; ' + detail if detail else ''}"
             print((line + (detail if stage_run.status in ("succeeded", "reused") else "")).rstrip())
+            if stage_run.not_reused:
+                print(f"  {'':<16} ran: {stage_run.not_reused}")
         print(f"  outputs: {run.execution_input.get('run_folder', '')}")
         if console:
             print(f"  console: {runs.console_url(run.arn)}")

@@ -233,7 +233,10 @@ def lookup(
                     moved[value] = record["name"]
         else:
             expires = int(now) + seconds(expire_after(wanted))
-            execution_input.setdefault("cache", {})[stage] = {"key": stage_key.key, "expires_at": expires}
+            entry: dict[str, Any] = {"key": stage_key.key, "expires_at": expires}
+            if found[stage].why_not:  # a record that was not reused: status says why the stage ran
+                entry["why"] = str(found[stage].why_not)[:WHY_LIMIT]
+            execution_input.setdefault("cache", {})[stage] = entry
     return found
 
 
@@ -341,6 +344,7 @@ def reuse(
     return lookup(execution_input, item, s3_identity(s3), ledger_fetch(dynamodb, ledger), proof=proof)
 
 
+WHY_LIMIT = 500  # characters of why a record was not reused, in the run's input
 MAX_LISTED = 100_000  # objects per location: beyond, listing costs more than it saves; the stage runs
 
 

@@ -32,6 +32,7 @@ class StageRun:
     status: str  # succeeded, failed, skipped, not reached, running, reused, stopped, timed out
     seconds: float | None = None
     reused_from: str | None = None  # the run whose outputs a reused stage took (a rerun's, or the ledger's)
+    not_reused: str | None = None  # why a cached stage ran although the ledger held a record of it
 
 
 @dataclass
@@ -208,7 +209,8 @@ def stage_runs(
                 status = "running" if running else _ENDED_IN.get(ending, "failed")
             else:
                 status = "succeeded"
-            runs[stage] = StageRun(status, seconds)
+            why = execution_input.get("cache", {}).get(stage, {}).get("why")
+            runs[stage] = StageRun(status, seconds, not_reused=why)
     return runs
 
 
