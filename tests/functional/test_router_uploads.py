@@ -178,3 +178,26 @@ def test_a_scheduled_run_of_an_item_that_names_no_upload_folder_checks_no_upload
         f"s3://{BUCKET}/data/2024-06-03/code/preprocessing.py",
         f"s3://{BUCKET}/data/2024-06-03/data/",
     ]
+
+
+def test_a_scheduled_run_whose_uploads_cannot_be_listed_is_kept_for_a_replay(stack: Stack) -> None:
+    """Without the listing the run would read whatever lies under the prefix: the event is refused."""
+    from botocore.exceptions import ClientError
+
+    class Unlistable:
+        def __init__(self, s3: Any) -> None:
+            self.s3 = s3
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.s3, name)
+
+        def get_paginator(self, operation: str) -> Any:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "ListObjectsV2")
+
+    router = stack.router()
+    router._s3 = Unlistable(stack.s3)
+    with pytest.raises(RejectedEvent) as raised:
+        router.handle(load_event("scheduled"), "req")
+    (rejected,) = raised.value.rejections
+    assert rejected["field"] == "trigger.prefix" and "could not be listed (AccessDenied)" in rejected["reason"]
+    assert stack.executions() == []

@@ -394,13 +394,14 @@ class Router:
         logged with its reason; _Rejected when none passes."""
         from botocore.exceptions import ClientError
 
+        pipeline, field_path = item["consumption_pipeline_name"], "trigger.complete_on.manifest"
         try:
             latest = uploads.latest_verified(self.s3, self.config.settings.bucket, item.get("trigger", {}))
-        except ClientError as error:
-            log(level="warning", outcome="latest upload unknown", reason=shorten(str(error), 200))
-            return uploads.Latest(None)
+        except ClientError as error:  # the run would read whatever lies under the prefix: kept for a replay
+            code = error.response.get("Error", {}).get("Code", "error")
+            reason = f"the uploads under trigger.prefix could not be listed ({code}); replay this event once they can"
+            raise _Rejected(self._reject(pipeline, trigger, "trigger.prefix", reason, request_id)) from None
         except uploads.NoVerifiedUpload as error:
-            pipeline, field_path = item["consumption_pipeline_name"], "trigger.complete_on.manifest"
             raise _Rejected(self._reject(pipeline, trigger, field_path, str(error), request_id)) from None
         for key, reason in latest.passed_over:
             log(level="warning", **context, outcome="upload passed over", upload=key, reason=reason)
