@@ -116,7 +116,6 @@ def test_each_environment_applies_the_run_its_plan_job_showed_dev_then_uat_then_
         assert plan["artifacts"] == {"reports": {"dotenv": "tfc.env"}}
         assert "--dotenv tfc.env" in plan["script"][-1] and apply["script"][-1] == ".venv/bin/mlops-sfn tfc apply"
         assert plan["variables"] == apply["variables"] == {"TFC_WORKSPACE": f"$TFC_WORKSPACE_{environment.upper()}"}
-        assert plan["environment"] == {"name": environment, "action": "prepare"}
         assert apply["environment"]["name"] == environment
         assert plan["resource_group"] == apply["resource_group"] == environment
         if previous:  # promotion: after the previous apply, the configuration version dev planned
@@ -163,3 +162,111 @@ def test_every_make_target_the_pipeline_runs_exists() -> None:
         for line in job["script"]:
             for target in re.findall(r"^make (\S+)", line):
                 assert re.search(rf"^{target}:", makefile, re.MULTILINE), target
+
+
+# --- Which jobs each push makes, by GitLab's documented rules -------------------------------------
+# gitlab-ci-local lists jobs even where `workflow:rules` makes no pipeline, and does not apply GitLab's
+# default for a job without rules (`only: [branches, tags]`: none in merge-request pipelines), so these
+# tests evaluate the file as GitLab's CI/CD YAML reference describes: workflow rules first (no match,
+# or `when: never`: no pipeline), then each job's rules in order, the first match deciding its `when`
+# (on_success unless it says), no match leaving the job out. The variables are those GitLab sets for
+# each kind of pipeline ("Predefined CI/CD variables reference": CI_COMMIT_BRANCH is absent from
+# merge-request and tag pipelines; CI_OPEN_MERGE_REQUESTS is set on a branch push with one open).
+
+PUSHES: dict[str, dict[str, str]] = {
+    "branch": {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "feature", "CI_DEFAULT_BRANCH": "main"},
+    "branch with an open merge request": {
+        "CI_PIPELINE_SOURCE": "push",
+        "CI_COMMIT_BRANCH": "feature",
+        "CI_DEFAULT_BRANCH": "main",
+        "CI_OPEN_MERGE_REQUESTS": "group/project!7",
+    },
+    "merge request": {"CI_PIPELINE_SOURCE": "merge_request_event", "CI_DEFAULT_BRANCH": "main"},
+    "main": {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "main", "CI_DEFAULT_BRANCH": "main"},
+    "tag": {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_TAG": "v1.2.0", "CI_DEFAULT_BRANCH": "main"},
+    "schedule": {"CI_PIPELINE_SOURCE": "schedule", "CI_COMMIT_BRANCH": "main", "CI_DEFAULT_BRANCH": "main"},
+}
+
+
+def _value(term: str, variables: dict[str, str]) -> str | None:
+    term = term.strip()
+    if term.startswith("$"):
+        return variables.get(term[1:]) or None  # an empty variable counts as absent
+    return term.strip('"')
+
+
+def holds(expression: str, variables: dict[str, str]) -> bool:
+    """A rules `if:` of the forms this file uses: `$A == "x"`, `$A != $B`, `$A` (set and not empty),
+    joined by && (binding tighter) and ||."""
+    for alternative in expression.split("||"):
+        terms = []
+        for term in alternative.split("&&"):
+            match = re.fullmatch(r"\s*(\S+)\s*(==|!=)\s*(\S+)\s*", term)
+            if match:
+                left, operator, right = match.groups()
+                equal = _value(left, variables) == _value(right, variables)
+                terms.append(equal if operator == "==" else not equal)
+            else:
+                terms.append(_value(term, variables) is not None)
+        if all(terms):
+            return True
+    return False
+
+
+def decided(rules: list[dict[str, Any]], variables: dict[str, str]) -> str:
+    for rule in rules:
+        if "if" not in rule or holds(rule["if"], variables):
+            return str(rule.get("when", "on_success"))
+    return "never"
+
+
+def pipeline(push: str) -> dict[str, str]:
+    """job -> when, for the push; {} when the workflow makes no pipeline."""
+    loaded: dict[str, Any] = yaml.safe_load(CI.read_text())
+    variables = PUSHES[push]
+    if decided(loaded["workflow"]["rules"], variables) == "never":
+        return {}
+    found = {}
+    for name, job in loaded.items():
+        if not isinstance(job, dict) or "script" not in job or name.startswith("."):
+            continue
+        if "rules" in job:
+            when = decided(job["rules"], variables)
+        else:  # GitLab's default: only: [branches, tags]
+            when = "on_success" if variables.get("CI_COMMIT_BRANCH") or variables.get("CI_COMMIT_TAG") else "never"
+        if when != "never":
+            found[name] = when
+    return found
+
+
+def test_each_push_makes_one_pipeline_with_the_jobs_gitlab_would_run() -> None:
+    """A push to a branch with an open merge request makes only the merge-request pipeline (not a branch
+    pipeline as well); lint, test and the speculative plan run in merge-request pipelines."""
+    applies = {"apply-dev": "on_success", "apply-uat": "manual", "apply-prod": "manual"}
+    plans = {name: "on_success" for name in ("plan", "plan-dev", "plan-uat", "plan-prod")}
+    assert pipeline("branch with an open merge request") == {}
+    assert pipeline("merge request") == {"lint": "on_success", "test": "on_success", "plan": "on_success"}
+    assert pipeline("branch") == {"lint": "on_success", "test": "on_success"}
+    assert pipeline("tag") == {"lint": "on_success", "test": "on_success"}
+    assert pipeline("main") == {"lint": "on_success", "test": "on_success", "pages": "on_success"} | plans | applies
+    assert pipeline("schedule") == {"newest-releases": "on_success"}
+    # where gitlab-ci-local can say, it agrees
+    for push, arguments in (("merge request", MERGE_REQUEST), ("branch", BRANCH), ("main", MAIN)):
+        assert set(listed(arguments)) == set(pipeline(push)), push
+
+
+def test_anyone_may_plan_and_only_the_applies_deploy_to_an_environment() -> None:
+    """GitLab restricts every job of a protected environment (prepare ones included) to its allowed
+    deployers: the plan jobs name no environment, so protecting uat and prod restricts the applies alone.
+    A newer pipeline may cancel anything but an apply."""
+    loaded: dict[str, Any] = yaml.safe_load(CI.read_text())
+    assert loaded["default"]["interruptible"] is True
+    tiers = {"dev": "development", "uat": "staging", "prod": "production"}
+    for name in pipeline("main"):
+        job = loaded[name]
+        if name.startswith("apply-"):
+            environment = name.removeprefix("apply-")
+            assert job["environment"] == {"name": environment, "deployment_tier": tiers[environment]}
+            assert job["interruptible"] is False
+        else:
+            assert "environment" not in job and "interruptible" not in job, name
