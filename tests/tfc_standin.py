@@ -25,8 +25,11 @@ from typing import Any
 
 TOKEN = "secret-token"
 PLAN_TOKEN = "plan-only-token"
-WAITING = {"planned", "cost_estimated", "policy_checked", "post_plan_completed"}  # may be confirmed
-DECIDING = {"policy_override", "post_plan_awaiting_decision"}
+# may be confirmed: a plan done, every stage after it done, or a policy a person overrode; and a saved
+# plan ("planned_and_saved ... can be confirmed", HashiCorp's run states)
+WAITING = {"planned", "cost_estimated", "policy_checked", "post_plan_completed", "policy_overridden"}
+WAITING |= {"planned_and_saved"}
+DECIDING = {"policy_override", "tf_policy_override", "post_plan_awaiting_decision"}
 ENDED = {"applied", "planned_and_finished", "planned_and_saved", "errored", "discarded", "canceled", "force_canceled"}
 ENDED |= {"policy_soft_failed"}
 CANCELABLE = {"pending", "plan_queued", "planning", "cost_estimating", "policy_checking", "post_plan_running"}

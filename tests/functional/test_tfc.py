@@ -133,12 +133,65 @@ def test_post_plan_stages_finish_before_the_run_counts_as_planned(cloud: Cloud) 
 
 
 def test_a_speculative_plan_is_green_only_after_its_policy_checks(cloud: Cloud) -> None:
-    cloud.scripts = [["planning", "planned", "policy_checking", "policy_soft_failed"]]
-    with pytest.raises(tfc.TfcError, match="soft-mandatory policy check failed"):
-        plan(cloud, speculative=True)
     cloud.scripts = [["planning", "planned", "cost_estimating", "cost_estimated", "planned_and_finished"]]
     assert plan(cloud, speculative=True).status == "planned_and_finished"
-    assert [made["attributes"]["plan-only"] for made in created(cloud)] == [True, True]
+    assert [made["attributes"]["plan-only"] for made in created(cloud)] == [True]
+
+
+def test_a_soft_failed_speculative_plan_warns_and_does_not_block_main(cloud: Cloud) -> None:
+    """A plan-only run can never be overridden ("policy_soft_failed ... a final state" for it); on main the
+    non-speculative run stops at policy_override, where a person may override: the speculative plan
+    warns, with the link, and lets plan-dev's run decide."""
+    cloud.scripts = [["planning", "planned", "policy_checking", "policy_soft_failed"]]
+    remote = client(cloud)
+    run = tfc.plan(remote, speculative=True, message="ci", deadline=deadline())
+    assert run.status == "policy_soft_failed"
+    (warning,) = [line for line in remote.say if line.startswith("WARNING")]
+    assert "soft-mandatory policy check failed" in warning and "runs/run-1" in warning
+
+
+def test_after_an_override_the_plan_job_run_again_adopts_its_run_and_the_gate_confirms_it(
+    cloud: Cloud, tmp_path: Path
+) -> None:
+    """The plan job stops at policy_override (exit 1) having written its dotenv; a person overrides in HCP
+    Terraform; the job run again (same pipeline) takes that run, never a new one that would discard it,
+    and the gate confirms exactly it."""
+    dotenv = tmp_path / "tfc.env"
+    cloud.scripts = [["planning", "planned", "policy_checking", "policy_override"]]
+    with pytest.raises(tfc.NeedsAPerson):
+        plan(cloud, dotenv=dotenv, pipeline="4242")
+    assert "TFC_RUN_ID=run-1\n" in dotenv.read_text()
+    assert created(cloud)[0]["attributes"]["message"].endswith("[mlops-sfn] pipeline 4242")
+    cloud.runs["run-1"].status = "policy_overridden"  # a person overrode it
+    dotenv.unlink()
+
+    run = plan(cloud, dotenv=dotenv, pipeline="4242")
+    assert (run.id, len(created(cloud)), posted(cloud, "discard")) == ("run-1", 1, [])
+    assert dotenv.read_text() == (
+        "TFC_RUN_ID=run-1\nTFC_RUN_URL=https://app.terraform.io/app/acme/workspaces/mlops-dev/runs/run-1\n"
+        "TFC_CONFIGURATION_VERSION=cv-1\n"
+    )
+    assert tfc.apply(client(cloud), "run-1", message="promote", deadline=deadline()).status == "applied"
+    assert posted(cloud, "apply") == ["/api/v2/runs/run-1/actions/apply"]
+
+    plan(cloud, pipeline="4243")  # another pipeline's job: a run of its own
+    assert len(created(cloud)) == 2
+
+
+def test_a_saved_plan_is_confirmed_and_followed_to_its_apply(cloud: Cloud) -> None:
+    """HashiCorp: a planned_and_saved run can be confirmed. The gate confirms it (it used to stop there,
+    exit 0, applying nothing) and waits while it still reads planned_and_saved."""
+    made = cloud.run_made("mlops-dev", ["planned_and_saved"], message="saved")
+    made.after_confirm = ["planned_and_saved", "apply_queued", "applying", "applied"]
+    run = tfc.apply(client(cloud), made.id, message="promote", deadline=deadline())
+    assert run.status == "applied" and posted(cloud, "apply") == [f"/api/v2/runs/{made.id}/actions/apply"]
+
+
+@pytest.mark.parametrize("version", ["", "  ", "run-1", "cv-1; rm -rf /"])
+def test_a_configuration_version_that_is_no_id_is_refused_before_any_call(cloud: Cloud, version: str) -> None:
+    with pytest.raises(tfc.TfcError, match="is not a configuration version id"):
+        plan(cloud, workspace="mlops-uat", configuration_version=version)
+    assert cloud.calls == []
 
 
 def test_a_hard_mandatory_policy_failure_fails_the_merge_request_plan(cloud: Cloud) -> None:
@@ -155,7 +208,7 @@ def test_a_hard_mandatory_policy_failure_fails_the_merge_request_plan(cloud: Clo
         plan(cloud, speculative=True)
 
 
-@pytest.mark.parametrize("status", ["policy_override", "post_plan_awaiting_decision"])
+@pytest.mark.parametrize("status", ["policy_override", "tf_policy_override", "post_plan_awaiting_decision"])
 def test_a_run_waiting_for_a_decision_stops_at_once_with_a_link_and_is_left_for_the_person(
     cloud: Cloud, status: str
 ) -> None:

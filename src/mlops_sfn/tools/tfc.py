@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -46,8 +47,13 @@ DEFAULT_HOSTNAME = "app.terraform.io"
 SUCCEEDED = {"applied", "planned_and_finished", "planned_and_saved"}
 # policy_soft_failed ends a plan-only run ("a final state"); the others end any run.
 FAILED = {"errored", "discarded", "canceled", "force_canceled", "policy_soft_failed"}
-# Past confirmation: giving up must not cancel an apply half-way; it goes on in HCP Terraform.
+# Past confirmation: giving up must not cancel an apply half-way; it goes on in HCP Terraform. The
+# post-apply stages (run tasks after the apply) are part of it.
 APPLYING = {"confirmed", "apply_queued", "queuing_apply", "pre_apply_running", "pre_apply_completed", "applying"}
+APPLYING |= {"post_apply_running", "post_apply_completed"}
+# A person decides: a Sentinel policy override, a Terraform-native policy override, a run task's verdict.
+DECIDING = {"policy_override", "tf_policy_override"}
+CONFIGURATION_VERSION = re.compile(r"cv-[A-Za-z0-9]+")  # HashiCorp's ids: <kind>-<base58>
 MARKER = "[mlops-sfn]"  # in the message of every run `tfc plan` leaves waiting, so a newer one may supersede it
 EXCLUDED = (".git/", ".venv", ".toolchain/", ".mlops-local/", ".terraform/", "node_modules/")
 JOB_MARGIN_SECONDS = 300  # give up this long before GitLab's job timeout, so the run is discarded, not orphaned
@@ -66,7 +72,7 @@ class Interrupted(Exception):
 
 
 def needs_a_person(status: str) -> bool:
-    return status == "policy_override" or status.endswith("_awaiting_decision")
+    return status in DECIDING or status.endswith("_awaiting_decision")
 
 
 def hostname_of(value: str) -> str:
@@ -123,6 +129,7 @@ class RunState:
     message: str
     plan: str | None
     apply: str | None
+    version: str | None = None  # its configuration version
 
     def can(self, action: str) -> bool:
         return bool(self.actions.get(f"is-{action}"))
@@ -181,6 +188,7 @@ class Cloud:
             message=str(attributes.get("message") or ""),
             plan=_related(relations, "plan"),
             apply=_related(relations, "apply"),
+            version=_related(relations, "configuration-version"),
         )
 
     def poll(self, run_id: str, deadline: Deadline) -> RunState:
@@ -329,10 +337,27 @@ def plan(
     configuration_version: str | None = None,
     root: Path = ROOT,
     dotenv: Path | None = None,
+    pipeline: str | None = None,
 ) -> RunState:
     """A speculative plan followed to its end, or a run followed until it waits to be confirmed."""
     settings, say = cloud.settings, cloud.say
+    if configuration_version is not None and not CONFIGURATION_VERSION.fullmatch(configuration_version):
+        raise TfcError(
+            f"--configuration-version {configuration_version!r} is not a configuration version id (cv-...):"
+            " pass the TFC_CONFIGURATION_VERSION the earlier environment's plan job reported, or leave it out"
+        )
     workspace = cloud.workspace()
+    tag = f"{MARKER} pipeline {pipeline}" if pipeline and not speculative else None
+    adopted = _this_pipelines_run(cloud, workspace.id, tag) if tag else None
+    if adopted is not None:  # the job again (after an override, say): its run, never a new one over it
+        say(f"run {adopted.id}: this pipeline's run, {adopted.status}: {settings.run_url(adopted.id)}")
+        run = adopted
+        with abandoned_on_failure(cloud, run.id):
+            run = follow(cloud, run.id, deadline, until_confirmable=True, workspace_id=workspace.id)
+        if dotenv is not None:
+            _write_dotenv(dotenv, run.id, settings.run_url(run.id), adopted.version or "")
+        say(summary(cloud, run))
+        return run
     if configuration_version:  # promotion: the code dev got (HashiCorp: runs may use another workspace's version)
         status = getattr(_version(cloud, configuration_version).status, "value", None)
         if status != "uploaded":
@@ -345,20 +370,47 @@ def plan(
             RunCreateOptions(
                 workspace=Workspace(id=workspace.id),
                 configuration_version=ConfigurationVersion(id=version),
-                message=message if speculative else f"{message} {MARKER}",
+                message=message if speculative else f"{message} {tag or MARKER}",
                 plan_only=speculative,
                 auto_apply=False,  # never the workspace's: the gate job confirms, nobody races it
             )
         )
     url = settings.run_url(created.id)
     say(f"{'speculative plan' if speculative else 'plan'} in {settings.organization}/{settings.workspace}: {url}")
-    with abandoned_on_failure(cloud, created.id):
-        run = follow(cloud, created.id, deadline, until_confirmable=not speculative, workspace_id=workspace.id)
+    try:
+        with abandoned_on_failure(cloud, created.id):
+            run = follow(
+                cloud,
+                created.id,
+                deadline,
+                until_confirmable=not speculative,
+                workspace_id=workspace.id,
+                speculative=speculative,
+            )
+    except NeedsAPerson:
+        if dotenv is not None:  # once a person decided, the job run again confirms this run (see above)
+            _write_dotenv(dotenv, created.id, url, version)
+        raise
     if run.status in SUCCEEDED or run.can("confirmable"):
         say(summary(cloud, run))
     if dotenv is not None:  # GitLab's dotenv report: the gate job confirms this run, promotion reuses the version
-        dotenv.write_text(f"TFC_RUN_ID={run.id}\nTFC_RUN_URL={url}\nTFC_CONFIGURATION_VERSION={version}\n")
+        _write_dotenv(dotenv, run.id, url, version)
     return run
+
+
+def _write_dotenv(path: Path, run_id: str, url: str, version: str) -> None:
+    path.write_text(f"TFC_RUN_ID={run_id}\nTFC_RUN_URL={url}\nTFC_CONFIGURATION_VERSION={version}\n")
+
+
+def _this_pipelines_run(cloud: Cloud, workspace_id: str, tag: str) -> RunState | None:
+    """The workspace's current run when this pipeline's job queued it and it still waits (to be
+    confirmed, or for a person's decision): a job run again adopts it instead of discarding it."""
+    current = cloud.current_run(workspace_id)
+    if not current:
+        return None
+    run = cloud.run(current)
+    waiting = run.can("confirmable") or needs_a_person(run.status) or run.status == "policy_overridden"
+    return run if run.message.endswith(tag) and waiting else None
 
 
 def apply(cloud: Cloud, run_id: str, *, message: str, deadline: Deadline) -> RunState:
@@ -370,7 +422,8 @@ def apply(cloud: Cloud, run_id: str, *, message: str, deadline: Deadline) -> Run
         return run
     with abandoned_on_failure(cloud, run_id):
         run = follow(cloud, run_id, deadline, until_confirmable=True)
-    if run.status in SUCCEEDED:
+    # A saved plan (planned_and_saved) "can be confirmed" (HashiCorp, run states) like a waiting run.
+    if run.status in SUCCEEDED and not run.can("confirmable"):
         return run
     try:
         cloud.tfe.runs.apply(run_id, RunApplyOptions(comment=message))
@@ -384,9 +437,17 @@ def apply(cloud: Cloud, run_id: str, *, message: str, deadline: Deadline) -> Run
 
 
 def follow(
-    cloud: Cloud, run_id: str, deadline: Deadline, *, until_confirmable: bool, workspace_id: str | None = None
+    cloud: Cloud,
+    run_id: str,
+    deadline: Deadline,
+    *,
+    until_confirmable: bool,
+    workspace_id: str | None = None,
+    speculative: bool = False,
 ) -> RunState:
-    """The run at its end, or once it waits to be confirmed; TfcError (NeedsAPerson) if it did not succeed."""
+    """The run at its end, or once it waits to be confirmed; TfcError (NeedsAPerson) if it did not succeed.
+    A speculative plan whose soft-mandatory policies failed ends with a warning, not a failure: it can
+    never be overridden, and the run that is (plan-dev's) decides."""
     say, url, last = cloud.say, cloud.settings.run_url(run_id), ""
     superseded: set[str] = set()
     while True:
@@ -394,7 +455,13 @@ def follow(
         if run.status != last:
             say(f"run {run_id}: {run.status}")
             last = run.status
-        if run.status in SUCCEEDED:
+        # a saved plan being applied reads planned_and_saved until its apply is queued: not an end then
+        if run.status in SUCCEEDED and (until_confirmable or run.status != "planned_and_saved"):
+            return run
+        if speculative and run.status == "policy_soft_failed":
+            say(
+                f"WARNING: run {run_id}: a soft-mandatory policy check failed; the run on main can be overridden: {url}"
+            )
             return run
         if run.status in FAILED:
             reason = cloud.why(run) if run.status == "errored" else _ENDED[run.status]
@@ -501,6 +568,7 @@ def main(
                 deadline=deadline,
                 configuration_version=configuration_version,
                 dotenv=Path(dotenv) if dotenv else None,
+                pipeline=os.environ.get("CI_PIPELINE_ID"),  # a retried job finds its pipeline's run
             )
     except (TfcError, TFEError, Interrupted, KeyboardInterrupt) as error:
         print(f"mlops-sfn tfc {command}: {error or 'interrupted'}", file=sys.stderr)
