@@ -8,6 +8,8 @@ It serves the calls `mlops-sfn tfc` makes with the API's JSON:API shapes and beh
   confirmed by HCP Terraform itself: a later confirmation gets 409, as does any action its
   state does not allow;
 - a run waits `pending` while another run holds the workspace (its current run);
+- an applied run writes the workspace's current state version (`current-state-version`, whose
+  `run` relationship names it); a workspace nothing was applied to answers 404 there;
 - a configuration version is `pending` until uploaded, then `uploaded` or `errored`;
 - 404 for what the token cannot see; scripted faults (429 with Retry-After, 5xx, a dropped
   connection) answer a request before it is served.
@@ -85,7 +87,13 @@ class Cloud:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def workspace(self, name: str, auto_apply: bool = False) -> dict[str, Any]:
-        self.workspaces[name] = {"id": f"ws-{name}", "name": name, "auto-apply": auto_apply, "current": None}
+        self.workspaces[name] = {
+            "id": f"ws-{name}",
+            "name": name,
+            "auto-apply": auto_apply,
+            "current": None,
+            "state_run": None,  # the run that wrote its current state version
+        }
         return self.workspaces[name]
 
     def run_made(
@@ -122,6 +130,10 @@ class Cloud:
                 return 200, self._workspace(self.workspaces[name])
             case ["workspaces", ws_id] if ws_id in by_id:
                 return 200, self._workspace(by_id[ws_id])
+            case ["workspaces", ws_id, "current-state-version"] if ws_id in by_id and by_id[ws_id]["state_run"]:
+                run_id = by_id[ws_id]["state_run"]
+                relations = {"run": {"data": {"id": run_id, "type": "runs"}}}
+                return 200, {"data": {"id": f"sv-{run_id}", "type": "state-versions", "relationships": relations}}
             case ["workspaces", ws_id, "configuration-versions"] if method == "POST" and ws_id in by_id:
                 version_id = f"cv-{len(self.versions) + 1}"
                 attributes = body["data"]["attributes"]
@@ -188,6 +200,8 @@ class Cloud:
         blocked = not run.plan_only and ws["current"] not in (None, run.id)
         if advance and run.script and not (run.status == "pending" and blocked):
             run.status = run.script.pop(0)
+        if run.status == "applied":
+            ws["state_run"] = run.id
         if run.status in ENDED and ws["current"] == run.id:
             ws["current"] = None
         if ws["current"] is None and not run.plan_only and run.status not in ENDED:

@@ -159,13 +159,13 @@ def test_after_an_override_the_plan_job_run_again_adopts_its_run_and_the_gate_co
     dotenv = tmp_path / "tfc.env"
     cloud.scripts = [["planning", "planned", "policy_checking", "policy_override"]]
     with pytest.raises(tfc.NeedsAPerson):
-        plan(cloud, dotenv=dotenv, pipeline="4242")
+        plan(cloud, dotenv=dotenv, origin=tfc.Origin(4242))
     assert "TFC_RUN_ID=run-1\n" in dotenv.read_text()
     assert created(cloud)[0]["attributes"]["message"].endswith("[mlops-sfn] pipeline 4242")
     cloud.runs["run-1"].status = "policy_overridden"  # a person overrode it
     dotenv.unlink()
 
-    run = plan(cloud, dotenv=dotenv, pipeline="4242")
+    run = plan(cloud, dotenv=dotenv, origin=tfc.Origin(4242))
     assert (run.id, len(created(cloud)), posted(cloud, "discard")) == ("run-1", 1, [])
     assert dotenv.read_text() == (
         "TFC_RUN_ID=run-1\nTFC_RUN_URL=https://app.terraform.io/app/acme/workspaces/mlops-dev/runs/run-1\n"
@@ -174,7 +174,7 @@ def test_after_an_override_the_plan_job_run_again_adopts_its_run_and_the_gate_co
     assert tfc.apply(client(cloud), "run-1", message="promote", deadline=deadline()).status == "applied"
     assert posted(cloud, "apply") == ["/api/v2/runs/run-1/actions/apply"]
 
-    plan(cloud, pipeline="4243")  # another pipeline's job: a run of its own
+    plan(cloud, origin=tfc.Origin(4243))  # another pipeline's job: a run of its own
     assert len(created(cloud)) == 2
 
 
@@ -308,6 +308,49 @@ def test_an_unpromoted_plan_of_ours_is_superseded_and_someone_elses_is_not(cloud
         tfc.plan(remote, speculative=False, message="ci", deadline=tfc.Deadline(0.5, 0.01))
     assert manual.status == "planned"
     assert any(f"queued behind {manual.id} (planned)" in line for line in remote.say)
+
+
+def test_a_waiting_run_of_a_newer_commit_is_never_discarded_by_an_older_pipeline(cloud: Cloud) -> None:
+    """Superseding follows commit order, not job order: an older pipeline (a retried job, say) meeting a
+    newer one's waiting run gives way, its own run given up; a newer pipeline supersedes as before."""
+    newer = cloud.run_made("mlops-dev", ["planned"], message=f"ci {tfc.Origin(20, 'b' * 40).tag()}")
+    with pytest.raises(tfc.TfcError, match=r"run-1 of a newer commit \(commit bbbbbbbbbbbb, pipeline 20\)"):
+        plan(cloud, origin=tfc.Origin(10, "a" * 40))
+    assert newer.status == "planned" and cloud.runs["run-2"].status in ("discarded", "canceled")
+    newest = plan(cloud, origin=tfc.Origin(30, "c" * 40))
+    assert (newer.status, newest.status) == ("discarded", "planned")
+
+
+def test_commit_order_is_git_ancestry_where_the_checkout_knows_both_commits(tmp_path: Path) -> None:
+    """A pipeline created later for an older commit (run by hand on it) is still the older one."""
+
+    def git(*arguments: str) -> str:
+        done = subprocess.run(["git", "-C", str(tmp_path), *arguments], capture_output=True, text=True, check=True)
+        return done.stdout.strip()
+
+    git("init", "-q")
+    shas = []
+    for number in (1, 2):
+        git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", f"c{number}")
+        shas.append(git("rev-parse", "HEAD"))
+    first, second = tfc.Origin(99, shas[0]), tfc.Origin(1, shas[1])
+    assert second.newer_than(first, tmp_path) and not first.newer_than(second, tmp_path)
+    unknown = tfc.Origin(99, "f" * 40)  # not in this checkout (a shallow clone): the pipeline numbers decide
+    assert unknown.newer_than(second, tmp_path) and not second.newer_than(unknown, tmp_path)
+
+
+def test_an_older_pipelines_gate_refuses_to_apply_over_a_newer_commit(cloud: Cloud) -> None:
+    """A newer commit was applied; an older pipeline's jobs are retried afterwards: the workspace is idle,
+    so its plan runs, and its gate refuses to put the older code back, saying which run is newer."""
+    newer = plan(cloud, origin=tfc.Origin(20, "b" * 40))
+    tfc.apply(client(cloud), newer.id, message="m", deadline=deadline())
+    older = plan(cloud, origin=tfc.Origin(10, "a" * 40))
+    with pytest.raises(tfc.TfcError, match=rf"last applied by run {newer.id} of a newer commit"):
+        tfc.apply(client(cloud), older.id, message="m", deadline=deadline())
+    assert posted(cloud, "apply") == [f"/api/v2/runs/{newer.id}/actions/apply"]
+    assert cloud.runs[older.id].status == "discarded"  # it no longer holds the workspace
+    again = plan(cloud, origin=tfc.Origin(30, "c" * 40))  # and a newer commit still applies
+    assert tfc.apply(client(cloud), again.id, message="m", deadline=deadline()).status == "applied"
 
 
 def test_the_gate_job_says_when_its_run_was_superseded(cloud: Cloud) -> None:

@@ -71,6 +71,55 @@ class Interrupted(Exception):
     """The job was cancelled (SIGTERM from the GitLab runner) or interrupted."""
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Which pipeline and commit queued a run: written at the end of its message after MARKER, so a
+    later job knows whether a run it meets is of an older or a newer commit than its own."""
+
+    pipeline: int | None = None  # CI_PIPELINE_ID: GitLab numbers pipelines in the order they are created
+    commit: str | None = None  # CI_COMMIT_SHA
+
+    PATTERN = re.compile(rf"{re.escape(MARKER)}(?: pipeline (\d+))?(?: commit ([0-9a-f]{{7,64}}))?$")
+
+    def tag(self) -> str:
+        parts = [MARKER]
+        if self.pipeline is not None:
+            parts.append(f"pipeline {self.pipeline}")
+        if self.commit:
+            parts.append(f"commit {self.commit}")
+        return " ".join(parts)
+
+    @classmethod
+    def of(cls, message: str) -> Origin | None:
+        """The origin a message ends with; None for a run this tool did not queue."""
+        found = cls.PATTERN.search(message)
+        if not found:
+            return None
+        return cls(int(found.group(1)) if found.group(1) else None, found.group(2))
+
+    def newer_than(self, other: Origin, repository: Path = ROOT) -> bool:
+        """Whether this run's commit comes after `other`'s: by git ancestry where the checkout knows both
+        commits, else by pipeline number; False when neither says (the runs are then treated alike)."""
+        if self.commit and other.commit:
+            if self.commit == other.commit:
+                return False
+            for older, newer, answer in ((other.commit, self.commit, True), (self.commit, other.commit, False)):
+                done = subprocess.run(
+                    ["git", "-C", str(repository), "merge-base", "--is-ancestor", older, newer],
+                    capture_output=True,
+                    check=False,
+                )
+                if done.returncode == 0:
+                    return answer
+        if self.pipeline is not None and other.pipeline is not None:
+            return self.pipeline > other.pipeline
+        return False
+
+    def said(self) -> str:
+        commit = f"commit {self.commit[:12]}" if self.commit else "commit unknown"
+        return f"{commit}, pipeline {self.pipeline if self.pipeline is not None else 'unknown'}"
+
+
 def needs_a_person(status: str) -> bool:
     return status in DECIDING or status.endswith("_awaiting_decision")
 
@@ -337,7 +386,7 @@ def plan(
     configuration_version: str | None = None,
     root: Path = ROOT,
     dotenv: Path | None = None,
-    pipeline: str | None = None,
+    origin: Origin | None = None,
 ) -> RunState:
     """A speculative plan followed to its end, or a run followed until it waits to be confirmed."""
     settings, say = cloud.settings, cloud.say
@@ -347,13 +396,13 @@ def plan(
             " pass the TFC_CONFIGURATION_VERSION the earlier environment's plan job reported, or leave it out"
         )
     workspace = cloud.workspace()
-    tag = f"{MARKER} pipeline {pipeline}" if pipeline and not speculative else None
-    adopted = _this_pipelines_run(cloud, workspace.id, tag) if tag else None
+    origin = origin or Origin()
+    adopted = _this_pipelines_run(cloud, workspace.id, origin) if not speculative else None
     if adopted is not None:  # the job again (after an override, say): its run, never a new one over it
         say(f"run {adopted.id}: this pipeline's run, {adopted.status}: {settings.run_url(adopted.id)}")
         run = adopted
         with abandoned_on_failure(cloud, run.id):
-            run = follow(cloud, run.id, deadline, until_confirmable=True, workspace_id=workspace.id)
+            run = follow(cloud, run.id, deadline, until_confirmable=True, workspace_id=workspace.id, origin=origin)
         if dotenv is not None:
             _write_dotenv(dotenv, run.id, settings.run_url(run.id), adopted.version or "")
         say(summary(cloud, run))
@@ -370,7 +419,7 @@ def plan(
             RunCreateOptions(
                 workspace=Workspace(id=workspace.id),
                 configuration_version=ConfigurationVersion(id=version),
-                message=message if speculative else f"{message} {tag or MARKER}",
+                message=message if speculative else f"{message} {origin.tag()}",
                 plan_only=speculative,
                 auto_apply=False,  # never the workspace's: the gate job confirms, nobody races it
             )
@@ -386,6 +435,7 @@ def plan(
                 until_confirmable=not speculative,
                 workspace_id=workspace.id,
                 speculative=speculative,
+                origin=origin,
             )
     except NeedsAPerson:
         if dotenv is not None:  # once a person decided, the job run again confirms this run (see above)
@@ -402,15 +452,16 @@ def _write_dotenv(path: Path, run_id: str, url: str, version: str) -> None:
     path.write_text(f"TFC_RUN_ID={run_id}\nTFC_RUN_URL={url}\nTFC_CONFIGURATION_VERSION={version}\n")
 
 
-def _this_pipelines_run(cloud: Cloud, workspace_id: str, tag: str) -> RunState | None:
+def _this_pipelines_run(cloud: Cloud, workspace_id: str, origin: Origin) -> RunState | None:
     """The workspace's current run when this pipeline's job queued it and it still waits (to be
     confirmed, or for a person's decision): a job run again adopts it instead of discarding it."""
-    current = cloud.current_run(workspace_id)
+    current = cloud.current_run(workspace_id) if origin.pipeline is not None else None
     if not current:
         return None
     run = cloud.run(current)
+    found = Origin.of(run.message)
     waiting = run.can("confirmable") or needs_a_person(run.status) or run.status == "policy_overridden"
-    return run if run.message.endswith(tag) and waiting else None
+    return run if found is not None and found.pipeline == origin.pipeline and waiting else None
 
 
 def apply(cloud: Cloud, run_id: str, *, message: str, deadline: Deadline) -> RunState:
@@ -422,6 +473,7 @@ def apply(cloud: Cloud, run_id: str, *, message: str, deadline: Deadline) -> Run
         return run
     with abandoned_on_failure(cloud, run_id):
         run = follow(cloud, run_id, deadline, until_confirmable=True)
+        _not_over_a_newer_commit(cloud, run)
     # A saved plan (planned_and_saved) "can be confirmed" (HashiCorp, run states) like a waiting run.
     if run.status in SUCCEEDED and not run.can("confirmable"):
         return run
@@ -436,6 +488,30 @@ def apply(cloud: Cloud, run_id: str, *, message: str, deadline: Deadline) -> Run
         return follow(cloud, run_id, deadline, until_confirmable=False)
 
 
+def _not_over_a_newer_commit(cloud: Cloud, run: RunState) -> None:
+    """TfcError when the workspace's state was last written by a run of a newer commit than this one's
+    (an older pipeline, retried after a newer one delivered): applying would put older code back."""
+    ours = Origin.of(run.message)
+    if ours is None:
+        return
+    workspace = cloud.workspace()
+    try:
+        state = cloud.get(f"/api/v2/workspaces/{workspace.id}/current-state-version")["data"]
+    except NotFound:  # nothing applied yet
+        return
+    except TFEError as error:
+        raise TfcError(f"reading the workspace's current state version: {error}") from error
+    writer = _related(state.get("relationships", {}), "run")
+    if not writer or writer == run.id:
+        return
+    theirs = Origin.of(cloud.run(writer).message)
+    if theirs is not None and theirs.newer_than(ours):
+        raise TfcError(
+            f"the workspace was last applied by run {writer} of a newer commit ({theirs.said()}): this run's"
+            f" older commit ({ours.said()}) is not applied over it: {cloud.settings.run_url(writer)}"
+        )
+
+
 def follow(
     cloud: Cloud,
     run_id: str,
@@ -444,6 +520,7 @@ def follow(
     until_confirmable: bool,
     workspace_id: str | None = None,
     speculative: bool = False,
+    origin: Origin | None = None,
 ) -> RunState:
     """The run at its end, or once it waits to be confirmed; TfcError (NeedsAPerson) if it did not succeed.
     A speculative plan whose soft-mandatory policies failed ends with a warning, not a failure: it can
@@ -474,7 +551,7 @@ def follow(
                 f"right to override it in HCP Terraform; override or discard it there: {url}"
             )
         if run.status == "pending" and workspace_id:
-            supersede(cloud, workspace_id, run_id, superseded)
+            supersede(cloud, workspace_id, run_id, superseded, origin or Origin())
         deadline.wait(f"run {run_id} ({run.status}): {url}")
 
 
@@ -486,15 +563,24 @@ _ENDED = {
 }
 
 
-def supersede(cloud: Cloud, workspace_id: str, ours: str, done: set[str]) -> None:
-    """A plan nobody promoted holds the workspace's queue: discard it when it is ours (MARKER) and only waits."""
+def supersede(cloud: Cloud, workspace_id: str, ours: str, done: set[str], origin: Origin) -> None:
+    """A plan nobody promoted holds the workspace's queue: discard it when it is ours (MARKER), only
+    waits, and is of an older commit. One of a newer commit is never discarded: this run, the older,
+    gives way (TfcError, and the caller gives it up)."""
     current = cloud.current_run(workspace_id)
     if not current or current == ours or current in done:
         return
     done.add(current)
     blocking = cloud.run(current)
     waiting = blocking.can("confirmable") or needs_a_person(blocking.status)
-    if MARKER in blocking.message and waiting and blocking.can("discardable"):
+    theirs = Origin.of(blocking.message)
+    if theirs is not None and theirs.newer_than(origin):
+        raise TfcError(
+            f"run {current} of a newer commit ({theirs.said()}) waits in this workspace: this pipeline's older"
+            f" commit ({origin.said()}) is not planned over it; the newer pipeline's jobs deliver it:"
+            f" {cloud.settings.run_url(current)}"
+        )
+    if theirs is not None and waiting and blocking.can("discardable"):
         with calling(f"discarding run {current}", "the token's team may apply runs"):
             cloud.tfe.runs.discard(current, RunDiscardOptions(comment=f"superseded by {ours} {MARKER}"))
         cloud.say(f"run {current}: discarded, superseded by {ours}")
@@ -568,7 +654,10 @@ def main(
                 deadline=deadline,
                 configuration_version=configuration_version,
                 dotenv=Path(dotenv) if dotenv else None,
-                pipeline=os.environ.get("CI_PIPELINE_ID"),  # a retried job finds its pipeline's run
+                origin=Origin(  # a retried job finds its pipeline's run; a newer commit's is never discarded
+                    int(os.environ["CI_PIPELINE_ID"]) if os.environ.get("CI_PIPELINE_ID", "").isdigit() else None,
+                    os.environ.get("CI_COMMIT_SHA") or None,
+                ),
             )
     except (TfcError, TFEError, Interrupted, KeyboardInterrupt) as error:
         print(f"mlops-sfn tfc {command}: {error or 'interrupted'}", file=sys.stderr)
