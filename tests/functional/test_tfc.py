@@ -402,6 +402,18 @@ def test_429_5xx_and_dropped_connections_are_retried(cloud: Cloud) -> None:
     assert len(created(cloud)) == 1  # a retried read never creates a second run
 
 
+def test_a_500_is_tried_again_on_a_read_and_never_on_a_write(cloud: Cloud) -> None:
+    """pytfe retries 429 and 502-504 only: a read (the workspace, a configuration version) is also tried
+    again after a 500; creating a run is not, since it may have been created (a second would be queued)."""
+    cloud.faults = [("GET", "/api/v2/organizations/", 500)] * 2
+    assert plan(cloud).status == "planned" and cloud.faults == []
+    cloud.faults = [("POST", "/api/v2/runs", 500)]
+    with pytest.raises(tfc.TfcError):
+        plan(cloud)
+    attempts = [body for method, path, body in cloud.calls if (method, path) == ("POST", "/api/v2/runs")]
+    assert attempts[1:] == [500] and len(cloud.runs) == 1  # one attempt, answered by the fault
+
+
 def test_an_unknown_workspace_says_the_token_may_not_see_it(cloud: Cloud) -> None:
     with pytest.raises(tfc.TfcError, match="acme/nope: not found, or the token cannot see it"):
         plan(cloud, workspace="nope")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import random
 import re
 import signal
 import subprocess
@@ -56,6 +57,7 @@ DECIDING = {"policy_override", "tf_policy_override"}
 CONFIGURATION_VERSION = re.compile(r"cv-[A-Za-z0-9]+")  # HashiCorp's ids: <kind>-<base58>
 MARKER = "[mlops-sfn]"  # in the message of every run `tfc plan` leaves waiting, so a newer one may supersede it
 EXCLUDED = (".git/", ".venv", ".toolchain/", ".mlops-local/", ".terraform/", "node_modules/")
+READ_ATTEMPTS, BACKOFF_CAP_SECONDS = 5, 8.0  # pytfe's own for 429 and 502-504
 JOB_MARGIN_SECONDS = 300  # give up this long before GitLab's job timeout, so the run is discarded, not orphaned
 
 
@@ -213,17 +215,30 @@ class Cloud:
     def __init__(self, settings: Settings, say: Callable[[str], None] = print, backoff_seconds: float = 0.5) -> None:
         self.settings = settings
         self.say = say
-        # pytfe retries 429, 502, 503, 504 and dropped connections with backoff, honouring Retry-After.
+        # pytfe retries 429, 502, 503, 504 and dropped connections with capped, jittered backoff, honouring
+        # Retry-After; a read is also tried again after a 500 (`read`), a write never (it may have happened).
+        self.backoff_seconds = backoff_seconds
         self.tfe = TFEClient(TFEConfig(address=settings.base, token=settings.token, backoff_base=backoff_seconds))
 
+    def read(self, call: Callable[[], Any], attempts: int = READ_ATTEMPTS) -> Any:
+        for attempt in range(attempts):
+            try:
+                return call()
+            except ServerError as error:
+                if getattr(error, "status", None) != 500 or attempt == attempts - 1:
+                    raise
+                time.sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, self.backoff_seconds * 2**attempt)))
+        raise AssertionError("unreachable")
+
     def get(self, path: str) -> dict[str, Any]:
-        body: dict[str, Any] = self.tfe._transport.request("GET", path).json()
+        body: dict[str, Any] = self.read(lambda: self.tfe._transport.request("GET", path).json())
         return body
 
     def workspace(self) -> Workspace:
         org, name = self.settings.organization, self.settings.workspace
         with calling(f"workspace {org}/{name}", "TFC_ORGANIZATION, the TFC_WORKSPACE_* variable and the token's team"):
-            return self.tfe.workspaces.read(name, organization=org)
+            found: Workspace = self.read(lambda: self.tfe.workspaces.read(name, organization=org))
+            return found
 
     def run(self, run_id: str) -> RunState:
         # Read as JSON, not through pytfe's Run model: pytfe 1.5 refuses `force_canceled`, a documented state.
@@ -374,7 +389,8 @@ def upload(cloud: Cloud, workspace_id: str, speculative: bool, root: Path, deadl
 
 def _version(cloud: Cloud, version_id: str) -> ConfigurationVersion:
     with calling(f"configuration version {version_id}", "TFC_CONFIGURATION_VERSION"):
-        return cloud.tfe.configuration_versions.read(version_id)
+        found: ConfigurationVersion = cloud.read(lambda: cloud.tfe.configuration_versions.read(version_id))
+        return found
 
 
 def plan(
