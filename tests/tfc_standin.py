@@ -150,7 +150,10 @@ class Cloud:
                 return self._act(self.runs[run_id], action, body)
             case ["runs", run_id, "policy-checks"] if run_id in self.runs:
                 check = {"id": f"polchk-{run_id}", "type": "policy-checks", "attributes": {}}
-                check["attributes"]["status"] = self.runs[run_id].policy
+                check["attributes"]["status"] = policy = self.runs[run_id].policy
+                failed = {"soft-failed": policy == "soft_failed", "hard-failed": policy == "hard_failed"}
+                counts = {name: int(value) for name, value in failed.items()} | {"advisory-failed": 0, "passed": 1}
+                check["attributes"]["result"] = {"result": policy == "passed", **counts}
                 return 200, {"data": [check]}
             case ["plans", plan_id] if plan_id.replace("plan-", "run-") in self.runs:
                 run = self.runs[plan_id.replace("plan-", "run-")]

@@ -143,11 +143,19 @@ def test_a_soft_failed_speculative_plan_warns_and_does_not_block_main(cloud: Clo
     non-speculative run stops at policy_override, where a person may override: the speculative plan
     warns, with the link, and lets plan-dev's run decide."""
     cloud.scripts = [["planning", "planned", "policy_checking", "policy_soft_failed"]]
+    original = cloud._create
+
+    def with_soft_failed_policy(body: Any, token: str | None) -> Any:
+        answer = original(body, token)
+        cloud.runs[answer[1]["data"]["id"]].policy = "soft_failed"
+        return answer
+
+    cloud._create = with_soft_failed_policy  # type: ignore[method-assign]
     remote = client(cloud)
     run = tfc.plan(remote, speculative=True, message="ci", deadline=deadline())
     assert run.status == "policy_soft_failed"
     (warning,) = [line for line in remote.say if line.startswith("WARNING")]
-    assert "soft-mandatory policy check failed" in warning and "runs/run-1" in warning
+    assert "soft-mandatory policy check failed (1 soft-failed, 1 passed)" in warning and "runs/run-1" in warning
 
 
 def test_after_an_override_the_plan_job_run_again_adopts_its_run_and_the_gate_confirms_it(

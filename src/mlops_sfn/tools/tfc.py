@@ -305,6 +305,20 @@ class Cloud:
             return "a hard-mandatory policy check failed"
         return "a policy check or a run task stopped it"
 
+    def policy_counts(self, run_id: str) -> str:
+        """The run's policy checks as HashiCorp's Policy Checks API counts them ("soft-failed", ...);
+        their `sentinel` detail is documented as unstable, so policies are not named here."""
+        try:
+            checks = self.get(f"/api/v2/runs/{run_id}/policy-checks").get("data") or []
+        except TFEError:
+            return "policy checks unreadable"
+        totals: dict[str, int] = {}
+        for check in checks:
+            result = check.get("attributes", {}).get("result") or {}
+            for name in ("soft-failed", "hard-failed", "advisory-failed", "passed"):
+                totals[name] = totals.get(name, 0) + int(result.get(name) or 0)
+        return ", ".join(f"{count} {name}" for name, count in totals.items() if count) or "no policy counted"
+
     def give_up(self, run_id: str, reason: str) -> None:
         """Leaves no run holding the workspace: discard one that waits, cancel one still planning."""
         try:
@@ -553,7 +567,8 @@ def follow(
             return run
         if speculative and run.status == "policy_soft_failed":
             say(
-                f"WARNING: run {run_id}: a soft-mandatory policy check failed; the run on main can be overridden: {url}"
+                f"WARNING: run {run_id}: a soft-mandatory policy check failed ({cloud.policy_counts(run_id)});"
+                f" the run on main can be overridden: {url}"
             )
             return run
         if run.status in FAILED:
