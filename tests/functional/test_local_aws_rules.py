@@ -382,3 +382,31 @@ def test_stop_execution_ends_a_run_waiting_for_a_task_token(local: LocalRuns) ->
         local.sfn.stop_execution(executionArn=execution)
         ended(local, execution)
     assert local.sfn.describe_execution(executionArn=execution)["status"] == "ABORTED"
+
+
+def test_a_model_package_group_is_deleted_only_once_its_versions_are(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto 5.2 answers the registry's deletes with HTTP 500; the local AWS serves them, and refuses a
+    group that still holds packages with the one error AWS's API reference lists for it, ConflictException."""
+    from moto import mock_aws
+
+    from mlops_sfn.local import sagemaker as local_sagemaker
+    from mlops_sfn.local.motoport import SageMakerResponse
+
+    for name, method in local_sagemaker.REGISTRY_API.items():
+        monkeypatch.setattr(SageMakerResponse, name, method, raising=False)
+    with mock_aws():
+        sagemaker = boto3.client("sagemaker", region_name="us-east-1")
+        sagemaker.create_model_package_group(ModelPackageGroupName="registry-rule")
+        container = {"Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"}
+        spec = {"Containers": [container], "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": []}
+        arn = sagemaker.create_model_package(ModelPackageGroupName="registry-rule", InferenceSpecification=spec)[
+            "ModelPackageArn"
+        ]
+        with pytest.raises(ClientError) as refused:
+            sagemaker.delete_model_package_group(ModelPackageGroupName="registry-rule")
+        assert refused.value.response["Error"]["Code"] == "ConflictException"
+        sagemaker.delete_model_package(ModelPackageName=arn)
+        sagemaker.delete_model_package_group(ModelPackageGroupName="registry-rule")
+        assert sagemaker.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
+        with pytest.raises(ClientError):
+            sagemaker.describe_model_package(ModelPackageName=arn)

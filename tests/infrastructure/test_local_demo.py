@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import tarfile
 import threading
@@ -558,6 +559,45 @@ def test_a_job_whose_role_may_not_write_its_log_runs_on_and_leaves_none(
     assert " left no log lines in /aws/sagemaker/TrainingJobs" in followed
     assert cli.main(["logs", name, "--stage", "training", "--outputs", str(outputs)]) == 0
     assert "no log lines yet for demo-dev-domain-cal-house-price-train-" in capsys.readouterr().err
+
+
+def test_smoke_proves_the_deployment_with_a_copy_of_the_demo_and_removes_what_it_made(
+    stack: deployment.Deployment, outputs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`mlops-sfn smoke` as a team runs it on AWS: its own item, upload, endpoint and package group;
+    every check passes; afterwards nothing of it is left but the job records SageMaker keeps."""
+    sagemaker, table = stack.client("sagemaker"), stack.outputs["table_name"]
+    endpoints_before = {e["EndpointName"] for e in sagemaker.list_endpoints()["Endpoints"]}
+    assert cli.main(["smoke", "--outputs", str(outputs)]) == 0, capsys.readouterr()
+    shown = capsys.readouterr().out
+    for check in ("run succeeded", "model package approved", "endpoint in service", "success notification"):
+        assert f"ok   {check}" in shown
+    assert shown.rstrip().endswith("smoke: passed") and "left:" not in shown
+    pipeline = re.search(r"smoke run (smoke-[0-9a-f]{8})", shown).group(1)  # type: ignore[union-attr]
+    dynamodb, s3 = stack.client("dynamodb"), stack.client("s3")
+    assert "Item" not in dynamodb.get_item(TableName=table, Key={"consumption_pipeline_name": {"S": pipeline}})
+    for prefix in (f"input/{pipeline}/", f"runs/{pipeline}/"):
+        assert s3.list_objects_v2(Bucket=stack.outputs["bucket_name"], Prefix=prefix)["KeyCount"] == 0
+    assert {e["EndpointName"] for e in sagemaker.list_endpoints()["Endpoints"]} == endpoints_before
+    assert not [m for m in sagemaker.list_models()["Models"] if m["ModelName"].startswith(pipeline)]
+    groups = sagemaker.list_model_package_groups()["ModelPackageGroupSummaryList"]
+    assert not [g for g in groups if pipeline in g["ModelPackageGroupName"]]
+
+
+def test_a_smoke_run_that_fails_says_which_stage_and_still_removes_what_it_made(
+    stack: deployment.Deployment, outputs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = copy_artifacts(tmp_path)
+    with (folder / "code" / "evaluation.py").open("a") as script:
+        script.write('\nraise SystemExit("the test set has no target column")\n')
+    assert cli.main(["smoke", "--outputs", str(outputs), "--artifacts", str(folder)]) == 1
+    shown = capsys.readouterr().out
+    assert "failed stage: evaluation" in shown and "FAIL run succeeded: FAILED" in shown
+    assert shown.rstrip().endswith("smoke: FAILED") and "left:" not in shown
+    pipeline = re.search(r"smoke run (smoke-[0-9a-f]{8})", shown).group(1)  # type: ignore[union-attr]
+    table = stack.outputs["table_name"]
+    found = stack.client("dynamodb").get_item(TableName=table, Key={"consumption_pipeline_name": {"S": pipeline}})
+    assert "Item" not in found
 
 
 def test_a_failing_script_fails_the_run_and_its_error_reaches_the_failure_notification(

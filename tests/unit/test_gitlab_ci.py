@@ -151,6 +151,7 @@ def test_every_variable_the_pipeline_needs_is_documented_and_none_is_set_in_the_
     used -= {name for name in used if name.startswith("CI_")}  # GitLab's own
     # set per job; from the dotenv reports; tests only; an alias of TFC_TOKEN
     used -= {"TFC_WORKSPACE", "TFC_RUN_ID", "TFC_CONFIGURATION_VERSION", "TFC_ADDRESS", "TF_API_TOKEN"}
+    used -= {"AWS_ID_TOKEN", "AWS_WEB_IDENTITY_TOKEN_FILE"}  # the smoke job's own: GitLab's token, its file
     documented = {row[0] for row in docs_table("CI/CD variables:")}
     assert used == documented
     assert not re.search(r"TFC_(PLAN_)?(TOKEN|ORGANIZATION):", CI.read_text())  # secrets and names stay out
@@ -185,6 +186,12 @@ PUSHES: dict[str, dict[str, str]] = {
     "main": {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "main", "CI_DEFAULT_BRANCH": "main"},
     "tag": {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_TAG": "v1.2.0", "CI_DEFAULT_BRANCH": "main"},
     "schedule": {"CI_PIPELINE_SOURCE": "schedule", "CI_COMMIT_BRANCH": "main", "CI_DEFAULT_BRANCH": "main"},
+    "schedule with a smoke role": {
+        "CI_PIPELINE_SOURCE": "schedule",
+        "CI_COMMIT_BRANCH": "main",
+        "CI_DEFAULT_BRANCH": "main",
+        "SMOKE_ROLE_ARN": "arn:aws:iam::123456789012:role/gitlab-smoke",
+    },
 }
 
 
@@ -250,6 +257,7 @@ def test_each_push_makes_one_pipeline_with_the_jobs_gitlab_would_run() -> None:
     assert pipeline("tag") == {"lint": "on_success", "test": "on_success"}
     assert pipeline("main") == {"lint": "on_success", "test": "on_success", "pages": "on_success"} | plans | applies
     assert pipeline("schedule") == {"newest-releases": "on_success"}
+    assert pipeline("schedule with a smoke role") == {"newest-releases": "on_success", "smoke-aws": "on_success"}
     # where gitlab-ci-local can say, it agrees
     for push, arguments in (("merge request", MERGE_REQUEST), ("branch", BRANCH), ("main", MAIN)):
         assert set(listed(arguments)) == set(pipeline(push)), push
@@ -270,3 +278,13 @@ def test_anyone_may_plan_and_only_the_applies_deploy_to_an_environment() -> None
             assert job["interruptible"] is False
         else:
             assert "environment" not in job and "interruptible" not in job, name
+
+
+def test_the_smoke_job_proves_a_sandbox_with_gitlabs_oidc_token_and_no_stored_keys() -> None:
+    job = yaml.safe_load(CI.read_text())["smoke-aws"]
+    assert job["id_tokens"] == {"AWS_ID_TOKEN": {"aud": "sts.amazonaws.com"}}
+    # boto3's web-identity provider reads these two (AssumeRoleWithWebIdentity)
+    assert job["variables"]["AWS_ROLE_ARN"] == "$SMOKE_ROLE_ARN"
+    assert job["variables"]["AWS_WEB_IDENTITY_TOKEN_FILE"].startswith("$CI_PROJECT_DIR/")
+    assert job["script"][-1] == '.venv/bin/mlops-sfn smoke --outputs "$SMOKE_OUTPUTS"'
+    assert "AWS_ACCESS_KEY_ID" not in CI.read_text() and "AWS_SECRET_ACCESS_KEY" not in CI.read_text()

@@ -14,10 +14,10 @@ import sys
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..tools import statemachine
-from . import approval, importing, items, local, logs, plan, replay, runs, tooling, validate
+from . import approval, importing, items, local, logs, plan, replay, runs, smoke, tooling, validate
 from .common import INTERRUPTED, INVALID, USAGE, UsageError
 
-COMMANDS = (validate, plan, importing, local, runs, logs, items, replay, approval, tooling)
+COMMANDS = (validate, plan, importing, local, runs, logs, items, replay, approval, smoke, tooling)
 
 
 def parser() -> argparse.ArgumentParser:

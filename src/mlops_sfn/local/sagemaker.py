@@ -495,3 +495,48 @@ def model_archive(content: dict[str, Any]) -> bytes:
         info.size, info.mtime, info.mode = len(data), 0, 0o644
         archive.addfile(info, io.BytesIO(data))
     return gzip.compress(tar_bytes.getvalue(), mtime=0)
+
+
+# --- The model registry's deletes, which moto 5.2 lacks (HTTP 500) --------------------------------------
+
+
+def _delete_model_package(self: Any) -> Any:
+    """DeleteModelPackage (by name or ARN); an unknown package is refused as DescribeModelPackage refuses it."""
+    from .motoport import EmptyResult
+
+    backend = self.sagemaker_backend
+    package = backend.describe_model_package(self._get_param("ModelPackageName"))  # ValidationError if unknown
+    for name, arn in list(backend.model_package_name_mapping.items()):
+        if arn == package.arn:
+            del backend.model_package_name_mapping[name]
+    del backend.model_packages[package.arn]
+    return EmptyResult()
+
+
+def _delete_model_package_group(self: Any) -> Any:
+    """DeleteModelPackageGroup. The API reference lists one error, ConflictException (HTTP 400); it is
+    answered for a group that still holds model packages, so the local AWS is never the more permissive
+    (whoever deletes a group deletes its versions first, as `mlops-sfn smoke` does)."""
+    from .motoport import EmptyResult, JsonRESTError
+
+    backend = self.sagemaker_backend
+    name = str(self._get_param("ModelPackageGroupName")).rsplit("/", 1)[-1]
+    if name not in backend.model_package_groups:
+        raise JsonRESTError("ValidationException", f"ModelPackageGroup {name} does not exist.")
+    if any(package.model_package_group_name == name for package in backend.model_packages.values()):
+        raise JsonRESTError("ConflictException", f"Model Package Group {name} has model packages: delete them first.")
+    del backend.model_package_groups[name]
+    return EmptyResult()
+
+
+REGISTRY_API = {
+    "delete_model_package": _delete_model_package,
+    "delete_model_package_group": _delete_model_package_group,
+}
+
+
+def install_registry() -> None:
+    from .motoport import SageMakerResponse
+
+    for name, method in REGISTRY_API.items():
+        setattr(SageMakerResponse, name, method)

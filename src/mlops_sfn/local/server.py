@@ -129,7 +129,7 @@ def install_runtime(home: Path, endpoint: str, ca_bundle: str) -> Any:
         mock_aws,
         sagemaker_backends,
     )
-    from .sagemaker import LocalSageMaker
+    from .sagemaker import LocalSageMaker, install_registry
     from .worker import WorkerError
 
     mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}).start()
@@ -165,6 +165,7 @@ def install_runtime(home: Path, endpoint: str, ca_bundle: str) -> Any:
         return payload.encode()
 
     LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign,assignment]
+    install_registry()
     any_param = LambdaResponse._get_param
 
     def param(self: Any, name: str, if_none: Any = None) -> Any:
