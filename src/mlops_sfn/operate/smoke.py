@@ -137,8 +137,16 @@ class Smoke:
             result.failed_stage = next((stage for stage, run in stages.items() if run.status == "failed"), None)
             outputs = runs.results(json.loads(described.get("output") or "{}")) or runs.results_so_far(events)
             result.checks = self._checks(described, outputs, item, queue)
-        except runs.RunError as error:
-            result.checks.append(Check("run finished", False, str(error)))
+        except (runs.RunError, KeyboardInterrupt) as error:  # past the timeout, or Ctrl-C: the run stops first
+            if result.execution:
+                arn = names.execution_arn(self.outputs["state_machine_arn"], result.execution)
+                try:
+                    self.sfn.stop_execution(executionArn=arn, error="SmokeStopped", cause="mlops-sfn smoke stopped")
+                except self.sfn.exceptions.ClientError:
+                    pass  # it ended meanwhile, or never started
+            result.checks.append(Check("run finished", False, str(error) or "interrupted"))
+            if isinstance(error, KeyboardInterrupt):
+                raise
         finally:
             if keep:
                 self.say(f"kept what {result.pipeline} made (--keep)")
