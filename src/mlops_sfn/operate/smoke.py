@@ -14,6 +14,7 @@ SageMaker keeps job records for ever (there is no delete for them); their names 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -140,10 +141,8 @@ class Smoke:
         except (runs.RunError, KeyboardInterrupt) as error:  # past the timeout, or Ctrl-C: the run stops first
             if result.execution:
                 arn = names.execution_arn(self.outputs["state_machine_arn"], result.execution)
-                try:
+                with contextlib.suppress(self.sfn.exceptions.ClientError):  # it ended meanwhile
                     self.sfn.stop_execution(executionArn=arn, error="SmokeStopped", cause="mlops-sfn smoke stopped")
-                except self.sfn.exceptions.ClientError:
-                    pass  # it ended meanwhile, or never started
             result.checks.append(Check("run finished", False, str(error) or "interrupted"))
             if isinstance(error, KeyboardInterrupt):
                 raise
