@@ -9,9 +9,11 @@ checked again: `mlops-sfn rerun`). Only the standard library and boto3 are neede
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .triggers import completes_upload, shorten
@@ -146,3 +148,28 @@ def latest_verified(s3: Any, bucket: str, trigger_config: dict[str, Any]) -> Lat
         f"no upload under {prefix} passes its manifest's check (of the {looked} newest): the run would train"
         " on data nobody verified; upload the data again, then replay this event"
     )
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    manifest: str  # its key
+    etag: str  # its ETag, as its event will announce it
+    files: int
+    bytes: int
+
+
+def put(s3: Any, bucket: str, prefix: str, folder: Path, manifest: str = "manifest.json", **about: Any) -> Uploaded:
+    """Every file under `folder` uploaded under `prefix`, then the manifest listing each with its ETag
+    (the MD5 of a single-part upload), last: the upload an event of the manifest completes. `about`:
+    other fields for the manifest (ignored by the check)."""
+    listed: list[dict[str, Any]] = []
+    size = 0
+    for path in sorted(path for path in folder.rglob("*") if path.is_file()):
+        data = path.read_bytes()
+        key = prefix + path.relative_to(folder).as_posix()
+        s3.put_object(Bucket=bucket, Key=key, Body=data)
+        listed.append({"key": key, "etag": hashlib.md5(data, usedforsecurity=False).hexdigest(), "bytes": len(data)})
+        size += len(data)
+    body = (json.dumps({**about, "files": listed}, indent=2) + "\n").encode()
+    etag = str(s3.put_object(Bucket=bucket, Key=prefix + manifest, Body=body)["ETag"]).strip('"')
+    return Uploaded(prefix + manifest, etag, len(listed), size)

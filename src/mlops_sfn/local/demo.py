@@ -19,7 +19,6 @@ ALARM, and follows the run the alarm starts through the router to its end.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -32,7 +31,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ..core import dynamodb_json, monitoring, names
+from ..core import dynamodb_json, monitoring, names, uploads
 from ..core.triggers import Trigger
 from ..operate import approval, preview, runs
 from ..operate.executions import failure_reason
@@ -128,19 +127,11 @@ class Demo:
                 f"nothing to upload for {pipeline}: {folder} {why}; the demo uploads a pipeline's scripts and data"
                 " from there (only the demo pipeline has them: docs/getting-started.md says why)"
             )
-        listed = []
-        for path in files:
-            data = path.read_bytes()
-            key = prefix + path.relative_to(folder).as_posix()
-            self.s3.put_object(Bucket=bucket, Key=key, Body=data)
-            listed.append(
-                {"key": key, "etag": hashlib.md5(data, usedforsecurity=False).hexdigest(), "bytes": len(data)}
-            )
-        body = (json.dumps({"pipeline": pipeline, "files": listed}, indent=2) + "\n").encode()
-        etag = self.s3.put_object(Bucket=bucket, Key=prefix + manifest, Body=body)["ETag"].strip('"')
-        size = sum(entry["bytes"] for entry in listed)
-        self.say(f"uploaded {len(listed)} files ({size / 1024:.0f} KiB) to s3://{bucket}/{prefix}, then {manifest}")
-        return prefix + manifest, etag
+        done = uploads.put(self.s3, bucket, prefix, folder, manifest, pipeline=pipeline)
+        self.say(
+            f"uploaded {done.files} files ({done.bytes / 1024:.0f} KiB) to s3://{bucket}/{prefix}, then {manifest}"
+        )
+        return done.manifest, done.etag
 
     # --- inboxes: what the approvers' and the team's email would receive ------------------------
 

@@ -1,6 +1,7 @@
 """`mlops-sfn smoke`: prove a deployment end to end with one run of the demo pipeline, then remove it.
 
-The run is a copy of the demo item under names of its own (`smoke-<8 hex>`: its pipeline, upload
+The run is a copy of the repository's demo item (not the table's, which an operator may have edited)
+under names of its own (`smoke-<8 hex>`: its pipeline, upload
 prefix, endpoint and model package group), so it neither touches nor is confused with a real
 pipeline: the item is pushed to the table, the demo's scripts and data are uploaded under its
 prefix with their manifest last (the upload starts the run, through the router, as any upload
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import json
 import time
 import uuid
@@ -26,11 +26,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ..core import dynamodb_json, names
+from ..core import names, uploads
 from ..core.triggers import Trigger
 from . import approval, items, runs
 
-PIPELINE = "demo-dev-domain-cal-house-price"  # the item the smoke run copies
+PIPELINE = "demo-dev-domain-cal-house-price"  # the item the smoke run copies (dynamodb_items/), with its scripts
 START_SECONDS = 120  # from the manifest's upload to the run's start: beyond, the router did not start it
 
 
@@ -88,22 +88,15 @@ class Smoke:
         self.dynamodb, self.sagemaker = target.client("dynamodb"), target.client("sagemaker")
         self.cloudwatch = target.client("cloudwatch")
 
-    def run(self, artifacts: Path, timeout: float, keep: bool = False) -> SmokeResult:
+    def run(self, demo: dict[str, Any], artifacts: Path, timeout: float, keep: bool = False) -> SmokeResult:
+        """`demo`: the item the run copies (the repository's demo item, as its scripts expect it)."""
         table, bucket = self.outputs["table_name"], self.outputs["bucket_name"]
-        demo = self.dynamodb.get_item(TableName=table, Key={"consumption_pipeline_name": {"S": PIPELINE}})
-        if "Item" not in demo:
-            raise SmokeError(
-                f"no item {PIPELINE} in {table}: the smoke run copies it; push it first"
-                f" (mlops-sfn items push dynamodb_items/ --outputs FILE)"
-            )
         files = sorted(path for path in artifacts.rglob("*") if path.is_file())
         if not files:
-            raise SmokeError(
-                f"{artifacts}: no scripts or data to upload (the demo pipeline's, from sagemaker-artifacts/)"
-            )
+            raise SmokeError(f"{artifacts}: no scripts or data to upload (the demo pipeline's: sagemaker-artifacts/)")
         suffix = uuid.uuid4().hex[:8]
         item = smoke_item(
-            dynamodb_json.from_typed(demo["Item"]),
+            demo,
             suffix,
             str(self.outputs.get("input_prefix") or "input/"),
             str(self.outputs["sagemaker_name_prefix"]),
@@ -113,10 +106,12 @@ class Smoke:
         execution_input: dict[str, Any] = {}
         try:
             items.push(self.dynamodb, table, [item], items.revision(self.dynamodb, table))
-            self.say(f"pushed item {result.pipeline} (a copy of {PIPELINE})")
+            self.say(f"pushed item {result.pipeline} (a copy of {demo['consumption_pipeline_name']})")
             queue = self._inbox(result.pipeline)
-            key, etag = self._upload(bucket, item["trigger"]["prefix"], artifacts, files)
-            name = names.execution_name(result.pipeline, Trigger("s3", bucket=bucket, key=key, etag=etag).identity())
+            done = uploads.put(self.s3, bucket, item["trigger"]["prefix"], artifacts)
+            self.say(f"uploaded {done.files} files to s3://{bucket}/{item['trigger']['prefix']}, then manifest.json")
+            trigger = Trigger("s3", bucket=bucket, key=done.manifest, etag=done.etag)
+            name = names.execution_name(result.pipeline, trigger.identity())
             arn = names.execution_arn(self.outputs["state_machine_arn"], name)
             result.execution = name
             if not self._started(arn):
@@ -172,18 +167,6 @@ class Smoke:
         self.sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": policy})
         self.sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
         return url
-
-    def _upload(self, bucket: str, prefix: str, folder: Path, files: list[Path]) -> tuple[str, str]:
-        listed = []
-        for path in files:
-            data = path.read_bytes()
-            key = prefix + path.relative_to(folder).as_posix()
-            self.s3.put_object(Bucket=bucket, Key=key, Body=data)
-            listed.append({"key": key, "etag": hashlib.md5(data, usedforsecurity=False).hexdigest()})
-        body = json.dumps({"files": listed}).encode()
-        etag = str(self.s3.put_object(Bucket=bucket, Key=prefix + "manifest.json", Body=body)["ETag"]).strip('"')
-        self.say(f"uploaded {len(listed)} files to s3://{bucket}/{prefix}, then manifest.json")
-        return prefix + "manifest.json", etag
 
     def _started(self, arn: str) -> bool:
         deadline = time.monotonic() + START_SECONDS
