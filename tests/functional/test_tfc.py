@@ -59,6 +59,18 @@ def posted(cloud: Cloud, action: str) -> list[str]:
     return [path for method, path, _ in cloud.calls if method == "POST" and path.endswith(f"/actions/{action}")]
 
 
+def policy_outcome(cloud: Cloud, outcome: str) -> None:
+    """The policy checks of every run created from now on end `outcome` (soft_failed, hard_failed)."""
+    original = cloud._create
+
+    def created_with_outcome(body: Any, token: str | None) -> Any:
+        answer = original(body, token)
+        cloud.runs[answer[1]["data"]["id"]].policy = outcome
+        return answer
+
+    cloud._create = created_with_outcome  # type: ignore[method-assign]
+
+
 # -- the plan a person approves is the plan applied ------------------------------------------------
 
 
@@ -143,14 +155,7 @@ def test_a_soft_failed_speculative_plan_warns_and_does_not_block_main(cloud: Clo
     non-speculative run stops at policy_override, where a person may override: the speculative plan
     warns, with the link, and lets plan-dev's run decide."""
     cloud.scripts = [["planning", "planned", "policy_checking", "policy_soft_failed"]]
-    original = cloud._create
-
-    def with_soft_failed_policy(body: Any, token: str | None) -> Any:
-        answer = original(body, token)
-        cloud.runs[answer[1]["data"]["id"]].policy = "soft_failed"
-        return answer
-
-    cloud._create = with_soft_failed_policy  # type: ignore[method-assign]
+    policy_outcome(cloud, "soft_failed")
     remote = client(cloud)
     run = tfc.plan(remote, speculative=True, message="ci", deadline=deadline())
     assert run.status == "policy_soft_failed"
@@ -204,14 +209,7 @@ def test_a_configuration_version_that_is_no_id_is_refused_before_any_call(cloud:
 
 def test_a_hard_mandatory_policy_failure_fails_the_merge_request_plan(cloud: Cloud) -> None:
     cloud.scripts = [["planning", "planned", "policy_checking", "errored"]]
-    original = cloud._create
-
-    def with_failed_policy(body: Any, token: str | None) -> Any:
-        answer = original(body, token)
-        cloud.runs[answer[1]["data"]["id"]].policy = "hard_failed"
-        return answer
-
-    cloud._create = with_failed_policy  # type: ignore[method-assign]
+    policy_outcome(cloud, "hard_failed")
     with pytest.raises(tfc.TfcError, match="ended errored: a hard-mandatory policy check failed"):
         plan(cloud, speculative=True)
 
