@@ -5,6 +5,6 @@ the state machine fails the run, naming the metric, its value and the threshold,
 The handler lives in the package, so `mlops-sfn local run` calls the same function from an install.
 """
 
-from mlops_sfn.core.gate import handler
+from mlops_sfn.core.stages.quality_gate import handler
 
 __all__ = ["handler"]

@@ -14,7 +14,8 @@ import pytest
 from moto import mock_aws
 
 from mlops_sfn.core import monitoring
-from mlops_sfn.core.plan import SAMPLE_TRIGGER, Settings, plan_execution
+from mlops_sfn.core.plan import SAMPLE_TRIGGER, plan_execution
+from mlops_sfn.core.settings import Settings
 from mlops_sfn.local import REGION, monitor
 from mlops_sfn.local.harness import LocalRuns
 from tests.aws import BUCKET, LEDGER, Stack, deploy, eventbridge_may_send

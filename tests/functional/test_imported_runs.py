@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from mlops_sfn.core import dynamodb_json
-from mlops_sfn.core.plan import Settings
+from mlops_sfn.core.settings import Settings
 from mlops_sfn.local import REGION
 from mlops_sfn.local.harness import SETTINGS, LocalRuns
 from mlops_sfn.local.jobs import ScriptJobs

@@ -392,7 +392,7 @@ def test_runs_lists_the_newest_first_with_trigger_status_and_failing_stage(
     assert [run.name for run in found] == [names[1], names[0]]  # the other pipeline's run is left out
     failed, succeeded = found
     assert (failed.status, failed.failed_stage, failed.trigger) == ("FAILED", "evaluation", "manual")
-    assert succeeded.status == "SUCCEEDED" and succeeded.gate and "rmse" in succeeded.gate
+    assert succeeded.status == "SUCCEEDED" and "rmse" in succeeded.checks["quality_gate"]
     assert sfn.calls == {"list_executions": 1, "describe_execution": 2}  # one list; one describe per run shown
 
 

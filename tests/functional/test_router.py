@@ -21,8 +21,9 @@ from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 
 from mlops_sfn.core import contract
-from mlops_sfn.core.plan import Settings, plan_execution
+from mlops_sfn.core.plan import plan_execution
 from mlops_sfn.core.router import Config, ConfigurationError, RejectedEvent, Router
+from mlops_sfn.core.settings import Settings
 from mlops_sfn.core.triggers import parse_event
 from tests import aws
 from tests.aws import BUCKET, Stack, deploy

@@ -13,7 +13,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from mlops_sfn.core.plan import EXAMPLE_SETTINGS, SAMPLE_TRIGGER, plan_execution
+from mlops_sfn.core.plan import SAMPLE_TRIGGER, plan_execution
+from mlops_sfn.core.settings import EXAMPLE_SETTINGS
 from mlops_sfn.core.stages import STAGES
 from mlops_sfn.tools import statemachine
 from tests.conftest import load_item

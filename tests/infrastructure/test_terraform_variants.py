@@ -13,7 +13,7 @@ import pytest
 import tftest
 
 from mlops_sfn.core import contract, dynamodb_json
-from mlops_sfn.core.plan import Settings
+from mlops_sfn.core.settings import Settings
 from mlops_sfn.core.triggers import parse_event
 from mlops_sfn.local import stack
 from mlops_sfn.local.events import transform

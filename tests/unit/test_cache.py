@@ -10,8 +10,9 @@ import pytest
 
 from mlops_sfn import cli
 from mlops_sfn.core import cache
-from mlops_sfn.core.plan import EXAMPLE_SETTINGS, plan_execution
+from mlops_sfn.core.plan import plan_execution
 from mlops_sfn.core.problems import InvalidItem
+from mlops_sfn.core.settings import EXAMPLE_SETTINGS
 from mlops_sfn.core.triggers import Trigger
 from tests.conftest import edited, load_item
 

@@ -12,7 +12,8 @@ from types import SimpleNamespace
 import pytest
 
 from mlops_sfn.core import dynamodb_json
-from mlops_sfn.core.plan import EXAMPLE_SETTINGS, plan_execution
+from mlops_sfn.core.plan import plan_execution
+from mlops_sfn.core.settings import EXAMPLE_SETTINGS
 from mlops_sfn.core.triggers import parse_event
 from tests.conftest import EVENTS, ITEMS, ROOT, edited, load_event, load_item
 

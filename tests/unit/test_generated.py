@@ -71,7 +71,7 @@ def test_the_zip_is_deterministic_and_holds_the_handlers_and_the_lambda_runtime_
         "model_copy/handler.py",
         "mlops_sfn/core/model_copy.py",
     } <= names
-    assert {"mlops_sfn/core/router.py", "mlops_sfn/core/gate.py"} <= names
+    assert {"mlops_sfn/core/router.py", "mlops_sfn/core/stages/quality_gate.py"} <= names
     assert "mlops_sfn/core/pipeline_item.schema.json" in names  # read at run time by the item checks
     ours = {name for name in names if name.startswith("mlops_sfn/")}
     core = [

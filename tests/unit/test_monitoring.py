@@ -11,8 +11,9 @@ import pytest
 
 from mlops_sfn.core import contract, monitoring
 from mlops_sfn.core.item import check_item
-from mlops_sfn.core.plan import EXAMPLE_SETTINGS, SAMPLE_TRIGGER, plan_execution
+from mlops_sfn.core.plan import SAMPLE_TRIGGER, plan_execution
 from mlops_sfn.core.problems import InvalidItem
+from mlops_sfn.core.settings import EXAMPLE_SETTINGS
 from mlops_sfn.core.stages import STAGES
 from mlops_sfn.core.triggers import InvalidEvent, Trigger, parse_event
 from mlops_sfn.local import monitor

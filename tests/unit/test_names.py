@@ -6,8 +6,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mlops_sfn.core import names
-from mlops_sfn.core.plan import EXAMPLE_SETTINGS, plan_execution
+from mlops_sfn.core.plan import plan_execution
 from mlops_sfn.core.sagemaker_api import input_shape
+from mlops_sfn.core.settings import EXAMPLE_SETTINGS
 from mlops_sfn.core.stages import CATALOG, OPERATIONS, tag
 from mlops_sfn.core.triggers import Trigger
 from tests.conftest import edited, load_item

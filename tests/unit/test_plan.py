@@ -7,19 +7,12 @@ from typing import Any
 
 import pytest
 
-from mlops_sfn.core.plan import (
-    EXAMPLE_SETTINGS,
-    MAX_PLANNED_INPUT_BYTES,
-    SAMPLE_TRIGGER,
-    Settings,
-    failure_state_bytes,
-    mismatch,
-    plan_execution,
-)
+from mlops_sfn.core.plan import MAX_PLANNED_INPUT_BYTES, SAMPLE_TRIGGER, failure_state_bytes, plan_execution
 from mlops_sfn.core.problems import InvalidItem
 from mlops_sfn.core.sagemaker_api import PLACEHOLDER
+from mlops_sfn.core.settings import EXAMPLE_SETTINGS, Settings
 from mlops_sfn.core.stages import STAGES
-from mlops_sfn.core.triggers import InvalidEvent, Trigger, parse_event
+from mlops_sfn.core.triggers import InvalidEvent, Trigger, mismatch, parse_event
 from tests.conftest import DELETE, STARTING_EVENTS, edited, load_event, load_item
 
 

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from mlops_sfn.core.gate import evaluate
-from mlops_sfn.core.plan import EXAMPLE_SETTINGS, SAMPLE_TRIGGER, plan_execution
+from mlops_sfn.core.plan import SAMPLE_TRIGGER, plan_execution
+from mlops_sfn.core.settings import EXAMPLE_SETTINGS
 from mlops_sfn.core.stages import STAGES
+from mlops_sfn.core.stages.quality_gate import evaluate
 from mlops_sfn.tools import statemachine
 from tests.conftest import load_item
 
@@ -229,7 +230,7 @@ def test_the_quality_gate_reads_the_report_from_s3_so_no_report_travels_in_the_s
     import boto3
     from moto import mock_aws
 
-    from mlops_sfn.core.gate import MAX_REPORT_BYTES, ReportUnreadable, handler
+    from mlops_sfn.core.stages.quality_gate import MAX_REPORT_BYTES, ReportUnreadable, handler
 
     gate = {"metric": "rmse", "comparison": "less_than", "threshold": 1}
     with mock_aws():
@@ -257,7 +258,7 @@ def test_a_report_s3_refuses_with_403_reads_as_missing() -> None:
     import boto3
     from botocore.stub import Stubber
 
-    from mlops_sfn.core.gate import ReportUnreadable, read_report
+    from mlops_sfn.core.stages.quality_gate import ReportUnreadable, read_report
 
     s3 = boto3.client("s3", region_name="us-east-1")
     with Stubber(s3) as stubbed:

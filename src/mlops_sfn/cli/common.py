@@ -13,8 +13,8 @@ from typing import Any
 
 from ..core import bounds
 from ..core.item import ItemFileError, load_item_file
-from ..core.plan import EXAMPLE_SETTINGS, Settings
 from ..core.problems import Problem
+from ..core.settings import EXAMPLE_SETTINGS, Settings
 from ..core.stages import STAGES
 
 # Exit codes, the same for every command.

@@ -26,7 +26,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--fail", action="append", default=[], choices=FAILABLE, metavar="STAGE", help="make STAGE fail (repeatable)"
     )
     run.add_argument(
-        "--metric", type=float, metavar="VALUE", help="the quality-gate metric's value in the evaluation report"
+        "--metric",
+        type=float,
+        metavar="VALUE",
+        help="the metric's value in the evaluation report (what a checkpoint on it reads)",
     )
     run.add_argument(
         "--throttle",

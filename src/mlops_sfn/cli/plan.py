@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 
 from ..core import bounds
-from ..core.plan import Settings, apply_overrides, mismatch, plan_execution
+from ..core.plan import apply_overrides, plan_execution
 from ..core.problems import InvalidItem
-from ..core.triggers import InvalidEvent, Trigger, parse_event
+from ..core.settings import Settings
+from ..core.triggers import InvalidEvent, Trigger, mismatch, parse_event
 from ..operate import preview
 from .common import (
     INVALID,

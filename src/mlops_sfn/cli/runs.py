@@ -13,7 +13,7 @@ from typing import Any
 
 from ..core import dynamodb_json, names
 from ..core.names import EXECUTION_NAME
-from ..core.stages import STAGES
+from ..core.stages import CHECKPOINTS, STAGES
 from ..operate import approval, logs, preview, rerun, runs
 from ..operate.executions import failure_reason
 from .common import (
@@ -280,7 +280,9 @@ def list_runs(args: argparse.Namespace) -> int:
     print(f"{'started':<19}  {'status':<9} {'took':>9}  {'trigger':<8} {'execution':<48}  outcome")
     for run in found:
         took = f"{run.seconds:7.0f} s" if run.seconds is not None else "running"
-        why = f"{run.failed_stage}: {failure_reason(run.cause, 80)}" if run.failed_stage else run.gate or ""
+        why = "; ".join(run.checks.values())
+        if run.failed_stage:
+            why = f"{run.failed_stage}: {failure_reason(run.cause, 80)}"
         if run.rerun_of:
             why = f"(rerun of {run.rerun_of}) {why}".rstrip()
         started = f"{run.started:%Y-%m-%d %H:%M:%S}"
@@ -375,8 +377,8 @@ def _report(
         print(f"{run.name}: {run.status}{took} (pipeline {run.pipeline}, trigger {run.trigger})")
         if run.error:
             print(f"  error: {run.error}: {failure_reason(run.cause, 300)}")
-        if run.gate:
-            print(f"  quality gate: {run.gate}")
+        for name, message in run.checks.items():
+            print(f"  {CHECKPOINTS[name][0].title}: {message}")
         for stage, stage_run in stages.items():
             seconds = f"{stage_run.seconds:6.1f} s" if stage_run.seconds is not None else " " * 8
             detail = runs.stage_outputs(stage, found.get(stage), run.execution_input)

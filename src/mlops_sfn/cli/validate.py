@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from ..core.item import ItemFileError, check_unique, item_files, load_item_file
-from ..core.plan import Settings, check_with_sample
+from ..core.plan import check_with_sample
+from ..core.settings import Settings
 from .common import INVALID, OK, OUTPUTS_HELP, UsageError, input_file, print_problems, problem, settings
 
 DEFAULT_ITEMS = Path("dynamodb_items")

@@ -104,7 +104,7 @@ class Builder:
         """ "<stage> failed": turns the error caught at $.failure ({Error, Cause}) into the failure record
         {stage, error, cause}, in place. One copy of the cause, which for a failed job repeats its whole
         request: a second one could take the state past Step Functions' 256 KiB (plan.failure_state_bytes)."""
-        name = f"{stage.replace('_', ' ').capitalize()} failed"  # a stage, or "quality_gate"
+        name = f"{stage.replace('_', ' ').capitalize()} failed"  # a stage, or a checkpoint
         if name not in self.states:
             self.add(
                 name,
@@ -126,19 +126,92 @@ class Builder:
         state["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": recorder}]
         return self.add(name, state)
 
+    # The recurring shapes, typed: each writes its keys in one order, so the definition is stable.
 
-def sagemaker_job(stage: Stage, selector: dict[str, str], then: str | None) -> dict[str, Any]:
-    """A `.sync` SageMaker job: the stage's planned request in, the selected outputs to its results;
-    without `then`, the job ends its branch."""
-    operation = stage.operation or ""
-    return {
-        "Resource": f"{SAGEMAKER}{operation[0].lower()}{operation[1:]}.sync",
-        "InputPath": f"$.stages.{stage.name}.request",
-        "ResultSelector": selector,
-        "ResultPath": f"$.results.{stage.name}",
-    } | ({"Next": then} if then else {"End": True})
+    def call(
+        self,
+        name: str,
+        stage: str,
+        resource: str,
+        *,
+        input_path: str | None = None,
+        parameters: dict[str, Any] | None = None,
+        selector: dict[str, Any] | None = None,
+        result: str | None,
+        then: str | None,
+    ) -> str:
+        """A Task calling an integration (`.sync` job, AWS SDK call, Lambda): its input from the
+        state (`input_path`) or built (`parameters`), what it keeps (`selector`) at `result` (None:
+        nothing); retried on its integration's transient errors, its failure recorded for `stage`."""
+        state: dict[str, Any] = {"Resource": resource}
+        if input_path is not None:
+            state["InputPath"] = input_path
+        if parameters is not None:
+            state["Parameters"] = parameters
+        if selector is not None:
+            state["ResultSelector"] = selector
+        state["ResultPath"] = result
+        return self.task(name, stage, state | ({"Next": then} if then else {"End": True}))
 
+    def job(self, stage: Stage, selector: dict[str, str], then: str | None, name: str | None = None) -> str:
+        """A stage's `.sync` SageMaker job (named after the stage unless `name`): its planned request
+        in, the selected outputs to its results; without `then`, the job ends its branch with them."""
+        operation = stage.operation or ""
+        name = self.call(
+            name or stage.title,
+            stage.name,
+            f"{SAGEMAKER}{operation[0].lower()}{operation[1:]}.sync",
+            input_path=f"$.stages.{stage.name}.request",
+            selector=selector,
+            result=f"$.results.{stage.name}",
+            then=then,
+        )
+        if then is None:
+            self.states[name] = {**self.states[name], "OutputPath": f"$.results.{stage.name}"}
+        return name
 
-def job_name(stage: Stage) -> dict[str, str]:
-    """The selector that keeps the job's name in the stage's results."""
-    return {"job_name.$": f"$.{stage.name_field}"}
+    def when(
+        self, name: str, variable: str, then: str | None, otherwise: str | None, test: dict[str, Any] | None = None
+    ) -> str:
+        """A Choice on one value: to `then` when `test` holds (default: the value is present)."""
+        rule = {"Variable": variable, **(test or {"IsPresent": True}), "Next": then}
+        return self.add(name, {"Type": "Choice", "Choices": [rule], "Default": otherwise})
+
+    def fail(self, name: str, stage: str, error: str, cause_path: str) -> str:
+        """A failure the definition decides (not an error caught): recorded, then the failure path."""
+        return self.add(
+            name,
+            {
+                "Type": "Pass",
+                "Parameters": {"stage": stage, "error": error, "cause.$": cause_path},
+                "ResultPath": "$.failure",
+                "Next": self.failure_target,
+            },
+        )
+
+    def count(self, name: str, counter: str, then: str) -> str:
+        """One more turn of a bounded loop: `counter`.count + 1."""
+        return self.add(
+            name,
+            {
+                "Type": "Pass",
+                "Parameters": {"count.$": f"States.MathAdd({counter}.count, 1)"},
+                "ResultPath": counter,
+                "Next": then,
+            },
+        )
+
+    def notify(self, name: str, subject: str, message: dict[str, Any], then: str) -> str:
+        """An SNS message to the notification topic; one that cannot be sent does not change the run."""
+        return self.add(
+            name,
+            {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sns:publish",
+                "Parameters": {"TopicArn": "${notification_topic_arn}", "Subject": subject, "Message": message},
+                "ResultPath": None,
+                "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 2, "BackoffRate": 2.0, "MaxAttempts": 3}],
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": then}],
+                "Next": then,
+            },
+        )

@@ -15,8 +15,8 @@ record that holds together (`untrusted`) and that AWS confirms (`recorded_run_pr
 succeeded, its outputs are unchanged since) makes the stage reused, exactly as a rerun reuses one
 (`reused`, `results`), and the later stages read the recorded run's outputs instead of this run's;
 otherwise `cache.<stage>` asks the
-state machine to record the stage once it succeeded (and, for evaluation, once the quality gate
-passed). A failed stage is never recorded.
+state machine to record the stage once it succeeded (and once its checkpoints passed). A failed
+stage is never recorded.
 """
 
 from __future__ import annotations
@@ -32,12 +32,10 @@ from functools import cache
 from typing import Any
 
 from . import names
-from .plan import WRITTEN, map_strings
+from .plan import map_strings
 from .schema import item_schema
+from .stage import strings
 from .stages import CACHEABLE, PER_RUN_NAME, SERVING, STAGE, STAGES
-
-# What a stage makes: the fields SageMaker writes to (plan.WRITTEN), and tuning's copied best model.
-_MADE = re.compile(rf"{WRITTEN.pattern}|best_model\.target")
 
 
 class Unlisted(Exception):
@@ -87,21 +85,12 @@ class StageKey:
     why_not: str | None = None
 
 
-def _strings(value: Any, path: str = "") -> list[tuple[str, str]]:
-    if isinstance(value, dict):
-        return [found for key, entry in value.items() for found in _strings(entry, f"{path}.{key}")]
-    if isinstance(value, list):
-        return [found for entry in value for found in _strings(entry, f"{path}[]")]
-    return [(path, value)] if isinstance(value, str) else []
-
-
 def made_by(execution_input: dict[str, Any], stage: str) -> dict[str, str]:
-    """What a stage makes that later stages may use: its locations in the run folder, and its name."""
+    """What a stage makes that later stages may use (as the stage declares it): its locations in the
+    run folder, and its names."""
     block, run_folder = execution_input["stages"][stage], execution_input["run_folder"]
-    made = {value: stage for path, value in _strings(block) if _MADE.search(path) and value.startswith(run_folder)}
-    field = STAGE[stage].name_field
-    name = block.get("request", {}).get(field) if field else None
-    return made | ({name: stage} if isinstance(name, str) else {})
+    made = STAGE[stage].made(block)
+    return {m.value: stage for m in made if not m.location or m.value.startswith(run_folder)}
 
 
 def _producer(value: str, made: dict[str, str]) -> str | None:
@@ -137,11 +126,12 @@ def keys(
         reads: dict[str, str] = {}
         upstream: set[str] = set()
         why_not = None
-        for path, value in _strings(block):
+        written = {m.value for m in STAGE[stage].made(block)}
+        for _, value in strings(block):
             producer = _producer(value, made)
             if producer:
                 upstream.add(producer)
-            elif value.startswith("s3://") and not _MADE.search(path) and not value.startswith(run_folder):
+            elif value.startswith("s3://") and value not in written and not value.startswith(run_folder):
                 try:
                     reads[value] = identity(value)
                 except Unlisted as error:
@@ -152,8 +142,8 @@ def keys(
         parts = {
             "stage": stage,
             "block": _neutral(block, execution_input),
-            # a reused evaluation skips the quality gate: the gate it passed is part of its key
-            "gate": execution_input.get("quality_gate") if stage == "evaluation" else None,
+            # a reused stage skips its checkpoints: what they checked is part of its key
+            "gate": STAGE[stage].checked_by(execution_input),
             "reads": reads,
             "upstream": {earlier: found[earlier].key for earlier in sorted(upstream)},
         }
@@ -253,7 +243,7 @@ def untrusted(record: dict[str, Any], execution_input: dict[str, Any]) -> str | 
         return f"its run folder is not {base}/{execution}/"
     bucket = base.split("/runs/", 1)[0] + "/"
     outside = [
-        text for _, text in _strings(record.get("results")) if text.startswith("s3://") and not text.startswith(bucket)
+        text for _, text in strings(record.get("results")) if text.startswith("s3://") and not text.startswith(bucket)
     ]
     if outside:
         return f"its results name {outside[0][:200]}, outside {bucket}"

@@ -8,7 +8,9 @@ contract.json at the root, which the modules read with jsondecode(file(...)), an
 - DRIFT_ALARM_INFIX: a pipeline's drift alarm is <sagemaker_name_prefix><infix><pipeline>
   (monitoring.py); the drift rule matches alarms starting with the prefix and the infix.
 - MONITORING_METRIC_NAMESPACE: where the data-quality analyzer publishes its drift metrics, which
-  the drift alarm watches (monitoring.py) and the SageMaker role may write to (modules/sagemaker-role).
+  the drift alarm watches (monitoring.py) and the SageMaker role may write to (modules/sagemaker-role);
+- DEFINITION_VARIABLES: the template variables of the state machine's definition and role policy,
+  which the state-machine module fills.
 """
 
 from __future__ import annotations
@@ -44,6 +46,16 @@ DRIFT_ALARM_INFIX = "drift-"
 # The "CloudWatch Metrics" page of Model Monitor names the namespace two ways; the bias and
 # model-quality pages, the SageMaker Python SDK and the console use this one, without a leading "/".
 MONITORING_METRIC_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
+# The state machine definition's template variables, which the state-machine module passes to
+# templatefile() (tools/statemachine.py writes the template; the role policy's template takes them too).
+DEFINITION_VARIABLES = {
+    "notification_topic_arn": "SNS topic for failure and success summaries",
+    "approval_topic_arn": "SNS topic that carries approval requests (with their task tokens)",
+    "quality_gate_function_arn": "Lambda function that compares the evaluation metric with the threshold",
+    "model_copy_function_arn": "Lambda function that copies the best tuning job's model into the run folder",
+    "smoke_test_function_arn": "Lambda function that invokes the deployed endpoint once and summarises its answer",
+    "ledger_table_name": "DynamoDB table of the run ledger, where succeeded stages are recorded for step caching",
+}
 FILE = "contract.json"
 
 
@@ -54,6 +66,7 @@ def document() -> dict[str, Any]:
         "schedule_input_template": SCHEDULE_INPUT_TEMPLATE,
         "drift_alarm_infix": DRIFT_ALARM_INFIX,
         "monitoring_metric_namespace": MONITORING_METRIC_NAMESPACE,
+        "definition_variables": sorted(DEFINITION_VARIABLES),
     }
 
 

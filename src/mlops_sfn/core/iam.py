@@ -78,7 +78,7 @@ def sync_job(stage: Stage, rule: str, *extra: str) -> dict[str, tuple[dict[str, 
 
 
 def function(variable: str) -> dict[str, Any]:
-    """Invoking one of the deployment's functions (quality gate, model copy, smoke test), any version."""
+    """Invoking one of the deployment's functions (checkpoints, model copy, smoke test), any version."""
     return statement(
         "PipelineFunctions", ["lambda:InvokeFunction"], [f"${{{variable}}}{version}" for version in ("", ":*")]
     )

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .gate import MISSING  # how S3 says a key is not there, with or without s3:ListBucket
-
+# How S3 answers a read of a missing key: 404 (NoSuchKey; "404" for HEAD) to a principal that may
+# s3:ListBucket, and 403 (AccessDenied; "403" for HEAD) to one that may not (S3 API reference,
+# GetObject and HeadObject, "Permissions"), as the functions' roles may not: both mean "not there".
+MISSING = ("NoSuchKey", "404", "NotFound", "AccessDenied", "403")
 _MIB = 1024**2
 # Parts of 256 MiB copied 8 at a time: a 50 GB model is about 200 parts; s3transfer raises the part
 # size itself when a copy would need more than S3's 10,000 parts.

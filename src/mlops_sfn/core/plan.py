@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from . import monitoring, names, sagemaker_api, stages
-from .contract import ROUTER_ENVIRONMENT
 from .item import check_item
 from .problems import InvalidItem, Problem
-from .stage import fill, map_strings, model_sources, runs
-from .stages import CATALOG, STAGE, STAGES
-from .triggers import Trigger, completes_upload
+from .settings import EXAMPLE_SETTINGS, Settings
+from .stage import WRITTEN, fill, map_strings, model_sources, runs
+from .stages import CATALOG, CHECKPOINTS, STAGE, STAGES
+from .triggers import Trigger
 
 __all__ = ["fill", "map_strings"]  # (the modules that rewrite planned inputs take them from here)
 
@@ -35,96 +32,6 @@ FAILURE_OVERHEAD_BYTES = 8 * 1024
 # sends no failure notification.
 EXECUTION_LIMIT_SECONDS = 365 * 24 * 3600
 
-
-# Settings field -> the environment variable the router Lambda reads it from (contract.py; the
-# region is the Lambda runtime's own).
-_FROM_TERRAFORM = (
-    "bucket",
-    "sagemaker_role_arn",
-    "default_image_uri",
-    "sagemaker_name_prefix",
-    "image_repository_arns",
-    "data_buckets",
-    "kms_key_arn",
-)
-SETTINGS_ENVIRONMENT = {field: ROUTER_ENVIRONMENT[field] for field in _FROM_TERRAFORM} | {"region": "AWS_REGION"}
-# Settings a deployment may leave empty (no extra data bucket, no customer-managed key).
-OPTIONAL_SETTINGS = ("data_buckets", "kms_key_arn")
-
-
-@dataclass(frozen=True)
-class Settings:
-    """What the deployment provides: the router reads it from its environment (set by Terraform)."""
-
-    bucket: str
-    sagemaker_role_arn: str
-    default_image_uri: str
-    # Endpoints and model package groups an item may touch start with this (the role's policy says the same).
-    sagemaker_name_prefix: str
-    # Comma-separated ECR repository ARNs ("repository/*" for a registry) the SageMaker role may pull from.
-    image_repository_arns: str
-    region: str
-    # Comma-separated buckets besides `bucket` the SageMaker role may read (root variable data_buckets).
-    data_buckets: str = ""
-    # The deployment's customer-managed KMS key, the only one its roles may use ("" for none).
-    kms_key_arn: str = ""
-
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None, fallback: Settings | None = None) -> Settings:
-        """Settings from environment variables, each missing one taken from `fallback`; without a
-        fallback, raises KeyError naming those missing."""
-        environ = os.environ if environ is None else environ
-        required = {field: var for field, var in SETTINGS_ENVIRONMENT.items() if field not in OPTIONAL_SETTINGS}
-        missing = [var for var in required.values() if not environ.get(var)]
-        if missing and fallback is None:
-            raise KeyError(", ".join(missing))
-        values = {field: environ.get(var) or getattr(fallback, field) for field, var in required.items()}
-        optional = {field: environ.get(SETTINGS_ENVIRONMENT[field], "") for field in OPTIONAL_SETTINGS}
-        return cls(**values, **optional)
-
-    @classmethod
-    def from_outputs(cls, outputs: Mapping[str, Any]) -> Settings:
-        """The deployment as `terraform output -json` of the root describes it ({name: {"value": ...}});
-        raises KeyError naming the outputs it lacks."""
-        values = {name: entry.get("value") if isinstance(entry, dict) else entry for name, entry in outputs.items()}
-        missing = [
-            name
-            for field, name in TERRAFORM_OUTPUTS.items()
-            if field not in OPTIONAL_SETTINGS and values.get(name) in (None, "", [])
-        ]
-        if missing:
-            raise KeyError(", ".join(missing))
-        found: dict[str, Any] = {field: values.get(name) or "" for field, name in TERRAFORM_OUTPUTS.items()}
-        for listed in ("image_repository_arns", "data_buckets"):  # lists in Terraform, joined as in the environment
-            if not isinstance(found[listed], str):
-                found[listed] = ",".join(found[listed])
-        return cls(**{field: str(value) for field, value in found.items()})
-
-    def data_bucket_names(self) -> list[str]:
-        return [name.strip() for name in self.data_buckets.split(",") if name.strip()]
-
-
-# Settings field -> the root's Terraform output that holds it (outputs.tf).
-TERRAFORM_OUTPUTS = {
-    "bucket": "bucket_name",
-    "sagemaker_role_arn": "sagemaker_role_arn",
-    "default_image_uri": "image_uri",
-    "sagemaker_name_prefix": "sagemaker_name_prefix",
-    "image_repository_arns": "image_repository_arns",
-    "region": "region",
-    "data_buckets": "data_buckets",
-    "kms_key_arn": "kms_key_arn",
-}
-
-# Used by `plan` and `validate` when the environment does not name a deployment.
-EXAMPLE_SETTINGS = Settings(
-    bucket="example-mlops-bucket",
-    sagemaker_role_arn="arn:aws:iam::123456789012:role/example-sagemaker-execution",
-    default_image_uri="683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3",
-    sagemaker_name_prefix="mlops-dev-",  # the root's default deployment
-    image_repository_arns="arn:aws:ecr:us-east-1:683313688378:repository/*",  # the default image's registry
-    region="us-east-1",
-)
 
 # A trigger used to check filled requests when no event is at hand.
 SAMPLE_TRIGGER = Trigger(source="manual", run_id="preview", dataset_date="2024-01-31")
@@ -151,12 +58,10 @@ def plan_execution(
     run = {stage.name: runs(item, stage.follows or stage.name) for stage in CATALOG}
     if trigger.source == "monitoring" and monitoring.on_drift(item) == "notify":
         run = {stage: False for stage in STAGES}  # the run only says that the model drifted
-    blocks = {
-        stage.name: fill(stage.planned(item, execution, settings), values) for stage in CATALOG if run[stage.name]
-    }
+    blocks = {stage.name: fill(stage.plan(item, execution, settings), values) for stage in CATALOG if run[stage.name]}
     problems = _check_filled(blocks) + _check_reach(blocks, settings.sagemaker_name_prefix)
     problems += _check_images(blocks, settings.image_repository_arns) + _check_access(blocks, settings)
-    problems += [problem for name, block in blocks.items() for problem in STAGE[name].checked(block, settings)]
+    problems += [problem for name, block in blocks.items() for problem in STAGE[name].check(block, settings)]
     if problems:
         raise InvalidItem(problems)
     notify = item.get("notifications", {}).get("on", ["failure"])
@@ -172,8 +77,9 @@ def plan_execution(
         "notify": {"on_failure": "failure" in notify, "on_success": "success" in notify},
         "results": {},  # each stage writes its trimmed result here; present even when no stage runs
     }
-    if "quality_gate" in item:
-        execution_input["quality_gate"] = item["quality_gate"]
+    for name in CHECKPOINTS:  # the checkpoints' settings, at the top level as in the item
+        if name in item:
+            execution_input[name] = item[name]
     problems = _check_size(execution_input) + _check_duration(blocks)
     if problems:
         raise InvalidItem(problems)
@@ -209,7 +115,7 @@ def _check_size(execution_input: dict[str, Any]) -> list[Problem]:
 
 def _check_duration(blocks: dict[str, Any]) -> list[Problem]:
     """A run must be able to finish within the execution limit, approval wait included."""
-    total = sum(STAGE[stage].longest(block) for stage, block in blocks.items())
+    total = sum(STAGE[stage].limit(block) for stage, block in blocks.items())
     if total < EXECUTION_LIMIT_SECONDS:
         return []
     where = "stages.approval.timeout_hours" if "approval" in blocks else "stages"
@@ -253,7 +159,7 @@ def _check_reach(blocks: dict[str, Any], prefix: str) -> list[Problem]:
             " with a sagemaker_name_prefix it starts with (mlops-sfn validate reads SAGEMAKER_NAME_PREFIX)",
         )
         for stage, block in blocks.items()
-        for path, name in STAGE[stage].named_in_prefix(block)
+        for path, name in STAGE[stage].reaches(block)
         if not name.startswith(prefix)
     ]
 
@@ -278,7 +184,6 @@ def _strings(value: Any, path: str) -> list[tuple[str, str, str]]:
 
 # Request paths whose S3 locations SageMaker writes (outputs, checkpoints, captured data): these
 # must be in the framework's bucket; data buckets are read only.
-WRITTEN = re.compile(r"Output|Checkpoint|Capture|Destination")  # fields naming where SageMaker writes
 _KMS_FIELDS = {"KmsKeyId", "VolumeKmsKeyId"}
 
 
@@ -373,7 +278,7 @@ def _check_filled(blocks: dict[str, Any]) -> list[Problem]:
     """Patterns and lengths, once placeholders hold real values (e.g. a '_' from {pipeline} in a name)."""
     problems: list[Problem] = []
     for stage, block in blocks.items():
-        for operation, request in STAGE[stage].filled_requests(block):
+        for operation, request in STAGE[stage].requests(block):
             if request is block.get("request"):  # the stage's own request, as the item wrote it
                 found = sagemaker_api.check_request(operation, request, f"stages.{stage}.request")
                 problems += [Problem(p.path, f"after placeholders are filled: {p.message}") for p in found]
@@ -389,34 +294,3 @@ def check_with_sample(item: Any, settings: Settings = EXAMPLE_SETTINGS) -> list[
     except InvalidItem as error:
         return error.problems
     return []
-
-
-def mismatch(item: dict[str, Any], trigger: Trigger) -> str | None:
-    """Why this trigger does not start this item's pipeline, or None when it does.
-
-    Tolerates a malformed item: whatever cannot be read here is reported by plan_execution's checks.
-    """
-    name = item.get("consumption_pipeline_name")
-    if trigger.source != "s3":
-        if trigger.pipeline != name:
-            return f"the event names pipeline {trigger.pipeline!r}, not {name!r}"
-        return None
-    prefix = trigger_prefix(item)
-    key = trigger.key or ""
-    if prefix is None:
-        return f"pipeline {name!r} has no trigger.prefix, so uploads do not start it"
-    if not key.startswith(prefix):
-        return f"{key!r} is not under the trigger prefix {prefix!r}"
-    config = item["trigger"]
-    complete_on = config.get("complete_on")
-    readable = isinstance(complete_on, dict) and all(isinstance(v, str) for v in complete_on.values())
-    if readable and not completes_upload(config, key):
-        return f"{key!r} is part of an upload; only the object named by trigger.complete_on starts a run"
-    return None
-
-
-def trigger_prefix(item: dict[str, Any]) -> str | None:
-    """The item's trigger.prefix when it has a usable one."""
-    config = item.get("trigger")
-    prefix = config.get("prefix") if isinstance(config, dict) else None
-    return prefix if isinstance(prefix, str) and prefix else None

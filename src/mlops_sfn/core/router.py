@@ -21,11 +21,12 @@ from . import cache, dynamodb_json, monitoring, uploads
 from .contract import ROUTER_ENVIRONMENT
 from .item import prefix_owner
 from .names import execution_arn
-from .plan import SETTINGS_ENVIRONMENT, Settings, apply_overrides, mismatch, plan_execution
+from .plan import apply_overrides, plan_execution
 from .problems import InvalidItem, Problem, join
 from .schema import UNKNOWN_FIELD
+from .settings import SETTINGS_ENVIRONMENT, Settings
 from .stages import runs
-from .triggers import InvalidEvent, Trigger, parse_parts, shorten
+from .triggers import InvalidEvent, Trigger, mismatch, parse_parts, shorten
 
 # Environment variable -> what it holds. Read and checked once, when the Lambda starts.
 ENVIRONMENT = {

@@ -323,3 +323,34 @@ def completes_upload(trigger_config: dict[str, Any], key: str) -> bool:
     if "manifest" in complete_on:
         return bool(key.rsplit("/", 1)[-1] == complete_on["manifest"])
     return False
+
+
+def mismatch(item: dict[str, Any], trigger: Trigger) -> str | None:
+    """Why this trigger does not start this item's pipeline, or None when it does.
+
+    Tolerates a malformed item: whatever cannot be read here is reported by plan_execution's checks.
+    """
+    name = item.get("consumption_pipeline_name")
+    if trigger.source != "s3":
+        if trigger.pipeline != name:
+            return f"the event names pipeline {trigger.pipeline!r}, not {name!r}"
+        return None
+    prefix = trigger_prefix(item)
+    key = trigger.key or ""
+    if prefix is None:
+        return f"pipeline {name!r} has no trigger.prefix, so uploads do not start it"
+    if not key.startswith(prefix):
+        return f"{key!r} is not under the trigger prefix {prefix!r}"
+    config = item["trigger"]
+    complete_on = config.get("complete_on")
+    readable = isinstance(complete_on, dict) and all(isinstance(v, str) for v in complete_on.values())
+    if readable and not completes_upload(config, key):
+        return f"{key!r} is part of an upload; only the object named by trigger.complete_on starts a run"
+    return None
+
+
+def trigger_prefix(item: dict[str, Any]) -> str | None:
+    """The item's trigger.prefix when it has a usable one."""
+    config = item.get("trigger")
+    prefix = config.get("prefix") if isinstance(config, dict) else None
+    return prefix if isinstance(prefix, str) and prefix else None

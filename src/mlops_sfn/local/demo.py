@@ -32,6 +32,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ..core import dynamodb_json, monitoring, names, uploads
+from ..core.stages import CHECKPOINTS
 from ..core.triggers import Trigger
 from ..operate import approval, preview, runs
 from ..operate.executions import failure_reason
@@ -339,9 +340,10 @@ def write_graph(folder: Path, result: DemoResult) -> Path:
     """The executed graph as Mermaid, and as PNG when a Mermaid renderer is installed (`render`)."""
     folder.mkdir(parents=True, exist_ok=True)
     outcomes = {stage: (run.status, run.seconds) for stage, run in result.stages.items()}
-    gate = result.output.get("results", {}).get("quality_gate")
-    if isinstance(gate, dict) and "met" in gate:
-        outcomes["quality_gate"] = ("met" if gate["met"] else "not met", None)
+    for name in CHECKPOINTS:
+        verdict = result.output.get("results", {}).get(name)
+        if isinstance(verdict, dict) and "met" in verdict:
+            outcomes[name] = ("met" if verdict["met"] else "not met", None)
     path = folder / f"{result.execution_name}.mmd"
     path.write_text(preview.mermaid(result.execution_input, outcomes) + "\n")
     render(path)
@@ -390,9 +392,10 @@ def report(result: DemoResult, demo: Demo) -> list[str]:
             endpoint = str(result.execution_input.get("stages", {}).get("deploy", {}).get("endpoint_name", ""))
             detail += _serving_now(endpoint, results.get("deploy"), demo)
         lines.append(f"  {stage:<16} {run.status:<12} {took}  {detail}".rstrip())
-    gate = results.get("quality_gate")
-    if isinstance(gate, dict) and gate.get("message"):
-        lines.append(f"quality gate: {gate['message']}")
+    for name, (checkpoint, _) in CHECKPOINTS.items():
+        verdict = results.get(name)
+        if isinstance(verdict, dict) and verdict.get("message"):
+            lines.append(f"{checkpoint.title}: {verdict['message']}")
     report_location = result.execution_input.get("stages", {}).get("evaluation", {}).get("report")
     evaluation = _evaluation_report(demo, report_location) if "evaluation" in results else None
     if isinstance(evaluation, dict):

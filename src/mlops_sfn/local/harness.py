@@ -25,9 +25,11 @@ import boto3
 import botocore.loaders
 import botocore.session
 
-from ..core import cache, gate, model_copy, smoke_test
-from ..core.plan import EXAMPLE_SETTINGS, Settings, apply_overrides, plan_execution
-from ..core.stages import OPERATIONS
+from ..core import cache, model_copy, smoke_test
+from ..core.plan import apply_overrides, plan_execution
+from ..core.settings import EXAMPLE_SETTINGS, Settings
+from ..core.stages import CHECKPOINTS, OPERATIONS
+from ..core.stages import quality_gate as gate
 from ..core.triggers import Trigger
 from ..operate import approval, runs
 from ..operate.executions import stage_outcomes
@@ -114,7 +116,7 @@ class RunReport:
     notifications: list[dict[str, Any]]  # {"topic", "subject", "message"}
     seconds: float
     history: list[dict[str, Any]] = field(repr=False)
-    stages: dict[str, str] = field(default_factory=dict)  # stage (and quality_gate) -> executions.OUTCOMES
+    stages: dict[str, str] = field(default_factory=dict)  # stage (and checkpoint) -> executions.OUTCOMES
 
     def as_dict(self) -> dict[str, Any]:
         result = asdict(self)
@@ -308,9 +310,8 @@ class LocalRuns:
         unknown = sorted(fail - set(FAILABLE))
         if unknown:
             raise ValueError(f"--fail {', '.join(unknown)}: use one of {', '.join(FAILABLE)}")
-        runs = {stage for stage, on in execution_input["run"].items() if on} | (
-            {"quality_gate"} if "quality_gate" in execution_input else set()
-        )
+        runs = {stage for stage, on in execution_input["run"].items() if on}
+        runs |= {name for name, (_, stage) in CHECKPOINTS.items() if name in execution_input and stage.name in runs}
         not_run = sorted(fail - runs)
         if not_run:
             raise ValueError(f"--fail {', '.join(not_run)}: not a stage this item runs ({self._running(runs)})")

@@ -26,8 +26,8 @@ from typing import Any, Protocol
 from botocore.exceptions import ClientError
 
 from ..core import names, sagemaker_api
-from ..core.gate import COMPARISONS
-from ..core.stages import NAME_FIELDS, STAGES
+from ..core.stages import NAME_FIELDS, REPORTED
+from ..core.stages.quality_gate import COMPARISONS
 
 # What a local endpoint does after CreateEndpoint or UpdateEndpoint, seen at the next describe.
 ENDPOINT_OUTCOMES = {
@@ -47,8 +47,8 @@ EXISTING_ENDPOINT = {
     "updating": "Updating, and it stays so",
 }
 
-# What `mlops-sfn local run --fail` accepts: every stage, and the quality-gate check itself.
-FAILABLE = (*STAGES, "quality_gate")
+# What `mlops-sfn local run --fail` accepts: every stage and checkpoint.
+FAILABLE = REPORTED
 
 
 @dataclass(frozen=True)

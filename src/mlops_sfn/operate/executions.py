@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..core.stages import STAGES
+from ..core.stages import CHECKPOINTS, REPORTED
 
 # A stage's outcome: switched off, ran to its end, failed, started but not ended (the run was
 # stopped or is still going), or switched on but never reached (an earlier stage failed).
 # A rerun's reused stage did not run: its results come from the earlier run (`reused` in the input).
 OUTCOMES = ("skipped", "succeeded", "failed", "started", "not_reached", "reused")
-_REPORTED = (*STAGES[: STAGES.index("evaluation") + 1], "quality_gate", *STAGES[STAGES.index("evaluation") + 1 :])
 
 
 def failure_reason(cause: str | None, limit: int | None = None) -> str:
@@ -32,20 +31,21 @@ def failure_reason(cause: str | None, limit: int | None = None) -> str:
 def stage_outcomes(
     execution_input: dict[str, Any], status: str, error: str | None, task_entered: dict[str, bool]
 ) -> dict[str, str]:
-    """Each stage's outcome (OUTCOMES), quality_gate included when the item has one. The run's
+    """Each stage's outcome (OUTCOMES), its checkpoints' included when the item has them. The run's
     error names the failed stage(s) ("deploy.EndpointFailed", "batch_transform,deploy.StagesFailed");
     every other stage entered in a run that ended ran to its end, since stages follow one another
     and the serving branches end on their own."""
     failed = set((error or "").split(".")[0].split(",")) if status == "FAILED" else set()
     ended = status in ("SUCCEEDED", "FAILED")
     switched_on = dict(execution_input["run"])
-    if "quality_gate" in execution_input:
-        switched_on["quality_gate"] = switched_on.get("evaluation", False)
+    reused = dict(execution_input.get("reused", {}))
+    for name, (_, owner) in CHECKPOINTS.items():  # a checkpoint runs, or is reused, with its stage
+        if name in execution_input:
+            switched_on[name] = switched_on.get(owner.name, False)
+        if owner.name in reused:
+            reused[name] = reused[owner.name]
     outcomes = {}
-    reused = execution_input.get("reused", {})
-    if "evaluation" in reused:
-        reused = {**reused, "quality_gate": reused["evaluation"]}
-    for stage in (stage for stage in _REPORTED if stage in switched_on):
+    for stage in (stage for stage in REPORTED if stage in switched_on):
         if stage in reused:
             outcomes[stage] = "reused"
         elif not switched_on[stage]:

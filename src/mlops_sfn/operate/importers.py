@@ -191,7 +191,7 @@ def _rewire_aiops_model(stages: dict[str, Any], notes: list[str]) -> None:
 
 
 def _aiops_report(stages: dict[str, Any], notes: list[str]) -> None:
-    """The example's evaluation.py writes evaluation.json in its one output: the quality gate reads it there."""
+    """The example's evaluation.py writes evaluation.json in its one output: evaluation's checkpoint reads it there."""
     outputs = stages.get("evaluation", {}).get("request", {}).get("ProcessingOutputConfig", {}).get("Outputs", [])
     if len(outputs) != 1 or "S3Output" not in outputs[0]:
         return

@@ -5,17 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from ..core import cache
-from ..core.gate import COMPARISONS
 from ..core.stages import SERVING, STAGE, STAGES, WATCHING
 
 
 def stage_summary(stage: str, block: dict[str, Any]) -> str:
     """One line on what a planned stage will do (its definition says how)."""
-    return STAGE[stage].summary(block)
+    return STAGE[stage].preview(block)
 
 
-def gate_text(gate: dict[str, Any]) -> str:
-    return f"{gate['metric']} {COMPARISONS[gate['comparison']][0]} {gate['threshold']}"
+def _checkpoints(stage: str, execution_input: dict[str, Any]) -> list[Any]:
+    """The stage's checkpoints this run has (the item set them)."""
+    return [checkpoint for checkpoint in STAGE[stage].checkpoints if checkpoint.name in execution_input]
 
 
 def text(execution_input: dict[str, Any], enabled: bool) -> str:
@@ -32,8 +32,9 @@ def text(execution_input: dict[str, Any], enabled: bool) -> str:
             number += 1
             detail = stage_summary(stage, execution_input["stages"][stage])
             lines.append(f"  {number}. {stage:<16} {detail}")
-            if stage == "evaluation" and "quality_gate" in execution_input:
-                lines.append(f"     {'quality gate':<16} pass when {gate_text(execution_input['quality_gate'])}")
+            for checkpoint in _checkpoints(stage, execution_input):
+                explained = checkpoint.explain(execution_input[checkpoint.name])
+                lines.append(f"     {checkpoint.title:<16} pass when {explained}")
         else:
             lines.append(f"  -  {stage:<16} skipped")
     return "\n".join(lines)
@@ -60,14 +61,15 @@ def mermaid(execution_input: dict[str, Any], outcomes: dict[str, tuple[str, floa
         lines.append(node(stage))
         lines.append(f"  {previous} --> {stage}")
         previous = stage
-        if stage == "evaluation" and "quality_gate" in execution_input:
-            verdict = outcomes.get("quality_gate") if outcomes else None
-            label = f"quality gate<br/>{gate_text(execution_input['quality_gate'])}"
+        for checkpoint in _checkpoints(stage, execution_input):
+            verdict = outcomes.get(checkpoint.name) if outcomes else None
+            label = f"{checkpoint.title}<br/>{checkpoint.explain(execution_input[checkpoint.name])}"
             label += f"<br/>{verdict[0]}" if verdict else ""
-            lines.append(f'  gate{{"{label}"}}' + (f":::{verdict[0].replace(' ', '_')}" if verdict else ""))
-            lines.append("  evaluation --> gate")
-            lines.append("  gate -- fails --> failed([failed])")
-            previous = "gate"
+            style = f":::{verdict[0].replace(' ', '_')}" if verdict else ""
+            lines.append(f'  {checkpoint.name}{{"{label}"}}{style}')
+            lines.append(f"  {previous} --> {checkpoint.name}")
+            lines.append(f"  {checkpoint.name} -- fails --> failed([failed])")
+            previous = checkpoint.name
     # The serving stages (batch transform, deploy) run side by side once the model exists; the
     # watching stages (monitoring) follow once they succeeded.
     lines.append("  finished([succeeded])")
@@ -107,6 +109,6 @@ def cache_text(execution_input: dict[str, Any], item: dict[str, Any]) -> str:
             lines += [f"    {location}" for location in key.reads]
         if key.upstream:
             lines.append(f"  and the keys of: {', '.join(key.upstream)} (whose outputs or names it uses)")
-        if stage == "evaluation" and "quality_gate" in execution_input:
-            lines.append("  and the quality gate (a reused evaluation skips it)")
+        for checkpoint in _checkpoints(stage, execution_input):
+            lines.append(f"  and the {checkpoint.title} (a reused {stage} skips it)")
     return "\n".join(lines)

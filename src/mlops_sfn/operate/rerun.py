@@ -20,10 +20,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..core import names, uploads
-from ..core.plan import Settings, map_strings, plan_execution
+from ..core.plan import map_strings, plan_execution
 from ..core.problems import InvalidItem
+from ..core.settings import Settings
 from ..core.stage import merge
-from ..core.stages import PER_RUN_NAME, SERVING, STAGE, STAGES
+from ..core.stages import CHECKPOINTS, PER_RUN_NAME, SERVING, STAGE, STAGES
 from ..core.triggers import Trigger
 from ..tools.statemachine import SAGEMAKER, stage_tasks
 from . import runs
@@ -71,9 +72,19 @@ def plan_rerun(
                 f"{stage} did not succeed in {earlier.name} ({outcomes[stage].status}): rerun from {stage} or earlier"
             )
     results = runs.results(earlier.output) or runs.results_so_far(events)
-    gate = results.get("quality_gate")
-    if "evaluation" in reused and isinstance(gate, dict) and not gate.get("met"):
-        raise RerunRefused(f"the quality gate was not met in {earlier.name}: rerun from evaluation or earlier")
+    # a reused stage skips its checkpoints: each must have passed in the earlier run
+    verdicts = {
+        checkpoint.name: results[checkpoint.name]
+        for stage in reused
+        for checkpoint in STAGE[stage].checkpoints
+        if isinstance(results.get(checkpoint.name), dict)
+    }
+    for name, verdict in verdicts.items():
+        if not verdict.get("met"):
+            checkpoint, owner = CHECKPOINTS[name]
+            raise RerunRefused(
+                f"the {checkpoint.title} was not met in {earlier.name}: rerun from {owner.name} or earlier"
+            )
 
     trigger = Trigger.from_dict(earlier.execution_input["trigger"])
     if changes:
@@ -110,8 +121,7 @@ def plan_rerun(
     origins = earlier.execution_input.get("reused", {})
     execution_input["reused"] = {stage: origins.get(stage, earlier.name) for stage in reused}
     kept = {stage: copy.deepcopy(results[stage]) for stage in reused if stage in results}
-    if "evaluation" in reused and isinstance(gate, dict):
-        kept["quality_gate"] = copy.deepcopy(gate)
+    kept |= copy.deepcopy(verdicts)
     serving = {stage: kept.pop(stage) for stage in SERVING if stage in kept}
     execution_input["results"] = kept | ({"serve": serving} if serving else {})
     return Rerun(name, execution_input, reused)
@@ -159,26 +169,22 @@ def _renamed(planned: dict[str, Any], running: list[str], earlier: str, attempt:
 
 
 def missing_outputs(rerun: Rerun, s3: Any, sagemaker: Any) -> list[str]:
-    """What a reused stage made that is gone (S3 outputs, the model package, the model)."""
+    """What a reused stage made, and later stages need, that is gone (each stage says what it made:
+    S3 outputs, a model package, a model)."""
     gone = []
-    blocks, results = rerun.execution_input["stages"], rerun.execution_input["results"]
+    blocks, results = rerun.execution_input["stages"], runs.results(rerun.execution_input)
     for stage in rerun.reused:
-        for uri in _outputs(stage, blocks.get(stage, {}), results.get(stage) or {}):
-            bucket, _, key = uri.removeprefix("s3://").partition("/")
-            if not s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("KeyCount"):
-                gone.append(f"{stage}: {uri}")
-        if stage == "register" and results.get("register"):
-            arn = results["register"]["model_package_arn"]
-            try:
-                sagemaker.describe_model_package(ModelPackageName=arn)
-            except sagemaker.exceptions.ClientError:
-                gone.append(f"register: {arn}")
-        if stage == "create_model" and results.get("create_model"):
-            model = blocks["create_model"]["request"]["ModelName"]
-            try:
-                sagemaker.describe_model(ModelName=model)
-            except sagemaker.exceptions.ClientError:
-                gone.append(f"create_model: {model}")
+        for made in STAGE[stage].made(blocks.get(stage, {}), results.get(stage) or {}):
+            if made.needed and made.location:
+                bucket, _, key = made.value.removeprefix("s3://").partition("/")
+                if not s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("KeyCount"):
+                    gone.append(f"{stage}: {made.value}")
+            elif made.needed and made.describe:
+                call, parameter = made.describe
+                try:
+                    getattr(sagemaker, call)(**{parameter: made.value})
+                except sagemaker.exceptions.ClientError:
+                    gone.append(f"{stage}: {made.value}")
     return gone
 
 
@@ -192,20 +198,6 @@ def upload_changed(rerun: Rerun, item: dict[str, Any], s3: Any) -> str | None:
     if not uploads.reads_upload(item):
         return None
     return uploads.problem(s3, trigger["bucket"], trigger["key"], trigger.get("etag"))
-
-
-def _outputs(stage: str, block: dict[str, Any], result: dict[str, Any]) -> list[str]:
-    request = block.get("request", {})
-    if stage in ("preprocessing", "evaluation"):
-        return [entry["S3Output"]["S3Uri"] for entry in request.get("ProcessingOutputConfig", {}).get("Outputs", [])]
-    if stage == "training":
-        return [result["model_data_url"]] if result.get("model_data_url") else []
-    if stage == "tuning":
-        model = result.get("model", {}).get("model_data_url")
-        return [model] if model else []
-    if stage == "batch_transform":
-        return [request.get("TransformOutput", {}).get("S3OutputPath", "")]
-    return []
 
 
 def why_not_redrive(earlier: runs.Run, events: list[dict[str, Any]], machine: dict[str, Any]) -> str | None:
@@ -223,7 +215,7 @@ def why_not_redrive(earlier: runs.Run, events: list[dict[str, Any]], machine: di
     task_stage = {task: stage for stage, tasks in stage_tasks(machine).items() for task in tasks}
     if machine["States"][state]["Type"] == "Fail" and earlier.failed_stage:
         stage = earlier.failed_stage.split(",")[0]
-        stage = "evaluation" if stage == "quality_gate" else stage
+        stage = CHECKPOINTS[stage][1].name if stage in CHECKPOINTS else stage  # its stage reruns it
         return (
             f"{earlier.name} failed at {earlier.failed_stage} and the failure was recorded (it ended in the"
             f" {state} state, where a redrive would fail again): mlops-sfn rerun {earlier.name} --from {stage}"

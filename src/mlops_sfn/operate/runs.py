@@ -16,7 +16,7 @@ from typing import Any
 
 from ..core import names
 from ..core.stage import where_in
-from ..core.stages import STAGE, STAGES
+from ..core.stages import CHECKPOINTS, STAGE, STAGES
 from ..tools import statemachine
 from .executions import failure_reason
 
@@ -49,7 +49,7 @@ class Run:
     failed_stage: str | None = None
     error: str | None = None
     cause: str | None = None
-    gate: str | None = None  # the quality gate's verdict message, when the gate ran
+    checks: dict[str, str] = field(default_factory=dict)  # checkpoint -> its verdict's message, when it ran
     execution_input: dict[str, Any] = field(default_factory=dict, repr=False)
     output: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -76,7 +76,7 @@ class Run:
             "failed_stage": self.failed_stage,
             "error": self.error,
             "cause": failure_reason(self.cause, 500) if self.cause else None,
-            "quality_gate": self.gate,
+            **{name: self.checks.get(name) for name in CHECKPOINTS},
             "rerun_of": self.rerun_of,
         }
 
@@ -87,7 +87,7 @@ def from_description(described: dict[str, Any]) -> Run:
     output = _json(described.get("output"))
     error = described.get("error")
     results = output.get("results", {}) if isinstance(output.get("results"), dict) else {}
-    gate = results.get("quality_gate")
+    verdicts = {name: results.get(name) for name in CHECKPOINTS}
     return Run(
         name=described["name"],
         arn=described["executionArn"],
@@ -99,7 +99,7 @@ def from_description(described: dict[str, Any]) -> Run:
         failed_stage=error.split(".")[0] if error and described["status"] == "FAILED" else None,
         error=error,
         cause=described.get("cause"),
-        gate=gate.get("message") if isinstance(gate, dict) else None,
+        checks={name: str(v["message"]) for name, v in verdicts.items() if isinstance(v, dict) and "message" in v},
         execution_input=execution_input,
         output=output,
     )
@@ -263,7 +263,7 @@ def stage_outputs(stage: str, result: Any, execution_input: dict[str, Any]) -> s
     if not isinstance(result, dict) or stage not in STAGE:
         return ""
     block = execution_input.get("stages", {}).get(stage, {})
-    return STAGE[stage].produced(result, block, where_in(str(execution_input.get("run_folder", ""))))
+    return STAGE[stage].report(result, block, where_in(str(execution_input.get("run_folder", ""))))
 
 
 def results(output: dict[str, Any]) -> dict[str, Any]:

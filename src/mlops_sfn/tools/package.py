@@ -1,7 +1,7 @@
 """The Lambda deployment package: one zip for every function, built without pip.
 
 The Lambda runtime ships boto3, and the functions need nothing else, so the zip holds each
-handler (`router/handler.py`, `quality_gate/handler.py`, ...: one per `contract.HANDLERS`) and the
+handler (`router/handler.py`, ...: one per `contract.HANDLERS`) and the
 `mlops_sfn.core` package, exactly: what runs in Lambda lives there and imports nothing else of
 ours (a test keeps it so). The zip is deterministic (fixed timestamps and modes, sorted entries),
 so Terraform's source_code_hash only changes when a file in it does. It is committed (Terraform

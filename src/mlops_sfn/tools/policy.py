@@ -48,7 +48,7 @@ def _merged() -> dict[str, list[dict[str, Any]]]:
     (ProcessingJobSync for preprocessing, evaluation and monitoring) joins their actions and resources."""
     by_sid: dict[str, dict[str, Any]] = {}
     sids: dict[str, list[str]] = {}
-    for permissions in [stage.permissions for stage in CATALOG] + [_PIPELINE]:
+    for permissions in [stage.permissions() for stage in CATALOG] + [_PIPELINE]:
         for resource, statements in permissions.items():
             for statement in statements:
                 sid = statement["Sid"]

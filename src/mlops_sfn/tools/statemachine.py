@@ -13,7 +13,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from ..core.asl import (
     integration,
     retry_for,
 )
+from ..core.contract import DEFINITION_VARIABLES
 from ..core.stages import SERVING, STAGE, STAGES, WATCHING
 
 # (the integrations' names and retries, for the tools and tests that read the definition)
@@ -37,15 +37,8 @@ __all__ = ["DYNAMODB", "LAMBDA", "SAGEMAKER", "SDK", "SDK_SERVICES", "TRANSIENT"
 ROOT = Path(__file__).resolve().parents[3]  # the repository checkout (src/mlops_sfn/tools/)
 TEMPLATE = ROOT / "statemachine" / "pipeline.asl.json"
 
-# Template variables: Terraform passes the same names to templatefile().
-VARIABLES = {
-    "notification_topic_arn": "SNS topic for failure and success summaries",
-    "approval_topic_arn": "SNS topic that carries approval requests (with their task tokens)",
-    "quality_gate_function_arn": "Lambda function that compares the evaluation metric with the threshold",
-    "model_copy_function_arn": "Lambda function that copies the best tuning job's model into the run folder",
-    "smoke_test_function_arn": "Lambda function that invokes the deployed endpoint once and summarises its answer",
-    "ledger_table_name": "DynamoDB table of the run ledger, where succeeded stages are recorded for step caching",
-}
+# Template variables: Terraform passes the same names to templatefile() (contract.json lists them).
+VARIABLES = DEFINITION_VARIABLES
 
 
 def _recorded(b: Builder, stage: str, then: str | None) -> str | None:
@@ -92,35 +85,37 @@ def _recorded(b: Builder, stage: str, then: str | None) -> str | None:
     )
 
 
-def _states(stage: str) -> Callable[[Builder, str | None], str]:
-    """A stage's states, as its definition (core/stages/<stage>.py) adds them."""
-    states = STAGE[stage].states
-    if states is None:
-        raise ValueError(f"stage {stage} defines no states")
-    return states
-
-
 def _run(stage: str) -> str:
     """The Choice that skips a stage in one transition: "Run create model?"."""
     return f"Run {STAGE[stage].title.lower()}?"
 
 
 def _pipeline(b: Builder) -> None:
-    """The stages in catalog order, each behind its "Run X?" Choice, then the serving stages side by
-    side, one Parallel branch each; no state names the next stage by hand."""
+    """The run: drift reported first, the stages in catalog order, the serving stages side by side,
+    the watching stages, then the endings; no state names the next stage by hand."""
+    served = _run(WATCHING[0]) if WATCHING else "Notify success?"
+    _stages(b)
+    _drift(b)
+    _serving(b, served)
+    _endings(b)
+
+
+def _stages(b: Builder) -> None:
+    """Each stage (but the serving ones) behind its "Run X?" Choice, in catalog order; the watching
+    stages run once the serving stages succeeded, then the run ends."""
     sequence = [stage for stage in STAGES if stage not in SERVING and stage not in WATCHING]
     follows = {stage: _run(after) for stage, after in itertools.pairwise(sequence)}
     follows[sequence[-1]] = "Serve model?"
-    # The watching stages run once the serving stages succeeded, in catalog order, then the run ends.
     follows |= {stage: _run(after) for stage, after in itertools.pairwise(WATCHING)}
-    served = _run(WATCHING[0]) if WATCHING else "Notify success?"
     if WATCHING:
         follows[WATCHING[-1]] = "Notify success?"
     for stage in sequence + list(WATCHING):
-        entry = _states(stage)(b, _recorded(b, stage, follows[stage]))
+        entry = STAGE[stage].states(b, _recorded(b, stage, follows[stage]))
         b.add(_run(stage), choice(stage, entry, follows[stage], reused=follows[stage]))
 
-    # A run a drift alarm started says so first, whether it retrains or only reports (the router set it up).
+
+def _drift(b: Builder) -> None:
+    """A run a drift alarm started says so first, whether it retrains or only reports (the router set it up)."""
     b.add(
         "Started by drift?",
         {
@@ -138,37 +133,25 @@ def _pipeline(b: Builder) -> None:
             "Default": _run(STAGES[0]),
         },
     )
-    b.add(
-        "Notify drift",
-        {
-            "Type": "Task",
-            "Resource": "arn:aws:states:::sns:publish",
-            "Parameters": {
-                "TopicArn": "${notification_topic_arn}",
-                "Subject": "Model drift detected",
-                "Message": {
-                    "status": "DRIFT",
-                    "pipeline.$": "$.pipeline",
-                    "execution_name.$": "$.execution_name",
-                    "trigger.$": "$.trigger",  # the alarm, CloudWatch's reason, the violations the router read
-                    "retraining.$": "$.run",
-                },
-            },
-            "ResultPath": None,
-            "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 2, "BackoffRate": 2.0, "MaxAttempts": 3}],
-            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": _run(STAGES[0])}],
-            "Next": _run(STAGES[0]),
-        },
-    )
+    message = {
+        "status": "DRIFT",
+        "pipeline.$": "$.pipeline",
+        "execution_name.$": "$.execution_name",
+        "trigger.$": "$.trigger",  # the alarm, CloudWatch's reason, the violations the router read
+        "retraining.$": "$.run",
+    }
+    b.notify("Notify drift", "Model drift detected", message, _run(STAGES[0]))
+
+
+def _serving(b: Builder, served: str) -> None:
+    """The serving stages side by side, one Parallel branch each; then the run fails naming every
+    serving stage that failed, and notifies once."""
     b.add(
         "Serve model?",
         {
             "Type": "Choice",
             "Choices": [
-                {
-                    "Or": [{"Variable": f"$.run.{stage}", "BooleanEquals": True} for stage in SERVING],
-                    "Next": "Serve",
-                }
+                {"Or": [{"Variable": f"$.run.{stage}", "BooleanEquals": True} for stage in SERVING], "Next": "Serve"}
             ],
             "Default": served,
         },
@@ -186,8 +169,8 @@ def _pipeline(b: Builder) -> None:
             "Next": "Serving failed?",
         },
     )
-    # After both branches: the run fails naming every serving stage that failed, and notifies once.
     serve = "$.results.serve"
+    failed = {stage: f"{STAGE[stage].title} branch failed" for stage in SERVING}
     b.add(
         "Serving failed?",
         {
@@ -197,114 +180,52 @@ def _pipeline(b: Builder) -> None:
                     "And": [{"Variable": f"{serve}.{stage}.failure", "IsPresent": True} for stage in SERVING],
                     "Next": "Both serving stages failed",
                 },
-                *(
-                    {
-                        "Variable": f"{serve}.{stage}.failure",
-                        "IsPresent": True,
-                        "Next": f"{STAGE[stage].title} branch failed",
-                    }
-                    for stage in SERVING
-                ),
+                *({"Variable": f"{serve}.{s}.failure", "IsPresent": True, "Next": failed[s]} for s in SERVING),
             ],
             "Default": served,
         },
     )
     for stage in SERVING:
-        b.add(
-            f"{STAGE[stage].title} branch failed",
-            {
-                "Type": "Pass",
-                "InputPath": f"{serve}.{stage}.failure",
-                "ResultPath": "$.failure",
-                "Next": b.failure_target,
-            },
-        )
-    b.add(
+        state = {"Type": "Pass", "InputPath": f"{serve}.{stage}.failure", "ResultPath": "$.failure"}
+        b.add(failed[stage], state | {"Next": b.failure_target})
+    b.fail(
         "Both serving stages failed",
-        {
-            "Type": "Pass",
-            "Parameters": {
-                "stage": ",".join(SERVING),
-                "error": "StagesFailed",
-                "cause.$": "States.Format('{}', {})".format(
-                    " | ".join(f"{stage}: {{}}: {{}}" for stage in SERVING),
-                    ", ".join(f"{serve}.{stage}.failure.{part}" for stage in SERVING for part in ("error", "cause")),
-                ),
-            },
-            "ResultPath": "$.failure",
-            "Next": b.failure_target,
-        },
+        ",".join(SERVING),
+        "StagesFailed",
+        "States.Format('{}', {})".format(
+            " | ".join(f"{stage}: {{}}: {{}}" for stage in SERVING),
+            ", ".join(f"{serve}.{stage}.failure.{part}" for stage in SERVING for part in ("error", "cause")),
+        ),
     )
 
-    b.add(
-        "Notify success?",
-        {
-            "Type": "Choice",
-            "Choices": [{"Variable": "$.notify.on_success", "BooleanEquals": True, "Next": "Notify success"}],
-            "Default": "Succeeded",
-        },
-    )
-    b.add(
-        "Notify success",
-        {
-            "Type": "Task",
-            "Resource": "arn:aws:states:::sns:publish",
-            "Parameters": {
-                "TopicArn": "${notification_topic_arn}",
-                "Subject": "Pipeline run succeeded",
-                "Message": {
-                    "status": "SUCCEEDED",
-                    "pipeline.$": "$.pipeline",
-                    "execution_name.$": "$.execution_name",
-                    "run_folder.$": "$.run_folder",
-                    "stages_run.$": "$.run",
-                    "results.$": "$.results",
-                },
-            },
-            "ResultPath": None,
-            "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 2, "BackoffRate": 2.0, "MaxAttempts": 3}],
-            # The run succeeded: a notification that cannot be sent must not turn it FAILED.
-            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "Succeeded"}],
-            "Next": "Succeeded",
-        },
-    )
+
+def _endings(b: Builder) -> None:
+    """Success and failure, each notified when the item asks; a notification that cannot be sent
+    changes neither (a run that succeeded must not turn FAILED; a failure must not be hidden)."""
+    b.when("Notify success?", "$.notify.on_success", "Notify success", "Succeeded", test={"BooleanEquals": True})
+    success = {
+        "status": "SUCCEEDED",
+        "pipeline.$": "$.pipeline",
+        "execution_name.$": "$.execution_name",
+        "run_folder.$": "$.run_folder",
+        "stages_run.$": "$.run",
+        "results.$": "$.results",
+    }
+    b.notify("Notify success", "Pipeline run succeeded", success, "Succeeded")
     b.add("Succeeded", {"Type": "Succeed"})
-
-    b.add(
-        "Notify failure?",
-        {
-            "Type": "Choice",
-            "Choices": [{"Variable": "$.notify.on_failure", "BooleanEquals": True, "Next": "Notify failure"}],
-            "Default": "Failed",
-        },
-    )
-    b.add(
-        "Notify failure",
-        {
-            "Type": "Task",
-            "Resource": "arn:aws:states:::sns:publish",
-            "Parameters": {
-                "TopicArn": "${notification_topic_arn}",
-                "Subject": "Pipeline run failed",
-                "Message": {
-                    "status": "FAILED",
-                    "pipeline.$": "$.pipeline",
-                    "execution_name.$": "$.execution_name",
-                    "failed_stage.$": "$.failure.stage",
-                    "error.$": "$.failure.error",
-                    "cause.$": "$.failure.cause",
-                    "run_folder.$": "$.run_folder",
-                },
-            },
-            "ResultPath": None,
-            "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 2, "BackoffRate": 2.0, "MaxAttempts": 3}],
-            # A notification that cannot be sent must not hide the failure it reports.
-            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "Failed"}],
-            "Next": "Failed",
-        },
-    )
+    b.when("Notify failure?", "$.notify.on_failure", "Notify failure", "Failed", test={"BooleanEquals": True})
+    failure = {
+        "status": "FAILED",
+        "pipeline.$": "$.pipeline",
+        "execution_name.$": "$.execution_name",
+        "failed_stage.$": "$.failure.stage",
+        "error.$": "$.failure.error",
+        "cause.$": "$.failure.cause",
+        "run_folder.$": "$.run_folder",
+    }
+    b.notify("Notify failure", "Pipeline run failed", failure, "Failed")
     # The error names the stage, then what went wrong there: "training.States.TaskFailed",
-    # "quality_gate.QualityGateNotMet". (A Fail error may not start with "States.".)
+    # "<checkpoint>.<its error>". (A Fail error may not start with "States.".)
     b.add(
         "Failed",
         {
@@ -325,7 +246,7 @@ def _branch(stage: str) -> dict[str, Any]:
     """A serving stage's Parallel branch: its "Run X?" Choice, its states (the last one ends the
     branch with the stage's results as output), and the failure record that ends it otherwise."""
     b = Builder(f"End {STAGE[stage].title.lower()} branch: failed")
-    entry, skipped = _states(stage)(b, _recorded(b, stage, None)), f"No {STAGE[stage].title.lower()}"
+    entry, skipped = STAGE[stage].states(b, _recorded(b, stage, None)), f"No {STAGE[stage].title.lower()}"
     # A rerun reuses stages before the one it starts from, so never the last (it has no Reused state).
     reused = f"Reused {STAGE[stage].title.lower()}" if stage != STAGES[-1] else None
     b.states = {_run(stage): choice(stage, entry, skipped, reused), **b.states}

@@ -1,9 +1,11 @@
 """The ten stages in pipeline order, one module each: adding a stage is one module here, listed in
 CATALOG, plus its schema (pipeline_item.schema.json) and its tests.
 
-Each module defines its `Stage` (core/stage.py): its facts and defaults, its planner, its states,
-its role statements, its preview and status lines, its own rules. Default values may hold
-placeholders ({bucket}, {role_arn}, ...); plan.py fills them per execution.
+Each module defines a subclass of `Stage` (core/stage.py) and its one instance, `STAGE`: its facts
+and defaults, its planner, its states, its role statements, what it makes, its preview and status
+lines, its own rules and its checkpoints. What several stages plan with is shared.py's, so no stage
+module imports another. Default values may hold placeholders ({bucket}, {role_arn}, ...); plan.py
+fills them per execution.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..stage import DEFAULT_INSTANCE_TYPE, RUN_FOLDER, Item, Stage, merge, model_sources, runs
+from ..stage import DEFAULT_INSTANCE_TYPE, RUN_FOLDER, Checkpoint, Item, Stage, merge, model_sources, runs
 from . import (
     approval,
     batch_transform,
@@ -41,6 +43,12 @@ CATALOG: tuple[Stage, ...] = tuple(
     )
 )
 STAGE = {stage.name: stage for stage in CATALOG}
+# Each checkpoint by name, with the stage that declares it.
+CHECKPOINTS: dict[str, tuple[Checkpoint, Stage]] = {
+    checkpoint.name: (checkpoint, stage) for stage in CATALOG for checkpoint in stage.checkpoints
+}
+# The stages and their checkpoints in the order a run reaches them (what a run's report lists).
+REPORTED = tuple(name for stage in CATALOG for name in (stage.name, *(c.name for c in stage.checkpoints)))
 STAGES = tuple(STAGE)
 SERVING = tuple(stage.name for stage in CATALOG if stage.serving)
 WATCHING = tuple(stage.name for stage in CATALOG if stage.watches)
@@ -59,11 +67,13 @@ FRAMEWORK_FIELDS = {
 __all__ = [
     "CACHEABLE",
     "CATALOG",
+    "CHECKPOINTS",
     "DEFAULT_INSTANCE_TYPE",
     "FRAMEWORK_FIELDS",
     "NAME_FIELDS",
     "OPERATIONS",
     "PER_RUN_NAME",
+    "REPORTED",
     "RUN_FOLDER",
     "SERVING",
     "STAGE",
@@ -101,7 +111,7 @@ def merged_request(stage: str, item: Item, execution: str) -> dict[str, Any]:
 def model_data_url(item: Item, source: str, execution: str) -> str:
     """Where the run's model.tar.gz is, with placeholders left in (they are filled with the rest)."""
     if source == "training":
-        return training.model_data_url(item, execution)
+        return training.STAGE.model_data_url(item, execution)
     if source == "tuning":
         return tuning.BEST_MODEL  # the state machine copies the best job's model here
     return str(item["stages"]["create_model"]["model_data_url"])

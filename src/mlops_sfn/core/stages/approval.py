@@ -2,11 +2,43 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import iam
 from ..asl import SDK, Builder
-from ..stage import Stage
+from ..stage import Block, Item, Stage, Statements, Where
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+
+class Approval(Stage):
+    name = "approval"
+
+    def plan(self, item: Item, execution: str, settings: Settings) -> Block:
+        return {"timeout_seconds": item["stages"]["approval"].get("timeout_hours", 24) * 3600}
+
+    def limit(self, block: Block) -> int:
+        return int(block["timeout_seconds"])
+
+    def states(self, b: Builder, then: str | None) -> str:
+        return _states(b, then)
+
+    def permissions(self) -> Statements:
+        return {
+            "sns:publish.waitForTaskToken": (
+                iam.statement("AskForApproval", ["sns:Publish"], ["${approval_topic_arn}"]),
+            ),
+            "aws-sdk:sagemaker:updateModelPackage": (
+                iam.statement("ApproveOrReject", ["sagemaker:UpdateModelPackage"], iam.PACKAGES),
+            ),
+        }
+
+    def preview(self, block: Block) -> str:
+        return f"manual approval, timeout {block['timeout_seconds'] // 3600} h"
+
+    def report(self, result: dict[str, Any], block: Block, where: Where) -> str:
+        return f"approved ({result.get('comment', '')})" if result.get("approved") else ""
 
 
 def _states(b: Builder, then: str | None) -> str:
@@ -48,39 +80,15 @@ def _states(b: Builder, then: str | None) -> str:
         },
     )
     for answer, status, after in [("Approve", "Approved", then), ("Reject", "Rejected", "Approval failed")]:
-        b.task(
+        b.call(
             f"{answer} model package",
             "approval",
-            {
-                "Resource": f"{SDK}sagemaker:updateModelPackage",
-                "Parameters": {
-                    "ModelPackageArn.$": "$.results.register.model_package_arn",
-                    "ModelApprovalStatus": status,
-                },
-                "ResultPath": None,
-                "Next": after,
-            },
+            f"{SDK}sagemaker:updateModelPackage",
+            parameters={"ModelPackageArn.$": "$.results.register.model_package_arn", "ModelApprovalStatus": status},
+            result=None,
+            then=after,
         )
     return entry
 
 
-def _outputs(result: dict[str, Any], block: dict[str, Any], where: Any) -> str:
-    return f"approved ({result.get('comment', '')})" if result.get("approved") else ""
-
-
-STAGE = Stage(
-    "approval",
-    plan=lambda item, execution, settings: {
-        "timeout_seconds": item["stages"]["approval"].get("timeout_hours", 24) * 3600
-    },
-    limit=lambda block: int(block["timeout_seconds"]),
-    states=_states,
-    permissions={
-        "sns:publish.waitForTaskToken": (iam.statement("AskForApproval", ["sns:Publish"], ["${approval_topic_arn}"]),),
-        "aws-sdk:sagemaker:updateModelPackage": (
-            iam.statement("ApproveOrReject", ["sagemaker:UpdateModelPackage"], iam.PACKAGES),
-        ),
-    },
-    preview=lambda block: f"manual approval, timeout {block['timeout_seconds'] // 3600} h",
-    outputs=_outputs,
-)
+STAGE = Approval()

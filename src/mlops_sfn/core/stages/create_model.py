@@ -2,91 +2,71 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from .. import iam, names
+from .. import iam
 from ..asl import SAGEMAKER, Builder
 from ..problems import Problem
-from ..stage import Item, Stage, model_sources
+from ..stage import Block, Item, Made, Stage, Statements, Where, model_sources
+from .shared import MODEL_TAG, add_model_data, model_request
 
 if TYPE_CHECKING:
-    from ..plan import Settings
-
-facts = Stage(
-    "create_model",
-    operation="CreateModel",
-    name_field="ModelName",
-    tag="model",
-    resource="model",
-    described_as="model",
-)
+    from ..settings import Settings
 
 
-def model_name(item: Item, execution: str) -> str:
-    """The model a run creates (what batch transform and deploy serve unless the item names one)."""
-    return names.resource_name(item["consumption_pipeline_name"], facts.tag or "", execution)
+class CreateModel(Stage):
+    name = "create_model"
+    operation = "CreateModel"
+    name_field = "ModelName"
+    tag = MODEL_TAG
+    resource = "model"
+    described_as = "model"
 
+    def defaults(self, item: Item, execution: str) -> dict[str, Any]:
+        return model_request(item)
 
-def _defaults(item: Item, execution: str) -> dict[str, Any]:
-    block = item.get("stages", {}).get("create_model", {})
-    container: dict[str, Any] = {"Image": "{image}"}
-    if block.get("model_data_url"):
-        container["ModelDataUrl"] = block["model_data_url"]
-    # CreateModel takes PrimaryContainer or Containers, not both.
-    own = block.get("request", {})
-    return {"ExecutionRoleArn": "{role_arn}"} | ({} if "Containers" in own else {"PrimaryContainer": container})
+    def plan(self, item: Item, execution: str, settings: Settings) -> Block:
+        request = self.request(item, execution)
+        add_model_data([request["PrimaryContainer"]] if "PrimaryContainer" in request else request["Containers"])
+        return {"request": request, "model_source": model_sources(item)[0]}
 
+    def rules(self, item: Item) -> list[Problem]:
+        own = item["stages"].get("create_model", {}).get("request", {})
+        if "ModelDataUrl" not in own.get("PrimaryContainer", {}):
+            return []
+        return [
+            Problem(
+                "stages.create_model.request.PrimaryContainer.ModelDataUrl",
+                "set stages.create_model.model_data_url instead, so the rules about the model's source apply",
+            )
+        ]
 
-def add_model_data(containers: list[dict[str, Any]]) -> None:
-    """Containers without a ModelDataUrl serve the run's model (its URL is known before the run starts)."""
-    for container in containers:
-        container.setdefault("ModelDataUrl", "{model_data_url}")
-
-
-def _plan(item: Item, execution: str, settings: Settings) -> dict[str, Any]:
-    request = STAGE.request(item, execution)
-    add_model_data([request["PrimaryContainer"]] if "PrimaryContainer" in request else request["Containers"])
-    return {"request": request, "model_source": model_sources(item)[0]}
-
-
-def _rules(item: Item) -> list[Problem]:
-    own = item["stages"].get("create_model", {}).get("request", {})
-    if "ModelDataUrl" not in own.get("PrimaryContainer", {}):
-        return []
-    return [
-        Problem(
-            "stages.create_model.request.PrimaryContainer.ModelDataUrl",
-            "set stages.create_model.model_data_url instead, so the rules about the model's source apply",
+    def states(self, b: Builder, then: str | None) -> str:
+        return b.call(
+            "Create model",
+            self.name,
+            f"{SAGEMAKER}createModel",
+            input_path="$.stages.create_model.request",
+            selector={"model_arn.$": "$.ModelArn"},
+            result="$.results.create_model",
+            then=then,
         )
-    ]
+
+    def permissions(self) -> Statements:
+        return {
+            "sagemaker:createModel": (
+                iam.statement("CreateModel", ["sagemaker:CreateModel", *iam.TAGGING], iam.named(self)),
+                iam.PASS_ROLE,
+            )
+        }
+
+    def made(self, block: Block, result: dict[str, Any] | None = None) -> list[Made]:
+        name = block.get("request", {}).get(self.name_field)
+        # a model can be deleted: a rerun that reuses it must still find it
+        return [Made(name, needed=bool(result), describe=("describe_model", "ModelName"))] if name else []
+
+    def report(self, result: dict[str, Any], block: Block, where: Where) -> str:
+        return str(result.get("model_arn", ""))
 
 
-def _states(b: Builder, then: str | None) -> str:
-    return b.task(
-        "Create model",
-        "create_model",
-        {
-            "Resource": f"{SAGEMAKER}createModel",
-            "InputPath": "$.stages.create_model.request",
-            "ResultSelector": {"model_arn.$": "$.ModelArn"},
-            "ResultPath": "$.results.create_model",
-            "Next": then,
-        },
-    )
-
-
-STAGE = replace(
-    facts,
-    defaults=_defaults,
-    plan=_plan,
-    rules=_rules,
-    states=_states,
-    permissions={
-        "sagemaker:createModel": (
-            iam.statement("CreateModel", ["sagemaker:CreateModel", *iam.TAGGING], iam.named(facts)),
-            iam.PASS_ROLE,
-        )
-    },
-    outputs=lambda result, block, where: str(result.get("model_arn", "")),
-)
+STAGE = CreateModel()

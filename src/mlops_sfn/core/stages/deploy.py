@@ -7,34 +7,32 @@ endpoint config captures traffic for it.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .. import iam, monitoring, names, sagemaker_api
 from ..asl import LAMBDA, SAGEMAKER, SDK, TRANSIENT, Builder
 from ..problems import Problem
-from ..stage import DEFAULT_INSTANCE_TYPE, Item, Stage, runs
-from . import create_model
+from ..stage import DEFAULT_INSTANCE_TYPE, Block, Item, Stage, Statements, Where, runs
+from .shared import endpoint_name, model_name
 
 if TYPE_CHECKING:
-    from ..plan import Settings
+    from ..settings import Settings
 
 ENDPOINT_WAIT_SECONDS = 30
 ENDPOINT_PROVISIONING_SECONDS = 3600  # SageMaker's own limit for an endpoint to come up
 VARIANT_NAME = "AllTraffic"
 
-# Its endpoint is named by the item; the endpoint config it creates per run is the framework's.
-facts = Stage("deploy", tag="config", resource="endpoint-config", serving=True)
+CONFIG_TAG = "config"  # the endpoint config it creates per run: <pipeline>-config-<hash>
 
 
 def planned(item: Item, execution: str, name_prefix: str) -> dict[str, Any]:
     """The endpoint config, the alarms and the requests that create or update the endpoint."""
     block = item["stages"]["deploy"]
     pipeline = item["consumption_pipeline_name"]
-    model = block.get("model_name") or create_model.model_name(item, execution)
-    config_name = names.resource_name(pipeline, facts.tag or "", execution)
+    model = block.get("model_name") or model_name(item, execution)
+    config_name = names.resource_name(pipeline, CONFIG_TAG, execution)
     result: dict[str, Any] = {
-        "endpoint_name": block.get("endpoint_name") or names.stable_name(pipeline, name_prefix),
+        "endpoint_name": endpoint_name(item, name_prefix),
         "endpoint_config_request": {
             "EndpointConfigName": config_name,
             "ProductionVariants": [
@@ -112,76 +110,55 @@ def endpoint_alarms(endpoint: str, thresholds: dict[str, int]) -> dict[str, dict
     }
 
 
-def _states(b: Builder, then: str | None) -> str:
-    deploy = "$.stages.deploy"
-    entry = b.task(
-        "Create endpoint config",
-        "deploy",
-        {
-            "Resource": f"{SAGEMAKER}createEndpointConfig",
-            "InputPath": f"{deploy}.endpoint_config_request",
-            # Two bounded waits, each with its own count: for a busy endpoint to settle, then for ours.
-            "ResultSelector": {"busy": {"count": 0}, "wait": {"count": 0}},
-            "ResultPath": "$.results.deploy",
-            "Next": "Put errors alarm",
-        },
-    )
-    # The endpoint's alarms, created or updated (PutMetricAlarm does both) before the endpoint
-    # changes: a blue/green update rolls back on them, and they must exist when it starts.
+DEPLOY = "$.stages.deploy"
+# The endpoint's states (SageMaker API reference, DescribeEndpoint): final, in progress, and those a
+# person must look at (OutOfService, UpdateRollbackFailed: the default of "Existing endpoint status?").
+_IN_PROGRESS = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
+_FAILED = ("Failed", "UpdateRollbackFailed")
+
+
+def _alarm_states(b: Builder) -> None:
+    """The endpoint's alarms, created or updated (PutMetricAlarm does both) before the endpoint
+    changes: a blue/green update rolls back on them, and they must exist when it starts. Alarms the
+    item names must exist too: SageMaker cannot roll back on an alarm that is not there."""
     for alarm, following in (("errors", "Put latency alarm"), ("latency", "Rollback alarms?")):
-        b.task(
+        b.call(
             f"Put {alarm} alarm",
             "deploy",
-            {
-                "Resource": f"{SDK}cloudwatch:putMetricAlarm",
-                "InputPath": f"{deploy}.alarms.{alarm}",
-                "ResultPath": None,
-                "Next": following,
-            },
+            f"{SDK}cloudwatch:putMetricAlarm",
+            input_path=f"{DEPLOY}.alarms.{alarm}",
+            result=None,
+            then=following,
         )
-    b.add(
-        "Rollback alarms?",
-        {
-            "Type": "Choice",
-            "Choices": [{"Variable": f"{deploy}.rollback_alarms", "IsPresent": True, "Next": "Find rollback alarms"}],
-            "Default": "Find endpoint",
-        },
-    )
-    # Alarms the item names must exist: SageMaker cannot roll back on an alarm that is not there.
-    b.task(
+    b.when("Rollback alarms?", f"{DEPLOY}.rollback_alarms", "Find rollback alarms", "Find endpoint")
+    b.call(
         "Find rollback alarms",
         "deploy",
-        {
-            "Resource": f"{SDK}cloudwatch:describeAlarms",
-            "Parameters": {"AlarmNames.$": f"{deploy}.rollback_alarms", "AlarmTypes": ["MetricAlarm"]},
-            "ResultSelector": {"found.$": "States.ArrayLength($.MetricAlarms)"},
-            "ResultPath": "$.results.deploy.rollback_alarms",
-            "Next": "All rollback alarms exist?",
-        },
+        f"{SDK}cloudwatch:describeAlarms",
+        parameters={"AlarmNames.$": f"{DEPLOY}.rollback_alarms", "AlarmTypes": ["MetricAlarm"]},
+        selector={"found.$": "States.ArrayLength($.MetricAlarms)"},
+        result="$.results.deploy.rollback_alarms",
+        then="All rollback alarms exist?",
     )
-    b.add(
+    b.when(
         "All rollback alarms exist?",
-        {
-            "Type": "Choice",
-            "Choices": [
-                {
-                    "Variable": "$.results.deploy.rollback_alarms.found",
-                    "NumericEqualsPath": f"{deploy}.rollback_alarm_count",
-                    "Next": "Find endpoint",
-                }
-            ],
-            "Default": "Rollback alarm missing",
-        },
+        "$.results.deploy.rollback_alarms.found",
+        "Find endpoint",
+        "Rollback alarm missing",
+        test={"NumericEqualsPath": f"{DEPLOY}.rollback_alarm_count"},
     )
-    # The endpoint's state decides (SageMaker API reference, DescribeEndpoint): none yet, create
-    # it; InService, update it; Failed, delete it (the only call a failed endpoint accepts) and
-    # create it again; in progress, wait for it. Any other error fails the stage with its cause.
+
+
+def _find_endpoint_states(b: Builder) -> None:
+    """The endpoint's state decides: none yet, create it; InService, update it; Failed, delete it
+    (the only call a failed endpoint accepts) and create it again; in progress, wait for it (a
+    bounded loop). Any other error fails the stage with its cause."""
     b.add(
         "Find endpoint",
         {
             "Type": "Task",
             "Resource": f"{SDK}sagemaker:describeEndpoint",
-            "Parameters": {"EndpointName.$": f"{deploy}.endpoint_name"},
+            "Parameters": {"EndpointName.$": f"{DEPLOY}.endpoint_name"},
             "ResultSelector": {"status.$": "$.EndpointStatus"},
             "ResultPath": "$.results.deploy.existing",
             # A missing endpoint is reported like a throttle (SageMaker.SageMakerException, from a
@@ -198,15 +175,12 @@ def _states(b: Builder, then: str | None) -> str:
             "Next": "Existing endpoint status?",
         },
     )
-    b.add(
+    b.when(
         "Endpoint missing?",
-        {
-            "Type": "Choice",
-            "Choices": [
-                {"Variable": "$.caught.Cause", "StringMatches": "*Could not find endpoint*", "Next": "Create endpoint"}
-            ],
-            "Default": "Endpoint not described",
-        },
+        "$.caught.Cause",
+        "Create endpoint",
+        "Endpoint not described",
+        test={"StringMatches": "*Could not find endpoint*"},
     )
     # a DescribeEndpoint error is small; it is kept apart ($.caught) until it is known to be a failure,
     # since a $.failure in a serving branch's output says the branch failed
@@ -229,289 +203,261 @@ def _states(b: Builder, then: str | None) -> str:
                 {"Variable": existing, "StringEquals": "Failed", "Next": "Delete failed endpoint"},
                 *(
                     {"Variable": existing, "StringEquals": status, "Next": "Count busy check"}
-                    for status in ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
+                    for status in _IN_PROGRESS
                 ),
             ],
             "Default": "Endpoint not updatable",  # OutOfService, UpdateRollbackFailed: a person must look
         },
     )
-    b.task(
+    b.call(
         "Delete failed endpoint",
         "deploy",
-        {
-            "Resource": f"{SDK}sagemaker:deleteEndpoint",
-            "Parameters": {"EndpointName.$": f"{deploy}.endpoint_name"},
-            "ResultPath": None,
-            "Next": "Count busy check",
-        },
+        f"{SDK}sagemaker:deleteEndpoint",
+        parameters={"EndpointName.$": f"{DEPLOY}.endpoint_name"},
+        result=None,
+        then="Count busy check",
     )
-    b.add(
-        "Count busy check",
-        {
-            "Type": "Pass",
-            "Parameters": {"count.$": "States.MathAdd($.results.deploy.busy.count, 1)"},
-            "ResultPath": "$.results.deploy.busy",
-            "Next": "Busy too long?",
-        },
-    )
-    b.add(
+    b.count("Count busy check", "$.results.deploy.busy", "Busy too long?")
+    b.when(
         "Busy too long?",
-        {
-            "Type": "Choice",
-            "Choices": [
-                {
-                    "Variable": "$.results.deploy.busy.count",
-                    "NumericGreaterThanPath": f"{deploy}.max_checks",
-                    "Next": "Endpoint not updatable",
-                }
-            ],
-            "Default": "Wait before finding endpoint",
-        },
+        "$.results.deploy.busy.count",
+        "Endpoint not updatable",
+        "Wait before finding endpoint",
+        test={"NumericGreaterThanPath": f"{DEPLOY}.max_checks"},
     )
     b.add(
         "Wait before finding endpoint",
-        {"Type": "Wait", "SecondsPath": f"{deploy}.wait_seconds", "Next": "Find endpoint"},
+        {"Type": "Wait", "SecondsPath": f"{DEPLOY}.wait_seconds", "Next": "Find endpoint"},
     )
+
+
+def _change_endpoint_states(b: Builder) -> None:
+    """Create or update the endpoint, then wait (a bounded loop) until it is InService on the new
+    config: SageMaker can roll an update back and still report InService."""
     for verb in ("create", "update"):
-        b.task(
+        b.call(
             f"{verb.capitalize()} endpoint",
             "deploy",
-            {
-                "Resource": f"{SAGEMAKER}{verb}Endpoint",
-                "InputPath": f"{deploy}.{verb}_request",
-                "ResultPath": None,
-                "Next": "Wait for endpoint",
-            },
+            f"{SAGEMAKER}{verb}Endpoint",
+            input_path=f"{DEPLOY}.{verb}_request",
+            result=None,
+            then="Wait for endpoint",
         )
-    b.add("Wait for endpoint", {"Type": "Wait", "SecondsPath": f"{deploy}.wait_seconds", "Next": "Check endpoint"})
-    b.task(
+    b.add("Wait for endpoint", {"Type": "Wait", "SecondsPath": f"{DEPLOY}.wait_seconds", "Next": "Check endpoint"})
+    b.call(
         "Check endpoint",
         "deploy",
-        {
-            "Resource": f"{SDK}sagemaker:describeEndpoint",
-            "Parameters": {"EndpointName.$": f"{deploy}.endpoint_name"},
-            "ResultSelector": {"status.$": "$.EndpointStatus", "config.$": "$.EndpointConfigName"},
-            "ResultPath": "$.results.deploy.endpoint",
-            "Next": "Endpoint status?",
-        },
+        f"{SDK}sagemaker:describeEndpoint",
+        parameters={"EndpointName.$": f"{DEPLOY}.endpoint_name"},
+        selector={"status.$": "$.EndpointStatus", "config.$": "$.EndpointConfigName"},
+        result="$.results.deploy.endpoint",
+        then="Endpoint status?",
     )
+    status = "$.results.deploy.endpoint.status"
     b.add(
         "Endpoint status?",
         {
             "Type": "Choice",
             "Choices": [
-                {
-                    "Variable": "$.results.deploy.endpoint.status",
-                    "StringEquals": "InService",
-                    "Next": "Runs new config?",
-                },
+                {"Variable": status, "StringEquals": "InService", "Next": "Runs new config?"},
                 # Final: Failed, and UpdateRollbackFailed (the update and its rollback both failed; the
                 # endpoint serves a mix of configs until a person acts: DescribeEndpoint, EndpointStatus).
-                *(
-                    {"Variable": "$.results.deploy.endpoint.status", "StringEquals": status, "Next": "Endpoint failed"}
-                    for status in ("Failed", "UpdateRollbackFailed")
-                ),
+                *({"Variable": status, "StringEquals": failed, "Next": "Endpoint failed"} for failed in _FAILED),
                 {
                     "Variable": "$.results.deploy.wait.count",
-                    "NumericGreaterThanEqualsPath": f"{deploy}.max_checks",
+                    "NumericGreaterThanEqualsPath": f"{DEPLOY}.max_checks",
                     "Next": "Endpoint wait timed out",
                 },
             ],
             "Default": "Count endpoint check",
         },
     )
-    b.add(
-        "Count endpoint check",
-        {
-            "Type": "Pass",
-            "Parameters": {"count.$": "States.MathAdd($.results.deploy.wait.count, 1)"},
-            "ResultPath": "$.results.deploy.wait",
-            "Next": "Wait for endpoint",
-        },
-    )
-    # SageMaker can roll an update back and still report InService: the config in use must be ours.
-    b.add(
+    b.count("Count endpoint check", "$.results.deploy.wait", "Wait for endpoint")
+    b.when(
         "Runs new config?",
-        {
-            "Type": "Choice",
-            "Choices": [
-                {
-                    "Variable": "$.results.deploy.endpoint.config",
-                    "StringEqualsPath": f"{deploy}.endpoint_config_request.EndpointConfigName",
-                    "Next": "Smoke test?",
-                }
-            ],
-            "Default": "Endpoint rolled back",
-        },
-    )
-    for name, error, cause in [
-        (
-            "Rollback alarm missing",
-            "RollbackAlarmMissing",
-            "States.Format('Endpoint {}: only {} of its rollback alarms {} exist: create the missing ones "
-            "or remove them from stages.deploy.rollback_alarms', $.stages.deploy.endpoint_name, "
-            "$.results.deploy.rollback_alarms.found, States.JsonToString($.stages.deploy.rollback_alarms))",
-        ),
-        (
-            "Endpoint failed",
-            "EndpointFailed",
-            "States.Format('Endpoint {} is {}', $.stages.deploy.endpoint_name, $.results.deploy.endpoint.status)",
-        ),
-        (
-            "Endpoint not updatable",
-            "EndpointNotUpdatable",
-            "States.Format('Endpoint {} is {}: it can be neither updated nor replaced now', "
-            "$.stages.deploy.endpoint_name, $.results.deploy.existing.status)",
-        ),
-        (
-            "Endpoint wait timed out",
-            "EndpointWaitTimedOut",
-            "States.Format('Endpoint {} was not InService after {} checks', "
-            "$.stages.deploy.endpoint_name, $.results.deploy.wait.count)",
-        ),
-        (
-            "Endpoint rolled back",
-            "EndpointRolledBack",
-            "States.Format('Endpoint {} runs {}, not the new {}: the update was rolled back', "
-            "$.stages.deploy.endpoint_name, $.results.deploy.endpoint.config, "
-            "$.stages.deploy.endpoint_config_request.EndpointConfigName)",
-        ),
-    ]:
-        b.add(
-            name,
-            {
-                "Type": "Pass",
-                "Parameters": {"stage": "deploy", "error": error, "cause.$": cause},
-                "ResultPath": "$.failure",
-                "Next": b.failure_target,
-            },
-        )
-    b.add(
+        "$.results.deploy.endpoint.config",
         "Smoke test?",
-        {
-            "Type": "Choice",
-            "Choices": [{"Variable": f"{deploy}.smoke_test", "IsPresent": True, "Next": "Smoke test"}],
-            "Default": "Deployed",
-        },
+        "Endpoint rolled back",
+        test={"StringEqualsPath": f"{DEPLOY}.endpoint_config_request.EndpointConfigName"},
     )
-    b.task(
+
+
+# The failures the definition decides, with their causes (ASL intrinsic functions).
+_FAILURES = [
+    (
+        "Rollback alarm missing",
+        "RollbackAlarmMissing",
+        "States.Format('Endpoint {}: only {} of its rollback alarms {} exist: create the missing ones "
+        "or remove them from stages.deploy.rollback_alarms', $.stages.deploy.endpoint_name, "
+        "$.results.deploy.rollback_alarms.found, States.JsonToString($.stages.deploy.rollback_alarms))",
+    ),
+    (
+        "Endpoint failed",
+        "EndpointFailed",
+        "States.Format('Endpoint {} is {}', $.stages.deploy.endpoint_name, $.results.deploy.endpoint.status)",
+    ),
+    (
+        "Endpoint not updatable",
+        "EndpointNotUpdatable",
+        "States.Format('Endpoint {} is {}: it can be neither updated nor replaced now', "
+        "$.stages.deploy.endpoint_name, $.results.deploy.existing.status)",
+    ),
+    (
+        "Endpoint wait timed out",
+        "EndpointWaitTimedOut",
+        "States.Format('Endpoint {} was not InService after {} checks', "
+        "$.stages.deploy.endpoint_name, $.results.deploy.wait.count)",
+    ),
+    (
+        "Endpoint rolled back",
+        "EndpointRolledBack",
+        "States.Format('Endpoint {} runs {}, not the new {}: the update was rolled back', "
+        "$.stages.deploy.endpoint_name, $.results.deploy.endpoint.config, "
+        "$.stages.deploy.endpoint_config_request.EndpointConfigName)",
+    ),
+]
+
+
+def _smoke_test_states(b: Builder, then: str | None) -> None:
+    b.when("Smoke test?", f"{DEPLOY}.smoke_test", "Smoke test", "Deployed")
+    b.call(
         "Smoke test",
         "deploy",
-        {
-            # a function that keeps a summary of the answer (core/smoke_test.py says why)
-            "Resource": LAMBDA,
-            "Parameters": {
-                "FunctionName": "${smoke_test_function_arn}",
-                "Payload": {
-                    "endpoint.$": f"{deploy}.endpoint_name",
-                    "content_type.$": f"{deploy}.smoke_test.content_type",
-                    "body.$": f"{deploy}.smoke_test.body",
-                },
+        LAMBDA,  # a function that keeps a summary of the answer (core/smoke_test.py says why)
+        parameters={
+            "FunctionName": "${smoke_test_function_arn}",
+            "Payload": {
+                "endpoint.$": f"{DEPLOY}.endpoint_name",
+                "content_type.$": f"{DEPLOY}.smoke_test.content_type",
+                "body.$": f"{DEPLOY}.smoke_test.body",
             },
-            "ResultSelector": {"response.$": "$.Payload"},
-            "ResultPath": "$.results.deploy.smoke_test",
-            "Next": "Deployed",
         },
+        selector={"response.$": "$.Payload"},
+        result="$.results.deploy.smoke_test",
+        then="Deployed",
     )
     b.add("Deployed", {"Type": "Pass"} | ({"Next": then} if then else {"OutputPath": "$.results.deploy", "End": True}))
+
+
+def _states(b: Builder, then: str | None) -> str:
+    entry = b.call(
+        "Create endpoint config",
+        "deploy",
+        f"{SAGEMAKER}createEndpointConfig",
+        input_path=f"{DEPLOY}.endpoint_config_request",
+        # Two bounded waits, each with its own count: for a busy endpoint to settle, then for ours.
+        selector={"busy": {"count": 0}, "wait": {"count": 0}},
+        result="$.results.deploy",
+        then="Put errors alarm",
+    )
+    _alarm_states(b)
+    _find_endpoint_states(b)
+    _change_endpoint_states(b)
+    for name, error, cause in _FAILURES:
+        b.fail(name, "deploy", error, cause)
+    _smoke_test_states(b, then)
     return entry
 
 
-def _plan(item: Item, execution: str, settings: Settings) -> dict[str, Any]:
-    result = planned(item, execution, settings.sagemaker_name_prefix)
-    if runs(item, "monitoring"):  # the endpoint captures what the monitoring schedule reads
-        pipeline = item["consumption_pipeline_name"]
-        capture = monitoring.data_capture_config(item["stages"]["monitoring"], settings.bucket, pipeline)
-        result["endpoint_config_request"]["DataCaptureConfig"] = capture
-    return result
+class Deploy(Stage):
+    name = "deploy"
+    # Its endpoint is named by the item; the endpoint config it creates per run is the framework's.
+    tag = CONFIG_TAG
+    resource = "endpoint-config"
+    serving = True
 
+    def plan(self, item: Item, execution: str, settings: Settings) -> Block:
+        result = planned(item, execution, settings.sagemaker_name_prefix)
+        if runs(item, "monitoring"):  # the endpoint captures what the monitoring schedule reads
+            pipeline = item["consumption_pipeline_name"]
+            capture = monitoring.data_capture_config(item["stages"]["monitoring"], settings.bucket, pipeline)
+            result["endpoint_config_request"]["DataCaptureConfig"] = capture
+        return result
 
-def _rules(item: Item) -> list[Problem]:
-    deploy = item["stages"].get("deploy", {})
-    problems = []
-    if "instance_type" in deploy:
-        shape = sagemaker_api.shape_at("CreateEndpointConfig", "ProductionVariants", "member", "InstanceType")
-        problems += sagemaker_api.check_value(shape, deploy["instance_type"], "stages.deploy.instance_type")
-    if deploy.get("rollback_alarms") and deploy.get("strategy", "all_at_once") != "blue_green":
-        problems.append(
-            Problem(
-                "stages.deploy.rollback_alarms",
-                'roll back only a blue/green update: set strategy to "blue_green" or remove the alarms',
+    def limit(self, block: Block) -> int:
+        return 2 * int(block["wait_seconds"]) * int(block["max_checks"])  # a busy endpoint, then its own update
+
+    def requests(self, block: Block) -> list[tuple[str, dict[str, Any]]]:
+        return [
+            ("CreateEndpointConfig", block["endpoint_config_request"]),
+            ("CreateEndpoint", block["create_request"]),
+            ("UpdateEndpoint", block["update_request"]),
+        ]
+
+    def rules(self, item: Item) -> list[Problem]:
+        deploy = item["stages"].get("deploy", {})
+        problems = []
+        if "instance_type" in deploy:
+            shape = sagemaker_api.shape_at("CreateEndpointConfig", "ProductionVariants", "member", "InstanceType")
+            problems += sagemaker_api.check_value(shape, deploy["instance_type"], "stages.deploy.instance_type")
+        if deploy.get("rollback_alarms") and deploy.get("strategy", "all_at_once") != "blue_green":
+            problems.append(
+                Problem(
+                    "stages.deploy.rollback_alarms",
+                    'roll back only a blue/green update: set strategy to "blue_green" or remove the alarms',
+                )
             )
+        return problems
+
+    def reaches(self, block: Block) -> list[tuple[str, str]]:
+        """The endpoint, the model the item names (the role's CreateEndpointConfig is scoped to the config,
+        not to the model it serves, so the prefix is what keeps another team's model out), and the rollback
+        alarms the item names (its own alarms are named after the endpoint)."""
+        own = {alarm["AlarmName"] for alarm in block["alarms"].values()}
+        alarms = [name for name in block.get("rollback_alarms", []) if name not in own]
+        model = [("stages.deploy.model_name", block["model_name"])] if "model_name" in block else []
+        return (
+            [("stages.deploy.endpoint_name", block["endpoint_name"])]
+            + model
+            + [("stages.deploy.rollback_alarms", name) for name in alarms]
         )
-    return problems
+
+    def states(self, b: Builder, then: str | None) -> str:
+        return _states(b, then)
+
+    def permissions(self) -> Statements:
+        endpoints = iam.ENDPOINTS + iam.named(self)
+        return {
+            "sagemaker:createEndpointConfig": (
+                iam.statement(
+                    "CreateEndpointConfig", ["sagemaker:CreateEndpointConfig", *iam.TAGGING], iam.named(self)
+                ),
+            ),
+            "sagemaker:createEndpoint": (
+                iam.statement("CreateEndpoint", ["sagemaker:CreateEndpoint", *iam.TAGGING], endpoints),
+            ),
+            "sagemaker:updateEndpoint": (
+                iam.statement("UpdateEndpoint", ["sagemaker:UpdateEndpoint"], endpoints),
+                iam.READ_ALARMS,  # a blue/green update with auto-rollback reads its alarms as the caller
+            ),
+            "aws-sdk:cloudwatch:putMetricAlarm": (
+                iam.statement("EndpointAlarms", ["cloudwatch:PutMetricAlarm"], iam.ALARMS),
+            ),
+            "aws-sdk:cloudwatch:describeAlarms": (iam.READ_ALARMS,),
+            "aws-sdk:sagemaker:describeEndpoint": (
+                iam.statement("DescribeEndpoint", ["sagemaker:DescribeEndpoint"], iam.ENDPOINTS),
+            ),
+            "aws-sdk:sagemaker:deleteEndpoint": (
+                iam.statement("ReplaceFailedEndpoint", ["sagemaker:DeleteEndpoint"], iam.ENDPOINTS),
+            ),
+            "lambda:invoke": (iam.function("smoke_test_function_arn"),),
+        }
+
+    def preview(self, block: Block) -> str:
+        config = block["endpoint_config_request"]["ProductionVariants"][0]
+        return (
+            f"endpoint {block['endpoint_name']} ({block['strategy']}, {config['InitialInstanceCount']} x "
+            f"{config['InstanceType']}){', smoke test' if 'smoke_test' in block else ''}"
+        )
+
+    def report(self, result: dict[str, Any], block: Block, where: Where) -> str:
+        endpoint = result.get("endpoint", {})
+        line = f"endpoint {block.get('endpoint_name', '')} {endpoint.get('status', '')} on {endpoint.get('config', '')}"
+        smoke = result.get("smoke_test", {}).get("response")
+        if not isinstance(smoke, dict):
+            return line
+        head = smoke.get("head", "").strip() + (" ..." if smoke.get("truncated") else "")
+        return line + f"; smoke test answered {head!r} ({smoke.get('bytes')} bytes)"
 
 
-def _reaches(block: dict[str, Any]) -> list[tuple[str, str]]:
-    """The endpoint, the model the item names (the role's CreateEndpointConfig is scoped to the config,
-    not to the model it serves, so the prefix is what keeps another team's model out), and the rollback
-    alarms the item names (its own alarms are named after the endpoint)."""
-    own = {alarm["AlarmName"] for alarm in block["alarms"].values()}
-    alarms = [name for name in block.get("rollback_alarms", []) if name not in own]
-    model = [("stages.deploy.model_name", block["model_name"])] if "model_name" in block else []
-    return (
-        [("stages.deploy.endpoint_name", block["endpoint_name"])]
-        + model
-        + [("stages.deploy.rollback_alarms", name) for name in alarms]
-    )
-
-
-def _preview(block: dict[str, Any]) -> str:
-    config = block["endpoint_config_request"]["ProductionVariants"][0]
-    return (
-        f"endpoint {block['endpoint_name']} ({block['strategy']}, {config['InitialInstanceCount']} x "
-        f"{config['InstanceType']}){', smoke test' if 'smoke_test' in block else ''}"
-    )
-
-
-def _outputs(result: dict[str, Any], block: dict[str, Any], where: Any) -> str:
-    endpoint = result.get("endpoint", {})
-    line = f"endpoint {block.get('endpoint_name', '')} {endpoint.get('status', '')} on {endpoint.get('config', '')}"
-    smoke = result.get("smoke_test", {}).get("response")
-    if not isinstance(smoke, dict):
-        return line
-    head = smoke.get("head", "").strip() + (" ..." if smoke.get("truncated") else "")
-    return line + f"; smoke test answered {head!r} ({smoke.get('bytes')} bytes)"
-
-
-_ENDPOINTS = iam.ENDPOINTS + iam.named(facts)
-# The endpoint's alarms, and the drift alarm a deploy without monitoring removes (monitoring).
-PUT_ALARMS = iam.statement("EndpointAlarms", ["cloudwatch:PutMetricAlarm"], iam.ALARMS)
-
-STAGE = replace(
-    facts,
-    plan=_plan,
-    # waiting for a busy endpoint, then for its own update
-    limit=lambda block: 2 * int(block["wait_seconds"]) * int(block["max_checks"]),
-    states=_states,
-    permissions={
-        "sagemaker:createEndpointConfig": (
-            iam.statement("CreateEndpointConfig", ["sagemaker:CreateEndpointConfig", *iam.TAGGING], iam.named(facts)),
-        ),
-        "sagemaker:createEndpoint": (
-            iam.statement("CreateEndpoint", ["sagemaker:CreateEndpoint", *iam.TAGGING], _ENDPOINTS),
-        ),
-        "sagemaker:updateEndpoint": (
-            iam.statement("UpdateEndpoint", ["sagemaker:UpdateEndpoint"], _ENDPOINTS),
-            iam.READ_ALARMS,  # a blue/green update with auto-rollback reads its alarms as the caller
-        ),
-        "aws-sdk:cloudwatch:putMetricAlarm": (PUT_ALARMS,),
-        "aws-sdk:cloudwatch:describeAlarms": (iam.READ_ALARMS,),
-        "aws-sdk:sagemaker:describeEndpoint": (
-            iam.statement("DescribeEndpoint", ["sagemaker:DescribeEndpoint"], iam.ENDPOINTS),
-        ),
-        "aws-sdk:sagemaker:deleteEndpoint": (
-            iam.statement("ReplaceFailedEndpoint", ["sagemaker:DeleteEndpoint"], iam.ENDPOINTS),
-        ),
-        "lambda:invoke": (iam.function("smoke_test_function_arn"),),
-    },
-    preview=_preview,
-    outputs=_outputs,
-    requests=lambda block: [
-        ("CreateEndpointConfig", block["endpoint_config_request"]),
-        ("CreateEndpoint", block["create_request"]),
-        ("UpdateEndpoint", block["update_request"]),
-    ],
-    rules=_rules,
-    reaches=_reaches,
-)
+STAGE = Deploy()

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .. import iam, names
 from ..asl import SDK, Builder, retry_for
-from ..stage import Item, Stage, merge, model_sources, runs
-from . import create_model
+from ..stage import Block, Item, Made, Stage, Statements, Where, merge, model_sources, runs
+from .shared import add_model_data, model_request
 
 if TYPE_CHECKING:
-    from ..plan import Settings
+    from ..settings import Settings
 
-# The approval stage decides the package's status; the package is named by SageMaker.
-facts = Stage("register", operation="CreateModelPackage", framework_fields=("ModelApprovalStatus", "ModelPackageName"))
 # What a model package container shares with a model's container (CreateModelPackage's
 # ModelPackageContainerDefinition and CreateModel's ContainerDefinition).
 _PACKAGE_CONTAINER_FIELDS = ("Image", "Environment", "ContainerHostname")
@@ -25,85 +22,96 @@ def model_package_group(item: Item) -> str:
     return str(group) if group else names.stable_name(item["consumption_pipeline_name"])
 
 
-def _serving_containers(item: Item, execution: str) -> list[dict[str, Any]]:
+def _serving_containers(item: Item) -> list[dict[str, Any]]:
     """The package is registered with the containers the model is created with (image and
     environment, e.g. SAGEMAKER_PROGRAM), so that it deploys from the registry as it does here."""
     own = item.get("stages", {}).get("create_model", {}).get("request", {})
-    model = merge(create_model.STAGE.framework_request(item, execution), own)
+    model = merge(model_request(item), own)
     containers = model["Containers"] if "Containers" in model else [model["PrimaryContainer"]]
     return [{key: c[key] for key in _PACKAGE_CONTAINER_FIELDS if key in c} for c in containers]
 
 
-def _defaults(item: Item, execution: str) -> dict[str, Any]:
-    return {
-        "ModelPackageGroupName": model_package_group(item),
-        "InferenceSpecification": {
-            "Containers": _serving_containers(item, execution),
-            "SupportedContentTypes": ["text/csv"],
-            "SupportedResponseMIMETypes": ["text/csv"],
-        },
-    }
+class Register(Stage):
+    name = "register"
+    operation = "CreateModelPackage"
+    # The approval stage decides the package's status; the package is named by SageMaker.
+    framework_fields = ("ModelApprovalStatus", "ModelPackageName")
 
+    def defaults(self, item: Item, execution: str) -> dict[str, Any]:
+        return {
+            "ModelPackageGroupName": model_package_group(item),
+            "InferenceSpecification": {
+                "Containers": _serving_containers(item),
+                "SupportedContentTypes": ["text/csv"],
+                "SupportedResponseMIMETypes": ["text/csv"],
+            },
+        }
 
-def _plan(item: Item, execution: str, settings: Settings) -> dict[str, Any]:
-    request = STAGE.request(item, execution)
-    block = item["stages"]["register"]
-    if not block.get("model_package_group") and "ModelPackageGroupName" not in block.get("request", {}):
-        request["ModelPackageGroupName"] = names.stable_name(
-            item["consumption_pipeline_name"], settings.sagemaker_name_prefix
+    def plan(self, item: Item, execution: str, settings: Settings) -> Block:
+        request = self.request(item, execution)
+        block = item["stages"]["register"]
+        if not block.get("model_package_group") and "ModelPackageGroupName" not in block.get("request", {}):
+            request["ModelPackageGroupName"] = names.stable_name(
+                item["consumption_pipeline_name"], settings.sagemaker_name_prefix
+            )
+        request["ModelApprovalStatus"] = "PendingManualApproval" if runs(item, "approval") else "Approved"
+        add_model_data(request.get("InferenceSpecification", {}).get("Containers", []))
+        return {"request": request, "model_source": model_sources(item)[0]}
+
+    def states(self, b: Builder, then: str | None) -> str:
+        # An existing group is the usual case; any real problem resurfaces in "Register model".
+        entry = b.add(
+            "Create model package group",
+            {
+                "Type": "Task",
+                "Resource": f"{SDK}sagemaker:createModelPackageGroup",
+                "Parameters": {"ModelPackageGroupName.$": "$.stages.register.request.ModelPackageGroupName"},
+                "ResultPath": None,
+                "Retry": retry_for(f"{SDK}sagemaker:createModelPackageGroup"),
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "Register model"}],
+                "Next": "Register model",
+            },
         )
-    request["ModelApprovalStatus"] = "PendingManualApproval" if runs(item, "approval") else "Approved"
-    create_model.add_model_data(request.get("InferenceSpecification", {}).get("Containers", []))
-    return {"request": request, "model_source": model_sources(item)[0]}
+        b.call(
+            "Register model",
+            self.name,
+            f"{SDK}sagemaker:createModelPackage",
+            input_path="$.stages.register.request",
+            selector={"model_package_arn.$": "$.ModelPackageArn"},
+            result="$.results.register",
+            then=then,
+        )
+        return entry
+
+    def permissions(self) -> Statements:
+        return {
+            "aws-sdk:sagemaker:createModelPackageGroup": (
+                iam.statement(
+                    "CreateModelPackageGroup", ["sagemaker:CreateModelPackageGroup", *iam.TAGGING], iam.GROUPS
+                ),
+            ),
+            "aws-sdk:sagemaker:createModelPackage": (
+                iam.statement(
+                    "RegisterModel", ["sagemaker:CreateModelPackage", *iam.TAGGING], iam.PACKAGES + iam.GROUPS
+                ),
+            ),
+        }
+
+    def made(self, block: Block, result: dict[str, Any] | None = None) -> list[Made]:
+        arn = (result or {}).get("model_package_arn")
+        if not isinstance(arn, str) or not arn:
+            return []
+        return [Made(arn, needed=True, describe=("describe_model_package", "ModelPackageName"))]
+
+    def preview(self, block: Block) -> str:
+        request = block["request"]
+        return f"model package group {request['ModelPackageGroupName']} ({request['ModelApprovalStatus']})"
+
+    def report(self, result: dict[str, Any], block: Block, where: Where) -> str:
+        return str(result.get("model_package_arn", ""))
+
+    def reaches(self, block: Block) -> list[tuple[str, str]]:
+        return [("stages.register.model_package_group", block["request"]["ModelPackageGroupName"])]
 
 
-def _states(b: Builder, then: str | None) -> str:
-    # An existing group is the usual case; any real problem resurfaces in "Register model".
-    entry = b.add(
-        "Create model package group",
-        {
-            "Type": "Task",
-            "Resource": f"{SDK}sagemaker:createModelPackageGroup",
-            "Parameters": {"ModelPackageGroupName.$": "$.stages.register.request.ModelPackageGroupName"},
-            "ResultPath": None,
-            "Retry": retry_for(f"{SDK}sagemaker:createModelPackageGroup"),
-            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "Register model"}],
-            "Next": "Register model",
-        },
-    )
-    b.task(
-        "Register model",
-        "register",
-        {
-            "Resource": f"{SDK}sagemaker:createModelPackage",
-            "InputPath": "$.stages.register.request",
-            "ResultSelector": {"model_package_arn.$": "$.ModelPackageArn"},
-            "ResultPath": "$.results.register",
-            "Next": then,
-        },
-    )
-    return entry
-
-
-def _preview(block: dict[str, Any]) -> str:
-    request = block["request"]
-    return f"model package group {request['ModelPackageGroupName']} ({request['ModelApprovalStatus']})"
-
-
-STAGE = replace(
-    facts,
-    defaults=_defaults,
-    plan=_plan,
-    states=_states,
-    permissions={
-        "aws-sdk:sagemaker:createModelPackageGroup": (
-            iam.statement("CreateModelPackageGroup", ["sagemaker:CreateModelPackageGroup", *iam.TAGGING], iam.GROUPS),
-        ),
-        "aws-sdk:sagemaker:createModelPackage": (
-            iam.statement("RegisterModel", ["sagemaker:CreateModelPackage", *iam.TAGGING], iam.PACKAGES + iam.GROUPS),
-        ),
-    },
-    preview=_preview,
-    outputs=lambda result, block, where: str(result.get("model_package_arn", "")),
-    reaches=lambda block: [("stages.register.model_package_group", block["request"]["ModelPackageGroupName"])],
-)
+STAGE = Register()

@@ -5,56 +5,58 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from .. import asl, iam
+from .. import iam
 from ..asl import LAMBDA, Builder
-from ..stage import RUN_FOLDER, Item, Stage, job_limit, training_definition
+from ..stage import RUN_FOLDER, Block, Item, JobStage, Made, Statements, Where, job_limit, training_definition
 
 if TYPE_CHECKING:
-    from ..plan import Settings
+    from ..settings import Settings
 
-facts = Stage(
-    "tuning",
-    operation="CreateHyperParameterTuningJob",
-    name_field="HyperParameterTuningJobName",
-    name_limit=32,
-    tag="tune",
-    resource="hyper-parameter-tuning-job",
-    described_as="tuning job",
-    cacheable=True,
-)
-_RULE = "StepFunctionsGetEventsForSageMakerTuningJobsRule"
 BEST_MODEL = f"{RUN_FOLDER}/tuning/best/model.tar.gz"  # where the state machine copies the best job's model
 
 
-def _plan(item: Item, execution: str, settings: Settings) -> dict[str, Any]:
-    result = {"request": STAGE.request(item, execution)}
-    # The state machine copies the best job's model.tar.gz (under source_folder) to where
-    # {model_data_url} points, which the later stages were planned with.
-    output = result["request"]["TrainingJobDefinition"]["OutputDataConfig"]["S3OutputPath"].rstrip("/")
-    result["best_model"] = {"source_folder": output, "target": BEST_MODEL}
-    return result
+class Tuning(JobStage):
+    name = "tuning"
+    operation = "CreateHyperParameterTuningJob"
+    name_field = "HyperParameterTuningJobName"
+    name_limit = 32
+    tag = "tune"
+    resource = "hyper-parameter-tuning-job"
+    described_as = "tuning job"
+    cacheable = True
+    rule = "StepFunctionsGetEventsForSageMakerTuningJobsRule"
 
+    def defaults(self, item: Item, execution: str) -> dict[str, Any]:
+        return {"TrainingJobDefinition": training_definition("tuning")}
 
-def _limit(block: dict[str, Any]) -> int:
-    request = block["request"]
-    limits = request["HyperParameterTuningJobConfig"].get("ResourceLimits", {})
-    if "MaxRuntimeInSeconds" in limits:
-        return int(limits["MaxRuntimeInSeconds"])
-    rounds = -(-int(limits.get("MaxNumberOfTrainingJobs", 1)) // int(limits.get("MaxParallelTrainingJobs", 1)))
-    return rounds * job_limit(request.get("TrainingJobDefinition", {}))
+    def plan(self, item: Item, execution: str, settings: Settings) -> Block:
+        result = super().plan(item, execution, settings)
+        # The state machine copies the best job's model.tar.gz (under source_folder) to where
+        # {model_data_url} points, which the later stages were planned with.
+        output = result["request"]["TrainingJobDefinition"]["OutputDataConfig"]["S3OutputPath"].rstrip("/")
+        result["best_model"] = {"source_folder": output, "target": BEST_MODEL}
+        return result
 
+    def limit(self, block: Block) -> int:
+        request = block["request"]
+        limits = request["HyperParameterTuningJobConfig"].get("ResourceLimits", {})
+        if "MaxRuntimeInSeconds" in limits:
+            return int(limits["MaxRuntimeInSeconds"])
+        rounds = -(-int(limits.get("MaxNumberOfTrainingJobs", 1)) // int(limits.get("MaxParallelTrainingJobs", 1)))
+        return rounds * job_limit(request.get("TrainingJobDefinition", {}))
 
-def _states(b: Builder, then: str | None) -> str:
-    selector = {"best_training_job.$": "$.BestTrainingJob.TrainingJobName"}
-    entry = b.task("Tuning", "tuning", asl.sagemaker_job(facts, selector, "Copy best model"))
-    # Later stages were planned with the model in the run folder; the best job is known only now.
-    # A Lambda copies it, in parts when large: S3's CopyObject refuses sources above 5 GB.
-    b.task(
-        "Copy best model",
-        "tuning",
-        {
-            "Resource": LAMBDA,
-            "Parameters": {
+    def selector(self) -> dict[str, str]:
+        return {"best_training_job.$": "$.BestTrainingJob.TrainingJobName"}
+
+    def states(self, b: Builder, then: str | None) -> str:
+        entry = b.job(self, self.selector(), "Copy best model")
+        # Later stages were planned with the model in the run folder; the best job is known only now.
+        # A Lambda copies it, in parts when large: S3's CopyObject refuses sources above 5 GB.
+        b.call(
+            "Copy best model",
+            "tuning",
+            LAMBDA,
+            parameters={
                 "FunctionName": "${model_copy_function_arn}",
                 "Payload": {
                     "source.$": "States.Format('{}/{}/output/model.tar.gz', "
@@ -62,32 +64,29 @@ def _states(b: Builder, then: str | None) -> str:
                     "target.$": "$.stages.tuning.best_model.target",
                 },
             },
-            "ResultSelector": {"model_data_url.$": "$.Payload.model_data_url", "bytes.$": "$.Payload.bytes"},
-            "ResultPath": "$.results.tuning.model",
-            "Next": then,
-        },
-    )
-    return entry
+            selector={"model_data_url.$": "$.Payload.model_data_url", "bytes.$": "$.Payload.bytes"},
+            result="$.results.tuning.model",
+            then=then,
+        )
+        return entry
+
+    def permissions(self) -> Statements:
+        return {
+            **iam.sync_job(self, self.rule, "sagemaker:ListTrainingJobsForHyperParameterTuningJob"),
+            "lambda:invoke": (iam.function("model_copy_function_arn"),),
+        }
+
+    def made(self, block: Block, result: dict[str, Any] | None = None) -> list[Made]:
+        target = block.get("best_model", {}).get("target")
+        planned = [Made(target, needed=True)] if isinstance(target, str) else []
+        model = (result or {}).get("model", {}).get("model_data_url")
+        copied = [Made(model, needed=True)] if isinstance(model, str) and model and model != target else []
+        # what later stages read is the best model, not the trials' outputs
+        return [replace(made, needed=False) for made in super().made(block)] + planned + copied
+
+    def report(self, result: dict[str, Any], block: Block, where: Where) -> str:
+        model = result.get("model", {})
+        return f"best job {result.get('best_training_job', '')}: {where(str(model.get('model_data_url', '')))}"
 
 
-def _outputs(result: dict[str, Any], block: dict[str, Any], where: Any) -> str:
-    model = result.get("model", {})
-    return f"best job {result.get('best_training_job', '')}: {where(str(model.get('model_data_url', '')))}"
-
-
-STAGE = replace(
-    facts,
-    defaults=lambda item, execution: {"TrainingJobDefinition": training_definition("tuning")},
-    plan=_plan,
-    limit=_limit,
-    states=_states,
-    permissions={
-        **iam.sync_job(
-            facts,
-            "StepFunctionsGetEventsForSageMakerTuningJobsRule",
-            "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
-        ),
-        "lambda:invoke": (iam.function("model_copy_function_arn"),),
-    },
-    outputs=_outputs,
-)
+STAGE = Tuning()

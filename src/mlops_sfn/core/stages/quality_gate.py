@@ -1,4 +1,4 @@
-"""The quality gate: does the evaluation report's metric pass the item's threshold?
+"""The quality gate, the checkpoint evaluation declares: does the report's metric pass the item's threshold?
 
 Called by the state machine through a small Lambda (lambdas/quality_gate/handler.py), because
 JSONPath cannot follow a metric path that is itself data. The function reads the report from S3, so
@@ -11,6 +11,8 @@ import json
 import operator
 from collections.abc import Callable
 from typing import Any
+
+from ..model_copy import MISSING
 
 COMPARISONS: dict[str, tuple[str, Callable[[float, float], bool]]] = {
     "less_than": ("<", operator.lt),
@@ -44,10 +46,6 @@ def evaluate(report: Any, gate: dict[str, Any]) -> dict[str, Any]:
 
 
 MAX_REPORT_BYTES = 10 * 1024 * 1024  # a metrics report; anything larger is not one
-# How S3 answers a read of a missing key: 404 (NoSuchKey; "404" for HEAD) to a principal that may
-# s3:ListBucket, and 403 (AccessDenied; "403" for HEAD) to one that may not (S3 API reference,
-# GetObject and HeadObject, "Permissions"), as the functions' roles may not: both mean "not there".
-MISSING = ("NoSuchKey", "404", "NotFound", "AccessDenied", "403")
 
 
 class ReportUnreadable(Exception):
@@ -84,3 +82,8 @@ def handler(event: dict[str, Any], context: Any, s3: Any = None) -> dict[str, An
     Event: {"report": {"Bucket", "Key"} of the evaluation report, "gate": <the item's quality_gate>};
     returns the verdict. `s3`: the client to read with (Lambda gives none: the default one)."""
     return evaluate(read_report(event["report"], s3), event["gate"])
+
+
+def explain(gate: dict[str, Any]) -> str:
+    """The item's gate in words: "rmse <= 0.5"."""
+    return f"{gate['metric']} {COMPARISONS[gate['comparison']][0]} {gate['threshold']}"
