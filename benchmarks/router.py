@@ -1,5 +1,6 @@
 """Router benchmarks: cold import, time per event against moto, AWS calls per execution, a 1,000-event burst,
-an SQS batch of 10 records with one poisoned.
+an SQS batch of 10 records with one poisoned, and the time per event side by side with what the earlier
+framework's routing Lambda did.
 
 Prints figures and asserts nothing (the machines are shared and noisy). Run with `make bench` (all
 benchmarks, one table) or `python benchmarks/router.py`.
@@ -15,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ from moto import mock_aws  # noqa: E402
 
 from mlops_sfn.core import contract  # noqa: E402
 from mlops_sfn.core.router import Config, Router  # noqa: E402
-from tests.aws import BUCKET, deploy  # noqa: E402
+from tests.aws import BUCKET, TABLE, deploy  # noqa: E402
 from tests.conftest import load_event, load_item  # noqa: E402
 
 PREFIX = "input/demo-dev-domain-cal-house-price/"
@@ -75,13 +77,13 @@ def cold_import() -> tuple[float, float]:
 
 
 class CallCounter:
-    """AWS calls made by a router and the time spent inside them (moto answers in-process)."""
+    """AWS calls made through these clients and the time spent inside them (moto answers in-process)."""
 
-    def __init__(self, router: Any) -> None:
+    def __init__(self, *clients: Any) -> None:
         self.calls: list[str] = []
         self.seconds = 0.0
         self._began = 0.0
-        for client in (*router.clients, router.s3):
+        for client in clients:
             client.meta.events.register("before-call", self._before)
             client.meta.events.register("after-call", self._after)
 
@@ -101,7 +103,7 @@ def per_event() -> dict[str, Any]:
         began = time.perf_counter()
         router.handle(s3_event(f"{PREFIX}manifest.json", "cold"), "cold")
         first = time.perf_counter() - began
-        counter = CallCounter(router)
+        counter = CallCounter(*router.clients, router.s3)
         figures: dict[str, Any] = {"first event (cold container), ms": first * 1000}
         suffix_pipeline = "input/demo-dev-train-and-batch-score/"
         for label, make in [
@@ -135,7 +137,7 @@ def burst(events_total: int = 1000) -> dict[str, Any]:
         events = parts * 4 + [stack.s3_event(f"{PREFIX}manifest.json", "m1")] * (events_total - 800)
         random.Random(7).shuffle(events)
         router = stack.router()
-        counter = CallCounter(router)
+        counter = CallCounter(*router.clients, router.s3)
         totals = {"started": 0, "duplicates": 0, "skipped": 0}
         began = time.perf_counter()
         for number, event in enumerate(events):
@@ -159,7 +161,7 @@ def poisoned_batch(batches: int = 20) -> dict[str, Any]:
         stack = deploy([load_item()])
         router = Router(Config.from_environment(stack.environment | {"REPORT_BATCH_ITEM_FAILURES": "true"}))
         router.handle(load_event("manual") | {"run_id": "warm-up"}, "warm-up")  # clients, not counted
-        counter = CallCounter(router)
+        counter = CallCounter(*router.clients, router.s3)
         template = load_event("sqs_records_legacy")["Records"][0]
         reported, seconds = 0, 0.0
         for number in range(batches):
@@ -181,6 +183,53 @@ def poisoned_batch(batches: int = 20) -> dict[str, Any]:
         }
 
 
+def earlier_router(dynamodb: Any, stepfunctions: Any, machine: str, event: dict[str, Any]) -> None:
+    """What the earlier framework's routing Lambda did with an event (reference.md, section 5), written
+    here from that description: the item read by consumption_pipeline_name and passed to the state
+    machine as it is, nothing checked, nothing planned."""
+    for record in event["Records"]:
+        body = record["body"] if isinstance(record["body"], dict) else json.loads(record["body"])
+        pipeline = body["consumption_pipeline_name"]
+        key = {"consumption_pipeline_name": {"S": pipeline}}
+        found = dynamodb.get_item(TableName=TABLE, Key=key)["Item"]
+        execution_input = {name: value.get("S", value) for name, value in found.items()} | body
+        name = f"{pipeline[:40]}-{uuid.uuid4().hex[:16]}"
+        stepfunctions.start_execution(stateMachineArn=machine, name=name, input=json.dumps(execution_input))
+
+
+def against_earlier(events: int = 200) -> dict[str, Any]:
+    """The same manual trigger routed by this router and by the earlier one, alternately in one
+    process (both warm, same table, same moto), event by event."""
+    with mock_aws():
+        stack = deploy([load_item()])
+        router = stack.router()
+        manual = load_event("manual")
+        manual.pop("overrides")  # the earlier router knew none
+        router.handle(manual | {"run_id": "warm-up"}, "warm-up")
+        earlier = {"Records": [{"body": manual}]}
+        earlier_router(stack.dynamodb, stack.stepfunctions, stack.state_machine_arn, earlier)
+        counters = CallCounter(*router.clients, router.s3), CallCounter(stack.dynamodb, stack.stepfunctions)
+        ours, theirs, own = [], [], []
+        for n in range(events):
+            began, in_aws = time.perf_counter(), counters[0].seconds
+            router.handle(manual | {"run_id": f"side-{n}"}, f"side-{n}")
+            ours.append(time.perf_counter() - began)
+            own.append(ours[-1] - (counters[0].seconds - in_aws))
+            began = time.perf_counter()
+            earlier_router(stack.dynamodb, stack.stepfunctions, stack.state_machine_arn, earlier)
+            theirs.append(time.perf_counter() - began)
+        return {
+            "side by side: this router, per manual event, ms (median)": statistics.median(ours) * 1000,
+            "side by side: the earlier router, per manual event, ms (median)": statistics.median(theirs) * 1000,
+            "side by side: per-event ratio, this / earlier (median; goal <= 1.0)": statistics.median(
+                [mine / earlier for mine, earlier in zip(ours, theirs, strict=True)]
+            ),
+            "side by side: this router's own share (checks, plan), ms (median)": statistics.median(own) * 1000,
+            "side by side: AWS calls per event, this / earlier": f"{len(counters[0].calls) / events:.0f} / "
+            f"{len(counters[1].calls) / events:.0f}",
+        }
+
+
 def main() -> list[tuple[str, str, str]]:
     """Prints the figures; returns them as (benchmark, measure, value) rows for `make bench`'s table."""
     sys.stdout = open(os.devnull, "w")  # the router's JSON decision lines  # noqa: SIM115
@@ -193,6 +242,7 @@ def main() -> list[tuple[str, str, str]]:
         figures |= per_event()
         figures |= burst()
         figures |= poisoned_batch()
+        figures |= against_earlier()
     finally:
         sys.stdout.close()
         sys.stdout = sys.__stdout__

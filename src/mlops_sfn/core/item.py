@@ -78,8 +78,27 @@ def parse_item(document: Any) -> dict[str, Any]:
     return result
 
 
+# An item's checks are pure: a warm router checks each version of an item's content once, and
+# keeps the answers for this many versions.
+CHECKED_VERSIONS = 64
+_checked: dict[str, tuple[Problem, ...]] = {}
+
+
 def check_item(item: Any) -> list[Problem]:
-    """Every problem in an item, before placeholders are filled (plan.py checks the filled requests)."""
+    """Every problem in an item, before placeholders are filled (plan.py checks the filled requests).
+    Answered from memory for content already checked (its JSON text, key order included, is its version)."""
+    try:
+        version = json.dumps(item)
+    except (TypeError, ValueError):  # not JSON-shaped (a Decimal, a set): checked each time
+        return _check(item)
+    if version not in _checked:
+        if len(_checked) >= CHECKED_VERSIONS:
+            del _checked[next(iter(_checked))]  # the oldest
+        _checked[version] = tuple(_check(item))
+    return list(_checked[version])
+
+
+def _check(item: Any) -> list[Problem]:
     problems = schema.check(item)
     if problems:
         return problems  # deeper checks on a malformed structure would only add noise

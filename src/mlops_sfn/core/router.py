@@ -1,5 +1,8 @@
 """The router: from one Lambda event to at most one execution per trigger.
 
+Its three jobs have a module each: routing (here: events to triggers, items to executions),
+prefix ownership (prefixes.py: which pipeline an upload belongs to), drift handling (drift.py).
+
 lambdas/router/handler.py is the Lambda entry point; everything it does lives here so the CLI,
 the tests and the local runtime run the same code. Only the standard library and boto3 are needed.
 """
@@ -9,23 +12,20 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
-import time
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
-from . import cache, dynamodb_json, monitoring, uploads
+from . import cache, drift, dynamodb_json, monitoring, uploads
 from .contract import ROUTER_ENVIRONMENT
-from .item import prefix_owner
+from .log import log
 from .names import execution_arn
 from .plan import apply_overrides, plan_execution
+from .prefixes import PrefixIndex, Unowned
 from .problems import InvalidItem, Problem, join
 from .schema import UNKNOWN_FIELD
 from .settings import SETTINGS_ENVIRONMENT, Settings
-from .stages import runs
 from .triggers import InvalidEvent, Trigger, mismatch, parse_parts, shorten
 
 # Environment variable -> what it holds. Read and checked once, when the Lambda starts.
@@ -132,87 +132,6 @@ def aws_clients(region: str, services: tuple[str, ...] = ("dynamodb", "stepfunct
     return tuple(session.client(service, config=config) for service in services)
 
 
-def log(**fields: Any) -> None:
-    """One JSON line on stdout: CloudWatch Logs keeps it as one event, Logs Insights parses its fields."""
-    record = {"time": datetime.now(UTC).isoformat(timespec="milliseconds"), **fields}
-    sys.stdout.write(json.dumps(record, default=str, sort_keys=False) + "\n")
-    sys.stdout.flush()
-
-
-@dataclass
-class PrefixIndex:
-    """Which pipeline an uploaded key belongs to, from every item's trigger.prefix.
-
-    Only an enabled item with a valid name and trigger owns its prefix (item.prefix_owner), so a
-    disabled, half-written or junk item never takes uploads from another pipeline; the others are
-    kept aside to say why a key has no owner. Read with one Scan and kept for `ttl` seconds; any
-    rejection makes the router read it again at once, so an added, edited or deleted item counts
-    immediately.
-    """
-
-    ttl: float
-    clock: Callable[[], float] = time.monotonic
-    prefixes: dict[str, list[str]] = field(default_factory=dict)  # prefix -> pipelines owning it
-    ignored: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # prefix -> (pipeline, why not)
-    read_at: float | None = None
-
-    def stale(self) -> bool:
-        return self.read_at is None or self.clock() - self.read_at >= self.ttl
-
-    def load(self, dynamodb: Any, table: str) -> None:
-        prefixes: dict[str, list[str]] = {}
-        ignored: dict[str, list[tuple[str, str]]] = {}
-        request: dict[str, Any] = {
-            "TableName": table,
-            # A Scan is eventually consistent by default and could miss the item just added that made
-            # the router read the map again (DynamoDB Developer Guide, "Read consistency for scan").
-            "ConsistentRead": True,
-            # The whole (small) trigger map: moto fails on a nested path through a non-map value.
-            "ProjectionExpression": "#name, #trigger, #enabled",
-            "ExpressionAttributeNames": {  # reserved words
-                "#name": "consumption_pipeline_name",
-                "#trigger": "trigger",
-                "#enabled": "enabled",
-            },
-        }
-        while True:
-            page = dynamodb.scan(**request)
-            for raw in page.get("Items", []):
-                pipeline = raw.get("consumption_pipeline_name", {}).get("S")
-                try:
-                    item = dynamodb_json.from_typed(raw)
-                except dynamodb_json.NotDynamoDBJson:
-                    continue
-                prefix, why_not = prefix_owner(item)
-                trigger = item.get("trigger")
-                declared = trigger.get("prefix") if isinstance(trigger, dict) else None
-                if pipeline and prefix:
-                    prefixes.setdefault(prefix, []).append(pipeline)
-                elif pipeline and isinstance(declared, str):
-                    ignored.setdefault(declared, []).append((pipeline, why_not))
-            if "LastEvaluatedKey" not in page:
-                break
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        self.prefixes, self.ignored = prefixes, ignored
-        self.read_at = self.clock()
-
-    def matches(self, key: str) -> list[tuple[str, list[str]]]:
-        """The owned prefixes holding the key with their pipelines, longest first: the first one wins."""
-        found = [(prefix, sorted(pipelines)) for prefix, pipelines in self.prefixes.items() if key.startswith(prefix)]
-        return sorted(found, key=lambda match: -len(match[0]))
-
-    def why_unowned(self, key: str) -> tuple[str | None, str]:
-        """What the table says of a key no owned prefix holds: (the first item declaring a prefix holding it
-        without owning it, and why each such item does not own it)."""
-        declared = [
-            (pipeline, f"{pipeline} declares {prefix!r} but {why_not}")
-            for prefix, entries in sorted(self.ignored.items(), key=lambda entry: -len(entry[0]))
-            if key.startswith(prefix)
-            for pipeline, why_not in entries
-        ]
-        return (declared[0][0] if declared else None), "; ".join(text for _, text in declared[:5])
-
-
 class Router:
     """Handles Lambda events; one instance per Lambda container, so the prefix index is reused warm."""
 
@@ -220,7 +139,7 @@ class Router:
         self.config = config
         self._clients = clients
         self._s3: Any = None
-        self.index = PrefixIndex(ttl=config.prefix_cache_seconds)
+        self.index = PrefixIndex(ttl=config.prefix_cache_seconds)  # (kept warm: one per container)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Router:
@@ -301,14 +220,17 @@ class Router:
     def _route(self, trigger: Trigger, request_id: str | None, handled: set[str]) -> tuple[str, str | None]:
         """The decision for one trigger: ("started"|"duplicate"|"skipped", execution name)."""
         context = {"request_id": request_id, "pipeline": trigger.pipeline, "trigger": _describe(trigger)}
-        if trigger.source == "monitoring":
-            trigger = self._drifted(trigger, request_id)
+        if trigger.source == "monitoring":  # a drift alarm names its pipeline in the alarm's name
+            named, why_not = drift.pipeline_of(trigger, self.config.settings.sagemaker_name_prefix)
+            if named is None:
+                raise _Rejected(self._reject(None, trigger, "detail.alarmName", why_not, request_id))
+            trigger = replace(trigger, pipeline=named)
         pipeline, item = self._find(trigger, request_id)
         context["pipeline"] = pipeline
         if item.get("enabled") is False:
             log(level="info", **context, outcome="skipped", reason="the pipeline is disabled (enabled: false)")
             return "skipped", None
-        reason = mismatch(item, trigger) or _not_retrained(item, trigger)
+        reason = mismatch(item, trigger) or drift.not_retrained(item, trigger)
         if reason is not None:  # an object that is part of an upload, not the one completing it; a drift left alone
             log(level="info", **context, outcome="skipped", reason=reason)
             return "skipped", None
@@ -333,10 +255,10 @@ class Router:
         name = execution_input["execution_name"]
         manifest = trigger.source == "s3" and "manifest" in item["trigger"]["complete_on"]
         if trigger.source == "monitoring":
-            execution_input["trigger"]["violations"] = self._violations(pipeline)
+            execution_input["trigger"]["violations"] = drift.violations(self.s3, self.config.settings.bucket, pipeline)
         if name in handled:
             outcome = "duplicate"
-        elif trigger.source == "monitoring" and (reason := self._cooling_down(pipeline, item, name)) is not None:
+        elif trigger.source == "monitoring" and (reason := self._cooling_down(pipeline, item, name)):
             log(level="info", **context, execution_name=name, outcome="skipped", reason=reason)
             return "skipped", None
         elif manifest and (reason := self._upload_problem(trigger)) is not None:
@@ -377,16 +299,6 @@ class Router:
             if stage in cached
         }
 
-    def _drifted(self, trigger: Trigger, request_id: str | None) -> Trigger:
-        """A drift alarm's trigger, with the pipeline its name holds (<prefix>drift-<pipeline>)."""
-        named = monitoring.pipeline_of_alarm(trigger.alarm or "", self.config.settings.sagemaker_name_prefix)
-        if named is None:
-            prefix = monitoring.drift_alarm_name("", self.config.settings.sagemaker_name_prefix)
-            alarm = shorten(trigger.alarm or "", 200)
-            reason = f"alarm {alarm!r} is not a drift alarm of this deployment ({prefix}<pipeline>)"
-            raise _Rejected(self._reject(None, trigger, "detail.alarmName", reason, request_id))
-        return replace(trigger, pipeline=named)
-
     def _latest_upload(
         self, item: dict[str, Any], trigger: Trigger, request_id: str | None, context: dict[str, Any]
     ) -> uploads.Latest:
@@ -410,71 +322,8 @@ class Router:
             log(level="warning", **context, outcome="reads an earlier upload", upload=latest.key)
         return latest
 
-    def _violations(self, pipeline: str) -> dict[str, Any]:
-        """The pipeline's latest constraint_violations.json (its monitoring executions' reports), for the
-        run and its notification to say what drifted; what could not be read is said instead."""
-        from botocore.exceptions import ClientError
-
-        bucket, _, prefix = (
-            monitoring.reports_folder(self.config.settings.bucket, pipeline).partition("//")[2].partition("/")
-        )
-        try:
-            report = "/constraint_violations.json"
-            listed = uploads.newest_first(self.s3, bucket, prefix + "/", lambda key: key.endswith(report))
-            latest = listed[0] if listed else None
-            if latest is None:
-                return {"unread": f"no constraint_violations.json under s3://{bucket}/{prefix}/"}
-            report = json.loads(self.s3.get_object(Bucket=bucket, Key=latest["Key"])["Body"].read())
-        except (ClientError, ValueError) as error:
-            return {"unread": shorten(str(error), 200)}
-        found = report.get("violations", []) if isinstance(report, dict) else []
-        kept = [
-            {
-                key: shorten(str(entry.get(key, "")), 200)
-                for key in ("feature_name", "constraint_check_type", "description")
-            }
-            for entry in found[:VIOLATIONS_KEPT]
-            if isinstance(entry, dict)
-        ]
-        return {"report": f"s3://{bucket}/{latest['Key']}", "count": len(found), "violations": kept}
-
     def _cooling_down(self, pipeline: str, item: dict[str, Any], name: str) -> str | None:
-        """One drift run per cool-down: the run ledger keeps the pipeline's last drift run until its
-        cool-down ends (a conditional write, so two episodes racing start one run). A redelivery of the
-        same episode finds its own record and goes on to StartExecution, which refuses a duplicate."""
-        if self.config.ledger is None:
-            return None
-        from botocore.exceptions import ClientError
-
-        cool_down = item["stages"]["monitoring"].get("retrain", {}).get("cool_down", monitoring.DEFAULT_COOL_DOWN)
-        now = int(time.time())
-        try:
-            self.dynamodb.put_item(
-                TableName=self.config.ledger,
-                Item={
-                    "cache_key": {"S": monitoring.episode_key(pipeline)},
-                    "execution": {"S": name},
-                    "started_at": {"N": str(now)},
-                    "expires_at": {"N": str(now + cache.seconds(cool_down))},
-                },
-                ConditionExpression="attribute_not_exists(cache_key) OR expires_at < :now OR #execution = :name",
-                ExpressionAttributeNames={"#execution": "execution"},
-                ExpressionAttributeValues={":now": {"N": str(now)}, ":name": {"S": name}},
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
-            last = self.dynamodb.get_item(
-                TableName=self.config.ledger,
-                Key={"cache_key": {"S": monitoring.episode_key(pipeline)}},
-                ConsistentRead=True,
-            ).get("Item", {})
-            started = last.get("execution", {}).get("S", "?")
-            return (
-                f"a drift run ({started}) started within the cool-down of {cool_down}"
-                " (stages.monitoring.retrain.cool_down)"
-            )
-        return None
+        return drift.cooling_down(self.dynamodb, self.config.ledger, pipeline, item, name)
 
     def _find(self, trigger: Trigger, request_id: str | None) -> tuple[str, dict[str, Any]]:
         """The pipeline a trigger names (or whose prefix holds its key) and its item, read consistently."""
@@ -493,43 +342,14 @@ class Router:
         if refreshed:
             self.index.load(self.dynamodb, self.config.table)
         while True:
-            found = self._owner(key)
-            if isinstance(found, _Unowned):
+            found = self.index.owner(key, self._get_item)
+            if isinstance(found, Unowned):
                 if refreshed:
                     raise _Rejected(self._reject(found.pipeline, trigger, found.field, found.reason, request_id))
                 self.index.load(self.dynamodb, self.config.table)  # the cached map may predate an edit
                 refreshed = True
                 continue
             return found
-
-    def _owner(self, key: str) -> tuple[str, dict[str, Any]] | _Unowned:
-        """(pipeline, item) owning the key by the index, confirmed by a consistent read; else why none does."""
-        matches = self.index.matches(key)
-        if matches and len(matches[0][1]) > 1:
-            prefix, pipelines = matches[0]
-            reason = (
-                f"pipelines {', '.join(pipelines)} all have trigger.prefix {prefix!r}; "
-                "give each its own prefix (or disable one), then replay"
-            )
-            return _Unowned(pipelines[0], "trigger.prefix", reason)
-        if matches:
-            prefix, (pipeline,) = matches[0]
-            item = self._get_item(pipeline)
-            if item is not None and prefix_owner(item)[0] == prefix:
-                if len(matches) > 1:  # nested prefixes: the longest wins; said, so a surprise can be traced
-                    outer = ", ".join(f"{other} ({shorter!r})" for shorter, others in matches[1:] for other in others)
-                    log(
-                        level="warning",
-                        pipeline=pipeline,
-                        key=shorten(key, 300),
-                        outcome="nested prefixes",
-                        reason=f"{prefix!r} is the longest prefix holding the key; also held by {outer}",
-                    )
-                return pipeline, item
-        reason = f"no enabled, valid pipeline's trigger.prefix holds {shorten(key, 300)!r}"
-        declaring, why = self.index.why_unowned(key)
-        reason += f"; {why}" if why else "; add an item whose trigger.prefix covers it"
-        return _Unowned(declaring, "detail.object.key", reason)
 
     def _upload_problem(self, trigger: Trigger) -> str | None:
         """Why the upload this event completes may not start a run, with what to do about it."""
@@ -594,24 +414,12 @@ class Router:
         return record
 
 
-VIOLATIONS_KEPT = 20  # of a report's violations, in the run's input (the report holds them all)
-
-
 # Step Functions lets a Standard execution's name be reused 90 days after the execution closed
 # (API reference, StartExecution), so name-based idempotency holds for 90 days.
 DUPLICATE = (
     "an execution of this name exists: this trigger was handled before "
     "(names are kept 90 days after a run ends; the same trigger delivered later starts a new run)"
 )
-
-
-@dataclass(frozen=True)
-class _Unowned:
-    """Why no pipeline takes an uploaded key: what its rejection names."""
-
-    pipeline: str | None
-    field: str
-    reason: str
 
 
 class _Rejected(Exception):
@@ -649,17 +457,6 @@ def _reads_latest_upload(item: dict[str, Any], trigger: Trigger) -> bool:
     if trigger.source == "monitoring" and monitoring.on_drift(item) != "run":
         return False
     return trigger.source in ("monitoring", "schedule") and uploads.reads_upload(item)
-
-
-def _not_retrained(item: dict[str, Any], trigger: Trigger) -> str | None:
-    """Why a drift alarm's episode starts nothing for this item, if it does not."""
-    if trigger.source != "monitoring":
-        return None
-    if not runs(item, "monitoring"):
-        return "the item no longer monitors its endpoint (stages.monitoring.run is not true)"
-    if monitoring.on_drift(item) == "off":
-        return "stages.monitoring.retrain.on_drift is off"
-    return None
 
 
 def _describe(trigger: Trigger) -> dict[str, Any]:
