@@ -16,9 +16,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from mlops_sfn.local import integrations
+from mlops_sfn.local import integrations, limits
 from mlops_sfn.local.harness import LocalRuns
-from mlops_sfn.local.integrations import MAX_INPUT_BYTES
+from mlops_sfn.local.limits import MAX_INPUT_BYTES
 from mlops_sfn.local.sagemaker import JobResult
 
 pytestmark = pytest.mark.functional
@@ -173,7 +173,7 @@ def test_an_execution_input_above_262144_bytes_is_refused(local: LocalRuns) -> N
 def test_copy_object_refuses_a_source_above_5_gb(local: LocalRuns, monkeypatch: pytest.MonkeyPatch) -> None:
     """ "to copy an object greater than 5 GB, you must use the multipart upload Upload Part - Copy
     (UploadPartCopy) API" (S3 API reference, CopyObject). The limit is lowered to keep the test small."""
-    monkeypatch.setattr(integrations, "MAX_COPY_SOURCE_BYTES", 1024 * 1024)
+    monkeypatch.setattr(limits, "MAX_COPY_SOURCE_BYTES", 1024 * 1024)
     bucket = local.settings.bucket
     local.s3.put_object(Bucket=bucket, Key="rules/at-limit", Body=b"m" * (1024 * 1024))
     local.s3.put_object(Bucket=bucket, Key="rules/above-limit", Body=b"m" * (1024 * 1024 + 1))

@@ -11,7 +11,7 @@ from botocore.stub import Stubber
 
 from mlops_sfn.core import model_copy
 from mlops_sfn.core.stages import STAGES
-from mlops_sfn.local import integrations
+from mlops_sfn.local import limits
 from mlops_sfn.local.harness import LocalRuns
 from tests.conftest import load_item
 
@@ -28,7 +28,7 @@ def local() -> Iterator[LocalRuns]:
 
 def test_a_model_above_copy_objects_limit_is_copied_in_parts(local: LocalRuns, monkeypatch: pytest.MonkeyPatch) -> None:
     """With CopyObject's limit lowered to 6 MiB, a 12 MiB model copies in 5 MiB parts (S3's smallest)."""
-    monkeypatch.setattr(integrations, "MAX_COPY_SOURCE_BYTES", 6 * MIB)
+    monkeypatch.setattr(limits, "MAX_COPY_SOURCE_BYTES", 6 * MIB)
     bucket = local.settings.bucket
     body = bytes(range(256)) * (12 * MIB // 256)
     local.s3.put_object(Bucket=bucket, Key="tuning/job-007/output/model.tar.gz", Body=body)
@@ -76,7 +76,7 @@ def test_a_tuning_run_whose_model_is_above_copy_objects_limit_succeeds(
 ) -> None:
     """Every local model is larger than 16 bytes: a CopyObject of it is refused, the function's
     multipart copy (from 1 byte, here) is not."""
-    monkeypatch.setattr(integrations, "MAX_COPY_SOURCE_BYTES", 16)
+    monkeypatch.setattr(limits, "MAX_COPY_SOURCE_BYTES", 16)
     monkeypatch.setattr(model_copy, "THRESHOLD_BYTES", 1)
     report = local.run(tuning_only())
     assert report.status == "SUCCEEDED", report.cause
@@ -88,7 +88,7 @@ def test_a_tuning_run_whose_model_is_above_copy_objects_limit_succeeds(
 def test_without_the_multipart_path_the_same_run_fails_at_tuning_with_s3s_refusal(
     local: LocalRuns, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(integrations, "MAX_COPY_SOURCE_BYTES", 16)
+    monkeypatch.setattr(limits, "MAX_COPY_SOURCE_BYTES", 16)
     report = local.run(tuning_only())
     assert report.status == "FAILED" and report.error == "tuning.InvalidRequest", (report.error, report.cause)
     assert "larger than the maximum allowable size for a copy source: 16" in report.cause

@@ -25,7 +25,8 @@ from mlops_sfn.core.router import RejectedEvent
 from mlops_sfn.core.stages import STAGES
 from mlops_sfn.local import REGION
 from mlops_sfn.local.harness import QUALITY_GATE_ARN, LocalRuns
-from mlops_sfn.local.sagemaker import JobResult, SimulatedJobs
+from mlops_sfn.local.sagemaker import JobResult
+from mlops_sfn.local.simulated import SimulatedJobs
 from mlops_sfn.operate import items as operate_items
 from mlops_sfn.operate import rerun, runs
 from tests.aws import BUCKET, IMAGE, ROLE_ARN, TABLE, Stack, deploy

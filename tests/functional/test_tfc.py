@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from mlops_sfn import cli
-from mlops_sfn.tools import tfc
+from mlops_sfn.tools import tfc, tfc_api
 from tests.conftest import ROOT
 from tests.tfc_standin import PLAN_TOKEN, TOKEN, Cloud, serving
 
@@ -272,7 +272,7 @@ def test_at_the_deadline_a_planning_run_is_cancelled(cloud: Cloud) -> None:
 
 def test_the_deadline_stays_under_gitlabs_job_timeout() -> None:
     assert tfc.Deadline.for_job(50, {"CI_JOB_TIMEOUT": "3600"}).seconds == 50 * 60
-    assert tfc.Deadline.for_job(50, {"CI_JOB_TIMEOUT": "1800"}).seconds == 1800 - tfc.JOB_MARGIN_SECONDS
+    assert tfc.Deadline.for_job(50, {"CI_JOB_TIMEOUT": "1800"}).seconds == 1800 - tfc_api.JOB_MARGIN_SECONDS
     assert tfc.Deadline.for_job(50, {}).seconds == 50 * 60
 
 
@@ -453,7 +453,7 @@ def test_a_merge_request_plan_uses_the_unprotected_plan_token(cloud: Cloud, monk
     monkeypatch.setenv("TFC_ORGANIZATION", "acme")
     monkeypatch.setenv("TFC_WORKSPACE", "mlops-dev")
     monkeypatch.setenv("TFC_ADDRESS", cloud.address)
-    monkeypatch.setattr(tfc.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(tfc_api.time, "sleep", lambda seconds: None)
     cloud.scripts = [["planning", "planned_and_finished"]]
     assert cli.main(["tfc", "plan", "--speculative"]) == 0
     assert cli.main(["tfc", "plan"]) == 1  # applying needs TFC_TOKEN, which a merge request does not get
@@ -483,7 +483,7 @@ def test_the_cli_plans_then_applies_through_the_dotenv_report(
     monkeypatch.setenv("TFC_WORKSPACE", "mlops-dev")
     monkeypatch.setenv("TFC_ADDRESS", cloud.address)
     monkeypatch.setenv("CI_COMMIT_TITLE", "Add the churn pipeline")
-    monkeypatch.setattr(tfc.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(tfc_api.time, "sleep", lambda seconds: None)
     assert cli.main(["tfc", "plan", "--dotenv", str(tmp_path / "tfc.env")]) == 0
     report = dict(line.split("=", 1) for line in (tmp_path / "tfc.env").read_text().splitlines())
     monkeypatch.setenv("TFC_RUN_ID", report["TFC_RUN_ID"])

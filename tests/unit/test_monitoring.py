@@ -16,7 +16,7 @@ from mlops_sfn.core.problems import InvalidItem
 from mlops_sfn.core.settings import EXAMPLE_SETTINGS
 from mlops_sfn.core.stages import STAGES
 from mlops_sfn.core.triggers import InvalidEvent, Trigger, parse_event
-from mlops_sfn.local import monitor
+from mlops_sfn.local import analyzer, capture, monitor
 from tests.conftest import DELETE, edited, load_event, load_item
 
 
@@ -181,7 +181,7 @@ def rows(count: int, scale: float = 1.0) -> list[list[str]]:
 
 
 def test_baseline_files_have_the_documented_shape() -> None:
-    stats = monitor.statistics(rows(200), ["label", "income", "kind"])
+    stats = analyzer.statistics(rows(200), ["label", "income", "kind"])
     assert stats["version"] == 0 and stats["dataset"] == {"item_count": 200}
     label, income, kind = stats["features"]
     assert (label["inferred_type"], income["inferred_type"], kind["inferred_type"]) == (
@@ -194,31 +194,31 @@ def test_baseline_files_have_the_documented_shape() -> None:
     assert {"mean", "sum", "std_dev", "min", "max"} <= set(numbers)
     assert sum(bucket["count"] for bucket in numbers["distribution"]["kll"]["buckets"]) == 200
     assert kind["string_statistics"]["distinct_count"] == 2
-    rules = monitor.constraints(stats)
+    rules = analyzer.constraints(stats)
     assert [rule["name"] for rule in rules["features"]] == ["label", "income", "kind"]
     assert rules["monitoring_config"]["distribution_constraints"]["comparison_method"] == "Robust"
 
 
 def test_drifted_data_violates_the_baseline_and_the_same_data_does_not() -> None:
     names = ["label", "income", "kind"]
-    baseline = monitor.statistics(rows(200), names)
-    rules = monitor.constraints(baseline)
-    same, drift = monitor.compare(baseline, rules, monitor.statistics(rows(120), names))
+    baseline = analyzer.statistics(rows(200), names)
+    rules = analyzer.constraints(baseline)
+    same, drift = analyzer.compare(baseline, rules, analyzer.statistics(rows(120), names))
     assert same == [] and drift["income"] < 0.1
-    violations, drift = monitor.compare(baseline, rules, monitor.statistics(rows(120, scale=3.0), names))
+    violations, drift = analyzer.compare(baseline, rules, analyzer.statistics(rows(120, scale=3.0), names))
     assert drift["income"] > 0.5
     assert [(v["feature_name"], v["constraint_check_type"]) for v in violations] == [("income", "baseline_drift_check")]
     narrow = [row[:2] for row in rows(50)]
-    missing, _ = monitor.compare(baseline, rules, monitor.statistics(narrow, None))
+    missing, _ = analyzer.compare(baseline, rules, analyzer.statistics(narrow, None))
     assert missing[0]["constraint_check_type"] == "missing_column_check"
     typed = [[row[0], "n/a", row[2]] for row in rows(50)]
-    wrong, _ = monitor.compare(baseline, rules, monitor.statistics(typed, names))
+    wrong, _ = analyzer.compare(baseline, rules, analyzer.statistics(typed, names))
     assert [(v["feature_name"], v["constraint_check_type"]) for v in wrong] == [("income", "data_type_check")]
 
 
 def test_a_captured_invocation_has_sagemakers_capture_format() -> None:
     now = datetime(2024, 6, 3, 13, 5, 7, tzinfo=UTC)
-    record = monitor.capture_record("1,2\n3,4\n", "text/csv", "0.5\n0.7\n", "text/csv", ["Input", "Output"], now)
+    record = capture.capture_record("1,2\n3,4\n", "text/csv", "0.5\n0.7\n", "text/csv", ["Input", "Output"], now)
     assert record["captureData"]["endpointInput"] == {
         "observedContentType": "text/csv",
         "mode": "INPUT",
@@ -227,7 +227,7 @@ def test_a_captured_invocation_has_sagemakers_capture_format() -> None:
     }
     assert record["captureData"]["endpointOutput"]["mode"] == "OUTPUT"
     assert record["eventMetadata"]["inferenceTime"] == "2024-06-03T13:05:07Z" and record["eventVersion"] == "0"
-    only_input = monitor.capture_record("1,2", "text/csv", "0.5", "text/csv", ["Input"], now)
+    only_input = capture.capture_record("1,2", "text/csv", "0.5", "text/csv", ["Input"], now)
     assert set(only_input["captureData"]) == {"endpointInput"}
 
 

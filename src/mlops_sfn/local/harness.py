@@ -38,7 +38,8 @@ from ..tools.policy import task_resources
 from . import REGION, inbox, task_permissions
 from .integrations import Local, client_for, installed
 from .motoport import mock_aws, sagemaker_backends
-from .sagemaker import ENDPOINT_OUTCOMES, EXISTING_ENDPOINT, FAILABLE, JOBS, JobRunner, LocalSageMaker, SimulatedJobs
+from .sagemaker import ENDPOINT_OUTCOMES, EXISTING_ENDPOINT, FAILABLE, JOBS, JobRunner, LocalSageMaker
+from .simulated import SimulatedJobs
 
 DEFAULT_ACCOUNT_ID = "123456789012"  # the account moto serves by default
 PREFIX = "mlops-sfn-local"

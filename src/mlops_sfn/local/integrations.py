@@ -13,15 +13,15 @@ moto picks a Task's service integration with `state_task_service_for(service_nam
   failure a caller asked for (`Local.fail_states`), raised before the call, and the throttling of
   an API (`Local.throttle`), reported under the error name its integration uses;
 - aws-sdk error names as Step Functions spells them (moto lowercases the service);
-- AWS's refusals moto lacks: `States.ALL` catches and retries neither `States.DataLimitExceeded`
-  nor `States.Runtime`, StartExecution refuses an input above 262,144 bytes, and S3's CopyObject
-  refuses a source above 5 GB. (moto already fails a state whose output or task result exceeds
-  256 KiB, and a failing Parallel branch already stops its siblings.)
+- AWS's refusals moto lacks (`limits.py`): `States.ALL` catches and retries neither
+  `States.DataLimitExceeded` nor `States.Runtime`, StartExecution refuses an input above 262,144
+  bytes, S3's CopyObject refuses a source above 5 GB, and a task waiting for a task token stops
+  waiting when its execution is stopped. (moto already fails a state whose output or task result
+  exceeds 256 KiB, and a failing Parallel branch already stops its siblings.)
 - a `.sync` job runs in its own thread while the task polls it; when its execution or Parallel
-  branch stops, the job is stopped as Step Functions stops it (it ends `Stopped`); a task waiting
-  for a task token stops waiting when its execution is stopped (moto waited for the timeout);
+  branch stops, the job is stopped as Step Functions stops it (it ends `Stopped`);
 - RedriveExecution (`redrive.py`);
-- monitoring schedules, alarm evaluation and alarm state change events (`monitor.py`).
+- monitoring schedules (`monitor.py`), alarm evaluation and alarm state change events (`alarms.py`).
 Retry intervals are shortened by `retry_sleep_scale`, and Wait states by `wait_scale`, since moto's
 interpreter really sleeps.
 The patches are process-wide, but each run's wiring (`Local`) is found through the state machine
@@ -44,12 +44,10 @@ from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 
 from ..tools.statemachine import SDK_SERVICES
-from . import monitor, redrive, resource_policies, task_permissions
+from . import limits, monitor, redrive, task_iam
 from .motoport import (
     AmazonStateLanguageParser,
-    CallbackOutcomeTimedOut,
     CustomErrorName,
-    ErrorEqualsDecl,
     EventDetails,
     FailureEvent,
     FailureEventException,
@@ -57,16 +55,12 @@ from .motoport import (
     LambdaFunctionErrorException,
     ResourceCondition,
     RetrierDecl,
-    S3Backend,
-    S3ClientError,
     StatesErrorName,
     StatesErrorNameType,
     StateTaskServiceAwsSdk,
     StateTaskServiceCallback,
     StateTaskServiceLambda,
-    StepFunctionsParserBackend,
     TaskFailedEventDetails,
-    ValidationException,
     WaitFunction,
     aws_sdk_task,
     boto_client_for,
@@ -172,7 +166,7 @@ class SageMakerTask(_InputAsRequest, StateTaskServiceCallback):
     ) -> None:
         part, local = resource_runtime_part, _local(env)
         if self.resource.api_action == "createModel":
-            problem = _model_data_problem(local, normalised_parameters, part.region)
+            problem = task_iam.model_data_problem(local, normalised_parameters, part.region)
             if problem:
                 raise client_error("ValidationException", problem, "CreateModel")
         env.stack.append(
@@ -184,8 +178,9 @@ class SageMakerTask(_InputAsRequest, StateTaskServiceCallback):
     ) -> Callable[[], Any]:
         env.stack.pop()  # the create response: the task's result is the job's description
         action, part = self.resource.api_action, resource_runtime_part
-        sagemaker = _local(env).sagemaker
-        s3, logs = (_as_job_role(_local(env), normalised_parameters, part.region, api) for api in ("s3", "logs"))
+        local = _local(env)
+        s3, logs = (task_iam.as_job_role(local, normalised_parameters, part.region, api) for api in ("s3", "logs"))
+        sagemaker = local.sagemaker
         job = sagemaker.start_job(action, normalised_parameters, part.region, part.account, s3, logs)
 
         def stop() -> None:
@@ -313,85 +308,6 @@ def _throttled(api: str) -> ClientError:
     )
 
 
-# How a service answers IAM's refusal: AccessDeniedException, 400 (AWS's "Common errors"); SNS's
-# AuthorizationError, 403, and for an encrypted topic KMSAccessDenied or KMSNotFound, 400 (SNS API
-# reference, Publish, "Errors").
-_DENIALS = {"sns": ("AuthorizationError", 403)}
-_KEY_DENIALS = {"sns": {False: "KMSAccessDenied", True: "KMSNotFound"}}
-
-
-def _refusal(env: Any, service: Any, parameters: dict[str, Any], local: Local) -> tuple[str, int, str] | None:
-    """(error code, HTTP status, AWS's message) when the state machine's role may not make this Task's
-    calls, or None."""
-    if not local.check_permissions:
-        return None
-    api = service.resource.api_name
-    code, status = _DENIALS.get(api, ("AccessDeniedException", 400))
-    context = env.states.context_object.context_object_data
-    role = context["Execution"]["RoleArn"]
-    _, _, _, region, account, _ = context["StateMachine"]["Id"].split(":", 5)
-    policies = task_permissions.role_policies(role)
-    if policies is None:  # AWS cannot assume a role that does not exist
-        return code, status, f"the state machine's role {role} does not exist: no call can be made as it"
-    calls = task_permissions.needed(
-        service._get_sfn_resource_type(), service._get_sfn_resource(), parameters, region, account
-    )
-    refused = task_permissions.refusal(role, calls, policies, local.guardrails)
-    if refused:
-        return code, status, refused
-    topic = str(parameters.get("TopicArn", ""))
-    if api == "sns" and (key := resource_policies.key_of(topic)):  # SNS encrypts the message with the topic's key
-        problem = resource_policies.key_refusal(role, "sns", topic, key, identity=policies, guardrails=local.guardrails)
-        if problem:
-            return _KEY_DENIALS["sns"][problem.missing_key], 400, problem.message
-    return None
-
-
-def _as_job_role(local: Local, request: dict[str, Any], region: str, service: str = "s3") -> Any:
-    """A client of `service` acting as the job's role (a transform job's is its model's): S3 for the
-    data SageMaker moves for the job, CloudWatch Logs for its log; None when there is nothing for IAM
-    to decide."""
-    import boto3
-
-    if not local.check_permissions:
-        return None
-    role = request.get("RoleArn") or request.get("TrainingJobDefinition", {}).get("RoleArn")
-    if role is None and "ModelName" in request:
-        role = local.sagemaker.model_role(request["ModelName"], region)
-    policies = task_permissions.role_policies(role) if role else None
-    if policies is None and not local.guardrails:
-        return None
-    client = boto3.client(service, region_name=region)  # its own: the check is registered on it
-    return task_permissions.acting_as(
-        client, role or "", policies if policies is not None else [task_permissions.UNDEPLOYED_ROLE], local.guardrails
-    )
-
-
-def _model_data_problem(local: Local, request: dict[str, Any], region: str) -> str | None:
-    """Why CreateModel refuses the model: SageMaker reads each container's ModelDataUrl as the model's
-    role when the model is created, and refuses a model whose data it cannot find or read, in these
-    words (ValidationException; Step Functions reports it as SageMaker.AmazonSageMakerException)."""
-    import boto3
-
-    role = str(request.get("ExecutionRoleArn", ""))
-    s3 = _as_job_role(local, {"RoleArn": role}, region) or boto3.client("s3", region_name=region)
-    containers = [request["PrimaryContainer"]] if "PrimaryContainer" in request else request.get("Containers", [])
-    for uri in [c["ModelDataUrl"] for c in containers if str(c.get("ModelDataUrl", "")).startswith("s3://")]:
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
-        try:
-            s3.head_object(Bucket=bucket, Key=key)
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NoSuchBucket"):
-                return f"Could not find model data at {uri}."
-            return (
-                f'Could not access model data at {uri}. Please ensure that the role "{role}" exists and that its '
-                'trust relationship policy allows the action "sts:AssumeRole" for the service principal '
-                f'"sagemaker.amazonaws.com". Also ensure that the role has "s3:GetObject" permissions and that '
-                f"the object is located in {region}."
-            )
-    return None
-
-
 def _with_faults(service: Any) -> Any:
     """Make the Task fail before its call when the caller asked for its stage to fail, or throttle
     its API's first call when asked to."""
@@ -402,7 +318,7 @@ def _with_faults(service: Any) -> Any:
     ) -> None:
         state, local = _state_name(env), _local(env)
         api = f"{service.resource.api_name}:{service.resource.api_action}"
-        refused = _refusal(env, service, normalised_parameters, local)
+        refused = task_iam.refusal(env, service, normalised_parameters, local)
         if refused:
             code, status, message = refused
             raise ClientError(
@@ -482,80 +398,6 @@ def _scaled_wait(self: Any, env: Any, wait_seconds: int) -> None:
     _WAIT(self, env, int(wait_seconds * _local(env).wait_scale))
 
 
-# "States.ALL ... can't catch the States.DataLimitExceeded terminal error or the Runtime error
-# types" ("Handling errors in Step Functions workflows", Step Functions guide, Error names); moto's
-# States.ALL matches them, so a Catch would hide a failure that ends the execution on AWS.
-UNCATCHABLE = ("States.DataLimitExceeded", "States.Runtime")
-_MATCH = ErrorEqualsDecl._eval_body
-
-
-def _match_but_uncatchable(self: Any, env: Any) -> None:
-    error = env.stack[-1]
-    if getattr(error, "error_name", None) in UNCATCHABLE and error not in self.error_names:
-        env.stack.pop()
-        env.stack.append(False)  # only a Catch or Retry that names it could match it
-        return
-    _MATCH(self, env)
-
-
-# StartExecution's input: "Length Constraints: Maximum length of 262144", in bytes of its UTF-8
-# encoding (Step Functions API reference, StartExecution); moto accepts any size.
-MAX_INPUT_BYTES = 262_144
-_START = StepFunctionsParserBackend.start_execution
-
-
-def _start_within_limit(
-    self: Any, state_machine_arn: str, name: Any = None, execution_input: Any = None, **rest: Any
-) -> Any:
-    size = len((execution_input or "").encode("utf-8"))
-    if size > MAX_INPUT_BYTES:
-        raise ValidationException(
-            f"1 validation error detected: Value at 'input' failed to satisfy constraint: "
-            f"Member must have length less than or equal to {MAX_INPUT_BYTES} (it has {size} bytes)"
-        )
-    return _START(self, state_machine_arn, name, execution_input, **rest)
-
-
-# CopyObject: "you create a copy of your object up to 5 GB in size in a single atomic action using
-# this API. However, to copy an object greater than 5 GB, you must use the multipart upload Upload
-# Part - Copy (UploadPartCopy) API" (S3 API reference, CopyObject); S3 answers InvalidRequest.
-# moto copies any size. (Read at each call, so a test can lower it instead of storing 5 GB.)
-MAX_COPY_SOURCE_BYTES = 5 * 1024**3
-_COPY = S3Backend.copy_object
-
-
-def _copy_within_limit(self: Any, src_key: Any, *args: Any, **kwargs: Any) -> Any:
-    if src_key.size > MAX_COPY_SOURCE_BYTES:
-        raise S3ClientError(
-            "InvalidRequest",
-            f"The specified copy source is larger than the maximum allowable size for a copy source: "
-            f"{MAX_COPY_SOURCE_BYTES}",
-        )
-    return _COPY(self, src_key, *args, **kwargs)
-
-
-# "StopExecution: Stops an execution" whatever it is doing (Step Functions API reference); moto's
-# task waiting for a task token keeps waiting, so a stopped run waiting for an approval stayed RUNNING.
-_WAIT_FOR_TOKEN = StateTaskServiceCallback._eval_wait_for_task_token
-_TOKEN_POLL_SECONDS = 0.2
-
-
-def _wait_for_token_until_stopped(
-    self: Any, env: Any, timeout_seconds: Any, callback_endpoint: Any, heartbeat_endpoint: Any
-) -> Any:
-    if heartbeat_endpoint is not None:
-        return _WAIT_FOR_TOKEN(self, env, timeout_seconds, callback_endpoint, heartbeat_endpoint)
-    deadline = time.monotonic() + timeout_seconds if timeout_seconds else None
-    while env.is_running():
-        left = _TOKEN_POLL_SECONDS if deadline is None else min(_TOKEN_POLL_SECONDS, deadline - time.monotonic())
-        outcome = callback_endpoint.wait(timeout=max(left, 0))
-        if outcome is not None:
-            return outcome
-        if deadline is not None and time.monotonic() >= deadline:
-            return CallbackOutcomeTimedOut(callback_id=callback_endpoint.callback_id)
-    return None  # stopped: the execution ends ABORTED
-
-
 _UNINSTALL: list[Callable[[], None]] = []
 _PARSE = AmazonStateLanguageParser.parse
 _PARSED: dict[str, Any] = {}  # definition -> moto's parse of it under these patches (read only under them)
@@ -590,14 +432,11 @@ def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
 def _patch() -> None:
     redrive.patch()
     _UNINSTALL.append(monitor.install())
-    StateTaskServiceCallback._eval_wait_for_task_token = _wait_for_token_until_stopped  # type: ignore[method-assign]
+    limits.patch()
     _FACTORY.state_task_service_for = _service_for
     _RETRIER.time = _ScaledClock()
     RetrierDecl._eval_body = _retry_for_run  # type: ignore[method-assign]
     WaitFunction._wait_interval = _scaled_wait  # type: ignore[method-assign]
-    ErrorEqualsDecl._eval_body = _match_but_uncatchable  # type: ignore[method-assign]
-    StepFunctionsParserBackend.start_execution = _start_within_limit  # type: ignore[method-assign,assignment]
-    S3Backend.copy_object = _copy_within_limit  # type: ignore[method-assign]
     AmazonStateLanguageParser.parse = staticmethod(_parsed_once)  # type: ignore[method-assign]
     aws_sdk_task.boto_client_for = client_for  # type: ignore[attr-defined]
 
@@ -606,14 +445,11 @@ def _unpatch() -> None:
     redrive.unpatch()
     while _UNINSTALL:
         _UNINSTALL.pop()()
-    StateTaskServiceCallback._eval_wait_for_task_token = _WAIT_FOR_TOKEN  # type: ignore[method-assign]
+    limits.unpatch()
     _FACTORY.state_task_service_for = _ORIGINAL
     _RETRIER.time = time
     RetrierDecl._eval_body = _RETRY  # type: ignore[method-assign]
     WaitFunction._wait_interval = _WAIT  # type: ignore[method-assign]
-    ErrorEqualsDecl._eval_body = _MATCH  # type: ignore[method-assign]
-    StepFunctionsParserBackend.start_execution = _START  # type: ignore[method-assign]
-    S3Backend.copy_object = _COPY  # type: ignore[method-assign]
     AmazonStateLanguageParser.parse = staticmethod(_PARSE)  # type: ignore[method-assign]
     aws_sdk_task.boto_client_for = boto_client_for  # type: ignore[attr-defined]
 

@@ -41,7 +41,8 @@ from boto3.exceptions import Boto3Error
 from botocore.exceptions import ClientError
 
 from ..core import monitoring, names
-from . import callers, monitor
+from . import analyzer, callers
+from . import capture as data_capture
 from .sagemaker import JOBS, JobError, JobResult, data_failure, put
 from .worker import Worker, WorkerError
 
@@ -201,10 +202,10 @@ class ScriptJobs:
         app = request["AppSpecification"]
         outputs = request.get("ProcessingOutputConfig", {}).get("Outputs", [])
         if app.get("ImageUri", "").split("@")[0].split(":")[0].endswith("/" + monitoring.ANALYZER_REPOSITORY):
-            # Model Monitor's analyzer: its image's own entry point, run here by monitor.baseline_job.
+            # Model Monitor's analyzer: its image's own entry point, run here by analyzer.baseline_job.
             environment = request.get("Environment", {})
             try:
-                monitor.baseline_job(
+                analyzer.baseline_job(
                     Path(self._inside(folder, environment.get("dataset_source", monitoring.BASELINE_INPUT))),
                     Path(self._inside(folder, environment.get("output_path", monitoring.ANALYZER_OUTPUT))),
                     environment,
@@ -359,7 +360,7 @@ class ScriptJobs:
 class LocalEndpoints:
     """InService endpoints answer InvokeEndpoint with their model: one model server per endpoint,
     restarted when an update brings another endpoint config. An endpoint config with a
-    DataCaptureConfig has its invocations captured (monitor.capture)."""
+    DataCaptureConfig has its invocations captured (capture.py)."""
 
     def __init__(self, jobs: ScriptJobs) -> None:
         self.jobs = jobs
@@ -398,7 +399,7 @@ class LocalEndpoints:
             answer = worker.call({"body": body, "content_type": content_type, "accept": accept}, timeout=60)
         if capture:
             call = (body, content_type, answer["body"], answer["content_type"])
-            monitor.capture(self.jobs.client("s3"), capture, endpoint, variant_name, call)
+            data_capture.capture(self.jobs.client("s3"), capture, endpoint, variant_name, call)
         return answer["body"], answer["content_type"]
 
     def stop(self) -> None:

@@ -12,10 +12,7 @@ reaches into moto's internals; moto 5.2 is pinned in pyproject.toml for that rea
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
-import tarfile
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -25,9 +22,8 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from ..core import names, sagemaker_api
-from ..core.stages import NAME_FIELDS, REPORTED
-from ..core.stages.quality_gate import COMPARISONS
+from ..core import sagemaker_api
+from ..core.stages import REPORTED
 
 # What a local endpoint does after CreateEndpoint or UpdateEndpoint, seen at the next describe.
 ENDPOINT_OUTCOMES = {
@@ -372,129 +368,6 @@ class LocalSageMaker:
         endpoint.endpoint_status = "InService"
         if self.endpoint_outcome == "in_service" or creating:
             endpoint.endpoint_config_name = config
-
-
-# --- A job runner that does no work ---------------------------------------------------------------
-
-
-@dataclass
-class SimulatedJobs:
-    """Jobs that write only what later states read: model artifacts and the evaluation report, and one
-    small object in each processing or transform output (a rerun checks that they are still there).
-
-    `failing` holds job names that end Failed; `report` is the evaluation report, keyed by the
-    evaluation job's name with its S3 location. The real runner (scripts run as processes) replaces
-    this in `mlops-sfn local demo`.
-    """
-
-    s3: Any
-    failing: dict[str, str] = field(default_factory=dict)  # job name -> failure reason
-    reports: dict[str, tuple[str, str, dict[str, Any]]] = field(default_factory=dict)  # job -> bucket, key, report
-
-    def run(self, kind: str, request: dict[str, Any], s3: Any = None, logs: Any = None) -> JobResult:
-        name = request[JOBS[kind].name_field]
-        if name in self.failing:
-            return JobResult(failure_reason=self.failing[name])
-        s3 = s3 or self.s3
-        try:
-            for uri in job_inputs(request):  # what SageMaker downloads, as far as it exists here
-                self._read(s3, uri)
-            return self._write(kind, request, name, s3)
-        except JobError as error:
-            return JobResult(failure_reason=str(error))
-
-    def _write(self, kind: str, request: dict[str, Any], name: str, s3: Any) -> JobResult:
-        if kind == "createTrainingJob":
-            self._write_model(s3, request["OutputDataConfig"]["S3OutputPath"], name)
-        if kind == "createHyperParameterTuningJob":
-            best = f"{name}-001-{names.digest(name, 8)}"
-            self._write_model(s3, request["TrainingJobDefinition"]["OutputDataConfig"]["S3OutputPath"], best)
-            return JobResult(best_training_job=best)
-        outputs = [entry["S3Output"]["S3Uri"] for entry in request.get("ProcessingOutputConfig", {}).get("Outputs", [])]
-        outputs += [request["TransformOutput"]["S3OutputPath"]] if "TransformOutput" in request else []
-        for output in outputs:
-            bucket, _, prefix = output.removeprefix("s3://").partition("/")
-            put(s3, bucket, f"{prefix.rstrip('/')}/simulated-{name}.out", b"simulated\n")
-        if name in self.reports:
-            bucket, key, report = self.reports[name]
-            put(s3, bucket, key, json.dumps(report).encode())
-        return JobResult()
-
-    @staticmethod
-    def _read(s3: Any, uri: str) -> None:
-        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-        try:
-            for entry in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []):
-                s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read()
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "NoSuchBucket":  # no bucket, nothing to read: it goes on
-                raise JobError(data_failure("download", uri, error)) from None
-
-    @staticmethod
-    def _write_model(s3: Any, output_path: str, job: str) -> None:
-        bucket, _, prefix = output_path.removeprefix("s3://").partition("/")
-        key = f"{prefix.rstrip('/')}/{job}/output/model.tar.gz".lstrip("/")
-        put(s3, bucket, key, model_archive({"simulated": True, "training_job": job}))
-
-    @classmethod
-    def for_execution(
-        cls, s3: Any, execution_input: dict[str, Any], fail: set[str], metric: float | None, report_bytes: int = 0
-    ) -> SimulatedJobs:
-        """Failures and the evaluation report (padded to at least `report_bytes`) for this execution's job names."""
-        jobs = cls(s3)
-        for stage, block in execution_input["stages"].items():
-            name = block.get("request", {}).get(NAME_FIELDS.get(stage, ""))
-            if name and stage in fail:
-                jobs.failing[name] = (
-                    f"AlgorithmError: simulated failure of {stage} (mlops-sfn local run --fail {stage})"
-                )
-        evaluation = execution_input["stages"].get("evaluation")
-        if evaluation:
-            report = simulated_report(execution_input.get("quality_gate"), metric)
-            if report_bytes:
-                report["per_row_errors"] = [0.0] * (report_bytes // 5)  # "0.0, " each
-            location = evaluation["report"]
-            jobs.reports[evaluation["request"]["ProcessingJobName"]] = (location["Bucket"], location["Key"], report)
-        return jobs
-
-
-def job_inputs(request: dict[str, Any]) -> list[str]:
-    """The S3 locations a job's request has SageMaker download (a tuning job's: its training definition's)."""
-    request = request.get("TrainingJobDefinition", request)
-    processing = [entry["S3Input"]["S3Uri"] for entry in request.get("ProcessingInputs", []) if "S3Input" in entry]
-    channels = [channel["DataSource"]["S3DataSource"]["S3Uri"] for channel in request.get("InputDataConfig", [])]
-    transform = request.get("TransformInput", {}).get("DataSource", {}).get("S3DataSource", {}).get("S3Uri")
-    return processing + channels + ([transform] if transform else [])
-
-
-def simulated_report(gate: dict[str, Any] | None, metric: float | None) -> dict[str, Any]:
-    """An evaluation report holding the gate's metric: `metric` when given, else a value that passes the gate."""
-    if gate is None:
-        return {"simulated": True}
-    value = metric
-    if value is None:
-        threshold = gate["threshold"]
-        symbol, _ = COMPARISONS[gate["comparison"]]
-        step = {"<": -1, ">": 1}.get(symbol, 0) * max(1.0, abs(threshold)) * 0.01
-        value = threshold + step
-    report: dict[str, Any] = {"simulated": True}
-    node = report
-    *parents, last = gate["metric"].split(".")
-    for key in parents:
-        node = node.setdefault(key, {})
-    node[last] = value
-    return report
-
-
-def model_archive(content: dict[str, Any]) -> bytes:
-    """A model.tar.gz with one model.json, byte-for-byte the same for the same content."""
-    data = json.dumps(content, sort_keys=True).encode()
-    tar_bytes = io.BytesIO()
-    with tarfile.open(fileobj=tar_bytes, mode="w", format=tarfile.PAX_FORMAT) as archive:
-        info = tarfile.TarInfo("model.json")
-        info.size, info.mtime, info.mode = len(data), 0, 0o644
-        archive.addfile(info, io.BytesIO(data))
-    return gzip.compress(tar_bytes.getvalue(), mtime=0)
 
 
 # --- The model registry's deletes, which moto 5.2 lacks (HTTP 500) --------------------------------------

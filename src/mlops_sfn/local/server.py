@@ -118,19 +118,11 @@ def install_runtime(home: Path, endpoint: str, ca_bundle: str) -> Any:
     import boto3
 
     from . import events
-    from .functions import LocalLambda, Unmarshalable
+    from .functions import LocalLambda
     from .integrations import Local, installed
     from .jobs import LocalEndpoints, ScriptJobs
-    from .motoport import (
-        JsonRESTError,
-        LambdaResponse,
-        LambdaSimpleBackend,
-        SageMakerRuntimeResponse,
-        mock_aws,
-        sagemaker_backends,
-    )
+    from .motoport import mock_aws, sagemaker_backends
     from .sagemaker import LocalSageMaker, install_registry
-    from .worker import WorkerError
 
     mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}).start()
     environment = process_environment(endpoint, ca_bundle)
@@ -138,6 +130,31 @@ def install_runtime(home: Path, endpoint: str, ca_bundle: str) -> Any:
     guardrails = json.loads(guardrails_file.read_text()) if guardrails_file.exists() else []
     lambdas = LocalLambda(home, environment, guardrails)
     events.install(lambdas.invoke_async)
+    _serve_functions(lambdas)
+    install_registry()
+
+    def client(service: str, region: str = REGION) -> Any:
+        return boto3.client(service, region_name=region)  # intercepted by the mock: served in-process
+
+    jobs = ScriptJobs(home, client, environment)
+    _serve_endpoints(LocalEndpoints(jobs))
+    local = Local(
+        sagemaker=LocalSageMaker(jobs, client, lambda account, region: sagemaker_backends[account][region]),
+        functions=Deployed(lambdas),
+        wait_scale=0.0,  # the execution input keeps AWS's waits; here nothing needs them
+        guardrails=guardrails,
+    )
+    check_callers(local)
+    active = installed(local)
+    active.__enter__()
+    return active
+
+
+def _serve_functions(lambdas: Any) -> None:
+    """Lambda's Invoke answered by the local functions (moto would need Docker)."""
+    from .functions import Unmarshalable
+    from .motoport import JsonRESTError, LambdaResponse, LambdaSimpleBackend
+    from .worker import WorkerError
 
     def invoke(
         backend: Any, function_name: str, qualifier: str | None, body: Any, headers: Any, response_headers: Any
@@ -165,7 +182,6 @@ def install_runtime(home: Path, endpoint: str, ca_bundle: str) -> Any:
         return payload.encode()
 
     LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign,assignment]
-    install_registry()
     any_param = LambdaResponse._get_param
 
     def param(self: Any, name: str, if_none: Any = None) -> Any:
@@ -178,11 +194,11 @@ def install_runtime(home: Path, endpoint: str, ca_bundle: str) -> Any:
 
     LambdaResponse._get_param = param  # type: ignore[method-assign,assignment]
 
-    def client(service: str, region: str = REGION) -> Any:
-        return boto3.client(service, region_name=region)  # intercepted by the mock: served in-process
 
-    jobs = ScriptJobs(home, client, environment)
-    endpoints = LocalEndpoints(jobs)
+def _serve_endpoints(endpoints: Any) -> None:
+    """SageMaker Runtime's InvokeEndpoint answered by the local endpoints."""
+    from .motoport import JsonRESTError, SageMakerRuntimeResponse
+    from .worker import WorkerError
 
     class ModelError(JsonRESTError):
         code = 424
@@ -203,17 +219,6 @@ def install_runtime(home: Path, endpoint: str, ca_bundle: str) -> Any:
         return 200, {"Content-Type": content_type}, answer
 
     SageMakerRuntimeResponse.invoke_endpoint = invoke_endpoint  # type: ignore[method-assign]
-
-    local = Local(
-        sagemaker=LocalSageMaker(jobs, client, lambda account, region: sagemaker_backends[account][region]),
-        functions=Deployed(lambdas),
-        wait_scale=0.0,  # the execution input keeps AWS's waits; here nothing needs them
-        guardrails=guardrails,
-    )
-    check_callers(local)
-    active = installed(local)
-    active.__enter__()
-    return active
 
 
 def check_callers(local: Any) -> None:
