@@ -19,8 +19,8 @@ import pytest
 import requests
 
 from mlops_sfn import cli
+from mlops_sfn.core import asl, smoke_test
 from mlops_sfn.core import cache as step_cache
-from mlops_sfn.core import smoke_test
 from mlops_sfn.core.plan import plan_execution
 from mlops_sfn.core.stages import CACHEABLE, SERVING, STAGES
 from mlops_sfn.core.triggers import Trigger
@@ -107,8 +107,8 @@ DRIFT = Trigger(
     reason="Threshold Crossed: 1 datapoint [0.62] was greater than the threshold (0.3).",
 )
 DEFINITION = statemachine.build()
-TASKS = statemachine.stage_tasks(DEFINITION)
-ALL_STATES = set(statemachine.states(DEFINITION))
+TASKS = asl.stage_tasks(DEFINITION)
+ALL_STATES = set(asl.states(DEFINITION))
 
 
 def throttle_path(api: str) -> str:
@@ -225,7 +225,7 @@ def throttle_error(api: str) -> str:
         return "DynamoDB.ThrottlingException"
     resources = policy.task_resources(DEFINITION)
     if f"aws-sdk:{api}" in resources:
-        name = statemachine.SDK_SERVICES[service]
+        name = asl.SDK_SERVICES[service]
         return f"{name}.{name}Exception"  # throttling is not in the API's model
     return "SageMaker.AmazonSageMakerException"  # the optimised integration's unmodelled errors
 
@@ -310,7 +310,7 @@ def rerun_input(local: LocalRuns, earlier: RunReport, item: dict[str, Any], stag
 
 
 def tasks_entered(report: RunReport) -> set[str]:
-    return {state for state in report.states if statemachine.states(DEFINITION)[state]["Type"] == "Task"}
+    return {state for state in report.states if asl.states(DEFINITION)[state]["Type"] == "Task"}
 
 
 @pytest.mark.parametrize("name", ["all stages, model from training", "all stages, model from tuning"])

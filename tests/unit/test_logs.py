@@ -13,12 +13,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from mlops_sfn.core import names
+from mlops_sfn.core import asl, names
 from mlops_sfn.operate import logs
 from mlops_sfn.tools import statemachine
 
 MACHINE = statemachine.build()
-TASKS = statemachine.stage_tasks(MACHINE)
+TASKS = asl.stage_tasks(MACHINE)
 
 
 def scheduled(events: list[dict[str, Any]], state: str, resource_type: str, resource: str, request: dict) -> None:

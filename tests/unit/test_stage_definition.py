@@ -76,7 +76,7 @@ STAGE = Backtest()
 
 PROBE = """
 import json, sys
-from mlops_sfn.core import cache, plan, stages
+from mlops_sfn.core import asl, cache, plan, stages
 from mlops_sfn.operate import preview, rerun, runs
 from mlops_sfn.tools import policy, statemachine
 
@@ -86,7 +86,7 @@ without_evaluation["stages"]["evaluation"]["run"] = False
 without_evaluation.pop("quality_gate", None)
 planned = plan.plan_execution(item, plan.SAMPLE_TRIGGER, plan.EXAMPLE_SETTINGS)
 definition = statemachine.build()
-every = statemachine.states(definition)
+every = asl.states(definition)
 role = policy.build(definition)
 keys = cache.keys(planned, lambda location: "listed")
 

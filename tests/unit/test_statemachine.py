@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from mlops_sfn.core import asl
 from mlops_sfn.core.plan import SAMPLE_TRIGGER, plan_execution
 from mlops_sfn.core.settings import EXAMPLE_SETTINGS
 from mlops_sfn.core.stages import STAGES
@@ -102,7 +103,7 @@ def test_an_independent_asl_validator_accepts_the_definition_and_catches_a_broke
 
 def test_every_transition_resolves_and_every_state_is_reachable(definition: dict[str, Any]) -> None:
     _check_scope(definition)
-    all_states = statemachine.states(definition)
+    all_states = asl.states(definition)
     total = len(definition["States"]) + sum(
         len(b["States"]) for s in definition["States"].values() for b in s.get("Branches", [])
     )
@@ -120,28 +121,28 @@ def test_every_sagemaker_task_retries_transient_errors_and_catches_to_the_failur
         "Find schedule to remove": "monitoring never ran",
         "Delete replaced job definition": "tidying only",
     }
-    for name, state in statemachine.states(definition).items():
+    for name, state in asl.states(definition).items():
         if state["Type"] != "Task" or ":sagemaker" not in state["Resource"]:
             continue
         if name not in expected_to_fail:
-            assert state.get("Retry") == statemachine.retry_for(state["Resource"]), name
+            assert state.get("Retry") == asl.retry_for(state["Resource"]), name
         if name in expected_to_fail:
             continue
         (catch,) = state["Catch"]
         assert catch["ErrorEquals"] == ["States.ALL"], name
-        recorder = statemachine.states(definition)[catch["Next"]]
+        recorder = asl.states(definition)[catch["Next"]]
         assert recorder["ResultPath"] == "$.failure" and "stage" in recorder["Parameters"], name
 
 
 def test_each_task_retries_only_error_names_its_integration_reports(definition: dict[str, Any]) -> None:
     """An aws-sdk Task never sees the optimised integration's SageMaker.AmazonSageMakerException, nor
     an optimised one <Service>.<Service>Exception: a name from the wrong list never matches."""
-    for name, state in statemachine.states(definition).items():
+    for name, state in asl.states(definition).items():
         if state["Type"] != "Task" or "Retry" not in state or state["Resource"].startswith("arn:aws:states:::sns"):
             continue
-        kind = statemachine.integration(state["Resource"])
+        kind = asl.integration(state["Resource"])
         optimised = {"sagemaker": "SageMaker.", "lambda": "Lambda.", "dynamodb": "DynamoDB."}  # DynamoDB: uppercase DB
-        prefix = optimised.get(kind) or (statemachine.SDK_SERVICES[kind.removeprefix("aws-sdk:")] + ".")
+        prefix = optimised.get(kind) or (asl.SDK_SERVICES[kind.removeprefix("aws-sdk:")] + ".")
         retried = [error for retry in state["Retry"] for error in retry["ErrorEquals"]]
         assert retried and all(error.startswith(prefix) for error in retried), (name, retried)
         if kind.startswith("aws-sdk:"):
@@ -162,7 +163,7 @@ def test_failures_publish_a_real_notification_and_end_in_fail(definition: dict[s
 def test_every_stage_has_a_switch_that_skips_it_in_one_transition(definition: dict[str, Any]) -> None:
     choices = {
         rule["Variable"].removeprefix("$.run.")
-        for state in statemachine.states(definition).values()
+        for state in asl.states(definition).values()
         if state["Type"] == "Choice"
         for rule in state["Choices"]
         if rule.get("Variable", "").startswith("$.run.")
@@ -195,7 +196,7 @@ def test_states_read_only_what_the_planner_writes(definition: dict[str, Any]) ->
         return True
 
     read = 0
-    for name, state in statemachine.states(definition).items():
+    for name, state in asl.states(definition).items():
         for path in _paths(state):
             keys = path.removeprefix("$.").split(".")
             planned = [i for i in inputs if i["run"][keys[1]]]
@@ -305,21 +306,21 @@ RETRIED = {
 
 
 def test_every_task_retries_what_aws_documents_as_transient_and_catches_the_rest(definition: dict[str, Any]) -> None:
-    for name, state in statemachine.states(definition).items():
+    for name, state in asl.states(definition).items():
         if state["Type"] != "Task":
             continue
-        kind = statemachine.integration(state["Resource"])
+        kind = asl.integration(state["Resource"])
         retried = {error for retry in state["Retry"] if retry.get("MaxAttempts") != 0 for error in retry["ErrorEquals"]}
         assert retried == RETRIED[kind], (name, sorted(retried))
         assert any(catch["ErrorEquals"] == ["States.ALL"] for catch in state["Catch"]), name
-    approval = statemachine.states(definition)["Ask for approval"]
+    approval = asl.states(definition)["Ask for approval"]
     never = [retry for retry in approval["Retry"] if retry.get("MaxAttempts") == 0]
     assert never == [{"ErrorEquals": ["Rejected", "States.Timeout"], "MaxAttempts": 0}]  # an answer is final
-    assert statemachine.states(definition)["Notify success"]["Catch"][0]["Next"] == "Succeeded"
+    assert asl.states(definition)["Notify success"]["Catch"][0]["Next"] == "Succeeded"
 
 
 def test_the_two_endpoint_waits_count_separately_and_each_is_bounded(definition: dict[str, Any]) -> None:
-    states = statemachine.states(definition)
+    states = asl.states(definition)
     assert states["Create endpoint config"]["ResultSelector"] == {"busy": {"count": 0}, "wait": {"count": 0}}
     assert states["Count busy check"]["ResultPath"] == "$.results.deploy.busy"
     assert states["Busy too long?"]["Choices"][0]["Variable"] == "$.results.deploy.busy.count"

@@ -13,9 +13,10 @@ import sys
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..tools import statemachine
+from ..checkout import ROOT
+from ..core.problems import Error
 from . import approval, importing, items, local, logs, plan, replay, runs, smoke, tooling, validate
-from .common import INTERRUPTED, INVALID, USAGE, UsageError
+from .common import INTERRUPTED, INVALID, UsageError
 
 COMMANDS = (validate, plan, importing, local, runs, logs, items, replay, approval, smoke, tooling)
 
@@ -32,7 +33,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        if args.checkout and not (statemachine.ROOT / "main.tf").is_file():
+        if args.checkout and not (ROOT / "main.tf").is_file():
             command = " ".join(filter(None, [args.command, getattr(args, "local_command", None)]))
             raise UsageError(
                 f"`mlops-sfn {command}` works on a checkout of the mlops-sfn repository: clone it and"
@@ -46,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         # flush at exit does not raise again (Python's signal module documentation, "SIGPIPE").
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return INVALID
-    except UsageError as error:
+    except Error as error:  # what a command did not report itself: one line, the error's exit code
         print(f"mlops-sfn: error: {error}", file=sys.stderr)
-        return USAGE
+        return error.exit_code
     except KeyboardInterrupt:  # Ctrl-C: one line, and the shell's code for SIGINT (128 + 2)
         print("mlops-sfn: interrupted", file=sys.stderr)
         return INTERRUPTED

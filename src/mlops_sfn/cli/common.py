@@ -13,7 +13,7 @@ from typing import Any
 
 from ..core import bounds
 from ..core.item import ItemFileError, load_item_file
-from ..core.problems import Problem
+from ..core.problems import Error, Problem
 from ..core.settings import EXAMPLE_SETTINGS, Settings
 from ..core.stages import STAGES
 
@@ -24,8 +24,10 @@ USAGE = 2  # the command line is wrong (a missing file, an option the command ca
 INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
 
 
-class UsageError(Exception):
+class UsageError(Error):
     """A wrong command line: main() prints it and exits USAGE."""
+
+    exit_code = USAGE
 
 
 FOLDER = "a folder, not a file"  # how every command refuses a folder where it reads or writes a file

@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..checkout import ROOT
 from ..core import bounds
 from ..operate import smoke
-from ..tools.statemachine import ROOT
 from .common import INVALID, OK, UsageError, add_target, input_file, problem, target
 
 ARTIFACTS = ROOT / "sagemaker-artifacts" / smoke.PIPELINE

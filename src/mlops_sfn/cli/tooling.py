@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..checkout import ROOT
 from ..core.item import ItemFileError
 from ..tools import generated, statemachine
 from .common import INVALID, OK, USAGE, problem
@@ -69,7 +70,7 @@ def generate_files(check: bool) -> int:
         problem(f"mlops-sfn: {error}")
         return INVALID
     for path in paths:
-        shown = path.relative_to(statemachine.ROOT)
+        shown = path.relative_to(ROOT)
         problem(f"{shown}: out of date; run `mlops-sfn generate`" if check else f"wrote {shown}")
     return INVALID if check and paths else OK
 

@@ -215,3 +215,28 @@ class Builder:
                 "Next": then,
             },
         )
+
+
+# --- Reading a definition back (the reports, the policy, the local runs) ---
+
+
+def states(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every state by name, branches included (state names are unique across the machine)."""
+    found: dict[str, dict[str, Any]] = {}
+    for name, state in definition["States"].items():
+        found[name] = state
+        for branch in state.get("Branches", []):
+            found |= states(branch)
+    return found
+
+
+def stage_tasks(definition: dict[str, Any]) -> dict[str, list[str]]:
+    """Each stage's Task states, in definition order: those whose catch-all records a failure of that stage."""
+    every = states(definition)
+    found: dict[str, list[str]] = {}
+    for name, state in every.items():
+        for catch in state.get("Catch", []) if state["Type"] == "Task" else []:
+            record = every[catch["Next"]].get("Parameters", {})
+            if "States.ALL" in catch["ErrorEquals"] and "stage" in record:
+                found.setdefault(record["stage"], []).append(name)
+    return found

@@ -8,6 +8,8 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from .problems import Error
+
 # DynamoDB stores attributes nested at most 32 levels deep (Developer Guide, "Quotas in Amazon
 # DynamoDB", Attributes): a deeper item could never be in the table.
 ITEM_DEPTH = 32
@@ -16,7 +18,7 @@ EVENT_DEPTH = 64
 FILE_BYTES = 4 << 20  # an item file, typed JSON included (a DynamoDB item is at most 400 KB)
 
 
-class InputRefused(ValueError):
+class InputRefused(Error, ValueError):
     """An input beyond one of these limits; the message names the limit."""
 
 

@@ -33,12 +33,13 @@ from typing import Any
 
 from . import names
 from .plan import map_strings
+from .problems import Error
 from .schema import item_schema
 from .stage import strings
 from .stages import CACHEABLE, PER_RUN_NAME, SERVING, STAGE, STAGES
 
 
-class Unlisted(Exception):
+class Unlisted(Error):
     """A location whose content could not be listed, or a ledger that could not be read: the stage
     runs, uncached, this time."""
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from .problems import Error
+
 TYPE_KEYS = frozenset({"S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"})
 
 
-class NotDynamoDBJson(ValueError):
+class NotDynamoDBJson(Error, ValueError):
     """A value that is not DynamoDB-typed JSON."""
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from . import bounds, dynamodb_json, sagemaker_api, schema, secrets, stages
-from .problems import Problem, join
+from .problems import Error, Problem, join
 from .stage import model_sources, runs
 from .stages import CATALOG, OPERATIONS, STAGES
 
@@ -37,7 +37,7 @@ def item_files(folder: Path) -> list[Path]:
     return sorted(path for path in folder.rglob("*.json") if TYPED_FOLDER not in path.relative_to(folder).parts[:-1])
 
 
-class ItemFileError(ValueError):
+class ItemFileError(Error, ValueError):
     """A file that is not a readable JSON item."""
 
 

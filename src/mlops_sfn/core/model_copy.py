@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .problems import Error
+
 # How S3 answers a read of a missing key: 404 (NoSuchKey; "404" for HEAD) to a principal that may
 # s3:ListBucket, and 403 (AccessDenied; "403" for HEAD) to one that may not (S3 API reference,
 # GetObject and HeadObject, "Permissions"), as the functions' roles may not: both mean "not there".
@@ -24,7 +26,7 @@ PART_BYTES = 256 * _MIB
 CONCURRENCY = 8
 
 
-class ModelMissing(Exception):
+class ModelMissing(Error):
     """The best training job left no model.tar.gz where SageMaker writes it (the run fails at tuning)."""
 
 

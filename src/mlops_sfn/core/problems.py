@@ -1,4 +1,5 @@
-"""The one error type every check reports: a field path and what is wrong with it."""
+"""The one problem type every check reports (a field path and what is wrong with it), and the one
+error base every error mlops-sfn raises on purpose extends (`Error`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,14 @@ class Problem:
         return f"{self.path or '(item)'}: {self.message}"
 
 
-class InvalidItem(Exception):
+class Error(Exception):
+    """An error mlops-sfn raises on purpose, its message written for the person who reads it: the CLI
+    prints it in one line and exits with `exit_code` (1: invalid input, a failed run, a refusal)."""
+
+    exit_code = 1
+
+
+class InvalidItem(Error):
     """A pipeline item that must not start an execution."""
 
     def __init__(self, problems: list[Problem]) -> None:

@@ -23,7 +23,7 @@ from .log import log
 from .names import execution_arn
 from .plan import apply_overrides, plan_execution
 from .prefixes import PrefixIndex, Unowned
-from .problems import InvalidItem, Problem, join
+from .problems import Error, InvalidItem, Problem, join
 from .schema import UNKNOWN_FIELD
 from .settings import SETTINGS_ENVIRONMENT, Settings
 from .triggers import InvalidEvent, Trigger, mismatch, parse_parts, shorten
@@ -64,11 +64,11 @@ _PATTERNS = {
 }
 
 
-class ConfigurationError(RuntimeError):
+class ConfigurationError(Error, RuntimeError):
     """The Lambda's environment is incomplete or malformed: fix the deployment, no event is processed."""
 
 
-class RejectedEvent(Exception):
+class RejectedEvent(Error):
     """The router's documented error: an event (or part of a batch) that must not start a run.
 
     Raised for an unparseable event, an unknown pipeline or an invalid item, after every valid
@@ -422,7 +422,7 @@ DUPLICATE = (
 )
 
 
-class _Rejected(Exception):
+class _Rejected(Error):  # one part of an event refused: gathered into RejectedEvent
     def __init__(self, record: dict[str, Any]) -> None:
         self.record = record
 

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from .bounds import EVENT_DEPTH, InputRefused, check_nesting
+from .problems import Error
 
 PIPELINE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # Characters S3 leaves as they are when it URL-encodes a key in an event (form encoding: letters, digits,
@@ -28,7 +29,7 @@ KEY_SAFE = re.compile(r"[A-Za-z0-9/._-]*")
 ECHO_LIMIT = 80  # characters of an event's value quoted back in a reason or a log line
 
 
-class InvalidEvent(ValueError):
+class InvalidEvent(Error, ValueError):
     """An event the router cannot turn into a trigger; it starts nothing."""
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .problems import Error
 from .triggers import completes_upload, shorten
 
 MANIFEST_LIMIT = 1 << 20  # bytes: a manifest listing about 10,000 objects
@@ -24,7 +25,7 @@ LOOKBACK = 10  # uploads a drift or scheduled run looks back through for one tha
 PLACEHOLDER = "{upload_prefix}"
 
 
-class NoVerifiedUpload(Exception):
+class NoVerifiedUpload(Error):
     """No upload under the prefix passes its manifest's check: the run would read unverified data."""
 
 

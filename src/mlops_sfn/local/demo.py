@@ -31,12 +31,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ..checkout import ROOT
 from ..core import dynamodb_json, monitoring, names, uploads
+from ..core.problems import Error
 from ..core.stages import CHECKPOINTS
 from ..core.triggers import Trigger
 from ..operate import approval, preview, runs
 from ..operate.executions import failure_reason
-from ..tools.statemachine import ROOT
 from . import inbox
 from . import monitor as local_monitor
 from .deployment import Deployment
@@ -46,7 +47,7 @@ ARTIFACTS = ROOT / "sagemaker-artifacts"
 INBOXES = ("approvals", "notifications")
 
 
-class DemoError(Exception):
+class DemoError(Error):
     """The demo cannot go on; the message says why and where to look."""
 
 

@@ -25,15 +25,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..checkout import ROOT
+from ..core.problems import Error
 from ..tools import toolchain
-from ..tools.statemachine import ROOT
 from . import stack
 from .server import GUARDRAILS
 
 HOME = ROOT / ".mlops-local"
 
 
-class DeploymentError(Exception):
+class DeploymentError(Error):
     """`up` failed, or nothing is up; the message says where to look."""
 
 

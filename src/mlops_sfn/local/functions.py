@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..core.problems import Error
 from . import callers, resource_policies, task_permissions
 from .policy_evaluation import Policy
 from .worker import Worker, WorkerError
@@ -260,7 +261,7 @@ class LocalLambda:
             containers.retire()
 
 
-class FunctionNotFound(LookupError):
+class FunctionNotFound(Error, LookupError):
     """The Invoke API's ResourceNotFoundException."""
 
 

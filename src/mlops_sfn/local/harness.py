@@ -25,7 +25,7 @@ import boto3
 import botocore.loaders
 import botocore.session
 
-from ..core import cache, model_copy, smoke_test
+from ..core import asl, cache, model_copy, smoke_test
 from ..core.plan import apply_overrides, plan_execution
 from ..core.settings import EXAMPLE_SETTINGS, Settings
 from ..core.stages import CHECKPOINTS, OPERATIONS
@@ -217,7 +217,7 @@ class LocalRuns:
         )["stateMachineArn"]
         if created != self.state_machine_arn:
             raise RuntimeError(f"the local state machine is {created}, not {self.state_machine_arn} as wired")
-        self._stage_tasks = statemachine.stage_tasks(self.definition)
+        self._stage_tasks = asl.stage_tasks(self.definition)
 
     def _role(self, iam: Any) -> str:
         """The state machine's role with the derived policy, as modules/state-machine creates it:

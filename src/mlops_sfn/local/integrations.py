@@ -43,7 +43,7 @@ from typing import Any, cast
 from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 
-from ..tools.statemachine import SDK_SERVICES
+from ..core.asl import SDK_SERVICES
 from . import limits, monitor, redrive, task_iam
 from .motoport import (
     AmazonStateLanguageParser,

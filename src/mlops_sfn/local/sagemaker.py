@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from botocore.exceptions import ClientError
 
 from ..core import sagemaker_api
+from ..core.problems import Error
 from ..core.stages import REPORTED
 
 # What a local endpoint does after CreateEndpoint or UpdateEndpoint, seen at the next describe.
@@ -146,7 +147,7 @@ def data_failure(verb: str, uri: str, error: Exception) -> str:
     return f"ClientError: Data {verb} failed:Unable to {verb} object {uri} ({detail})"
 
 
-class JobError(Exception):
+class JobError(Error):
     """The job cannot run as asked; the message becomes its FailureReason."""
 
 
@@ -158,7 +159,7 @@ def put(s3: Any, bucket: str, key: str, body: bytes) -> None:
         raise JobError(data_failure("upload", f"s3://{bucket}/{key}", error)) from None
 
 
-class JobFailed(Exception):
+class JobFailed(Error):
     def __init__(self, description: dict[str, Any]) -> None:
         super().__init__(description.get("FailureReason"))
         self.description = description

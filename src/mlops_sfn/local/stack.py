@@ -29,8 +29,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from ..checkout import ROOT
 from ..tools import toolchain
-from ..tools.statemachine import ROOT
 from . import REGION
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}

@@ -30,8 +30,10 @@ import types
 from pathlib import Path
 from typing import IO, Any
 
+from ..core.problems import Error
 
-class WorkerError(Exception):
+
+class WorkerError(Error):
     """The code raised (error_type, message), or the process failed or timed out."""
 
     def __init__(self, error_type: str, message: str, trace: list[str] | None = None) -> None:

@@ -12,13 +12,14 @@ from typing import Any
 
 from ..core import names
 from ..core.names import EXECUTION_NAME
+from ..core.problems import Error
 from .runs import history
 
 APPROVAL_RESOURCE = ("sns", "publish.waitForTaskToken")
 REJECTED_ERROR = "Rejected"  # the state machine catches this error name and rejects the model package
 
 
-class ApprovalError(Exception):
+class ApprovalError(Error):
     pass
 
 

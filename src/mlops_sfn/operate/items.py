@@ -14,6 +14,7 @@ from typing import Any
 
 from ..core import dynamodb_json
 from ..core.item import ItemFileError, item_files, load_item_file
+from ..core.problems import Error
 from ..tools.generated import typed_items
 
 KEY = "consumption_pipeline_name"
@@ -27,7 +28,7 @@ REVISION = "#items-revision"
 TRANSACTION_LIMIT = 100  # actions in one TransactWriteItems
 
 
-class TableChanged(Exception):
+class TableChanged(Error):
     """Another push or delete wrote the table after this command read it: nothing was written."""
 
 

@@ -15,11 +15,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ..core import names
-from ..tools import statemachine
+from ..core import asl, names
+from ..core.problems import Error
 
 
-class LogsError(Exception):
+class LogsError(Error):
     """CloudWatch Logs refused a read; the message names the call and its reason."""
 
 
@@ -86,7 +86,7 @@ def _scheduled(
 ) -> Iterator[tuple[str, str, dict[str, Any]]]:
     """(stage, resource, request) of each task of `resource_type` the history scheduled, in order: the
     stage is that of the Task state entered just before (TaskScheduled's previousEventId)."""
-    task_stage = {task: name for name, tasks in statemachine.stage_tasks(machine).items() for task in tasks}
+    task_stage = {task: name for name, tasks in asl.stage_tasks(machine).items() for task in tasks}
     by_id = {event["id"]: event for event in events}
     for event in events:
         details = event.get("taskScheduledEventDetails")

@@ -20,17 +20,17 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..core import names, uploads
+from ..core.asl import SAGEMAKER, stage_tasks
 from ..core.plan import map_strings, plan_execution
-from ..core.problems import InvalidItem
+from ..core.problems import Error, InvalidItem
 from ..core.settings import Settings
 from ..core.stage import merge
 from ..core.stages import CHECKPOINTS, PER_RUN_NAME, SERVING, STAGE, STAGES
 from ..core.triggers import Trigger
-from ..tools.statemachine import SAGEMAKER, stage_tasks
 from . import runs
 
 
-class RerunRefused(Exception):
+class RerunRefused(Error):
     """The rerun would not be sound; the message says why and what to do instead."""
 
 

@@ -14,16 +14,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..core import names
+from ..core import asl, names
+from ..core.problems import Error
 from ..core.stage import where_in
 from ..core.stages import CHECKPOINTS, STAGE, STAGES
-from ..tools import statemachine
 from .executions import failure_reason
 
 STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
 
 
-class RunError(Exception):
+class RunError(Error):
     """The run cannot be read or followed; the message says which and why."""
 
 
@@ -166,8 +166,8 @@ def stage_runs(
 ) -> dict[str, StageRun]:
     """Each stage's outcome and time (first of its tasks entered to last exited). A stage failed when
     the state its catch-all leads to (the one recording which stage failed) was entered."""
-    every = statemachine.states(machine)
-    task_stage = {task: stage for stage, tasks in statemachine.stage_tasks(machine).items() for task in tasks}
+    every = asl.states(machine)
+    task_stage = {task: stage for stage, tasks in asl.stage_tasks(machine).items() for task in tasks}
     records = {
         catch["Next"]: task_stage[name]
         for name in task_stage
@@ -227,7 +227,7 @@ def follow(
     description and history. `each_poll` sees the description and the events new since the last poll;
     the first `since` events (a redriven run's earlier attempt) are not reported again. Past `deadline`
     (time.monotonic()) it raises RunError and leaves the run going."""
-    tasks = statemachine.stage_tasks(definition(sfn, execution_arn))
+    tasks = asl.stage_tasks(definition(sfn, execution_arn))
     task_stage = {task: stage for stage, names in tasks.items() for task in names}
     entered: dict[str, datetime] = {}
     seen = since

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import names, uploads
+from ..core.problems import Error
 from ..core.triggers import Trigger
 from . import approval, items, runs
 
@@ -34,7 +35,7 @@ PIPELINE = "demo-dev-domain-cal-house-price"  # the item the smoke run copies (d
 START_SECONDS = 120  # from the manifest's upload to the run's start: beyond, the router did not start it
 
 
-class SmokeError(Exception):
+class SmokeError(Error):
     """The smoke run could not be set up (no demo item, nothing to upload); nothing was left behind."""
 
 

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..checkout import ROOT
 from ..core.schema import item_schema, resolve
 from ..core.stages import OPERATIONS
-from .statemachine import ROOT
 
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"

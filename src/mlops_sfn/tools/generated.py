@@ -18,11 +18,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..checkout import ROOT
 from ..core import contract, dynamodb_json
 from ..core.item import TYPED_FOLDER, ItemFileError, item_files, load_item_file
 from . import docs, iam_reference, package, policy, statemachine
 
-ITEMS = statemachine.ROOT / "dynamodb_items"
+ITEMS = ROOT / "dynamodb_items"
 
 
 def typed_path(item_file: Path, folder: Path = ITEMS) -> Path:
@@ -43,7 +44,7 @@ def typed_items(folder: Path = ITEMS) -> dict[Path, bytes]:
 
 def files(items: Path = ITEMS) -> dict[Path, bytes]:
     return {
-        contract.path(statemachine.ROOT): contract.text().encode(),
+        contract.path(ROOT): contract.text().encode(),
         statemachine.TEMPLATE: statemachine.template_text().encode(),
         policy.POLICY_TEMPLATE: policy.policy_text().encode(),
         iam_reference.REFERENCE: iam_reference.text().encode(),

@@ -19,8 +19,8 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+from ..checkout import ROOT
 from ..core import contract
-from .statemachine import ROOT
 
 PACKAGE = ROOT / "lambdas" / "functions.zip"
 HANDLERS = {name: ROOT / "lambdas" / name / "handler.py" for name in contract.HANDLERS}

@@ -15,11 +15,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..core import iam
+from ..checkout import ROOT
+from ..core import asl, iam
 from ..core.stages import CATALOG
 from . import statemachine
 
-POLICY_TEMPLATE = statemachine.ROOT / "statemachine" / "role-policy.json"
+POLICY_TEMPLATE = ROOT / "statemachine" / "role-policy.json"
 
 POLICY_VARIABLES = {
     "partition": "aws, aws-cn or aws-us-gov",
@@ -68,7 +69,7 @@ def task_resources(definition: dict[str, Any]) -> list[str]:
     """The integrations the definition's Task states call, e.g. "sagemaker:createTrainingJob.sync"."""
     found = {
         state["Resource"].removeprefix("arn:aws:states:::")
-        for state in statemachine.states(definition).values()
+        for state in asl.states(definition).values()
         if state["Type"] == "Task"
     }
     return sorted(found)

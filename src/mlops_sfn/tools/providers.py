@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .statemachine import ROOT
+from ..checkout import ROOT
 
 SCHEMAS = Path(__file__).parent / "provider_schemas"
 REGISTRY = "https://registry.npmjs.org/@cdktf/provider-aws/-/provider-aws-{version}.tgz"

@@ -13,28 +13,13 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from pathlib import Path
 from typing import Any
 
-from ..core.asl import (
-    DYNAMODB,
-    LAMBDA,
-    SAGEMAKER,
-    SDK,
-    SDK_SERVICES,
-    TRANSIENT,
-    Builder,
-    choice,
-    integration,
-    retry_for,
-)
+from ..checkout import ROOT
+from ..core.asl import DYNAMODB, Builder, choice, retry_for
 from ..core.contract import DEFINITION_VARIABLES
 from ..core.stages import SERVING, STAGE, STAGES, WATCHING
 
-# (the integrations' names and retries, for the tools and tests that read the definition)
-__all__ = ["DYNAMODB", "LAMBDA", "SAGEMAKER", "SDK", "SDK_SERVICES", "TRANSIENT", "integration", "retry_for"]
-
-ROOT = Path(__file__).resolve().parents[3]  # the repository checkout (src/mlops_sfn/tools/)
 TEMPLATE = ROOT / "statemachine" / "pipeline.asl.json"
 
 # Template variables: Terraform passes the same names to templatefile() (contract.json lists them).
@@ -296,25 +281,3 @@ def fill_template(text: str, variables: dict[str, str], declared: dict[str, str]
 
     result: dict[str, Any] = json.loads(_VARIABLE.sub(substitute, text))
     return result
-
-
-def states(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Every state by name, branches included (state names are unique across the machine)."""
-    found: dict[str, dict[str, Any]] = {}
-    for name, state in definition["States"].items():
-        found[name] = state
-        for branch in state.get("Branches", []):
-            found |= states(branch)
-    return found
-
-
-def stage_tasks(definition: dict[str, Any]) -> dict[str, list[str]]:
-    """Each stage's Task states, in definition order: those whose catch-all records a failure of that stage."""
-    every = states(definition)
-    found: dict[str, list[str]] = {}
-    for name, state in every.items():
-        for catch in state.get("Catch", []) if state["Type"] == "Task" else []:
-            record = every[catch["Next"]].get("Parameters", {})
-            if "States.ALL" in catch["ErrorEquals"] and "stage" in record:
-                found.setdefault(record["stage"], []).append(name)
-    return found

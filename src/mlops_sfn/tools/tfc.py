@@ -34,7 +34,7 @@ from pytfe.models import (
     Workspace,
 )
 
-from .statemachine import ROOT
+from ..checkout import ROOT
 from .tfc_api import (
     CONFIGURATION_VERSION,
     FAILED,

@@ -24,7 +24,8 @@ from pytfe.models import (
     Workspace,
 )
 
-from .statemachine import ROOT
+from ..checkout import ROOT
+from ..core.problems import Error
 
 DEFAULT_HOSTNAME = "app.terraform.io"
 SUCCEEDED = {"applied", "planned_and_finished", "planned_and_saved"}
@@ -42,7 +43,7 @@ READ_ATTEMPTS, BACKOFF_CAP_SECONDS = 5, 8.0  # pytfe's own for 429 and 502-504
 JOB_MARGIN_SECONDS = 300  # give up this long before GitLab's job timeout, so the run is discarded, not orphaned
 
 
-class TfcError(Exception):
+class TfcError(Error):
     """A missing setting, an API error, or a run that did not succeed; the message says which and what to do."""
 
 
@@ -50,8 +51,10 @@ class NeedsAPerson(TfcError):
     """The run waits for a decision only a person can take in HCP Terraform (an override, a run task)."""
 
 
-class Interrupted(Exception):
+class Interrupted(Error):
     """The job was cancelled (SIGTERM from the GitLab runner) or interrupted."""
+
+    exit_code = 130  # 128 + SIGINT, as shells report it
 
 
 @dataclass(frozen=True)

