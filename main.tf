@@ -138,6 +138,7 @@ module "state_machine" {
   log_level              = local.settings.state_machine_log_level
   log_retention_days     = local.log_retention_days
   kms_key_arn            = var.kms_key_arn
+  handlers               = { for function in ["quality_gate", "model_copy", "smoke_test"] : function => local.contract.handlers[function] }
   tags                   = local.tags
 }
 
@@ -162,22 +163,26 @@ module "router" {
   report_batch_item_failures = var.report_batch_item_failures
   log_retention_days         = local.log_retention_days
   kms_key_arn                = var.kms_key_arn
+  handler                    = local.contract.handlers.router
+  environment_names          = local.contract.router_environment
   tags                       = local.tags
 }
 
 module "triggers" {
-  source                = "./modules/triggers"
-  name                  = local.name
-  bucket                = local.bucket
-  input_prefix          = var.input_prefix
-  sagemaker_name_prefix = local.sagemaker_prefix
-  schedules             = merge(module.pipeline_config.schedules, var.schedules)
-  schedules_enabled     = local.settings.schedules_enabled
-  function_arn          = module.router.function_arn
-  function_name         = module.router.function_name
-  dead_letter_queue_arn = module.router.dead_letter_queue_arn
-  dead_letter_queue_url = module.router.dead_letter_queue_url
-  tags                  = local.tags
+  source                  = "./modules/triggers"
+  name                    = local.name
+  bucket                  = local.bucket
+  input_prefix            = var.input_prefix
+  sagemaker_name_prefix   = local.sagemaker_prefix
+  schedules               = merge(module.pipeline_config.schedules, var.schedules)
+  schedules_enabled       = local.settings.schedules_enabled
+  function_arn            = module.router.function_arn
+  function_name           = module.router.function_name
+  dead_letter_queue_arn   = module.router.dead_letter_queue_arn
+  dead_letter_queue_url   = module.router.dead_letter_queue_url
+  schedule_input_template = local.contract.schedule_input_template
+  drift_alarm_infix       = local.contract.drift_alarm_infix
+  tags                    = local.tags
 }
 
 # Uploaded after the rule and the items exist, so an upload that completes a pipeline's input starts a run.

@@ -218,12 +218,11 @@ def against_earlier(events: int = 200) -> dict[str, Any]:
             began = time.perf_counter()
             earlier_router(stack.dynamodb, stack.stepfunctions, stack.state_machine_arn, earlier)
             theirs.append(time.perf_counter() - began)
+        ratios = [mine / earlier for mine, earlier in zip(ours, theirs, strict=True)]
         return {
             "side by side: this router, per manual event, ms (median)": statistics.median(ours) * 1000,
             "side by side: the earlier router, per manual event, ms (median)": statistics.median(theirs) * 1000,
-            "side by side: per-event ratio, this / earlier (median; goal <= 1.0)": statistics.median(
-                [mine / earlier for mine, earlier in zip(ours, theirs, strict=True)]
-            ),
+            "side by side: per-event ratio, this / earlier (median; goal <= 1.0)": f"{statistics.median(ratios):.2f}",
             "side by side: this router's own share (checks, plan), ms (median)": statistics.median(own) * 1000,
             "side by side: AWS calls per event, this / earlier": f"{len(counters[0].calls) / events:.0f} / "
             f"{len(counters[1].calls) / events:.0f}",

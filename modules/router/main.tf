@@ -3,9 +3,7 @@ data "aws_partition" "current" {}
 locals {
   function_name = "${var.name}-router"
   bucket_arn    = "arn:${data.aws_partition.current.partition}:s3:::${var.bucket}"
-  # What Python and Terraform agree on (generated from mlops_sfn/core/contract.py by mlops-sfn generate).
-  contract = jsondecode(file("${path.module}/../../contract.json"))
-  # The router's environment by the input it comes from; contract.json names each variable.
+  # The router's environment by the input it comes from; var.environment_names names each variable.
   environment = {
     table_name         = var.table_name
     state_machine_arn  = var.state_machine_arn
@@ -37,7 +35,7 @@ resource "aws_sqs_queue" "dead_letters" {
 module "function" {
   source             = "../function"
   name               = local.function_name
-  handler            = local.contract.handlers.router
+  handler            = var.handler
   package            = var.package
   runtime            = var.lambda_runtime
   timeout_seconds    = var.timeout_seconds
@@ -47,7 +45,7 @@ module "function" {
   kms_actions        = ["kms:Decrypt", "kms:GenerateDataKey"] # the encrypted queue and table
   tags               = var.tags
   # What `mlops_sfn.core.router.ENVIRONMENT` reads, named by contract.json (AWS_REGION comes from the runtime).
-  environment = { for input, name in local.contract.router_environment : name => local.environment[input] }
+  environment = { for input, name in var.environment_names : name => local.environment[input] }
   policy_name = "router"
   statements = [
     {

@@ -116,3 +116,13 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "handler" {
+  description = "The router's handler in the package, as contract.json names it (the root passes it)."
+  type        = string
+}
+
+variable "environment_names" {
+  description = "The environment variable the router reads each input from (module input -> variable name), as contract.json names them (the root passes them)."
+  type        = map(string)
+}

@@ -3,8 +3,6 @@ data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
 
 locals {
-  # What Python and Terraform agree on (generated from mlops_sfn/core/contract.py by mlops-sfn generate).
-  contract  = jsondecode(file("${path.module}/../../contract.json"))
   partition = data.aws_partition.current.partition
   region    = data.aws_region.current.id
   account   = data.aws_caller_identity.current.account_id
@@ -31,7 +29,7 @@ locals {
 module "quality_gate" {
   source             = "../function"
   name               = "${var.name}-quality-gate"
-  handler            = local.contract.handlers.quality_gate
+  handler            = var.handlers.quality_gate
   package            = var.package
   runtime            = var.lambda_runtime
   timeout_seconds    = 10
@@ -74,7 +72,7 @@ moved {
 module "model_copy" {
   source             = "../function"
   name               = "${var.name}-model-copy"
-  handler            = local.contract.handlers.model_copy
+  handler            = var.handlers.model_copy
   package            = var.package
   runtime            = var.lambda_runtime
   timeout_seconds    = 900 # Lambda's maximum: a server-side copy of tens of GB in 256 MiB parts
@@ -106,7 +104,7 @@ module "model_copy" {
 module "smoke_test" {
   source             = "../function"
   name               = "${var.name}-smoke-test"
-  handler            = local.contract.handlers.smoke_test
+  handler            = var.handlers.smoke_test
   package            = var.package
   runtime            = var.lambda_runtime
   timeout_seconds    = 75 # an endpoint has 60 s to answer InvokeEndpoint, then the SDK's retries

@@ -89,3 +89,12 @@ variable "sagemaker_name_prefix" {
   description = "Endpoints and model package groups items may use start with this; the smoke test may invoke only these endpoints."
   type        = string
 }
+
+variable "handlers" {
+  description = "Each function's handler in the package, as contract.json names them (the root passes them)."
+  type = object({
+    quality_gate = string
+    model_copy   = string
+    smoke_test   = string
+  })
+}

@@ -1,6 +1,4 @@
 locals {
-  # What Python and Terraform agree on (generated from mlops_sfn/core/contract.py by mlops-sfn generate).
-  contract = jsondecode(file("${path.module}/../../contract.json"))
   # Rule names are at most 64 characters: long pipeline names are cut and made unique with a hash.
   schedule_rules = {
     for pipeline, expression in var.schedules : pipeline => {
@@ -67,7 +65,7 @@ resource "aws_cloudwatch_event_target" "schedules" {
       time      = "$.time"
       resources = "$.resources"
     }
-    input_template = replace(local.contract.schedule_input_template, "<pipeline>", jsonencode(each.key))
+    input_template = replace(var.schedule_input_template, "<pipeline>", jsonencode(each.key))
   }
 
   retry_policy {
@@ -85,13 +83,13 @@ resource "aws_cloudwatch_event_target" "schedules" {
 # state change to EventBridge ("Alarm events and EventBridge").
 resource "aws_cloudwatch_event_rule" "drift" {
   name        = "${var.name}-drift"
-  description = "Drift alarms of monitored endpoints (${var.sagemaker_name_prefix}${local.contract.drift_alarm_infix}<pipeline>) going to ALARM"
+  description = "Drift alarms of monitored endpoints (${var.sagemaker_name_prefix}${var.drift_alarm_infix}<pipeline>) going to ALARM"
   tags        = var.tags
   event_pattern = jsonencode({
     source        = ["aws.cloudwatch"]
     "detail-type" = ["CloudWatch Alarm State Change"]
     detail = {
-      alarmName = [{ prefix = "${var.sagemaker_name_prefix}${local.contract.drift_alarm_infix}" }]
+      alarmName = [{ prefix = "${var.sagemaker_name_prefix}${var.drift_alarm_infix}" }]
       state     = { value = ["ALARM"] }
     }
   })

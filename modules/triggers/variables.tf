@@ -55,3 +55,13 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "schedule_input_template" {
+  description = "What a schedule rule sends the router, <pipeline> standing for the pipeline's name as a JSON string, as contract.json gives it (the root passes it)."
+  type        = string
+}
+
+variable "drift_alarm_infix" {
+  description = "What follows the name prefix in a drift alarm's name (<prefix><infix><pipeline>), as contract.json gives it (the root passes it)."
+  type        = string
+}

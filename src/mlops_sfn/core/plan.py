@@ -60,7 +60,8 @@ def plan_execution(
         run = {stage: False for stage in STAGES}  # the run only says that the model drifted
     blocks = {stage.name: fill(stage.plan(item, execution, settings), values) for stage in CATALOG if run[stage.name]}
     problems = _check_filled(blocks) + _check_reach(blocks, settings.sagemaker_name_prefix)
-    problems += _check_images(blocks, settings.image_repository_arns) + _check_access(blocks, settings)
+    strings = _strings(blocks, "stages")  # walked once for both checks
+    problems += _check_images(strings, settings.image_repository_arns) + _check_access(strings, settings)
     problems += [problem for name, block in blocks.items() for problem in STAGE[name].check(block, settings)]
     if problems:
         raise InvalidItem(problems)
@@ -187,13 +188,13 @@ def _strings(value: Any, path: str) -> list[tuple[str, str, str]]:
 _KMS_FIELDS = {"KmsKeyId", "VolumeKmsKeyId"}
 
 
-def _check_access(blocks: dict[str, Any], settings: Settings) -> list[Problem]:
+def _check_access(strings: list[tuple[str, str, str]], settings: Settings) -> list[Problem]:
     """Only the deployment's SageMaker role may be passed, and it reaches only the deployment's
     bucket (and reads its data buckets) with only its key: anything else would start and then fail
     with AccessDenied, after the stages before it."""
     problems = []
     readable = settings.data_bucket_names()
-    for path, key, value in _strings(blocks, "stages"):
+    for path, key, value in strings:
         if key in _ROLE_FIELDS and value != settings.sagemaker_role_arn:
             problems.append(
                 Problem(
@@ -245,12 +246,12 @@ _ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.
 _IMAGE_FIELDS = {"ImageUri", "TrainingImage", "Image"}
 
 
-def _check_images(blocks: dict[str, Any], repositories: str) -> list[Problem]:
+def _check_images(strings: list[tuple[str, str, str]], repositories: str) -> list[Problem]:
     """Every ECR image a run would pull comes from a repository the SageMaker role may pull from;
     otherwise the job would start and fail on an access error, after the runs before it."""
     allowed = [arn.strip() for arn in repositories.split(",") if arn.strip()]
     problems = []
-    for path, key, image in _strings(blocks, "stages"):
+    for path, key, image in strings:
         if key not in _IMAGE_FIELDS:
             continue
         found = _ECR_IMAGE.match(image)
