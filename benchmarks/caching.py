@@ -23,7 +23,7 @@ from operate import Counted  # noqa: E402
 
 from mlops_sfn.core import cache  # noqa: E402
 from mlops_sfn.core.plan import plan_execution  # noqa: E402
-from mlops_sfn.core.triggers import Trigger  # noqa: E402
+from mlops_sfn.core.triggers import Manual  # noqa: E402
 from mlops_sfn.local.harness import LocalRuns  # noqa: E402
 from tests.conftest import edited, load_item  # noqa: E402
 
@@ -46,7 +46,7 @@ def main() -> list[tuple[str, str, str]]:
         s3, dynamodb, sfn = Counted(local.s3), Counted(local.dynamodb), Counted(local.sfn)
         took = []
         for number in range(LOOKUPS):
-            trigger = Trigger(source="manual", pipeline=item["consumption_pipeline_name"], run_id=f"bench-{number}")
+            trigger = Manual(pipeline=item["consumption_pipeline_name"], run_id=f"bench-{number}")
             planned = plan_execution(item, trigger, local.settings)
             started = time.perf_counter()
             cache.reuse(item, planned, (s3, dynamodb, sfn), local.ledger, local.state_machine_arn)

@@ -23,7 +23,7 @@ from mlops_sfn.core import asl, smoke_test
 from mlops_sfn.core import cache as step_cache
 from mlops_sfn.core.plan import plan_execution
 from mlops_sfn.core.stages import CACHEABLE, SERVING, STAGES
-from mlops_sfn.core.triggers import Trigger
+from mlops_sfn.core.triggers import Drift, Manual
 from mlops_sfn.local import task_permissions
 from mlops_sfn.local.harness import THROTTLEABLE, LocalRuns, RunReport
 from mlops_sfn.local.policy_evaluation import Request, decide
@@ -86,7 +86,7 @@ def cached(item: dict[str, Any]) -> dict[str, Any]:
 
 def seed_inputs(local: LocalRuns, item: dict[str, Any]) -> None:
     """An object at every location the item's stages read, so that their content can be listed."""
-    planned = plan_execution(item, Trigger(source="manual", pipeline=item["consumption_pipeline_name"]), local.settings)
+    planned = plan_execution(item, Manual(pipeline=item["consumption_pipeline_name"]), local.settings)
     read: set[str] = set()
     step_cache.keys(planned, lambda location: read.add(location) or "")
     for location in read:
@@ -99,8 +99,7 @@ def first_task(stage: str) -> str:
     return TASKS[stage][0]
 
 
-DRIFT = Trigger(
-    source="monitoring",
+DRIFT = Drift(
     pipeline=DEMO["consumption_pipeline_name"],
     alarm="mlops-dev-drift-demo-dev-domain-cal-house-price",
     time="2024-06-03T14:00:42.135+0000",
@@ -901,7 +900,7 @@ def test_the_largest_item_the_bound_admits_fails_with_its_notification_and_every
     from mlops_sfn.core.plan import MAX_PLANNED_INPUT_BYTES, failure_state_bytes
     from mlops_sfn.core.problems import InvalidItem
 
-    trigger = Trigger(source="manual", pipeline=load_item()["consumption_pipeline_name"], run_id="largest")
+    trigger = Manual(pipeline=load_item()["consumption_pipeline_name"], run_id="largest")
 
     def item(characters: int) -> dict[str, Any]:  # in values of SageMaker's longest (2,500 characters)
         full, rest = divmod(characters, 2500)

@@ -14,7 +14,7 @@ import pytest
 from mlops_sfn.cli.runs import _report as report
 from mlops_sfn.core import cache
 from mlops_sfn.core.plan import plan_execution
-from mlops_sfn.core.triggers import Trigger
+from mlops_sfn.core.triggers import Manual
 from mlops_sfn.local.harness import LocalRuns
 from mlops_sfn.operate import runs
 from tests.conftest import edited, load_item
@@ -167,7 +167,7 @@ def test_a_ledger_record_is_reused_only_if_aws_confirms_what_it_says(local: Loca
     if tampered == "the model gone":
         local.s3.delete_object(Bucket=bucket, Key=model)
     local.dynamodb.put_item(TableName=local.ledger, Item=record | changed)
-    planned = plan_execution(item("training"), Trigger(source="manual", run_id="look"), local.settings)
+    planned = plan_execution(item("training"), Manual(run_id="look"), local.settings)
     clients = (local.s3, local.dynamodb, local.sfn)
     found = cache.reuse(item("training"), planned, clients, local.ledger, local.state_machine_arn)
     assert why in str(found["training"].why_not) and "reused" not in planned
@@ -186,7 +186,7 @@ def test_a_stage_of_a_run_that_failed_later_is_not_reused(local: LocalRuns, caps
     as a whole run's: the next run trains again and says why."""
     failed = local.run(item("training"), fail={"batch_transform"})
     assert failed.status == "FAILED" and len(records(local)) == 1
-    planned = plan_execution(item("training"), Trigger(source="manual", run_id="look"), local.settings)
+    planned = plan_execution(item("training"), Manual(run_id="look"), local.settings)
     clients = (local.s3, local.dynamodb, local.sfn)
     found = cache.reuse(item("training"), planned, clients, local.ledger, local.state_machine_arn)
     assert f"{failed.execution_name} did not succeed (FAILED)" in str(found["training"].why_not)
@@ -219,7 +219,7 @@ def test_a_router_that_may_not_read_runs_reuses_nothing(local: LocalRuns) -> Non
             error = {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}}
             raise ClientError(error, "DescribeExecution")
 
-    planned = plan_execution(item("training"), Trigger(source="manual", run_id="look"), local.settings)
+    planned = plan_execution(item("training"), Manual(run_id="look"), local.settings)
     clients = (local.s3, local.dynamodb, Refusing())
     found = cache.reuse(item("training"), planned, clients, local.ledger, local.state_machine_arn)
     assert "could not be read: AccessDeniedException" in str(found["training"].why_not)

@@ -13,7 +13,7 @@ from mlops_sfn.core import cache
 from mlops_sfn.core.plan import plan_execution
 from mlops_sfn.core.problems import InvalidItem
 from mlops_sfn.core.settings import EXAMPLE_SETTINGS
-from mlops_sfn.core.triggers import Trigger
+from mlops_sfn.core.triggers import Manual
 from tests.conftest import edited, load_item
 
 NOW = 1_800_000_000.0
@@ -21,7 +21,7 @@ IMAGES = "683313688378.dkr.ecr.us-east-1.amazonaws.com"
 
 
 def planned(item: dict[str, Any], run_id: str = "one") -> dict[str, Any]:
-    trigger = Trigger(source="manual", pipeline=item["consumption_pipeline_name"], run_id=run_id)
+    trigger = Manual(pipeline=item["consumption_pipeline_name"], run_id=run_id)
     return plan_execution(item, trigger, EXAMPLE_SETTINGS)
 
 

@@ -10,7 +10,7 @@ from mlops_sfn.core.plan import plan_execution
 from mlops_sfn.core.sagemaker_api import input_shape
 from mlops_sfn.core.settings import EXAMPLE_SETTINGS
 from mlops_sfn.core.stages import CATALOG, OPERATIONS, tag
-from mlops_sfn.core.triggers import Trigger
+from mlops_sfn.core.triggers import Manual
 from tests.conftest import edited, load_item
 
 pipeline_names = st.text(alphabet="abcXYZ019_-", min_size=1, max_size=64)
@@ -54,7 +54,7 @@ def test_every_name_in_a_long_named_pipeline_is_valid_for_sagemaker() -> None:
     item["stages"]["tuning"]["run"] = True
     item["stages"]["training"]["run"] = False
     item["stages"]["deploy"]["endpoint_name"] = "mlops-dev-house-price"
-    execution_input = plan_execution(item, Trigger(source="manual", run_id="r1"), EXAMPLE_SETTINGS)
+    execution_input = plan_execution(item, Manual(run_id="r1"), EXAMPLE_SETTINGS)
     assert len(execution_input["execution_name"]) <= 80
     for stage, block in execution_input["stages"].items():
         if stage in NAME_FIELDS:

@@ -12,7 +12,7 @@ from mlops_sfn.core.problems import InvalidItem
 from mlops_sfn.core.sagemaker_api import PLACEHOLDER
 from mlops_sfn.core.settings import EXAMPLE_SETTINGS, Settings
 from mlops_sfn.core.stages import STAGES
-from mlops_sfn.core.triggers import InvalidEvent, Trigger, mismatch, parse_event
+from mlops_sfn.core.triggers import InvalidEvent, Manual, parse_event
 from tests.conftest import DELETE, STARTING_EVENTS, edited, load_event, load_item
 
 
@@ -20,7 +20,7 @@ from tests.conftest import DELETE, STARTING_EVENTS, edited, load_event, load_ite
 def test_every_event_shape_plans_the_demo_pipeline(fixture: str) -> None:
     (trigger,) = parse_event(load_event(fixture), invocation_id="req-1")
     item = load_item()
-    assert mismatch(item, trigger) is None
+    assert trigger.mismatch(item) is None
     first = plan_execution(item, trigger, EXAMPLE_SETTINGS)
     again = plan_execution(load_item(), parse_event(load_event(fixture), invocation_id="req-1")[0], EXAMPLE_SETTINGS)
     assert json.dumps(first, sort_keys=True) == json.dumps(again, sort_keys=True)
@@ -81,14 +81,14 @@ def test_manual_overrides_apply_to_that_run_only() -> None:
 
 
 def test_overrides_that_break_the_item_are_rejected() -> None:
-    trigger = Trigger(source="manual", pipeline="p", run_id="r", overrides={"stages": {"register": {"run": False}}})
+    trigger = Manual(pipeline="p", run_id="r", overrides={"stages": {"register": {"run": False}}})
     with pytest.raises(InvalidItem) as error:
         plan_execution(load_item(), trigger, EXAMPLE_SETTINGS)
     assert [p.path for p in error.value.problems] == ["stages.approval"]
 
 
 def test_register_approval_status_follows_the_approval_stage() -> None:
-    trigger = Trigger(source="manual", run_id="r")
+    trigger = Manual(run_id="r")
     manual = plan_execution(load_item(), trigger, EXAMPLE_SETTINGS)
     automatic = plan_execution(edited(load_item(), {"stages.approval.run": False}), trigger, EXAMPLE_SETTINGS)
     assert manual["stages"]["register"]["request"]["ModelApprovalStatus"] == "PendingManualApproval"
@@ -96,7 +96,7 @@ def test_register_approval_status_follows_the_approval_stage() -> None:
 
 
 def test_endpoints_and_model_package_groups_stay_inside_the_deployments_prefix() -> None:
-    trigger = Trigger(source="manual", run_id="r")
+    trigger = Manual(run_id="r")
     outside = edited(
         load_item(),
         {"stages.deploy.endpoint_name": "payments-fraud", "stages.register.model_package_group": "payments-fraud"},
@@ -190,7 +190,7 @@ def test_a_run_that_could_outlast_the_execution_limit_is_refused_at_the_approval
 
 
 def test_an_image_the_sagemaker_role_may_not_pull_is_refused_naming_its_field() -> None:
-    trigger = Trigger(source="manual", run_id="r")
+    trigger = Manual(run_id="r")
     elsewhere = "999999999999.dkr.ecr.us-east-1.amazonaws.com/team/trainer:3"
     item = edited(load_item(), {"stages.training.request.AlgorithmSpecification.TrainingImage": elsewhere})
     with pytest.raises(InvalidItem) as raised:
@@ -214,7 +214,7 @@ def test_an_image_the_sagemaker_role_may_not_pull_is_refused_naming_its_field() 
 
 def test_blue_green_rolls_back_on_the_endpoints_own_alarms_then_the_items() -> None:
     item = edited(load_item(), {"stages.deploy.rollback_alarms": ["mlops-dev-team-errors"]})
-    deploy = plan_execution(item, Trigger(source="manual", run_id="r"), EXAMPLE_SETTINGS)["stages"]["deploy"]
+    deploy = plan_execution(item, Manual(run_id="r"), EXAMPLE_SETTINGS)["stages"]["deploy"]
     names = ["mlops-dev-cal-house-price-5xx-errors", "mlops-dev-cal-house-price-model-latency", "mlops-dev-team-errors"]
     config = deploy["deployment_config"]
     assert config["AutoRollbackConfiguration"] == {"Alarms": [{"AlarmName": name} for name in names]}
@@ -224,7 +224,7 @@ def test_blue_green_rolls_back_on_the_endpoints_own_alarms_then_the_items() -> N
 
 def test_every_deployed_endpoint_gets_an_errors_and_a_latency_alarm_with_the_items_thresholds() -> None:
     item = edited(load_item(), {"stages.deploy.strategy": "all_at_once", "stages.deploy.alarms": {"errors_5xx": 5}})
-    deploy = plan_execution(item, Trigger(source="manual", run_id="r"), EXAMPLE_SETTINGS)["stages"]["deploy"]
+    deploy = plan_execution(item, Manual(run_id="r"), EXAMPLE_SETTINGS)["stages"]["deploy"]
     errors, latency = deploy["alarms"]["errors"], deploy["alarms"]["latency"]
     dimensions = [
         {"Name": "EndpointName", "Value": "mlops-dev-cal-house-price"},
@@ -242,9 +242,9 @@ def test_every_deployed_endpoint_gets_an_errors_and_a_latency_alarm_with_the_ite
 def test_upload_parts_and_other_prefixes_start_nothing() -> None:
     item = load_item()
     (part,) = parse_event(load_event("s3_object_created_part_of_upload"))
-    assert "only the object named by trigger.complete_on" in (mismatch(item, part) or "")
+    assert "only the object named by trigger.complete_on" in (part.mismatch(item) or "")
     (other,) = parse_event(load_event("scheduled"))
-    assert mismatch(load_item("demo-dev-train-and-batch-score"), other) is not None
+    assert other.mismatch(load_item("demo-dev-train-and-batch-score")) is not None
 
 
 def test_settings_from_environment_name_what_is_missing() -> None:

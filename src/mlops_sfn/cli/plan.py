@@ -10,7 +10,7 @@ from ..core import bounds
 from ..core.plan import apply_overrides, plan_execution
 from ..core.problems import InvalidItem
 from ..core.settings import Settings
-from ..core.triggers import InvalidEvent, Trigger, mismatch, parse_event
+from ..core.triggers import InvalidEvent, Manual, Trigger, parse_event
 from ..operate import preview
 from .common import (
     INVALID,
@@ -88,7 +88,7 @@ def plan(
     if item is None:
         return INVALID
     pipeline = str(item.get("consumption_pipeline_name"))
-    manual = Trigger(source="manual", pipeline=pipeline, run_id="preview", overrides=changes)
+    manual = Manual(pipeline=pipeline, run_id="preview", overrides=changes)
     trigger = manual if event_path is None else _trigger(event_path)
     if trigger is None:
         return INVALID
@@ -97,7 +97,7 @@ def plan(
     except InvalidItem as error:
         print_problems(item_path, error.problems)
         return INVALID
-    reason = mismatch(item, trigger)
+    reason = trigger.mismatch(item)
     if reason:
         problem(f"{event_path}: this event starts nothing: {reason}")
         return INVALID

@@ -13,12 +13,12 @@ from typing import Any
 
 from . import cache, monitoring, uploads
 from .stage import runs
-from .triggers import Trigger, shorten
+from .triggers import Drift, Trigger, shorten
 
 VIOLATIONS_KEPT = 20  # of a report's violations, in the run's input (the report holds them all)
 
 
-def pipeline_of(trigger: Trigger, name_prefix: str) -> tuple[str | None, str]:
+def pipeline_of(trigger: Drift, name_prefix: str) -> tuple[str | None, str]:
     """(the pipeline a drift alarm's name holds, or None; why not)."""
     named = monitoring.pipeline_of_alarm(trigger.alarm or "", name_prefix)
     if named is not None:

@@ -13,7 +13,7 @@ from .problems import InvalidItem, Problem
 from .settings import EXAMPLE_SETTINGS, Settings
 from .stage import WRITTEN, fill, map_strings, model_sources, runs
 from .stages import CATALOG, CHECKPOINTS, STAGE, STAGES
-from .triggers import Trigger
+from .triggers import Manual, Trigger
 
 __all__ = ["fill", "map_strings"]  # (the modules that rewrite planned inputs take them from here)
 
@@ -34,7 +34,7 @@ EXECUTION_LIMIT_SECONDS = 365 * 24 * 3600
 
 
 # A trigger used to check filled requests when no event is at hand.
-SAMPLE_TRIGGER = Trigger(source="manual", run_id="preview", dataset_date="2024-01-31")
+SAMPLE_TRIGGER = Manual(run_id="preview", dataset_date="2024-01-31")
 
 
 def apply_overrides(item: dict[str, Any], trigger: Trigger) -> dict[str, Any]:

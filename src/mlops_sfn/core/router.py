@@ -26,7 +26,7 @@ from .prefixes import PrefixIndex, Unowned
 from .problems import Error, InvalidItem, Problem, join
 from .schema import UNKNOWN_FIELD
 from .settings import SETTINGS_ENVIRONMENT, Settings
-from .triggers import InvalidEvent, Trigger, mismatch, parse_parts, shorten
+from .triggers import Drift, InvalidEvent, Trigger, parse_parts, shorten
 
 # Environment variable -> what it holds. Read and checked once, when the Lambda starts.
 ENVIRONMENT = {
@@ -220,7 +220,7 @@ class Router:
     def _route(self, trigger: Trigger, request_id: str | None, handled: set[str]) -> tuple[str, str | None]:
         """The decision for one trigger: ("started"|"duplicate"|"skipped", execution name)."""
         context = {"request_id": request_id, "pipeline": trigger.pipeline, "trigger": _describe(trigger)}
-        if trigger.source == "monitoring":  # a drift alarm names its pipeline in the alarm's name
+        if isinstance(trigger, Drift):  # a drift alarm names its pipeline in the alarm's name
             named, why_not = drift.pipeline_of(trigger, self.config.settings.sagemaker_name_prefix)
             if named is None:
                 raise _Rejected(self._reject(None, trigger, "detail.alarmName", why_not, request_id))
@@ -230,7 +230,7 @@ class Router:
         if item.get("enabled") is False:
             log(level="info", **context, outcome="skipped", reason="the pipeline is disabled (enabled: false)")
             return "skipped", None
-        reason = mismatch(item, trigger) or drift.not_retrained(item, trigger)
+        reason = trigger.mismatch(item) or drift.not_retrained(item, trigger)
         if reason is not None:  # an object that is part of an upload, not the one completing it; a drift left alone
             log(level="info", **context, outcome="skipped", reason=reason)
             return "skipped", None

@@ -15,7 +15,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import unquote_plus
 
 from .bounds import EVENT_DEPTH, InputRefused, check_nesting
@@ -35,32 +35,32 @@ class InvalidEvent(Error, ValueError):
 
 @dataclass(frozen=True)
 class Trigger:
-    source: str  # "s3" | "schedule" | "manual" | "records" | "monitoring"
-    pipeline: str | None = None  # named by the event; for "s3" it is found from the key's prefix
+    """What started a run. One subclass per source, each with its identity (what makes two deliveries
+    the same trigger, so the same run) and its check of an item (`mismatch`)."""
+
+    source: ClassVar[str]
+    pipeline: str | None = None  # named by the event; an upload's is found from its key's prefix
+    time: str | None = None  # ISO 8601, from the event
+    dataset_date: str | None = None  # YYYY-MM-DD
+    # The upload the run reads: an upload's own object; for a scheduled or drift run, the newest
+    # verified upload under the item's prefix (the router sets it).
     bucket: str | None = None
     key: str | None = None
     etag: str | None = None
-    time: str | None = None  # ISO 8601, from the event
-    dataset_date: str | None = None  # YYYY-MM-DD
-    run_id: str | None = None
-    rule: str | None = None
-    alarm: str | None = None  # monitoring: the drift alarm whose change to ALARM started the run
-    reason: str | None = None  # monitoring: CloudWatch's reason for the change
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def identity(self) -> str:
-        """What makes two deliveries the same trigger. Overrides count: a different manual run differs."""
-        if self.source == "s3":
-            parts = [self.bucket, self.key, self.etag]
-        elif self.source == "schedule":
-            parts = [self.rule, self.time]
-        elif self.source == "records":
-            parts = [self.dataset_date, self.time]
-        elif self.source == "monitoring":  # one drift episode: the alarm's change to ALARM at that time
-            parts = [self.alarm, self.time]
-        else:
-            parts = [self.run_id, self.dataset_date, self.time, json.dumps(self.overrides, sort_keys=True)]
-        return f"{self.source}:" + "|".join(p or "" for p in parts)
+        """What makes two deliveries the same trigger: "<source>:<its parts>"."""
+        return f"{self.source}:" + "|".join(part or "" for part in self.identifying())
+
+    def identifying(self) -> list[str | None]:
+        raise NotImplementedError
+
+    def mismatch(self, item: dict[str, Any]) -> str | None:
+        """Why this trigger does not start this item's pipeline, or None when it does. Tolerates a
+        malformed item: whatever cannot be read here is reported by plan_execution's checks."""
+        name = item.get("consumption_pipeline_name")
+        return None if self.pipeline == name else f"the event names pipeline {self.pipeline!r}, not {name!r}"
 
     def day(self) -> str:
         """The dataset date: named by the event, else the day of the event (UTC)."""
@@ -71,14 +71,105 @@ class Trigger:
         return datetime.now(UTC).strftime("%Y-%m-%d")
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v not in (None, {})}
+        """As the execution input holds it: its source and the fields it has, in one order for every source."""
+        found = {"source": self.source} | {k: v for k, v in asdict(self).items() if v not in (None, {})}
+        return {name: found[name] for name in _ORDER if name in found}
 
-    @classmethod
-    def from_dict(cls, planned: dict[str, Any]) -> Trigger:
+    @staticmethod
+    def from_dict(planned: dict[str, Any]) -> Trigger:
         """The trigger an execution input holds (`as_dict`), without what the router added to it (a
         drift run's `violations`)."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in planned.items() if key in known})
+        kind = SOURCES[planned["source"]]
+        known = {f.name for f in fields(kind)}
+        return kind(**{key: value for key, value in planned.items() if key in known})
+
+
+@dataclass(frozen=True)
+class Upload(Trigger):
+    """An object created under an item's trigger prefix (EventBridge's S3 "Object Created")."""
+
+    source: ClassVar[str] = "s3"
+
+    def identifying(self) -> list[str | None]:
+        return [self.bucket, self.key, self.etag]
+
+    def mismatch(self, item: dict[str, Any]) -> str | None:
+        name = item.get("consumption_pipeline_name")
+        prefix = trigger_prefix(item)
+        key = self.key or ""
+        if prefix is None:
+            return f"pipeline {name!r} has no trigger.prefix, so uploads do not start it"
+        if not key.startswith(prefix):
+            return f"{key!r} is not under the trigger prefix {prefix!r}"
+        config = item["trigger"]
+        complete_on = config.get("complete_on")
+        readable = isinstance(complete_on, dict) and all(isinstance(v, str) for v in complete_on.values())
+        if readable and not completes_upload(config, key):
+            return f"{key!r} is part of an upload; only the object named by trigger.complete_on starts a run"
+        return None
+
+
+@dataclass(frozen=True)
+class Scheduled(Trigger):
+    """A schedule rule's event: one run per rule and time."""
+
+    source: ClassVar[str] = "schedule"
+    rule: str | None = None
+
+    def identifying(self) -> list[str | None]:
+        return [self.rule, self.time]
+
+
+@dataclass(frozen=True)
+class Manual(Trigger):
+    """A run asked for by name (`mlops-sfn run`, a direct invocation, an SQS message): its run_id and
+    overrides make it another run."""
+
+    source: ClassVar[str] = "manual"
+    run_id: str | None = None
+
+    def identifying(self) -> list[str | None]:
+        return [self.run_id, self.dataset_date, self.time, json.dumps(self.overrides, sort_keys=True)]
+
+
+@dataclass(frozen=True)
+class Records(Trigger):
+    """The earlier framework's {"Records": [{"body": ...}]}: one run per dataset date and time."""
+
+    source: ClassVar[str] = "records"
+
+    def identifying(self) -> list[str | None]:
+        return [self.dataset_date, self.time]
+
+
+@dataclass(frozen=True)
+class Drift(Trigger):
+    """A drift alarm's change to ALARM: one episode, one run (the alarm's name holds the pipeline)."""
+
+    source: ClassVar[str] = "monitoring"
+    alarm: str | None = None
+    reason: str | None = None  # CloudWatch's reason for the change
+
+    def identifying(self) -> list[str | None]:
+        return [self.alarm, self.time]
+
+
+SOURCES: dict[str, type[Trigger]] = {kind.source: kind for kind in (Upload, Scheduled, Manual, Records, Drift)}
+# The fields of an execution input's trigger, in this order whatever its source.
+_ORDER = (
+    "source",
+    "pipeline",
+    "bucket",
+    "key",
+    "etag",
+    "time",
+    "dataset_date",
+    "run_id",
+    "rule",
+    "alarm",
+    "reason",
+    "overrides",
+)
 
 
 def parse_time(text: str) -> datetime:
@@ -172,7 +263,7 @@ def _from_record(record: Any, index: int) -> Trigger:
 def _from_records_body(body: dict[str, Any], where: str) -> Trigger:
     pipeline = _pipeline_name(body.get("consumption_pipeline_name"), f"{where}.body.consumption_pipeline_name")
     day, time = _dataset_date(body.get("dataset_date"), f"{where}.body.dataset_date")
-    return Trigger(source="records", pipeline=pipeline, dataset_date=day, time=time)
+    return Records(pipeline=pipeline, dataset_date=day, time=time)
 
 
 def _from_message(event: dict[str, Any], invocation_id: str | None) -> Trigger:
@@ -211,7 +302,7 @@ def _from_s3(event: dict[str, Any]) -> Trigger:
         if not isinstance(time, str):
             raise InvalidEvent("time: expected an ISO 8601 timestamp string")
         parse_time(time)
-    return Trigger(source="s3", bucket=bucket, key=key, etag=etag, time=time)
+    return Upload(bucket=bucket, key=key, etag=etag, time=time)
 
 
 def _from_schedule(event: dict[str, Any]) -> Trigger:
@@ -222,7 +313,7 @@ def _from_schedule(event: dict[str, Any]) -> Trigger:
     parse_time(time)
     resources = event.get("resources")
     rule = resources[0] if isinstance(resources, list) and resources and isinstance(resources[0], str) else None
-    return Trigger(source="schedule", pipeline=pipeline, time=time, rule=rule)
+    return Scheduled(pipeline=pipeline, time=time, rule=rule)
 
 
 def _from_alarm(event: dict[str, Any]) -> Trigger:
@@ -240,8 +331,7 @@ def _from_alarm(event: dict[str, Any]) -> Trigger:
         raise InvalidEvent("detail.state.timestamp: an alarm state change must carry its time")
     parse_time(time)
     reason = _get(event, "detail", "state", "reason")
-    return Trigger(
-        source="monitoring",
+    return Drift(
         alarm=alarm,
         time=time,
         reason=shorten(reason, 500) if isinstance(reason, str) else "the drift alarm changed to ALARM",
@@ -259,7 +349,7 @@ def _from_manual(event: dict[str, Any], invocation_id: str | None) -> Trigger:
     if run_id is not None and (not isinstance(run_id, str) or not PIPELINE_NAME.fullmatch(run_id)):
         raise InvalidEvent("run_id: expected 1-64 characters of letters, digits, '_' and '-'")
     day, time = _dataset_date(event.get("dataset_date"), "dataset_date")
-    return Trigger(source="manual", pipeline=pipeline, run_id=run_id, dataset_date=day, time=time, overrides=overrides)
+    return Manual(pipeline=pipeline, run_id=run_id, dataset_date=day, time=time, overrides=overrides)
 
 
 def _pipeline_name(value: Any, where: str) -> str:
@@ -324,30 +414,6 @@ def completes_upload(trigger_config: dict[str, Any], key: str) -> bool:
     if "manifest" in complete_on:
         return bool(key.rsplit("/", 1)[-1] == complete_on["manifest"])
     return False
-
-
-def mismatch(item: dict[str, Any], trigger: Trigger) -> str | None:
-    """Why this trigger does not start this item's pipeline, or None when it does.
-
-    Tolerates a malformed item: whatever cannot be read here is reported by plan_execution's checks.
-    """
-    name = item.get("consumption_pipeline_name")
-    if trigger.source != "s3":
-        if trigger.pipeline != name:
-            return f"the event names pipeline {trigger.pipeline!r}, not {name!r}"
-        return None
-    prefix = trigger_prefix(item)
-    key = trigger.key or ""
-    if prefix is None:
-        return f"pipeline {name!r} has no trigger.prefix, so uploads do not start it"
-    if not key.startswith(prefix):
-        return f"{key!r} is not under the trigger prefix {prefix!r}"
-    config = item["trigger"]
-    complete_on = config.get("complete_on")
-    readable = isinstance(complete_on, dict) and all(isinstance(v, str) for v in complete_on.values())
-    if readable and not completes_upload(config, key):
-        return f"{key!r} is part of an upload; only the object named by trigger.complete_on starts a run"
-    return None
 
 
 def trigger_prefix(item: dict[str, Any]) -> str | None:

@@ -35,7 +35,7 @@ from ..checkout import ROOT
 from ..core import dynamodb_json, monitoring, names, uploads
 from ..core.problems import Error
 from ..core.stages import CHECKPOINTS
-from ..core.triggers import Trigger
+from ..core.triggers import Upload
 from ..operate import approval, preview, runs
 from ..operate.executions import failure_reason
 from . import inbox
@@ -160,7 +160,7 @@ class Demo:
         started = time.monotonic()
         uploaded_at = datetime.now().astimezone()
         key, etag = self.upload(pipeline, artifacts / pipeline, into)
-        trigger = Trigger(source="s3", bucket=self.outputs["bucket_name"], key=key, etag=etag)
+        trigger = Upload(bucket=self.outputs["bucket_name"], key=key, etag=etag)
         name = names.execution_name(pipeline, trigger.identity())
         arn = names.execution_arn(self.outputs["state_machine_arn"], name)
         described = self._wait_for(arn, name, started + 60)

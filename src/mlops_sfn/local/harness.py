@@ -30,7 +30,7 @@ from ..core.plan import apply_overrides, plan_execution
 from ..core.settings import EXAMPLE_SETTINGS, Settings
 from ..core.stages import CHECKPOINTS, OPERATIONS
 from ..core.stages import quality_gate as gate
-from ..core.triggers import Trigger
+from ..core.triggers import Manual, Trigger
 from ..operate import approval, runs
 from ..operate.executions import stage_outcomes
 from ..tools import policy, statemachine
@@ -256,9 +256,7 @@ class LocalRuns:
 
     def plan(self, item: dict[str, Any], trigger: Trigger | None = None, answer: str | None = None) -> dict[str, Any]:
         """The execution input the router would start, with LOCAL_TIMINGS applied."""
-        trigger = trigger or Trigger(
-            source="manual", pipeline=item.get("consumption_pipeline_name"), run_id=f"local-{next(_RUN_IDS)}"
-        )
+        trigger = trigger or Manual(pipeline=item.get("consumption_pipeline_name"), run_id=f"local-{next(_RUN_IDS)}")
         execution_input = plan_execution(item, trigger, self.settings)
         # as the router does: stages the item caches may be reused from the run ledger
         clients = (self.s3, self.dynamodb, self.sfn)

@@ -28,7 +28,7 @@ from typing import Any
 
 from ..core import names, uploads
 from ..core.problems import Error
-from ..core.triggers import Trigger
+from ..core.triggers import Upload
 from . import approval, items, runs
 
 PIPELINE = "demo-dev-domain-cal-house-price"  # the item the smoke run copies (dynamodb_items/), with its scripts
@@ -111,7 +111,7 @@ class Smoke:
             queue = self._inbox(result.pipeline)
             done = uploads.put(self.s3, bucket, item["trigger"]["prefix"], artifacts)
             self.say(f"uploaded {done.files} files to s3://{bucket}/{item['trigger']['prefix']}, then manifest.json")
-            trigger = Trigger("s3", bucket=bucket, key=done.manifest, etag=done.etag)
+            trigger = Upload(bucket=bucket, key=done.manifest, etag=done.etag)
             name = names.execution_name(result.pipeline, trigger.identity())
             arn = names.execution_arn(self.outputs["state_machine_arn"], name)
             result.execution = name
