@@ -189,6 +189,10 @@ class Builder:
             },
         )
 
+    def wait(self, name: str, seconds_path: str, then: str) -> str:
+        """A Wait of the seconds the state holds at `seconds_path`: with `count` and `when`, a bounded loop."""
+        return self.add(name, {"Type": "Wait", "SecondsPath": seconds_path, "Next": then})
+
     def count(self, name: str, counter: str, then: str) -> str:
         """One more turn of a bounded loop: `counter`.count + 1."""
         return self.add(

@@ -225,10 +225,7 @@ def _find_endpoint_states(b: Builder) -> None:
         "Wait before finding endpoint",
         test={"NumericGreaterThanPath": f"{DEPLOY}.max_checks"},
     )
-    b.add(
-        "Wait before finding endpoint",
-        {"Type": "Wait", "SecondsPath": f"{DEPLOY}.wait_seconds", "Next": "Find endpoint"},
-    )
+    b.wait("Wait before finding endpoint", f"{DEPLOY}.wait_seconds", "Find endpoint")
 
 
 def _change_endpoint_states(b: Builder) -> None:
@@ -243,7 +240,7 @@ def _change_endpoint_states(b: Builder) -> None:
             result=None,
             then="Wait for endpoint",
         )
-    b.add("Wait for endpoint", {"Type": "Wait", "SecondsPath": f"{DEPLOY}.wait_seconds", "Next": "Check endpoint"})
+    b.wait("Wait for endpoint", f"{DEPLOY}.wait_seconds", "Check endpoint")
     b.call(
         "Check endpoint",
         "deploy",
