@@ -16,8 +16,9 @@ from mlops_sfn.cli.common import USAGE, UsageError
 from mlops_sfn.core.problems import Error
 from mlops_sfn.operate.rerun import RerunRefused
 
-# Errors that take another library's form on purpose: moto's, answered as AWS answers.
-OTHER_FORMS = {"ExecutionNotRedrivable"}
+# Errors that cannot extend it: moto's form, answered as AWS answers; and the worker's, whose file a
+# child process runs alone, importing only the standard library.
+OTHER_FORMS = {"ExecutionNotRedrivable", "WorkerError"}
 
 
 def _package_errors() -> list[type[BaseException]]:

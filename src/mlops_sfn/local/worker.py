@@ -30,10 +30,8 @@ import types
 from pathlib import Path
 from typing import IO, Any
 
-from ..core.problems import Error
 
-
-class WorkerError(Error):
+class WorkerError(Exception):  # not core.problems.Error: the child runs this file alone, standard library only
     """The code raised (error_type, message), or the process failed or timed out."""
 
     def __init__(self, error_type: str, message: str, trace: list[str] | None = None) -> None:
