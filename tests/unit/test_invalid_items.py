@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -313,3 +314,17 @@ def test_all_problems_are_reported_at_once() -> None:
 def test_a_disabled_stage_is_still_checked() -> None:
     item = edited(load_item(), {"stages.tuning.request.HyperParameterTuningJobConfig.Strategy": "Guess"})
     assert [p.path for p in check_with_sample(item)] == ["stages.tuning.request.HyperParameterTuningJobConfig.Strategy"]
+
+
+def test_an_items_checks_are_kept_per_content_version_and_an_edit_is_checked_again() -> None:
+    from mlops_sfn.core import item as items
+
+    broken = edited(load_item(), {"stages.training.request.ResourceConfig.InstanceType": "ml.bogus"})
+    first = items.check_item(broken)
+    assert [p.path for p in first] == ["stages.training.request.ResourceConfig.InstanceType"]
+    assert items.check_item(copy.deepcopy(broken)) == first  # the same content: the same answer
+    broken["stages"]["training"]["request"]["ResourceConfig"]["InstanceType"] = "ml.m5.large"  # edited in place
+    assert items.check_item(broken) == []
+    for size in range(1, items.CHECKED_VERSIONS + 3):  # more versions than are kept: the oldest go
+        items.check_item(edited(load_item(), {"stages.training.request.ResourceConfig.VolumeSizeInGB": size}))
+    assert len(items._checked) == items.CHECKED_VERSIONS

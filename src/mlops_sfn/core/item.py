@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,7 @@ def parse_item(document: Any) -> dict[str, Any]:
 # keeps the answers for this many versions.
 CHECKED_VERSIONS = 64
 _checked: dict[str, tuple[Problem, ...]] = {}
+_checked_lock = threading.Lock()  # the local runtime checks items from several threads
 
 
 def check_item(item: Any) -> list[Problem]:
@@ -91,11 +93,15 @@ def check_item(item: Any) -> list[Problem]:
         version = json.dumps(item)
     except (TypeError, ValueError):  # not JSON-shaped (a Decimal, a set): checked each time
         return _check(item)
-    if version not in _checked:
-        if len(_checked) >= CHECKED_VERSIONS:
-            del _checked[next(iter(_checked))]  # the oldest
-        _checked[version] = tuple(_check(item))
-    return list(_checked[version])
+    with _checked_lock:
+        known = _checked.get(version)
+    if known is None:
+        known = tuple(_check(item))
+        with _checked_lock:
+            if len(_checked) >= CHECKED_VERSIONS:
+                del _checked[next(iter(_checked))]  # the oldest
+            _checked[version] = known
+    return list(known)
 
 
 def _check(item: Any) -> list[Problem]:
