@@ -258,7 +258,9 @@ class Router:
             execution_input["trigger"]["violations"] = drift.violations(self.s3, self.config.settings.bucket, pipeline)
         if name in handled:
             outcome = "duplicate"
-        elif trigger.source == "monitoring" and (reason := self._cooling_down(pipeline, item, name)):
+        elif trigger.source == "monitoring" and (
+            reason := drift.cooling_down(self.dynamodb, self.config.ledger, pipeline, item, name)
+        ):
             log(level="info", **context, execution_name=name, outcome="skipped", reason=reason)
             return "skipped", None
         elif manifest and (reason := self._upload_problem(trigger)) is not None:
@@ -321,9 +323,6 @@ class Router:
         if latest.passed_over:
             log(level="warning", **context, outcome="reads an earlier upload", upload=latest.key)
         return latest
-
-    def _cooling_down(self, pipeline: str, item: dict[str, Any], name: str) -> str | None:
-        return drift.cooling_down(self.dynamodb, self.config.ledger, pipeline, item, name)
 
     def _find(self, trigger: Trigger, request_id: str | None) -> tuple[str, dict[str, Any]]:
         """The pipeline a trigger names (or whose prefix holds its key) and its item, read consistently."""
