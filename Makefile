@@ -67,7 +67,7 @@ lint: $(STAMP) $(CHECKOV) $(GITLAB_CI_LOCAL)
 	$(BIN)/mlops-sfn validate dynamodb_items
 	$(BIN)/mlops-sfn generate --check
 	$(BIN)/mlops-sfn providers check
-	$(BIN)/statelint statemachine/pipeline.asl.json
+	$(BIN)/python -c 'import sys; from mlops_sfn.tools.statemachine import lint; sys.exit(lint("statemachine/pipeline.asl.json"))'
 	$(CHECKOV) --directory . --framework terraform --quiet --compact --skip-download
 	$(BIN)/node $(GITLAB_CI_LOCAL) --list-json > /dev/null  # .gitlab-ci.yml against GitLab's JSON schema
 	$(MAKE) --no-print-directory docs  # a broken link or anchor, or a page left out of the nav, fails

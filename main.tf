@@ -138,7 +138,7 @@ module "state_machine" {
   log_level              = local.settings.state_machine_log_level
   log_retention_days     = local.log_retention_days
   kms_key_arn            = var.kms_key_arn
-  handlers               = { for function in ["quality_gate", "model_copy", "smoke_test"] : function => local.contract.handlers[function] }
+  handlers               = { for function in ["quality_gate", "model_copy", "smoke_test", "segments"] : function => local.contract.handlers[function] }
   tags                   = local.tags
 }
 

@@ -79,6 +79,14 @@ module "function" {
       Resource = concat([local.bucket_arn], [for name in var.data_buckets : "arn:${data.aws_partition.current.partition}:s3:::${name}"])
     },
     {
+      # A run that fans out reads its segments' inputs from its folder; the router writes them there
+      # before it starts the run (mlops_sfn.core.fanout.SEGMENTS_FOLDER), and writes nothing else.
+      Sid      = "WriteSegments"
+      Effect   = "Allow"
+      Action   = "s3:PutObject"
+      Resource = "${local.bucket_arn}/runs/*/segments/items/*"
+    },
+    {
       Sid      = "ReadLedger"
       Effect   = "Allow"
       Action   = "dynamodb:GetItem"

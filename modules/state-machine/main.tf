@@ -13,6 +13,7 @@ locals {
     quality_gate_function_arn = module.quality_gate.arn
     model_copy_function_arn   = module.model_copy.arn
     smoke_test_function_arn   = module.smoke_test.arn
+    segments_function_arn     = module.segments.arn
     ledger_table_name         = var.ledger_table_name
   }
   policy_variables = merge(local.definition_variables, {
@@ -21,7 +22,11 @@ locals {
     account_id            = local.account
     sagemaker_role_arn    = var.sagemaker_role_arn
     sagemaker_name_prefix = var.sagemaker_name_prefix
+    bucket                = var.bucket
+    # Its own name, not its ARN: the policy exists before the state machine (which depends on it).
+    state_machine_name = local.state_machine_name
   })
+  state_machine_name = "${var.name}-pipeline"
 }
 
 # --- The state machine's functions: the quality gate, the model copy, the smoke test ---
@@ -122,6 +127,37 @@ module "smoke_test" {
   }]
 }
 
+module "segments" {
+  source             = "../function"
+  name               = "${var.name}-segments"
+  handler            = var.handlers.segments
+  package            = var.package
+  runtime            = var.lambda_runtime
+  timeout_seconds    = 60 # reads a Map Run's result files: megabytes for thousands of segments
+  memory_mb          = 256
+  log_retention_days = var.log_retention_days
+  kms_key_arn        = var.kms_key_arn
+  kms_actions        = ["kms:Decrypt"] # encrypted result files
+  tags               = var.tags
+  policy_name        = "logs-and-segment-results"
+  statements = [
+    {
+      # The newest manifest of a fanned-out run's results (mlops_sfn.core.fanout.RESULTS_FOLDER).
+      Sid       = "ListSegmentResults"
+      Effect    = "Allow"
+      Action    = "s3:ListBucket"
+      Resource  = "arn:${local.partition}:s3:::${var.bucket}"
+      Condition = { StringLike = { "s3:prefix" = ["runs/*/segments/results/*"] } }
+    },
+    {
+      Sid      = "ReadSegmentResults"
+      Effect   = "Allow"
+      Action   = "s3:GetObject"
+      Resource = "arn:${local.partition}:s3:::${var.bucket}/runs/*/segments/results/*"
+    },
+  ]
+}
+
 # --- The state machine ---
 
 resource "aws_iam_role" "state_machine" {
@@ -181,7 +217,7 @@ resource "aws_cloudwatch_log_group" "state_machine" {
 
 resource "aws_sfn_state_machine" "this" {
   # checkov:skip=CKV_AWS_285: execution history is logged (log_level) without execution data, which may hold item values
-  name       = "${var.name}-pipeline"
+  name       = local.state_machine_name
   role_arn   = aws_iam_role.state_machine.arn
   definition = templatefile(var.definition_template, local.definition_variables)
   tags       = var.tags

@@ -23,6 +23,11 @@ output "smoke_test_function_arn" {
   value       = module.smoke_test.arn
 }
 
+output "segments_function_arn" {
+  description = "ARN of the function that summarises a fanned-out run's segments for its notification."
+  value       = module.segments.arn
+}
+
 output "log_group_name" {
   description = "Log group of the execution history."
   value       = aws_cloudwatch_log_group.state_machine.name

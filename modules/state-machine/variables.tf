@@ -96,5 +96,6 @@ variable "handlers" {
     quality_gate = string
     model_copy   = string
     smoke_test   = string
+    segments     = string
   })
 }

@@ -19,10 +19,10 @@ import pytest
 import requests
 
 from mlops_sfn import cli
-from mlops_sfn.core import asl, smoke_test
+from mlops_sfn.core import asl, fanout, smoke_test
 from mlops_sfn.core import cache as step_cache
 from mlops_sfn.core.plan import plan_execution
-from mlops_sfn.core.stages import CACHEABLE, SERVING, STAGES
+from mlops_sfn.core.stages import CACHEABLE, CATALOG, SERVING, STAGES
 from mlops_sfn.core.triggers import Drift, Manual
 from mlops_sfn.local import task_permissions
 from mlops_sfn.local.harness import THROTTLEABLE, LocalRuns, RunReport
@@ -30,7 +30,7 @@ from mlops_sfn.local.policy_evaluation import Request, decide
 from mlops_sfn.local.sagemaker import FAILABLE
 from mlops_sfn.operate import rerun, runs
 from mlops_sfn.tools import policy, statemachine
-from tests.conftest import edited, load_item
+from tests.conftest import DELETE, edited, load_item
 
 pytestmark = pytest.mark.functional
 
@@ -97,6 +97,30 @@ def seed_inputs(local: LocalRuns, item: dict[str, Any]) -> None:
 
 def first_task(stage: str) -> str:
     return TASKS[stage][0]
+
+
+def segmented(source: str = "training") -> dict[str, Any]:
+    """The segmented demo with every stage a segment may run, the model from `source`."""
+    item = load_item("demo-dev-segmented-house-price")
+    demo = load_item()
+    per_segment = [
+        stage.name
+        for stage in CATALOG
+        if stage.per_segment and stage.name != {"training": "tuning"}.get(source, "training")
+    ]
+    for stage in per_segment:
+        item["stages"].setdefault(stage, copy.deepcopy(demo["stages"][stage]))
+        item["stages"][stage]["run"] = True
+    item["fanout"]["stages"] = per_segment
+    for stage in set(item["stages"]) - set(per_segment):
+        item["stages"][stage]["run"] = False
+    return item
+
+
+# What a segment's stages can be made to fail with: each stage and checkpoint a segment runs.
+PER_SEGMENT_FAILABLE = [
+    name for name in FAILABLE if name in {s.name for s in CATALOG if s.per_segment} | {"quality_gate"}
+]
 
 
 DRIFT = Drift(
@@ -193,6 +217,16 @@ SCENARIOS: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
         (edited(DEMO, {"stages.monitoring.run": False}), {"answer": "approve"}),
     ],
     **{f"throttled once: {path}": [] for path in THROTTLE_PATHS},  # see throttled_runs()
+    # Fan-out: every stage a segment may run, run per segment (its states are the Map's own).
+    "segments": [(segmented(), {})],
+    "segments, model from tuning": [(segmented("tuning"), {})],
+    **{
+        f"segments: {stage} fails": [(segmented("tuning" if stage == "tuning" else "training"), {"fail": {stage}})]
+        for stage in PER_SEGMENT_FAILABLE
+    },
+    "segments: gate not met": [(segmented(), {"metric": 0.9})],
+    # the summary function may not be invoked: the run goes on without it
+    "segments: summary refused": [(edited(segmented(), {"quality_gate": DELETE}), {"deny": ["lambda:InvokeFunction"]})],
 }
 
 
@@ -829,6 +863,9 @@ def test_every_state_is_entered_by_some_scenario() -> None:
 # Permitted though no local call shows them: tagging (requests may carry Tags) and what AWS's
 # tuning poller reads (reference.md section 1).
 NOT_SEEN_LOCALLY = {"sagemaker:AddTags", "sagemaker:ListTags", "sagemaker:ListTrainingJobsForHyperParameterTuningJob"}
+# What a Distributed Map calls is no Task's call: its item reader and result writer are checked as the
+# role where they call S3 (test_fanout.py), and AWS's documented statements for it are test_policy.py's.
+MAP_CALLS = {action for statements in fanout.permissions().values() for s in statements for action in s["Actions"]}
 
 
 def needed(details: dict[str, Any]) -> list[task_permissions.Call]:
@@ -853,6 +890,7 @@ def test_the_role_policy_allows_every_call_the_scenarios_made_and_nothing_beyond
         "notification_topic_arn": f"arn:aws:sns:us-east-1:123456789012:{harness.PREFIX}-notifications",
         "approval_topic_arn": f"arn:aws:sns:us-east-1:123456789012:{harness.PREFIX}-approvals",
         "ledger_table_name": f"{harness.PREFIX}-run-ledger",
+        "state_machine_name": f"{harness.PREFIX}-pipeline",
         **harness.FUNCTION_VARIABLES,
     }
     document = policy.render_policy(local)
@@ -860,7 +898,7 @@ def test_the_role_policy_allows_every_call_the_scenarios_made_and_nothing_beyond
         call
         for name in SCENARIOS
         for report in scenario(name).reports
-        for event in report.history
+        for event in report.history + report.child_history  # the segments' executions' calls too
         if "taskScheduledEventDetails" in event
         for call in needed(event["taskScheduledEventDetails"])
     ]
@@ -872,7 +910,7 @@ def test_the_role_policy_allows_every_call_the_scenarios_made_and_nothing_beyond
     ]
     assert refused == []
     granted = {action for statement in document["Statement"] for action in statement["Action"]}
-    assert granted - {call.action for call in calls} == NOT_SEEN_LOCALLY
+    assert granted - {call.action for call in calls} - MAP_CALLS == NOT_SEEN_LOCALLY
 
 
 def test_two_local_runs_in_one_process_each_follow_their_own_wiring() -> None:

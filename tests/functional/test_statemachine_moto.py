@@ -37,6 +37,7 @@ def run(execution_input: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str,
                 "quality_gate_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:mlops-quality-gate",
                 "model_copy_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:mlops-model-copy",
                 "smoke_test_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:mlops-smoke-test",
+                "segments_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:mlops-segments",
                 "ledger_table_name": "mlops-run-ledger",
             }
         )

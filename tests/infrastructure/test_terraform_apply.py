@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import tftest
 
-from mlops_sfn.core import contract, dynamodb_json
+from mlops_sfn.core import contract, dynamodb_json, fanout
 from mlops_sfn.core.router import Config
 from mlops_sfn.core.triggers import parse_event
 from mlops_sfn.local import stack, task_permissions
@@ -215,6 +215,7 @@ def definition_variables(deployed: Deployment) -> dict[str, str]:
         "quality_gate_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:mlops-dev-quality-gate",
         "model_copy_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:mlops-dev-model-copy",
         "smoke_test_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:mlops-dev-smoke-test",
+        "segments_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:mlops-dev-segments",
         "ledger_table_name": "mlops-dev-run-ledger",
     }
 
@@ -239,6 +240,7 @@ def test_the_state_machine_role_policy_is_the_rendered_policy_template(deployed:
             "sagemaker_role_arn": deployed.outputs["sagemaker_role_arn"],
             "bucket": deployed.outputs["bucket_name"],
             "sagemaker_name_prefix": "mlops-dev-",
+            "state_machine_name": "mlops-dev-pipeline",
         }
     )
     assert document == expected
@@ -255,8 +257,8 @@ def role_statements(iam: Any) -> Iterator[tuple[str, dict[str, Any]]]:
 def test_no_role_allows_every_action_and_only_unscopable_actions_get_every_resource(deployed: Deployment) -> None:
     statements = list(role_statements(deployed.client("iam")))
     assert (
-        len({where for where, _ in statements}) == 7
-    )  # pipeline, logs-and-tracing, router, quality gate, model copy, smoke test, SageMaker jobs
+        len({where for where, _ in statements}) == 8
+    )  # pipeline, logs-and-tracing, router, quality gate, model copy, smoke test, segments, SageMaker jobs
     for where, statement in statements:
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         assert "*" not in actions and not any(action.endswith(":*") for action in actions), where
@@ -302,7 +304,10 @@ def test_the_router_may_read_uploads_list_inputs_read_the_ledger_and_look_up_its
     listed = router["ListInputs"]["Resource"]
     assert router["ListInputs"]["Action"] == "s3:ListBucket" and listed in (bucket, [bucket])
     s3_actions = [s["Action"] for s in router.values() if str(s["Action"]).startswith("s3:")]
-    assert sorted(s3_actions) == ["s3:GetObject", "s3:GetObject", "s3:ListBucket"]
+    assert sorted(s3_actions) == ["s3:GetObject", "s3:GetObject", "s3:ListBucket", "s3:PutObject"]
+    # a fanned-out run's segments, where its Map reads them, and nothing else
+    assert router["WriteSegments"]["Action"] == "s3:PutObject"
+    assert router["WriteSegments"]["Resource"] == f"{bucket}/runs/*/{fanout.SEGMENTS_FOLDER}/*"
     assert router["ReadDriftReports"]["Resource"] == f"{bucket}/monitoring/*/reports/*"  # a drift run's violations
     ledger = deployed.client("dynamodb").describe_table(TableName=deployed.outputs["run_ledger_table_name"])["Table"]
     assert router["ReadLedger"]["Action"] == "dynamodb:GetItem"

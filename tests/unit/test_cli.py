@@ -35,7 +35,7 @@ def write(path: Path, document: object) -> Path:
 def test_validate_defaults_to_the_items_folder() -> None:
     result = run("validate")
     assert result.returncode == 0, result.stdout
-    assert "3 item(s) valid" in result.stdout
+    assert "4 item(s) valid" in result.stdout
 
 
 def test_validate_prints_one_line_per_problem(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from mlops_sfn.core.plan import check_with_sample
 from tests.conftest import DELETE, edited, load_item
 
 TRAINING = "stages.training.request"
+SEG = "segmented-house-price"
 
 # (case, base item, changes, field reported, words in the message)
 CASES: list[tuple[str, str, dict[str, Any], str, str]] = [
@@ -282,6 +283,89 @@ CASES: list[tuple[str, str, dict[str, Any], str, str]] = [
         {"stages.create_model.request.PrimaryContainer.ModelDataUrl": "s3://b/m.tar.gz"},
         "stages.create_model.request.PrimaryContainer.ModelDataUrl",
         "model_data_url instead",
+    ),
+    # fan-out: what cannot combine, named where to fix it
+    ("a segment stage that does not run", SEG, {"stages.register.run": False}, "fanout.stages[3]", "does not run"),
+    (
+        "approval per segment",
+        SEG,
+        {"fanout.stages[3]": "approval", "stages.approval": {"run": True}},
+        "fanout.stages[3]",
+        "a person would answer one request per segment",
+    ),
+    (
+        "deploy per segment",
+        SEG,
+        {"fanout.stages[3]": "deploy"},
+        "fanout.stages[3]",
+        "serving what the segments made is not built yet",
+    ),
+    (
+        "a stage once after the segments",
+        SEG,
+        {"fanout.stages": ["preprocessing", "training", "evaluation"]},
+        "stages.register",
+        "runs once, after preprocessing, which runs per segment",
+    ),
+    ("repeated segment ids", SEG, {"fanout.segments[1].id": "band1"}, "fanout.segments[1].id", "repeats segment"),
+    ("a segment id with a dot", SEG, {"fanout.segments[0].id": "band.1"}, "fanout.segments[0].id", "1-40 letters"),
+    (
+        "a segment value that is a list",
+        SEG,
+        {"fanout.segments[2].latitude_min": [1]},
+        "fanout.segments[2].latitude_min",
+        "string, number or boolean",
+    ),
+    (
+        "too many segments",
+        SEG,
+        {"fanout.segments": [{"id": f"s{i}"} for i in range(1001)]},
+        "fanout.segments",
+        "at most 1000",
+    ),
+    ("no segments", SEG, {"fanout.segments": []}, "fanout.segments", "at least 1"),
+    (
+        "a tolerance above 100 %",
+        SEG,
+        {"fanout.tolerated_failure_percentage": 101},
+        "fanout.tolerated_failure_percentage",
+        "0 to 100",
+    ),
+    ("concurrency 0", SEG, {"fanout.max_concurrency": 0}, "fanout.max_concurrency", "1 to 10000"),
+    (
+        "a segment value missing from one segment",
+        SEG,
+        {"fanout.segments[4].latitude_max": DELETE},
+        "stages.preprocessing.request.AppSpecification.ContainerArguments[11]",
+        "segment 'band5' has no field 'latitude_max'",
+    ),
+    (
+        "a segment value outside the segment stages",
+        SEG,
+        {"description": "band {segment}"},
+        "description",
+        "use it in the blocks of the stages fanout.stages names",
+    ),
+    (
+        "a segment value without fanout",
+        "demo",
+        {"description": "{segment.region}"},
+        "description",
+        "the item has no fanout",
+    ),
+    (
+        "a segment stage with a cache",
+        SEG,
+        {"stages.training.cache": {"enabled": True}},
+        "stages.training.cache",
+        "not supported for a stage that runs per segment yet",
+    ),
+    (
+        "a segment id that makes a group name SageMaker refuses",
+        SEG,
+        {"fanout.segments[0].id": "band_1"},
+        "stages.register.request.ModelPackageGroupName",
+        "for segment 'band_1'",
     ),
 ]
 

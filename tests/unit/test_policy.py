@@ -21,12 +21,15 @@ VARIABLES = {
     "quality_gate_function_arn": "arn:aws:lambda:eu-west-1:111122223333:function:mlops-quality-gate",
     "model_copy_function_arn": "arn:aws:lambda:eu-west-1:111122223333:function:mlops-model-copy",
     "smoke_test_function_arn": "arn:aws:lambda:eu-west-1:111122223333:function:mlops-smoke-test",
+    "segments_function_arn": "arn:aws:lambda:eu-west-1:111122223333:function:mlops-segments",
     "ledger_table_name": "mlops-run-ledger",
+    "bucket": "mlops-artifacts",
+    "state_machine_name": "mlops-pipeline",
 }
 
 
 def test_every_integration_the_definition_calls_has_its_permissions() -> None:
-    called = policy.task_resources(statemachine.build())
+    called = policy.called(statemachine.build())
     assert called and set(called) == set(policy.PERMISSIONS)  # nothing missing, nothing left over
     definition = statemachine.build()
     definition["States"]["Extra"] = {
@@ -45,9 +48,13 @@ def test_no_wildcard_action_and_no_resource_that_is_only_a_wildcard() -> None:
         assert all("*" not in action for action in statement["Action"]), statement["Sid"]
         for resource in statement["Resource"]:
             assert resource != "*" and resource.startswith("arn:aws:"), (statement["Sid"], resource)
-            assert ":111122223333:" in resource, (statement["Sid"], resource)
-        # The state machine reads and writes no object: the jobs and the two functions do.
-        assert not any(action.startswith("s3:") for action in statement["Action"]), statement["Sid"]
+            # in this account: by ARN, or (S3's ARNs name no account) in the deployment's bucket
+            assert ":111122223333:" in resource or resource.startswith("arn:aws:s3:::mlops-artifacts/"), resource
+        # The state machine reads and writes only a fanned-out run's segments (its Map's items and
+        # results); the jobs and the functions do the rest.
+        if any(action.startswith("s3:") for action in statement["Action"]):
+            assert statement["Sid"] in ("ReadSegments", "WriteSegmentResults"), statement["Sid"]
+            assert all(r.startswith("arn:aws:s3:::mlops-artifacts/runs/*/segments/") for r in statement["Resource"])
 
 
 def test_the_sagemaker_role_can_be_passed_to_sagemaker_only() -> None:
@@ -123,3 +130,33 @@ def test_every_create_that_may_carry_tags_may_add_them_to_what_it_creates() -> N
         assert created, (action, granting)
         tagging = [r for s in statements if "sagemaker:AddTags" in s["Action"] for r in s["Resource"]]
         assert set(created) <= set(tagging), f"{action} with Tags needs sagemaker:AddTags on {created}"
+
+
+def test_a_distributed_map_gets_what_aws_documents_on_its_own_state_machine_and_run_folders_only() -> None:
+    """ "IAM policies for using Distributed Map states": StartExecution on the state machine itself,
+    DescribeExecution and StopExecution on its (child) executions, GetObject on the items read, and
+    PutObject, GetObject, ListMultipartUploadParts, AbortMultipartUpload where the results are written."""
+    from mlops_sfn.local.policy_evaluation import Request, decide
+
+    document = policy.render_policy(VARIABLES)
+    role = "arn:aws:iam::111122223333:role/mlops-pipeline"
+    states = "arn:aws:states:eu-west-1:111122223333"
+    run = "arn:aws:s3:::mlops-artifacts/runs/demo/demo-0123456789abcdef"
+    child = f"{states}:execution:mlops-pipeline/Segments:0f1e2d3c-aaaa-bbbb-cccc-1234567890ab"
+
+    def allowed(action: str, resource: str) -> bool:
+        return decide(Request(role, action, resource), identity=[document]).allowed
+
+    assert allowed("states:StartExecution", f"{states}:stateMachine:mlops-pipeline")
+    assert allowed("states:DescribeExecution", child) and allowed("states:StopExecution", child)
+    assert allowed("s3:GetObject", f"{run}/segments/items/demo-0123456789abcdef.json")
+    for action in ("s3:PutObject", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload"):
+        assert allowed(action, f"{run}/segments/results/0f1e2d3c/SUCCEEDED_0.json"), action
+    # and nothing beyond: another state machine, another's executions, other objects of the run
+    assert not allowed("states:StartExecution", f"{states}:stateMachine:someone-elses")
+    assert not allowed("states:StopExecution", f"{states}:execution:someone-elses/Map:0f1e2d3c")
+    assert not allowed("s3:GetObject", f"{run}/training/model.tar.gz")
+    assert not allowed(
+        "s3:PutObject", f"{run}/segments/items/demo-0123456789abcdef.json"
+    )  # the router writes the items, not the run
+    assert not allowed("s3:PutObject", "arn:aws:s3:::mlops-artifacts/input/demo/manifest.json")

@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..core.fanout import MAX_SEGMENTS, made_up_segments, segments_line
 from ..core.problems import InvalidItem
+from ..core.sagemaker_api import failure_reason
 from ..local.sagemaker import ENDPOINT_OUTCOMES, EXISTING_ENDPOINT, FAILABLE
-from ..operate.executions import failure_reason
 from .common import FOLDER, INVALID, OK, UsageError, input_file, meanings, print_problems, problem, read_item
 
 
@@ -24,6 +25,19 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run.add_argument("item", type=input_file, metavar="ITEM")
     run.add_argument(
         "--fail", action="append", default=[], choices=FAILABLE, metavar="STAGE", help="make STAGE fail (repeatable)"
+    )
+    run.add_argument(
+        "--fail-segment",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="make segment ID's first job fail (an item with fanout; repeatable)",
+    )
+    run.add_argument(
+        "--segments",
+        type=_segment_count,
+        metavar="N",
+        help=f"replace the item's segments with N made-up ones (1-{MAX_SEGMENTS}), to try a run at that scale",
     )
     run.add_argument(
         "--metric",
@@ -154,11 +168,16 @@ def local_run(args: argparse.Namespace) -> int:
     except ModuleNotFoundError as error:
         raise _needs_local_runtime(error) from error
 
+    if args.segments is not None:
+        if "fanout" not in item:
+            raise UsageError(f"--segments: {args.item} has no fanout block, so no segments to replace")
+        item = made_up_segments(item, args.segments)
     try:
         with LocalRuns() as local:
             report = local.run(
                 item,
                 fail=args.fail,
+                fail_segments=args.fail_segment,
                 metric=args.metric,
                 answer=args.answer,
                 endpoint=args.endpoint,
@@ -184,12 +203,24 @@ def local_run(args: argparse.Namespace) -> int:
             more = " (the job's description is in --json)" if reason != report.cause else ""
             print(f"error: {report.error}\ncause: {reason}{more}")
         print("stages: " + ", ".join(f"{stage} {outcome}" for stage, outcome in report.stages.items()))
+        if report.segments is not None:
+            print(segments_line(report.segments))
         print("states: " + " -> ".join(report.states))
         for note in report.notifications:
             print(f"notification [{note['topic']}] {note['subject']}: {json.dumps(note['message'])}")
         if "Ask for approval" in report.states and args.answer is None:
             print("nobody answered the approval request: pass --approve or --reject")
     return OK if report.status == "SUCCEEDED" else INVALID
+
+
+def _segment_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_SEGMENTS:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of segments from 1 to {MAX_SEGMENTS}")
+    return count
 
 
 def local_stack(args: argparse.Namespace) -> int:

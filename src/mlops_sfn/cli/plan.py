@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..core import bounds
-from ..core.plan import apply_overrides, plan_execution
+from ..core.plan import apply_overrides, plan_run
 from ..core.problems import InvalidItem
 from ..core.settings import Settings
 from ..core.triggers import InvalidEvent, Manual, Trigger, parse_event
@@ -93,7 +93,7 @@ def plan(
     if trigger is None:
         return INVALID
     try:
-        execution_input = plan_execution(item, trigger, deployment)
+        planned = plan_run(item, trigger, deployment)
     except InvalidItem as error:
         print_problems(item_path, error.problems)
         return INVALID
@@ -101,6 +101,7 @@ def plan(
     if reason:
         problem(f"{event_path}: this event starts nothing: {reason}")
         return INVALID
+    execution_input = planned.execution_input
     if as_json:
         print(json.dumps(execution_input, indent=2))
     elif as_graph:
@@ -108,5 +109,5 @@ def plan(
     elif explain_cache:
         print(preview.cache_text(execution_input, apply_overrides(item, trigger)))
     else:
-        print(preview.text(execution_input, enabled=item.get("enabled", True)))
+        print(preview.text(execution_input, enabled=item.get("enabled", True), segment_inputs=planned.segment_inputs))
     return OK

@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..core import dynamodb_json, names
+from ..core import dynamodb_json, fanout, names
 from ..core.names import EXECUTION_NAME
+from ..core.sagemaker_api import failure_reason
 from ..core.stages import CHECKPOINTS, STAGES
 from ..operate import approval, logs, preview, rerun, runs
-from ..operate.executions import failure_reason
 from .common import (
     FOLDER,
     INTERRUPTED,
@@ -271,8 +271,11 @@ def list_runs(args: argparse.Namespace) -> int:
         return INVALID
     sfn = deployment.client("stepfunctions")
     found = runs.recent(sfn, deployment.output("state_machine_arn"), args.pipeline, args.status, args.limit)
+    s3 = deployment.client("s3") if any("fanout" in run.execution_input for run in found) else None
+    segments = {run.name: fanout.outcome(s3, run.execution_input) for run in found if "fanout" in run.execution_input}
     if args.json:
-        print(json.dumps([run.as_dict() for run in found], indent=2))
+        listed = [run.as_dict() | ({"segments": segments[run.name]} if run.name in segments else {}) for run in found]
+        print(json.dumps(listed, indent=2))
         return OK
     if not found:
         print("no runs" + (f" of {args.pipeline}" if args.pipeline else ""))
@@ -283,6 +286,9 @@ def list_runs(args: argparse.Namespace) -> int:
         why = "; ".join(run.checks.values())
         if run.failed_stage:
             why = f"{run.failed_stage}: {failure_reason(run.cause, 80)}"
+        counted = segments.get(run.name)
+        if counted:
+            why = f"segments: {len(counted['succeeded'])} of {counted['total']} succeeded; {why}".rstrip("; ")
         if run.rerun_of:
             why = f"(rerun of {run.rerun_of}) {why}".rstrip()
         started = f"{run.started:%Y-%m-%d %H:%M:%S}"
@@ -308,6 +314,7 @@ def show_status(args: argparse.Namespace) -> int:
             graph,
             console=not deployment.local,
             logs_client=deployment.client("logs"),
+            s3=deployment.client("s3") if "fanout" in run.execution_input else None,
             reach=outputs_option(args.outputs),
         )
     except OSError as error:  # the graph could not be written
@@ -345,12 +352,14 @@ def _report(
     console: bool = True,
     logs_client: Any = None,
     reach: str = "",
+    s3: Any = None,
 ) -> None:
     """A run's report; `console`: with its link to the AWS console (not for the local stack); with
     `logs_client`, a failed stage's report ends with the last lines of its job's log."""
     events = runs.history(sfn, run.arn) if events is None else events
     stages = runs.stage_runs(events, run.execution_input, runs.definition(sfn, run.arn), run.status == "RUNNING")
     found = runs.results(run.output) or runs.results_so_far(events)
+    segments = fanout.outcome(s3, run.execution_input) if s3 is not None else None  # what its Map wrote
     if graph:
         outcomes = {stage: (stage_run.status, stage_run.seconds) for stage, stage_run in stages.items()}
         graph.write_text(preview.mermaid(run.execution_input, outcomes) + "\n")
@@ -369,6 +378,7 @@ def _report(
                     for stage, stage_run in stages.items()
                 },
             }
+            | ({"segments": segments} if "fanout" in run.execution_input else {})
             | ({"console_url": runs.console_url(run.arn)} if console else {})
         )
         print(json.dumps(document, indent=2, default=str))
@@ -388,6 +398,8 @@ def _report(
             print((line + (detail if stage_run.status in ("succeeded", "reused") else "")).rstrip())
             if stage_run.not_reused:
                 print(f"  {'':<16} ran: {stage_run.not_reused}")
+        if "fanout" in run.execution_input:
+            print("  " + (fanout.segments_line(segments) if segments else "segments: no outcome written (yet)"))
         print(f"  outputs: {run.execution_input.get('run_folder', '')}")
         if console:
             print(f"  console: {runs.console_url(run.arn)}")

@@ -225,13 +225,30 @@ class Builder:
 
 
 def states(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Every state by name, branches included (state names are unique across the machine)."""
+    """Every state by name, branches and Map processors included (state names are unique across the
+    machine)."""
     found: dict[str, dict[str, Any]] = {}
     for name, state in definition["States"].items():
         found[name] = state
-        for branch in state.get("Branches", []):
+        for branch in [*state.get("Branches", []), *([state["ItemProcessor"]] if "ItemProcessor" in state else [])]:
             found |= states(branch)
     return found
+
+
+def renamed(states: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """The same states, each name prefixed, every transition among them following (a Map's
+    processor repeats states the machine has too, and names are unique across a machine)."""
+
+    def rename(value: Any, key: str = "") -> Any:
+        if key in ("Next", "Default") and isinstance(value, str):
+            return prefix + value
+        if isinstance(value, dict):
+            return {k: rename(v, k) for k, v in value.items()}
+        if isinstance(value, list) and key in ("Choices", "Catch", "And", "Or"):
+            return [rename(entry) for entry in value]
+        return value
+
+    return {prefix + name: rename(state) for name, state in states.items()}
 
 
 def stage_tasks(definition: dict[str, Any]) -> dict[str, list[str]]:

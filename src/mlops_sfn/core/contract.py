@@ -37,6 +37,7 @@ HANDLERS = {
     "quality_gate": "quality_gate.handler.handler",
     "model_copy": "model_copy.handler.handler",
     "smoke_test": "smoke_test.handler.handler",
+    "segments": "segments.handler.handler",
 }
 SCHEDULE_INPUT_TEMPLATE = (
     '{"detail-type": "Scheduled Event", "source": "aws.events", "time": <time>, "resources": <resources>, '
@@ -54,6 +55,7 @@ DEFINITION_VARIABLES = {
     "quality_gate_function_arn": "Lambda function that compares the evaluation metric with the threshold",
     "model_copy_function_arn": "Lambda function that copies the best tuning job's model into the run folder",
     "smoke_test_function_arn": "Lambda function that invokes the deployed endpoint once and summarises its answer",
+    "segments_function_arn": "Lambda function that summarises a fanned-out run's segments for its notification",
     "ledger_table_name": "DynamoDB table of the run ledger, where succeeded stages are recorded for step caching",
 }
 FILE = "contract.json"

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import bounds, dynamodb_json, sagemaker_api, schema, secrets, stages
+from . import bounds, dynamodb_json, fanout, sagemaker_api, schema, secrets, stages
 from .problems import Error, Problem, join
 from .stage import model_sources, runs
 from .stages import CATALOG, OPERATIONS, STAGES
@@ -26,6 +26,7 @@ PLACEHOLDERS = {
     "image": "the default container image URI",
     "model_data_url": "the run's model.tar.gz: from training, from tuning's best job (copied to "
     "s3://{bucket}/runs/{pipeline}/{execution}/tuning/best/model.tar.gz), or create_model.model_data_url",
+    "segment": "in the stages fanout.stages names: the segment's id ({segment.<field>}: its other values)",
 }
 
 
@@ -140,9 +141,12 @@ def _check_placeholders(item: dict[str, Any]) -> list[Problem]:
     has_model = bool(model_sources(item))
     for path, text in _strings(item, ""):
         used = sagemaker_api.PLACEHOLDER.findall(text)
-        unknown = [name for name in used if name not in PLACEHOLDERS]
+        segment = [name for name in used if name.partition(".")[0] == fanout.SEGMENT]
+        unknown = [name for name in used if name not in PLACEHOLDERS and name not in segment]
         if unknown:
             problems.append(Problem(path, f"unknown placeholder {{{unknown[0]}}}; allowed: {allowed}"))
+        elif segment and (why := fanout.placeholder_problem(item, path, segment[0])):
+            problems.append(Problem(path, why))
         elif "model_data_url" in used and not has_model:
             problems.append(
                 Problem(
@@ -244,6 +248,7 @@ def _check_rules(item: dict[str, Any]) -> list[Problem]:
         )
     for described in CATALOG:  # the rules each stage defines for itself (its checkpoints' included)
         problems += described.rules(item)
+    problems += fanout.rules(item, CATALOG)
     return problems
 
 

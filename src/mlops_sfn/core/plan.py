@@ -5,9 +5,10 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
-from . import monitoring, names, sagemaker_api, stages
+from . import fanout, monitoring, names, sagemaker_api, stages
 from .item import check_item
 from .problems import InvalidItem, Problem
 from .settings import EXAMPLE_SETTINGS, Settings
@@ -42,12 +43,26 @@ def apply_overrides(item: dict[str, Any], trigger: Trigger) -> dict[str, Any]:
     return merged
 
 
+@dataclass(frozen=True)
+class Planned:
+    """A run as its starter needs it: its input, and each segment's when the item fans out (the
+    starter writes those to the run's folder first: fanout.write)."""
+
+    execution_input: dict[str, Any]
+    segment_inputs: list[dict[str, Any]]
+
+
 def plan_execution(
     item: dict[str, Any], trigger: Trigger, settings: Settings, execution: str | None = None
 ) -> dict[str, Any]:
     """The execution input for one trigger of one item; raises InvalidItem listing every problem.
     `execution`: the run whose names and folder this one takes (a rerun's earlier run), else the
     trigger's own."""
+    return plan_run(item, trigger, settings, execution).execution_input
+
+
+def plan_run(item: dict[str, Any], trigger: Trigger, settings: Settings, execution: str | None = None) -> Planned:
+    """The run's input and its segments' inputs (plan_execution's, with the segments)."""
     item = apply_overrides(item, trigger)
     problems = check_item(item)
     if problems:
@@ -55,16 +70,13 @@ def plan_execution(
     pipeline = item["consumption_pipeline_name"]
     execution = execution or names.execution_name(pipeline, trigger.identity())
     values = _placeholder_values(item, trigger, settings, execution)
+    per_segment = fanout.stages_of(item)
     run = {stage.name: runs(item, stage.follows or stage.name) for stage in CATALOG}
     if trigger.source == "monitoring" and monitoring.on_drift(item) == "notify":
         run = {stage: False for stage in STAGES}  # the run only says that the model drifted
-    blocks = {stage.name: fill(stage.plan(item, execution, settings), values) for stage in CATALOG if run[stage.name]}
-    problems = _check_filled(blocks) + _check_reach(blocks, settings.sagemaker_name_prefix)
-    strings = _strings(blocks, "stages")  # walked once for both checks
-    problems += _check_images(strings, settings.image_repository_arns) + _check_access(strings, settings)
-    problems += [problem for name, block in blocks.items() for problem in STAGE[name].check(block, settings)]
-    if problems:
-        raise InvalidItem(problems)
+        per_segment = ()
+    once = [name for name, on in run.items() if on and name not in per_segment]
+    blocks = _planned(item, once, execution, settings, values)
     notify = item.get("notifications", {}).get("on", ["failure"])
     execution_input: dict[str, Any] = {
         "version": EXECUTION_INPUT_VERSION,
@@ -73,7 +85,7 @@ def plan_execution(
         "dataset_date": values["dataset_date"],
         "trigger": trigger.as_dict(),
         "run_folder": fill(stages.RUN_FOLDER + "/", values),
-        "run": run,
+        "run": {name: on and name not in per_segment for name, on in run.items()},
         "stages": blocks,
         "notify": {"on_failure": "failure" in notify, "on_success": "success" in notify},
         "results": {},  # each stage writes its trimmed result here; present even when no stage runs
@@ -81,10 +93,67 @@ def plan_execution(
     for name in CHECKPOINTS:  # the checkpoints' settings, at the top level as in the item
         if name in item:
             execution_input[name] = item[name]
-    problems = _check_size(execution_input) + _check_duration(blocks)
+    segment_inputs = []
+    if per_segment:
+        execution_input["fanout"] = fanout.config(item, settings.bucket, execution_input["run_folder"], execution)
+        segment_inputs = [
+            _plan_segment(item, trigger, settings, execution_input, segment, per_segment)
+            for segment in fanout.segments(item)
+        ]
+    # Segments run in waves of max_concurrency: the run lasts as long as its waves of the longest segment.
+    waves = -(-len(segment_inputs) // execution_input["fanout"]["max_concurrency"]) if segment_inputs else 0
+    longest = max((_duration(segment["stages"]) for segment in segment_inputs), default=0)
+    problems = _check_size(execution_input) + _check_duration(blocks, waves * longest)
     if problems:
         raise InvalidItem(problems)
-    return execution_input
+    return Planned(execution_input, segment_inputs)
+
+
+def _planned(
+    item: dict[str, Any], planned: list[str], execution: str, settings: Settings, values: dict[str, str]
+) -> dict[str, Any]:
+    """The blocks of the stages `planned`, filled and checked against the deployment."""
+    blocks = {name: fill(STAGE[name].plan(item, execution, settings), values) for name in planned}
+    problems = _check_filled(blocks) + _check_reach(blocks, settings.sagemaker_name_prefix)
+    strings = _strings(blocks, "stages")  # walked once for both checks
+    problems += _check_images(strings, settings.image_repository_arns) + _check_access(strings, settings)
+    problems += [problem for name, block in blocks.items() for problem in STAGE[name].check(block, settings)]
+    if problems:
+        raise InvalidItem(problems)
+    return blocks
+
+
+def _plan_segment(
+    item: dict[str, Any],
+    trigger: Trigger,
+    settings: Settings,
+    execution_input: dict[str, Any],
+    segment: dict[str, Any],
+    per_segment: tuple[str, ...],
+) -> dict[str, Any]:
+    """One segment's input: its stages planned as a run whose execution is <execution>/segments/<id>
+    (its own names and folder), its values in its placeholders; what the Map's states read."""
+    inside = fanout.segment_folder(execution_input["execution_name"], segment["id"])
+    values = _placeholder_values(item, trigger, settings, inside) | fanout.values(segment)
+    try:
+        blocks = _planned(item, list(per_segment), inside, settings, values)
+    except InvalidItem as error:
+        found = [Problem(p.path, f"for segment {segment['id']!r}: {p.message}") for p in error.problems]
+        raise InvalidItem(found) from None
+    segment_input = {key: execution_input[key] for key in ("version", "pipeline", "execution_name", "dataset_date")} | {
+        fanout.SEGMENT: segment["id"],
+        "run_folder": fill(stages.RUN_FOLDER + "/", values),
+        "run": {name: name in per_segment for name in STAGES},
+        "stages": blocks,
+        "results": {},
+    }
+    for name in CHECKPOINTS:
+        if name in item:
+            segment_input[name] = item[name]
+    problems = _check_size(segment_input, f"for segment {segment['id']!r}: ")
+    if problems:
+        raise InvalidItem(problems)
+    return segment_input
 
 
 def failure_state_bytes(execution_input: dict[str, Any]) -> int:
@@ -95,7 +164,7 @@ def failure_state_bytes(execution_input: dict[str, Any]) -> int:
     return len(json.dumps(execution_input).encode("utf-8")) + 2 * largest + FAILURE_OVERHEAD_BYTES
 
 
-def _check_size(execution_input: dict[str, Any]) -> list[Problem]:
+def _check_size(execution_input: dict[str, Any], whose: str = "") -> list[Problem]:
     """The input as the router sends it must leave room for the results the run adds, and for the
     cause a failure adds (a failure must reach its notification, not end in DataLimitExceeded)."""
     size = failure_state_bytes(execution_input)
@@ -106,7 +175,7 @@ def _check_size(execution_input: dict[str, Any]) -> list[Problem]:
     return [
         Problem(
             f"stages.{largest}",
-            f"a failure of this stage would hold {size} bytes in the run's state, more than"
+            f"{whose}a failure of this stage would hold {size} bytes in the run's state, more than"
             f" {MAX_PLANNED_INPUT_BYTES} (Step Functions carries at most 262,144 bytes per state; the run adds"
             " its results, and a failed job's error repeats its request): shrink the largest block, this one,"
             " e.g. move long values into a file the job reads from S3",
@@ -114,9 +183,13 @@ def _check_size(execution_input: dict[str, Any]) -> list[Problem]:
     ]
 
 
-def _check_duration(blocks: dict[str, Any]) -> list[Problem]:
-    """A run must be able to finish within the execution limit, approval wait included."""
-    total = sum(STAGE[stage].limit(block) for stage, block in blocks.items())
+def _duration(blocks: dict[str, Any]) -> int:
+    return sum(STAGE[stage].limit(block) for stage, block in blocks.items())
+
+
+def _check_duration(blocks: dict[str, Any], segments_seconds: int = 0) -> list[Problem]:
+    """A run must be able to finish within the execution limit, approval wait and segments included."""
+    total = _duration(blocks) + segments_seconds
     if total < EXECUTION_LIMIT_SECONDS:
         return []
     where = "stages.approval.timeout_hours" if "approval" in blocks else "stages"

@@ -17,11 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from . import cache, drift, dynamodb_json, monitoring, uploads
+from . import cache, drift, dynamodb_json, fanout, monitoring, uploads
 from .contract import ROUTER_ENVIRONMENT
 from .log import log
 from .names import execution_arn
-from .plan import apply_overrides, plan_execution
+from .plan import apply_overrides, plan_run
 from .prefixes import PrefixIndex, Unowned
 from .problems import Error, InvalidItem, Problem, join
 from .schema import UNKNOWN_FIELD
@@ -239,13 +239,14 @@ class Router:
             latest = self._latest_upload(item, trigger, request_id, context)
             trigger = replace(trigger, bucket=self.config.settings.bucket, key=latest.key, etag=latest.etag)
         try:
-            execution_input = plan_execution(item, trigger, self.config.settings)
+            planned = plan_run(item, trigger, self.config.settings)
         except InvalidItem as error:
             shown = [_without_override_values(problem, trigger.overrides) for problem in error.problems]
             problems = [{"field": p.path, "reason": p.message} for p in shown]
             raise _Rejected(
                 self._reject(pipeline, trigger, shown[0].path, shown[0].message, request_id, problems)
             ) from None
+        execution_input = planned.execution_input
         cached = self._reuse(apply_overrides(item, trigger), execution_input)
         if cached:
             context["cache"] = cached
@@ -273,6 +274,7 @@ class Router:
             else:
                 raise _Rejected(self._reject(pipeline, trigger, "trigger.complete_on.manifest", reason, request_id))
         else:
+            fanout.write(self.s3, execution_input, planned.segment_inputs)  # read by the run's Map
             outcome = self._start(name, execution_input)
         handled.add(name)
         if outcome == "duplicate":

@@ -16,7 +16,8 @@ from typing import Any
 from .problems import Problem, describe, join, json_type
 from .schema import unknown_field_message
 
-PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+# {name}, and a segment's {segment.<field>} (core/fanout.py)
+PLACEHOLDER = re.compile(r"\{([a-z_]+(?:\.[A-Za-z0-9_-]+)?)\}")
 
 _EXPECTED = {
     "structure": ("object", "object"),
@@ -144,3 +145,13 @@ def _check_range(shape: Any, value: float, path: str) -> list[Problem]:
         bounds = f"{low if low is not None else '-inf'} to {high if high is not None else 'inf'}"
         return [Problem(path, f"{value} is out of range; allowed: {bounds}")]
     return []
+
+
+def failure_reason(cause: str | None, limit: int | None = None) -> str:
+    """A failed .sync job's cause is its whole description: its FailureReason says what matters."""
+    try:
+        described = json.loads(cause or "")
+    except json.JSONDecodeError:
+        described = None
+    text = str((described.get("FailureReason", cause) if isinstance(described, dict) else cause) or "")
+    return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."

@@ -94,6 +94,7 @@ class Stage:
     watches: ClassVar[bool] = False  # runs after the serving stages succeeded: it looks after what they deployed
     cacheable: ClassVar[bool] = False  # an item may let a run reuse its outputs when nothing it depends on changed
     follows: ClassVar[str | None] = None  # runs exactly when this other stage runs, whatever its own `run` says
+    per_segment: ClassVar[bool] = False  # may run once per segment (core/fanout.py), its states in the Map too
     checkpoints: ClassVar[tuple[Checkpoint, ...]] = ()  # checks that follow it, in order
 
     @property
@@ -213,6 +214,7 @@ class ProcessingStage(JobStage):
     resource = "processing-job"
     described_as = "processing job"
     cacheable = True
+    per_segment = True
     rule = "StepFunctionsGetEventsForSageMakerProcessingJobsRule"
 
     def defaults(self, item: Item, execution: str) -> dict[str, Any]:

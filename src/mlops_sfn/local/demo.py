@@ -34,10 +34,10 @@ from botocore.exceptions import ClientError
 from ..checkout import ROOT
 from ..core import dynamodb_json, monitoring, names, uploads
 from ..core.problems import Error
+from ..core.sagemaker_api import failure_reason
 from ..core.stages import CHECKPOINTS
 from ..core.triggers import Upload
 from ..operate import approval, preview, runs
-from ..operate.executions import failure_reason
 from . import inbox
 from . import monitor as local_monitor
 from .deployment import Deployment

@@ -25,21 +25,22 @@ import boto3
 import botocore.loaders
 import botocore.session
 
-from ..core import asl, cache, model_copy, smoke_test
-from ..core.plan import apply_overrides, plan_execution
+from ..core import asl, cache, fanout, model_copy, smoke_test
+from ..core.plan import apply_overrides, plan_run
 from ..core.settings import EXAMPLE_SETTINGS, Settings
-from ..core.stages import CHECKPOINTS, OPERATIONS
+from ..core.stages import CHECKPOINTS
 from ..core.stages import quality_gate as gate
 from ..core.triggers import Manual, Trigger
 from ..operate import approval, runs
 from ..operate.executions import stage_outcomes
 from ..tools import policy, statemachine
 from ..tools.policy import task_resources
-from . import REGION, inbox, task_permissions
+from ..tools.statemachine import SEGMENT
+from . import REGION, distributed_map, inbox, task_permissions
 from .integrations import Local, client_for, installed
 from .motoport import mock_aws, sagemaker_backends
-from .sagemaker import ENDPOINT_OUTCOMES, EXISTING_ENDPOINT, FAILABLE, JOBS, JobRunner, LocalSageMaker
-from .simulated import SimulatedJobs
+from .sagemaker import ENDPOINT_OUTCOMES, EXISTING_ENDPOINT, FAILABLE, JobRunner, LocalSageMaker
+from .simulated import JOB_STAGES, SimulatedJobs
 
 DEFAULT_ACCOUNT_ID = "123456789012"  # the account moto serves by default
 PREFIX = "mlops-sfn-local"
@@ -54,11 +55,13 @@ SETTINGS = Settings(
 QUALITY_GATE_ARN = f"arn:aws:lambda:{REGION}:{DEFAULT_ACCOUNT_ID}:function:{PREFIX}-quality-gate"
 MODEL_COPY_ARN = f"arn:aws:lambda:{REGION}:{DEFAULT_ACCOUNT_ID}:function:{PREFIX}-model-copy"
 SMOKE_TEST_ARN = f"arn:aws:lambda:{REGION}:{DEFAULT_ACCOUNT_ID}:function:{PREFIX}-smoke-test"
+SEGMENTS_ARN = f"arn:aws:lambda:{REGION}:{DEFAULT_ACCOUNT_ID}:function:{PREFIX}-segments"
 # The definition's function variables, and what the functions' lambdas/*/handler.py export.
 FUNCTION_VARIABLES = {
     "quality_gate_function_arn": QUALITY_GATE_ARN,
     "model_copy_function_arn": MODEL_COPY_ARN,
     "smoke_test_function_arn": SMOKE_TEST_ARN,
+    "segments_function_arn": SEGMENTS_ARN,
 }
 
 
@@ -81,6 +84,7 @@ def functions(local: Local) -> dict[str, Callable[[Any, Any], Any]]:
         SMOKE_TEST_ARN: lambda event, context: smoke_test.handler(
             event, context, client(SMOKE_TEST_ARN, "sagemaker-runtime")
         ),
+        SEGMENTS_ARN: lambda event, context: fanout.handler(event, context, client(SEGMENTS_ARN, "s3")),
     }
 
 
@@ -102,7 +106,7 @@ THROTTLEABLE = tuple(
     )
 )
 # Stages that run a SageMaker job: asked to fail, the job itself ends Failed (as a broken script would).
-_JOB_STAGES = {stage for stage, api in OPERATIONS.items() if api[0].lower() + api[1:] in JOBS}
+_JOB_STAGES = JOB_STAGES
 
 
 @dataclass
@@ -118,10 +122,12 @@ class RunReport:
     seconds: float
     history: list[dict[str, Any]] = field(repr=False)
     stages: dict[str, str] = field(default_factory=dict)  # stage (and checkpoint) -> executions.OUTCOMES
+    segments: dict[str, Any] | None = None  # a fanned-out run's: fanout.summary
+    child_history: list[dict[str, Any]] = field(default_factory=list, repr=False)  # its segments' executions'
 
     def as_dict(self) -> dict[str, Any]:
         result = asdict(self)
-        del result["history"]
+        del result["history"], result["child_history"]
         return result
 
 
@@ -241,6 +247,8 @@ class LocalRuns:
             "notification_topic_arn": self.topics["notifications"],
             "approval_topic_arn": self.topics["approvals"],
             "ledger_table_name": self.ledger,
+            "bucket": self.settings.bucket,
+            "state_machine_name": name,
             **FUNCTION_VARIABLES,
         }
         iam.put_role_policy(
@@ -257,7 +265,10 @@ class LocalRuns:
     def plan(self, item: dict[str, Any], trigger: Trigger | None = None, answer: str | None = None) -> dict[str, Any]:
         """The execution input the router would start, with LOCAL_TIMINGS applied."""
         trigger = trigger or Manual(pipeline=item.get("consumption_pipeline_name"), run_id=f"local-{next(_RUN_IDS)}")
-        execution_input = plan_execution(item, trigger, self.settings)
+        planned = plan_run(item, trigger, self.settings)
+        execution_input = planned.execution_input
+        fanout.write(self.s3, execution_input, planned.segment_inputs)  # as the router does, before the start
+        self.segment_inputs = planned.segment_inputs
         # as the router does: stages the item caches may be reused from the run ledger
         clients = (self.s3, self.dynamodb, self.sfn)
         cache.reuse(apply_overrides(item, trigger), execution_input, clients, self.ledger, self.state_machine_arn)
@@ -284,6 +295,7 @@ class LocalRuns:
         scp: dict[str, Any] | None = None,
         report_bytes: int = 0,
         existing_endpoint: str | None = None,
+        fail_segments: Iterable[str] = (),
     ) -> tuple[str, dict[str, Any]]:
         """Start one run of `item` and return (execution ARN, input) at once; `answer` only sets the approval
         timeout here (None: nobody will answer). `deny` (actions) and `scp` (a policy document) are guardrails
@@ -310,17 +322,32 @@ class LocalRuns:
         if unknown:
             raise ValueError(f"--fail {', '.join(unknown)}: use one of {', '.join(FAILABLE)}")
         runs = {stage for stage, on in execution_input["run"].items() if on}
+        runs |= set(execution_input.get("fanout", {}).get("stages", []))  # they run in each segment
         runs |= {name for name, (_, stage) in CHECKPOINTS.items() if name in execution_input and stage.name in runs}
         not_run = sorted(fail - runs)
         if not_run:
             raise ValueError(f"--fail {', '.join(not_run)}: not a stage this item runs ({self._running(runs)})")
-        if self.jobs is not None and (fail & _JOB_STAGES or metric is not None or report_bytes):
-            raise ValueError("--fail of a job stage, --metric and report sizes apply to simulated jobs only")
+        fail_segments = set(fail_segments)
+        if fail_segments:
+            self._check_failable_segments(execution_input, fail_segments)
+        if self.jobs is not None and (fail & _JOB_STAGES or fail_segments or metric is not None or report_bytes):
+            raise ValueError(
+                "--fail of a job stage, --fail-segment, --metric and report sizes apply to simulated jobs only"
+            )
         self.local.sagemaker.runner = self.jobs or SimulatedJobs.for_execution(
-            self.s3, execution_input, fail & _JOB_STAGES, metric, report_bytes
+            self.s3, execution_input, fail & _JOB_STAGES, metric, report_bytes, self.segment_inputs, fail_segments
         )
         self.local.sagemaker.endpoint_outcome = endpoint
-        self.local.fail_states = {self._stage_tasks[stage][0]: stage for stage in fail - _JOB_STAGES}
+        # a stage's first task fails: at the top, and in each segment (its states are named apart)
+        self.local.fail_states = {
+            first: stage
+            for stage in fail - _JOB_STAGES
+            for first in {
+                next((task for task in self._stage_tasks[stage] if task.startswith(SEGMENT) == inside), None)
+                for inside in (False, True)
+            }
+            if first is not None
+        }
         self.local.throttle, self.local.limited = set(throttle), set(limited)
         self.local.guardrails = task_permissions.guardrail(deny, scp)
         if existing_endpoint is not None and "deploy" in execution_input["stages"]:
@@ -364,7 +391,9 @@ class LocalRuns:
         described = self._follow(execution, answer, started + timeout)
         seconds = round(time.monotonic() - started, 3)
         history = runs.history(self.sfn, execution)
-        entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+        # the segments' child executions' states too: Step Functions bills their transitions as well
+        children = distributed_map.child_events(execution)
+        entered = [e["stateEnteredEventDetails"]["name"] for e in history + children if "stateEnteredEventDetails" in e]
         stages = stage_outcomes(
             execution_input,
             described["status"],
@@ -383,7 +412,22 @@ class LocalRuns:
             seconds=seconds,
             history=history,
             stages=stages,
+            segments=fanout.outcome(self.s3, execution_input),
+            child_history=children,
         )
+
+    def _check_failable_segments(self, execution_input: dict[str, Any], asked: set[str]) -> None:
+        """--fail-segment names segments of this run, which runs a job per segment."""
+        per_segment = execution_input.get("fanout", {}).get("stages", [])
+        if not per_segment:
+            raise ValueError("--fail-segment: this item has no fanout (it runs no stage per segment)")
+        if not set(per_segment) & _JOB_STAGES:
+            raise ValueError(f"--fail-segment fails a segment's first job, and {', '.join(per_segment)} run none")
+        known = [planned["segment"] for planned in self.segment_inputs]
+        unknown = sorted(asked - set(known))
+        if unknown:
+            shown = ", ".join(known[:10]) + (f" ... ({len(known)} in all)" if len(known) > 10 else "")
+            raise ValueError(f"--fail-segment {', '.join(unknown)}: not a segment of this item (it has {shown})")
 
     def _set_endpoint(self, name: str, state: str) -> None:
         """Put the item's endpoint in `state` (EXISTING_ENDPOINT) before a run, as an earlier

@@ -44,7 +44,7 @@ from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 
 from ..core.asl import SDK_SERVICES
-from . import limits, monitor, redrive, task_iam
+from . import distributed_map, limits, monitor, redrive, task_iam
 from .motoport import (
     AmazonStateLanguageParser,
     CustomErrorName,
@@ -429,8 +429,16 @@ def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
         return _CLIENTS[region, service]
 
 
+def _map_client_checks(env: Any) -> tuple[bool, Any]:
+    local = _local(env)
+    return local.check_permissions, local.guardrails
+
+
 def _patch() -> None:
     redrive.patch()
+    # a client of its own each time: acting_as wires the role's checks into the client it is given
+    own = lambda region: boto_client_for(region=region, service="s3")  # noqa: E731
+    distributed_map.patch(distributed_map.acting_as_role(own, _map_client_checks))
     _UNINSTALL.append(monitor.install())
     limits.patch()
     _FACTORY.state_task_service_for = _service_for
@@ -443,6 +451,7 @@ def _patch() -> None:
 
 def _unpatch() -> None:
     redrive.unpatch()
+    distributed_map.unpatch()
     while _UNINSTALL:
         _UNINSTALL.pop()()
     limits.unpatch()

@@ -55,6 +55,19 @@ try:
     from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import StatesErrorNameType
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
     from moto.stepfunctions.parser.asl.component.common.retry.retrier_decl import RetrierDecl
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval.resource_eval_s3 import (
+        ResourceEvalS3 as ItemReaderS3,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.distributed_iteration_component import (
+        DistributedIterationComponent,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor.distributed_item_processor_worker import (  # noqa: E501
+        DistributedItemProcessorWorker,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer.result_writer_decl import (
+        ResultWriter,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.state_map import StateMap
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils import (
         LambdaFunctionErrorException,
@@ -76,6 +89,7 @@ try:
     from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackOutcomeTimedOut
     from moto.stepfunctions.parser.asl.eval.evaluation_details import EvaluationDetails, StateMachineDetails
     from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramError, ProgramStopped, ProgramTimedOut
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
     from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
     from moto.stepfunctions.parser.backend.execution import Execution
@@ -113,6 +127,8 @@ __all__ = [
     "CallbackOutcomeTimedOut",
     "CloudWatchBackend",
     "CustomErrorName",
+    "DistributedItemProcessorWorker",
+    "DistributedIterationComponent",
     "DynamoType",
     "EmptyResult",
     "ErrorEqualsDecl",
@@ -128,13 +144,18 @@ __all__ = [
     "HistoryEventType",
     "IAMPolicy",
     "Item",
+    "ItemReaderS3",
     "JsonRESTError",
     "LambdaFunctionErrorException",
     "LambdaResponse",
     "LambdaSimpleBackend",
     "LogsBackend",
     "PermissionResult",
+    "ProgramError",
+    "ProgramStopped",
+    "ProgramTimedOut",
     "ResourceCondition",
+    "ResultWriter",
     "RetrierDecl",
     "Rule",
     "S3Backend",
@@ -142,6 +163,7 @@ __all__ = [
     "SageMakerResponse",
     "SageMakerRuntimeResponse",
     "StateMachineDetails",
+    "StateMap",
     "StateTaskServiceAwsSdk",
     "StateTaskServiceCallback",
     "StateTaskServiceLambda",

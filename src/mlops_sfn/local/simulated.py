@@ -16,11 +16,14 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ..core import names
-from ..core.stages import NAME_FIELDS
+from ..core.stages import NAME_FIELDS, OPERATIONS
 from ..core.stages.quality_gate import COMPARISONS
 
 # What a local endpoint does after CreateEndpoint or UpdateEndpoint, seen at the next describe.
 from .sagemaker import JOBS, JobError, JobResult, data_failure, put
+
+# The stages that run a SageMaker job: a failure asked of them is the job's.
+JOB_STAGES = frozenset(stage for stage, api in OPERATIONS.items() if api[0].lower() + api[1:] in JOBS)
 
 
 @dataclass
@@ -84,23 +87,33 @@ class SimulatedJobs:
 
     @classmethod
     def for_execution(
-        cls, s3: Any, execution_input: dict[str, Any], fail: set[str], metric: float | None, report_bytes: int = 0
+        cls,
+        s3: Any,
+        execution_input: dict[str, Any],
+        fail: set[str],
+        metric: float | None,
+        report_bytes: int = 0,
+        segments: list[dict[str, Any]] = (),  # type: ignore[assignment]
+        fail_segments: set[str] = frozenset(),  # type: ignore[assignment]
     ) -> SimulatedJobs:
-        """Failures and the evaluation report (padded to at least `report_bytes`) for this execution's job names."""
+        """Failures and the evaluation report (padded to at least `report_bytes`) for this execution's job
+        names, its segments' included (`fail_segments`: ids whose first job fails)."""
         jobs = cls(s3)
-        for stage, block in execution_input["stages"].items():
-            name = block.get("request", {}).get(NAME_FIELDS.get(stage, ""))
-            if name and stage in fail:
-                jobs.failing[name] = (
-                    f"AlgorithmError: simulated failure of {stage} (mlops-sfn local run --fail {stage})"
-                )
-        evaluation = execution_input["stages"].get("evaluation")
-        if evaluation:
-            report = simulated_report(execution_input.get("quality_gate"), metric)
-            if report_bytes:
-                report["per_row_errors"] = [0.0] * (report_bytes // 5)  # "0.0, " each
-            location = evaluation["report"]
-            jobs.reports[evaluation["request"]["ProcessingJobName"]] = (location["Bucket"], location["Key"], report)
+        for planned in [execution_input, *segments]:
+            failed = planned.get("segment") in fail_segments
+            for stage, block in planned["stages"].items():
+                name = block.get("request", {}).get(NAME_FIELDS.get(stage, ""))
+                if name and (stage in fail or failed) and stage in JOB_STAGES:
+                    why = f"--fail-segment {planned['segment']}" if failed else f"--fail {stage}"
+                    jobs.failing[name] = f"AlgorithmError: simulated failure of {stage} (mlops-sfn local run {why})"
+                    failed = False  # a segment's first job only
+            evaluation = planned["stages"].get("evaluation")
+            if evaluation:
+                report = simulated_report(execution_input.get("quality_gate"), metric)
+                if report_bytes:
+                    report["per_row_errors"] = [0.0] * (report_bytes // 5)  # "0.0, " each
+                location = evaluation["report"]
+                jobs.reports[evaluation["request"]["ProcessingJobName"]] = (location["Bucket"], location["Key"], report)
         return jobs
 
 

@@ -7,7 +7,6 @@ stage that failed.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from ..core.stages import CHECKPOINTS, REPORTED
@@ -15,17 +14,8 @@ from ..core.stages import CHECKPOINTS, REPORTED
 # A stage's outcome: switched off, ran to its end, failed, started but not ended (the run was
 # stopped or is still going), or switched on but never reached (an earlier stage failed).
 # A rerun's reused stage did not run: its results come from the earlier run (`reused` in the input).
-OUTCOMES = ("skipped", "succeeded", "failed", "started", "not_reached", "reused")
-
-
-def failure_reason(cause: str | None, limit: int | None = None) -> str:
-    """A failed job's cause is its whole description: its FailureReason says what matters."""
-    try:
-        described = json.loads(cause or "")
-    except json.JSONDecodeError:
-        described = None
-    text = str((described.get("FailureReason", cause) if isinstance(described, dict) else cause) or "")
-    return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
+# A stage of a fanned-out run's segments ran once per segment: the segments' summary tells how each went.
+OUTCOMES = ("skipped", "succeeded", "failed", "started", "not_reached", "reused", "per_segment")
 
 
 def stage_outcomes(
@@ -44,9 +34,15 @@ def stage_outcomes(
             switched_on[name] = switched_on.get(owner.name, False)
         if owner.name in reused:
             reused[name] = reused[owner.name]
+    per_segment = set(execution_input.get("fanout", {}).get("stages", []))
+    per_segment |= {
+        name for name, (_, owner) in CHECKPOINTS.items() if owner.name in per_segment and name in execution_input
+    }
     outcomes = {}
     for stage in (stage for stage in REPORTED if stage in switched_on):
-        if stage in reused:
+        if stage in per_segment:
+            outcomes[stage] = "per_segment"
+        elif stage in reused:
             outcomes[stage] = "reused"
         elif not switched_on[stage]:
             outcomes[stage] = "skipped"

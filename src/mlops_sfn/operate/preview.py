@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core import cache
+from ..core import cache, fanout
 from ..core.stages import SERVING, STAGE, STAGES, WATCHING
 
 
@@ -18,22 +18,30 @@ def _checkpoints(stage: str, execution_input: dict[str, Any]) -> list[Any]:
     return [checkpoint for checkpoint in STAGE[stage].checkpoints if checkpoint.name in execution_input]
 
 
-def text(execution_input: dict[str, Any], enabled: bool) -> str:
+def text(execution_input: dict[str, Any], enabled: bool, segment_inputs: list[dict[str, Any]] = ()) -> str:  # type: ignore[assignment]
+    """The plan in lines; a stage that runs per segment shows the first segment's (`segment_inputs`)."""
     lines = [
         f"pipeline:   {execution_input['pipeline']}{'' if enabled else ' (disabled: triggers start nothing)'}",
         f"execution:  {execution_input['execution_name']}",
         f"dataset:    {execution_input['dataset_date']}",
         f"outputs:    {execution_input['run_folder']}",
-        "stages:",
     ]
+    fanned = execution_input.get("fanout")
+    if fanned:
+        lines.append(fanout.preview(fanned, [planned["segment"] for planned in segment_inputs]))
+    lines.append("stages:")
+    first = segment_inputs[0] if segment_inputs else None
     number = 0
     for stage in STAGES:
-        if execution_input["run"][stage]:
+        planned = first if first is not None and fanned and stage in fanned["stages"] else execution_input
+        if planned["run"][stage]:
             number += 1
-            detail = stage_summary(stage, execution_input["stages"][stage])
+            detail = stage_summary(stage, planned["stages"][stage])
+            if planned is first:
+                detail = f"per segment ({first['segment']}'s:) {detail}"
             lines.append(f"  {number}. {stage:<16} {detail}")
-            for checkpoint in _checkpoints(stage, execution_input):
-                explained = checkpoint.explain(execution_input[checkpoint.name])
+            for checkpoint in _checkpoints(stage, planned):
+                explained = checkpoint.explain(planned[checkpoint.name])
                 lines.append(f"     {checkpoint.title:<16} pass when {explained}")
         else:
             lines.append(f"  -  {stage:<16} skipped")
@@ -43,10 +51,13 @@ def text(execution_input: dict[str, Any], enabled: bool) -> str:
 def mermaid(execution_input: dict[str, Any], outcomes: dict[str, tuple[str, float | None]] | None = None) -> str:
     """A flowchart of the stages in order; skipped stages are dashed and labelled. With `outcomes`
     (stage -> (status, seconds), from a finished run) each stage shows how it went."""
-    run = execution_input["run"]
+    per_segment = execution_input.get("fanout", {}).get("stages", [])
+    run = execution_input["run"] | {stage: True for stage in per_segment}
     lines = ["flowchart TD", "  start([trigger])"]
 
     def node(stage: str) -> str:
+        if stage in per_segment and not outcomes:
+            return f'  {stage}[["{stage}<br/>(per segment)"]]'
         if not run[stage]:
             return f'  {stage}["{stage}<br/>(skipped)"]:::skipped'
         if outcomes and stage in outcomes:

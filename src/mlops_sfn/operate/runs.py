@@ -16,9 +16,9 @@ from typing import Any
 
 from ..core import asl, names
 from ..core.problems import Error
+from ..core.sagemaker_api import failure_reason
 from ..core.stage import where_in
 from ..core.stages import CHECKPOINTS, STAGE, STAGES
-from .executions import failure_reason
 
 STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
 
@@ -29,7 +29,7 @@ class RunError(Error):
 
 @dataclass
 class StageRun:
-    status: str  # succeeded, failed, skipped, not reached, running, reused, stopped, timed out
+    status: str  # succeeded, failed, skipped, not reached, running, reused, stopped, timed out, per segment
     seconds: float | None = None
     reused_from: str | None = None  # the run whose outputs a reused stage took (a rerun's, or the ledger's)
     not_reused: str | None = None  # why a cached stage ran although the ledger held a record of it
@@ -193,8 +193,11 @@ def stage_runs(
             last[stage] = event["timestamp"]
             inside[stage] = inside.get(stage, 1) - 1
     runs: dict[str, StageRun] = {}
+    per_segment = execution_input.get("fanout", {}).get("stages", [])
     for stage in STAGES:
-        if stage in execution_input.get("reused", {}):
+        if stage in per_segment:  # in the child executions: the segments' summary tells how each went
+            runs[stage] = StageRun("per segment")
+        elif stage in execution_input.get("reused", {}):
             runs[stage] = StageRun("reused", reused_from=execution_input["reused"][stage])
         elif not execution_input.get("run", {}).get(stage):
             runs[stage] = StageRun("skipped")

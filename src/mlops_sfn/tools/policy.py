@@ -3,8 +3,8 @@
 Each integration the definition uses maps to the IAM actions Step Functions needs for it: each
 stage declares the statements its states need (Stage.permissions, written with core/iam.py), the
 pipeline's own (notifications, the run ledger) are here. Resources are scoped to what the framework
-names (core/iam.py); the artifact bucket is reached by the jobs and functions, not by the state
-machine.
+names (core/iam.py); the artifact bucket is reached by the jobs and functions; the state machine
+reads and writes only a fanned-out run's segments (core/fanout.py).
 `policy_text()` is committed as `statemachine/role-policy.json`, a template Terraform renders with
 the same variables as `render_policy()`; a test keeps it current, another checks it against the
 calls the executed scenarios made.
@@ -16,7 +16,7 @@ import json
 from typing import Any
 
 from ..checkout import ROOT
-from ..core import asl, iam
+from ..core import asl, fanout, iam
 from ..core.stages import CATALOG
 from . import statemachine
 
@@ -28,6 +28,8 @@ POLICY_VARIABLES = {
     "account_id": "the account the pipeline runs in",
     "sagemaker_role_arn": "the role SageMaker jobs and models run as (passed with iam:PassRole)",
     "sagemaker_name_prefix": "the start of the endpoint and model package group names items may use",
+    "bucket": "the artifact bucket: a fanned-out run reads its segments and writes their outcomes in its folder",
+    "state_machine_name": "the state machine's own name: a fanned-out run starts child executions of it",
     **statemachine.VARIABLES,
 }
 
@@ -41,6 +43,7 @@ _PIPELINE: dict[str, tuple[dict[str, Any], ...]] = {
         ),
     ),
     "sns:publish": (iam.statement("Notify", ["sns:Publish"], ["${notification_topic_arn}"]),),
+    "lambda:invoke": (iam.function("segments_function_arn"),),  # a fanned-out run's summary
 }
 
 
@@ -49,7 +52,7 @@ def _merged() -> dict[str, list[dict[str, Any]]]:
     (ProcessingJobSync for preprocessing, evaluation and monitoring) joins their actions and resources."""
     by_sid: dict[str, dict[str, Any]] = {}
     sids: dict[str, list[str]] = {}
-    for permissions in [stage.permissions() for stage in CATALOG] + [_PIPELINE]:
+    for permissions in [stage.permissions() for stage in CATALOG] + [_PIPELINE, fanout.permissions()]:
         for resource, statements in permissions.items():
             for statement in statements:
                 sid = statement["Sid"]
@@ -75,9 +78,17 @@ def task_resources(definition: dict[str, Any]) -> list[str]:
     return sorted(found)
 
 
+def called(definition: dict[str, Any]) -> list[str]:
+    """Everything the definition calls: its Tasks' integrations, and what its Distributed Maps call
+    (child executions, their item reader and result writer)."""
+    found = set(task_resources(definition))
+    found |= {resource for state in asl.states(definition).values() for resource in fanout.map_resources(state)}
+    return sorted(found)
+
+
 def build(definition: dict[str, Any] | None = None) -> dict[str, Any]:
     """The policy document (with ${...} template variables) for the definition's integrations."""
-    resources = task_resources(definition or statemachine.build())
+    resources = called(definition or statemachine.build())
     unknown = [resource for resource in resources if resource not in PERMISSIONS]
     if unknown:
         raise KeyError(f"no IAM permissions known for {', '.join(unknown)}: add them to PERMISSIONS")

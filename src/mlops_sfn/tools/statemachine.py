@@ -13,11 +13,13 @@ from __future__ import annotations
 import itertools
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 from ..checkout import ROOT
-from ..core.asl import DYNAMODB, Builder, choice, retry_for
+from ..core.asl import DYNAMODB, LAMBDA, Builder, choice, renamed, retry_for
 from ..core.contract import DEFINITION_VARIABLES
+from ..core.fanout import STAGE_NAME
 from ..core.stages import SERVING, STAGE, STAGES, WATCHING
 
 TEMPLATE = ROOT / "statemachine" / "pipeline.asl.json"
@@ -90,13 +92,112 @@ def _stages(b: Builder) -> None:
     stages run once the serving stages succeeded, then the run ends."""
     sequence = [stage for stage in STAGES if stage not in SERVING and stage not in WATCHING]
     follows = {stage: _run(after) for stage, after in itertools.pairwise(sequence)}
-    follows[sequence[-1]] = "Serve model?"
+    follows[sequence[-1]] = SEGMENTS
     follows |= {stage: _run(after) for stage, after in itertools.pairwise(WATCHING)}
     if WATCHING:
         follows[WATCHING[-1]] = "Notify success?"
     for stage in sequence + list(WATCHING):
         entry = STAGE[stage].states(b, _recorded(b, stage, follows[stage]))
         b.add(_run(stage), choice(stage, entry, follows[stage], reused=follows[stage]))
+    _segments(b, "Serve model?")
+
+
+SEGMENT = "Segment: "  # the names of the states a segment's child execution runs
+SEGMENTS = "Run segments?"
+
+
+def _segments(b: Builder, then: str) -> None:
+    """The stages a segment may run, once more, inside a Distributed Map that runs one child
+    execution per segment (core/fanout.py): a run without `$.fanout` passes it in one transition.
+    The Map reads the segments' inputs from S3 and writes their outcomes there; a child fails with
+    its failed stage in the error, and the Map fails the run only beyond the tolerated failures."""
+    inside = Builder("Failed")
+    sequence = [stage for stage in STAGES if STAGE[stage].per_segment]
+    follows = {stage: _run(after) for stage, after in itertools.pairwise(sequence)}
+    follows[sequence[-1]] = "Done"
+    for stage in sequence:
+        inside.add(_run(stage), choice(stage, STAGE[stage].states(inside, follows[stage]), follows[stage]))
+    # What the ResultWriter keeps of a segment that succeeded: its id and its stages' trimmed results.
+    inside.add(
+        "Done", {"Type": "Pass", "Parameters": {"segment.$": "$.segment", "results.$": "$.results"}, "End": True}
+    )
+    inside.add(
+        "Failed",
+        {
+            "Type": "Fail",
+            "ErrorPath": "States.Format('{}.{}', $.failure.stage, $.failure.error)",
+            "CausePath": "$.failure.cause",
+        },
+    )
+    b.when(SEGMENTS, "$.fanout", "Segments", then)
+    b.add(
+        "Segments",
+        {
+            "Type": "Map",
+            "ItemReader": {
+                "Resource": "arn:aws:states:::s3:getObject",
+                "ReaderConfig": {"InputType": "JSON"},
+                "Parameters": {"Bucket.$": "$.fanout.items.Bucket", "Key.$": "$.fanout.items.Key"},
+            },
+            "ItemProcessor": {
+                "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                "StartAt": SEGMENT + _run(sequence[0]),
+                "States": renamed(inside.states, SEGMENT),
+            },
+            "MaxConcurrencyPath": "$.fanout.max_concurrency",
+            "ToleratedFailurePercentagePath": "$.fanout.tolerated_failure_percentage",
+            "ToleratedFailureCountPath": "$.fanout.tolerated_failure_count",
+            "ResultWriter": {
+                "Resource": "arn:aws:states:::s3:putObject",
+                "Parameters": {"Bucket.$": "$.fanout.results.Bucket", "Prefix.$": "$.fanout.results.Prefix"},
+            },
+            "ResultPath": "$.results.segments",  # {MapRunArn, ResultWriterDetails}: where, not what
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": "Summarize segments"}],
+            "Next": "Summarize segments",
+        },
+    )
+    # Whether the Map succeeded or failed, the run's one notification says how its segments went.
+    b.add(
+        "Summarize segments",
+        {
+            "Type": "Task",
+            "Resource": LAMBDA,
+            "Parameters": {"FunctionName": "${segments_function_arn}", "Payload": {"results.$": "$.fanout.results"}},
+            "ResultSelector": {
+                "total.$": "$.Payload.total",
+                "succeeded.$": "$.Payload.succeeded",
+                "failed.$": "$.Payload.failed",
+                "failures.$": "$.Payload.failures",
+                "message.$": "$.Payload.message",
+            },
+            "ResultPath": "$.results.segments_summary",
+            "Retry": retry_for(LAMBDA),
+            # not a failure of the run: the outcomes are in the run's folder all the same
+            "Catch": [
+                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.unsummarized", "Next": "Segments not summarized"}
+            ],
+            "Next": "Segments failed?",
+        },
+    )
+    unread = {"message": "the segments' outcomes could not be summarized here: mlops-sfn status lists them"}
+    b.add(
+        "Segments not summarized",
+        {"Type": "Pass", "Result": unread, "ResultPath": "$.results.segments_summary", "Next": "Segments failed?"},
+    )
+    b.when("Segments failed?", "$.failure", "Segments failed", then)  # the Map's error, caught
+    b.add(
+        "Segments failed",
+        {
+            "Type": "Pass",
+            "Parameters": {
+                "stage": STAGE_NAME,
+                "error.$": "$.failure.Error",
+                "cause.$": "States.Format('{} {}', $.failure.Cause, $.results.segments_summary.message)",
+            },
+            "ResultPath": "$.failure",
+            "Next": b.failure_target,
+        },
+    )
 
 
 def _drift(b: Builder) -> None:
@@ -256,6 +357,30 @@ def build() -> dict[str, Any]:
 
 def template_text() -> str:
     return json.dumps(build(), indent=2) + "\n"
+
+
+# statelint 3.1, the independent validator `make lint` and the tests run, predates a field AWS
+# documents for a Distributed Map's item reader (ReaderConfig's InputType, "ItemReader (Map)", Step
+# Functions developer guide): its complaint about that field is not a problem of the definition.
+STATELINT_GAPS = (
+    re.compile(r'^Field "InputType" not allowed in State Machine\.States\.[^.]+\.ItemReader\.ReaderConfig$'),
+)
+
+
+def lint(path: str) -> int:
+    """statelint on a definition file, its known gaps left out: prints the problems, returns 0 or 1."""
+    import subprocess
+    import sys
+
+    statelint = str(Path(sys.executable).parent / "statelint")
+    found = subprocess.run([statelint, path], capture_output=True, text=True, check=False)
+    listed = [line.strip() for line in found.stdout.splitlines() if line.startswith(" ")]  # " <problem>"
+    problems = [problem for problem in listed if not any(gap.match(problem) for gap in STATELINT_GAPS)]
+    if found.returncode != 0 and not listed:  # statelint itself failed
+        print(found.stdout + found.stderr)
+        return 1
+    print("\n".join(problems) if problems else f"{path}: valid (statelint, known gaps left out)")
+    return 1 if problems else 0
 
 
 _VARIABLE = re.compile(r"\$\{([^}]*)\}")

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 class CreateModel(Stage):
     name = "create_model"
+    per_segment = True
     operation = "CreateModel"
     name_field = "ModelName"
     tag = MODEL_TAG

@@ -33,6 +33,7 @@ def _serving_containers(item: Item) -> list[dict[str, Any]]:
 
 class Register(Stage):
     name = "register"
+    per_segment = True
     operation = "CreateModelPackage"
     # The approval stage decides the package's status; the package is named by SageMaker.
     framework_fields = ("ModelApprovalStatus", "ModelPackageName")

@@ -10,6 +10,7 @@ from ..stage import Block, Item, JobStage, Made, Where, training_definition
 
 class Training(JobStage):
     name = "training"
+    per_segment = True
     operation = "CreateTrainingJob"
     name_field = "TrainingJobName"
     tag = "train"

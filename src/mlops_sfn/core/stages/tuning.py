@@ -17,6 +17,7 @@ BEST_MODEL = f"{RUN_FOLDER}/tuning/best/model.tar.gz"  # where the state machine
 
 class Tuning(JobStage):
     name = "tuning"
+    per_segment = True
     operation = "CreateHyperParameterTuningJob"
     name_field = "HyperParameterTuningJobName"
     name_limit = 32

@@ -1,0 +1,373 @@
+"""Fan-out: some of an item's stages run once per segment (one model per region, store or product
+line), side by side in one Step Functions Distributed Map.
+
+The item's `fanout` block names the stages (`stages`), the segments (`segments`: objects with an
+`id` and the values their placeholders read), how many run at once (`max_concurrency`) and how many
+may fail before the run fails (`tolerated_failure_percentage`, `tolerated_failure_count`).
+
+plan.py plans each segment's stages as a run of their own: there `{execution}` is
+`<execution>/segments/<id>`, so each segment has its own SageMaker names and its own folder, and
+`{segment}` / `{segment.<field>}` are the segment's values. Before the run starts, its starter (the
+router, `local run`) writes the segments' inputs to the run's folder (`write`); the Map reads them
+from there (ItemReader), so the run's own input never carries the list and stays small whatever the
+number of segments. Each segment's outcome goes to the run's folder too (ResultWriter): the run's
+state keeps only where; `summary` reads it back for `status`.
+
+AWS's Distributed Map, as this module uses it ("Using Map state in Distributed mode", Step Functions
+developer guide): a child workflow execution per item, at most MaxConcurrency at once; a failed child
+fails the Map only beyond the tolerated failures, with States.ExceedToleratedFailureThreshold; the
+results written as manifest.json with SUCCEEDED_n.json / FAILED_n.json / PENDING_n.json files.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from . import schema
+from .problems import Problem
+from .sagemaker_api import failure_reason
+from .stage import Item, runs
+
+if TYPE_CHECKING:
+    from .stage import Stage
+
+# The most segments one run plans (each is a child execution and several SageMaker jobs; the router
+# plans them all within its time limit): the schema's bound, read from there.
+MAX_SEGMENTS: int = schema.item_schema()["$defs"]["fanout"]["properties"]["segments"]["maxItems"]
+# Segments running at once when the item does not say. Each runs its own SageMaker jobs, and
+# SageMaker's per-instance-type quotas for concurrent training and processing instances are low by
+# default (often under 20): raise it with `max_concurrency` once the quotas allow.
+DEFAULT_MAX_CONCURRENCY = 10
+# Where a run's segments are, inside its folder, each run's under its own name (a rerun of failed
+# segments works in the folder of the run it reruns): <folder>/segments/items/<execution>.json, and
+# the Map Run's results under <folder>/segments/results/<execution>/.
+SEGMENTS_FOLDER = "segments/items"
+RESULTS_FOLDER = "segments/results"
+STAGE_NAME = "segments"  # the failed stage a run names when the Map itself failed
+# A segment's own values, for placeholders: {segment} is its id, {segment.<field>} any other field.
+SEGMENT = "segment"
+
+
+def stages_of(item: Item) -> tuple[str, ...]:
+    """The stages the item runs once per segment, in pipeline order; () without fan-out."""
+    from .stages import STAGES
+
+    named = item.get("fanout", {}).get("stages", [])
+    return tuple(stage for stage in STAGES if stage in named)
+
+
+def segments(item: Item) -> list[dict[str, Any]]:
+    listed: list[dict[str, Any]] = item.get("fanout", {}).get("segments", [])
+    return listed
+
+
+def segment_folder(execution: str, segment_id: str) -> str:
+    """What `{execution}` is in a segment's stages: its names hash it, its folder is under the run's."""
+    return f"{execution}/segments/{segment_id}"
+
+
+def values(segment: dict[str, Any]) -> dict[str, str]:
+    """A segment's placeholder values: {segment} and {segment.<field>}."""
+    found = {SEGMENT: str(segment["id"])}
+    found |= {f"{SEGMENT}.{key}": _text(value) for key, value in segment.items() if key != "id"}
+    return found
+
+
+def _text(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, bool) else str(value)
+
+
+def config(item: Item, bucket: str, run_folder: str, execution: str) -> dict[str, Any]:
+    """The run's `fanout` input: where the Map reads the segments and writes their outcomes, and its
+    bounds (Step Functions reads MaxConcurrency and the thresholds from here: ...Path fields)."""
+    block = item["fanout"]
+    return {
+        "stages": list(stages_of(item)),
+        "count": len(segments(item)),
+        **locations(bucket, run_folder, execution),
+        "max_concurrency": block.get("max_concurrency", DEFAULT_MAX_CONCURRENCY),
+        **tolerance(block),
+    }
+
+
+def locations(bucket: str, run_folder: str, execution: str) -> dict[str, Any]:
+    """Where execution `execution`, working in `run_folder`, reads its segments and writes their outcomes."""
+    folder = run_folder.removeprefix(f"s3://{bucket}/")
+    return {
+        "items": {"Bucket": bucket, "Key": f"{folder}{SEGMENTS_FOLDER}/{execution}.json"},
+        "results": {"Bucket": bucket, "Prefix": f"{folder}{RESULTS_FOLDER}/{execution}"},
+    }
+
+
+def only(item: Item, ids: list[str]) -> Item:
+    """The item with only the segments `ids` (a rerun of those); KeyError naming an id it lacks."""
+    listed = {segment["id"]: segment for segment in segments(item)}
+    missing = [identity for identity in ids if identity not in listed]
+    if missing:
+        raise KeyError(", ".join(missing))
+    return {**item, "fanout": {**item["fanout"], "segments": [listed[identity] for identity in ids]}}
+
+
+def tolerance(block: dict[str, Any]) -> dict[str, Any]:
+    """The Map's thresholds. The definition always sets both (its ...Path fields), and the Map fails
+    beyond either, so the one the item leaves out must not bound: 100 % or every segment. Neither
+    set: no failure is tolerated (AWS's default, 0)."""
+    percentage, count = block.get("tolerated_failure_percentage"), block.get("tolerated_failure_count")
+    if percentage is None and count is None:
+        return {"tolerated_failure_percentage": 0, "tolerated_failure_count": 0}
+    return {
+        "tolerated_failure_percentage": 100 if percentage is None else percentage,
+        "tolerated_failure_count": len(block["segments"]) if count is None else count,
+    }
+
+
+def rules(item: Item, catalog: tuple[Stage, ...]) -> list[Problem]:
+    """What cannot combine with fan-out (the schema checked the block's shape)."""
+    if "fanout" not in item:
+        return []
+    per_segment = stages_of(item)
+    named = item["fanout"]["stages"]
+    problems = []
+    for index, stage in enumerate(named):
+        if not next(s for s in catalog if s.name == stage).per_segment:
+            problems.append(Problem(f"fanout.stages[{index}]", _not_per_segment(stage)))
+        elif not runs(item, stage):
+            problems.append(
+                Problem(
+                    f"fanout.stages[{index}]", f"{stage} does not run: set stages.{stage}.run to true, or remove it"
+                )
+            )
+        elif "cache" in item["stages"].get(stage, {}):
+            problems.append(
+                Problem(
+                    f"stages.{stage}.cache",
+                    "is not supported for a stage that runs per segment yet (its runs are not recorded per"
+                    " segment): remove it",
+                )
+            )
+    if per_segment:
+        first = _position(catalog, per_segment[0])
+        for stage in catalog[first:]:
+            if stage.name in per_segment or not runs(item, stage.name):
+                continue
+            joins = " Add it to fanout.stages, or" if stage.per_segment else " It cannot run per segment:"
+            problems.append(
+                Problem(
+                    f"stages.{stage.name}",
+                    f"runs once, after {per_segment[0]}, which runs per segment, so it would need what each"
+                    f" segment made.{joins} switch it off (run: false)",
+                )
+            )
+    seen: dict[str, int] = {}
+    for index, segment in enumerate(segments(item)):
+        identity = segment["id"]
+        if identity in seen:
+            problems.append(
+                Problem(
+                    f"fanout.segments[{index}].id",
+                    f"repeats segment {identity!r} (fanout.segments[{seen[identity]}]): each segment's names and"
+                    " folder come from its id, so ids must be unique",
+                )
+            )
+        seen.setdefault(identity, index)
+        for field, value in segment.items():
+            if field != "id" and not isinstance(value, str | int | float | bool):
+                problems.append(
+                    Problem(
+                        f"fanout.segments[{index}].{field}",
+                        f"must be a string, number or boolean: it fills {{segment.{field}}} in text",
+                    )
+                )
+    return problems
+
+
+def _position(catalog: tuple[Stage, ...], stage: str) -> int:
+    return [s.name for s in catalog].index(stage)
+
+
+def _not_per_segment(stage: str) -> str:
+    from .stages import STAGE
+
+    if stage == "approval":
+        why = "a person would answer one request per segment"
+    elif STAGE[stage].serving or STAGE[stage].watches:
+        why = "serving what the segments made is not built yet"
+    else:
+        why = "it cannot run per segment"
+    return f"{stage} cannot run per segment ({why}): remove it from fanout.stages"
+
+
+def placeholder_problem(item: Item, path: str, name: str) -> str | None:
+    """Why `{name}` (segment or segment.<field>) may not appear at `path`, or None when it may."""
+    per_segment = stages_of(item)
+    if not any(path.startswith(f"stages.{stage}.") for stage in per_segment):
+        return f"{{{name}}} is a segment's value: use it in the blocks of the stages fanout.stages names" + (
+            f" ({', '.join(per_segment)})" if per_segment else " (the item has no fanout)"
+        )
+    field = name.partition(".")[2]
+    missing = next((s["id"] for s in segments(item) if field and field not in s), None)
+    if missing is not None:
+        return f"segment {missing!r} has no field {field!r}: give every segment in fanout.segments a {field}"
+    return None
+
+
+def write(s3: Any, execution_input: dict[str, Any], segment_inputs: list[dict[str, Any]]) -> None:
+    """Put the segments' inputs where the run's Map reads them (a JSON array, as ItemReader's
+    InputType JSON reads it); a run without fan-out writes nothing."""
+    where = execution_input.get("fanout", {}).get("items")
+    if where is None:
+        return
+    body = json.dumps(segment_inputs, separators=(",", ":")).encode("utf-8")
+    s3.put_object(Bucket=where["Bucket"], Key=where["Key"], Body=body, ContentType="application/json")
+
+
+def outcome(s3: Any, execution_input: dict[str, Any]) -> dict[str, Any] | None:
+    """What became of a run's segments, from what its Map wrote (summary); None for a run without
+    fan-out, or whose Map wrote nothing (it never started, or failed before its children ended)."""
+    results = execution_input.get("fanout", {}).get("results")
+    if results is None:
+        return None
+    listed = s3.list_objects_v2(Bucket=results["Bucket"], Prefix=results["Prefix"] + "/").get("Contents", [])
+    manifests = sorted((o for o in listed if o["Key"].endswith("/manifest.json")), key=lambda o: o["LastModified"])
+    if not manifests:
+        return None
+    return summary(s3, {"Bucket": results["Bucket"], "Key": manifests[-1]["Key"]})
+
+
+def summary(s3: Any, written: dict[str, Any]) -> dict[str, Any]:
+    """What the Map's ResultWriter wrote (its ResultWriterDetails: Bucket, Key of manifest.json), as
+    `status` reports it: {total, succeeded: [ids], failed: [{segment, stage, error, cause}]}."""
+    bucket = written["Bucket"]
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=written["Key"])["Body"].read())
+    found: dict[str, list[Any]] = {"SUCCEEDED": [], "FAILED": [], "PENDING": []}
+    for status, files in manifest.get("ResultFiles", {}).items():
+        for file in files:
+            for child in json.loads(s3.get_object(Bucket=bucket, Key=file["Key"])["Body"].read()):
+                segment = json.loads(child.get("Input") or "{}").get(SEGMENT, "?")
+                if status != "FAILED":
+                    found.setdefault(status, []).append(segment)
+                    continue
+                # A segment's failure names its stage first: "training.States.TaskFailed".
+                stage, _, error = str(child.get("Error") or "").partition(".")
+                cause = failure_reason(str(child.get("Cause") or ""), limit=500)  # a job's: its FailureReason
+                found["FAILED"].append({"segment": segment, "stage": stage, "error": error, "cause": cause})
+    return {
+        "total": sum(len(listed) for listed in found.values()),
+        "succeeded": sorted(found["SUCCEEDED"]),
+        "failed": sorted(found["FAILED"], key=lambda failure: str(failure["segment"])),
+        "not_run": sorted(found["PENDING"]),
+    }
+
+
+# --- The role's permissions for the Map ("IAM policies for using Distributed Map states", Step
+# Functions developer guide): starting child executions of its own state machine and following and
+# stopping them; reading the items (ItemReader: s3:GetObject); writing the results (ResultWriter:
+# PutObject, GetObject, ListMultipartUploadParts, AbortMultipartUpload). Keyed as policy.py keys a
+# Task's: by what the Map calls.
+_STATES = "arn:${partition}:states:${region}:${account_id}"
+_RUNS = "arn:${partition}:s3:::${bucket}/runs/*"
+
+
+def permissions() -> dict[str, tuple[dict[str, Any], ...]]:
+    return {
+        "states:startExecution": (
+            {
+                "Sid": "StartSegments",
+                "Actions": ["states:StartExecution"],
+                "Resources": [f"{_STATES}:stateMachine:${{state_machine_name}}"],
+            },
+            {
+                "Sid": "FollowSegments",
+                "Actions": ["states:DescribeExecution", "states:StopExecution"],
+                # a child execution's ARN: execution:<state machine>/<Map label>:<id>
+                "Resources": [f"{_STATES}:execution:${{state_machine_name}}/*"],
+            },
+        ),
+        "s3:getObject": (
+            {"Sid": "ReadSegments", "Actions": ["s3:GetObject"], "Resources": [f"{_RUNS}/{SEGMENTS_FOLDER}/*"]},
+        ),
+        "s3:putObject": (
+            {
+                "Sid": "WriteSegmentResults",
+                "Actions": ["s3:PutObject", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload"],
+                "Resources": [f"{_RUNS}/{RESULTS_FOLDER}/*"],
+            },
+        ),
+    }
+
+
+def map_resources(state: dict[str, Any]) -> list[str]:
+    """What a Distributed Map state calls, as `permissions` keys it; [] for any other state."""
+    if (
+        state.get("Type") != "Map"
+        or state.get("ItemProcessor", {}).get("ProcessorConfig", {}).get("Mode") != "DISTRIBUTED"
+    ):
+        return []
+    found = ["states:startExecution"]
+    for part in ("ItemReader", "ResultWriter"):
+        if part in state:
+            found.append(state[part]["Resource"].removeprefix("arn:aws:states:::"))
+    return found
+
+
+def made_up_segments(item: Item, count: int) -> Item:
+    """The item with `count` segments made up from its first (its fields, a new id each): `local run
+    --segments N` tries a run at that scale."""
+    first = {key: value for key, value in segments(item)[0].items() if key != "id"}
+    made = [{"id": f"segment-{index:05d}", **first} for index in range(1, count + 1)]
+    return {**item, "fanout": {**item["fanout"], "segments": made}}
+
+
+def segments_line(outcome: dict[str, Any], shown: int = 10) -> str:
+    """A summary's one line: "segments: 8 in all, 7 succeeded, 1 failed: north (training: ...)"."""
+    failed = outcome["failed"]
+    line = f"segments: {outcome['total']} in all, {len(outcome['succeeded'])} succeeded, {len(failed)} failed"
+    if outcome.get("not_run"):
+        line += f", {len(outcome['not_run'])} not run"
+    if failed:
+        named = [f"{f['segment']} ({f['stage'] or 'run'}: {f['error']}: {f['cause'][:120]})" for f in failed[:shown]]
+        line += ": " + "; ".join(named) + (f"; and {len(failed) - shown} more" if len(failed) > shown else "")
+    return line
+
+
+def preview(config: dict[str, Any], ids: list[str], shown: int = 8) -> str:
+    """The plan's line on a run's segments (its `fanout` input and the segments' ids)."""
+    named = ", ".join(ids[:shown]) + (f", ... ({len(ids)} in all)" if len(ids) > shown else "")
+    bounds = []
+    if config["tolerated_failure_count"] < config["count"]:
+        bounds.append(f"{config['tolerated_failure_count']} may fail")
+    if config["tolerated_failure_percentage"] < 100:
+        bounds.append(f"{config['tolerated_failure_percentage']} % may fail")
+    return (
+        f"segments:   {config['count']} ({named}), {config['max_concurrency']} at once,"
+        f" {' and '.join(bounds) if bounds else 'any may fail'}; the run fails beyond that"
+    )
+
+
+# The failures a run's notification lists by name (the rest are counted; `status` lists them all).
+LISTED_FAILURES = 20
+
+
+def handler(event: dict[str, Any], context: Any, s3: Any = None) -> dict[str, Any]:
+    """The segments function's handler (lambdas/segments/handler.py exports this one), invoked once
+    the Map ended, whether it succeeded or failed. Event: {"results": {Bucket, Prefix}} (the run's
+    `fanout.results`); returns {total, succeeded, failed, failures: [{segment, stage, error}], message},
+    bounded whatever the number of segments: what the run's notification says of its segments."""
+    if s3 is None:
+        import boto3
+
+        s3 = boto3.client("s3")
+    found = outcome(s3, {"fanout": {"results": event["results"]}})
+    if found is None:
+        return {"total": 0, "succeeded": 0, "failed": 0, "failures": [], "message": "no segment outcome was written"}
+    failed = found["failed"]
+    return {
+        "total": found["total"],
+        "succeeded": len(found["succeeded"]),
+        "failed": len(failed),
+        "failures": [
+            {key: failure[key] for key in ("segment", "stage", "error")} for failure in failed[:LISTED_FAILURES]
+        ],
+        "message": segments_line(found),
+    }

@@ -1,0 +1,182 @@
+"""Fan-out: one model per segment in one run, in AWS's Distributed Map, on the local AWS.
+
+The segmented demo item runs its four stages once per latitude band; the Map reads the segments
+from the run's folder, writes each segment's outcome there, and fails the run only beyond the
+tolerated failures (States.ExceedToleratedFailureThreshold), as Step Functions does.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+
+from mlops_sfn import cli
+from mlops_sfn.core import fanout
+from mlops_sfn.core.plan import MAX_PLANNED_INPUT_BYTES
+from mlops_sfn.local import distributed_map
+from mlops_sfn.local.harness import LocalRuns, RunReport
+from tests.conftest import load_item
+
+SEGMENTED = load_item("demo-dev-segmented-house-price")
+BANDS = [segment["id"] for segment in SEGMENTED["fanout"]["segments"]]
+
+
+def with_fanout(**changes: Any) -> dict[str, Any]:
+    item = copy.deepcopy(SEGMENTED)
+    for key in ("tolerated_failure_percentage", "tolerated_failure_count"):
+        item["fanout"].pop(key, None)
+    item["fanout"].update(changes)
+    return item
+
+
+@pytest.fixture(scope="module")
+def local() -> Any:
+    with LocalRuns() as runs:
+        yield runs
+
+
+def packages(local: LocalRuns, segment: str) -> list[dict[str, Any]]:
+    group = f"mlops-dev-seg-house-price-{segment}"
+    return list(local.sagemaker.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"])
+
+
+def test_the_segmented_demo_trains_evaluates_and_registers_every_segment(local: LocalRuns) -> None:
+    before = {band: len(packages(local, band)) for band in BANDS}
+    report = local.run(SEGMENTED)
+    assert report.status == "SUCCEEDED", report.cause
+    assert report.segments == {"total": 8, "succeeded": sorted(BANDS), "failed": [], "not_run": []}
+    # each band has its own model package group, one more package in it
+    assert {band: len(packages(local, band)) - before[band] for band in BANDS} == dict.fromkeys(BANDS, 1)
+    # each band's stages ran in its own child execution, with its own names and folder
+    for stage in ("Preprocessing", "Training", "Evaluation", "Check quality gate", "Register model", "Done"):
+        assert report.states.count(f"Segment: {stage}") == 8, stage
+    jobs = local.sagemaker.list_training_jobs(MaxResults=100)["TrainingJobSummaries"]
+    run_jobs = [job for job in jobs if job["TrainingJobName"].startswith("demo-dev-segmented-house-price-train-")]
+    assert len({job["TrainingJobName"] for job in run_jobs}) >= 8
+    folder = f"runs/demo-dev-segmented-house-price/{report.execution_name}/segments/"
+    listed = local.s3.list_objects_v2(Bucket=local.settings.bucket, Prefix=folder)["Contents"]
+    written = {obj["Key"].removeprefix(folder).split("/")[0] for obj in listed}
+    assert set(BANDS) <= written and {"items", "results"} <= written
+    # the per-segment stages report as such; the run's own stages as usual
+    assert report.stages["training"] == "per_segment" and report.stages["approval"] == "skipped"
+    (success,) = [note for note in report.notifications if note["subject"] == "Pipeline run succeeded"]
+    assert success["message"]["results"]["segments"]["ResultWriterDetails"]["Key"].endswith("/manifest.json")
+
+
+def test_failures_within_the_tolerance_succeed_and_name_the_failed_segments(local: LocalRuns) -> None:
+    report = local.run(SEGMENTED, fail_segments=["band3", "band5"])  # 2 of 8: 25 %, as tolerated
+    assert report.status == "SUCCEEDED", report.cause
+    assert report.segments is not None
+    assert [f["segment"] for f in report.segments["failed"]] == ["band3", "band5"]
+    assert {f["stage"] for f in report.segments["failed"]} == {"preprocessing"}
+    assert all("--fail-segment" in f["cause"] for f in report.segments["failed"])
+    assert len(report.segments["succeeded"]) == 6
+    (note,) = report.notifications  # one for the run, not one per segment, naming the failed ones
+    assert note["subject"] == "Pipeline run succeeded"
+    summary = note["message"]["results"]["segments_summary"]
+    assert (summary["total"], summary["succeeded"], summary["failed"]) == (8, 6, 2)
+    assert summary["failures"] == [
+        {"segment": band, "stage": "preprocessing", "error": "States.TaskFailed"} for band in ("band3", "band5")
+    ]
+    assert summary["message"].startswith("segments: 8 in all, 6 succeeded, 2 failed: band3 (preprocessing:")
+
+
+def test_failures_beyond_the_tolerance_fail_the_run_with_aws_error_and_one_notification(local: LocalRuns) -> None:
+    report = local.run(SEGMENTED, fail_segments=["band1", "band2", "band3"])  # 3 of 8: 37.5 % > 25 %
+    assert report.status == "FAILED"
+    assert report.error == "segments.States.ExceedToleratedFailureThreshold"
+    assert [note["subject"] for note in report.notifications] == ["Pipeline run failed"]
+    failed = report.notifications[0]["message"]
+    assert failed["failed_stage"] == "segments"
+    assert failed["cause"].startswith(
+        distributed_map.THRESHOLD_CAUSE + " segments: 8 in all, 5 succeeded, 3 failed: band1"
+    )
+    # the outcomes are written all the same: status names the failed segments
+    assert report.segments is not None and [f["segment"] for f in report.segments["failed"]] == BANDS[:3]
+
+
+@pytest.mark.parametrize(
+    ("tolerance", "failing", "status"),
+    [
+        ({}, ["band8"], "FAILED"),  # AWS's default: no failure tolerated
+        ({"tolerated_failure_count": 1}, ["band8"], "SUCCEEDED"),
+        ({"tolerated_failure_count": 1}, ["band7", "band8"], "FAILED"),
+        ({"tolerated_failure_percentage": 50}, BANDS[:4], "SUCCEEDED"),
+        ({"tolerated_failure_percentage": 50, "tolerated_failure_count": 1}, BANDS[:2], "FAILED"),  # either bounds
+    ],
+)
+def test_the_thresholds_bound_the_failed_segments_as_aws_counts_them(
+    local: LocalRuns, tolerance: dict[str, Any], failing: list[str], status: str
+) -> None:
+    report = local.run(with_fanout(**tolerance), fail_segments=failing)
+    assert report.status == status, (report.error, report.segments)
+
+
+def test_a_segments_quality_gate_fails_that_segment_only(local: LocalRuns) -> None:
+    report = local.run(SEGMENTED, metric=0.9)  # every band's report misses the gate
+    assert report.status == "FAILED" and report.error == "segments.States.ExceedToleratedFailureThreshold"
+    assert report.segments is not None
+    assert {(f["stage"], f["error"]) for f in report.segments["failed"]} == {("quality_gate", "QualityGateNotMet")}
+    assert "Segment: Quality gate not met" in report.states
+
+
+def test_a_list_larger_than_a_state_may_hold_is_read_from_s3_and_never_carried_in_the_input(local: LocalRuns) -> None:
+    item = fanout.made_up_segments(with_fanout(max_concurrency=8), 45)
+    report = local.run(item)
+    assert report.status == "SUCCEEDED", report.cause
+    assert report.segments is not None and len(report.segments["succeeded"]) == 45
+    execution = local.sfn.describe_execution(executionArn=arn_of(local, report))
+    assert len(execution["input"].encode()) < 4096  # the input names where the list is
+    where = json.loads(execution["input"])["fanout"]["items"]
+    listed = local.s3.get_object(Bucket=where["Bucket"], Key=where["Key"])["Body"].read()
+    assert len(listed) > 262_144 > MAX_PLANNED_INPUT_BYTES  # more than Step Functions carries in a state
+    assert len(json.loads(listed)) == 45
+
+
+def arn_of(local: LocalRuns, report: RunReport) -> str:
+    return local.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{report.execution_name}"
+
+
+# An SCP allows nothing it does not name (as FullAWSAccess does, this one allows all), then denies.
+ALLOW_ALL = {"Effect": "Allow", "Action": "*", "Resource": "*"}
+
+
+def test_the_map_reads_the_segments_only_as_the_role_may(local: LocalRuns) -> None:
+    """The item reader calls S3 as the state machine's role: refused, the Map fails with
+    States.ItemReaderFailed, before any segment runs."""
+    items = f"arn:aws:s3:::{local.settings.bucket}/runs/*/segments/items/*"
+    scp = {"Statement": [ALLOW_ALL, {"Effect": "Deny", "Action": "s3:GetObject", "Resource": items}]}
+    report = local.run(SEGMENTED, scp=scp)
+    assert report.status == "FAILED" and report.error == "segments.States.ItemReaderFailed"
+    assert not any(state.startswith("Segment: ") for state in report.states)
+    assert report.cause is not None and "AccessDenied" in report.cause
+
+
+def test_the_map_writes_the_outcomes_only_as_the_role_may(local: LocalRuns) -> None:
+    results = f"arn:aws:s3:::{local.settings.bucket}/runs/*/segments/results/*"
+    scp = {"Statement": [ALLOW_ALL, {"Effect": "Deny", "Action": "s3:PutObject", "Resource": results}]}
+    report = local.run(SEGMENTED, scp=scp)
+    assert report.status == "FAILED" and report.error == "segments.States.ResultWriterFailed"
+    assert report.states.count("Segment: Done") == 8  # the segments ran; their outcome could not be written
+
+
+def test_local_run_fails_named_segments_and_tries_a_scale(capsys: pytest.CaptureFixture[str]) -> None:
+    item = "dynamodb_items/demo-dev-segmented-house-price.json"
+    assert cli.main(["local", "run", item, "--fail-segment", "band2"]) == 0  # within the 25 %
+    out = capsys.readouterr().out
+    assert "segments: 8 in all, 7 succeeded, 1 failed: band2 (preprocessing: States.TaskFailed:" in out
+    assert "stages: preprocessing per_segment, training per_segment" in out
+    assert cli.main(["local", "run", item, "--segments", "12", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["segments"]["total"] == 12 and report["segments"]["failed"] == []
+    # bad input: named, with what is allowed
+    assert cli.main(["local", "run", item, "--fail-segment", "band9"]) == 2
+    assert "--fail-segment band9: not a segment of this item (it has band1, band2" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["local", "run", item, "--segments", "1001"])
+    assert "give a whole number of segments from 1 to 1000" in capsys.readouterr().err
+    assert cli.main(["local", "run", "dynamodb_items/demo-dev-train-and-batch-score.json", "--segments", "3"]) == 2
+    assert "has no fanout block" in capsys.readouterr().err
