@@ -208,7 +208,7 @@ def test_stages_added_as_one_module_each_run_through_every_layer(tmp_path: Path)
         "arn:aws:states:::sagemaker:createProcessingJob.sync",
         "arn:aws:states:::sagemaker:createTransformJob.sync",
     ]
-    assert found["next"] == ["Run register?", "Run segments?"]  # the segments follow the last stage
+    assert found["next"] == ["Run register?", "Serve model?"]
     assert found["records"] == ["scoring", "backtest"]
     assert any(r.endswith("processing-job/*-score-*") for r in found["resources"]["ProcessingJobSync"])
     assert any(r.endswith("transform-job/*-backtest-*") for r in found["resources"]["TransformJobSync"])

@@ -92,23 +92,23 @@ def _stages(b: Builder) -> None:
     stages run once the serving stages succeeded, then the run ends."""
     sequence = [stage for stage in STAGES if stage not in SERVING and stage not in WATCHING]
     follows = {stage: _run(after) for stage, after in itertools.pairwise(sequence)}
-    follows[sequence[-1]] = SEGMENTS
+    follows[sequence[-1]] = "Serve model?"
     follows |= {stage: _run(after) for stage, after in itertools.pairwise(WATCHING)}
     if WATCHING:
         follows[WATCHING[-1]] = "Notify success?"
     for stage in sequence + list(WATCHING):
         entry = STAGE[stage].states(b, _recorded(b, stage, follows[stage]))
         b.add(_run(stage), choice(stage, entry, follows[stage], reused=follows[stage]))
-    _segments(b, "Serve model?")
+    # a fanned-out run serves and watches nothing (item rules): its segments, then the run's end
+    _segments(b, _run(WATCHING[0]) if WATCHING else "Notify success?")
 
 
 SEGMENT = "Segment: "  # the names of the states a segment's child execution runs
-SEGMENTS = "Run segments?"
 
 
 def _segments(b: Builder, then: str) -> None:
     """The stages a segment may run, once more, inside a Distributed Map that runs one child
-    execution per segment (core/fanout.py): a run without `$.fanout` passes it in one transition.
+    execution per segment (core/fanout.py); "Serve model?" leads a run with `$.fanout` here.
     The Map reads the segments' inputs from S3 and writes their outcomes there; a child fails with
     its failed stage in the error, and the Map fails the run only beyond the tolerated failures."""
     inside = Builder("Failed")
@@ -129,7 +129,6 @@ def _segments(b: Builder, then: str) -> None:
             "CausePath": "$.failure.cause",
         },
     )
-    b.when(SEGMENTS, "$.fanout", "Segments", then)
     b.add(
         "Segments",
         {
@@ -237,7 +236,9 @@ def _serving(b: Builder, served: str) -> None:
         {
             "Type": "Choice",
             "Choices": [
-                {"Or": [{"Variable": f"$.run.{stage}", "BooleanEquals": True} for stage in SERVING], "Next": "Serve"}
+                # A fanned-out run goes to its segments here, so a run without costs no extra transition.
+                {"Variable": "$.fanout", "IsPresent": True, "Next": "Segments"},
+                {"Or": [{"Variable": f"$.run.{stage}", "BooleanEquals": True} for stage in SERVING], "Next": "Serve"},
             ],
             "Default": served,
         },
