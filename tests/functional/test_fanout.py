@@ -18,6 +18,7 @@ from mlops_sfn.core import fanout
 from mlops_sfn.core.plan import MAX_PLANNED_INPUT_BYTES
 from mlops_sfn.local import distributed_map
 from mlops_sfn.local.harness import LocalRuns, RunReport
+from mlops_sfn.operate import rerun, runs
 from tests.conftest import load_item
 
 SEGMENTED = load_item("demo-dev-segmented-house-price")
@@ -53,9 +54,9 @@ def test_the_segmented_demo_trains_evaluates_and_registers_every_segment(local: 
     # each band's stages ran in its own child execution, with its own names and folder
     for stage in ("Preprocessing", "Training", "Evaluation", "Check quality gate", "Register model", "Done"):
         assert report.states.count(f"Segment: {stage}") == 8, stage
-    jobs = local.sagemaker.list_training_jobs(MaxResults=100)["TrainingJobSummaries"]
-    run_jobs = [job for job in jobs if job["TrainingJobName"].startswith("demo-dev-segmented-house-price-train-")]
-    assert len({job["TrainingJobName"] for job in run_jobs}) >= 8
+    blocks = [json.dumps(event) for event in report.child_history if "taskScheduledEventDetails" in event]
+    trained = {name for name in training_jobs(local) if any(name in block for block in blocks)}
+    assert len(trained) == 8  # one training job per segment, each its own name
     folder = f"runs/demo-dev-segmented-house-price/{report.execution_name}/segments/"
     listed = local.s3.list_objects_v2(Bucket=local.settings.bucket, Prefix=folder)["Contents"]
     written = {obj["Key"].removeprefix(folder).split("/")[0] for obj in listed}
@@ -136,6 +137,11 @@ def test_a_list_larger_than_a_state_may_hold_is_read_from_s3_and_never_carried_i
     assert len(json.loads(listed)) == 45
 
 
+def training_jobs(local: LocalRuns) -> set[str]:
+    pages = local.sagemaker.get_paginator("list_training_jobs").paginate()
+    return {job["TrainingJobName"] for page in pages for job in page["TrainingJobSummaries"]}
+
+
 def arn_of(local: LocalRuns, report: RunReport) -> str:
     return local.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{report.execution_name}"
 
@@ -180,3 +186,94 @@ def test_local_run_fails_named_segments_and_tries_a_scale(capsys: pytest.Capture
     assert "give a whole number of segments from 1 to 1000" in capsys.readouterr().err
     assert cli.main(["local", "run", "dynamodb_items/demo-dev-train-and-batch-score.json", "--segments", "3"]) == 2
     assert "has no fanout block" in capsys.readouterr().err
+
+
+def test_a_rerun_of_the_failed_segments_runs_exactly_those_in_the_earlier_runs_folder(local: LocalRuns) -> None:
+    earlier_report = local.run(SEGMENTED, fail_segments=["band3", "band5"])
+    assert earlier_report.status == "SUCCEEDED"  # within the tolerance
+    earlier = runs.from_description(local.sfn.describe_execution(executionArn=arn_of(local, earlier_report)))
+    jobs_before = training_jobs(local)
+
+    planned = rerun.plan_rerun(
+        earlier,
+        earlier_report.history,
+        local.definition,
+        SEGMENTED,
+        local.settings,
+        "preprocessing",
+        lambda name: False,
+        segments=["band3", "band5"],
+    )
+    assert [segment["segment"] for segment in planned.segment_inputs] == ["band3", "band5"]
+    assert planned.execution_input["run_folder"] == earlier.execution_input["run_folder"]
+    # its own names (SageMaker refuses a job name twice) and its own list and outcomes
+    earlier_names = json.dumps(earlier.execution_input)  # (the earlier segments' are made from the same folder)
+    for segment in planned.segment_inputs:
+        assert segment["stages"]["training"]["request"]["TrainingJobName"] not in jobs_before
+    assert planned.execution_input["fanout"]["items"]["Key"].endswith(f"/segments/items/{planned.name}.json")
+    assert planned.execution_input["fanout"]["results"] != earlier.execution_input["fanout"]["results"]
+    assert planned.name not in earlier_names
+
+    report = local.run_input(planned.execution_input, segment_inputs=planned.segment_inputs)
+    assert report.status == "SUCCEEDED", report.cause
+    assert report.segments == {"total": 2, "succeeded": ["band3", "band5"], "failed": [], "not_run": []}
+    jobs_after = training_jobs(local)
+    assert len(jobs_after - jobs_before) == 2  # the two segments trained, no other
+    # the earlier run still reports its own outcome
+    assert fanout.outcome(local.s3, earlier.execution_input)["failed"][0]["segment"] == "band3"
+
+    # a segment the item no longer has is refused, naming it
+    with pytest.raises(rerun.RerunRefused, match="segments no longer in the item: band9"):
+        rerun.plan_rerun(
+            earlier,
+            earlier_report.history,
+            local.definition,
+            SEGMENTED,
+            local.settings,
+            "preprocessing",
+            lambda name: False,
+            segments=["band9"],
+        )
+
+
+def test_rerun_failed_segments_from_the_command_line_says_which_and_refuses_what_it_cannot(
+    local: LocalRuns, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlops_sfn.core import dynamodb_json
+
+    table = "mlops-fanout-pipelines"  # the deployment's table holds the item, as Terraform's does
+    local.dynamodb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "consumption_pipeline_name", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "consumption_pipeline_name", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    local.dynamodb.put_item(TableName=table, Item=dynamodb_json.to_typed(SEGMENTED))
+    values = {
+        "bucket_name": local.settings.bucket,
+        "sagemaker_role_arn": local.settings.sagemaker_role_arn,
+        "image_uri": local.settings.default_image_uri,
+        "state_machine_arn": local.state_machine_arn,
+        "table_name": table,
+        "sagemaker_name_prefix": local.settings.sagemaker_name_prefix,
+        "image_repository_arns": local.settings.image_repository_arns.split(","),
+        "data_buckets": [],
+        "kms_key_arn": None,
+        "region": local.settings.region,
+    }
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps({name: {"value": value} for name, value in values.items()}))
+
+    earlier = local.run(SEGMENTED, fail_segments=["band2"])
+    assert earlier.status == "SUCCEEDED"
+    code = cli.main(["rerun", earlier.execution_name, "--failed-segments", "--outputs", str(outputs)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"running again the segments that did not succeed in {earlier.execution_name}: band2" in out
+
+    clean = local.run(SEGMENTED)
+    assert cli.main(["rerun", clean.execution_name, "--failed-segments", "--outputs", str(outputs)]) == 1
+    assert f"every segment of {clean.execution_name} succeeded" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # --from or --failed-segments, one of the two
+        cli.main(["rerun", clean.execution_name, "--outputs", str(outputs)])
+    assert "one of the arguments --from --failed-segments is required" in capsys.readouterr().err

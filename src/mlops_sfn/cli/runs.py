@@ -51,7 +51,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "rerun", help="run EXECUTION again from STAGE, reusing what its earlier stages made (no retraining)"
     )
     rerun.add_argument("execution", metavar="EXECUTION", help="execution name or ARN")
-    rerun.add_argument("--from", dest="from_stage", required=True, choices=STAGES, metavar="STAGE")
+    again = rerun.add_mutually_exclusive_group(required=True)
+    again.add_argument("--from", dest="from_stage", choices=STAGES, metavar="STAGE")
+    again.add_argument(
+        "--failed-segments",
+        action="store_true",
+        help="a fanned-out run: run again only the segments that failed (or never ran), the others not",
+    )
     add_sets(rerun, "this rerun, over the earlier run's own (which it keeps)")
     rerun.add_argument(
         "--accept-changed-upload",
@@ -186,16 +192,20 @@ def rerun_from(args: argparse.Namespace) -> int:
             return False
         return True
 
+    from_stage, segments = args.from_stage, None
     try:
+        if args.failed_segments:
+            from_stage, segments = _failed_segments(deployment, earlier)
         planned = rerun.plan_rerun(
             earlier,
             runs.history(sfn, arn),
             runs.definition(sfn, arn),
             dynamodb_json.from_typed(stored["Item"]),
             deployment.settings(),
-            args.from_stage,
+            from_stage,
             taken,
             changes,
+            segments,
         )
     except rerun.RerunRefused as refused:
         problem(f"mlops-sfn rerun: {refused}")
@@ -214,14 +224,23 @@ def rerun_from(args: argparse.Namespace) -> int:
         return INVALID
     if unverified:
         print(f"reading the upload as it is now, as asked: {unverified}", file=sys.stderr)
+    fanout.write(deployment.client("s3"), planned.execution_input, planned.segment_inputs)  # its Map reads them
     started = sfn.start_execution(
         stateMachineArn=machine, name=planned.name, input=json.dumps(planned.execution_input)
     )["executionArn"]
+    again = [segment["segment"] for segment in planned.segment_inputs] if segments is not None else None
     if args.json and not args.wait:
-        print(json.dumps({"name": planned.name, "arn": started, "reused": list(planned.reused)}))
+        print(
+            json.dumps(
+                {"name": planned.name, "arn": started, "reused": list(planned.reused)}
+                | ({"segments": again} if again is not None else {})
+            )
+        )
         return OK
     if not args.json:
         print(f"started {planned.name}, reusing {', '.join(planned.reused) or 'nothing'} from {earlier.name}")
+        if again is not None:
+            print(f"  running again the segments that did not succeed in {earlier.name}: {', '.join(again)}")
         kept = _paths(earlier.execution_input.get("trigger", {}).get("overrides") or {})
         changed = _paths(changes)
         if kept:  # paths only: an override's value may be anything (it is kept out of logs too)
@@ -229,6 +248,25 @@ def rerun_from(args: argparse.Namespace) -> int:
         if changed:
             print(f"  with this rerun's: {', '.join(changed)}")
     return _wait(deployment, started, args) if args.wait else OK
+
+
+def _failed_segments(deployment: Target, earlier: runs.Run) -> tuple[str, list[str]]:
+    """Where a rerun of `earlier`'s failed segments starts (its first stage per segment), and which."""
+    config = earlier.execution_input.get("fanout")
+    if not config:
+        raise rerun.RerunRefused(f"--failed-segments: {earlier.name} did not fan out (it has no segments)")
+    if earlier.status == "RUNNING":
+        raise rerun.RerunRefused(f"{earlier.name} is still running: rerun its failed segments once it ends")
+    outcome = fanout.outcome(deployment.client("s3"), earlier.execution_input)
+    if outcome is None:
+        raise rerun.RerunRefused(
+            f"--failed-segments: {earlier.name} wrote no outcome of its segments (its Map never ended):"
+            f" rerun it --from {config['stages'][0]}"
+        )
+    failed = [failure["segment"] for failure in outcome["failed"]] + outcome["not_run"]
+    if not failed:
+        raise rerun.RerunRefused(f"--failed-segments: every segment of {earlier.name} succeeded")
+    return config["stages"][0], failed
 
 
 def _paths(changes: dict[str, Any], prefix: str = "") -> list[str]:

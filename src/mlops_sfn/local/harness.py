@@ -369,12 +369,20 @@ class LocalRuns:
         return self._report(execution, execution_input, answer, started, timeout)
 
     def run_input(
-        self, execution_input: dict[str, Any], timeout: float = 120.0, endpoint: str = "in_service"
+        self,
+        execution_input: dict[str, Any],
+        timeout: float = 120.0,
+        endpoint: str = "in_service",
+        segment_inputs: list[dict[str, Any]] = (),  # type: ignore[assignment]
     ) -> RunReport:
-        """Execute an input planned elsewhere (a rerun's, say) with simulated jobs that succeed; nobody answers."""
+        """Execute an input planned elsewhere (a rerun's, say; its segments' written first, as its starter
+        writes them) with simulated jobs that succeed; nobody answers."""
         started = time.monotonic()
         self._answered = []
-        self.local.sagemaker.runner = self.jobs or SimulatedJobs.for_execution(self.s3, execution_input, set(), None, 0)
+        fanout.write(self.s3, execution_input, list(segment_inputs))
+        self.local.sagemaker.runner = self.jobs or SimulatedJobs.for_execution(
+            self.s3, execution_input, set(), None, 0, list(segment_inputs)
+        )
         self.local.sagemaker.endpoint_outcome = endpoint
         self.local.fail_states, self.local.throttle, self.local.limited = {}, set(), set()
         self.local.guardrails = []

@@ -1,4 +1,5 @@
-"""`mlops-sfn rerun EXECUTION --from STAGE`: a new run that reuses what an earlier run's stages made.
+"""`mlops-sfn rerun EXECUTION --from STAGE | --failed-segments`: a new run that reuses what an
+earlier run's stages made.
 
 The new run is planned from the current item with the earlier run's trigger (its overrides kept,
 `--set` applied over them), in the earlier run's folder (its paths are where the earlier stages
@@ -9,6 +10,12 @@ their own per (earlier run, stage, attempt), since SageMaker names are unique fo
 
 Refused, with the reason, when an earlier stage did not succeed, when the item changed a reused
 stage (or the trigger would plan another folder), or when what a reused stage made is gone.
+
+`--failed-segments`: a fanned-out run's segments that failed (or never ran) run again, the others
+not: the rerun starts from the first stage that runs per segment, with only those segments, in the
+earlier run's folder. (Step Functions' redrive of a Map Run would start the failed children again,
+but only in a run that failed, and this definition records a failed Map and ends in its Fail state,
+where a redrive would fail again: `why_not_redrive` says so.)
 """
 
 from __future__ import annotations
@@ -16,12 +23,12 @@ from __future__ import annotations
 import copy
 import itertools
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..core import names, uploads
+from ..core import fanout, names, uploads
 from ..core.asl import SAGEMAKER, stage_tasks
-from ..core.plan import map_strings, plan_execution
+from ..core.plan import map_strings, plan_run
 from ..core.problems import Error, InvalidItem
 from ..core.settings import Settings
 from ..core.stage import merge
@@ -39,6 +46,7 @@ class Rerun:
     name: str
     execution_input: dict[str, Any]
     reused: tuple[str, ...]
+    segment_inputs: list[dict[str, Any]] = field(default_factory=list)  # what the starter writes first (fanout)
 
 
 def plan_rerun(
@@ -50,14 +58,17 @@ def plan_rerun(
     from_stage: str,
     taken: Any,
     changes: dict[str, Any] | None = None,
+    segments: list[str] | None = None,
 ) -> Rerun:
     """The rerun's input. `taken(name)` says whether an execution name is already used; `changes`
-    (`--set`) go over the earlier run's own overrides, which the rerun keeps."""
+    (`--set`) go over the earlier run's own overrides, which the rerun keeps; `segments`: a fanned-out
+    run's segments to run again (the others' outcomes stay the earlier run's)."""
     if from_stage not in STAGES:
         raise RerunRefused(f"--from {from_stage}: not a stage ({', '.join(STAGES)})")
     if earlier.status == "RUNNING":
         raise RerunRefused(f"{earlier.name} is still running: rerun it once it ends")
-    ran = [stage for stage in STAGES if earlier.execution_input["run"].get(stage)]
+    per_segment = earlier.execution_input.get("fanout", {}).get("stages", [])
+    ran = [stage for stage in STAGES if earlier.execution_input["run"].get(stage) or stage in per_segment]
     if from_stage not in ran:
         raise RerunRefused(
             f"--from {from_stage}: {from_stage} did not run in {earlier.name}; rerun from a stage that did"
@@ -89,12 +100,18 @@ def plan_rerun(
     trigger = Trigger.from_dict(earlier.execution_input["trigger"])
     if changes:
         trigger = replace(trigger, overrides=merge(trigger.overrides, changes))
+    if segments is not None:
+        try:
+            item = fanout.only(item, segments)
+        except KeyError as missing:
+            raise RerunRefused(f"segments no longer in the item: {missing.args[0]}; start a new run") from None
     # the earlier run's names and folder: what the reused stages made is there
     folder_of = str(earlier.execution_input.get("run_folder", "")).rstrip("/").rsplit("/", 1)[-1] or None
     try:
-        planned = plan_execution(item, trigger, settings, execution=folder_of)
+        whole = plan_run(item, trigger, settings, execution=folder_of)
     except InvalidItem as invalid:
         raise RerunRefused(f"the item is invalid now: {invalid}") from None
+    planned = whole.execution_input
     for key in ("run_folder", "dataset_date"):  # (a rerun's execution name is its own; its folder is not)
         if planned[key] != earlier.execution_input.get(key):
             raise RerunRefused(
@@ -115,16 +132,25 @@ def plan_rerun(
                 f" rerun from {stage} or earlier"
             )
 
-    name, attempt = _name(earlier, from_stage, taken)
+    name, attempt = _name(earlier, from_stage if segments is None else "failed segments", taken)
     execution_input = _renamed(planned, [s for s in STAGES if s not in before], earlier.name, attempt)
     execution_input["execution_name"] = name
+    segment_inputs = [
+        _renamed(
+            segment, per_segment, earlier.name, attempt, fanout.segment_folder(folder_of or "", segment["segment"])
+        )
+        | {"execution_name": name}
+        for segment in whole.segment_inputs
+    ]
+    if "fanout" in execution_input:  # this run's own list and outcomes, in the earlier run's folder
+        execution_input["fanout"] |= fanout.locations(settings.bucket, execution_input["run_folder"], name)
     origins = earlier.execution_input.get("reused", {})
     execution_input["reused"] = {stage: origins.get(stage, earlier.name) for stage in reused}
     kept = {stage: copy.deepcopy(results[stage]) for stage in reused if stage in results}
     kept |= copy.deepcopy(verdicts)
     serving = {stage: kept.pop(stage) for stage in SERVING if stage in kept}
     execution_input["results"] = kept | ({"serve": serving} if serving else {})
-    return Rerun(name, execution_input, reused)
+    return Rerun(name, execution_input, reused, segment_inputs)
 
 
 # How long a deploy waits for its endpoint: not what it produced.
@@ -149,9 +175,12 @@ def _name(earlier: runs.Run, from_stage: str, taken: Any) -> tuple[str, int]:
     raise AssertionError("unreachable")
 
 
-def _renamed(planned: dict[str, Any], running: list[str], earlier: str, attempt: int) -> dict[str, Any]:
-    """The input with every per-run name of the stages that run again replaced by one of this attempt."""
-    pipeline, execution = planned["pipeline"], planned["execution_name"]
+def _renamed(
+    planned: dict[str, Any], running: list[str], earlier: str, attempt: int, execution: str | None = None
+) -> dict[str, Any]:
+    """The input with every per-run name of the stages that run again replaced by one of this attempt
+    (`execution`: what the names were made from, when not the input's execution: a segment's)."""
+    pipeline, execution = planned["pipeline"], execution or planned["execution_name"]
     renames = {}
     for stage in running:
         described = STAGE[stage]
