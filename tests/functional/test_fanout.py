@@ -97,6 +97,10 @@ def test_failures_beyond_the_tolerance_fail_the_run_with_aws_error_and_one_notif
     )
     # the outcomes are written all the same: status names the failed segments
     assert report.segments is not None and [f["segment"] for f in report.segments["failed"]] == BANDS[:3]
+    # a redrive would start again in the Failed state: the rerun of the failed segments is named instead
+    earlier = runs.from_description(local.sfn.describe_execution(executionArn=arn_of(local, report)))
+    why = rerun.why_not_redrive(earlier, report.history, local.definition)
+    assert why is not None and why.endswith(f"mlops-sfn rerun {report.execution_name} --failed-segments")
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ import boto3
 import pytest
 
 from mlops_sfn import cli
-from mlops_sfn.core import dynamodb_json, names
+from mlops_sfn.core import dynamodb_json, fanout, names
 from mlops_sfn.core.stages import STAGES
 from mlops_sfn.local import deployment
 from mlops_sfn.local import monitor as local_monitor
@@ -103,6 +103,31 @@ def test_the_jobs_ran_the_scripts_and_left_their_outputs_where_sagemaker_would(f
     predictions = found["batch-transform/features.csv.out"].decode().splitlines()
     assert len(predictions) == len(features) == 1200
     assert all(0.0 < float(value) < 6.0 for value in predictions)
+
+
+def test_the_segmented_demo_trains_evaluates_and_registers_one_model_per_band_with_the_scripts(demo: Demo) -> None:
+    """The fanned-out demo on the local stack: the router writes the segments' list, the Distributed
+    Map runs each band's scripts in its own child execution, each band registers its own model."""
+    pipeline = "demo-dev-segmented-house-price"
+    result = demo.run(pipeline=pipeline)
+    assert result.status == "SUCCEEDED", report(result, demo)
+    assert result.stages["training"].status == "per segment"
+    folder, sagemaker = result.execution_input["run_folder"], demo.deployment.client("sagemaker")
+    bands = {
+        segment["id"]: segment for segment in json.loads((ITEMS / f"{pipeline}.json").read_text())["fanout"]["segments"]
+    }
+    for band, segment in bands.items():
+        found = objects(demo, f"{folder}segments/{band}/")
+        rows = [line.split(",") for line in found["preprocessing/train/train.csv"].decode().splitlines()]
+        assert rows and all(segment["latitude_min"] <= float(row[7]) < segment["latitude_max"] for row in rows), band
+        rmse = json.loads(found["evaluation/evaluation.json"])["regression_metrics"]["rmse"]["value"]
+        assert 0.2 < rmse < 0.75, band  # the gate passed on the band's own model
+        group = f"mlops-dev-seg-house-price-{band}"
+        assert sagemaker.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"], band
+    outcome = fanout.outcome(demo.s3, result.execution_input)
+    assert outcome is not None and outcome["succeeded"] == sorted(bands) and outcome["failed"] == []
+    (note,) = [n["message"] for n in result.notifications if n["subject"] == "Pipeline run succeeded"]
+    assert note["results"]["segments_summary"]["succeeded"] == 8
 
 
 def test_the_environment_local_up_prints_reaches_the_local_aws_as_printed(

@@ -32,7 +32,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ..checkout import ROOT
-from ..core import dynamodb_json, monitoring, names, uploads
+from ..core import dynamodb_json, fanout, monitoring, names, uploads
 from ..core.problems import Error
 from ..core.sagemaker_api import failure_reason
 from ..core.stages import CHECKPOINTS
@@ -407,6 +407,9 @@ def report(result: DemoResult, demo: Demo) -> list[str]:
         )
         where = f" (s3://{report_location['Bucket']}/{report_location['Key']})" if report_location else ""
         lines.append(f"metrics: {metrics or json.dumps(evaluation)[:200]}{where}")
+    if "fanout" in result.execution_input:  # each segment's metrics are in its folder: status lists the segments
+        outcome = fanout.outcome(demo.s3, result.execution_input)
+        lines.append(fanout.segments_line(outcome) if outcome else "segments: no outcome written")
     lines.append(f"outputs: {result.execution_input.get('run_folder')}")
     for note in result.notifications:
         message = note["message"]

@@ -242,6 +242,11 @@ def why_not_redrive(earlier: runs.Run, events: list[dict[str, Any]], machine: di
         return f"{earlier.name} has no unsuccessful state to start again from"
     state = found[0]
     task_stage = {task: stage for stage, tasks in stage_tasks(machine).items() for task in tasks}
+    if machine["States"][state]["Type"] == "Fail" and earlier.failed_stage == fanout.STAGE_NAME:
+        return (
+            f"{earlier.name} failed in its segments and the failure was recorded (it ended in the {state} state,"
+            f" where a redrive would fail again): mlops-sfn rerun {earlier.name} --failed-segments"
+        )
     if machine["States"][state]["Type"] == "Fail" and earlier.failed_stage:
         stage = earlier.failed_stage.split(",")[0]
         stage = CHECKPOINTS[stage][1].name if stage in CHECKPOINTS else stage  # its stage reruns it
