@@ -16,6 +16,7 @@ import pytest
 from mlops_sfn import cli
 from mlops_sfn.core import fanout
 from mlops_sfn.core.plan import MAX_PLANNED_INPUT_BYTES
+from mlops_sfn.core.problems import InvalidItem
 from mlops_sfn.local import distributed_map
 from mlops_sfn.local.harness import LocalRuns, RunReport
 from mlops_sfn.operate import rerun, runs
@@ -128,17 +129,36 @@ def test_a_segments_quality_gate_fails_that_segment_only(local: LocalRuns) -> No
     assert "Segment: Quality gate not met" in report.states
 
 
-def test_a_list_larger_than_a_state_may_hold_is_read_from_s3_and_never_carried_in_the_input(local: LocalRuns) -> None:
-    item = fanout.made_up_segments(with_fanout(max_concurrency=8), 45)
+def test_an_uploaded_list_larger_than_a_state_may_hold_is_read_from_s3_never_carried_in_the_input(
+    local: LocalRuns,
+) -> None:
+    """The upload lists the segments (segments_file): 45 rows with long values, more than Step Functions
+    carries in a state; the run's input only says where the router wrote them."""
+    item = with_fanout(max_concurrency=8)
+    del item["fanout"]["segments"]
+    item["fanout"]["segments_file"] = "segments.jsonl"
+    rows = [{"id": f"s{n:02d}", "latitude_min": 32, "latitude_max": 42, "notes": "x" * 6000} for n in range(45)]
+    uploaded = "".join(json.dumps(row) + "\n" for row in rows).encode()
+    assert len(uploaded) > 262_144 > MAX_PLANNED_INPUT_BYTES
+    local.s3.put_object(Bucket=local.settings.bucket, Key=item["trigger"]["prefix"] + "segments.jsonl", Body=uploaded)
     report = local.run(item)
     assert report.status == "SUCCEEDED", report.cause
-    assert report.segments is not None and len(report.segments["succeeded"]) == 45
+    assert report.segments is not None and report.segments["succeeded"] == [row["id"] for row in rows]
     execution = local.sfn.describe_execution(executionArn=arn_of(local, report))
     assert len(execution["input"].encode()) < 4096  # the input names where the list is
     where = json.loads(execution["input"])["fanout"]["items"]
     listed = local.s3.get_object(Bucket=where["Bucket"], Key=where["Key"])["Body"].read()
-    assert len(listed) > 262_144 > MAX_PLANNED_INPUT_BYTES  # more than Step Functions carries in a state
-    assert len(json.loads(listed)) == 45
+    assert len(listed) > 262_144 and len(json.loads(listed)) == 45
+
+
+def test_an_upload_without_its_segments_file_starts_no_run(local: LocalRuns) -> None:
+    item = copy.deepcopy(SEGMENTED)
+    del item["fanout"]["segments"]
+    item["fanout"]["segments_file"] = "missing/segments.csv"
+    with pytest.raises(InvalidItem) as raised:
+        local.run(item)
+    (problem,) = raised.value.problems
+    assert problem.path == "fanout.segments_file" and "missing/segments.csv: not in the upload" in problem.message
 
 
 def training_jobs(local: LocalRuns) -> set[str]:
@@ -190,6 +210,22 @@ def test_local_run_fails_named_segments_and_tries_a_scale(capsys: pytest.Capture
     assert "give a whole number of segments from 1 to 1000" in capsys.readouterr().err
     assert cli.main(["local", "run", "dynamodb_items/demo-dev-train-and-batch-score.json", "--segments", "3"]) == 2
     assert "has no fanout block" in capsys.readouterr().err
+
+
+def test_local_run_of_an_item_whose_uploads_list_the_segments_needs_made_up_ones(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    item = copy.deepcopy(SEGMENTED)
+    del item["fanout"]["segments"]
+    item["fanout"]["segments_file"] = "segments.csv"
+    path = tmp_path / "item.json"
+    path.write_text(json.dumps(item))
+    assert cli.main(["local", "run", str(path)]) == 2
+    assert "local run has no upload: give --segments N" in capsys.readouterr().err
+    assert cli.main(["local", "run", str(path), "--segments", "3"]) == 0  # each field its placeholders read: "0"
+    assert "segments: 3 in all, 3 succeeded, 0 failed" in capsys.readouterr().out
+    assert cli.main(["plan", str(path)]) == 0
+    assert "segments:   read from the upload's segments.csv when the run starts" in capsys.readouterr().out
 
 
 def test_a_rerun_of_the_failed_segments_runs_exactly_those_in_the_earlier_runs_folder(local: LocalRuns) -> None:

@@ -201,3 +201,65 @@ def test_a_scheduled_run_whose_uploads_cannot_be_listed_is_kept_for_a_replay(sta
     (rejected,) = raised.value.rejections
     assert rejected["field"] == "trigger.prefix" and "could not be listed (AccessDenied)" in rejected["reason"]
     assert stack.executions() == []
+
+
+# --- fan-out: the segments listed by a file of the upload ----------------------------------------
+
+SEGMENTED = "demo-dev-segmented-house-price"
+SEGMENTED_FOLDER = f"input/{SEGMENTED}/2024-06-01/"
+
+
+@pytest.fixture
+def segmented() -> Iterator[Stack]:
+    item = load_item(SEGMENTED)
+    del item["fanout"]["segments"]
+    item["fanout"]["segments_file"] = "segments.csv"  # each upload lists its own
+    with mock_aws():
+        yield deploy([item])
+
+
+def segmented_upload(stack: Stack, files: dict[str, bytes]) -> dict[str, Any]:
+    listed = [
+        {"key": SEGMENTED_FOLDER + name, "etag": put(stack, SEGMENTED_FOLDER + name, body)}
+        for name, body in files.items()
+    ]
+    body = json.dumps({"files": listed}).encode()
+    event = load_event("s3_object_created")
+    key = SEGMENTED_FOLDER + "manifest.json"
+    event["detail"]["object"].update(key=key, etag=put(stack, key, body))
+    return event
+
+
+def test_the_segments_an_upload_lists_are_planned_and_written_where_the_run_reads_them(segmented: Stack) -> None:
+    rows = "id,latitude_min,latitude_max\n" + "".join(f"s{n},{30 + n},{31 + n}\n" for n in range(12))
+    assert (
+        segmented.router().handle(segmented_upload(segmented, {"segments.csv": rows.encode()}), "req")["started"] == 1
+    )
+    (execution,) = segmented.executions()
+    described = segmented.stepfunctions.describe_execution(executionArn=execution["executionArn"])
+    where = json.loads(described["input"])["fanout"]["items"]
+    listed = json.loads(segmented.s3.get_object(Bucket=where["Bucket"], Key=where["Key"])["Body"].read())
+    assert [segment["segment"] for segment in listed] == [f"s{n}" for n in range(12)]
+    arguments = listed[3]["stages"]["preprocessing"]["request"]["AppSpecification"]["ContainerArguments"]
+    assert arguments[-4:] == ["--latitude-min", "33", "--latitude-max", "34"]  # the file's values, as text
+
+
+@pytest.mark.parametrize(
+    ("files", "reason"),
+    [
+        ({}, "segments.csv: not in the upload: upload it with the run's files, or list fanout.segments"),
+        ({"segments.csv": b"name,latitude_min\nnorth,1\n"}, "its header row (name,latitude_min) names no id column"),
+        ({"segments.csv": b"id,latitude_min,latitude_max\na,1,2\nb,1\n"}, "line 3 has not as many fields"),
+        ({"segments.csv": b"id,latitude_min,latitude_max\na,1,2\na,2,3\n"}, "repeats segment 'a'"),
+        ({"segments.csv": b"id,latitude_min\na,1\n"}, "segment 'a' has no field 'latitude_max'"),
+        ({"segments.csv": b"id\n" + b"".join(b"s%d\n" % n for n in range(1001))}, "at most 1000 run in one run"),
+    ],
+)
+def test_an_upload_whose_segments_cannot_be_used_starts_nothing_and_says_why(
+    segmented: Stack, files: dict[str, bytes], reason: str
+) -> None:
+    with pytest.raises(RejectedEvent) as raised:
+        segmented.router().handle(segmented_upload(segmented, files), "req")
+    (rejected,) = raised.value.rejections
+    assert reason in rejected["reason"] or any(reason in p["reason"] for p in rejected.get("problems", []))
+    assert segmented.executions() == []

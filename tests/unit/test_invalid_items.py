@@ -324,6 +324,15 @@ CASES: list[tuple[str, str, dict[str, Any], str, str]] = [
         "at most 1000",
     ),
     ("no segments", SEG, {"fanout.segments": []}, "fanout.segments", "at least 1"),
+    ("segments and a file of them", SEG, {"fanout.segments_file": "s.csv"}, "fanout", "exactly one of segments"),
+    ("neither segments nor a file of them", SEG, {"fanout.segments": DELETE}, "fanout", "exactly one of segments"),
+    (
+        "a segments file outside the upload",
+        SEG,
+        {"fanout.segments": DELETE, "fanout.segments_file": "../s.csv"},
+        "fanout.segments_file",
+        "without '../'",
+    ),
     (
         "a tolerance above 100 %",
         SEG,

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..core.fanout import MAX_SEGMENTS, made_up_segments, segments_line
+from ..core.fanout import MAX_SEGMENTS, in_upload, made_up_segments, segments_line
 from ..core.problems import InvalidItem
 from ..core.sagemaker_api import failure_reason
 from ..local.sagemaker import ENDPOINT_OUTCOMES, EXISTING_ENDPOINT, FAILABLE
@@ -172,6 +172,11 @@ def local_run(args: argparse.Namespace) -> int:
         if "fanout" not in item:
             raise UsageError(f"--segments: {args.item} has no fanout block, so no segments to replace")
         item = made_up_segments(item, args.segments)
+    elif in_upload(item):
+        raise UsageError(
+            f"{args.item} lists its segments in a file of each upload (fanout.segments_file), and local run has no"
+            " upload: give --segments N to run N made-up ones, or run it on the local stack (local demo)"
+        )
     try:
         with LocalRuns() as local:
             report = local.run(

@@ -109,5 +109,7 @@ def plan(
     elif explain_cache:
         print(preview.cache_text(execution_input, apply_overrides(item, trigger)))
     else:
-        print(preview.text(execution_input, enabled=item.get("enabled", True), segment_inputs=planned.segment_inputs))
+        listed_by = item.get("fanout", {}).get("segments_file")
+        shown = preview.text(execution_input, item.get("enabled", True), planned.segment_inputs, listed_by)
+        print(shown)
     return OK

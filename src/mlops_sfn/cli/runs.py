@@ -206,6 +206,7 @@ def rerun_from(args: argparse.Namespace) -> int:
             taken,
             changes,
             segments,
+            deployment.client("s3"),
         )
     except rerun.RerunRefused as refused:
         problem(f"mlops-sfn rerun: {refused}")

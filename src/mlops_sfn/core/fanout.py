@@ -22,10 +22,11 @@ results written as manifest.json with SUCCEEDED_n.json / FAILED_n.json / PENDING
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 from . import schema
-from .problems import Problem
+from .problems import InvalidItem, Problem
 from .sagemaker_api import failure_reason
 from .stage import Item, runs
 
@@ -58,8 +59,80 @@ def stages_of(item: Item) -> tuple[str, ...]:
 
 
 def segments(item: Item) -> list[dict[str, Any]]:
+    """The segments the item lists (none yet when its upload's file lists them: `read_segments`)."""
     listed: list[dict[str, Any]] = item.get("fanout", {}).get("segments", [])
     return listed
+
+
+# What a segments file may weigh: 1,000 segments with a few values each take well under this.
+MAX_FILE_BYTES = 4 * 1024 * 1024
+# A placeholder segment: the stages of an item whose segments are in its upload are checked with it.
+SAMPLE = {"id": "sample"}
+
+
+def in_upload(item: Item) -> bool:
+    """Whether the item's segments are listed by a file of each upload (`segments_file`)."""
+    return "segments_file" in item.get("fanout", {})
+
+
+def read_segments(s3: Any, bucket: str, upload_prefix: str, item: Item) -> Item:
+    """The item with the segments its upload's file lists (`fanout.segments_file`, relative to the
+    upload's prefix): a CSV row each (its header names an `id` column), or a JSON Lines line each.
+    InvalidItem naming the file, and the line, for what cannot be read; the segments themselves are
+    checked as listed ones are (plan.py)."""
+    name = item["fanout"]["segments_file"]
+    where = f"s3://{bucket}/{upload_prefix}{name}"
+
+    def refused(why: str) -> InvalidItem:
+        return InvalidItem([Problem("fanout.segments_file", f"{where}: {why}")])
+
+    try:
+        body = s3.get_object(Bucket=bucket, Key=upload_prefix + name)["Body"].read(MAX_FILE_BYTES + 1)
+    except s3.exceptions.NoSuchKey:
+        raise refused("not in the upload: upload it with the run's files, or list fanout.segments") from None
+    if len(body) > MAX_FILE_BYTES:
+        raise refused(f"more than {MAX_FILE_BYTES} bytes: list at most {MAX_SEGMENTS} segments, a few values each")
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise refused("not UTF-8 text") from None
+    rows = _csv_rows(text, refused) if name.endswith(".csv") else _jsonl_rows(text, refused)
+    if not rows:
+        raise refused("lists no segment")
+    if len(rows) > MAX_SEGMENTS:
+        raise refused(f"lists {len(rows)} segments; at most {MAX_SEGMENTS} run in one run")
+    block = {key: value for key, value in item["fanout"].items() if key != "segments_file"}
+    return {**item, "fanout": block | {"segments": rows}}
+
+
+def _csv_rows(text: str, refused: Any) -> list[dict[str, Any]]:
+    import csv
+    import io
+
+    reader = csv.DictReader(io.StringIO(text))
+    if "id" not in (reader.fieldnames or []):
+        raise refused(f"its header row ({','.join(reader.fieldnames or [])}) names no id column")
+    rows = []
+    for row in reader:
+        if None in row or None in row.values():
+            raise refused(f"line {reader.line_num} has not as many fields as the header row")
+        rows.append(dict(row))
+    return rows
+
+
+def _jsonl_rows(text: str, refused: Any) -> list[dict[str, Any]]:
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise refused(f"line {number} is not JSON ({error.msg})") from None
+        if not isinstance(row, dict) or not isinstance(row.get("id"), str):
+            raise refused(f'line {number} is not an object with a string "id"')
+        rows.append(row)
+    return rows
 
 
 def segment_folder(execution: str, segment_id: str) -> str:
@@ -84,7 +157,7 @@ def config(item: Item, bucket: str, run_folder: str, execution: str) -> dict[str
     block = item["fanout"]
     return {
         "stages": list(stages_of(item)),
-        "count": len(segments(item)),
+        "count": len(segments(item)) if not in_upload(item) else None,  # None: read when the run starts
         **locations(bucket, run_folder, execution),
         "max_concurrency": block.get("max_concurrency", DEFAULT_MAX_CONCURRENCY),
         **tolerance(block),
@@ -118,7 +191,7 @@ def tolerance(block: dict[str, Any]) -> dict[str, Any]:
         return {"tolerated_failure_percentage": 0, "tolerated_failure_count": 0}
     return {
         "tolerated_failure_percentage": 100 if percentage is None else percentage,
-        "tolerated_failure_count": len(block["segments"]) if count is None else count,
+        "tolerated_failure_count": MAX_SEGMENTS if count is None else count,  # (no more segments than that)
     }
 
 
@@ -129,6 +202,10 @@ def rules(item: Item, catalog: tuple[Stage, ...]) -> list[Problem]:
     per_segment = stages_of(item)
     named = item["fanout"]["stages"]
     problems = []
+    if ("segments" in item["fanout"]) == in_upload(item):
+        problems.append(
+            Problem("fanout", "needs exactly one of segments (listed here) or segments_file (a file of each upload)")
+        )
     for index, stage in enumerate(named):
         if not next(s for s in catalog if s.name == stage).per_segment:
             problems.append(Problem(f"fanout.stages[{index}]", _not_per_segment(stage)))
@@ -312,11 +389,17 @@ def map_resources(state: dict[str, Any]) -> list[str]:
 
 
 def made_up_segments(item: Item, count: int) -> Item:
-    """The item with `count` segments made up from its first (its fields, a new id each): `local run
-    --segments N` tries a run at that scale."""
-    first = {key: value for key, value in segments(item)[0].items() if key != "id"}
+    """The item with `count` segments made up from its first (its fields, a new id each; an item whose
+    uploads list its segments: "0" for each field its placeholders read): `local run --segments N`
+    tries a run at that scale."""
+    if segments(item):
+        first = {key: value for key, value in segments(item)[0].items() if key != "id"}
+    else:
+        used = re.findall(r"\{segment\.([A-Za-z0-9_-]+)\}", json.dumps(item))
+        first = dict.fromkeys(sorted(set(used)), "0")
     made = [{"id": f"segment-{index:05d}", **first} for index in range(1, count + 1)]
-    return {**item, "fanout": {**item["fanout"], "segments": made}}
+    block = {key: value for key, value in item["fanout"].items() if key != "segments_file"}
+    return {**item, "fanout": block | {"segments": made}}
 
 
 def segments_line(outcome: dict[str, Any], shown: int = 10) -> str:
@@ -331,16 +414,18 @@ def segments_line(outcome: dict[str, Any], shown: int = 10) -> str:
     return line
 
 
-def preview(config: dict[str, Any], ids: list[str], shown: int = 8) -> str:
-    """The plan's line on a run's segments (its `fanout` input and the segments' ids)."""
+def preview(config: dict[str, Any], ids: list[str], shown: int = 8, file: str | None = None) -> str:
+    """The plan's line on a run's segments (its `fanout` input and the segments' ids, or the file of
+    the upload that will list them)."""
     named = ", ".join(ids[:shown]) + (f", ... ({len(ids)} in all)" if len(ids) > shown else "")
+    listed = f"{config['count']} ({named})" if file is None else f"read from the upload's {file} when the run starts"
     bounds = []
-    if config["tolerated_failure_count"] < config["count"]:
+    if config["tolerated_failure_count"] < (config["count"] or MAX_SEGMENTS):
         bounds.append(f"{config['tolerated_failure_count']} may fail")
     if config["tolerated_failure_percentage"] < 100:
         bounds.append(f"{config['tolerated_failure_percentage']} % may fail")
     return (
-        f"segments:   {config['count']} ({named}), {config['max_concurrency']} at once,"
+        f"segments:   {listed}, {config['max_concurrency']} at once,"
         f" {' and '.join(bounds) if bounds else 'any may fail'}; the run fails beyond that"
     )
 

@@ -96,10 +96,14 @@ def plan_run(item: dict[str, Any], trigger: Trigger, settings: Settings, executi
     segment_inputs = []
     if per_segment:
         execution_input["fanout"] = fanout.config(item, settings.bucket, execution_input["run_folder"], execution)
+        # An item whose uploads list its segments is checked with a sample segment until its starter
+        # reads the upload's list (fanout.read_segments): nothing to write before then.
+        listed = [fanout.SAMPLE] if fanout.in_upload(item) else fanout.segments(item)
         segment_inputs = [
-            _plan_segment(item, trigger, settings, execution_input, segment, per_segment)
-            for segment in fanout.segments(item)
+            _plan_segment(item, trigger, settings, execution_input, segment, per_segment) for segment in listed
         ]
+        if fanout.in_upload(item):
+            segment_inputs = []
     # Segments run in waves of max_concurrency: the run lasts as long as its waves of the longest segment.
     waves = -(-len(segment_inputs) // execution_input["fanout"]["max_concurrency"]) if segment_inputs else 0
     longest = max((_duration(segment["stages"]) for segment in segment_inputs), default=0)
@@ -203,16 +207,29 @@ def _check_duration(blocks: dict[str, Any], segments_seconds: int = 0) -> list[P
     ]
 
 
+def with_upload_segments(item: dict[str, Any], trigger: Trigger, settings: Settings, s3: Any) -> dict[str, Any]:
+    """The item as a run of `trigger` sees it: with the segments its upload's file lists, when its
+    fan-out says so (what starts a run reads them: the router, `local run`, `rerun`)."""
+    if not fanout.in_upload(item):
+        return item
+    return fanout.read_segments(s3, settings.bucket, upload_prefix(item, trigger), item)
+
+
+def upload_prefix(item: dict[str, Any], trigger: Trigger) -> str:
+    """The key prefix of the upload a run reads ({upload_prefix}): the upload's, for a drift or
+    scheduled run the latest upload's (the router sets it), for a manual run the trigger prefix."""
+    if trigger.source in ("s3", "monitoring", "schedule") and trigger.key:
+        return trigger.key.rsplit("/", 1)[0] + "/" if "/" in trigger.key else ""
+    return str(item.get("trigger", {}).get("prefix", ""))
+
+
 def _placeholder_values(item: dict[str, Any], trigger: Trigger, settings: Settings, execution: str) -> dict[str, str]:
-    upload_prefix = item.get("trigger", {}).get("prefix", "")
-    if trigger.source in ("s3", "monitoring", "schedule") and trigger.key:  # drift, schedule: the latest (router)
-        upload_prefix = trigger.key.rsplit("/", 1)[0] + "/" if "/" in trigger.key else ""
     values = {
         "bucket": settings.bucket,
         "pipeline": item["consumption_pipeline_name"],
         "execution": execution,
         "dataset_date": trigger.day(),
-        "upload_prefix": upload_prefix,
+        "upload_prefix": upload_prefix(item, trigger),
         "region": settings.region,
         "role_arn": settings.sagemaker_role_arn,
         "image": settings.default_image_uri,

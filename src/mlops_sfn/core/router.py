@@ -21,7 +21,7 @@ from . import cache, drift, dynamodb_json, fanout, monitoring, uploads
 from .contract import ROUTER_ENVIRONMENT
 from .log import log
 from .names import execution_arn
-from .plan import apply_overrides, plan_run
+from .plan import apply_overrides, plan_run, with_upload_segments
 from .prefixes import PrefixIndex, Unowned
 from .problems import Error, InvalidItem, Problem, join
 from .schema import UNKNOWN_FIELD
@@ -239,6 +239,7 @@ class Router:
             latest = self._latest_upload(item, trigger, request_id, context)
             trigger = replace(trigger, bucket=self.config.settings.bucket, key=latest.key, etag=latest.etag)
         try:
+            item = with_upload_segments(item, trigger, self.config.settings, self.s3)
             planned = plan_run(item, trigger, self.config.settings)
         except InvalidItem as error:
             shown = [_without_override_values(problem, trigger.overrides) for problem in error.problems]

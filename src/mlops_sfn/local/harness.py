@@ -26,7 +26,7 @@ import botocore.loaders
 import botocore.session
 
 from ..core import asl, cache, fanout, model_copy, smoke_test
-from ..core.plan import apply_overrides, plan_run
+from ..core.plan import apply_overrides, plan_run, with_upload_segments
 from ..core.settings import EXAMPLE_SETTINGS, Settings
 from ..core.stages import CHECKPOINTS
 from ..core.stages import quality_gate as gate
@@ -265,7 +265,7 @@ class LocalRuns:
     def plan(self, item: dict[str, Any], trigger: Trigger | None = None, answer: str | None = None) -> dict[str, Any]:
         """The execution input the router would start, with LOCAL_TIMINGS applied."""
         trigger = trigger or Manual(pipeline=item.get("consumption_pipeline_name"), run_id=f"local-{next(_RUN_IDS)}")
-        planned = plan_run(item, trigger, self.settings)
+        planned = plan_run(with_upload_segments(item, trigger, self.settings, self.s3), trigger, self.settings)
         execution_input = planned.execution_input
         fanout.write(self.s3, execution_input, planned.segment_inputs)  # as the router does, before the start
         self.segment_inputs = planned.segment_inputs

@@ -18,7 +18,12 @@ def _checkpoints(stage: str, execution_input: dict[str, Any]) -> list[Any]:
     return [checkpoint for checkpoint in STAGE[stage].checkpoints if checkpoint.name in execution_input]
 
 
-def text(execution_input: dict[str, Any], enabled: bool, segment_inputs: list[dict[str, Any]] = ()) -> str:  # type: ignore[assignment]
+def text(
+    execution_input: dict[str, Any],
+    enabled: bool,
+    segment_inputs: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    item_file: str | None = None,
+) -> str:
     """The plan in lines; a stage that runs per segment shows the first segment's (`segment_inputs`)."""
     lines = [
         f"pipeline:   {execution_input['pipeline']}{'' if enabled else ' (disabled: triggers start nothing)'}",
@@ -28,11 +33,17 @@ def text(execution_input: dict[str, Any], enabled: bool, segment_inputs: list[di
     ]
     fanned = execution_input.get("fanout")
     if fanned:
-        lines.append(fanout.preview(fanned, [planned["segment"] for planned in segment_inputs]))
+        file = fanned["count"] is None and segment_inputs == []  # the upload lists them
+        listed = [planned["segment"] for planned in segment_inputs]
+        lines.append(fanout.preview(fanned, listed, file=item_file if file else None))
     lines.append("stages:")
     first = segment_inputs[0] if segment_inputs else None
     number = 0
     for stage in STAGES:
+        if fanned and stage in fanned["stages"] and first is None:
+            number += 1
+            lines.append(f"  {number}. {stage:<16} per segment (the segments the upload lists)")
+            continue
         planned = first if first is not None and fanned and stage in fanned["stages"] else execution_input
         if planned["run"][stage]:
             number += 1

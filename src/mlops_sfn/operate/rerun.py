@@ -28,7 +28,7 @@ from typing import Any
 
 from ..core import fanout, names, uploads
 from ..core.asl import SAGEMAKER, stage_tasks
-from ..core.plan import map_strings, plan_run
+from ..core.plan import map_strings, plan_run, with_upload_segments
 from ..core.problems import Error, InvalidItem
 from ..core.settings import Settings
 from ..core.stage import merge
@@ -59,10 +59,12 @@ def plan_rerun(
     taken: Any,
     changes: dict[str, Any] | None = None,
     segments: list[str] | None = None,
+    s3: Any = None,
 ) -> Rerun:
     """The rerun's input. `taken(name)` says whether an execution name is already used; `changes`
     (`--set`) go over the earlier run's own overrides, which the rerun keeps; `segments`: a fanned-out
-    run's segments to run again (the others' outcomes stay the earlier run's)."""
+    run's segments to run again (the others' outcomes stay the earlier run's); `s3` reads them from
+    the earlier run's upload when a file of it lists them."""
     if from_stage not in STAGES:
         raise RerunRefused(f"--from {from_stage}: not a stage ({', '.join(STAGES)})")
     if earlier.status == "RUNNING":
@@ -100,6 +102,13 @@ def plan_rerun(
     trigger = Trigger.from_dict(earlier.execution_input["trigger"])
     if changes:
         trigger = replace(trigger, overrides=merge(trigger.overrides, changes))
+    if fanout.in_upload(item):  # the earlier run's upload lists the segments
+        if s3 is None:
+            raise RerunRefused("the item's segments are listed by a file of its upload, and nothing reads it here")
+        try:
+            item = with_upload_segments(item, trigger, settings, s3)
+        except InvalidItem as invalid:
+            raise RerunRefused(f"the upload's list of segments cannot be read now: {invalid}") from None
     if segments is not None:
         try:
             item = fanout.only(item, segments)
