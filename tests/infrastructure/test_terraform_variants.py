@@ -138,6 +138,7 @@ def test_each_role_that_reads_encrypted_data_may_use_that_key_and_no_other(varia
         "mlops-prod-sagemaker",
         "mlops-prod-quality-gate",
         "mlops-prod-model-copy",
+        "mlops-prod-segments",  # a fanned-out run's result files
     }
     assert set(allowed.values()) == {variant.key_arn}
 
