@@ -8,10 +8,11 @@ may fail before the run fails (`tolerated_failure_percentage`, `tolerated_failur
 plan.py plans each segment's stages as a run of their own: there `{execution}` is
 `<execution>/segments/<id>`, so each segment has its own SageMaker names and its own folder, and
 `{segment}` / `{segment.<field>}` are the segment's values. Before the run starts, its starter (the
-router, `local run`) writes the segments' inputs to the run's folder (`write`); the Map reads them
+router, `local run`, `rerun`) reads the upload's list when a file of it holds the segments
+(`read_segments`) and writes the segments' inputs to the run's folder (`write`); the Map reads them
 from there (ItemReader), so the run's own input never carries the list and stays small whatever the
 number of segments. Each segment's outcome goes to the run's folder too (ResultWriter): the run's
-state keeps only where; `summary` reads it back for `status`.
+state keeps only where; `outcome` reads it back for `status`, `handler` for the run's notification.
 
 AWS's Distributed Map, as this module uses it ("Using Map state in Distributed mode", Step Functions
 developer guide): a child workflow execution per item, at most MaxConcurrency at once; a failed child
