@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import schema
@@ -290,13 +291,13 @@ def placeholder_problem(item: Item, path: str, name: str) -> str | None:
     return None
 
 
-def write(s3: Any, execution_input: dict[str, Any], segment_inputs: list[dict[str, Any]]) -> None:
+def write(s3: Any, execution_input: dict[str, Any], segment_inputs: Sequence[dict[str, Any]]) -> None:
     """Put the segments' inputs where the run's Map reads them (a JSON array, as ItemReader's
     InputType JSON reads it); a run without fan-out writes nothing."""
     where = execution_input.get("fanout", {}).get("items")
     if where is None:
         return
-    body = json.dumps(segment_inputs, separators=(",", ":")).encode("utf-8")
+    body = json.dumps(list(segment_inputs), separators=(",", ":")).encode("utf-8")
     s3.put_object(Bucket=where["Bucket"], Key=where["Key"], Body=body, ContentType="application/json")
 
 

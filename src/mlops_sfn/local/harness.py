@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import count
 from typing import Any
@@ -26,7 +26,7 @@ import botocore.loaders
 import botocore.session
 
 from ..core import asl, cache, fanout, model_copy, smoke_test
-from ..core.plan import apply_overrides, plan_run, with_upload_segments
+from ..core.plan import Planned, apply_overrides, plan_run, with_upload_segments
 from ..core.settings import EXAMPLE_SETTINGS, Settings
 from ..core.stages import CHECKPOINTS
 from ..core.stages import quality_gate as gate
@@ -105,8 +105,6 @@ THROTTLEABLE = tuple(
         }
     )
 )
-# Stages that run a SageMaker job: asked to fail, the job itself ends Failed (as a broken script would).
-_JOB_STAGES = JOB_STAGES
 
 
 @dataclass
@@ -262,13 +260,12 @@ class LocalRuns:
     def _receive(self, topic: str) -> list[dict[str, Any]]:
         return inbox.drain(self.sqs, self._inboxes[topic], topic)
 
-    def plan(self, item: dict[str, Any], trigger: Trigger | None = None, answer: str | None = None) -> dict[str, Any]:
-        """The execution input the router would start, with LOCAL_TIMINGS applied."""
+    def plan(self, item: dict[str, Any], trigger: Trigger | None = None, answer: str | None = None) -> Planned:
+        """The run the router would start (its segments' list written), with LOCAL_TIMINGS applied."""
         trigger = trigger or Manual(pipeline=item.get("consumption_pipeline_name"), run_id=f"local-{next(_RUN_IDS)}")
         planned = plan_run(with_upload_segments(item, trigger, self.settings, self.s3), trigger, self.settings)
         execution_input = planned.execution_input
         fanout.write(self.s3, execution_input, planned.segment_inputs)  # as the router does, before the start
-        self.segment_inputs = planned.segment_inputs
         # as the router does: stages the item caches may be reused from the run ledger
         clients = (self.s3, self.dynamodb, self.sfn)
         cache.reuse(apply_overrides(item, trigger), execution_input, clients, self.ledger, self.state_machine_arn)
@@ -278,7 +275,7 @@ class LocalRuns:
             stages["deploy"]["max_checks"] = LOCAL_TIMINGS["endpoint_max_checks"]
         if "approval" in stages and answer is None:
             stages["approval"]["timeout_seconds"] = LOCAL_TIMINGS["unanswered_approval_seconds"]
-        return execution_input
+        return planned
 
     def start(
         self,
@@ -317,7 +314,8 @@ class LocalRuns:
             raise ValueError(
                 f"limited {', '.join(sorted(set(limited) - set(creates)))}: use one of {', '.join(creates)}"
             )
-        execution_input = self.plan(item, trigger, answer)
+        planned = self.plan(item, trigger, answer)
+        execution_input, segment_inputs = planned.execution_input, planned.segment_inputs
         unknown = sorted(fail - set(FAILABLE))
         if unknown:
             raise ValueError(f"--fail {', '.join(unknown)}: use one of {', '.join(FAILABLE)}")
@@ -329,19 +327,19 @@ class LocalRuns:
             raise ValueError(f"--fail {', '.join(not_run)}: not a stage this item runs ({self._running(runs)})")
         fail_segments = set(fail_segments)
         if fail_segments:
-            self._check_failable_segments(execution_input, fail_segments)
-        if self.jobs is not None and (fail & _JOB_STAGES or fail_segments or metric is not None or report_bytes):
+            self._check_failable_segments(execution_input, segment_inputs, fail_segments)
+        if self.jobs is not None and (fail & JOB_STAGES or fail_segments or metric is not None or report_bytes):
             raise ValueError(
                 "--fail of a job stage, --fail-segment, --metric and report sizes apply to simulated jobs only"
             )
         self.local.sagemaker.runner = self.jobs or SimulatedJobs.for_execution(
-            self.s3, execution_input, fail & _JOB_STAGES, metric, report_bytes, self.segment_inputs, fail_segments
+            self.s3, execution_input, fail & JOB_STAGES, metric, report_bytes, segment_inputs, fail_segments
         )
         self.local.sagemaker.endpoint_outcome = endpoint
         # a stage's first task fails: at the top, and in each segment (its states are named apart)
         self.local.fail_states = {
             first: stage
-            for stage in fail - _JOB_STAGES
+            for stage in fail - JOB_STAGES
             for first in {
                 next((task for task in self._stage_tasks[stage] if task.startswith(SEGMENT) == inside), None)
                 for inside in (False, True)
@@ -373,15 +371,15 @@ class LocalRuns:
         execution_input: dict[str, Any],
         timeout: float = 120.0,
         endpoint: str = "in_service",
-        segment_inputs: list[dict[str, Any]] = (),  # type: ignore[assignment]
+        segment_inputs: Sequence[dict[str, Any]] = (),
     ) -> RunReport:
         """Execute an input planned elsewhere (a rerun's, say; its segments' written first, as its starter
         writes them) with simulated jobs that succeed; nobody answers."""
         started = time.monotonic()
         self._answered = []
-        fanout.write(self.s3, execution_input, list(segment_inputs))
+        fanout.write(self.s3, execution_input, segment_inputs)
         self.local.sagemaker.runner = self.jobs or SimulatedJobs.for_execution(
-            self.s3, execution_input, set(), None, 0, list(segment_inputs)
+            self.s3, execution_input, set(), None, 0, segment_inputs
         )
         self.local.sagemaker.endpoint_outcome = endpoint
         self.local.fail_states, self.local.throttle, self.local.limited = {}, set(), set()
@@ -424,14 +422,17 @@ class LocalRuns:
             child_history=children,
         )
 
-    def _check_failable_segments(self, execution_input: dict[str, Any], asked: set[str]) -> None:
+    @staticmethod
+    def _check_failable_segments(
+        execution_input: dict[str, Any], segment_inputs: list[dict[str, Any]], asked: set[str]
+    ) -> None:
         """--fail-segment names segments of this run, which runs a job per segment."""
         per_segment = execution_input.get("fanout", {}).get("stages", [])
         if not per_segment:
             raise ValueError("--fail-segment: this item has no fanout (it runs no stage per segment)")
-        if not set(per_segment) & _JOB_STAGES:
+        if not set(per_segment) & JOB_STAGES:
             raise ValueError(f"--fail-segment fails a segment's first job, and {', '.join(per_segment)} run none")
-        known = [planned["segment"] for planned in self.segment_inputs]
+        known = [planned["segment"] for planned in segment_inputs]
         unknown = sorted(asked - set(known))
         if unknown:
             shown = ", ".join(known[:10]) + (f" ... ({len(known)} in all)" if len(known) > 10 else "")

@@ -10,6 +10,8 @@ import gzip
 import io
 import json
 import tarfile
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,8 +95,8 @@ class SimulatedJobs:
         fail: set[str],
         metric: float | None,
         report_bytes: int = 0,
-        segments: list[dict[str, Any]] = (),  # type: ignore[assignment]
-        fail_segments: set[str] = frozenset(),  # type: ignore[assignment]
+        segments: Sequence[dict[str, Any]] = (),
+        fail_segments: AbstractSet[str] = frozenset(),
     ) -> SimulatedJobs:
         """Failures and the evaluation report (padded to at least `report_bytes`) for this execution's job
         names, its segments' included (`fail_segments`: ids whose first job fails)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ..core import cache, fanout
@@ -21,7 +22,7 @@ def _checkpoints(stage: str, execution_input: dict[str, Any]) -> list[Any]:
 def text(
     execution_input: dict[str, Any],
     enabled: bool,
-    segment_inputs: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    segment_inputs: Sequence[dict[str, Any]] = (),
     item_file: str | None = None,
 ) -> str:
     """The plan in lines; a stage that runs per segment shows the first segment's (`segment_inputs`)."""
@@ -33,7 +34,7 @@ def text(
     ]
     fanned = execution_input.get("fanout")
     if fanned:
-        file = fanned["count"] is None and segment_inputs == []  # the upload lists them
+        file = fanned["count"] is None  # the upload lists them: read when the run starts
         listed = [planned["segment"] for planned in segment_inputs]
         lines.append(fanout.preview(fanned, listed, file=item_file if file else None))
     lines.append("stages:")
