@@ -342,6 +342,32 @@ def test_the_smoke_test_may_invoke_the_deployments_endpoints_and_nothing_else(de
     assert not allowed("sagemaker:UpdateEndpoint", f"{endpoints}/mlops-dev-cal-house-price")
 
 
+def test_the_segments_function_reads_only_results_and_the_router_writes_only_segment_lists(
+    deployed: Deployment,
+) -> None:
+    """A fanned-out run's two new callers, decided by the local IAM evaluator against their roles as
+    Terraform created them: each may do its one thing in the bucket and is denied the rest."""
+    iam = deployed.client("iam")
+    bucket = f"arn:aws:s3:::{deployed.outputs['bucket_name']}"
+    run = f"{bucket}/runs/{DEMO}/run-1"
+
+    def allowed(role_name: str, action: str, resource: str, context: dict[str, str] | None = None) -> bool:
+        role = iam.get_role(RoleName=role_name)["Role"]["Arn"]
+        policies = task_permissions.role_policies_via_api(iam, role)
+        assert policies is not None
+        return decide(Request(role, action, resource, context or {}), identity=policies).allowed
+
+    results = f"runs/{DEMO}/run-1/segments/results/run-1/"
+    assert allowed("mlops-dev-segments", "s3:ListBucket", bucket, {"s3:prefix": results})
+    assert allowed("mlops-dev-segments", "s3:GetObject", f"{bucket}/{results}0f1e/FAILED_0.json")
+    assert not allowed("mlops-dev-segments", "s3:ListBucket", bucket, {"s3:prefix": f"input/{DEMO}/"})
+    assert not allowed("mlops-dev-segments", "s3:GetObject", f"{run}/training/model.tar.gz")
+    assert not allowed("mlops-dev-segments", "s3:PutObject", f"{bucket}/{results}manifest.json")
+    assert allowed("mlops-dev-router", "s3:PutObject", f"{run}/segments/items/run-1.json")
+    assert not allowed("mlops-dev-router", "s3:PutObject", f"{run}/segments/results/run-1/manifest.json")
+    assert not allowed("mlops-dev-router", "s3:PutObject", f"{bucket}/input/{DEMO}/manifest.json")
+
+
 def test_topics_queue_and_alarms_exist_and_alarms_publish_to_the_notification_topic(deployed: Deployment) -> None:
     sns = deployed.client("sns")
     approvals = sns.get_topic_attributes(TopicArn=deployed.outputs["approval_topic_arn"])["Attributes"]
