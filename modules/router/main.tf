@@ -87,6 +87,14 @@ module "function" {
       Resource = "${local.bucket_arn}/runs/*/segments/items/*"
     },
     {
+      # With step caching per segment, a segment's record is reused only if the run it names wrote
+      # that segment as SUCCEEDED: the Map's outcome files are read (mlops_sfn.core.fanout.RESULTS_FOLDER).
+      Sid      = "ReadSegmentOutcomes"
+      Effect   = "Allow"
+      Action   = "s3:GetObject"
+      Resource = "${local.bucket_arn}/runs/*/segments/results/*"
+    },
+    {
       Sid      = "ReadLedger"
       Effect   = "Allow"
       Action   = "dynamodb:GetItem"

@@ -49,7 +49,7 @@ def test_the_segmented_demo_trains_evaluates_and_registers_every_segment(local: 
     before = {band: len(packages(local, band)) for band in BANDS}
     report = local.run(SEGMENTED)
     assert report.status == "SUCCEEDED", report.cause
-    assert report.segments == {"total": 8, "succeeded": sorted(BANDS), "failed": [], "not_run": []}
+    assert report.segments == {"total": 8, "succeeded": sorted(BANDS), "failed": [], "not_run": [], "reused": {}}
     # each band has its own model package group, one more package in it
     assert {band: len(packages(local, band)) - before[band] for band in BANDS} == dict.fromkeys(BANDS, 1)
     # each band's stages ran in its own child execution, with its own names and folder
@@ -256,7 +256,7 @@ def test_a_rerun_of_the_failed_segments_runs_exactly_those_in_the_earlier_runs_f
 
     report = local.run_input(planned.execution_input, segment_inputs=planned.segment_inputs)
     assert report.status == "SUCCEEDED", report.cause
-    assert report.segments == {"total": 2, "succeeded": ["band3", "band5"], "failed": [], "not_run": []}
+    assert report.segments == {"total": 2, "succeeded": ["band3", "band5"], "failed": [], "not_run": [], "reused": {}}
     jobs_after = training_jobs(local)
     assert len(jobs_after - jobs_before) == 2  # the two segments trained, no other
     # the earlier run still reports its own outcome
@@ -317,3 +317,79 @@ def test_rerun_failed_segments_from_the_command_line_says_which_and_refuses_what
     with pytest.raises(SystemExit):  # --from or --failed-segments, one of the two
         cli.main(["rerun", clean.execution_name, "--outputs", str(outputs)])
     assert "one of the arguments --from --failed-segments is required" in capsys.readouterr().err
+
+
+# -- step caching per segment -------------------------------------------------------------------------
+
+
+def cached(item: dict[str, Any], *stages: str) -> dict[str, Any]:
+    item = copy.deepcopy(item)
+    for stage in stages:
+        item["stages"][stage]["cache"] = {"enabled": True}
+    return item
+
+
+def upload(local: LocalRuns) -> None:
+    """What the demo's stages read, so their keys cover its content (the simulated jobs need none)."""
+    prefix = SEGMENTED["trigger"]["prefix"]
+    for name in ("code/preprocessing.py", "code/sourcedir.tar.gz", "code/evaluation.py", "data/housing.csv"):
+        local.s3.put_object(Bucket=local.settings.bucket, Key=prefix + name, Body=name.encode())
+
+
+def processing_jobs(local: LocalRuns) -> set[str]:
+    pages = local.sagemaker.get_paginator("list_processing_jobs").paginate()
+    return {job["ProcessingJobName"] for page in pages for job in page["ProcessingJobSummaries"]}
+
+
+def test_an_unchanged_segment_reuses_what_it_recorded_and_a_changed_one_runs(local: LocalRuns) -> None:
+    upload(local)
+    item = cached(SEGMENTED, "preprocessing", "training")
+    first = local.run(item)
+    assert first.status == "SUCCEEDED", first.cause
+    recorded = local.dynamodb.scan(TableName=local.ledger)["Items"]
+    folders = {entry["run_folder"]["S"] for entry in recorded if entry["execution"]["S"] == first.execution_name}
+    assert len(folders) == 8 and all(f"/segments/{band}/" in " ".join(folders) for band in BANDS)
+    assert first.states.count("Segment: Record training") == 8
+
+    jobs, processing = training_jobs(local), processing_jobs(local)
+    changed = copy.deepcopy(item)
+    changed["fanout"]["segments"][1]["latitude_max"] = 35.0  # band2's rows change
+    again = local.run(changed)
+    assert again.status == "SUCCEEDED", again.cause
+    assert again.segments is not None
+    unchanged = [band for band in BANDS if band != "band2"]
+    assert sorted(again.segments["reused"]) == unchanged
+    assert again.segments["reused"]["band1"] == {
+        "preprocessing": first.execution_name,
+        "training": first.execution_name,
+    }
+    assert len(training_jobs(local) - jobs) == 1  # band2's only
+    ran = processing_jobs(local) - processing
+    assert len(ran) == 9  # band2's preprocessing, and every segment's evaluation (not cached)
+    assert again.states.count("Segment: Training") == 1 and again.states.count("Segment: Evaluation") == 8
+    assert "7 reused an earlier run's outputs" in fanout.segments_line(again.segments)
+
+
+def test_a_segment_that_failed_is_never_reused_though_its_run_succeeded(local: LocalRuns) -> None:
+    """A segment's record is written by its child execution once the stage succeeded; a later stage of
+    that segment may fail and its run still succeed (within the tolerance): the record is proven
+    against the Map's outcome files, as the router reads them, and not reused."""
+    upload(local)
+    item = cached(with_fanout(tolerated_failure_percentage=100), "preprocessing")
+    arguments = item["stages"]["preprocessing"]["request"]["AppSpecification"]["ContainerArguments"]
+    arguments[arguments.index("--test-fraction") + 1] = "0.25"  # keys no earlier test recorded
+    failed = local.run(item, fail={"training"})  # every segment's training fails, after its preprocessing
+    assert failed.status == "SUCCEEDED" and failed.segments is not None
+    assert len(failed.segments["failed"]) == 8
+    assert failed.states.count("Segment: Record preprocessing") == 8
+
+    again = local.run(item)
+    assert again.status == "SUCCEEDED", again.cause
+    assert again.segments is not None and again.segments["reused"] == {}
+    assert again.states.count("Segment: Preprocessing") == 8
+    where = json.loads(local.sfn.describe_execution(executionArn=arn_of(local, again))["input"])["fanout"]["items"]
+    listed = json.loads(local.s3.get_object(Bucket=where["Bucket"], Key=where["Key"])["Body"].read())
+    whys = {segment["segment"]: segment["cache"]["preprocessing"].get("why", "") for segment in listed}
+    assert (
+        whys["band1"] == f"the ledger's record is not reused: segment band1 did not succeed in {failed.execution_name}"
+    )

@@ -21,7 +21,7 @@ import requests
 from mlops_sfn import cli
 from mlops_sfn.core import asl, fanout, smoke_test
 from mlops_sfn.core import cache as step_cache
-from mlops_sfn.core.plan import plan_execution
+from mlops_sfn.core.plan import plan_execution, plan_run
 from mlops_sfn.core.stages import CACHEABLE, CATALOG, SERVING, STAGES
 from mlops_sfn.core.triggers import Drift, Manual
 from mlops_sfn.local import task_permissions
@@ -80,15 +80,18 @@ def quiet(item: dict[str, Any]) -> dict[str, Any]:
 def cached(item: dict[str, Any]) -> dict[str, Any]:
     """Every stage the item runs that may be cached, cached (step caching)."""
     return edited(
-        item, {f"stages.{stage}.cache": {"enabled": True} for stage in CACHEABLE if item["stages"][stage]["run"]}
+        item,
+        {f"stages.{stage}.cache": {"enabled": True} for stage in CACHEABLE if item["stages"].get(stage, {}).get("run")},
     )
 
 
 def seed_inputs(local: LocalRuns, item: dict[str, Any]) -> None:
-    """An object at every location the item's stages read, so that their content can be listed."""
-    planned = plan_execution(item, Manual(pipeline=item["consumption_pipeline_name"]), local.settings)
+    """An object at every location the item's stages read (its segments' too), so that their content
+    can be listed."""
+    planned = plan_run(item, Manual(pipeline=item["consumption_pipeline_name"]), local.settings)
     read: set[str] = set()
-    step_cache.keys(planned, lambda location: read.add(location) or "")
+    for execution_input in [planned.execution_input, *planned.segment_inputs]:
+        step_cache.keys(execution_input, lambda location: read.add(location) or "")
     for location in read:
         bucket, _, key = location.removeprefix("s3://").partition("/")
         if bucket == local.settings.bucket:
@@ -225,6 +228,9 @@ SCENARIOS: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
         for stage in PER_SEGMENT_FAILABLE
     },
     "segments: gate not met": [(segmented(), {"metric": 0.9})],
+    # step caching per segment: each segment records its cacheable stages, the second run reuses them
+    "segments: cached stages recorded, then reused": [(cached(segmented()), {})] * 2,
+    "segments: cached tuning recorded": [(cached(segmented("tuning")), {})],
     # the summary function may not be invoked: the run goes on without it
     "segments: summary refused": [(edited(segmented(), {"quality_gate": DELETE}), {"deny": ["lambda:InvokeFunction"]})],
 }
@@ -851,6 +857,21 @@ def test_local_run_command_prints_the_report_and_exits_by_status(capsys: pytest.
     assert "FAILED" in out and "error: training.States.TaskFailed" in out
     assert "stages: preprocessing succeeded, training failed, tuning skipped, evaluation not_reached" in out
     assert "cause: AlgorithmError: simulated failure of training" in out
+
+
+def test_each_segment_records_its_cacheable_stages_and_a_second_run_reuses_them_all() -> None:
+    first, second = scenario("segments: cached stages recorded, then reused").reports
+    assert (first.status, second.status) == ("SUCCEEDED", "SUCCEEDED")
+    cacheable = set(CACHEABLE) & set(segmented()["fanout"]["stages"])
+    assert cacheable == {"preprocessing", "training", "evaluation"}
+    for stage in cacheable:
+        assert first.states.count(f"Segment: Record {stage}") == 8, stage
+    assert second.segments is not None and len(second.segments["reused"]) == 8
+    assert all(
+        reused == dict.fromkeys(cacheable, first.execution_name) for reused in second.segments["reused"].values()
+    )
+    assert not any(state in second.states for state in ("Segment: Preprocessing", "Segment: Training"))
+    assert second.states.count("Segment: Register model") == 8  # not cacheable: each segment registers again
 
 
 def test_every_state_is_entered_by_some_scenario() -> None:

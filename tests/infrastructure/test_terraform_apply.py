@@ -304,10 +304,13 @@ def test_the_router_may_read_uploads_list_inputs_read_the_ledger_and_look_up_its
     listed = router["ListInputs"]["Resource"]
     assert router["ListInputs"]["Action"] == "s3:ListBucket" and listed in (bucket, [bucket])
     s3_actions = [s["Action"] for s in router.values() if str(s["Action"]).startswith("s3:")]
-    assert sorted(s3_actions) == ["s3:GetObject", "s3:GetObject", "s3:ListBucket", "s3:PutObject"]
+    assert sorted(s3_actions) == ["s3:GetObject", "s3:GetObject", "s3:GetObject", "s3:ListBucket", "s3:PutObject"]
     # a fanned-out run's segments, where its Map reads them, and nothing else
     assert router["WriteSegments"]["Action"] == "s3:PutObject"
     assert router["WriteSegments"]["Resource"] == f"{bucket}/runs/*/{fanout.SEGMENTS_FOLDER}/*"
+    # which segments of a run succeeded (a segment's ledger record is proven against them)
+    assert router["ReadSegmentOutcomes"]["Action"] == "s3:GetObject"
+    assert router["ReadSegmentOutcomes"]["Resource"] == f"{bucket}/runs/*/{fanout.RESULTS_FOLDER}/*"
     assert router["ReadDriftReports"]["Resource"] == f"{bucket}/monitoring/*/reports/*"  # a drift run's violations
     ledger = deployed.client("dynamodb").describe_table(TableName=deployed.outputs["run_ledger_table_name"])["Table"]
     assert router["ReadLedger"]["Action"] == "dynamodb:GetItem"
@@ -346,7 +349,8 @@ def test_the_segments_function_reads_only_results_and_the_router_writes_only_seg
     deployed: Deployment,
 ) -> None:
     """A fanned-out run's two new callers, decided by the local IAM evaluator against their roles as
-    Terraform created them: each may do its one thing in the bucket and is denied the rest."""
+    Terraform created them: each may do its one thing in the bucket and is denied the rest (the
+    router also reads the outcomes, to prove a segment's ledger record, and no other run file)."""
     iam = deployed.client("iam")
     bucket = f"arn:aws:s3:::{deployed.outputs['bucket_name']}"
     run = f"{bucket}/runs/{DEMO}/run-1"
@@ -366,6 +370,9 @@ def test_the_segments_function_reads_only_results_and_the_router_writes_only_seg
     assert allowed("mlops-dev-router", "s3:PutObject", f"{run}/segments/items/run-1.json")
     assert not allowed("mlops-dev-router", "s3:PutObject", f"{run}/segments/results/run-1/manifest.json")
     assert not allowed("mlops-dev-router", "s3:PutObject", f"{bucket}/input/{DEMO}/manifest.json")
+    assert allowed("mlops-dev-router", "s3:GetObject", f"{bucket}/{results}0f1e/SUCCEEDED_0.json")
+    assert not allowed("mlops-dev-router", "s3:GetObject", f"{run}/segments/band1/training/model.tar.gz")
+    assert not allowed("mlops-dev-router", "s3:GetObject", f"{run}/segments/items/run-1.json")
 
 
 def test_topics_queue_and_alarms_exist_and_alarms_publish_to_the_notification_topic(deployed: Deployment) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from mlops_sfn import cli
 from mlops_sfn.core import cache
-from mlops_sfn.core.plan import plan_execution
+from mlops_sfn.core.plan import plan_execution, plan_run
 from mlops_sfn.core.problems import InvalidItem
 from mlops_sfn.core.settings import EXAMPLE_SETTINGS
 from mlops_sfn.core.triggers import Manual
@@ -215,3 +215,51 @@ def test_plan_explain_cache_says_what_each_key_covers(tmp_path: Any, capsys: pyt
     assert "and the keys of: preprocessing" in training
     assert 'preprocessing: not cached (set stages.preprocessing.cache to {"enabled": true}' in text
     assert "and the quality gate (a reused evaluation skips it)" in text
+
+
+# -- per segment: each segment's stages are keyed, looked up and proven as a run of their own ----------
+
+
+def segment_inputs(item: dict[str, Any], run_id: str) -> dict[str, dict[str, Any]]:
+    trigger = Manual(pipeline=item["consumption_pipeline_name"], run_id=run_id)
+    return {segment["segment"]: segment for segment in plan_run(item, trigger, EXAMPLE_SETTINGS).segment_inputs}
+
+
+SEGMENTED = cached(load_item("demo-dev-segmented-house-price"), "preprocessing", "training")
+
+
+def test_segments_with_the_same_inputs_have_keys_of_their_own_and_keep_them_across_runs() -> None:
+    same = edited(SEGMENTED, {"fanout.segments[1].latitude_min": 32.5, "fanout.segments[1].latitude_max": 33.8})
+    first, second = segment_inputs(same, "one"), segment_inputs(same, "two")
+    assert (
+        first["band1"]["stages"]["preprocessing"]["request"]["AppSpecification"]
+        == (first["band2"]["stages"]["preprocessing"]["request"]["AppSpecification"])
+    )
+    band1, band2 = (cache.keys(first[band], listing())["preprocessing"].key for band in ("band1", "band2"))
+    assert band1 and band2 and band1 != band2  # one record per segment: neither overwrites the other's
+    assert cache.keys(second["band1"], listing())["preprocessing"].key == band1
+
+
+def test_a_segment_reuses_its_own_record_and_never_another_segments_folder() -> None:
+    ledger = Ledger()
+    first = segment_inputs(SEGMENTED, "one")
+    for segment in first.values():
+        cache.lookup(segment, SEGMENTED, listing(), ledger.fetch, now=NOW)
+        assert set(segment["cache"]) == {"preprocessing", "training"} and segment["reused"] == {}
+        ledger.record(segment, "preprocessing", {"job_name": "p"}, NOW + 100)
+    later = segment_inputs(SEGMENTED, "two")
+    cache.lookup(later["band1"], SEGMENTED, listing(), ledger.fetch, now=NOW + 10)
+    assert later["band1"]["reused"] == {"preprocessing": first["band1"]["execution_name"]}
+    # its training reads band1's preprocessing output where the first run wrote it, in band1's folder
+    channel = later["band1"]["stages"]["training"]["request"]["InputDataConfig"][0]["DataSource"]["S3DataSource"]
+    assert channel["S3Uri"] == first["band1"]["run_folder"] + "preprocessing/train/"
+    assert first["band1"]["run_folder"].endswith(f"/{first['band1']['execution_name']}/segments/band1/")
+
+    # a record whose folder is another segment's (the ledger table edited) is not reused
+    key = cache.keys(later["band2"], listing())["preprocessing"].key
+    assert key is not None
+    ledger.records[key] = dict(ledger.records[key], run_folder=first["band3"]["run_folder"])
+    cache.lookup(later["band2"], SEGMENTED, listing(), ledger.fetch, now=NOW + 10)
+    assert later["band2"]["reused"] == {}
+    assert "its run folder is not" in later["band2"]["cache"]["preprocessing"]["why"]
+    assert later["band2"]["cache"]["preprocessing"]["why"].endswith("/segments/band2/")

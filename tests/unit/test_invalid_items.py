@@ -363,11 +363,18 @@ CASES: list[tuple[str, str, dict[str, Any], str, str]] = [
         "the item has no fanout",
     ),
     (
-        "a segment stage with a cache",
+        "a segment id naming the folder of the run's segment list",
         SEG,
-        {"stages.training.cache": {"enabled": True}},
-        "stages.training.cache",
-        "not supported for a stage that runs per segment yet",
+        {"fanout.segments[1].id": "items"},
+        "fanout.segments[1].id",
+        "names the folder of the run's segment list (segments/items/)",
+    ),
+    (
+        "a segment id naming the folder of the segments' outcomes",
+        SEG,
+        {"fanout.segments[2].id": "results"},
+        "fanout.segments[2].id",
+        "name the segment otherwise",
     ),
     (
         "a segment id that makes a group name SageMaker refuses",

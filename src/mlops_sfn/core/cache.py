@@ -25,13 +25,14 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
 from typing import Any
 
-from . import names
+from . import fanout, names
+from .fanout import SEGMENT
 from .plan import map_strings
 from .problems import Error
 from .schema import item_schema
@@ -142,6 +143,8 @@ def keys(
                 why_not = f"it uses {earlier}'s outputs, which have no key ({found[earlier].why_not})"
         parts = {
             "stage": stage,
+            # a segment's stages are keyed apart from any other segment's (fanout.py), even for equal inputs
+            **({"segment": execution_input[SEGMENT]} if SEGMENT in execution_input else {}),
             "block": _neutral(block, execution_input),
             # a reused stage skips its checkpoints: what they checked is part of its key
             "gate": STAGE[stage].checked_by(execution_input),
@@ -173,13 +176,14 @@ def lookup(
     identity: Callable[[str], str],
     fetch: Callable[[str], dict[str, Any] | None],
     now: float | None = None,
-    proof: Callable[[dict[str, Any], list[str]], str | None] | None = None,
+    proof: Callable[[dict[str, Any], list[str], str | None], str | None] | None = None,
 ) -> dict[str, StageKey]:
     """Marks in `execution_input` the enabled stages the ledger has a live record of as reused (their
     outputs used by later stages), and asks the state machine to record the others; returns the keys.
 
-    `fetch(key)` is the ledger's record for a key (`record_of`) or None; `proof(record, outputs)` says
-    why the recorded run's outputs (S3 locations) may not be read, or None (`recorded_run_proof`)."""
+    `fetch(key)` is the ledger's record for a key (`record_of`) or None; `proof(record, outputs,
+    segment)` says why the recorded run's outputs (S3 locations) may not be read, or None
+    (`recorded_run_proof`). A segment's input (fanout.py) is looked up as a run of its own."""
     now = time.time() if now is None else now
     cached = enabled(item)
     if not cached:
@@ -206,7 +210,7 @@ def lookup(
             record = None
         distrusted = untrusted(record, execution_input) if record is not None else None
         if record is not None and distrusted is None and proof is not None:
-            distrusted = proof(record, _recorded_outputs(execution_input, stage, record))
+            distrusted = proof(record, _recorded_outputs(execution_input, stage, record), execution_input.get(SEGMENT))
         if distrusted:  # recorded anew by this run, over the record it would not trust
             found[stage] = replace(stage_key, why_not=f"the ledger's record is not reused: {distrusted}")
             record = None
@@ -234,14 +238,15 @@ def lookup(
 def untrusted(record: dict[str, Any], execution_input: dict[str, Any]) -> str | None:
     """Why a ledger record may not be reused by this run, or None. Whoever can write the ledger table
     must not make a run read another pipeline's or another bucket's data: a record is reused only if
-    it names a run of this pipeline, whose folder in this deployment's bucket it gives, and every S3
-    location among its results is in that bucket."""
+    it names a run of this pipeline, whose folder in this deployment's bucket it gives (for a segment:
+    that segment's folder in that run's), and every S3 location among its results is in that bucket."""
     pipeline, execution = str(execution_input["pipeline"]), str(record.get("execution", ""))
     if not names.is_execution_of(pipeline, execution):
         return f"{execution[:100]!r} is not a run of {pipeline}"
-    base = str(execution_input["run_folder"]).rstrip("/").rsplit("/", 1)[0]  # s3://<bucket>/runs/<pipeline>
-    if record.get("run_folder") != f"{base}/{execution}/":
-        return f"its run folder is not {base}/{execution}/"
+    # s3://<bucket>/runs/<pipeline>/<execution>/ and, for a segment, segments/<id>/ after it
+    base, _, inside = str(execution_input["run_folder"]).partition(f"/{execution_input['execution_name']}/")
+    if record.get("run_folder") != f"{base}/{execution}/{inside}":
+        return f"its run folder is not {base}/{execution}/{inside}"
     bucket = base.split("/runs/", 1)[0] + "/"
     outside = [
         text for _, text in strings(record.get("results")) if text.startswith("s3://") and not text.startswith(bucket)
@@ -263,15 +268,33 @@ def _recorded_outputs(execution_input: dict[str, Any], stage: str, record: dict[
 
 def recorded_run_proof(
     s3: Any, stepfunctions: Any, state_machine_arn: str
-) -> Callable[[dict[str, Any], list[str]], str | None]:
+) -> Callable[[dict[str, Any], list[str], str | None], str | None]:
     """Why a record's outputs may not be read, or None. A record says which run made a stage's outputs
     and when; that is believed only as far as AWS confirms it: the run is an execution of this state
     machine that SUCCEEDED, the record's time lies within it, and every object under each output
     location is there and was last modified no later than the record was written (S3 sets
     LastModified on every write, to the second: an output replaced since, or added to, is not reused).
-    A stage's record is written by its run, so a run that failed later is not reused either."""
+    A stage's record is written by its run, so a run that failed later is not reused either; a
+    segment's, by its child execution, so the segment must be among those the run's Map wrote as
+    SUCCEEDED (a run may succeed with failed segments, fanout.tolerance).
+    """
 
     described: dict[str, dict[str, Any] | str] = {}  # one DescribeExecution per run, however many stages it made
+    succeeded: dict[str, set[str] | str] = {}  # a run's segments that succeeded: one read per run
+
+    def segments_of(record: dict[str, Any], segment: str) -> set[str] | str:
+        execution = str(record["execution"])
+        if execution not in succeeded:
+            folder = fanout.run_folder_of(str(record["run_folder"]), segment)
+            bucket = folder.removeprefix("s3://").split("/", 1)[0]
+            try:
+                found = fanout.outcome(s3, {"fanout": fanout.locations(bucket, folder, execution)})
+            except s3.exceptions.ClientError as error:
+                code = error.response.get("Error", {}).get("Code", error)
+                succeeded[execution] = f"{execution}'s segment outcomes could not be read: {code}"
+            else:
+                succeeded[execution] = set(found["succeeded"]) if found else f"{execution}'s segment outcomes are gone"
+        return succeeded[execution]
 
     def describe(execution: str) -> dict[str, Any] | str:
         if execution not in described:
@@ -285,13 +308,19 @@ def recorded_run_proof(
                 described[execution] = f"{execution} could not be read: {code}"
         return described[execution]
 
-    def proof(record: dict[str, Any], outputs: list[str]) -> str | None:
+    def proof(record: dict[str, Any], outputs: list[str], segment: str | None = None) -> str | None:
         execution = str(record["execution"])
         run = describe(execution)
         if isinstance(run, str):
             return run
         if run["status"] != "SUCCEEDED":
             return f"{execution} did not succeed ({run['status']})"
+        if segment is not None:
+            found = segments_of(record, segment)
+            if isinstance(found, str):
+                return found
+            if segment not in found:
+                return f"segment {segment} did not succeed in {execution}"
         try:
             recorded = datetime.fromisoformat(str(record.get("recorded_at")).replace("Z", "+00:00"))
         except ValueError:
@@ -325,14 +354,19 @@ def reuse(
     clients: tuple[Any, Any, Any],
     ledger: str,
     state_machine_arn: str,
+    segment_inputs: Sequence[dict[str, Any]] = (),
 ) -> dict[str, StageKey]:
     """What the router does to a planned run before starting it (the local harness too): the stages
     `item` (overrides applied) caches are looked up in the ledger (`lookup`), each record proven
-    against the run it names (`recorded_run_proof`); {} when it caches none. `clients`: S3, DynamoDB
-    and Step Functions."""
+    against the run it names (`recorded_run_proof`), for the run and for each of its segments (before
+    their list is written); the run's keys, {} when it caches none. `clients`: S3, DynamoDB and Step
+    Functions."""
     s3, dynamodb, stepfunctions = clients
     proof = recorded_run_proof(s3, stepfunctions, state_machine_arn)
-    return lookup(execution_input, item, s3_identity(s3), ledger_fetch(dynamodb, ledger), proof=proof)
+    identity, fetch = s3_identity(s3), ledger_fetch(dynamodb, ledger)
+    for segment_input in segment_inputs:  # each segment as a run of its own, its later stages included
+        lookup(segment_input, item, identity, fetch, proof=proof)
+    return lookup(execution_input, item, identity, fetch, proof=proof)
 
 
 WHY_LIMIT = 500  # characters of why a record was not reused, in the run's input

@@ -47,6 +47,8 @@ DEFAULT_MAX_CONCURRENCY = 10
 # the Map Run's results under <folder>/segments/results/<execution>/.
 SEGMENTS_FOLDER = "segments/items"
 RESULTS_FOLDER = "segments/results"
+# Ids a segment may not have: its folder, segments/<id>/, would be one of these.
+RESERVED_IDS = {SEGMENTS_FOLDER.split("/")[1]: "segment list", RESULTS_FOLDER.split("/")[1]: "segment outcomes"}
 STAGE_NAME = "segments"  # the failed stage a run names when the Map itself failed
 # A segment's own values, for placeholders: {segment} is its id, {segment.<field>} any other field.
 SEGMENT = "segment"
@@ -142,6 +144,11 @@ def segment_folder(execution: str, segment_id: str) -> str:
     return f"{execution}/segments/{segment_id}"
 
 
+def run_folder_of(folder: str, segment_id: str) -> str:
+    """The run's folder, from one of its segments' folders (s3://<bucket>/runs/<p>/<e>/segments/<id>/)."""
+    return folder.removesuffix(f"segments/{segment_id}/")
+
+
 def values(segment: dict[str, Any]) -> dict[str, str]:
     """A segment's placeholder values: {segment} and {segment.<field>}."""
     found = {SEGMENT: str(segment["id"])}
@@ -217,14 +224,6 @@ def rules(item: Item, catalog: tuple[Stage, ...]) -> list[Problem]:
                     f"fanout.stages[{index}]", f"{stage} does not run: set stages.{stage}.run to true, or remove it"
                 )
             )
-        elif "cache" in item["stages"].get(stage, {}):
-            problems.append(
-                Problem(
-                    f"stages.{stage}.cache",
-                    "is not supported for a stage that runs per segment yet (its runs are not recorded per"
-                    " segment): remove it",
-                )
-            )
     if per_segment:
         first = _position(catalog, per_segment[0])
         for stage in catalog[first:]:
@@ -250,6 +249,14 @@ def rules(item: Item, catalog: tuple[Stage, ...]) -> list[Problem]:
                 )
             )
         seen.setdefault(identity, index)
+        if identity in RESERVED_IDS:
+            problems.append(
+                Problem(
+                    f"fanout.segments[{index}].id",
+                    f"{identity!r} names the folder of the run's {RESERVED_IDS[identity]}"
+                    f" (segments/{identity}/), next to the segments' own folders: name the segment otherwise",
+                )
+            )
         for field, value in segment.items():
             if field != "id" and not isinstance(value, str | int | float | bool):
                 problems.append(
@@ -316,14 +323,18 @@ def outcome(s3: Any, execution_input: dict[str, Any]) -> dict[str, Any] | None:
 
 def summary(s3: Any, written: dict[str, Any]) -> dict[str, Any]:
     """What the Map's ResultWriter wrote (its ResultWriterDetails: Bucket, Key of manifest.json), as
-    `status` reports it: {total, succeeded: [ids], failed: [{segment, stage, error, cause}]}."""
+    `status` reports it: {total, succeeded: [ids], failed: [{segment, stage, error, cause}], not_run:
+    [ids], reused: {id: {stage: the run whose record it reused}}} (step caching, per segment)."""
     bucket = written["Bucket"]
     manifest = json.loads(s3.get_object(Bucket=bucket, Key=written["Key"])["Body"].read())
     found: dict[str, list[Any]] = {"SUCCEEDED": [], "FAILED": [], "PENDING": []}
+    reused: dict[str, dict[str, str]] = {}
     for status, files in manifest.get("ResultFiles", {}).items():
         for file in files:
             for child in json.loads(s3.get_object(Bucket=bucket, Key=file["Key"])["Body"].read()):
                 segment = json.loads(child.get("Input") or "{}").get(SEGMENT, "?")
+                if status == "SUCCEEDED" and json.loads(child.get("Output") or "{}").get("reused"):
+                    reused[segment] = json.loads(child["Output"])["reused"]
                 if status != "FAILED":
                     found.setdefault(status, []).append(segment)
                     continue
@@ -336,6 +347,7 @@ def summary(s3: Any, written: dict[str, Any]) -> dict[str, Any]:
         "succeeded": sorted(found["SUCCEEDED"]),
         "failed": sorted(found["FAILED"], key=lambda failure: str(failure["segment"])),
         "not_run": sorted(found["PENDING"]),
+        "reused": dict(sorted(reused.items())),
     }
 
 
@@ -410,6 +422,8 @@ def segments_line(outcome: dict[str, Any], shown: int = 10) -> str:
     line = f"segments: {outcome['total']} in all, {len(outcome['succeeded'])} succeeded, {len(failed)} failed"
     if outcome.get("not_run"):
         line += f", {len(outcome['not_run'])} not run"
+    if outcome.get("reused"):  # step caching: a segment's stages reused from an earlier run's record
+        line += f", {len(outcome['reused'])} reused an earlier run's outputs"
     if failed:
         named = [f"{f['segment']} ({f['stage'] or 'run'}: {f['error']}: {f['cause'][:120]})" for f in failed[:shown]]
         line += ": " + "; ".join(named) + (f"; and {len(failed) - shown} more" if len(failed) > shown else "")

@@ -150,6 +150,7 @@ def _plan_segment(
         "run": {name: name in per_segment for name in STAGES},
         "stages": blocks,
         "results": {},
+        "reused": {},  # the stages the run ledger has (cache.lookup); its outcome says which (fanout.summary)
     }
     for name in CHECKPOINTS:
         if name in item:

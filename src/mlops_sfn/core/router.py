@@ -9,11 +9,12 @@ the tests and the local runtime run the same code. Only the standard library and
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -248,7 +249,7 @@ class Router:
                 self._reject(pipeline, trigger, shown[0].path, shown[0].message, request_id, problems)
             ) from None
         execution_input = planned.execution_input
-        cached = self._reuse(apply_overrides(item, trigger), execution_input)
+        cached = self._reuse(apply_overrides(item, trigger), execution_input, planned.segment_inputs)
         if cached:
             context["cache"] = cached
         # Per delivery, so a repeat of a running execution is refused (ExecutionAlreadyExists) rather than
@@ -284,15 +285,20 @@ class Router:
             log(level="info", **context, execution_name=name, outcome=outcome)
         return outcome, name
 
-    def _reuse(self, item: dict[str, Any], execution_input: dict[str, Any]) -> dict[str, Any]:
-        """Step caching: stages the run ledger has a live record of are reused (cache.lookup); what
-        was decided for each stage the item caches, for the log line."""
+    def _reuse(
+        self, item: dict[str, Any], execution_input: dict[str, Any], segment_inputs: Sequence[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Step caching: stages the run ledger has a live record of are reused (cache.lookup), the
+        run's and each segment's; what was decided for each stage the item caches, for the log line
+        (for the segments: how many reused each stage)."""
         if self.config.ledger is None:
             return {}
         clients = (self.s3, self.dynamodb, self.stepfunctions)
-        found = cache.reuse(item, execution_input, clients, self.config.ledger, self.config.state_machine_arn)
+        ledger, state_machine = self.config.ledger, self.config.state_machine_arn
+        found = cache.reuse(item, execution_input, clients, ledger, state_machine, segment_inputs)
         reused, cached = execution_input.get("reused", {}), cache.enabled(item)
-        return {
+        per_segment = collections.Counter(stage for segment in segment_inputs for stage in segment.get("reused", {}))
+        return ({"segments_reused": dict(per_segment)} if per_segment else {}) | {
             stage: {"reused_from": reused[stage]}
             if stage in reused
             else (

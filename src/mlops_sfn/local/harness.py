@@ -265,10 +265,12 @@ class LocalRuns:
         trigger = trigger or Manual(pipeline=item.get("consumption_pipeline_name"), run_id=f"local-{next(_RUN_IDS)}")
         planned = plan_run(with_upload_segments(item, trigger, self.settings, self.s3), trigger, self.settings)
         execution_input = planned.execution_input
-        fanout.write(self.s3, execution_input, planned.segment_inputs)  # as the router does, before the start
-        # as the router does: stages the item caches may be reused from the run ledger
+        # as the router does: stages the item caches may be reused from the run ledger, the run's and
+        # its segments'; then the segments' list written, before the start
         clients = (self.s3, self.dynamodb, self.sfn)
-        cache.reuse(apply_overrides(item, trigger), execution_input, clients, self.ledger, self.state_machine_arn)
+        reusing = apply_overrides(item, trigger)
+        cache.reuse(reusing, execution_input, clients, self.ledger, self.state_machine_arn, planned.segment_inputs)
+        fanout.write(self.s3, execution_input, planned.segment_inputs)
         stages = execution_input["stages"]
         if "deploy" in stages:
             stages["deploy"]["wait_seconds"] = LOCAL_TIMINGS["endpoint_wait_seconds"]

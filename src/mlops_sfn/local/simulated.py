@@ -99,11 +99,14 @@ class SimulatedJobs:
         fail_segments: AbstractSet[str] = frozenset(),
     ) -> SimulatedJobs:
         """Failures and the evaluation report (padded to at least `report_bytes`) for this execution's job
-        names, its segments' included (`fail_segments`: ids whose first job fails)."""
+        names, its segments' included (`fail_segments`: ids whose first job that runs fails; a stage
+        reused from the run ledger runs no job)."""
         jobs = cls(s3)
         for planned in [execution_input, *segments]:
             failed = planned.get("segment") in fail_segments
             for stage, block in planned["stages"].items():
+                if stage in planned.get("reused", {}):
+                    continue
                 name = block.get("request", {}).get(NAME_FIELDS.get(stage, ""))
                 if name and (stage in fail or failed) and stage in JOB_STAGES:
                     why = f"--fail-segment {planned['segment']}" if failed else f"--fail {stage}"

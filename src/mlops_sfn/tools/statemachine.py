@@ -115,12 +115,13 @@ def _segments(b: Builder, then: str) -> None:
     sequence = [stage for stage in STAGES if STAGE[stage].per_segment]
     follows = {stage: _run(after) for stage, after in itertools.pairwise(sequence)}
     follows[sequence[-1]] = "Done"
-    for stage in sequence:
-        inside.add(_run(stage), choice(stage, STAGE[stage].states(inside, follows[stage]), follows[stage]))
-    # What the ResultWriter keeps of a segment that succeeded: its id and its stages' trimmed results.
-    inside.add(
-        "Done", {"Type": "Pass", "Parameters": {"segment.$": "$.segment", "results.$": "$.results"}, "End": True}
-    )
+    for stage in sequence:  # each recorded and reused per segment, as in the run (core/cache.py)
+        entry = STAGE[stage].states(inside, _recorded(inside, stage, follows[stage]))
+        inside.add(_run(stage), choice(stage, entry, follows[stage], reused=follows[stage]))
+    # What the ResultWriter keeps of a segment that succeeded: its id, its stages' trimmed results, and
+    # the stages it reused (from which run).
+    done = {"segment.$": "$.segment", "results.$": "$.results", "reused.$": "$.reused"}
+    inside.add("Done", {"Type": "Pass", "Parameters": done, "End": True})
     inside.add(
         "Failed",
         {
