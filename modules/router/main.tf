@@ -95,6 +95,15 @@ module "function" {
       Resource = "${local.bucket_arn}/runs/*/segments/results/*"
     },
     {
+      # A fanned-out run's segments at once are bounded by SageMaker's quotas on instances per type
+      # (mlops_sfn.core.fanout.within_quotas). ListServiceQuotas has no resource type: "*" only
+      # (Service Authorization Reference, Service Quotas); it reads quota values, nothing else.
+      Sid      = "ReadSageMakerQuotas"
+      Effect   = "Allow"
+      Action   = "servicequotas:ListServiceQuotas"
+      Resource = "*"
+    },
+    {
       Sid      = "ReadLedger"
       Effect   = "Allow"
       Action   = "dynamodb:GetItem"

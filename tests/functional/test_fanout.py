@@ -11,14 +11,15 @@ import copy
 import json
 from typing import Any
 
+import boto3
 import pytest
 
 from mlops_sfn import cli
 from mlops_sfn.core import fanout
 from mlops_sfn.core.plan import MAX_PLANNED_INPUT_BYTES
 from mlops_sfn.core.problems import InvalidItem
-from mlops_sfn.local import distributed_map
-from mlops_sfn.local.harness import LocalRuns, RunReport
+from mlops_sfn.local import distributed_map, quotas
+from mlops_sfn.local.harness import DEFAULT_ACCOUNT_ID, LocalRuns, RunReport
 from mlops_sfn.operate import rerun, runs
 from tests.conftest import load_item
 
@@ -393,3 +394,48 @@ def test_a_segment_that_failed_is_never_reused_though_its_run_succeeded(local: L
     assert (
         whys["band1"] == f"the ledger's record is not reused: segment band1 did not succeed in {failed.execution_name}"
     )
+
+
+# -- segments at once within SageMaker's quotas ----------------------------------------------------------
+
+
+@pytest.fixture
+def quota(local: LocalRuns) -> Any:
+    """Applied SageMaker quotas of the local account (local/quotas.py), cleared afterwards."""
+    where = (DEFAULT_ACCOUNT_ID, local.settings.region)
+
+    def apply(name: str, value: float) -> None:
+        quotas.applied(*where, "sagemaker", name, value)
+
+    yield apply
+    quotas.APPLIED.pop(where, None)
+
+
+def test_segments_at_once_are_lowered_to_what_the_sagemaker_quotas_allow(local: LocalRuns, quota: Any) -> None:
+    """Each segment's jobs hold one ml.m5.large at a time: a processing quota of 3 lets 3 segments run
+    at once, whatever the item asks (4); a training quota of 40 bounds nothing."""
+    quota("ml.m5.large for processing job usage", 3)
+    quota("ml.m5.large for training job usage", 40)
+    planned = local.plan(SEGMENTED)
+    assert SEGMENTED["fanout"]["max_concurrency"] == 4
+    assert planned.execution_input["fanout"]["max_concurrency"] == 3
+    report = local.run(SEGMENTED)
+    assert report.status == "SUCCEEDED", report.cause
+    started = json.loads(local.sfn.describe_execution(executionArn=arn_of(local, report))["input"])
+    assert started["fanout"]["max_concurrency"] == 3  # what the Map's MaxConcurrencyPath reads
+
+
+def test_a_quota_that_lets_no_segment_run_starts_nothing(local: LocalRuns, quota: Any) -> None:
+    quota("ml.m5.large for training job usage", 0)  # a new account's quota for many instance types
+    with pytest.raises(InvalidItem) as raised:
+        local.run(SEGMENTED)
+    (problem,) = raised.value.problems
+    assert problem.path == "fanout.stages"
+    assert "quota 'ml.m5.large for training job usage' is 0 instances" in problem.message
+    assert "Request an increase" in problem.message
+
+
+def test_without_applied_quotas_the_items_bound_stands(local: LocalRuns) -> None:
+    """ListServiceQuotas lists only applied values (AWS's API reference): none, nothing lowered."""
+    assert fanout.read_quotas(boto3.client("service-quotas", region_name=local.settings.region)) == {}
+    assert local.plan(SEGMENTED).execution_input["fanout"]["max_concurrency"] == 4

@@ -13,12 +13,14 @@ from moto import mock_aws
 
 from mlops_sfn.core.router import RejectedEvent
 from mlops_sfn.core.uploads import MANIFEST_LIMIT
-from tests.aws import BUCKET, Stack, deploy
+from mlops_sfn.local import quotas
+from tests.aws import BUCKET, REGION, Stack, deploy
 from tests.conftest import load_event, load_item
 
 pytestmark = pytest.mark.functional
 
 FOLDER = "input/demo-dev-domain-cal-house-price/2024-06-01/"
+ACCOUNT = "123456789012"  # moto's default account
 
 
 @pytest.fixture
@@ -215,7 +217,12 @@ def segmented() -> Iterator[Stack]:
     del item["fanout"]["segments"]
     item["fanout"]["segments_file"] = "segments.csv"  # each upload lists its own
     with mock_aws():
-        yield deploy([item])
+        uninstall = quotas.install()  # ListServiceQuotas, which moto lacks: the local AWS's fill
+        try:
+            yield deploy([item])
+        finally:
+            uninstall()
+            quotas.APPLIED.clear()
 
 
 def segmented_upload(stack: Stack, files: dict[str, bytes]) -> dict[str, Any]:
@@ -262,4 +269,32 @@ def test_an_upload_whose_segments_cannot_be_used_starts_nothing_and_says_why(
         segmented.router().handle(segmented_upload(segmented, files), "req")
     (rejected,) = raised.value.rejections
     assert reason in rejected["reason"] or any(reason in p["reason"] for p in rejected.get("problems", []))
+    assert segmented.executions() == []
+
+
+def test_the_router_bounds_segments_at_once_by_the_sagemaker_quotas_it_reads(
+    segmented: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = "id,latitude_min,latitude_max\n" + "".join(f"s{n},{30 + n},{31 + n}\n" for n in range(12))
+    quotas.applied(ACCOUNT, REGION, "sagemaker", "ml.m5.large for processing job usage", 2)
+    event = segmented_upload(segmented, {"segments.csv": rows.encode()})
+    assert segmented.router().handle(event, "req")["started"] == 1
+    (execution,) = segmented.executions()
+    described = segmented.stepfunctions.describe_execution(executionArn=execution["executionArn"])
+    assert json.loads(described["input"])["fanout"]["max_concurrency"] == 2  # the item asks for 4
+    (line,) = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "max_concurrency" in line]
+    assert line["max_concurrency"] == (
+        "max_concurrency 4 lowered to 2: SageMaker's quota 'ml.m5.large for processing job usage' is 2 instances"
+        " and each segment holds 1"
+    )
+
+
+def test_a_quota_that_lets_no_segment_run_keeps_the_event_and_says_which(segmented: Stack) -> None:
+    rows = b"id,latitude_min,latitude_max\na,32,33\n"
+    quotas.applied(ACCOUNT, REGION, "sagemaker", "ml.m5.large for training job usage", 0)
+    with pytest.raises(RejectedEvent) as raised:
+        segmented.router().handle(segmented_upload(segmented, {"segments.csv": rows}), "req")
+    (rejected,) = raised.value.rejections
+    assert rejected["field"] == "fanout.stages"
+    assert "'ml.m5.large for training job usage' is 0 instances" in rejected["reason"]
     assert segmented.executions() == []

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.terraform
 EXTRA_SCHEDULE = {"demo-dev-train-and-batch-score": "rate(1 day)"}  # deploys nothing in dev: see the variant
 ARTIFACTS = {"demo/code/train.py": "print('train')\n", "demo/data/train.csv": "x,y\n1,2\n"}
 # Statements that need Resource "*" because the actions have no resource-level permissions.
-STAR_RESOURCES = {"EcrLogin", "JobMetrics", "LogDeliveryAndTracing"}
+STAR_RESOURCES = {"EcrLogin", "JobMetrics", "LogDeliveryAndTracing", "ReadSageMakerQuotas"}
 
 
 @dataclass
@@ -308,6 +308,10 @@ def test_the_router_may_read_uploads_list_inputs_read_the_ledger_and_look_up_its
     # a fanned-out run's segments, where its Map reads them, and nothing else
     assert router["WriteSegments"]["Action"] == "s3:PutObject"
     assert router["WriteSegments"]["Resource"] == f"{bucket}/runs/*/{fanout.SEGMENTS_FOLDER}/*"
+    # SageMaker's quotas, which bound a fanned-out run's segments at once: ListServiceQuotas has no
+    # resource type, so "*" (Service Authorization Reference), and no other servicequotas action
+    assert router["ReadSageMakerQuotas"]["Action"] == "servicequotas:ListServiceQuotas"
+    assert router["ReadSageMakerQuotas"]["Resource"] == "*"
     # which segments of a run succeeded (a segment's ledger record is proven against them)
     assert router["ReadSegmentOutcomes"]["Action"] == "s3:GetObject"
     assert router["ReadSegmentOutcomes"]["Resource"] == f"{bucket}/runs/*/{fanout.RESULTS_FOLDER}/*"
@@ -373,6 +377,9 @@ def test_the_segments_function_reads_only_results_and_the_router_writes_only_seg
     assert allowed("mlops-dev-router", "s3:GetObject", f"{bucket}/{results}0f1e/SUCCEEDED_0.json")
     assert not allowed("mlops-dev-router", "s3:GetObject", f"{run}/segments/band1/training/model.tar.gz")
     assert not allowed("mlops-dev-router", "s3:GetObject", f"{run}/segments/items/run-1.json")
+    assert allowed("mlops-dev-router", "servicequotas:ListServiceQuotas", "*")
+    quota = "arn:aws:servicequotas:us-east-1:123456789012:sagemaker/L-1194F27D"
+    assert not allowed("mlops-dev-router", "servicequotas:RequestServiceQuotaIncrease", quota)
 
 
 def test_topics_queue_and_alarms_exist_and_alarms_publish_to_the_notification_topic(deployed: Deployment) -> None:

@@ -182,6 +182,90 @@ def locations(bucket: str, run_folder: str, execution: str) -> dict[str, Any]:
     }
 
 
+# --- Segments at once within SageMaker's quotas. SageMaker bounds the instances of each type its
+# jobs hold at once, one quota per instance type and job kind, named in Service Quotas (service code
+# "sagemaker") "<instance type> for training job usage" (for processing, spot training, transform
+# job usage); a job beyond it fails with ResourceLimitExceeded ("The account-level service limit
+# 'ml.m5.large for processing job usage' is 0 Instances"). Service Quotas' ListServiceQuotas lists
+# the applied values (API reference: "If the applied quota value is not available for a quota, the
+# quota is not retrieved"): a quota it does not list, or a deployment that cannot read them, leaves
+# the item's max_concurrency as it is.
+QUOTAS_SERVICE_CODE = "sagemaker"
+
+
+def instances(segment_inputs: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """{quota name: the most instances one segment holds under it at once}: a segment's stages run
+    one after another, so its largest job counts (a tuning job's: its parallel training jobs)."""
+    needs: dict[str, int] = {}
+    for segment_input in segment_inputs:
+        for block in segment_input["stages"].values():
+            for quota, count in _usage(block.get("request", {})):
+                needs[quota] = max(needs.get(quota, 0), count)
+    return needs
+
+
+def _usage(request: dict[str, Any]) -> list[tuple[str, int]]:
+    cluster = request.get("ProcessingResources", {}).get("ClusterConfig", {})
+    if "InstanceType" in cluster:
+        return [(f"{cluster['InstanceType']} for processing job usage", int(cluster.get("InstanceCount", 1)))]
+    parallel = 1
+    if "TrainingJobDefinition" in request:  # tuning: its training jobs, MaxParallelTrainingJobs at once
+        limits = request.get("HyperParameterTuningJobConfig", {}).get("ResourceLimits", {})
+        parallel, request = int(limits.get("MaxParallelTrainingJobs", 1)), request["TrainingJobDefinition"]
+    resources = request.get("ResourceConfig", {})
+    if "InstanceType" not in resources:  # instance groups, or no job: not bounded here
+        return []
+    kind = "spot training" if request.get("EnableManagedSpotTraining") else "training"
+    return [(f"{resources['InstanceType']} for {kind} job usage", int(resources.get("InstanceCount", 1)) * parallel)]
+
+
+def read_quotas(client: Any) -> dict[str, float] | None:
+    """SageMaker's applied quotas by name (ListServiceQuotas, every page), or None when they cannot be
+    read (no permission, or Service Quotas unreachable): the run then keeps the item's bound."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        pages = client.get_paginator("list_service_quotas").paginate(ServiceCode=QUOTAS_SERVICE_CODE)
+        return {quota["QuotaName"]: float(quota["Value"]) for page in pages for quota in page.get("Quotas", [])}
+    except (ClientError, BotoCoreError):
+        return None
+
+
+def within_quotas(
+    execution_input: dict[str, Any], segment_inputs: Sequence[dict[str, Any]], quotas: dict[str, float] | None
+) -> str | None:
+    """Lowers the run's max_concurrency to what SageMaker's quotas let its segments' jobs hold at once
+    (each quota's value over what one segment holds under it), and says why; None when nothing was
+    lowered. InvalidItem when a quota lets no segment run (its jobs would all fail)."""
+    config = execution_input.get("fanout")
+    if config is None or not quotas:
+        return None
+    needs = instances(segment_inputs)
+    allowed = {quota: int(quotas[quota] // need) for quota, need in needs.items() if quota in quotas}
+    if not allowed:
+        return None
+    tightest = min(allowed, key=lambda quota: allowed[quota])
+    if allowed[tightest] < 1:
+        raise InvalidItem(
+            [
+                Problem(
+                    "fanout.stages",
+                    f"SageMaker's quota {tightest!r} is {quotas[tightest]:g} instances in this account and"
+                    f" region, and each segment's job needs {needs[tightest]}: every segment would fail with"
+                    " ResourceLimitExceeded. Request an increase (Service Quotas, SageMaker), or use another"
+                    " instance type",
+                )
+            ]
+        )
+    if allowed[tightest] >= config["max_concurrency"]:
+        return None
+    wanted, config["max_concurrency"] = config["max_concurrency"], allowed[tightest]
+    return (
+        f"max_concurrency {wanted} lowered to {allowed[tightest]}: SageMaker's quota {tightest!r} is"
+        f" {quotas[tightest]:g} instances and each segment holds {needs[tightest]}"
+    )
+
+
 def only(item: Item, ids: list[str]) -> Item:
     """The item with only the segments `ids` (a rerun of those); KeyError naming an id it lacks."""
     listed = {segment["id"]: segment for segment in segments(item)}
@@ -441,7 +525,7 @@ def preview(config: dict[str, Any], ids: list[str], shown: int = 8, file: str | 
     if config["tolerated_failure_percentage"] < 100:
         bounds.append(f"{config['tolerated_failure_percentage']} % may fail")
     return (
-        f"segments:   {listed}, {config['max_concurrency']} at once,"
+        f"segments:   {listed}, {config['max_concurrency']} at once (fewer if SageMaker's quotas allow fewer),"
         f" {' and '.join(bounds) if bounds else 'any may fail'}; the run fails beyond that"
     )
 

@@ -13,6 +13,7 @@ import collections
 import json
 import os
 import re
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -133,6 +134,9 @@ def aws_clients(region: str, services: tuple[str, ...] = ("dynamodb", "stepfunct
     return tuple(session.client(service, config=config) for service in services)
 
 
+QUOTAS_SECONDS = 3600  # a raised quota bounds runs within the hour
+
+
 class Router:
     """Handles Lambda events; one instance per Lambda container, so the prefix index is reused warm."""
 
@@ -140,6 +144,8 @@ class Router:
         self.config = config
         self._clients = clients
         self._s3: Any = None
+        self._servicequotas: Any = None  # read for fanned-out runs only
+        self._read_quotas: tuple[float, dict[str, float] | None] | None = None
         self.index = PrefixIndex(ttl=config.prefix_cache_seconds)  # (kept warm: one per container)
 
     @classmethod
@@ -160,6 +166,15 @@ class Router:
             dynamodb, stepfunctions = aws_clients(self.config.settings.region)
             self._clients = (dynamodb, stepfunctions)
         return self._clients
+
+    def _quotas(self) -> dict[str, float] | None:
+        """SageMaker's applied quotas, read at most once an hour per container (fanout.read_quotas)."""
+        now = time.monotonic()
+        if self._read_quotas is None or now - self._read_quotas[0] > QUOTAS_SECONDS:
+            if self._servicequotas is None:
+                (self._servicequotas,) = aws_clients(self.config.settings.region, ("service-quotas",))
+            self._read_quotas = (now, fanout.read_quotas(self._servicequotas))
+        return self._read_quotas[1]
 
     @property
     def s3(self) -> Any:
@@ -242,6 +257,10 @@ class Router:
         try:
             item = with_upload_segments(item, trigger, self.config.settings, self.s3)
             planned = plan_run(item, trigger, self.config.settings)
+            if planned.segment_inputs:  # segments at once within SageMaker's quotas
+                lowered = fanout.within_quotas(planned.execution_input, planned.segment_inputs, self._quotas())
+                if lowered:
+                    context["max_concurrency"] = lowered
         except InvalidItem as error:
             shown = [_without_override_values(problem, trigger.overrides) for problem in error.problems]
             problems = [{"field": p.path, "reason": p.message} for p in shown]

@@ -30,7 +30,7 @@ from .task_permissions import Call
 KEYS: dict[str, str] = {}  # access key id -> the role ARN it acts as
 _CREDENTIAL = re.compile(r"Credential=([^/]+)/\d+/([^/]+)/([^/]+)/aws4_request")
 # JSON-protocol services: the X-Amz-Target prefix -> IAM's service prefix
-_TARGETS = {"DynamoDB_20120810": "dynamodb", "AWSStepFunctions": "states"}
+_TARGETS = {"DynamoDB_20120810": "dynamodb", "AWSStepFunctions": "states", "ServiceQuotasV20190624": "servicequotas"}
 
 
 def credentials(role: str) -> dict[str, str]:
@@ -95,6 +95,8 @@ def calls(
             return [Call(action, request["stateMachineArn"], {})]
         if action == "states:DescribeExecution":
             return [Call(action, request["executionArn"], {})]
+        if action == "servicequotas:ListServiceQuotas":  # no resource type: "*" (Service Authorization Reference)
+            return [Call(action, "*", {})]
         if prefix == "DynamoDB_20120810":
             return task_permissions.checked(action, {"TableName": request["TableName"]}, region, account)
     raise NotImplementedError(f"the local AWS does not know what IAM checks for {service} {method} {path} {target}")

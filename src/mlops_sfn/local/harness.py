@@ -270,6 +270,9 @@ class LocalRuns:
         clients = (self.s3, self.dynamodb, self.sfn)
         reusing = apply_overrides(item, trigger)
         cache.reuse(reusing, execution_input, clients, self.ledger, self.state_machine_arn, planned.segment_inputs)
+        if planned.segment_inputs:  # as the router does: segments at once within SageMaker's quotas
+            quotas = fanout.read_quotas(boto3.client("service-quotas", region_name=self.settings.region))
+            fanout.within_quotas(execution_input, planned.segment_inputs, quotas)
         fanout.write(self.s3, execution_input, planned.segment_inputs)
         stages = execution_input["stages"]
         if "deploy" in stages:

@@ -44,7 +44,7 @@ from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 
 from ..core.asl import SDK_SERVICES
-from . import distributed_map, limits, monitor, redrive, task_iam
+from . import distributed_map, limits, monitor, quotas, redrive, task_iam
 from .motoport import (
     AmazonStateLanguageParser,
     CustomErrorName,
@@ -440,6 +440,7 @@ def _patch() -> None:
     own = lambda region: boto_client_for(region=region, service="s3")  # noqa: E731
     distributed_map.patch(distributed_map.acting_as_role(own, _map_client_checks))
     _UNINSTALL.append(monitor.install())
+    _UNINSTALL.append(quotas.install())  # ListServiceQuotas, which moto lacks
     limits.patch()
     _FACTORY.state_task_service_for = _service_for
     _RETRIER.time = _ScaledClock()

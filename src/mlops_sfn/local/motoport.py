@@ -41,6 +41,7 @@ try:
     from moto.sagemaker.models import sagemaker_backends
     from moto.sagemaker.responses import SageMakerResponse
     from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
+    from moto.servicequotas.responses import ServiceQuotasResponse
     from moto.sns.models import sns_backends
     from moto.sqs.models import sqs_backends
     from moto.stepfunctions.exceptions import ValidationException
@@ -162,6 +163,7 @@ __all__ = [
     "S3ClientError",
     "SageMakerResponse",
     "SageMakerRuntimeResponse",
+    "ServiceQuotasResponse",
     "StateMachineDetails",
     "StateMap",
     "StateTaskServiceAwsSdk",

@@ -43,7 +43,7 @@ def applies_only_without_tls(statement: dict[str, Any]) -> bool:
 
 
 def install() -> None:
-    from . import resource_policies
+    from . import quotas, resource_policies
     from .motoport import DynamoType, FakeBucket, IAMPolicy, Item, PermissionResult
 
     def get_permission(bucket: Any, action: str, resource: str) -> Any:
@@ -71,6 +71,7 @@ def install() -> None:
 
     Item.update_with_attribute_updates = update_with_attribute_updates  # type: ignore[method-assign,assignment]
     resource_policies.install()  # a log group's key must let CloudWatch Logs use it
+    quotas.install()  # ListServiceQuotas, which moto lacks
 
 
 def process_environment(endpoint: str, ca_bundle: str) -> dict[str, str]:

@@ -36,6 +36,7 @@ CHECKED = (
     "dynamodb:Scan",
     "states:StartExecution",
     "states:DescribeExecution",
+    "servicequotas:ListServiceQuotas",
 )
 
 
