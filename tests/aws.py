@@ -89,7 +89,8 @@ def deploy(items: list[dict[str, Any]]) -> Stack:
     stepfunctions = session.client("stepfunctions")
     s3 = session.client("s3")
     s3.create_bucket(Bucket=BUCKET)
-    for key in FIXTURE_MANIFEST_KEYS:
+    # the greater key last: it is the newest upload whether or not a second passed between the puts
+    for key in reversed(FIXTURE_MANIFEST_KEYS):
         s3.put_object(Bucket=BUCKET, Key=key, Body=FIXTURE_MANIFEST)
     dynamodb.create_table(
         TableName=TABLE,

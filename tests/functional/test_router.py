@@ -55,7 +55,7 @@ def test_each_event_shape_starts_one_execution_with_the_planned_input(stack: Sta
     # The same code as `mlops-sfn plan` built it: only the delivery stamp is added.
     (trigger,) = parse_event(event, "req-1")
     if trigger.source == "schedule":  # it names no upload: the router adds the newest verified one
-        newest = aws.FIXTURE_MANIFEST_KEYS[0]  # the fixtures' two, put in one second: the greater key
+        newest = aws.FIXTURE_MANIFEST_KEYS[0]  # the fixtures' two: the greater key, put last
         etag = stack.s3.head_object(Bucket=BUCKET, Key=newest)["ETag"].strip('"')
         trigger = replace(trigger, bucket=BUCKET, key=newest, etag=etag)
     expected = plan_execution(load_item(), trigger, Settings.from_environment(stack.environment))
