@@ -320,6 +320,31 @@ def test_rerun_failed_segments_from_the_command_line_says_which_and_refuses_what
     assert "one of the arguments --from --failed-segments is required" in capsys.readouterr().err
 
 
+def test_each_segment_scores_its_data_with_its_own_model(local: LocalRuns) -> None:
+    """batch_transform per segment: a transform job runs one model (CreateTransformJob takes one
+    ModelName), so each segment's job uses the model that segment created, in its own folder."""
+    item = copy.deepcopy(SEGMENTED)
+    demo = load_item()
+    for stage in ("create_model", "batch_transform"):
+        item["stages"][stage] = copy.deepcopy(demo["stages"][stage]) | {"run": True}
+        item["fanout"]["stages"].append(stage)
+    before = {job["TransformJobName"] for job in local.sagemaker.list_transform_jobs()["TransformJobSummaries"]}
+    report = local.run(item)
+    assert report.status == "SUCCEEDED", report.cause
+    assert report.stages["batch_transform"] == "per_segment" and report.states.count("Segment: Batch transform") == 8
+    jobs = [
+        local.sagemaker.describe_transform_job(TransformJobName=job["TransformJobName"])
+        for job in local.sagemaker.list_transform_jobs()["TransformJobSummaries"]
+        if job["TransformJobName"] not in before
+    ]
+    assert len(jobs) == 8 and len({job["ModelName"] for job in jobs}) == 8
+    for job in jobs:
+        model = local.sagemaker.describe_model(ModelName=job["ModelName"])["PrimaryContainer"]["ModelDataUrl"]
+        band = model.split("/segments/")[1].split("/")[0]  # the segment whose training made the model
+        assert f"/segments/{band}/batch-transform/" in job["TransformOutput"]["S3OutputPath"]
+        assert f"/segments/{band}/" in job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
+
+
 # -- step caching per segment -------------------------------------------------------------------------
 
 

@@ -22,7 +22,7 @@ from mlops_sfn import cli
 from mlops_sfn.core import asl, fanout, smoke_test
 from mlops_sfn.core import cache as step_cache
 from mlops_sfn.core.plan import plan_execution, plan_run
-from mlops_sfn.core.stages import CACHEABLE, CATALOG, SERVING, STAGES
+from mlops_sfn.core.stages import CACHEABLE, CATALOG, SERVING, STAGE, STAGES
 from mlops_sfn.core.triggers import Drift, Manual
 from mlops_sfn.local import task_permissions
 from mlops_sfn.local.harness import THROTTLEABLE, LocalRuns, RunReport
@@ -863,9 +863,9 @@ def test_each_segment_records_its_cacheable_stages_and_a_second_run_reuses_them_
     first, second = scenario("segments: cached stages recorded, then reused").reports
     assert (first.status, second.status) == ("SUCCEEDED", "SUCCEEDED")
     cacheable = set(CACHEABLE) & set(segmented()["fanout"]["stages"])
-    assert cacheable == {"preprocessing", "training", "evaluation"}
+    assert cacheable == {"preprocessing", "training", "evaluation", "batch_transform"}
     for stage in cacheable:
-        assert first.states.count(f"Segment: Record {stage}") == 8, stage
+        assert first.states.count(f"Segment: Record {STAGE[stage].title.lower()}") == 8, stage
     assert second.segments is not None and len(second.segments["reused"]) == 8
     assert all(
         reused == dict.fromkeys(cacheable, first.execution_name) for reused in second.segments["reused"].values()

@@ -298,7 +298,7 @@ CASES: list[tuple[str, str, dict[str, Any], str, str]] = [
         SEG,
         {"fanout.stages[3]": "deploy"},
         "fanout.stages[3]",
-        "serving what the segments made is not built yet",
+        "an endpoint serving every segment's model is not built yet; batch_transform can run per segment",
     ),
     (
         "a stage once after the segments",

@@ -362,7 +362,7 @@ def _not_per_segment(stage: str) -> str:
     if stage == "approval":
         why = "a person would answer one request per segment"
     elif STAGE[stage].serving or STAGE[stage].watches:
-        why = "serving what the segments made is not built yet"
+        why = "an endpoint serving every segment's model is not built yet; batch_transform can run per segment"
     else:
         why = "it cannot run per segment"
     return f"{stage} cannot run per segment ({why}): remove it from fanout.stages"

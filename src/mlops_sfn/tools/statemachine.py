@@ -84,6 +84,8 @@ def _pipeline(b: Builder) -> None:
     _stages(b)
     _drift(b)
     _serving(b, served)
+    # a fanned-out run serves and watches nothing once (item rules): its segments, then the run's end
+    _segments(b, served)
     _endings(b)
 
 
@@ -99,8 +101,6 @@ def _stages(b: Builder) -> None:
     for stage in sequence + list(WATCHING):
         entry = STAGE[stage].states(b, _recorded(b, stage, follows[stage]))
         b.add(_run(stage), choice(stage, entry, follows[stage], reused=follows[stage]))
-    # a fanned-out run serves and watches nothing (item rules): its segments, then the run's end
-    _segments(b, _run(WATCHING[0]) if WATCHING else "Notify success?")
 
 
 SEGMENT = "Segment: "  # the names of the states a segment's child execution runs

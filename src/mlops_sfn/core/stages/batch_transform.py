@@ -1,4 +1,5 @@
-"""Batch transform: a `.sync` transform job with the run's model (a serving stage: beside deploy)."""
+"""Batch transform: a `.sync` transform job with the run's model (a serving stage: beside deploy; in a
+fanned-out run, one per segment with the segment's model)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ class BatchTransform(JobStage):
     described_as = "transform job"
     serving = True
     cacheable = True
+    # per segment: one transform job per segment, with that segment's model (a transform job runs one
+    # model: CreateTransformJob takes one ModelName)
+    per_segment = True
     rule = "StepFunctionsGetEventsForSageMakerTransformJobsRule"
 
     def defaults(self, item: Item, execution: str) -> dict[str, Any]:
