@@ -122,6 +122,26 @@ def test_the_thresholds_bound_the_failed_segments_as_aws_counts_them(
     assert report.status == status, (report.error, report.segments)
 
 
+def test_a_map_runs_child_executions_are_listed_and_described_as_aws_does(local: LocalRuns) -> None:
+    """ListMapRuns names the run's Map Run, ListExecutions(mapRunArn) its child executions, and
+    DescribeExecution one child; the failed segment's outcome names its child execution."""
+    report = local.run(SEGMENTED, fail_segments=["band4"])
+    assert report.status == "SUCCEEDED" and report.segments is not None
+    (map_run,) = local.sfn.list_map_runs(executionArn=arn_of(local, report))["mapRuns"]
+    children = local.sfn.list_executions(mapRunArn=map_run["mapRunArn"])["executions"]
+    assert len(children) == 8 and {child["mapRunArn"] for child in children} == {map_run["mapRunArn"]}
+    assert sorted(child["status"] for child in children) == ["FAILED"] + ["SUCCEEDED"] * 7
+    (failed,) = local.sfn.list_executions(mapRunArn=map_run["mapRunArn"], statusFilter="FAILED")["executions"]
+    (outcome,) = report.segments["failed"]
+    assert outcome["execution"] == failed["executionArn"]
+    described = local.sfn.describe_execution(executionArn=failed["executionArn"])
+    assert (described["status"], described["error"]) == ("FAILED", "preprocessing.States.TaskFailed")
+    assert json.loads(described["input"])["segment"] == "band4"
+    assert described["mapRunArn"] == map_run["mapRunArn"]
+    with pytest.raises(local.sfn.exceptions.ResourceNotFound):
+        local.sfn.list_executions(mapRunArn=map_run["mapRunArn"].rsplit(":", 1)[0] + ":not-a-map-run")
+
+
 def test_a_segments_quality_gate_fails_that_segment_only(local: LocalRuns) -> None:
     report = local.run(SEGMENTED, metric=0.9)  # every band's report misses the gate
     assert report.status == "FAILED" and report.error == "segments.States.ExceedToleratedFailureThreshold"

@@ -407,7 +407,7 @@ def outcome(s3: Any, execution_input: dict[str, Any]) -> dict[str, Any] | None:
 
 def summary(s3: Any, written: dict[str, Any]) -> dict[str, Any]:
     """What the Map's ResultWriter wrote (its ResultWriterDetails: Bucket, Key of manifest.json), as
-    `status` reports it: {total, succeeded: [ids], failed: [{segment, stage, error, cause}], not_run:
+    `status` reports it: {total, succeeded: [ids], failed: [{segment, stage, error, cause, execution}], not_run:
     [ids], reused: {id: {stage: the run whose record it reused}}} (step caching, per segment)."""
     bucket = written["Bucket"]
     manifest = json.loads(s3.get_object(Bucket=bucket, Key=written["Key"])["Body"].read())
@@ -425,7 +425,9 @@ def summary(s3: Any, written: dict[str, Any]) -> dict[str, Any]:
                 # A segment's failure names its stage first: "training.States.TaskFailed".
                 stage, _, error = str(child.get("Error") or "").partition(".")
                 cause = failure_reason(str(child.get("Cause") or ""), limit=500)  # a job's: its FailureReason
-                found["FAILED"].append({"segment": segment, "stage": stage, "error": error, "cause": cause})
+                failure = {"segment": segment, "stage": stage, "error": error, "cause": cause}
+                # its child execution: `aws stepfunctions describe-execution --execution-arn` shows it
+                found["FAILED"].append(failure | {"execution": str(child.get("ExecutionArn", ""))})
     return {
         "total": sum(len(listed) for listed in found.values()),
         "succeeded": sorted(found["SUCCEEDED"]),

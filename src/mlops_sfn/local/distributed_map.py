@@ -18,8 +18,12 @@ child executions), but:
   role, IAM deciding ("IAM policies for using Distributed Map states"); a refusal fails the Map with
   States.ItemReaderFailed or States.ResultWriterFailed, the errors AWS names for them ("Error
   handling in Step Functions", States.* errors).
-Child executions are not listed by ListExecutions here (AWS lists them under the Map Run); their
-records are in the results the writer exports.
+Its child executions are not executions moto knows: here ListExecutions with a mapRunArn lists
+them and DescribeExecution describes one, from the records the writer exports, as AWS lists and
+describes a Map Run's child workflow executions (API reference, ListExecutions: "mapRunArn ... lists
+all child workflow executions started by a Map Run"; DescribeExecution answers a child's mapRunArn).
+The last KEPT_MAP_RUNS Map Runs are kept (a long-running local server would otherwise grow); their
+histories are not (GetExecutionHistory of a child is refused: moto has no such execution).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from botocore.exceptions import ClientError
 
 from . import task_permissions
 from .motoport import (
+    ActionResult,
     DistributedItemProcessorWorker,
     DistributedIterationComponent,
     EventDetails,
@@ -44,6 +49,7 @@ from .motoport import (
     FailureEventException,
     HistoryEventType,
     ItemReaderS3,
+    JsonRESTError,
     ProgramError,
     ProgramStopped,
     ProgramTimedOut,
@@ -51,6 +57,7 @@ from .motoport import (
     StateMap,
     StatesErrorName,
     StatesErrorNameType,
+    StepFunctionResponse,
 )
 
 _EVAL_JOB = DistributedItemProcessorWorker._eval_job
@@ -61,6 +68,9 @@ _READ = ItemReaderS3._handle_get_object
 
 # Map Run ARN -> its children's records, in the order they ended.
 _CHILDREN: dict[str, list[dict[str, Any]]] = {}
+# Map Runs that ended -> their children's records, the latest KEPT_MAP_RUNS, for ListExecutions.
+KEPT_MAP_RUNS = 50
+_ENDED: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
 _LOCK = threading.Lock()
 THRESHOLD_CAUSE = "The specified tolerated failure threshold for the Map Run has been exceeded."
 
@@ -152,7 +162,9 @@ def _eval_execution(self: Any, env: Any) -> None:
     finally:  # what the writer exported is in S3 now
         with _LOCK:
             for record in env.map_run_record_pool_manager.get_all():
-                _CHILDREN.pop(record.map_run_arn, None)
+                _ENDED[record.map_run_arn] = _CHILDREN.pop(record.map_run_arn, [])
+                while len(_ENDED) > KEPT_MAP_RUNS:
+                    _ENDED.popitem(last=False)
 
 
 def _write(self: Any, env: Any) -> None:
@@ -237,9 +249,59 @@ def acting_as_role(plain: Callable[[str], Any], checks: Callable[[Any], tuple[bo
     return make
 
 
+def _listed(run: str, child: dict[str, Any]) -> dict[str, Any]:
+    """A child as ListExecutions lists it (its state machine: the Map Run's, with the Map's label)."""
+    state_machine = run.replace(":mapRun:", ":stateMachine:").rsplit(":", 1)[0]
+    found = {
+        "executionArn": child["ExecutionArn"],
+        "stateMachineArn": state_machine,
+        "name": child["Name"],
+        "status": child["Status"],
+        "startDate": datetime.fromisoformat(child["StartDate"]),
+        "stopDate": datetime.fromisoformat(child["StopDate"]),
+        "mapRunArn": run,
+    }
+    return found
+
+
+def _list_executions(self: Any) -> Any:
+    run = self._get_param("mapRunArn")
+    if not run:
+        return _LIST(self)
+    with _LOCK:
+        children = _ENDED.get(run, _CHILDREN.get(run))
+    if children is None:
+        raise JsonRESTError("ResourceNotFound", f"Map Run does not exist: {run}")
+    wanted = self._get_param("statusFilter")
+    listed = [_listed(run, child) for child in children if wanted in (None, child["Status"])]
+    return ActionResult({"executions": listed})
+
+
+def _describe_execution(self: Any) -> Any:
+    arn = self._get_param("executionArn")
+    with _LOCK:
+        found = next(
+            ((run, child) for run, children in _ENDED.items() for child in children if child["ExecutionArn"] == arn),
+            None,
+        )
+    if found is None:
+        return _DESCRIBED(self)
+    run, child = found
+    described = _listed(run, child) | {"input": child["Input"]}
+    described |= {key.lower(): child[key] for key in ("Output", "Error", "Cause") if child.get(key)}
+    return ActionResult(described)
+
+
+_LIST = StepFunctionResponse.list_executions
+_DESCRIBED: Any = None  # DescribeExecution as it was when patched (redrive's)
+
+
 def patch(client: Callable[[Any], Any]) -> None:
-    global _CLIENT
+    global _CLIENT, _DESCRIBED
     _CLIENT = client
+    _DESCRIBED = StepFunctionResponse.describe_execution
+    StepFunctionResponse.list_executions = _list_executions  # type: ignore[method-assign]
+    StepFunctionResponse.describe_execution = _describe_execution  # type: ignore[method-assign]
     DistributedItemProcessorWorker._eval_job = _eval_job  # type: ignore[method-assign]
     DistributedIterationComponent._map_run = _map_run  # type: ignore[method-assign]
     StateMap._eval_execution = _eval_execution  # type: ignore[method-assign]
@@ -250,6 +312,8 @@ def patch(client: Callable[[Any], Any]) -> None:
 def unpatch() -> None:
     global _CLIENT
     _CLIENT = None
+    StepFunctionResponse.list_executions = _LIST  # type: ignore[method-assign]
+    StepFunctionResponse.describe_execution = _DESCRIBED  # type: ignore[method-assign]
     DistributedItemProcessorWorker._eval_job = _EVAL_JOB  # type: ignore[method-assign]
     DistributedIterationComponent._map_run = _MAP_RUN  # type: ignore[method-assign]
     StateMap._eval_execution = _EVAL_EXECUTION  # type: ignore[method-assign]

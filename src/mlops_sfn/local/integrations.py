@@ -451,8 +451,8 @@ def _patch() -> None:
 
 
 def _unpatch() -> None:
+    distributed_map.unpatch()  # before redrive's: it wraps redrive's DescribeExecution
     redrive.unpatch()
-    distributed_map.unpatch()
     while _UNINSTALL:
         _UNINSTALL.pop()()
     limits.unpatch()
