@@ -325,12 +325,18 @@ def test_rerun_failed_segments_from_the_command_line_says_which_and_refuses_what
     outputs = tmp_path / "outputs.json"
     outputs.write_text(json.dumps({name: {"value": value} for name, value in values.items()}))
 
-    earlier = local.run(SEGMENTED, fail_segments=["band2"])
+    earlier = local.run(SEGMENTED, fail_segments=["band2", "band6"])
     assert earlier.status == "SUCCEEDED"
-    code = cli.main(["rerun", earlier.execution_name, "--failed-segments", "--outputs", str(outputs)])
-    out = capsys.readouterr().out
+    # the rerun bounds its segments at once by SageMaker's quotas, as the router does
+    quotas.applied(DEFAULT_ACCOUNT_ID, local.settings.region, "sagemaker", "ml.m5.large for training job usage", 1)
+    try:
+        code = cli.main(["rerun", earlier.execution_name, "--failed-segments", "--outputs", str(outputs)])
+    finally:
+        quotas.APPLIED.clear()
+    out, err = capsys.readouterr()
     assert code == 0, out
-    assert f"running again the segments that did not succeed in {earlier.execution_name}: band2" in out
+    assert f"running again the segments that did not succeed in {earlier.execution_name}: band2, band6" in out
+    assert "max_concurrency 4 lowered to 1: SageMaker's quota 'ml.m5.large for training job usage'" in err
 
     clean = local.run(SEGMENTED)
     assert cli.main(["rerun", clean.execution_name, "--failed-segments", "--outputs", str(outputs)]) == 1

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..core import dynamodb_json, fanout, names
 from ..core.names import EXECUTION_NAME
+from ..core.problems import InvalidItem
 from ..core.sagemaker_api import failure_reason
 from ..core.stages import CHECKPOINTS, STAGES
 from ..operate import approval, logs, preview, rerun, runs
@@ -225,6 +226,15 @@ def rerun_from(args: argparse.Namespace) -> int:
         return INVALID
     if unverified:
         print(f"reading the upload as it is now, as asked: {unverified}", file=sys.stderr)
+    if planned.segment_inputs:  # as the router does: segments at once within SageMaker's quotas
+        quotas = fanout.read_quotas(deployment.client("service-quotas"))
+        try:
+            lowered = fanout.within_quotas(planned.execution_input, planned.segment_inputs, quotas)
+        except InvalidItem as error:
+            problem(f"mlops-sfn rerun: {error.problems[0].path}: {error.problems[0].message}")
+            return INVALID
+        if lowered:
+            print(lowered, file=sys.stderr)
     fanout.write(deployment.client("s3"), planned.execution_input, planned.segment_inputs)  # its Map reads them
     started = sfn.start_execution(
         stateMachineArn=machine, name=planned.name, input=json.dumps(planned.execution_input)
