@@ -14,7 +14,7 @@ from mlops_sfn.core.plan import plan_execution, plan_run
 from mlops_sfn.core.problems import InvalidItem
 from mlops_sfn.core.settings import EXAMPLE_SETTINGS
 from mlops_sfn.core.triggers import Manual
-from tests.conftest import edited, load_item
+from tests.conftest import DELETE, edited, load_item
 
 NOW = 1_800_000_000.0
 IMAGES = "683313688378.dkr.ecr.us-east-1.amazonaws.com"
@@ -263,3 +263,16 @@ def test_a_segment_reuses_its_own_record_and_never_another_segments_folder() -> 
     assert later["band2"]["reused"] == {}
     assert "its run folder is not" in later["band2"]["cache"]["preprocessing"]["why"]
     assert later["band2"]["cache"]["preprocessing"]["why"].endswith("/segments/band2/")
+
+
+def test_plan_explain_cache_shows_a_segments_keys(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "item.json"
+    path.write_text(json.dumps(SEGMENTED))
+    assert cli.main(["plan", str(path), "--explain-cache"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("per segment (band1's; each segment has keys of its own, its id included):")
+    assert "  training: cached, a record reused for P30D" in text and "  preprocessing: cached" in text
+    listed = edited(SEGMENTED, {"fanout.segments": DELETE, "fanout.segments_file": "segments.csv"})
+    path.write_text(json.dumps(listed))
+    assert cli.main(["plan", str(path), "--explain-cache"]) == 0
+    assert "per segment: keyed for each segment once the run reads the upload's list of them" in capsys.readouterr().out

@@ -107,7 +107,7 @@ def plan(
     elif as_graph:
         print(preview.mermaid(execution_input))
     elif explain_cache:
-        print(preview.cache_text(execution_input, apply_overrides(item, trigger)))
+        print(preview.cache_text(execution_input, apply_overrides(item, trigger), planned.segment_inputs))
     else:
         listed_by = item.get("fanout", {}).get("segments_file")
         shown = preview.text(execution_input, item.get("enabled", True), planned.segment_inputs, listed_by)

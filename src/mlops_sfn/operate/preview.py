@@ -114,8 +114,22 @@ def mermaid(execution_input: dict[str, Any], outcomes: dict[str, tuple[str, floa
     return "\n".join(lines)
 
 
-def cache_text(execution_input: dict[str, Any], item: dict[str, Any]) -> str:
-    """`plan --explain-cache`: for each running stage, whether it is cached and what its key covers."""
+def cache_text(
+    execution_input: dict[str, Any], item: dict[str, Any], segment_inputs: Sequence[dict[str, Any]] = ()
+) -> str:
+    """`plan --explain-cache`: for each running stage, whether it is cached and what its key covers;
+    for the stages a fanned-out run runs per segment, the first segment's."""
+    lines = _cache_lines(execution_input, item)
+    if segment_inputs:
+        first = segment_inputs[0]
+        lines.append(f"per segment ({first['segment']}'s; each segment has keys of its own, its id included):")
+        lines += [f"  {line}" for line in _cache_lines(first, item)]
+    elif "fanout" in execution_input:
+        lines.append("per segment: keyed for each segment once the run reads the upload's list of them")
+    return "\n".join(lines)
+
+
+def _cache_lines(execution_input: dict[str, Any], item: dict[str, Any]) -> list[str]:
     found = cache.keys(execution_input, lambda location: "listed when the run starts")
     lines = []
     for stage, key in found.items():
@@ -134,4 +148,4 @@ def cache_text(execution_input: dict[str, Any], item: dict[str, Any]) -> str:
             lines.append(f"  and the keys of: {', '.join(key.upstream)} (whose outputs or names it uses)")
         for checkpoint in _checkpoints(stage, execution_input):
             lines.append(f"  and the {checkpoint.title} (a reused {stage} skips it)")
-    return "\n".join(lines)
+    return lines
