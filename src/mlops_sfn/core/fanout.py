@@ -407,8 +407,8 @@ def outcome(s3: Any, execution_input: dict[str, Any]) -> dict[str, Any] | None:
 
 def summary(s3: Any, written: dict[str, Any]) -> dict[str, Any]:
     """What the Map's ResultWriter wrote (its ResultWriterDetails: Bucket, Key of manifest.json), as
-    `status` reports it: {total, succeeded: [ids], failed: [{segment, stage, error, cause, execution}], not_run:
-    [ids], reused: {id: {stage: the run whose record it reused}}} (step caching, per segment)."""
+    `status` reports it: {total, succeeded: [ids], failed: [{segment, stage, error, cause, execution}],
+    not_run: [ids], reused: {id: {stage: the run whose record it reused}}} (step caching, per segment)."""
     bucket = written["Bucket"]
     manifest = json.loads(s3.get_object(Bucket=bucket, Key=written["Key"])["Body"].read())
     found: dict[str, list[Any]] = {"SUCCEEDED": [], "FAILED": [], "PENDING": []}
@@ -417,8 +417,9 @@ def summary(s3: Any, written: dict[str, Any]) -> dict[str, Any]:
         for file in files:
             for child in json.loads(s3.get_object(Bucket=bucket, Key=file["Key"])["Body"].read()):
                 segment = json.loads(child.get("Input") or "{}").get(SEGMENT, "?")
-                if status == "SUCCEEDED" and json.loads(child.get("Output") or "{}").get("reused"):
-                    reused[segment] = json.loads(child["Output"])["reused"]
+                stages_reused = json.loads(child.get("Output") or "{}").get("reused") if status == "SUCCEEDED" else None
+                if stages_reused:
+                    reused[segment] = stages_reused
                 if status != "FAILED":
                     found.setdefault(status, []).append(segment)
                     continue
