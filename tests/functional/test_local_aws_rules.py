@@ -20,6 +20,7 @@ from mlops_sfn.local import integrations, limits
 from mlops_sfn.local.harness import LocalRuns
 from mlops_sfn.local.limits import MAX_INPUT_BYTES
 from mlops_sfn.local.sagemaker import JobResult
+from tests.conftest import load_item
 
 pytestmark = pytest.mark.functional
 
@@ -410,3 +411,78 @@ def test_a_model_package_group_is_deleted_only_once_its_versions_are(monkeypatch
         assert sagemaker.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
         with pytest.raises(ClientError):
             sagemaker.describe_model_package(ModelPackageName=arn)
+
+
+def created_arns(sagemaker: Any) -> dict[str, str]:
+    """One ARN of each kind a run made, by kind."""
+    groups = sagemaker.list_model_package_groups()["ModelPackageGroupSummaryList"]
+    packages = [
+        package["ModelPackageArn"]
+        for group in groups
+        for package in sagemaker.list_model_packages(ModelPackageGroupName=group["ModelPackageGroupName"])[
+            "ModelPackageSummaryList"
+        ]
+    ]
+    definitions = sagemaker.list_data_quality_job_definitions()["JobDefinitionSummaries"]
+    found = [
+        *(job["TrainingJobArn"] for job in sagemaker.list_training_jobs()["TrainingJobSummaries"]),
+        *(job["ProcessingJobArn"] for job in sagemaker.list_processing_jobs()["ProcessingJobSummaries"]),
+        *(job["TransformJobArn"] for job in sagemaker.list_transform_jobs()["TransformJobSummaries"]),
+        *(model["ModelArn"] for model in sagemaker.list_models()["Models"]),
+        *(config["EndpointConfigArn"] for config in sagemaker.list_endpoint_configs()["EndpointConfigs"]),
+        *(endpoint["EndpointArn"] for endpoint in sagemaker.list_endpoints()["Endpoints"]),
+        *(group["ModelPackageGroupArn"] for group in groups),
+        *packages,
+        *(s["MonitoringScheduleArn"] for s in sagemaker.list_monitoring_schedules()["MonitoringScheduleSummaries"]),
+        *(d["MonitoringJobDefinitionArn"] for d in definitions),
+    ]
+    return {arn.split(":", 5)[5].split("/")[0]: arn for arn in found}
+
+
+def test_every_kind_a_run_creates_answers_its_tags_as_sagemaker_does() -> None:
+    """moto 5.2 answers ListTags with HTTP 500 for a transform job created without tags, a model package
+    and a monitoring schedule, and its AddTags repeats a key. SageMaker's API reference: ListTags
+    "Returns the tags for the specified SageMaker resource"; AddTags "Adds or overwrites"; DeleteTags
+    removes the keys named; a resource that does not exist is refused."""
+    with LocalRuns() as harness:
+        assert harness.run(load_item(), answer="approve").status == "SUCCEEDED"
+        sagemaker = harness.sagemaker
+        arns = created_arns(sagemaker)
+        assert set(arns) == {
+            "training-job",
+            "processing-job",
+            "transform-job",
+            "model",
+            "endpoint-config",
+            "endpoint",
+            "model-package-group",
+            "model-package",
+            "monitoring-schedule",
+            "data-quality-job-definition",
+        }
+        for kind, arn in arns.items():
+            assert sagemaker.list_tags(ResourceArn=arn)["Tags"] == [], kind
+            sagemaker.add_tags(ResourceArn=arn, Tags=[{"Key": "cost-center", "Value": "a"}])
+            both = [{"Key": "cost-center", "Value": "b"}, {"Key": "team", "Value": "x"}]
+            sagemaker.add_tags(ResourceArn=arn, Tags=both)
+            assert sagemaker.list_tags(ResourceArn=arn)["Tags"] == [
+                {"Key": "cost-center", "Value": "b"},
+                {"Key": "team", "Value": "x"},
+            ], kind
+            sagemaker.delete_tags(ResourceArn=arn, TagKeys=["team"])
+            assert sagemaker.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "cost-center", "Value": "b"}], kind
+        # a schedule keeps the tags it was created with
+        schedule = sagemaker.describe_monitoring_schedule(
+            MonitoringScheduleName=arns["monitoring-schedule"].rsplit("/", 1)[1]
+        )
+        sagemaker.create_monitoring_schedule(
+            MonitoringScheduleName="tagged-schedule",
+            MonitoringScheduleConfig=schedule["MonitoringScheduleConfig"],
+            Tags=[{"Key": "owner", "Value": "ml"}],
+        )
+        tagged = arns["monitoring-schedule"].rsplit("/", 1)[0] + "/tagged-schedule"
+        assert sagemaker.list_tags(ResourceArn=tagged)["Tags"] == [{"Key": "owner", "Value": "ml"}]
+        for gone in (arns["transform-job"] + "-gone", arns["model-package"].rsplit("/", 1)[0] + "/99"):
+            with pytest.raises(ClientError) as refused:
+                sagemaker.list_tags(ResourceArn=gone)
+            assert refused.value.response["Error"]["Code"] == "ValidationException"

@@ -125,6 +125,15 @@ def _schedules(backend: Any) -> dict[str, dict[str, Any]]:
     return found
 
 
+def schedule_tags(backend: Any, name: str) -> list[dict[str, str]]:
+    """A monitoring schedule's tags (what CreateMonitoringSchedule's Tags gave, then AddTags): the list
+    itself, for ListTags, AddTags and DeleteTags to read and change (sagemaker.py)."""
+    if name not in _schedules(backend):
+        raise _missing(name)
+    tags: dict[str, list[dict[str, str]]] = backend.__dict__.setdefault("_mlops_monitoring_schedule_tags", {})
+    return tags.setdefault(name, [])
+
+
 def _missing(name: str) -> Exception:
     from .motoport import JsonRESTError
 
@@ -151,6 +160,7 @@ def _create_monitoring_schedule(self: Any) -> Any:
         "LastModifiedTime": now,
         "MonitoringScheduleConfig": config,
     }
+    schedule_tags(backend, name)[:] = list(self._get_param("Tags") or [])
     return ActionResult({"MonitoringScheduleArn": arn})
 
 

@@ -403,6 +403,77 @@ def _delete_model_package_group(self: Any) -> Any:
     return EmptyResult()
 
 
+# --- Tags, for every kind a run creates. moto 5.2's ListTags fails (HTTP 500) for a transform job
+# created without tags (it keeps None), a model package (its ARN ends in /<group>/<version>) and a
+# monitoring schedule (moto has none: monitor.py's); its AddTags appends a key it already has. The
+# SageMaker API reference: AddTags "Adds or overwrites one or more tags for the specified SageMaker
+# resource"; ListTags "Returns the tags for the specified SageMaker resource"; DeleteTags removes
+# the keys named.
+
+
+def _tags(backend: Any, arn: str) -> list[dict[str, str]]:
+    """The resource's tags, as a list to read and change; ValidationException for what does not exist
+    (as moto answers an unknown name of the kinds it knows)."""
+    from . import monitor
+    from .motoport import JsonRESTError
+
+    kind, _, name = arn.split(":", 5)[-1].partition("/")
+    if kind == "monitoring-schedule":
+        return monitor.schedule_tags(backend, name)
+    try:
+        resource = backend.model_packages.get(arn) if kind == "model-package" else backend._get_resource_from_arn(arn)
+    except (AttributeError, ValueError):  # a kind moto does not keep, or an ARN it cannot split
+        resource = None
+    if resource is None:
+        raise JsonRESTError("ValidationException", f"Could not find {kind} with name {name}")
+    if resource.tags is None:
+        resource.tags = []
+    tags: list[dict[str, str]] = resource.tags
+    return tags
+
+
+def _list_tags(self: Any) -> Any:
+    from .motoport import ActionResult
+
+    return ActionResult({"Tags": list(_tags(self.sagemaker_backend, self._get_param("ResourceArn")))})
+
+
+def _add_tags(self: Any) -> Any:
+    from .motoport import ActionResult
+
+    tags = _tags(self.sagemaker_backend, self._get_param("ResourceArn"))
+    added = self._get_param("Tags") or []
+    keys = {tag["Key"] for tag in added}
+    tags[:] = [tag for tag in tags if tag["Key"] not in keys] + list(added)
+    return ActionResult({"Tags": list(tags)})
+
+
+def _delete_tags(self: Any) -> Any:
+    from .motoport import EmptyResult
+
+    tags = _tags(self.sagemaker_backend, self._get_param("ResourceArn"))
+    keys = set(self._get_param("TagKeys") or [])
+    tags[:] = [tag for tag in tags if tag["Key"] not in keys]
+    return EmptyResult()
+
+
+TAGS_API = {"list_tags": _list_tags, "add_tags": _add_tags, "delete_tags": _delete_tags}
+
+
+def install_tags() -> Callable[[], None]:
+    from .motoport import SageMakerResponse
+
+    kept = {name: getattr(SageMakerResponse, name) for name in TAGS_API}
+    for name, method in TAGS_API.items():
+        setattr(SageMakerResponse, name, method)
+
+    def uninstall() -> None:
+        for name, method in kept.items():
+            setattr(SageMakerResponse, name, method)
+
+    return uninstall
+
+
 REGISTRY_API = {
     "delete_model_package": _delete_model_package,
     "delete_model_package_group": _delete_model_package_group,

@@ -123,7 +123,7 @@ def install_runtime(home: Path, endpoint: str, ca_bundle: str) -> Any:
     from .integrations import Local, installed
     from .jobs import LocalEndpoints, ScriptJobs
     from .motoport import mock_aws, sagemaker_backends
-    from .sagemaker import LocalSageMaker, install_registry
+    from .sagemaker import LocalSageMaker, install_registry, install_tags
 
     mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}).start()
     environment = process_environment(endpoint, ca_bundle)
@@ -133,6 +133,7 @@ def install_runtime(home: Path, endpoint: str, ca_bundle: str) -> Any:
     events.install(lambdas.invoke_async)
     _serve_functions(lambdas)
     install_registry()
+    install_tags()
 
     def client(service: str, region: str = REGION) -> Any:
         return boto3.client(service, region_name=region)  # intercepted by the mock: served in-process
