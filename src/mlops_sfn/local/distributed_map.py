@@ -71,6 +71,8 @@ _CHILDREN: dict[str, list[dict[str, Any]]] = {}
 # Map Runs that ended -> their children's records, the latest KEPT_MAP_RUNS, for ListExecutions.
 KEPT_MAP_RUNS = 50
 _ENDED: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+# A kept child's ARN -> its Map Run: DescribeExecution, which polls every run, looks a child up once.
+_RUN_OF_CHILD: dict[str, str] = {}
 _LOCK = threading.Lock()
 THRESHOLD_CAUSE = "The specified tolerated failure threshold for the Map Run has been exceeded."
 
@@ -162,9 +164,11 @@ def _eval_execution(self: Any, env: Any) -> None:
     finally:  # what the writer exported is in S3 now
         with _LOCK:
             for record in env.map_run_record_pool_manager.get_all():
-                _ENDED[record.map_run_arn] = _CHILDREN.pop(record.map_run_arn, [])
+                children = _ENDED[record.map_run_arn] = _CHILDREN.pop(record.map_run_arn, [])
+                _RUN_OF_CHILD.update((child["ExecutionArn"], record.map_run_arn) for child in children)
                 while len(_ENDED) > KEPT_MAP_RUNS:
-                    _ENDED.popitem(last=False)
+                    for child in _ENDED.popitem(last=False)[1]:
+                        _RUN_OF_CHILD.pop(child["ExecutionArn"], None)
 
 
 def _write(self: Any, env: Any) -> None:
@@ -251,17 +255,15 @@ def acting_as_role(plain: Callable[[str], Any], checks: Callable[[Any], tuple[bo
 
 def _listed(run: str, child: dict[str, Any]) -> dict[str, Any]:
     """A child as ListExecutions lists it (its state machine: the Map Run's, with the Map's label)."""
-    state_machine = run.replace(":mapRun:", ":stateMachine:").rsplit(":", 1)[0]
-    found = {
+    return {
         "executionArn": child["ExecutionArn"],
-        "stateMachineArn": state_machine,
+        "stateMachineArn": run.replace(":mapRun:", ":stateMachine:").rsplit(":", 1)[0],
         "name": child["Name"],
         "status": child["Status"],
         "startDate": datetime.fromisoformat(child["StartDate"]),
         "stopDate": datetime.fromisoformat(child["StopDate"]),
         "mapRunArn": run,
     }
-    return found
 
 
 def _list_executions(self: Any) -> Any:
@@ -280,13 +282,10 @@ def _list_executions(self: Any) -> Any:
 def _describe_execution(self: Any) -> Any:
     arn = self._get_param("executionArn")
     with _LOCK:
-        found = next(
-            ((run, child) for run, children in _ENDED.items() for child in children if child["ExecutionArn"] == arn),
-            None,
-        )
-    if found is None:
+        run = _RUN_OF_CHILD.get(arn)
+        child = next((c for c in _ENDED[run] if c["ExecutionArn"] == arn), None) if run else None
+    if run is None or child is None:
         return _DESCRIBED(self)
-    run, child = found
     described = _listed(run, child) | {"input": child["Input"]}
     described |= {key.lower(): child[key] for key in ("Output", "Error", "Cause") if child.get(key)}
     return ActionResult(described)
