@@ -96,12 +96,16 @@ module "model_copy" {
       Resource = "arn:${local.partition}:s3:::${var.bucket}/*"
     },
     {
-      # The copy's one place (mlops_sfn.core.stages.model_data_url); a multipart copy needs PutObject
-      # for each part and AbortMultipartUpload to clean up after a failure.
-      Sid      = "WriteRunModels"
-      Effect   = "Allow"
-      Action   = ["s3:PutObject", "s3:AbortMultipartUpload"]
-      Resource = "arn:${local.partition}:s3:::${var.bucket}/runs/*/tuning/best/model.tar.gz"
+      # The copies' places: tuning's best model (mlops_sfn.core.stages.model_data_url) and each
+      # segment's model where a fanned-out run's endpoint loads it (mlops_sfn.core.fanout.MODELS_FOLDER).
+      # A multipart copy needs PutObject for each part and AbortMultipartUpload to clean up after a failure.
+      Sid    = "WriteRunModels"
+      Effect = "Allow"
+      Action = ["s3:PutObject", "s3:AbortMultipartUpload"]
+      Resource = [
+        "arn:${local.partition}:s3:::${var.bucket}/runs/*/tuning/best/model.tar.gz",
+        "arn:${local.partition}:s3:::${var.bucket}/runs/*/segments/models/*",
+      ]
     },
   ]
 }
@@ -118,13 +122,24 @@ module "smoke_test" {
   kms_key_arn        = var.kms_key_arn
   tags               = var.tags
   policy_name        = "logs-and-endpoints"
-  statements = [{
-    # The endpoint the run deployed: items name endpoints inside the deployment's prefix.
-    Sid      = "InvokeDeployedEndpoints"
-    Effect   = "Allow"
-    Action   = ["sagemaker:InvokeEndpoint"]
-    Resource = "arn:${local.partition}:sagemaker:${local.region}:${local.account}:endpoint/${var.sagemaker_name_prefix}*"
-  }]
+  statements = [
+    {
+      # The endpoint the run deployed: items name endpoints inside the deployment's prefix.
+      Sid      = "InvokeDeployedEndpoints"
+      Effect   = "Allow"
+      Action   = ["sagemaker:InvokeEndpoint"]
+      Resource = "arn:${local.partition}:sagemaker:${local.region}:${local.account}:endpoint/${var.sagemaker_name_prefix}*"
+    },
+    {
+      # A fanned-out run's multi-model endpoint: the first model its segments published is the one
+      # the test asks (mlops_sfn.core.smoke_test.first_model), and listing reads no object.
+      Sid       = "ListServedModels"
+      Effect    = "Allow"
+      Action    = "s3:ListBucket"
+      Resource  = "arn:${local.partition}:s3:::${var.bucket}"
+      Condition = { StringLike = { "s3:prefix" = ["runs/*/segments/models/*"] } }
+    },
+  ]
 }
 
 module "segments" {

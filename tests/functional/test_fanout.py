@@ -27,6 +27,14 @@ SEGMENTED = load_item("demo-dev-segmented-house-price")
 BANDS = [segment["id"] for segment in SEGMENTED["fanout"]["segments"]]
 
 
+def unserved(item: dict[str, Any]) -> dict[str, Any]:
+    """The item without its multi-model endpoint: its segments' models are registered only."""
+    item = copy.deepcopy(item)
+    for stage in ("create_model", "deploy"):
+        item["stages"][stage]["run"] = False
+    return item
+
+
 def with_fanout(**changes: Any) -> dict[str, Any]:
     item = copy.deepcopy(SEGMENTED)
     for key in ("tolerated_failure_percentage", "tolerated_failure_count"):
@@ -166,7 +174,7 @@ def test_an_uploaded_list_larger_than_a_state_may_hold_is_read_from_s3_never_car
     assert report.status == "SUCCEEDED", report.cause
     assert report.segments is not None and report.segments["succeeded"] == [row["id"] for row in rows]
     execution = local.sfn.describe_execution(executionArn=arn_of(local, report))
-    assert len(execution["input"].encode()) < 4096  # the input names where the list is
+    assert len(execution["input"].encode()) < 8192  # the input names where the list is (and the served model)
     where = json.loads(execution["input"])["fanout"]["items"]
     listed = local.s3.get_object(Bucket=where["Bucket"], Key=where["Key"])["Body"].read()
     assert len(listed) > 262_144 and len(json.loads(listed)) == 45
@@ -282,6 +290,14 @@ def test_a_rerun_of_the_failed_segments_runs_exactly_those_in_the_earlier_runs_f
     assert len(jobs_after - jobs_before) == 2  # the two segments trained, no other
     # the earlier run still reports its own outcome
     assert fanout.outcome(local.s3, earlier.execution_input)["failed"][0]["segment"] == "band3"
+    # the endpoint now serves all eight: the earlier run's six and the two rerun, under one prefix
+    prefix = earlier.execution_input["fanout"]["models"]
+    bucket, _, key = prefix.removeprefix("s3://").partition("/")
+    listed = local.s3.list_objects_v2(Bucket=bucket, Prefix=key)["Contents"]
+    assert sorted(o["Key"].removeprefix(key) for o in listed) == [f"{band}.tar.gz" for band in BANDS]
+    config = local.sagemaker.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"]
+    model = local.sagemaker.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"][0]["ModelName"]
+    assert local.sagemaker.describe_model(ModelName=model)["PrimaryContainer"]["ModelDataUrl"] == prefix
 
     # a segment the item no longer has is refused, naming it
     with pytest.raises(rerun.RerunRefused, match="segments no longer in the item: band9"):
@@ -295,6 +311,20 @@ def test_a_rerun_of_the_failed_segments_runs_exactly_those_in_the_earlier_runs_f
             lambda name: False,
             segments=["band9"],
         )
+
+
+def test_a_rerun_from_deploy_serves_the_published_models_without_running_the_segments(local: LocalRuns) -> None:
+    earlier_report = local.run(SEGMENTED, endpoint="failed")
+    assert earlier_report.status == "FAILED" and earlier_report.stages["deploy"] == "failed"
+    earlier = runs.from_description(local.sfn.describe_execution(executionArn=arn_of(local, earlier_report)))
+    planned = rerun.plan_rerun(
+        earlier, earlier_report.history, local.definition, SEGMENTED, local.settings, "deploy", lambda name: False
+    )
+    assert "fanout" not in planned.execution_input and planned.segment_inputs == []
+    report = local.run_input(planned.execution_input)
+    assert report.status == "SUCCEEDED", report.cause
+    assert "Segments" not in report.states and report.stages["create_model"] == "reused"
+    assert report.stages["deploy"] == "succeeded"
 
 
 def test_rerun_failed_segments_from_the_command_line_says_which_and_refuses_what_it_cannot(
@@ -349,7 +379,7 @@ def test_rerun_failed_segments_from_the_command_line_says_which_and_refuses_what
 def test_each_segment_scores_its_data_with_its_own_model(local: LocalRuns) -> None:
     """batch_transform per segment: a transform job runs one model (CreateTransformJob takes one
     ModelName), so each segment's job uses the model that segment created, in its own folder."""
-    item = copy.deepcopy(SEGMENTED)
+    item = unserved(SEGMENTED)  # batch_transform per segment needs create_model per segment
     demo = load_item()
     for stage in ("create_model", "batch_transform"):
         item["stages"][stage] = copy.deepcopy(demo["stages"][stage]) | {"run": True}
@@ -369,6 +399,106 @@ def test_each_segment_scores_its_data_with_its_own_model(local: LocalRuns) -> No
         band = model.split("/segments/")[1].split("/")[0]  # the segment whose training made the model
         assert f"/segments/{band}/batch-transform/" in job["TransformOutput"]["S3OutputPath"]
         assert f"/segments/{band}/" in job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
+
+
+# -- one multi-model endpoint serving every segment's model ---------------------------------------------
+
+ENDPOINT = SEGMENTED["stages"]["deploy"]["endpoint_name"]
+ROW = SEGMENTED["stages"]["deploy"]["smoke_test"]["body"]
+
+
+def published(local: LocalRuns, report: RunReport) -> dict[str, bytes]:
+    """The models the run published for its endpoint, by file name."""
+    prefix = f"runs/{report.pipeline}/{report.execution_name}/{fanout.MODELS_FOLDER}/"
+    listed = local.s3.list_objects_v2(Bucket=local.settings.bucket, Prefix=prefix).get("Contents", [])
+    return {
+        o["Key"].removeprefix(prefix): local.s3.get_object(Bucket=local.settings.bucket, Key=o["Key"])["Body"].read()
+        for o in listed
+    }
+
+
+def test_one_multi_model_endpoint_serves_the_model_each_segment_trained(local: LocalRuns) -> None:
+    """deploy once after the segments: each segment publishes the model it trained under the run's
+    prefix, then one model in MultiModel mode (ModelDataUrl: that prefix) is deployed; an invocation
+    names its segment's model in TargetModel ("Invoke a Multi-Model Endpoint")."""
+    report = local.run(SEGMENTED)
+    assert report.status == "SUCCEEDED", report.cause
+    order = [state for state in report.states if not state.startswith("Segment: ")]
+    assert order.index("Segments") < order.index("Create model") < order.index("Create endpoint config")
+    assert report.states.count("Segment: Publish model") == 8
+    models = published(local, report)
+    assert sorted(models) == [f"{band}.tar.gz" for band in BANDS]
+    for band in BANDS:  # the very model the segment's training job wrote
+        job = next(
+            j
+            for j in training_jobs(local)
+            if local.sagemaker.describe_training_job(TrainingJobName=j)["ModelArtifacts"]["S3ModelArtifacts"].count(
+                f"/{report.execution_name}/segments/{band}/"
+            )
+        )
+        trained = local.sagemaker.describe_training_job(TrainingJobName=job)["ModelArtifacts"]["S3ModelArtifacts"]
+        bucket, _, key = trained.removeprefix("s3://").partition("/")
+        assert models[f"{band}.tar.gz"] == local.s3.get_object(Bucket=bucket, Key=key)["Body"].read(), band
+    config = local.sagemaker.describe_endpoint_config(
+        EndpointConfigName=local.sagemaker.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"]
+    )
+    container = local.sagemaker.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])[
+        "PrimaryContainer"
+    ]
+    assert container["Mode"] == "MultiModel"
+    assert container["ModelDataUrl"] == report_input(local, report)["fanout"]["models"]
+    assert container["ModelDataUrl"].endswith(f"/{report.execution_name}/{fanout.MODELS_FOLDER}/")
+    (note,) = [n for n in report.notifications if n["subject"] == "Pipeline run succeeded"]
+    assert note["message"]["results"]["serve"]["deploy"]["smoke_test"]["response"]["target_model"] == "band1.tar.gz"
+
+    runtime = boto3.client("sagemaker-runtime", region_name=local.settings.region)
+    answered = runtime.invoke_endpoint(
+        EndpointName=ENDPOINT, ContentType="text/csv", Body=ROW, TargetModel="band4.tar.gz"
+    )
+    assert answered["Body"].read()
+    with pytest.raises(runtime.exceptions.ClientError, match="multi-model endpoint: name the model to invoke"):
+        runtime.invoke_endpoint(EndpointName=ENDPOINT, ContentType="text/csv", Body=ROW)
+    with pytest.raises(runtime.exceptions.ClientError, match="Failed to download model data") as refused:
+        runtime.invoke_endpoint(EndpointName=ENDPOINT, ContentType="text/csv", Body=ROW, TargetModel="band9.tar.gz")
+    assert refused.value.response["Error"]["Code"] == "ValidationError"
+
+
+def report_input(local: LocalRuns, report: RunReport) -> dict[str, Any]:
+    return dict(json.loads(local.sfn.describe_execution(executionArn=arn_of(local, report))["input"]))
+
+
+def test_a_failed_segment_is_not_served_and_a_test_of_its_model_fails_the_deploy(local: LocalRuns) -> None:
+    report = local.run(SEGMENTED, fail_segments=["band2"])  # within the tolerance: the run serves the others
+    assert report.status == "SUCCEEDED", report.cause
+    assert "band2.tar.gz" not in published(local, report) and len(published(local, report)) == 7
+    item = copy.deepcopy(SEGMENTED)
+    item["stages"]["deploy"]["smoke_test"]["target_model"] = "band2.tar.gz"  # the item asks for the failed one
+    failed = local.run(item, fail_segments=["band2"])
+    assert failed.status == "FAILED" and failed.error == "deploy.ValidationError", (failed.error, failed.cause)
+    assert "Failed to download model data" in str(failed.cause)
+    assert "band2.tar.gz" in str(failed.cause)
+
+
+def test_no_segment_model_to_serve_fails_the_run_and_leaves_the_endpoint_as_it_was(local: LocalRuns) -> None:
+    """Every segment may fail within a tolerance of 100 %: the Map succeeds, but nothing was published,
+    and deploying an endpoint of no model would replace what it serves."""
+    before = local.sagemaker.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"]
+    report = local.run(with_fanout(tolerated_failure_percentage=100), fail={"training"})
+    assert report.status == "FAILED" and report.error == "segments.NoSegmentModel", (report.error, report.cause)
+    assert "no segment succeeded" in str(report.cause) and "0 succeeded, 8 failed" in str(report.cause)
+    assert "Create model" not in report.states
+    assert local.sagemaker.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"] == before
+
+
+def test_a_segment_whose_model_the_copy_may_not_write_fails_as_aws_would_refuse_it(local: LocalRuns) -> None:
+    """The publishing Lambda copies as its role: S3's CopyObject needs s3:GetObject on the source and
+    s3:PutObject on the target (S3 API reference, CopyObject, "Permissions")."""
+    models = f"arn:aws:s3:::{local.settings.bucket}/runs/*/{fanout.MODELS_FOLDER}/*"
+    scp = {"Statement": [ALLOW_ALL, {"Effect": "Deny", "Action": "s3:PutObject", "Resource": models}]}
+    report = local.run(SEGMENTED, scp=scp)
+    assert report.status == "FAILED" and report.error == "segments.States.ExceedToleratedFailureThreshold"
+    assert report.segments is not None and {f["stage"] for f in report.segments["failed"]} == {"create_model"}
+    assert all("AccessDenied" in f["cause"] and "s3:PutObject" in f["cause"] for f in report.segments["failed"])
 
 
 # -- step caching per segment -------------------------------------------------------------------------
@@ -427,7 +557,7 @@ def test_a_segment_that_failed_is_never_reused_though_its_run_succeeded(local: L
     that segment may fail and its run still succeed (within the tolerance): the record is proven
     against the Map's outcome files, as the router reads them, and not reused."""
     upload(local)
-    item = cached(with_fanout(tolerated_failure_percentage=100), "preprocessing")
+    item = cached(unserved(with_fanout(tolerated_failure_percentage=100)), "preprocessing")
     arguments = item["stages"]["preprocessing"]["request"]["AppSpecification"]["ContainerArguments"]
     arguments[arguments.index("--test-fraction") + 1] = "0.25"  # keys no earlier test recorded
     failed = local.run(item, fail={"training"})  # every segment's training fails, after its preprocessing

@@ -231,6 +231,14 @@ SCENARIOS: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
     # step caching per segment: each segment records its cacheable stages, the second run reuses them
     "segments: cached stages recorded, then reused": [(cached(segmented()), {})] * 2,
     "segments: cached tuning recorded": [(cached(segmented("tuning")), {})],
+    # one multi-model endpoint serving every segment's model; none served when every segment failed
+    "segments served by one endpoint": [(load_item("demo-dev-segmented-house-price"), {})],
+    "segments: none to serve": [
+        (
+            edited(load_item("demo-dev-segmented-house-price"), {"fanout.tolerated_failure_percentage": 100}),
+            {"fail": {"training"}},
+        )
+    ],
     # the summary function may not be invoked: the run goes on without it
     "segments: summary refused": [(edited(segmented(), {"quality_gate": DELETE}), {"deny": ["lambda:InvokeFunction"]})],
 }

@@ -129,6 +129,24 @@ def test_the_segmented_demo_trains_evaluates_and_registers_one_model_per_band_wi
     (note,) = [n["message"] for n in result.notifications if n["subject"] == "Pipeline run succeeded"]
     assert note["results"]["segments_summary"]["succeeded"] == 8
 
+    # one multi-model endpoint serves every band's model: each invocation names its band's in TargetModel
+    smoke = note["results"]["serve"]["deploy"]["smoke_test"]["response"]
+    assert smoke["target_model"] == "band1.tar.gz" and 0.0 < float(smoke["head"]) < 6.0
+    runtime, endpoint = demo.deployment.client("sagemaker-runtime"), "mlops-dev-seg-house-price"
+    row = "8.3252,41.0,6.984127,1.02381,322.0,2.555556,37.88,-122.23"
+    answers = {
+        band: float(
+            runtime.invoke_endpoint(
+                EndpointName=endpoint, ContentType="text/csv", Body=row, TargetModel=f"{band}.tar.gz"
+            )["Body"].read()
+        )
+        for band in bands
+    }
+    assert all(0.0 < answer < 6.0 for answer in answers.values())
+    assert len(set(answers.values())) > 1  # eight models, each trained on its own band's rows
+    with pytest.raises(runtime.exceptions.ClientError, match="multi-model endpoint: name the model to invoke"):
+        runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body=row)
+
 
 def test_the_environment_local_up_prints_reaches_the_local_aws_as_printed(
     stack: deployment.Deployment, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]

@@ -382,6 +382,28 @@ def test_the_segments_function_reads_only_results_and_the_router_writes_only_seg
     assert not allowed("mlops-dev-router", "servicequotas:RequestServiceQuotaIncrease", quota)
 
 
+def test_serving_a_fanned_out_runs_models_lets_each_function_do_its_one_thing(deployed: Deployment) -> None:
+    """The model-copy function publishes each segment's model where the run's multi-model endpoint
+    loads it, and the smoke test lists that prefix to find the first; nothing more in the bucket."""
+    iam = deployed.client("iam")
+    bucket = f"arn:aws:s3:::{deployed.outputs['bucket_name']}"
+    run = f"{bucket}/runs/{DEMO}/run-1"
+
+    def allowed(role_name: str, action: str, resource: str, context: dict[str, str] | None = None) -> bool:
+        role = iam.get_role(RoleName=role_name)["Role"]["Arn"]
+        policies = task_permissions.role_policies_via_api(iam, role)
+        assert policies is not None
+        return decide(Request(role, action, resource, context or {}), identity=policies).allowed
+
+    assert allowed("mlops-dev-model-copy", "s3:PutObject", f"{run}/segments/models/band1.tar.gz")
+    assert not allowed("mlops-dev-model-copy", "s3:PutObject", f"{run}/segments/band1/training/model.tar.gz")
+    assert not allowed("mlops-dev-model-copy", "s3:PutObject", f"{bucket}/input/{DEMO}/models/band1.tar.gz")
+    models = f"runs/{DEMO}/run-1/segments/models/"
+    assert allowed("mlops-dev-smoke-test", "s3:ListBucket", bucket, {"s3:prefix": models})
+    assert not allowed("mlops-dev-smoke-test", "s3:ListBucket", bucket, {"s3:prefix": f"runs/{DEMO}/run-1/"})
+    assert not allowed("mlops-dev-smoke-test", "s3:GetObject", f"{run}/segments/models/band1.tar.gz")
+
+
 def test_topics_queue_and_alarms_exist_and_alarms_publish_to_the_notification_topic(deployed: Deployment) -> None:
     sns = deployed.client("sns")
     approvals = sns.get_topic_attributes(TopicArn=deployed.outputs["approval_topic_arn"])["Attributes"]

@@ -298,7 +298,7 @@ CASES: list[tuple[str, str, dict[str, Any], str, str]] = [
         SEG,
         {"fanout.stages[3]": "deploy"},
         "fanout.stages[3]",
-        "an endpoint serving every segment's model is not built yet; batch_transform can run per segment",
+        "one endpoint per segment is not built: run deploy once, after the segments",
     ),
     (
         "a stage once after the segments",
@@ -306,6 +306,63 @@ CASES: list[tuple[str, str, dict[str, Any], str, str]] = [
         {"fanout.stages": ["preprocessing", "training", "evaluation"]},
         "stages.register",
         "runs once, after preprocessing, which runs per segment",
+    ),
+    # serving the segments' models from one multi-model endpoint (deploy once, after them)
+    (
+        "serving segments that trained nothing",
+        SEG,
+        {"fanout.stages": ["register"]},
+        "fanout.stages",
+        "add training (or tuning) to fanout.stages",
+    ),
+    (
+        "serving with create_model per segment",
+        SEG,
+        {"fanout.stages": ["preprocessing", "training", "evaluation", "register", "create_model"]},
+        "stages.create_model",
+        "run create_model once (run: true, not in fanout.stages)",
+    ),
+    (
+        "serving with containers",
+        SEG,
+        {"stages.create_model.request": {"Containers": [{"Image": "{image}"}]}},
+        "stages.create_model.request.Containers",
+        "one container (PrimaryContainer, in MultiModel mode)",
+    ),
+    (
+        "serving a model the item names",
+        SEG,
+        {"stages.deploy.model_name": "mlops-dev-other-model"},
+        "stages.deploy.model_name",
+        "serves the model create_model makes of them",
+    ),
+    (
+        "monitoring a multi-model endpoint",
+        SEG,
+        {"stages.monitoring": load_item("demo-dev-domain-cal-house-price")["stages"]["monitoring"]},
+        "stages.monitoring",
+        "Model Monitor does not monitor multi-model endpoints",
+    ),
+    (
+        "a target model no segment has",
+        SEG,
+        {"stages.deploy.smoke_test.target_model": "band9.tar.gz"},
+        "stages.deploy.smoke_test.target_model",
+        "'band9.tar.gz' is no segment's model",
+    ),
+    (
+        "a target model on a single-model endpoint",
+        "demo",
+        {"stages.deploy.smoke_test.target_model": "band1.tar.gz"},
+        "stages.deploy.smoke_test.target_model",
+        "this endpoint serves one model",
+    ),
+    (
+        "a segment id naming the served models' folder",
+        SEG,
+        {"fanout.segments[0].id": "models"},
+        "fanout.segments[0].id",
+        "served models",
     ),
     ("repeated segment ids", SEG, {"fanout.segments[1].id": "band1"}, "fanout.segments[1].id", "repeats segment"),
     ("a segment id with a dot", SEG, {"fanout.segments[0].id": "band.1"}, "fanout.segments[0].id", "1-40 letters"),
@@ -399,7 +456,12 @@ def test_reports_the_exact_field(base: str, changes: dict[str, Any], path: str, 
 
 @pytest.mark.parametrize(
     "name",
-    ["demo-dev-domain-cal-house-price", "demo-dev-train-and-batch-score", "demo-dev-deploy-existing-model"],
+    [
+        "demo-dev-domain-cal-house-price",
+        "demo-dev-train-and-batch-score",
+        "demo-dev-deploy-existing-model",
+        "demo-dev-segmented-house-price",
+    ],
 )
 def test_shipped_items_are_valid(name: str) -> None:
     assert check_with_sample(load_item(name)) == []

@@ -6,6 +6,8 @@ import io
 import json
 from typing import Any
 
+import pytest
+
 from mlops_sfn.core import smoke_test
 
 STATE_QUOTA_BYTES = 256 * 1024  # Step Functions' payload quota for a state's input and output
@@ -27,7 +29,7 @@ def test_an_answer_of_six_megabytes_is_summarised_in_a_few_hundred_bytes() -> No
     runtime = Runtime(body)
 
     summary = smoke_test.handler(
-        {"endpoint": "mlops-dev-price", "content_type": "text/csv", "body": "1,2"}, None, runtime
+        {"endpoint": "mlops-dev-price", "test": {"content_type": "text/csv", "body": "1,2"}}, None, runtime
     )
 
     assert runtime.requests == [{"EndpointName": "mlops-dev-price", "ContentType": "text/csv", "Body": b"1,2"}]
@@ -46,3 +48,44 @@ def test_a_character_cut_at_the_boundary_does_not_fail_the_summary() -> None:
     body = "a" * (smoke_test.HEAD_BYTES - 1) + "é" + "tail"  # "é" is two bytes: its first is the last kept
     summary = smoke_test.summary({"Body": io.BytesIO(body.encode())})
     assert summary["head"] == "a" * (smoke_test.HEAD_BYTES - 1) + "\ufffd" and summary["bytes"] == len(body.encode())
+
+
+class Listing:
+    """An S3 client whose bucket holds `keys`, listed as S3 lists them (UTF-8 binary order)."""
+
+    def __init__(self, keys: list[str]) -> None:
+        self.keys, self.requests = sorted(keys), []  # type: ignore[var-annotated]
+
+    def list_objects_v2(self, **request: Any) -> dict[str, Any]:
+        self.requests.append(request)
+        found = [key for key in self.keys if key.startswith(request["Prefix"])][: request["MaxKeys"]]
+        return {"Contents": [{"Key": key} for key in found]} if found else {}
+
+
+MODELS = "s3://bucket/runs/p/run-1/segments/models/"
+
+
+def test_a_multi_model_endpoint_is_asked_for_the_first_model_its_segments_published() -> None:
+    runtime, s3 = (
+        Runtime(b"2.5\n"),
+        Listing(["runs/p/run-1/segments/models/band2.tar.gz", "runs/p/run-1/segments/models/band7.tar.gz"]),
+    )
+    test = {"content_type": "text/csv", "body": "1,2", "models": MODELS}
+    summary = smoke_test.handler({"endpoint": "mlops-dev-seg", "test": test}, None, runtime, s3)
+    assert runtime.requests[0]["TargetModel"] == "band2.tar.gz" and summary["target_model"] == "band2.tar.gz"
+    assert s3.requests == [{"Bucket": "bucket", "Prefix": "runs/p/run-1/segments/models/", "MaxKeys": 1}]
+
+
+def test_the_model_an_item_names_is_asked_without_listing() -> None:
+    runtime, s3 = Runtime(b"2.5\n"), Listing([])
+    test = {"content_type": "text/csv", "body": "1,2", "models": MODELS, "target_model": "band5.tar.gz"}
+    smoke_test.handler({"endpoint": "mlops-dev-seg", "test": test}, None, runtime, s3)
+    assert runtime.requests[0]["TargetModel"] == "band5.tar.gz" and s3.requests == []
+
+
+def test_no_model_published_fails_the_test_before_the_endpoint_is_asked() -> None:
+    runtime = Runtime(b"")
+    test = {"content_type": "text/csv", "body": "1,2", "models": MODELS}
+    with pytest.raises(smoke_test.NoModelServed, match="no model under s3://bucket/runs/p/run-1/segments/models/"):
+        smoke_test.handler({"endpoint": "mlops-dev-seg", "test": test}, None, runtime, Listing(["runs/p/run-1/x"]))
+    assert runtime.requests == []

@@ -232,6 +232,8 @@ def lookup(
             if found[stage].why_not:  # a record that was not reused: status says why the stage ran
                 entry["why"] = str(found[stage].why_not)[:WHY_LIMIT]
             execution_input.setdefault("cache", {})[stage] = entry
+    if moved and "publish" in execution_input:  # a segment publishes its model, reused or not
+        execution_input["publish"] = map_strings(execution_input["publish"], lambda text: _rewritten(text, moved))
     return found
 
 

@@ -47,8 +47,18 @@ DEFAULT_MAX_CONCURRENCY = 10
 # the Map Run's results under <folder>/segments/results/<execution>/.
 SEGMENTS_FOLDER = "segments/items"
 RESULTS_FOLDER = "segments/results"
+# Where each segment that succeeded puts its model, <folder>/segments/models/<id>.tar.gz, when the run
+# serves them (`serves`): the prefix of the run's multi-model endpoint.
+MODELS_FOLDER = "segments/models"
 # Ids a segment may not have: its folder, segments/<id>/, would be one of these.
-RESERVED_IDS = {SEGMENTS_FOLDER.split("/")[1]: "segment list", RESULTS_FOLDER.split("/")[1]: "segment outcomes"}
+RESERVED_IDS = {
+    SEGMENTS_FOLDER.split("/")[1]: "segment list",
+    RESULTS_FOLDER.split("/")[1]: "segment outcomes",
+    MODELS_FOLDER.split("/")[1]: "served models",
+}
+# The stages that may run once after the segments: a model of what they made, and the endpoint that
+# serves it (a multi-model endpoint: one model per segment behind one endpoint).
+SERVED_AFTER = ("create_model", "deploy")
 STAGE_NAME = "segments"  # the failed stage a run names when the Map itself failed
 # A segment's own values, for placeholders: {segment} is its id, {segment.<field>} any other field.
 SEGMENT = "segment"
@@ -60,6 +70,23 @@ def stages_of(item: Item) -> tuple[str, ...]:
 
     named = item.get("fanout", {}).get("stages", [])
     return tuple(stage for stage in STAGES if stage in named)
+
+
+def serves(item: Item) -> bool:
+    """Whether the run serves its segments' models once they ran: a fanned-out item whose deploy runs
+    once, after them (fanout.rules checked the rest)."""
+    return "fanout" in item and runs(item, "deploy") and "deploy" not in item["fanout"].get("stages", [])
+
+
+def models_prefix(run_folder: str) -> str:
+    """The S3 prefix the run's multi-model endpoint loads its models from (CreateModel's ModelDataUrl in
+    MultiModel mode: SageMaker adds the TargetModel of each invocation to it)."""
+    return f"{run_folder}{MODELS_FOLDER}/"
+
+
+def target_model(segment_id: str) -> str:
+    """What InvokeEndpoint's TargetModel names to reach a segment's model on the run's endpoint."""
+    return f"{segment_id}.tar.gz"
 
 
 def segments(item: Item) -> list[dict[str, Any]]:
@@ -170,6 +197,8 @@ def config(item: Item, bucket: str, run_folder: str, execution: str) -> dict[str
         **locations(bucket, run_folder, execution),
         "max_concurrency": block.get("max_concurrency", DEFAULT_MAX_CONCURRENCY),
         **tolerance(block),
+        # the state machine runs the segments before create_model when the run serves their models
+        **({"models": models_prefix(run_folder)} if serves(item) else {}),
     }
 
 
@@ -313,6 +342,11 @@ def rules(item: Item, catalog: tuple[Stage, ...]) -> list[Problem]:
         for stage in catalog[first:]:
             if stage.name in per_segment or not runs(item, stage.name):
                 continue
+            if serves(item) and stage.name in SERVED_AFTER:
+                continue  # checked by _serving_rules
+            if serves(item) and stage.watches:
+                problems.append(Problem(f"stages.{stage.name}", f"{_MONITOR}: switch it off (run: false)"))
+                continue
             joins = " Add it to fanout.stages, or" if stage.per_segment else " It cannot run per segment:"
             problems.append(
                 Problem(
@@ -321,6 +355,8 @@ def rules(item: Item, catalog: tuple[Stage, ...]) -> list[Problem]:
                     f" segment made.{joins} switch it off (run: false)",
                 )
             )
+    if per_segment and serves(item):
+        problems += _serving_rules(item, per_segment)
     seen: dict[str, int] = {}
     for index, segment in enumerate(segments(item)):
         identity = segment["id"]
@@ -352,6 +388,59 @@ def rules(item: Item, catalog: tuple[Stage, ...]) -> list[Problem]:
     return problems
 
 
+def _serving_rules(item: Item, per_segment: tuple[str, ...]) -> list[Problem]:
+    """What a run that serves its segments' models from one multi-model endpoint needs: CreateModel
+    with its container in MultiModel mode and the segments' models under its ModelDataUrl, an S3
+    prefix ("Create a Multi-Model Endpoint", SageMaker developer guide), then deploy of that model."""
+    stages, problems = item["stages"], []
+    sources = [stage for stage in ("training", "tuning") if stage in per_segment]
+    if not sources:
+        problems.append(
+            Problem(
+                "fanout.stages",
+                "deploy runs once after the segments and serves the model each segment trained: add training"
+                " (or tuning) to fanout.stages, or switch deploy off",
+            )
+        )
+    if "create_model" in per_segment or not runs(item, "create_model"):
+        problems.append(
+            Problem(
+                "stages.create_model",
+                "deploy after the segments serves one multi-model model made of every segment's model: run"
+                " create_model once (run: true, not in fanout.stages); batch_transform per segment needs"
+                " create_model per segment, so a run does one or the other",
+            )
+        )
+    if "Containers" in stages.get("create_model", {}).get("request", {}):
+        problems.append(
+            Problem(
+                "stages.create_model.request.Containers",
+                "a multi-model endpoint's model has one container (PrimaryContainer, in MultiModel mode):"
+                " use PrimaryContainer",
+            )
+        )
+    if stages.get("create_model", {}).get("model_data_url"):
+        problems.append(
+            Problem(
+                "stages.create_model.model_data_url",
+                "the run serves the segments' models (their prefix is the model data): remove model_data_url",
+            )
+        )
+    if "model_name" in stages.get("deploy", {}):
+        problems.append(
+            Problem(
+                "stages.deploy.model_name",
+                "deploy after the segments serves the model create_model makes of them: remove model_name",
+            )
+        )
+    return problems
+
+
+# "Model Monitor currently supports only endpoints that host a single model and does not support
+# monitoring multi-model endpoints" (SageMaker developer guide, "Data and model quality monitoring").
+_MONITOR = "SageMaker's Model Monitor does not monitor multi-model endpoints, which serve a fanned-out run's models"
+
+
 def _position(catalog: tuple[Stage, ...], stage: str) -> int:
     return [s.name for s in catalog].index(stage)
 
@@ -361,8 +450,13 @@ def _not_per_segment(stage: str) -> str:
 
     if stage == "approval":
         why = "a person would answer one request per segment"
-    elif STAGE[stage].serving or STAGE[stage].watches:
-        why = "an endpoint serving every segment's model is not built yet; batch_transform can run per segment"
+    elif stage == "deploy":
+        why = (
+            "one endpoint per segment is not built: run deploy once, after the segments (not in fanout.stages),"
+            " and it serves every segment's model from one multi-model endpoint"
+        )
+    elif STAGE[stage].watches:
+        why = _MONITOR
     else:
         why = "it cannot run per segment"
     return f"{stage} cannot run per segment ({why}): remove it from fanout.stages"

@@ -76,6 +76,8 @@ def plan_run(item: dict[str, Any], trigger: Trigger, settings: Settings, executi
         run = {stage: False for stage in STAGES}  # the run only says that the model drifted
         per_segment = ()
     once = [name for name, on in run.items() if on and name not in per_segment]
+    if per_segment and fanout.serves(item):  # the run's model is every segment's, under one prefix
+        values["model_data_url"] = fanout.models_prefix(fill(stages.RUN_FOLDER + "/", values))
     blocks = _planned(item, once, execution, settings, values)
     notify = item.get("notifications", {}).get("on", ["failure"])
     execution_input: dict[str, Any] = {
@@ -152,6 +154,9 @@ def _plan_segment(
         "results": {},
         "reused": {},  # the stages the run ledger has (cache.lookup); its outcome says which (fanout.summary)
     }
+    if "models" in execution_input["fanout"]:  # where the run's endpoint loads this segment's model from
+        target = execution_input["fanout"]["models"] + fanout.target_model(segment["id"])
+        segment_input["publish"] = {"source": values["model_data_url"], "target": target}
     for name in CHECKPOINTS:
         if name in item:
             segment_input[name] = item[name]

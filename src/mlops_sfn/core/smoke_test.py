@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .problems import Error
+
 HEAD_BYTES = 200  # what the state, `status` and the success notification show of the answer
 _CHUNK_BYTES = 64 * 1024
 
@@ -35,14 +37,36 @@ def summary(response: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def handler(event: dict[str, Any], context: Any, runtime: Any = None) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: Any, runtime: Any = None, s3: Any = None) -> dict[str, Any]:
     """The smoke-test Lambda's handler (lambdas/smoke_test/handler.py exports this one).
-    Event: {"endpoint", "content_type", "body"}; returns the summary. An error the endpoint answers
-    (ModelError, ValidationError) fails the invocation under its name, and the run's deploy stage with it."""
+    Event: {"endpoint", "test": {"content_type", "body", and for a multi-model endpoint "target_model"
+    or "models", the prefix its models are under}}; returns the summary (with the target model asked).
+    An error the endpoint answers (ModelError, ValidationError) fails the invocation under its name,
+    and the run's deploy stage with it."""
     import boto3  # in the Lambda runtime; imported here so the summary needs no AWS SDK
 
-    runtime = runtime or boto3.client("sagemaker-runtime")
-    response = runtime.invoke_endpoint(
-        EndpointName=event["endpoint"], ContentType=event["content_type"], Body=event["body"].encode("utf-8")
-    )
-    return summary(response)
+    test = event["test"]
+    request = {"EndpointName": event["endpoint"], "ContentType": test["content_type"], "Body": test["body"].encode()}
+    target = test.get("target_model")
+    if not target and "models" in test:
+        target = first_model(test["models"], s3 or boto3.client("s3"))
+    if target:
+        # a multi-model endpoint loads <its ModelDataUrl prefix><TargetModel> for the invocation
+        # ("Invoke a Multi-Model Endpoint", SageMaker developer guide)
+        request["TargetModel"] = target
+    response = (runtime or boto3.client("sagemaker-runtime")).invoke_endpoint(**request)
+    return summary(response) | ({"target_model": target} if target else {})
+
+
+class NoModelServed(Error):
+    """No model is under a multi-model endpoint's prefix: no segment published one."""
+
+
+def first_model(prefix: str, s3: Any) -> str:
+    """The first model under the s3:// `prefix` (S3 lists keys in UTF-8 binary order), relative to it:
+    what TargetModel names to reach it."""
+    bucket, _, key = prefix.removeprefix("s3://").partition("/")
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("Contents", [])
+    if not listed:
+        raise NoModelServed(f"no model under {prefix}: no segment published one, so the endpoint serves none")
+    return str(listed[0]["Key"]).removeprefix(key)

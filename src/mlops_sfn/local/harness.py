@@ -82,7 +82,7 @@ def functions(local: Local) -> dict[str, Callable[[Any, Any], Any]]:
         QUALITY_GATE_ARN: lambda event, context: gate.handler(event, context, client(QUALITY_GATE_ARN, "s3")),
         MODEL_COPY_ARN: lambda event, context: model_copy.handler(event, context, client(MODEL_COPY_ARN, "s3")),
         SMOKE_TEST_ARN: lambda event, context: smoke_test.handler(
-            event, context, client(SMOKE_TEST_ARN, "sagemaker-runtime")
+            event, context, client(SMOKE_TEST_ARN, "sagemaker-runtime"), client(SMOKE_TEST_ARN, "s3")
         ),
         SEGMENTS_ARN: lambda event, context: fanout.handler(event, context, client(SEGMENTS_ARN, "s3")),
     }

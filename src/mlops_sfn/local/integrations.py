@@ -67,7 +67,7 @@ from .motoport import (
     retrier_decl,
     state_task_factory,
 )
-from .sagemaker import ACTIONS, JOBS, JobFailed, LocalSageMaker, client_error, install_tags
+from .sagemaker import ACTIONS, JOBS, JobFailed, LocalSageMaker, client_error, install_multi_model, install_tags
 
 # SageMaker errors Step Functions names after the SDK's exception classes; the rest are AmazonSageMakerException.
 _MODELED_ERRORS = {"ResourceLimitExceeded", "ResourceInUse", "ResourceNotFound", "ConflictException"}
@@ -442,6 +442,7 @@ def _patch() -> None:
     _UNINSTALL.append(monitor.install())
     _UNINSTALL.append(quotas.install())  # ListServiceQuotas, which moto lacks
     _UNINSTALL.append(install_tags())  # ListTags for every kind a run creates
+    _UNINSTALL.append(install_multi_model())  # InvokeEndpoint's TargetModel on a multi-model endpoint
     limits.patch()
     _FACTORY.state_task_service_for = _service_for
     _RETRIER.time = _ScaledClock()

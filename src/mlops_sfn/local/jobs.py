@@ -43,7 +43,7 @@ from botocore.exceptions import ClientError
 from ..core import monitoring, names
 from . import analyzer, callers
 from . import capture as data_capture
-from .sagemaker import JOBS, JobError, JobResult, data_failure, put
+from .sagemaker import JOBS, JobError, JobResult, data_failure, not_downloadable, put, served_container
 from .worker import Worker, WorkerError
 
 CONTAINER_ROOT = "/opt/ml/"
@@ -358,18 +358,23 @@ class ScriptJobs:
 
 
 class LocalEndpoints:
-    """InService endpoints answer InvokeEndpoint with their model: one model server per endpoint,
-    restarted when an update brings another endpoint config. An endpoint config with a
-    DataCaptureConfig has its invocations captured (capture.py)."""
+    """InService endpoints answer InvokeEndpoint with their model: one model server per endpoint (per
+    model it was asked for, on a multi-model endpoint), restarted when an update brings another
+    endpoint config. An endpoint config with a DataCaptureConfig has its invocations captured (capture.py)."""
 
     def __init__(self, jobs: ScriptJobs) -> None:
         self.jobs = jobs
-        # endpoint -> (config, worker, its variant's name, its DataCaptureConfig)
-        self._servers: dict[str, tuple[str, Worker, str, dict[str, Any]]] = {}
+        # endpoint -> (config, its model (DescribeModel), its variant's name, its DataCaptureConfig)
+        self._endpoints: dict[str, tuple[str, dict[str, Any], str, dict[str, Any]]] = {}
+        # (endpoint, the target model or "") -> its model server, for the endpoint's current config
+        self._servers: dict[tuple[str, str], Worker] = {}
         self._lock = threading.Lock()
 
-    def invoke(self, endpoint: str, body: str, content_type: str | None, accept: str | None) -> tuple[str, str]:
-        """(body, content type); LookupError if the endpoint is not InService, WorkerError if the model fails."""
+    def invoke(
+        self, endpoint: str, body: str, content_type: str | None, accept: str | None, target_model: str | None = None
+    ) -> tuple[str, str]:
+        """(body, content type); LookupError if the endpoint is not InService or cannot serve the
+        invocation (sagemaker.NotServed), WorkerError if the model fails."""
         sagemaker = self.jobs.client("sagemaker")
         try:
             described = sagemaker.describe_endpoint(EndpointName=endpoint)
@@ -379,23 +384,29 @@ class LocalEndpoints:
             raise LookupError(f"Endpoint {endpoint} is {described['EndpointStatus']}, not InService.")
         config = described["EndpointConfigName"]
         with self._lock:
-            current = self._servers.get(endpoint)
+            current = self._endpoints.get(endpoint)
             if current is None or current[0] != config:
-                if current:
-                    current[1].stop()
+                for key in [key for key in self._servers if key[0] == endpoint]:
+                    self._servers.pop(key).stop()
                 described_config = sagemaker.describe_endpoint_config(EndpointConfigName=config)
                 variant = described_config["ProductionVariants"][0]
                 model = sagemaker.describe_model(ModelName=variant["ModelName"])
-                folder = self.jobs.home / "endpoints" / endpoint / config
-                try:
-                    worker = self.jobs.model_server(
-                        model, folder, self.jobs.home / "logs" / "endpoints" / f"{endpoint}.log"
-                    )
-                except JobError as error:
-                    raise WorkerError("ModelError", str(error)) from None
                 capture = described_config.get("DataCaptureConfig", {})
-                self._servers[endpoint] = (config, worker, variant["VariantName"], capture)
-            _, worker, variant_name, capture = self._servers[endpoint]
+                self._endpoints[endpoint] = (config, model, variant["VariantName"], capture)
+            _, model, variant_name, capture = self._endpoints[endpoint]
+            container = served_container(model, endpoint, target_model)
+            multi = container.get("Mode") == "MultiModel"
+            key = (endpoint, (target_model or "") if multi else "")
+            if key not in self._servers:
+                folder = self.jobs.home / "endpoints" / endpoint / config / (names.digest(key[1], 10) if multi else "")
+                log = self.jobs.home / "logs" / "endpoints" / f"{endpoint}.log"
+                try:
+                    self._servers[key] = self.jobs.model_server(model | {"PrimaryContainer": container}, folder, log)
+                except JobError as error:
+                    if multi:  # the model TargetModel names is not under the endpoint's prefix
+                        raise not_downloadable(container["ModelDataUrl"], key[1]) from None
+                    raise WorkerError("ModelError", str(error)) from None
+            worker = self._servers[key]
             answer = worker.call({"body": body, "content_type": content_type, "accept": accept}, timeout=60)
         if capture:
             call = (body, content_type, answer["body"], answer["content_type"])
@@ -403,7 +414,7 @@ class LocalEndpoints:
         return answer["body"], answer["content_type"]
 
     def stop(self) -> None:
-        for _, worker, _, _ in self._servers.values():
+        for worker in self._servers.values():
             worker.stop()
 
 

@@ -485,3 +485,76 @@ def install_registry() -> None:
 
     for name, method in REGISTRY_API.items():
         setattr(SageMakerResponse, name, method)
+
+
+# --- InvokeEndpoint on a multi-model endpoint ------------------------------------------------------
+# A model whose container is in MultiModel mode serves the models under its ModelDataUrl, an S3
+# prefix; each invocation names one in TargetModel, its path relative to that prefix, and SageMaker
+# loads <prefix><TargetModel> ("Invoke a Multi-Model Endpoint", SageMaker developer guide;
+# InvokeEndpoint, SageMaker Runtime API reference: "TargetModel: The model to request for inference
+# when invoking a multi-model endpoint"). An invocation that SageMaker cannot serve is a
+# ValidationError (400); the messages are the local AWS's.
+
+
+class NotServed(Error, LookupError):
+    """An invocation the endpoint's model cannot serve (InvokeEndpoint's ValidationError)."""
+
+
+def served_container(model: dict[str, Any], endpoint: str, target_model: str | None) -> dict[str, Any]:
+    """The container an invocation of `endpoint` reaches (a DescribeModel response's): for a
+    multi-model one, with the ModelDataUrl of the model TargetModel names. NotServed when a
+    multi-model endpoint is invoked without TargetModel."""
+    container: dict[str, Any] = model.get("PrimaryContainer") or model["Containers"][0]
+    if container.get("Mode", "SingleModel") != "MultiModel":
+        return container
+    if not target_model:
+        raise NotServed(
+            f"Endpoint {endpoint} is a multi-model endpoint: name the model to invoke in TargetModel, its path"
+            f" under {container.get('ModelDataUrl', '')}"
+        )
+    return container | {"ModelDataUrl": str(container.get("ModelDataUrl", "")) + target_model}
+
+
+def not_downloadable(url: str, target_model: str) -> NotServed:
+    """The refusal of a TargetModel with no model at <prefix><TargetModel>."""
+    bucket, _, key = url.removeprefix("s3://").partition("/")
+    return NotServed(f"Failed to download model data (bucket: {bucket}, key: {key}) for TargetModel {target_model}")
+
+
+def install_multi_model() -> Callable[[], None]:
+    """In-process runs: moto answers InvokeEndpoint with canned data whatever the endpoint serves; a
+    multi-model endpoint's invocation is refused here as SageMaker refuses it (its answer stays moto's)."""
+    import boto3
+
+    from .motoport import JsonRESTError, SageMakerRuntimeResponse
+
+    kept = SageMakerRuntimeResponse.invoke_endpoint
+
+    def invoke_endpoint(self: Any) -> Any:
+        endpoint = self._get_param("EndpointName")
+        target = self.headers.get("X-Amzn-SageMaker-Target-Model")
+        sagemaker = boto3.client("sagemaker", region_name=self.region)
+        try:
+            config = sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
+            variant = sagemaker.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"][0]
+            model = sagemaker.describe_model(ModelName=variant["ModelName"])
+        except ClientError:
+            return kept(self)  # moto's own answer for an endpoint it does not know
+        try:
+            container = served_container(model, endpoint, target)
+            if container.get("Mode") == "MultiModel":
+                bucket, _, key = str(container["ModelDataUrl"]).removeprefix("s3://").partition("/")
+                try:
+                    boto3.client("s3", region_name=self.region).head_object(Bucket=bucket, Key=key)
+                except ClientError:
+                    raise not_downloadable(container["ModelDataUrl"], target) from None
+        except NotServed as refused:
+            raise JsonRESTError("ValidationError", str(refused)) from None
+        return kept(self)
+
+    SageMakerRuntimeResponse.invoke_endpoint = invoke_endpoint  # type: ignore[method-assign]
+
+    def uninstall() -> None:
+        SageMakerRuntimeResponse.invoke_endpoint = kept  # type: ignore[method-assign]
+
+    return uninstall

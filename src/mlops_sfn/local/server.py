@@ -210,7 +210,11 @@ def _serve_endpoints(endpoints: Any) -> None:
         body = self.body.decode("utf-8") if isinstance(self.body, bytes) else self.body
         try:
             answer, content_type = endpoints.invoke(
-                name, body, self.headers.get("Content-Type"), self.headers.get("Accept")
+                name,
+                body,
+                self.headers.get("Content-Type"),
+                self.headers.get("Accept"),
+                self.headers.get("X-Amzn-SageMaker-Target-Model"),  # InvokeEndpoint's TargetModel
             )
         except LookupError as error:
             raise JsonRESTError("ValidationError", str(error)) from None

@@ -77,7 +77,10 @@ def model_data_problem(local: Local, request: dict[str, Any], region: str) -> st
     role = str(request.get("ExecutionRoleArn", ""))
     s3 = as_job_role(local, {"RoleArn": role}, region) or boto3.client("s3", region_name=region)
     containers = [request["PrimaryContainer"]] if "PrimaryContainer" in request else request.get("Containers", [])
-    for uri in [c["ModelDataUrl"] for c in containers if str(c.get("ModelDataUrl", "")).startswith("s3://")]:
+    # A MultiModel container's ModelDataUrl is a prefix: SageMaker reads <prefix><TargetModel> when an
+    # invocation asks for it ("Invoke a Multi-Model Endpoint", SageMaker developer guide), not now.
+    single = [c for c in containers if c.get("Mode", "SingleModel") == "SingleModel"]
+    for uri in [c["ModelDataUrl"] for c in single if str(c.get("ModelDataUrl", "")).startswith("s3://")]:
         bucket, _, key = uri.removeprefix("s3://").partition("/")
         try:
             s3.head_object(Bucket=bucket, Key=key)

@@ -273,6 +273,14 @@ UNDEPLOYED_ROLE: Policy = {
 
 def client_calls(service: str, operation: str, params: dict[str, Any], region: str, account: str) -> list[Call]:
     """What IAM checks for one call a client of `service` makes (the calls the functions' code makes)."""
+    if service == "s3" and operation in ("CopyObject", "UploadPartCopy"):
+        # read the source, write the copy (S3 API reference, CopyObject and UploadPartCopy, "Permissions")
+        source = params["CopySource"]
+        if isinstance(source, str):  # "bucket/key", as botocore also takes it
+            bucket, _, key = source.lstrip("/").split("?")[0].partition("/")
+            source = {"Bucket": bucket, "Key": key}
+        read = s3_call("GetObject", {"Bucket": source["Bucket"], "Key": source["Key"]})
+        return [read, s3_call("PutObject", {"Bucket": params["Bucket"], "Key": params["Key"]})]
     if service == "s3":
         return [s3_call(operation, params)]
     if (service, operation) == ("sagemaker-runtime", "InvokeEndpoint"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..core import cache, fanout
@@ -119,20 +119,28 @@ def cache_text(
 ) -> str:
     """`plan --explain-cache`: for each running stage, whether it is cached and what its key covers;
     for the stages a fanned-out run runs per segment, the first segment's."""
-    lines = _cache_lines(execution_input, item)
+    per_segment = execution_input.get("fanout", {}).get("stages", [])
+    first_segment_stage = STAGES.index(per_segment[0]) if per_segment else len(STAGES)
+    lines = _cache_lines(execution_input, item, lambda stage: STAGES.index(stage) < first_segment_stage)
     if segment_inputs:
         first = segment_inputs[0]
         lines.append(f"per segment ({first['segment']}'s; each segment has keys of its own, its id included):")
         lines += [f"  {line}" for line in _cache_lines(first, item)]
     elif "fanout" in execution_input:
         lines.append("per segment: keyed for each segment once the run reads the upload's list of them")
+    # the stages that run once after the segments (what serves their models)
+    lines += _cache_lines(execution_input, item, lambda stage: STAGES.index(stage) > first_segment_stage)
     return "\n".join(lines)
 
 
-def _cache_lines(execution_input: dict[str, Any], item: dict[str, Any]) -> list[str]:
+def _cache_lines(
+    execution_input: dict[str, Any], item: dict[str, Any], shown: Callable[[str], bool] = lambda stage: True
+) -> list[str]:
     found = cache.keys(execution_input, lambda location: "listed when the run starts")
     lines = []
     for stage, key in found.items():
+        if not shown(stage):
+            continue
         wanted = cache.settings(item, stage)
         if wanted:
             lines.append(f"{stage}: cached, a record reused for {cache.expire_after(wanted)}")

@@ -151,6 +151,10 @@ def plan_rerun(
         | {"execution_name": name}
         for segment in whole.segment_inputs
     ]
+    if "fanout" in execution_input and all(STAGES.index(stage) < STAGES.index(from_stage) for stage in per_segment):
+        # from a stage after the segments (the model they published, or its deploy): they do not run again
+        del execution_input["fanout"]
+        segment_inputs = []
     if "fanout" in execution_input:  # this run's own list and outcomes, in the earlier run's folder
         execution_input["fanout"] |= fanout.locations(settings.bucket, execution_input["run_folder"], name)
     origins = earlier.execution_input.get("reused", {})

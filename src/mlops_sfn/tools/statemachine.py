@@ -19,7 +19,7 @@ from typing import Any
 from ..checkout import ROOT
 from ..core.asl import DYNAMODB, LAMBDA, Builder, choice, renamed, retry_for
 from ..core.contract import DEFINITION_VARIABLES
-from ..core.fanout import STAGE_NAME
+from ..core.fanout import SERVED_AFTER, STAGE_NAME
 from ..core.stages import SERVING, STAGE, STAGES, WATCHING
 
 TEMPLATE = ROOT / "statemachine" / "pipeline.asl.json"
@@ -84,7 +84,7 @@ def _pipeline(b: Builder) -> None:
     _stages(b)
     _drift(b)
     _serving(b, served)
-    # a fanned-out run serves and watches nothing once (item rules): its segments, then the run's end
+    # a fanned-out run watches nothing (item rules) and serves, if anything, its segments' models
     _segments(b, served)
     _endings(b)
 
@@ -101,6 +101,16 @@ def _stages(b: Builder) -> None:
     for stage in sequence + list(WATCHING):
         entry = STAGE[stage].states(b, _recorded(b, stage, follows[stage]))
         b.add(_run(stage), choice(stage, entry, follows[stage], reused=follows[stage]))
+    # A run that serves its segments' models ($.fanout.models) runs its segments before the model of them.
+    b.states[_run(SERVED_AFTER[0])]["Choices"].insert(0, {"And": _segments_pending("models"), "Next": "Segments"})
+
+
+def _segments_pending(field: str) -> list[dict[str, Any]]:
+    """A fanned-out run ($.fanout.<field>) whose segments have not run yet (the Map writes $.results.segments)."""
+    return [
+        {"Variable": f"$.fanout{'.' + field if field else ''}", "IsPresent": True},
+        {"Not": {"Variable": "$.results.segments", "IsPresent": True}},
+    ]
 
 
 SEGMENT = "Segment: "  # the names of the states a segment's child execution runs
@@ -114,10 +124,26 @@ def _segments(b: Builder, then: str) -> None:
     inside = Builder("Failed")
     sequence = [stage for stage in STAGES if STAGE[stage].per_segment]
     follows = {stage: _run(after) for stage, after in itertools.pairwise(sequence)}
-    follows[sequence[-1]] = "Done"
+    follows[sequence[-1]] = "Publish model?"
     for stage in sequence:  # each recorded and reused per segment, as in the run (core/cache.py)
         entry = STAGE[stage].states(inside, _recorded(inside, stage, follows[stage]))
         inside.add(_run(stage), choice(stage, entry, follows[stage], reused=follows[stage]))
+    # A run that serves its segments' models: each segment's, once its stages succeeded, copied to where
+    # the run's multi-model endpoint loads it (<run folder>/segments/models/<id>.tar.gz), by the Lambda
+    # that copies tuning's best model (S3's CopyObject refuses sources above 5 GB).
+    inside.when("Publish model?", "$.publish", "Publish model", "Done")
+    inside.call(
+        "Publish model",
+        SERVED_AFTER[0],
+        LAMBDA,
+        parameters={
+            "FunctionName": "${model_copy_function_arn}",
+            "Payload": {"source.$": "$.publish.source", "target.$": "$.publish.target"},
+        },
+        selector={"model_data_url.$": "$.Payload.model_data_url", "bytes.$": "$.Payload.bytes"},
+        result="$.results.publish",
+        then="Done",
+    )
     # What the ResultWriter keeps of a segment that succeeded: its id, its stages' trimmed results, and
     # the stages it reused (from which run).
     done = {"segment.$": "$.segment", "results.$": "$.results", "reused.$": "$.reused"}
@@ -184,7 +210,33 @@ def _segments(b: Builder, then: str) -> None:
         "Segments not summarized",
         {"Type": "Pass", "Result": unread, "ResultPath": "$.results.segments_summary", "Next": "Segments failed?"},
     )
-    b.when("Segments failed?", "$.failure", "Segments failed", then)  # the Map's error, caught
+    # Then the run ends, or serves its segments' models ($.fanout.models): not when none was published.
+    # Choice rules are examined in order and the first that matches is taken ("Choice workflow
+    # state"), so the count is read only when the summary has one.
+    b.add(
+        "Segments failed?",
+        {
+            "Type": "Choice",
+            "Choices": [
+                {"Variable": "$.failure", "IsPresent": True, "Next": "Segments failed"},  # the Map's error, caught
+                {"Not": {"Variable": "$.fanout.models", "IsPresent": True}, "Next": then},
+                {"Variable": "$.unsummarized", "IsPresent": True, "Next": _run(SERVED_AFTER[0])},
+                {
+                    "Variable": "$.results.segments_summary.succeeded",
+                    "NumericEquals": 0,
+                    "Next": "No segment model to serve",
+                },
+            ],
+            "Default": _run(SERVED_AFTER[0]),
+        },
+    )
+    b.fail(
+        "No segment model to serve",
+        STAGE_NAME,
+        "NoSegmentModel",
+        "States.Format('no segment succeeded, so no model was published and the endpoint was left as it was: {}',"
+        " $.results.segments_summary.message)",
+    )
     b.add(
         "Segments failed",
         {
@@ -238,7 +290,7 @@ def _serving(b: Builder, served: str) -> None:
             "Type": "Choice",
             "Choices": [
                 # A fanned-out run goes to its segments here, so a run without costs no extra transition.
-                {"Variable": "$.fanout", "IsPresent": True, "Next": "Segments"},
+                {"And": _segments_pending(""), "Next": "Segments"},
                 {"Or": [{"Variable": f"$.run.{stage}", "BooleanEquals": True} for stage in SERVING], "Next": "Serve"},
             ],
             "Default": served,

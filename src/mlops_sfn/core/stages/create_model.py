@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .. import iam
+from .. import fanout, iam
 from ..asl import SAGEMAKER, Builder
 from ..problems import Problem
 from ..stage import Block, Item, Made, Stage, Statements, Where, model_sources
@@ -29,6 +29,9 @@ class CreateModel(Stage):
     def plan(self, item: Item, execution: str, settings: Settings) -> Block:
         request = self.request(item, execution)
         add_model_data([request["PrimaryContainer"]] if "PrimaryContainer" in request else request["Containers"])
+        if fanout.serves(item):  # every segment's model behind one endpoint: {model_data_url} is their prefix
+            request["PrimaryContainer"]["Mode"] = "MultiModel"
+            return {"request": request, "model_source": "segments"}
         return {"request": request, "model_source": model_sources(item)[0]}
 
     def rules(self, item: Item) -> list[Problem]:
@@ -65,6 +68,12 @@ class CreateModel(Stage):
         name = block.get("request", {}).get(self.name_field)
         # a model can be deleted: a rerun that reuses it must still find it
         return [Made(name, needed=bool(result), describe=("describe_model", "ModelName"))] if name else []
+
+    def preview(self, block: Block) -> str:
+        container = block["request"].get("PrimaryContainer", {})
+        if container.get("Mode") == "MultiModel":
+            return f"{super().preview(block)}, multi-model: each segment's model, under {container['ModelDataUrl']}"
+        return super().preview(block)
 
     def report(self, result: dict[str, Any], block: Block, where: Where) -> str:
         return str(result.get("model_arn", ""))

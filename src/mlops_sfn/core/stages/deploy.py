@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .. import iam, monitoring, names, sagemaker_api
+from .. import fanout, iam, monitoring, names, sagemaker_api
 from ..asl import LAMBDA, SAGEMAKER, SDK, TRANSIENT, Builder
 from ..problems import Problem
 from ..stage import DEFAULT_INSTANCE_TYPE, Block, Item, Stage, Statements, Where, runs
@@ -65,6 +65,9 @@ def planned(item: Item, execution: str, name_prefix: str) -> dict[str, Any]:
         result["deployment_config"] = config
     if "smoke_test" in block:
         result["smoke_test"] = {"content_type": "text/csv"} | block["smoke_test"]
+        if fanout.serves(item) and "target_model" not in block["smoke_test"]:
+            # a multi-model endpoint answers for one of its models: the test asks the first one published
+            result["smoke_test"]["models"] = "{model_data_url}"
     # What the state machine sends: CreateEndpoint when the endpoint is new, UpdateEndpoint otherwise.
     names_only = {"EndpointName": result["endpoint_name"], "EndpointConfigName": config_name}
     result["create_request"] = names_only
@@ -323,11 +326,8 @@ def _smoke_test_states(b: Builder, then: str | None) -> None:
         LAMBDA,  # a function that keeps a summary of the answer (core/smoke_test.py says why)
         parameters={
             "FunctionName": "${smoke_test_function_arn}",
-            "Payload": {
-                "endpoint.$": f"{DEPLOY}.endpoint_name",
-                "content_type.$": f"{DEPLOY}.smoke_test.content_type",
-                "body.$": f"{DEPLOY}.smoke_test.body",
-            },
+            # the whole test: content type, body, and for a multi-model endpoint its target or models
+            "Payload": {"endpoint.$": f"{DEPLOY}.endpoint_name", "test.$": f"{DEPLOY}.smoke_test"},
         },
         selector={"response.$": "$.Payload"},
         result="$.results.deploy.smoke_test",
@@ -354,6 +354,14 @@ def _states(b: Builder, then: str | None) -> str:
         b.fail(name, "deploy", error, cause)
     _smoke_test_states(b, then)
     return entry
+
+
+def _smoke_test_preview(test: dict[str, Any] | None) -> str:
+    if test is None:
+        return ""
+    if "target_model" in test:
+        return f", smoke test of {test['target_model']}"
+    return ", smoke test of the first segment's model published" if "models" in test else ", smoke test"
 
 
 class Deploy(Stage):
@@ -387,6 +395,24 @@ class Deploy(Stage):
         if "instance_type" in deploy:
             shape = sagemaker_api.shape_at("CreateEndpointConfig", "ProductionVariants", "member", "InstanceType")
             problems += sagemaker_api.check_value(shape, deploy["instance_type"], "stages.deploy.instance_type")
+        target = deploy.get("smoke_test", {}).get("target_model")
+        if target is not None and not fanout.serves(item):
+            problems.append(
+                Problem(
+                    "stages.deploy.smoke_test.target_model",
+                    "names a model of a multi-model endpoint, and this endpoint serves one model (a fanned-out"
+                    " run's deploy serves its segments'): remove it",
+                )
+            )
+        listed = [fanout.target_model(segment["id"]) for segment in fanout.segments(item)]
+        if target is not None and fanout.serves(item) and listed and target not in listed:
+            problems.append(
+                Problem(
+                    "stages.deploy.smoke_test.target_model",
+                    f"{target!r} is no segment's model: name one as <segment id>.tar.gz ({', '.join(listed[:3])}"
+                    f"{', ...' if len(listed) > 3 else ''}), or remove it to ask the first one published",
+                )
+            )
         if deploy.get("rollback_alarms") and deploy.get("strategy", "all_at_once") != "blue_green":
             problems.append(
                 Problem(
@@ -444,7 +470,7 @@ class Deploy(Stage):
         config = block["endpoint_config_request"]["ProductionVariants"][0]
         return (
             f"endpoint {block['endpoint_name']} ({block['strategy']}, {config['InitialInstanceCount']} x "
-            f"{config['InstanceType']}){', smoke test' if 'smoke_test' in block else ''}"
+            f"{config['InstanceType']}){_smoke_test_preview(block.get('smoke_test'))}"
         )
 
     def report(self, result: dict[str, Any], block: Block, where: Where) -> str:
@@ -454,7 +480,8 @@ class Deploy(Stage):
         if not isinstance(smoke, dict):
             return line
         head = smoke.get("head", "").strip() + (" ..." if smoke.get("truncated") else "")
-        return line + f"; smoke test answered {head!r} ({smoke.get('bytes')} bytes)"
+        target = f" of {smoke['target_model']}" if smoke.get("target_model") else ""
+        return line + f"; smoke test{target} answered {head!r} ({smoke.get('bytes')} bytes)"
 
 
 STAGE = Deploy()
