@@ -159,6 +159,8 @@ module "router" {
   sagemaker_name_prefix      = local.sagemaker_prefix
   image_repository_arns      = local.image_repository_arns
   data_buckets               = var.data_buckets
+  deployment_tags            = local.tags
+  required_tags              = var.required_tags
   alarm_topic_arn            = module.notifications.notification_topic_arn
   report_batch_item_failures = var.report_batch_item_failures
   log_retention_days         = local.log_retention_days

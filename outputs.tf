@@ -69,6 +69,16 @@ output "image_repository_arns" {
   value       = local.image_repository_arns
 }
 
+output "deployment_tags" {
+  description = "The tags every resource a run creates carries besides the run's own (validate --outputs reads them)."
+  value       = local.tags
+}
+
+output "required_tags" {
+  description = "Tag keys every item must set (validate --outputs refuses an item without one)."
+  value       = var.required_tags
+}
+
 output "data_buckets" {
   description = "Buckets besides the framework's that runs may read (validate --outputs accepts them as inputs)."
   value       = var.data_buckets

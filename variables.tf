@@ -174,7 +174,21 @@ variable "report_batch_item_failures" {
 }
 
 variable "tags" {
-  description = "Tags for every resource."
+  description = "Tags for every resource: those Terraform creates, and those each run creates (jobs, models, endpoint configs and endpoints, model package groups, monitoring schedules and job definitions, alarms), which also carry the run's own mlops-sfn:pipeline, mlops-sfn:execution and mlops-sfn:stage. Also the provider's default_tags in deploy/."
   type        = map(string)
   default     = {}
+  validation {
+    condition     = alltrue([for key in keys(var.tags) : substr(lower(key), 0, 4) != "aws:" && length(key) <= 128])
+    error_message = "The tags' keys must be at most 128 characters and not start with \"aws:\" (AWS's own)."
+  }
+}
+
+variable "required_tags" {
+  description = "Tag keys every item must set in its tags (for example [\"cost-center\"]): validate (REQUIRED_TAGS) and the router refuse an item without one, naming it."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for key in var.required_tags : length(key) >= 1 && length(key) <= 128 && substr(lower(key), 0, 4) != "aws:" && substr(lower(key), 0, 10) != "mlops-sfn:"])
+    error_message = "The required_tags must be tag keys of 1-128 characters that do not start with \"aws:\" or \"mlops-sfn:\" (the run sets its own)."
+  }
 }

@@ -20,7 +20,7 @@ terraform {
 provider "aws" {
   region = var.region
   default_tags {
-    tags = { environment = var.environment }
+    tags = merge({ environment = var.environment }, var.tags)
   }
 }
 
@@ -80,6 +80,18 @@ variable "data_buckets" {
   default     = []
 }
 
+variable "tags" {
+  description = "Tags for what Terraform creates (the provider's default_tags) and for what each run creates (cost allocation, ownership)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "required_tags" {
+  description = "Tag keys every item must set (for example [\"cost-center\"])."
+  type        = list(string)
+  default     = []
+}
+
 module "mlops" {
   source = "../"
 
@@ -92,6 +104,8 @@ module "mlops" {
   kms_key_arn           = var.kms_key_arn
   image_repository_arns = var.image_repository_arns
   data_buckets          = var.data_buckets
+  tags                  = var.tags
+  required_tags         = var.required_tags
 }
 
 output "bucket_name" {

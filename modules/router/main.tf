@@ -17,6 +17,9 @@ locals {
     # Buckets items may read from, and the one key they may name (empty when there is none).
     data_buckets = join(",", var.data_buckets)
     kms_key_arn  = var.kms_key_arn == null ? "" : var.kms_key_arn
+    # What a run's resources are tagged with besides the run's own, and what every item must tag.
+    deployment_tags = jsonencode(var.deployment_tags)
+    required_tags   = join(",", var.required_tags)
     # Returning batchItemFailures to a mapping without ReportBatchItemFailures would delete failed records.
     report_batch_item_failures = var.report_batch_item_failures ? "true" : "false"
     ledger_table_name          = var.ledger_table_name

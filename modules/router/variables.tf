@@ -94,6 +94,18 @@ variable "data_buckets" {
   default     = []
 }
 
+variable "deployment_tags" {
+  description = "Tags every resource a run creates carries besides the run's own (the router puts them in its requests)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "required_tags" {
+  description = "Tag keys every item must set: the router refuses an item without one."
+  type        = list(string)
+  default     = []
+}
+
 variable "alarm_topic_arn" {
   description = "Topic the router's alarms publish to."
   type        = string

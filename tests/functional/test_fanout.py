@@ -283,6 +283,7 @@ def test_a_rerun_of_the_failed_segments_runs_exactly_those_in_the_earlier_runs_f
     assert planned.execution_input["fanout"]["results"] != earlier.execution_input["fanout"]["results"]
     assert planned.name not in earlier_names
 
+    planned.execution_input["stages"]["deploy"]["wait_seconds"] = 0  # (AWS's 30 s between endpoint checks)
     report = local.run_input(planned.execution_input, segment_inputs=planned.segment_inputs)
     assert report.status == "SUCCEEDED", report.cause
     assert report.segments == {"total": 2, "succeeded": ["band3", "band5"], "failed": [], "not_run": [], "reused": {}}
@@ -321,6 +322,7 @@ def test_a_rerun_from_deploy_serves_the_published_models_without_running_the_seg
         earlier, earlier_report.history, local.definition, SEGMENTED, local.settings, "deploy", lambda name: False
     )
     assert "fanout" not in planned.execution_input and planned.segment_inputs == []
+    planned.execution_input["stages"]["deploy"]["wait_seconds"] = 0  # (AWS's 30 s between endpoint checks)
     report = local.run_input(planned.execution_input)
     assert report.status == "SUCCEEDED", report.cause
     assert "Segments" not in report.states and report.stages["create_model"] == "reused"

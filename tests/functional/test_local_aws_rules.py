@@ -385,6 +385,43 @@ def test_stop_execution_ends_a_run_waiting_for_a_task_token(local: LocalRuns) ->
     assert local.sfn.describe_execution(executionArn=execution)["status"] == "ABORTED"
 
 
+def test_a_package_in_a_group_takes_no_tags_of_its_own_as_sagemaker_refuses_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CreateModelPackage (API reference): "If you supply ModelPackageGroupName, your model package
+    belongs to the model group you specify and uses the tags associated with the model group. In this
+    case, you cannot supply a tag argument." moto records them; the local AWS refuses them."""
+    from moto import mock_aws
+
+    from mlops_sfn.local import sagemaker as local_sagemaker
+    from mlops_sfn.local.motoport import SageMakerResponse
+
+    for name, method in local_sagemaker.REGISTRY_API.items():  # to leave no group behind
+        monkeypatch.setattr(SageMakerResponse, name, method, raising=False)
+    uninstall = local_sagemaker.install_tags()
+    try:
+        with mock_aws():
+            sagemaker = boto3.client("sagemaker", region_name="us-east-1")
+            sagemaker.create_model_package_group(
+                ModelPackageGroupName="tagged-group", Tags=[{"Key": "a", "Value": "b"}]
+            )
+            container = {"Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"}
+            spec = {"Containers": [container], "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": []}
+            with pytest.raises(ClientError) as refused:
+                sagemaker.create_model_package(
+                    ModelPackageGroupName="tagged-group", InferenceSpecification=spec, Tags=[{"Key": "a", "Value": "c"}]
+                )
+            assert refused.value.response["Error"]["Code"] == "ValidationException"
+            assert "cannot be supplied with ModelPackageGroupName" in refused.value.response["Error"]["Message"]
+            arn = sagemaker.create_model_package(ModelPackageGroupName="tagged-group", InferenceSpecification=spec)[
+                "ModelPackageArn"
+            ]
+            sagemaker.delete_model_package(ModelPackageName=arn)
+            sagemaker.delete_model_package_group(ModelPackageGroupName="tagged-group")
+    finally:
+        uninstall()
+
+
 def test_a_model_package_group_is_deleted_only_once_its_versions_are(monkeypatch: pytest.MonkeyPatch) -> None:
     """moto 5.2 answers the registry's deletes with HTTP 500; the local AWS serves them, and refuses a
     group that still holds packages with the one error AWS's API reference lists for it, ConflictException."""
@@ -439,38 +476,58 @@ def created_arns(sagemaker: Any) -> dict[str, str]:
     return {arn.split(":", 5)[5].split("/")[0]: arn for arn in found}
 
 
-def test_every_kind_a_run_creates_answers_its_tags_as_sagemaker_does() -> None:
-    """moto 5.2 answers ListTags with HTTP 500 for a transform job created without tags, a model package
-    and a monitoring schedule, and its AddTags repeats a key. SageMaker's API reference: ListTags
-    "Returns the tags for the specified SageMaker resource"; AddTags "Adds or overwrites"; DeleteTags
-    removes the keys named; a resource that does not exist is refused."""
+# What a run creates, by kind, and the stages that create it (tags.py: each carries its stage's tag).
+STAGES_OF_KIND = {
+    "training-job": {"training"},
+    "processing-job": {"preprocessing", "evaluation", "monitoring"},
+    "transform-job": {"batch_transform"},
+    "model": {"create_model"},
+    "endpoint-config": {"deploy"},
+    "endpoint": {"deploy"},
+    "model-package-group": {"register"},
+    "monitoring-schedule": {"monitoring"},
+    "data-quality-job-definition": {"monitoring"},
+}
+
+
+def test_every_kind_a_run_creates_carries_its_tags_and_answers_them_as_sagemaker_does() -> None:
+    """Every resource a run creates carries the run's tags and the item's (issue: tags on everything a
+    run creates); a package in a group carries none of its own (CreateModelPackage: it "uses the tags
+    associated with the model group"). And moto 5.2 answered ListTags with HTTP 500 for a transform
+    job created without tags, a model package and a monitoring schedule, and its AddTags repeated a
+    key. SageMaker's API reference: ListTags "Returns the tags for the specified SageMaker resource";
+    AddTags "Adds or overwrites"; DeleteTags removes the keys named; a resource that does not exist is
+    refused."""
     with LocalRuns() as harness:
-        assert harness.run(load_item(), answer="approve").status == "SUCCEEDED"
+        report = harness.run(load_item() | {"tags": {"cost-center": "ml-1"}}, answer="approve")
+        assert report.status == "SUCCEEDED", report.cause
         sagemaker = harness.sagemaker
         arns = created_arns(sagemaker)
-        assert set(arns) == {
-            "training-job",
-            "processing-job",
-            "transform-job",
-            "model",
-            "endpoint-config",
-            "endpoint",
-            "model-package-group",
-            "model-package",
-            "monitoring-schedule",
-            "data-quality-job-definition",
-        }
+        assert set(arns) == {*STAGES_OF_KIND, "model-package"}
         for kind, arn in arns.items():
-            assert sagemaker.list_tags(ResourceArn=arn)["Tags"] == [], kind
-            sagemaker.add_tags(ResourceArn=arn, Tags=[{"Key": "cost-center", "Value": "a"}])
-            both = [{"Key": "cost-center", "Value": "b"}, {"Key": "team", "Value": "x"}]
+            tags = {tag["Key"]: tag["Value"] for tag in sagemaker.list_tags(ResourceArn=arn)["Tags"]}
+            if kind == "model-package":
+                assert tags == {}, kind
+                continue
+            assert tags["mlops-sfn:pipeline"] == "demo-dev-domain-cal-house-price", kind
+            assert tags["mlops-sfn:execution"] == report.execution_name, kind
+            assert tags["mlops-sfn:stage"] in STAGES_OF_KIND[kind], kind
+            assert tags["cost-center"] == "ml-1", kind
+        cloudwatch = boto3.client("cloudwatch", region_name=harness.settings.region)
+        alarms = cloudwatch.describe_alarms()["MetricAlarms"]
+        assert alarms and all(
+            {"Key": "mlops-sfn:execution", "Value": report.execution_name}
+            in cloudwatch.list_tags_for_resource(ResourceARN=alarm["AlarmArn"])["Tags"]
+            for alarm in alarms
+        )
+        for kind, arn in arns.items():
+            before = sagemaker.list_tags(ResourceArn=arn)["Tags"]
+            sagemaker.add_tags(ResourceArn=arn, Tags=[{"Key": "owner", "Value": "a"}])
+            both = [{"Key": "owner", "Value": "b"}, {"Key": "team", "Value": "x"}]
             sagemaker.add_tags(ResourceArn=arn, Tags=both)
-            assert sagemaker.list_tags(ResourceArn=arn)["Tags"] == [
-                {"Key": "cost-center", "Value": "b"},
-                {"Key": "team", "Value": "x"},
-            ], kind
+            assert sagemaker.list_tags(ResourceArn=arn)["Tags"] == [*before, *both], kind
             sagemaker.delete_tags(ResourceArn=arn, TagKeys=["team"])
-            assert sagemaker.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "cost-center", "Value": "b"}], kind
+            assert sagemaker.list_tags(ResourceArn=arn)["Tags"] == [*before, both[0]], kind
         # a schedule keeps the tags it was created with
         schedule = sagemaker.describe_monitoring_schedule(
             MonitoringScheduleName=arns["monitoring-schedule"].rsplit("/", 1)[1]

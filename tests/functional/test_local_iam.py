@@ -184,14 +184,37 @@ def test_the_demo_run_is_allowed_every_call_it_makes(local: LocalRuns) -> None:
     assert not [e for e in report.history if "not authorized" in str(e.get("taskFailedEventDetails", {}))]
 
 
-def test_tags_on_registration_need_add_tags_and_the_role_has_it(local: LocalRuns) -> None:
-    # CreateModelPackage with Tags needs sagemaker:AddTags (a dependent action); the policy grants it.
-    item = running({"preprocessing", "training", "register"})
-    item["stages"]["register"].setdefault("request", {})["Tags"] = [{"Key": "cost-center", "Value": "ml-42"}]
+def test_every_create_carries_the_runs_tags_which_need_add_tags_and_the_role_has_it(local: LocalRuns) -> None:
+    # A Create call with Tags needs sagemaker:AddTags (a dependent action); the policy grants it.
+    item = running({"preprocessing", "training", "register"}) | {"tags": {"cost-center": "ml-42"}}
     assert local.run(item, answer="approve").status == "SUCCEEDED"
     denied = local.run(item, answer="approve", deny=["sagemaker:AddTags"])
-    assert denied.status == "FAILED" and denied.error is not None and denied.error.startswith("register.")
+    assert denied.status == "FAILED" and denied.error is not None and denied.error.startswith("preprocessing.")
     refused(denied, "sagemaker:AddTags")
+
+
+def test_an_organisations_tag_policy_is_decided_on_the_tags_each_create_carries(local: LocalRuns) -> None:
+    """A service control policy that refuses training jobs without a cost-center tag, as AWS's
+    examples write it (aws:RequestTag/<key> in a Null condition: "Controlling access during AWS
+    requests", IAM User Guide): the item's tags decide, since every Create carries them."""
+    item = quiet(with_stages(DEMO, {"preprocessing", "training"}))
+    scp: dict[str, Any] = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "*", "Resource": "*"},
+            {
+                "Effect": "Deny",
+                "Action": "sagemaker:CreateTrainingJob",
+                "Resource": "*",
+                "Condition": {"Null": {"aws:RequestTag/cost-center": "true"}},
+            },
+        ],
+    }
+    report = local.run(item, scp=scp)
+    assert report.status == "FAILED" and "explicitly denied by the guardrail" in refused(
+        report, "sagemaker:CreateTrainingJob"
+    )
+    assert local.run(item | {"tags": {"cost-center": "ml-42"}}, scp=scp).status == "SUCCEEDED"
 
 
 def test_a_guardrail_must_allow_and_its_deny_wins_over_the_roles_allow(local: LocalRuns) -> None:

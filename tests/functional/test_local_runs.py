@@ -889,9 +889,9 @@ def test_every_state_is_entered_by_some_scenario() -> None:
 
 # --- The role policy against the calls the scenarios made -------------------------------------------
 
-# Permitted though no local call shows them: tagging (requests may carry Tags) and what AWS's
-# tuning poller reads (reference.md section 1).
-NOT_SEEN_LOCALLY = {"sagemaker:AddTags", "sagemaker:ListTags", "sagemaker:ListTrainingJobsForHyperParameterTuningJob"}
+# Permitted though no local call shows them: what AWS's .sync pollers read (reference.md section 1).
+# (Tagging is seen: every Create a run makes carries the run's tags.)
+NOT_SEEN_LOCALLY = {"sagemaker:ListTags", "sagemaker:ListTrainingJobsForHyperParameterTuningJob"}
 # What a Distributed Map calls is no Task's call: its item reader and result writer are checked as the
 # role where they call S3 (test_fanout.py), and AWS's documented statements for it are test_policy.py's.
 MAP_CALLS = {action for statements in fanout.permissions().values() for s in statements for action in s["Actions"]}

@@ -234,6 +234,30 @@ def test_a_data_bucket_declared_in_the_routers_environment_may_be_read(stack: St
     assert result["started"] == 1 and len(stack.executions()) == 1
 
 
+def test_the_deployments_tags_and_required_tags_come_from_the_routers_environment(stack: Stack) -> None:
+    """required_tags (REQUIRED_TAGS): an item without one starts nothing and its upload is kept for
+    replay, naming the key; once the item sets it, every Create request of the run carries the run's
+    tags, the item's and the deployment's (DEPLOYMENT_TAGS), as Terraform sets them."""
+    stack.environment[contract.ROUTER_ENVIRONMENT["required_tags"]] = "cost-center"
+    stack.environment[contract.ROUTER_ENVIRONMENT["deployment_tags"]] = '{"mlops-sfn:environment":"dev","team":"ml"}'
+    with pytest.raises(RejectedEvent) as raised:
+        stack.router().handle(load_event("s3_object_created"), "req-1")
+    (rejection,) = raised.value.rejections
+    assert rejection["field"] == "tags" and "cost-center" in rejection["reason"] and stack.executions() == []
+    stack.put_item(load_item() | {"tags": {"cost-center": "ml-42"}})
+    assert stack.router().handle(load_event("s3_object_created"), "req-2")["started"] == 1
+    (execution,) = stack.executions()
+    training = stack.execution_input(execution["name"])["stages"]["training"]["request"]
+    assert {tag["Key"]: tag["Value"] for tag in training["Tags"]} == {
+        "mlops-sfn:environment": "dev",
+        "team": "ml",
+        "cost-center": "ml-42",
+        "mlops-sfn:pipeline": DEMO,
+        "mlops-sfn:execution": execution["name"],
+        "mlops-sfn:stage": "training",
+    }
+
+
 def test_an_item_whose_run_input_would_be_too_large_starts_nothing(stack: Stack) -> None:
     values = {f"h{n}": "x" * 2500 for n in range(80)}  # each within SageMaker's limits
     stack.put_item(edited(load_item(), {"stages.training.request.HyperParameters": values}))
@@ -419,12 +443,14 @@ def test_lambda_cold_start_names_every_missing_or_malformed_variable(monkeypatch
     monkeypatch.setenv("SAGEMAKER_ROLE_ARN", "arn:aws:iam::123456789012:role/r")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     monkeypatch.setenv("PREFIX_CACHE_SECONDS", "soon")
+    monkeypatch.setenv("DEPLOYMENT_TAGS", '["team"]')
     with pytest.raises(ConfigurationError) as raised:
         load_handler()
     message = str(raised.value)
     for expected in ("PIPELINE_TABLE is not set", "DEFAULT_IMAGE_URI is not set", "STATE_MACHINE_ARN='my-state"):
         assert expected in message
     assert "PREFIX_CACHE_SECONDS='soon'" in message
+    assert "DEPLOYMENT_TAGS='[\"team\"]': expected a JSON object of tag keys and values" in message
 
 
 IMPORT_GUARD = """

@@ -56,6 +56,7 @@ def variant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Variant]:
                 "items_ownership": "terraform",
                 "schedules": EXTRA_SCHEDULE,
                 "data_buckets": [DATA_BUCKET],
+                "required_tags": ["cost-center"],
             },
         )
         tf = apply(root, server)
@@ -223,3 +224,6 @@ def test_a_declared_data_bucket_is_readable_by_jobs_and_known_to_the_router(vari
     assert environment[contract.ROUTER_ENVIRONMENT["kms_key_arn"]] == variant.key_arn
     settings = Settings.from_outputs(variant.outputs)  # what validate --outputs reads
     assert settings.data_bucket_names() == [DATA_BUCKET] and settings.kms_key_arn == variant.key_arn
+    # required_tags: the router and validate --outputs refuse an item without them
+    assert environment[contract.ROUTER_ENVIRONMENT["required_tags"]] == "cost-center"
+    assert settings.required_tag_keys() == ["cost-center"]

@@ -184,6 +184,9 @@ def test_an_aiops_import_carries_over_what_its_runs_did(tmp_path: Path) -> None:
         assert "AppManaged" not in stages[stage]["request"] and "RoleArn" not in stages[stage]["request"]
         assert f"{stage}.input.AppManaged: dropped; the earlier state machine never sent it" in result.stderr
     assert stages["preprocessing"]["request"]["ProcessingInputs"][0]["AppManaged"] is False
+    # its jobs' Tags are the item's, which every resource of a run carries
+    assert item["tags"] == {"APP_ID": "aiops"} and all("Tags" not in stage["request"] for stage in stages.values())
+    assert "preprocessing.input.Tags: moved to the item's tags" in result.stderr
     training = stages["training"]["request"]
     assert [c["ChannelName"] for c in training["InputDataConfig"]] == ["training", "code"]
     assert training["AlgorithmSpecification"]["TrainingImage"] == "{image}"
@@ -452,3 +455,15 @@ def test_a_malformed_set_is_named_before_a_deployment_is_looked_for(
     monkeypatch.setattr(deployment, "load", lambda *_: None)  # no local stack, no --outputs
     assert cli.main([*command, "--set", "bad"]) == 2
     assert "--set bad: expected PATH=VALUE" in capsys.readouterr().err
+
+
+def test_validate_refuses_an_item_without_the_deployments_required_tags(tmp_path: Path) -> None:
+    item = ROOT / "dynamodb_items" / "demo-dev-domain-cal-house-price.json"
+    refused = run("validate", item, env={"REQUIRED_TAGS": "cost-center,owner"})
+    assert refused.returncode == 1
+    assert "tags: this deployment requires every item to set cost-center, owner" in refused.stdout + refused.stderr
+    tagged = json.loads(item.read_text()) | {"tags": {"cost-center": "ml-42", "owner": "pricing"}}
+    assert (
+        run("validate", write(tmp_path / "tagged.json", tagged), env={"REQUIRED_TAGS": "cost-center,owner"}).returncode
+        == 0
+    )

@@ -43,8 +43,12 @@ def test_every_integration_the_definition_calls_has_its_permissions() -> None:
 
 def test_no_wildcard_action_and_no_resource_that_is_only_a_wildcard() -> None:
     document = policy.render_policy(VARIABLES)
+    # the one Deny narrows what the Allows grant (test_tagging_is_denied_without_the_runs_tag)
+    denying = [statement["Sid"] for statement in document["Statement"] if statement["Effect"] != "Allow"]
+    assert denying == ["TagOnlyForARun"]
     for statement in document["Statement"]:
-        assert statement["Effect"] == "Allow"
+        if statement["Effect"] == "Deny":
+            continue
         assert all("*" not in action for action in statement["Action"]), statement["Sid"]
         for resource in statement["Resource"]:
             assert resource != "*" and resource.startswith("arn:aws:"), (statement["Sid"], resource)
@@ -103,9 +107,10 @@ def test_endpoints_and_model_packages_are_reachable_only_inside_the_deployments_
         assert not allowed(action, f"{arn}:{outside}"), action
 
 
-# Create calls the definition makes whose requests may carry Tags, each with the resource it creates.
+# Create calls the definition makes whose requests carry Tags, each with the resource it creates.
 # The Service Authorization Reference lists sagemaker:AddTags as a dependent action of each one
-# (reference.md section 7): without it, a request with Tags is denied on AWS.
+# (reference.md section 7): without it, a request with Tags is denied on AWS. (CreateModelPackage
+# carries none: a package in a group "uses the tags associated with the model group".)
 TAGGED_CREATES = {
     "sagemaker:CreateProcessingJob": "processing-job/",
     "sagemaker:CreateTrainingJob": "training-job/",
@@ -115,7 +120,6 @@ TAGGED_CREATES = {
     "sagemaker:CreateEndpointConfig": "endpoint-config/",
     "sagemaker:CreateEndpoint": "endpoint/",
     "sagemaker:CreateModelPackageGroup": "model-package-group/",
-    "sagemaker:CreateModelPackage": "model-package/",
     "sagemaker:CreateDataQualityJobDefinition": "data-quality-job-definition/",
     "sagemaker:CreateMonitoringSchedule": "monitoring-schedule/",
 }
@@ -128,8 +132,33 @@ def test_every_create_that_may_carry_tags_may_add_them_to_what_it_creates() -> N
         assert granting, f"the definition no longer calls {action}: update TAGGED_CREATES"
         created = [r for s in granting for r in s["Resource"] if f":{resource_type}" in r]
         assert created, (action, granting)
-        tagging = [r for s in statements if "sagemaker:AddTags" in s["Action"] for r in s["Resource"]]
+        tagging = [
+            r
+            for s in statements
+            if s["Effect"] == "Allow" and "sagemaker:AddTags" in s["Action"]
+            for r in s["Resource"]
+        ]
         assert set(created) <= set(tagging), f"{action} with Tags needs sagemaker:AddTags on {created}"
+    packages = [s for s in statements if "sagemaker:CreateModelPackage" in s["Action"]]
+    assert all("sagemaker:AddTags" not in s["Action"] for s in packages)  # nothing it needs
+
+
+def test_tagging_is_denied_without_the_runs_tag() -> None:
+    """What the role may tag, it may tag only with the run's mlops-sfn:execution in the request
+    (aws:RequestTag/<key>; a Null condition holds when the key is absent), decided by the local
+    IAM evaluator as IAM decides: an explicit Deny wins over the Allow."""
+    from mlops_sfn.local.policy_evaluation import Request, decide
+
+    document = policy.render_policy(VARIABLES)
+    role = "arn:aws:iam::111122223333:role/mlops-pipeline"
+    job = "arn:aws:sagemaker:eu-west-1:111122223333:training-job/mlops-dev-price-train-0123456789"
+    alarm = "arn:aws:cloudwatch:eu-west-1:111122223333:alarm:mlops-dev-price-5xx-errors"
+    run = {"aws:RequestTag/mlops-sfn:execution": "run-1", "aws:TagKeys": ["mlops-sfn:execution", "team"]}
+    other = {"aws:RequestTag/team": "fraud", "aws:TagKeys": ["team"]}
+    assert decide(Request(role, "sagemaker:AddTags", job, run), identity=[document]).allowed
+    assert not decide(Request(role, "sagemaker:AddTags", job, other), identity=[document]).allowed
+    assert decide(Request(role, "cloudwatch:TagResource", alarm, run), identity=[document]).allowed
+    assert not decide(Request(role, "cloudwatch:TagResource", alarm, other), identity=[document]).allowed
 
 
 def test_a_distributed_map_gets_what_aws_documents_on_its_own_state_machine_and_run_folders_only() -> None:

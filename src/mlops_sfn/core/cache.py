@@ -31,7 +31,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from . import fanout, names
+from . import fanout, names, tags
 from .fanout import SEGMENT
 from .plan import map_strings
 from .problems import Error
@@ -110,7 +110,7 @@ def _neutral(block: Any, execution_input: dict[str, Any]) -> Any:
         text = text.replace(run_folder, "{run_folder}/").replace(execution, "{execution}")
         return PER_RUN_NAME.sub(r"-\1-*", text)
 
-    return map_strings(block, neutral)
+    return map_strings(tags.without_tags(block), neutral)  # which run a resource is tagged for keys nothing
 
 
 def keys(

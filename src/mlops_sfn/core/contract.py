@@ -29,6 +29,8 @@ ROUTER_ENVIRONMENT = {
     "image_repository_arns": "IMAGE_REPOSITORY_ARNS",
     "data_buckets": "DATA_BUCKETS",
     "kms_key_arn": "KMS_KEY_ARN",
+    "deployment_tags": "DEPLOYMENT_TAGS",
+    "required_tags": "REQUIRED_TAGS",
     "report_batch_item_failures": "REPORT_BATCH_ITEM_FAILURES",
     "ledger_table_name": "LEDGER_TABLE",
 }

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .tags import EXECUTION
+
 if TYPE_CHECKING:
     from .stage import Stage
 
@@ -33,9 +35,24 @@ PASS_ROLE = {
 
 
 # A SageMaker Create call that carries Tags also needs AddTags on what it creates (Service
-# Authorization Reference, SageMaker, "Dependent actions": CreateModelPackage, CreateModelPackageGroup,
-# CreateDataQualityJobDefinition, CreateMonitoringSchedule, ...); items may put Tags in any request.
+# Authorization Reference, SageMaker, "Dependent actions": CreateModelPackageGroup,
+# CreateDataQualityJobDefinition, CreateMonitoringSchedule, ...), and every Create the state machine
+# makes carries the run's tags (tags.py).
 TAGGING = ["sagemaker:AddTags"]
+# PutMetricAlarm with Tags: "To be able to associate tags with the alarm when you create the alarm,
+# you must have the cloudwatch:TagResource permission" (CloudWatch API reference).
+TAG_ALARMS = ["cloudwatch:TagResource"]
+# Tagging is denied whenever the request does not carry the run's tag (aws:RequestTag/<key>,
+# "Controlling access during AWS requests", IAM User Guide; a Null condition is true when the key is
+# absent): the role tags nothing without saying which run it is for. One Deny keeps the policy within
+# IAM's size quota, where a condition on every Allow would not.
+UNTAGGED: dict[str, Any] = {
+    "Sid": "TagOnlyForARun",
+    "Effect": "Deny",
+    "Actions": [*TAGGING, *TAG_ALARMS],
+    "Resources": ["*"],
+    "Condition": {"Null": {f"aws:RequestTag/{EXECUTION}": "true"}},
+}
 
 
 def statement(sid: str, actions: list[str], resources: list[str]) -> dict[str, Any]:

@@ -165,7 +165,7 @@ def _check_requests(item: dict[str, Any]) -> list[Problem]:
             continue
         path = f"stages.{stage}.request"
         own = block.get("request", {})
-        for name in stages.FRAMEWORK_FIELDS[stage]:
+        for name in (*stages.FRAMEWORK_FIELDS.get(stage, ()), "Tags"):
             if name in own:
                 problems.append(Problem(join(path, name), _framework_field_message(stage, name)))
         request = stages.merged_request(stage, item, "check")
@@ -174,6 +174,11 @@ def _check_requests(item: dict[str, Any]) -> list[Problem]:
 
 
 def _framework_field_message(stage: str, name: str) -> str:
+    if name == "Tags":
+        return (
+            "set the item's \"tags\" instead: every resource a run creates carries them, with the run's own"
+            " (mlops-sfn:pipeline, execution, stage); remove it"
+        )
     if name == "ModelApprovalStatus":
         return "set by the framework: Approved, or PendingManualApproval when the approval stage runs; remove it"
     if name == "ModelPackageName":

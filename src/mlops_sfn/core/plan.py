@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from . import fanout, monitoring, names, sagemaker_api, stages
+from . import fanout, monitoring, names, sagemaker_api, stages, tags
 from .item import check_item
 from .problems import InvalidItem, Problem
 from .settings import EXAMPLE_SETTINGS, Settings
@@ -65,6 +65,7 @@ def plan_run(item: dict[str, Any], trigger: Trigger, settings: Settings, executi
     """The run's input and its segments' inputs (plan_execution's, with the segments)."""
     item = apply_overrides(item, trigger)
     problems = check_item(item)
+    problems += tags.rules(item, settings) if not problems else []  # (its shape checked first)
     if problems:
         raise InvalidItem(problems)
     pipeline = item["consumption_pipeline_name"]
@@ -78,7 +79,7 @@ def plan_run(item: dict[str, Any], trigger: Trigger, settings: Settings, executi
     once = [name for name, on in run.items() if on and name not in per_segment]
     if per_segment and fanout.serves(item):  # the run's model is every segment's, under one prefix
         values["model_data_url"] = fanout.models_prefix(fill(stages.RUN_FOLDER + "/", values))
-    blocks = _planned(item, once, execution, settings, values)
+    blocks = _planned(item, once, execution, settings, values, execution)
     notify = item.get("notifications", {}).get("on", ["failure"])
     execution_input: dict[str, Any] = {
         "version": EXECUTION_INPUT_VERSION,
@@ -116,10 +117,19 @@ def plan_run(item: dict[str, Any], trigger: Trigger, settings: Settings, executi
 
 
 def _planned(
-    item: dict[str, Any], planned: list[str], execution: str, settings: Settings, values: dict[str, str]
+    item: dict[str, Any],
+    planned: list[str],
+    execution: str,
+    settings: Settings,
+    values: dict[str, str],
+    run: str,
+    segment: str | None = None,
 ) -> dict[str, Any]:
-    """The blocks of the stages `planned`, filled and checked against the deployment."""
+    """The blocks of the stages `planned`, filled, tagged (as run `run`'s, of `segment`) and checked
+    against the deployment."""
     blocks = {name: fill(STAGE[name].plan(item, execution, settings), values) for name in planned}
+    for name, block in blocks.items():
+        tags.apply(STAGE[name].tagged(block), tags.of_run(item, settings, run, name, segment))
     problems = _check_filled(blocks) + _check_reach(blocks, settings.sagemaker_name_prefix)
     strings = _strings(blocks, "stages")  # walked once for both checks
     problems += _check_images(strings, settings.image_repository_arns) + _check_access(strings, settings)
@@ -142,7 +152,8 @@ def _plan_segment(
     inside = fanout.segment_folder(execution_input["execution_name"], segment["id"])
     values = _placeholder_values(item, trigger, settings, inside) | fanout.values(segment)
     try:
-        blocks = _planned(item, list(per_segment), inside, settings, values)
+        run = execution_input["execution_name"]
+        blocks = _planned(item, list(per_segment), inside, settings, values, run, segment["id"])
     except InvalidItem as error:
         found = [Problem(p.path, f"for segment {segment['id']!r}: {p.message}") for p in error.problems]
         raise InvalidItem(found) from None

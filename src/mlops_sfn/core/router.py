@@ -27,7 +27,7 @@ from .plan import apply_overrides, plan_run, with_upload_segments
 from .prefixes import PrefixIndex, Unowned
 from .problems import Error, InvalidItem, Problem, join
 from .schema import UNKNOWN_FIELD
-from .settings import SETTINGS_ENVIRONMENT, Settings
+from .settings import SETTINGS_ENVIRONMENT, Settings, parse_tags
 from .triggers import Drift, InvalidEvent, Trigger, parse_parts, shorten
 
 # Environment variable -> what it holds. Read and checked once, when the Lambda starts.
@@ -44,6 +44,9 @@ ENVIRONMENT = {
 OPTIONAL_ENVIRONMENT = {
     SETTINGS_ENVIRONMENT["data_buckets"]: "comma-separated buckets besides the framework's that jobs may read",
     SETTINGS_ENVIRONMENT["kms_key_arn"]: "the deployment's customer-managed KMS key, the only one jobs may use",
+    SETTINGS_ENVIRONMENT["deployment_tags"]: "the deployment's tags, a JSON object: every resource a run creates "
+    "carries them",
+    SETTINGS_ENVIRONMENT["required_tags"]: "comma-separated tag keys every item must set",
     "PREFIX_CACHE_SECONDS": "how long the trigger-prefix -> pipeline map is kept before it is read again (default 60)",
     ROUTER_ENVIRONMENT["report_batch_item_failures"]: "true when every SQS event source mapping of the router has "
     "FunctionResponseTypes ReportBatchItemFailures: failed SQS records are then returned, not raised (default false)",
@@ -112,6 +115,11 @@ class Config:
         partial = environ.get(_PARTIAL, "false")
         if partial not in ("true", "false"):
             problems.append(f"{_PARTIAL}={partial!r}: expected true or false")
+        tagged = SETTINGS_ENVIRONMENT["deployment_tags"]
+        try:
+            parse_tags(environ.get(tagged, ""))
+        except ValueError:
+            problems.append(f"{tagged}={environ.get(tagged)!r}: expected a JSON object of tag keys and values")
         if problems:
             raise ConfigurationError("router configuration: " + "; ".join(problems))
         return cls(

@@ -6,6 +6,7 @@ root's Terraform outputs, or the example deployment when none is named.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,10 +24,12 @@ _FROM_TERRAFORM = (
     "image_repository_arns",
     "data_buckets",
     "kms_key_arn",
+    "deployment_tags",
+    "required_tags",
 )
 SETTINGS_ENVIRONMENT = {field: ROUTER_ENVIRONMENT[field] for field in _FROM_TERRAFORM} | {"region": "AWS_REGION"}
-# Settings a deployment may leave empty (no extra data bucket, no customer-managed key).
-OPTIONAL_SETTINGS = ("data_buckets", "kms_key_arn")
+# Settings a deployment may leave empty (no extra data bucket, no customer-managed key, no tags).
+OPTIONAL_SETTINGS = ("data_buckets", "kms_key_arn", "deployment_tags", "required_tags")
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,10 @@ class Settings:
     data_buckets: str = ""
     # The deployment's customer-managed KMS key, the only one its roles may use ("" for none).
     kms_key_arn: str = ""
+    # The deployment's tags (root variable tags), a JSON object: what a run creates carries them (tags.py).
+    deployment_tags: str = ""
+    # Comma-separated tag keys every item must set (root variable required_tags).
+    required_tags: str = ""
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None, fallback: Settings | None = None) -> Settings:
@@ -63,7 +70,11 @@ class Settings:
     def from_outputs(cls, outputs: Mapping[str, Any]) -> Settings:
         """The deployment as `terraform output -json` of the root describes it ({name: {"value": ...}});
         raises KeyError naming the outputs it lacks."""
-        values = {name: entry.get("value") if isinstance(entry, dict) else entry for name, entry in outputs.items()}
+        # `terraform output -json` wraps each value ({"sensitive", "type", "value"}); a map output is a dict too
+        values = {
+            name: entry.get("value") if isinstance(entry, dict) and {"type", "value"} <= entry.keys() else entry
+            for name, entry in outputs.items()
+        }
         missing = [
             name
             for field, name in TERRAFORM_OUTPUTS.items()
@@ -72,13 +83,30 @@ class Settings:
         if missing:
             raise KeyError(", ".join(missing))
         found: dict[str, Any] = {field: values.get(name) or "" for field, name in TERRAFORM_OUTPUTS.items()}
-        for listed in ("image_repository_arns", "data_buckets"):  # lists in Terraform, joined as in the environment
+        for listed in ("image_repository_arns", "data_buckets", "required_tags"):  # lists, joined as in the environment
             if not isinstance(found[listed], str):
                 found[listed] = ",".join(found[listed])
+        if not isinstance(found["deployment_tags"], str):  # a map in Terraform, JSON as in the environment
+            found["deployment_tags"] = json.dumps(found["deployment_tags"] or {}, sort_keys=True)
         return cls(**{field: str(value) for field, value in found.items()})
 
     def data_bucket_names(self) -> list[str]:
         return [name.strip() for name in self.data_buckets.split(",") if name.strip()]
+
+    def tags(self) -> dict[str, str]:
+        """The deployment's tags, {} when it has none."""
+        return parse_tags(self.deployment_tags)
+
+    def required_tag_keys(self) -> list[str]:
+        return [key.strip() for key in self.required_tags.split(",") if key.strip()]
+
+
+def parse_tags(text: str) -> dict[str, str]:
+    """Tags as the environment holds them (a JSON object); ValueError for anything else."""
+    found = json.loads(text) if text.strip() else {}
+    if not isinstance(found, dict):
+        raise ValueError(f"not a JSON object: {text!r}")
+    return {str(key): str(value) for key, value in found.items()}
 
 
 # Settings field -> the root's Terraform output that holds it (outputs.tf).
@@ -91,6 +119,8 @@ TERRAFORM_OUTPUTS = {
     "region": "region",
     "data_buckets": "data_buckets",
     "kms_key_arn": "kms_key_arn",
+    "deployment_tags": "deployment_tags",
+    "required_tags": "required_tags",
 }
 
 # Used by `plan` and `validate` when the environment does not name a deployment.

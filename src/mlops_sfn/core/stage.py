@@ -132,6 +132,10 @@ class Stage:
         """The SageMaker requests in its planned block, checked once placeholders are filled."""
         return [(self.operation, block["request"])] if self.operation and "request" in block else []
 
+    def tagged(self, block: Block) -> list[tuple[str, dict[str, Any]]]:
+        """(API, request) of what it creates, each tagged for its run (tags.py): its requests, by default."""
+        return self.requests(block)
+
     def rules(self, item: Item) -> list[Problem]:
         """Item rules that are its own (rules between stages are item.py's)."""
         return []

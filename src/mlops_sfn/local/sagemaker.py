@@ -460,12 +460,33 @@ def _delete_tags(self: Any) -> Any:
 TAGS_API = {"list_tags": _list_tags, "add_tags": _add_tags, "delete_tags": _delete_tags}
 
 
+def _versioned_package_tags(create: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """CreateModelPackage, refusing Tags beside ModelPackageGroupName, as the API reference says:
+    "If you supply ModelPackageGroupName, your model package belongs to the model group you specify
+    and uses the tags associated with the model group. In this case, you cannot supply a tag
+    argument." (moto records them)."""
+
+    def create_model_package(self: Any) -> Any:
+        from .motoport import JsonRESTError
+
+        if self._get_param("ModelPackageGroupName") and self._get_param("Tags"):
+            raise JsonRESTError(
+                "ValidationException",
+                "A model package in a model package group uses the group's tags: Tags cannot be supplied with"
+                " ModelPackageGroupName.",
+            )
+        return create(self)
+
+    return create_model_package
+
+
 def install_tags() -> Callable[[], None]:
     from .motoport import SageMakerResponse
 
-    kept = {name: getattr(SageMakerResponse, name) for name in TAGS_API}
+    kept = {name: getattr(SageMakerResponse, name) for name in [*TAGS_API, "create_model_package"]}
     for name, method in TAGS_API.items():
         setattr(SageMakerResponse, name, method)
+    SageMakerResponse.create_model_package = _versioned_package_tags(kept["create_model_package"])  # type: ignore[method-assign,assignment]
 
     def uninstall() -> None:
         for name, method in kept.items():

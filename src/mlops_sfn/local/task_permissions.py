@@ -85,10 +85,8 @@ def _dependent(action: str, resource_type: dict[str, Any], arn: str, params: dic
     calls = []
     for dependent in resource_type["dependent_actions"]:
         if dependent == "sagemaker:AddTags":  # what a Create makes, with the tags as IAM sees them
-            tags = params.get("Tags") or []
-            if tags:
-                context: dict[str, Any] = {f"aws:RequestTag/{t['Key']}": t.get("Value", "") for t in tags}
-                calls.append(Call(dependent, arn, context | {"aws:TagKeys": [t["Key"] for t in tags]}))
+            if params.get("Tags"):
+                calls.append(Call(dependent, arn, request_tags(dependent, params)))
         elif dependent == "iam:PassRole":  # jobs, models and job definitions run as the role they name
             role = (
                 params.get("RoleArn")
@@ -105,12 +103,22 @@ def _dependent(action: str, resource_type: dict[str, Any], arn: str, params: dic
     return calls
 
 
+def request_tags(action: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The tags of a request as IAM sees them (aws:RequestTag/<key>, aws:TagKeys), for an action the
+    Service Authorization Reference lists those condition keys for; {} otherwise."""
+    tags = params.get("Tags") or []
+    if not tags or "aws:TagKeys" not in REFERENCE.get(action, {}).get("condition_keys", []):
+        return {}
+    context: dict[str, Any] = {f"aws:RequestTag/{t['Key']}": t.get("Value", "") for t in tags}
+    return context | {"aws:TagKeys": [t["Key"] for t in tags]}
+
+
 def checked(action: str, params: dict[str, Any], region: str, account: str, **names: Any) -> list[Call]:
     """`action` on each resource it acts on (named by the request, or by `names`), and its dependent
     actions. One the reference lists on a resource type the request cannot name (a model package's
     version, which SageMaker assigns) is checked on the first resource it does name."""
     found = arns(action, {**params, **names}, region, account)
-    calls = [Call(action, arn, {}) for _, arn in found]
+    calls = [Call(action, arn, request_tags(action, params)) for _, arn in found]
     unnamed = [t for t in REFERENCE[action]["resources"] if all(t is not named for named, _ in found)]
     for resource_type, arn in found:
         calls += _dependent(action, resource_type, arn, params)
@@ -145,7 +153,12 @@ def needed(resource_type: str, resource: str, params: dict[str, Any], region: st
         return calls
     if resource_type == "aws-sdk:cloudwatch":
         alarms = [params.get("AlarmName", "")] if api == "putMetricAlarm" else params.get("AlarmNames", [])
-        return [c for name in alarms for c in checked(action, {}, region, account, AlarmName=name)]
+        calls = [c for name in alarms for c in checked(action, params, region, account, AlarmName=name)]
+        if api == "putMetricAlarm" and params.get("Tags"):
+            # "To be able to associate tags with the alarm when you create the alarm, you must have the
+            # cloudwatch:TagResource permission" (CloudWatch API reference, PutMetricAlarm)
+            calls += checked("cloudwatch:TagResource", params, region, account, AlarmName=alarms[0])
+        return calls
     if resource_type == "lambda":  # the request names the function by its ARN
         return [Call("lambda:InvokeFunction", str(params.get("FunctionName", "")), {})]
     if resource_type == "dynamodb":

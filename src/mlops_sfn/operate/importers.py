@@ -14,7 +14,7 @@ import copy
 import re
 from typing import Any
 
-from ..core import dynamodb_json, names
+from ..core import dynamodb_json, names, tags
 from ..core.item import ItemFileError
 from ..core.plan import map_strings
 
@@ -112,6 +112,21 @@ def _drop_nulls(value: Any) -> Any:
     return value
 
 
+def _move_tags(request: dict[str, Any], item: dict[str, Any], where: str, notes: list[str]) -> None:
+    """A request's Tags become the item's tags, which every resource of a run carries (tags.py)."""
+    listed = request.pop("Tags", None)
+    if not isinstance(listed, list) or not listed:
+        return
+    kept = item.setdefault("tags", {})
+    for tag in listed:
+        key, value = str(tag.get("Key", "")), str(tag.get("Value", ""))
+        if key.lower().startswith(tags.RESERVED):
+            notes.append(f"{where}: {key!r} dropped; keys starting with aws: or mlops-sfn: are not an item's")
+        elif kept.setdefault(key, value) != value:
+            notes.append(f"{where}: {key}={value!r} dropped; the item's tags keep {key}={kept[key]!r}")
+    notes.append(f"{where}: moved to the item's tags; every resource a run creates carries them")
+
+
 def from_aiops(config: Any, values: dict[str, str] | None = None) -> tuple[dict[str, Any], list[str]]:
     """An item from an aiops-modules `mlops-stepfunctions` input.yaml (already parsed)."""
     if not isinstance(config, dict):
@@ -150,6 +165,7 @@ def from_aiops(config: Any, values: dict[str, str] | None = None) -> tuple[dict[
         for field in sorted(_AIOPS_ROLES & set(request)):
             del request[field]
             notes.append(f"{block_name}.input.{field}: dropped; the deployment's SageMaker role is used")
+        _move_tags(request, item, f"{block_name}.input.Tags", notes)
         item["stages"][stage] = {"run": bool(block.get("run")), "request": request}
     unknown = sorted(set(config) - set(AIOPS_BLOCKS) - {"app_id", "model_id", "job_prefix"})
     for key in unknown:

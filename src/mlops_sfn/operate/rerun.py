@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..core import fanout, names, uploads
+from ..core import fanout, names, tags, uploads
 from ..core.asl import SAGEMAKER, stage_tasks
 from ..core.plan import map_strings, plan_run, with_upload_segments
 from ..core.problems import Error, InvalidItem
@@ -144,12 +144,13 @@ def plan_rerun(
     name, attempt = _name(earlier, from_stage if segments is None else "failed segments", taken)
     execution_input = _renamed(planned, [s for s in STAGES if s not in before], earlier.name, attempt)
     execution_input["execution_name"] = name
+    execution_input["stages"] = tags.retagged(execution_input["stages"], name)  # what it creates is its own
     segment_inputs = [
         _renamed(
             segment, per_segment, earlier.name, attempt, fanout.segment_folder(folder_of or "", segment["segment"])
         )
         | {"execution_name": name}
-        for segment in whole.segment_inputs
+        for segment in tags.retagged(whole.segment_inputs, name)
     ]
     if "fanout" in execution_input and all(STAGES.index(stage) < STAGES.index(from_stage) for stage in per_segment):
         # from a stage after the segments (the model they published, or its deploy): they do not run again
@@ -175,7 +176,7 @@ def _unnamed(block: Any) -> Any:
     still compares equal."""
     if isinstance(block, dict):
         block = {key: value for key, value in block.items() if key not in _WAITING}
-    return map_strings(block, lambda text: PER_RUN_NAME.sub(r"-\1-*", text))
+    return map_strings(tags.without_tags(block), lambda text: PER_RUN_NAME.sub(r"-\1-*", text))
 
 
 def _name(earlier: runs.Run, from_stage: str, taken: Any) -> tuple[str, int]:

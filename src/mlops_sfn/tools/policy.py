@@ -97,10 +97,20 @@ def build(definition: dict[str, Any] | None = None) -> dict[str, Any]:
         for statement in PERMISSIONS[resource]:
             statements[statement["Sid"]] = {
                 "Sid": statement["Sid"],
-                "Effect": "Allow",
+                "Effect": statement.get("Effect", "Allow"),
                 "Action": sorted(statement["Actions"]),
                 "Resource": statement["Resources"],
             } | ({"Condition": statement["Condition"]} if "Condition" in statement else {})
+    tagging = {action for s in statements.values() for action in s["Action"] if action in iam.UNTAGGED["Actions"]}
+    if tagging:  # whatever tags, tags only what a run creates, saying which run (iam.UNTAGGED)
+        untagged = iam.UNTAGGED
+        statements[untagged["Sid"]] = {
+            "Sid": untagged["Sid"],
+            "Effect": untagged["Effect"],
+            "Action": sorted(tagging),
+            "Resource": untagged["Resources"],
+            "Condition": untagged["Condition"],
+        }
     return {"Version": "2012-10-17", "Statement": list(statements.values())}
 
 

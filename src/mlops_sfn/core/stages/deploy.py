@@ -389,6 +389,10 @@ class Deploy(Stage):
             ("UpdateEndpoint", block["update_request"]),
         ]
 
+    def tagged(self, block: Block) -> list[tuple[str, dict[str, Any]]]:
+        # the endpoint's alarms too (PutMetricAlarm tags an alarm it creates, and ignores Tags on update)
+        return self.requests(block) + [("PutMetricAlarm", alarm) for alarm in block["alarms"].values()]
+
     def rules(self, item: Item) -> list[Problem]:
         deploy = item["stages"].get("deploy", {})
         problems = []
@@ -454,7 +458,7 @@ class Deploy(Stage):
                 iam.READ_ALARMS,  # a blue/green update with auto-rollback reads its alarms as the caller
             ),
             "aws-sdk:cloudwatch:putMetricAlarm": (
-                iam.statement("EndpointAlarms", ["cloudwatch:PutMetricAlarm"], iam.ALARMS),
+                iam.statement("EndpointAlarms", ["cloudwatch:PutMetricAlarm", *iam.TAG_ALARMS], iam.ALARMS),
             ),
             "aws-sdk:cloudwatch:describeAlarms": (iam.READ_ALARMS,),
             "aws-sdk:sagemaker:describeEndpoint": (

@@ -155,6 +155,9 @@ class Monitoring(JobStage):
             ("CreateMonitoringSchedule", block["schedule_request"]),
         ]
 
+    def tagged(self, block: Block) -> list[tuple[str, dict[str, Any]]]:
+        return self.requests(block) + ([("PutMetricAlarm", block["alarm"])] if "alarm" in block else [])
+
     def rules(self, item: Item) -> list[Problem]:
         if not runs(item, "monitoring"):
             return []
@@ -214,7 +217,9 @@ class Monitoring(JobStage):
             ],
             [f"{iam.SAGEMAKER}:monitoring-schedule/{iam.SCOPED}"],
         )
-        alarms = iam.statement("EndpointAlarms", ["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"], iam.ALARMS)
+        alarms = iam.statement(
+            "EndpointAlarms", ["cloudwatch:PutMetricAlarm", *iam.TAG_ALARMS, "cloudwatch:DeleteAlarms"], iam.ALARMS
+        )
         return {
             **super().permissions(),
             "aws-sdk:sagemaker:createDataQualityJobDefinition": (job_definition, iam.PASS_ROLE),
@@ -262,15 +267,25 @@ def _setup_states(b: Builder, stage: Monitoring, then: str) -> None:
         then="Find schedule",
     )
     _find_schedule(b, "Find schedule", "Create schedule", "Update schedule")
-    for verb, next_state in (("create", "Put drift alarm"), ("update", "Delete replaced job definition")):
-        b.call(
-            f"{verb.capitalize()} schedule",
-            "monitoring",
-            f"{SDK}sagemaker:{verb}MonitoringSchedule",
-            input_path=f"{WATCH}.schedule_request",
-            result=None,
-            then=next_state,
-        )
+    b.call(
+        "Create schedule",
+        "monitoring",
+        f"{SDK}sagemaker:createMonitoringSchedule",
+        input_path=f"{WATCH}.schedule_request",
+        result=None,
+        then="Put drift alarm",
+    )
+    b.call(  # UpdateMonitoringSchedule takes no Tags: a schedule keeps those it was created with
+        "Update schedule",
+        "monitoring",
+        f"{SDK}sagemaker:updateMonitoringSchedule",
+        parameters={
+            "MonitoringScheduleName.$": f"{WATCH}.schedule_request.MonitoringScheduleName",
+            "MonitoringScheduleConfig.$": f"{WATCH}.schedule_request.MonitoringScheduleConfig",
+        },
+        result=None,
+        then="Delete replaced job definition",
+    )
     b.add(
         "Delete replaced job definition",
         {

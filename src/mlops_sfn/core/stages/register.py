@@ -57,7 +57,12 @@ class Register(Stage):
             )
         request["ModelApprovalStatus"] = "PendingManualApproval" if runs(item, "approval") else "Approved"
         add_model_data(request.get("InferenceSpecification", {}).get("Containers", []))
-        return {"request": request, "model_source": model_sources(item)[0]}
+        # the group, made by the first run that registers in it: its tags are its packages' (tags.py)
+        group = {"ModelPackageGroupName": request["ModelPackageGroupName"]}
+        return {"request": request, "group_request": group, "model_source": model_sources(item)[0]}
+
+    def requests(self, block: Block) -> list[tuple[str, dict[str, Any]]]:
+        return [("CreateModelPackageGroup", block["group_request"]), *super().requests(block)]
 
     def states(self, b: Builder, then: str | None) -> str:
         # An existing group is the usual case; any real problem resurfaces in "Register model".
@@ -66,7 +71,7 @@ class Register(Stage):
             {
                 "Type": "Task",
                 "Resource": f"{SDK}sagemaker:createModelPackageGroup",
-                "Parameters": {"ModelPackageGroupName.$": "$.stages.register.request.ModelPackageGroupName"},
+                "InputPath": "$.stages.register.group_request",
                 "ResultPath": None,
                 "Retry": retry_for(f"{SDK}sagemaker:createModelPackageGroup"),
                 "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "Register model"}],
@@ -92,9 +97,8 @@ class Register(Stage):
                 ),
             ),
             "aws-sdk:sagemaker:createModelPackage": (
-                iam.statement(
-                    "RegisterModel", ["sagemaker:CreateModelPackage", *iam.TAGGING], iam.PACKAGES + iam.GROUPS
-                ),
+                # a package in a group carries no Tags of its own (tags.py): no AddTags
+                iam.statement("RegisterModel", ["sagemaker:CreateModelPackage"], iam.PACKAGES + iam.GROUPS),
             ),
         }
 
