@@ -467,3 +467,10 @@ def test_validate_refuses_an_item_without_the_deployments_required_tags(tmp_path
         run("validate", write(tmp_path / "tagged.json", tagged), env={"REQUIRED_TAGS": "cost-center,owner"}).returncode
         == 0
     )
+
+
+def test_deployment_tags_that_are_not_a_json_object_are_a_usage_error_not_a_traceback() -> None:
+    item = ROOT / "dynamodb_items" / "demo-dev-domain-cal-house-price.json"
+    refused = run("validate", item, env={"DEPLOYMENT_TAGS": "team=ml"})
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "DEPLOYMENT_TAGS: expected a JSON object of tag keys and values" in refused.stderr

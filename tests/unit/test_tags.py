@@ -158,3 +158,10 @@ def test_tags_in_a_request_are_refused_for_the_items_tags() -> None:
     problems = check_with_sample(item)
     assert [p.path for p in problems] == ["stages.training.request.Tags"]
     assert 'set the item\'s "tags" instead' in problems[0].message
+
+
+def test_a_deployment_tag_sagemaker_would_refuse_is_named_with_where_it_comes_from() -> None:
+    deployment = replace(EXAMPLE_SETTINGS, deployment_tags='{"team": "a#b"}')
+    (problem,) = check_with_sample(load_item(), deployment)
+    assert problem.path == "tags (the deployment's tag 'team', root variable tags)"
+    assert "'#' may not be in a tag" in problem.message

@@ -14,7 +14,7 @@ from typing import Any
 from ..core import bounds
 from ..core.item import ItemFileError, load_item_file
 from ..core.problems import Error, Problem
-from ..core.settings import EXAMPLE_SETTINGS, Settings
+from ..core.settings import EXAMPLE_SETTINGS, SETTINGS_ENVIRONMENT, Settings
 from ..core.stages import STAGES
 
 # Exit codes, the same for every command.
@@ -70,7 +70,15 @@ def settings(outputs: Path | None = None) -> Settings:
     """The deployment's settings: from its Terraform outputs when given, else where the environment
     names them (as in the router), else the example's."""
     if outputs is None:
-        return Settings.from_environment(fallback=EXAMPLE_SETTINGS)
+        found = Settings.from_environment(fallback=EXAMPLE_SETTINGS)
+        try:
+            found.tags()
+        except ValueError as error:  # (json.JSONDecodeError is one)
+            tagged = SETTINGS_ENVIRONMENT["deployment_tags"]
+            raise UsageError(
+                f"{tagged}: expected a JSON object of tag keys and values, as the router has it: {error}"
+            ) from None
+        return found
     if not outputs.exists():
         raise UsageError(f"{outputs}: no such file")
     try:

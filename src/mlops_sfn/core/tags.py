@@ -95,13 +95,27 @@ def _allowed(character: str) -> bool:
     return unicodedata.category(character)[0] in "LZN" or character in "_.:/=+-@"
 
 
+def _as_aws_takes(key: str, value: Any, path: str) -> list[Problem]:
+    """A tag's key and value within SageMaker's TagKey and TagValue (lengths, characters)."""
+    key_shape = sagemaker_api.shape_at("AddTags", "Tags", "member", "Key")
+    value_shape = sagemaker_api.shape_at("AddTags", "Tags", "member", "Value")
+    where_key = path if path.startswith("tags (") else f"{path} (the key)"
+    problems = sagemaker_api.check_value(key_shape, key, where_key)
+    problems += sagemaker_api.check_value(value_shape, value, path)
+    for text, where in ((key, where_key), (value, path)):
+        odd = sorted({c for c in str(text) if not _allowed(c)})
+        if odd:
+            problems.append(
+                Problem(where, f"{''.join(odd)!r} may not be in a tag: letters, spaces, digits and _.:/=+-@ may")
+            )
+    return problems
+
+
 def rules(item: dict[str, Any], settings: Settings) -> list[Problem]:
     """The item's tags as AWS takes them, the deployment's required keys set, and no more than 50 a
     resource with the deployment's and the run's own."""
     own: dict[str, Any] = item.get("tags", {})
     problems = []
-    key_shape = sagemaker_api.shape_at("AddTags", "Tags", "member", "Key")
-    value_shape = sagemaker_api.shape_at("AddTags", "Tags", "member", "Value")
     for key, value in own.items():
         path = f"tags.{key}"
         reserved = next((prefix for prefix in RESERVED if key.lower().startswith(prefix)), None)
@@ -109,14 +123,9 @@ def rules(item: dict[str, Any], settings: Settings) -> list[Problem]:
             whose = "AWS's" if reserved == "aws:" else "the framework's: every run sets them"
             problems.append(Problem(path, f"keys starting with {reserved!r} are {whose}; name the tag otherwise"))
             continue
-        problems += sagemaker_api.check_value(key_shape, key, f"{path} (the key)")
-        problems += sagemaker_api.check_value(value_shape, value, path)
-        for text, where in ((key, f"{path} (the key)"), (value, path)):
-            odd = sorted({c for c in str(text) if not _allowed(c)})
-            if odd:
-                problems.append(
-                    Problem(where, f"{''.join(odd)!r} may not be in a tag: letters, spaces, digits and _.:/=+-@ may")
-                )
+        problems += _as_aws_takes(key, value, path)
+    for key, value in settings.tags().items():  # what Terraform's validation cannot know of SageMaker's rules
+        problems += _as_aws_takes(key, value, f"tags (the deployment's tag {key!r}, root variable tags)")
     missing = [key for key in settings.required_tag_keys() if key not in own]
     if missing:
         example = ", ".join(f'"{key}": "..."' for key in missing)
