@@ -146,6 +146,9 @@ def test_the_segmented_demo_trains_evaluates_and_registers_one_model_per_band_wi
     assert len(set(answers.values())) > 1  # eight models, each trained on its own band's rows
     with pytest.raises(runtime.exceptions.ClientError, match="multi-model endpoint: name the model to invoke"):
         runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body=row)
+    with pytest.raises(runtime.exceptions.ClientError, match="Failed to download model data") as refused:
+        runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body=row, TargetModel="band9.tar.gz")
+    assert refused.value.response["Error"]["Code"] == "ValidationError"
 
 
 def test_the_environment_local_up_prints_reaches_the_local_aws_as_printed(

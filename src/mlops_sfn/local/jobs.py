@@ -403,7 +403,7 @@ class LocalEndpoints:
                 try:
                     self._servers[key] = self.jobs.model_server(model | {"PrimaryContainer": container}, folder, log)
                 except JobError as error:
-                    if multi:  # the model TargetModel names is not under the endpoint's prefix
+                    if multi and container["ModelDataUrl"] in str(error):  # TargetModel's is not under the prefix
                         raise not_downloadable(container["ModelDataUrl"], key[1]) from None
                     raise WorkerError("ModelError", str(error)) from None
             worker = self._servers[key]
