@@ -165,3 +165,9 @@ def test_a_deployment_tag_sagemaker_would_refuse_is_named_with_where_it_comes_fr
     (problem,) = check_with_sample(load_item(), deployment)
     assert problem.path == "tags (the deployment's tag 'team', root variable tags)"
     assert "'#' may not be in a tag" in problem.message
+
+
+def test_a_tag_problem_is_reported_with_the_items_other_problems() -> None:
+    item = edited(load_item(), {"stages.training.run": "Y"}) | {"tags": {"aws:owner": "x"}}
+    paths = [problem.path for problem in check_with_sample(item)]
+    assert "stages.training.run" in paths and "tags.aws:owner" in paths

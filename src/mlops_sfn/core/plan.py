@@ -65,7 +65,8 @@ def plan_run(item: dict[str, Any], trigger: Trigger, settings: Settings, executi
     """The run's input and its segments' inputs (plan_execution's, with the segments)."""
     item = apply_overrides(item, trigger)
     problems = check_item(item)
-    problems += tags.rules(item, settings) if not problems else []  # (its shape checked first)
+    if isinstance(item, dict) and not any(p.path.split(".")[0] == "tags" for p in problems):  # (schema first)
+        problems += tags.rules(item, settings)
     if problems:
         raise InvalidItem(problems)
     pipeline = item["consumption_pipeline_name"]
