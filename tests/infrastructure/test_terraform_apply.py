@@ -7,6 +7,7 @@ plans again (no changes) and destroys.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -355,21 +356,23 @@ def test_the_smoke_test_may_invoke_the_deployments_endpoints_and_nothing_else(de
     assert not allowed("sagemaker:UpdateEndpoint", f"{endpoints}/mlops-dev-cal-house-price")
 
 
+def role_allows(iam: Any, role_name: str, action: str, resource: str, context: dict[str, str] | None = None) -> bool:
+    """The local IAM evaluator's decision for a role as Terraform created it."""
+    role = iam.get_role(RoleName=role_name)["Role"]["Arn"]
+    policies = task_permissions.role_policies_via_api(iam, role)
+    assert policies is not None
+    return decide(Request(role, action, resource, context or {}), identity=policies).allowed
+
+
 def test_the_segments_function_reads_only_results_and_the_router_writes_only_segment_lists(
     deployed: Deployment,
 ) -> None:
     """A fanned-out run's two new callers, decided by the local IAM evaluator against their roles as
     Terraform created them: each may do its one thing in the bucket and is denied the rest (the
     router also reads the outcomes, to prove a segment's ledger record, and no other run file)."""
-    iam = deployed.client("iam")
     bucket = f"arn:aws:s3:::{deployed.outputs['bucket_name']}"
     run = f"{bucket}/runs/{DEMO}/run-1"
-
-    def allowed(role_name: str, action: str, resource: str, context: dict[str, str] | None = None) -> bool:
-        role = iam.get_role(RoleName=role_name)["Role"]["Arn"]
-        policies = task_permissions.role_policies_via_api(iam, role)
-        assert policies is not None
-        return decide(Request(role, action, resource, context or {}), identity=policies).allowed
+    allowed = functools.partial(role_allows, deployed.client("iam"))
 
     results = f"runs/{DEMO}/run-1/segments/results/run-1/"
     assert allowed("mlops-dev-segments", "s3:ListBucket", bucket, {"s3:prefix": results})
@@ -391,15 +394,9 @@ def test_the_segments_function_reads_only_results_and_the_router_writes_only_seg
 def test_serving_a_fanned_out_runs_models_lets_each_function_do_its_one_thing(deployed: Deployment) -> None:
     """The model-copy function publishes each segment's model where the run's multi-model endpoint
     loads it, and the smoke test lists that prefix to find the first; nothing more in the bucket."""
-    iam = deployed.client("iam")
     bucket = f"arn:aws:s3:::{deployed.outputs['bucket_name']}"
     run = f"{bucket}/runs/{DEMO}/run-1"
-
-    def allowed(role_name: str, action: str, resource: str, context: dict[str, str] | None = None) -> bool:
-        role = iam.get_role(RoleName=role_name)["Role"]["Arn"]
-        policies = task_permissions.role_policies_via_api(iam, role)
-        assert policies is not None
-        return decide(Request(role, action, resource, context or {}), identity=policies).allowed
+    allowed = functools.partial(role_allows, deployed.client("iam"))
 
     assert allowed("mlops-dev-model-copy", "s3:PutObject", f"{run}/segments/models/band1.tar.gz")
     assert not allowed("mlops-dev-model-copy", "s3:PutObject", f"{run}/segments/band1/training/model.tar.gz")

@@ -95,14 +95,13 @@ def _allowed(character: str) -> bool:
     return unicodedata.category(character)[0] in "LZN" or character in "_.:/=+-@"
 
 
-def _as_aws_takes(key: str, value: Any, path: str) -> list[Problem]:
+def _as_aws_takes(key: str, value: Any, path: str, key_path: str) -> list[Problem]:
     """A tag's key and value within SageMaker's TagKey and TagValue (lengths, characters)."""
     key_shape = sagemaker_api.shape_at("AddTags", "Tags", "member", "Key")
     value_shape = sagemaker_api.shape_at("AddTags", "Tags", "member", "Value")
-    where_key = path if path.startswith("tags (") else f"{path} (the key)"
-    problems = sagemaker_api.check_value(key_shape, key, where_key)
+    problems = sagemaker_api.check_value(key_shape, key, key_path)
     problems += sagemaker_api.check_value(value_shape, value, path)
-    for text, where in ((key, where_key), (value, path)):
+    for text, where in ((key, key_path), (value, path)):
         odd = sorted({c for c in str(text) if not _allowed(c)})
         if odd:
             problems.append(
@@ -123,9 +122,10 @@ def rules(item: dict[str, Any], settings: Settings) -> list[Problem]:
             whose = "AWS's" if reserved == "aws:" else "the framework's: every run sets them"
             problems.append(Problem(path, f"keys starting with {reserved!r} are {whose}; name the tag otherwise"))
             continue
-        problems += _as_aws_takes(key, value, path)
+        problems += _as_aws_takes(key, value, path, f"{path} (the key)")
     for key, value in settings.tags().items():  # what Terraform's validation cannot know of SageMaker's rules
-        problems += _as_aws_takes(key, value, f"tags (the deployment's tag {key!r}, root variable tags)")
+        where = f"tags (the deployment's tag {key!r}, root variable tags)"
+        problems += _as_aws_takes(key, value, where, where)
     missing = [key for key in settings.required_tag_keys() if key not in own]
     if missing:
         example = ", ".join(f'"{key}": "..."' for key in missing)
