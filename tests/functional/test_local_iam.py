@@ -193,6 +193,16 @@ def test_every_create_carries_the_runs_tags_which_need_add_tags_and_the_role_has
     refused(denied, "sagemaker:AddTags")
 
 
+def test_an_alarm_created_with_tags_needs_cloudwatch_tag_resource(local: LocalRuns) -> None:
+    # PutMetricAlarm with Tags: "you must have the cloudwatch:TagResource permission" (CloudWatch API
+    # reference); the deploy's alarms carry the run's tags, so without it the deploy is refused.
+    item = quiet(with_stages(load_item(), {"training", "create_model", "deploy"}))
+    assert local.run(item).status == "SUCCEEDED"
+    denied = local.run(item, deny=["cloudwatch:TagResource"])
+    assert denied.status == "FAILED" and denied.error is not None and denied.error.startswith("deploy.")
+    refused(denied, "cloudwatch:TagResource")
+
+
 def test_an_organisations_tag_policy_is_decided_on_the_tags_each_create_carries(local: LocalRuns) -> None:
     """A service control policy that refuses training jobs without a cost-center tag, as AWS's
     examples write it (aws:RequestTag/<key> in a Null condition: "Controlling access during AWS
