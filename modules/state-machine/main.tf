@@ -96,7 +96,8 @@ module "model_copy" {
       Resource = "arn:${local.partition}:s3:::${var.bucket}/*"
     },
     {
-      # The copies' places: tuning's best model (mlops_sfn.core.stages.model_data_url) and each
+      # The copies' places: tuning's best model (mlops_sfn.core.stages.model_data_url), an on-demand
+      # training job's model where the spot job's was planned (mlops_sfn.core.stages.training), and each
       # segment's model where a fanned-out run's endpoint loads it (mlops_sfn.core.fanout.MODELS_FOLDER).
       # A multipart copy needs PutObject for each part and AbortMultipartUpload to clean up after a failure.
       Sid    = "WriteRunModels"
@@ -104,6 +105,7 @@ module "model_copy" {
       Action = ["s3:PutObject", "s3:AbortMultipartUpload"]
       Resource = [
         "arn:${local.partition}:s3:::${var.bucket}/runs/*/tuning/best/model.tar.gz",
+        "arn:${local.partition}:s3:::${var.bucket}/runs/*/training/*/output/model.tar.gz",
         "arn:${local.partition}:s3:::${var.bucket}/runs/*/segments/models/*",
       ]
     },

@@ -239,6 +239,9 @@ SCENARIOS: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
             {"fail": {"training"}},
         )
     ],
+    # a spot training job that capacity never reached is trained once more on demand, in a segment too
+    "spot capacity missed": [(edited(DEMO, {"stages.training.spot": True}), {"answer": "approve", "spot": "none"})],
+    "segments: spot capacity missed": [(edited(segmented(), {"stages.training.spot": True}), {"spot": "none"})],
     # the summary function may not be invoked: the run goes on without it
     "segments: summary refused": [(edited(segmented(), {"quality_gate": DELETE}), {"deny": ["lambda:InvokeFunction"]})],
 }
@@ -962,7 +965,8 @@ def test_two_local_runs_in_one_process_each_follow_their_own_wiring() -> None:
 
 def test_the_largest_item_the_bound_admits_fails_with_its_notification_and_every_state_under_256_kib() -> None:
     """The second trial's run: a valid item with large hyperparameters whose training fails. A failed job's
-    cause repeats its request; the state keeps it once ($.failure, not also $.caught), so the largest item
+    cause repeats its request; the training stage holds it twice at most (caught into its results, where a
+    spot job's fallback reads it, then its failure record), which the bound counts, so the largest item
     plan_execution admits fails within Step Functions' 256 KiB, notified, and reported as a training failure."""
     from mlops_sfn.core.plan import MAX_PLANNED_INPUT_BYTES, failure_state_bytes
     from mlops_sfn.core.problems import InvalidItem
@@ -1003,5 +1007,5 @@ def test_the_largest_item_the_bound_admits_fails_with_its_notification_and_every
     ]
     largest_state = max(states, key=len)
     assert len(largest_state) <= failure_state_bytes(planned) <= 262_144
-    # the request is in the input and once more in the cause, never twice in causes ($.caught as well)
-    assert largest_state.count("h00") == 2
+    # the request is in the input and in the two copies of the cause the training stage holds, no more
+    assert largest_state.count("h00") == 1 + STAGE["training"].cause_copies == 3

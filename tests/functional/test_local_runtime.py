@@ -729,6 +729,43 @@ def test_a_training_job_may_name_its_script_with_a_container_entrypoint(jobs: Sc
     assert model_json("models/entry/output/model.tar.gz") == 3
 
 
+RESUMING = textwrap.dedent(
+    """
+    import pathlib
+    saved = pathlib.Path("opt/ml/checkpoints/epochs.txt")
+    scratch = pathlib.Path("opt/ml/output/data/scratch.txt")
+    print("fresh instance" if not scratch.exists() else "old instance")
+    scratch.write_text("left by this attempt")
+    done = int(saved.read_text()) if saved.exists() else 0
+    print(f"resuming after epoch {done}")
+    saved.write_text(str(done + 1))
+    pathlib.Path("opt/ml/model/model.json").write_text(str(done + 1))
+    """
+)
+
+
+def test_a_training_job_restores_its_checkpoints_on_a_fresh_instance_and_saves_them(jobs: ScriptJobs) -> None:
+    """SageMaker copies CheckpointConfig.S3Uri to LocalPath (default /opt/ml/checkpoints) before the
+    script starts and what it writes there back ("Checkpoints in Amazon SageMaker AI"); a spot job's
+    next attempt runs on a new instance, with nothing else of the last one."""
+    put("scripts/resume.py", RESUMING)
+    request = training_request("resume", {})
+    del request["HyperParameters"]
+    request["AlgorithmSpecification"]["ContainerEntrypoint"] = ["python3", "/opt/ml/input/data/code/resume.py"]
+    request["InputDataConfig"].append(
+        {"ChannelName": "code", "DataSource": {"S3DataSource": {"S3Uri": f"s3://{BUCKET}/scripts"}}}
+    )
+    request["CheckpointConfig"] = {"S3Uri": f"s3://{BUCKET}/checkpoints/resume/"}
+    assert jobs.run("createTrainingJob", request).failure_reason is None  # nothing saved yet: from the start
+    assert get("checkpoints/resume/epochs.txt") == b"1"
+    assert jobs.run("createTrainingJob", request).failure_reason is None  # the next attempt
+    assert get("checkpoints/resume/epochs.txt") == b"2"
+    assert model_json("models/resume/output/model.tar.gz") == 2
+    log = (jobs.home / "jobs" / "resume" / "log.txt").read_text()
+    assert log.count("fresh instance") == 2 and "old instance" not in log
+    assert "resuming after epoch 0" in log and "resuming after epoch 1" in log
+
+
 def test_a_training_job_without_script_mode_fails_saying_what_to_set(jobs: ScriptJobs) -> None:
     request = training_request("builtin", {})
     del request["HyperParameters"]["sagemaker_program"]

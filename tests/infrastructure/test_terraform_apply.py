@@ -399,6 +399,10 @@ def test_serving_a_fanned_out_runs_models_lets_each_function_do_its_one_thing(de
     allowed = functools.partial(role_allows, deployed.client("iam"))
 
     assert allowed("mlops-dev-model-copy", "s3:PutObject", f"{run}/segments/models/band1.tar.gz")
+    # an on-demand training job's model, copied to where the spot job's was planned (stages/training.py)
+    assert allowed("mlops-dev-model-copy", "s3:PutObject", f"{run}/training/{DEMO}-train-0a1b/output/model.tar.gz")
+    assert not allowed("mlops-dev-model-copy", "s3:PutObject", f"{run}/training/checkpoints/epoch-1.pt")
+    assert not allowed("mlops-dev-model-copy", "s3:PutObject", f"{run}/preprocessing/train/part-0.csv")
     assert not allowed("mlops-dev-model-copy", "s3:PutObject", f"{run}/segments/band1/training/model.tar.gz")
     assert not allowed("mlops-dev-model-copy", "s3:PutObject", f"{bucket}/input/{DEMO}/models/band1.tar.gz")
     models = f"runs/{DEMO}/run-1/segments/models/"

@@ -19,6 +19,8 @@ def schema_paths(node: dict, schema: dict, path: str = "") -> set[str]:
             child = schema["$defs"][child["$ref"].rsplit("/", 1)[1]]
         full = f"{path}.{name}" if path else name
         found.add(full)
+        # a field that is true or an object with settings: the object's fields too
+        child = next((entry for entry in child.get("oneOf", []) if entry["type"] == "object"), child)
         if name != "request":
             found |= schema_paths(child, schema, full)
     return found

@@ -440,6 +440,56 @@ CASES: list[tuple[str, str, dict[str, Any], str, str]] = [
         "stages.register.request.ModelPackageGroupName",
         "for segment 'band_1'",
     ),
+    # managed spot training (stages.training.spot)
+    (
+        "spot as a word",
+        "demo",
+        {"stages.training.spot": "yes"},
+        "stages.training.spot",
+        "boolean (true or false) or object",
+    ),
+    (
+        "spot set in the request",
+        "demo",
+        {"stages.training.request.EnableManagedSpotTraining": True},
+        "stages.training.request.EnableManagedSpotTraining",
+        "set stages.training.spot instead",
+    ),
+    (
+        "a spot wait in the request of an on-demand job",
+        "demo",
+        {"stages.training.request.StoppingCondition.MaxWaitTimeInSeconds": 7200},
+        "stages.training.request.StoppingCondition.MaxWaitTimeInSeconds",
+        "set stages.training.spot instead",
+    ),
+    (
+        "a spot wait shorter than the job's run time",
+        "demo",
+        {"stages.training.spot": {"max_wait_minutes": 30}},
+        "stages.training.spot.max_wait_minutes",
+        "less than the job's MaxRuntimeInSeconds (3600 s)",
+    ),
+    (
+        "a spot job without checkpoints waiting past an hour",
+        "demo",
+        {"stages.training.spot": {"checkpoints": False}},
+        "stages.training.spot.checkpoints",
+        "may wait and run 60 minutes at most",
+    ),
+    (
+        "a spot job without checkpoints given a long wait",
+        "demo",
+        {"stages.training.spot": {"checkpoints": False, "max_wait_minutes": 90}},
+        "stages.training.spot.max_wait_minutes",
+        "keep checkpoints, or set max_wait_minutes to at most 60",
+    ),
+    (
+        "an unknown spot setting",
+        "demo",
+        {"stages.training.spot": {"max_wait": 90}},
+        "stages.training.spot.max_wait",
+        "unknown field",
+    ),
 ]
 
 BASES = {"demo": "demo-dev-domain-cal-house-price"}

@@ -11,7 +11,7 @@ from mlops_sfn.core.plan import MAX_PLANNED_INPUT_BYTES, SAMPLE_TRIGGER, failure
 from mlops_sfn.core.problems import InvalidItem
 from mlops_sfn.core.sagemaker_api import PLACEHOLDER
 from mlops_sfn.core.settings import EXAMPLE_SETTINGS, Settings
-from mlops_sfn.core.stages import STAGES
+from mlops_sfn.core.stages import STAGE, STAGES
 from mlops_sfn.core.triggers import InvalidEvent, Manual, parse_event
 from tests.conftest import DELETE, STARTING_EVENTS, edited, load_event, load_item
 
@@ -169,10 +169,12 @@ def test_the_size_bound_counts_what_a_failure_adds_and_holds_at_its_exact_edge()
     full = 0
     while bytes_at(full + 1, 0) <= MAX_PLANNED_INPUT_BYTES:
         full += 1
-    fits = (MAX_PLANNED_INPUT_BYTES - bytes_at(full, 0)) // 3  # a character: once in the input, twice in the cause
+    # a character: once in the input, twice in each copy of the cause the training stage holds
+    cost = 1 + 2 * STAGE["training"].cause_copies
+    fits = (MAX_PLANNED_INPUT_BYTES - bytes_at(full, 0)) // cost
     assert 0 <= fits <= 2500
     planned = plan_execution(with_hyperparameters(full, fits), SAMPLE_TRIGGER, EXAMPLE_SETTINGS)
-    assert MAX_PLANNED_INPUT_BYTES - 3 < failure_state_bytes(planned) <= MAX_PLANNED_INPUT_BYTES
+    assert MAX_PLANNED_INPUT_BYTES - cost < failure_state_bytes(planned) <= MAX_PLANNED_INPUT_BYTES
     with pytest.raises(InvalidItem, match="a failure of this stage would hold"):
         plan_execution(with_hyperparameters(full, fits + 1), SAMPLE_TRIGGER, EXAMPLE_SETTINGS)
     # the trial's shape: its planned input alone was under the old bound, so nothing refused it

@@ -64,8 +64,10 @@ TAGGED = {
 def test_every_create_call_the_definition_sends_carries_the_runs_the_items_and_the_deployments_tags() -> None:
     tuned = plan_run(every_stage(), SAMPLE_TRIGGER, SETTINGS).execution_input
     trained = plan_run(
-        edited(every_stage(), {"stages.tuning.run": False, "stages.training.run": True}), SAMPLE_TRIGGER, SETTINGS
-    )
+        edited(every_stage(), {"stages.tuning.run": False, "stages.training.run": True, "stages.training.spot": True}),
+        SAMPLE_TRIGGER,
+        SETTINGS,
+    )  # on spot capacity: its on-demand job is planned too
     states = asl.states(statemachine.build())
     sent = {
         name: state

@@ -12,7 +12,8 @@ from typing import Any
 from ..core.fanout import MAX_SEGMENTS, in_upload, made_up_segments, segments_line
 from ..core.problems import InvalidItem
 from ..core.sagemaker_api import failure_reason
-from ..local.sagemaker import ENDPOINT_OUTCOMES, EXISTING_ENDPOINT, FAILABLE
+from ..core.stages import STAGE
+from ..local.sagemaker import ENDPOINT_OUTCOMES, EXISTING_ENDPOINT, FAILABLE, SPOT_CAPACITY
 from .common import FOLDER, INVALID, OK, UsageError, input_file, meanings, print_problems, problem, read_item
 
 
@@ -69,8 +70,23 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default="none",
         help=meanings("the item's endpoint before the run", EXISTING_ENDPOINT),
     )
+    spot = run.add_mutually_exclusive_group()
+    spot.add_argument(
+        "--no-spot-capacity",
+        dest="spot",
+        action="store_const",
+        const="none",
+        help=f"{SPOT_CAPACITY['none']} (an item with stages.training.spot)",
+    )
+    spot.add_argument(
+        "--spot-interruption",
+        dest="spot",
+        action="store_const",
+        const="interrupted",
+        help=f"{SPOT_CAPACITY['interrupted']} (an item with stages.training.spot)",
+    )
     run.add_argument("--json", action="store_true", help="print the report as JSON (with each stage's outcome)")
-    run.set_defaults(run=local_run)
+    run.set_defaults(run=local_run, spot="available")
 
     # These three work on a checkout: they apply the repository's Terraform.
     up = local_commands.add_parser(
@@ -190,6 +206,7 @@ def local_run(args: argparse.Namespace) -> int:
                 existing_endpoint=args.existing_endpoint,
                 deny=_actions(args.deny),
                 scp=_policy_file(args.scp),
+                spot=args.spot,
             )
     except InvalidItem as error:
         print_problems(args.item, error.problems)
@@ -208,6 +225,8 @@ def local_run(args: argparse.Namespace) -> int:
             more = " (the job's description is in --json)" if reason != report.cause else ""
             print(f"error: {report.error}\ncause: {reason}{more}")
         print("stages: " + ", ".join(f"{stage} {outcome}" for stage, outcome in report.stages.items()))
+        if report.results.get("training", {}).get("on_demand"):  # the spot job's fallback
+            print("training: " + STAGE["training"].report(report.results["training"], {}, str))
         if report.segments is not None:
             print(segments_line(report.segments))
         print("states: " + " -> ".join(report.states))

@@ -16,7 +16,7 @@ from ..core.names import EXECUTION_NAME
 from ..core.problems import InvalidItem
 from ..core.sagemaker_api import failure_reason
 from ..core.stages import CHECKPOINTS, STAGES
-from ..operate import approval, logs, preview, rerun, runs
+from ..operate import approval, bill, logs, preview, rerun, runs
 from .common import (
     FOLDER,
     INTERRUPTED,
@@ -365,6 +365,7 @@ def show_status(args: argparse.Namespace) -> int:
             logs_client=deployment.client("logs"),
             s3=deployment.client("s3") if "fanout" in run.execution_input else None,
             reach=outputs_option(args.outputs),
+            sagemaker=deployment.client("sagemaker") if bill.spot_planned(run.execution_input) else None,
         )
     except OSError as error:  # the graph could not be written
         raise UsageError(f"--graph {graph}: cannot write: {error.strerror or error}") from None
@@ -402,12 +403,15 @@ def _report(
     logs_client: Any = None,
     reach: str = "",
     s3: Any = None,
+    sagemaker: Any = None,
 ) -> None:
     """A run's report; `console`: with its link to the AWS console (not for the local stack); with
-    `logs_client`, a failed stage's report ends with the last lines of its job's log."""
+    `logs_client`, a failed stage's report ends with the last lines of its job's log; with `sagemaker`,
+    what its spot training was billed."""
     events = runs.history(sfn, run.arn) if events is None else events
     stages = runs.stage_runs(events, run.execution_input, runs.definition(sfn, run.arn), run.status == "RUNNING")
     found = runs.results(run.output) or runs.results_so_far(events)
+    spot = bill.spot_training(sagemaker, run.execution_input, found) if sagemaker is not None else None
     segments = fanout.outcome(s3, run.execution_input) if s3 is not None else None  # what its Map wrote
     if graph:
         outcomes = {stage: (stage_run.status, stage_run.seconds) for stage, stage_run in stages.items()}
@@ -424,6 +428,7 @@ def _report(
                     }
                     | ({"reused_from": stage_run.reused_from} if stage_run.reused_from else {})
                     | ({"not_reused": stage_run.not_reused} if stage_run.not_reused else {})
+                    | ({"spot": _spot_json(spot)} if spot and stage == "training" else {})
                     for stage, stage_run in stages.items()
                 },
             }
@@ -447,6 +452,8 @@ def _report(
             print((line + (detail if stage_run.status in ("succeeded", "reused") else "")).rstrip())
             if stage_run.not_reused:
                 print(f"  {'':<16} ran: {stage_run.not_reused}")
+            if spot and stage == "training" and stage_run.status in ("succeeded", "failed"):
+                print(f"  {'':<16} {bill.spot_line(spot)}")
         if "fanout" in run.execution_input:
             print("  " + (fanout.segments_line(segments) if segments else "segments: no outcome written (yet)"))
         print(f"  outputs: {run.execution_input.get('run_folder', '')}")
@@ -457,6 +464,10 @@ def _report(
         failed = next((stage for stage, stage_run in stages.items() if stage_run.status == "failed"), None)
         if failed and logs_client is not None:
             _failed_job_log(logs_client, run, failed, events, runs.definition(sfn, run.arn), reach)
+
+
+def _spot_json(found: dict[str, Any]) -> dict[str, Any]:
+    return {"jobs": [job.as_dict() for job in found["jobs"]]} if "jobs" in found else found
 
 
 LAST_LINES = 10

@@ -180,9 +180,13 @@ def _plan_segment(
 
 def failure_state_bytes(execution_input: dict[str, Any]) -> int:
     """The bytes a state holds when the largest stage fails: the input, its block again as the error's
-    cause (escaped: at most twice), and what SageMaker adds to the cause."""
+    cause (escaped: at most twice; as many times as the stage holds its cause), and what SageMaker
+    adds to the cause."""
     blocks = execution_input["stages"]
-    largest = max((len(json.dumps(block).encode("utf-8")) for block in blocks.values()), default=0)
+    largest = max(
+        (STAGE[name].cause_copies * len(json.dumps(block).encode("utf-8")) for name, block in blocks.items()),
+        default=0,
+    )
     return len(json.dumps(execution_input).encode("utf-8")) + 2 * largest + FAILURE_OVERHEAD_BYTES
 
 

@@ -63,8 +63,41 @@ def _compiled(pattern: str) -> re.Pattern[str] | None:
 
 
 def check_request(operation: str, request: Any, path: str) -> list[Problem]:
-    """All problems of request as the input of a SageMaker operation (e.g. "CreateTrainingJob")."""
-    return check_value(input_shape(operation), request, path)
+    """All problems of request as the input of a SageMaker operation (e.g. "CreateTrainingJob"):
+    its shape, then the rules between fields the model cannot say (spot training's)."""
+    problems = check_value(input_shape(operation), request, path)
+    if operation == "CreateTrainingJob":
+        problems += spot_problems(request, path)
+    elif operation == "CreateHyperParameterTuningJob" and isinstance(request, dict):
+        problems += spot_problems(request.get("TrainingJobDefinition"), join(path, "TrainingJobDefinition"))
+    return problems
+
+
+SPOT = "EnableManagedSpotTraining"
+
+
+def spot_problems(job: Any, path: str) -> list[Problem]:
+    """Managed spot training's rules between fields, as CreateTrainingJob refuses them: a spot job sets
+    StoppingCondition.MaxWaitTimeInSeconds ("Set EnableManagedSpotTraining to True and specify the
+    MaxWaitTimeInSeconds", SageMaker developer guide, "Managed Spot Training"), at least its
+    MaxRuntimeInSeconds ("It must be equal to or greater than MaxRuntimeInSeconds", API reference,
+    StoppingCondition); any other job sets none ("Invalid MaxWaitTimeInSeconds. It is only supported when
+    EnableManagedSpotTraining is set to true", as users report it: Kenza-AI/sagify#111,
+    aws/amazon-sagemaker-examples#869)."""
+    if not isinstance(job, dict) or not isinstance(job.get("StoppingCondition", {}), dict):
+        return []
+    stop = job.get("StoppingCondition", {})
+    wait, run = stop.get("MaxWaitTimeInSeconds"), stop.get("MaxRuntimeInSeconds", 86_400)
+    at = join(path, "StoppingCondition.MaxWaitTimeInSeconds")
+    if job.get(SPOT) is not True:
+        if wait is None:
+            return []
+        return [Problem(at, f"Invalid MaxWaitTimeInSeconds. It is only supported when {SPOT} is set to true")]
+    if wait is None:
+        return [Problem(at, f"is required for managed spot training ({SPOT} is true)")]
+    if isinstance(wait, int) and isinstance(run, int) and wait < run:
+        return [Problem(at, f"{wait} is less than MaxRuntimeInSeconds ({run}): it must be equal to or greater")]
+    return []
 
 
 def check_value(shape: Any, value: Any, path: str) -> list[Problem]:

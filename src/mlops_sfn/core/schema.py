@@ -50,6 +50,12 @@ def check(value: Any, schema: dict[str, Any] | None = None, path: str = "") -> l
     """All problems of value against schema (default: the whole item schema)."""
     node = resolve(item_schema() if schema is None else schema)
     problems: list[Problem] = []
+    if "oneOf" in node:  # alternatives told apart by their type: `true`, or an object with settings
+        fitting = [alternative for alternative in node["oneOf"] if _is_type(value, alternative["type"])]
+        if not fitting:
+            words = " or ".join(_TYPE_WORDS[alternative["type"]] for alternative in node["oneOf"])
+            return [Problem(path, f"expected {words}, got {describe(value)}")]
+        return check(value, fitting[0], path)
     expected = node.get("type")
     if expected is not None and not _is_type(value, expected):
         return [Problem(path, f"expected {_TYPE_WORDS[expected]}, got {describe(value)}")]

@@ -96,6 +96,7 @@ class Stage:
     follows: ClassVar[str | None] = None  # runs exactly when this other stage runs, whatever its own `run` says
     per_segment: ClassVar[bool] = False  # may run once per segment (core/fanout.py), its states in the Map too
     checkpoints: ClassVar[tuple[Checkpoint, ...]] = ()  # checks that follow it, in order
+    cause_copies: ClassVar[int] = 1  # how many copies of a failure's cause its states hold at once
 
     @property
     def title(self) -> str:

@@ -39,7 +39,7 @@ from ..tools.statemachine import SEGMENT
 from . import REGION, distributed_map, inbox, task_permissions
 from .integrations import Local, client_for, installed
 from .motoport import mock_aws, sagemaker_backends
-from .sagemaker import ENDPOINT_OUTCOMES, EXISTING_ENDPOINT, FAILABLE, JobRunner, LocalSageMaker
+from .sagemaker import ENDPOINT_OUTCOMES, EXISTING_ENDPOINT, FAILABLE, SPOT_CAPACITY, JobRunner, LocalSageMaker
 from .simulated import JOB_STAGES, SimulatedJobs
 
 DEFAULT_ACCOUNT_ID = "123456789012"  # the account moto serves by default
@@ -122,10 +122,11 @@ class RunReport:
     stages: dict[str, str] = field(default_factory=dict)  # stage (and checkpoint) -> executions.OUTCOMES
     segments: dict[str, Any] | None = None  # a fanned-out run's: fanout.summary
     child_history: list[dict[str, Any]] = field(default_factory=list, repr=False)  # its segments' executions'
+    results: dict[str, Any] = field(default_factory=dict, repr=False)  # each stage's, as status reads them
 
     def as_dict(self) -> dict[str, Any]:
         result = asdict(self)
-        del result["history"], result["child_history"]
+        del result["history"], result["child_history"], result["results"]
         return result
 
 
@@ -298,6 +299,7 @@ class LocalRuns:
         report_bytes: int = 0,
         existing_endpoint: str | None = None,
         fail_segments: Iterable[str] = (),
+        spot: str = "available",
     ) -> tuple[str, dict[str, Any]]:
         """Start one run of `item` and return (execution ARN, input) at once; `answer` only sets the approval
         timeout here (None: nobody will answer). `deny` (actions) and `scp` (a policy document) are guardrails
@@ -309,6 +311,8 @@ class LocalRuns:
             raise ValueError(f"answer {answer!r}: use approve, reject or None (nobody answers)")
         if endpoint not in ENDPOINT_OUTCOMES:
             raise ValueError(f"endpoint {endpoint!r}: use one of {', '.join(ENDPOINT_OUTCOMES)}")
+        if spot not in SPOT_CAPACITY:
+            raise ValueError(f"spot capacity {spot!r}: use one of {', '.join(SPOT_CAPACITY)}")
         if existing_endpoint not in (None, *EXISTING_ENDPOINT):
             raise ValueError(f"existing endpoint {existing_endpoint!r}: use one of {', '.join(EXISTING_ENDPOINT)}")
         unknown_apis = sorted(set(throttle) - set(THROTTLEABLE))
@@ -341,6 +345,7 @@ class LocalRuns:
             self.s3, execution_input, fail & JOB_STAGES, metric, report_bytes, segment_inputs, fail_segments
         )
         self.local.sagemaker.endpoint_outcome = endpoint
+        self.local.sagemaker.spot_capacity = spot
         # a stage's first task fails: at the top, and in each segment (its states are named apart)
         self.local.fail_states = {
             first: stage
@@ -387,6 +392,7 @@ class LocalRuns:
             self.s3, execution_input, set(), None, 0, segment_inputs
         )
         self.local.sagemaker.endpoint_outcome = endpoint
+        self.local.sagemaker.spot_capacity = "available"
         self.local.fail_states, self.local.throttle, self.local.limited = {}, set(), set()
         self.local.guardrails = []
         execution = self.sfn.start_execution(
@@ -425,6 +431,7 @@ class LocalRuns:
             stages=stages,
             segments=fanout.outcome(self.s3, execution_input),
             child_history=children,
+            results=runs.results(json.loads(described.get("output") or "{}")) or runs.results_so_far(history),
         )
 
     @staticmethod

@@ -28,6 +28,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -47,6 +48,7 @@ from .sagemaker import JOBS, JobError, JobResult, data_failure, not_downloadable
 from .worker import Worker, WorkerError
 
 CONTAINER_ROOT = "/opt/ml/"
+CHECKPOINTS = "/opt/ml/checkpoints/"  # CheckpointConfig.LocalPath's default (SageMaker API reference)
 LOG_BATCH = 1000  # lines per PutLogEvents call (AWS allows 10,000 events and 1 MB)
 DEFAULT_MAX_RUNTIME = 86400  # SageMaker's default StoppingCondition
 
@@ -69,7 +71,7 @@ class ScriptJobs:
 
     # --- S3 ---------------------------------------------------------------------------------------
 
-    def download(self, uri: str, into: Path, s3: Any = None) -> list[Path]:
+    def download(self, uri: str, into: Path, s3: Any = None, required: bool = True) -> list[Path]:
         """An S3 prefix (or one object) into a folder: each object at its key's path below the prefix,
         an object whose key is the prefix itself under its own name. SageMaker downloads
         "s3://your-data-bucket/path/to/input/csv/data into /opt/ml/processing/csv" ("How Amazon
@@ -88,7 +90,7 @@ class ScriptJobs:
                     written.append(target)
         except (ClientError, Boto3Error) as error:
             raise JobError(data_failure("download", uri, error)) from None
-        if not written:
+        if not written and required:
             raise JobError(f"ClientError: No S3 objects found under S3 URL {uri!r}")
         return written
 
@@ -245,9 +247,18 @@ class ScriptJobs:
                 "or AlgorithmSpecification.ContainerEntrypoint"
             )
         ml = folder / "opt" / "ml"
+        shutil.rmtree(folder / "opt", ignore_errors=True)  # a new instance (a spot job's next attempt too)
         code, model, output_data = ml / "code", ml / "model", ml / "output" / "data"
         for path in (code, model, output_data, ml / "input" / "config"):
             path.mkdir(parents=True, exist_ok=True)
+        # Checkpoints: SageMaker copies what S3Uri holds to LocalPath before the script starts, and what
+        # the script writes there back to S3Uri ("Checkpoints in Amazon SageMaker AI"); locally, once
+        # the script ended, whether it succeeded or not.
+        checkpoint = request.get("CheckpointConfig")
+        saved = Path(self._inside(folder, checkpoint.get("LocalPath", CHECKPOINTS))) if checkpoint else None
+        if checkpoint and saved:
+            saved.mkdir(parents=True, exist_ok=True)
+            self.download(checkpoint["S3Uri"], saved, s3, required=False)
         if not entrypoint and submit:
             _extract(self._fetch(submit, s3), code)
         channels = []
@@ -287,6 +298,9 @@ class ScriptJobs:
             if failure.exists() and failure.read_text().strip():
                 raise JobError(f"AlgorithmError: {failure.read_text().strip()}") from None
             raise
+        finally:
+            if checkpoint and saved:
+                self.upload(saved, checkpoint["S3Uri"], s3)
         output = request["OutputDataConfig"]["S3OutputPath"].rstrip("/")
         self._put(f"{output}/{name}/output/model.tar.gz", _archive(model), s3)
         if any(output_data.iterdir()):

@@ -13,11 +13,13 @@ reaches into moto's internals; moto 5.2 is pinned in pyproject.toml for that rea
 from __future__ import annotations
 
 import json
+import math
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
@@ -43,6 +45,22 @@ EXISTING_ENDPOINT = {
     "failed": "Failed (only DeleteEndpoint is allowed)",
     "updating": "Updating, and it stays so",
 }
+
+# What spot capacity does for a local spot training job (EnableManagedSpotTraining), chosen per run.
+# As "Managed Spot Training Lifecycle" (SageMaker developer guide) lists the secondary statuses: an
+# interrupted job goes Training -> Interrupted -> Starting and resumes; one that capacity never
+# reached goes Starting -> Stopping and ends Stopped, MaxWaitTimeExceeded. Locally the wait is not
+# waited, and an interruption comes after the first attempt's script ended, before its model is
+# kept: the second attempt starts on a fresh instance with the checkpoints the first one saved.
+SPOT_CAPACITY = {
+    "available": "spot jobs run uninterrupted",
+    "interrupted": "each spot job is interrupted once and resumes from its checkpoints",
+    "none": "spot capacity never arrives: each spot job ends Stopped (MaxWaitTimeExceeded)",
+}
+# BillableTimeInSeconds of a local spot job, per second it trained: AWS reports billable time at the
+# spot price, so that 1 - billable/training is the saving ("Managed Spot Training": "up to 90%");
+# the local AWS's discount is this fixed one.
+LOCAL_SPOT_BILLED = 0.3
 
 # What `mlops-sfn local run --fail` accepts: every stage and checkpoint.
 FAILABLE = REPORTED
@@ -211,6 +229,7 @@ class LocalSageMaker:
         self.client = client
         self._backend = backend
         self.endpoint_outcome = endpoint_outcome
+        self.spot_capacity = "available"  # SPOT_CAPACITY
         self._rolling_out: dict[str, str] = {}  # endpoint -> the config a create/update is bringing up
         self._stopped: set[str] = set()  # jobs a stopped execution or Parallel branch stopped
 
@@ -294,12 +313,24 @@ class LocalSageMaker:
         """The .sync part: run the job, record its outcome, return its Describe* response; JobFailed when it failed."""
         kind = JOBS[action]
         name = request[kind.name_field]
-        result = self.runner.run(action, request, s3, logs)
         record = getattr(self._backend(account, region), kind.records)[name]
+        spot = action == "createTrainingJob" and request.get("EnableManagedSpotTraining") is True
+        if spot and self.spot_capacity == "none":
+            return self._capacity_missed(kind, record, name, region)
+        started = time.monotonic()
+        result = self.runner.run(action, request, s3, logs)
+        transitions = ["Starting", "Downloading", "Training"]
+        if spot and self.spot_capacity == "interrupted" and not result.failure_reason:
+            transitions += ["Interrupted", "Starting", "Downloading", "Training"]
+            result = self.runner.run(action, request, s3, logs)  # a new instance, the checkpoints restored
         if name in self._stopped:
             return {kind.status_field: "Stopped"}  # nobody waits for it any more
         setattr(record, kind.status_attribute, "Failed" if result.failure_reason else "Completed")
         record.failure_reason = result.failure_reason
+        if action == "createTrainingJob":
+            trained = max(1, math.ceil(time.monotonic() - started))
+            ended = "Failed" if result.failure_reason else "Completed"
+            _trained(record, [*transitions, *([] if result.failure_reason else ["Uploading"]), ended], trained, spot)
         if result.best_training_job:
             record.best_training_job = dict(record.best_training_job, TrainingJobName=result.best_training_job)
         if result.metrics and kind.name_field == "TrainingJobName":  # moto keeps a canned train:progress
@@ -320,6 +351,16 @@ class LocalSageMaker:
                 description["BestTrainingJob"], TrainingJobName=result.best_training_job
             )
         return dict(json_safe(description))
+
+    def _capacity_missed(self, kind: JobKind, record: Any, name: str, region: str) -> dict[str, Any]:
+        """A spot training job that capacity never reached: Stopped, MaxWaitTimeExceeded, nothing billed.
+        Its task fails as for a job that failed (States.TaskFailed, the description as the cause): a
+        `.sync` task succeeds only when its job completes."""
+        setattr(record, kind.status_attribute, "Stopped")
+        _trained(record, ["Starting", "Stopping", "MaxWaitTimeExceeded"], 0, spot=True)
+        described = getattr(self.client("sagemaker", region), kind.describe)(**{kind.name_field: name})
+        described.pop("ResponseMetadata", None)
+        raise JobFailed(json_safe(described))
 
     def _update_endpoint(self, request: dict[str, Any], region: str, account: str) -> dict[str, Any]:
         backend = self._backend(account, region)
@@ -515,6 +556,21 @@ def install_registry() -> None:
 # InvokeEndpoint, SageMaker Runtime API reference: "TargetModel: The model to request for inference
 # when invoking a multi-model endpoint"). An invocation that SageMaker cannot serve is a
 # ValidationError (400); the messages are the local AWS's.
+
+
+def _trained(record: Any, statuses: list[str], seconds: int, spot: bool) -> None:
+    """What DescribeTrainingJob reports of how a local training job went (moto keeps canned values):
+    its secondary statuses in order, the last one current, and its training and billable seconds
+    (a spot job's billed at LOCAL_SPOT_BILLED)."""
+    now = datetime.now(UTC)
+    record.secondary_status = statuses[-1]
+    record.secondary_status_transitions = [
+        {"Status": status, "StartTime": now, **({"EndTime": now} if index < len(statuses) - 1 else {})}
+        for index, status in enumerate(statuses)
+    ]
+    record.training_end_time = now
+    record.training_time_in_seconds = seconds
+    record.billable_time_in_seconds = math.ceil(seconds * LOCAL_SPOT_BILLED) if spot else seconds
 
 
 class NotServed(Error, LookupError):

@@ -24,6 +24,7 @@ from ..core.stages.quality_gate import COMPARISONS
 # What a local endpoint does after CreateEndpoint or UpdateEndpoint, seen at the next describe.
 from .sagemaker import JOBS, JobError, JobResult, data_failure, put
 
+SIMULATED_CHECKPOINT = "simulated-checkpoint.json"  # under a training job's CheckpointConfig.S3Uri
 # The stages that run a SageMaker job: a failure asked of them is the job's.
 JOB_STAGES = frozenset(stage for stage, api in OPERATIONS.items() if api[0].lower() + api[1:] in JOBS)
 
@@ -56,7 +57,8 @@ class SimulatedJobs:
 
     def _write(self, kind: str, request: dict[str, Any], name: str, s3: Any) -> JobResult:
         if kind == "createTrainingJob":
-            self._write_model(s3, request["OutputDataConfig"]["S3OutputPath"], name)
+            resumed = self._checkpoint(s3, request)
+            self._write_model(s3, request["OutputDataConfig"]["S3OutputPath"], name, resumed)
         if kind == "createHyperParameterTuningJob":
             best = f"{name}-001-{names.digest(name, 8)}"
             self._write_model(s3, request["TrainingJobDefinition"]["OutputDataConfig"]["S3OutputPath"], best)
@@ -82,10 +84,28 @@ class SimulatedJobs:
                 raise JobError(data_failure("download", uri, error)) from None
 
     @staticmethod
-    def _write_model(s3: Any, output_path: str, job: str) -> None:
+    def _checkpoint(s3: Any, request: dict[str, Any]) -> dict[str, Any] | None:
+        """A job with CheckpointConfig saves one checkpoint, counting its attempts; returns the one it
+        found there (what an interrupted job, or the on-demand job after it, resumes from)."""
+        uri = request.get("CheckpointConfig", {}).get("S3Uri")
+        if not uri:
+            return None
+        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        key = f"{prefix.rstrip('/')}/{SIMULATED_CHECKPOINT}".lstrip("/")
+        try:
+            found: dict[str, Any] | None = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        except ClientError:
+            found = None
+        attempt = (found or {}).get("attempt", 0) + 1
+        put(s3, bucket, key, json.dumps({"training_job": request["TrainingJobName"], "attempt": attempt}).encode())
+        return found
+
+    @staticmethod
+    def _write_model(s3: Any, output_path: str, job: str, resumed: dict[str, Any] | None = None) -> None:
         bucket, _, prefix = output_path.removeprefix("s3://").partition("/")
         key = f"{prefix.rstrip('/')}/{job}/output/model.tar.gz".lstrip("/")
-        put(s3, bucket, key, model_archive({"simulated": True, "training_job": job}))
+        content = {"simulated": True, "training_job": job} | ({"resumed_from": resumed} if resumed else {})
+        put(s3, bucket, key, model_archive(content))
 
     @classmethod
     def for_execution(

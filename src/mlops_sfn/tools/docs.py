@@ -28,6 +28,8 @@ MARKER = re.compile(r"(<!-- generated: (?P<name>[a-z-]+) -->\n)(.*?)(<!-- end: (
 
 
 def _type(node: dict[str, Any]) -> str:
+    if "oneOf" in node:
+        return " or ".join(_type(alternative) for alternative in node["oneOf"])
     if node.get("type") == "array":
         return f"list of {node.get('items', {}).get('type', 'any')}"
     return str(node.get("type", "any"))
@@ -71,8 +73,9 @@ def _rows(schema: dict[str, Any], node: dict[str, Any], path: str, rows: list[li
         rows.append(
             [f"`{full}`", _type(field), "yes" if name in required else "", default, _allowed(field), description]
         )
-        if field.get("type") == "object" and "properties" in field and name != "request":
-            _rows(schema, field, full, rows)
+        settings = next((entry for entry in field.get("oneOf", []) if entry["type"] == "object"), field)
+        if settings.get("type") == "object" and "properties" in settings and name != "request":
+            _rows(schema, settings, full, rows)
 
 
 def item_reference() -> str:

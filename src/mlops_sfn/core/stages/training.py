@@ -1,11 +1,62 @@
-"""Training: one `.sync` training job; its model is the run's model unless tuning runs."""
+"""Training: one `.sync` training job; its model is the run's model unless tuning runs.
+
+With `spot`, the job runs on managed spot capacity (SageMaker developer guide, "Managed Spot
+Training"): `EnableManagedSpotTraining`, a `MaxWaitTimeInSeconds` (waiting for capacity included)
+and a `CheckpointConfig` under the run's folder, from which SageMaker restores an interrupted job.
+A spot job that capacity never reached in time ends `Stopped` with the secondary status
+`MaxWaitTimeExceeded` ("Managed Spot Training Lifecycle"); the stage then trains once more on
+demand (its own job, planned with the run: job names are unique for ever), resuming from the same
+checkpoints, and copies that job's model to where later stages were planned to read it.
+"""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..stage import Block, Item, JobStage, Made, Where, training_definition
+from .. import iam, names
+from ..asl import LAMBDA, Builder
+from ..problems import Problem
+from ..stage import (
+    DEFAULT_JOB_LIMIT_SECONDS,
+    RUN_FOLDER,
+    Block,
+    Item,
+    JobStage,
+    Made,
+    Statements,
+    Where,
+    job_limit,
+    training_definition,
+)
+from .shared import training_request
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+CHECKPOINTS = f"{RUN_FOLDER}/training/checkpoints/"
+SPOT_EXTRA_WAIT_SECONDS = 3600  # the default wait for capacity, beyond the job's MaxRuntimeInSeconds
+# "SageMaker built-in algorithms and marketplace algorithms that do not checkpoint are currently
+# limited to a MaxWaitTimeInSeconds of 3600 seconds (60 minutes)" (developer guide, "Managed Spot
+# Training"); a job that keeps no checkpoint starts again from the beginning after each interruption,
+# so the framework holds every job without checkpoints to that bound.
+UNCHECKPOINTED_WAIT_SECONDS = 3600
+ON_DEMAND_SUFFIX = "-od"  # the on-demand job's name: the spot job's, marked
+# How the spot job ended when capacity did not come in time: its description (the error's cause)
+# holds its secondary status.
+CAPACITY_MISSED = "*MaxWaitTimeExceeded*"
+# The fields only a spot job sets: an item asks for spot with `spot`, so that checkpoints and the
+# on-demand fallback are planned with it.
+SPOT_FIELDS = ("EnableManagedSpotTraining", "StoppingCondition.MaxWaitTimeInSeconds")
+
+
+def spot_settings(item: Item) -> dict[str, Any] | None:
+    """The item's `stages.training.spot` as an object (None: on demand)."""
+    spot = item.get("stages", {}).get("training", {}).get("spot")
+    if spot is True:
+        return {}
+    return spot if isinstance(spot, dict) else None
 
 
 class Training(JobStage):
@@ -18,9 +69,83 @@ class Training(JobStage):
     described_as = "training job"
     cacheable = True
     rule = "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
+    cause_copies = 2  # a failed job's error is caught into its results, then recorded as the failure
 
     def defaults(self, item: Item, execution: str) -> dict[str, Any]:
         return training_definition("training")
+
+    def plan(self, item: Item, execution: str, settings: Settings) -> Block:
+        block = super().plan(item, execution, settings)
+        spot = spot_settings(item)
+        if spot is None:
+            return block
+        request = block["request"]
+        on_demand = copy.deepcopy(request)
+        stop = request.setdefault("StoppingCondition", {})
+        run = int(stop.get("MaxRuntimeInSeconds", DEFAULT_JOB_LIMIT_SECONDS))
+        request["EnableManagedSpotTraining"] = True
+        minutes = spot.get("max_wait_minutes")
+        stop["MaxWaitTimeInSeconds"] = minutes * 60 if minutes else run + SPOT_EXTRA_WAIT_SECONDS
+        if spot.get("checkpoints", True) and "CheckpointConfig" not in request:
+            request["CheckpointConfig"] = {"S3Uri": CHECKPOINTS}
+        if "CheckpointConfig" in request:  # the on-demand job resumes from what the spot job saved
+            on_demand["CheckpointConfig"] = request["CheckpointConfig"]
+        pipeline = item["consumption_pipeline_name"]
+        limit = self.name_limit - len(ON_DEMAND_SUFFIX)
+        on_demand[self.name_field] = names.resource_name(pipeline, self.tag, execution, limit) + ON_DEMAND_SUFFIX
+        block["on_demand"] = {"request": on_demand, "model_data_url": self.model_data_url(item, execution)}
+        return block
+
+    def requests(self, block: Block) -> list[tuple[str, dict[str, Any]]]:
+        fallback = [(self.operation, block["on_demand"]["request"])] if "on_demand" in block else []
+        return super().requests(block) + fallback
+
+    def limit(self, block: Block) -> int:
+        fallback = job_limit(block["on_demand"]["request"]) if "on_demand" in block else 0
+        return job_limit(block["request"]) + fallback
+
+    def rules(self, item: Item) -> list[Problem]:
+        problems = []
+        own = item.get("stages", {}).get("training", {}).get("request", {})
+        for field in SPOT_FIELDS:
+            parent, _, key = field.rpartition(".")
+            holder = own.get(parent, {}) if parent else own
+            if isinstance(holder, dict) and key in holder:
+                problems.append(
+                    Problem(
+                        f"stages.training.request.{field}",
+                        'set stages.training.spot instead (true, or {"max_wait_minutes": N}): it plans this'
+                        " field with checkpoints and the on-demand fallback",
+                    )
+                )
+        spot = spot_settings(item)
+        request = training_request(item, "training")
+        if spot is None or not isinstance(request, dict):
+            return problems
+        run = request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", DEFAULT_JOB_LIMIT_SECONDS)
+        minutes = spot.get("max_wait_minutes")
+        wait = minutes * 60 if isinstance(minutes, int) else (run + SPOT_EXTRA_WAIT_SECONDS)
+        path = "stages.training.spot.max_wait_minutes"
+        if isinstance(run, int) and isinstance(minutes, int) and wait < run:
+            problems.append(
+                Problem(
+                    path,
+                    f"{minutes} minutes is less than the job's MaxRuntimeInSeconds ({run} s): SageMaker requires"
+                    f" MaxWaitTimeInSeconds of at least that; set at least {-(-run // 60)}",
+                )
+            )
+        checkpoints = spot.get("checkpoints", True) or "CheckpointConfig" in own
+        if not checkpoints and isinstance(run, int) and wait > UNCHECKPOINTED_WAIT_SECONDS:
+            problems.append(
+                Problem(
+                    path if minutes else "stages.training.spot.checkpoints",
+                    f"a spot job without checkpoints may wait and run {UNCHECKPOINTED_WAIT_SECONDS // 60} minutes"
+                    f" at most (it would take {wait // 60}; after an interruption it starts again from the"
+                    " beginning): keep checkpoints, or set max_wait_minutes to at most"
+                    f" {UNCHECKPOINTED_WAIT_SECONDS // 60} and MaxRuntimeInSeconds within it",
+                )
+            )
+        return problems
 
     def model_data_url(self, item: Item, execution: str) -> str:
         """Where the job writes model.tar.gz (placeholders left in)."""
@@ -31,14 +156,83 @@ class Training(JobStage):
     def selector(self) -> dict[str, str]:
         return super().selector() | {"model_data_url.$": "$.ModelArtifacts.S3ModelArtifacts"}
 
+    def states(self, b: Builder, then: str | None) -> str:
+        entry = b.job(self, self.selector(), then)
+        # A failed job's error is caught into its results (one copy of its long cause in the state):
+        # the on-demand job's results replace it, or it becomes the stage's failure record.
+        missed, failed = "Spot capacity missed?", "Training job failed"
+        catch = {"ErrorEquals": ["States.TaskFailed"], "ResultPath": "$.results.training", "Next": missed}
+        b.states[entry] = {**b.states[entry], "Catch": [catch, *b.states[entry]["Catch"]]}
+        cause = "$.results.training.Cause"
+        b.add(
+            missed,
+            {
+                "Type": "Choice",
+                "Choices": [  # examined in order: the cause is read only when it is there
+                    {"Not": {"Variable": "$.stages.training.on_demand", "IsPresent": True}, "Next": failed},
+                    {"Not": {"Variable": cause, "IsPresent": True}, "Next": failed},
+                    {"Variable": cause, "StringMatches": CAPACITY_MISSED, "Next": "Training on demand"},
+                ],
+                "Default": failed,
+            },
+        )
+        b.add(
+            failed,
+            {
+                "Type": "Pass",
+                "Parameters": {"Error.$": "$.results.training.Error", "Cause.$": cause},
+                "ResultPath": "$.failure",
+                "Next": b.recorder(self.name),
+            },
+        )
+        b.call(
+            "Training on demand",
+            self.name,
+            "arn:aws:states:::sagemaker:createTrainingJob.sync",
+            input_path="$.stages.training.on_demand.request",
+            selector=self.selector() | {"on_demand": True},
+            result="$.results.training",
+            then="Copy on-demand model",
+        )
+        # Later stages were planned with the spot job's model location: the model is copied there
+        # (by the Lambda that copies tuning's best model, in parts when large).
+        b.call(
+            "Copy on-demand model",
+            self.name,
+            LAMBDA,
+            parameters={
+                "FunctionName": "${model_copy_function_arn}",
+                "Payload": {
+                    "source.$": "$.results.training.model_data_url",
+                    "target.$": "$.stages.training.on_demand.model_data_url",
+                },
+            },
+            selector={"model_data_url.$": "$.Payload.model_data_url", "bytes.$": "$.Payload.bytes"},
+            result="$.results.training.model",
+            then=then,
+        )
+        if then is None:
+            b.states["Copy on-demand model"]["OutputPath"] = "$.results.training"
+        return entry
+
+    def permissions(self) -> Statements:
+        return {**super().permissions(), "lambda:invoke": (iam.function("model_copy_function_arn"),)}
+
     def made(self, block: Block, result: dict[str, Any] | None = None) -> list[Made]:
         # what later stages read is the model, not the rest of the job's output folder
-        model = (result or {}).get("model_data_url")
+        result = result or {}
+        model = result.get("model", {}).get("model_data_url") if "model" in result else result.get("model_data_url")
         written = [replace(made, needed=False) for made in super().made(block)]
         return written + ([Made(model, needed=True)] if isinstance(model, str) and model else [])
 
     def report(self, result: dict[str, Any], block: Block, where: Where) -> str:
-        return where(str(result.get("model_data_url", "")))
+        model = result.get("model", {}).get("model_data_url") if "model" in result else result.get("model_data_url")
+        if result.get("on_demand"):
+            return (
+                f"spot capacity did not arrive in time: trained on demand as {result.get('job_name', '')},"
+                f" {where(str(model or ''))}"
+            )
+        return where(str(model or ""))
 
 
 STAGE = Training()
