@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 FOLDER = Path(__file__).resolve().parent
-BENCHMARKS = ("router", "statemachine", "demo", "uploads", "operate", "caching", "fanout")
+BENCHMARKS = ("router", "statemachine", "demo", "uploads", "operate", "caching", "fanout", "cost")
 
 
 def main() -> int:

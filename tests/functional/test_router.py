@@ -258,6 +258,24 @@ def test_the_deployments_tags_and_required_tags_come_from_the_routers_environmen
     }
 
 
+def test_a_run_above_the_items_budget_starts_nothing_unless_started_over_budget(stack: Stack) -> None:
+    """budget_usd: the router refuses an upload's run whose estimate is above it (kept for a replay,
+    naming the budget and the estimate); a manual run with over_budget starts, its trigger saying so."""
+    stack.put_item(load_item() | {"budget_usd": 1})
+    with pytest.raises(RejectedEvent) as raised:
+        stack.router().handle(load_event("s3_object_created"), "req-1")
+    (rejection,) = raised.value.rejections
+    assert rejection["field"] == "budget_usd" and "above budget_usd 1" in rejection["reason"]
+    assert stack.executions() == []
+    manual = {"consumption_pipeline_name": DEMO, "run_id": "accepted-cost"}
+    with pytest.raises(RejectedEvent):
+        stack.router().handle(manual, "req-2")
+    assert stack.router().handle(manual | {"over_budget": True}, "req-3")["started"] == 1
+    (execution,) = stack.executions()
+    started = stack.execution_input(execution["name"])
+    assert started["trigger"]["over_budget"] is True and started["estimate"]["usd"] > 1
+
+
 def test_an_item_whose_run_input_would_be_too_large_starts_nothing(stack: Stack) -> None:
     values = {f"h{n}": "x" * 2500 for n in range(80)}  # each within SageMaker's limits
     stack.put_item(edited(load_item(), {"stages.training.request.HyperParameters": values}))

@@ -112,4 +112,5 @@ def plan(
         listed_by = item.get("fanout", {}).get("segments_file")
         shown = preview.text(execution_input, item.get("enabled", True), planned.segment_inputs, listed_by)
         print(shown)
+        print(preview.estimate_text(planned.estimate, item.get("budget_usd")))
     return OK

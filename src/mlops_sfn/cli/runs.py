@@ -8,10 +8,11 @@ import json
 import shlex
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..core import dynamodb_json, fanout, names
+from ..core import dynamodb_json, fanout, names, prices
 from ..core.names import EXECUTION_NAME
 from ..core.problems import InvalidItem
 from ..core.sagemaker_api import failure_reason
@@ -36,6 +37,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run = commands.add_parser("run", help="start a run of PIPELINE through the deployed router (validated like any)")
     run.add_argument("pipeline", metavar="PIPELINE", help="the item's consumption_pipeline_name")
     add_sets(run, "this run")
+    run.add_argument(
+        "--over-budget",
+        action="store_true",
+        help="start it even if its estimate is above the item's budget_usd (the run's trigger records it)",
+    )
     _add_wait(run)
     add_target(run)
     run.set_defaults(run=start_run)
@@ -45,6 +51,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     listing.add_argument("--status", choices=runs.STATUSES, help="only runs with this status")
     listing.add_argument("--limit", type=int, default=20, metavar="N", help="at most N runs (default 20)")
     listing.add_argument("--json", action="store_true")
+    listing.add_argument(
+        "--cost", action="store_true", help="what each run cost, from what SageMaker recorded (a few calls a run)"
+    )
     add_target(listing)
     listing.set_defaults(run=list_runs)
 
@@ -98,6 +107,8 @@ def start_run(args: argparse.Namespace) -> int:
     event: dict[str, Any] = {"consumption_pipeline_name": args.pipeline}
     if changes:
         event["overrides"] = changes
+    if args.over_budget:
+        event["over_budget"] = True
     started = time.monotonic()
     answer = deployment.client("lambda").invoke(
         FunctionName=deployment.output("router_function_arn"), Payload=json.dumps(event).encode()
@@ -141,7 +152,8 @@ def _wait(deployment: Target, arn: str, args: argparse.Namespace, since: int = 0
         return INTERRUPTED
     run = runs.from_description(described)
     logs_client = deployment.client("logs")
-    _report(sfn, run, args.json, None, events, not deployment.local, logs_client, reach)
+    sagemaker = deployment.client("sagemaker")
+    _report(sfn, run, args.json, None, events, not deployment.local, logs_client, reach, sagemaker=sagemaker)
     return OK if run.status == "SUCCEEDED" else INVALID
 
 
@@ -322,14 +334,22 @@ def list_runs(args: argparse.Namespace) -> int:
     found = runs.recent(sfn, deployment.output("state_machine_arn"), args.pipeline, args.status, args.limit)
     s3 = deployment.client("s3") if any("fanout" in run.execution_input for run in found) else None
     segments = {run.name: fanout.outcome(s3, run.execution_input) for run in found if "fanout" in run.execution_input}
+    sagemaker = deployment.client("sagemaker") if args.cost else None
+    costs = {run.name: _cost(sagemaker, run) for run in found} if sagemaker is not None else {}
     if args.json:
-        listed = [run.as_dict() | ({"segments": segments[run.name]} if run.name in segments else {}) for run in found]
+        listed = [
+            run.as_dict()
+            | ({"segments": segments[run.name]} if run.name in segments else {})
+            | ({"cost": costs[run.name]} if run.name in costs else {})
+            for run in found
+        ]
         print(json.dumps(listed, indent=2))
         return OK
     if not found:
         print("no runs" + (f" of {args.pipeline}" if args.pipeline else ""))
         return OK
-    print(f"{'started':<19}  {'status':<9} {'took':>9}  {'trigger':<8} {'execution':<48}  outcome")
+    cost_header = f"{'cost (USD)':>11}  " if costs else ""
+    print(f"{'started':<19}  {'status':<9} {'took':>9}  {cost_header}{'trigger':<8} {'execution':<48}  outcome")
     for run in found:
         took = f"{run.seconds:7.0f} s" if run.seconds is not None else "running"
         why = "; ".join(run.checks.values())
@@ -341,7 +361,9 @@ def list_runs(args: argparse.Namespace) -> int:
         if run.rerun_of:
             why = f"(rerun of {run.rerun_of}) {why}".rstrip()
         started = f"{run.started:%Y-%m-%d %H:%M:%S}"
-        print(f"{started}  {run.status:<9} {took:>9}  {run.trigger or '?':<8} {run.name:<48}  {why}".rstrip())
+        cost = costs.get(run.name)
+        billed = "" if cost is None else f"{cost['usd']:>11.4f}  " if "usd" in cost else f"{'unread':>11}  "
+        print(f"{started}  {run.status:<9} {took:>9}  {billed}{run.trigger or '?':<8} {run.name:<48}  {why}".rstrip())
     return OK
 
 
@@ -365,7 +387,7 @@ def show_status(args: argparse.Namespace) -> int:
             logs_client=deployment.client("logs"),
             s3=deployment.client("s3") if "fanout" in run.execution_input else None,
             reach=outputs_option(args.outputs),
-            sagemaker=deployment.client("sagemaker") if bill.spot_planned(run.execution_input) else None,
+            sagemaker=deployment.client("sagemaker"),
         )
     except OSError as error:  # the graph could not be written
         raise UsageError(f"--graph {graph}: cannot write: {error.strerror or error}") from None
@@ -412,6 +434,7 @@ def _report(
     stages = runs.stage_runs(events, run.execution_input, runs.definition(sfn, run.arn), run.status == "RUNNING")
     found = runs.results(run.output) or runs.results_so_far(events)
     spot = bill.spot_training(sagemaker, run.execution_input, found) if sagemaker is not None else None
+    cost = _cost(sagemaker, run) if sagemaker is not None else None
     segments = fanout.outcome(s3, run.execution_input) if s3 is not None else None  # what its Map wrote
     if graph:
         outcomes = {stage: (stage_run.status, stage_run.seconds) for stage, stage_run in stages.items()}
@@ -433,6 +456,8 @@ def _report(
                 },
             }
             | ({"segments": segments} if "fanout" in run.execution_input else {})
+            | ({"cost": cost} if cost is not None else {})
+            | ({"estimate": run.execution_input["estimate"]} if "estimate" in run.execution_input else {})
             | ({"console_url": runs.console_url(run.arn)} if console else {})
         )
         print(json.dumps(document, indent=2, default=str))
@@ -456,6 +481,10 @@ def _report(
                 print(f"  {'':<16} {bill.spot_line(spot)}")
         if "fanout" in run.execution_input:
             print("  " + (fanout.segments_line(segments) if segments else "segments: no outcome written (yet)"))
+        if cost is not None:
+            print(f"  {bill.cost_line(cost, run.execution_input.get('estimate'))}")
+            for line in cost.get("lines", []):
+                print(f"    {line}")
         print(f"  outputs: {run.execution_input.get('run_folder', '')}")
         if console:
             print(f"  console: {runs.console_url(run.arn)}")
@@ -464,6 +493,12 @@ def _report(
         failed = next((stage for stage, stage_run in stages.items() if stage_run.status == "failed"), None)
         if failed and logs_client is not None:
             _failed_job_log(logs_client, run, failed, events, runs.definition(sfn, run.arn), reach)
+
+
+def _cost(sagemaker: Any, run: runs.Run) -> dict[str, Any]:
+    """What the run cost so far, at the prices of the table its estimate used (core/prices.py)."""
+    region = run.arn.split(":")[3]
+    return bill.run_cost(sagemaker, run.execution_input, prices.load(), region, datetime.now(UTC))
 
 
 def _spot_json(found: dict[str, Any]) -> dict[str, Any]:

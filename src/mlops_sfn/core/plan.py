@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from . import fanout, monitoring, names, sagemaker_api, stages, tags
+from . import estimate, fanout, monitoring, names, prices, sagemaker_api, stages, tags
 from .item import check_item
 from .problems import InvalidItem, Problem
 from .settings import EXAMPLE_SETTINGS, Settings
@@ -50,6 +50,7 @@ class Planned:
 
     execution_input: dict[str, Any]
     segment_inputs: list[dict[str, Any]]
+    estimate: dict[str, Any]  # estimate.estimate's, its charges listed (the input keeps the sums)
 
 
 def plan_execution(
@@ -111,10 +112,42 @@ def plan_run(item: dict[str, Any], trigger: Trigger, settings: Settings, executi
     # Segments run in waves of max_concurrency: the run lasts as long as its waves of the longest segment.
     waves = -(-len(segment_inputs) // execution_input["fanout"]["max_concurrency"]) if segment_inputs else 0
     longest = max((_duration(segment["stages"]) for segment in segment_inputs), default=0)
+    bound = estimate.estimate(execution_input, segment_inputs, prices.load(), settings.region)
+    execution_input["estimate"] = {key: bound[key] for key in ("usd", "stages", "prices_as_of", "region")}
     problems = _check_size(execution_input) + _check_duration(blocks, waves * longest)
+    problems += _check_budget(item, bound, trigger)
     if problems:
         raise InvalidItem(problems)
-    return Planned(execution_input, segment_inputs)
+    return Planned(execution_input, segment_inputs, bound)
+
+
+def _check_budget(item: dict[str, Any], bound: dict[str, Any], trigger: Trigger) -> list[Problem]:
+    """A run whose estimate is above the item's budget_usd, or cannot be estimated, is refused unless a
+    manual run was started over budget (`mlops-sfn run --over-budget`)."""
+    budget = item.get("budget_usd")
+    if not isinstance(budget, int | float) or getattr(trigger, "over_budget", False):
+        return []
+    if bound["unpriced"]:
+        return [
+            Problem(
+                "budget_usd",
+                f"the run cannot be checked against it: no price for {', '.join(bound['unpriced'])} in"
+                f" {bound['region']} (prices of {bound['prices_as_of']}): refresh the prices (mlops-sfn prices"
+                " refresh), or remove budget_usd",
+            )
+        ]
+    if bound["usd"] <= budget:
+        return []
+    costly = sorted(((usd, stage) for stage, usd in bound["stages"].items()), reverse=True)[:3]
+    listed = ", ".join(f"{stage} {usd:.2f}" for usd, stage in costly)
+    return [
+        Problem(
+            "budget_usd",
+            f"the run may cost up to USD {bound['usd']:.2f} ({listed}; prices of {bound['prices_as_of']},"
+            f" {bound['region']}), above budget_usd {budget:g}: raise the budget, lower the jobs' time limits"
+            " or instances, or start it anyway with mlops-sfn run --over-budget",
+        )
+    ]
 
 
 def _planned(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 from urllib.parse import unquote_plus
@@ -72,7 +72,9 @@ class Trigger:
 
     def as_dict(self) -> dict[str, Any]:
         """As the execution input holds it: its source and the fields it has, in one order for every source."""
-        found = {"source": self.source} | {k: v for k, v in asdict(self).items() if v not in (None, {})}
+        found = {"source": self.source} | {
+            k: v for k, v in asdict(self).items() if v is not None and v != {} and v is not False
+        }
         return {name: found[name] for name in _ORDER if name in found}
 
     @staticmethod
@@ -127,6 +129,7 @@ class Manual(Trigger):
 
     source: ClassVar[str] = "manual"
     run_id: str | None = None
+    over_budget: bool = False  # started although its estimate is above the item's budget_usd
 
     def identifying(self) -> list[str | None]:
         return [self.run_id, self.dataset_date, self.time, json.dumps(self.overrides, sort_keys=True)]
@@ -169,6 +172,7 @@ _ORDER = (
     "alarm",
     "reason",
     "overrides",
+    "over_budget",
 )
 
 
@@ -349,7 +353,11 @@ def _from_manual(event: dict[str, Any], invocation_id: str | None) -> Trigger:
     if run_id is not None and (not isinstance(run_id, str) or not PIPELINE_NAME.fullmatch(run_id)):
         raise InvalidEvent("run_id: expected 1-64 characters of letters, digits, '_' and '-'")
     day, time = _dataset_date(event.get("dataset_date"), "dataset_date")
-    return Manual(pipeline=pipeline, run_id=run_id, dataset_date=day, time=time, overrides=overrides)
+    over_budget = event.get("over_budget", False)
+    if not isinstance(over_budget, bool):
+        raise InvalidEvent("over_budget: expected true (start the run whatever its estimate) or false")
+    manual = Manual(pipeline=pipeline, run_id=run_id, dataset_date=day, time=time, overrides=overrides)
+    return replace(manual, over_budget=True) if over_budget else manual
 
 
 def _pipeline_name(value: Any, where: str) -> str:

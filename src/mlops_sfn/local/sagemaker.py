@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
@@ -269,6 +269,8 @@ class LocalSageMaker:
             kind = JOBS[action]
             record = getattr(self._backend(account, region), kind.records)[request[kind.name_field]]
             setattr(record, kind.status_attribute, "InProgress")
+            if action == "createProcessingJob":  # moto drops it; DescribeProcessingJob returns it (required)
+                record.processing_resources = request["ProcessingResources"]
         return response
 
     def model_role(self, model: str, region: str) -> str | None:
@@ -317,7 +319,7 @@ class LocalSageMaker:
         spot = action == "createTrainingJob" and request.get("EnableManagedSpotTraining") is True
         if spot and self.spot_capacity == "none":
             return self._capacity_missed(kind, record, name, region)
-        started = time.monotonic()
+        started, began = time.monotonic(), datetime.now(UTC)
         result = self.runner.run(action, request, s3, logs)
         transitions = ["Starting", "Downloading", "Training"]
         if spot and self.spot_capacity == "interrupted" and not result.failure_reason:
@@ -331,6 +333,10 @@ class LocalSageMaker:
             trained = max(1, math.ceil(time.monotonic() - started))
             ended = "Failed" if result.failure_reason else "Completed"
             _trained(record, [*transitions, *([] if result.failure_reason else ["Uploading"]), ended], trained, spot)
+        if action in ("createProcessingJob", "createTransformJob"):  # when its instances ran (moto's: now)
+            kind_of = "processing" if action == "createProcessingJob" else "transform"
+            setattr(record, f"{kind_of}_start_time", began)
+            setattr(record, f"{kind_of}_end_time", datetime.now(UTC))
         if result.best_training_job:
             record.best_training_job = dict(record.best_training_job, TrainingJobName=result.best_training_job)
         if result.metrics and kind.name_field == "TrainingJobName":  # moto keeps a canned train:progress
@@ -410,6 +416,7 @@ class LocalSageMaker:
         endpoint.endpoint_status = "InService"
         if self.endpoint_outcome == "in_service" or creating:
             endpoint.endpoint_config_name = config
+            endpoint.last_modified_time = datetime.now(UTC)  # DescribeEndpoint: when it last changed
 
 
 # --- The model registry's deletes, which moto 5.2 lacks (HTTP 500) --------------------------------------
@@ -563,6 +570,7 @@ def _trained(record: Any, statuses: list[str], seconds: int, spot: bool) -> None
     its secondary statuses in order, the last one current, and its training and billable seconds
     (a spot job's billed at LOCAL_SPOT_BILLED)."""
     now = datetime.now(UTC)
+    record.training_start_time = now - timedelta(seconds=seconds)
     record.secondary_status = statuses[-1]
     record.secondary_status_transitions = [
         {"Status": status, "StartTime": now, **({"EndTime": now} if index < len(statuses) - 1 else {})}

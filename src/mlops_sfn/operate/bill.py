@@ -1,17 +1,30 @@
-"""What a run's jobs cost, from what SageMaker recorded of them (DescribeTrainingJob).
+"""What a run cost, from what SageMaker recorded of its jobs and endpoint (`status`, `runs --cost`).
 
-`BillableTimeInSeconds` is what SageMaker bills a training job's instances for; a managed spot job
-reports it at the spot price, so that `(1 - BillableTimeInSeconds / TrainingTimeInSeconds) * 100` is
-the saving in percent (SageMaker API reference, DescribeTrainingJob; developer guide, "Managed Spot
-Training"). `status` shows it for a run whose training ran on spot capacity.
+- a training job: `BillableTimeInSeconds` x its instance count ("Multiply BillableTimeInSeconds by
+  the number of instances", SageMaker API reference, DescribeTrainingJob). A managed spot job reports
+  its billable time at the spot price, so `(1 - BillableTimeInSeconds / TrainingTimeInSeconds) * 100`
+  is the saving in percent (developer guide, "Managed Spot Training");
+- a processing or transform job: its instances from `ProcessingStartTime`/`TransformStartTime` to
+  its end time (SageMaker bills instances by the second while a job runs);
+- the endpoint, when it still serves the run's config: its instances since it last changed
+  (`LastModifiedTime`), up to now;
+each at the hourly on-demand price of the table the estimate uses (core/prices.py). Not counted:
+tuning's training jobs, a fanned-out run's segments, the monitoring schedule's hourly jobs, storage.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+
+from ..core.prices import Prices
+from ..core.stages import STAGE
+
+HOUR = 3600.0
+NOT_COUNTED = "tuning's training jobs, segments, the monitoring schedule's jobs and storage are not counted"
 
 
 @dataclass(frozen=True)
@@ -89,3 +102,114 @@ def spot_line(found: dict[str, Any]) -> str:
     saving = spot.saving_percent
     saved = f": saved {saving:g} %" if saving is not None else ""
     return f"spot: {spot.billable_seconds} s billed of {spot.training_seconds} s trained{saved}"
+
+
+@dataclass(frozen=True)
+class Billed:
+    """One job or endpoint of a run, as SageMaker recorded it."""
+
+    stage: str
+    name: str
+    use: str
+    instance_type: str
+    count: int
+    seconds: float  # billed instance time of one instance
+    usd: float | None  # None: no price in the table
+
+    def line(self) -> str:
+        cost = f"USD {self.usd:.4f}" if self.usd is not None else "no price"
+        return f"{self.stage}: {cost} ({self.count} x {self.instance_type} for {self.seconds:g} s, {self.name})"
+
+
+def _seconds(described: dict[str, Any], start: str, end: str, now: datetime) -> float:
+    began, ended = described.get(start), described.get(end) or now
+    return max(0.0, (ended - began).total_seconds()) if isinstance(began, datetime) else 0.0
+
+
+def _job(sagemaker: Any, operation: str, request: dict[str, Any], now: datetime) -> tuple[str, str, int, float] | None:
+    """(use, instance type, count, seconds) of one job as SageMaker recorded it; None: never created."""
+    try:
+        if operation == "CreateTrainingJob":
+            described = sagemaker.describe_training_job(TrainingJobName=request["TrainingJobName"])
+            resources = described.get("ResourceConfig", {})
+            seconds = float(described.get("BillableTimeInSeconds", 0))
+            return "training", resources.get("InstanceType", ""), int(resources.get("InstanceCount", 1)), seconds
+        if operation == "CreateProcessingJob":
+            described = sagemaker.describe_processing_job(ProcessingJobName=request["ProcessingJobName"])
+            cluster = described.get("ProcessingResources", {}).get("ClusterConfig", {})
+            seconds = _seconds(described, "ProcessingStartTime", "ProcessingEndTime", now)
+            return "processing", cluster.get("InstanceType", ""), int(cluster.get("InstanceCount", 1)), seconds
+        if operation == "CreateTransformJob":
+            described = sagemaker.describe_transform_job(TransformJobName=request["TransformJobName"])
+            resources = described.get("TransformResources", {})
+            seconds = _seconds(described, "TransformStartTime", "TransformEndTime", now)
+            return "transform", resources.get("InstanceType", ""), int(resources.get("InstanceCount", 1)), seconds
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("ValidationException", "ResourceNotFound"):
+            return None  # the run never created it ("Could not find ...")
+        raise
+    return None
+
+
+def _endpoint(sagemaker: Any, block: dict[str, Any], now: datetime) -> list[tuple[str, str, int, float]]:
+    """The endpoint's instances since it took the run's config, when it still serves it."""
+    request = block.get("endpoint_config_request", {})
+    try:
+        described = sagemaker.describe_endpoint(EndpointName=block["endpoint_name"])
+    except ClientError:
+        return []
+    if described.get("EndpointConfigName") != request.get("EndpointConfigName"):
+        return []  # gone, or serving another run's config since
+    since = _seconds(described, "LastModifiedTime", "", now)
+    types = {v["VariantName"]: v.get("InstanceType", "") for v in request.get("ProductionVariants", [])}
+    return [
+        ("hosting", types.get(v["VariantName"], ""), int(v.get("CurrentInstanceCount", 0)), since)
+        for v in described.get("ProductionVariants", [])
+    ]
+
+
+def run_cost(
+    sagemaker: Any, execution_input: dict[str, Any], prices: Prices, region: str, now: datetime
+) -> dict[str, Any]:
+    """{usd, stages: {stage: usd}, lines: [...], unpriced: [...], not_counted} of one run, or {"unread": why}."""
+    found: list[Billed] = []
+    try:
+        for stage, block in execution_input.get("stages", {}).items():
+            if not execution_input.get("run", {}).get(stage) or stage in execution_input.get("reused", {}):
+                continue
+            recorded = [
+                (
+                    next((str(v) for k, v in request.items() if k.endswith("JobName")), ""),
+                    _job(sagemaker, operation, request, now),
+                )
+                for operation, request in STAGE[stage].requests(block)
+            ]
+            if stage == "deploy":
+                recorded += [(block["endpoint_name"], serving) for serving in _endpoint(sagemaker, block, now)]
+            for name, job in recorded:
+                if job is None:
+                    continue
+                use, instance_type, count, seconds = job
+                hourly = prices.hourly(region, use, instance_type)
+                usd = round(hourly * count * seconds / HOUR, 6) if hourly is not None else None
+                found.append(Billed(stage, name, use, instance_type, count, round(seconds, 1), usd))
+    except (ClientError, BotoCoreError) as error:
+        return {"unread": str(error)}
+    stages: dict[str, float] = {}
+    for billed in found:
+        stages[billed.stage] = round(stages.get(billed.stage, 0.0) + (billed.usd or 0.0), 6)
+    return {
+        "usd": round(sum(stages.values()), 4),
+        "stages": stages,
+        "lines": [billed.line() for billed in found],
+        "unpriced": sorted({f"{b.instance_type} for {b.use}" for b in found if b.usd is None}),
+        "not_counted": NOT_COUNTED,
+    }
+
+
+def cost_line(cost: dict[str, Any], estimate: dict[str, Any] | None) -> str:
+    """status's and runs --cost's words for a run's cost."""
+    if "unread" in cost:
+        return f"cost: SageMaker's record of the run could not be read: {cost['unread']}"
+    bound = f" (estimate at the start: at most USD {estimate['usd']:.2f})" if estimate else ""
+    return f"cost: USD {cost['usd']:.4f} so far, from what SageMaker recorded{bound}"

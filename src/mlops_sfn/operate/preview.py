@@ -157,3 +157,18 @@ def _cache_lines(
         for checkpoint in _checkpoints(stage, execution_input):
             lines.append(f"  and the {checkpoint.title} (a reused {stage} skips it)")
     return lines
+
+
+def estimate_text(bound: dict[str, Any], budget: float | None = None) -> str:
+    """The run's cost bound (core/estimate.py) in lines: the total, then what each stage pays for."""
+    within = f" (budget_usd {budget:g})" if budget is not None else ""
+    lines = [
+        f"estimate:   at most USD {bound['usd']:.2f}{within}, prices of {bound['prices_as_of']} in {bound['region']}"
+    ]
+    lines += [f"  {line}" for line in bound["charges"]]
+    lines.append(
+        f"  step functions: USD {bound['stages']['step_functions']:.4f}, about {bound['transitions']} transitions"
+    )
+    if bound["unpriced"]:
+        lines.append(f"  not counted (no price): {', '.join(bound['unpriced'])}: mlops-sfn prices refresh")
+    return "\n".join(lines)
