@@ -73,7 +73,10 @@ def _requested(stage: str, operation: str, request: dict[str, Any], block: dict[
         return _job(stage, "processing", request["ProcessingResources"]["ClusterConfig"], seconds, why)
     if operation == "CreateTrainingJob":
         seconds, why = _limit(request)
-        return _job(stage, "training", request.get("ResourceConfig", {}), seconds, why)
+        resources = request.get("ResourceConfig", {})
+        kept = int(resources.get("KeepAlivePeriodInSeconds", 0))  # a warm pool bills while it waits
+        pool = _job(stage, "training", resources, kept, "its warm pool, kept alive") if kept else []
+        return _job(stage, "training", resources, seconds, why) + pool
     if operation == "CreateHyperParameterTuningJob":
         definition = request.get("TrainingJobDefinition", {})
         jobs = int(request["HyperParameterTuningJobConfig"].get("ResourceLimits", {}).get("MaxNumberOfTrainingJobs", 1))

@@ -14,6 +14,7 @@ from .problems import InvalidItem, Problem
 from .settings import EXAMPLE_SETTINGS, Settings
 from .stage import WRITTEN, fill, map_strings, model_sources, runs
 from .stages import CATALOG, CHECKPOINTS, STAGE, STAGES
+from .stages.training import warm_pool_mismatch
 from .triggers import Manual, Trigger
 
 __all__ = ["fill", "map_strings"]  # (the modules that rewrite planned inputs take them from here)
@@ -115,7 +116,7 @@ def plan_run(item: dict[str, Any], trigger: Trigger, settings: Settings, executi
     bound = estimate.estimate(execution_input, segment_inputs, prices.load(), settings.region)
     execution_input["estimate"] = {key: bound[key] for key in ("usd", "stages", "prices_as_of", "region")}
     problems = _check_size(execution_input) + _check_duration(blocks, waves * longest)
-    problems += _check_budget(item, bound, trigger)
+    problems += warm_pool_mismatch(segment_inputs) + _check_budget(item, bound, trigger)
     if problems:
         raise InvalidItem(problems)
     return Planned(execution_input, segment_inputs, bound)

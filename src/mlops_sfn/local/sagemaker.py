@@ -27,6 +27,7 @@ from botocore.exceptions import ClientError
 from ..core import sagemaker_api
 from ..core.problems import Error
 from ..core.stages import REPORTED
+from ..core.stages.training import WARM_POOL_MATCH
 
 # What a local endpoint does after CreateEndpoint or UpdateEndpoint, seen at the next describe.
 ENDPOINT_OUTCOMES = {
@@ -232,6 +233,7 @@ class LocalSageMaker:
         self.spot_capacity = "available"  # SPOT_CAPACITY
         self._rolling_out: dict[str, str] = {}  # endpoint -> the config a create/update is bringing up
         self._stopped: set[str] = set()  # jobs a stopped execution or Parallel branch stopped
+        self._pools: dict[str, tuple[dict[str, Any], datetime, int]] = {}  # job -> request, end, keep-alive s
 
     def call(self, action: str, request: dict[str, Any], region: str, account: str) -> dict[str, Any]:
         """A create call (request/response part): checked as AWS would, then recorded in moto."""
@@ -320,6 +322,8 @@ class LocalSageMaker:
         if spot and self.spot_capacity == "none":
             return self._capacity_missed(kind, record, name, region)
         started, began = time.monotonic(), datetime.now(UTC)
+        if action == "createTrainingJob":
+            self._take_pool(record, request, region, account)
         result = self.runner.run(action, request, s3, logs)
         transitions = ["Starting", "Downloading", "Training"]
         if spot and self.spot_capacity == "interrupted" and not result.failure_reason:
@@ -333,6 +337,7 @@ class LocalSageMaker:
             trained = max(1, math.ceil(time.monotonic() - started))
             ended = "Failed" if result.failure_reason else "Completed"
             _trained(record, [*transitions, *([] if result.failure_reason else ["Uploading"]), ended], trained, spot)
+            self._leave_pool(record, request, name)
         if action in ("createProcessingJob", "createTransformJob"):  # when its instances ran (moto's: now)
             kind_of = "processing" if action == "createProcessingJob" else "transform"
             setattr(record, f"{kind_of}_start_time", began)
@@ -357,6 +362,41 @@ class LocalSageMaker:
                 description["BestTrainingJob"], TrainingJobName=result.best_training_job
             )
         return dict(json_safe(description))
+
+    def _take_pool(self, record: Any, request: dict[str, Any], region: str, account: str) -> None:
+        """A new training job takes the first matching warm pool still alive ("Matching training jobs",
+        SageMaker developer guide, warm pools): that pool becomes Reused by it, billed until now;
+        pools past their keep-alive period are Terminated, billed for all of it. Only a job that asks
+        for a pool itself takes one (locally: the developer guide's matching criteria leave it open,
+        and taking none is never more than AWS does)."""
+        now = datetime.now(UTC)
+        wants = bool(request.get("ResourceConfig", {}).get("KeepAlivePeriodInSeconds"))
+        jobs = self._backend(account, region).training_jobs
+        for name, (earlier, ended, keep) in list(self._pools.items()):
+            waited = (now - ended).total_seconds()
+            status: dict[str, Any] | None = None
+            if waited > keep:
+                status = {"Status": "Terminated", "ResourceRetainedBillableTimeInSeconds": keep}
+            elif wants and all(_at(earlier, path) == _at(request, path) for path in WARM_POOL_MATCH):
+                status = {
+                    "Status": "Reused",
+                    "ResourceRetainedBillableTimeInSeconds": math.ceil(waited),
+                    "ReusedByJob": request["TrainingJobName"],
+                }
+                record.warm_pool_status = {"Status": "InUse"}
+            if status is not None:
+                del self._pools[name]
+                if name in jobs:
+                    jobs[name].warm_pool_status = status
+                if status["Status"] == "Reused":
+                    return
+
+    def _leave_pool(self, record: Any, request: dict[str, Any], name: str) -> None:
+        """A training job with KeepAlivePeriodInSeconds leaves its instances in a warm pool: Available."""
+        keep = int(request.get("ResourceConfig", {}).get("KeepAlivePeriodInSeconds", 0))
+        if keep and record.training_job_status == "Completed":
+            record.warm_pool_status = {"Status": "Available", "ResourceRetainedBillableTimeInSeconds": 0}
+            self._pools[name] = (request, datetime.now(UTC), keep)
 
     def _capacity_missed(self, kind: JobKind, record: Any, name: str, region: str) -> dict[str, Any]:
         """A spot training job that capacity never reached: Stopped, MaxWaitTimeExceeded, nothing billed.
@@ -563,6 +603,13 @@ def install_registry() -> None:
 # InvokeEndpoint, SageMaker Runtime API reference: "TargetModel: The model to request for inference
 # when invoking a multi-model endpoint"). An invocation that SageMaker cannot serve is a
 # ValidationError (400); the messages are the local AWS's.
+
+
+def _at(request: dict[str, Any], path: str) -> Any:
+    value: Any = request
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
 
 
 def _trained(record: Any, statuses: list[str], seconds: int, spot: bool) -> None:

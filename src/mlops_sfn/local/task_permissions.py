@@ -113,12 +113,53 @@ def request_tags(action: str, params: dict[str, Any]) -> dict[str, Any]:
     return context | {"aws:TagKeys": [t["Key"] for t in tags]}
 
 
+# Condition keys a SageMaker Create call carries from its request (Service Authorization Reference,
+# SageMaker, "Condition keys"): the instance types it asks for, its run time limit and a training job's
+# warm pool keep-alive period. Given to the action's own check when the reference lists the key for it.
+_REQUEST_KEYS = {
+    "sagemaker:InstanceTypes": (
+        "ResourceConfig.InstanceType",
+        "TrainingJobDefinition.ResourceConfig.InstanceType",
+        "ProcessingResources.ClusterConfig.InstanceType",
+        "TransformResources.InstanceType",
+        "ProductionVariants[].InstanceType",
+    ),
+    "sagemaker:MaxRuntimeInSeconds": (
+        "StoppingCondition.MaxRuntimeInSeconds",
+        "TrainingJobDefinition.StoppingCondition.MaxRuntimeInSeconds",
+    ),
+    "sagemaker:KeepAlivePeriod": ("ResourceConfig.KeepAlivePeriodInSeconds",),
+}
+
+
+def _values(value: Any, path: str) -> list[Any]:
+    """The values at a path ("ProductionVariants[].InstanceType": one per variant)."""
+    if not path:
+        return [value]
+    key, _, rest = path.partition(".")
+    if key.endswith("[]"):
+        listed = value.get(key[:-2]) if isinstance(value, dict) else None
+        return [found for entry in listed or [] for found in _values(entry, rest)]
+    return _values(value[key], rest) if isinstance(value, dict) and key in value else []
+
+
+def request_keys(action: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The condition keys `action`'s request sets, as IAM sees them (a multivalued key as a list)."""
+    listed = REFERENCE.get(action, {}).get("condition_keys", [])
+    context: dict[str, Any] = {}
+    for key, paths in _REQUEST_KEYS.items():
+        found = [value for path in paths for value in _values(params, path)]
+        if key in listed and found:
+            context[key] = found if key == "sagemaker:InstanceTypes" else found[0]
+    return context
+
+
 def checked(action: str, params: dict[str, Any], region: str, account: str, **names: Any) -> list[Call]:
     """`action` on each resource it acts on (named by the request, or by `names`), and its dependent
     actions. One the reference lists on a resource type the request cannot name (a model package's
     version, which SageMaker assigns) is checked on the first resource it does name."""
     found = arns(action, {**params, **names}, region, account)
-    calls = [Call(action, arn, request_tags(action, params)) for _, arn in found]
+    calls = [Call(action, arn, request_tags(action, params) | request_keys(action, params)) for _, arn in found]
     unnamed = [t for t in REFERENCE[action]["resources"] if all(t is not named for named, _ in found)]
     for resource_type, arn in found:
         calls += _dependent(action, resource_type, arn, params)

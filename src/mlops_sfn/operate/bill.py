@@ -132,7 +132,10 @@ def _job(sagemaker: Any, operation: str, request: dict[str, Any], now: datetime)
         if operation == "CreateTrainingJob":
             described = sagemaker.describe_training_job(TrainingJobName=request["TrainingJobName"])
             resources = described.get("ResourceConfig", {})
-            seconds = float(described.get("BillableTimeInSeconds", 0))
+            # its warm pool bills while it waits: ResourceRetainedBillableTimeInSeconds x InstanceCount
+            # (SageMaker API reference, WarmPoolStatus)
+            retained = described.get("WarmPoolStatus", {}).get("ResourceRetainedBillableTimeInSeconds", 0)
+            seconds = float(described.get("BillableTimeInSeconds", 0)) + float(retained)
             return "training", resources.get("InstanceType", ""), int(resources.get("InstanceCount", 1)), seconds
         if operation == "CreateProcessingJob":
             described = sagemaker.describe_processing_job(ProcessingJobName=request["ProcessingJobName"])

@@ -47,8 +47,21 @@ ON_DEMAND_SUFFIX = "-od"  # the on-demand job's name: the spot job's, marked
 # holds its secondary status.
 CAPACITY_MISSED = "*MaxWaitTimeExceeded*"
 # The fields only a spot job sets: an item asks for spot with `spot`, so that checkpoints and the
-# on-demand fallback are planned with it.
+# on-demand fallback are planned with it; a warm pool's keep-alive period, with warm_pool_minutes.
 SPOT_FIELDS = ("EnableManagedSpotTraining", "StoppingCondition.MaxWaitTimeInSeconds")
+KEEP_ALIVE = "ResourceConfig.KeepAlivePeriodInSeconds"
+# What a training job must share with the one that left a warm pool to start on it ("Matching
+# training jobs", developer guide, "SageMaker AI Managed Warm Pools").
+WARM_POOL_MATCH = (
+    "RoleArn",
+    "ResourceConfig.InstanceType",
+    "ResourceConfig.InstanceCount",
+    "ResourceConfig.VolumeSizeInGB",
+    "ResourceConfig.VolumeKmsKeyId",
+    "VpcConfig",
+    "EnableInterContainerTrafficEncryption",
+    "EnableNetworkIsolation",
+)
 
 
 def spot_settings(item: Item) -> dict[str, Any] | None:
@@ -76,6 +89,9 @@ class Training(JobStage):
 
     def plan(self, item: Item, execution: str, settings: Settings) -> Block:
         block = super().plan(item, execution, settings)
+        minutes = item.get("stages", {}).get("training", {}).get("warm_pool_minutes")
+        if minutes:
+            block["request"].setdefault("ResourceConfig", {})["KeepAlivePeriodInSeconds"] = minutes * 60
         spot = spot_settings(item)
         if spot is None:
             return block
@@ -105,7 +121,7 @@ class Training(JobStage):
         return job_limit(block["request"]) + fallback
 
     def rules(self, item: Item) -> list[Problem]:
-        problems = []
+        problems = _warm_pool_rules(item)
         own = item.get("stages", {}).get("training", {}).get("request", {})
         for field in SPOT_FIELDS:
             parent, _, key = field.rpartition(".")
@@ -233,6 +249,68 @@ class Training(JobStage):
                 f" {where(str(model or ''))}"
             )
         return where(str(model or ""))
+
+
+def _field(request: dict[str, Any], path: str) -> Any:
+    value: Any = request
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _warm_pool_rules(item: Item) -> list[Problem]:
+    """A warm pool with what SageMaker does not pool, or its keep-alive period set in the request."""
+    block = item.get("stages", {}).get("training", {})
+    own = block.get("request", {}) if isinstance(block.get("request"), dict) else {}
+    problems = []
+    if _field(own, KEEP_ALIVE) is not None:
+        problems.append(
+            Problem(f"stages.training.request.{KEEP_ALIVE}", "set stages.training.warm_pool_minutes instead")
+        )
+    if not block.get("warm_pool_minutes"):
+        return problems
+    # "Warm pools are not compatible with managed spot training or heterogeneous clusters" (developer
+    # guide, warm pools, "Considerations"); the Terraform provider's KeepAlivePeriodInSeconds
+    # "Conflicts with instanceGroups".
+    if block.get("spot"):
+        problems.append(
+            Problem(
+                "stages.training.warm_pool_minutes",
+                "SageMaker keeps no warm pool of spot capacity: remove spot or this",
+            )
+        )
+    if _field(own, "ResourceConfig.InstanceGroups") is not None:
+        problems.append(
+            Problem(
+                "stages.training.warm_pool_minutes",
+                "SageMaker keeps no warm pool of a heterogeneous cluster (ResourceConfig.InstanceGroups): remove one",
+            )
+        )
+    return problems
+
+
+def warm_pool_mismatch(segment_inputs: list[dict[str, Any]]) -> list[Problem]:
+    """Segments whose training jobs could not take each other's warm pool: the matching fields differ."""
+    requests = [
+        (planned.get("segment", ""), planned["stages"]["training"]["request"])
+        for planned in segment_inputs
+        if "training" in planned.get("stages", {})
+    ]
+    if not requests or not _field(requests[0][1], KEEP_ALIVE):
+        return []
+    first_id, first = requests[0]
+    for path in WARM_POOL_MATCH:
+        other = next(((sid, r) for sid, r in requests[1:] if _field(r, path) != _field(first, path)), None)
+        if other is not None:
+            return [
+                Problem(
+                    f"stages.training.request.{path}",
+                    f"segments {first_id!r} and {other[0]!r} would not share a warm pool: their {path} differ"
+                    f" ({_field(first, path)!r}, {_field(other[1], path)!r}); make it the same for every segment,"
+                    " or remove warm_pool_minutes",
+                )
+            ]
+    return []
 
 
 STAGE = Training()
