@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from mlops_sfn import cli
-from mlops_sfn.core import prices
+from mlops_sfn.core import fanout, prices
 from mlops_sfn.local.harness import LocalRuns
 from tests.conftest import load_item
 from tests.functional.test_operate import outputs_file
@@ -83,3 +83,28 @@ def test_runs_cost_adds_each_runs_cost(ran: Any, tmp_path: Path, capsys: Any) ->
     assert "cost (USD)" in header and any(report.execution_name in line for line in lines)
     assert cli.main(["runs", "--outputs", str(outputs)]) == 0
     assert "cost (USD)" not in capsys.readouterr().out  # only when asked: it describes every run's jobs
+
+
+def test_a_fanned_out_runs_cost_counts_every_segments_jobs(tmp_path: Path, capsys: Any) -> None:
+    item = load_item("demo-dev-segmented-house-price")
+    with LocalRuns() as local:
+        report = local.run(item)
+        assert report.status == "SUCCEEDED", report.cause
+        outputs = outputs_file(tmp_path, local.state_machine_arn, bucket_name=local.settings.bucket)
+        assert cli.main(["status", report.execution_name, "--json", "--outputs", str(outputs)]) == 0
+        cost = json.loads(capsys.readouterr().out)["cost"]
+        arn = local.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{report.execution_name}"
+        planned = fanout.planned_segments(local.s3, json.loads(local.sfn.describe_execution(executionArn=arn)["input"]))
+        trained = [
+            local.sagemaker.describe_training_job(
+                TrainingJobName=segment["stages"]["training"]["request"]["TrainingJobName"]
+            )
+            for segment in planned
+        ]
+    segments = {segment["id"] for segment in item["fanout"]["segments"]}
+    assert len(trained) == len(segments) == len(planned)
+    hourly = TABLE.hourly(local.settings.region, "training", "ml.m5.large")
+    assert hourly is not None
+    hand = sum(job["BillableTimeInSeconds"] * job["ResourceConfig"]["InstanceCount"] for job in trained) * hourly / 3600
+    assert cost["stages"]["training"] == pytest.approx(hand, abs=1e-5)
+    assert sum(line.startswith("training:") for line in cost["lines"]) == len(segments)

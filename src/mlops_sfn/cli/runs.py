@@ -335,7 +335,7 @@ def list_runs(args: argparse.Namespace) -> int:
     s3 = deployment.client("s3") if any("fanout" in run.execution_input for run in found) else None
     segments = {run.name: fanout.outcome(s3, run.execution_input) for run in found if "fanout" in run.execution_input}
     sagemaker = deployment.client("sagemaker") if args.cost else None
-    costs = {run.name: _cost(sagemaker, run) for run in found} if sagemaker is not None else {}
+    costs = {run.name: _cost(sagemaker, run, s3) for run in found} if sagemaker is not None else {}
     if args.json:
         listed = [
             run.as_dict()
@@ -434,7 +434,7 @@ def _report(
     stages = runs.stage_runs(events, run.execution_input, runs.definition(sfn, run.arn), run.status == "RUNNING")
     found = runs.results(run.output) or runs.results_so_far(events)
     spot = bill.spot_training(sagemaker, run.execution_input, found) if sagemaker is not None else None
-    cost = _cost(sagemaker, run) if sagemaker is not None else None
+    cost = _cost(sagemaker, run, s3) if sagemaker is not None else None
     segments = fanout.outcome(s3, run.execution_input) if s3 is not None else None  # what its Map wrote
     if graph:
         outcomes = {stage: (stage_run.status, stage_run.seconds) for stage, stage_run in stages.items()}
@@ -495,10 +495,12 @@ def _report(
             _failed_job_log(logs_client, run, failed, events, runs.definition(sfn, run.arn), reach)
 
 
-def _cost(sagemaker: Any, run: runs.Run) -> dict[str, Any]:
-    """What the run cost so far, at the prices of the table its estimate used (core/prices.py)."""
+def _cost(sagemaker: Any, run: runs.Run, s3: Any = None) -> dict[str, Any]:
+    """What the run cost so far, at the prices of the table its estimate used (core/prices.py); with
+    `s3`, its segments' jobs too (their inputs in the run's folder)."""
     region = run.arn.split(":")[3]
-    return bill.run_cost(sagemaker, run.execution_input, prices.load(), region, datetime.now(UTC))
+    segments = fanout.planned_segments(s3, run.execution_input) if s3 is not None else []
+    return bill.run_cost(sagemaker, run.execution_input, prices.load(), region, datetime.now(UTC), segments)
 
 
 def _spot_json(found: dict[str, Any]) -> dict[str, Any]:

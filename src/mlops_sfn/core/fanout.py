@@ -486,6 +486,18 @@ def write(s3: Any, execution_input: dict[str, Any], segment_inputs: Sequence[dic
     s3.put_object(Bucket=where["Bucket"], Key=where["Key"], Body=body, ContentType="application/json")
 
 
+def planned_segments(s3: Any, execution_input: dict[str, Any]) -> list[dict[str, Any]]:
+    """The segments' inputs the run's Map read (what `write` put); [] without fan-out or when gone."""
+    where = execution_input.get("fanout", {}).get("items")
+    if where is None:
+        return []
+    try:
+        listed = json.loads(s3.get_object(Bucket=where["Bucket"], Key=where["Key"])["Body"].read())
+    except s3.exceptions.ClientError:
+        return []
+    return [segment for segment in listed if isinstance(segment, dict)] if isinstance(listed, list) else []
+
+
 def outcome(s3: Any, execution_input: dict[str, Any]) -> dict[str, Any] | None:
     """What became of a run's segments, from what its Map wrote (summary); None for a run without
     fan-out, or whose Map wrote nothing (it never started, or failed before its children ended)."""

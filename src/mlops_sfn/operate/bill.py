@@ -8,12 +8,14 @@
   its end time (SageMaker bills instances by the second while a job runs);
 - the endpoint, when it still serves the run's config: its instances since it last changed
   (`LastModifiedTime`), up to now;
-each at the hourly on-demand price of the table the estimate uses (core/prices.py). Not counted:
-tuning's training jobs, a fanned-out run's segments, the monitoring schedule's hourly jobs, storage.
+each at the hourly on-demand price of the table the estimate uses (core/prices.py); a fanned-out
+run's segments' jobs too (their planned inputs, which the run's Map read). Not counted: tuning's
+training jobs, the monitoring schedule's hourly jobs, storage.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,7 +26,7 @@ from ..core.prices import Prices
 from ..core.stages import STAGE
 
 HOUR = 3600.0
-NOT_COUNTED = "tuning's training jobs, segments, the monitoring schedule's jobs and storage are not counted"
+NOT_COUNTED = "tuning's training jobs, the monitoring schedule's jobs and storage are not counted"
 
 
 @dataclass(frozen=True)
@@ -172,13 +174,21 @@ def _endpoint(sagemaker: Any, block: dict[str, Any], now: datetime) -> list[tupl
 
 
 def run_cost(
-    sagemaker: Any, execution_input: dict[str, Any], prices: Prices, region: str, now: datetime
+    sagemaker: Any,
+    execution_input: dict[str, Any],
+    prices: Prices,
+    region: str,
+    now: datetime,
+    segment_inputs: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """{usd, stages: {stage: usd}, lines: [...], unpriced: [...], not_counted} of one run, or {"unread": why}."""
+    """{usd, stages: {stage: usd}, lines: [...], unpriced: [...], not_counted} of one run (its segments'
+    jobs summed into their stages), or {"unread": why}."""
     found: list[Billed] = []
+    planned = [(stage, block, execution_input) for stage, block in execution_input.get("stages", {}).items()]
+    planned += [(stage, block, segment) for segment in segment_inputs for stage, block in segment["stages"].items()]
     try:
-        for stage, block in execution_input.get("stages", {}).items():
-            if not execution_input.get("run", {}).get(stage) or stage in execution_input.get("reused", {}):
+        for stage, block, run in planned:
+            if not run.get("run", {}).get(stage) or stage in run.get("reused", {}):
                 continue
             recorded = [
                 (
