@@ -237,3 +237,12 @@ def test_status_without_permission_to_describe_the_jobs_says_so() -> None:
     found = bill.spot_training(Refusing(), planned, {})
     assert found is not None and "AccessDeniedException" in bill.spot_line(found)
     assert bill.spot_training(Refusing(), plan_execution(load_item(), SAMPLE_TRIGGER, EXAMPLE_SETTINGS), {}) is None
+
+
+def test_a_tuning_job_on_spot_capacity_runs_and_its_training_jobs_are_asked_for_on_spot(local: LocalRuns) -> None:
+    item = edited(load_item(), {"stages.training.run": False, "stages.tuning.run": True, "stages.tuning.spot": True})
+    report = local.run(item, answer="approve")
+    assert report.status == "SUCCEEDED", report.cause
+    name = report.results["tuning"]["best_training_job"].rsplit("-", 2)[0]  # the tuning job's
+    described = local.sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+    assert described["TrainingJobDefinition"]["EnableManagedSpotTraining"] is True

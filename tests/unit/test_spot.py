@@ -144,3 +144,18 @@ def test_only_a_job_that_capacity_never_reached_trains_again_on_demand() -> None
     assert states["Training job failed"]["Next"] == "Training failed"
     assert states["Training on demand"]["InputPath"] == "$.stages.training.on_demand.request"
     assert states["Copy on-demand model"]["Next"] == states["Training"]["Next"]
+
+
+def test_a_tuning_jobs_trials_run_on_spot_without_checkpoints_or_fallback() -> None:
+    item = edited(load_item(), {"stages.training.run": False, "stages.tuning.run": True, "stages.tuning.spot": True})
+    block = plan_execution(item, SAMPLE_TRIGGER, EXAMPLE_SETTINGS)["stages"]["tuning"]
+    definition = block["request"]["TrainingJobDefinition"]
+    assert definition["EnableManagedSpotTraining"] is True
+    # no checkpoints: an hour at most, the trials' run time within it
+    assert definition["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 3600}
+    assert "CheckpointConfig" not in definition and "on_demand" not in block
+    assert sagemaker_api.check_request("CreateHyperParameterTuningJob", block["request"], "request") == []
+    runtime = "stages.tuning.request.TrainingJobDefinition.StoppingCondition.MaxRuntimeInSeconds"
+    shorter = edited(item, {"stages.tuning.spot": {"max_wait_minutes": 45}, runtime: 1800})
+    definition = plan_execution(shorter, SAMPLE_TRIGGER, EXAMPLE_SETTINGS)["stages"]["tuning"]["request"]
+    assert definition["TrainingJobDefinition"]["StoppingCondition"]["MaxWaitTimeInSeconds"] == 2700

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import names
+from ..problems import Problem
 from ..stage import Item, merge, runs, training_definition
 
 MODEL_TAG = "model"  # create_model's: <pipeline>-model-<hash>
@@ -66,6 +67,89 @@ def training_data(item: Item) -> str | None:
         if isinstance(uri, str) and uri:
             return uri
     return None
+
+
+# --- Managed spot training (SageMaker developer guide, "Managed Spot Training") ---
+
+SPOT_EXTRA_WAIT_SECONDS = 3600  # a checkpointed job's default wait for capacity, beyond its run time
+# "SageMaker built-in algorithms and marketplace algorithms that do not checkpoint are currently
+# limited to a MaxWaitTimeInSeconds of 3600 seconds (60 minutes)"; a job that keeps no checkpoint
+# starts again from the beginning after each interruption, so the framework holds every job without
+# checkpoints to that bound.
+UNCHECKPOINTED_WAIT_SECONDS = 3600
+# The fields only a spot job sets: an item asks for spot with `spot`, which plans them.
+SPOT_FIELDS = ("EnableManagedSpotTraining", "StoppingCondition.MaxWaitTimeInSeconds")
+
+
+def spot_settings(item: Item, stage: str) -> dict[str, Any] | None:
+    """The item's `stages.<stage>.spot` as an object (None: on demand)."""
+    spot = item.get("stages", {}).get(stage, {}).get("spot")
+    if spot is True:
+        return {}
+    return spot if isinstance(spot, dict) else None
+
+
+def spot_wait(spot: dict[str, Any], run: int, checkpointed: bool) -> int:
+    """MaxWaitTimeInSeconds: the item's, else the run time and an hour for capacity (with checkpoints),
+    else an hour, or the run time when longer (without)."""
+    minutes = spot.get("max_wait_minutes")
+    if isinstance(minutes, int):
+        return minutes * 60
+    return run + SPOT_EXTRA_WAIT_SECONDS if checkpointed else max(run, UNCHECKPOINTED_WAIT_SECONDS)
+
+
+def plan_spot(job: dict[str, Any], spot: dict[str, Any], checkpointed: bool) -> None:
+    """A training job (a tuning job's definition too) on spot capacity, in place."""
+    stop = job.setdefault("StoppingCondition", {})
+    job["EnableManagedSpotTraining"] = True
+    stop["MaxWaitTimeInSeconds"] = spot_wait(spot, int(stop.get("MaxRuntimeInSeconds", 86_400)), checkpointed)
+
+
+def spot_rules(
+    item: Item, stage: str, job: Any, own: dict[str, Any], own_path: str, checkpointed: bool
+) -> list[Problem]:
+    """The spot fields set by hand in the item's job (`own`, at stages.<stage>.<own_path>), a wait below
+    the job's run time, and a job without checkpoints waiting past UNCHECKPOINTED_WAIT_SECONDS."""
+    problems = []
+    for field in SPOT_FIELDS:
+        parent, _, key = field.rpartition(".")
+        holder = own.get(parent, {}) if parent else own
+        if isinstance(holder, dict) and key in holder:
+            problems.append(
+                Problem(
+                    f"stages.{stage}.{own_path}.{field}",
+                    f'set stages.{stage}.spot instead (true, or {{"max_wait_minutes": N}}): it plans this field',
+                )
+            )
+    spot = spot_settings(item, stage)
+    if spot is None or not isinstance(job, dict) or not isinstance(job.get("StoppingCondition", {}), dict):
+        return problems
+    run = job.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86_400)
+    if not isinstance(run, int):
+        return problems
+    minutes = spot.get("max_wait_minutes")
+    wait = spot_wait(spot, run, checkpointed)
+    path = f"stages.{stage}.spot.max_wait_minutes"
+    if isinstance(minutes, int) and wait < run:
+        problems.append(
+            Problem(
+                path,
+                f"{minutes} minutes is less than the job's MaxRuntimeInSeconds ({run} s): SageMaker requires"
+                f" MaxWaitTimeInSeconds of at least that; set at least {-(-run // 60)}",
+            )
+        )
+    if not checkpointed and wait > UNCHECKPOINTED_WAIT_SECONDS:
+        where = path if minutes or stage != "training" else f"stages.{stage}.spot.checkpoints"
+        problems.append(
+            Problem(
+                where,
+                f"a spot job without checkpoints may wait and run {UNCHECKPOINTED_WAIT_SECONDS // 60} minutes at"
+                f" most (it would take {wait // 60}; after an interruption it starts again from the beginning):"
+                f" keep its run time (MaxRuntimeInSeconds) and max_wait_minutes within"
+                f" {UNCHECKPOINTED_WAIT_SECONDS // 60} minutes, or give it checkpoints",
+            )
+        )
+    return problems
 
 
 def _within(value: Any, *path: str) -> Any:

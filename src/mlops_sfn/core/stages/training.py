@@ -19,7 +19,6 @@ from .. import iam, names
 from ..asl import LAMBDA, Builder
 from ..problems import Problem
 from ..stage import (
-    DEFAULT_JOB_LIMIT_SECONDS,
     RUN_FOLDER,
     Block,
     Item,
@@ -30,25 +29,17 @@ from ..stage import (
     job_limit,
     training_definition,
 )
-from .shared import training_request
+from .shared import plan_spot, spot_rules, spot_settings, training_request
 
 if TYPE_CHECKING:
     from ..settings import Settings
 
 CHECKPOINTS = f"{RUN_FOLDER}/training/checkpoints/"
-SPOT_EXTRA_WAIT_SECONDS = 3600  # the default wait for capacity, beyond the job's MaxRuntimeInSeconds
-# "SageMaker built-in algorithms and marketplace algorithms that do not checkpoint are currently
-# limited to a MaxWaitTimeInSeconds of 3600 seconds (60 minutes)" (developer guide, "Managed Spot
-# Training"); a job that keeps no checkpoint starts again from the beginning after each interruption,
-# so the framework holds every job without checkpoints to that bound.
-UNCHECKPOINTED_WAIT_SECONDS = 3600
 ON_DEMAND_SUFFIX = "-od"  # the on-demand job's name: the spot job's, marked
 # How the spot job ended when capacity did not come in time: its description (the error's cause)
 # holds its secondary status.
 CAPACITY_MISSED = "*MaxWaitTimeExceeded*"
-# The fields only a spot job sets: an item asks for spot with `spot`, so that checkpoints and the
-# on-demand fallback are planned with it; a warm pool's keep-alive period, with warm_pool_minutes.
-SPOT_FIELDS = ("EnableManagedSpotTraining", "StoppingCondition.MaxWaitTimeInSeconds")
+# A warm pool's keep-alive period: an item asks for one with warm_pool_minutes.
 KEEP_ALIVE = "ResourceConfig.KeepAlivePeriodInSeconds"
 # What a training job must share with the one that left a warm pool to start on it ("Matching
 # training jobs", developer guide, "SageMaker AI Managed Warm Pools").
@@ -62,14 +53,6 @@ WARM_POOL_MATCH = (
     "EnableInterContainerTrafficEncryption",
     "EnableNetworkIsolation",
 )
-
-
-def spot_settings(item: Item) -> dict[str, Any] | None:
-    """The item's `stages.training.spot` as an object (None: on demand)."""
-    spot = item.get("stages", {}).get("training", {}).get("spot")
-    if spot is True:
-        return {}
-    return spot if isinstance(spot, dict) else None
 
 
 class Training(JobStage):
@@ -92,18 +75,14 @@ class Training(JobStage):
         minutes = item.get("stages", {}).get("training", {}).get("warm_pool_minutes")
         if minutes:
             block["request"].setdefault("ResourceConfig", {})["KeepAlivePeriodInSeconds"] = minutes * 60
-        spot = spot_settings(item)
+        spot = spot_settings(item, self.name)
         if spot is None:
             return block
         request = block["request"]
         on_demand = copy.deepcopy(request)
-        stop = request.setdefault("StoppingCondition", {})
-        run = int(stop.get("MaxRuntimeInSeconds", DEFAULT_JOB_LIMIT_SECONDS))
-        request["EnableManagedSpotTraining"] = True
-        minutes = spot.get("max_wait_minutes")
-        stop["MaxWaitTimeInSeconds"] = minutes * 60 if minutes else run + SPOT_EXTRA_WAIT_SECONDS
         if spot.get("checkpoints", True) and "CheckpointConfig" not in request:
             request["CheckpointConfig"] = {"S3Uri": CHECKPOINTS}
+        plan_spot(request, spot, "CheckpointConfig" in request)
         if "CheckpointConfig" in request:  # the on-demand job resumes from what the spot job saved
             on_demand["CheckpointConfig"] = request["CheckpointConfig"]
         pipeline = item["consumption_pipeline_name"]
@@ -121,47 +100,12 @@ class Training(JobStage):
         return job_limit(block["request"]) + fallback
 
     def rules(self, item: Item) -> list[Problem]:
-        problems = _warm_pool_rules(item)
         own = item.get("stages", {}).get("training", {}).get("request", {})
-        for field in SPOT_FIELDS:
-            parent, _, key = field.rpartition(".")
-            holder = own.get(parent, {}) if parent else own
-            if isinstance(holder, dict) and key in holder:
-                problems.append(
-                    Problem(
-                        f"stages.training.request.{field}",
-                        'set stages.training.spot instead (true, or {"max_wait_minutes": N}): it plans this'
-                        " field with checkpoints and the on-demand fallback",
-                    )
-                )
-        spot = spot_settings(item)
-        request = training_request(item, "training")
-        if spot is None or not isinstance(request, dict):
-            return problems
-        run = request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", DEFAULT_JOB_LIMIT_SECONDS)
-        minutes = spot.get("max_wait_minutes")
-        wait = minutes * 60 if isinstance(minutes, int) else (run + SPOT_EXTRA_WAIT_SECONDS)
-        path = "stages.training.spot.max_wait_minutes"
-        if isinstance(run, int) and isinstance(minutes, int) and wait < run:
-            problems.append(
-                Problem(
-                    path,
-                    f"{minutes} minutes is less than the job's MaxRuntimeInSeconds ({run} s): SageMaker requires"
-                    f" MaxWaitTimeInSeconds of at least that; set at least {-(-run // 60)}",
-                )
-            )
-        checkpoints = spot.get("checkpoints", True) or "CheckpointConfig" in own
-        if not checkpoints and isinstance(run, int) and wait > UNCHECKPOINTED_WAIT_SECONDS:
-            problems.append(
-                Problem(
-                    path if minutes else "stages.training.spot.checkpoints",
-                    f"a spot job without checkpoints may wait and run {UNCHECKPOINTED_WAIT_SECONDS // 60} minutes"
-                    f" at most (it would take {wait // 60}; after an interruption it starts again from the"
-                    " beginning): keep checkpoints, or set max_wait_minutes to at most"
-                    f" {UNCHECKPOINTED_WAIT_SECONDS // 60} and MaxRuntimeInSeconds within it",
-                )
-            )
-        return problems
+        own = own if isinstance(own, dict) else {}
+        spot = spot_settings(item, self.name) or {}
+        checkpointed = spot.get("checkpoints", True) or "CheckpointConfig" in own
+        job = training_request(item, self.name)
+        return _warm_pool_rules(item) + spot_rules(item, self.name, job, own, "request", checkpointed)
 
     def model_data_url(self, item: Item, execution: str) -> str:
         """Where the job writes model.tar.gz (placeholders left in)."""

@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from .. import iam
 from ..asl import LAMBDA, Builder
+from ..problems import Problem
 from ..stage import RUN_FOLDER, Block, Item, JobStage, Made, Statements, Where, job_limit, training_definition
+from .shared import plan_spot, spot_rules, spot_settings, training_request
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -32,11 +34,23 @@ class Tuning(JobStage):
 
     def plan(self, item: Item, execution: str, settings: Settings) -> Block:
         result = super().plan(item, execution, settings)
+        spot = spot_settings(item, self.name)
+        if spot is not None:
+            definition = result["request"]["TrainingJobDefinition"]
+            plan_spot(definition, spot, "CheckpointConfig" in definition)
         # The state machine copies the best job's model.tar.gz (under source_folder) to where
         # {model_data_url} points, which the later stages were planned with.
         output = result["request"]["TrainingJobDefinition"]["OutputDataConfig"]["S3OutputPath"].rstrip("/")
         result["best_model"] = {"source_folder": output, "target": BEST_MODEL}
         return result
+
+    def rules(self, item: Item) -> list[Problem]:
+        own = item.get("stages", {}).get(self.name, {}).get("request", {})
+        own = own.get("TrainingJobDefinition", {}) if isinstance(own, dict) else {}
+        own = own if isinstance(own, dict) else {}
+        job = training_request(item, self.name)
+        path = "request.TrainingJobDefinition"
+        return spot_rules(item, self.name, job, own, path, "CheckpointConfig" in own)
 
     def limit(self, block: Block) -> int:
         request = block["request"]
