@@ -246,3 +246,9 @@ def test_a_tuning_job_on_spot_capacity_runs_and_its_training_jobs_are_asked_for_
     name = report.results["tuning"]["best_training_job"].rsplit("-", 2)[0]  # the tuning job's
     described = local.sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
     assert described["TrainingJobDefinition"]["EnableManagedSpotTraining"] is True
+
+
+def test_local_run_says_when_an_item_has_no_spot_training_to_deprive_of_capacity(capsys: Any) -> None:
+    item = "dynamodb_items/demo-dev-train-and-batch-score.json"
+    assert cli.main(["local", "run", item, "--no-spot-capacity"]) == 2
+    assert "trains on demand: set stages.training.spot" in capsys.readouterr().err

@@ -184,6 +184,9 @@ def local_run(args: argparse.Namespace) -> int:
     except ModuleNotFoundError as error:
         raise _needs_local_runtime(error) from error
 
+    spot = {"none": "--no-spot-capacity", "interrupted": "--spot-interruption"}.get(args.spot)
+    if spot and not item.get("stages", {}).get("training", {}).get("spot"):
+        raise UsageError(f"{spot}: {args.item} trains on demand: set stages.training.spot to try spot capacity")
     if args.segments is not None:
         if "fanout" not in item:
             raise UsageError(f"--segments: {args.item} has no fanout block, so no segments to replace")

@@ -139,7 +139,7 @@ def _check_budget(item: dict[str, Any], bound: dict[str, Any], trigger: Trigger)
         ]
     if bound["usd"] <= budget:
         return []
-    costly = sorted(((usd, stage) for stage, usd in bound["stages"].items()), reverse=True)[:3]
+    costly = sorted(((usd, stage) for stage, usd in bound["stages"].items() if usd >= 0.005), reverse=True)[:3]
     listed = ", ".join(f"{stage} {usd:.2f}" for usd, stage in costly)
     return [
         Problem(
