@@ -27,6 +27,7 @@ from botocore.exceptions import ClientError
 from ..core import sagemaker_api
 from ..core.problems import Error
 from ..core.stages import REPORTED
+from ..core.stages.shared import field_at
 from ..core.stages.training import WARM_POOL_MATCH
 
 # What a local endpoint does after CreateEndpoint or UpdateEndpoint, seen at the next describe.
@@ -377,7 +378,7 @@ class LocalSageMaker:
             status: dict[str, Any] | None = None
             if waited > keep:
                 status = {"Status": "Terminated", "ResourceRetainedBillableTimeInSeconds": keep}
-            elif wants and all(_at(earlier, path) == _at(request, path) for path in WARM_POOL_MATCH):
+            elif wants and all(field_at(earlier, path) == field_at(request, path) for path in WARM_POOL_MATCH):
                 status = {
                     "Status": "Reused",
                     "ResourceRetainedBillableTimeInSeconds": math.ceil(waited),
@@ -603,13 +604,6 @@ def install_registry() -> None:
 # InvokeEndpoint, SageMaker Runtime API reference: "TargetModel: The model to request for inference
 # when invoking a multi-model endpoint"). An invocation that SageMaker cannot serve is a
 # ValidationError (400); the messages are the local AWS's.
-
-
-def _at(request: dict[str, Any], path: str) -> Any:
-    value: Any = request
-    for key in path.split("."):
-        value = value.get(key) if isinstance(value, dict) else None
-    return value
 
 
 def _trained(record: Any, statuses: list[str], seconds: int, spot: bool) -> None:

@@ -63,7 +63,7 @@ def training_data(item: Item) -> str | None:
         listed = definition.get("InputDataConfig") if isinstance(definition, dict) else None
         channels = [c for c in listed if isinstance(c, dict)] if isinstance(listed, list) else []
         chosen = next((c for c in channels if c.get("ChannelName") == "train"), channels[0] if channels else {})
-        uri = _within(chosen, "DataSource", "S3DataSource", "S3Uri")
+        uri = field_at(chosen, "DataSource.S3DataSource.S3Uri")
         if isinstance(uri, str) and uri:
             return uri
     return None
@@ -152,8 +152,8 @@ def spot_rules(
     return problems
 
 
-def _within(value: Any, *path: str) -> Any:
-    """value[path[0]][path[1]]..., None where a step is missing or not an object."""
-    for key in path:
+def field_at(value: Any, path: str) -> Any:
+    """value[a][b]... for the path "a.b...", None where a step is missing or not an object."""
+    for key in path.split("."):
         value = value.get(key) if isinstance(value, dict) else None
     return value

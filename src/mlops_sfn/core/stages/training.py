@@ -29,7 +29,7 @@ from ..stage import (
     job_limit,
     training_definition,
 )
-from .shared import plan_spot, spot_rules, spot_settings, training_request
+from .shared import field_at, plan_spot, spot_rules, spot_settings, training_request
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -136,11 +136,12 @@ class Training(JobStage):
                 "Default": failed,
             },
         )
+        # the caught error as it is ({Error, Cause}), where every stage's recorder reads it
         b.add(
             failed,
             {
                 "Type": "Pass",
-                "Parameters": {"Error.$": "$.results.training.Error", "Cause.$": cause},
+                "InputPath": "$.results.training",
                 "ResultPath": "$.failure",
                 "Next": b.recorder(self.name),
             },
@@ -195,19 +196,12 @@ class Training(JobStage):
         return where(str(model or ""))
 
 
-def _field(request: dict[str, Any], path: str) -> Any:
-    value: Any = request
-    for key in path.split("."):
-        value = value.get(key) if isinstance(value, dict) else None
-    return value
-
-
 def _warm_pool_rules(item: Item) -> list[Problem]:
     """A warm pool with what SageMaker does not pool, or its keep-alive period set in the request."""
     block = item.get("stages", {}).get("training", {})
     own = block.get("request", {}) if isinstance(block.get("request"), dict) else {}
     problems = []
-    if _field(own, KEEP_ALIVE) is not None:
+    if field_at(own, KEEP_ALIVE) is not None:
         problems.append(
             Problem(f"stages.training.request.{KEEP_ALIVE}", "set stages.training.warm_pool_minutes instead")
         )
@@ -223,7 +217,7 @@ def _warm_pool_rules(item: Item) -> list[Problem]:
                 "SageMaker keeps no warm pool of spot capacity: remove spot or this",
             )
         )
-    if _field(own, "ResourceConfig.InstanceGroups") is not None:
+    if field_at(own, "ResourceConfig.InstanceGroups") is not None:
         problems.append(
             Problem(
                 "stages.training.warm_pool_minutes",
@@ -240,17 +234,17 @@ def warm_pool_mismatch(segment_inputs: list[dict[str, Any]]) -> list[Problem]:
         for planned in segment_inputs
         if "training" in planned.get("stages", {})
     ]
-    if not requests or not _field(requests[0][1], KEEP_ALIVE):
+    if not requests or not field_at(requests[0][1], KEEP_ALIVE):
         return []
     first_id, first = requests[0]
     for path in WARM_POOL_MATCH:
-        other = next(((sid, r) for sid, r in requests[1:] if _field(r, path) != _field(first, path)), None)
+        other = next(((sid, r) for sid, r in requests[1:] if field_at(r, path) != field_at(first, path)), None)
         if other is not None:
             return [
                 Problem(
                     f"stages.training.request.{path}",
                     f"segments {first_id!r} and {other[0]!r} would not share a warm pool: their {path} differ"
-                    f" ({_field(first, path)!r}, {_field(other[1], path)!r}); make it the same for every segment,"
+                    f" ({field_at(first, path)!r}, {field_at(other[1], path)!r}); make it the same for every segment,"
                     " or remove warm_pool_minutes",
                 )
             ]
