@@ -433,6 +433,7 @@ def _report(
     events = runs.history(sfn, run.arn) if events is None else events
     stages = runs.stage_runs(events, run.execution_input, runs.definition(sfn, run.arn), run.status == "RUNNING")
     found = runs.results(run.output) or runs.results_so_far(events)
+    sagemaker = bill.Recorded(sagemaker) if sagemaker is not None else None
     spot = bill.spot_training(sagemaker, run.execution_input, found) if sagemaker is not None else None
     cost = _cost(sagemaker, run, s3) if sagemaker is not None else None
     segments = fanout.outcome(s3, run.execution_input) if s3 is not None else None  # what its Map wrote

@@ -43,10 +43,10 @@ class Charge:
         return f"{cost}: {self.count} x {self.instance_type} for {self.use}, {self.hours:g} h ({self.why})"
 
 
-def _job(stage: str, use: str, resources: dict[str, Any], seconds: float, why: str) -> list[tuple[Any, ...]]:
+def _job(use: str, resources: dict[str, Any], seconds: float, why: str) -> list[tuple[Any, ...]]:
     groups = resources.get("InstanceGroups") or [resources]
     return [
-        (stage, use, str(group["InstanceType"]), int(group.get("InstanceCount", 1)), seconds / HOUR, why)
+        (use, str(group["InstanceType"]), int(group.get("InstanceCount", 1)), seconds / HOUR, why)
         for group in groups
         if isinstance(group, dict) and "InstanceType" in group
     ]
@@ -66,28 +66,28 @@ def _runs_per_day(expression: str) -> int:
     return DAY_HOURS if hours == "*" else len(hours.split(","))
 
 
-def _requested(stage: str, operation: str, request: dict[str, Any], block: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """(stage, use, instance type, count, hours, why) of one request."""
+def _requested(operation: str, request: dict[str, Any], block: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """(use, instance type, count, hours, why) of one request."""
     if operation == "CreateProcessingJob":
         seconds, why = _limit(request)
-        return _job(stage, "processing", request["ProcessingResources"]["ClusterConfig"], seconds, why)
+        return _job("processing", request["ProcessingResources"]["ClusterConfig"], seconds, why)
     if operation == "CreateTrainingJob":
         seconds, why = _limit(request)
         resources = request.get("ResourceConfig", {})
         kept = int(resources.get("KeepAlivePeriodInSeconds", 0))  # a warm pool bills while it waits
-        pool = _job(stage, "training", resources, kept, "its warm pool, kept alive") if kept else []
-        return _job(stage, "training", resources, seconds, why) + pool
+        pool = _job("training", resources, kept, "its warm pool, kept alive") if kept else []
+        return _job("training", resources, seconds, why) + pool
     if operation == "CreateHyperParameterTuningJob":
         definition = request.get("TrainingJobDefinition", {})
         jobs = int(request["HyperParameterTuningJobConfig"].get("ResourceLimits", {}).get("MaxNumberOfTrainingJobs", 1))
         seconds, why = _limit(definition)
-        return _job(stage, "training", definition.get("ResourceConfig", {}), seconds * jobs, f"{jobs} jobs, {why}")
+        return _job("training", definition.get("ResourceConfig", {}), seconds * jobs, f"{jobs} jobs, {why}")
     if operation == "CreateTransformJob":
         why = "a transform job has no time limit: a day assumed"
-        return _job(stage, "transform", request["TransformResources"], DEFAULT_JOB_LIMIT_SECONDS, why)
+        return _job("transform", request["TransformResources"], DEFAULT_JOB_LIMIT_SECONDS, why)
     if operation == "CreateEndpointConfig":
         return [
-            (stage, "hosting", str(v["InstanceType"]), int(v.get("InitialInstanceCount", 1)), DAY_HOURS, "a day")
+            ("hosting", str(v["InstanceType"]), int(v.get("InitialInstanceCount", 1)), DAY_HOURS, "a day")
             for v in request.get("ProductionVariants", [])
             if "InstanceType" in v
         ]
@@ -97,7 +97,7 @@ def _requested(stage: str, operation: str, request: dict[str, Any], block: dict[
         expression = schedule.get("ScheduleExpression", "cron(0 * ? * * *)")
         runs = _runs_per_day(str(expression))
         resources = request["JobResources"]["ClusterConfig"]
-        return _job(stage, "processing", resources, seconds * runs, f"{runs} jobs a day, {why}")
+        return _job("processing", resources, seconds * runs, f"{runs} jobs a day, {why}")
     return []
 
 
@@ -105,7 +105,7 @@ def charges(stage: str, block: dict[str, Any], prices: Prices, region: str) -> l
     """What one planned stage pays for, at `prices` in `region`."""
     found = []
     for operation, request in STAGE[stage].requests(block):
-        for _, use, instance_type, count, hours, why in _requested(stage, operation, request, block):
+        for use, instance_type, count, hours, why in _requested(operation, request, block):
             hourly = prices.hourly(region, use, instance_type)
             usd = round(hourly * count * hours, 6) if hourly is not None else None
             found.append(Charge(stage, use, instance_type, count, round(hours, 4), why, usd))

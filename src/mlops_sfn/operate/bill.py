@@ -29,6 +29,23 @@ HOUR = 3600.0
 NOT_COUNTED = "tuning's training jobs, the monitoring schedule's jobs and storage are not counted"
 
 
+class Recorded:
+    """A SageMaker client that describes each training job once: `status` reads a spot run's training
+    jobs for its spot line and again for its cost."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._training: dict[str, dict[str, Any]] = {}
+
+    def describe_training_job(self, TrainingJobName: str) -> dict[str, Any]:
+        if TrainingJobName not in self._training:
+            self._training[TrainingJobName] = self._client.describe_training_job(TrainingJobName=TrainingJobName)
+        return self._training[TrainingJobName]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
 @dataclass(frozen=True)
 class Trained:
     """One training job as SageMaker recorded it."""
@@ -123,8 +140,9 @@ class Billed:
         return f"{self.stage}: {cost} ({self.count} x {self.instance_type} for {self.seconds:g} s, {self.name})"
 
 
-def _seconds(described: dict[str, Any], start: str, end: str, now: datetime) -> float:
-    began, ended = described.get(start), described.get(end) or now
+def _seconds(described: dict[str, Any], start: str, end: str | None, now: datetime) -> float:
+    """From `start` to `end` (None, or not recorded yet: now)."""
+    began, ended = described.get(start), (described.get(end) if end else None) or now
     return max(0.0, (ended - began).total_seconds()) if isinstance(began, datetime) else 0.0
 
 
@@ -165,7 +183,7 @@ def _endpoint(sagemaker: Any, block: dict[str, Any], now: datetime) -> list[tupl
         return []
     if described.get("EndpointConfigName") != request.get("EndpointConfigName"):
         return []  # gone, or serving another run's config since
-    since = _seconds(described, "LastModifiedTime", "", now)
+    since = _seconds(described, "LastModifiedTime", None, now)
     types = {v["VariantName"]: v.get("InstanceType", "") for v in request.get("ProductionVariants", [])}
     return [
         ("hosting", types.get(v["VariantName"], ""), int(v.get("CurrentInstanceCount", 0)), since)

@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import names
 from ..problems import Problem
-from ..stage import Item, merge, runs, training_definition
+from ..stage import DEFAULT_JOB_LIMIT_SECONDS, Item, merge, runs, training_definition
 
 MODEL_TAG = "model"  # create_model's: <pipeline>-model-<hash>
 
@@ -102,7 +102,9 @@ def plan_spot(job: dict[str, Any], spot: dict[str, Any], checkpointed: bool) -> 
     """A training job (a tuning job's definition too) on spot capacity, in place."""
     stop = job.setdefault("StoppingCondition", {})
     job["EnableManagedSpotTraining"] = True
-    stop["MaxWaitTimeInSeconds"] = spot_wait(spot, int(stop.get("MaxRuntimeInSeconds", 86_400)), checkpointed)
+    stop["MaxWaitTimeInSeconds"] = spot_wait(
+        spot, int(stop.get("MaxRuntimeInSeconds", DEFAULT_JOB_LIMIT_SECONDS)), checkpointed
+    )
 
 
 def spot_rules(
@@ -124,7 +126,7 @@ def spot_rules(
     spot = spot_settings(item, stage)
     if spot is None or not isinstance(job, dict) or not isinstance(job.get("StoppingCondition", {}), dict):
         return problems
-    run = job.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86_400)
+    run = job.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", DEFAULT_JOB_LIMIT_SECONDS)
     if not isinstance(run, int):
         return problems
     minutes = spot.get("max_wait_minutes")
