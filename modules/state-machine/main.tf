@@ -122,6 +122,7 @@ module "smoke_test" {
   memory_mb          = 256
   log_retention_days = var.log_retention_days
   kms_key_arn        = var.kms_key_arn
+  kms_actions        = ["kms:Decrypt", "kms:GenerateDataKey"] # an async request written, its answer read
   tags               = var.tags
   policy_name        = "logs-and-endpoints"
   statements = [
@@ -139,7 +140,30 @@ module "smoke_test" {
       Effect    = "Allow"
       Action    = "s3:ListBucket"
       Resource  = "arn:${local.partition}:s3:::${var.bucket}"
-      Condition = { StringLike = { "s3:prefix" = ["runs/*/segments/models/*"] } }
+      Condition = { StringLike = { "s3:prefix" = ["runs/*/segments/models/*", "inference/*"] } }
+    },
+    {
+      # An asynchronous endpoint is asked through S3: the request written under its pipeline's
+      # inference folder, the answer (or error) read where the endpoint writes it by default.
+      Sid      = "InvokeAsyncEndpoints"
+      Effect   = "Allow"
+      Action   = ["sagemaker:InvokeEndpointAsync"]
+      Resource = "arn:${local.partition}:sagemaker:${local.region}:${local.account}:endpoint/${var.sagemaker_name_prefix}*"
+    },
+    {
+      Sid      = "WriteAsyncRequests"
+      Effect   = "Allow"
+      Action   = ["s3:PutObject"]
+      Resource = "arn:${local.partition}:s3:::${var.bucket}/inference/*/smoke-tests/*"
+    },
+    {
+      Sid    = "ReadAsyncAnswers"
+      Effect = "Allow"
+      Action = ["s3:GetObject"]
+      Resource = [
+        "arn:${local.partition}:s3:::${var.bucket}/inference/*/output/*",
+        "arn:${local.partition}:s3:::${var.bucket}/inference/*/failures/*",
+      ]
     },
   ]
 }

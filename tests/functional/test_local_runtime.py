@@ -11,6 +11,7 @@ import sys
 import tarfile
 import textwrap
 import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -877,6 +878,51 @@ def test_an_endpoint_answers_with_the_model_of_its_current_config(jobs: ScriptJo
             endpoints.invoke("absent", "1\n", "text/csv", None)
     finally:
         endpoints.stop()
+
+
+def test_an_async_endpoint_answers_from_s3_into_its_output_path_and_writes_an_error_where_it_failed(
+    jobs: ScriptJobs,
+) -> None:
+    sagemaker = client("sagemaker")
+    endpoints = LocalEndpoints(jobs)
+    try:
+        create_model("async", 2.0)
+        output = {"S3OutputPath": f"s3://{BUCKET}/answers/", "S3FailurePath": f"s3://{BUCKET}/errors/"}
+        for name, extra in (("async", {"AsyncInferenceConfig": {"OutputConfig": output}}), ("sync", {})):
+            variant = {"VariantName": "AllTraffic", "ModelName": "async", "InitialInstanceCount": 1}
+            sagemaker.create_endpoint_config(
+                EndpointConfigName=f"config-{name}",
+                ProductionVariants=[variant | {"InstanceType": "ml.m5.large"}],
+                **extra,
+            )
+            sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=f"config-{name}")
+        put("requests/one.csv", "1\n4\n")
+        inference, answered, failed = endpoints.invoke_async(
+            "async", f"s3://{BUCKET}/requests/one.csv", "text/csv", None
+        )
+        assert answered == f"s3://{BUCKET}/answers/{inference}.out"
+        assert failed == f"s3://{BUCKET}/errors/{inference}-error.out"
+        wait_for_object(answered.removeprefix(f"s3://{BUCKET}/"))
+        assert get(answered.removeprefix(f"s3://{BUCKET}/")) == b"2.0\n8.0\n"  # the model's answer
+        put("requests/bad.csv", "not a number\n")
+        _, _, failed = endpoints.invoke_async("async", f"s3://{BUCKET}/requests/bad.csv", "text/csv", None)
+        wait_for_object(failed.removeprefix(f"s3://{BUCKET}/"))
+        assert b"could not convert" in get(failed.removeprefix(f"s3://{BUCKET}/"))
+        with pytest.raises(LookupError, match="not an asynchronous endpoint"):
+            endpoints.invoke_async("sync", f"s3://{BUCKET}/requests/one.csv", "text/csv", None)
+    finally:
+        endpoints.stop()
+
+
+def wait_for_object(key: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            client("s3").head_object(Bucket=BUCKET, Key=key)
+            return
+        except ClientError:
+            time.sleep(0.1)
+    raise AssertionError(f"{key} was not written in {seconds} s")
 
 
 def test_metrics_and_ranges_are_read_as_sagemaker_reads_them() -> None:

@@ -508,6 +508,46 @@ def test_an_item_edited_in_the_table_changes_the_next_run_without_redeploying(
     assert edited.execution_input["run"]["deploy"] is False
 
 
+def test_an_async_endpoint_scaled_from_zero_serves_an_uploaded_model_through_s3(
+    first: DemoResult, demo: Demo, stack: deployment.Deployment, tmp_path: Path
+) -> None:
+    """The deploy-only item switched, in the table, to asynchronous serving scaled from zero: an upload of
+    a model trained elsewhere creates the model and the endpoint, registers its autoscaling as the state
+    machine's role (Terraform's policy, decided by the local IAM), and the smoke-test function asks the
+    endpoint through S3 as its own role; the answer is the model's."""
+    pipeline, bucket = "demo-dev-deploy-existing-model", stack.outputs["bucket_name"]
+    s3 = stack.client("s3")
+    trained = first.execution_input["stages"]["create_model"]["request"]["PrimaryContainer"]["ModelDataUrl"]
+    model = s3.get_object(Bucket=bucket, Key=trained.removeprefix(f"s3://{bucket}/"))["Body"].read()
+    packed = io.BytesIO()  # the trained model with its serving script, as a team uploads a model
+    with tarfile.open(fileobj=io.BytesIO(model)) as source, tarfile.open(fileobj=packed, mode="w:gz") as target:
+        for member in source.getmembers():
+            target.addfile(member, source.extractfile(member) if member.isfile() else None)
+        target.add(ARTIFACTS / PIPELINE / "code" / "inference.py", arcname="inference.py")
+    (tmp_path / pipeline).mkdir()
+    (tmp_path / pipeline / "model.tar.gz").write_bytes(packed.getvalue())
+    table, key = stack.outputs["table_name"], {"consumption_pipeline_name": {"S": pipeline}}
+    dynamodb = stack.client("dynamodb")
+    item = dynamodb_json.from_typed(dynamodb.get_item(TableName=table, Key=key)["Item"])
+    item["stages"]["deploy"] |= {"mode": "async", "autoscaling": {"max": 2}}
+    dynamodb.put_item(TableName=table, Item=dynamodb_json.to_typed(item))
+
+    served = demo.run(pipeline=pipeline, artifacts=tmp_path)
+
+    assert served.new_run and served.status == "SUCCEEDED", (served.error, served.cause)
+    smoke = served.output["results"]["serve"]["deploy"]["smoke_test"]["response"]
+    assert smoke["output"].startswith(f"s3://{bucket}/inference/{pipeline}/output/")  # where SageMaker wrote it
+    assert 0.0 < float(smoke["head"]) < 6.0  # the model's prediction for the test's house
+    endpoint = item["stages"]["deploy"]["endpoint_name"]
+    (target,) = stack.client("application-autoscaling").describe_scalable_targets(
+        ServiceNamespace="sagemaker", ResourceIds=[f"endpoint/{endpoint}/variant/AllTraffic"]
+    )["ScalableTargets"]
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (0, 2)
+    alarm = f"{endpoint}-backlog-without-capacity"
+    (found,) = stack.client("cloudwatch").describe_alarms(AlarmNames=[alarm])["MetricAlarms"]
+    assert found["AlarmActions"] and "scale-out-from-zero" in found["AlarmActions"][0]
+
+
 # Before the failing script's test below: it leaves a broken train.py under the item's prefix.
 
 

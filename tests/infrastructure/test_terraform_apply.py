@@ -352,8 +352,18 @@ def test_the_smoke_test_may_invoke_the_deployments_endpoints_and_nothing_else(de
     endpoints = "arn:aws:sagemaker:us-east-1:123456789012:endpoint"
     assert allowed("sagemaker:InvokeEndpoint", f"{endpoints}/mlops-dev-cal-house-price")
     assert not allowed("sagemaker:InvokeEndpoint", f"{endpoints}/payments-fraud")  # another team's
-    assert not allowed("sagemaker:InvokeEndpointAsync", f"{endpoints}/mlops-dev-cal-house-price")
+    assert allowed("sagemaker:InvokeEndpointAsync", f"{endpoints}/mlops-dev-cal-house-price")  # asked via S3
+    assert not allowed("sagemaker:InvokeEndpointAsync", f"{endpoints}/payments-fraud")
     assert not allowed("sagemaker:UpdateEndpoint", f"{endpoints}/mlops-dev-cal-house-price")
+    # an async endpoint's test: its request written in its pipeline's folder, the answer read back
+    folder = f"arn:aws:s3:::{deployed.outputs['bucket_name']}/inference/{DEMO}"
+    assert allowed("s3:PutObject", f"{folder}/smoke-tests/{DEMO}-run-1.in")
+    assert allowed("s3:GetObject", f"{folder}/output/0f1e.out")
+    assert allowed("s3:GetObject", f"{folder}/failures/0f1e-error.out")
+    assert not allowed("s3:PutObject", f"{folder}/output/0f1e.out")  # answers are the endpoint's to write
+    assert not allowed("s3:GetObject", f"{folder}/smoke-tests/{DEMO}-run-1.in")
+    bucket = f"arn:aws:s3:::{deployed.outputs['bucket_name']}"
+    assert not allowed("s3:PutObject", f"{bucket}/input/{DEMO}/data.csv")  # never an upload that starts a run
 
 
 def role_allows(iam: Any, role_name: str, action: str, resource: str, context: dict[str, str] | None = None) -> bool:

@@ -31,9 +31,8 @@ def test_the_item_reference_has_a_row_for_every_field_of_the_schema() -> None:
     rows = {line.split("|")[1].strip().strip("`") for line in docs.item_reference().splitlines()[2:]}
     assert rows == schema_paths(schema, schema)
     assert "| `stages.deploy.smoke_test.body` | string | yes |" in docs.item_reference()
-    assert '| `stages.deploy.strategy` | string |  | `"all_at_once"` | `"all_at_once"`, `"blue_green"` |' in (
-        docs.item_reference()
-    )
+    strategies = '`"all_at_once"`, `"blue_green"`, `"canary"`, `"linear"`, `"rolling"`'
+    assert f'| `stages.deploy.strategy` | string |  | `"all_at_once"` | {strategies} |' in (docs.item_reference())
 
 
 def test_module_inputs_are_read_with_multiline_types_and_defaults(tmp_path: Path) -> None:

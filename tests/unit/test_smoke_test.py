@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from typing import Any
 
 import pytest
@@ -89,3 +90,71 @@ def test_no_model_published_fails_the_test_before_the_endpoint_is_asked() -> Non
     with pytest.raises(smoke_test.NoModelServed, match="no model under s3://bucket/runs/p/run-1/segments/models/"):
         smoke_test.handler({"endpoint": "mlops-dev-seg", "test": test}, None, runtime, Listing(["runs/p/run-1/x"]))
     assert runtime.requests == []
+
+
+class AsyncEndpoint:
+    """An asynchronous endpoint over a moto S3: it reads the request's input object and writes its answer
+    (or its error) where InvokeEndpointAsync says, after `delay` polls."""
+
+    def __init__(self, s3: Any, answer: bytes | None, delay: int = 2) -> None:
+        self.s3, self.answer, self.delay, self.requests = s3, answer, delay, []  # type: ignore[var-annotated]
+
+    def invoke_endpoint_async(self, **request: Any) -> dict[str, Any]:
+        self.requests.append(request)
+        bucket, _, key = request["InputLocation"].removeprefix("s3://").partition("/")
+        self.body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return {
+            "InferenceId": "i1",
+            "OutputLocation": "s3://smoke-bucket/out/i1.out",
+            "FailureLocation": "s3://smoke-bucket/err/i1-error.out",
+        }
+
+    def sleep(self, _: float) -> None:  # each poll: the answer arrives after `delay` of them
+        self.delay -= 1
+        if self.delay == 0:
+            key = "out/i1.out" if self.answer is not None else "err/i1-error.out"
+            self.s3.put_object(Bucket="smoke-bucket", Key=key, Body=self.answer or b"ModelError: bad input")
+
+
+ASYNC_TEST = {
+    "content_type": "text/csv",
+    "body": "1,2",
+    "async": {
+        "input": "s3://smoke-bucket/in/run.in",
+        "output": "s3://smoke-bucket/out/",
+        "failure_output": "s3://smoke-bucket/err/",
+    },
+}
+
+
+@pytest.fixture
+def s3() -> Any:
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="smoke-bucket")
+        yield client
+
+
+def test_an_async_endpoint_is_asked_through_s3_and_its_answer_summarised(s3: Any) -> None:
+    endpoint = AsyncEndpoint(s3, b"4.2\n")
+    summary = smoke_test.asynchronous("mlops-dev-price", ASYNC_TEST, endpoint, s3, sleep=endpoint.sleep)
+    assert endpoint.body == b"1,2"  # the request the test wrote, read by the endpoint
+    assert endpoint.requests == [
+        {"EndpointName": "mlops-dev-price", "ContentType": "text/csv", "InputLocation": "s3://smoke-bucket/in/run.in"}
+    ]
+    assert summary["head"] == "4.2\n" and summary["output"] == "s3://smoke-bucket/out/i1.out"
+
+
+def test_an_async_endpoints_error_or_silence_fails_the_test_naming_where_it_looked(s3: Any) -> None:
+    failing = AsyncEndpoint(s3, None)
+    error = re.escape("wrote an error to s3://smoke-bucket/err/i1-error.out: ModelError")
+    with pytest.raises(smoke_test.AsyncInferenceFailed, match=error):
+        smoke_test.asynchronous("mlops-dev-price", ASYNC_TEST, failing, s3, sleep=failing.sleep)
+    s3.delete_object(Bucket="smoke-bucket", Key="err/i1-error.out")
+    silent = AsyncEndpoint(s3, b"late", delay=10**6)
+    silence = re.escape("wrote no answer to s3://smoke-bucket/out/i1.out in 0 s")
+    with pytest.raises(smoke_test.AsyncInferenceFailed, match=silence):
+        smoke_test.asynchronous("mlops-dev-silent", ASYNC_TEST, silent, s3, sleep=silent.sleep, wait=0)

@@ -205,7 +205,9 @@ def test_states_read_only_what_the_planner_writes(definition: dict[str, Any]) ->
     unmonitored = load_item()
     unmonitored["stages"]["monitoring"] = unmonitored["stages"]["monitoring"] | {"run": False}
     spot = edited(load_item(), {"stages.training.spot": True})
-    items = (load_item(), tuned, unmonitored, spot)
+    # served asynchronously, scaled from zero: every autoscaling request planned
+    scaled = edited(load_item(), {"stages.deploy.mode": "async", "stages.deploy.autoscaling": {"max": 2}})
+    items = (load_item(), tuned, unmonitored, spot, scaled)
     inputs = [plan_execution(item, SAMPLE_TRIGGER, EXAMPLE_SETTINGS) for item in items]
 
     def found(execution_input: dict[str, Any], keys: list[str]) -> bool:
@@ -320,6 +322,11 @@ RETRIED = {
         "SageMaker.ResourceLimitExceededException",
     },
     "aws-sdk:cloudwatch": {"CloudWatch.CloudWatchException", "CloudWatch.SdkClientException"},
+    "aws-sdk:applicationautoscaling": {
+        "ApplicationAutoScaling.ApplicationAutoScalingException",
+        "ApplicationAutoScaling.SdkClientException",
+        "ApplicationAutoScaling.ConcurrentUpdateException",
+    },
     # SNS publishes: any failure is retried, except an approver's answer and the approval's timeout.
     "arn:aws:states:::sns:publish": {"States.ALL"},
     "arn:aws:states:::sns:publish.waitForTaskToken": {"States.ALL"},

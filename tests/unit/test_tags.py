@@ -77,10 +77,17 @@ def test_every_create_call_the_definition_sends_carries_the_runs_the_items_and_t
         and state["Resource"].removeprefix("arn:aws:states:::") in TAGGED
     }
     assert {state["Resource"].removeprefix("arn:aws:states:::") for state in sent.values()} == set(TAGGED)
+    scaled = plan_run(  # served asynchronously, scaled from zero: its backlog alarm planned
+        edited(every_stage(), {"stages.deploy.mode": "async", "stages.deploy.autoscaling": {"max": 2}}),
+        SAMPLE_TRIGGER,
+        SETTINGS,
+    ).execution_input
     for name, state in sent.items():
-        stage = state["InputPath"].split(".")[2]
-        planned = trained.execution_input if stage == "training" else tuned
-        request = resolve(planned, state["InputPath"])  # each sends a planned request whole
+        # each sends a planned request whole, or (the backlog alarm) field by field, its Tags among them
+        path = state.get("InputPath") or state["Parameters"]["Tags.$"].removesuffix(".Tags")
+        stage = path.split(".")[2]
+        planned = trained.execution_input if stage == "training" else scaled if "InputPath" not in state else tuned
+        request = resolve(planned, path)
         found = {tag["Key"]: tag["Value"] for tag in request["Tags"]}
         assert found == {
             "mlops-sfn:environment": "dev",

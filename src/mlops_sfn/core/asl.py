@@ -25,6 +25,7 @@ SDK_SERVICES = {
     "s3": "S3",
     "sagemakerruntime": "SageMakerRuntime",
     "cloudwatch": "CloudWatch",
+    "applicationautoscaling": "ApplicationAutoScaling",
 }
 
 # API errors worth another attempt, as each integration type reports them: throttling, capacity
@@ -51,6 +52,8 @@ TRANSIENT = {
     **{
         f"aws-sdk:{service}": [f"{name}.{name}Exception", f"{name}.SdkClientException"]
         + (["SageMaker.ResourceLimitExceededException"] if service == "sagemaker" else [])
+        # another change of the same target is under way (Application Auto Scaling API reference, Errors)
+        + (["ApplicationAutoScaling.ConcurrentUpdateException"] if service == "applicationautoscaling" else [])
         for service, name in SDK_SERVICES.items()
     },
 }

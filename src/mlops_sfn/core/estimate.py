@@ -86,8 +86,11 @@ def _requested(operation: str, request: dict[str, Any], block: dict[str, Any]) -
         why = "a transform job has no time limit: a day assumed"
         return _job("transform", request["TransformResources"], DEFAULT_JOB_LIMIT_SECONDS, why)
     if operation == "CreateEndpointConfig":
+        # an autoscaled variant may run its most instances; a serverless one is billed per request (unbounded)
+        most = block.get("autoscaling", {}).get("target", {}).get("MaxCapacity")
+        why = f"a day, at most {most} instances (autoscaling)" if most else "a day"
         return [
-            ("hosting", str(v["InstanceType"]), int(v.get("InitialInstanceCount", 1)), DAY_HOURS, "a day")
+            ("hosting", str(v["InstanceType"]), int(most or v.get("InitialInstanceCount", 1)), DAY_HOURS, why)
             for v in request.get("ProductionVariants", [])
             if "InstanceType" in v
         ]

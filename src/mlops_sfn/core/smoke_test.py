@@ -46,6 +46,9 @@ def handler(event: dict[str, Any], context: Any, runtime: Any = None, s3: Any = 
     import boto3  # in the Lambda runtime; imported here so the summary needs no AWS SDK
 
     test = event["test"]
+    if "async" in test:
+        runtime, s3 = runtime or boto3.client("sagemaker-runtime"), s3 or boto3.client("s3")
+        return asynchronous(event["endpoint"], test, runtime, s3)
     request = {"EndpointName": event["endpoint"], "ContentType": test["content_type"], "Body": test["body"].encode()}
     target = test.get("target_model")
     if not target and "models" in test:
@@ -56,6 +59,57 @@ def handler(event: dict[str, Any], context: Any, runtime: Any = None, s3: Any = 
         request["TargetModel"] = target
     response = (runtime or boto3.client("sagemaker-runtime")).invoke_endpoint(**request)
     return summary(response) | ({"target_model": target} if target else {})
+
+
+class AsyncInferenceFailed(Error):
+    """An asynchronous endpoint wrote an error for the smoke test's request, or no answer in time."""
+
+
+ASYNC_WAIT_SECONDS = 60  # within the function's timeout (modules/state-machine: 75 s)
+
+
+def _split(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def asynchronous(
+    endpoint: str, test: dict[str, Any], runtime: Any, s3: Any, sleep: Any = None, wait: float = ASYNC_WAIT_SECONDS
+) -> dict[str, Any]:
+    """An asynchronous endpoint's test: the body written to the planned input object, InvokeEndpointAsync
+    with it, then the answer read where SageMaker writes it (OutputLocation), or its error
+    (FailureLocation) raised ("Asynchronous inference", SageMaker developer guide). Polls every second."""
+    import time
+
+    bucket, key = _split(test["async"]["input"])
+    s3.put_object(Bucket=bucket, Key=key, Body=test["body"].encode(), ContentType=test["content_type"])
+    answer = runtime.invoke_endpoint_async(
+        EndpointName=endpoint, ContentType=test["content_type"], InputLocation=test["async"]["input"]
+    )
+    deadline = time.monotonic() + wait
+    while True:
+        for location, failed in ((answer["OutputLocation"], False), (answer.get("FailureLocation"), True)):
+            if not location:
+                continue
+            found = _read(s3, location)
+            if found is not None and failed:
+                head = found["Body"].read(HEAD_BYTES).decode("utf-8", errors="replace")
+                raise AsyncInferenceFailed(f"endpoint {endpoint} wrote an error to {location}: {head}")
+            if found is not None:
+                return summary(found) | {"output": location}
+        if time.monotonic() > deadline:
+            where = answer["OutputLocation"]
+            raise AsyncInferenceFailed(f"endpoint {endpoint} wrote no answer to {where} in {wait:g} s")
+        (sleep or time.sleep)(1)
+
+
+def _read(s3: Any, location: str) -> dict[str, Any] | None:
+    """The GetObject response of `location`, or None while it does not exist."""
+    bucket, key = _split(location)
+    try:
+        return dict(s3.get_object(Bucket=bucket, Key=key))
+    except s3.exceptions.NoSuchKey:
+        return None
 
 
 class NoModelServed(Error):

@@ -83,10 +83,9 @@ def calls(
     query = parse_qs(query_string, keep_blank_values=True)
     if service == "s3":
         return _s3_calls(method, path, query, headers)
-    if service == "sagemaker" and (invoked := re.fullmatch(r"/endpoints/([^/]+)/invocations", path)):
-        return task_permissions.checked(
-            "sagemaker:InvokeEndpoint", {}, region, account, EndpointName=unquote(invoked.group(1))
-        )
+    if service == "sagemaker" and (invoked := re.fullmatch(r"/endpoints/([^/]+)/(async-)?invocations", path)):
+        action = "sagemaker:InvokeEndpointAsync" if invoked.group(2) else "sagemaker:InvokeEndpoint"
+        return task_permissions.checked(action, {}, region, account, EndpointName=unquote(invoked.group(1)))
     target = headers.get("X-Amz-Target", "")
     prefix, _, operation = target.partition(".")
     if prefix in _TARGETS:

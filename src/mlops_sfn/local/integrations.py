@@ -44,7 +44,7 @@ from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 
 from ..core.asl import SDK_SERVICES
-from . import distributed_map, limits, monitor, quotas, redrive, task_iam
+from . import autoscaling, distributed_map, limits, monitor, quotas, redrive, task_iam
 from .motoport import (
     AmazonStateLanguageParser,
     CustomErrorName,
@@ -236,13 +236,17 @@ class SageMakerTask(_InputAsRequest, StateTaskServiceCallback):
         return result
 
 
+# Step Functions' service names of the AWS SDK integrations whose boto3 names differ.
+_BOTO_NAMES = {"sagemakerruntime": "sagemaker-runtime", "applicationautoscaling": "application-autoscaling"}
+
+
 class SdkTask(_InputAsRequest, StateTaskServiceAwsSdk):
     """aws-sdk:*: moto's, except that a local endpoint settles before DescribeEndpoint sees it,
     and a streamed body (s3:getObject) comes back as a string, as on AWS."""
 
     def _get_boto_service_name(self, boto_service_name: str | None = None) -> str:
         name: str = super()._get_boto_service_name(boto_service_name)
-        return "sagemaker-runtime" if name == "sagemakerruntime" else name  # moto lacks Step Functions' name
+        return _BOTO_NAMES.get(name, name)  # moto lacks these of Step Functions' names
 
     @staticmethod
     def _normalise_service_error_name(service_name: str) -> str:
@@ -442,6 +446,7 @@ def _patch() -> None:
     _UNINSTALL.append(monitor.install())
     _UNINSTALL.append(quotas.install())  # ListServiceQuotas, which moto lacks
     _UNINSTALL.append(install_tags())  # ListTags for every kind a run creates
+    _UNINSTALL.append(autoscaling.install())  # a scalable target's absence refused as AWS refuses it
     _UNINSTALL.append(install_multi_model())  # InvokeEndpoint's TargetModel on a multi-model endpoint
     limits.patch()
     _FACTORY.state_task_service_for = _service_for

@@ -34,6 +34,7 @@ import sys
 import tarfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -426,6 +427,45 @@ class LocalEndpoints:
             call = (body, content_type, answer["body"], answer["content_type"])
             data_capture.capture(self.jobs.client("s3"), capture, endpoint, variant_name, call)
         return answer["body"], answer["content_type"]
+
+    def invoke_async(
+        self, endpoint: str, input_location: str, content_type: str | None, accept: str | None
+    ) -> tuple[str, str, str]:
+        """InvokeEndpointAsync: (inference ID, output location, failure location) at once; the request is
+        answered afterwards, in its own thread, as SageMaker answers it from its queue ("Asynchronous
+        inference", SageMaker developer guide): the answer in <S3OutputPath>/<ID>.out, an error in
+        <S3FailurePath>/<ID>-error.out. LookupError for an endpoint that is not an asynchronous one."""
+        sagemaker = self.jobs.client("sagemaker")
+        try:
+            described = sagemaker.describe_endpoint(EndpointName=endpoint)
+        except Exception:
+            raise LookupError(f"Endpoint {endpoint} not found.") from None
+        config = sagemaker.describe_endpoint_config(EndpointConfigName=described["EndpointConfigName"])
+        output = config.get("AsyncInferenceConfig", {}).get("OutputConfig")
+        if not output:
+            raise LookupError(f"Endpoint {endpoint} is not an asynchronous endpoint: invoke it with InvokeEndpoint.")
+        inference = uuid.uuid4().hex
+        answered = f"{output['S3OutputPath'].rstrip('/')}/{inference}.out"
+        failed = f"{output.get('S3FailurePath', output['S3OutputPath']).rstrip('/')}/{inference}-error.out"
+
+        def answer() -> None:
+            s3 = self.jobs.client("s3")
+
+            def put(uri: str, body: str, kind: str) -> None:
+                bucket, _, key = uri.removeprefix("s3://").partition("/")
+                s3.put_object(Bucket=bucket, Key=key, Body=body.encode(), ContentType=kind)
+
+            try:
+                bucket, _, key = input_location.removeprefix("s3://").partition("/")
+                body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+                result, kind = self.invoke(endpoint, body, content_type, accept)
+            except Exception as error:  # a model error, or an input it could not read
+                put(failed, f"{type(error).__name__}: {error}", "text/plain")
+            else:
+                put(answered, result, kind)
+
+        threading.Thread(target=answer, name=f"async {endpoint} {inference}", daemon=True).start()
+        return inference, answered, failed
 
     def stop(self) -> None:
         for worker in self._servers.values():

@@ -25,6 +25,7 @@ if _found != SUPPORTED:
 # The imports below are valid only for the release checked above.
 try:
     from moto import mock_aws
+    from moto.applicationautoscaling.models import ApplicationAutoscalingBackend, applicationautoscaling_backends
     from moto.awslambda.responses import LambdaResponse
     from moto.awslambda_simple.models import LambdaSimpleBackend, lambda_simple_backends
     from moto.cloudwatch.models import CloudWatchBackend
@@ -125,6 +126,7 @@ def sagemaker_backend(account: str, region: str) -> Any:
 __all__ = [
     "ActionResult",
     "AmazonStateLanguageParser",
+    "ApplicationAutoscalingBackend",
     "CallbackOutcomeTimedOut",
     "CloudWatchBackend",
     "CustomErrorName",
@@ -176,6 +178,7 @@ __all__ = [
     "TaskFailedEventDetails",
     "ValidationException",
     "WaitFunction",
+    "applicationautoscaling_backends",
     "aws_sdk_task",
     "boto_client_for",
     "events_backends",

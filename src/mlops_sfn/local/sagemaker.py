@@ -27,6 +27,7 @@ from botocore.exceptions import ClientError
 from ..core import sagemaker_api
 from ..core.problems import Error
 from ..core.stages import REPORTED
+from ..core.stages.deploy import SHIFT_SHARES
 from ..core.stages.shared import field_at
 from ..core.stages.training import WARM_POOL_MATCH
 
@@ -37,6 +38,7 @@ ENDPOINT_OUTCOMES = {
     "stuck": "stays Creating/Updating for ever",
     "rolled_back": "an update ends InService on the previous config (a silent rollback)",
     "rollback_failed": "an update ends UpdateRollbackFailed (the update and its rollback failed)",
+    "errors": "the new fleet answers with 5xx errors: a guarded update rolls back when its alarm fires",
 }
 
 # The state the item's endpoint is put in before a run (`--existing-endpoint`); the harness's
@@ -66,6 +68,59 @@ LOCAL_SPOT_BILLED = 0.3
 
 # What `mlops-sfn local run --fail` accepts: every stage and checkpoint.
 FAILABLE = REPORTED
+
+
+@dataclass
+class Rollout:
+    """A create or update the endpoint is going through, advanced at each DescribeEndpoint."""
+
+    config: str  # the config it brings up
+    previous: str | None = None  # the config an update replaces
+    shares: list[int] = field(default_factory=lambda: [100])  # % of traffic on the new fleet after each step
+    alarms: list[str] = field(default_factory=list)  # a guarded update's rollback alarms
+    rolling_back: bool = False
+
+
+def traffic_shares(config: dict[str, Any], instances: int) -> list[int]:
+    """The % of traffic (or of the fleet, rolling) on the new fleet after each step of a guarded update
+    (SageMaker developer guide, "Deployment guardrails": canary shifts its canary then the rest, linear
+    n equal steps, rolling one batch at a time; blue/green all at once)."""
+    rolling = config.get("RollingUpdatePolicy")
+    routing = config.get("BlueGreenUpdatePolicy", {}).get("TrafficRoutingConfiguration", {})
+    size = rolling["MaximumBatchSize"] if rolling else routing.get("CanarySize") or routing.get("LinearStepSize")
+    if size is None:
+        return [100]
+    step = size["Value"] if size["Type"] == "CAPACITY_PERCENT" else 100 * size["Value"] / max(1, instances)
+    if routing.get("Type") == "CANARY":
+        return [math.ceil(step), 100]
+    return [min(100, math.ceil(step * n)) for n in range(1, math.ceil(100 / step) + 1)]
+
+
+# The share of the variant's instances one step may be, per CapacitySize field (deploy.SHIFT_SHARES cites
+# the API reference), as UpdateEndpoint checks it.
+_STEP_SHARES = {
+    "CanarySize": SHIFT_SHARES["canary"],
+    "LinearStepSize": SHIFT_SHARES["linear"],
+    "MaximumBatchSize": SHIFT_SHARES["rolling"],
+}
+
+
+def step_problem(config: dict[str, Any], instances: int) -> str | None:
+    """What SageMaker refuses in an update's step size, or None."""
+    policies = [config.get("BlueGreenUpdatePolicy", {}).get("TrafficRoutingConfiguration", {})]
+    policies.append(config.get("RollingUpdatePolicy", {}))
+    for policy in policies:
+        for name, (least, most) in _STEP_SHARES.items():
+            size = policy.get(name)
+            if size is None:
+                continue
+            share = size["Value"] if size["Type"] == "CAPACITY_PERCENT" else 100 * size["Value"] / max(1, instances)
+            if not least <= share <= most:
+                return (
+                    f"{name} {size['Value']} ({size['Type']}) is {share:g}% of the variant's {instances} instances:"
+                    f" it must be {least}-{most}%."
+                )
+    return None
 
 
 @dataclass(frozen=True)
@@ -232,7 +287,8 @@ class LocalSageMaker:
         self._backend = backend
         self.endpoint_outcome = endpoint_outcome
         self.spot_capacity = "available"  # SPOT_CAPACITY
-        self._rolling_out: dict[str, str] = {}  # endpoint -> the config a create/update is bringing up
+        self._rolling_out: dict[str, Rollout] = {}  # endpoint -> the create/update it is going through
+        self.traffic: dict[str, list[int]] = {}  # endpoint -> the shares its last guarded update reached
         self._stopped: set[str] = set()  # jobs a stopped execution or Parallel branch stopped
         self._pools: dict[str, tuple[dict[str, Any], datetime, int]] = {}  # job -> request, end, keep-alive s
 
@@ -266,7 +322,7 @@ class LocalSageMaker:
         if action == "createEndpoint":
             endpoint = self._backend(account, region).endpoints[request["EndpointName"]]
             endpoint.endpoint_status = "Creating"
-            self._rolling_out[request["EndpointName"]] = request["EndpointConfigName"]
+            self._rolling_out[request["EndpointName"]] = Rollout(request["EndpointConfigName"])
         if action in JOBS:  # moto records a new job as Completed; SageMaker reports InProgress until it
             # ends (SageMaker API reference, Describe*Job: the job's status)
             kind = JOBS[action]
@@ -429,8 +485,18 @@ class LocalSageMaker:
                 " can be updated.",
                 "UpdateEndpoint",
             )
+        current = backend.endpoint_configs[endpoint.endpoint_config_name].production_variants
+        new = backend.endpoint_configs[config].production_variants
+        refused = _update_problem(name, current, new, request.get("DeploymentConfig", {}), account, region)
+        if refused:
+            raise client_error("ValidationException", refused, "UpdateEndpoint")
         endpoint.endpoint_status = "Updating"
-        self._rolling_out[name] = config
+        deployment = request.get("DeploymentConfig", {})
+        alarms = [alarm["AlarmName"] for alarm in deployment.get("AutoRollbackConfiguration", {}).get("Alarms", [])]
+        instances = int(current[0].get("InitialInstanceCount", 1)) if current else 1
+        shares = traffic_shares(deployment, instances)
+        self._rolling_out[name] = Rollout(config, endpoint.endpoint_config_name, shares, alarms)
+        self.traffic[name] = []
         return {"EndpointArn": endpoint.arn}
 
     def forget_rollout(self, name: str) -> None:
@@ -438,11 +504,18 @@ class LocalSageMaker:
         self._rolling_out.pop(name, None)
 
     def advance_endpoint(self, name: str, region: str, account: str) -> None:
-        """Called before each DescribeEndpoint: a Creating or Updating endpoint settles as endpoint_outcome says."""
+        """Called before each DescribeEndpoint: a Creating or Updating endpoint settles as endpoint_outcome
+        says; a guarded update takes one step of traffic each time, and rolls back when one of its
+        alarms is in ALARM after a step ("Auto-Rollback Configuration and Monitoring", SageMaker guide)."""
         endpoint = self._backend(account, region).endpoints.get(name)
         if endpoint is None or name not in self._rolling_out or self.endpoint_outcome == "stuck":
             return
-        config = self._rolling_out.pop(name)
+        rollout = self._rolling_out[name]
+        if rollout.alarms and rollout.previous and self.endpoint_outcome in ("in_service", "errors"):
+            self._step(endpoint, rollout, region)
+            return
+        del self._rolling_out[name]
+        config = rollout.config
         if self.endpoint_outcome == "failed":
             endpoint.endpoint_status = "Failed"
             endpoint.failure_reason = (
@@ -455,9 +528,79 @@ class LocalSageMaker:
             endpoint.endpoint_status = "UpdateRollbackFailed"
             return
         endpoint.endpoint_status = "InService"
-        if self.endpoint_outcome == "in_service" or creating:
+        if self.endpoint_outcome in ("in_service", "errors") or creating:  # nothing watches an unguarded update
             endpoint.endpoint_config_name = config
             endpoint.last_modified_time = datetime.now(UTC)  # DescribeEndpoint: when it last changed
+
+    def _step(self, endpoint: Any, rollout: Rollout, region: str) -> None:
+        """One step of a guarded update: traffic moves (a failing new fleet then reports its 5xx errors,
+        which its alarm evaluates), and the rollback alarms are read; any in ALARM rolls the update back
+        to the previous config, which ends InService on it."""
+        name = endpoint.endpoint_name
+        if rollout.rolling_back:
+            endpoint.endpoint_status = "InService"
+            del self._rolling_out[name]
+            return
+        reached = self.traffic[name] = [*self.traffic.get(name, []), rollout.shares[len(self.traffic.get(name, []))]]
+        if self.endpoint_outcome == "errors":  # the new fleet's answers, as SageMaker reports them per variant
+            self.client("cloudwatch", region).put_metric_data(
+                Namespace="AWS/SageMaker",
+                MetricData=[
+                    {
+                        "MetricName": "Invocation5XXErrors",
+                        "Dimensions": [
+                            {"Name": "EndpointName", "Value": name},
+                            {"Name": "VariantName", "Value": "AllTraffic"},
+                        ],
+                        "Value": float(reached[-1]),  # more errors the more traffic it takes
+                        "Unit": "None",
+                    }
+                ],
+            )
+        alarms = self.client("cloudwatch", region).describe_alarms(AlarmNames=rollout.alarms)["MetricAlarms"]
+        if any(alarm["StateValue"] == "ALARM" for alarm in alarms):
+            endpoint.endpoint_status, rollout.rolling_back = "RollingBack", True
+        elif len(reached) == len(rollout.shares):  # every step taken, no alarm: the new config serves
+            endpoint.endpoint_status = "InService"
+            endpoint.endpoint_config_name = rollout.config
+            endpoint.last_modified_time = datetime.now(UTC)
+            del self._rolling_out[name]
+
+
+def _update_problem(
+    endpoint: str,
+    current: list[dict[str, Any]],
+    new: list[dict[str, Any]],
+    deployment: dict[str, Any],
+    account: str,
+    region: str,
+) -> str | None:
+    """What SageMaker refuses in an UpdateEndpoint, or None:
+    - an instance-based endpoint made serverless ("You cannot convert your instance-based, real-time
+      endpoint to a serverless endpoint", SageMaker developer guide, serverless endpoints, feature
+      exclusions);
+    - a new instance type (or no variant) for a variant Application Auto Scaling scales ("If the update
+      would change the instance type for any model that is a target for auto scaling, the update
+      fails", "Update endpoints that use auto scaling");
+    - a rolling update of a serverless endpoint ("Exclusions", deployment guardrails);
+    - a step outside its share of the variant's instances (step_problem)."""
+    from . import autoscaling
+
+    was_serverless = any("ServerlessConfig" in variant for variant in current)
+    if not was_serverless and any("ServerlessConfig" in variant for variant in new):
+        return f"Endpoint {endpoint} is instance-based: it cannot be updated to a serverless endpoint."
+    types = {variant["VariantName"]: variant.get("InstanceType") for variant in new}
+    for variant in current:
+        name = variant["VariantName"]
+        if autoscaling.scaled(account, region, endpoint, name) and types.get(name) != variant.get("InstanceType"):
+            return (
+                f"Variant {name} of endpoint {endpoint} is a target for auto scaling: deregister it before an update"
+                " that changes its instance type or removes it."
+            )
+    if "RollingUpdatePolicy" in deployment and any("ServerlessConfig" in variant for variant in new + current):
+        return "A rolling deployment is not supported for a serverless endpoint."
+    instances = int(current[0].get("InitialInstanceCount", 1)) if current else 1
+    return step_problem(deployment, instances)
 
 
 # --- The model registry's deletes, which moto 5.2 lacks (HTTP 500) --------------------------------------

@@ -226,6 +226,22 @@ def _serve_endpoints(endpoints: Any) -> None:
 
     SageMakerRuntimeResponse.invoke_endpoint = invoke_endpoint  # type: ignore[method-assign]
 
+    def invoke_endpoint_async(self: Any) -> Any:
+        name = self._get_param("EndpointName") or self.path.split("/")[2]
+        try:
+            inference, output, failure = endpoints.invoke_async(
+                name,
+                self.headers.get("X-Amzn-SageMaker-InputLocation", ""),
+                self.headers.get("X-Amzn-SageMaker-Content-Type"),
+                self.headers.get("X-Amzn-SageMaker-Accept"),
+            )
+        except LookupError as error:
+            raise JsonRESTError("ValidationError", str(error)) from None
+        headers = {"X-Amzn-SageMaker-OutputLocation": output, "X-Amzn-SageMaker-FailureLocation": failure}
+        return 202, headers, json.dumps({"InferenceId": inference})  # accepted: answered from the queue
+
+    SageMakerRuntimeResponse.invoke_endpoint_async = invoke_endpoint_async  # type: ignore[method-assign]
+
 
 def check_callers(local: Any) -> None:
     """Every request a deployed function's code makes is decided as the function's role (callers.py)."""

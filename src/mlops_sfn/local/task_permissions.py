@@ -84,7 +84,7 @@ def _dependent(action: str, resource_type: dict[str, Any], arn: str, params: dic
     """The dependent actions the reference lists for this resource type, those the request needs."""
     calls = []
     for dependent in resource_type["dependent_actions"]:
-        if dependent == "sagemaker:AddTags":  # what a Create makes, with the tags as IAM sees them
+        if dependent in ("sagemaker:AddTags", "application-autoscaling:TagResource"):  # a Create with Tags
             if params.get("Tags"):
                 calls.append(Call(dependent, arn, request_tags(dependent, params)))
         elif dependent == "iam:PassRole":  # jobs, models and job definitions run as the role they name
@@ -200,6 +200,8 @@ def needed(resource_type: str, resource: str, params: dict[str, Any], region: st
             # cloudwatch:TagResource permission" (CloudWatch API reference, PutMetricAlarm)
             calls += checked("cloudwatch:TagResource", params, region, account, AlarmName=alarms[0])
         return calls
+    if resource_type == "aws-sdk:applicationautoscaling":
+        return scaling_calls(api, params, region, account)
     if resource_type == "lambda":  # the request names the function by its ARN
         return [Call("lambda:InvokeFunction", str(params.get("FunctionName", "")), {})]
     if resource_type == "dynamodb":
@@ -207,6 +209,36 @@ def needed(resource_type: str, resource: str, params: dict[str, Any], region: st
     if resource_type == "sns":  # the request names the topic by its ARN
         return [Call("sns:Publish", str(params.get("TopicArn", "")), {})]
     raise NotImplementedError(f"the local AWS does not know what IAM checks for {resource_type}:{resource}")
+
+
+# What registering an endpoint variant needs besides Application Auto Scaling's own action: the target
+# service's calls, made as the caller ("Application Auto Scaling identity-based policy examples",
+# permissions for SageMaker), and the service-linked role the registration creates ("Service-linked
+# roles for Application Auto Scaling"; checked on every registration here, where AWS checks it when
+# the role does not exist yet: never more permissive).
+_SCALED_ENDPOINT_ACTIONS = ("sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpointWeightsAndCapacities")
+SCALING_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
+SCALING_ROLE = f"aws-service-role/{SCALING_SERVICE}/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+
+
+def scaling_calls(api: str, params: dict[str, Any], region: str, account: str) -> list[Call]:
+    """An Application Auto Scaling call: the action on the scalable target (whose ARN ends in an ID the
+    service generates: the request's resource ID stands in for it), with the namespace and dimension
+    condition keys the Service Authorization Reference lists; a registration adds the target's."""
+    action = f"application-autoscaling:{api[0].upper()}{api[1:]}"
+    keys = {
+        "application-autoscaling:service-namespace": params.get("ServiceNamespace", ""),
+        "application-autoscaling:scalable-dimension": params.get("ScalableDimension", ""),
+    }
+    calls = [Call(c.action, c.resource, c.context | keys) for c in checked(action, params, region, account)]
+    kind, _, rest = str(params.get("ResourceId", "")).partition("/")
+    if api != "registerScalableTarget" or params.get("ServiceNamespace") != "sagemaker" or kind != "endpoint":
+        return calls
+    endpoint = rest.split("/", 1)[0]
+    for needed_action in _SCALED_ENDPOINT_ACTIONS:
+        calls += checked(needed_action, {}, region, account, EndpointName=endpoint)
+    role = {"iam:AWSServiceName": SCALING_SERVICE}
+    return [*calls, Call("iam:CreateServiceLinkedRole", f"arn:aws:iam::{account}:role/{SCALING_ROLE}", role)]
 
 
 def _account(arn: str) -> str:

@@ -184,10 +184,12 @@ def _endpoint(sagemaker: Any, block: dict[str, Any], now: datetime) -> list[tupl
     if described.get("EndpointConfigName") != request.get("EndpointConfigName"):
         return []  # gone, or serving another run's config since
     since = _seconds(described, "LastModifiedTime", None, now)
-    types = {v["VariantName"]: v.get("InstanceType", "") for v in request.get("ProductionVariants", [])}
+    # a serverless variant has no instances: it is billed per request, which this bill does not count
+    types = {v["VariantName"]: v["InstanceType"] for v in request.get("ProductionVariants", []) if "InstanceType" in v}
     return [
-        ("hosting", types.get(v["VariantName"], ""), int(v.get("CurrentInstanceCount", 0)), since)
+        ("hosting", types[v["VariantName"]], int(v.get("CurrentInstanceCount", 0)), since)
         for v in described.get("ProductionVariants", [])
+        if v["VariantName"] in types
     ]
 
 

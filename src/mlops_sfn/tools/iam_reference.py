@@ -32,6 +32,7 @@ CHECKED = (
     "logs:CreateLogStream",
     "logs:PutLogEvents",
     "sagemaker:InvokeEndpoint",
+    "sagemaker:InvokeEndpointAsync",
     "dynamodb:GetItem",
     "dynamodb:Scan",
     "states:StartExecution",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .. import fanout, iam, monitoring, names, sagemaker_api
-from ..asl import LAMBDA, SAGEMAKER, SDK, TRANSIENT, Builder
+from ..asl import LAMBDA, SAGEMAKER, SDK, TRANSIENT, Builder, retry_for
 from ..problems import Problem
 from ..stage import DEFAULT_INSTANCE_TYPE, Block, Item, Stage, Statements, Where, runs
 from .shared import endpoint_name, model_name
@@ -25,59 +25,220 @@ VARIANT_NAME = "AllTraffic"
 CONFIG_TAG = "config"  # the endpoint config it creates per run: <pipeline>-config-<hash>
 
 
-def planned(item: Item, execution: str, name_prefix: str) -> dict[str, Any]:
+# The strategies that update an endpoint under watch: each rolls back when an alarm fires during it
+# (DeploymentConfig.AutoRollbackConfiguration: "Deployment guardrails", SageMaker developer guide).
+GUARDED = ("blue_green", "canary", "linear", "rolling")
+# The share of the variant's instances one step may be, per strategy, in %: TrafficRoutingConfig's
+# CanarySize ("less than or equal to 50% of the variant's total instance count") and LinearStepSize
+# ("10-50%"), RollingUpdatePolicy's MaximumBatchSize ("between 5% to 50%"), SageMaker API reference.
+SHIFT_SHARES = {"canary": (0, 50), "linear": (10, 50), "rolling": (5, 50)}
+# Application Auto Scaling's names for an endpoint variant's instance count ("Amazon SageMaker AI and
+# Application Auto Scaling", Application Auto Scaling user guide).
+SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+
+
+def _variant(block: dict[str, Any], model: str) -> dict[str, Any]:
+    """The one production variant, as the mode serves: instances, or a serverless config."""
+    variant: dict[str, Any] = {"VariantName": VARIANT_NAME, "ModelName": model}
+    if block.get("mode") == "serverless":
+        wanted = block.get("serverless", {})
+        serverless = {
+            "MemorySizeInMB": wanted.get("memory_mb", 2048),
+            "MaxConcurrency": wanted.get("max_concurrency", 5),
+        }
+        if "provisioned_concurrency" in wanted:
+            serverless["ProvisionedConcurrency"] = wanted["provisioned_concurrency"]
+        return variant | {"ServerlessConfig": serverless}
+    return variant | {
+        "InstanceType": block.get("instance_type", DEFAULT_INSTANCE_TYPE),
+        "InitialInstanceCount": block.get("instance_count", 1),
+    }
+
+
+def _async_config(block: dict[str, Any], bucket: str, pipeline: str) -> dict[str, Any]:
+    """AsyncInferenceConfig: where answers and errors go (by default under the deployment's bucket,
+    which the SageMaker role may write), the topics told of them, the requests per instance."""
+    wanted = block.get("async", {})
+    folder = f"s3://{bucket}/inference/{pipeline}"
+    output: dict[str, Any] = {
+        "S3OutputPath": wanted.get("output", f"{folder}/output/"),
+        "S3FailurePath": wanted.get("failure_output", f"{folder}/failures/"),
+    }
+    topics = {"success_topic": "SuccessTopic", "error_topic": "ErrorTopic"}
+    notify = {topics[key]: arn for key, arn in wanted.get("notify", {}).items()}
+    if notify:
+        output["NotificationConfig"] = notify
+    config: dict[str, Any] = {"OutputConfig": output}
+    if "max_concurrent_invocations_per_instance" in wanted:
+        config["ClientConfig"] = {
+            "MaxConcurrentInvocationsPerInstance": wanted["max_concurrent_invocations_per_instance"]
+        }
+    return config
+
+
+def _step(shift: dict[str, Any]) -> dict[str, Any]:
+    """A step's size as SageMaker's CapacitySize."""
+    if "instance_count" in shift:
+        return {"Type": "INSTANCE_COUNT", "Value": shift["instance_count"]}
+    return {"Type": "CAPACITY_PERCENT", "Value": shift.get("percent", 0)}
+
+
+def _steps(block: dict[str, Any]) -> int:
+    """How many steps a guarded update takes to move all traffic (1 for blue/green)."""
+    strategy, shift = block.get("strategy", "all_at_once"), block.get("shift", {})
+    if strategy == "canary":
+        return 2
+    if strategy not in ("linear", "rolling"):
+        return 1
+    if "instance_count" in shift:
+        return -(-int(block.get("instance_count", 1)) // int(shift["instance_count"]))
+    return -(-100 // max(1, int(shift.get("percent", 100))))
+
+
+def _deployment_config(block: dict[str, Any], rollback: list[str]) -> dict[str, Any]:
+    """UpdateEndpoint's DeploymentConfig for a guarded strategy (SageMaker API reference: DeploymentConfig,
+    BlueGreenUpdatePolicy, TrafficRoutingConfig, RollingUpdatePolicy)."""
+    strategy, bake = block["strategy"], block.get("bake_minutes", 5) * 60
+    wait = block.get("shift", {}).get("wait_seconds", bake)
+    config: dict[str, Any] = {}
+    if strategy == "rolling":
+        config["RollingUpdatePolicy"] = {"MaximumBatchSize": _step(block["shift"]), "WaitIntervalInSeconds": wait}
+    else:
+        routing: dict[str, Any] = {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": bake}
+        if strategy == "canary":
+            routing = {"Type": "CANARY", "WaitIntervalInSeconds": wait, "CanarySize": _step(block["shift"])}
+        if strategy == "linear":
+            routing = {"Type": "LINEAR", "WaitIntervalInSeconds": wait, "LinearStepSize": _step(block["shift"])}
+        config["BlueGreenUpdatePolicy"] = {"TrafficRoutingConfiguration": routing, "TerminationWaitInSeconds": bake}
+    config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": name} for name in rollback]}
+    return config
+
+
+def _autoscaling(block: dict[str, Any], endpoint: str) -> dict[str, Any]:
+    """The requests that scale the variant: its scalable target, a target-tracking policy (invocations
+    per instance; for async, the backlog per instance), and for an async endpoint scaled to zero the
+    step policy and alarm that bring the first instance when requests wait ("Autoscale an asynchronous
+    endpoint", SageMaker developer guide: HasBacklogWithoutCapacity)."""
+    wanted, is_async = block["autoscaling"], block.get("mode") == "async"
+    target = {
+        "ServiceNamespace": "sagemaker",
+        "ResourceId": f"endpoint/{endpoint}/variant/{VARIANT_NAME}",
+        "ScalableDimension": SCALABLE_DIMENSION,
+    }
+    tracking: dict[str, Any] = {
+        "TargetValue": float(
+            wanted.get(
+                "target_backlog_per_instance" if is_async else "target_invocations_per_instance", 5 if is_async else 70
+            )
+        ),
+        "ScaleInCooldown": wanted.get("scale_in_cooldown", 300),
+        "ScaleOutCooldown": wanted.get("scale_out_cooldown", 60),
+    }
+    if is_async:
+        tracking["CustomizedMetricSpecification"] = {
+            "MetricName": "ApproximateBacklogSizePerInstance",
+            "Namespace": "AWS/SageMaker",
+            "Dimensions": [{"Name": "EndpointName", "Value": endpoint}],
+            "Statistic": "Average",
+        }
+    else:
+        tracking["PredefinedMetricSpecification"] = {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}
+    least = wanted.get("min", 0 if is_async else 1)
+    planned: dict[str, Any] = {
+        "target": target | {"MinCapacity": least, "MaxCapacity": wanted["max"]},
+        "policy": target
+        | {
+            "PolicyName": f"{endpoint}-{'backlog' if is_async else 'invocations'}",
+            "PolicyType": "TargetTrackingScaling",
+            "TargetTrackingScalingPolicyConfiguration": tracking,
+        },
+    }
+    if is_async and least == 0:
+        planned["scale_out"] = target | {
+            "PolicyName": f"{endpoint}-scale-out-from-zero",
+            "PolicyType": "StepScaling",
+            "StepScalingPolicyConfiguration": {
+                "AdjustmentType": "ChangeInCapacity",
+                "MetricAggregationType": "Average",
+                "Cooldown": wanted.get("scale_out_cooldown", 60),
+                "StepAdjustments": [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 1}],
+            },
+        }
+        planned["backlog_alarm"] = {
+            "AlarmName": f"{endpoint}-backlog-without-capacity",
+            "AlarmDescription": f"mlops-sfn: requests wait on endpoint {endpoint} with no instance; scales out",
+            "Namespace": "AWS/SageMaker",
+            "MetricName": "HasBacklogWithoutCapacity",
+            "Dimensions": [{"Name": "EndpointName", "Value": endpoint}],
+            "Statistic": "Average",
+            "Period": 60,
+            "EvaluationPeriods": 2,
+            "Threshold": 1,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "TreatMissingData": "missing",
+        }
+    return planned
+
+
+def planned(item: Item, execution: str, name_prefix: str, bucket: str = "{bucket}") -> dict[str, Any]:
     """The endpoint config, the alarms and the requests that create or update the endpoint."""
     block = item["stages"]["deploy"]
     pipeline = item["consumption_pipeline_name"]
     model = block.get("model_name") or model_name(item, execution)
     config_name = names.resource_name(pipeline, CONFIG_TAG, execution)
+    endpoint = endpoint_name(item, name_prefix)
+    config_request: dict[str, Any] = {"EndpointConfigName": config_name, "ProductionVariants": [_variant(block, model)]}
+    if block.get("mode") == "async":
+        config_request["AsyncInferenceConfig"] = _async_config(block, bucket, pipeline)
     result: dict[str, Any] = {
-        "endpoint_name": endpoint_name(item, name_prefix),
-        "endpoint_config_request": {
-            "EndpointConfigName": config_name,
-            "ProductionVariants": [
-                {
-                    "VariantName": VARIANT_NAME,
-                    "ModelName": model,
-                    "InstanceType": block.get("instance_type", DEFAULT_INSTANCE_TYPE),
-                    "InitialInstanceCount": block.get("instance_count", 1),
-                }
-            ],
-        },
+        "endpoint_name": endpoint,
+        "mode": block.get("mode", "realtime"),
+        "endpoint_config_request": config_request,
         "strategy": block.get("strategy", "all_at_once"),
+        # An update first removes the variant's autoscaling (SageMaker refuses an update that changes
+        # the instance type of a variant it scales: "Update endpoints that use auto scaling").
+        "scaling_target": {
+            "ServiceNamespace": "sagemaker",
+            "ResourceId": f"endpoint/{endpoint}/variant/{VARIANT_NAME}",
+            "ScalableDimension": SCALABLE_DIMENSION,
+        },
     }
     if "model_name" in block:  # a model the item names: held to the deployment's prefix (_reaches)
         result["model_name"] = block["model_name"]
-    result["alarms"] = endpoint_alarms(result["endpoint_name"], block.get("alarms", {}))
-    if result["strategy"] == "blue_green":
-        bake = block.get("bake_minutes", 5) * 60
-        config: dict[str, Any] = {
-            "BlueGreenUpdatePolicy": {
-                "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": bake},
-                "TerminationWaitInSeconds": bake,
-            }
-        }
+    result["alarms"] = endpoint_alarms(endpoint, block.get("alarms", {}))
+    if result["strategy"] in GUARDED:
         # The framework's own alarms first, then the item's (checked to exist before the update).
         rollback = [alarm["AlarmName"] for alarm in result["alarms"].values()] + block.get("rollback_alarms", [])
-        config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": name} for name in rollback]}
         result["rollback_alarms"] = rollback
         result["rollback_alarm_count"] = len(rollback)
-        result["deployment_config"] = config
+        result["deployment_config"] = _deployment_config(block, rollback)
+    if "autoscaling" in block:
+        result["autoscaling"] = _autoscaling(block, endpoint)
     if "smoke_test" in block:
         result["smoke_test"] = {"content_type": "text/csv"} | block["smoke_test"]
         if fanout.serves(item) and "target_model" not in block["smoke_test"]:
             # a multi-model endpoint answers for one of its models: the test asks the first one published
             result["smoke_test"]["models"] = "{model_data_url}"
+        if result["mode"] == "async":  # asked through S3: the input written beside the answers
+            output = config_request["AsyncInferenceConfig"]["OutputConfig"]
+            result["smoke_test"]["async"] = {
+                "input": f"s3://{bucket}/inference/{pipeline}/smoke-tests/{execution}.in",
+                "output": output["S3OutputPath"],
+                "failure_output": output["S3FailurePath"],
+            }
     # What the state machine sends: CreateEndpoint when the endpoint is new, UpdateEndpoint otherwise.
-    names_only = {"EndpointName": result["endpoint_name"], "EndpointConfigName": config_name}
+    names_only = {"EndpointName": endpoint, "EndpointConfigName": config_name}
     result["create_request"] = names_only
     result["update_request"] = names_only | (
         {"DeploymentConfig": result["deployment_config"]} if "deployment_config" in result else {}
     )
-    # The bounded wait: every ENDPOINT_WAIT_SECONDS, long enough for provisioning plus a blue/green bake.
-    budget = ENDPOINT_PROVISIONING_SECONDS + 2 * block.get("bake_minutes", 5) * 60 * (
-        result["strategy"] == "blue_green"
-    )
+    # The bounded wait, every ENDPOINT_WAIT_SECONDS: provisioning, plus a guarded update's steps and
+    # bakes (rolling provisions each batch in turn).
+    bake = block.get("bake_minutes", 5) * 60 * (result["strategy"] in GUARDED)
+    wait = block.get("shift", {}).get("wait_seconds", 0)
+    steps = _steps(block)
+    provisioning = ENDPOINT_PROVISIONING_SECONDS * (steps if result["strategy"] == "rolling" else 1)
+    budget = provisioning + 2 * bake + steps * wait
     result["wait_seconds"] = ENDPOINT_WAIT_SECONDS
     result["max_checks"] = -(-budget // ENDPOINT_WAIT_SECONDS)
     return result
@@ -202,7 +363,7 @@ def _find_endpoint_states(b: Builder) -> None:
         {
             "Type": "Choice",
             "Choices": [
-                {"Variable": existing, "StringEquals": "InService", "Next": "Update endpoint"},
+                {"Variable": existing, "StringEquals": "InService", "Next": "Remove autoscaling"},
                 {"Variable": existing, "StringEquals": "Failed", "Next": "Delete failed endpoint"},
                 *(
                     {"Variable": existing, "StringEquals": status, "Next": "Count busy check"}
@@ -229,6 +390,75 @@ def _find_endpoint_states(b: Builder) -> None:
         test={"NumericGreaterThanPath": f"{DEPLOY}.max_checks"},
     )
     b.wait("Wait before finding endpoint", f"{DEPLOY}.wait_seconds", "Find endpoint")
+
+
+def _autoscaling_states(b: Builder) -> None:
+    """Before an update, the variant's autoscaling is removed (deregistering a scalable target deletes
+    its policies: DeregisterScalableTarget, Application Auto Scaling API reference): SageMaker refuses
+    an update that changes the instance type of a variant it scales, and a deploy without autoscaling
+    leaves none behind. After the endpoint is InService on the new config, the item's is registered
+    again: target, target-tracking policy, and for an async endpoint scaled to zero the step policy
+    and the alarm that bring its first instance."""
+    b.add(
+        "Remove autoscaling",
+        {
+            "Type": "Task",
+            "Resource": f"{SDK}applicationautoscaling:deregisterScalableTarget",
+            "InputPath": f"{DEPLOY}.scaling_target",
+            "ResultPath": None,
+            "Retry": retry_for(f"{SDK}applicationautoscaling:deregisterScalableTarget"),
+            "Catch": [
+                # none registered: nothing to remove
+                {
+                    "ErrorEquals": ["ApplicationAutoScaling.ObjectNotFoundException"],
+                    "ResultPath": None,
+                    "Next": "Update endpoint",
+                },
+                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": b.recorder("deploy")},
+            ],
+            "Next": "Update endpoint",
+        },
+    )
+    scaling = f"{DEPLOY}.autoscaling"
+    b.call(
+        "Register scalable target",
+        "deploy",
+        f"{SDK}applicationautoscaling:registerScalableTarget",
+        input_path=f"{scaling}.target",
+        result=None,
+        then="Put scaling policy",
+    )
+    b.call(
+        "Put scaling policy",
+        "deploy",
+        f"{SDK}applicationautoscaling:putScalingPolicy",
+        input_path=f"{scaling}.policy",
+        result=None,
+        then="Scales from zero?",
+    )
+    b.when("Scales from zero?", f"{scaling}.scale_out", "Put scale-out policy", "Smoke test?")
+    b.call(
+        "Put scale-out policy",
+        "deploy",
+        f"{SDK}applicationautoscaling:putScalingPolicy",
+        input_path=f"{scaling}.scale_out",
+        selector={"arn.$": "$.PolicyARN"},
+        result="$.results.deploy.scale_out_policy",
+        then="Put backlog alarm",
+    )
+    alarm = f"{scaling}.backlog_alarm"
+    fields = ["AlarmName", "AlarmDescription", "Namespace", "MetricName", "Dimensions", "Statistic", "Period"]
+    fields += ["EvaluationPeriods", "Threshold", "ComparisonOperator", "TreatMissingData", "Tags"]
+    b.call(
+        "Put backlog alarm",
+        "deploy",
+        f"{SDK}cloudwatch:putMetricAlarm",
+        # the planned alarm, acting on the policy just put (its ARN is known only now)
+        parameters={f"{key}.$": f"{alarm}.{key}" for key in fields}
+        | {"AlarmActions.$": "States.Array($.results.deploy.scale_out_policy.arn)"},
+        result=None,
+        then="Smoke test?",
+    )
 
 
 def _change_endpoint_states(b: Builder) -> None:
@@ -273,12 +503,23 @@ def _change_endpoint_states(b: Builder) -> None:
         },
     )
     b.count("Count endpoint check", "$.results.deploy.wait", "Wait for endpoint")
-    b.when(
+    new_config = {
+        "Variable": "$.results.deploy.endpoint.config",
+        "StringEqualsPath": f"{DEPLOY}.endpoint_config_request.EndpointConfigName",
+    }
+    b.add(
         "Runs new config?",
-        "$.results.deploy.endpoint.config",
-        "Smoke test?",
-        "Endpoint rolled back",
-        test={"StringEqualsPath": f"{DEPLOY}.endpoint_config_request.EndpointConfigName"},
+        {
+            "Type": "Choice",
+            "Choices": [
+                {
+                    "And": [new_config, {"Variable": f"{DEPLOY}.autoscaling", "IsPresent": True}],
+                    "Next": "Register scalable target",
+                },
+                {**new_config, "Next": "Smoke test?"},
+            ],
+            "Default": "Endpoint rolled back",
+        },
     )
 
 
@@ -350,6 +591,7 @@ def _states(b: Builder, then: str | None) -> str:
     _alarm_states(b)
     _find_endpoint_states(b)
     _change_endpoint_states(b)
+    _autoscaling_states(b)
     for name, error, cause in _FAILURES:
         b.fail(name, "deploy", error, cause)
     _smoke_test_states(b, then)
@@ -364,6 +606,159 @@ def _smoke_test_preview(test: dict[str, Any] | None) -> str:
     return ", smoke test of the first segment's model published" if "models" in test else ", smoke test"
 
 
+def _mode_problems(item: Item, deploy: dict[str, Any]) -> list[Problem]:
+    """What each mode cannot have. Serverless: "Feature exclusions" (SageMaker developer guide,
+    serverless endpoints: no GPUs, multi-model endpoints, VPC or network isolation, data capture,
+    Model Monitor, multiple variants), no rolling update ("Exclusions", deployment guardrails), and
+    ProvisionedConcurrency at most MaxConcurrency (ProductionVariantServerlessConfig)."""
+    mode, problems = deploy.get("mode", "realtime"), []
+    for other in ("serverless", "async"):
+        if other in deploy and mode != other:
+            problems.append(
+                Problem(f"stages.deploy.{other}", f'applies to mode {other}: set mode "{other}" or remove it')
+            )
+    if mode != "serverless":
+        return problems
+    why = "a serverless endpoint"
+    for field, fix in (
+        ("instance_type", "has no instances: remove it (serverless.memory_mb sizes it)"),
+        ("instance_count", "has no instances: remove it (serverless.max_concurrency bounds it)"),
+        ("autoscaling", "scales with its requests: remove it"),
+    ):
+        if field in deploy:
+            problems.append(Problem(f"stages.deploy.{field}", f"{why} {fix}"))
+    if runs(item, "monitoring"):
+        problems.append(
+            Problem(
+                "stages.deploy.mode",
+                f"{why} has no data capture for monitoring: switch monitoring off or deploy realtime",
+            )
+        )
+    if fanout.serves(item):
+        problems.append(
+            Problem(
+                "stages.deploy.mode", f"{why} cannot serve many models (a fanned-out run's segments): deploy realtime"
+            )
+        )
+    if deploy.get("strategy") == "rolling":
+        problems.append(
+            Problem("stages.deploy.strategy", f"{why} cannot be updated rolling: use blue_green, canary or linear")
+        )
+    wanted = deploy.get("serverless", {})
+    if wanted.get("provisioned_concurrency", 0) > wanted.get("max_concurrency", 5):
+        problems.append(
+            Problem(
+                "stages.deploy.serverless.provisioned_concurrency",
+                f"{wanted['provisioned_concurrency']} is above max_concurrency {wanted.get('max_concurrency', 5)}:"
+                " lower it or raise max_concurrency",
+            )
+        )
+    return problems
+
+
+def _shift_problems(deploy: dict[str, Any]) -> list[Problem]:
+    """A step's size within the share of the variant's instances SageMaker takes (SHIFT_SHARES)."""
+    strategy, shift = deploy.get("strategy", "all_at_once"), deploy.get("shift")
+    if strategy not in SHIFT_SHARES:
+        if shift is not None:
+            return [
+                Problem(
+                    "stages.deploy.shift",
+                    f"{strategy} shifts no traffic in steps: remove shift, or use canary, linear or rolling",
+                )
+            ]
+        return []
+    if shift is None:
+        return [
+            Problem(
+                "stages.deploy.shift",
+                f"{strategy} needs its step: set shift: {{percent or instance_count, wait_seconds}}",
+            )
+        ]
+    if ("percent" in shift) == ("instance_count" in shift):
+        return [Problem("stages.deploy.shift", "give the step as percent or as instance_count, one of them")]
+    least, most = SHIFT_SHARES[strategy]
+    count = int(deploy.get("instance_count", 1))
+    share = shift["percent"] if "percent" in shift else 100 * shift["instance_count"] / count
+    if least <= share <= most:
+        return []
+    field = "percent" if "percent" in shift else "instance_count"
+    of = "" if "percent" in shift else f" ({shift['instance_count']} of instance_count {count} is {share:g} %)"
+    bounds = f"at most {most} %" if least == 0 else f"{least}-{most} %"
+    return [Problem(f"stages.deploy.shift.{field}", f"a {strategy} step must be {bounds} of the fleet{of}: change it")]
+
+
+def _autoscaling_problems(deploy: dict[str, Any]) -> list[Problem]:
+    wanted = deploy.get("autoscaling")
+    if wanted is None:
+        return []
+    is_async, problems = deploy.get("mode") == "async", []
+    least = wanted.get("min", 0 if is_async else 1)
+    if least > wanted["max"]:
+        problems.append(Problem("stages.deploy.autoscaling.min", f"{least} is above max {wanted['max']}: lower it"))
+    if least == 0 and not is_async:
+        # scaling to zero instances is for asynchronous endpoints ("Autoscale an asynchronous endpoint")
+        problems.append(
+            Problem("stages.deploy.autoscaling.min", "only an async endpoint scales to zero: set 1 or more")
+        )
+    wrong = "target_invocations_per_instance" if is_async else "target_backlog_per_instance"
+    if wrong in wanted:
+        right = "target_backlog_per_instance" if is_async else "target_invocations_per_instance"
+        mode = "an async" if is_async else "a realtime"
+        problems.append(
+            Problem(f"stages.deploy.autoscaling.{wrong}", f"{mode} endpoint scales on {right}: use it instead")
+        )
+    return problems
+
+
+# Application Auto Scaling's scalable targets have generated IDs in their ARNs, so the role's calls are
+# scoped by what they scale (the service namespace and dimension condition keys, Service Authorization
+# Reference) and by the endpoints themselves: registering a target needs, as the caller, the target
+# service's calls on it ("Application Auto Scaling identity-based policy examples": for SageMaker,
+# DescribeEndpoint, DescribeEndpointConfig and UpdateEndpointWeightsAndCapacities), and the first
+# registration creates the service-linked role ("Service-linked roles for Application Auto Scaling").
+SCALING_CONDITION = {
+    "StringEquals": {
+        "application-autoscaling:service-namespace": "sagemaker",
+        "application-autoscaling:scalable-dimension": SCALABLE_DIMENSION,
+    }
+}
+SCALING_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
+SCALING_ROLE = (
+    "arn:${partition}:iam::${account_id}:role/aws-service-role/"
+    f"{SCALING_SERVICE}/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+)
+
+
+def _autoscaling_permissions(endpoints: list[str], configs: list[str]) -> Statements:
+    scaling = {
+        "Sid": "Autoscaling",
+        "Actions": [
+            "application-autoscaling:RegisterScalableTarget",
+            "application-autoscaling:DeregisterScalableTarget",
+            "application-autoscaling:PutScalingPolicy",
+        ],
+        "Resources": ["arn:${partition}:application-autoscaling:${region}:${account_id}:scalable-target/*"],
+        "Condition": SCALING_CONDITION,
+    }
+    # merged into the deploy's own statements of these Sids: the endpoints, and the configs it creates
+    target = iam.statement(
+        "DescribeEndpoint", ["sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpointWeightsAndCapacities"], endpoints
+    )
+    config = iam.statement("CreateEndpointConfig", ["sagemaker:DescribeEndpointConfig"], configs)
+    linked = {
+        "Sid": "AutoscalingRole",
+        "Actions": ["iam:CreateServiceLinkedRole"],
+        "Resources": [SCALING_ROLE],
+        "Condition": {"StringEquals": {"iam:AWSServiceName": SCALING_SERVICE}},
+    }
+    return {
+        "aws-sdk:applicationautoscaling:registerScalableTarget": (scaling, target, config, linked),
+        "aws-sdk:applicationautoscaling:deregisterScalableTarget": (scaling,),
+        "aws-sdk:applicationautoscaling:putScalingPolicy": (scaling,),
+    }
+
+
 class Deploy(Stage):
     name = "deploy"
     # Its endpoint is named by the item; the endpoint config it creates per run is the framework's.
@@ -372,7 +767,7 @@ class Deploy(Stage):
     serving = True
 
     def plan(self, item: Item, execution: str, settings: Settings) -> Block:
-        result = planned(item, execution, settings.sagemaker_name_prefix)
+        result = planned(item, execution, settings.sagemaker_name_prefix, settings.bucket)
         if runs(item, "monitoring"):  # the endpoint captures what the monitoring schedule reads
             pipeline = item["consumption_pipeline_name"]
             capture = monitoring.data_capture_config(item["stages"]["monitoring"], settings.bucket, pipeline)
@@ -391,7 +786,11 @@ class Deploy(Stage):
 
     def tagged(self, block: Block) -> list[tuple[str, dict[str, Any]]]:
         # the endpoint's alarms too (PutMetricAlarm tags an alarm it creates, and ignores Tags on update)
-        return self.requests(block) + [("PutMetricAlarm", alarm) for alarm in block["alarms"].values()]
+        alarms = [
+            *block["alarms"].values(),
+            *([block["autoscaling"]["backlog_alarm"]] if "backlog_alarm" in block.get("autoscaling", {}) else []),
+        ]
+        return self.requests(block) + [("PutMetricAlarm", alarm) for alarm in alarms]
 
     def rules(self, item: Item) -> list[Problem]:
         deploy = item["stages"].get("deploy", {})
@@ -417,14 +816,15 @@ class Deploy(Stage):
                     f"{', ...' if len(listed) > 3 else ''}), or remove it to ask the first one published",
                 )
             )
-        if deploy.get("rollback_alarms") and deploy.get("strategy", "all_at_once") != "blue_green":
+        if deploy.get("rollback_alarms") and deploy.get("strategy", "all_at_once") not in GUARDED:
             problems.append(
                 Problem(
                     "stages.deploy.rollback_alarms",
-                    'roll back only a blue/green update: set strategy to "blue_green" or remove the alarms',
+                    "roll back only a guarded update: set strategy to blue_green, canary, linear or rolling, or remove"
+                    " the alarms",
                 )
             )
-        return problems
+        return problems + _mode_problems(item, deploy) + _shift_problems(deploy) + _autoscaling_problems(deploy)
 
     def reaches(self, block: Block) -> list[tuple[str, str]]:
         """The endpoint, the model the item names (the role's CreateEndpointConfig is scoped to the config,
@@ -468,13 +868,22 @@ class Deploy(Stage):
                 iam.statement("ReplaceFailedEndpoint", ["sagemaker:DeleteEndpoint"], iam.ENDPOINTS),
             ),
             "lambda:invoke": (iam.function("smoke_test_function_arn"),),
+            **_autoscaling_permissions(iam.ENDPOINTS, iam.named(self)),
         }
 
     def preview(self, block: Block) -> str:
-        config = block["endpoint_config_request"]["ProductionVariants"][0]
+        variant = block["endpoint_config_request"]["ProductionVariants"][0]
+        if "ServerlessConfig" in variant:
+            serverless = variant["ServerlessConfig"]
+            size = f"serverless, {serverless['MemorySizeInMB']} MB, up to {serverless['MaxConcurrency']} at once"
+        else:
+            size = f"{variant['InitialInstanceCount']} x {variant['InstanceType']}"
+            size = f"async, {size}" if block.get("mode") == "async" else size
+        scaling = block.get("autoscaling", {}).get("target")
+        scaled = f", autoscaled {scaling['MinCapacity']}-{scaling['MaxCapacity']}" if scaling else ""
         return (
-            f"endpoint {block['endpoint_name']} ({block['strategy']}, {config['InitialInstanceCount']} x "
-            f"{config['InstanceType']}){_smoke_test_preview(block.get('smoke_test'))}"
+            f"endpoint {block['endpoint_name']} ({block['strategy']}, {size}{scaled})"
+            f"{_smoke_test_preview(block.get('smoke_test'))}"
         )
 
     def report(self, result: dict[str, Any], block: Block, where: Where) -> str:

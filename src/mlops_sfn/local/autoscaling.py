@@ -1,0 +1,74 @@
+"""Application Auto Scaling of endpoint variants on this machine, refused where AWS refuses.
+
+moto keeps scalable targets and scaling policies; what it gets wrong is set right here. The
+Application Auto Scaling API reference (Errors, ObjectNotFoundException): "For any operation that
+depends on the existence of a scalable target, this exception is thrown if the scalable target with
+the specified service namespace, resource ID, and scalable dimension does not exist." moto answers
+DeregisterScalableTarget's missing target with a ValidationException, and records a scaling policy
+for a target nobody registered ("You cannot create a scaling policy until you have registered the
+resource as a scalable target", PutScalingPolicy), and keeps a deregistered target's policies.
+
+`scaled` tells the local SageMaker whether a variant is a scalable target: SageMaker refuses an
+update that changes such a variant's instance type ("Update endpoints that use auto scaling").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+VARIANT_COUNT = "sagemaker:variant:DesiredInstanceCount"
+
+
+def _missing(namespace: str, resource: str, dimension: str) -> Exception:
+    from .motoport import JsonRESTError
+
+    return JsonRESTError(
+        "ObjectNotFoundException",
+        f"No scalable target registered for service namespace: {namespace}, resource ID: {resource},"
+        f" scalable dimension: {dimension}",
+    )
+
+
+def scaled(account: str, region: str, endpoint: str, variant: str) -> bool:
+    """Whether the variant's instance count is a scalable target."""
+    from .motoport import applicationautoscaling_backends
+
+    targets = applicationautoscaling_backends[account][region].targets.get(VARIANT_COUNT, {})
+    return f"endpoint/{endpoint}/variant/{variant}" in targets
+
+
+def install() -> Callable[[], None]:
+    """Refuse calls on a target that is not registered as AWS does; returns what undoes it."""
+    from .motoport import ApplicationAutoscalingBackend
+
+    deregister = ApplicationAutoscalingBackend.deregister_scalable_target
+    put_policy = ApplicationAutoscalingBackend.put_scaling_policy
+
+    def deregister_registered(backend: Any, namespace: str, r_id: str, dimension: str) -> None:
+        if not backend._scalable_target_exists(r_id, dimension):
+            raise _missing(namespace, r_id, dimension)
+        deregister(backend, namespace, r_id, dimension)
+        # "Deregistering a scalable target deletes the scaling policies and the scheduled actions that
+        # are associated with it" (DeregisterScalableTarget); moto keeps the policies
+        for key, policy in list(backend.policies.items()):
+            if (policy.service_namespace, policy.resource_id, policy.scalable_dimension) == (
+                namespace,
+                r_id,
+                dimension,
+            ):
+                del backend.policies[key]
+
+    def put_on_registered(backend: Any, **request: Any) -> Any:
+        if not backend._scalable_target_exists(request["resource_id"], request["scalable_dimension"]):
+            raise _missing(request["service_namespace"], request["resource_id"], request["scalable_dimension"])
+        return put_policy(backend, **request)
+
+    ApplicationAutoscalingBackend.deregister_scalable_target = deregister_registered  # type: ignore[method-assign,assignment]
+    ApplicationAutoscalingBackend.put_scaling_policy = put_on_registered  # type: ignore[method-assign,assignment]
+
+    def uninstall() -> None:
+        ApplicationAutoscalingBackend.deregister_scalable_target = deregister  # type: ignore[method-assign]
+        ApplicationAutoscalingBackend.put_scaling_policy = put_policy  # type: ignore[method-assign]
+
+    return uninstall

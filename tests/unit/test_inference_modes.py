@@ -1,0 +1,307 @@
+"""Inference beyond one real-time endpoint: what stages.deploy's mode, autoscaling, strategy and shift
+plan, what validate refuses for each, and the role policy's autoscaling statements."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mlops_sfn.core.plan import SAMPLE_TRIGGER, plan_execution, plan_run
+from mlops_sfn.core.problems import InvalidItem
+from mlops_sfn.core.settings import EXAMPLE_SETTINGS
+from mlops_sfn.core.stages.deploy import STAGE as DEPLOY
+from mlops_sfn.tools import policy
+from tests.conftest import DELETE, edited, load_item
+
+DEMO = load_item()  # realtime, blue/green, monitored
+SERVERLESS = edited(
+    DEMO,
+    {
+        "stages.deploy.mode": "serverless",
+        "stages.deploy.instance_type": DELETE,
+        "stages.deploy.instance_count": DELETE,
+        "stages.monitoring.run": False,
+    },
+)
+ASYNC = edited(DEMO, {"stages.deploy.mode": "async", "stages.deploy.autoscaling": {"max": 2}})
+ENDPOINT = DEMO["stages"]["deploy"]["endpoint_name"]
+
+
+def deploy(item: dict[str, Any]) -> dict[str, Any]:
+    block: dict[str, Any] = plan_execution(item, SAMPLE_TRIGGER, EXAMPLE_SETTINGS)["stages"]["deploy"]
+    return block
+
+
+def refused(item: dict[str, Any]) -> dict[str, str]:
+    with pytest.raises(InvalidItem) as raised:
+        plan_execution(item, SAMPLE_TRIGGER, EXAMPLE_SETTINGS)
+    return {problem.path: problem.message for problem in raised.value.problems}
+
+
+def test_a_serverless_endpoint_is_planned_with_its_serverless_config_and_no_instances() -> None:
+    (variant,) = deploy(SERVERLESS)["endpoint_config_request"]["ProductionVariants"]
+    assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
+    assert "InstanceType" not in variant and "InitialInstanceCount" not in variant
+    sized = edited(
+        SERVERLESS,
+        {"stages.deploy.serverless": {"memory_mb": 6144, "max_concurrency": 20, "provisioned_concurrency": 4}},
+    )
+    (variant,) = deploy(sized)["endpoint_config_request"]["ProductionVariants"]
+    assert variant["ServerlessConfig"] == {"MemorySizeInMB": 6144, "MaxConcurrency": 20, "ProvisionedConcurrency": 4}
+    assert "serverless, 6144 MB, up to 20 at once" in DEPLOY.preview(deploy(sized))
+
+
+def test_an_async_endpoint_answers_under_the_deployments_bucket_unless_the_item_says_where() -> None:
+    config = deploy(ASYNC)["endpoint_config_request"]["AsyncInferenceConfig"]
+    folder = f"s3://{EXAMPLE_SETTINGS.bucket}/inference/{DEMO['consumption_pipeline_name']}"
+    assert config == {"OutputConfig": {"S3OutputPath": f"{folder}/output/", "S3FailurePath": f"{folder}/failures/"}}
+    topic = "arn:aws:sns:us-east-1:123456789012:answers"
+    chosen = edited(
+        ASYNC,
+        {
+            "stages.deploy.async": {
+                "output": "s3://{bucket}/answers/",
+                "notify": {"success_topic": topic, "error_topic": topic},
+                "max_concurrent_invocations_per_instance": 4,
+            }
+        },
+    )
+    config = deploy(chosen)["endpoint_config_request"]["AsyncInferenceConfig"]
+    assert config["OutputConfig"]["S3OutputPath"] == f"s3://{EXAMPLE_SETTINGS.bucket}/answers/"
+    assert config["OutputConfig"]["NotificationConfig"] == {"SuccessTopic": topic, "ErrorTopic": topic}
+    assert config["ClientConfig"] == {"MaxConcurrentInvocationsPerInstance": 4}
+    # the smoke test asks through S3: its input written under the pipeline's folder, read back where answers go
+    smoke = deploy(ASYNC)["smoke_test"]["async"]
+    assert smoke["input"].startswith(f"{folder}/smoke-tests/") and smoke["output"] == f"{folder}/output/"
+
+
+def test_autoscaling_plans_a_target_and_a_target_tracking_policy_on_invocations() -> None:
+    scaled = deploy(
+        edited(DEMO, {"stages.deploy.autoscaling": {"min": 2, "max": 6, "target_invocations_per_instance": 100}})
+    )
+    target = {
+        "ServiceNamespace": "sagemaker",
+        "ResourceId": f"endpoint/{ENDPOINT}/variant/AllTraffic",
+        "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+    }
+    assert scaled["scaling_target"] == target
+    assert scaled["autoscaling"]["target"] == target | {"MinCapacity": 2, "MaxCapacity": 6}
+    policy_config = scaled["autoscaling"]["policy"]["TargetTrackingScalingPolicyConfiguration"]
+    assert policy_config == {
+        "TargetValue": 100.0,
+        "ScaleInCooldown": 300,
+        "ScaleOutCooldown": 60,
+        "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+    }
+    assert "scale_out" not in scaled["autoscaling"]  # a realtime endpoint never has zero instances
+    # every deploy plans the target to remove before an update, autoscaled or not
+    assert deploy(DEMO)["scaling_target"] == target and "autoscaling" not in deploy(DEMO)
+
+
+def test_an_async_endpoint_scales_on_its_backlog_and_out_from_zero_on_an_alarm() -> None:
+    scaling = deploy(ASYNC)["autoscaling"]
+    assert scaling["target"]["MinCapacity"] == 0
+    metric = scaling["policy"]["TargetTrackingScalingPolicyConfiguration"]["CustomizedMetricSpecification"]
+    assert metric["MetricName"] == "ApproximateBacklogSizePerInstance"
+    assert metric["Dimensions"] == [{"Name": "EndpointName", "Value": ENDPOINT}]
+    step = scaling["scale_out"]["StepScalingPolicyConfiguration"]
+    assert step["StepAdjustments"] == [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 1}]
+    alarm = scaling["backlog_alarm"]
+    assert (alarm["MetricName"], alarm["AlarmName"]) == (
+        "HasBacklogWithoutCapacity",
+        f"{ENDPOINT}-backlog-without-capacity",
+    )
+    assert {tag["Key"] for tag in alarm["Tags"]} >= {"mlops-sfn:execution", "mlops-sfn:stage"}  # tagged as the run's
+    kept = deploy(edited(ASYNC, {"stages.deploy.autoscaling.min": 1}))["autoscaling"]
+    assert "scale_out" not in kept and "backlog_alarm" not in kept
+
+
+@pytest.mark.parametrize(
+    ("strategy", "shift", "routing", "steps"),
+    [
+        (
+            "canary",
+            {"percent": 10, "wait_seconds": 120},
+            {"Type": "CANARY", "WaitIntervalInSeconds": 120, "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}},
+            2,
+        ),
+        (
+            "linear",
+            {"percent": 25, "wait_seconds": 60},
+            {
+                "Type": "LINEAR",
+                "WaitIntervalInSeconds": 60,
+                "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 25},
+            },
+            4,
+        ),
+    ],
+)
+def test_canary_and_linear_are_blue_green_updates_that_shift_in_steps(
+    strategy: str, shift: dict[str, int], routing: dict[str, Any], steps: int
+) -> None:
+    block = deploy(edited(DEMO, {"stages.deploy.strategy": strategy, "stages.deploy.shift": shift}))
+    policy_config = block["update_request"]["DeploymentConfig"]["BlueGreenUpdatePolicy"]
+    assert policy_config == {"TrafficRoutingConfiguration": routing, "TerminationWaitInSeconds": 300}
+    alarms = block["update_request"]["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]
+    assert [a["AlarmName"] for a in alarms] == [f"{ENDPOINT}-5xx-errors", f"{ENDPOINT}-model-latency"]
+    # the endpoint wait covers provisioning, each step's wait and the bakes
+    assert block["max_checks"] * block["wait_seconds"] >= 3600 + steps * shift["wait_seconds"] + 2 * 300
+    assert "DeploymentConfig" not in block["create_request"]  # a new endpoint has no traffic to shift
+
+
+def test_a_rolling_update_replaces_the_fleet_in_batches() -> None:
+    item = edited(
+        DEMO,
+        {
+            "stages.deploy.strategy": "rolling",
+            "stages.deploy.instance_count": 4,
+            "stages.deploy.shift": {"instance_count": 1, "wait_seconds": 30},
+        },
+    )
+    block = deploy(item)
+    assert block["update_request"]["DeploymentConfig"]["RollingUpdatePolicy"] == {
+        "MaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 1},
+        "WaitIntervalInSeconds": 30,
+    }
+    assert "BlueGreenUpdatePolicy" not in block["update_request"]["DeploymentConfig"]
+    assert block["max_checks"] * block["wait_seconds"] >= 4 * (3600 + 30)  # each batch provisioned in turn
+
+
+@pytest.mark.parametrize(
+    ("item", "path", "words"),
+    [
+        (
+            edited(SERVERLESS, {"stages.deploy.instance_type": "ml.m5.large"}),
+            "stages.deploy.instance_type",
+            "has no instances",
+        ),
+        (
+            edited(SERVERLESS, {"stages.deploy.autoscaling": {"max": 2}}),
+            "stages.deploy.autoscaling",
+            "scales with its requests",
+        ),
+        (edited(SERVERLESS, {"stages.monitoring.run": True}), "stages.deploy.mode", "no data capture"),
+        (
+            edited(
+                SERVERLESS,
+                {"stages.deploy.strategy": "rolling", "stages.deploy.shift": {"percent": 25, "wait_seconds": 0}},
+            ),
+            "stages.deploy.strategy",
+            "cannot be updated rolling",
+        ),
+        (
+            edited(SERVERLESS, {"stages.deploy.serverless": {"max_concurrency": 2, "provisioned_concurrency": 3}}),
+            "stages.deploy.serverless.provisioned_concurrency",
+            "above max_concurrency 2",
+        ),
+        (
+            edited(SERVERLESS, {"stages.deploy.serverless.memory_mb": 1500}),
+            "stages.deploy.serverless.memory_mb",
+            "1024",
+        ),
+        (edited(DEMO, {"stages.deploy.serverless": {}}), "stages.deploy.serverless", 'set mode "serverless"'),
+        (edited(DEMO, {"stages.deploy.async": {}}), "stages.deploy.async", 'set mode "async"'),
+        (
+            edited(DEMO, {"stages.deploy.autoscaling": {"min": 0, "max": 2}}),
+            "stages.deploy.autoscaling.min",
+            "only an async",
+        ),
+        (
+            edited(DEMO, {"stages.deploy.autoscaling": {"min": 3, "max": 2}}),
+            "stages.deploy.autoscaling.min",
+            "above max 2",
+        ),
+        (
+            edited(ASYNC, {"stages.deploy.autoscaling.target_invocations_per_instance": 5}),
+            "stages.deploy.autoscaling.target_invocations_per_instance",
+            "target_backlog_per_instance",
+        ),
+        (edited(DEMO, {"stages.deploy.strategy": "canary"}), "stages.deploy.shift", "canary needs its step"),
+        (
+            edited(DEMO, {"stages.deploy.shift": {"percent": 10, "wait_seconds": 0}}),
+            "stages.deploy.shift",
+            "blue_green shifts no traffic in steps",
+        ),
+        (
+            edited(
+                DEMO, {"stages.deploy.strategy": "canary", "stages.deploy.shift": {"percent": 60, "wait_seconds": 0}}
+            ),
+            "stages.deploy.shift.percent",
+            "at most 50 %",
+        ),
+        (
+            edited(
+                DEMO, {"stages.deploy.strategy": "linear", "stages.deploy.shift": {"percent": 5, "wait_seconds": 0}}
+            ),
+            "stages.deploy.shift.percent",
+            "10-50 %",
+        ),
+        (
+            edited(
+                DEMO,
+                {
+                    "stages.deploy.strategy": "rolling",
+                    "stages.deploy.instance_count": 2,
+                    "stages.deploy.shift": {"instance_count": 2, "wait_seconds": 0},
+                },
+            ),
+            "stages.deploy.shift.instance_count",
+            "2 of instance_count 2 is 100 %",
+        ),
+        (
+            edited(
+                DEMO,
+                {
+                    "stages.deploy.strategy": "linear",
+                    "stages.deploy.shift": {"percent": 20, "instance_count": 1, "wait_seconds": 0},
+                },
+            ),
+            "stages.deploy.shift",
+            "one of them",
+        ),
+        (edited(DEMO, {"stages.deploy.strategy": "all_at_once"}), "stages.deploy.rollback_alarms", None),
+    ],
+)
+def test_what_aws_refuses_for_each_mode_and_strategy_is_refused_naming_the_field(
+    item: dict[str, Any], path: str, words: str | None
+) -> None:
+    if words is None:  # the demo names no rollback alarms: all_at_once is fine without them
+        plan_execution(item, SAMPLE_TRIGGER, EXAMPLE_SETTINGS)
+        with_alarms = edited(item, {"stages.deploy.rollback_alarms": ["mlops-dev-team-alarm"]})
+        assert "guarded update" in refused(with_alarms)[path]
+        return
+    problems = refused(item)
+    assert path in problems and words in problems[path], problems
+
+
+def test_the_estimate_bounds_an_autoscaled_endpoint_at_its_most_instances() -> None:
+    plain = plan_run(DEMO, SAMPLE_TRIGGER, EXAMPLE_SETTINGS).estimate["stages"]["deploy"]
+    scaled = plan_run(edited(DEMO, {"stages.deploy.autoscaling": {"max": 4}}), SAMPLE_TRIGGER, EXAMPLE_SETTINGS)
+    assert scaled.estimate["stages"]["deploy"] == pytest.approx(4 * plain)
+
+
+def test_the_role_may_scale_only_endpoint_variants_and_register_only_with_the_target_services_calls() -> None:
+    statements = {statement["Sid"]: statement for statement in policy.build()["Statement"]}
+    scaling = statements["Autoscaling"]
+    assert sorted(scaling["Action"]) == [
+        "application-autoscaling:DeregisterScalableTarget",
+        "application-autoscaling:PutScalingPolicy",
+        "application-autoscaling:RegisterScalableTarget",
+    ]
+    assert scaling["Condition"] == {
+        "StringEquals": {
+            "application-autoscaling:service-namespace": "sagemaker",
+            "application-autoscaling:scalable-dimension": "sagemaker:variant:DesiredInstanceCount",
+        }
+    }
+    assert "sagemaker:UpdateEndpointWeightsAndCapacities" in statements["DescribeEndpoint"]["Action"]
+    assert statements["DescribeEndpoint"]["Resource"] == [
+        "arn:${partition}:sagemaker:${region}:${account_id}:endpoint/${sagemaker_name_prefix}*"
+    ]
+    linked = statements["AutoscalingRole"]
+    assert linked["Action"] == ["iam:CreateServiceLinkedRole"]
+    assert linked["Condition"] == {
+        "StringEquals": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}
+    }
