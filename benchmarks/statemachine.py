@@ -17,7 +17,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mlops_sfn.core.stages import STAGES  # noqa: E402
+from mlops_sfn.core.asl import Builder  # noqa: E402
+from mlops_sfn.core.stages import STAGE, STAGES  # noqa: E402
 from mlops_sfn.local.harness import LocalRuns, RunReport  # noqa: E402
 from tests.conftest import load_item  # noqa: E402
 
@@ -80,6 +81,8 @@ def main() -> list[tuple[str, str, str]]:
             shared = " (shared with the other serving stage)" if choice == "Serve model?" else ""
             print(f"  {stage:<16} {off.states.count(choice)} transition{shared}")
 
+        deploy_transitions(local, demo, rows)
+
         # IAM evaluation: every Task's calls checked against the role (and guardrails); its cost on the
         # full run, runs with and without it interleaved so both see the same machine load.
         seconds: dict[bool, list[float]] = {True: [], False: []}
@@ -106,6 +109,76 @@ def main() -> list[tuple[str, str, str]]:
             "on AWS a check every 30 s, bounded by the planned max_checks"
         )
     return rows
+
+
+def _deploy_states() -> set[str]:
+    builder = Builder("Failed")
+    STAGE["deploy"].states(builder, None)
+    return set(builder.states)
+
+
+DEPLOY_STATES = _deploy_states()
+
+
+def deployed(report: RunReport) -> int:
+    """Transitions of the deploy stage's own states (its Parallel branch runs beside batch transform's)."""
+    return sum(state in DEPLOY_STATES for state in report.states)
+
+
+# Deploy per mode and strategy: each item deploys its own endpoint twice (created, then updated).
+DEPLOYS = {
+    "realtime, all at once": {"stages.deploy.strategy": "all_at_once"},
+    "realtime, blue/green": {},
+    "realtime, canary 20 %": {
+        "stages.deploy.strategy": "canary",
+        "stages.deploy.shift": {"percent": 20, "wait_seconds": 60},
+    },
+    "realtime, linear 25 %": {
+        "stages.deploy.strategy": "linear",
+        "stages.deploy.shift": {"percent": 25, "wait_seconds": 60},
+    },
+    "realtime, rolling 1 of 4": {
+        "stages.deploy.strategy": "rolling",
+        "stages.deploy.instance_count": 4,
+        "stages.deploy.shift": {"instance_count": 1, "wait_seconds": 60},
+    },
+    "realtime, autoscaled": {"stages.deploy.autoscaling": {"max": 4}},
+    "serverless": {
+        "stages.deploy.mode": "serverless",
+        "stages.deploy.instance_type": None,
+        "stages.deploy.instance_count": None,
+        "stages.monitoring.run": False,
+    },
+    "async": {"stages.deploy.mode": "async"},
+    "async, scaled from zero": {"stages.deploy.mode": "async", "stages.deploy.autoscaling": {"max": 2}},
+}
+
+
+def deploy_transitions(local: LocalRuns, demo: dict[str, Any], rows: list[tuple[str, str, str]]) -> None:
+    print("\nDeploy per mode and strategy: the stage's transitions (locally an endpoint is up at its first check)")
+    print(f"{'deploy':<28}{'create':>8}{'update':>8}")
+    for n, (name, changes) in enumerate(DEPLOYS.items()):
+        item = copy.deepcopy(demo)
+        item["stages"]["deploy"]["endpoint_name"] = f"mlops-dev-bench-{n}"
+        for path, value in changes.items():
+            *parents, last = path.split(".")
+            node = item
+            for key in parents:
+                node = node[key]
+            if value is None:
+                node.pop(last)
+            else:
+                node[last] = value
+        created, updated = (local.run(item, answer="approve") for _ in range(2))
+        assert created.status == updated.status == "SUCCEEDED", (name, created.cause, updated.cause)
+        print(f"{name:<28}{deployed(created):>8}{deployed(updated):>8}")
+        rows.append(
+            (
+                "state machine",
+                f"deploy {name}: create / update transitions",
+                f"{deployed(created)} / {deployed(updated)}",
+            )
+        )
 
 
 if __name__ == "__main__":
