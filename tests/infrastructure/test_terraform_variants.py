@@ -140,6 +140,7 @@ def test_each_role_that_reads_encrypted_data_may_use_that_key_and_no_other(varia
         "mlops-prod-quality-gate",
         "mlops-prod-model-copy",
         "mlops-prod-segments",  # a fanned-out run's result files
+        "mlops-prod-smoke-test",  # an async endpoint's test request and answer
     }
     assert set(allowed.values()) == {variant.key_arn}
 
