@@ -305,3 +305,22 @@ def test_the_role_may_scale_only_endpoint_variants_and_register_only_with_the_ta
     assert linked["Condition"] == {
         "StringEquals": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}
     }
+
+
+def test_a_realtime_endpoint_may_track_a_metric_of_its_own_instead_of_invocations() -> None:
+    metric = {"name": "CPUUtilization", "namespace": "/aws/sagemaker/Endpoints", "value": 60}
+    scaled = deploy(edited(DEMO, {"stages.deploy.autoscaling": {"max": 3, "target_metric": metric}}))
+    tracking = scaled["autoscaling"]["policy"]["TargetTrackingScalingPolicyConfiguration"]
+    assert tracking["TargetValue"] == 60.0 and "PredefinedMetricSpecification" not in tracking
+    assert tracking["CustomizedMetricSpecification"] == {
+        "MetricName": "CPUUtilization",
+        "Namespace": "/aws/sagemaker/Endpoints",
+        "Dimensions": [{"Name": "EndpointName", "Value": ENDPOINT}, {"Name": "VariantName", "Value": "AllTraffic"}],
+        "Statistic": "Average",
+    }
+    both = edited(
+        DEMO, {"stages.deploy.autoscaling": {"max": 3, "target_metric": metric, "target_invocations_per_instance": 9}}
+    )
+    assert "one target" in refused(both)["stages.deploy.autoscaling.target_metric"]
+    on_async = edited(ASYNC, {"stages.deploy.autoscaling.target_metric": metric})
+    assert "target_backlog_per_instance" in refused(on_async)["stages.deploy.autoscaling.target_metric"]

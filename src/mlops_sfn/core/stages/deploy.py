@@ -141,6 +141,15 @@ def _autoscaling(block: dict[str, Any], endpoint: str) -> dict[str, Any]:
             "Dimensions": [{"Name": "EndpointName", "Value": endpoint}],
             "Statistic": "Average",
         }
+    elif "target_metric" in wanted:  # the item's own metric of the variant
+        metric = wanted["target_metric"]
+        tracking["TargetValue"] = float(metric["value"])
+        tracking["CustomizedMetricSpecification"] = {
+            "MetricName": metric["name"],
+            "Namespace": metric["namespace"],
+            "Dimensions": [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": VARIANT_NAME}],
+            "Statistic": metric.get("statistic", "Average"),
+        }
     else:
         tracking["PredefinedMetricSpecification"] = {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}
     least = wanted.get("min", 0 if is_async else 1)
@@ -701,12 +710,18 @@ def _autoscaling_problems(deploy: dict[str, Any]) -> list[Problem]:
         problems.append(
             Problem("stages.deploy.autoscaling.min", "only an async endpoint scales to zero: set 1 or more")
         )
-    wrong = "target_invocations_per_instance" if is_async else "target_backlog_per_instance"
-    if wrong in wanted:
-        right = "target_backlog_per_instance" if is_async else "target_invocations_per_instance"
+    wrong = ["target_invocations_per_instance", "target_metric"] if is_async else ["target_backlog_per_instance"]
+    for field in (name for name in wrong if name in wanted):
+        right = "target_backlog_per_instance" if is_async else "target_invocations_per_instance or target_metric"
         mode = "an async" if is_async else "a realtime"
         problems.append(
-            Problem(f"stages.deploy.autoscaling.{wrong}", f"{mode} endpoint scales on {right}: use it instead")
+            Problem(f"stages.deploy.autoscaling.{field}", f"{mode} endpoint scales on {right}: use it instead")
+        )
+    if {"target_invocations_per_instance", "target_metric"} <= set(wanted):
+        problems.append(
+            Problem(
+                "stages.deploy.autoscaling.target_metric", "one target: remove it or target_invocations_per_instance"
+            )
         )
     return problems
 
