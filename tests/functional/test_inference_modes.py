@@ -14,19 +14,36 @@ import pytest
 from botocore.exceptions import ClientError
 
 from mlops_sfn.core import prices
+from mlops_sfn.core.stages import STAGES
 from mlops_sfn.local.harness import LocalRuns
 from mlops_sfn.operate import bill
 from tests.conftest import DELETE, edited, load_item
 
 pytestmark = pytest.mark.functional
 
-DEMO = load_item()  # realtime, blue/green, monitored, with a smoke test
 VARIANT = "AllTraffic"
+MODEL = "mlops-dev-served-model"  # an existing model the deploy serves (inside the deployment's prefix)
+# The demo's deploy alone (realtime, blue/green, its alarms and smoke test): nothing else runs.
+DEMO = edited(
+    load_item(),
+    {
+        **{f"stages.{stage}.run": False for stage in STAGES if stage != "deploy"},
+        "quality_gate": DELETE,
+        "stages.deploy.model_name": MODEL,
+        # the (unused) stages that read a model still name one
+        "stages.create_model.model_data_url": "s3://{bucket}/models/existing/model.tar.gz",
+    },
+)
 
 
 @pytest.fixture(scope="module")
 def local() -> Any:
     with LocalRuns() as runs:
+        runs.sagemaker.create_model(
+            ModelName=MODEL,
+            ExecutionRoleArn=runs.settings.sagemaker_role_arn,
+            PrimaryContainer={"Image": runs.settings.default_image_uri},
+        )
         yield runs
 
 

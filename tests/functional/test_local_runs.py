@@ -246,12 +246,12 @@ SCENARIOS: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
     "segments: spot capacity missed": [(edited(segmented(), {"stages.training.spot": True}), {"spot": "none"})],
     # autoscaling registered after the create, removed before the update and registered again after it
     "autoscaled endpoint created, then updated": [
-        (edited(DEMO, {"stages.deploy.autoscaling": {"max": 2}}), {"answer": "approve"})
+        (edited(alone("deploy"), {"stages.deploy.autoscaling": {"max": 2}}), {})
     ]
     * 2,
     # an asynchronous endpoint scaled to zero: the step policy and alarm that bring its first instance
     "async endpoint scaled from zero": [
-        (edited(DEMO, {"stages.deploy.mode": "async", "stages.deploy.autoscaling": {"max": 2}}), {"answer": "approve"})
+        (edited(alone("deploy"), {"stages.deploy.mode": "async", "stages.deploy.autoscaling": {"max": 2}}), {})
     ],
     # the summary function may not be invoked: the run goes on without it
     "segments: summary refused": [(edited(segmented(), {"quality_gate": DELETE}), {"deny": ["lambda:InvokeFunction"]})],
@@ -261,8 +261,8 @@ SCENARIOS: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
 def throttled_runs(path: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """Runs along `path`, the last one with the first call of each API the path reaches throttled."""
     item = tuned() if path == "tuning" else cached(DEMO) if path == "cached stages" else DEMO
-    if path == "an autoscaled endpoint":
-        item = edited(DEMO, {"stages.deploy.mode": "async", "stages.deploy.autoscaling": {"max": 2}})
+    if path == "an autoscaled endpoint":  # the deploy alone: the rest of the run reaches none of its APIs
+        item = edited(alone("deploy"), {"stages.deploy.mode": "async", "stages.deploy.autoscaling": {"max": 2}})
     throttled = {"answer": "approve", "throttle": THROTTLE_PATHS[path]}
     if path in ("an endpoint and its schedule exist", "an autoscaled endpoint"):
         return [(item, {"answer": "approve"}), (item, throttled)]

@@ -548,6 +548,35 @@ def test_an_async_endpoint_scaled_from_zero_serves_an_uploaded_model_through_s3(
     assert found["AlarmActions"] and "scale-out-from-zero" in found["AlarmActions"][0]
 
 
+def test_a_serverless_endpoint_serves_the_same_uploaded_model_and_is_invoked_like_any(
+    demo: Demo, stack: deployment.Deployment, tmp_path: Path
+) -> None:
+    """The deploy-only item (after the async test above put its model under the prefix) switched to
+    serverless under a new endpoint name: an instance-based endpoint cannot become serverless."""
+    pipeline = "demo-dev-deploy-existing-model"
+    table, key = stack.outputs["table_name"], {"consumption_pipeline_name": {"S": pipeline}}
+    dynamodb = stack.client("dynamodb")
+    item = dynamodb_json.from_typed(dynamodb.get_item(TableName=table, Key=key)["Item"])
+    deploy = item["stages"]["deploy"]
+    for field in ("instance_type", "instance_count", "autoscaling"):
+        deploy.pop(field, None)
+    deploy |= {"mode": "serverless", "endpoint_name": "mlops-dev-serverless-model", "serverless": {"memory_mb": 1024}}
+    dynamodb.put_item(TableName=table, Item=dynamodb_json.to_typed(item))
+    bucket, prefix = stack.outputs["bucket_name"], item["trigger"]["prefix"]
+    model = stack.client("s3").get_object(Bucket=bucket, Key=f"{prefix}model.tar.gz")["Body"].read()
+    (tmp_path / pipeline).mkdir()
+    (tmp_path / pipeline / "model.tar.gz").write_bytes(model)
+
+    served = demo.run(pipeline=pipeline, artifacts=tmp_path, into="serverless/")
+
+    assert served.new_run and served.status == "SUCCEEDED", (served.error, served.cause)
+    config = served.execution_input["stages"]["deploy"]["endpoint_config_request"]["EndpointConfigName"]
+    (variant,) = stack.client("sagemaker").describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"]
+    assert variant["ServerlessConfig"] == {"MemorySizeInMB": 1024, "MaxConcurrency": 5}
+    smoke = served.output["results"]["serve"]["deploy"]["smoke_test"]["response"]
+    assert 0.0 < float(smoke["head"]) < 6.0  # InvokeEndpoint, answered by the model
+
+
 # Before the failing script's test below: it leaves a broken train.py under the item's prefix.
 
 
