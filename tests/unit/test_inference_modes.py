@@ -149,6 +149,8 @@ def test_canary_and_linear_are_blue_green_updates_that_shift_in_steps(
     # the endpoint wait covers provisioning, each step's wait and the bakes
     assert block["max_checks"] * block["wait_seconds"] >= 3600 + steps * shift["wait_seconds"] + 2 * 300
     assert "DeploymentConfig" not in block["create_request"]  # a new endpoint has no traffic to shift
+    shown = {"canary": "canary 10 % then the rest, 120 s apart", "linear": "linear 25 % at a time, 60 s apart"}
+    assert f"({shown[strategy]}, 1 x ml.m5.large)" in DEPLOY.preview(block)
 
 
 def test_a_rolling_update_replaces_the_fleet_in_batches() -> None:

@@ -88,7 +88,7 @@ def _requested(operation: str, request: dict[str, Any], block: dict[str, Any]) -
     if operation == "CreateEndpointConfig":
         # an autoscaled variant may run its most instances; a serverless one is billed per request (unbounded)
         most = block.get("autoscaling", {}).get("target", {}).get("MaxCapacity")
-        why = f"a day, at most {most} instances (autoscaling)" if most else "a day"
+        why = f"a day, at most {most} instances as autoscaled" if most else "a day"
         return [
             ("hosting", str(v["InstanceType"]), int(most or v.get("InitialInstanceCount", 1)), DAY_HOURS, why)
             for v in request.get("ProductionVariants", [])

@@ -694,7 +694,8 @@ def _shift_problems(deploy: dict[str, Any]) -> list[Problem]:
     field = "percent" if "percent" in shift else "instance_count"
     of = "" if "percent" in shift else f" ({shift['instance_count']} of instance_count {count} is {share:g} %)"
     bounds = f"at most {most} %" if least == 0 else f"{least}-{most} %"
-    return [Problem(f"stages.deploy.shift.{field}", f"a {strategy} step must be {bounds} of the fleet{of}: change it")]
+    fix = f"set it to {bounds} of instance_count {count}" if "instance_count" in shift else f"set it to {bounds}"
+    return [Problem(f"stages.deploy.shift.{field}", f"a {strategy} step must be {bounds} of the fleet{of}: {fix}")]
 
 
 def _autoscaling_problems(deploy: dict[str, Any]) -> list[Problem]:
@@ -772,6 +773,20 @@ def _autoscaling_permissions(endpoints: list[str], configs: list[str]) -> Statem
         "aws-sdk:applicationautoscaling:deregisterScalableTarget": (scaling,),
         "aws-sdk:applicationautoscaling:putScalingPolicy": (scaling,),
     }
+
+
+def _strategy_preview(block: Block) -> str:
+    """The strategy, with its step: "canary 20 % then the rest, 60 s apart"."""
+    config = block.get("deployment_config", {})
+    routing = config.get("BlueGreenUpdatePolicy", {}).get("TrafficRoutingConfiguration", {})
+    rolling = config.get("RollingUpdatePolicy")
+    size = rolling["MaximumBatchSize"] if rolling else routing.get("CanarySize") or routing.get("LinearStepSize")
+    if size is None:
+        return str(block["strategy"])
+    step = f"{size['Value']} %" if size["Type"] == "CAPACITY_PERCENT" else f"{size['Value']} instance(s)"
+    wait = (rolling or routing)["WaitIntervalInSeconds"]
+    rest = " then the rest" if block["strategy"] == "canary" else " at a time"
+    return f"{block['strategy']} {step}{rest}, {wait} s apart"
 
 
 class Deploy(Stage):
@@ -897,7 +912,7 @@ class Deploy(Stage):
         scaling = block.get("autoscaling", {}).get("target")
         scaled = f", autoscaled {scaling['MinCapacity']}-{scaling['MaxCapacity']}" if scaling else ""
         return (
-            f"endpoint {block['endpoint_name']} ({block['strategy']}, {size}{scaled})"
+            f"endpoint {block['endpoint_name']} ({_strategy_preview(block)}, {size}{scaled})"
             f"{_smoke_test_preview(block.get('smoke_test'))}"
         )
 
