@@ -64,7 +64,8 @@ def test_an_async_endpoint_answers_under_the_deployments_bucket_unless_the_item_
                 "output": "s3://{bucket}/answers/",
                 "notify": {"success_topic": topic, "error_topic": topic},
                 "max_concurrent_invocations_per_instance": 4,
-            }
+            },
+            "stages.deploy.smoke_test": DELETE,  # it reads answers only from the default folder (below)
         },
     )
     config = deploy(chosen)["endpoint_config_request"]["AsyncInferenceConfig"]
@@ -326,3 +327,12 @@ def test_a_realtime_endpoint_may_track_a_metric_of_its_own_instead_of_invocation
     assert "one target" in refused(both)["stages.deploy.autoscaling.target_metric"]
     on_async = edited(ASYNC, {"stages.deploy.autoscaling.target_metric": metric})
     assert "target_backlog_per_instance" in refused(on_async)["stages.deploy.autoscaling.target_metric"]
+
+
+def test_an_async_endpoints_smoke_test_needs_the_answers_where_its_function_may_read_them() -> None:
+    elsewhere = edited(ASYNC, {"stages.deploy.async": {"output": "s3://{bucket}/answers/"}})
+    assert "may read answers only under" in refused(elsewhere)["stages.deploy.async.output"]
+    without_test = edited(elsewhere, {"stages.deploy.smoke_test": DELETE})
+    assert deploy(without_test)["endpoint_config_request"]["AsyncInferenceConfig"]["OutputConfig"]["S3OutputPath"] == (
+        f"s3://{EXAMPLE_SETTINGS.bucket}/answers/"
+    )

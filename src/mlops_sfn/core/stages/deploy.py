@@ -856,6 +856,22 @@ class Deploy(Stage):
             )
         return problems + _mode_problems(item, deploy) + _shift_problems(deploy) + _autoscaling_problems(deploy)
 
+    def check(self, block: Block, settings: Settings) -> list[Problem]:
+        """An async endpoint's smoke test reads its answer as the smoke-test function, which may read only
+        the pipeline's default answer folders (modules/state-machine: ReadAsyncAnswers)."""
+        test = block.get("smoke_test", {}).get("async")
+        if test is None:
+            return []
+        folder = str(test["input"]).split("/smoke-tests/")[0]  # s3://<bucket>/inference/<pipeline>
+        return [
+            Problem(
+                f"stages.deploy.async.{field}",
+                f"the smoke test may read answers only under {folder}/{default}/: remove {field} or the smoke test",
+            )
+            for field, default in (("output", "output"), ("failure_output", "failures"))
+            if not str(test[field]).startswith(f"{folder}/{default}/")
+        ]
+
     def reaches(self, block: Block) -> list[tuple[str, str]]:
         """The endpoint, the model the item names (the role's CreateEndpointConfig is scoped to the config,
         not to the model it serves, so the prefix is what keeps another team's model out), and the rollback
