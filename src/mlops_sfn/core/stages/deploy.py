@@ -55,11 +55,25 @@ def _variant(block: dict[str, Any], model: str) -> dict[str, Any]:
     }
 
 
+def scaling_target(endpoint: str) -> dict[str, str]:
+    """The endpoint's variant as Application Auto Scaling names a scalable target."""
+    return {
+        "ServiceNamespace": "sagemaker",
+        "ResourceId": f"endpoint/{endpoint}/variant/{VARIANT_NAME}",
+        "ScalableDimension": SCALABLE_DIMENSION,
+    }
+
+
+def inference_folder(bucket: str, pipeline: str) -> str:
+    """Where an async endpoint's answers, errors and smoke-test requests go by default."""
+    return f"s3://{bucket}/inference/{pipeline}"
+
+
 def _async_config(block: dict[str, Any], bucket: str, pipeline: str) -> dict[str, Any]:
     """AsyncInferenceConfig: where answers and errors go (by default under the deployment's bucket,
     which the SageMaker role may write), the topics told of them, the requests per instance."""
     wanted = block.get("async", {})
-    folder = f"s3://{bucket}/inference/{pipeline}"
+    folder = inference_folder(bucket, pipeline)
     output: dict[str, Any] = {
         "S3OutputPath": wanted.get("output", f"{folder}/output/"),
         "S3FailurePath": wanted.get("failure_output", f"{folder}/failures/"),
@@ -120,11 +134,7 @@ def _autoscaling(block: dict[str, Any], endpoint: str) -> dict[str, Any]:
     step policy and alarm that bring the first instance when requests wait ("Autoscale an asynchronous
     endpoint", SageMaker developer guide: HasBacklogWithoutCapacity)."""
     wanted, is_async = block["autoscaling"], block.get("mode") == "async"
-    target = {
-        "ServiceNamespace": "sagemaker",
-        "ResourceId": f"endpoint/{endpoint}/variant/{VARIANT_NAME}",
-        "ScalableDimension": SCALABLE_DIMENSION,
-    }
+    target = scaling_target(endpoint)
     tracking: dict[str, Any] = {
         "TargetValue": float(
             wanted.get(
@@ -206,11 +216,7 @@ def planned(item: Item, execution: str, name_prefix: str, bucket: str = "{bucket
         "strategy": block.get("strategy", "all_at_once"),
         # An update first removes the variant's autoscaling (SageMaker refuses an update that changes
         # the instance type of a variant it scales: "Update endpoints that use auto scaling").
-        "scaling_target": {
-            "ServiceNamespace": "sagemaker",
-            "ResourceId": f"endpoint/{endpoint}/variant/{VARIANT_NAME}",
-            "ScalableDimension": SCALABLE_DIMENSION,
-        },
+        "scaling_target": scaling_target(endpoint),
     }
     if "model_name" in block:  # a model the item names: held to the deployment's prefix (_reaches)
         result["model_name"] = block["model_name"]
@@ -231,7 +237,7 @@ def planned(item: Item, execution: str, name_prefix: str, bucket: str = "{bucket
         if result["mode"] == "async":  # asked through S3: the input written beside the answers
             output = config_request["AsyncInferenceConfig"]["OutputConfig"]
             result["smoke_test"]["async"] = {
-                "input": f"s3://{bucket}/inference/{pipeline}/smoke-tests/{execution}.in",
+                "input": f"{inference_folder(bucket, pipeline)}/smoke-tests/{execution}.in",
                 "output": output["S3OutputPath"],
                 "failure_output": output["S3FailurePath"],
             }
