@@ -28,6 +28,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ..core.stages.deploy import SCALING_ROLE, SCALING_SERVICE
 from .policy_evaluation import Policy, Request, decide, denied_message
 
 REFERENCE: dict[str, Any] = json.loads(resources.files(__package__).joinpath("iam_reference.json").read_text())[
@@ -217,8 +218,6 @@ def needed(resource_type: str, resource: str, params: dict[str, Any], region: st
 # roles for Application Auto Scaling"; checked on every registration here, where AWS checks it when
 # the role does not exist yet: never more permissive).
 _SCALED_ENDPOINT_ACTIONS = ("sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpointWeightsAndCapacities")
-SCALING_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
-SCALING_ROLE = f"aws-service-role/{SCALING_SERVICE}/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
 
 
 def scaling_calls(api: str, params: dict[str, Any], region: str, account: str) -> list[Call]:
@@ -237,8 +236,8 @@ def scaling_calls(api: str, params: dict[str, Any], region: str, account: str) -
     endpoint = rest.split("/", 1)[0]
     for needed_action in _SCALED_ENDPOINT_ACTIONS:
         calls += checked(needed_action, {}, region, account, EndpointName=endpoint)
-    role = {"iam:AWSServiceName": SCALING_SERVICE}
-    return [*calls, Call("iam:CreateServiceLinkedRole", f"arn:aws:iam::{account}:role/{SCALING_ROLE}", role)]
+    linked = SCALING_ROLE.replace("${partition}", "aws").replace("${account_id}", account)
+    return [*calls, Call("iam:CreateServiceLinkedRole", linked, {"iam:AWSServiceName": SCALING_SERVICE})]
 
 
 def _account(arn: str) -> str:
