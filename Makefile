@@ -51,8 +51,10 @@ $(GITLAB_CI_LOCAL): $(STAMP) .ci/gitlab-ci-local/package-lock.json
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/npm ci --prefix .ci/gitlab-ci-local --silent --no-audit --no-fund
 	touch $@
 
+# One worker per core (at most 4), each taking whole files, so a file's module fixtures (a local stack,
+# a Terraform apply) are built once; the slowest items are printed, to see where the time goes.
 test: $(STAMP) lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --numprocesses auto --maxprocesses 4 --dist loadfile --durations 15
 
 # The scheduled CI job: the newest releases the ranges allow (each package that moved is printed),
 # then the whole suite. What it changes in the locks is not for committing blindly: see make lock.
