@@ -17,6 +17,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from mlops_sfn.core import asl  # noqa: E402
 from mlops_sfn.core.asl import Builder  # noqa: E402
 from mlops_sfn.core.stages import STAGE, STAGES  # noqa: E402
 from mlops_sfn.local.harness import LocalRuns, RunReport  # noqa: E402
@@ -114,7 +115,7 @@ def main() -> list[tuple[str, str, str]]:
 def _deploy_states() -> set[str]:
     builder = Builder("Failed")
     STAGE["deploy"].states(builder, None)
-    return set(builder.states)
+    return set(asl.states({"States": builder.states}))  # a Map's processor states included
 
 
 DEPLOY_STATES = _deploy_states()
@@ -143,6 +144,15 @@ DEPLOYS = {
         "stages.deploy.shift": {"instance_count": 1, "wait_seconds": 60},
     },
     "realtime, autoscaled": {"stages.deploy.autoscaling": {"max": 4}},
+    "realtime, 2 scheduled": {
+        "stages.deploy.autoscaling": {
+            "max": 4,
+            "schedule": [
+                {"name": "mornings", "schedule": "cron(0 7 ? * MON-FRI *)", "min": 2},
+                {"name": "nights", "schedule": "cron(0 20 * * ? *)", "min": 1},
+            ],
+        }
+    },
     "serverless": {
         "stages.deploy.mode": "serverless",
         "stages.deploy.instance_type": None,

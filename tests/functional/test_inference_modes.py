@@ -70,6 +70,25 @@ def policies(local: LocalRuns, endpoint: str) -> list[str]:
     return sorted(policy["PolicyName"] for policy in found)
 
 
+def scheduled(local: LocalRuns, endpoint: str) -> dict[str, tuple[str, dict[str, int], str]]:
+    """Each scheduled action: its schedule, what it sets, and when it starts (UTC; "" for no start)."""
+    found = scaling(local).describe_scheduled_actions(
+        ServiceNamespace="sagemaker", ResourceId=f"endpoint/{endpoint}/variant/{VARIANT}"
+    )["ScheduledActions"]
+    return {
+        action["ScheduledActionName"]: (
+            action["Schedule"],
+            action["ScalableTargetAction"],
+            action["StartTime"].astimezone(UTC).isoformat() if "StartTime" in action else "",
+        )
+        for action in found
+    }
+
+
+MORNINGS = {"name": "weekday-mornings", "schedule": "cron(0 7 ? * MON-FRI *)", "timezone": "Europe/Paris", "min": 2}
+NIGHTS = {"name": "nights", "schedule": "cron(0 20 * * ? *)", "min": 1, "max": 2, "start": "2027-01-04T00:00:00Z"}
+
+
 def served(local: LocalRuns, endpoint: str) -> dict[str, Any]:
     config = local.sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
     described: dict[str, Any] = local.sagemaker.describe_endpoint_config(EndpointConfigName=config)
@@ -127,7 +146,7 @@ def test_an_async_endpoint_scaled_from_zero_gets_its_policies_and_the_alarm_that
 def test_autoscaling_is_registered_after_a_create_removed_before_each_update_and_registered_again(
     local: LocalRuns,
 ) -> None:
-    item = named(DEMO, "scaled", {"stages.deploy.autoscaling": {"min": 1, "max": 4}})
+    item = named(DEMO, "scaled", {"stages.deploy.autoscaling": {"min": 1, "max": 4, "schedule": [MORNINGS, NIGHTS]}})
     endpoint = "mlops-dev-scaled"
     first = local.run(item, answer="approve")
     assert first.status == "SUCCEEDED", (first.error, first.cause)
@@ -135,20 +154,33 @@ def test_autoscaling_is_registered_after_a_create_removed_before_each_update_and
     assert first.states.index("Register scalable target") > first.states.index("Check endpoint")
     assert [(t["MinCapacity"], t["MaxCapacity"]) for t in targets(local, endpoint)] == [(1, 4)]
     assert policies(local, endpoint) == [f"{endpoint}-invocations"]
+    assert first.states.count("Put scheduled action") == 2  # one at a time
+    assert scheduled(local, endpoint) == {
+        "weekday-mornings": ("cron(0 7 ? * MON-FRI *)", {"MinCapacity": 2}, ""),
+        "nights": ("cron(0 20 * * ? *)", {"MinCapacity": 1, "MaxCapacity": 2}, "2027-01-04T00:00:00+00:00"),
+    }
     # a blue/green update to a larger instance type: SageMaker would refuse it for a scaled variant, so the
     # run removes the autoscaling first, then registers it again on the new fleet
-    bigger = edited(item, {"stages.deploy.instance_type": "ml.m5.xlarge", "stages.deploy.autoscaling.max": 6})
+    bigger = edited(
+        item,
+        {
+            "stages.deploy.instance_type": "ml.m5.xlarge",
+            "stages.deploy.autoscaling.max": 6,
+            "stages.deploy.autoscaling.schedule": [MORNINGS],
+        },
+    )
     second = local.run(bigger, answer="approve")
     assert second.status == "SUCCEEDED", (second.error, second.cause)
     assert second.states.index("Remove autoscaling") < second.states.index("Update endpoint")
     assert [(t["MinCapacity"], t["MaxCapacity"]) for t in targets(local, endpoint)] == [(1, 6)]
+    assert list(scheduled(local, endpoint)) == ["weekday-mornings"]  # the item's schedule, none other left
     # a plain (all at once) update registers it again too
     plain = local.run(edited(bigger, {"stages.deploy.strategy": "all_at_once"}), answer="approve")
     assert plain.status == "SUCCEEDED" and "Register scalable target" in plain.states
     # an item without autoscaling leaves the endpoint without it
     unscaled = local.run(edited(bigger, {"stages.deploy.autoscaling": DELETE}), answer="approve")
     assert unscaled.status == "SUCCEEDED" and "Register scalable target" not in unscaled.states
-    assert targets(local, endpoint) == [] and policies(local, endpoint) == []
+    assert targets(local, endpoint) == [] and policies(local, endpoint) == [] and scheduled(local, endpoint) == {}
 
 
 @pytest.mark.parametrize(
@@ -255,10 +287,31 @@ def test_application_auto_scaling_refuses_what_needs_a_target_nobody_registered(
                 },
             },
         ),
+        ("put_scheduled_action", target | {"ScheduledActionName": "s", "Schedule": "rate(1 day)"}),
     ):
         with pytest.raises(ClientError) as raised:
             getattr(scaling(local), call)(**request)
         assert raised.value.response["Error"]["Code"] == "ObjectNotFoundException", call
+
+
+def test_application_auto_scaling_refuses_a_201st_scheduled_action_for_one_target(local: LocalRuns) -> None:
+    """ "Scheduled actions per scalable target: 200", not adjustable (Quotas for Application Auto Scaling)."""
+    target = {
+        "ServiceNamespace": "sagemaker",
+        "ResourceId": "endpoint/mlops-dev-busy/variant/AllTraffic",
+        "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+    }
+    client = scaling(local)
+    client.register_scalable_target(**target, MinCapacity=1, MaxCapacity=2)
+    action = {"Schedule": "rate(1 day)", "ScalableTargetAction": {"MinCapacity": 1}}
+    for number in range(200):
+        client.put_scheduled_action(**target, ScheduledActionName=f"action-{number}", **action)
+    client.put_scheduled_action(**target, ScheduledActionName="action-0", **action)  # changing one is no more
+    with pytest.raises(ClientError) as raised:
+        client.put_scheduled_action(**target, ScheduledActionName="action-200", **action)
+    assert raised.value.response["Error"]["Code"] == "LimitExceededException"
+    client.deregister_scalable_target(**target)
+    assert client.describe_scheduled_actions(ServiceNamespace="sagemaker")["ScheduledActions"] == []
 
 
 @pytest.mark.parametrize(
@@ -268,12 +321,14 @@ def test_application_auto_scaling_refuses_what_needs_a_target_nobody_registered(
         "sagemaker:UpdateEndpointWeightsAndCapacities",  # the target service's call, made as the role
         "iam:CreateServiceLinkedRole",
         "application-autoscaling:PutScalingPolicy",
+        "application-autoscaling:PutScheduledAction",
     ],
 )
 def test_each_permission_autoscaling_needs_is_checked_and_a_denied_one_fails_the_deploy(
     local: LocalRuns, denied: str
 ) -> None:
-    item = named(DEMO, f"denied-{denied.split(':')[1].lower()}", {"stages.deploy.autoscaling": {"max": 2}})
+    scaled = {"max": 2, "schedule": [NIGHTS]}
+    item = named(DEMO, f"denied-{denied.split(':')[1].lower()}", {"stages.deploy.autoscaling": scaled})
     report = local.run(item, answer="approve", deny=[denied])
     assert report.status == "FAILED" and report.stages["deploy"] == "failed"
     # Application Auto Scaling models no AccessDeniedException: the SDK integration names it as its service's

@@ -164,6 +164,9 @@ THROTTLE_PATHS = {
 }
 
 
+# An endpoint's autoscaling with a scheduled action: every state that registers it is entered.
+SCALED = {"max": 2, "schedule": [{"name": "nights", "schedule": "cron(0 20 * * ? *)", "max": 1}]}
+
 # name -> the runs, in order, in one local AWS: (item, options of LocalRuns.run)
 SCENARIOS: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
     "all stages, model from training": [(DEMO, {"answer": "approve"})],
@@ -245,9 +248,7 @@ SCENARIOS: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
     "spot capacity missed": [(edited(DEMO, {"stages.training.spot": True}), {"answer": "approve", "spot": "none"})],
     "segments: spot capacity missed": [(edited(segmented(), {"stages.training.spot": True}), {"spot": "none"})],
     # autoscaling registered after the create, removed before the update and registered again after it
-    "autoscaled endpoint created, then updated": [
-        (edited(alone("deploy"), {"stages.deploy.autoscaling": {"max": 2}}), {})
-    ]
+    "autoscaled endpoint created, then updated": [(edited(alone("deploy"), {"stages.deploy.autoscaling": SCALED}), {})]
     * 2,
     # an asynchronous endpoint scaled to zero: the step policy and alarm that bring its first instance
     "async endpoint scaled from zero": [
@@ -262,7 +263,8 @@ def throttled_runs(path: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """Runs along `path`, the last one with the first call of each API the path reaches throttled."""
     item = tuned() if path == "tuning" else cached(DEMO) if path == "cached stages" else DEMO
     if path == "an autoscaled endpoint":  # the deploy alone: the rest of the run reaches none of its APIs
-        item = edited(alone("deploy"), {"stages.deploy.mode": "async", "stages.deploy.autoscaling": {"max": 2}})
+        scaled = {"stages.deploy.mode": "async", "stages.deploy.autoscaling": SCALED}
+        item = edited(alone("deploy"), scaled)
     throttled = {"answer": "approve", "throttle": THROTTLE_PATHS[path]}
     if path in ("an endpoint and its schedule exist", "an autoscaled endpoint"):
         return [(item, {"answer": "approve"}), (item, throttled)]

@@ -172,6 +172,91 @@ def test_a_rolling_update_replaces_the_fleet_in_batches() -> None:
     assert block["max_checks"] * block["wait_seconds"] >= 4 * (3600 + 30)  # each batch provisioned in turn
 
 
+def test_scheduled_scaling_plans_one_scheduled_action_per_entry_on_the_variants_target() -> None:
+    schedule = [
+        {"name": "weekday-mornings", "schedule": "cron(0 7 ? * MON-FRI *)", "timezone": "Europe/Paris", "min": 3},
+        {
+            "name": "january",
+            "schedule": "rate(1 day)",
+            "max": 2,
+            "start": "2027-01-01T00:00:00Z",
+            "end": "2027-02-01T00:00:00Z",
+        },
+    ]
+    block = deploy(edited(DEMO, {"stages.deploy.autoscaling": {"max": 6, "schedule": schedule}}))
+    target = block["scaling_target"]
+    assert block["autoscaling"]["scheduled"] == [
+        target
+        | {
+            "ScheduledActionName": "weekday-mornings",
+            "Schedule": "cron(0 7 ? * MON-FRI *)",
+            "Timezone": "Europe/Paris",
+            "ScalableTargetAction": {"MinCapacity": 3},
+        },
+        target
+        | {
+            "ScheduledActionName": "january",
+            "Schedule": "rate(1 day)",
+            "StartTime": "2027-01-01T00:00:00Z",
+            "EndTime": "2027-02-01T00:00:00Z",
+            "ScalableTargetAction": {"MaxCapacity": 2},
+        },
+    ]
+    assert "autoscaled 1-6, 2 scheduled actions" in DEPLOY.preview(block)
+    assert "scheduled" not in deploy(edited(DEMO, {"stages.deploy.autoscaling": {"max": 6}}))["autoscaling"]
+
+
+def scheduled(**entry: Any) -> dict[str, Any]:
+    """The demo scaled with one scheduled action: the entry's fields over a valid one."""
+    action = {"name": "mornings", "schedule": "cron(0 7 * * ? *)", "min": 2} | entry
+    action = {field: value for field, value in action.items() if value is not DELETE}
+    return edited(DEMO, {"stages.deploy.autoscaling": {"max": 4, "schedule": [action]}})
+
+
+SCHEDULE = "stages.deploy.autoscaling.schedule[0]"
+
+
+@pytest.mark.parametrize(
+    ("item", "path", "words"),
+    [
+        (scheduled(min=DELETE), SCHEDULE, "neither min nor max"),
+        (scheduled(min=3, max=2), f"{SCHEDULE}.min", "above max 2"),
+        (scheduled(min=0), f"{SCHEDULE}.min", "only an async"),
+        (scheduled(schedule="at(2027-02-30T08:00:00)"), f"{SCHEDULE}.schedule", "names no date"),
+        (scheduled(schedule="cron(0 7 * * ?)"), f"{SCHEDULE}.schedule", "cron(minutes hours"),
+        (scheduled(schedule="rate(0 days)"), f"{SCHEDULE}.schedule", "rate(N"),
+        (scheduled(schedule="rate(1 week)"), f"{SCHEDULE}.schedule", "rate(N"),
+        (scheduled(name="a/b"), f"{SCHEDULE}.name", "none of : / |"),
+        (scheduled(timezone="Europe Paris"), f"{SCHEDULE}.timezone", "IANA"),
+        (scheduled(start="2027-01-01 00:00"), f"{SCHEDULE}.start", "yyyy-mm-ddThh:mm:ssZ"),
+        (scheduled(start="2027-13-01T00:00:00Z"), f"{SCHEDULE}.start", "names no date"),
+        (
+            scheduled(start="2027-02-01T00:00:00Z", end="2027-01-01T00:00:00Z"),
+            f"{SCHEDULE}.end",
+            "not after start",
+        ),
+        (
+            edited(
+                DEMO,
+                {
+                    "stages.deploy.autoscaling": {
+                        "max": 4,
+                        "schedule": [{"name": "x", "schedule": "rate(1 day)", "min": 1}] * 2,
+                    }
+                },
+            ),
+            "stages.deploy.autoscaling.schedule[1].name",
+            "names an earlier entry too",
+        ),
+    ],
+)
+def test_a_scheduled_action_aws_would_refuse_or_misread_is_refused_naming_its_field(
+    item: dict[str, Any], path: str, words: str
+) -> None:
+    problems = refused(item)
+    assert path in problems and words in problems[path], problems
+
+
 @pytest.mark.parametrize(
     ("item", "path", "words"),
     [
@@ -291,6 +376,7 @@ def test_the_role_may_scale_only_endpoint_variants_and_register_only_with_the_ta
     assert sorted(scaling["Action"]) == [
         "application-autoscaling:DeregisterScalableTarget",
         "application-autoscaling:PutScalingPolicy",
+        "application-autoscaling:PutScheduledAction",
         "application-autoscaling:RegisterScalableTarget",
     ]
     assert scaling["Condition"] == {

@@ -110,12 +110,15 @@ def test_an_independent_asl_validator_accepts_the_definition_and_catches_a_broke
 def test_every_transition_resolves_and_every_state_is_reachable(definition: dict[str, Any]) -> None:
     _check_scope(definition)
     all_states = asl.states(definition)
-    total = len(definition["States"]) + sum(
-        len(b["States"])
-        for s in definition["States"].values()
-        for b in [*s.get("Branches", []), *([s["ItemProcessor"]] if "ItemProcessor" in s else [])]
-    )
-    assert len(all_states) == total, "state names must be unique across the machine"
+
+    def count(states: dict[str, Any]) -> int:  # every state, at any depth of branches and processors
+        total = len(states)
+        for state in states.values():
+            inner = [*state.get("Branches", []), *([state["ItemProcessor"]] if "ItemProcessor" in state else [])]
+            total += sum(count(branch["States"]) for branch in inner)
+        return total
+
+    assert len(all_states) == count(definition["States"]), "state names must be unique across the machine"
 
 
 def test_every_sagemaker_task_retries_transient_errors_and_catches_to_the_failure_path(
@@ -206,7 +209,11 @@ def test_states_read_only_what_the_planner_writes(definition: dict[str, Any]) ->
     unmonitored["stages"]["monitoring"] = unmonitored["stages"]["monitoring"] | {"run": False}
     spot = edited(load_item(), {"stages.training.spot": True})
     # served asynchronously, scaled from zero: every autoscaling request planned
-    scaled = edited(load_item(), {"stages.deploy.mode": "async", "stages.deploy.autoscaling": {"max": 2}})
+    schedule = [{"name": "nights", "schedule": "cron(0 20 * * ? *)", "max": 1}]
+    scaled = edited(
+        load_item(),
+        {"stages.deploy.mode": "async", "stages.deploy.autoscaling": {"max": 2, "schedule": schedule}},
+    )
     items = (load_item(), tuned, unmonitored, spot, scaled)
     inputs = [plan_execution(item, SAMPLE_TRIGGER, EXAMPLE_SETTINGS) for item in items]
 
@@ -334,13 +341,24 @@ RETRIED = {
 
 
 def test_every_task_retries_what_aws_documents_as_transient_and_catches_the_rest(definition: dict[str, Any]) -> None:
+    # A task inside an inline Map cannot catch to a state outside it: its Map catches for it.
+    inline = {
+        inner: state
+        for state in asl.states(definition).values()
+        if state.get("ItemProcessor", {}).get("ProcessorConfig", {}).get("Mode") == "INLINE"
+        for inner in state["ItemProcessor"]["States"]
+    }
+    assert inline, "the deploy's scheduled actions are put from an inline Map"
+    # and its tasks count as the stage's its Map's catch records (status, logs, timings)
+    assert set(inline) <= set(asl.stage_tasks(definition)["deploy"])
     for name, state in asl.states(definition).items():
         if state["Type"] != "Task":
             continue
         kind = asl.integration(state["Resource"])
         retried = {error for retry in state["Retry"] if retry.get("MaxAttempts") != 0 for error in retry["ErrorEquals"]}
         assert retried == RETRIED[kind], (name, sorted(retried))
-        assert any(catch["ErrorEquals"] == ["States.ALL"] for catch in state["Catch"]), name
+        catches = inline.get(name, state)["Catch"]
+        assert any(catch["ErrorEquals"] == ["States.ALL"] for catch in catches), name
     approval = asl.states(definition)["Ask for approval"]
     never = [retry for retry in approval["Retry"] if retry.get("MaxAttempts") == 0]
     assert never == [{"ErrorEquals": ["Rejected", "States.Timeout"], "MaxAttempts": 0}]  # an answer is final

@@ -255,12 +255,16 @@ def renamed(states: dict[str, Any], prefix: str) -> dict[str, Any]:
 
 
 def stage_tasks(definition: dict[str, Any]) -> dict[str, list[str]]:
-    """Each stage's Task states, in definition order: those whose catch-all records a failure of that stage."""
+    """Each stage's Task states, in definition order: those whose catch-all records a failure of that
+    stage, and the tasks of an inline Map whose catch-all does (a catch cannot leave the Map)."""
     every = states(definition)
     found: dict[str, list[str]] = {}
     for name, state in every.items():
-        for catch in state.get("Catch", []) if state["Type"] == "Task" else []:
+        inline = state["Type"] == "Map" and state["ItemProcessor"].get("ProcessorConfig", {}).get("Mode") == "INLINE"
+        for catch in state.get("Catch", []) if state["Type"] == "Task" or inline else []:
             record = every[catch["Next"]].get("Parameters", {})
             if "States.ALL" in catch["ErrorEquals"] and "stage" in record:
-                found.setdefault(record["stage"], []).append(name)
+                inner = state["ItemProcessor"]["States"] if inline else {name: state}
+                tasks = [task for task, each in inner.items() if each["Type"] == "Task"]
+                found.setdefault(record["stage"], []).extend(tasks)
     return found

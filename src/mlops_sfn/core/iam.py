@@ -24,7 +24,8 @@ PACKAGES = [f"{SAGEMAKER}:model-package/{SCOPED}"]  # model-package/<group>/<ver
 # The endpoint's alarms start with its name, so with the prefix; alarms an item names must too.
 # (DescribeAlarms scoped narrower than "*" returns metric alarms only: CloudWatch API reference.)
 ALARMS = ["arn:${partition}:cloudwatch:${region}:${account_id}:alarm:" + SCOPED]
-READ_ALARMS = {"Sid": "ReadRollbackAlarms", "Actions": ["cloudwatch:DescribeAlarms"], "Resources": ALARMS}
+# Reading them shares the statement that writes them (one Sid, one resource: IAM's size quota).
+READ_ALARMS = {"Sid": "EndpointAlarms", "Actions": ["cloudwatch:DescribeAlarms"], "Resources": ALARMS}
 # Jobs, models and job definitions run as the SageMaker role, which the state machine passes.
 PASS_ROLE = {
     "Sid": "PassSageMakerRole",

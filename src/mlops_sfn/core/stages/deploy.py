@@ -7,6 +7,7 @@ endpoint config captures traffic for it.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .. import fanout, iam, monitoring, names, sagemaker_api
@@ -172,6 +173,8 @@ def _autoscaling(block: dict[str, Any], endpoint: str) -> dict[str, Any]:
             "TargetTrackingScalingPolicyConfiguration": tracking,
         },
     }
+    if "schedule" in wanted:
+        planned["scheduled"] = [_scheduled_action(entry, target) for entry in wanted["schedule"]]
     if is_async and least == 0:
         planned["scale_out"] = target | {
             "PolicyName": f"{endpoint}-scale-out-from-zero",
@@ -197,6 +200,16 @@ def _autoscaling(block: dict[str, Any], endpoint: str) -> dict[str, Any]:
             "TreatMissingData": "missing",
         }
     return planned
+
+
+def _scheduled_action(entry: dict[str, Any], target: dict[str, str]) -> dict[str, Any]:
+    """PutScheduledAction: at the entry's times, the target's min and max become the entry's."""
+    action = {key: entry[field] for field, key in (("min", "MinCapacity"), ("max", "MaxCapacity")) if field in entry}
+    request = target | {"ScheduledActionName": entry["name"], "Schedule": entry["schedule"]}
+    for field, key in (("timezone", "Timezone"), ("start", "StartTime"), ("end", "EndTime")):
+        if field in entry:
+            request[key] = entry[field]
+    return request | {"ScalableTargetAction": action}
 
 
 def planned(item: Item, execution: str, name_prefix: str, bucket: str = "{bucket}") -> dict[str, Any]:
@@ -412,8 +425,9 @@ def _autoscaling_states(b: Builder) -> None:
     its policies: DeregisterScalableTarget, Application Auto Scaling API reference): SageMaker refuses
     an update that changes the instance type of a variant it scales, and a deploy without autoscaling
     leaves none behind. After the endpoint is InService on the new config, the item's is registered
-    again: target, target-tracking policy, and for an async endpoint scaled to zero the step policy
-    and the alarm that bring its first instance."""
+    again: target, target-tracking policy, for an async endpoint scaled to zero the step policy
+    and the alarm that bring its first instance, then the scheduled actions (deregistering deletes
+    them too)."""
     b.add(
         "Remove autoscaling",
         {
@@ -451,7 +465,7 @@ def _autoscaling_states(b: Builder) -> None:
         result=None,
         then="Scales from zero?",
     )
-    b.when("Scales from zero?", f"{scaling}.scale_out", "Put scale-out policy", "Smoke test?")
+    b.when("Scales from zero?", f"{scaling}.scale_out", "Put scale-out policy", "Scheduled scaling?")
     b.call(
         "Put scale-out policy",
         "deploy",
@@ -472,7 +486,36 @@ def _autoscaling_states(b: Builder) -> None:
         parameters={f"{key}.$": f"{alarm}.{key}" for key in fields}
         | {"AlarmActions.$": "States.Array($.results.deploy.scale_out_policy.arn)"},
         result=None,
-        then="Smoke test?",
+        then="Scheduled scaling?",
+    )
+    b.when("Scheduled scaling?", f"{scaling}.scheduled", "Put scheduled actions", "Smoke test?")
+    put = f"{SDK}applicationautoscaling:putScheduledAction"
+    b.add(
+        "Put scheduled actions",
+        {
+            "Type": "Map",
+            "ItemsPath": f"{scaling}.scheduled",
+            # one at a time: Application Auto Scaling refuses concurrent changes to one target
+            # (ConcurrentUpdateException)
+            "MaxConcurrency": 1,
+            "ItemProcessor": {
+                "ProcessorConfig": {"Mode": "INLINE"},
+                "StartAt": "Put scheduled action",
+                "States": {
+                    "Put scheduled action": {
+                        "Type": "Task",
+                        "Resource": put,
+                        "ResultPath": None,
+                        "Retry": retry_for(put),
+                        "End": True,
+                    }
+                },
+            },
+            "ResultPath": None,
+            # a catch inside the processor cannot leave it: the Map's records the failure
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": b.recorder("deploy")}],
+            "Next": "Smoke test?",
+        },
     )
 
 
@@ -730,7 +773,44 @@ def _autoscaling_problems(deploy: dict[str, Any]) -> list[Problem]:
                 "stages.deploy.autoscaling.target_metric", "one target: remove it or target_invocations_per_instance"
             )
         )
+    return problems + _schedule_problems(wanted.get("schedule", []), is_async)
+
+
+def _schedule_problems(schedule: list[dict[str, Any]], is_async: bool) -> list[Problem]:
+    """What PutScheduledAction would refuse or get wrong, per entry: a name used twice (the second
+    would replace the first: "unique among all other scheduled actions on the specified scalable
+    target"), an action that changes nothing, min above max, zero instances outside async, an at()
+    that is no date, and a start after the end."""
+    problems, seen = [], set()
+    for index, entry in enumerate(schedule):
+        where = f"stages.deploy.autoscaling.schedule[{index}]"
+        if entry["name"] in seen:
+            problems.append(Problem(f"{where}.name", f"{entry['name']!r} names an earlier entry too: rename one"))
+        seen.add(entry["name"])
+        if "min" not in entry and "max" not in entry:
+            problems.append(Problem(where, "changes neither min nor max: set one or both"))
+        if entry.get("min", 0) > entry.get("max", entry.get("min", 0)):
+            problems.append(Problem(f"{where}.min", f"{entry['min']} is above max {entry['max']}: lower it"))
+        if entry.get("min") == 0 and not is_async:
+            problems.append(Problem(f"{where}.min", "only an async endpoint scales to zero: set 1 or more"))
+        when = entry["schedule"]
+        if when.startswith("at(") and _instant(when[3:-1]) is None:
+            problems.append(Problem(f"{where}.schedule", f"{when} names no date and time: fix it"))
+        start, end = _instant(entry.get("start", "")), _instant(entry.get("end", ""))
+        for field, instant in (("start", start), ("end", end)):
+            if field in entry and instant is None:
+                problems.append(Problem(f"{where}.{field}", f"{entry[field]} names no date and time: fix it"))
+        if start and end and start >= end:
+            problems.append(Problem(f"{where}.end", f"{entry['end']} is not after start {entry['start']}: move it"))
     return problems
+
+
+def _instant(text: str) -> datetime | None:
+    """The date and time `yyyy-mm-ddThh:mm:ss` (a trailing Z allowed) names, or None."""
+    try:
+        return datetime.strptime(text.removesuffix("Z"), "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return None
 
 
 # Application Auto Scaling's scalable targets have generated IDs in their ARNs, so the role's calls are
@@ -759,6 +839,7 @@ def _autoscaling_permissions(endpoints: list[str], configs: list[str]) -> Statem
             "application-autoscaling:RegisterScalableTarget",
             "application-autoscaling:DeregisterScalableTarget",
             "application-autoscaling:PutScalingPolicy",
+            "application-autoscaling:PutScheduledAction",
         ],
         "Resources": ["arn:${partition}:application-autoscaling:${region}:${account_id}:scalable-target/*"],
         "Condition": SCALING_CONDITION,
@@ -778,6 +859,7 @@ def _autoscaling_permissions(endpoints: list[str], configs: list[str]) -> Statem
         "aws-sdk:applicationautoscaling:registerScalableTarget": (scaling, target, config, linked),
         "aws-sdk:applicationautoscaling:deregisterScalableTarget": (scaling,),
         "aws-sdk:applicationautoscaling:putScalingPolicy": (scaling,),
+        "aws-sdk:applicationautoscaling:putScheduledAction": (scaling,),
     }
 
 
@@ -933,6 +1015,8 @@ class Deploy(Stage):
             size = f"async, {size}" if block.get("mode") == "async" else size
         scaling = block.get("autoscaling", {}).get("target")
         scaled = f", autoscaled {scaling['MinCapacity']}-{scaling['MaxCapacity']}" if scaling else ""
+        scheduled = len(block.get("autoscaling", {}).get("scheduled", []))
+        scaled += f", {scheduled} scheduled action{'s' * (scheduled > 1)}" if scheduled else ""
         return (
             f"endpoint {block['endpoint_name']} ({_strategy_preview(block)}, {size}{scaled})"
             f"{_smoke_test_preview(block.get('smoke_test'))}"
