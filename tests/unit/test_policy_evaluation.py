@@ -157,6 +157,60 @@ KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab
 DEFAULT_KEY_POLICY = allow("kms:*", "*", Principal={"AWS": f"arn:aws:iam::{ACCOUNT}:root"})
 
 
+# --- Across accounts ("Cross-account policy evaluation logic") -----------------------------------------
+
+PRODUCTION = "444455556666"  # the account that serves: its role asks for what the development account owns
+SERVING_ROLE = f"arn:aws:iam::{PRODUCTION}:role/mlops-prod-pipeline"
+PACKAGE = f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:model-package/mlops-dev-group/3"
+
+
+@pytest.mark.parametrize("trusted", [PRODUCTION, f"arn:aws:iam::{PRODUCTION}:root", SERVING_ROLE])
+def test_across_accounts_both_the_callers_policy_and_the_owners_resource_policy_must_allow(trusted: str) -> None:
+    # "the principal must be allowed by an identity-based policy in the requesting account AND a
+    # resource-based policy in the account that owns the resource": naming the caller's account is trust
+    ask = request("sagemaker:DescribeModelPackage", PACKAGE, principal=SERVING_ROLE)
+    iam = [allow("sagemaker:DescribeModelPackage", PACKAGE)]
+    group_policy = [allow("sagemaker:DescribeModelPackage", PACKAGE, Principal={"AWS": trusted})]
+    assert decide(ask, identity=iam, resource=group_policy).allowed
+    # either side alone is not enough
+    decision = decide(ask, identity=iam)
+    assert decision == Decision(False, f"no resource-based policy of account {ACCOUNT} allows it from another account")
+    decision = decide(ask, resource=group_policy)
+    assert decision == Decision(False, "no identity-based policy allows the sagemaker:DescribeModelPackage action")
+    # a deny on either side wins
+    assert not decide(ask, identity=[*iam, deny("sagemaker:*")], resource=group_policy).allowed
+    denying = [*group_policy, deny("sagemaker:DescribeModelPackage", PACKAGE, Principal={"AWS": PRODUCTION})]
+    assert not decide(ask, identity=iam, resource=denying).allowed
+
+
+def test_across_accounts_a_policy_trusting_another_account_does_not_trust_the_caller() -> None:
+    ask = request("sagemaker:DescribeModelPackage", PACKAGE, principal=SERVING_ROLE)
+    other = [allow("sagemaker:DescribeModelPackage", PACKAGE, Principal={"AWS": "777788889999"})]
+    assert not decide(ask, identity=[allow("sagemaker:*")], resource=other).allowed
+
+
+def test_across_accounts_a_bucket_is_owned_by_the_account_the_caller_names() -> None:
+    # an S3 ARN names no account: the bucket's owner is passed; a role of another account needs the
+    # bucket's policy, and within the owner's account its identity policy is enough as before
+    read = request("s3:GetObject", f"{BUCKET}/models/model.tar.gz", principal=SERVING_ROLE)
+    iam = [allow("s3:GetObject", f"{BUCKET}/*")]
+    assert not decide(read, identity=iam, owner=ACCOUNT).allowed
+    bucket_policy = [allow("s3:GetObject", f"{BUCKET}/models/*", Principal={"AWS": SERVING_ROLE})]
+    assert decide(read, identity=iam, resource=bucket_policy, owner=ACCOUNT).allowed
+    assert decide(read, identity=iam, owner=PRODUCTION).allowed
+
+
+def test_across_accounts_a_kms_key_needs_its_key_policy_and_the_callers_policy() -> None:
+    # KMS developer guide, "Allowing users in other accounts to use a KMS key": the key policy must
+    # give the external account (or principal) permission, and that account's IAM policies must allow
+    use = request("kms:Decrypt", KEY, principal=SERVING_ROLE)
+    iam = [allow("kms:Decrypt", KEY)]
+    assert not decide(use, identity=iam, resource=[DEFAULT_KEY_POLICY], key_policy=True).allowed
+    external = allow("kms:Decrypt", "*", Principal={"AWS": f"arn:aws:iam::{PRODUCTION}:root"})
+    assert decide(use, identity=iam, resource=[DEFAULT_KEY_POLICY, external], key_policy=True).allowed
+    assert not decide(use, resource=[DEFAULT_KEY_POLICY, external], key_policy=True).allowed
+
+
 def test_a_kms_key_policy_must_allow_before_an_iam_policy_counts() -> None:
     # KMS developer guide, "Key policies in AWS KMS": without permission from the key policy, IAM policies
     # that allow have no effect; with the default key policy they do; the key policy may name the caller.

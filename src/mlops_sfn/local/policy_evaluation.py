@@ -13,6 +13,14 @@ A KMS key is the exception to 4: "unless the key policy explicitly allows it, yo
 policies to allow access to a KMS key" (KMS developer guide, "Key policies in AWS KMS"), so with
 `key_policy=True` an identity policy counts only when the key policy names the caller's account.
 
+Across accounts (IAM user guide, "Cross-account policy evaluation logic"): when the resource belongs
+to another account than the caller (the resource ARN's account, or `owner` for an ARN without one,
+such as an S3 bucket's), "the principal must be allowed by an identity-based policy in the
+requesting account AND a resource-based policy in the account that owns the resource". A resource
+policy naming the caller's account counts then: it is how one account trusts another. Explicit
+denies, the caller's guardrails and boundary apply as within one account. A service principal has
+no account: its requests are decided within the resource's.
+
 A statement applies when its Action (or NotAction; case-insensitive), Resource (or NotResource;
 case-sensitive), Principal (or NotPrincipal; resource policies) and every Condition hold ("IAM JSON
 policy elements"). In a Condition every operator and every key must hold and any one value of a key
@@ -21,8 +29,8 @@ matches; a key absent from the request fails the operator, except a negated one 
 `?`; ArnLike and ArnEquals compare each of an ARN's six parts on its own.
 
 Not modelled, and refused rather than guessed (NotImplementedError names it): policy variables
-(`${aws:username}`), the Date, IP address and Binary operators, requests across accounts, and
-session policies.
+(`${aws:username}`), the Date, IP address and Binary operators, and session policies; resource
+control policies of the owning account are not modelled either.
 """
 
 from __future__ import annotations
@@ -58,9 +66,10 @@ def decide(
     boundary: Policy | None = None,
     guardrails: Iterable[Policy] = (),
     key_policy: bool = False,
+    owner: str | None = None,
 ) -> Decision:
-    """Allow or deny `request`, and why, as IAM would within one account; `resource` is a KMS key's
-    policy when `key_policy`."""
+    """Allow or deny `request`, and why, as IAM would; `resource` is a KMS key's policy when
+    `key_policy`; `owner` is the account of a resource whose ARN names none (an S3 bucket's)."""
     identity, resource, guardrails = list(identity), list(resource), list(guardrails)
     layers = [("identity", identity, False), ("resource", resource, True), ("guardrail", guardrails, False)]
     layers += [("boundary", [boundary], False)] if boundary is not None else []
@@ -71,6 +80,9 @@ def decide(
     for guardrail in guardrails:
         if not _matching([guardrail], request, "Allow", False):
             return Decision(False, "no guardrail (service control policy) statement allows it")
+    caller, owning = _account_of(request.principal), owner or _account_of(request.resource)
+    if caller and owning and caller != owning:
+        return _across_accounts(request, identity, resource, boundary, owning)
     allowing = _matching(resource, request, "Allow", True, named_only=True)
     if allowing:
         return Decision(True, f"allowed by the resource policy's statement {allowing}")
@@ -83,6 +95,30 @@ def decide(
         return Decision(True, f"allowed by the identity policy's statement {allowing}")
     kind = "identity-based or resource-based" if identity or not resource else "resource-based"
     return Decision(False, f"no {kind} policy allows the {request.action} action")
+
+
+def _across_accounts(
+    request: Request, identity: list[Policy], resource: list[Policy], boundary: Policy | None, owning: str
+) -> Decision:
+    """Both sides must allow: the caller's identity policies (within its boundary) and the owner's
+    resource policy, naming the caller or its account."""
+    trusting = _matching(resource, request, "Allow", True)
+    if not trusting:
+        return Decision(False, f"no resource-based policy of account {owning} allows it from another account")
+    if boundary is not None and not _matching([boundary], request, "Allow", False):
+        return Decision(False, "no permissions boundary statement allows it")
+    allowing = _matching(identity, request, "Allow", False)
+    if not allowing:
+        return Decision(False, f"no identity-based policy allows the {request.action} action")
+    return Decision(
+        True, f"allowed by the identity policy's statement {allowing} and the resource policy's statement {trusting}"
+    )
+
+
+def _account_of(arn: str) -> str:
+    """The account an ARN names ("" for a service principal, or an ARN without one such as S3's)."""
+    parts = arn.split(":")
+    return parts[4] if len(parts) > 5 and parts[0] == "arn" and parts[4].isdigit() else ""
 
 
 def denied_message(request: Request, decision: Decision) -> str:
