@@ -59,6 +59,25 @@ def edited(item: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+# A package of the example deployment's account, region and prefix (core.settings.EXAMPLE_SETTINGS).
+PACKAGE = "arn:aws:sagemaker:us-east-1:123456789012:model-package/mlops-dev-served/1"
+TRAINS = ("preprocessing", "training", "tuning", "evaluation", "register", "approval")
+
+
+def serving_package(item: dict[str, Any], package: str = PACKAGE) -> dict[str, Any]:
+    """The item serving a registered package: nothing trained, evaluated or registered, the model
+    created from the package, then batch transform and deploy as the item has them."""
+    return edited(
+        item,
+        {
+            **{f"stages.{stage}.run": False for stage in TRAINS if stage in item["stages"]},
+            "quality_gate": DELETE,
+            "stages.create_model.model_package": package,
+            "stages.create_model.request": DELETE,  # the package's containers, as registered
+        },
+    )
+
+
 @pytest.fixture
 def demo_item() -> dict[str, Any]:
     return load_item()

@@ -30,7 +30,7 @@ from mlops_sfn.local.policy_evaluation import Request, decide
 from mlops_sfn.local.sagemaker import FAILABLE
 from mlops_sfn.operate import rerun, runs
 from mlops_sfn.tools import policy, statemachine
-from tests.conftest import DELETE, edited, load_item
+from tests.conftest import DELETE, edited, load_item, serving_package
 
 pytestmark = pytest.mark.functional
 
@@ -156,6 +156,8 @@ def throttle_path(api: str) -> str:
         return "an autoscaled endpoint"
     if api in ("sagemaker:deleteMonitoringSchedule", "cloudwatch:deleteAlarms"):
         return "monitoring switched off"
+    if api == "sagemaker:describeModelPackage":
+        return "a registered package"
     return "a first run"
 
 
@@ -164,6 +166,11 @@ THROTTLE_PATHS = {
 }
 
 
+# The first package a fresh local AWS registers in the demo's group, served by a model of its own.
+FROM_PACKAGE = serving_package(
+    with_stages(DEMO, {"create_model"}),
+    "arn:aws:sagemaker:us-east-1:123456789012:model-package/mlops-dev-cal-house-price/1",
+)
 # An endpoint's autoscaling with a scheduled action: every state that registers it is entered.
 SCALED = {"max": 2, "schedule": [{"name": "nights", "schedule": "cron(0 20 * * ? *)", "max": 1}]}
 
@@ -254,6 +261,9 @@ SCENARIOS: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
     "async endpoint scaled from zero": [
         (edited(alone("deploy"), {"stages.deploy.mode": "async", "stages.deploy.autoscaling": {"max": 2}}), {})
     ],
+    # the package the first run registered, served as registered once read Approved; rejected, not served
+    "a registered package served": [(alone("approval"), {"answer": "approve"}), (FROM_PACKAGE, {})],
+    "a rejected package not served": [(alone("approval"), {"answer": "reject"}), (FROM_PACKAGE, {})],
     # the summary function may not be invoked: the run goes on without it
     "segments: summary refused": [(edited(segmented(), {"quality_gate": DELETE}), {"deny": ["lambda:InvokeFunction"]})],
 }
@@ -268,6 +278,8 @@ def throttled_runs(path: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     throttled = {"answer": "approve", "throttle": THROTTLE_PATHS[path]}
     if path in ("an endpoint and its schedule exist", "an autoscaled endpoint"):
         return [(item, {"answer": "approve"}), (item, throttled)]
+    if path == "a registered package":  # registered by a first run, then served
+        return [(alone("approval"), {"answer": "approve"}), (FROM_PACKAGE, throttled)]
     if path == "a failed endpoint":
         return [(item, {"answer": "approve", "endpoint": "failed"}), (item, throttled)]
     if path == "monitoring switched off":

@@ -18,7 +18,7 @@ from mlops_sfn.core.settings import EXAMPLE_SETTINGS
 from mlops_sfn.core.stages import STAGES
 from mlops_sfn.core.stages.quality_gate import evaluate
 from mlops_sfn.tools import statemachine
-from tests.conftest import edited, load_item
+from tests.conftest import edited, load_item, serving_package
 
 VARIABLES = {
     "notification_topic_arn": "arn:aws:sns:us-east-1:123456789012:mlops-notifications",
@@ -214,7 +214,8 @@ def test_states_read_only_what_the_planner_writes(definition: dict[str, Any]) ->
         load_item(),
         {"stages.deploy.mode": "async", "stages.deploy.autoscaling": {"max": 2, "schedule": schedule}},
     )
-    items = (load_item(), tuned, unmonitored, spot, scaled)
+    packaged = serving_package(load_item())
+    items = (load_item(), tuned, unmonitored, spot, scaled, packaged)
     inputs = [plan_execution(item, SAMPLE_TRIGGER, EXAMPLE_SETTINGS) for item in items]
 
     def found(execution_input: dict[str, Any], keys: list[str]) -> bool:

@@ -21,6 +21,7 @@ SCOPED = "${sagemaker_name_prefix}*"  # items name endpoints and groups inside t
 ENDPOINTS = [f"{SAGEMAKER}:endpoint/{SCOPED}"]
 GROUPS = [f"{SAGEMAKER}:model-package-group/{SCOPED}"]
 PACKAGES = [f"{SAGEMAKER}:model-package/{SCOPED}"]  # model-package/<group>/<version>
+PACKAGES_SID = "ModelPackages"  # reading and approving the deployment's packages: one statement
 # The endpoint's alarms start with its name, so with the prefix; alarms an item names must too.
 # (DescribeAlarms scoped narrower than "*" returns metric alarms only: CloudWatch API reference.)
 ALARMS = ["arn:${partition}:cloudwatch:${region}:${account_id}:alarm:" + SCOPED]

@@ -135,10 +135,16 @@ def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
         yield path, value
 
 
+def _planned(item: dict[str, Any], path: str) -> bool:
+    """Whether the string at `path` is planned: not in the block of a stage that does not run."""
+    parts = path.split(".")
+    return not (len(parts) > 1 and parts[0] == "stages" and parts[1] in STAGES and not runs(item, parts[1]))
+
+
 def _check_placeholders(item: dict[str, Any]) -> list[Problem]:
     problems = []
     allowed = ", ".join("{" + name + "}" for name in PLACEHOLDERS)
-    has_model = bool(model_sources(item))
+    has_model = bool(model_sources(item)) and model_sources(item) != ["model_package"]
     for path, text in _strings(item, ""):
         used = sagemaker_api.PLACEHOLDER.findall(text)
         segment = [name for name in used if name.partition(".")[0] == fanout.SEGMENT]
@@ -147,11 +153,12 @@ def _check_placeholders(item: dict[str, Any]) -> list[Problem]:
             problems.append(Problem(path, f"unknown placeholder {{{unknown[0]}}}; allowed: {allowed}"))
         elif segment and (why := fanout.placeholder_problem(item, path, segment[0])):
             problems.append(Problem(path, why))
-        elif "model_data_url" in used and not has_model:
+        elif "model_data_url" in used and not has_model and _planned(item, path):
             problems.append(
                 Problem(
                     path,
-                    "{model_data_url} needs a model: run training or tuning, or set stages.create_model.model_data_url",
+                    "{model_data_url} needs a model whose data is known before the run: run training or tuning, or"
+                    " set stages.create_model.model_data_url (a model package's is read only when the run starts)",
                 )
             )
     return problems
@@ -207,7 +214,8 @@ def _check_rules(item: dict[str, Any]) -> list[Problem]:
             problems.append(
                 Problem(
                     "stages.create_model.model_data_url",
-                    "is required when neither training nor tuning runs: the s3:// URI of a model.tar.gz",
+                    "is required when neither training nor tuning runs: the s3:// URI of a model.tar.gz (or set"
+                    " model_package to a registered package's ARN)",
                 )
             )
         elif len(sources) > 1:
@@ -215,7 +223,7 @@ def _check_rules(item: dict[str, Any]) -> list[Problem]:
                 Problem(
                     "stages.create_model",
                     f"the model would come from {' and '.join(sources)}; it comes from one source only: "
-                    "switch one off (or remove model_data_url)",
+                    "switch one off (or remove model_data_url or model_package)",
                 )
             )
     elif runs(item, "tuning") and runs(item, "training") and runs(item, "register"):

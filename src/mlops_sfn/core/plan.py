@@ -291,7 +291,7 @@ def _placeholder_values(item: dict[str, Any], trigger: Trigger, settings: Settin
         "image": settings.default_image_uri,
     }
     sources = model_sources(item)
-    if sources:
+    if sources and sources[0] != "model_package":  # a package's model data is read when the run reads it
         values["model_data_url"] = fill(stages.model_data_url(item, sources[0], execution), values)
     return values
 

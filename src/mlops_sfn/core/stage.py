@@ -241,10 +241,11 @@ def runs(item: Item, stage: str) -> bool:
 
 
 def model_sources(item: Item) -> list[str]:
-    """Where the model comes from: the running training or tuning stage, or a model data URL."""
+    """Where the model comes from: the running training or tuning stage, a model data URL, or a
+    registered model package (whose model data is known only when the run reads the package)."""
     sources = [stage for stage in ("training", "tuning") if runs(item, stage)]
-    if item["stages"].get("create_model", {}).get("model_data_url"):
-        sources.append("model_data_url")
+    block = item["stages"].get("create_model", {})
+    sources += [field for field in ("model_data_url", "model_package") if block.get(field)]
     return sources
 
 

@@ -45,7 +45,16 @@ from botocore.exceptions import ClientError
 from ..core import monitoring, names
 from . import analyzer, callers
 from . import capture as data_capture
-from .sagemaker import JOBS, JobError, JobResult, data_failure, not_downloadable, put, served_container
+from .sagemaker import (
+    JOBS,
+    JobError,
+    JobResult,
+    data_failure,
+    not_downloadable,
+    package_containers,
+    put,
+    served_container,
+)
 from .worker import Worker, WorkerError
 
 CONTAINER_ROOT = "/opt/ml/"
@@ -355,6 +364,7 @@ class ScriptJobs:
         read through `s3` (a transform job's, acting as the model's role) or the runner's own client."""
         s3 = s3 or self.client("s3")
         container = model.get("PrimaryContainer") or model["Containers"][0]
+        container = package_containers(self.client("sagemaker"), [container])[0]
         environment = container.get("Environment", {})
         program, submit = environment.get("SAGEMAKER_PROGRAM"), environment.get("SAGEMAKER_SUBMIT_DIRECTORY")
         if not program or not submit or "ModelDataUrl" not in container:

@@ -765,6 +765,20 @@ def _trained(record: Any, statuses: list[str], seconds: int, spot: bool) -> None
     record.billable_time_in_seconds = math.ceil(seconds * LOCAL_SPOT_BILLED) if spot else seconds
 
 
+def package_containers(sagemaker: Any, containers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The containers a model serves: one naming a model package (ContainerDefinition.ModelPackageName,
+    "The name or Amazon Resource Name (ARN) of the model package to use to create the model") is the
+    package's inference containers, its image, model data and environment as registered."""
+    served: list[dict[str, Any]] = []
+    for container in containers:
+        if "ModelPackageName" not in container:
+            served.append(container)
+            continue
+        package = sagemaker.describe_model_package(ModelPackageName=container["ModelPackageName"])
+        served += package["InferenceSpecification"]["Containers"]
+    return served
+
+
 class NotServed(Error, LookupError):
     """An invocation the endpoint's model cannot serve (InvokeEndpoint's ValidationError)."""
 

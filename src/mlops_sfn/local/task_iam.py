@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from . import resource_policies, task_permissions
+from .sagemaker import package_containers
 
 if TYPE_CHECKING:
     from .integrations import Local
@@ -77,6 +78,10 @@ def model_data_problem(local: Local, request: dict[str, Any], region: str) -> st
     role = str(request.get("ExecutionRoleArn", ""))
     s3 = as_job_role(local, {"RoleArn": role}, region) or boto3.client("s3", region_name=region)
     containers = [request["PrimaryContainer"]] if "PrimaryContainer" in request else request.get("Containers", [])
+    try:  # a package's containers: its model data is read as the model's role too
+        containers = package_containers(boto3.client("sagemaker", region_name=region), containers)
+    except ClientError as error:  # SageMaker's own answer for a package it cannot find
+        return str(error.response.get("Error", {}).get("Message", error))
     # A MultiModel container's ModelDataUrl is a prefix: SageMaker reads <prefix><TargetModel> when an
     # invocation asks for it ("Invoke a Multi-Model Endpoint", SageMaker developer guide), not now.
     single = [c for c in containers if c.get("Mode", "SingleModel") == "SingleModel"]

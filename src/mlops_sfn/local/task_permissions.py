@@ -177,6 +177,8 @@ def needed(resource_type: str, resource: str, params: dict[str, Any], region: st
     if resource_type in ("sagemaker", "aws-sdk:sagemaker"):
         if api == "updateModelPackage":  # the request names the package by its ARN
             return [Call(action, str(params.get("ModelPackageArn", "")), {})]
+        if api == "describeModelPackage" and str(params.get("ModelPackageName", "")).startswith("arn:"):
+            return [Call(action, str(params["ModelPackageName"]), {})]  # "The name or Amazon Resource Name"
         calls = checked(action, params, region, account)
         if pattern == "sync":
             noun = api.removeprefix("create")

@@ -20,7 +20,7 @@ from ..checkout import ROOT
 from ..core.asl import DYNAMODB, LAMBDA, Builder, choice, renamed, retry_for
 from ..core.contract import DEFINITION_VARIABLES
 from ..core.fanout import SERVED_AFTER, STAGE_NAME
-from ..core.stages import SERVING, STAGE, STAGES, WATCHING
+from ..core.stages import SERVING, STAGE, STAGES, WATCHING, create_model
 
 TEMPLATE = ROOT / "statemachine" / "pipeline.asl.json"
 
@@ -103,6 +103,13 @@ def _stages(b: Builder) -> None:
         b.add(_run(stage), choice(stage, entry, follows[stage], reused=follows[stage]))
     # A run that serves its segments' models ($.fanout.models) runs its segments before the model of them.
     b.states[_run(SERVED_AFTER[0])]["Choices"].insert(0, {"And": _segments_pending("models"), "Next": "Segments"})
+    # A model served from a registered package is read Approved first, in the same Choice (no transition
+    # more for any other run); a rerun that reuses the model reads nothing.
+    creates = b.states[_run("create_model")]["Choices"]
+    package = {"Variable": "$.stages.create_model.package", "IsPresent": True}
+    entry = create_model.package_states(b, creates[-1]["Next"])
+    runs = {key: value for key, value in creates[-1].items() if key != "Next"}  # $.run.create_model is true
+    creates.insert(len(creates) - 1, {"And": [runs, package], "Next": entry})
 
 
 def _segments_pending(field: str) -> list[dict[str, Any]]:

@@ -76,7 +76,7 @@ class Approval(Stage):
                 iam.statement("AskForApproval", ["sns:Publish"], ["${approval_topic_arn}"]),
             ),
             "aws-sdk:sagemaker:updateModelPackage": (
-                iam.statement("ApproveOrReject", ["sagemaker:UpdateModelPackage"], iam.PACKAGES),
+                iam.statement(iam.PACKAGES_SID, ["sagemaker:UpdateModelPackage"], iam.PACKAGES),
             ),
         }
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .. import fanout, iam
-from ..asl import SAGEMAKER, Builder
+from ..asl import SAGEMAKER, SDK, Builder
 from ..problems import Problem
-from ..stage import Block, Item, Made, Stage, Statements, Where, model_sources
+from ..stage import Block, Item, Made, Stage, Statements, Where, model_sources, runs
 from .shared import MODEL_TAG, add_model_data, model_request
 
 if TYPE_CHECKING:
@@ -28,6 +28,9 @@ class CreateModel(Stage):
 
     def plan(self, item: Item, execution: str, settings: Settings) -> Block:
         request = self.request(item, execution)
+        package = item["stages"]["create_model"].get("model_package")
+        if package:  # served as registered, once the run has read it Approved (package_states)
+            return {"request": request, "model_source": "model_package", "package": package}
         add_model_data([request["PrimaryContainer"]] if "PrimaryContainer" in request else request["Containers"])
         if fanout.serves(item):  # every segment's model behind one endpoint: {model_data_url} is their prefix
             request["PrimaryContainer"]["Mode"] = "MultiModel"
@@ -35,13 +38,57 @@ class CreateModel(Stage):
         return {"request": request, "model_source": model_sources(item)[0]}
 
     def rules(self, item: Item) -> list[Problem]:
-        own = item["stages"].get("create_model", {}).get("request", {})
-        if "ModelDataUrl" not in own.get("PrimaryContainer", {}):
+        block = item["stages"].get("create_model", {})
+        own = block.get("request", {})
+        problems = []
+        if "ModelDataUrl" in own.get("PrimaryContainer", {}):
+            problems.append(
+                Problem(
+                    "stages.create_model.request.PrimaryContainer.ModelDataUrl",
+                    "set stages.create_model.model_data_url instead, so the rules about the model's source apply",
+                )
+            )
+        if not block.get("model_package"):
+            return problems
+        for field in ("PrimaryContainer", "Containers"):
+            if field in own:
+                problems.append(
+                    Problem(
+                        f"stages.create_model.request.{field}",
+                        "a model package brings its own containers, as registered: remove it (or model_package)",
+                    )
+                )
+        if runs(item, "register"):
+            problems.append(Problem("stages.register", "the model package is registered already: switch register off"))
+        if fanout.segments(item) or item.get("fanout"):
+            problems.append(
+                Problem(
+                    "stages.create_model.model_package",
+                    "a fanned-out run serves each segment's own model: remove it, or the fanout",
+                )
+            )
+        return problems
+
+    def reaches(self, block: Block) -> list[tuple[str, str]]:
+        """A package's group: the role may read only the deployment's packages (iam.PACKAGES)."""
+        package = block.get("package")
+        return [("stages.create_model.model_package", package.split("/")[-2])] if package else []
+
+    def check(self, block: Block, settings: Settings) -> list[Problem]:
+        """A package of this deployment's account and region: the role's policy names no other."""
+        package = block.get("package")
+        if not package:
+            return []
+        region, account = package.split(":")[3:5]
+        role = settings.sagemaker_role_arn.split(":")
+        own = role[4] if len(role) > 4 else ""
+        if (region, account) == (settings.region, own):
             return []
         return [
             Problem(
-                "stages.create_model.request.PrimaryContainer.ModelDataUrl",
-                "set stages.create_model.model_data_url instead, so the rules about the model's source apply",
+                "stages.create_model.model_package",
+                f"is in account {account}, {region}; this deployment serves packages of account {own},"
+                f" {settings.region}: name one registered there",
             )
         ]
 
@@ -61,7 +108,10 @@ class CreateModel(Stage):
             "sagemaker:createModel": (
                 iam.statement("CreateModel", ["sagemaker:CreateModel", *iam.TAGGING], iam.named(self)),
                 iam.PASS_ROLE,
-            )
+            ),
+            "aws-sdk:sagemaker:describeModelPackage": (
+                iam.statement(iam.PACKAGES_SID, ["sagemaker:DescribeModelPackage"], iam.PACKAGES),
+            ),
         }
 
     def made(self, block: Block, result: dict[str, Any] | None = None) -> list[Made]:
@@ -77,6 +127,36 @@ class CreateModel(Stage):
 
     def report(self, result: dict[str, Any], block: Block, where: Where) -> str:
         return str(result.get("model_arn", ""))
+
+
+def package_states(b: Builder, then: str) -> str:
+    """A model served from a registered package: the package is read when the run reaches it, and
+    only an Approved one goes on to `then` (an event or a command that named it proves nothing: it
+    may have been rejected since). Not in a segment: the item rules refuse a package there."""
+    b.call(
+        "Check model package",
+        CreateModel.name,
+        f"{SDK}sagemaker:describeModelPackage",
+        parameters={"ModelPackageName.$": "$.stages.create_model.package"},
+        selector={"arn.$": "$.ModelPackageArn", "status.$": "$.ModelApprovalStatus"},
+        result="$.results.model_package",
+        then="Package approved?",
+    )
+    b.when(
+        "Package approved?",
+        "$.results.model_package.status",
+        then,
+        "Model package not approved",
+        test={"StringEquals": "Approved"},
+    )
+    b.fail(
+        "Model package not approved",
+        CreateModel.name,
+        "ModelPackageNotApproved",
+        "States.Format('model package {} is {}, not Approved: nothing was created; approve it, or serve an"
+        " approved one', $.results.model_package.arn, $.results.model_package.status)",
+    )
+    return "Check model package"
 
 
 STAGE = CreateModel()

@@ -19,8 +19,11 @@ def model_name(item: Item, execution: str) -> str:
 
 
 def model_request(item: Item) -> dict[str, Any]:
-    """CreateModel's framework request: the default image, the item's model data URL when it names one."""
+    """CreateModel's framework request: the default image, the item's model data URL when it names one;
+    a model package's containers as registered (CreateModel's ContainerDefinition.ModelPackageName)."""
     block = item.get("stages", {}).get("create_model", {})
+    if block.get("model_package"):
+        return {"ExecutionRoleArn": "{role_arn}", "Containers": [{"ModelPackageName": block["model_package"]}]}
     container: dict[str, Any] = {"Image": "{image}"}
     if block.get("model_data_url"):
         container["ModelDataUrl"] = block["model_data_url"]
@@ -32,7 +35,8 @@ def model_request(item: Item) -> dict[str, Any]:
 def add_model_data(containers: list[dict[str, Any]]) -> None:
     """Containers without a ModelDataUrl serve the run's model (its URL is known before the run starts)."""
     for container in containers:
-        container.setdefault("ModelDataUrl", "{model_data_url}")
+        if "ModelPackageName" not in container:  # a package's model data is the package's
+            container.setdefault("ModelDataUrl", "{model_data_url}")
 
 
 def endpoint_name(item: Item, name_prefix: str) -> str:
