@@ -577,6 +577,51 @@ def test_a_serverless_endpoint_serves_the_same_uploaded_model_and_is_invoked_lik
     assert 0.0 < float(smoke["head"]) < 6.0  # InvokeEndpoint, answered by the model
 
 
+def test_promote_serves_the_approved_package_the_demo_registered_and_refuses_it_once_rejected(
+    first: DemoResult, stack: deployment.Deployment, outputs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pipeline that serves a registered package (put in the table, as a team adds one): promote
+    --dry-run shows the package and the run and starts nothing; promote serves it through the router,
+    the model created from the package as the state machine's role; a package rejected since is
+    refused before anything starts, and a run that reads it rejected serves nothing."""
+    package = first.output["results"]["register"]["model_package_arn"]
+    pipeline, endpoint = "demo-dev-serve-package", "mlops-dev-promoted"
+    served = json.loads((ITEMS / "demo-dev-deploy-existing-model.json").read_text())
+    served |= {"consumption_pipeline_name": pipeline, "description": "Serves an approved package."}
+    del served["trigger"]
+    served["stages"]["create_model"] = {"run": True, "model_package": package}
+    served["stages"]["deploy"]["endpoint_name"] = endpoint
+    dynamodb, table = stack.client("dynamodb"), stack.outputs["table_name"]
+    dynamodb.put_item(TableName=table, Item=dynamodb_json.to_typed(served))
+    sfn, machine = stack.client("stepfunctions"), stack.outputs["state_machine_arn"]
+    before = len(sfn.list_executions(stateMachineArn=machine)["executions"])
+    promote = ["promote", package, "--pipeline", pipeline, "--to", str(outputs)]
+
+    assert cli.main([*promote, "--dry-run"]) == 0
+    shown = capsys.readouterr().out
+    assert f"package:    {package}" in shown and "approval:   Approved" in shown
+    assert "create_model" in shown and f"endpoint {endpoint} (all_at_once" in shown
+    assert len(sfn.list_executions(stateMachineArn=machine)["executions"]) == before  # nothing started
+
+    assert cli.main([*promote, "--wait"]) == 0, capsys.readouterr()
+    assert "SUCCEEDED" in capsys.readouterr().out
+    sagemaker = stack.client("sagemaker")
+    config = sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
+    model = sagemaker.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"][0]["ModelName"]
+    assert sagemaker.describe_model(ModelName=model)["Containers"] == [{"ModelPackageName": package}]
+
+    sagemaker.update_model_package(ModelPackageArn=package, ModelApprovalStatus="Rejected")
+    try:
+        assert cli.main(promote) == 1
+        assert f"{package} is Rejected, not Approved" in capsys.readouterr().err
+        # the item itself still names it: a run started otherwise reads it rejected and serves nothing
+        assert cli.main(["run", pipeline, "--wait", "--outputs", str(outputs)]) == 1
+        assert "create_model.ModelPackageNotApproved" in capsys.readouterr().out
+    finally:
+        sagemaker.update_model_package(ModelPackageArn=package, ModelApprovalStatus="Approved")
+    assert sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"] == config
+
+
 # Before the failing script's test below: it leaves a broken train.py under the item's prefix.
 
 

@@ -15,10 +15,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..checkout import ROOT
 from ..core.problems import Error
-from . import approval, importing, items, local, logs, plan, prices, replay, runs, smoke, tooling, validate
+from . import approval, importing, items, local, logs, plan, prices, promote, replay, runs, smoke, tooling, validate
 from .common import INTERRUPTED, INVALID, UsageError
 
-COMMANDS = (validate, plan, importing, local, runs, logs, items, replay, approval, smoke, prices, tooling)
+COMMANDS = (validate, plan, importing, local, runs, logs, items, replay, approval, promote, smoke, prices, tooling)
 
 
 def parser() -> argparse.ArgumentParser:
