@@ -159,6 +159,7 @@ module "router" {
   sagemaker_name_prefix      = local.sagemaker_prefix
   image_repository_arns      = local.image_repository_arns
   data_buckets               = var.data_buckets
+  model_consumer_accounts    = var.model_consumer_accounts
   deployment_tags            = local.tags
   required_tags              = var.required_tags
   alarm_topic_arn            = module.notifications.notification_topic_arn

@@ -84,6 +84,11 @@ output "data_buckets" {
   value       = var.data_buckets
 }
 
+output "model_consumer_accounts" {
+  description = "Accounts each model package group a run registers in is shared with (validate --outputs plans the same policy)."
+  value       = var.model_consumer_accounts
+}
+
 output "kms_key_arn" {
   description = "The customer-managed KMS key, if any: the only key items may name (validate --outputs)."
   value       = var.kms_key_arn

@@ -142,6 +142,17 @@ variable "data_buckets" {
   }
 }
 
+variable "model_consumer_accounts" {
+  description = "Accounts (12 digits) that serve the models this deployment trains and registers, e.g. production: each model package group a run registers in gets a resource policy that lets them read its packages (DescribeModelPackageGroup, DescribeModelPackage, ListModelPackages), and nothing else."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for account in var.model_consumer_accounts : can(regex("^[0-9]{12}$", account))])
+    error_message = "The model_consumer_accounts must be 12-digit account IDs, e.g. \"444455556666\"."
+  }
+}
+
 variable "kms_key_arn" {
   description = "Customer-managed KMS key for the bucket, table, topics, queue and logs; null uses AWS-managed encryption. It must exist before the deployment with the policy modules/key-policy computes (output kms_key_policy): CloudWatch Logs, alarms and EventBridge use it."
   type        = string

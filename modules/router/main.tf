@@ -20,6 +20,8 @@ locals {
     # What a run's resources are tagged with besides the run's own, and what every item must tag.
     deployment_tags = jsonencode(var.deployment_tags)
     required_tags   = join(",", var.required_tags)
+    # Accounts each package group a run registers in is shared with (register's group policy).
+    model_consumer_accounts = join(",", var.model_consumer_accounts)
     # Returning batchItemFailures to a mapping without ReportBatchItemFailures would delete failed records.
     report_batch_item_failures = var.report_batch_item_failures ? "true" : "false"
     ledger_table_name          = var.ledger_table_name

@@ -94,6 +94,12 @@ variable "data_buckets" {
   default     = []
 }
 
+variable "model_consumer_accounts" {
+  description = "Accounts that serve this deployment's model packages: each package group a run registers in is shared with them."
+  type        = list(string)
+  default     = []
+}
+
 variable "deployment_tags" {
   description = "Tags every resource a run creates carries besides the run's own (the router puts them in its requests)."
   type        = map(string)

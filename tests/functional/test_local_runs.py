@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from mlops_sfn.core.plan import plan_execution, plan_run
 from mlops_sfn.core.stages import CACHEABLE, CATALOG, SERVING, STAGE, STAGES
 from mlops_sfn.core.triggers import Drift, Manual
 from mlops_sfn.local import task_permissions
-from mlops_sfn.local.harness import THROTTLEABLE, LocalRuns, RunReport
+from mlops_sfn.local.harness import SETTINGS, THROTTLEABLE, LocalRuns, RunReport
 from mlops_sfn.local.policy_evaluation import Request, decide
 from mlops_sfn.local.sagemaker import FAILABLE
 from mlops_sfn.operate import rerun, runs
@@ -158,6 +158,8 @@ def throttle_path(api: str) -> str:
         return "monitoring switched off"
     if api == "sagemaker:describeModelPackage":
         return "a registered package"
+    if api == "sagemaker:putModelPackageGroupPolicy":
+        return "groups shared"
     return "a first run"
 
 
@@ -264,6 +266,9 @@ SCENARIOS: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
     # the package the first run registered, served as registered once read Approved; rejected, not served
     "a registered package served": [(alone("approval"), {"answer": "approve"}), (FROM_PACKAGE, {})],
     "a rejected package not served": [(alone("approval"), {"answer": "reject"}), (FROM_PACKAGE, {})],
+    # a deployment whose models another account serves: each group registered in is shared with it
+    "package groups shared": [(DEMO, {"answer": "approve"})],
+    "segments: package groups shared": [(segmented(), {})],
     # the summary function may not be invoked: the run goes on without it
     "segments: summary refused": [(edited(segmented(), {"quality_gate": DELETE}), {"deny": ["lambda:InvokeFunction"]})],
 }
@@ -278,6 +283,8 @@ def throttled_runs(path: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     throttled = {"answer": "approve", "throttle": THROTTLE_PATHS[path]}
     if path in ("an endpoint and its schedule exist", "an autoscaled endpoint"):
         return [(item, {"answer": "approve"}), (item, throttled)]
+    if path == "groups shared":  # a deployment whose models another account serves (SCENARIO_SETTINGS)
+        return [(alone("register"), throttled)]
     if path == "a registered package":  # registered by a first run, then served
         return [(alone("approval"), {"answer": "approve"}), (FROM_PACKAGE, throttled)]
     if path == "a failed endpoint":
@@ -325,9 +332,17 @@ class Outcome:
         return found
 
 
+# Scenarios of a deployment set up otherwise than the local default.
+SHARING = replace(SETTINGS, model_consumer_accounts="444455556666")
+SCENARIO_SETTINGS = {
+    name: SHARING
+    for name in ("package groups shared", "segments: package groups shared", "throttled once: groups shared")
+}
+
+
 @cache
 def scenario(name: str) -> Outcome:
-    with LocalRuns() as local:
+    with LocalRuns(SCENARIO_SETTINGS.get(name, SETTINGS)) as local:
         local.sagemaker.create_model(
             ModelName=EXISTING_MODEL,
             ExecutionRoleArn=local.settings.sagemaker_role_arn,

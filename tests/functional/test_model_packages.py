@@ -4,12 +4,16 @@ is served; a rejected, pending or unreadable one fails the run before anything i
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from mlops_sfn.core.stages import STAGES
+from mlops_sfn.local import task_permissions
 from mlops_sfn.local.harness import LocalRuns
-from tests.conftest import edited, load_item, serving_package
+from tests.conftest import DELETE, edited, load_item, serving_package
 
 pytestmark = pytest.mark.functional
 
@@ -69,3 +73,44 @@ def test_a_role_that_may_not_read_the_package_serves_nothing(local: LocalRuns, p
     report = local.run(served(package, f"{ENDPOINT}-unread"), deny=["sagemaker:DescribeModelPackage"])
     assert report.status == "FAILED" and report.stages["create_model"] == "failed"
     assert "sagemaker:DescribeModelPackage" in report.cause and "Create model" not in report.states
+
+
+CONSUMER = "444455556666"  # the account that serves this deployment's models
+
+
+def test_a_deployment_with_consumer_accounts_shares_each_group_a_run_registers_in(local: LocalRuns) -> None:
+    """model_consumer_accounts: the run puts the group's resource policy after creating the group, and
+    the local IAM decides a consumer's request on the group's packages with it (both sides must allow:
+    "Cross-account policy evaluation logic"); another account's is refused, and so is one the
+    consumer's own policy does not allow."""
+    sharing = LocalRuns(replace(local.settings, model_consumer_accounts=CONSUMER))
+    item = edited(
+        load_item(),
+        {
+            **{f"stages.{stage}.run": stage == "register" for stage in STAGES},
+            "quality_gate": DELETE,
+            "stages.create_model.model_data_url": "s3://{bucket}/models/existing/model.tar.gz",
+        },
+    )
+    with sharing:
+        report = sharing.run(item)
+        assert report.status == "SUCCEEDED", (report.error, report.cause)
+        assert report.states.index("Register model") < report.states.index("Share model package group")
+        package = report.results["register"]["model_package_arn"]
+        group = package.split("/")[1]
+        policy = json.loads(
+            sharing.sagemaker.get_model_package_group_policy(ModelPackageGroupName=group)["ResourcePolicy"]
+        )
+        assert {s["Sid"]: s["Principal"] for s in policy["Statement"]} == {
+            "ConsumersReadGroup": {"AWS": [f"arn:aws:iam::{CONSUMER}:root"]},
+            "ConsumersReadPackages": {"AWS": [f"arn:aws:iam::{CONSUMER}:root"]},
+        }
+        read = [task_permissions.Call("sagemaker:DescribeModelPackage", package, {})]
+        allows = [
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sagemaker:*", "Resource": "*"}]}
+        ]
+        serving = f"arn:aws:iam::{CONSUMER}:role/mlops-prod-pipeline"
+        assert task_permissions.refusal(serving, read, allows, []) is None
+        assert "no identity-based policy allows" in str(task_permissions.refusal(serving, read, [], []))
+        other = "arn:aws:iam::777788889999:role/mlops-other-pipeline"
+        assert "no resource-based policy of account" in str(task_permissions.refusal(other, read, allows, []))

@@ -202,6 +202,7 @@ def test_the_router_is_deployed_with_the_environment_it_reads(deployed: Deployme
             # the root's tags with its own, for what each run creates (Terraform's jsonencode sorts keys)
             "deployment_tags": '{"mlops-sfn:environment":"dev","team":"ml-platform"}',
             "required_tags": "",  # none required
+            "model_consumer_accounts": "",  # its packages are served where they are trained
             "report_batch_item_failures": "false",  # the framework wires no SQS source
             "ledger_table_name": deployed.outputs["run_ledger_table_name"],
         }

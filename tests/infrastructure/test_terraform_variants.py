@@ -23,6 +23,7 @@ from tests.infrastructure.test_terraform_apply import EXTRA_SCHEDULE
 
 pytestmark = pytest.mark.terraform
 
+CONSUMER = "444455556666"  # the account that serves what this deployment registers
 EXISTING_BUCKET = "team-owned-ml-bucket"
 DATA_BUCKET = "team-datasets"  # read by runs, declared in data_buckets
 
@@ -57,6 +58,7 @@ def variant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Variant]:
                 "schedules": EXTRA_SCHEDULE,
                 "data_buckets": [DATA_BUCKET],
                 "required_tags": ["cost-center"],
+                "model_consumer_accounts": [CONSUMER],
             },
         )
         tf = apply(root, server)
@@ -228,3 +230,6 @@ def test_a_declared_data_bucket_is_readable_by_jobs_and_known_to_the_router(vari
     # required_tags: the router and validate --outputs refuse an item without them
     assert environment[contract.ROUTER_ENVIRONMENT["required_tags"]] == "cost-center"
     assert settings.required_tag_keys() == ["cost-center"]
+    # model_consumer_accounts: the router plans each group's policy for them, and so does validate --outputs
+    assert environment[contract.ROUTER_ENVIRONMENT["model_consumer_accounts"]] == CONSUMER
+    assert settings.consumer_accounts() == [CONSUMER]

@@ -3,6 +3,8 @@ and what the role may do with packages."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -95,3 +97,58 @@ def test_the_role_reads_and_approves_only_the_deployments_packages_in_one_statem
     assert packages["Resource"] == [
         "arn:${partition}:sagemaker:${region}:${account_id}:model-package/${sagemaker_name_prefix}*"
     ]
+
+
+def test_a_deployment_with_consumer_accounts_plans_each_groups_resource_policy_for_them() -> None:
+    sharing = replace(EXAMPLE_SETTINGS, model_consumer_accounts="444455556666, 777788889999")
+    block = plan_execution(load_item(), SAMPLE_TRIGGER, sharing)["stages"]["register"]
+    group = block["request"]["ModelPackageGroupName"]
+    request = block["group_policy_request"]
+    assert request["ModelPackageGroupName"] == group
+    shared = json.loads(request["ResourcePolicy"])
+    readers = {"AWS": ["arn:aws:iam::444455556666:root", "arn:aws:iam::777788889999:root"]}
+    assert shared["Statement"] == [
+        {
+            "Sid": "ConsumersReadGroup",
+            "Effect": "Allow",
+            "Principal": readers,
+            "Action": ["sagemaker:DescribeModelPackageGroup"],
+            "Resource": f"arn:aws:sagemaker:us-east-1:123456789012:model-package-group/{group}",
+        },
+        {
+            "Sid": "ConsumersReadPackages",
+            "Effect": "Allow",
+            "Principal": readers,
+            "Action": ["sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages"],
+            "Resource": f"arn:aws:sagemaker:us-east-1:123456789012:model-package/{group}/*",
+        },
+    ]
+    # without consumers nothing is shared; the role may put a policy on the deployment's groups only
+    assert (
+        "group_policy_request"
+        not in plan_execution(load_item(), SAMPLE_TRIGGER, EXAMPLE_SETTINGS)["stages"]["register"]
+    )
+    statements = {statement["Sid"]: statement for statement in policy.build()["Statement"]}
+    assert "sagemaker:PutModelPackageGroupPolicy" in statements["CreateModelPackageGroup"]["Action"]
+    assert statements["CreateModelPackageGroup"]["Resource"] == [
+        "arn:${partition}:sagemaker:${region}:${account_id}:model-package-group/${sagemaker_name_prefix}*"
+    ]
+
+
+def test_consumer_accounts_reach_planning_from_the_routers_environment_and_the_roots_outputs() -> None:
+    from mlops_sfn.core.settings import Settings
+
+    environ = {var: "x" for var in ("ARTIFACT_BUCKET", "SAGEMAKER_ROLE_ARN", "DEFAULT_IMAGE_URI")}
+    environ |= {"SAGEMAKER_NAME_PREFIX": "p-", "IMAGE_REPOSITORY_ARNS": "r", "AWS_REGION": "us-east-1"}
+    environ["MODEL_CONSUMER_ACCOUNTS"] = "444455556666,777788889999"
+    assert Settings.from_environment(environ).consumer_accounts() == ["444455556666", "777788889999"]
+    outputs = {
+        "bucket_name": "b",
+        "sagemaker_role_arn": "arn:aws:iam::123456789012:role/r",
+        "image_uri": "i",
+        "sagemaker_name_prefix": "p-",
+        "image_repository_arns": ["r"],
+        "region": "us-east-1",
+        "model_consumer_accounts": {"type": ["list", "string"], "value": ["444455556666"], "sensitive": False},
+    }
+    assert Settings.from_outputs(outputs).consumer_accounts() == ["444455556666"]

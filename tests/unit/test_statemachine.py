@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import re
 import subprocess
@@ -217,6 +218,9 @@ def test_states_read_only_what_the_planner_writes(definition: dict[str, Any]) ->
     packaged = serving_package(load_item())
     items = (load_item(), tuned, unmonitored, spot, scaled, packaged)
     inputs = [plan_execution(item, SAMPLE_TRIGGER, EXAMPLE_SETTINGS) for item in items]
+    # a deployment whose models another account serves: its groups are shared
+    sharing = dataclasses.replace(EXAMPLE_SETTINGS, model_consumer_accounts="444455556666")
+    inputs.append(plan_execution(load_item(), SAMPLE_TRIGGER, sharing))
 
     def found(execution_input: dict[str, Any], keys: list[str]) -> bool:
         node: Any = execution_input

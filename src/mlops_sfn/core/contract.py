@@ -31,6 +31,7 @@ ROUTER_ENVIRONMENT = {
     "kms_key_arn": "KMS_KEY_ARN",
     "deployment_tags": "DEPLOYMENT_TAGS",
     "required_tags": "REQUIRED_TAGS",
+    "model_consumer_accounts": "MODEL_CONSUMER_ACCOUNTS",
     "report_batch_item_failures": "REPORT_BATCH_ITEM_FAILURES",
     "ledger_table_name": "LEDGER_TABLE",
 }

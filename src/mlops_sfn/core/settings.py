@@ -26,10 +26,11 @@ _FROM_TERRAFORM = (
     "kms_key_arn",
     "deployment_tags",
     "required_tags",
+    "model_consumer_accounts",
 )
 SETTINGS_ENVIRONMENT = {field: ROUTER_ENVIRONMENT[field] for field in _FROM_TERRAFORM} | {"region": "AWS_REGION"}
 # Settings a deployment may leave empty (no extra data bucket, no customer-managed key, no tags).
-OPTIONAL_SETTINGS = ("data_buckets", "kms_key_arn", "deployment_tags", "required_tags")
+OPTIONAL_SETTINGS = ("data_buckets", "kms_key_arn", "deployment_tags", "required_tags", "model_consumer_accounts")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,9 @@ class Settings:
     deployment_tags: str = ""
     # Comma-separated tag keys every item must set (root variable required_tags).
     required_tags: str = ""
+    # Comma-separated accounts that serve this deployment's model packages (root variable
+    # model_consumer_accounts): each package group a run registers in is shared with them.
+    model_consumer_accounts: str = ""
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None, fallback: Settings | None = None) -> Settings:
@@ -83,7 +87,8 @@ class Settings:
         if missing:
             raise KeyError(", ".join(missing))
         found: dict[str, Any] = {field: values.get(name) or "" for field, name in TERRAFORM_OUTPUTS.items()}
-        for listed in ("image_repository_arns", "data_buckets", "required_tags"):  # lists, joined as in the environment
+        listed_outputs = ("image_repository_arns", "data_buckets", "required_tags", "model_consumer_accounts")
+        for listed in listed_outputs:  # lists, joined as in the environment
             if not isinstance(found[listed], str):
                 found[listed] = ",".join(found[listed])
         if not isinstance(found["deployment_tags"], str):  # a map in Terraform, JSON as in the environment
@@ -99,6 +104,9 @@ class Settings:
 
     def required_tag_keys(self) -> list[str]:
         return [key.strip() for key in self.required_tags.split(",") if key.strip()]
+
+    def consumer_accounts(self) -> list[str]:
+        return [account.strip() for account in self.model_consumer_accounts.split(",") if account.strip()]
 
 
 def parse_tags(text: str) -> dict[str, str]:
@@ -121,6 +129,7 @@ TERRAFORM_OUTPUTS = {
     "kms_key_arn": "kms_key_arn",
     "deployment_tags": "deployment_tags",
     "required_tags": "required_tags",
+    "model_consumer_accounts": "model_consumer_accounts",
 }
 
 # Used by `plan` and `validate` when the environment does not name a deployment.

@@ -67,7 +67,16 @@ from .motoport import (
     retrier_decl,
     state_task_factory,
 )
-from .sagemaker import ACTIONS, JOBS, JobFailed, LocalSageMaker, client_error, install_multi_model, install_tags
+from .sagemaker import (
+    ACTIONS,
+    JOBS,
+    JobFailed,
+    LocalSageMaker,
+    client_error,
+    install_group_policies,
+    install_multi_model,
+    install_tags,
+)
 
 # SageMaker errors Step Functions names after the SDK's exception classes; the rest are AmazonSageMakerException.
 _MODELED_ERRORS = {"ResourceLimitExceeded", "ResourceInUse", "ResourceNotFound", "ConflictException"}
@@ -446,6 +455,7 @@ def _patch() -> None:
     _UNINSTALL.append(monitor.install())
     _UNINSTALL.append(quotas.install())  # ListServiceQuotas, which moto lacks
     _UNINSTALL.append(install_tags())  # ListTags for every kind a run creates
+    _UNINSTALL.append(install_group_policies())  # a package group's resource policy, which moto lacks
     _UNINSTALL.append(autoscaling.install())  # a scalable target's absence refused as AWS refuses it
     _UNINSTALL.append(install_multi_model())  # InvokeEndpoint's TargetModel on a multi-model endpoint
     limits.patch()

@@ -727,6 +727,88 @@ def install_tags() -> Callable[[], None]:
     return uninstall
 
 
+def _group_of(self: Any) -> tuple[Any, str]:
+    """The backend and the existing group a request names (ValidationException, as DeleteModelPackageGroup's)."""
+    from .motoport import JsonRESTError
+
+    backend = self.sagemaker_backend
+    name = str(self._get_param("ModelPackageGroupName")).rsplit("/", 1)[-1]
+    if name not in backend.model_package_groups:
+        raise JsonRESTError("ValidationException", f"ModelPackageGroup {name} does not exist.")
+    return backend, name
+
+
+# A group's resource policy (moto has none): PutModelPackageGroupPolicy sets it, Get reads it, Delete
+# removes it (SageMaker API reference). Kept on the account's backend (a reset forgets it with the
+# groups); the local IAM decides a request on the group or its packages from another account with it.
+
+
+def _policies(backend: Any) -> dict[str, str]:
+    found: dict[str, str] = backend.__dict__.setdefault("model_package_group_policies", {})
+    return found
+
+
+def _put_model_package_group_policy(self: Any) -> Any:
+    backend, name = _group_of(self)
+    _policies(backend)[name] = str(self._get_param("ResourcePolicy"))
+    return json.dumps({"ModelPackageGroupArn": backend.model_package_groups[name].arn})
+
+
+def _get_model_package_group_policy(self: Any) -> Any:
+    from .motoport import JsonRESTError
+
+    backend, name = _group_of(self)
+    if name not in _policies(backend):
+        raise JsonRESTError("ValidationException", f"Cannot find resource policy for ModelPackageGroup {name}.")
+    return json.dumps({"ResourcePolicy": _policies(backend)[name]})
+
+
+def _delete_model_package_group_policy(self: Any) -> Any:
+    from .motoport import EmptyResult
+
+    backend, name = _group_of(self)
+    _policies(backend).pop(name, None)
+    return EmptyResult()
+
+
+def group_policy(arn: str) -> dict[str, Any] | None:
+    """The resource policy of the group a model package or group ARN is in, or None."""
+    from .motoport import sagemaker_backends
+
+    parts = arn.split(":")
+    if len(parts) < 6 or not parts[5].startswith(("model-package/", "model-package-group/")):
+        return None
+    group = parts[5].split("/")[1]
+    policies = _policies(sagemaker_backends[parts[4]][parts[3]])
+    found = [text for name, text in policies.items() if name.lower() == group]
+    return json.loads(found[0]) if found else None
+
+
+GROUP_POLICY_API = {
+    "put_model_package_group_policy": _put_model_package_group_policy,
+    "get_model_package_group_policy": _get_model_package_group_policy,
+    "delete_model_package_group_policy": _delete_model_package_group_policy,
+}
+
+
+def install_group_policies() -> Callable[[], None]:
+    """A run's register stage shares its group (in-process runs and the local stack alike)."""
+    from .motoport import SageMakerResponse
+
+    kept = {name: getattr(SageMakerResponse, name, None) for name in GROUP_POLICY_API}
+    for name, method in GROUP_POLICY_API.items():
+        setattr(SageMakerResponse, name, method)
+
+    def uninstall() -> None:
+        for name, method in kept.items():
+            if method is None:
+                delattr(SageMakerResponse, name)
+            else:
+                setattr(SageMakerResponse, name, method)
+
+    return uninstall
+
+
 REGISTRY_API = {
     "delete_model_package": _delete_model_package,
     "delete_model_package_group": _delete_model_package_group,

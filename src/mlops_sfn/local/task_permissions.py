@@ -30,6 +30,7 @@ from botocore.exceptions import ClientError
 
 from ..core.stages.deploy import SCALING_ROLE, SCALING_SERVICE
 from .policy_evaluation import Policy, Request, decide, denied_message
+from .sagemaker import group_policy
 
 REFERENCE: dict[str, Any] = json.loads(resources.files(__package__).joinpath("iam_reference.json").read_text())[
     "actions"
@@ -257,6 +258,8 @@ def refusal(role: str, calls: Iterable[Call], policies: Sequence[Policy], guardr
         if call.action.startswith("s3:"):
             resource = bucket_policies(call.resource, _account(role))
             context = {"aws:SecureTransport": "true", **context}
+        elif call.action.startswith("sagemaker:") and (shared := group_policy(call.resource)) is not None:
+            resource = [shared]  # a model package group's resource policy (PutModelPackageGroupPolicy)
         request = Request(role, call.action, call.resource, context)
         decision = decide(request, identity=policies, resource=resource, guardrails=guardrails)
         if not decision.allowed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from .. import iam, names
@@ -59,7 +60,12 @@ class Register(Stage):
         add_model_data(request.get("InferenceSpecification", {}).get("Containers", []))
         # the group, made by the first run that registers in it: its tags are its packages' (tags.py)
         group = {"ModelPackageGroupName": request["ModelPackageGroupName"]}
-        return {"request": request, "group_request": group, "model_source": model_sources(item)[0]}
+        block = {"request": request, "group_request": group, "model_source": model_sources(item)[0]}
+        consumers = settings.consumer_accounts()
+        if consumers:  # the accounts that serve this deployment's models may read the group's packages
+            policy = group_policy(request["ModelPackageGroupName"], consumers, settings)
+            block["group_policy_request"] = group | {"ResourcePolicy": json.dumps(policy, separators=(",", ":"))}
+        return block
 
     def requests(self, block: Block) -> list[tuple[str, dict[str, Any]]]:
         return [("CreateModelPackageGroup", block["group_request"]), *super().requests(block)]
@@ -78,6 +84,7 @@ class Register(Stage):
                 "Next": "Register model",
             },
         )
+        assert then is not None, "a stage follows register (or the segment's end)"
         b.call(
             "Register model",
             self.name,
@@ -85,6 +92,19 @@ class Register(Stage):
             input_path="$.stages.register.request",
             selector={"model_package_arn.$": "$.ModelPackageArn"},
             result="$.results.register",
+            then="Share model package group?",
+        )
+        # every run puts the policy again (the consumer accounts are the deployment's, and may change),
+        # before anyone can approve the package
+        b.when(
+            "Share model package group?", "$.stages.register.group_policy_request", "Share model package group", then
+        )
+        b.call(
+            "Share model package group",
+            self.name,
+            f"{SDK}sagemaker:putModelPackageGroupPolicy",
+            input_path="$.stages.register.group_policy_request",
+            result=None,
             then=then,
         )
         return entry
@@ -95,6 +115,9 @@ class Register(Stage):
                 iam.statement(
                     "CreateModelPackageGroup", ["sagemaker:CreateModelPackageGroup", *iam.TAGGING], iam.GROUPS
                 ),
+            ),
+            "aws-sdk:sagemaker:putModelPackageGroupPolicy": (
+                iam.statement("CreateModelPackageGroup", ["sagemaker:PutModelPackageGroupPolicy"], iam.GROUPS),
             ),
             "aws-sdk:sagemaker:createModelPackage": (
                 # a package in a group carries no Tags of its own (tags.py): no AddTags
@@ -117,6 +140,34 @@ class Register(Stage):
 
     def reaches(self, block: Block) -> list[tuple[str, str]]:
         return [("stages.register.model_package_group", block["request"]["ModelPackageGroupName"])]
+
+
+def group_policy(group: str, consumers: list[str], settings: Settings) -> dict[str, Any]:
+    """The package group's resource policy for the accounts that serve its packages: they may read the
+    group and its packages, nothing else (the consumer's own IAM policies must allow it too: "Cross-
+    account policy evaluation logic"). Each account is named whole ("arn:<partition>:iam::<id>:root")."""
+    partition, account = settings.sagemaker_role_arn.split(":")[1], settings.sagemaker_role_arn.split(":")[4]
+    arn = f"arn:{partition}:sagemaker:{settings.region}:{account}"
+    readers = {"AWS": [f"arn:{partition}:iam::{consumer}:root" for consumer in consumers]}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ConsumersReadGroup",
+                "Effect": "Allow",
+                "Principal": readers,
+                "Action": ["sagemaker:DescribeModelPackageGroup"],
+                "Resource": f"{arn}:model-package-group/{group.lower()}",
+            },
+            {
+                "Sid": "ConsumersReadPackages",
+                "Effect": "Allow",
+                "Principal": readers,
+                "Action": ["sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages"],
+                "Resource": f"{arn}:model-package/{group.lower()}/*",
+            },
+        ],
+    }
 
 
 STAGE = Register()
