@@ -12,6 +12,7 @@ import pytest
 from mlops_sfn.core.plan import SAMPLE_TRIGGER, plan_execution
 from mlops_sfn.core.problems import InvalidItem
 from mlops_sfn.core.settings import EXAMPLE_SETTINGS
+from mlops_sfn.core.stages import STAGE
 from mlops_sfn.tools import policy
 from tests.conftest import DELETE, PACKAGE, edited, load_item, serving_package
 
@@ -30,6 +31,7 @@ def test_the_model_is_created_from_the_package_as_registered_and_nothing_is_trai
     assert block["request"]["Containers"] == [{"ModelPackageName": PACKAGE}]  # no image, no model data of ours
     assert "PrimaryContainer" not in block["request"]
     assert (block["model_source"], block["package"]) == ("model_package", PACKAGE)
+    assert f"from package {PACKAGE} (if Approved when the run reads it)" in STAGE["create_model"].preview(block)
     assert [stage for stage, running in planned["run"].items() if running] == [
         "create_model",
         "batch_transform",

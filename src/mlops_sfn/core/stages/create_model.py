@@ -120,6 +120,8 @@ class CreateModel(Stage):
         return [Made(name, needed=bool(result), describe=("describe_model", "ModelName"))] if name else []
 
     def preview(self, block: Block) -> str:
+        if block.get("package"):
+            return f"{super().preview(block)}, from package {block['package']} (if Approved when the run reads it)"
         container = block["request"].get("PrimaryContainer", {})
         if container.get("Mode") == "MultiModel":
             return f"{super().preview(block)}, multi-model: each segment's model, under {container['ModelDataUrl']}"
