@@ -597,6 +597,11 @@ def test_promote_serves_the_approved_package_the_demo_registered_and_refuses_it_
     before = len(sfn.list_executions(stateMachineArn=machine)["executions"])
     promote = ["promote", package, "--pipeline", pipeline, "--to", str(outputs)]
 
+    # a pipeline the table does not hold: the hint names the command that lists them, as it works here
+    assert cli.main(["promote", package, "--pipeline", "no-such-pipeline", "--to", str(outputs), "--dry-run"]) == 1
+    hint = capsys.readouterr().err
+    assert f"mlops-sfn items pull --into FOLDER --outputs {outputs}" in hint
+
     assert cli.main([*promote, "--dry-run"]) == 0
     shown = capsys.readouterr().out
     assert f"package:    {package}" in shown and "approval:   Approved" in shown

@@ -17,7 +17,7 @@ from ..core.problems import InvalidItem
 from ..core.triggers import Manual
 from ..operate import preview
 from .common import INVALID, OK, input_file, problem, target
-from .runs import _add_wait, start_run
+from .runs import _add_wait, outputs_option, start_run
 
 TO_HELP = (
     "the serving deployment: its root's `terraform output -json` saved to a file (AWS_ENDPOINT_URL, as for"
@@ -57,8 +57,8 @@ def promote_package(args: argparse.Namespace) -> int:
     )
     if "Item" not in stored:
         problem(
-            f"mlops-sfn promote: no pipeline {args.pipeline} in {deployment.output('table_name')}: name one of"
-            " `mlops-sfn items list` there"
+            f"mlops-sfn promote: no pipeline {args.pipeline} in {deployment.output('table_name')}: name one of its"
+            f" items (mlops-sfn items pull --into FOLDER{outputs_option(args.outputs)} writes them all)"
         )
         return INVALID
     changes = {"stages": {"create_model": {"model_package": args.package}}}
@@ -77,7 +77,7 @@ def promote_package(args: argparse.Namespace) -> int:
     if status != "Approved":
         problem(
             f"mlops-sfn promote: {args.package} is {status or 'of no approval status'}, not Approved: only an"
-            " approved package is served (mlops-sfn approve, or the model registry, approves it)"
+            " approved package is served; promote an approved one, or approve this one in the model registry"
         )
         return INVALID
     if args.dry_run:
