@@ -605,6 +605,7 @@ def test_promote_serves_the_approved_package_the_demo_registered_and_refuses_it_
     assert cli.main([*promote, "--dry-run"]) == 0
     shown = capsys.readouterr().out
     assert f"package:    {package}" in shown and "approval:   Approved" in shown
+    assert "metrics:    regression_metrics.rmse.value = " in shown  # from the report the package names
     assert "create_model" in shown and f"endpoint {endpoint} (all_at_once" in shown
     assert len(sfn.list_executions(stateMachineArn=machine)["executions"]) == before  # nothing started
 

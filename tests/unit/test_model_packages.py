@@ -154,3 +154,13 @@ def test_consumer_accounts_reach_planning_from_the_routers_environment_and_the_r
         "model_consumer_accounts": {"type": ["list", "string"], "value": ["444455556666"], "sensitive": False},
     }
     assert Settings.from_outputs(outputs).consumer_accounts() == ["444455556666"]
+
+
+def test_a_registered_package_names_the_evaluation_report_it_was_judged_by() -> None:
+    planned = plan_execution(load_item(), SAMPLE_TRIGGER, EXAMPLE_SETTINGS)["stages"]
+    report = planned["evaluation"]["report"]
+    statistics = {"ContentType": "application/json", "S3Uri": f"s3://{report['Bucket']}/{report['Key']}"}
+    assert planned["register"]["request"]["ModelMetrics"] == {"ModelQuality": {"Statistics": statistics}}
+    unevaluated = edited(load_item(), {"stages.evaluation.run": False, "quality_gate": DELETE})
+    planned = plan_execution(unevaluated, SAMPLE_TRIGGER, EXAMPLE_SETTINGS)["stages"]
+    assert "ModelMetrics" not in planned["register"]["request"]

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 from .. import iam
 from ..asl import LAMBDA, Builder
 from ..problems import Problem
-from ..stage import RUN_FOLDER, Block, Checkpoint, Item, ProcessingStage, Statements, runs
+from ..stage import Block, Checkpoint, Item, ProcessingStage, Statements, runs
 from . import quality_gate
+from .shared import evaluation_report
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -23,8 +24,7 @@ class Evaluation(ProcessingStage):
 
     def plan(self, item: Item, execution: str, settings: Settings) -> Block:
         result = super().plan(item, execution, settings)
-        uri = item["stages"]["evaluation"].get("report_uri", RUN_FOLDER + "/evaluation/evaluation.json")
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        bucket, _, key = evaluation_report(item).removeprefix("s3://").partition("/")
         result["report"] = {"Bucket": bucket, "Key": key}  # where the quality gate reads it
         return result
 

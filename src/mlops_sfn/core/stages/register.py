@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from .. import iam, names
 from ..asl import SDK, Builder, retry_for
 from ..stage import Block, Item, Made, Stage, Statements, Where, merge, model_sources, runs
-from .shared import add_model_data, model_request
+from .shared import add_model_data, evaluation_report, model_request
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -57,6 +57,11 @@ class Register(Stage):
                 item["consumption_pipeline_name"], settings.sagemaker_name_prefix
             )
         request["ModelApprovalStatus"] = "PendingManualApproval" if runs(item, "approval") else "Approved"
+        if runs(item, "evaluation") and "ModelMetrics" not in block.get("request", {}):
+            # the package names the report it was judged by (what `mlops-sfn promote` shows); a run that
+            # reuses evaluation names the earlier run's report (cache.py moves it)
+            report = {"ContentType": "application/json", "S3Uri": evaluation_report(item)}
+            request["ModelMetrics"] = {"ModelQuality": {"Statistics": report}}
         add_model_data(request.get("InferenceSpecification", {}).get("Containers", []))
         # the group, made by the first run that registers in it: its tags are its packages' (tags.py)
         group = {"ModelPackageGroupName": request["ModelPackageGroupName"]}

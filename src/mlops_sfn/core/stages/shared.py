@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import names
 from ..problems import Problem
-from ..stage import DEFAULT_JOB_LIMIT_SECONDS, Item, merge, runs, training_definition
+from ..stage import DEFAULT_JOB_LIMIT_SECONDS, RUN_FOLDER, Item, merge, runs, training_definition
 
 MODEL_TAG = "model"  # create_model's: <pipeline>-model-<hash>
 
@@ -37,6 +37,12 @@ def add_model_data(containers: list[dict[str, Any]]) -> None:
     for container in containers:
         if "ModelPackageName" not in container:  # a package's model data is the package's
             container.setdefault("ModelDataUrl", "{model_data_url}")
+
+
+def evaluation_report(item: Item) -> str:
+    """Where evaluation writes its report (placeholders left in): the quality gate reads it, and the
+    registered package names it as its model quality statistics."""
+    return str(item["stages"]["evaluation"].get("report_uri", RUN_FOLDER + "/evaluation/evaluation.json"))
 
 
 def endpoint_name(item: Item, name_prefix: str) -> str:
