@@ -35,6 +35,11 @@ def _missing(namespace: str, resource: str, dimension: str) -> Exception:
     )
 
 
+def _target(recorded: Any) -> tuple[str, str, str]:
+    """The scalable target a recorded policy or scheduled action belongs to."""
+    return (recorded.service_namespace, recorded.resource_id, recorded.scalable_dimension)
+
+
 def scaled(account: str, region: str, endpoint: str, variant: str) -> bool:
     """Whether the variant's instance count is a scalable target."""
     from .motoport import applicationautoscaling_backends
@@ -57,19 +62,12 @@ def install() -> Callable[[], None]:
             raise _missing(namespace, r_id, dimension)
         deregister(backend, namespace, r_id, dimension)
         # "Deregistering a scalable target deletes the scaling policies and the scheduled actions that
-        # are associated with it" (DeregisterScalableTarget); moto keeps the policies
+        # are associated with it" (DeregisterScalableTarget); moto keeps both
+        target = (namespace, r_id, dimension)
         for key, policy in list(backend.policies.items()):
-            if (policy.service_namespace, policy.resource_id, policy.scalable_dimension) == (
-                namespace,
-                r_id,
-                dimension,
-            ):
+            if _target(policy) == target:
                 del backend.policies[key]
-        backend.scheduled_actions = [
-            action
-            for action in backend.scheduled_actions
-            if (action.service_namespace, action.resource_id, action.scalable_dimension) != (namespace, r_id, dimension)
-        ]
+        backend.scheduled_actions = [action for action in backend.scheduled_actions if _target(action) != target]
 
     def put_on_registered(backend: Any, **request: Any) -> Any:
         if not backend._scalable_target_exists(request["resource_id"], request["scalable_dimension"]):
@@ -83,7 +81,7 @@ def install() -> Callable[[], None]:
         target = [
             action.scheduled_action_name
             for action in backend.scheduled_actions
-            if (action.service_namespace, action.resource_id, action.scalable_dimension) == (namespace, r_id, dimension)
+            if _target(action) == (namespace, r_id, dimension)
         ]
         if request["scheduled_action_name"] not in target and len(target) >= SCHEDULED_ACTIONS_PER_TARGET:
             from .motoport import JsonRESTError

@@ -80,7 +80,7 @@ def decide(
     for guardrail in guardrails:
         if not _matching([guardrail], request, "Allow", False):
             return Decision(False, "no guardrail (service control policy) statement allows it")
-    caller, owning = _account_of(request.principal), owner or _account_of(request.resource)
+    caller, owning = account_of(request.principal), owner or account_of(request.resource)
     if caller and owning and caller != owning:
         return _across_accounts(request, identity, resource, boundary, owning)
     allowing = _matching(resource, request, "Allow", True, named_only=True)
@@ -115,7 +115,7 @@ def _across_accounts(
     )
 
 
-def _account_of(arn: str) -> str:
+def account_of(arn: str) -> str:
     """The account an ARN names ("" for a service principal, or an ARN without one such as S3's)."""
     parts = arn.split(":")
     return parts[4] if len(parts) > 5 and parts[0] == "arn" and parts[4].isdigit() else ""
@@ -196,8 +196,7 @@ def _whole_account(value: str, caller: str) -> bool:
         account = value.split(":")[4]
     else:
         return False
-    parts = caller.split(":")
-    return len(parts) > 4 and parts[4] == account
+    return account_of(caller) == account
 
 
 # --- Conditions -----------------------------------------------------------------------------------

@@ -619,16 +619,24 @@ def _delete_model_package(self: Any) -> Any:
     return EmptyResult()
 
 
+def _group_of(self: Any) -> tuple[Any, str]:
+    """The backend and the existing group a request names (ValidationException)."""
+    from .motoport import JsonRESTError
+
+    backend = self.sagemaker_backend
+    name = str(self._get_param("ModelPackageGroupName")).rsplit("/", 1)[-1]
+    if name not in backend.model_package_groups:
+        raise JsonRESTError("ValidationException", f"ModelPackageGroup {name} does not exist.")
+    return backend, name
+
+
 def _delete_model_package_group(self: Any) -> Any:
     """DeleteModelPackageGroup. The API reference lists one error, ConflictException (HTTP 400); it is
     answered for a group that still holds model packages, so the local AWS is never the more permissive
     (whoever deletes a group deletes its versions first, as `mlops-sfn smoke` does)."""
     from .motoport import EmptyResult, JsonRESTError
 
-    backend = self.sagemaker_backend
-    name = str(self._get_param("ModelPackageGroupName")).rsplit("/", 1)[-1]
-    if name not in backend.model_package_groups:
-        raise JsonRESTError("ValidationException", f"ModelPackageGroup {name} does not exist.")
+    backend, name = _group_of(self)
     if any(package.model_package_group_name == name for package in backend.model_packages.values()):
         raise JsonRESTError("ConflictException", f"Model Package Group {name} has model packages: delete them first.")
     del backend.model_package_groups[name]
@@ -725,17 +733,6 @@ def install_tags() -> Callable[[], None]:
             setattr(SageMakerResponse, name, method)
 
     return uninstall
-
-
-def _group_of(self: Any) -> tuple[Any, str]:
-    """The backend and the existing group a request names (ValidationException, as DeleteModelPackageGroup's)."""
-    from .motoport import JsonRESTError
-
-    backend = self.sagemaker_backend
-    name = str(self._get_param("ModelPackageGroupName")).rsplit("/", 1)[-1]
-    if name not in backend.model_package_groups:
-        raise JsonRESTError("ValidationException", f"ModelPackageGroup {name} does not exist.")
-    return backend, name
 
 
 # A group's resource policy (moto has none): PutModelPackageGroupPolicy sets it, Get reads it, Delete

@@ -29,7 +29,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ..core.stages.deploy import SCALING_ROLE, SCALING_SERVICE
-from .policy_evaluation import Policy, Request, decide, denied_message
+from .policy_evaluation import Policy, Request, account_of, decide, denied_message
 from .sagemaker import group_policy
 
 REFERENCE: dict[str, Any] = json.loads(resources.files(__package__).joinpath("iam_reference.json").read_text())[
@@ -243,11 +243,6 @@ def scaling_calls(api: str, params: dict[str, Any], region: str, account: str) -
     return [*calls, Call("iam:CreateServiceLinkedRole", linked, {"iam:AWSServiceName": SCALING_SERVICE})]
 
 
-def _account(arn: str) -> str:
-    """The account an ARN names ("" for what is not an ARN, e.g. a service principal)."""
-    return arn.split(":")[4] if arn.count(":") >= 5 else ""
-
-
 def refusal(role: str, calls: Iterable[Call], policies: Sequence[Policy], guardrails: Sequence[Policy]) -> str | None:
     """AWS's AccessDenied message for the first call the role may not make, or None when all may be made.
     An S3 call is decided with its bucket's policy too (a resource policy: its Deny wins, its Allow
@@ -256,7 +251,7 @@ def refusal(role: str, calls: Iterable[Call], policies: Sequence[Policy], guardr
         resource: list[Policy] = []
         context = call.context
         if call.action.startswith("s3:"):
-            resource = bucket_policies(call.resource, _account(role))
+            resource = bucket_policies(call.resource, account_of(role))
             context = {"aws:SecureTransport": "true", **context}
         elif call.action.startswith("sagemaker:") and (shared := group_policy(call.resource)) is not None:
             resource = [shared]  # a model package group's resource policy (PutModelPackageGroupPolicy)
@@ -388,7 +383,7 @@ def acting_as(client: Any, role: str, policies: Sequence[Policy], guardrails: Se
     role that may list the bucket, 403 AccessDenied to any other (S3 API reference, GetObject and
     HeadObject, "Permissions")."""
     service = client.meta.service_model.service_name
-    region, account = client.meta.region_name, _account(role)
+    region, account = client.meta.region_name, account_of(role)
 
     def denied(operation: str, message: str) -> dict[str, Any]:
         if service != "s3":
