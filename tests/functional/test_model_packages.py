@@ -76,6 +76,15 @@ def test_a_role_that_may_not_read_the_package_serves_nothing(local: LocalRuns, p
 
 
 CONSUMER = "444455556666"  # the account that serves this deployment's models
+# Register alone, of a model trained elsewhere: the stage that shares its group.
+REGISTER_ONLY = edited(
+    load_item(),
+    {
+        **{f"stages.{stage}.run": stage == "register" for stage in STAGES},
+        "quality_gate": DELETE,
+        "stages.create_model.model_data_url": "s3://{bucket}/models/existing/model.tar.gz",
+    },
+)
 
 
 def test_a_deployment_with_consumer_accounts_shares_each_group_a_run_registers_in(local: LocalRuns) -> None:
@@ -84,16 +93,8 @@ def test_a_deployment_with_consumer_accounts_shares_each_group_a_run_registers_i
     "Cross-account policy evaluation logic"); another account's is refused, and so is one the
     consumer's own policy does not allow."""
     sharing = LocalRuns(replace(local.settings, model_consumer_accounts=CONSUMER))
-    item = edited(
-        load_item(),
-        {
-            **{f"stages.{stage}.run": stage == "register" for stage in STAGES},
-            "quality_gate": DELETE,
-            "stages.create_model.model_data_url": "s3://{bucket}/models/existing/model.tar.gz",
-        },
-    )
     with sharing:
-        report = sharing.run(item)
+        report = sharing.run(REGISTER_ONLY)
         assert report.status == "SUCCEEDED", (report.error, report.cause)
         assert report.states.index("Register model") < report.states.index("Share model package group")
         package = report.results["register"]["model_package_arn"]
@@ -114,3 +115,11 @@ def test_a_deployment_with_consumer_accounts_shares_each_group_a_run_registers_i
         assert "no identity-based policy allows" in str(task_permissions.refusal(serving, read, [], []))
         other = "arn:aws:iam::777788889999:role/mlops-other-pipeline"
         assert "no resource-based policy of account" in str(task_permissions.refusal(other, read, allows, []))
+
+
+def test_a_role_that_may_not_share_the_group_fails_the_register_stage_naming_the_action(local: LocalRuns) -> None:
+    with LocalRuns(replace(local.settings, model_consumer_accounts=CONSUMER)) as sharing:
+        denied = "sagemaker:PutModelPackageGroupPolicy"
+        report = sharing.run(REGISTER_ONLY, deny=[denied])
+    assert report.status == "FAILED" and report.stages["register"] == "failed"
+    assert denied in report.cause and "is not authorized to perform" in report.cause
