@@ -56,6 +56,18 @@ locals {
     local.default_registry == null ? [] : ["arn:${data.aws_partition.current.partition}:ecr:${local.default_registry[1]}:${local.default_registry[0]}:repository/*"],
     var.image_repository_arns,
   )
+  # The policy image repositories of this account need so the consumer accounts' models may pull
+  # their images (ECR user guide, "Private repository policy examples"): output image_repository_policy.
+  consumer_roots = [for account in var.model_consumer_accounts : "arn:${data.aws_partition.current.partition}:iam::${account}:root"]
+  image_repository_policy = length(local.consumer_roots) == 0 ? null : jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "ModelConsumersPullImages"
+      Effect    = "Allow"
+      Principal = { AWS = local.consumer_roots }
+      Action    = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
+    }]
+  })
   # Never by default on a bucket the framework does not own: the resource replaces its whole notification set.
   bucket_notification = var.create_bucket_notification == null ? var.bucket_name == null : var.create_bucket_notification
 }
@@ -67,6 +79,7 @@ module "bucket" {
   force_destroy           = local.settings.force_destroy_bucket
   noncurrent_version_days = local.settings.noncurrent_version_days
   kms_key_arn             = var.kms_key_arn
+  reader_accounts         = var.model_consumer_accounts
   tags                    = local.tags
 }
 
@@ -98,7 +111,8 @@ module "run_ledger" {
 
 # The policy kms_key_arn's key needs (output kms_key_policy): computed, nothing created.
 module "key_policy" {
-  source = "./modules/key-policy"
+  source                  = "./modules/key-policy"
+  model_consumer_accounts = var.model_consumer_accounts
 }
 
 module "notifications" {
@@ -119,6 +133,7 @@ module "sagemaker_role" {
   data_buckets          = var.data_buckets
   kms_key_arn           = var.kms_key_arn
   metric_namespaces     = local.job_metric_namespaces
+  model_source          = var.model_source
   tags                  = local.tags
 }
 
@@ -138,6 +153,8 @@ module "state_machine" {
   log_level              = local.settings.state_machine_log_level
   log_retention_days     = local.log_retention_days
   kms_key_arn            = var.kms_key_arn
+  model_source_account   = var.model_source == null ? null : var.model_source.account_id
+  model_source_prefix    = var.model_source == null ? null : var.model_source.sagemaker_name_prefix
   handlers               = { for function in ["quality_gate", "model_copy", "smoke_test", "segments"] : function => local.contract.handlers[function] }
   tags                   = local.tags
 }
@@ -160,6 +177,7 @@ module "router" {
   image_repository_arns      = local.image_repository_arns
   data_buckets               = var.data_buckets
   model_consumer_accounts    = var.model_consumer_accounts
+  model_source               = var.model_source == null ? null : { account_id = var.model_source.account_id, sagemaker_name_prefix = var.model_source.sagemaker_name_prefix }
   deployment_tags            = local.tags
   required_tags              = var.required_tags
   alarm_topic_arn            = module.notifications.notification_topic_arn

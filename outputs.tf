@@ -89,6 +89,31 @@ output "model_consumer_accounts" {
   value       = var.model_consumer_accounts
 }
 
+output "model_source_account" {
+  description = "The account whose shared model packages items may serve besides this deployment's own (\"\" for none)."
+  value       = var.model_source == null ? "" : var.model_source.account_id
+}
+
+output "model_source_prefix" {
+  description = "The start of the model source's package group names items may serve (\"\" for none)."
+  value       = var.model_source == null ? "" : var.model_source.sagemaker_name_prefix
+}
+
+output "image_repository_policy" {
+  description = "With model_consumer_accounts: the repository policy (JSON) this account's image repositories need so the consumers' models may pull their images; set it on each (or merge its statement). The framework changes no repository it does not own. null without consumers."
+  value       = local.image_repository_policy
+}
+
+output "as_model_source" {
+  description = "This deployment as a model source: the value a consumer deployment (listed in model_consumer_accounts) sets as its model_source to serve the packages registered here."
+  value = {
+    account_id            = data.aws_caller_identity.current.account_id
+    sagemaker_name_prefix = local.sagemaker_prefix
+    bucket                = local.bucket
+    kms_key_arn           = var.kms_key_arn
+  }
+}
+
 output "kms_key_arn" {
   description = "The customer-managed KMS key, if any: the only key items may name (validate --outputs)."
   value       = var.kms_key_arn

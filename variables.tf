@@ -153,6 +153,26 @@ variable "model_consumer_accounts" {
   }
 }
 
+variable "model_source" {
+  description = "The deployment whose approved model packages this one may serve (e.g. development's, for production), as that deployment's output as_model_source gives it: {account_id, sagemaker_name_prefix, bucket, kms_key_arn (null for none)}. The state machine role may read that account's packages of groups with that prefix, the SageMaker role its bucket's run outputs (runs/*) and decrypt with its key; the source shares them by listing this account in its model_consumer_accounts. null for none."
+  type = object({
+    account_id            = string
+    sagemaker_name_prefix = string
+    bucket                = string
+    kms_key_arn           = string
+  })
+  default = null
+
+  validation {
+    condition = var.model_source == null ? true : alltrue([
+      can(regex("^[0-9]{12}$", var.model_source.account_id)),
+      can(regex("^[a-z0-9][a-z0-9-]{0,31}$", var.model_source.sagemaker_name_prefix)),
+      can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.model_source.bucket)),
+    ])
+    error_message = "The model_source must be the source deployment's output as_model_source: account_id 12 digits, sagemaker_name_prefix as that deployment's (e.g. \"mlops-dev-\"), bucket a bucket name, kms_key_arn a key ARN or null."
+  }
+}
+
 variable "kms_key_arn" {
   description = "Customer-managed KMS key for the bucket, table, topics, queue and logs; null uses AWS-managed encryption. It must exist before the deployment with the policy modules/key-policy computes (output kms_key_policy): CloudWatch Logs, alarms and EventBridge use it."
   type        = string

@@ -21,6 +21,12 @@ variable "kms_key_arn" {
   default     = null
 }
 
+variable "reader_accounts" {
+  description = "Accounts whose roles may read the run outputs (runs/*): the root's model_consumer_accounts, which serve the models registered here. Their own IAM policies must allow it too."
+  type        = list(string)
+  default     = []
+}
+
 variable "tags" {
   description = "Tags for the bucket."
   type        = map(string)

@@ -14,7 +14,8 @@ locals {
   partition = data.aws_partition.current.partition
   account   = data.aws_caller_identity.current.account_id
   region    = data.aws_region.current.id
-  statements = [
+  consumers = [for account in var.model_consumer_accounts : "arn:${local.partition}:iam::${account}:root"]
+  statements = concat([
     {
       Sid       = "AccountRolesByTheirPolicies"
       Effect    = "Allow"
@@ -46,5 +47,15 @@ locals {
       Action    = ["kms:Decrypt", "kms:GenerateDataKey"]
       Resource  = "*"
     },
-  ]
+    ], length(local.consumers) == 0 ? [] : [{
+      # The accounts that serve this deployment's packages (model_consumer_accounts) read the model data
+      # of its runs through S3 ("Allowing users in other accounts to use a KMS key": the key policy
+      # names the account, the account's own IAM policies then allow its roles), and nothing else.
+      Sid       = "ModelConsumersReadThroughS3"
+      Effect    = "Allow"
+      Principal = { AWS = local.consumers }
+      Action    = "kms:Decrypt"
+      Resource  = "*"
+      Condition = { StringEquals = { "kms:ViaService" = "s3.${local.region}.amazonaws.com" } }
+  }])
 }

@@ -22,6 +22,9 @@ locals {
     required_tags   = join(",", var.required_tags)
     # Accounts each package group a run registers in is shared with (register's group policy).
     model_consumer_accounts = join(",", var.model_consumer_accounts)
+    # The account (and its groups' prefix) whose shared packages items may serve; empty for none.
+    model_source_account = var.model_source == null ? "" : var.model_source.account_id
+    model_source_prefix  = var.model_source == null ? "" : var.model_source.sagemaker_name_prefix
     # Returning batchItemFailures to a mapping without ReportBatchItemFailures would delete failed records.
     report_batch_item_failures = var.report_batch_item_failures ? "true" : "false"
     ledger_table_name          = var.ledger_table_name

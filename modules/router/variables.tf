@@ -100,6 +100,15 @@ variable "model_consumer_accounts" {
   default     = []
 }
 
+variable "model_source" {
+  description = "The deployment whose shared model packages items may serve (the root's model_source), or null."
+  type = object({
+    account_id            = string
+    sagemaker_name_prefix = string
+  })
+  default = null
+}
+
 variable "deployment_tags" {
   description = "Tags every resource a run creates carries besides the run's own (the router puts them in its requests)."
   type        = map(string)

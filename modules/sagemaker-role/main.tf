@@ -94,6 +94,21 @@ resource "aws_iam_role_policy" "this" {
         Effect   = "Allow"
         Action   = ["kms:Decrypt", "kms:GenerateDataKey"]
         Resource = var.kms_key_arn
+        }], var.model_source == null ? [] : [{
+        # A model served from the model source's package: SageMaker reads its data as this role when
+        # the model is created. Run outputs only (where the source's runs write models); no writes.
+        # The source's bucket policy must allow this account too (its model_consumer_accounts).
+        Sid      = "ReadModelSource"
+        Effect   = "Allow"
+        Action   = "s3:GetObject"
+        Resource = "arn:${local.partition}:s3:::${var.model_source.bucket}/runs/*"
+        }], try(var.model_source.kms_key_arn, null) == null ? [] : [{
+        # Its objects are encrypted with the source's key: decrypting them through S3 only.
+        Sid       = "ModelSourceKey"
+        Effect    = "Allow"
+        Action    = "kms:Decrypt"
+        Resource  = var.model_source.kms_key_arn
+        Condition = { StringEquals = { "kms:ViaService" = "s3.${local.region}.amazonaws.com" } }
     }])
   })
 }

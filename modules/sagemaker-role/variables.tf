@@ -46,6 +46,17 @@ variable "kms_key_arn" {
   default     = null
 }
 
+variable "model_source" {
+  description = "The deployment whose shared packages models may be created from (the root's model_source): its bucket's run outputs are read, with its key when it has one. null for none."
+  type = object({
+    account_id            = string
+    sagemaker_name_prefix = string
+    bucket                = string
+    kms_key_arn           = string
+  })
+  default = null
+}
+
 variable "tags" {
   description = "Tags for the role."
   type        = map(string)

@@ -22,7 +22,10 @@ locals {
     account_id            = local.account
     sagemaker_role_arn    = var.sagemaker_role_arn
     sagemaker_name_prefix = var.sagemaker_name_prefix
-    bucket                = var.bucket
+    # Without a model source the statement naming its packages names the deployment's own.
+    model_source_account = coalesce(var.model_source_account, local.account)
+    model_source_prefix  = coalesce(var.model_source_prefix, var.sagemaker_name_prefix)
+    bucket               = var.bucket
     # Its own name, not its ARN: the policy exists before the state machine (which depends on it).
     state_machine_name = local.state_machine_name
   })

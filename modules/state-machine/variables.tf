@@ -90,6 +90,18 @@ variable "sagemaker_name_prefix" {
   type        = string
 }
 
+variable "model_source_account" {
+  description = "The account whose shared model packages runs may serve (root variable model_source); null for none."
+  type        = string
+  default     = null
+}
+
+variable "model_source_prefix" {
+  description = "The start of the model source's package group names: the role may read packages of those groups only."
+  type        = string
+  default     = null
+}
+
 variable "handlers" {
   description = "Each function's handler in the package, as contract.json names them (the root passes them)."
   type = object({

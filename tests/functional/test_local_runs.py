@@ -967,6 +967,8 @@ def test_the_role_policy_allows_every_call_the_scenarios_made_and_nothing_beyond
         "sagemaker_role_arn": harness.SETTINGS.sagemaker_role_arn,
         "bucket": harness.SETTINGS.bucket,
         "sagemaker_name_prefix": harness.SETTINGS.sagemaker_name_prefix,
+        "model_source_account": "123456789012",
+        "model_source_prefix": harness.SETTINGS.sagemaker_name_prefix,
         "notification_topic_arn": f"arn:aws:sns:us-east-1:123456789012:{harness.PREFIX}-notifications",
         "approval_topic_arn": f"arn:aws:sns:us-east-1:123456789012:{harness.PREFIX}-approvals",
         "ledger_table_name": f"{harness.PREFIX}-run-ledger",

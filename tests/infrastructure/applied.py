@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import tftest
@@ -22,8 +24,9 @@ def apply(root: Path, server: stack.MotoServer) -> tftest.TerraformTest:
     return tf
 
 
-def key_policy(folder: Path, server: stack.MotoServer) -> str:
-    """The policy modules/key-policy computes for the local AWS's account and region (it creates nothing)."""
+def key_policy(folder: Path, server: stack.MotoServer, consumers: Sequence[str] = ()) -> str:
+    """The policy modules/key-policy computes for the local AWS's account and region and the root's
+    model_consumer_accounts (it creates nothing)."""
     shutil.copytree(stack.ROOT / "modules" / "key-policy", folder)
     stack.write_local_provider(folder)
     stack.pin_offline_provider(folder)
@@ -32,5 +35,5 @@ def key_policy(folder: Path, server: stack.MotoServer) -> str:
         str(folder), binary=str(tools.terraform), env=stack.terraform_environment(tools, server.endpoint)
     )
     tf.setup(cleanup_on_exit=False)
-    tf.apply()
+    tf.apply(tf_vars={"model_consumer_accounts": json.dumps(list(consumers))})
     return str(tf.output()["policy"])

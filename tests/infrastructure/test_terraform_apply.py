@@ -29,6 +29,8 @@ from tests.infrastructure.applied import apply
 
 pytestmark = pytest.mark.terraform
 
+CONSUMER = "444455556666"  # the account that serves what this deployment registers
+
 EXTRA_SCHEDULE = {"demo-dev-train-and-batch-score": "rate(1 day)"}  # deploys nothing in dev: see the variant
 ARTIFACTS = {"demo/code/train.py": "print('train')\n", "demo/data/train.csv": "x,y\n1,2\n"}
 # Statements that need Resource "*" because the actions have no resource-level permissions.
@@ -60,6 +62,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
             "schedules": EXTRA_SCHEDULE,
             "notification_emails": ["ml-team@example.com"],
             "tags": {"team": "ml-platform"},
+            "model_consumer_accounts": [CONSUMER],  # production serves what development registers
         },
     )
     with stack.MotoServer(folder / "moto.log") as server:
@@ -116,9 +119,44 @@ def test_the_bucket_is_versioned_encrypted_private_and_tls_only(deployed: Deploy
     assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
     assert all(block.values()) and len(block) == 4
-    (statement,) = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]
+    statement, _consumers = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]
     assert statement["Effect"] == "Deny"
     assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_the_consumer_accounts_may_read_run_outputs_and_pull_images_and_nothing_else(deployed: Deployment) -> None:
+    """model_consumer_accounts: what a consumer's model needs of this account besides the group's policy
+    (which the register stage puts): the bucket's run outputs and, with a policy set on them, the
+    image repositories. Decided as IAM decides across accounts: the bucket's policy and the consumer's
+    own must both allow."""
+    from mlops_sfn.local.policy_evaluation import Request, decide
+
+    bucket = deployed.outputs["bucket_name"]
+    policy = json.loads(deployed.client("s3").get_bucket_policy(Bucket=bucket)["Policy"])
+    consumer_role = f"arn:aws:iam::{CONSUMER}:role/mlops-prod-sagemaker"
+    everything = {"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}
+
+    def reads(role: str, key: str) -> bool:
+        request = Request(role, "s3:GetObject", f"arn:aws:s3:::{bucket}/{key}", {"aws:SecureTransport": "true"})
+        return decide(request, identity=[everything], resource=[policy], owner="123456789012").allowed
+
+    assert reads(consumer_role, f"runs/{DEMO}/run-1/training/job/output/model.tar.gz")
+    assert not reads(consumer_role, f"input/{DEMO}/data/train.csv")  # uploads and datasets stay private
+    assert not reads("arn:aws:iam::777788889999:role/other", f"runs/{DEMO}/run-1/training/job/output/model.tar.gz")
+    images = json.loads(deployed.outputs["image_repository_policy"])
+    (pulling,) = images["Statement"]
+    assert pulling["Principal"] == {"AWS": [f"arn:aws:iam::{CONSUMER}:root"]}
+    assert sorted(pulling["Action"]) == [
+        "ecr:BatchCheckLayerAvailability",
+        "ecr:BatchGetImage",
+        "ecr:GetDownloadUrlForLayer",
+    ]
+    assert deployed.outputs["as_model_source"] == {
+        "account_id": "123456789012",
+        "sagemaker_name_prefix": "mlops-dev-",
+        "bucket": bucket,
+        "kms_key_arn": None,
+    }
 
 
 def test_artifacts_are_uploaded_under_the_input_prefix(deployed: Deployment) -> None:
@@ -202,7 +240,9 @@ def test_the_router_is_deployed_with_the_environment_it_reads(deployed: Deployme
             # the root's tags with its own, for what each run creates (Terraform's jsonencode sorts keys)
             "deployment_tags": '{"mlops-sfn:environment":"dev","team":"ml-platform"}',
             "required_tags": "",  # none required
-            "model_consumer_accounts": "",  # its packages are served where they are trained
+            "model_consumer_accounts": CONSUMER,
+            "model_source_account": "",  # it serves its own packages only
+            "model_source_prefix": "",
             "report_batch_item_failures": "false",  # the framework wires no SQS source
             "ledger_table_name": deployed.outputs["run_ledger_table_name"],
         }
@@ -248,6 +288,8 @@ def test_the_state_machine_role_policy_is_the_rendered_policy_template(deployed:
             "sagemaker_role_arn": deployed.outputs["sagemaker_role_arn"],
             "bucket": deployed.outputs["bucket_name"],
             "sagemaker_name_prefix": "mlops-dev-",
+            "model_source_account": "123456789012",  # no model source: its own
+            "model_source_prefix": "mlops-dev-",
             "state_machine_name": "mlops-dev-pipeline",
         }
     )

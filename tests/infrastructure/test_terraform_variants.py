@@ -13,17 +13,24 @@ import pytest
 import tftest
 
 from mlops_sfn.core import contract, dynamodb_json
+from mlops_sfn.core.plan import SAMPLE_TRIGGER, plan_execution
 from mlops_sfn.core.settings import Settings
 from mlops_sfn.core.triggers import parse_event
 from mlops_sfn.local import stack
 from mlops_sfn.local.events import transform
-from tests.conftest import DEMO, ITEMS, load_event, load_item
+from tests.conftest import DEMO, ITEMS, edited, load_event, load_item, serving_package
 from tests.infrastructure.applied import apply, key_policy
-from tests.infrastructure.test_terraform_apply import EXTRA_SCHEDULE
+from tests.infrastructure.test_terraform_apply import CONSUMER, EXTRA_SCHEDULE, role_statements
 
 pytestmark = pytest.mark.terraform
 
-CONSUMER = "444455556666"  # the account that serves what this deployment registers
+# Development, whose approved packages this deployment (prod) serves: its output as_model_source.
+MODEL_SOURCE = {
+    "account_id": "111122223333",
+    "sagemaker_name_prefix": "mlops-dev-",
+    "bucket": "mlops-dev-111122223333-us-east-1",
+    "kms_key_arn": "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+}
 EXISTING_BUCKET = "team-owned-ml-bucket"
 DATA_BUCKET = "team-datasets"  # read by runs, declared in data_buckets
 
@@ -45,7 +52,7 @@ def variant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Variant]:
     with stack.MotoServer(folder / "moto.log") as server:
         # The key exists before the deployment, with the policy modules/key-policy gives (the root's
         # kms_key_policy output): CloudWatch Logs refuses a log group whose key it may not use.
-        policy = key_policy(folder / "key-policy", server)
+        policy = key_policy(folder / "key-policy", server, [CONSUMER])
         key_arn = server.client("kms").create_key(Description="the team's key", Policy=policy)["KeyMetadata"]["Arn"]
         server.client("s3").create_bucket(Bucket=EXISTING_BUCKET)
         root = stack.stage(
@@ -59,6 +66,7 @@ def variant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Variant]:
                 "data_buckets": [DATA_BUCKET],
                 "required_tags": ["cost-center"],
                 "model_consumer_accounts": [CONSUMER],
+                "model_source": MODEL_SOURCE,
             },
         )
         tf = apply(root, server)
@@ -98,6 +106,10 @@ def test_the_key_policy_output_is_the_one_the_key_was_made_with(variant: Variant
     assert json.loads(variant.outputs["kms_key_policy"]) == held
     services = {s["Principal"].get("Service") for s in held["Statement"]} - {None}
     assert services == {"logs.us-east-1.amazonaws.com", "cloudwatch.amazonaws.com", "events.amazonaws.com"}
+    # the consumer accounts decrypt the run outputs they serve, through S3 only
+    (consumers,) = [s for s in held["Statement"] if s["Sid"] == "ModelConsumersReadThroughS3"]
+    assert consumers["Principal"] == {"AWS": [f"arn:aws:iam::{CONSUMER}:root"]} and consumers["Action"] == "kms:Decrypt"
+    assert consumers["Condition"] == {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}
 
 
 def test_with_that_policy_the_services_may_use_the_key_and_without_it_they_may_not(variant: Variant) -> None:
@@ -133,6 +145,8 @@ def test_each_role_that_reads_encrypted_data_may_use_that_key_and_no_other(varia
             document = iam.get_role_policy(RoleName=role["RoleName"], PolicyName=name)["PolicyDocument"]
             for statement in document["Statement"]:
                 actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                if statement.get("Sid") == "ModelSourceKey":  # the model source's key (its own test)
+                    continue
                 if any(action.startswith("kms:") for action in actions):
                     allowed[role["RoleName"]] = statement["Resource"]
     assert set(allowed) == {
@@ -145,6 +159,42 @@ def test_each_role_that_reads_encrypted_data_may_use_that_key_and_no_other(varia
         "mlops-prod-smoke-test",  # an async endpoint's test request and answer
     }
     assert set(allowed.values()) == {variant.key_arn}
+
+
+def test_a_model_source_lets_the_deployment_read_its_shared_packages_and_their_data(variant: Variant) -> None:
+    """model_source (prod serving development's packages): the state machine role may read the source's
+    packages of its groups, the SageMaker role its run outputs, decrypted through S3; the router and
+    validate --outputs plan such a package; and the deployment describes itself as a source."""
+    source = MODEL_SOURCE["account_id"]
+    statements = {
+        statement.get("Sid"): statement
+        for where, statement in role_statements(variant.client("iam"))
+        if where.startswith(("mlops-prod-pipeline/", "mlops-prod-sagemaker/"))
+    }
+    packages = statements["SourcePackages"]
+    assert packages["Action"] == ["sagemaker:DescribeModelPackage"]
+    assert packages["Resource"] == [f"arn:aws:sagemaker:us-east-1:{source}:model-package/mlops-dev-*"]
+    read = statements["ReadModelSource"]
+    assert (read["Action"], read["Resource"]) == ("s3:GetObject", f"arn:aws:s3:::{MODEL_SOURCE['bucket']}/runs/*")
+    key = statements["ModelSourceKey"]
+    assert (key["Action"], key["Resource"]) == ("kms:Decrypt", MODEL_SOURCE["kms_key_arn"])
+    assert key["Condition"] == {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}
+    router = variant.client("lambda").get_function_configuration(FunctionName="mlops-prod-router")
+    environment = router["Environment"]["Variables"]
+    assert environment[contract.ROUTER_ENVIRONMENT["model_source_account"]] == source
+    assert environment[contract.ROUTER_ENVIRONMENT["model_source_prefix"]] == "mlops-dev-"
+    settings = Settings.from_outputs(variant.outputs)
+    shared = f"arn:aws:sagemaker:us-east-1:{source}:model-package/mlops-dev-cal-house-price/3"
+    changes = {"stages.deploy.endpoint_name": "mlops-prod-house-price", "tags": {"cost-center": "ml-42"}}
+    item = edited(serving_package(load_item(), shared), changes)
+    planned = plan_execution(item, SAMPLE_TRIGGER, settings)["stages"]["create_model"]
+    assert planned["request"]["Containers"] == [{"ModelPackageName": shared}]
+    assert variant.outputs["as_model_source"] == {
+        "account_id": "123456789012",
+        "sagemaker_name_prefix": "mlops-prod-",
+        "bucket": EXISTING_BUCKET,
+        "kms_key_arn": variant.key_arn,
+    }
 
 
 def test_prod_switches_come_from_the_environment_map(variant: Variant) -> None:

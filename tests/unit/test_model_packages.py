@@ -156,6 +156,61 @@ def test_consumer_accounts_reach_planning_from_the_routers_environment_and_the_r
     assert Settings.from_outputs(outputs).consumer_accounts() == ["444455556666"]
 
 
+SOURCE = "444455556666"  # the development account whose packages production serves
+CONSUMING = replace(EXAMPLE_SETTINGS, model_source_account=SOURCE, model_source_prefix="team-dev-")
+
+
+def shared(group: str, account: str = SOURCE) -> str:
+    return f"arn:aws:sagemaker:{EXAMPLE_SETTINGS.region}:{account}:model-package/{group}/4"
+
+
+def test_a_deployment_with_a_model_source_serves_that_sources_packages_of_its_groups() -> None:
+    """model_source: the source's packages of groups with its prefix are planned, as registered."""
+    item = edited(SERVED, {"stages.create_model.model_package": shared("team-dev-price")})
+    block = plan_execution(item, SAMPLE_TRIGGER, CONSUMING)["stages"]["create_model"]
+    assert block["request"]["Containers"] == [{"ModelPackageName": shared("team-dev-price")}]
+    assert plan_execution(SERVED, SAMPLE_TRIGGER, CONSUMING)  # its own packages still
+
+
+@pytest.mark.parametrize(
+    ("package", "words"),
+    [
+        (shared("team-dev-price"), "set the root variable model_source"),  # no source: another account's
+        (shared("payments-fraud"), "'payments-fraud' is outside the groups of model source 444455556666"),
+        (shared("team-dev-price", "777788889999"), "or of its model source, account 444455556666"),
+        (shared("team-dev-price").replace("us-east-1", "eu-west-1"), "is in account 444455556666, eu-west-1"),
+    ],
+)
+def test_a_package_neither_the_deployments_nor_its_sources_groups_is_refused(package: str, words: str) -> None:
+    settings = EXAMPLE_SETTINGS if "root variable" in words else CONSUMING
+    with pytest.raises(InvalidItem) as raised:
+        plan_execution(edited(SERVED, {"stages.create_model.model_package": package}), SAMPLE_TRIGGER, settings)
+    (problem,) = raised.value.problems
+    assert problem.path == "stages.create_model.model_package" and words in problem.message, problem.message
+
+
+def test_the_model_source_reaches_planning_from_the_routers_environment_and_the_roots_outputs() -> None:
+    from mlops_sfn.core.settings import Settings
+
+    environ = {var: "x" for var in ("ARTIFACT_BUCKET", "SAGEMAKER_ROLE_ARN", "DEFAULT_IMAGE_URI")}
+    environ |= {"SAGEMAKER_NAME_PREFIX": "p-", "IMAGE_REPOSITORY_ARNS": "r", "AWS_REGION": "us-east-1"}
+    environ |= {"MODEL_SOURCE_ACCOUNT": SOURCE, "MODEL_SOURCE_PREFIX": "team-dev-"}
+    found = Settings.from_environment(environ)
+    assert (found.model_source_account, found.model_source_prefix) == (SOURCE, "team-dev-")
+    outputs = {
+        "bucket_name": "b",
+        "sagemaker_role_arn": "arn:aws:iam::123456789012:role/r",
+        "image_uri": "i",
+        "sagemaker_name_prefix": "p-",
+        "image_repository_arns": ["r"],
+        "region": "us-east-1",
+        "model_source_account": {"type": "string", "value": SOURCE, "sensitive": False},
+        "model_source_prefix": {"type": "string", "value": "team-dev-", "sensitive": False},
+    }
+    found = Settings.from_outputs(outputs)
+    assert (found.model_source_account, found.model_source_prefix) == (SOURCE, "team-dev-")
+
+
 def test_a_registered_package_names_the_evaluation_report_it_was_judged_by() -> None:
     planned = plan_execution(load_item(), SAMPLE_TRIGGER, EXAMPLE_SETTINGS)["stages"]
     report = planned["evaluation"]["report"]

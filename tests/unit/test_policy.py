@@ -16,6 +16,8 @@ VARIABLES = {
     "account_id": "111122223333",
     "sagemaker_role_arn": "arn:aws:iam::111122223333:role/mlops-sagemaker",
     "sagemaker_name_prefix": "mlops-dev-",
+    "model_source_account": "444455556666",
+    "model_source_prefix": "mlops-shared-",
     "notification_topic_arn": "arn:aws:sns:eu-west-1:111122223333:mlops-notifications",
     "approval_topic_arn": "arn:aws:sns:eu-west-1:111122223333:mlops-approvals",
     "quality_gate_function_arn": "arn:aws:lambda:eu-west-1:111122223333:function:mlops-quality-gate",
@@ -52,7 +54,12 @@ def test_no_wildcard_action_and_no_resource_that_is_only_a_wildcard() -> None:
         assert all("*" not in action for action in statement["Action"]), statement["Sid"]
         for resource in statement["Resource"]:
             assert resource != "*" and resource.startswith("arn:aws:"), (statement["Sid"], resource)
-            # in this account: by ARN, or (S3's ARNs name no account) in the deployment's bucket
+            # in this account: by ARN, or (S3's ARNs name no account) in the deployment's bucket; the one
+            # exception is reading the model source's shared packages, of its groups only
+            if statement["Sid"] == "SourcePackages":
+                assert statement["Action"] == ["sagemaker:DescribeModelPackage"]
+                assert resource == "arn:aws:sagemaker:eu-west-1:444455556666:model-package/mlops-shared-*"
+                continue
             assert ":111122223333:" in resource or resource.startswith("arn:aws:s3:::mlops-artifacts/"), resource
         # The state machine reads and writes only a fanned-out run's segments (its Map's items and
         # results); the jobs and the functions do the rest.
@@ -80,6 +87,7 @@ def test_the_template_declares_its_variables_and_fits_an_iam_policy() -> None:
         "partition": "aws-us-gov",
         "region": "ap-southeast-2",
         "sagemaker_name_prefix": "a" * 32,
+        "model_source_prefix": "b" * 32,
         **{name: VARIABLES[name] + "x" * 40 for name in VARIABLES if name.endswith(("_arn", "_name"))},
     }
     assert len(json.dumps(policy.render_policy(longest), separators=(",", ":"))) < 10_240 - 1_024
@@ -105,6 +113,23 @@ def test_endpoints_and_model_packages_are_reachable_only_inside_the_deployments_
     ]:
         assert allowed(action, f"{arn}:{inside}"), action
         assert not allowed(action, f"{arn}:{outside}"), action
+
+
+def test_the_model_sources_packages_may_be_read_and_never_approved() -> None:
+    """A consumer serves the source's shared packages (model_source): it reads them, of the source's
+    groups only, and approving stays with the source (approval's UpdateModelPackage is its own)."""
+    document = policy.render_policy(VARIABLES)
+    source = "arn:aws:sagemaker:eu-west-1:444455556666:model-package"
+
+    def allowed(action: str, resource: str) -> bool:
+        return any(
+            action in statement["Action"] and any(fnmatch.fnmatchcase(resource, p) for p in statement["Resource"])
+            for statement in document["Statement"]
+        )
+
+    assert allowed("sagemaker:DescribeModelPackage", f"{source}/mlops-shared-price/3")
+    assert not allowed("sagemaker:DescribeModelPackage", f"{source}/payments-fraud/3")
+    assert not allowed("sagemaker:UpdateModelPackage", f"{source}/mlops-shared-price/3")
 
 
 # Create calls the definition makes whose requests carry Tags, each with the resource it creates.

@@ -32,6 +32,8 @@ ROUTER_ENVIRONMENT = {
     "deployment_tags": "DEPLOYMENT_TAGS",
     "required_tags": "REQUIRED_TAGS",
     "model_consumer_accounts": "MODEL_CONSUMER_ACCOUNTS",
+    "model_source_account": "MODEL_SOURCE_ACCOUNT",
+    "model_source_prefix": "MODEL_SOURCE_PREFIX",
     "report_batch_item_failures": "REPORT_BATCH_ITEM_FAILURES",
     "ledger_table_name": "LEDGER_TABLE",
 }

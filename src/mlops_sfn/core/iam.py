@@ -22,6 +22,9 @@ ENDPOINTS = [f"{SAGEMAKER}:endpoint/{SCOPED}"]
 GROUPS = [f"{SAGEMAKER}:model-package-group/{SCOPED}"]
 PACKAGES = [f"{SAGEMAKER}:model-package/{SCOPED}"]  # model-package/<group>/<version>
 PACKAGES_SID = "ModelPackages"  # reading and approving the deployment's packages: one statement
+# The model source's packages (root variable model_source) a consumer deployment may serve; without a
+# source the module passes the deployment's own account and prefix, so this names PACKAGES again.
+SOURCE_PACKAGES = ["arn:${partition}:sagemaker:${region}:${model_source_account}:model-package/${model_source_prefix}*"]
 # The endpoint's alarms start with its name, so with the prefix; alarms an item names must too.
 # (DescribeAlarms scoped narrower than "*" returns metric alarms only: CloudWatch API reference.)
 ALARMS = ["arn:${partition}:cloudwatch:${region}:${account_id}:alarm:" + SCOPED]

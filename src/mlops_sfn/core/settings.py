@@ -27,10 +27,20 @@ _FROM_TERRAFORM = (
     "deployment_tags",
     "required_tags",
     "model_consumer_accounts",
+    "model_source_account",
+    "model_source_prefix",
 )
 SETTINGS_ENVIRONMENT = {field: ROUTER_ENVIRONMENT[field] for field in _FROM_TERRAFORM} | {"region": "AWS_REGION"}
 # Settings a deployment may leave empty (no extra data bucket, no customer-managed key, no tags).
-OPTIONAL_SETTINGS = ("data_buckets", "kms_key_arn", "deployment_tags", "required_tags", "model_consumer_accounts")
+OPTIONAL_SETTINGS = (
+    "data_buckets",
+    "kms_key_arn",
+    "deployment_tags",
+    "required_tags",
+    "model_consumer_accounts",
+    "model_source_account",
+    "model_source_prefix",
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,10 @@ class Settings:
     # Comma-separated accounts that serve this deployment's model packages (root variable
     # model_consumer_accounts): each package group a run registers in is shared with them.
     model_consumer_accounts: str = ""
+    # The account whose approved packages this deployment may serve besides its own (root variable
+    # model_source), and the start of its groups' names: the role's policy names those packages.
+    model_source_account: str = ""
+    model_source_prefix: str = ""
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None, fallback: Settings | None = None) -> Settings:
@@ -130,6 +144,8 @@ TERRAFORM_OUTPUTS = {
     "deployment_tags": "deployment_tags",
     "required_tags": "required_tags",
     "model_consumer_accounts": "model_consumer_accounts",
+    "model_source_account": "model_source_account",
+    "model_source_prefix": "model_source_prefix",
 }
 
 # Used by `plan` and `validate` when the environment does not name a deployment.

@@ -243,6 +243,9 @@ class LocalRuns:
             "account_id": DEFAULT_ACCOUNT_ID,
             "sagemaker_role_arn": self.settings.sagemaker_role_arn,
             "sagemaker_name_prefix": self.settings.sagemaker_name_prefix,
+            # as modules/state-machine passes them: the deployment's own without a model source
+            "model_source_account": self.settings.model_source_account or DEFAULT_ACCOUNT_ID,
+            "model_source_prefix": self.settings.model_source_prefix or self.settings.sagemaker_name_prefix,
             "notification_topic_arn": self.topics["notifications"],
             "approval_topic_arn": self.topics["approvals"],
             "ledger_table_name": self.ledger,

@@ -781,18 +781,36 @@ def group_policy(arn: str) -> dict[str, Any] | None:
     return json.loads(found[0]) if found else None
 
 
+def _describe_shared_package(self: Any) -> Any:
+    """DescribeModelPackage of a package by its ARN: answered from the registry of the account the ARN
+    names, which may be another's ("Deploy a model version from a different account": a consumer reads
+    the source's shared package; moto looks in the caller's own only). Whether the caller may read it
+    is IAM's decision, with the group's resource policy (task_permissions), not the registry's."""
+    name = str(self._get_param("ModelPackageName"))
+    parts = name.split(":")
+    if len(parts) > 5 and parts[2] == "sagemaker" and parts[4] != self.current_account:
+        self.current_account = parts[4]  # this request's own response object
+    return _MOTO_API["describe_model_package"](self)
+
+
 GROUP_POLICY_API = {
     "put_model_package_group_policy": _put_model_package_group_policy,
     "get_model_package_group_policy": _get_model_package_group_policy,
     "delete_model_package_group_policy": _delete_model_package_group_policy,
+    "describe_model_package": _describe_shared_package,
 }
+_MOTO_API: dict[str, Any] = {}  # moto's own methods the fills replace, which some of them call
 
 
 def install_group_policies() -> Callable[[], None]:
-    """A run's register stage shares its group (in-process runs and the local stack alike)."""
+    """A run's register stage shares its group, and a consumer reads the shared packages (in-process
+    runs and the local stack alike)."""
     from .motoport import SageMakerResponse
 
     kept = {name: getattr(SageMakerResponse, name, None) for name in GROUP_POLICY_API}
+    for name, method in kept.items():
+        if method is not None and method is not GROUP_POLICY_API[name]:  # installed twice: keep moto's
+            _MOTO_API[name] = method
     for name, method in GROUP_POLICY_API.items():
         setattr(SageMakerResponse, name, method)
 

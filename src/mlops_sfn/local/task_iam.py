@@ -87,8 +87,8 @@ def model_data_problem(local: Local, request: dict[str, Any], region: str) -> st
     single = [c for c in containers if c.get("Mode", "SingleModel") == "SingleModel"]
     for uri in [c["ModelDataUrl"] for c in single if str(c.get("ModelDataUrl", "")).startswith("s3://")]:
         bucket, _, key = uri.removeprefix("s3://").partition("/")
-        try:
-            s3.head_object(Bucket=bucket, Key=key)
+        try:  # read, as SageMaker reads it to serve it: an encrypted object's key is used (SSE-KMS)
+            s3.get_object(Bucket=bucket, Key=key, Range="bytes=0-0")
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NoSuchBucket"):
                 return f"Could not find model data at {uri}."

@@ -250,16 +250,52 @@ def refusal(role: str, calls: Iterable[Call], policies: Sequence[Policy], guardr
     for call in calls:
         resource: list[Policy] = []
         context = call.context
-        if call.action.startswith("s3:"):
-            resource = bucket_policies(call.resource, account_of(role))
+        owner = None
+        if call.action.startswith("s3:"):  # a bucket's ARN names no account: its owner's is what counts
+            owner = bucket_owner(call.resource) or account_of(role)
+            resource = bucket_policies(call.resource, owner)
             context = {"aws:SecureTransport": "true", **context}
         elif call.action.startswith("sagemaker:") and (shared := group_policy(call.resource)) is not None:
             resource = [shared]  # a model package group's resource policy (PutModelPackageGroupPolicy)
         request = Request(role, call.action, call.resource, context)
-        decision = decide(request, identity=policies, resource=resource, guardrails=guardrails)
+        decision = decide(request, identity=policies, resource=resource, guardrails=guardrails, owner=owner)
         if not decision.allowed:
             return denied_message(request, decision)
     return None
+
+
+def bucket_owner(resource: str) -> str:
+    """The account that owns the bucket an S3 ARN (bucket or object) names in the local S3, or ""."""
+    from .motoport import s3_backends
+
+    found = s3_backends.bucket_accounts.get(resource.removeprefix("arn:aws:s3:::").split("/", 1)[0])
+    return str(found[1]) if found else ""
+
+
+def object_key_refusal(role: str, bucket: str, key: str, policies: Sequence[Policy], region: str) -> str | None:
+    """Why `role` may not read an object encrypted with a KMS key (SSE-KMS), or None: S3 decrypts it
+    with the reader's kms:Decrypt, which the key's policy and the reader's own must allow ("Using
+    server-side encryption with AWS KMS keys", S3 user guide; for a key of another account, its policy
+    must name the reader's account: "Allowing users in other accounts to use a KMS key")."""
+    from . import resource_policies
+    from .motoport import s3_backends
+
+    owner = bucket_owner(f"arn:aws:s3:::{bucket}")
+    try:
+        found = s3_backends[owner]["global"].get_object(bucket, key) if owner else None
+    except Exception:
+        return None
+    reference = getattr(found, "kms_key_id", None) if found is not None else None
+    if not reference:
+        return None
+    held = resource_policies.key(reference, owner, region)
+    if held is None:
+        return f"The ciphertext refers to a customer master key that does not exist: {reference}"
+    arn, key_policy = held
+    context = {"kms:ViaService": f"s3.{region}.amazonaws.com", "kms:CallerAccount": account_of(role)}
+    request = Request(role, "kms:Decrypt", arn, context)
+    decision = decide(request, identity=policies, resource=[key_policy], key_policy=True)
+    return None if decision.allowed else denied_message(request, decision)
 
 
 def bucket_policies(resource: str, account: str) -> list[Policy]:
@@ -396,6 +432,8 @@ def acting_as(client: Any, role: str, policies: Sequence[Policy], guardrails: Se
 
     def check(model: Any, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         message = refusal(role, client_calls(service, model.name, params, region, account), policies, guardrails)
+        if message is None and service == "s3" and model.name == "GetObject":
+            message = object_key_refusal(role, params["Bucket"], params["Key"], policies, region)
         if message is not None:
             raise ClientError(denied(model.name, message), model.name)
         if service == "s3" and model.name in ("GetObject", "HeadObject"):  # what a missing key will be answered

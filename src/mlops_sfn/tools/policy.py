@@ -28,6 +28,8 @@ POLICY_VARIABLES = {
     "account_id": "the account the pipeline runs in",
     "sagemaker_role_arn": "the role SageMaker jobs and models run as (passed with iam:PassRole)",
     "sagemaker_name_prefix": "the start of the endpoint and model package group names items may use",
+    "model_source_account": "the account whose shared packages it may serve (its own without a model source)",
+    "model_source_prefix": "the start of the model source's group names (the deployment's own prefix without one)",
     "bucket": "the artifact bucket: a fanned-out run reads its segments and writes their outcomes in its folder",
     "state_machine_name": "the state machine's own name: a fanned-out run starts child executions of it",
     **statemachine.VARIABLES,

@@ -69,28 +69,41 @@ class CreateModel(Stage):
             )
         return problems
 
-    def reaches(self, block: Block) -> list[tuple[str, str]]:
-        """A package's group: the role may read only the deployment's packages (iam.PACKAGES)."""
-        package = block.get("package")
-        return [("stages.create_model.model_package", package.split("/")[-2])] if package else []
-
     def check(self, block: Block, settings: Settings) -> list[Problem]:
-        """A package of this deployment's account and region: the role's policy names no other."""
+        """A package the role's policy lets the run read: the deployment's own (its account, region and
+        name prefix), or its model source's (root variable model_source: that account's groups starting
+        with its prefix, shared with this account by their resource policy)."""
         package = block.get("package")
         if not package:
             return []
+        field = "stages.create_model.model_package"
         region, account = package.split(":")[3:5]
+        group = package.split("/")[-2]
         role = settings.sagemaker_role_arn.split(":")
         own = role[4] if len(role) > 4 else ""
-        if (region, account) == (settings.region, own):
-            return []
-        return [
-            Problem(
-                "stages.create_model.model_package",
-                f"is in account {account}, {region}; this deployment serves packages of account {own},"
-                f" {settings.region}: name one registered there",
+        if region == settings.region and account == own:
+            prefix = settings.sagemaker_name_prefix
+            where = "this deployment, whose names start with"
+        elif region == settings.region and account == settings.model_source_account:
+            prefix = settings.model_source_prefix
+            where = f"the groups of model source {account} this deployment may serve: they start with"
+        else:
+            source = settings.model_source_account
+            also = (
+                f" or of its model source, account {source}"
+                if source
+                else " (set the root variable model_source to serve another account's)"
             )
-        ]
+            return [
+                Problem(
+                    field,
+                    f"is in account {account}, {region}; this deployment serves packages of account {own},"
+                    f" {settings.region}{also}: name one registered there",
+                )
+            ]
+        if group.startswith(prefix):
+            return []
+        return [Problem(field, f"{group!r} is outside {where} {prefix!r}: name a package of one of those groups")]
 
     def states(self, b: Builder, then: str | None) -> str:
         return b.call(
@@ -111,6 +124,8 @@ class CreateModel(Stage):
             ),
             "aws-sdk:sagemaker:describeModelPackage": (
                 iam.statement(iam.PACKAGES_SID, ["sagemaker:DescribeModelPackage"], iam.PACKAGES),
+                # a statement of its own: approval's UpdateModelPackage (ModelPackages) stays on the deployment's
+                iam.statement("SourcePackages", ["sagemaker:DescribeModelPackage"], iam.SOURCE_PACKAGES),
             ),
         }
 

@@ -984,11 +984,12 @@ class Deploy(Stage):
                     "CreateEndpointConfig", ["sagemaker:CreateEndpointConfig", *iam.TAGGING], iam.named(self)
                 ),
             ),
+            # Creating and updating share one statement (one Sid, one resource list: IAM's size quota).
             "sagemaker:createEndpoint": (
-                iam.statement("CreateEndpoint", ["sagemaker:CreateEndpoint", *iam.TAGGING], endpoints),
+                iam.statement("WriteEndpoints", ["sagemaker:CreateEndpoint", *iam.TAGGING], endpoints),
             ),
             "sagemaker:updateEndpoint": (
-                iam.statement("UpdateEndpoint", ["sagemaker:UpdateEndpoint"], endpoints),
+                iam.statement("WriteEndpoints", ["sagemaker:UpdateEndpoint"], endpoints),
                 iam.READ_ALARMS,  # a blue/green update with auto-rollback reads its alarms as the caller
             ),
             "aws-sdk:cloudwatch:putMetricAlarm": (
