@@ -203,7 +203,22 @@ module "triggers" {
   dead_letter_queue_url   = module.router.dead_letter_queue_url
   schedule_input_template = local.contract.schedule_input_template
   drift_alarm_infix       = local.contract.drift_alarm_infix
-  tags                    = local.tags
+  other_rule_arns         = compact([module.approval_events.share_rule_arn])
+  package_sources = concat(
+    [{ account_id = data.aws_caller_identity.current.account_id, sagemaker_name_prefix = local.sagemaker_prefix }],
+    var.model_source == null ? [] : [{ account_id = var.model_source.account_id, sagemaker_name_prefix = var.model_source.sagemaker_name_prefix }],
+  )
+  tags = local.tags
+}
+
+module "approval_events" {
+  source                = "./modules/approval-events"
+  name                  = local.name
+  sagemaker_name_prefix = local.sagemaker_prefix
+  consumer_accounts     = var.model_consumer_accounts
+  source_account        = var.model_source == null ? null : var.model_source.account_id
+  dead_letter_queue_arn = module.router.dead_letter_queue_arn
+  tags                  = local.tags
 }
 
 # Uploaded after the rule and the items exist, so an upload that completes a pipeline's input starts a run.

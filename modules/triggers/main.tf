@@ -10,8 +10,9 @@ locals {
   # Every target's delivery: EventBridge's longest retry (24 hours, 185 attempts), then the dead-letter queue.
   delivery = { maximum_event_age_in_seconds = 86400, maximum_retry_attempts = 185 }
   rule_arns = concat(
-    [aws_cloudwatch_event_rule.uploads.arn, aws_cloudwatch_event_rule.drift.arn],
-    [for rule in aws_cloudwatch_event_rule.schedules : rule.arn]
+    [aws_cloudwatch_event_rule.uploads.arn, aws_cloudwatch_event_rule.drift.arn, aws_cloudwatch_event_rule.approvals.arn],
+    [for rule in aws_cloudwatch_event_rule.schedules : rule.arn],
+    var.other_rule_arns,
   )
 }
 
@@ -107,6 +108,48 @@ resource "aws_cloudwatch_event_target" "drift" {
   dead_letter_config {
     arn = var.dead_letter_queue_arn
   }
+}
+
+# A model package approved in one of the groups the deployment may serve: its own (its account, its
+# prefix) and its model source's, whose events the source forwards to this account's default bus
+# (modules/approval-events). The router starts the item whose trigger.model_package_group is the
+# package's group, if any. SageMaker sends a package's state changes to EventBridge ("Events that
+# Amazon SageMaker sends to Amazon EventBridge", model package state change).
+resource "aws_cloudwatch_event_rule" "approvals" {
+  name        = "${var.name}-package-approved"
+  description = "Model packages approved in groups starting with ${join(" or ", [for source in var.package_sources : source.sagemaker_name_prefix])}"
+  tags        = var.tags
+  event_pattern = jsonencode({
+    source        = ["aws.sagemaker"]
+    "detail-type" = ["SageMaker Model Package State Change"]
+    account       = distinct([for source in var.package_sources : source.account_id])
+    detail = {
+      ModelApprovalStatus   = ["Approved"]
+      ModelPackageGroupName = [for source in var.package_sources : { prefix = source.sagemaker_name_prefix }]
+    }
+  })
+}
+
+resource "aws_cloudwatch_event_target" "approvals" {
+  rule = aws_cloudwatch_event_rule.approvals.name
+  arn  = var.function_arn
+
+  retry_policy {
+    maximum_event_age_in_seconds = local.delivery.maximum_event_age_in_seconds
+    maximum_retry_attempts       = local.delivery.maximum_retry_attempts
+  }
+
+  dead_letter_config {
+    arn = var.dead_letter_queue_arn
+  }
+}
+
+resource "aws_lambda_permission" "approvals" {
+  statement_id  = "approvals"
+  action        = "lambda:InvokeFunction"
+  function_name = var.function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.approvals.arn
 }
 
 resource "aws_lambda_permission" "drift" {

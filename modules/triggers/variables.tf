@@ -65,3 +65,22 @@ variable "drift_alarm_infix" {
   description = "What follows the name prefix in a drift alarm's name (<prefix><infix><pipeline>), as contract.json gives it (the root passes it)."
   type        = string
 }
+
+variable "package_sources" {
+  description = "Whose approved model packages may start runs: this deployment's account and name prefix, and its model source's (root variable model_source)."
+  type = list(object({
+    account_id            = string
+    sagemaker_name_prefix = string
+  }))
+
+  validation {
+    condition     = length(var.package_sources) > 0
+    error_message = "The package_sources must name at least the deployment itself: {account_id, sagemaker_name_prefix}."
+  }
+}
+
+variable "other_rule_arns" {
+  description = "Rules of other modules whose undeliverable events go to the dead-letter queue too (sharing approvals with consumer accounts)."
+  type        = list(string)
+  default     = []
+}

@@ -188,7 +188,74 @@ def test_the_upload_rule_matches_object_created_under_the_input_prefix_and_targe
 def test_dev_deploys_no_schedule_rule(deployed: Deployment) -> None:
     """Schedules are off in dev, and a switched-off schedule is no rule at all (modules/triggers)."""
     rules = [rule["Name"] for rule in deployed.client("events").list_rules()["Rules"]]
-    assert sorted(rules) == ["mlops-dev-drift", "mlops-dev-uploads"]
+    assert sorted(rules) == [
+        "mlops-dev-drift",
+        "mlops-dev-package-approved",
+        "mlops-dev-share-approvals",  # model_consumer_accounts
+        "mlops-dev-uploads",
+    ]
+
+
+def rule_matches(rule: dict[str, Any], event: dict[str, Any]) -> bool:
+    """Whether a deployed rule's pattern matches an event (moto's TestEventPattern answers nothing: its matcher)."""
+    from mlops_sfn.local.motoport import EventPattern
+
+    return bool(EventPattern.load(rule["EventPattern"]).matches_event(event))
+
+
+def test_an_approval_of_the_deployments_packages_goes_to_the_router_and_to_each_consumers_bus(
+    deployed: Deployment,
+) -> None:
+    """The approval SageMaker sends ("Events that Amazon SageMaker sends to Amazon EventBridge", model
+    package state change) reaches the router, which starts the item serving its group; with
+    model_consumer_accounts, the same approval goes to each consumer's default bus, sent with a role
+    that may put events there and nowhere else ("Permissions for event buses in Amazon EventBridge")."""
+    from mlops_sfn.local.policy_evaluation import Request, decide
+
+    events, iam = deployed.client("events"), deployed.client("iam")
+    approved = load_event("sagemaker_model_package_approved")
+    rejected = json.loads(json.dumps(approved))
+    rejected["detail"]["ModelApprovalStatus"] = "Rejected"
+    unrelated = json.loads(json.dumps(approved))
+    unrelated["detail"]["ModelPackageGroupName"] = "payments-fraud"
+    for name in ("mlops-dev-package-approved", "mlops-dev-share-approvals"):
+        rule = events.describe_rule(Name=name)
+        assert rule_matches(rule, approved), name
+        assert not rule_matches(rule, rejected) and not rule_matches(rule, unrelated), name
+    (routed,) = events.list_targets_by_rule(Rule="mlops-dev-package-approved")["Targets"]
+    assert routed["Arn"] == deployed.outputs["router_function_arn"]
+    assert routed["DeadLetterConfig"]["Arn"].endswith(":mlops-dev-router-dead-letters")
+    assert parse_event(approved)[0].source == "model_package"
+    (shared,) = events.list_targets_by_rule(Rule="mlops-dev-share-approvals")["Targets"]
+    consumer_bus = f"arn:aws:events:us-east-1:{CONSUMER}:event-bus/default"
+    assert shared["Arn"] == consumer_bus and shared["RoleArn"].endswith(":role/mlops-dev-share-approvals")
+    assert shared["DeadLetterConfig"]["Arn"].endswith(":mlops-dev-router-dead-letters")  # a refusal is kept
+    policy = iam.get_role_policy(RoleName="mlops-dev-share-approvals", PolicyName="put-on-consumer-buses")
+    role = shared["RoleArn"]
+
+    def may_put(bus: str, bus_policy: dict[str, Any] | None) -> bool:  # another account's bus: both must allow
+        request = Request(role, "events:PutEvents", bus, {})
+        return decide(request, identity=[policy["PolicyDocument"]], resource=[bus_policy] if bus_policy else []).allowed
+
+    # the statement the consumer's modules/approval-events adds to its bus's policy (PutPermission)
+    receiving = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "mlops-prod-model-source",
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+                "Action": "events:PutEvents",
+                "Resource": consumer_bus,
+            }
+        ],
+    }
+    assert may_put(consumer_bus, receiving)
+    assert not may_put(consumer_bus, None)  # without the consumer's bus policy: refused
+    other_bus = "arn:aws:events:us-east-1:777788889999:event-bus/default"
+    assert not may_put(other_bus, receiving | {"Statement": [receiving["Statement"][0] | {"Resource": other_bus}]})
+    trust = iam.get_role(RoleName="mlops-dev-share-approvals")["Role"]["AssumeRolePolicyDocument"]
+    assert trust["Statement"][0]["Principal"] == {"Service": "events.amazonaws.com"}
 
 
 def test_the_drift_rule_sends_the_drift_alarms_changes_to_alarm_to_the_router(deployed: Deployment) -> None:
@@ -306,9 +373,9 @@ def role_statements(iam: Any) -> Iterator[tuple[str, dict[str, Any]]]:
 
 def test_no_role_allows_every_action_and_only_unscopable_actions_get_every_resource(deployed: Deployment) -> None:
     statements = list(role_statements(deployed.client("iam")))
-    assert (
-        len({where for where, _ in statements}) == 8
-    )  # pipeline, logs-and-tracing, router, quality gate, model copy, smoke test, segments, SageMaker jobs
+    # pipeline, logs-and-tracing, router, quality gate, model copy, smoke test, segments, SageMaker jobs,
+    # and sending approvals to the consumers' buses (model_consumer_accounts)
+    assert len({where for where, _ in statements}) == 9
     for where, statement in statements:
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         assert "*" not in actions and not any(action.endswith(":*") for action in actions), where
@@ -487,7 +554,8 @@ def test_topics_queue_and_alarms_exist_and_alarms_publish_to_the_notification_to
     (statement,) = json.loads(attributes["Attributes"]["Policy"])["Statement"]
     assert statement["Principal"] == {"Service": "events.amazonaws.com"}
     rules = sorted(arn.rsplit("/", 1)[1] for arn in statement["Condition"]["ArnEquals"]["aws:SourceArn"])
-    assert rules == ["mlops-dev-drift", "mlops-dev-uploads"]  # dev has no schedules
+    # dev has no schedules; the approvals shared with the consumers that their buses refuse land here too
+    assert rules == ["mlops-dev-drift", "mlops-dev-package-approved", "mlops-dev-share-approvals", "mlops-dev-uploads"]
 
 
 def test_with_bucket_events_on_an_upload_under_the_input_prefix_is_matched_by_the_upload_rule(

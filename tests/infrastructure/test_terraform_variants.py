@@ -197,6 +197,31 @@ def test_a_model_source_lets_the_deployment_read_its_shared_packages_and_their_d
     }
 
 
+def test_the_model_sources_approvals_are_taken_on_the_default_bus_and_routed(variant: Variant) -> None:
+    """model_source: the source account may put events on this account's default bus (a statement added
+    to its policy, never the policy replaced), and the package-approval rule sends its approvals of its
+    groups, as well as this deployment's own, to the router."""
+    from tests.infrastructure.test_terraform_apply import rule_matches
+
+    events = variant.client("events")
+    source = MODEL_SOURCE["account_id"]
+    policy = json.loads(events.describe_event_bus(Name="default")["Policy"])
+    (statement,) = [s for s in policy["Statement"] if s["Sid"] == "mlops-prod-model-source"]
+    assert statement["Principal"] == {"AWS": f"arn:aws:iam::{source}:root"}
+    assert statement["Action"] == "events:PutEvents"
+    rule = events.describe_rule(Name="mlops-prod-package-approved")
+    shared = load_event("sagemaker_model_package_approved")
+    package = f"arn:aws:sagemaker:us-east-1:{source}:model-package/mlops-dev-cal-house-price/3"
+    shared |= {"account": source, "resources": [package]}
+    shared["detail"] |= {"ModelPackageArn": package, "ModelPackageGroupName": "mlops-dev-cal-house-price"}
+    own = json.loads(json.dumps(shared)) | {"account": "123456789012"}
+    own["detail"]["ModelPackageGroupName"] = "mlops-prod-cal-house-price"
+    stranger = json.loads(json.dumps(shared)) | {"account": "777788889999"}
+    assert rule_matches(rule, shared) and rule_matches(rule, own) and not rule_matches(rule, stranger)
+    (target,) = events.list_targets_by_rule(Rule="mlops-prod-package-approved")["Targets"]
+    assert target["Arn"] == variant.outputs["router_function_arn"]
+
+
 def test_prod_switches_come_from_the_environment_map(variant: Variant) -> None:
     backups = variant.client("dynamodb").describe_continuous_backups(TableName=variant.outputs["table_name"])
     recovery = backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]

@@ -28,7 +28,7 @@ from .prefixes import PrefixIndex, Unowned
 from .problems import Error, InvalidItem, Problem, join
 from .schema import UNKNOWN_FIELD
 from .settings import SETTINGS_ENVIRONMENT, Settings, parse_tags
-from .triggers import Drift, InvalidEvent, Trigger, parse_parts, shorten
+from .triggers import Approval, Drift, InvalidEvent, Trigger, parse_parts, shorten
 
 # Environment variable -> what it holds. Read and checked once, when the Lambda starts.
 ENVIRONMENT = {
@@ -47,6 +47,11 @@ OPTIONAL_ENVIRONMENT = {
     SETTINGS_ENVIRONMENT["deployment_tags"]: "the deployment's tags, a JSON object: every resource a run creates "
     "carries them",
     SETTINGS_ENVIRONMENT["required_tags"]: "comma-separated tag keys every item must set",
+    SETTINGS_ENVIRONMENT["model_consumer_accounts"]: "comma-separated accounts each package group a run registers "
+    "in is shared with",
+    SETTINGS_ENVIRONMENT["model_source_account"]: "the account whose shared packages items may serve besides the "
+    "deployment's own",
+    SETTINGS_ENVIRONMENT["model_source_prefix"]: "the start of the model source's group names items may serve",
     "PREFIX_CACHE_SECONDS": "how long the trigger-prefix -> pipeline map is kept before it is read again (default 60)",
     ROUTER_ENVIRONMENT["report_batch_item_failures"]: "true when every SQS event source mapping of the router has "
     "FunctionResponseTypes ReportBatchItemFailures: failed SQS records are then returned, not raised (default false)",
@@ -249,6 +254,13 @@ class Router:
             if named is None:
                 raise _Rejected(self._reject(None, trigger, "detail.alarmName", why_not, request_id))
             trigger = replace(trigger, pipeline=named)
+        if isinstance(trigger, Approval):  # the item serving the package's group is found by its trigger
+            serving = self._serving(trigger, request_id)
+            if serving is None:
+                unserved = f"no enabled item has trigger.model_package_group {trigger.group()!r}"
+                log(level="info", **context, outcome="skipped", reason=unserved)
+                return "skipped", None
+            trigger = replace(trigger, pipeline=serving)
         pipeline, item = self._find(trigger, request_id)
         context["pipeline"] = pipeline
         if item.get("enabled") is False:
@@ -385,6 +397,44 @@ class Router:
                 refreshed = True
                 continue
             return found
+
+    def _serving(self, trigger: Approval, request_id: str | None) -> str | None:
+        """The enabled item whose trigger.model_package_group is the approved package's group, or None.
+        Approvals are rare, so the table is read for each (consistently: an item just added counts); an
+        approval of a group no item serves is none of this deployment's business. Two items serving one
+        group are refused: which one a deployment serves must not depend on table order."""
+        request: dict[str, Any] = {
+            "TableName": self.config.table,
+            "ConsistentRead": True,
+            "ProjectionExpression": "#name, #trigger, #enabled",
+            "ExpressionAttributeNames": {
+                "#name": "consumption_pipeline_name",
+                "#trigger": "trigger",
+                "#enabled": "enabled",
+            },
+        }
+        found = []
+        while True:
+            page = self.dynamodb.scan(**request)
+            for raw in page.get("Items", []):
+                try:
+                    item = dynamodb_json.from_typed(raw)
+                except dynamodb_json.NotDynamoDBJson:
+                    continue
+                config = item.get("trigger")
+                wanted = config.get("model_package_group") if isinstance(config, dict) else None
+                if isinstance(wanted, str) and wanted.lower() == trigger.group() and item.get("enabled") is not False:
+                    found.append(str(item.get("consumption_pipeline_name")))
+            if "LastEvaluatedKey" not in page:
+                break
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        if len(found) > 1:
+            reason = (
+                f"items {', '.join(sorted(found))} all have trigger.model_package_group {trigger.group()!r}: keep it"
+                " on one, then replay this event"
+            )
+            raise _Rejected(self._reject(None, trigger, "trigger.model_package_group", reason, request_id))
+        return found[0] if found else None
 
     def _upload_problem(self, trigger: Trigger) -> str | None:
         """Why the upload this event completes may not start a run, with what to do about it."""

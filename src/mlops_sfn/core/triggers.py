@@ -157,7 +157,37 @@ class Drift(Trigger):
         return [self.alarm, self.time]
 
 
-SOURCES: dict[str, type[Trigger]] = {kind.source: kind for kind in (Upload, Scheduled, Manual, Records, Drift)}
+@dataclass(frozen=True)
+class Approval(Trigger):
+    """A model package approved in the registry ("SageMaker Model Package State Change" with
+    ModelApprovalStatus Approved), in this account or its model source's: the pipeline whose
+    trigger.model_package_group is the package's group serves that package (its overrides set
+    stages.create_model.model_package), read Approved again when the run reaches it. One approval,
+    one run, however many times SageMaker sends it."""
+
+    source: ClassVar[str] = "model_package"
+    package: str | None = None
+
+    def identifying(self) -> list[str | None]:
+        return [self.package, self.time]
+
+    def group(self) -> str:
+        return package_group(self.package or "")
+
+    def mismatch(self, item: dict[str, Any]) -> str | None:
+        name = item.get("consumption_pipeline_name")
+        config = item.get("trigger")
+        wanted = config.get("model_package_group") if isinstance(config, dict) else None
+        if not isinstance(wanted, str):
+            return f"pipeline {name!r} has no trigger.model_package_group, so approvals do not start it"
+        if wanted.lower() != self.group():
+            return f"package {self.package} is of group {self.group()!r}, not trigger.model_package_group {wanted!r}"
+        return None
+
+
+SOURCES: dict[str, type[Trigger]] = {
+    kind.source: kind for kind in (Upload, Scheduled, Manual, Records, Drift, Approval)
+}
 # The fields of an execution input's trigger, in this order whatever its source.
 _ORDER = (
     "source",
@@ -171,6 +201,7 @@ _ORDER = (
     "rule",
     "alarm",
     "reason",
+    "package",
     "overrides",
     "over_budget",
 )
@@ -277,12 +308,15 @@ def _from_message(event: dict[str, Any], invocation_id: str | None) -> Trigger:
         return _from_schedule(event)
     if event.get("source") == "aws.cloudwatch" and event.get("detail-type") == "CloudWatch Alarm State Change":
         return _from_alarm(event)
+    if event.get("source") == "aws.sagemaker" and event.get("detail-type") == PACKAGE_STATE_CHANGE:
+        return _from_package(event)
     if "consumption_pipeline_name" in event:
         if "event_source" in event:  # an earlier-framework body sent on its own
             return _from_records_body(event, "event")
         return _from_manual(event, invocation_id)
     raise InvalidEvent(
-        "unrecognised event: expected an S3 'Object Created' event, a 'Scheduled Event', "
+        "unrecognised event: expected an S3 'Object Created' event, a 'Scheduled Event', a model package's"
+        " approval, "
         "a Records/SQS batch, or {'consumption_pipeline_name': ...}"
     )
 
@@ -318,6 +352,44 @@ def _from_schedule(event: dict[str, Any]) -> Trigger:
     resources = event.get("resources")
     rule = resources[0] if isinstance(resources, list) and resources and isinstance(resources[0], str) else None
     return Scheduled(pipeline=pipeline, time=time, rule=rule)
+
+
+PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
+# A versioned package's ARN: model-package/<group>/<version> (SageMaker writes it lower-case).
+PACKAGE_ARN = re.compile(r"arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:model-package/([a-z0-9-]{1,63})/[0-9]+")
+
+
+def package_group(arn: str) -> str:
+    """The group of a versioned package's ARN, "" when it names none."""
+    found = PACKAGE_ARN.fullmatch(arn)
+    return found.group(1) if found else ""
+
+
+def _from_package(event: dict[str, Any]) -> Trigger:
+    """A model package's state change ("Events that Amazon SageMaker sends to Amazon EventBridge",
+    model package state change): detail.ModelPackageArn and detail.ModelApprovalStatus, with
+    LastModifiedTime, when it changed. Only an approval starts a run; the rule sends no other."""
+    arn = _get(event, "detail", "ModelPackageArn")
+    if not isinstance(arn, str) or not PACKAGE_ARN.fullmatch(arn):
+        raise InvalidEvent(
+            f"detail.ModelPackageArn: {echo(arn)} is not a versioned model package's ARN"
+            " (arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>)"
+        )
+    status = _get(event, "detail", "ModelApprovalStatus")
+    if status != "Approved":
+        raise InvalidEvent(
+            f"detail.ModelApprovalStatus: {echo(status)}; only an Approved package starts a run (the"
+            " package-approval rule sends no other: check the rule that delivered this event)"
+        )
+    # SageMaker may send one change more than once, each with its own event time: the change's own time
+    # names the run, so they start one.
+    time = _get(event, "detail", "LastModifiedTime")
+    time = time if isinstance(time, str) else event.get("time")
+    if not isinstance(time, str):
+        raise InvalidEvent("time: a model package state change must carry its time")
+    parse_time(time)
+    overrides = {"stages": {"create_model": {"model_package": arn}}}
+    return Approval(package=arn, time=time, overrides=overrides)
 
 
 def _from_alarm(event: dict[str, Any]) -> Trigger:

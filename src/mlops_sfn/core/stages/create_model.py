@@ -8,6 +8,7 @@ from .. import fanout, iam
 from ..asl import SAGEMAKER, SDK, Builder
 from ..problems import Problem
 from ..stage import Block, Item, Made, Stage, Statements, Where, model_sources, runs
+from ..triggers import package_group
 from .shared import MODEL_TAG, add_model_data, model_request
 
 if TYPE_CHECKING:
@@ -48,6 +49,27 @@ class CreateModel(Stage):
                     "set stages.create_model.model_data_url instead, so the rules about the model's source apply",
                 )
             )
+        config = item.get("trigger")
+        trigger = config if isinstance(config, dict) else {}
+        served = trigger.get("model_package_group")
+        if isinstance(served, str) and served:
+            package = block.get("model_package")
+            if not runs(item, self.name) or not isinstance(package, str) or not package:
+                problems.append(
+                    Problem(
+                        "stages.create_model.model_package",
+                        f"trigger.model_package_group serves each approved package of {served!r}: name the one"
+                        " served until the next approval (a versioned package ARN), with create_model running",
+                    )
+                )
+            elif package_group(package) and package_group(package) != served.lower():
+                problems.append(
+                    Problem(
+                        "trigger.model_package_group",
+                        f"is {served!r}, but stages.create_model.model_package is a package of"
+                        f" {package_group(package)!r}: serve one group",
+                    )
+                )
         if not block.get("model_package"):
             return problems
         for field in ("PrimaryContainer", "Containers"):
