@@ -628,6 +628,59 @@ def test_promote_serves_the_approved_package_the_demo_registered_and_refuses_it_
     assert sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"] == config
 
 
+def test_an_approval_in_the_registry_starts_the_pipeline_serving_its_group(
+    first: DemoResult, stack: deployment.Deployment
+) -> None:
+    """The local SageMaker sends a package's state changes to the default bus, as SageMaker does; the
+    deployed package-approval rule hands an approval to the router, which starts the item whose
+    trigger.model_package_group is the package's group, serving that package. A package registered
+    pending approval starts nothing."""
+    registered = first.output["results"]["register"]["model_package_arn"]
+    group = registered.split("/")[1]
+    pipeline, endpoint = "demo-dev-serve-approved", "mlops-dev-approved"
+    served = json.loads((ITEMS / "demo-dev-deploy-existing-model.json").read_text())
+    served |= {
+        "consumption_pipeline_name": pipeline,
+        "description": "Serves each approved package of the demo's group.",
+        "trigger": {"model_package_group": group},
+    }
+    served["stages"]["create_model"] = {"run": True, "model_package": registered}
+    served["stages"]["deploy"]["endpoint_name"] = endpoint
+    dynamodb, table = stack.client("dynamodb"), stack.outputs["table_name"]
+    dynamodb.put_item(TableName=table, Item=dynamodb_json.to_typed(served))
+    sagemaker, sfn = stack.client("sagemaker"), stack.client("stepfunctions")
+    machine = stack.outputs["state_machine_arn"]
+
+    def serving_runs() -> list[tuple[str, dict[str, Any]]]:
+        found = []
+        for execution in sfn.list_executions(stateMachineArn=machine)["executions"]:
+            planned = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
+            if planned.get("pipeline") == pipeline:
+                found.append((execution["executionArn"], planned))
+        return found
+
+    try:
+        spec = sagemaker.describe_model_package(ModelPackageName=registered)["InferenceSpecification"]
+        pending = sagemaker.create_model_package(
+            ModelPackageGroupName=group, InferenceSpecification=spec, ModelApprovalStatus="PendingManualApproval"
+        )["ModelPackageArn"]
+        sagemaker.update_model_package(ModelPackageArn=pending, ModelApprovalStatus="Approved")
+        deadline = time.monotonic() + 60
+        while not serving_runs() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        ((arn, planned),) = serving_runs()  # the approval's run only: the pending package's event started none
+        assert planned["trigger"]["source"] == "model_package" and planned["trigger"]["package"] == pending
+        assert planned["stages"]["create_model"]["package"] == pending
+        while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING" and time.monotonic() < deadline + 120:
+            time.sleep(0.5)
+        assert sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
+        config = sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
+        model = sagemaker.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"][0]["ModelName"]
+        assert sagemaker.describe_model(ModelName=model)["Containers"] == [{"ModelPackageName": pending}]
+    finally:  # later approvals of the group start nothing
+        dynamodb.delete_item(TableName=table, Key={"consumption_pipeline_name": {"S": pipeline}})
+
+
 # Before the failing script's test below: it leaves a broken train.py under the item's prefix.
 
 

@@ -30,6 +30,7 @@ from ..core.stages import REPORTED
 from ..core.stages.deploy import SHIFT_SHARES
 from ..core.stages.shared import field_at
 from ..core.stages.training import WARM_POOL_MATCH
+from ..core.triggers import PACKAGE_STATE_CHANGE
 
 # What a local endpoint does after CreateEndpoint or UpdateEndpoint, seen at the next describe.
 ENDPOINT_OUTCOMES = {
@@ -820,6 +821,68 @@ def install_group_policies() -> Callable[[], None]:
                 delattr(SageMakerResponse, name)
             else:
                 setattr(SageMakerResponse, name, method)
+
+    return uninstall
+
+
+# --- Model package state changes on the default event bus ------------------------------------------
+# SageMaker sends EventBridge a "SageMaker Model Package State Change" when a package is created or
+# its status changes ("Events that Amazon SageMaker sends to Amazon EventBridge", model package state
+# change: detail holds the package as DescribeModelPackage describes it); moto sends nothing.
+PACKAGE_EVENT_FIELDS = (
+    "ModelPackageGroupName",
+    "ModelPackageVersion",
+    "ModelPackageArn",
+    "CreationTime",
+    "InferenceSpecification",
+    "ModelPackageStatus",
+    "ModelApprovalStatus",
+    "ModelMetrics",
+    "LastModifiedTime",
+)
+
+
+def package_event(package: dict[str, Any]) -> dict[str, Any]:
+    """The PutEvents entry SageMaker's event is, from a DescribeModelPackage response."""
+    now = datetime.now(UTC)
+    detail = {field: package[field] for field in PACKAGE_EVENT_FIELDS if field in package}
+    detail.setdefault("LastModifiedTime", now)
+    for name in ("CreationTime", "LastModifiedTime"):
+        if isinstance(detail.get(name), datetime):
+            detail[name] = detail[name].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "Source": "aws.sagemaker",
+        "DetailType": PACKAGE_STATE_CHANGE,
+        "Detail": json.dumps(detail, default=str),
+        "Resources": [package["ModelPackageArn"]],
+        "EventBusName": "default",
+    }
+
+
+def install_package_events(describe: Callable[[str, str], dict[str, Any]]) -> Callable[[], None]:
+    """Send each created package, and each package whose approval status is updated, to its account's
+    default bus (`describe(arn, region)`: the DescribeModelPackage response); returns the undo."""
+    from .motoport import SageMakerResponse, events_backends
+
+    kept = {name: getattr(SageMakerResponse, name) for name in ("create_model_package", "update_model_package")}
+
+    def sending(name: str) -> Callable[[Any], Any]:
+        def method(self: Any) -> Any:
+            result = kept[name](self)
+            arn = getattr(result, "result", {}).get("ModelPackageArn") if hasattr(result, "result") else None
+            if arn and (name == "create_model_package" or self._get_param("ModelApprovalStatus")):
+                entry = package_event(describe(str(arn), self.region))
+                events_backends[self.current_account][self.region].put_events([entry])
+            return result
+
+        return method
+
+    for name in kept:
+        setattr(SageMakerResponse, name, sending(name))
+
+    def uninstall() -> None:
+        for name, method in kept.items():
+            setattr(SageMakerResponse, name, method)
 
     return uninstall
 

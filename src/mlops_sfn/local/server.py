@@ -123,7 +123,7 @@ def install_runtime(home: Path, endpoint: str, ca_bundle: str) -> Any:
     from .integrations import Local, installed
     from .jobs import LocalEndpoints, ScriptJobs
     from .motoport import mock_aws, sagemaker_backends
-    from .sagemaker import LocalSageMaker, install_registry, install_tags
+    from .sagemaker import LocalSageMaker, install_package_events, install_registry, install_tags
 
     mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}).start()
     environment = process_environment(endpoint, ca_bundle)
@@ -137,6 +137,9 @@ def install_runtime(home: Path, endpoint: str, ca_bundle: str) -> Any:
 
     def client(service: str, region: str = REGION) -> Any:
         return boto3.client(service, region_name=region)  # intercepted by the mock: served in-process
+
+    # what SageMaker sends EventBridge of a package: the package-approval rule hands approvals to the router
+    install_package_events(lambda arn, region: client("sagemaker", region).describe_model_package(ModelPackageName=arn))
 
     jobs = ScriptJobs(home, client, environment)
     _serve_endpoints(LocalEndpoints(jobs))
