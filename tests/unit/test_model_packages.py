@@ -137,23 +137,32 @@ def test_a_deployment_with_consumer_accounts_plans_each_groups_resource_policy_f
     ]
 
 
+# A deployment as the router's environment and as the root's outputs describe it, without the
+# settings the tests below add.
+ENVIRON = {var: "x" for var in ("ARTIFACT_BUCKET", "SAGEMAKER_ROLE_ARN", "DEFAULT_IMAGE_URI")} | {
+    "SAGEMAKER_NAME_PREFIX": "p-",
+    "IMAGE_REPOSITORY_ARNS": "r",
+    "AWS_REGION": "us-east-1",
+}
+OUTPUTS: dict[str, Any] = {
+    "bucket_name": "b",
+    "sagemaker_role_arn": "arn:aws:iam::123456789012:role/r",
+    "image_uri": "i",
+    "sagemaker_name_prefix": "p-",
+    "image_repository_arns": ["r"],
+    "region": "us-east-1",
+}
+
+
 def test_consumer_accounts_reach_planning_from_the_routers_environment_and_the_roots_outputs() -> None:
     from mlops_sfn.core.settings import Settings
 
-    environ = {var: "x" for var in ("ARTIFACT_BUCKET", "SAGEMAKER_ROLE_ARN", "DEFAULT_IMAGE_URI")}
-    environ |= {"SAGEMAKER_NAME_PREFIX": "p-", "IMAGE_REPOSITORY_ARNS": "r", "AWS_REGION": "us-east-1"}
-    environ["MODEL_CONSUMER_ACCOUNTS"] = "444455556666,777788889999"
+    environ = ENVIRON | {"MODEL_CONSUMER_ACCOUNTS": "444455556666,777788889999"}
     assert Settings.from_environment(environ).consumer_accounts() == ["444455556666", "777788889999"]
-    outputs = {
-        "bucket_name": "b",
-        "sagemaker_role_arn": "arn:aws:iam::123456789012:role/r",
-        "image_uri": "i",
-        "sagemaker_name_prefix": "p-",
-        "image_repository_arns": ["r"],
-        "region": "us-east-1",
-        "model_consumer_accounts": {"type": ["list", "string"], "value": ["444455556666"], "sensitive": False},
-    }
-    assert Settings.from_outputs(outputs).consumer_accounts() == ["444455556666"]
+    accounts = {"type": ["list", "string"], "value": ["444455556666"], "sensitive": False}
+    assert Settings.from_outputs(OUTPUTS | {"model_consumer_accounts": accounts}).consumer_accounts() == [
+        "444455556666"
+    ]
 
 
 SOURCE = "444455556666"  # the development account whose packages production serves
@@ -192,22 +201,13 @@ def test_a_package_neither_the_deployments_nor_its_sources_groups_is_refused(pac
 def test_the_model_source_reaches_planning_from_the_routers_environment_and_the_roots_outputs() -> None:
     from mlops_sfn.core.settings import Settings
 
-    environ = {var: "x" for var in ("ARTIFACT_BUCKET", "SAGEMAKER_ROLE_ARN", "DEFAULT_IMAGE_URI")}
-    environ |= {"SAGEMAKER_NAME_PREFIX": "p-", "IMAGE_REPOSITORY_ARNS": "r", "AWS_REGION": "us-east-1"}
-    environ |= {"MODEL_SOURCE_ACCOUNT": SOURCE, "MODEL_SOURCE_PREFIX": "team-dev-"}
-    found = Settings.from_environment(environ)
+    found = Settings.from_environment(ENVIRON | {"MODEL_SOURCE_ACCOUNT": SOURCE, "MODEL_SOURCE_PREFIX": "team-dev-"})
     assert (found.model_source_account, found.model_source_prefix) == (SOURCE, "team-dev-")
-    outputs = {
-        "bucket_name": "b",
-        "sagemaker_role_arn": "arn:aws:iam::123456789012:role/r",
-        "image_uri": "i",
-        "sagemaker_name_prefix": "p-",
-        "image_repository_arns": ["r"],
-        "region": "us-east-1",
+    source = {
         "model_source_account": {"type": "string", "value": SOURCE, "sensitive": False},
         "model_source_prefix": {"type": "string", "value": "team-dev-", "sensitive": False},
     }
-    found = Settings.from_outputs(outputs)
+    found = Settings.from_outputs(OUTPUTS | source)
     assert (found.model_source_account, found.model_source_prefix) == (SOURCE, "team-dev-")
 
 

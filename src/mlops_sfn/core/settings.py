@@ -14,24 +14,8 @@ from typing import Any
 
 from .contract import ROUTER_ENVIRONMENT
 
-# Settings field -> the environment variable the router Lambda reads it from (contract.py; the
-# region is the Lambda runtime's own).
-_FROM_TERRAFORM = (
-    "bucket",
-    "sagemaker_role_arn",
-    "default_image_uri",
-    "sagemaker_name_prefix",
-    "image_repository_arns",
-    "data_buckets",
-    "kms_key_arn",
-    "deployment_tags",
-    "required_tags",
-    "model_consumer_accounts",
-    "model_source_account",
-    "model_source_prefix",
-)
-SETTINGS_ENVIRONMENT = {field: ROUTER_ENVIRONMENT[field] for field in _FROM_TERRAFORM} | {"region": "AWS_REGION"}
-# Settings a deployment may leave empty (no extra data bucket, no customer-managed key, no tags).
+# Settings a deployment may leave empty (no extra data bucket, no customer-managed key, no tags, no
+# accounts it shares models with or serves them from).
 OPTIONAL_SETTINGS = (
     "data_buckets",
     "kms_key_arn",
@@ -41,6 +25,17 @@ OPTIONAL_SETTINGS = (
     "model_source_account",
     "model_source_prefix",
 )
+_FROM_TERRAFORM = (
+    "bucket",
+    "sagemaker_role_arn",
+    "default_image_uri",
+    "sagemaker_name_prefix",
+    "image_repository_arns",
+    *OPTIONAL_SETTINGS,
+)
+# Settings field -> the environment variable the router Lambda reads it from (contract.py; the
+# region is the Lambda runtime's own).
+SETTINGS_ENVIRONMENT = {field: ROUTER_ENVIRONMENT[field] for field in _FROM_TERRAFORM} | {"region": "AWS_REGION"}
 
 
 @dataclass(frozen=True)
