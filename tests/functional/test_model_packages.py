@@ -338,3 +338,13 @@ def test_without_the_sources_grant_on_its_model_data_no_model_is_created(
     assert report.status == "FAILED" and report.stages["create_model"] == "failed", report.cause
     assert f"Could not access model data at s3://{SOURCE_BUCKET}/{SOURCE_MODEL}" in report.cause
     assert SERVING_ROLE in report.cause and "Create endpoint" not in report.states
+
+
+def test_an_organisations_guardrail_on_decrypting_keeps_the_sources_model_unread(
+    serving: LocalRuns, source: Source
+) -> None:
+    """A service control policy denying kms:Decrypt applies to the read of the source's encrypted model
+    as to any other call of the serving account (its bucket and key grants notwithstanding)."""
+    report = serving.run(served(source.package, f"{ENDPOINT}-guarded"), deny=["kms:Decrypt"])
+    assert report.status == "FAILED" and report.stages["create_model"] == "failed", report.cause
+    assert f"Could not access model data at s3://{SOURCE_BUCKET}/{SOURCE_MODEL}" in report.cause

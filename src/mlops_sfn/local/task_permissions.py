@@ -272,7 +272,9 @@ def bucket_owner(resource: str) -> str:
     return str(found[1]) if found else ""
 
 
-def object_key_refusal(role: str, bucket: str, key: str, policies: Sequence[Policy], region: str) -> str | None:
+def object_key_refusal(
+    role: str, bucket: str, key: str, policies: Sequence[Policy], guardrails: Sequence[Policy], region: str
+) -> str | None:
     """Why `role` may not read an object encrypted with a KMS key (SSE-KMS), or None: S3 decrypts it
     with the reader's kms:Decrypt, which the key's policy and the reader's own must allow ("Using
     server-side encryption with AWS KMS keys", S3 user guide; for a key of another account, its policy
@@ -290,11 +292,11 @@ def object_key_refusal(role: str, bucket: str, key: str, policies: Sequence[Poli
         return None
     held = resource_policies.key(reference, owner, region)
     if held is None:
-        return f"The ciphertext refers to a customer master key that does not exist: {reference}"
+        return f"the object's KMS key {reference} does not exist in the local KMS: S3 cannot decrypt it"
     arn, key_policy = held
     context = {"kms:ViaService": f"s3.{region}.amazonaws.com", "kms:CallerAccount": account_of(role)}
     request = Request(role, "kms:Decrypt", arn, context)
-    decision = decide(request, identity=policies, resource=[key_policy], key_policy=True)
+    decision = decide(request, identity=policies, resource=[key_policy], guardrails=guardrails, key_policy=True)
     return None if decision.allowed else denied_message(request, decision)
 
 
@@ -433,7 +435,7 @@ def acting_as(client: Any, role: str, policies: Sequence[Policy], guardrails: Se
     def check(model: Any, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         message = refusal(role, client_calls(service, model.name, params, region, account), policies, guardrails)
         if message is None and service == "s3" and model.name == "GetObject":
-            message = object_key_refusal(role, params["Bucket"], params["Key"], policies, region)
+            message = object_key_refusal(role, params["Bucket"], params["Key"], policies, guardrails, region)
         if message is not None:
             raise ClientError(denied(model.name, message), model.name)
         if service == "s3" and model.name in ("GetObject", "HeadObject"):  # what a missing key will be answered
