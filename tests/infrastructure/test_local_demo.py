@@ -631,7 +631,7 @@ def test_promote_serves_the_approved_package_the_demo_registered_and_refuses_it_
 
 
 def test_an_approval_in_the_registry_starts_the_pipeline_serving_its_group(
-    first: DemoResult, stack: deployment.Deployment
+    first: DemoResult, stack: deployment.Deployment, outputs: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The local SageMaker sends a package's state changes to the default bus, as SageMaker does; the
     deployed package-approval rule hands an approval to the router, which starts the item whose
@@ -679,6 +679,14 @@ def test_an_approval_in_the_registry_starts_the_pipeline_serving_its_group(
         config = sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
         model = sagemaker.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"][0]["ModelName"]
         assert sagemaker.describe_model(ModelName=model)["Containers"] == [{"ModelPackageName": pending}]
+        # runs names what started it, its columns kept; status names the package the model came from
+        capsys.readouterr()
+        assert cli.main(["runs", pipeline, "--outputs", str(outputs)]) == 0
+        header, line = capsys.readouterr().out.splitlines()
+        name = arn.rsplit(":", 1)[1]
+        assert " model_package " in line and line.index(name) == header.index("execution")
+        assert cli.main(["status", name, "--outputs", str(outputs)]) == 0
+        assert f"from package {pending}" in capsys.readouterr().out
     finally:  # later approvals of the group start nothing
         dynamodb.delete_item(TableName=table, Key={"consumption_pipeline_name": {"S": pipeline}})
 

@@ -17,6 +17,7 @@ from ..core.names import EXECUTION_NAME
 from ..core.problems import InvalidItem
 from ..core.sagemaker_api import failure_reason
 from ..core.stages import CHECKPOINTS, STAGES
+from ..core.triggers import SOURCES
 from ..operate import approval, bill, logs, preview, rerun, runs
 from .common import (
     FOLDER,
@@ -349,7 +350,8 @@ def list_runs(args: argparse.Namespace) -> int:
         print("no runs" + (f" of {args.pipeline}" if args.pipeline else ""))
         return OK
     cost_header = f"{'cost (USD)':>11}  " if costs else ""
-    print(f"{'started':<19}  {'status':<9} {'took':>9}  {cost_header}{'trigger':<8} {'execution':<48}  outcome")
+    kind = max(len(source) for source in SOURCES)  # the widest trigger's name: model_package
+    print(f"{'started':<19}  {'status':<9} {'took':>9}  {cost_header}{'trigger':<{kind}} {'execution':<48}  outcome")
     for run in found:
         took = f"{run.seconds:7.0f} s" if run.seconds is not None else "running"
         why = "; ".join(run.checks.values())
@@ -363,7 +365,8 @@ def list_runs(args: argparse.Namespace) -> int:
         started = f"{run.started:%Y-%m-%d %H:%M:%S}"
         cost = costs.get(run.name)
         billed = "" if cost is None else f"{cost['usd']:>11.4f}  " if "usd" in cost else f"{'unread':>11}  "
-        print(f"{started}  {run.status:<9} {took:>9}  {billed}{run.trigger or '?':<8} {run.name:<48}  {why}".rstrip())
+        trigger = run.trigger or "?"
+        print(f"{started}  {run.status:<9} {took:>9}  {billed}{trigger:<{kind}} {run.name:<48}  {why}".rstrip())
     return OK
 
 

@@ -165,7 +165,8 @@ class CreateModel(Stage):
         return super().preview(block)
 
     def report(self, result: dict[str, Any], block: Block, where: Where) -> str:
-        return str(result.get("model_arn", ""))
+        served = f" from package {block['package']}" if block.get("package") else ""
+        return f"{result.get('model_arn', '')}{served}"
 
 
 def package_states(b: Builder, then: str) -> str:
