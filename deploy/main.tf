@@ -92,6 +92,23 @@ variable "required_tags" {
   default     = []
 }
 
+variable "model_consumer_accounts" {
+  description = "Accounts that serve the models this environment registers (development's: production's account), docs/promotion.md."
+  type        = list(string)
+  default     = []
+}
+
+variable "model_source" {
+  description = "The environment whose approved packages this one serves (production's: development's output as_model_source), or null."
+  type = object({
+    account_id            = string
+    sagemaker_name_prefix = string
+    bucket                = string
+    kms_key_arn           = string
+  })
+  default = null
+}
+
 module "mlops" {
   source = "../"
 
@@ -106,6 +123,14 @@ module "mlops" {
   data_buckets          = var.data_buckets
   tags                  = var.tags
   required_tags         = var.required_tags
+
+  model_consumer_accounts = var.model_consumer_accounts
+  model_source            = var.model_source
+}
+
+output "as_model_source" {
+  description = "This environment as a model source: the model_source value of the environments that serve its packages."
+  value       = module.mlops.as_model_source
 }
 
 output "bucket_name" {
