@@ -3,7 +3,8 @@
 Shapes: EventBridge S3 "Object Created"; the earlier framework's {"Records":[{"body": ...}]};
 SQS messages carrying either; EventBridge scheduled events whose detail names the pipeline;
 CloudWatch "Alarm State Change" events of a drift alarm (the pipeline is in the alarm's name);
-a direct invocation {"consumption_pipeline_name": ..., "overrides": {...}}.
+SageMaker "Model Package State Change" events approving a package (the item serving its group is
+found by the router); a direct invocation {"consumption_pipeline_name": ..., "overrides": {...}}.
 
 Values are normalised here, once, so nothing downstream sees how a sender wrote them: S3 keys are
 URL-decoded, and an ISO 8601 timestamp given as a dataset date becomes its (UTC) date.

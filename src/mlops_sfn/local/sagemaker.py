@@ -869,7 +869,8 @@ def install_package_events(describe: Callable[[str, str], dict[str, Any]]) -> Ca
     def sending(name: str) -> Callable[[Any], Any]:
         def method(self: Any) -> Any:
             result = kept[name](self)
-            arn = getattr(result, "result", {}).get("ModelPackageArn") if hasattr(result, "result") else None
+            answered = getattr(result, "result", None)  # moto's ActionResult
+            arn = answered.get("ModelPackageArn") if isinstance(answered, dict) else None
             if arn and (name == "create_model_package" or self._get_param("ModelApprovalStatus")):
                 entry = package_event(describe(str(arn), self.region))
                 events_backends[self.current_account][self.region].put_events([entry])
