@@ -183,9 +183,7 @@ def test_jobs_may_publish_metrics_where_the_drift_alarm_watches_them(tmp_path: P
         ({"image_repository_arns": '["my-image"]'}, "image_repository_arns must be ECR repository ARNs"),
         ({"model_consumer_accounts": '["4444"]'}, "model_consumer_accounts must be 12-digit account IDs"),
         (
-            {
-                "model_source": '{account_id = "dev", sagemaker_name_prefix = "mlops-dev-", bucket = "b-b", kms_key_arn = null}'
-            },
+            {"model_source": '{account_id = "dev", sagemaker_name_prefix = "p-", bucket = "b-b", kms_key_arn = null}'},
             "model_source must be the source deployment's output as_model_source",
         ),
     ],
