@@ -64,7 +64,9 @@ resource "aws_iam_role_policy" "share" {
 }
 
 # An approval the consumer's bus refuses (its policy lacks the statement below) is kept in the router's
-# dead-letter queue, with the other undeliverable events, to be replayed once the bus takes it.
+# dead-letter queue, with the other undeliverable events, where it can be found. It is not for this
+# account's replay (its router would read it as its own approval): once the bus takes events, the
+# consumer serves the package with mlops-sfn promote.
 resource "aws_cloudwatch_event_target" "share" {
   for_each = local.consumer_buses
   rule     = aws_cloudwatch_event_rule.share[0].name
