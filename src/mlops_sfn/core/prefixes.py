@@ -9,7 +9,7 @@ has no owner.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,34 @@ from . import dynamodb_json
 from .item import prefix_owner
 from .log import log
 from .triggers import shorten
+
+
+def trigger_items(dynamodb: Any, table: str) -> Iterator[dict[str, Any]]:
+    """Every item's name, trigger and enabled flag, read with one strongly consistent Scan (its pages);
+    an item that is not DynamoDB JSON is left out."""
+    request: dict[str, Any] = {
+        "TableName": table,
+        # A Scan is eventually consistent by default and could miss the item just added that made
+        # the router read the table again (DynamoDB Developer Guide, "Read consistency for scan").
+        "ConsistentRead": True,
+        # The whole (small) trigger map: moto fails on a nested path through a non-map value.
+        "ProjectionExpression": "#name, #trigger, #enabled",
+        "ExpressionAttributeNames": {  # reserved words
+            "#name": "consumption_pipeline_name",
+            "#trigger": "trigger",
+            "#enabled": "enabled",
+        },
+    }
+    while True:
+        page = dynamodb.scan(**request)
+        for raw in page.get("Items", []):
+            try:
+                yield dynamodb_json.from_typed(raw)
+            except dynamodb_json.NotDynamoDBJson:
+                continue
+        if "LastEvaluatedKey" not in page:
+            return
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 @dataclass
@@ -37,37 +65,16 @@ class PrefixIndex:
     def load(self, dynamodb: Any, table: str) -> None:
         prefixes: dict[str, list[str]] = {}
         ignored: dict[str, list[tuple[str, str]]] = {}
-        request: dict[str, Any] = {
-            "TableName": table,
-            # A Scan is eventually consistent by default and could miss the item just added that made
-            # the router read the map again (DynamoDB Developer Guide, "Read consistency for scan").
-            "ConsistentRead": True,
-            # The whole (small) trigger map: moto fails on a nested path through a non-map value.
-            "ProjectionExpression": "#name, #trigger, #enabled",
-            "ExpressionAttributeNames": {  # reserved words
-                "#name": "consumption_pipeline_name",
-                "#trigger": "trigger",
-                "#enabled": "enabled",
-            },
-        }
-        while True:
-            page = dynamodb.scan(**request)
-            for raw in page.get("Items", []):
-                pipeline = raw.get("consumption_pipeline_name", {}).get("S")
-                try:
-                    item = dynamodb_json.from_typed(raw)
-                except dynamodb_json.NotDynamoDBJson:
-                    continue
-                prefix, why_not = prefix_owner(item)
-                trigger = item.get("trigger")
-                declared = trigger.get("prefix") if isinstance(trigger, dict) else None
-                if pipeline and prefix:
-                    prefixes.setdefault(prefix, []).append(pipeline)
-                elif pipeline and isinstance(declared, str):
-                    ignored.setdefault(declared, []).append((pipeline, why_not))
-            if "LastEvaluatedKey" not in page:
-                break
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        for item in trigger_items(dynamodb, table):
+            name = item.get("consumption_pipeline_name")
+            pipeline = name if isinstance(name, str) else None
+            prefix, why_not = prefix_owner(item)
+            trigger = item.get("trigger")
+            declared = trigger.get("prefix") if isinstance(trigger, dict) else None
+            if pipeline and prefix:
+                prefixes.setdefault(prefix, []).append(pipeline)
+            elif pipeline and isinstance(declared, str):
+                ignored.setdefault(declared, []).append((pipeline, why_not))
         self.prefixes, self.ignored = prefixes, ignored
         self.read_at = self.clock()
 

@@ -24,7 +24,7 @@ from .contract import ROUTER_ENVIRONMENT
 from .log import log
 from .names import execution_arn
 from .plan import apply_overrides, plan_run, with_upload_segments
-from .prefixes import PrefixIndex, Unowned
+from .prefixes import PrefixIndex, Unowned, trigger_items
 from .problems import Error, InvalidItem, Problem, join
 from .schema import UNKNOWN_FIELD
 from .settings import SETTINGS_ENVIRONMENT, Settings, parse_tags
@@ -403,31 +403,12 @@ class Router:
         Approvals are rare, so the table is read for each (consistently: an item just added counts); an
         approval of a group no item serves is none of this deployment's business. Two items serving one
         group are refused: which one a deployment serves must not depend on table order."""
-        request: dict[str, Any] = {
-            "TableName": self.config.table,
-            "ConsistentRead": True,
-            "ProjectionExpression": "#name, #trigger, #enabled",
-            "ExpressionAttributeNames": {
-                "#name": "consumption_pipeline_name",
-                "#trigger": "trigger",
-                "#enabled": "enabled",
-            },
-        }
         found = []
-        while True:
-            page = self.dynamodb.scan(**request)
-            for raw in page.get("Items", []):
-                try:
-                    item = dynamodb_json.from_typed(raw)
-                except dynamodb_json.NotDynamoDBJson:
-                    continue
-                config = item.get("trigger")
-                wanted = config.get("model_package_group") if isinstance(config, dict) else None
-                if isinstance(wanted, str) and wanted.lower() == trigger.group() and item.get("enabled") is not False:
-                    found.append(str(item.get("consumption_pipeline_name")))
-            if "LastEvaluatedKey" not in page:
-                break
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        for item in trigger_items(self.dynamodb, self.config.table):
+            config = item.get("trigger")
+            wanted = config.get("model_package_group") if isinstance(config, dict) else None
+            if isinstance(wanted, str) and wanted.lower() == trigger.group() and item.get("enabled") is not False:
+                found.append(str(item.get("consumption_pipeline_name")))
         if len(found) > 1:
             reason = (
                 f"items {', '.join(sorted(found))} all have trigger.model_package_group {trigger.group()!r}: keep it"

@@ -114,6 +114,11 @@ class Settings:
     def required_tag_keys(self) -> list[str]:
         return [key.strip() for key in self.required_tags.split(",") if key.strip()]
 
+    def account(self) -> str:
+        """The deployment's account: its SageMaker role's ("" for a role ARN without one)."""
+        parts = self.sagemaker_role_arn.split(":")
+        return parts[4] if len(parts) > 4 else ""
+
     def consumer_accounts(self) -> list[str]:
         return [account.strip() for account in self.model_consumer_accounts.split(",") if account.strip()]
 

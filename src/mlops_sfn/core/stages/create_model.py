@@ -101,8 +101,7 @@ class CreateModel(Stage):
         field = "stages.create_model.model_package"
         region, account = package.split(":")[3:5]
         group = package.split("/")[-2]
-        role = settings.sagemaker_role_arn.split(":")
-        own = role[4] if len(role) > 4 else ""
+        own = settings.account()
         if region == settings.region and account == own:
             prefix = settings.sagemaker_name_prefix
             where = "this deployment, whose names start with"

@@ -151,8 +151,8 @@ def group_policy(group: str, consumers: list[str], settings: Settings) -> dict[s
     """The package group's resource policy for the accounts that serve its packages: they may read the
     group and its packages, nothing else (the consumer's own IAM policies must allow it too: "Cross-
     account policy evaluation logic"). Each account is named whole ("arn:<partition>:iam::<id>:root")."""
-    partition, account = settings.sagemaker_role_arn.split(":")[1], settings.sagemaker_role_arn.split(":")[4]
-    arn = f"arn:{partition}:sagemaker:{settings.region}:{account}"
+    partition = settings.sagemaker_role_arn.split(":")[1]
+    arn = f"arn:{partition}:sagemaker:{settings.region}:{settings.account()}"
     readers = {"AWS": [f"arn:{partition}:iam::{consumer}:root" for consumer in consumers]}
     return {
         "Version": "2012-10-17",
