@@ -13,13 +13,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import yaml
 
 from mlops_sfn.core import dynamodb_json
 from mlops_sfn.core.settings import Settings
-from mlops_sfn.local import REGION
+from mlops_sfn.local import REGION, accounts
 from mlops_sfn.local.harness import SETTINGS, LocalRuns
 from mlops_sfn.local.jobs import ScriptJobs
 from mlops_sfn.operate import importers
@@ -35,8 +34,8 @@ STANDINS = SAMPLES / "standins"
 def local_runs(home: Path, **deployment: str) -> Iterator[LocalRuns]:
     """A local AWS whose jobs run their scripts (the harness simulates them otherwise)."""
 
-    def client(service: str, region: str = REGION) -> Any:
-        return boto3.client(service, region_name=region)  # served by the in-process mock
+    def client(service: str, account: str) -> Any:
+        return accounts.client(service, REGION, account)  # served by the in-process mock
 
     jobs = ScriptJobs(home, client, {"PATH": os.environ["PATH"]})
     with LocalRuns(Settings(**{**SETTINGS.__dict__, **deployment}), jobs) as runs:

@@ -196,7 +196,9 @@ def test_a_failing_parallel_branch_stops_the_job_its_sibling_is_running(local: L
     Stopped, not Completed."""
 
     class Slow:  # the sibling's job is still running when the other branch fails
-        def run(self, kind: str, request: dict[str, Any], s3: Any = None, logs: Any = None) -> JobResult:
+        def run(
+            self, kind: str, request: dict[str, Any], s3: Any = None, logs: Any = None, account: str = ""
+        ) -> JobResult:
             time.sleep(3.0)
             return JobResult()
 

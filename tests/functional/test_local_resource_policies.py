@@ -14,7 +14,7 @@ from typing import Any, cast
 import boto3
 import pytest
 
-from mlops_sfn.local import events, monitor, resource_policies, task_permissions
+from mlops_sfn.local import accounts, events, monitor, resource_policies, task_permissions
 from mlops_sfn.local.motoport import mock_aws, sns_backends
 from tests.aws import eventbridge_may_send
 
@@ -353,3 +353,84 @@ def test_a_bucket_policy_decides_a_roles_s3_calls_with_its_own_policies(aws: Non
         task_permissions.refusal(other, [read("GetObject", {"Bucket": "reports", "Key": "secret/no.json"})], others, [])
         is None
     )
+
+
+# --- Events across accounts -------------------------------------------------------------------------
+CONSUMER = "444455556666"
+
+
+def test_an_event_reaches_another_accounts_bus_only_when_the_role_and_the_bus_policy_allow_it(aws: None) -> None:
+    """EventBridge user guide, "Sending and receiving events between AWS accounts": the receiving bus's
+    policy must let the sender put events, and the sending rule's role must be allowed to; the
+    receiving account's rules then match the event as sent. A refused event is kept in the target's
+    dead-letter queue (NO_PERMISSIONS); a received event is not sent on to a third account."""
+    sqs, bus = client("sqs"), client("events")
+    consumer_sqs, consumer_events = (accounts.client(s, REGION, CONSUMER) for s in ("sqs", "events"))
+    letters = sqs.create_queue(QueueName="letters")["QueueUrl"]
+    eventbridge_may_send(sqs, letters)
+    arrived = consumer_sqs.create_queue(QueueName="arrived")["QueueUrl"]
+    eventbridge_may_send(consumer_sqs, arrived, CONSUMER)
+    consumer_bus = f"arn:aws:events:{REGION}:{CONSUMER}:event-bus/default"
+    role, _ = a_role("share", {"Effect": "Allow", "Action": "events:PutEvents", "Resource": consumer_bus})
+    bus.put_rule(Name="share", EventPattern=json.dumps({"source": ["mlops.test"]}))
+    dead_letters = {"Arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:letters"}
+    bus.put_targets(
+        Rule="share", Targets=[{"Id": "c", "Arn": consumer_bus, "RoleArn": role, "DeadLetterConfig": dead_letters}]
+    )
+    consumer_events.put_rule(Name="approved", EventPattern=json.dumps({"source": ["mlops.test"]}))
+    # The consumer's rule also sends on to a third account, which would take it from the consumer.
+    third, third_bus = "777788889999", "arn:aws:events:us-east-1:777788889999:event-bus/default"
+    onward = f"arn:aws:iam::{CONSUMER}:role/onward"
+    consumer_iam = accounts.client("iam", REGION, CONSUMER)
+    consumer_iam.create_role(RoleName="onward", AssumeRolePolicyDocument="{}")
+    may_put = {"Effect": "Allow", "Action": "events:PutEvents", "Resource": "*"}
+    consumer_iam.put_role_policy(
+        RoleName="onward", PolicyName="p", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [may_put]})
+    )
+    third_sqs, third_events = (accounts.client(s, REGION, third) for s in ("sqs", "events"))
+    third_events.put_permission(Action="events:PutEvents", Principal=CONSUMER, StatementId="consumer")
+    onward_queue = third_sqs.create_queue(QueueName="onward")["QueueUrl"]
+    eventbridge_may_send(third_sqs, onward_queue, third)
+    third_events.put_rule(Name="any", EventPattern=json.dumps({"source": ["mlops.test"]}))
+    third_events.put_targets(Rule="any", Targets=[{"Id": "q", "Arn": f"arn:aws:sqs:{REGION}:{third}:onward"}])
+    consumer_events.put_targets(
+        Rule="approved",
+        Targets=[
+            {"Id": "q", "Arn": f"arn:aws:sqs:{REGION}:{CONSUMER}:arrived"},
+            {"Id": "third", "Arn": third_bus, "RoleArn": onward},
+        ],
+    )
+    sent = {"Source": "mlops.test", "DetailType": "approved", "Detail": json.dumps({"n": 1})}
+
+    def put() -> tuple[list[Any], list[Any]]:
+        uninstall = events.install(lambda *_: None)
+        try:
+            bus.put_events(Entries=[sent])
+        finally:
+            uninstall()
+        received = consumer_sqs.receive_message(QueueUrl=arrived).get("Messages", [])
+        kept = sqs.receive_message(QueueUrl=letters, MessageAttributeNames=["All"]).get("Messages", [])
+        for queue, messages in ((arrived, received), (letters, kept)):
+            for message in messages:
+                (consumer_sqs if queue == arrived else sqs).delete_message(
+                    QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"]
+                )
+        return received, kept
+
+    received, kept = put()  # the consumer's bus has no policy yet: refused
+    assert received == [] and len(kept) == 1
+    attributes = kept[0]["MessageAttributes"]
+    assert attributes["ERROR_CODE"]["StringValue"] == "NO_PERMISSIONS"
+    assert "events:PutEvents" in attributes["ERROR_MESSAGE"]["StringValue"]
+
+    consumer_events.put_permission(Action="events:PutEvents", Principal=ACCOUNT, StatementId="source")
+    received, kept = put()
+    assert kept == [] and len(received) == 1
+    event = json.loads(received[0]["Body"])
+    assert (event["source"], event["detail"]) == ("mlops.test", {"n": 1})
+    assert event["account"] == ACCOUNT  # as sent, from the source account
+    assert third_sqs.receive_message(QueueUrl=onward_queue).get("Messages", []) == []  # not sent on
+
+    client("iam").delete_role_policy(RoleName="share", PolicyName="p")  # the role may not put any more
+    received, kept = put()
+    assert received == [] and kept[0]["MessageAttributes"]["ERROR_CODE"]["StringValue"] == "NO_PERMISSIONS"

@@ -520,7 +520,7 @@ def test_eventbridge_sends_to_a_queue_only_when_its_policy_lets_it(
 @pytest.fixture
 def jobs(aws: None, tmp_path: Path) -> ScriptJobs:
     client("s3").create_bucket(Bucket=BUCKET)
-    return ScriptJobs(tmp_path / "home", lambda service: client(service), {"PATH": "/usr/bin:/bin"})
+    return ScriptJobs(tmp_path / "home", lambda service, account: client(service), {"PATH": "/usr/bin:/bin"})
 
 
 def put(key: str, body: bytes | str) -> None:
@@ -935,7 +935,7 @@ def test_metrics_and_ranges_are_read_as_sagemaker_reads_them() -> None:
     }
     assert middle_of(ranges) == {"n": "15", "lr": str((0.1 + 0.3) / 2), "kind": "gini"}
     with pytest.raises(JobError):
-        ScriptJobs(Path("unused"), client, {}).download("not-s3://x", Path("unused"))
+        ScriptJobs(Path("unused"), lambda service, account: client(service), {}).download("not-s3://x", Path("x"))
 
 
 def test_the_shipped_demo_data_is_the_documented_synthetic_set_within_the_size_limit() -> None:

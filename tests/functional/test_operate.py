@@ -669,7 +669,9 @@ def test_redrive_refuses_runs_it_cannot_help_and_names_the_rerun_that_can(
 
 def test_redrive_refuses_a_run_stopped_in_a_sagemaker_job_whose_name_is_taken(tmp_path: Path, capsys: Any) -> None:
     class SlowTraining(SimulatedJobs):
-        def run(self, kind: str, request: dict[str, Any], s3: Any = None, logs: Any = None) -> JobResult:
+        def run(
+            self, kind: str, request: dict[str, Any], s3: Any = None, logs: Any = None, account: str = ""
+        ) -> JobResult:
             if kind == "createTrainingJob":
                 time.sleep(2.0)
             return super().run(kind, request, s3)

@@ -23,7 +23,15 @@ and every PutEvents entry) with `deliver`, which fills these gaps:
   event goes to its dead-letter queue (NO_PERMISSIONS), a refused dead-letter queue's is dropped, as
   on AWS;
 - SQS and SNS targets get the same input as on AWS (moto's transformer quotes no strings).
-Other targets (log groups, buses, archives) still go through moto's own delivery.
+- an event bus of another account takes the event only when the rule's target role may put events on
+  it and the bus's resource policy lets the sending account (or role) do so (EventBridge user guide,
+  "Sending and receiving events between AWS accounts"; both sides decide, as for any request across
+  accounts); a refused event goes to the target's dead-letter queue (NO_PERMISSIONS). The event
+  arrives as sent, and the receiving account's rules on that bus match it; an event received from
+  another account is not sent on to a third ("If a receiver account sets up a rule that sends events
+  received from a sender account on to a third account, these events are not sent to the third
+  account", the same page).
+Other targets (log groups, buses of the same account, archives) still go through moto's own delivery.
 """
 
 from __future__ import annotations
@@ -111,7 +119,10 @@ def target_input(target: dict[str, Any], event: dict[str, Any]) -> Any:
     return event
 
 
-def deliver(rule: Any, original: Callable[..., None], event: dict[str, Any], invoke_async: InvokeAsync) -> None:
+def deliver(
+    rule: Any, original: Callable[..., None], event: dict[str, Any], invoke_async: InvokeAsync, received: bool = False
+) -> None:
+    """The event to the rule's targets; `received`: it came from another account's rule."""
     if rule.state != "ENABLED":
         return
     if rule.scheduled_expression and not rule.event_pattern.get_pattern():
@@ -140,6 +151,14 @@ def deliver(rule: Any, original: Callable[..., None], event: dict[str, Any], inv
             send(target["Arn"], json.dumps(payload), rule.account_id, rule.region_name)
         elif service == "sns":
             send(target["Arn"], json.dumps(payload), rule.account_id, rule.region_name)
+        elif service == "events" and target["Arn"].split(":")[4] != rule.account_id:
+            if received:
+                continue  # not sent on to a third account
+            refused = bus_refuses(rule, target)
+            if refused:
+                dead_letter(rule, target, payload, "NO_PERMISSIONS", refused)
+                continue
+            to_bus(target["Arn"], payload, original, invoke_async)
         else:
             others.append(target)
     if others:  # log groups, buses, archives: moto's own delivery
@@ -164,6 +183,40 @@ def not_invocable(rule: Any, function_arn: str) -> str | None:
     except Exception:  # no statement yet: the function has no resource policy
         policies = []
     return _refusal(rule, "lambda:InvokeFunction", function_arn, policies)
+
+
+def bus_refuses(rule: Any, target: dict[str, Any]) -> str | None:
+    """Why another account's bus refuses the rule's events (events:PutEvents, decided as the target's
+    role with the role's policies and the bus's resource policy), or None."""
+    from . import task_permissions
+    from .motoport import events_backends
+
+    bus_arn = target["Arn"]
+    _, _, _, region, account, resource = bus_arn.split(":", 5)
+    bus = events_backends[account][region].event_buses.get(resource.removeprefix("event-bus/"))
+    if bus is None:
+        return f"the event bus {bus_arn} does not exist"
+    role = target.get("RoleArn")
+    identity = task_permissions.role_policies(role) if role else None
+    if role and identity is None:
+        return f"the target's role {role} does not exist"
+    # Without a role, the rule's account sends (its own identity allows whatever it does).
+    principal = role or f"arn:aws:iam::{rule.account_id}:root"
+    everything = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    request = Request(principal, "events:PutEvents", bus_arn, {"aws:SourceArn": rule.arn})
+    bus_policy = [json.loads(bus.policy)] if bus.policy else []
+    decision = decide(request, identity=identity or [] if role else [everything], resource=bus_policy)
+    return None if decision.allowed else denied_message(request, decision)
+
+
+def to_bus(bus_arn: str, event: dict[str, Any], original: Callable[..., None], invoke_async: InvokeAsync) -> None:
+    """The event, as sent, to the rules of another account's bus."""
+    from .motoport import events_backends
+
+    _, _, _, region, account, resource = bus_arn.split(":", 5)
+    bus = events_backends[account][region].event_buses[resource.removeprefix("event-bus/")]
+    for rule in list(bus.rules.values()):
+        deliver(rule, original, event, invoke_async, received=True)
 
 
 def queue_refuses(rule: Any, queue_arn: str) -> str | None:

@@ -36,13 +36,13 @@ from ..operate.executions import stage_outcomes
 from ..tools import policy, statemachine
 from ..tools.policy import task_resources
 from ..tools.statemachine import SEGMENT
-from . import REGION, distributed_map, inbox, task_permissions
-from .integrations import Local, client_for, installed
+from . import REGION, accounts, distributed_map, inbox, task_permissions
+from .integrations import Local, installed
 from .motoport import mock_aws, sagemaker_backends
 from .sagemaker import ENDPOINT_OUTCOMES, EXISTING_ENDPOINT, FAILABLE, SPOT_CAPACITY, JobRunner, LocalSageMaker
 from .simulated import JOB_STAGES, SimulatedJobs
 
-DEFAULT_ACCOUNT_ID = "123456789012"  # the account moto serves by default
+DEFAULT_ACCOUNT_ID = accounts.DEFAULT  # the account moto serves by default
 PREFIX = "mlops-sfn-local"
 SETTINGS = Settings(
     bucket=f"{PREFIX}-artifacts",
@@ -196,7 +196,7 @@ class LocalRuns:
         self.local = Local(
             sagemaker=LocalSageMaker(
                 SimulatedJobs(self.s3),
-                boto_client_for_region,
+                accounts.client,
                 lambda account, region: sagemaker_backends[account][region],
             ),
         )
@@ -498,7 +498,3 @@ class LocalRuns:
             token = note["message"]["task_token"]
             approval.answer(self.sfn, token, approved=answer == "approve", comment="answered by mlops-sfn local run")
             self._answered.append(note)
-
-
-def boto_client_for_region(service: str, region: str) -> Any:
-    return client_for(region=region, service=service)

@@ -44,7 +44,7 @@ from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 
 from ..core.asl import SDK_SERVICES
-from . import autoscaling, distributed_map, limits, monitor, quotas, redrive, task_iam
+from . import accounts, autoscaling, distributed_map, limits, monitor, quotas, redrive, task_iam
 from .motoport import (
     AmazonStateLanguageParser,
     CustomErrorName,
@@ -64,8 +64,11 @@ from .motoport import (
     WaitFunction,
     aws_sdk_task,
     boto_client_for,
+    dynamodb_task,
     retrier_decl,
+    sns_task,
     state_task_factory,
+    unsupported_task,
 )
 from .sagemaker import (
     ACTIONS,
@@ -175,7 +178,7 @@ class SageMakerTask(_InputAsRequest, StateTaskServiceCallback):
     ) -> None:
         part, local = resource_runtime_part, _local(env)
         if self.resource.api_action == "createModel":
-            problem = task_iam.model_data_problem(local, normalised_parameters, part.region)
+            problem = task_iam.model_data_problem(local, normalised_parameters, part.region, part.account)
             if problem:
                 raise client_error("ValidationException", problem, "CreateModel")
         env.stack.append(
@@ -188,7 +191,9 @@ class SageMakerTask(_InputAsRequest, StateTaskServiceCallback):
         env.stack.pop()  # the create response: the task's result is the job's description
         action, part = self.resource.api_action, resource_runtime_part
         local = _local(env)
-        s3, logs = (task_iam.as_job_role(local, normalised_parameters, part.region, api) for api in ("s3", "logs"))
+        s3, logs = (
+            task_iam.as_job_role(local, normalised_parameters, part.region, part.account, api) for api in ("s3", "logs")
+        )
         sagemaker = local.sagemaker
         job = sagemaker.start_job(action, normalised_parameters, part.region, part.account, s3, logs)
 
@@ -360,12 +365,19 @@ def _with_faults(service: Any) -> Any:
             raise _failure(
                 env, service._get_sfn_resource(), service._get_sfn_resource_type(), "SimulatedFailure", cause
             )
-        call(env, resource_runtime_part, normalised_parameters, state_credentials)
+        _TASK.account = resource_runtime_part.account
+        try:
+            call(env, resource_runtime_part, normalised_parameters, state_credentials)
+        finally:
+            _TASK.account = None
 
     service._eval_service_task = evaluate
     return service
 
 
+# The moto modules of the integrations a run uses (aws-sdk, dynamodb, sns, and s3, which moto runs as
+# an unsupported one): their clients are made in the Task's account (client_for).
+_CLIENT_MODULES: tuple[Any, ...] = (aws_sdk_task, dynamodb_task, sns_task, unsupported_task)
 # The two moto module attributes this replaces while a run is active.
 _FACTORY: Any = state_task_factory
 _RETRIER: Any = retrier_decl
@@ -428,18 +440,16 @@ def _parsed_once(definition: str) -> Any:
         return _PARSED[definition]
 
 
-_CLIENTS: dict[tuple[str, str], Any] = {}  # (region, service) -> a boto3 client of the local AWS
-_CLIENTS_LOCK = threading.Lock()
+# The account of the Task being evaluated in this thread: its execution's (moto's integrations make
+# their clients with the region alone).
+_TASK = threading.local()
 
 
 def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
-    """A boto3 client of the local AWS. moto builds a new one for every SDK task (a fifth of a run's
-    time); clients are thread-safe and moto ignores the task's credentials, so one client per region
-    and service serves every task and every local SageMaker call of the process."""
-    with _CLIENTS_LOCK:
-        if (region, service) not in _CLIENTS:
-            _CLIENTS[region, service] = boto_client_for(region=region, service=service)
-        return _CLIENTS[region, service]
+    """A boto3 client of the local AWS, in the account of the Task this thread evaluates. moto builds a
+    new one for every SDK task (a fifth of a run's time); clients are thread-safe and moto ignores the
+    task's credentials, so one client per service, region and account serves every task."""
+    return accounts.client(service, region, getattr(_TASK, "account", None) or accounts.DEFAULT)
 
 
 def _map_client_checks(env: Any) -> tuple[bool, Any]:
@@ -464,7 +474,8 @@ def _patch() -> None:
     RetrierDecl._eval_body = _retry_for_run  # type: ignore[method-assign]
     WaitFunction._wait_interval = _scaled_wait  # type: ignore[method-assign]
     AmazonStateLanguageParser.parse = staticmethod(_parsed_once)  # type: ignore[method-assign]
-    aws_sdk_task.boto_client_for = client_for  # type: ignore[attr-defined]
+    for module in _CLIENT_MODULES:
+        module.boto_client_for = client_for
 
 
 def _unpatch() -> None:
@@ -478,7 +489,8 @@ def _unpatch() -> None:
     RetrierDecl._eval_body = _RETRY  # type: ignore[method-assign]
     WaitFunction._wait_interval = _WAIT  # type: ignore[method-assign]
     AmazonStateLanguageParser.parse = staticmethod(_PARSE)  # type: ignore[method-assign]
-    aws_sdk_task.boto_client_for = boto_client_for  # type: ignore[attr-defined]
+    for module in _CLIENT_MODULES:
+        module.boto_client_for = boto_client_for
 
 
 @contextmanager

@@ -45,6 +45,7 @@ from botocore.exceptions import ClientError
 from ..core import monitoring, names
 from . import analyzer, callers
 from . import capture as data_capture
+from .accounts import DEFAULT
 from .sagemaker import (
     JOBS,
     JobError,
@@ -71,10 +72,11 @@ def split_uri(uri: str) -> tuple[str, str]:
 
 
 class ScriptJobs:
-    """A JobRunner. `client(service)` gives a boto3 client of the local AWS; `environment` is what each
-    script's process gets besides the job's own variables (the local AWS endpoint, credentials, PATH)."""
+    """A JobRunner. `client(service, account)` gives a boto3 client of the local AWS in that account;
+    `environment` is what each script's process gets besides the job's own variables (the local AWS
+    endpoint, credentials, PATH)."""
 
-    def __init__(self, home: Path, client: Callable[[str], Any], environment: dict[str, str]) -> None:
+    def __init__(self, home: Path, client: Callable[[str, str], Any], environment: dict[str, str]) -> None:
         self.home = home
         self.client = client
         self.environment = environment
@@ -87,7 +89,7 @@ class ScriptJobs:
         "s3://your-data-bucket/path/to/input/csv/data into /opt/ml/processing/csv" ("How Amazon
         SageMaker Processing Configures Input and Output"): the prefix's objects, not a data/ folder."""
         bucket, prefix = split_uri(uri)
-        s3, written = s3 or self.client("s3"), []
+        s3, written = s3 or self.client("s3", DEFAULT), []
         try:
             for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
                 for entry in page.get("Contents", []):
@@ -106,7 +108,7 @@ class ScriptJobs:
 
     def upload(self, folder: Path, uri: str, s3: Any = None) -> None:
         bucket, prefix = split_uri(uri)
-        s3 = s3 or self.client("s3")
+        s3 = s3 or self.client("s3", DEFAULT)
         try:
             for path in sorted(p for p in folder.rglob("*") if p.is_file()):
                 key = f"{prefix.rstrip('/')}/{path.relative_to(folder).as_posix()}".lstrip("/")
@@ -120,11 +122,13 @@ class ScriptJobs:
 
     # --- Running ----------------------------------------------------------------------------------
 
-    def run(self, kind: str, request: dict[str, Any], s3: Any = None, logs: Any = None) -> JobResult:
+    def run(
+        self, kind: str, request: dict[str, Any], s3: Any = None, logs: Any = None, account: str = DEFAULT
+    ) -> JobResult:
         name = request[JOBS[kind].name_field]
         folder = self.home / "jobs" / name
         folder.mkdir(parents=True, exist_ok=True)
-        s3 = s3 or self.client("s3")
+        s3 = s3 or self.client("s3", account)
         try:
             if kind == "createProcessingJob":
                 return self._processing(request, folder, s3)
@@ -132,12 +136,13 @@ class ScriptJobs:
                 return self._training(request, folder, name, s3)
             if kind == "createHyperParameterTuningJob":
                 return self._tuning(request, name, s3)
-            return self._transform(request, folder, s3)
+            return self._transform(request, folder, s3, account)
         except JobError as error:
             return JobResult(failure_reason=str(error))
         finally:
             wrote = tuning_candidate(name) if kind == "createHyperParameterTuningJob" else name
-            self.publish_log(names.JOB_LOG_GROUPS[kind], wrote, self.home / "jobs" / wrote / "log.txt", logs)
+            log = self.home / "jobs" / wrote / "log.txt"
+            self.publish_log(names.JOB_LOG_GROUPS[kind], wrote, log, logs or self.client("logs", account))
 
     def publish_log(self, group: str, job: str, log: Path, logs: Any = None) -> None:
         """The job's output into CloudWatch Logs where SageMaker writes it (names.JOB_LOG_GROUPS), as the
@@ -146,7 +151,7 @@ class ScriptJobs:
         logs:CreateLogGroup for the first job of its kind; "SageMaker AI execution roles")."""
         if not log.exists():
             return
-        logs = logs or self.client("logs")
+        logs = logs or self.client("logs", DEFAULT)
         stream = f"{job}/algo-1-{int(time.time())}"
         lines = log.read_text(errors="replace").splitlines() or ["(no output)"]
         now = int(time.time() * 1000)
@@ -330,9 +335,9 @@ class ScriptJobs:
         result = self._training(training, self.home / "jobs" / candidate, candidate, s3)
         return JobResult(best_training_job=candidate, metrics=result.metrics)
 
-    def _transform(self, request: dict[str, Any], folder: Path, s3: Any) -> JobResult:
-        model = self.client("sagemaker").describe_model(ModelName=request["ModelName"])
-        worker = self.model_server(model, folder, folder / "log.txt", s3)
+    def _transform(self, request: dict[str, Any], folder: Path, s3: Any, account: str) -> JobResult:
+        model = self.client("sagemaker", account).describe_model(ModelName=request["ModelName"])
+        worker = self.model_server(model, folder, folder / "log.txt", s3, account)
         source = request["TransformInput"]["DataSource"]["S3DataSource"]
         inputs = self.download(source["S3Uri"], folder / "input", s3)
         output = request["TransformOutput"]["S3OutputPath"].rstrip("/")
@@ -359,12 +364,15 @@ class ScriptJobs:
             raise JobError(data_failure("download", uri, error)) from None
         return body
 
-    def model_server(self, model: dict[str, Any], folder: Path, log: Path, s3: Any = None) -> Worker:
-        """A Worker serving a DescribeModel response's container: its model.tar.gz and inference script,
-        read through `s3` (a transform job's, acting as the model's role) or the runner's own client."""
-        s3 = s3 or self.client("s3")
+    def model_server(
+        self, model: dict[str, Any], folder: Path, log: Path, s3: Any = None, account: str = DEFAULT
+    ) -> Worker:
+        """A Worker serving a DescribeModel response's container (of a model in `account`): its
+        model.tar.gz and inference script, read through `s3` (a transform job's, acting as the model's
+        role) or the runner's own client."""
+        s3 = s3 or self.client("s3", account)
         container = model.get("PrimaryContainer") or model["Containers"][0]
-        container = package_containers(self.client("sagemaker"), [container])[0]
+        container = package_containers(self.client("sagemaker", account), [container])[0]
         environment = container.get("Environment", {})
         program, submit = environment.get("SAGEMAKER_PROGRAM"), environment.get("SAGEMAKER_SUBMIT_DIRECTORY")
         if not program or not submit or "ModelDataUrl" not in container:
@@ -389,18 +397,24 @@ class LocalEndpoints:
 
     def __init__(self, jobs: ScriptJobs) -> None:
         self.jobs = jobs
-        # endpoint -> (config, its model (DescribeModel), its variant's name, its DataCaptureConfig)
-        self._endpoints: dict[str, tuple[str, dict[str, Any], str, dict[str, Any]]] = {}
-        # (endpoint, the target model or "") -> its model server, for the endpoint's current config
-        self._servers: dict[tuple[str, str], Worker] = {}
+        # (account, endpoint) -> (config, its model (DescribeModel), its variant's name, its DataCaptureConfig)
+        self._endpoints: dict[tuple[str, str], tuple[str, dict[str, Any], str, dict[str, Any]]] = {}
+        # (account, endpoint, the target model or "") -> its model server, for the endpoint's current config
+        self._servers: dict[tuple[str, str, str], Worker] = {}
         self._lock = threading.Lock()
 
     def invoke(
-        self, endpoint: str, body: str, content_type: str | None, accept: str | None, target_model: str | None = None
+        self,
+        endpoint: str,
+        body: str,
+        content_type: str | None,
+        accept: str | None,
+        target_model: str | None = None,
+        account: str = DEFAULT,
     ) -> tuple[str, str]:
-        """(body, content type); LookupError if the endpoint is not InService or cannot serve the
-        invocation (sagemaker.NotServed), WorkerError if the model fails."""
-        sagemaker = self.jobs.client("sagemaker")
+        """(body, content type) from `account`'s endpoint; LookupError if the endpoint is not InService or
+        cannot serve the invocation (sagemaker.NotServed), WorkerError if the model fails."""
+        sagemaker = self.jobs.client("sagemaker", account)
         try:
             described = sagemaker.describe_endpoint(EndpointName=endpoint)
         except Exception:
@@ -409,43 +423,45 @@ class LocalEndpoints:
             raise LookupError(f"Endpoint {endpoint} is {described['EndpointStatus']}, not InService.")
         config = described["EndpointConfigName"]
         with self._lock:
-            current = self._endpoints.get(endpoint)
+            current = self._endpoints.get((account, endpoint))
             if current is None or current[0] != config:
-                for key in [key for key in self._servers if key[0] == endpoint]:
+                for key in [key for key in self._servers if key[:2] == (account, endpoint)]:
                     self._servers.pop(key).stop()
                 described_config = sagemaker.describe_endpoint_config(EndpointConfigName=config)
                 variant = described_config["ProductionVariants"][0]
                 model = sagemaker.describe_model(ModelName=variant["ModelName"])
                 capture = described_config.get("DataCaptureConfig", {})
-                self._endpoints[endpoint] = (config, model, variant["VariantName"], capture)
-            _, model, variant_name, capture = self._endpoints[endpoint]
+                self._endpoints[account, endpoint] = (config, model, variant["VariantName"], capture)
+            _, model, variant_name, capture = self._endpoints[account, endpoint]
             container = served_container(model, endpoint, target_model)
             multi = container.get("Mode") == "MultiModel"
-            key = (endpoint, (target_model or "") if multi else "")
+            key = (account, endpoint, (target_model or "") if multi else "")
             if key not in self._servers:
-                folder = self.jobs.home / "endpoints" / endpoint / config / (names.digest(key[1], 10) if multi else "")
+                within = names.digest(key[2], 10) if multi else ""
+                folder = self.jobs.home / "endpoints" / endpoint / config / within
                 log = self.jobs.home / "logs" / "endpoints" / f"{endpoint}.log"
                 try:
-                    self._servers[key] = self.jobs.model_server(model | {"PrimaryContainer": container}, folder, log)
+                    served = model | {"PrimaryContainer": container}
+                    self._servers[key] = self.jobs.model_server(served, folder, log, account=account)
                 except JobError as error:
                     if multi and container["ModelDataUrl"] in str(error):  # TargetModel's is not under the prefix
-                        raise not_downloadable(container["ModelDataUrl"], key[1]) from None
+                        raise not_downloadable(container["ModelDataUrl"], key[2]) from None
                     raise WorkerError("ModelError", str(error)) from None
             worker = self._servers[key]
             answer = worker.call({"body": body, "content_type": content_type, "accept": accept}, timeout=60)
         if capture:
             call = (body, content_type, answer["body"], answer["content_type"])
-            data_capture.capture(self.jobs.client("s3"), capture, endpoint, variant_name, call)
+            data_capture.capture(self.jobs.client("s3", account), capture, endpoint, variant_name, call)
         return answer["body"], answer["content_type"]
 
     def invoke_async(
-        self, endpoint: str, input_location: str, content_type: str | None, accept: str | None
+        self, endpoint: str, input_location: str, content_type: str | None, accept: str | None, account: str = DEFAULT
     ) -> tuple[str, str, str]:
         """InvokeEndpointAsync: (inference ID, output location, failure location) at once; the request is
         answered afterwards, in its own thread, as SageMaker answers it from its queue ("Asynchronous
         inference", SageMaker developer guide): the answer in <S3OutputPath>/<ID>.out, an error in
         <S3FailurePath>/<ID>-error.out. LookupError for an endpoint that is not an asynchronous one."""
-        sagemaker = self.jobs.client("sagemaker")
+        sagemaker = self.jobs.client("sagemaker", account)
         try:
             described = sagemaker.describe_endpoint(EndpointName=endpoint)
         except Exception:
@@ -459,7 +475,7 @@ class LocalEndpoints:
         failed = f"{output.get('S3FailurePath', output['S3OutputPath']).rstrip('/')}/{inference}-error.out"
 
         def answer() -> None:
-            s3 = self.jobs.client("s3")
+            s3 = self.jobs.client("s3", account)
 
             def put(uri: str, body: str, kind: str) -> None:
                 bucket, _, key = uri.removeprefix("s3://").partition("/")
@@ -468,7 +484,7 @@ class LocalEndpoints:
             try:
                 bucket, _, key = input_location.removeprefix("s3://").partition("/")
                 body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
-                result, kind = self.invoke(endpoint, body, content_type, accept)
+                result, kind = self.invoke(endpoint, body, content_type, accept, account=account)
             except Exception as error:  # a model error, or an input it could not read
                 put(failed, f"{type(error).__name__}: {error}", "text/plain")
             else:

@@ -77,6 +77,15 @@ try:
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
         state_task_service_aws_sdk as aws_sdk_task,
     )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_dynamodb as dynamodb_task,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_sns as sns_task,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_unsupported as unsupported_task,
+    )
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
         StateTaskServiceAwsSdk,
@@ -181,6 +190,7 @@ __all__ = [
     "applicationautoscaling_backends",
     "aws_sdk_task",
     "boto_client_for",
+    "dynamodb_task",
     "events_backends",
     "iam_backends",
     "kms_backends",
@@ -192,6 +202,8 @@ __all__ = [
     "sagemaker_backends",
     "serve",
     "sns_backends",
+    "sns_task",
     "sqs_backends",
     "state_task_factory",
+    "unsupported_task",
 ]

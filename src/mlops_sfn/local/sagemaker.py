@@ -206,7 +206,9 @@ class JobRunner(Protocol):
     given, are clients acting as the job's role, through which its data moves and its log is written
     (None: the runner's own)."""
 
-    def run(self, kind: str, request: dict[str, Any], s3: Any = None, logs: Any = None) -> JobResult: ...
+    def run(
+        self, kind: str, request: dict[str, Any], s3: Any = None, logs: Any = None, account: str = ...
+    ) -> JobResult: ...
 
 
 def data_failure(verb: str, uri: str, error: Exception) -> str:
@@ -272,12 +274,13 @@ def json_safe(value: Any) -> Any:
 
 
 class LocalSageMaker:
-    """Answers the state machine's SageMaker calls. `client(service, region)` gives a boto3 client of the local AWS."""
+    """Answers the state machine's SageMaker calls. `client(service, region, account)` gives a boto3 client
+    of the local AWS in that account (accounts.client)."""
 
     def __init__(
         self,
         runner: JobRunner,
-        client: Callable[[str, str], Any],
+        client: Callable[[str, str, str], Any],
         backend: Callable[[str, str], Any],
         endpoint_outcome: str = "in_service",
     ) -> None:
@@ -304,7 +307,8 @@ class LocalSageMaker:
         if action in UNIQUE_NAMES:
             field_name, describe, arn_field, code, message = UNIQUE_NAMES[action]
             try:
-                existing = getattr(self.client("sagemaker", region), describe)(**{field_name: request[field_name]})
+                sagemaker = self.client("sagemaker", region, account)
+                existing = getattr(sagemaker, describe)(**{field_name: request[field_name]})
             except ClientError:
                 pass  # no such name yet
             else:
@@ -318,7 +322,7 @@ class LocalSageMaker:
             raise client_error(
                 "ValidationException", f'Cannot create already existing endpoint "{existing.arn}".', "CreateEndpoint"
             )
-        response: dict[str, Any] = getattr(self.client("sagemaker", region), snake(action))(**request)
+        response: dict[str, Any] = getattr(self.client("sagemaker", region, account), snake(action))(**request)
         response.pop("ResponseMetadata", None)
         if action == "createEndpoint":
             endpoint = self._backend(account, region).endpoints[request["EndpointName"]]
@@ -333,10 +337,10 @@ class LocalSageMaker:
                 record.processing_resources = request["ProcessingResources"]
         return response
 
-    def model_role(self, model: str, region: str) -> str | None:
+    def model_role(self, model: str, region: str, account: str) -> str | None:
         """The role a model's containers run as (a transform job reads and writes as it), if the model exists."""
         try:
-            role: str = self.client("sagemaker", region).describe_model(ModelName=model)["ExecutionRoleArn"]
+            role: str = self.client("sagemaker", region, account).describe_model(ModelName=model)["ExecutionRoleArn"]
         except ClientError:
             return None
         return role
@@ -378,15 +382,15 @@ class LocalSageMaker:
         record = getattr(self._backend(account, region), kind.records)[name]
         spot = action == "createTrainingJob" and request.get("EnableManagedSpotTraining") is True
         if spot and self.spot_capacity == "none":
-            return self._capacity_missed(kind, record, name, region)
+            return self._capacity_missed(kind, record, name, region, account)
         started, began = time.monotonic(), datetime.now(UTC)
         if action == "createTrainingJob":
             self._take_pool(record, request, region, account)
-        result = self.runner.run(action, request, s3, logs)
+        result = self.runner.run(action, request, s3, logs, account)
         transitions = ["Starting", "Downloading", "Training"]
         if spot and self.spot_capacity == "interrupted" and not result.failure_reason:
             transitions += ["Interrupted", "Starting", "Downloading", "Training"]
-            result = self.runner.run(action, request, s3, logs)  # a new instance, the checkpoints restored
+            result = self.runner.run(action, request, s3, logs, account)  # a new instance, the checkpoints restored
         if name in self._stopped:
             return {kind.status_field: "Stopped"}  # nobody waits for it any more
         setattr(record, kind.status_attribute, "Failed" if result.failure_reason else "Completed")
@@ -407,7 +411,7 @@ class LocalSageMaker:
                 {"MetricName": name, "Value": value, "Timestamp": record.creation_time}
                 for name, value in result.metrics.items()
             ]
-        client = self.client("sagemaker", region)
+        client = self.client("sagemaker", region, account)
         description: dict[str, Any] = getattr(client, kind.describe)(**{kind.name_field: name})
         description.pop("ResponseMetadata", None)
         # moto leaves fields out or keeps canned ones; the describe must say what the runner did.
@@ -456,13 +460,13 @@ class LocalSageMaker:
             record.warm_pool_status = {"Status": "Available", "ResourceRetainedBillableTimeInSeconds": 0}
             self._pools[name] = (request, datetime.now(UTC), keep)
 
-    def _capacity_missed(self, kind: JobKind, record: Any, name: str, region: str) -> dict[str, Any]:
+    def _capacity_missed(self, kind: JobKind, record: Any, name: str, region: str, account: str) -> dict[str, Any]:
         """A spot training job that capacity never reached: Stopped, MaxWaitTimeExceeded, nothing billed.
         Its task fails as for a job that failed (States.TaskFailed, the description as the cause): a
         `.sync` task succeeds only when its job completes."""
         setattr(record, kind.status_attribute, "Stopped")
         _trained(record, ["Starting", "Stopping", "MaxWaitTimeExceeded"], 0, spot=True)
-        described = getattr(self.client("sagemaker", region), kind.describe)(**{kind.name_field: name})
+        described = getattr(self.client("sagemaker", region, account), kind.describe)(**{kind.name_field: name})
         described.pop("ResponseMetadata", None)
         raise JobFailed(json_safe(described))
 
@@ -513,7 +517,7 @@ class LocalSageMaker:
             return
         rollout = self._rolling_out[name]
         if rollout.alarms and rollout.previous and self.endpoint_outcome in ("in_service", "errors"):
-            self._step(endpoint, rollout, region)
+            self._step(endpoint, rollout, region, account)
             return
         del self._rolling_out[name]
         config = rollout.config
@@ -533,7 +537,7 @@ class LocalSageMaker:
             endpoint.endpoint_config_name = config
             endpoint.last_modified_time = datetime.now(UTC)  # DescribeEndpoint: when it last changed
 
-    def _step(self, endpoint: Any, rollout: Rollout, region: str) -> None:
+    def _step(self, endpoint: Any, rollout: Rollout, region: str, account: str) -> None:
         """One step of a guarded update: traffic moves (a failing new fleet then reports its 5xx errors,
         which its alarm evaluates), and the rollback alarms are read; any in ALARM rolls the update back
         to the previous config, which ends InService on it."""
@@ -544,7 +548,7 @@ class LocalSageMaker:
             return
         reached = self.traffic[name] = [*self.traffic.get(name, []), rollout.shares[len(self.traffic.get(name, []))]]
         if self.endpoint_outcome == "errors":  # the new fleet's answers, as SageMaker reports them per variant
-            self.client("cloudwatch", region).put_metric_data(
+            self.client("cloudwatch", region, account).put_metric_data(
                 Namespace="AWS/SageMaker",
                 MetricData=[
                     {
@@ -558,7 +562,7 @@ class LocalSageMaker:
                     }
                 ],
             )
-        alarms = self.client("cloudwatch", region).describe_alarms(AlarmNames=rollout.alarms)["MetricAlarms"]
+        alarms = self.client("cloudwatch", region, account).describe_alarms(AlarmNames=rollout.alarms)["MetricAlarms"]
         if any(alarm["StateValue"] == "ALARM" for alarm in alarms):
             endpoint.endpoint_status, rollout.rolling_back = "RollingBack", True
         elif len(reached) == len(rollout.shares):  # every step taken, no alarm: the new config serves

@@ -116,9 +116,7 @@ class Deployed(Mapping[str, Callable[[Any, Any], Any]]):
 
 def install_runtime(home: Path, endpoint: str, ca_bundle: str) -> Any:
     """The fills of `mlops-sfn local up`; returns the active integrations context (kept for the process)."""
-    import boto3
-
-    from . import events
+    from . import accounts, events
     from .functions import LocalLambda
     from .integrations import Local, installed
     from .jobs import LocalEndpoints, ScriptJobs
@@ -135,16 +133,16 @@ def install_runtime(home: Path, endpoint: str, ca_bundle: str) -> Any:
     install_registry()
     install_tags()
 
-    def client(service: str, region: str = REGION) -> Any:
-        return boto3.client(service, region_name=region)  # intercepted by the mock: served in-process
-
     # what SageMaker sends EventBridge of a package: the package-approval rule hands approvals to the router
-    install_package_events(lambda arn, region: client("sagemaker", region).describe_model_package(ModelPackageName=arn))
+    describe = lambda arn, region: accounts.client("sagemaker", region).describe_model_package(  # noqa: E731
+        ModelPackageName=arn  # answered from the registry of the account the ARN names
+    )
+    install_package_events(describe)
 
-    jobs = ScriptJobs(home, client, environment)
+    jobs = ScriptJobs(home, lambda service, account: accounts.client(service, REGION, account), environment)
     _serve_endpoints(LocalEndpoints(jobs))
     local = Local(
-        sagemaker=LocalSageMaker(jobs, client, lambda account, region: sagemaker_backends[account][region]),
+        sagemaker=LocalSageMaker(jobs, accounts.client, lambda account, region: sagemaker_backends[account][region]),
         functions=Deployed(lambdas),
         wait_scale=0.0,  # the execution input keeps AWS's waits; here nothing needs them
         guardrails=guardrails,
@@ -218,6 +216,7 @@ def _serve_endpoints(endpoints: Any) -> None:
                 self.headers.get("Content-Type"),
                 self.headers.get("Accept"),
                 self.headers.get("X-Amzn-SageMaker-Target-Model"),  # InvokeEndpoint's TargetModel
+                self.current_account,
             )
         except LookupError as error:
             raise JsonRESTError("ValidationError", str(error)) from None
@@ -237,6 +236,7 @@ def _serve_endpoints(endpoints: Any) -> None:
                 self.headers.get("X-Amzn-SageMaker-InputLocation", ""),
                 self.headers.get("X-Amzn-SageMaker-Content-Type"),
                 self.headers.get("X-Amzn-SageMaker-Accept"),
+                self.current_account,
             )
         except LookupError as error:
             raise JsonRESTError("ValidationError", str(error)) from None
@@ -252,7 +252,7 @@ def check_callers(local: Any) -> None:
 
     from werkzeug.datastructures import EnvironHeaders
 
-    from . import callers, task_permissions
+    from . import accounts, callers, task_permissions
     from .motoport import server_dispatcher
 
     application = server_dispatcher()
@@ -262,9 +262,13 @@ def check_callers(local: Any) -> None:
     def checked(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
         headers = EnvironHeaders(environ)
         signed = callers.signer(headers)
-        if signed is None or not local.check_permissions:
+        if signed is None:
             return dispatch(self, environ, start_response)
         role, region, service = signed
+        # made in the role's account, as a role's temporary credentials are (accounts.py)
+        environ[f"HTTP_{accounts.HEADER.upper().replace('-', '_')}"] = role.split(":")[4]
+        if not local.check_permissions:
+            return dispatch(self, environ, start_response)
         body = b""
         if service != "s3":  # a JSON request's body names what it acts on; S3's path does
             body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))

@@ -43,7 +43,7 @@ class SimulatedJobs:
     failing: dict[str, str] = field(default_factory=dict)  # job name -> failure reason
     reports: dict[str, tuple[str, str, dict[str, Any]]] = field(default_factory=dict)  # job -> bucket, key, report
 
-    def run(self, kind: str, request: dict[str, Any], s3: Any = None, logs: Any = None) -> JobResult:
+    def run(self, kind: str, request: dict[str, Any], s3: Any = None, logs: Any = None, account: str = "") -> JobResult:
         name = request[JOBS[kind].name_field]
         if name in self.failing:
             return JobResult(failure_reason=self.failing[name])

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from . import resource_policies, task_permissions
+from . import accounts, resource_policies, task_permissions
 from .sagemaker import package_containers
 
 if TYPE_CHECKING:
@@ -49,37 +49,36 @@ def refusal(env: Any, service: Any, parameters: dict[str, Any], local: Local) ->
     return None
 
 
-def as_job_role(local: Local, request: dict[str, Any], region: str, service: str = "s3") -> Any:
-    """A client of `service` acting as the job's role (a transform job's is its model's): S3 for the
-    data SageMaker moves for the job, CloudWatch Logs for its log; None when there is nothing for IAM
-    to decide."""
+def as_job_role(local: Local, request: dict[str, Any], region: str, account: str, service: str = "s3") -> Any:
+    """A client of `service` acting as the job's role (a transform job's is its model's), in the job's
+    account: S3 for the data SageMaker moves for the job, CloudWatch Logs for its log; None when there
+    is nothing for IAM to decide."""
     import boto3
 
     if not local.check_permissions:
         return None
     role = request.get("RoleArn") or request.get("TrainingJobDefinition", {}).get("RoleArn")
     if role is None and "ModelName" in request:
-        role = local.sagemaker.model_role(request["ModelName"], region)
+        role = local.sagemaker.model_role(request["ModelName"], region, account)
     policies = task_permissions.role_policies(role) if role else None
     if policies is None and not local.guardrails:
         return None
-    client = boto3.client(service, region_name=region)  # its own: the check is registered on it
+    # its own (the check is registered on it), in the job's account
+    client = accounts.in_account(boto3.client(service, region_name=region), account)
     return task_permissions.acting_as(
         client, role or "", policies if policies is not None else [task_permissions.UNDEPLOYED_ROLE], local.guardrails
     )
 
 
-def model_data_problem(local: Local, request: dict[str, Any], region: str) -> str | None:
+def model_data_problem(local: Local, request: dict[str, Any], region: str, account: str) -> str | None:
     """Why CreateModel refuses the model: SageMaker reads each container's ModelDataUrl as the model's
     role when the model is created, and refuses a model whose data it cannot find or read, in these
     words (ValidationException; Step Functions reports it as SageMaker.AmazonSageMakerException)."""
-    import boto3
-
     role = str(request.get("ExecutionRoleArn", ""))
-    s3 = as_job_role(local, {"RoleArn": role}, region) or boto3.client("s3", region_name=region)
+    s3 = as_job_role(local, {"RoleArn": role}, region, account) or accounts.client("s3", region, account)
     containers = [request["PrimaryContainer"]] if "PrimaryContainer" in request else request.get("Containers", [])
     try:  # a package's containers: its model data is read as the model's role too
-        containers = package_containers(boto3.client("sagemaker", region_name=region), containers)
+        containers = package_containers(accounts.client("sagemaker", region, account), containers)
     except ClientError as error:  # SageMaker's own answer for a package it cannot find
         return str(error.response.get("Error", {}).get("Message", error))
     # A MultiModel container's ModelDataUrl is a prefix: SageMaker reads <prefix><TargetModel> when an
