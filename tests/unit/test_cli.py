@@ -386,16 +386,46 @@ def test_local_outputs_writes_a_file_every_outputs_option_reads(
 
     outputs = {"state_machine_arn": "arn:aws:states:us-east-1:123456789012:stateMachine:m", "region": "us-east-1"}
     running = deployment.Deployment(str(tmp_path), "https://127.0.0.1:1", "cert.pem", 1, outputs, [])
-    monkeypatch.setattr(deployment, "load", lambda *_: running)
+    monkeypatch.setattr(deployment, "load", lambda *_, **__: running)
     written = tmp_path / "local-outputs.json"
     assert cli.main(["local", "outputs", str(written)]) == 0
     assert f"any command takes --outputs {written}" in capsys.readouterr().out
     assert target(written).outputs == outputs  # as `terraform output -json` of the root would be read
     assert cli.main(["local", "outputs", str(tmp_path)]) == 2
     assert "a folder, not a file: name the file to write" in capsys.readouterr().err
-    monkeypatch.setattr(deployment, "load", lambda *_: None)
+    monkeypatch.setattr(deployment, "load", lambda *_, **__: None)
     assert cli.main(["local", "outputs", str(written)]) == 1
     assert "no local deployment is up: mlops-sfn local up starts one" in capsys.readouterr().err
+
+
+def test_local_outputs_of_another_account_prints_how_to_reach_that_account(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlops_sfn import cli
+    from mlops_sfn.local import deployment
+
+    outputs = {"state_machine_arn": "arn:aws:states:us-east-1:210987654321:stateMachine:m"}
+    production = deployment.Deployment(
+        str(tmp_path), "https://127.0.0.1:1", "cert.pem", 1, outputs, [], "210987654321", ["AKIAPROD", "secret"]
+    )
+    development = deployment.Deployment(str(tmp_path), "https://127.0.0.1:1", "cert.pem", 1, {}, [])
+    deployed = {"210987654321": production, None: development}
+    monkeypatch.setattr(deployment, "load", lambda *_, account=None: deployed.get(account))
+    written = tmp_path / "prod-outputs.json"
+    assert cli.main(["local", "outputs", "--account", "210987654321", str(written)]) == 0
+    printed = capsys.readouterr().out
+    assert "AWS_ACCESS_KEY_ID=AKIAPROD AWS_SECRET_ACCESS_KEY=secret" in printed.splitlines()[-1]
+    assert cli.main(["local", "outputs", "--account", "999999999999", str(written)]) == 1
+    assert "nothing is deployed in account 999999999999 of the local AWS: mlops-sfn local demo --promote" in (
+        capsys.readouterr().err
+    )
+
+
+def test_local_demo_runs_one_demo_at_a_time(capsys: pytest.CaptureFixture[str]) -> None:
+    from mlops_sfn import cli
+
+    assert cli.main(["local", "demo", "--promote", "--drift"]) == 2
+    assert "--drift and --promote are two demos: run one, then the other" in capsys.readouterr().err
 
 
 def test_ctrl_c_while_following_a_run_stops_following_and_says_the_run_goes_on(

@@ -113,7 +113,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="then send drifted traffic to the endpoint, run its monitoring schedule, and follow the run the "
         "drift alarm starts",
     )
-    demo.set_defaults(run=local_stack, checkout=True, drift=False)
+    demo.add_argument(
+        "--promote",
+        action="store_true",
+        help="train and register in development, then serve the approved package in a production account of "
+        "the same local AWS (with --reject: show that nothing is promoted)",
+    )
+    demo.set_defaults(run=local_stack, checkout=True, drift=False, promote=False)
     down = local_commands.add_parser("down", help="stop the local AWS and remove .mlops-local/")
     down.set_defaults(run=local_stack, checkout=True)
     outputs = local_commands.add_parser(
@@ -122,6 +128,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     outputs.add_argument(
         "file", type=Path, nargs="?", default=Path("local-outputs.json"), help="default: local-outputs.json"
+    )
+    outputs.add_argument(
+        "--account",
+        default=None,
+        metavar="ACCOUNT",
+        help="the deployment in this account of the local AWS (`local demo --promote` makes production's); "
+        "prints how to reach that account",
     )
     outputs.set_defaults(run=local_outputs)
 
@@ -253,13 +266,15 @@ def _segment_count(text: str) -> int:
 def local_stack(args: argparse.Namespace) -> int:
     """`mlops-sfn local up | demo | down`."""
     try:
-        from ..local import deployment, stack
+        from ..local import deployment
         from ..local.demo import PIPELINE, Demo, DemoError, drift_report, report
     except ModuleNotFoundError as error:
         raise _needs_local_runtime(error) from error
     if args.local_command == "down":
         deployment.down()
         return OK
+    if args.local_command == "demo" and args.drift and args.promote:
+        raise UsageError("--drift and --promote are two demos: run one, then the other")
     guardrails = None  # a running stack keeps its own; `up` without options asks for none
     if args.local_command == "up" and (args.deny or args.scp):
         from ..local.task_permissions import guardrail
@@ -268,10 +283,11 @@ def local_stack(args: argparse.Namespace) -> int:
     try:
         running = deployment.up(guardrails=guardrails)
         if args.local_command == "up":
-            reach = {"AWS_ENDPOINT_URL": running.endpoint, "AWS_CA_BUNDLE": running.cert, **stack.CREDENTIALS}
             print("# to use the AWS CLI or an AWS SDK against it:")
-            print("export " + " ".join(f"{name}={value}" for name, value in reach.items()))
+            print("export " + " ".join(f"{name}={value}" for name, value in running.reach().items()))
             return OK
+        if args.promote:
+            return _promotion_demo(running, args)
         demo = Demo(running)
         started = time.monotonic()
         result = demo.run(args.pipeline or PIPELINE, answer=args.demo_answer)
@@ -293,15 +309,41 @@ def local_stack(args: argparse.Namespace) -> int:
     return OK if result.status == "SUCCEEDED" else INVALID
 
 
+def _promotion_demo(running: Any, args: argparse.Namespace) -> int:
+    """`local demo --promote [--reject]`: development trains and registers, production serves (promotion.py)."""
+    from ..local import promotion
+    from ..local.demo import PIPELINE, Demo, report
+
+    development, production = promotion.prepare(running)
+    demo = Demo(development)
+    trained, promoted = promotion.Promotion(demo, production).run(args.pipeline or PIPELINE, args.demo_answer)
+    for line in [*report(trained, demo), *promotion.report(promoted)]:
+        print(line)
+    print(
+        f"the local AWS keeps running, production in account {promotion.PRODUCTION} beside development:"
+        f" mlops-sfn local outputs --account {promotion.PRODUCTION} prod-outputs.json writes production's outputs"
+        " and prints how to reach it; mlops-sfn local down removes both"
+    )
+    if args.demo_answer == "approve":
+        return OK if promotion.promoted(promoted) else INVALID
+    return OK if promotion.not_promoted(promoted) else INVALID
+
+
 def local_outputs(args: argparse.Namespace) -> int:
     """`mlops-sfn local outputs [FILE]`: the running local deployment's outputs, as a file --outputs reads."""
     try:
         from ..local import deployment
     except ModuleNotFoundError as error:
         raise _needs_local_runtime(error) from error
-    running = deployment.load()
+    running = deployment.load(account=args.account) if args.account else deployment.load()
     if running is None:
-        problem("mlops-sfn local outputs: no local deployment is up: mlops-sfn local up starts one")
+        if args.account and deployment.load():
+            problem(
+                f"mlops-sfn local outputs: nothing is deployed in account {args.account} of the local AWS:"
+                " mlops-sfn local demo --promote deploys production beside development"
+            )
+        else:
+            problem("mlops-sfn local outputs: no local deployment is up: mlops-sfn local up starts one")
         return INVALID
     if args.file.is_dir():
         raise UsageError(f"{args.file}: {FOLDER}: name the file to write, e.g. {args.file / 'local-outputs.json'}")
@@ -310,6 +352,10 @@ def local_outputs(args: argparse.Namespace) -> int:
         args.file.write_text(json.dumps(document, indent=2) + "\n")
     except OSError as error:
         raise UsageError(f"{args.file}: cannot write: {error.strerror or error}") from None
+    if args.account:
+        print(f"wrote {args.file}; with this environment, any command takes --outputs {args.file}:")
+        print("export " + " ".join(f"{name}={value}" for name, value in running.reach().items()))
+        return OK
     print(
         f"wrote {args.file}; with the export line `mlops-sfn local up` printed, any command takes --outputs {args.file}"
     )

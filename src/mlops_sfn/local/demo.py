@@ -104,6 +104,8 @@ class Demo:
         self.sns = deployment.client("sns")
         self.outputs = deployment.outputs
         self._inboxes = {topic: self._inbox(topic) for topic in INBOXES}
+        # called with an approval request's message before it is answered (promotion.py)
+        self.on_approval_request: Callable[[dict[str, Any]], None] | None = None
 
     # --- the user's side -------------------------------------------------------------------------
 
@@ -325,6 +327,8 @@ class Demo:
             if message.get("execution_name") != described["name"]:
                 continue  # another execution's request (someone else answers it)
             self.say(f'  approval requested: "{request["subject"]}" for {message.get("model_package_arn")}')
+            if self.on_approval_request:
+                self.on_approval_request(message)
             self.say(f"  answering as an approver: mlops-sfn {answer} {message['execution_name']}")
             approval.answer(
                 self.sfn,

@@ -6,6 +6,9 @@ Everything lives under one folder (`HOME`, `.mlops-local/` in the project; `down
   runtime/                 the functions' containers, the jobs' folders, their logs, and the
                            guardrails `up --deny/--scp` set (guardrails.json, read by the server)
   deployment.json          endpoint, certificate, server pid, the Terraform outputs, the guardrails
+  terraform-<account>/, deployment-<account>.json
+                           a second deployment, in another account of the same local AWS (`apply`;
+                           `local demo --promote` makes a production one)
 `up` starts the server in a session of its own, so it outlives the command, and applies the real
 root with the offline toolchain; a second `up` finds it running and does nothing.
 """
@@ -21,14 +24,14 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..checkout import ROOT
 from ..core.problems import Error
 from ..tools import toolchain
-from . import stack
+from . import accounts, stack
 from .server import GUARDRAILS
 
 HOME = ROOT / ".mlops-local"
@@ -47,9 +50,23 @@ class Deployment:
     outputs: dict[str, Any]
     # policy documents every call a run makes must also be allowed by (task_permissions.guardrail)
     guardrails: list[dict[str, Any]] = field(default_factory=list)
+    account: str = accounts.DEFAULT  # the local AWS's account it is deployed in (`apply`)
+    # the access key and secret a process signs with to act in that account (a local user's, not a secret)
+    credentials: list[str] = field(default_factory=lambda: ["testing", "testing"])
+
+    def reach(self) -> dict[str, str]:
+        """The environment the AWS CLI or an SDK (and any mlops-sfn command) reaches this deployment with."""
+        access_key, secret_key = self.credentials
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_CA_BUNDLE": self.cert,
+            **stack.CREDENTIALS,
+            "AWS_ACCESS_KEY_ID": access_key,
+            "AWS_SECRET_ACCESS_KEY": secret_key,
+        }
 
     def client(self, service: str, config: Any = None) -> Any:
-        return stack.client(service, self.endpoint, Path(self.cert), config)
+        return accounts.in_account(stack.client(service, self.endpoint, Path(self.cert), config), self.account)
 
     @property
     def runtime(self) -> Path:
@@ -67,14 +84,19 @@ class Deployment:
         return True
 
 
-def _record(home: Path) -> Path:
-    return home / "deployment.json"
+def _record(home: Path, account: str = accounts.DEFAULT) -> Path:
+    return home / ("deployment.json" if account == accounts.DEFAULT else f"deployment-{account}.json")
 
 
-def load(home: Path = HOME) -> Deployment | None:
-    """The deployment `up` made in `home`, if its server still runs."""
+def _folder(home: Path, account: str) -> Path:
+    """The staged root of the deployment in `account`."""
+    return home / ("terraform" if account == accounts.DEFAULT else f"terraform-{account}")
+
+
+def load(home: Path = HOME, account: str = accounts.DEFAULT) -> Deployment | None:
+    """The deployment `up` (or `apply`, for another account) made in `home`, if its server still runs."""
     try:
-        deployment = Deployment(**json.loads(_record(home).read_text()))
+        deployment = Deployment(**json.loads(_record(home, account).read_text()))
     except (OSError, ValueError, TypeError):
         return None
     return deployment if deployment.running() else None
@@ -118,34 +140,53 @@ def up(
         kept = archive(home)
         say(f"the previous local AWS stopped without `mlops-sfn local down`; its logs and job folders: {kept}")
     started = time.monotonic()
-    tools = toolchain.ensure()
+    toolchain.ensure()  # before the server starts: a missing toolchain is told first
     (home / "runtime").mkdir(parents=True, exist_ok=True)
     (home / "runtime" / GUARDRAILS).write_text(json.dumps(wanted or [], indent=2) + "\n")
     server = stack.MotoServer(home / "server.log", home=home / "runtime", detach=True).start()
     try:
         say(f"local AWS: {server.endpoint} (log: {server.log})")
-        folder = stack.stage(home / "terraform", variables)
-        (folder / "endpoint.auto.tfvars.json").write_text(json.dumps({"local_endpoint": server.endpoint}) + "\n")
-        log = home / "terraform.log"
-        _terraform(tools, folder, log, "init", "-input=false", "-no-color")
-        applied = time.monotonic()
-        _terraform(tools, folder, log, "apply", "-auto-approve", "-input=false", "-no-color")
-        say(f"terraform apply: {time.monotonic() - applied:.1f} s (Terraform {tools.version}, log: {log})")
-        outputs = {
-            name: entry["value"]
-            for name, entry in json.loads(_terraform(tools, folder, log, "output", "-json")).items()
-        }
-        stack.enable_bucket_events(server.client("s3"), outputs["bucket_name"])
-        stack.set_runtimes(server.client("lambda"), stack.staged_variables(folder)["lambda_runtime"])
+        assert server.process is not None
+        deployment = Deployment(str(home), server.endpoint, str(server.cert), server.process.pid, {}, wanted or [])
+        deployment = apply(deployment, variables or {}, say=say)
     except BaseException:
         server.stop()
         raise
-    assert server.process is not None
-    deployment = Deployment(str(home), server.endpoint, str(server.cert), server.process.pid, outputs, wanted or [])
-    _record(home).write_text(json.dumps(asdict(deployment), indent=2) + "\n")
+    outputs = deployment.outputs
     say(f"up in {time.monotonic() - started:.1f} s: bucket {outputs['bucket_name']}, table {outputs['table_name']}")
     if wanted:
         say("guardrails: every call its runs make must also be allowed by --deny/--scp")
+    return deployment
+
+
+def apply(
+    running: Deployment, variables: dict[str, Any], account: str = accounts.DEFAULT, say: Callable[[str], None] = print
+) -> Deployment:
+    """The root applied into the running local AWS with `variables` (stack.VARIABLES's defaults for the
+    rest), as the deployment of `account`: the default account's is the one `up` made; another's is a
+    second deployment beside it (a production serving the default account's packages). Returns it,
+    recorded (`load`)."""
+    home, tools = Path(running.home), toolchain.ensure()
+    signing = (
+        None
+        if account == accounts.DEFAULT
+        else stack.account_credentials(replace(running, account=account).client("iam"))
+    )
+    folder = stack.stage(_folder(home, account), variables, credentials=signing)
+    (folder / "endpoint.auto.tfvars.json").write_text(json.dumps({"local_endpoint": running.endpoint}) + "\n")
+    log = home / ("terraform.log" if account == accounts.DEFAULT else f"terraform-{account}.log")
+    _terraform(tools, folder, log, "init", "-input=false", "-no-color")
+    applied = time.monotonic()
+    _terraform(tools, folder, log, "apply", "-auto-approve", "-input=false", "-no-color")
+    where = "" if account == accounts.DEFAULT else f" in account {account}"
+    say(f"terraform apply{where}: {time.monotonic() - applied:.1f} s (Terraform {tools.version}, log: {log})")
+    outputs = {
+        name: entry["value"] for name, entry in json.loads(_terraform(tools, folder, log, "output", "-json")).items()
+    }
+    deployment = replace(running, outputs=outputs, account=account, credentials=list(signing or ("testing", "testing")))
+    stack.enable_bucket_events(deployment.client("s3"), outputs["bucket_name"])
+    stack.set_runtimes(deployment.client("lambda"), stack.staged_variables(folder)["lambda_runtime"])
+    _record(home, account).write_text(json.dumps(asdict(deployment), indent=2) + "\n")
     return deployment
 
 

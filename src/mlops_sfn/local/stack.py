@@ -15,6 +15,7 @@ not copied, except `modules/`, copied so that it can carry the local files) plus
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -78,8 +79,8 @@ _PROVIDER = """variable "local_endpoint" {
 
 provider "aws" {
   region                      = "%(region)s"
-  access_key                  = "testing"
-  secret_key                  = "testing"
+  access_key                  = "%(access_key)s"
+  secret_key                  = "%(secret_key)s"
   s3_force_path_style         = true
   insecure                    = true # the local AWS's certificate is self-signed (loopback only)
   skip_credentials_validation = true
@@ -170,15 +171,26 @@ def terraform_environment(tools: Any, endpoint: str | None = None) -> dict[str, 
     return environment
 
 
-def write_local_provider(into: Path) -> None:
-    """The provider a staged folder applies with: every endpoint the local AWS (var.local_endpoint)."""
+def write_local_provider(into: Path, credentials: tuple[str, str] = ("testing", "testing")) -> None:
+    """The provider a staged folder applies with: every endpoint the local AWS (var.local_endpoint), and
+    the access key it signs with (the local AWS's default account's, unless another account's is given)."""
     endpoints = "\n".join(f"    {name} = var.local_endpoint" for name in ENDPOINTS)
-    (into / "local_provider.tf").write_text(_PROVIDER % {"region": REGION, "endpoints": endpoints})
+    access_key, secret_key = credentials
+    values = {"region": REGION, "endpoints": endpoints, "access_key": access_key, "secret_key": secret_key}
+    (into / "local_provider.tf").write_text(_PROVIDER % values)
 
 
-def stage(into: Path, variables: dict[str, Any] | None = None, root: Path = ROOT, provider: bool = True) -> Path:
+def stage(
+    into: Path,
+    variables: dict[str, Any] | None = None,
+    root: Path = ROOT,
+    provider: bool = True,
+    credentials: tuple[str, str] | None = None,
+) -> Path:
     """The root module, linked into `into`, with the local provider, override and variables.
-    Without `provider`, only the override: the folder is then a module for another root (an example)."""
+    Without `provider`, only the override: the folder is then a module for another root (an example).
+    With `credentials` (an access key and its secret), the provider signs with them: another account's
+    deploys into that account of the local AWS (`account_credentials`)."""
     into.mkdir(parents=True, exist_ok=True)
     for name in (*ROOT_FILES, *ROOT_FOLDERS):
         link = into / name
@@ -186,7 +198,7 @@ def stage(into: Path, variables: dict[str, Any] | None = None, root: Path = ROOT
             link.unlink()
         link.symlink_to(root / name)
     if provider:
-        write_local_provider(into)
+        write_local_provider(into, *([credentials] if credentials else []))
     pin_offline_provider(into)
     (into / "local_override.tf").unlink(missing_ok=True)  # what earlier versions staged
     modules = into / "modules"
@@ -205,6 +217,17 @@ def stage(into: Path, variables: dict[str, Any] | None = None, root: Path = ROOT
             override_runtimes(modules / with_functions, resources)
     (into / "local.auto.tfvars.json").write_text(json.dumps({**VARIABLES, **(variables or {})}, indent=2) + "\n")
     return into
+
+
+def account_credentials(iam: Any) -> tuple[str, str]:
+    """An access key of a deployer user of the account `iam` (a client in that account) acts in: moto
+    answers a request signed with an access key of an account's user in that account, as AWS does."""
+    with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
+        iam.create_user(UserName="mlops-local-deployer")
+    for old in iam.list_access_keys(UserName="mlops-local-deployer")["AccessKeyMetadata"]:
+        iam.delete_access_key(UserName="mlops-local-deployer", AccessKeyId=old["AccessKeyId"])
+    key = iam.create_access_key(UserName="mlops-local-deployer")["AccessKey"]
+    return key["AccessKeyId"], key["SecretAccessKey"]
 
 
 def certificate(folder: Path) -> tuple[Path, Path]:
