@@ -35,10 +35,14 @@ def in_account(client: Any, account: str) -> Any:
 
 def client(service: str, region: str = REGION, account: str = DEFAULT) -> Any:
     """A client of the in-process local AWS in `account`, one per service, region and account (boto3's
-    clients are thread-safe)."""
+    clients are thread-safe), made as moto's interpreter makes a Task's: no client-side validation and
+    no retries, so that the service's own answer (a refusal, a throttle) is what the Task sees."""
     import boto3
+    from botocore.config import Config
 
     with _LOCK:
         if (service, region, account) not in _CLIENTS:
-            _CLIENTS[service, region, account] = in_account(boto3.client(service, region_name=region), account)
+            config = Config(parameter_validation=False, retries={"max_attempts": 0, "total_max_attempts": 1})
+            made = boto3.client(service, region_name=region, config=config)
+            _CLIENTS[service, region, account] = in_account(made, account)
         return _CLIENTS[service, region, account]

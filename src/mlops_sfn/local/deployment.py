@@ -52,7 +52,7 @@ class Deployment:
     guardrails: list[dict[str, Any]] = field(default_factory=list)
     account: str = accounts.DEFAULT  # the local AWS's account it is deployed in (`apply`)
     # the access key and secret a process signs with to act in that account (a local user's, not a secret)
-    credentials: list[str] = field(default_factory=lambda: ["testing", "testing"])
+    credentials: list[str] = field(default_factory=lambda: list(stack.DEFAULT_KEY))
 
     def reach(self) -> dict[str, str]:
         """The environment the AWS CLI or an SDK (and any mlops-sfn command) reaches this deployment with."""
@@ -60,9 +60,9 @@ class Deployment:
         return {
             "AWS_ENDPOINT_URL": self.endpoint,
             "AWS_CA_BUNDLE": self.cert,
-            **stack.CREDENTIALS,
             "AWS_ACCESS_KEY_ID": access_key,
             "AWS_SECRET_ACCESS_KEY": secret_key,
+            "AWS_DEFAULT_REGION": stack.CREDENTIALS["AWS_DEFAULT_REGION"],
         }
 
     def client(self, service: str, config: Any = None) -> Any:
@@ -162,17 +162,19 @@ def up(
 def apply(
     running: Deployment, variables: dict[str, Any], account: str = accounts.DEFAULT, say: Callable[[str], None] = print
 ) -> Deployment:
-    """The root applied into the running local AWS with `variables` (stack.VARIABLES's defaults for the
-    rest), as the deployment of `account`: the default account's is the one `up` made; another's is a
-    second deployment beside it (a production serving the default account's packages). Returns it,
-    recorded (`load`)."""
+    """The root applied into the running local AWS with `variables` on top of those it was last applied
+    with (stack.VARIABLES's defaults the first time), as the deployment of `account`: the default
+    account's is the one `up` made; another's is a second deployment beside it (a production serving
+    the default account's packages), applied with a key of that account. Returns it, recorded (`load`)."""
     home, tools = Path(running.home), toolchain.ensure()
     signing = (
         None
         if account == accounts.DEFAULT
         else stack.account_credentials(replace(running, account=account).client("iam"))
     )
-    folder = stack.stage(_folder(home, account), variables, credentials=signing)
+    folder = _folder(home, account)
+    earlier = stack.staged_variables(folder) if (folder / "local.auto.tfvars.json").exists() else {}
+    folder = stack.stage(folder, {**earlier, **variables}, credentials=signing)
     (folder / "endpoint.auto.tfvars.json").write_text(json.dumps({"local_endpoint": running.endpoint}) + "\n")
     log = home / ("terraform.log" if account == accounts.DEFAULT else f"terraform-{account}.log")
     _terraform(tools, folder, log, "init", "-input=false", "-no-color")
@@ -183,7 +185,7 @@ def apply(
     outputs = {
         name: entry["value"] for name, entry in json.loads(_terraform(tools, folder, log, "output", "-json")).items()
     }
-    deployment = replace(running, outputs=outputs, account=account, credentials=list(signing or ("testing", "testing")))
+    deployment = replace(running, outputs=outputs, account=account, credentials=list(signing or stack.DEFAULT_KEY))
     stack.enable_bucket_events(deployment.client("s3"), outputs["bucket_name"])
     stack.set_runtimes(deployment.client("lambda"), stack.staged_variables(folder)["lambda_runtime"])
     _record(home, account).write_text(json.dumps(asdict(deployment), indent=2) + "\n")

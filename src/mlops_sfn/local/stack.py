@@ -35,6 +35,8 @@ from ..tools import toolchain
 from . import REGION
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
+# The access key and secret of the local AWS's default account (moto's for a key it does not know).
+DEFAULT_KEY = (CREDENTIALS["AWS_ACCESS_KEY_ID"], CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
 ROOT_FILES = ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "contract.json")
 ROOT_FOLDERS = ("statemachine", "lambdas", "dynamodb_items", "sagemaker-artifacts")
 # Module -> its files replaced by provider-3.39 stand-ins (local/terraform/<module>/).
@@ -171,7 +173,7 @@ def terraform_environment(tools: Any, endpoint: str | None = None) -> dict[str, 
     return environment
 
 
-def write_local_provider(into: Path, credentials: tuple[str, str] = ("testing", "testing")) -> None:
+def write_local_provider(into: Path, credentials: tuple[str, str] = DEFAULT_KEY) -> None:
     """The provider a staged folder applies with: every endpoint the local AWS (var.local_endpoint), and
     the access key it signs with (the local AWS's default account's, unless another account's is given)."""
     endpoints = "\n".join(f"    {name} = var.local_endpoint" for name in ENDPOINTS)
@@ -366,8 +368,8 @@ def client(service: str, endpoint: str, cert: Path, config: Any = None) -> Any:
         region_name=REGION,
         endpoint_url=endpoint,
         verify=str(cert),
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        aws_access_key_id=DEFAULT_KEY[0],
+        aws_secret_access_key=DEFAULT_KEY[1],
         config=config,
     )
 
