@@ -92,3 +92,38 @@ def test_an_item_serving_a_group_names_a_package_of_that_group(changes: dict[str
         )
     problems = {problem.path: problem.message for problem in raised.value.problems}
     assert path in problems and words in problems[path], problems
+
+
+# --- The item `local demo --promote` pushes to production (local/promotion.py) -----------------------
+
+
+def production_settings() -> Any:
+    """Production's deployment, consuming development's packages (model_source)."""
+    from dataclasses import replace
+
+    from mlops_sfn.local.harness import SETTINGS
+    from mlops_sfn.local.promotion import PRODUCTION
+
+    return replace(
+        SETTINGS,
+        sagemaker_role_arn=f"arn:aws:iam::{PRODUCTION}:role/mlops-prod-sagemaker",
+        sagemaker_name_prefix="mlops-prod-",
+        model_source_account="123456789012",
+        model_source_prefix="mlops-dev-",
+    )
+
+
+def test_the_promotion_demos_serving_item_is_one_production_accepts() -> None:
+    from mlops_sfn.core.plan import check_with_sample
+    from mlops_sfn.local.promotion import serving_item
+
+    package = "arn:aws:sagemaker:us-east-1:123456789012:model-package/mlops-dev-cal-house-price/4"
+    smoke = {"content_type": "text/csv", "body": "1,2,3"}
+    for smoke_test in (smoke, None):
+        item = serving_item("mlops-dev-cal-house-price", package, smoke_test)
+        assert check_with_sample(item, production_settings()) == [], smoke_test
+        assert ("smoke_test" in item["stages"]["deploy"]) == (smoke_test is not None)
+    # a package of another account than its model source's is refused, naming the field
+    foreign = package.replace("123456789012", "777788889999")
+    problems = check_with_sample(serving_item("mlops-dev-cal-house-price", foreign, smoke), production_settings())
+    assert [p.path for p in problems] == ["stages.create_model.model_package"]

@@ -171,13 +171,13 @@ class Demo:
             self.say(f"the router started {name} {time.monotonic() - started:.1f} s after the upload began")
         else:
             self.say(f"the same files as {name} (started {described['startDate']:%H:%M:%S}): nothing new started")
-        result = self._followed(pipeline, arn, new_run, answer, started, timeout)
+        result = self.followed(pipeline, arn, new_run, answer, started, timeout)
         if not new_run and described.get("stopDate"):  # the earlier run's own time, not this call's
             result.seconds = round((described["stopDate"] - described["startDate"]).total_seconds(), 1)
         result.graph = write_graph(Path(self.deployment.home) / "runs", result)
         return result
 
-    def _followed(
+    def followed(
         self, pipeline: str, arn: str, new_run: bool, answer: str, started: float, timeout: float
     ) -> DemoResult:
         """An execution followed to its end (its approval answered), with the notifications it sent."""
@@ -296,7 +296,7 @@ class Demo:
         if episode:
             arn = self._drift_run(pipeline, monitored_at, time.monotonic() + 60)
             self.say(f"the drift alarm started {arn.rsplit(':', 1)[1]} through the router")
-            run = self._followed(pipeline, arn, True, "approve", started, timeout)
+            run = self.followed(pipeline, arn, True, "approve", started, timeout)
         seconds["retraining"] = round(time.monotonic() - started, 1)
         return DriftResult(seconds, sent, execution, alarm, run)
 

@@ -37,8 +37,9 @@ PRODUCTION = "210987654321"  # the production account of the local AWS
 SERVING = "demo-prod-serve-house-price"
 ENDPOINT = "mlops-prod-house-price"
 # How long production is watched for a run that must not start (a rejection is never shared; delivery
-# to production's router takes well under a second locally).
+# to production's router takes well under a second locally), and waited for the run an approval starts.
 QUIET_SECONDS = 10.0
+STARTS_WITHIN_SECONDS = 60.0
 
 
 @dataclass
@@ -66,9 +67,18 @@ def prepare(development: Deployment, say: Callable[[str], None] = print) -> tupl
     return development, production
 
 
-def serving_item(group: str, package: str, smoke_test: dict[str, Any]) -> dict[str, Any]:
+def serving_item(group: str, package: str, smoke_test: dict[str, Any] | None) -> dict[str, Any]:
     """What production's team writes to serve development's approved packages of `group`: no training,
-    the model created from the package as registered, deployed behind production's own endpoint."""
+    the model created from the package as registered, deployed behind production's own endpoint (with
+    development's smoke test, when it has one)."""
+    deploy = {
+        "run": True,
+        "endpoint_name": ENDPOINT,
+        "instance_type": "ml.m5.large",
+        "instance_count": 1,
+        "strategy": "all_at_once",
+        **({"smoke_test": smoke_test} if smoke_test else {}),
+    }
     return {
         "consumption_pipeline_name": SERVING,
         "schema_version": 1,
@@ -76,17 +86,7 @@ def serving_item(group: str, package: str, smoke_test: dict[str, Any]) -> dict[s
         "description": f"Serve each package development approves in {group}, behind production's endpoint.",
         "trigger": {"model_package_group": group},
         "notifications": {"on": ["failure", "success"]},
-        "stages": {
-            "create_model": {"run": True, "model_package": package},
-            "deploy": {
-                "run": True,
-                "endpoint_name": ENDPOINT,
-                "instance_type": "ml.m5.large",
-                "instance_count": 1,
-                "strategy": "all_at_once",
-                "smoke_test": smoke_test,
-            },
-        },
+        "stages": {"create_model": {"run": True, "model_package": package}, "deploy": deploy},
     }
 
 
@@ -104,7 +104,7 @@ class Promotion:
         if not package:
             raise DemoError(f"the approval request names no model package: {request}")
         self.package = package
-        smoke_test = self.development.item(self.development_pipeline)["stages"]["deploy"]["smoke_test"]
+        smoke_test = self.development.item(self.development_pipeline)["stages"].get("deploy", {}).get("smoke_test")
         item = serving_item(package.split("/")[1], package, smoke_test)
         outputs = self.production.outputs
         problems = check_with_sample(item, Settings.from_outputs(outputs))
@@ -133,12 +133,12 @@ class Promotion:
             sagemaker = self.development.deployment.client("sagemaker")
             approval = sagemaker.describe_model_package(ModelPackageName=self.package)["ModelApprovalStatus"]
         started = time.monotonic()
-        wait = timeout if approval == "Approved" else QUIET_SECONDS
+        wait = STARTS_WITHIN_SECONDS if approval == "Approved" else QUIET_SECONDS
         arn = self._serving_run(since, started + wait)
         run = None
         if arn:
             self.say(f"production's router started {arn.rsplit(':', 1)[1]} on the approval")
-            run = self.production._followed(SERVING, arn, True, "approve", started, timeout)
+            run = self.production.followed(SERVING, arn, True, "approve", started, timeout)
         elif approval == "Approved":
             raise DemoError(
                 f"no run of {SERVING} in production {wait:.0f} s after the approval: see the development router's "
