@@ -205,7 +205,7 @@ def bus_refuses(rule: Any, target: dict[str, Any]) -> str | None:
     everything = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
     request = Request(principal, "events:PutEvents", bus_arn, {"aws:SourceArn": rule.arn})
     bus_policy = [json.loads(bus.policy)] if bus.policy else []
-    decision = decide(request, identity=identity or [] if role else [everything], resource=bus_policy)
+    decision = decide(request, identity=(identity or []) if role else [everything], resource=bus_policy)
     return None if decision.allowed else denied_message(request, decision)
 
 
