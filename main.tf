@@ -56,6 +56,12 @@ locals {
     local.default_registry == null ? [] : ["arn:${data.aws_partition.current.partition}:ecr:${local.default_registry[1]}:${local.default_registry[0]}:repository/*"],
     var.image_repository_arns,
   )
+  # The model source's packages this deployment may serve, as the rules and roles name them (its bucket
+  # and key are for the SageMaker role alone); null without a model_source.
+  package_source = var.model_source == null ? null : {
+    account_id            = var.model_source.account_id
+    sagemaker_name_prefix = var.model_source.sagemaker_name_prefix
+  }
   # The policy image repositories of this account need so the consumer accounts' models may pull
   # their images (ECR user guide, "Private repository policy examples"): output image_repository_policy.
   consumer_roots = [for account in var.model_consumer_accounts : "arn:${data.aws_partition.current.partition}:iam::${account}:root"]
@@ -153,8 +159,8 @@ module "state_machine" {
   log_level              = local.settings.state_machine_log_level
   log_retention_days     = local.log_retention_days
   kms_key_arn            = var.kms_key_arn
-  model_source_account   = var.model_source == null ? null : var.model_source.account_id
-  model_source_prefix    = var.model_source == null ? null : var.model_source.sagemaker_name_prefix
+  model_source_account   = try(local.package_source.account_id, null)
+  model_source_prefix    = try(local.package_source.sagemaker_name_prefix, null)
   handlers               = { for function in ["quality_gate", "model_copy", "smoke_test", "segments"] : function => local.contract.handlers[function] }
   tags                   = local.tags
 }
@@ -177,7 +183,7 @@ module "router" {
   image_repository_arns      = local.image_repository_arns
   data_buckets               = var.data_buckets
   model_consumer_accounts    = var.model_consumer_accounts
-  model_source               = var.model_source == null ? null : { account_id = var.model_source.account_id, sagemaker_name_prefix = var.model_source.sagemaker_name_prefix }
+  model_source               = local.package_source
   deployment_tags            = local.tags
   required_tags              = var.required_tags
   alarm_topic_arn            = module.notifications.notification_topic_arn
@@ -206,7 +212,7 @@ module "triggers" {
   other_rule_arns         = compact([module.approval_events.share_rule_arn])
   package_sources = concat(
     [{ account_id = data.aws_caller_identity.current.account_id, sagemaker_name_prefix = local.sagemaker_prefix }],
-    var.model_source == null ? [] : [{ account_id = var.model_source.account_id, sagemaker_name_prefix = var.model_source.sagemaker_name_prefix }],
+    local.package_source == null ? [] : [local.package_source],
   )
   tags = local.tags
 }
@@ -216,7 +222,7 @@ module "approval_events" {
   name                  = local.name
   sagemaker_name_prefix = local.sagemaker_prefix
   consumer_accounts     = var.model_consumer_accounts
-  source_account        = var.model_source == null ? null : var.model_source.account_id
+  source_account        = try(local.package_source.account_id, null)
   dead_letter_queue_arn = module.router.dead_letter_queue_arn
   tags                  = local.tags
 }

@@ -405,9 +405,7 @@ class Router:
         group are refused: which one a deployment serves must not depend on table order."""
         found = []
         for item in trigger_items(self.dynamodb, self.config.table):
-            config = item.get("trigger")
-            wanted = config.get("model_package_group") if isinstance(config, dict) else None
-            if isinstance(wanted, str) and wanted.lower() == trigger.group() and item.get("enabled") is not False:
+            if trigger.mismatch(item) is None and item.get("enabled") is not False:
                 found.append(str(item.get("consumption_pipeline_name")))
         if len(found) > 1:
             reason = (

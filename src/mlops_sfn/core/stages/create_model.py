@@ -62,12 +62,12 @@ class CreateModel(Stage):
                         " served until the next approval (a versioned package ARN), with create_model running",
                     )
                 )
-            elif package_group(package) and package_group(package) != served.lower():
+            elif (group := package_group(package)) and group != served.lower():
                 problems.append(
                     Problem(
                         "trigger.model_package_group",
-                        f"is {served!r}, but stages.create_model.model_package is a package of"
-                        f" {package_group(package)!r}: serve one group",
+                        f"is {served!r}, but stages.create_model.model_package is a package of {group!r}: serve"
+                        " one group",
                     )
                 )
         if not block.get("model_package"):
