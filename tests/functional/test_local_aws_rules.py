@@ -190,6 +190,62 @@ def test_copy_object_refuses_a_source_above_5_gb(local: LocalRuns, monkeypatch: 
     )
 
 
+def _reader(principal: Any, condition: dict[str, Any] | None = None) -> str:
+    statement = {"Sid": "Read", "Effect": "Allow", "Principal": principal, "Action": "s3:GetObject"}
+    statement |= {"Resource": "arn:aws:s3:::rules-public/runs/*"} | ({"Condition": condition} if condition else {})
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
+def test_block_public_policy_refuses_a_public_bucket_policy(local: LocalRuns) -> None:
+    """BlockPublicPolicy "causes Amazon S3 to reject calls to PUT Bucket policy if the specified bucket
+    policy allows public access"; a policy is public unless it grants to fixed principals or is limited
+    to fixed values of aws:SourceArn, aws:SourceAccount, ... (S3 API reference,
+    PublicAccessBlockConfiguration). An organisation path is not such a limit."""
+    s3 = local.s3
+    s3.create_bucket(Bucket="rules-public")
+    anyone = _reader("*")
+    s3.put_bucket_policy(Bucket="rules-public", Policy=anyone)  # no Block Public Access: S3 takes it
+    s3.put_public_access_block(
+        Bucket="rules-public",
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    by_org_path = _reader("*", {"ForAnyValue:StringLike": {"aws:PrincipalOrgPaths": ["o-a1b2c3d4e5/r-ab12/*"]}})
+    for policy in (anyone, _reader({"AWS": "*"}), by_org_path, _reader("*", {"StringLike": {"aws:SourceArn": "*"}})):
+        with pytest.raises(ClientError) as refused:
+            s3.put_bucket_policy(Bucket="rules-public", Policy=policy)
+        error = refused.value.response["Error"]
+        assert error["Code"] == "AccessDenied" and "allows public access (statements Read)" in error["Message"]
+    # what the framework writes: accounts by name, or anyone limited to a fixed account or source
+    for policy in (
+        _reader({"AWS": ["arn:aws:iam::210987654321:root"]}),
+        _reader("*", {"StringEquals": {"aws:SourceAccount": "210987654321"}}),
+        _reader({"Service": "logging.s3.amazonaws.com"}),
+    ):
+        s3.put_bucket_policy(Bucket="rules-public", Policy=policy)
+        assert json.loads(s3.get_bucket_policy(Bucket="rules-public")["Policy"]) == json.loads(policy)
+
+
+def test_an_accounts_block_public_policy_refuses_a_public_bucket_policy(local: LocalRuns) -> None:
+    """The account's setting applies to every bucket of the account, whatever the bucket's own."""
+    s3control = boto3.client("s3control", region_name=local.settings.region)
+    local.s3.create_bucket(Bucket="rules-public-account")
+    s3control.put_public_access_block(
+        AccountId="123456789012", PublicAccessBlockConfiguration={"BlockPublicPolicy": True}
+    )
+    try:
+        with pytest.raises(ClientError) as refused:
+            local.s3.put_bucket_policy(Bucket="rules-public-account", Policy=_reader("*"))
+        assert refused.value.response["Error"]["Code"] == "AccessDenied"
+    finally:
+        s3control.delete_public_access_block(AccountId="123456789012")
+    local.s3.put_bucket_policy(Bucket="rules-public-account", Policy=_reader("*"))
+
+
 def test_a_failing_parallel_branch_stops_the_job_its_sibling_is_running(local: LocalRuns) -> None:
     """When a branch fails, Step Functions stops the others, with a best-effort Stop* on a `.sync`
     job running in one (Step Functions guide, Parallel state and "Run a Job (.sync)"): the job ends

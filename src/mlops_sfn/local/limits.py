@@ -3,6 +3,7 @@ executes (integrations.py installs them with the rest)."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -14,6 +15,7 @@ from .motoport import (
     StateTaskServiceCallback,
     StepFunctionsParserBackend,
     ValidationException,
+    s3control_backends,
 )
 
 # "States.ALL ... can't catch the States.DataLimitExceeded terminal error or the Runtime error
@@ -68,6 +70,85 @@ def _copy_within_limit(self: Any, src_key: Any, *args: Any, **kwargs: Any) -> An
     return _COPY(self, src_key, *args, **kwargs)
 
 
+# PutBucketPolicy under Block Public Access: BlockPublicPolicy "causes Amazon S3 to reject calls to PUT
+# Bucket policy if the specified bucket policy allows public access", the bucket's setting and its
+# account's both applying (S3 API reference, PublicAccessBlockConfiguration; S3 Control,
+# PutPublicAccessBlock). "Amazon S3 considers a bucket policy public unless" what it allows is granted
+# to a fixed principal, or limited to fixed values of the keys below, or to a set of CIDRs with
+# aws:SourceIp (the same, "The Meaning of Public"). S3 refuses with 403 AccessDenied; moto stores any
+# policy. A grant by organisation (aws:PrincipalOrgID, aws:PrincipalOrgPaths) is not in that list.
+_FIXED_KEYS = frozenset(
+    key.lower()
+    for key in (
+        "aws:SourceArn",
+        "aws:SourceVpc",
+        "aws:SourceVpce",
+        "aws:SourceOwner",
+        "aws:SourceAccount",
+        "aws:userid",
+        "s3:x-amz-server-side-encryption-aws-kms-key-id",
+    )
+)
+_EXACT = ("StringEquals", "StringEqualsIgnoreCase", "StringLike", "ArnEquals", "ArnLike")
+_PUT_POLICY = S3Backend.put_bucket_policy
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _fixed(values: list[Any]) -> bool:
+    return all("*" not in str(value) and "?" not in str(value) for value in values)
+
+
+def _limited(condition: dict[str, Any]) -> bool:
+    """Whether a statement's Condition holds it to fixed values of the keys S3 accepts as limits."""
+    for operator, keys in condition.items():
+        for key, values in keys.items():
+            values = _listed(values)
+            if operator in _EXACT and key.lower() in _FIXED_KEYS and _fixed(values):
+                return True
+            cidrs = operator == "IpAddress" and key.lower() == "aws:sourceip"
+            if cidrs and not any(str(value).endswith("/0") for value in values):  # /0: every address
+                return True
+    return False
+
+
+def public_statements(policy: dict[str, Any]) -> list[str]:
+    """The Sids (or indexes) of the statements that make a bucket policy public in S3's sense."""
+    found = []
+    statements = policy.get("Statement", [])
+    for index, statement in enumerate(_listed(statements)):
+        if statement.get("Effect") != "Allow":
+            continue
+        principal = statement.get("Principal")
+        anyone = "NotPrincipal" in statement or principal == "*"
+        if isinstance(principal, dict):
+            anyone = anyone or not all(_fixed(_listed(values)) for values in principal.values())
+        if anyone and not _limited(statement.get("Condition", {})):
+            found.append(str(statement.get("Sid", f"#{index}")))
+    return found
+
+
+def _blocks_public_policy(bucket: Any) -> bool:
+    own = bucket.public_access_block
+    account = s3control_backends[bucket.account_id]["global"].public_access_block
+    return any(block is not None and block.block_public_policy for block in (own, account))
+
+
+def _put_policy_unless_public(self: Any, bucket_name: str, policy: bytes) -> None:
+    bucket = self.get_bucket(bucket_name)
+    if _blocks_public_policy(bucket):
+        public = public_statements(json.loads(policy))
+        if public:
+            raise S3ClientError(
+                "AccessDenied",
+                f"Access Denied: the bucket policy allows public access (statements {', '.join(public)}) "
+                "and Block Public Access (BlockPublicPolicy, of the bucket or its account) refuses it",
+            )
+    _PUT_POLICY(self, bucket_name, policy)
+
+
 # "StopExecution: Stops an execution" whatever it is doing (Step Functions API reference); moto's
 # task waiting for a task token keeps waiting, so a stopped run waiting for an approval stayed RUNNING.
 _WAIT_FOR_TOKEN = StateTaskServiceCallback._eval_wait_for_task_token
@@ -95,6 +176,7 @@ def patch() -> None:
     ErrorEqualsDecl._eval_body = _match_but_uncatchable  # type: ignore[method-assign]
     StepFunctionsParserBackend.start_execution = _start_within_limit  # type: ignore[method-assign,assignment]
     S3Backend.copy_object = _copy_within_limit  # type: ignore[method-assign]
+    S3Backend.put_bucket_policy = _put_policy_unless_public  # type: ignore[method-assign]
 
 
 def unpatch() -> None:
@@ -102,3 +184,4 @@ def unpatch() -> None:
     ErrorEqualsDecl._eval_body = _MATCH  # type: ignore[method-assign]
     StepFunctionsParserBackend.start_execution = _START  # type: ignore[method-assign]
     S3Backend.copy_object = _COPY  # type: ignore[method-assign]
+    S3Backend.put_bucket_policy = _PUT_POLICY  # type: ignore[method-assign]

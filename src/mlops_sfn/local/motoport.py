@@ -39,6 +39,7 @@ try:
     from moto.logs.models import LogsBackend
     from moto.s3.exceptions import S3ClientError
     from moto.s3.models import FakeBucket, S3Backend, s3_backends
+    from moto.s3control.models import s3control_backends
     from moto.sagemaker.models import sagemaker_backends
     from moto.sagemaker.responses import SageMakerResponse
     from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
@@ -198,6 +199,7 @@ __all__ = [
     "mock_aws",
     "retrier_decl",
     "s3_backends",
+    "s3control_backends",
     "sagemaker_backend",
     "sagemaker_backends",
     "serve",
