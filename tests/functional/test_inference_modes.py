@@ -200,12 +200,13 @@ def test_a_guarded_update_moves_traffic_in_steps_and_rolls_back_when_its_alarm_f
     assert local.run(item, answer="approve").status == "SUCCEEDED"  # created: nothing to shift
     healthy = local.run(item, answer="approve")
     assert healthy.status == "SUCCEEDED", (healthy.error, healthy.cause)
-    assert local.local.sagemaker.traffic[endpoint] == shares  # every step taken
+    arn = local.sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointArn"]
+    assert local.local.sagemaker.traffic[arn] == shares  # every step taken
     before = local.sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
     # the new fleet answers with errors: its 5xx alarm fires after the first step, and SageMaker rolls back
     failing = local.run(item, answer="approve", endpoint="errors")
     assert (failing.status, failing.error) == ("FAILED", "deploy.EndpointRolledBack"), failing.cause
-    assert local.local.sagemaker.traffic[endpoint] == shares[:1]
+    assert local.local.sagemaker.traffic[arn] == shares[:1]
     assert local.sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"] == before
     assert f"runs {before}, not the new" in failing.cause
 

@@ -744,6 +744,31 @@ def test_the_local_sagemaker_refuses_endpoint_calls_as_sagemaker_does() -> None:
                 sagemaker.call("updateEndpoint", request, settings.region, "123456789012")
 
 
+def test_two_accounts_endpoints_of_one_name_roll_out_each_on_its_own() -> None:
+    """Endpoint names are unique within an account and region (SageMaker API reference,
+    CreateEndpoint): production may name its endpoint as development does, and each settles on its
+    own configuration."""
+    with LocalRuns() as local:
+        sagemaker, region = local.local.sagemaker, local.settings.region
+        configs = {}
+        for account in ("123456789012", "210987654321"):
+            client = sagemaker.client("sagemaker", region, account)
+            role = f"arn:aws:iam::{account}:role/serving"
+            client.create_model(ModelName=f"m-{account}", ExecutionRoleArn=role, PrimaryContainer={"Image": "i"})
+            variant = {"VariantName": "AllTraffic", "ModelName": f"m-{account}", "InitialInstanceCount": 1}
+            configs[account] = f"c-{account}"
+            client.create_endpoint_config(
+                EndpointConfigName=configs[account], ProductionVariants=[variant | {"InstanceType": "ml.m5.large"}]
+            )
+            sagemaker.call(
+                "createEndpoint", {"EndpointName": "serving", "EndpointConfigName": configs[account]}, region, account
+            )
+        for account in configs:  # each account's endpoint settles on its own configuration
+            sagemaker.advance_endpoint("serving", region, account)
+            described = sagemaker.client("sagemaker", region, account).describe_endpoint(EndpointName="serving")
+            assert (described["EndpointStatus"], described["EndpointConfigName"]) == ("InService", configs[account])
+
+
 def test_the_local_sagemaker_refuses_a_second_create_of_a_name_as_sagemaker_does() -> None:
     """Each job, model and endpoint config a run made, created again under its name (a rerun or a
     redrive that did not rename it): refused in SageMaker's words; moto would record the duplicate."""

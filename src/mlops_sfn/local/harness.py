@@ -457,8 +457,9 @@ class LocalRuns:
         """Put the item's endpoint in `state` (EXISTING_ENDPOINT) before a run, as an earlier
         deployment could have left it."""
         backend = sagemaker_backends[DEFAULT_ACCOUNT_ID][self.settings.region]
-        backend.endpoints.pop(name, None)
-        self.local.sagemaker.forget_rollout(name)
+        earlier = backend.endpoints.pop(name, None)
+        if earlier is not None:
+            self.local.sagemaker.forget_rollout(earlier.arn)
         if state == "none":
             return
         model, config = f"{name}-earlier-model", f"{name}-earlier-config"
@@ -472,6 +473,7 @@ class LocalRuns:
             EndpointConfigName=config, ProductionVariants=[{**variant, "InitialInstanceCount": 1}]
         )
         self.sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=config)
+        self.local.sagemaker.forget_rollout(backend.endpoints[name].arn)  # set here, not rolled out
         backend.endpoints[name].endpoint_status = {"in_service": "InService", "failed": "Failed"}.get(state, "Updating")
 
     @staticmethod

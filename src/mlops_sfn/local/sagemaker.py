@@ -291,6 +291,7 @@ class LocalSageMaker:
         self._backend = backend
         self.endpoint_outcome = endpoint_outcome
         self.spot_capacity = "available"  # SPOT_CAPACITY
+        # by endpoint ARN: accounts (and regions) may each have an endpoint of one name
         self._rolling_out: dict[str, Rollout] = {}  # endpoint -> the create/update it is going through
         self.traffic: dict[str, list[int]] = {}  # endpoint -> the shares its last guarded update reached
         self._stopped: set[str] = set()  # jobs a stopped execution or Parallel branch stopped
@@ -327,7 +328,7 @@ class LocalSageMaker:
         if action == "createEndpoint":
             endpoint = self._backend(account, region).endpoints[request["EndpointName"]]
             endpoint.endpoint_status = "Creating"
-            self._rolling_out[request["EndpointName"]] = Rollout(request["EndpointConfigName"])
+            self._rolling_out[endpoint.arn] = Rollout(request["EndpointConfigName"])
         if action in JOBS:  # moto records a new job as Completed; SageMaker reports InProgress until it
             # ends (SageMaker API reference, Describe*Job: the job's status)
             kind = JOBS[action]
@@ -500,26 +501,26 @@ class LocalSageMaker:
         alarms = [alarm["AlarmName"] for alarm in deployment.get("AutoRollbackConfiguration", {}).get("Alarms", [])]
         instances = int(current[0].get("InitialInstanceCount", 1)) if current else 1
         shares = traffic_shares(deployment, instances)
-        self._rolling_out[name] = Rollout(config, endpoint.endpoint_config_name, shares, alarms)
-        self.traffic[name] = []
+        self._rolling_out[endpoint.arn] = Rollout(config, endpoint.endpoint_config_name, shares, alarms)
+        self.traffic[endpoint.arn] = []
         return {"EndpointArn": endpoint.arn}
 
-    def forget_rollout(self, name: str) -> None:
+    def forget_rollout(self, arn: str) -> None:
         """The endpoint's state was set from outside (a run's --existing-endpoint): nothing of ours is rolling out."""
-        self._rolling_out.pop(name, None)
+        self._rolling_out.pop(arn, None)
 
     def advance_endpoint(self, name: str, region: str, account: str) -> None:
         """Called before each DescribeEndpoint: a Creating or Updating endpoint settles as endpoint_outcome
         says; a guarded update takes one step of traffic each time, and rolls back when one of its
         alarms is in ALARM after a step ("Auto-Rollback Configuration and Monitoring", SageMaker guide)."""
         endpoint = self._backend(account, region).endpoints.get(name)
-        if endpoint is None or name not in self._rolling_out or self.endpoint_outcome == "stuck":
+        if endpoint is None or endpoint.arn not in self._rolling_out or self.endpoint_outcome == "stuck":
             return
-        rollout = self._rolling_out[name]
+        rollout = self._rolling_out[endpoint.arn]
         if rollout.alarms and rollout.previous and self.endpoint_outcome in ("in_service", "errors"):
             self._step(endpoint, rollout, region, account)
             return
-        del self._rolling_out[name]
+        del self._rolling_out[endpoint.arn]
         config = rollout.config
         if self.endpoint_outcome == "failed":
             endpoint.endpoint_status = "Failed"
@@ -541,12 +542,12 @@ class LocalSageMaker:
         """One step of a guarded update: traffic moves (a failing new fleet then reports its 5xx errors,
         which its alarm evaluates), and the rollback alarms are read; any in ALARM rolls the update back
         to the previous config, which ends InService on it."""
-        name = endpoint.endpoint_name
+        name, arn = endpoint.endpoint_name, endpoint.arn
         if rollout.rolling_back:
             endpoint.endpoint_status = "InService"
-            del self._rolling_out[name]
+            del self._rolling_out[arn]
             return
-        reached = self.traffic[name] = [*self.traffic.get(name, []), rollout.shares[len(self.traffic.get(name, []))]]
+        reached = self.traffic[arn] = [*self.traffic.get(arn, []), rollout.shares[len(self.traffic.get(arn, []))]]
         if self.endpoint_outcome == "errors":  # the new fleet's answers, as SageMaker reports them per variant
             self.client("cloudwatch", region, account).put_metric_data(
                 Namespace="AWS/SageMaker",
@@ -569,7 +570,7 @@ class LocalSageMaker:
             endpoint.endpoint_status = "InService"
             endpoint.endpoint_config_name = rollout.config
             endpoint.last_modified_time = datetime.now(UTC)
-            del self._rolling_out[name]
+            del self._rolling_out[arn]
 
 
 def _update_problem(
