@@ -190,6 +190,19 @@ def test_copy_object_refuses_a_source_above_5_gb(local: LocalRuns, monkeypatch: 
     )
 
 
+def test_send_task_failure_refuses_an_error_or_cause_over_its_length(local: LocalRuns) -> None:
+    """SendTaskFailure: error at most 256 characters, cause at most 32768 (Step Functions API
+    reference); within them the call reaches the token (none here: InvalidToken)."""
+    for error, cause, field in (("e" * 257, "c", "error"), ("e", "c" * 32769, "cause")):
+        with pytest.raises(ClientError) as refused:
+            local.sfn.send_task_failure(taskToken="no-such-token", error=error, cause=cause)
+        assert refused.value.response["Error"]["Code"] == "ValidationException"
+        assert f"Value at '{field}' failed to satisfy constraint" in refused.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as unknown:
+        local.sfn.send_task_failure(taskToken="no-such-token", error="e" * 256, cause="c" * 32768)
+    assert unknown.value.response["Error"]["Code"] == "InvalidToken"
+
+
 def _reader(principal: Any, condition: dict[str, Any] | None = None) -> str:
     statement = {"Sid": "Read", "Effect": "Allow", "Principal": principal, "Action": "s3:GetObject"}
     statement |= {"Resource": "arn:aws:s3:::rules-public/runs/*"} | ({"Condition": condition} if condition else {})

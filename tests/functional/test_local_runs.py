@@ -635,6 +635,7 @@ def test_approval_answers_set_the_model_package_status() -> None:
     assert approved.reports[0].notifications[0]["subject"] == "Model approval requested"
 
     assert (rejected.report.status, rejected.report.error) == ("FAILED", "approval.Rejected")
+    assert rejected.report.cause == "answered by mlops-sfn local run"  # the rejecter's, as sent (SendTaskFailure)
     assert rejected.package_statuses == ["Rejected"] and "Create model" not in rejected.report.states
 
     assert (timed_out.report.status, timed_out.report.error) == ("FAILED", "approval.States.Timeout")

@@ -12,6 +12,7 @@ from mlops_sfn.core.plan import plan_execution
 from mlops_sfn.core.problems import InvalidItem
 from mlops_sfn.core.settings import EXAMPLE_SETTINGS
 from mlops_sfn.core.triggers import Approval, InvalidEvent, Trigger, parse_event
+from mlops_sfn.operate import approval
 from tests.conftest import PACKAGE, edited, load_event, load_item, serving_package
 
 APPROVED = "arn:aws:sagemaker:us-east-1:123456789012:model-package/mlops-dev-served/2"
@@ -127,3 +128,30 @@ def test_the_promotion_demos_serving_item_is_one_production_accepts() -> None:
     foreign = package.replace("123456789012", "777788889999")
     problems = check_with_sample(serving_item("mlops-dev-cal-house-price", foreign, smoke), production_settings())
     assert [p.path for p in problems] == ["stages.create_model.model_package"]
+
+
+class _Answers:
+    """A Step Functions client that records the answers sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def send_task_success(self, **request: Any) -> None:
+        self.sent.append("success")
+
+    def send_task_failure(self, **request: Any) -> None:
+        self.sent.append("failure")
+
+
+@pytest.mark.parametrize(("approved", "length", "limit"), [(True, 262_144, 262_144), (False, 32_769, 32_768)])
+def test_an_answers_comment_over_step_functions_limit_is_refused_before_answering(
+    approved: bool, length: int, limit: int
+) -> None:
+    """SendTaskSuccess takes an output of at most 262144 characters, SendTaskFailure a cause of at
+    most 32768 (Step Functions API reference): a longer --comment is refused, nothing answered."""
+    sfn = _Answers()
+    with pytest.raises(approval.ApprovalError, match=f"--comment: {length} characters.*at most {limit}"):
+        approval.answer(sfn, "a-task-token", approved, comment="c" * length)
+    assert sfn.sent == []
+    approval.answer(sfn, "a-task-token", approved, comment="within the limit")
+    assert sfn.sent == ["success" if approved else "failure"]

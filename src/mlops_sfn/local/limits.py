@@ -9,10 +9,12 @@ from typing import Any
 
 from .motoport import (
     CallbackOutcomeTimedOut,
+    EmptyResult,
     ErrorEqualsDecl,
     S3Backend,
     S3ClientError,
     StateTaskServiceCallback,
+    StepFunctionResponse,
     StepFunctionsParserBackend,
     ValidationException,
     s3control_backends,
@@ -68,6 +70,28 @@ def _copy_within_limit(self: Any, src_key: Any, *args: Any, **kwargs: Any) -> An
             f"{MAX_COPY_SOURCE_BYTES}",
         )
     return _COPY(self, src_key, *args, **kwargs)
+
+
+# SendTaskFailure: the task fails with the `error` and `cause` sent (its TaskFailed event and the
+# Catch's {Error, Cause} carry both), error "Length Constraints: Minimum length of 0. Maximum length of
+# 256", cause "... Maximum length of 32768" (Step Functions API reference, SendTaskFailure). moto's
+# handler drops the cause, so a rejection's reason never reached the run.
+MAX_ERROR_CHARS, MAX_CAUSE_CHARS = 256, 32768
+
+
+def _send_task_failure_with_cause(self: Any) -> Any:
+    error, cause = self._get_param("error"), self._get_param("cause")
+    for field, value, limit in (("error", error, MAX_ERROR_CHARS), ("cause", cause, MAX_CAUSE_CHARS)):
+        if value is not None and len(value) > limit:
+            raise ValidationException(
+                f"1 validation error detected: Value at '{field}' failed to satisfy constraint: "
+                f"Member must have length less than or equal to {limit}"
+            )
+    self.stepfunction_backend.send_task_failure(self._get_param("taskToken"), error=error, cause=cause)
+    return EmptyResult()
+
+
+_SEND_TASK_FAILURE = StepFunctionResponse.send_task_failure
 
 
 # PutBucketPolicy under Block Public Access: BlockPublicPolicy "causes Amazon S3 to reject calls to PUT
@@ -177,6 +201,7 @@ def patch() -> None:
     StepFunctionsParserBackend.start_execution = _start_within_limit  # type: ignore[method-assign,assignment]
     S3Backend.copy_object = _copy_within_limit  # type: ignore[method-assign]
     S3Backend.put_bucket_policy = _put_policy_unless_public  # type: ignore[method-assign]
+    StepFunctionResponse.send_task_failure = _send_task_failure_with_cause  # type: ignore[method-assign]
 
 
 def unpatch() -> None:
@@ -185,3 +210,4 @@ def unpatch() -> None:
     StepFunctionsParserBackend.start_execution = _START  # type: ignore[method-assign]
     S3Backend.copy_object = _COPY  # type: ignore[method-assign]
     S3Backend.put_bucket_policy = _PUT_POLICY  # type: ignore[method-assign]
+    StepFunctionResponse.send_task_failure = _SEND_TASK_FAILURE  # type: ignore[method-assign]

@@ -16,6 +16,7 @@ from ..core.problems import Error
 from .runs import history
 
 APPROVAL_RESOURCE = ("sns", "publish.waitForTaskToken")
+MAX_OUTPUT_CHARS, MAX_CAUSE_CHARS = 262_144, 32_768  # SendTaskSuccess's output, SendTaskFailure's cause
 REJECTED_ERROR = "Rejected"  # the state machine catches this error name and rejects the model package
 
 
@@ -66,13 +67,22 @@ def answer(
     sfn: Any, target: str, approved: bool, comment: str | None = None, state_machine_arn: str | None = None
 ) -> str:
     """Approve or reject; returns the task token answered. Raises ApprovalError saying why not."""
+    output = json.dumps({"approved": True, "comment": comment or ""})
+    cause = comment or "rejected with mlops-sfn reject"
+    # Step Functions API reference: SendTaskSuccess's output is at most 262144 characters,
+    # SendTaskFailure's cause 32768; refused before anything is answered
+    sent, limit = (output, MAX_OUTPUT_CHARS) if approved else (cause, MAX_CAUSE_CHARS)
+    if len(sent) > limit:
+        raise ApprovalError(
+            f"--comment: {len(comment or '')} characters; Step Functions takes at most {limit} "
+            f"as the answer's {'output' if approved else 'cause'}: shorten it"
+        )
     execution = execution_arn(target, state_machine_arn)
     token = waiting_token(sfn, execution) if execution else target
     try:
         if approved:
-            sfn.send_task_success(taskToken=token, output=json.dumps({"approved": True, "comment": comment or ""}))
+            sfn.send_task_success(taskToken=token, output=output)
         else:
-            cause = comment or "rejected with mlops-sfn reject"
             sfn.send_task_failure(taskToken=token, error=REJECTED_ERROR, cause=cause)
     except (sfn.exceptions.TaskDoesNotExist, sfn.exceptions.InvalidToken, sfn.exceptions.TaskTimedOut) as error:
         raise ApprovalError(f"the approval request is no longer waiting ({error.response['Error']['Code']})") from None
