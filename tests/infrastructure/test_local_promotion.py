@@ -75,6 +75,7 @@ def test_production_is_a_second_deployment_in_its_own_account(pair: Pair) -> Non
 def test_a_rejected_candidate_is_never_shared_and_production_deploys_nothing(pair: Pair) -> None:
     trained, result = pair.promote("reject")
     assert result.package and result.approval == "Rejected", trained.status
+    assert (trained.error, trained.cause) == ("approval.Rejected", "rejected by mlops-sfn local demo")  # the approver's
     assert promotion.not_promoted(result) and result.run is None and result.endpoint is None
     assert not pair.production.client("sagemaker").list_endpoints()["Endpoints"]
     lines = promotion.report(result)

@@ -334,7 +334,7 @@ class Demo:
                 self.sfn,
                 message["execution_name"],
                 approved=answer == "approve",
-                comment=f"{answer}d by mlops-sfn local demo",
+                comment=f"{'approved' if answer == 'approve' else 'rejected'} by mlops-sfn local demo",
                 state_machine_arn=described["stateMachineArn"],
             )
             return True
