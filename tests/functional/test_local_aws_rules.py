@@ -203,6 +203,18 @@ def test_send_task_failure_refuses_an_error_or_cause_over_its_length(local: Loca
     assert unknown.value.response["Error"]["Code"] == "InvalidToken"
 
 
+def test_send_task_success_refuses_an_output_above_262144_bytes(local: LocalRuns) -> None:
+    """SendTaskSuccess: output at most 262144 (Step Functions API reference); at the limit the call
+    reaches the token (none here: InvalidToken)."""
+    with pytest.raises(ClientError) as refused:
+        local.sfn.send_task_success(taskToken="no-such-token", output=json.dumps("o" * (MAX_INPUT_BYTES - 1)))
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert "Value at 'output' failed to satisfy constraint" in refused.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as unknown:
+        local.sfn.send_task_success(taskToken="no-such-token", output=json.dumps("o" * (MAX_INPUT_BYTES - 2)))
+    assert unknown.value.response["Error"]["Code"] == "InvalidToken"
+
+
 def _reader(principal: Any, condition: dict[str, Any] | None = None) -> str:
     statement = {"Sid": "Read", "Effect": "Allow", "Principal": principal, "Action": "s3:GetObject"}
     statement |= {"Resource": "arn:aws:s3:::rules-public/runs/*"} | ({"Condition": condition} if condition else {})

@@ -94,6 +94,21 @@ def _send_task_failure_with_cause(self: Any) -> Any:
 _SEND_TASK_FAILURE = StepFunctionResponse.send_task_failure
 
 
+# SendTaskSuccess: output "Length Constraints: Maximum length of 262144" (Step Functions API reference;
+# the 256 KiB of a task's output, as UTF-8); moto takes any size.
+_SEND_TASK_SUCCESS = StepFunctionResponse.send_task_success
+
+
+def _send_task_success_within_limit(self: Any) -> Any:
+    size = len((self._get_param("output") or "").encode("utf-8"))
+    if size > MAX_INPUT_BYTES:
+        raise ValidationException(
+            f"1 validation error detected: Value at 'output' failed to satisfy constraint: "
+            f"Member must have length less than or equal to {MAX_INPUT_BYTES} (it has {size} bytes)"
+        )
+    return _SEND_TASK_SUCCESS(self)
+
+
 # PutBucketPolicy under Block Public Access: BlockPublicPolicy "causes Amazon S3 to reject calls to PUT
 # Bucket policy if the specified bucket policy allows public access", the bucket's setting and its
 # account's both applying (S3 API reference, PublicAccessBlockConfiguration; S3 Control,
@@ -202,6 +217,7 @@ def patch() -> None:
     S3Backend.copy_object = _copy_within_limit  # type: ignore[method-assign]
     S3Backend.put_bucket_policy = _put_policy_unless_public  # type: ignore[method-assign]
     StepFunctionResponse.send_task_failure = _send_task_failure_with_cause  # type: ignore[method-assign]
+    StepFunctionResponse.send_task_success = _send_task_success_within_limit  # type: ignore[method-assign]
 
 
 def unpatch() -> None:
@@ -211,3 +227,4 @@ def unpatch() -> None:
     S3Backend.copy_object = _COPY  # type: ignore[method-assign]
     S3Backend.put_bucket_policy = _PUT_POLICY  # type: ignore[method-assign]
     StepFunctionResponse.send_task_failure = _SEND_TASK_FAILURE  # type: ignore[method-assign]
+    StepFunctionResponse.send_task_success = _SEND_TASK_SUCCESS  # type: ignore[method-assign]

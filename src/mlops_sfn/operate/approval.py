@@ -16,7 +16,7 @@ from ..core.problems import Error
 from .runs import history
 
 APPROVAL_RESOURCE = ("sns", "publish.waitForTaskToken")
-MAX_OUTPUT_CHARS, MAX_CAUSE_CHARS = 262_144, 32_768  # SendTaskSuccess's output, SendTaskFailure's cause
+MAX_OUTPUT, MAX_CAUSE = 262_144, 32_768  # SendTaskSuccess's output (UTF-8 bytes), SendTaskFailure's cause
 REJECTED_ERROR = "Rejected"  # the state machine catches this error name and rejects the model package
 
 
@@ -69,13 +69,13 @@ def answer(
     """Approve or reject; returns the task token answered. Raises ApprovalError saying why not."""
     output = json.dumps({"approved": True, "comment": comment or ""})
     cause = comment or "rejected with mlops-sfn reject"
-    # Step Functions API reference: SendTaskSuccess's output is at most 262144 characters,
-    # SendTaskFailure's cause 32768; refused before anything is answered
-    sent, limit = (output, MAX_OUTPUT_CHARS) if approved else (cause, MAX_CAUSE_CHARS)
-    if len(sent) > limit:
+    # Step Functions API reference: SendTaskSuccess's output is at most 262144 (bytes of UTF-8),
+    # SendTaskFailure's cause 32768 characters; refused before anything is answered
+    what, size, limit = ("output", len(output.encode()), MAX_OUTPUT) if approved else ("cause", len(cause), MAX_CAUSE)
+    if size > limit:
         raise ApprovalError(
-            f"--comment: {len(comment or '')} characters; Step Functions takes at most {limit} "
-            f"as the answer's {'output' if approved else 'cause'}: shorten it"
+            f"--comment: {len(comment or '')} characters make the answer's {what} {size}; Step Functions takes "
+            f"at most {limit}: shorten it"
         )
     execution = execution_arn(target, state_machine_arn)
     token = waiting_token(sfn, execution) if execution else target
