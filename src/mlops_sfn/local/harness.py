@@ -457,9 +457,7 @@ class LocalRuns:
         """Put the item's endpoint in `state` (EXISTING_ENDPOINT) before a run, as an earlier
         deployment could have left it."""
         backend = sagemaker_backends[DEFAULT_ACCOUNT_ID][self.settings.region]
-        earlier = backend.endpoints.pop(name, None)
-        if earlier is not None:
-            self.local.sagemaker.forget_rollout(earlier.arn)
+        backend.endpoints.pop(name, None)
         if state == "none":
             return
         model, config = f"{name}-earlier-model", f"{name}-earlier-config"

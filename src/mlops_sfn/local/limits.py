@@ -19,6 +19,7 @@ from .motoport import (
     ValidationException,
     s3control_backends,
 )
+from .policy_evaluation import listed
 
 # "States.ALL ... can't catch the States.DataLimitExceeded terminal error or the Runtime error
 # types" ("Handling errors in Step Functions workflows", Step Functions guide, Error names); moto's
@@ -132,10 +133,6 @@ _EXACT = ("StringEquals", "StringEqualsIgnoreCase", "StringLike", "ArnEquals", "
 _PUT_POLICY = S3Backend.put_bucket_policy
 
 
-def _listed(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
 def _fixed(values: list[Any]) -> bool:
     return all("*" not in str(value) and "?" not in str(value) for value in values)
 
@@ -144,7 +141,7 @@ def _limited(condition: dict[str, Any]) -> bool:
     """Whether a statement's Condition holds it to fixed values of the keys S3 accepts as limits."""
     for operator, keys in condition.items():
         for key, values in keys.items():
-            values = _listed(values)
+            values = listed(values)
             if operator in _EXACT and key.lower() in _FIXED_KEYS and _fixed(values):
                 return True
             cidrs = operator == "IpAddress" and key.lower() == "aws:sourceip"
@@ -157,13 +154,13 @@ def public_statements(policy: dict[str, Any]) -> list[str]:
     """The Sids (or indexes) of the statements that make a bucket policy public in S3's sense."""
     found = []
     statements = policy.get("Statement", [])
-    for index, statement in enumerate(_listed(statements)):
+    for index, statement in enumerate(listed(statements)):
         if statement.get("Effect") != "Allow":
             continue
         principal = statement.get("Principal")
         anyone = "NotPrincipal" in statement or principal == "*"
         if isinstance(principal, dict):
-            anyone = anyone or not all(_fixed(_listed(values)) for values in principal.values())
+            anyone = anyone or not all(_fixed(listed(values)) for values in principal.values())
         if anyone and not _limited(statement.get("Condition", {})):
             found.append(str(statement.get("Sid", f"#{index}")))
     return found

@@ -142,21 +142,22 @@ def _matching(
     return None
 
 
-def _listed(value: Any) -> list[Any]:
+def listed(value: Any) -> list[Any]:
+    """A policy element's value as a list: Action, Resource, Principal values, condition values."""
     return value if isinstance(value, list) else [value]
 
 
 def _applies(statement: Mapping[str, Any], request: Request, resource_based: bool, named_only: bool = False) -> bool:
     if "Action" in statement:
-        acts = any(_like(pattern, request.action, ignore_case=True) for pattern in _listed(statement["Action"]))
+        acts = any(_like(pattern, request.action, ignore_case=True) for pattern in listed(statement["Action"]))
     else:
-        acts = not any(_like(pattern, request.action, ignore_case=True) for pattern in _listed(statement["NotAction"]))
+        acts = not any(_like(pattern, request.action, ignore_case=True) for pattern in listed(statement["NotAction"]))
     if not acts:
         return False
     if "Resource" in statement:
-        on = any(_like(pattern, request.resource) for pattern in _listed(statement["Resource"]))
+        on = any(_like(pattern, request.resource) for pattern in listed(statement["Resource"]))
     elif "NotResource" in statement:
-        on = not any(_like(pattern, request.resource) for pattern in _listed(statement["NotResource"]))
+        on = not any(_like(pattern, request.resource) for pattern in listed(statement["NotResource"]))
     else:
         on = resource_based  # a resource policy's statement is about the resource it is attached to
     if not on:
@@ -169,7 +170,7 @@ def _applies(statement: Mapping[str, Any], request: Request, resource_based: boo
         if not named:
             return False
     return all(
-        _holds(operator, key, _listed(values), request.context)
+        _holds(operator, key, listed(values), request.context)
         for operator, keys in statement.get("Condition", {}).items()
         for key, values in keys.items()
     )
@@ -180,7 +181,7 @@ def _principal(element: Any, caller: str, accounts: bool = True) -> bool:
     if element == "*":
         return True
     for kind, values in element.items():
-        for value in _listed(values):
+        for value in listed(values):
             if kind == "Service" and value == caller:
                 return True
             if kind == "AWS" and (value in ("*", caller) or (accounts and _whole_account(value, caller))):
@@ -246,7 +247,7 @@ def _holds(operator: str, key: str, values: list[Any], context: Mapping[str, Any
         raise NotImplementedError(f"policy variables ({values}) are not modelled by the local AWS")
     if found is None:
         return if_exists or negated or qualifier == "ForAllValues"
-    seen = _listed(found)
+    seen = listed(found)
 
     def one(value: Any) -> bool:
         return negated != any(compare(pattern, str(value)) for pattern in values)
